@@ -1,0 +1,169 @@
+#include "agent/cli/pull_command.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cstdio>
+#include <iostream>
+
+#include "agent/cli/args.h"
+#include "agent/cli/exit_codes.h"
+#include "agent/cli/progress.h"
+#include "base/log.h"
+#include "base/random.h"
+#include "puller/http/curl_http_client.h"
+#include "puller/image_puller.h"
+#include "puller/store/oci_layout.h"
+#include "resolver/system_resolver.h"
+
+namespace pullagent::agent {
+namespace {
+
+constexpr const char* kUsage = R"(usage: pullagent pull IMAGE --dest DIR [options]
+
+Pulls IMAGE into the OCI image layout DIR (blobs verified, resumable).
+
+options:
+  --dest DIR              OCI image layout to write (created if missing)
+  --creds USER:PASS       registry credentials (Basic, or for the token server)
+  --username USER --password-stdin
+                          the same, with the password read from standard input
+  --ca FILE               PEM CA trusted in addition to the system CAs
+  --platform OS/ARCH[/V]  platform to select from an index (default linux/amd64)
+  --insecure              plain HTTP (only for a registry without TLS)
+  --concurrency N         blobs downloaded at once (default 4)
+  --connect-timeout S     per-connection connect timeout (default 15)
+  --stall-timeout S       abandon a transfer after S seconds without data (default 30)
+  --retries N             attempts without progress before giving up (default 6)
+  --deadline S            give up the whole pull after S seconds (default none)
+  --log-level LEVEL       trace, debug, info (default), warn, error
+)";
+
+Result<int> parsePositive(const ParsedArgs& args, const std::string& name, int fallback) {
+  auto text = args.option(name);
+  if (!text) return fallback;
+  int value = 0;
+  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || ptr != text->data() + text->size() || value <= 0) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     "--" + name + " needs a positive whole number, got \"" + *text + "\"");
+  }
+  return value;
+}
+
+Result<puller::RegistryCredentials> credentialsFrom(const ParsedArgs& args) {
+  puller::RegistryCredentials credentials;
+  if (auto creds = args.option("creds")) {
+    auto colon = creds->find(':');
+    if (colon == std::string::npos || colon == 0) {
+      return makeError(ErrorCode::kInvalidArgument, "--creds needs USER:PASS");
+    }
+    credentials.username = creds->substr(0, colon);
+    credentials.password = Secret(creds->substr(colon + 1));
+  }
+  if (args.flag("password-stdin")) {
+    auto user = args.option("username");
+    if (!user) return makeError(ErrorCode::kInvalidArgument, "--password-stdin needs --username");
+    std::string password;
+    std::getline(std::cin, password);
+    credentials.username = *user;
+    credentials.password = Secret(password);
+  }
+  return credentials;
+}
+
+int fail(const Error& error) {
+  spdlog::error("pull failed: {}", error.describe());
+  return exitCodeFor(error);
+}
+
+}  // namespace
+
+int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env) {
+  auto parsed = parseArgs(argv,
+                          {"dest", "creds", "username", "ca", "platform", "concurrency",
+                           "connect-timeout", "stall-timeout", "retries", "deadline", "log-level"},
+                          {"insecure", "password-stdin", "help"});
+  if (!parsed || parsed->flag("help") || parsed->positionals.size() != 1 ||
+      !parsed->option("dest")) {
+    if (!parsed) std::cerr << "pullagent pull: " << parsed.error().message << "\n";
+    std::cerr << kUsage;
+    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
+  }
+  const ParsedArgs& args = parsed.value();
+  auto level = spdlog::level::from_str(args.option("log-level").value_or("info"));
+  initLogging(LogFormat::kText, level);
+
+  auto ref = puller::ImageRef::parse(args.positionals[0]);
+  if (!ref) return fail(ref.error());
+  puller::PullOptions options;
+  if (auto text = args.option("platform")) {
+    auto platform = puller::Platform::parse(*text);
+    if (!platform) return fail(platform.error());
+    options.platform = platform.value();
+  }
+  auto concurrency = parsePositive(args, "concurrency", 4);
+  auto connect_timeout = parsePositive(args, "connect-timeout", 15);
+  auto stall_timeout = parsePositive(args, "stall-timeout", 30);
+  auto retries = parsePositive(args, "retries", 6);
+  auto deadline = parsePositive(args, "deadline", 0);
+  for (const auto* value : {&concurrency, &connect_timeout, &stall_timeout, &retries, &deadline}) {
+    if (!*value) return fail(value->error());
+  }
+  options.concurrency = concurrency.value();
+  auto credentials = credentialsFrom(args);
+  if (!credentials) return fail(credentials.error());
+
+  SystemClock clock;
+  SystemRandom random;
+  resolver::SystemResolver resolver;
+  puller::HttpClientOptions http_options;
+  http_options.resolver = &resolver;
+  http_options.extra_ca_file = args.option("ca");
+  http_options.connect_timeout = std::chrono::seconds(connect_timeout.value());
+  http_options.stall_timeout = std::chrono::seconds(stall_timeout.value());
+  auto http = puller::CurlHttpClient::create(http_options);
+  if (!http) return fail(http.error());
+
+  auto store = puller::ContentStore::open(*args.option("dest"));
+  if (!store) return fail(store.error());
+
+  puller::TokenCache tokens(clock);
+  const bool insecure = args.flag("insecure");
+  puller::Authorizer authorizer(**http, clock, tokens, credentials.value(), insecure);
+  puller::RetryPolicy policy;
+  policy.max_attempts = retries.value();
+  puller::RegistryClient registry(**http, authorizer, clock, random, policy,
+                                  {insecure ? "http" : "https", ref->apiHost(), ref->repository});
+  PullProgress progress(clock, env.stderr_is_terminal);
+  puller::ImagePuller image_puller(registry, **store, &progress);
+
+  Context ctx{&clock, env.stop, std::nullopt};
+  if (args.option("deadline")) ctx.deadline = clock.now() + std::chrono::seconds(deadline.value());
+  spdlog::info("Pulling image {}", ref->str());
+  const auto started = clock.now();
+  auto image = image_puller.pull(ref.value(), options, ctx);
+  progress.finish();
+  if (!image) return fail(image.error());
+
+  const std::string ref_name = ref->tag ? *ref->tag : image->manifest.digest.str();
+  if (auto status = puller::recordInOciLayout((*store)->root(), image->manifest, ref_name,
+                                              ref->str());
+      !status) {
+    return fail(status.error());
+  }
+  auto seconds = std::chrono::duration<double>(clock.now() - started).count();
+  spdlog::info("Pull image successful, time taken {:.2f} s", seconds);
+  std::printf(
+      "pulled %s\n  digest:     %s\n  media type: %s\n  layers:     %zu (%d downloaded, %d "
+      "already present)\n  downloaded: %s (%lld bytes transferred)\n  time:       %.2f s\n  "
+      "layout:     %s (ref name %s)\n",
+      ref->str().c_str(), image->manifest.digest.str().c_str(),
+      image->manifest.media_type.c_str(), image->layers.size(), image->blobs_downloaded,
+      image->blobs_present, humanBytes(image->bytes_downloaded).c_str(),
+      static_cast<long long>(progress.bytesTransferred()), seconds, args.option("dest")->c_str(),
+      ref_name.c_str());
+  return kExitOk;
+}
+
+}  // namespace pullagent::agent

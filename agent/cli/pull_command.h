@@ -1,0 +1,18 @@
+#pragma once
+
+#include <stop_token>
+#include <string>
+#include <vector>
+
+namespace pullagent::agent {
+
+struct ProcessEnvironment {
+  bool stderr_is_terminal = false;
+  std::stop_token stop;  // requested on SIGINT / SIGTERM
+};
+
+// `pullagent pull IMAGE --dest DIR ...`: pulls an image into an OCI image layout. Returns the
+// process exit code (see exit_codes.h).
+int runPullCommand(const std::vector<std::string>& args, const ProcessEnvironment& env);
+
+}  // namespace pullagent::agent

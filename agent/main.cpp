@@ -1,0 +1,56 @@
+// pullagent: thin entry point. Parses the subcommand, sets up process-wide state (signals,
+// terminal detection) and hands over to the command.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <iostream>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/cli/exit_codes.h"
+#include "agent/cli/pull_command.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: pullagent COMMAND [options]
+
+commands:
+  pull IMAGE --dest DIR    pull an image into an OCI image layout (pullagent pull --help)
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::cerr << kUsage;
+    return args.empty() ? pullagent::agent::kExitUsage : pullagent::agent::kExitOk;
+  }
+
+  // SIGINT/SIGTERM become a stop request that every blocking call observes; a dedicated thread
+  // waits for them so no work happens in a signal handler.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::stop_source stop;
+  std::jthread signal_waiter([&stop, signals] {
+    int received = 0;
+    if (sigwait(&signals, &received) == 0) stop.request_stop();
+  });
+  signal_waiter.detach();
+
+  pullagent::agent::ProcessEnvironment env;
+  env.stderr_is_terminal = ::isatty(STDERR_FILENO) != 0;
+  env.stop = stop.get_token();
+
+  const std::string command = args[0];
+  args.erase(args.begin());
+  if (command == "pull") return pullagent::agent::runPullCommand(args, env);
+  std::cerr << "pullagent: unknown command \"" << command << "\"\n" << kUsage;
+  return pullagent::agent::kExitUsage;
+}

@@ -1,0 +1,65 @@
+#include "base/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+namespace pullagent {
+
+Error errnoError(int err, std::string_view operation, const std::filesystem::path& path) {
+  ErrorCode code = ErrorCode::kInternal;
+  if (err == ENOSPC || err == EDQUOT) code = ErrorCode::kResourceExhausted;
+  if (err == EACCES || err == EPERM || err == EROFS) code = ErrorCode::kPermissionDenied;
+  if (err == ENOENT) code = ErrorCode::kNotFound;
+  return makeError(code,
+                   std::string(operation) + " " + path.string() + ": " + std::strerror(err), err);
+}
+
+Status syncDirectory(const std::filesystem::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errnoError(errno, "open directory", dir);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return errnoError(err, "fsync directory", dir);
+  return {};
+}
+
+Status writeFileAtomic(const std::filesystem::path& path, std::string_view content) {
+  auto tmp = path;
+  tmp += ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return errnoError(errno, "create", tmp);
+  const char* data = content.data();
+  size_t left = content.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, data, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return errnoError(err, "write", tmp);
+    }
+    data += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return errnoError(err, "fsync", tmp);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return errnoError(err, "rename", path);
+  }
+  return syncDirectory(path.parent_path().empty() ? "." : path.parent_path());
+}
+
+}  // namespace pullagent

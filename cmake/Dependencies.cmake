@@ -1,0 +1,16 @@
+# Every dependency comes from a Debian 12 package (scripts/packages-build.txt).
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl>=7.88)
+pkg_check_modules(CARES REQUIRED IMPORTED_TARGET libcares>=1.18)
+find_package(OpenSSL 3 REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(LibArchive 3.6 REQUIRED)
+find_package(spdlog 1.10 REQUIRED)
+find_package(fmt REQUIRED)
+find_package(Threads REQUIRED)
+
+# One helper for every module library: C++20, our warnings, optional sanitizers.
+function(pullagent_module target)
+  target_link_libraries(${target} PRIVATE pullagent_warnings PUBLIC pullagent_sanitizers)
+  target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR})
+endfunction()

@@ -1,0 +1,228 @@
+#include "puller/auth/authorizer.h"
+
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include <ctime>
+
+#include "base/redact.h"
+#include "puller/http/redirects.h"
+#include "puller/registry/registry_errors.h"
+
+namespace pullagent::puller {
+namespace {
+
+constexpr size_t kMaxTokenBody = 1024 * 1024;
+constexpr std::chrono::seconds kMinTokenLifetime{60};  // distribution's minimum (token spec)
+
+std::string base64(std::string_view raw) {
+  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(raw.data()),
+                          static_cast<int>(raw.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+Secret basicHeader(const RegistryCredentials& credentials) {
+  return Secret("Basic " +
+                base64(credentials.username + ":" + credentials.password.revealForWire()));
+}
+
+// RFC 3339 "2024-01-02T03:04:05Z" or with fractional seconds / offset; nullopt when unreadable.
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text) {
+  std::tm parts{};
+  const char* rest = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &parts);
+  if (rest == nullptr) return std::nullopt;
+  if (*rest == '.') {
+    ++rest;
+    while (*rest >= '0' && *rest <= '9') ++rest;
+  }
+  long offset_seconds = 0;
+  if (*rest == 'Z' || *rest == 'z') {
+    ++rest;
+  } else if (*rest == '+' || *rest == '-') {
+    int hours = 0;
+    int minutes = 0;
+    if (std::sscanf(rest + 1, "%2d:%2d", &hours, &minutes) != 2) return std::nullopt;
+    offset_seconds = (hours * 3600L + minutes * 60L) * (*rest == '+' ? 1 : -1);
+    rest += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (*rest != '\0') return std::nullopt;
+  return std::chrono::system_clock::from_time_t(::timegm(&parts) - offset_seconds);
+}
+
+const Challenge* preferred(const std::vector<Challenge>& challenges) {
+  // Bearer over Basic, as containerd does; anything else we cannot answer.
+  for (const char* scheme : {"bearer", "basic"}) {
+    for (const auto& challenge : challenges) {
+      if (challenge.scheme == scheme) return &challenge;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Authorizer::Authorizer(HttpClient& http, const Clock& clock, TokenCache& cache,
+                       RegistryCredentials credentials, bool insecure_registry)
+    : http_(http),
+      clock_(clock),
+      cache_(cache),
+      credentials_(std::move(credentials)),
+      insecure_registry_(insecure_registry) {}
+
+Result<std::optional<Secret>> Authorizer::authorize(const Url& target, const std::string& scope,
+                                                    const Context& ctx) {
+  std::optional<Challenge> challenge;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = challenges_.find(target.origin());
+    if (it != challenges_.end()) challenge = it->second;
+  }
+  if (!challenge) return std::optional<Secret>();
+  if (challenge->scheme == "basic") return std::optional<Secret>(basicHeader(credentials_));
+  auto token = bearerToken(target, *challenge, scope, ctx);
+  if (!token) return token.error();
+  return std::optional<Secret>(Secret("Bearer " + token->revealForWire()));
+}
+
+Status Authorizer::onUnauthorized(const Url& target, const HttpResponseHead& response,
+                                  const std::string& scope, const std::optional<Secret>& sent) {
+  auto challenges = parseChallenges(response.headerValues("WWW-Authenticate"));
+  const Challenge* chosen = preferred(challenges);
+  if (chosen == nullptr) {
+    return makeError(ErrorCode::kUnauthenticated,
+                     target.hostPort() +
+                         " answered 401 without a Bearer or Basic challenge; cannot authenticate");
+  }
+  if (chosen->scheme == "basic" && credentials_.empty()) {
+    return makeError(ErrorCode::kUnauthenticated,
+                     target.hostPort() +
+                         " requires a username and password (Basic auth); none were given");
+  }
+  if (chosen->scheme == "basic" && sent) {
+    return makeError(ErrorCode::kUnauthenticated,
+                     target.hostPort() + " rejected the username and password for user \"" +
+                         credentials_.username + "\"; check the credentials");
+  }
+  if (chosen->scheme == "bearer" && sent && sent->revealForWire().starts_with("Bearer ")) {
+    // The token was refused (expired early, revoked): the next authorize() fetches a new one.
+    cache_.invalidate(cacheKey(target, *chosen, scope),
+                      Secret(sent->revealForWire().substr(std::string_view("Bearer ").size())));
+  }
+  std::lock_guard lock(mutex_);
+  challenges_[target.origin()] = *chosen;
+  return {};
+}
+
+std::string Authorizer::cacheKey(const Url& target, const Challenge& challenge,
+                                 const std::string& scope) const {
+  std::vector<std::string> scopes{scope};
+  return TokenCache::key(target.hostPort(), challenge.param("service").value_or(""), scopes);
+}
+
+Result<Secret> Authorizer::bearerToken(const Url& target, const Challenge& challenge,
+                                       const std::string& scope, const Context& ctx) {
+  auto realm_text = challenge.param("realm");
+  if (!realm_text || realm_text->empty()) {
+    return makeError(ErrorCode::kProtocol,
+                     target.hostPort() + " sent a Bearer challenge without a realm");
+  }
+  auto realm = Url::parse(*realm_text);
+  if (!realm) return realm.error().context("bearer realm of " + target.hostPort());
+  // Credentials travel to the realm: never in clear text, unless the user explicitly declared
+  // this registry plain-HTTP and the realm is on the registry's own host.
+  if (realm->scheme != "https" && !(insecure_registry_ && realm->host == target.host)) {
+    return makeError(ErrorCode::kUntrusted, "refusing token realm " + redactUrl(realm->str()) +
+                                                " of " + target.hostPort() + ": not https");
+  }
+
+  const std::string key = cacheKey(target, challenge, scope);
+  if (auto cached = cache_.get(key)) return *cached;
+
+  std::shared_ptr<std::mutex> fetch_lock;
+  {
+    std::lock_guard lock(mutex_);
+    auto& slot = fetching_[key];
+    if (!slot) slot = std::make_shared<std::mutex>();
+    fetch_lock = slot;
+  }
+  // Concurrent layer downloads needing the same token wait for one fetch.
+  std::lock_guard fetch_guard(*fetch_lock);
+  if (auto cached = cache_.get(key)) return *cached;
+
+  std::chrono::seconds lifetime{0};
+  auto token = fetchToken(target, realm.value(), challenge.param("service").value_or(""), scope,
+                          lifetime, ctx);
+  if (!token) return token.error();
+  cache_.put(key, token.value(), lifetime);
+  return token;
+}
+
+Result<Secret> Authorizer::fetchToken(const Url& target, const Url& realm,
+                                      const std::string& service, const std::string& scope,
+                                      std::chrono::seconds& lifetime, const Context& ctx) {
+  std::string url = realm.str();
+  url += realm.target.find('?') == std::string::npos ? "?" : "&";
+  url += "service=" + urlEncode(service) + "&scope=" + urlEncode(scope);
+  HttpRequest request;
+  request.url = url;
+  request.max_body = kMaxTokenBody;
+  if (!credentials_.empty()) {
+    // distribution's client adds account=<user>; token servers use it for logging only.
+    request.url += "&account=" + urlEncode(credentials_.username);
+    request.authorization = basicHeader(credentials_);
+  }
+  spdlog::debug("requesting a token for {} from {}", scope, redactUrl(realm.str()));
+  auto response = sendFollowingRedirects(http_, request, ctx);
+  if (!response) return response.error().context("token request to " + realm.hostPort());
+  if (response->status == 401 || response->status == 403) {
+    return makeError(ErrorCode::kUnauthenticated,
+                     credentials_.empty()
+                         ? "token server " + realm.hostPort() + " refused anonymous access to " +
+                               scope + " on " + target.hostPort() + "; credentials are needed"
+                         : "token server " + realm.hostPort() + " rejected the credentials of " +
+                               "user \"" + credentials_.username + "\" for " + scope +
+                               "; check the username and password");
+  }
+  if (response->status != 200) {
+    return registryError(response.value(), "token request to " + realm.hostPort(),
+                         clock_.wallNow());
+  }
+  auto json = nlohmann::json::parse(response->body, nullptr, false);
+  if (!json.is_object()) {
+    return makeError(ErrorCode::kProtocol,
+                     "token server " + realm.hostPort() + " answered with invalid JSON");
+  }
+  std::string token;
+  for (const char* field : {"access_token", "token"}) {
+    if (json.contains(field) && json[field].is_string() && !json[field].get<std::string>().empty()) {
+      token = json[field].get<std::string>();
+      break;
+    }
+  }
+  if (token.empty()) {
+    return makeError(ErrorCode::kProtocol,
+                     "token server " + realm.hostPort() + " answered without a token");
+  }
+  lifetime = kMinTokenLifetime;
+  if (json.contains("expires_in") && json["expires_in"].is_number_integer()) {
+    lifetime = std::max(kMinTokenLifetime, std::chrono::seconds(json["expires_in"].get<long>()));
+  }
+  if (json.contains("issued_at") && json["issued_at"].is_string()) {
+    if (auto issued = parseRfc3339(json["issued_at"].get<std::string>())) {
+      auto left = std::chrono::duration_cast<std::chrono::seconds>(*issued + lifetime -
+                                                                   clock_.wallNow());
+      // A skewed clock must not make every token look expired: trust expires_in then.
+      if (left.count() > 0 && left < lifetime) lifetime = left;
+    }
+  }
+  return Secret(std::move(token));
+}
+
+}  // namespace pullagent::puller

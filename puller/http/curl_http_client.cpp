@@ -1,0 +1,334 @@
+#include "puller/http/curl_http_client.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+
+#include <array>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <vector>
+
+#include "base/redact.h"
+#include "base/unique_handle.h"
+#include "puller/http/curl_errors.h"
+#include "puller/http/url.h"
+
+namespace pullagent::puller {
+namespace {
+
+using CurlEasy = UniqueHandle<CURL, curl_easy_cleanup>;
+using CurlShare = UniqueHandle<CURLSH, curl_share_cleanup>;
+using CurlSlist = UniqueHandle<curl_slist, curl_slist_free_all>;
+
+bool isNumericAddress(const std::string& host) {
+  std::array<unsigned char, sizeof(in6_addr)> buffer{};
+  return ::inet_pton(AF_INET, host.c_str(), buffer.data()) == 1 ||
+         ::inet_pton(AF_INET6, host.c_str(), buffer.data()) == 1;
+}
+
+Result<std::string> readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return makeError(ErrorCode::kInvalidArgument, "cannot read CA file " + path);
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+// Per-transfer state that curl's C callbacks reach through their void* argument.
+struct Transfer {
+  const HttpRequest* request = nullptr;
+  const Context* ctx = nullptr;
+  HttpResponse response;
+  bool head_delivered = false;
+  bool streaming = false;
+  std::optional<Error> callback_error;  // set by a callback that aborted the transfer
+
+  bool success() const { return response.status >= 200 && response.status < 300; }
+
+  Status deliverHead() {
+    head_delivered = true;
+    streaming = success() && request->on_body != nullptr;
+    if (success() && request->on_head) return request->on_head(response);
+    return {};
+  }
+
+  Status onHeaderLine(std::string_view line) {
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+    if (line.starts_with("HTTP/")) {
+      // A new status line (after 100 Continue or an informational answer) starts over.
+      response.headers.clear();
+      auto space = line.find(' ');
+      response.status = space == std::string_view::npos ? 0 : std::atoi(line.data() + space + 1);
+      return {};
+    }
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos) return {};
+    auto value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    response.headers.push_back({std::string(line.substr(0, colon)), std::string(value)});
+    return {};
+  }
+
+  Status onBody(std::string_view chunk) {
+    if (!head_delivered) {
+      if (auto status = deliverHead(); !status) return status;
+    }
+    if (streaming) return request->on_body(chunk);
+    size_t cap = success() ? request->max_body : kMaxErrorBody;
+    if (response.body.size() + chunk.size() > cap) {
+      if (success()) {
+        return makeError(ErrorCode::kResourceExhausted,
+                         "response body larger than the " + std::to_string(cap) + "-byte limit");
+      }
+      // Error texts are only for humans: keep the first 64 KiB, drop the rest.
+      response.body.append(chunk.substr(0, cap - response.body.size()));
+      return {};
+    }
+    response.body.append(chunk);
+    return {};
+  }
+};
+
+extern "C" size_t headerTrampoline(char* data, size_t size, size_t count, void* user) noexcept {
+  auto* transfer = static_cast<Transfer*>(user);
+  try {
+    if (auto status = transfer->onHeaderLine({data, size * count}); !status) {
+      transfer->callback_error = status.error();
+      return 0;
+    }
+  } catch (...) {
+    transfer->callback_error = makeError(ErrorCode::kInternal, "exception in header callback");
+    return 0;
+  }
+  return size * count;
+}
+
+extern "C" size_t writeTrampoline(char* data, size_t size, size_t count, void* user) noexcept {
+  auto* transfer = static_cast<Transfer*>(user);
+  try {
+    if (auto status = transfer->onBody({data, size * count}); !status) {
+      transfer->callback_error = status.error();
+      return CURL_WRITEFUNC_ERROR;
+    }
+  } catch (...) {
+    transfer->callback_error = makeError(ErrorCode::kInternal, "exception in body callback");
+    return CURL_WRITEFUNC_ERROR;
+  }
+  return size * count;
+}
+
+extern "C" int progressTrampoline(void* user, curl_off_t, curl_off_t, curl_off_t,
+                                  curl_off_t) noexcept {
+  auto* transfer = static_cast<Transfer*>(user);
+  if (auto status = transfer->ctx->check(); !status) {
+    transfer->callback_error = status.error();
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+struct CurlHttpClient::Impl {
+  HttpClientOptions options;
+  std::string ca_blob;  // system CAs + the extra CA, when an extra CA is configured
+  CurlShare share;
+  std::array<std::mutex, CURL_LOCK_DATA_LAST> share_locks;
+  std::mutex pool_mutex;
+  std::vector<CurlEasy> idle;
+
+  static void lockShare(CURL*, curl_lock_data data, curl_lock_access, void* user) noexcept {
+    static_cast<Impl*>(user)->share_locks[static_cast<size_t>(data)].lock();
+  }
+  static void unlockShare(CURL*, curl_lock_data data, void* user) noexcept {
+    static_cast<Impl*>(user)->share_locks[static_cast<size_t>(data)].unlock();
+  }
+
+  CurlEasy acquire() {
+    std::lock_guard lock(pool_mutex);
+    if (!idle.empty()) {
+      CurlEasy easy = std::move(idle.back());
+      idle.pop_back();
+      curl_easy_reset(easy.get());
+      return easy;
+    }
+    return CurlEasy(curl_easy_init());
+  }
+
+  void release(CurlEasy easy) {
+    std::lock_guard lock(pool_mutex);
+    idle.push_back(std::move(easy));
+  }
+
+  Status configure(CURL* easy, const HttpRequest& request, const Url& url, Transfer& transfer,
+                   curl_slist* headers, curl_slist* pins, char* error_buffer) {
+    auto set = [&](CURLoption option, auto value, const char* name) {
+      return checkSetopt(curl_easy_setopt(easy, option, value), name);
+    };
+    const long connect_ms = static_cast<long>(options.connect_timeout.count());
+    const long stall_s = static_cast<long>(options.stall_timeout.count());
+    for (auto status : {
+             set(CURLOPT_URL, request.url.c_str(), "URL"),
+             set(CURLOPT_SHARE, share.get(), "SHARE"),
+             set(CURLOPT_ERRORBUFFER, error_buffer, "ERRORBUFFER"),
+             set(CURLOPT_NOSIGNAL, 1L, "NOSIGNAL"),
+             set(CURLOPT_PROTOCOLS_STR, "http,https", "PROTOCOLS_STR"),
+             set(CURLOPT_FOLLOWLOCATION, 0L, "FOLLOWLOCATION"),
+             set(CURLOPT_SSL_VERIFYPEER, 1L, "SSL_VERIFYPEER"),
+             set(CURLOPT_SSL_VERIFYHOST, 2L, "SSL_VERIFYHOST"),
+             set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS), "HTTP_VERSION"),
+             set(CURLOPT_CONNECTTIMEOUT_MS, connect_ms, "CONNECTTIMEOUT_MS"),
+             set(CURLOPT_LOW_SPEED_LIMIT, 1L, "LOW_SPEED_LIMIT"),
+             set(CURLOPT_LOW_SPEED_TIME, stall_s, "LOW_SPEED_TIME"),
+             set(CURLOPT_USERAGENT, options.user_agent.c_str(), "USERAGENT"),
+             set(CURLOPT_HTTPHEADER, headers, "HTTPHEADER"),
+             set(CURLOPT_RESOLVE, pins, "RESOLVE"),
+             set(CURLOPT_HEADERFUNCTION, headerTrampoline, "HEADERFUNCTION"),
+             set(CURLOPT_HEADERDATA, &transfer, "HEADERDATA"),
+             set(CURLOPT_WRITEFUNCTION, writeTrampoline, "WRITEFUNCTION"),
+             set(CURLOPT_WRITEDATA, &transfer, "WRITEDATA"),
+             set(CURLOPT_XFERINFOFUNCTION, progressTrampoline, "XFERINFOFUNCTION"),
+             set(CURLOPT_XFERINFODATA, &transfer, "XFERINFODATA"),
+             set(CURLOPT_NOPROGRESS, 0L, "NOPROGRESS"),
+         }) {
+      if (!status) return status;
+    }
+    if (!ca_blob.empty()) {
+      curl_blob blob{ca_blob.data(), ca_blob.size(), CURL_BLOB_NOCOPY};
+      if (auto status = set(CURLOPT_CAINFO_BLOB, &blob, "CAINFO_BLOB"); !status) return status;
+    }
+    if (request.method == "HEAD") {
+      if (auto status = set(CURLOPT_NOBODY, 1L, "NOBODY"); !status) return status;
+    } else if (request.method == "POST") {
+      for (auto status : {set(CURLOPT_POST, 1L, "POST"),
+                          set(CURLOPT_POSTFIELDS, request.body.c_str(), "POSTFIELDS"),
+                          set(CURLOPT_POSTFIELDSIZE_LARGE,
+                              static_cast<curl_off_t>(request.body.size()), "POSTFIELDSIZE")}) {
+        if (!status) return status;
+      }
+    } else if (request.method != "GET") {
+      if (auto status = set(CURLOPT_CUSTOMREQUEST, request.method.c_str(), "CUSTOMREQUEST");
+          !status) {
+        return status;
+      }
+    }
+    (void)url;
+    return {};
+  }
+};
+
+Result<std::unique_ptr<CurlHttpClient>> CurlHttpClient::create(HttpClientOptions options) {
+  static std::once_flag global_init;
+  std::call_once(global_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (options.resolver == nullptr) {
+    return makeError(ErrorCode::kInternal, "CurlHttpClient needs a HostResolver");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+
+  if (impl->options.extra_ca_file) {
+    // CURLOPT_CAINFO would replace the system store; a blob of both keeps public CAs working
+    // (blob storage redirects) while trusting the private registry's CA.
+    auto extra = readFile(*impl->options.extra_ca_file);
+    if (!extra) return extra.error();
+    CurlEasy probe(curl_easy_init());
+    char* system_ca = nullptr;
+    if (probe && curl_easy_getinfo(probe.get(), CURLINFO_CAINFO, &system_ca) == CURLE_OK &&
+        system_ca != nullptr) {
+      if (auto system = readFile(system_ca); system) impl->ca_blob = system.value() + "\n";
+    }
+    impl->ca_blob += extra.value();
+  }
+
+  impl->share.reset(curl_share_init());
+  if (!impl->share) return makeError(ErrorCode::kResourceExhausted, "curl_share_init failed");
+  CURLSH* share = impl->share.get();
+  curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Impl::lockShare);
+  curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Impl::unlockShare);
+  curl_share_setopt(share, CURLSHOPT_USERDATA, impl.get());
+  for (auto data : {CURL_LOCK_DATA_CONNECT, CURL_LOCK_DATA_SSL_SESSION}) {
+    if (curl_share_setopt(share, CURLSHOPT_SHARE, data) != CURLSHE_OK) {
+      return makeError(ErrorCode::kInternal, "curl_share_setopt(SHARE) failed");
+    }
+  }
+  return std::unique_ptr<CurlHttpClient>(new CurlHttpClient(std::move(impl)));
+}
+
+CurlHttpClient::CurlHttpClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+CurlHttpClient::~CurlHttpClient() {
+  // Easy handles must go before the share they point to.
+  impl_->idle.clear();
+}
+
+Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Context& ctx) {
+  if (auto status = ctx.check(); !status) return status.error();
+  auto url = Url::parse(request.url);
+  if (!url) return url.error();
+  const std::string what = request.method + " " + redactUrl(request.url);
+
+  // Pin the resolver's answer into curl: curl connects to these addresses while the URL keeps
+  // the host name, so SNI and certificate verification still check the name.
+  CurlSlist pins;
+  std::string tried = url->host;
+  if (!isNumericAddress(url->host)) {
+    auto addresses = impl_->options.resolver->resolve(url->host, ctx);
+    if (!addresses) return addresses.error().context(what);
+    std::string entry = url->host + ":" + std::to_string(url->port) + ":";
+    tried.clear();
+    for (size_t i = 0; i < addresses->size(); ++i) {
+      const auto& address = (*addresses)[i];
+      std::string formatted = address.find(':') != std::string::npos ? "[" + address + "]" : address;
+      entry += (i > 0 ? "," : "") + formatted;
+      tried += (i > 0 ? ", " : "") + formatted;
+    }
+    pins.reset(curl_slist_append(nullptr, entry.c_str()));
+  }
+
+  CurlSlist headers;
+  auto append = [&](const std::string& line) {
+    curl_slist* next = curl_slist_append(headers.get(), line.c_str());
+    if (next != nullptr) {
+      (void)headers.release();
+      headers.reset(next);
+    }
+  };
+  append("Expect:");  // no 100-continue round trip for small form posts
+  for (const auto& header : request.headers) append(header.name + ": " + header.value);
+  if (request.authorization) append("Authorization: " + request.authorization->revealForWire());
+
+  CurlEasy easy = impl_->acquire();
+  if (!easy) return makeError(ErrorCode::kResourceExhausted, "curl_easy_init failed");
+  Transfer transfer;
+  transfer.request = &request;
+  transfer.ctx = &ctx;
+  std::array<char, CURL_ERROR_SIZE> error_buffer{};
+  if (auto status = impl_->configure(easy.get(), request, url.value(), transfer, headers.get(),
+                                     pins.get(), error_buffer.data());
+      !status) {
+    return status.error();
+  }
+
+  CURLcode code = curl_easy_perform(easy.get());
+  // The Authorization header lived in `headers`; wipe curl's pointer to it before reuse.
+  curl_easy_setopt(easy.get(), CURLOPT_HTTPHEADER, nullptr);
+  curl_easy_setopt(easy.get(), CURLOPT_RESOLVE, nullptr);
+  impl_->release(std::move(easy));
+
+  if (transfer.callback_error) return transfer.callback_error->context(what);
+  if (code != CURLE_OK) {
+    std::string detail = error_buffer.data();
+    if (code == CURLE_OPERATION_TIMEDOUT && transfer.response.status != 0) {
+      detail = "no data received for " + std::to_string(impl_->options.stall_timeout.count()) +
+               " s (stalled transfer)";
+    }
+    return curlError(code, what + " (" + url->host + " at " + tried + ")", detail);
+  }
+  if (!transfer.head_delivered) {
+    if (auto status = transfer.deliverHead(); !status) return status.error().context(what);
+  }
+  return std::move(transfer.response);
+}
+
+}  // namespace pullagent::puller

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/host_resolver.h"
+#include "puller/http/http_client.h"
+
+namespace pullagent::puller {
+
+struct HttpClientOptions {
+  HostResolver* resolver = nullptr;  // required: every host is resolved here and pinned into curl
+  // PEM file trusted in addition to the system CAs (a private registry's CA).
+  std::optional<std::string> extra_ca_file;
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(15)};
+  // A transfer that receives no byte for this long is abandoned (and resumed by the caller).
+  // Deliberately no total timeout: a multi-GB layer on a slow link is fine while bytes flow.
+  std::chrono::seconds stall_timeout{30};
+  std::string user_agent = "pullagent/0.1";
+};
+
+// HttpClient over libcurl: TLS verification always on, HTTP/2 when the server offers it,
+// connections and TLS sessions shared between threads, no redirects followed by curl.
+class CurlHttpClient final : public HttpClient {
+ public:
+  static Result<std::unique_ptr<CurlHttpClient>> create(HttpClientOptions options);
+  ~CurlHttpClient() override;
+
+  Result<HttpResponse> send(const HttpRequest& request, const Context& ctx) override;
+
+ private:
+  struct Impl;
+  explicit CurlHttpClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pullagent::puller

@@ -1,0 +1,211 @@
+#include "puller/registry/registry_client.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+#include "base/redact.h"
+#include "puller/http/redirects.h"
+#include "puller/registry/registry_errors.h"
+#include "puller/store/sha256.h"
+
+namespace pullagent::puller {
+namespace {
+
+// "bytes <start>-<end>/<total|*>": the start must be where we resume and the total (when
+// given) the blob's size; anything else would splice wrong bytes into the blob.
+Status checkContentRange(const std::optional<std::string>& header, int64_t offset, int64_t size) {
+  if (!header) {
+    return makeError(ErrorCode::kProtocol, "206 answer without Content-Range");
+  }
+  std::string_view value = *header;
+  if (!value.starts_with("bytes ")) {
+    return makeError(ErrorCode::kProtocol, "unexpected Content-Range \"" + *header + "\"");
+  }
+  value.remove_prefix(6);
+  int64_t start = -1;
+  int64_t end = -1;
+  auto dash = value.find('-');
+  auto slash = value.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) {
+    return makeError(ErrorCode::kProtocol, "malformed Content-Range \"" + *header + "\"");
+  }
+  auto number = [](std::string_view text, int64_t& out) {
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return ec == std::errc() && ptr == text.data() + text.size();
+  };
+  auto total = value.substr(slash + 1);
+  int64_t total_value = -1;
+  if (!number(value.substr(0, dash), start) || !number(value.substr(dash + 1, slash - dash - 1), end) ||
+      (total != "*" && !number(total, total_value))) {
+    return makeError(ErrorCode::kProtocol, "malformed Content-Range \"" + *header + "\"");
+  }
+  if (start != offset || end < start || end >= size || (total_value >= 0 && total_value != size)) {
+    return makeError(ErrorCode::kProtocol, "Content-Range \"" + *header + "\" does not match the " +
+                                               "request for bytes " + std::to_string(offset) +
+                                               "- of a " + std::to_string(size) + "-byte blob");
+  }
+  return {};
+}
+
+}  // namespace
+
+RegistryClient::RegistryClient(HttpClient& http, Authorizer& authorizer, Clock& clock,
+                               Random& random, RetryPolicy policy, RegistryEndpoint endpoint)
+    : http_(http),
+      authorizer_(authorizer),
+      clock_(clock),
+      random_(random),
+      policy_(policy),
+      endpoint_(std::move(endpoint)) {}
+
+std::string RegistryClient::url(const std::string& kind, const std::string& reference) const {
+  return endpoint_.scheme + "://" + endpoint_.host + "/v2/" + endpoint_.repository + "/" + kind +
+         "/" + reference;
+}
+
+Result<HttpResponse> RegistryClient::sendAuthorized(HttpRequest request, const Context& ctx) {
+  auto target = Url::parse(request.url);
+  if (!target) return target.error();
+  const std::string scope = "repository:" + endpoint_.repository + ":pull";
+  for (int round = 0; round < 2; ++round) {
+    auto authorization = authorizer_.authorize(target.value(), scope, ctx);
+    if (!authorization) return authorization.error();
+    request.authorization = authorization.value();
+    auto response = sendFollowingRedirects(http_, request, ctx);
+    if (!response || response->status != 401) return response;
+    if (round == 1) {
+      auto error = registryError(response.value(), "GET " + redactUrl(request.url), clock_.wallNow());
+      error.message += "; the registry refused the credentials it asked for: check that the "
+                       "user or identity may pull " + endpoint_.repository;
+      return error;
+    }
+    if (auto status = authorizer_.onUnauthorized(target.value(), response.value(), scope,
+                                                 request.authorization);
+        !status) {
+      return status.error();
+    }
+  }
+  return makeError(ErrorCode::kInternal, "unreachable");
+}
+
+Result<FetchedManifest> RegistryClient::fetchManifest(const std::string& reference,
+                                                      const std::optional<Digest>& expected,
+                                                      const Context& ctx) {
+  FetchedManifest fetched;
+  const std::string what = "manifest " + endpoint_.host + "/" + endpoint_.repository + ":" + reference;
+  auto status = retryLoop(policy_, clock_, random_, ctx, what, [&](int, bool&) -> Status {
+    HttpRequest request;
+    request.url = url("manifests", reference);
+    request.headers.push_back({"Accept", std::string(media_type::kManifestAccept)});
+    request.max_body = static_cast<size_t>(kMaxManifestSize);
+    auto response = sendAuthorized(request, ctx);
+    if (!response) return response.error().context(what);
+    if (response->status != 200) return registryError(response.value(), what, clock_.wallNow());
+    fetched.bytes = std::move(response->body);
+    auto content_type = response->header("Content-Type").value_or("");
+    fetched.media_type = content_type.substr(0, content_type.find(';'));
+    fetched.digest = Sha256::of(fetched.bytes);
+    if (expected && fetched.digest != *expected) {
+      return makeError(ErrorCode::kDigestMismatch, what + ": content hashes to " +
+                                                       fetched.digest.str() + ", not the " +
+                                                       "requested digest");
+    }
+    if (auto header = response->header("Docker-Content-Digest")) {
+      auto announced = Digest::parse(*header);
+      if (announced && announced.value() != fetched.digest) {
+        return makeError(ErrorCode::kDigestMismatch,
+                         what + ": Docker-Content-Digest " + announced->str() +
+                             " does not match the content's " + fetched.digest.str());
+      }
+    }
+    return {};
+  });
+  if (!status) return status.error();
+  return fetched;
+}
+
+Status RegistryClient::fetchBlobOnce(const Descriptor& blob, Ingest& ingest,
+                                     BlobObserver* observer, bool& made_progress,
+                                     const Context& ctx) {
+  const int64_t offset = ingest.offset();
+  const std::string what = "blob " + blob.digest.str();
+  HttpRequest request;
+  request.url = url("blobs", blob.digest.str());
+  if (offset > 0) request.headers.push_back({"Range", "bytes=" + std::to_string(offset) + "-"});
+  int64_t skip = 0;
+  request.on_head = [&](const HttpResponseHead& head) -> Status {
+    if (head.status == 206) {
+      if (offset == 0) return makeError(ErrorCode::kProtocol, "206 answer to a request without Range");
+      return checkContentRange(head.header("Content-Range"), offset, blob.size);
+    }
+    if (head.status != 200) {
+      return makeError(ErrorCode::kProtocol, "unexpected HTTP " + std::to_string(head.status));
+    }
+    if (offset > 0) {
+      // The server ignored Range and sends the whole blob: drop what we already have.
+      spdlog::info("{}: server ignored Range, skipping {} bytes already stored", what, offset);
+      skip = offset;
+    }
+    if (auto length = head.header("Content-Length")) {
+      int64_t announced = -1;
+      std::from_chars(length->data(), length->data() + length->size(), announced);
+      if (announced >= 0 && announced != blob.size) {
+        return makeError(ErrorCode::kDigestMismatch,
+                         "server announces " + std::to_string(announced) + " bytes, descriptor " +
+                             std::to_string(blob.size));
+      }
+    }
+    return {};
+  };
+  request.on_body = [&](std::string_view chunk) -> Status {
+    if (skip > 0) {
+      auto dropped = std::min<int64_t>(skip, static_cast<int64_t>(chunk.size()));
+      chunk.remove_prefix(static_cast<size_t>(dropped));
+      skip -= dropped;
+    }
+    if (chunk.empty()) return {};
+    if (auto status = ingest.write(chunk); !status) return status;
+    made_progress = true;
+    if (observer != nullptr) observer->onBlobBytes(blob, static_cast<int64_t>(chunk.size()));
+    return {};
+  };
+  if (observer != nullptr) observer->onBlobStart(blob, offset);
+
+  auto response = sendAuthorized(request, ctx);
+  if (!response) return response.error().context(what);
+  if (response->status == 416 && offset > 0) {
+    // Our partial file claims more than the server has: it cannot be trusted. Start over.
+    spdlog::warn("{}: server rejected resuming at byte {}; starting over", what, offset);
+    if (auto status = ingest.restart(); !status) return status;
+    return makeError(ErrorCode::kUnavailable, "range not satisfiable, restarting");
+  }
+  if (response->status < 200 || response->status >= 300) {
+    return registryError(response.value(), what, clock_.wallNow());
+  }
+  if (ingest.offset() < blob.size) {
+    return makeError(ErrorCode::kUnavailable,
+                     what + ": transfer ended after " + std::to_string(ingest.offset()) + " of " +
+                         std::to_string(blob.size) + " bytes");
+  }
+  return {};
+}
+
+Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
+                                 BlobObserver* observer, const Context& ctx) {
+  if (store.contains(blob.digest, blob.size)) return {};
+  auto ingest = store.beginIngest(blob.digest, blob.size, ctx);
+  if (!ingest) return ingest.error();
+  // Another caller may have finished the blob while we waited for the ingest.
+  if (store.contains(blob.digest, blob.size)) return {};
+  const std::string what = "blob " + blob.digest.str();
+  auto status = retryLoop(policy_, clock_, random_, ctx, what,
+                          [&](int, bool& made_progress) -> Status {
+                            if ((*ingest)->offset() == blob.size) return {};
+                            return fetchBlobOnce(blob, **ingest, observer, made_progress, ctx);
+                          });
+  if (!status) return status;
+  return (*ingest)->commit();
+}
+
+}  // namespace pullagent::puller

@@ -1,0 +1,74 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "base/clock.h"
+#include "base/random.h"
+#include "puller/auth/authorizer.h"
+#include "puller/http/http_client.h"
+#include "puller/http/retry.h"
+#include "puller/registry/manifest.h"
+#include "puller/store/content_store.h"
+
+namespace pullagent::puller {
+
+struct RegistryEndpoint {
+  std::string scheme = "https";  // "http" only for a registry explicitly marked insecure
+  std::string host;              // host[:port] of the registry API
+  std::string repository;
+};
+
+struct FetchedManifest {
+  std::string bytes;
+  std::string media_type;  // Content-Type without parameters
+  Digest digest;           // sha256 of the bytes as received
+};
+
+// What a blob download reports while it runs (progress bars, metrics, tests).
+class BlobObserver {
+ public:
+  virtual ~BlobObserver() = default;
+  // A transfer (re)starts at `offset` bytes already in the ingest file.
+  virtual void onBlobStart(const Descriptor& blob, int64_t offset) = 0;
+  virtual void onBlobBytes(const Descriptor& blob, int64_t bytes) = 0;
+};
+
+// The registry API (distribution spec v2 / OCI distribution) for one repository: manifests by
+// tag or digest with verification, blobs streamed into the content store with retry, resume
+// and redirects, every request authorised through the Authorizer.
+class RegistryClient {
+ public:
+  RegistryClient(HttpClient& http, Authorizer& authorizer, Clock& clock, Random& random,
+                 RetryPolicy policy, RegistryEndpoint endpoint);
+
+  const RegistryEndpoint& endpoint() const { return endpoint_; }
+
+  // GET /v2/<repo>/manifests/<reference>. By digest the bytes must hash to it; by tag the
+  // digest is computed from the bytes (and must agree with Docker-Content-Digest when sent).
+  Result<FetchedManifest> fetchManifest(const std::string& reference,
+                                        const std::optional<Digest>& expected, const Context& ctx);
+
+  // Downloads a blob into `store` unless it is already there. Resumes partial ingests with
+  // Range, retries transient failures, verifies size and digest before the blob is visible.
+  Status fetchBlob(const Descriptor& blob, ContentStore& store, BlobObserver* observer,
+                   const Context& ctx);
+
+ private:
+  // One request with the Authorizer in the loop: on a 401 the challenge is learnt (or a refused
+  // token dropped) and the request sent once more.
+  Result<HttpResponse> sendAuthorized(HttpRequest request, const Context& ctx);
+  Status fetchBlobOnce(const Descriptor& blob, Ingest& ingest, BlobObserver* observer,
+                       bool& made_progress, const Context& ctx);
+  std::string url(const std::string& kind, const std::string& reference) const;
+
+  HttpClient& http_;
+  Authorizer& authorizer_;
+  Clock& clock_;
+  Random& random_;
+  RetryPolicy policy_;
+  RegistryEndpoint endpoint_;
+};
+
+}  // namespace pullagent::puller

@@ -1,0 +1,86 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "base/context.h"
+#include "base/error.h"
+#include "puller/reference/digest.h"
+#include "puller/store/sha256.h"
+
+namespace pullagent::puller {
+
+class ContentStore;
+
+// One blob being written: bytes are hashed as they are appended to ingest/<hex>, and the blob
+// becomes visible under blobs/sha256/<hex> only through commit(), after its size and digest
+// were checked. A partial ingest file stays for the next attempt (or the next process) to
+// resume from.
+class Ingest {
+ public:
+  ~Ingest();
+  Ingest(const Ingest&) = delete;
+  Ingest& operator=(const Ingest&) = delete;
+
+  int64_t offset() const { return offset_; }
+  int64_t expectedSize() const { return expected_size_; }
+  Status write(std::string_view bytes);
+  // Starts over from byte 0 (the partial data cannot be trusted or continued).
+  Status restart();
+  // Verifies size and digest, fsyncs, renames into place. On a mismatch the ingest file is
+  // deleted (its bytes are wrong) and kDigestMismatch returned.
+  Status commit();
+
+ private:
+  friend class ContentStore;
+  Ingest(ContentStore& store, Digest digest, int64_t expected_size, int fd,
+         std::filesystem::path path);
+
+  ContentStore& store_;
+  Digest digest_;
+  int64_t expected_size_;
+  int fd_;
+  std::filesystem::path path_;
+  int64_t offset_ = 0;
+  Sha256 hasher_;
+  bool committed_ = false;
+};
+
+// A content-addressed blob store laid out as an OCI image layout's blobs/ directory, with an
+// ingest/ directory beside it for unverified bytes.
+class ContentStore {
+ public:
+  static Result<std::unique_ptr<ContentStore>> open(const std::filesystem::path& root);
+
+  const std::filesystem::path& root() const { return root_; }
+  std::filesystem::path blobPath(const Digest& digest) const;
+  // True when the verified blob is present with this size.
+  bool contains(const Digest& digest, int64_t size) const;
+  Result<std::string> readBlob(const Digest& digest, int64_t max_size) const;
+  // Stores bytes already in memory (manifests); they must hash to `digest`.
+  Status putBlob(const Digest& digest, std::string_view bytes, const Context& ctx);
+
+  // Opens the ingest for `digest`, continuing a partial one (re-hashing what it holds). Only one
+  // ingest per digest at a time: within this process a second caller waits; across processes
+  // an flock on the ingest file does the same.
+  Result<std::unique_ptr<Ingest>> beginIngest(const Digest& digest, int64_t expected_size,
+                                              const Context& ctx);
+
+ private:
+  friend class Ingest;
+  explicit ContentStore(std::filesystem::path root) : root_(std::move(root)) {}
+  void release(const Digest& digest);
+
+  std::filesystem::path root_;
+  std::mutex mutex_;
+  std::condition_variable_any released_;
+  std::set<std::string> active_;
+};
+
+}  // namespace pullagent::puller
