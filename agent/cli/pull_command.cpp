@@ -155,9 +155,9 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   auto seconds = std::chrono::duration<double>(clock.now() - started).count();
   spdlog::info("Pull image successful, time taken {:.2f} s", seconds);
   std::printf(
-      "pulled %s\n  digest:     %s\n  media type: %s\n  layers:     %zu (%d downloaded, %d "
-      "already present)\n  downloaded: %s (%lld bytes transferred)\n  time:       %.2f s\n  "
-      "layout:     %s (ref name %s)\n",
+      "pulled %s\n  digest:     %s\n  media type: %s\n  layers:     %zu\n  blobs:      %d "
+      "downloaded, %d already present\n  downloaded: %s (%lld bytes transferred)\n  time:       "
+      "%.2f s\n  layout:     %s (ref name %s)\n",
       ref->str().c_str(), image->manifest.digest.str().c_str(),
       image->manifest.media_type.c_str(), image->layers.size(), image->blobs_downloaded,
       image->blobs_present, humanBytes(image->bytes_downloaded).c_str(),

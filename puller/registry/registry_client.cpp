@@ -74,16 +74,17 @@ Result<HttpResponse> RegistryClient::sendAuthorized(HttpRequest request, const C
     request.authorization = authorization.value();
     auto response = sendFollowingRedirects(http_, request, ctx);
     if (!response || response->status != 401) return response;
-    if (round == 1) {
-      auto error = registryError(response.value(), "GET " + redactUrl(request.url), clock_.wallNow());
-      error.message += "; the registry refused the credentials it asked for: check that the "
-                       "user or identity may pull " + endpoint_.repository;
-      return error;
-    }
+    // The Authorizer knows best what went wrong (Basic credentials refused, no challenge).
     if (auto status = authorizer_.onUnauthorized(target.value(), response.value(), scope,
                                                  request.authorization);
         !status) {
       return status.error();
+    }
+    if (round == 1) {
+      auto error = registryError(response.value(), "GET " + redactUrl(request.url), clock_.wallNow());
+      error.message += "; the registry refused the token it issued: check that the user or "
+                       "identity may pull " + endpoint_.repository;
+      return error;
     }
   }
   return makeError(ErrorCode::kInternal, "unreachable");

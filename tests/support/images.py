@@ -1,0 +1,220 @@
+"""Deterministic test images (layers generated from a seed) and a pusher speaking the registry
+API, so that tests know every digest in advance and images are identical on every run."""
+import gzip
+import hashlib
+import io
+import json
+import ssl
+import tarfile
+import urllib.error
+import urllib.parse
+import urllib.request
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+def digest_of(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def pseudo_random(seed, size):
+    """Incompressible but reproducible bytes."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+def make_layer(seed, files):
+    """files: list of (path, size, kind) with kind 'random' or 'text'. Returns (blob, diff_id)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        dirs = set()
+        for path, _, _ in files:
+            parts = path.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                d = "/".join(parts[:i])
+                if d not in dirs:
+                    dirs.add(d)
+                    info = tarfile.TarInfo(d)
+                    info.type = tarfile.DIRTYPE
+                    info.mode = 0o755
+                    info.mtime = 1700000000
+                    tar.addfile(info)
+        for path, size, kind in files:
+            if kind == "random":
+                data = pseudo_random(f"{seed}/{path}", size)
+            else:
+                data = (f"{seed} {path}\n" * (size // 20 + 1)).encode()[:size]
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = 1700000000
+            tar.addfile(info, io.BytesIO(data))
+    tar_bytes = raw.getvalue()
+    compressed = io.BytesIO()
+    with gzip.GzipFile(fileobj=compressed, mode="wb", mtime=0, compresslevel=6) as gz:
+        gz.write(tar_bytes)
+    return compressed.getvalue(), digest_of(tar_bytes)
+
+
+def make_image(layers, docker=False, arch="amd64", duplicate_first_layer=False):
+    """layers: list of (blob, diff_id). Returns (manifest_bytes, media_type, blobs dict)."""
+    if duplicate_first_layer:
+        layers = [layers[0]] + list(layers)
+    config = {
+        "architecture": arch, "os": "linux",
+        "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/usr/bin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [d for _, d in layers]},
+        "history": [{"created_by": "pullagent test"} for _ in layers],
+    }
+    config_bytes = json.dumps(config, sort_keys=True).encode()
+    blobs = {digest_of(config_bytes): config_bytes}
+    for blob, _ in layers:
+        blobs[digest_of(blob)] = blob
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST if docker else OCI_MANIFEST,
+        "config": {"mediaType": DOCKER_CONFIG if docker else OCI_CONFIG,
+                   "digest": digest_of(config_bytes), "size": len(config_bytes)},
+        "layers": [{"mediaType": DOCKER_LAYER if docker else OCI_LAYER_GZIP,
+                    "digest": digest_of(b), "size": len(b)} for b, _ in layers],
+    }
+    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    return manifest_bytes, manifest["mediaType"], blobs
+
+
+def make_index(entries):
+    """entries: list of (manifest_bytes, media_type, platform dict or None, annotations)."""
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+    for manifest_bytes, media_type, platform, annotations in entries:
+        entry = {"mediaType": media_type, "digest": digest_of(manifest_bytes),
+                 "size": len(manifest_bytes)}
+        if platform:
+            entry["platform"] = platform
+        if annotations:
+            entry["annotations"] = annotations
+        index["manifests"].append(entry)
+    return json.dumps(index, indent=2).encode(), OCI_INDEX
+
+
+class Pusher:
+    """Pushes blobs and manifests through the registry API (monolithic uploads)."""
+
+    def __init__(self, base_url, ca_file, auth_header_for):
+        self.base = base_url.rstrip("/")
+        self.context = ssl.create_default_context(cafile=ca_file)
+        self.auth_header_for = auth_header_for  # repo -> "Bearer ..." / "Basic ..." / None
+
+    def _request(self, method, url, repo, data=None, headers=None):
+        headers = dict(headers or {})
+        auth = self.auth_header_for(repo)
+        if auth:
+            headers["Authorization"] = auth
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, context=self.context) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read()
+
+    def push_blob(self, repo, blob):
+        digest = digest_of(blob)
+        status, _, _ = self._request("HEAD", f"{self.base}/v2/{repo}/blobs/{digest}", repo)
+        if status == 200:
+            return
+        status, headers, body = self._request("POST", f"{self.base}/v2/{repo}/blobs/uploads/", repo,
+                                              data=b"")
+        if status != 202:
+            raise RuntimeError(f"start upload to {repo}: {status} {body[:200]!r}")
+        location = urllib.parse.urljoin(self.base + "/", headers["Location"])
+        separator = "&" if "?" in location else "?"
+        status, _, body = self._request(
+            "PUT", f"{location}{separator}digest={urllib.parse.quote(digest)}", repo, data=blob,
+            headers={"Content-Type": "application/octet-stream"})
+        if status != 201:
+            raise RuntimeError(f"upload {digest} to {repo}: {status} {body[:200]!r}")
+
+    def push_manifest(self, repo, reference, manifest_bytes, media_type):
+        status, _, body = self._request("PUT", f"{self.base}/v2/{repo}/manifests/{reference}", repo,
+                                        data=manifest_bytes, headers={"Content-Type": media_type})
+        if status != 201:
+            raise RuntimeError(f"push manifest {repo}:{reference}: {status} {body[:300]!r}")
+
+
+def standard_images():
+    """The images every registry of the stack serves. Returns {name: spec} where spec has the
+    manifest bytes, media type, blobs and a summary for the tests."""
+    base = make_layer("base", [("etc/os-release", 300, "text"), ("usr/lib/libbase.so", 200_000, "random")])
+    big = make_layer("big", [("opt/app/data.bin", 4 * 1024 * 1024, "random"),
+                             ("opt/app/readme.txt", 5000, "text")])
+    small = make_layer("small", [("app/config.txt", 1000, "text")])
+    newer = make_layer("v2", [("app/v2.bin", 300_000, "random")])
+
+    images = {}
+
+    def add(name, manifest_bytes, media_type, blobs, extra_manifests=()):
+        images[name] = {"manifest": manifest_bytes, "media_type": media_type, "blobs": blobs,
+                        "extra_manifests": list(extra_manifests)}
+
+    add("test/multi:v1", *make_image([base, big, small]))
+    add("test/multi:v2", *make_image([base, newer]))
+    add("test/docker:v1", *make_image([base, small], docker=True))
+    add("test/dup:v1", *make_image([small, base], duplicate_first_layer=True))
+
+    amd64 = make_image([base, small])
+    arm64 = make_image([newer], arch="arm64")
+    attestation = make_image([small], arch="unknown")
+    index_bytes, index_type = make_index([
+        (arm64[0], arm64[1], {"os": "linux", "architecture": "arm64", "variant": "v8"}, None),
+        (attestation[0], attestation[1], {"os": "unknown", "architecture": "unknown"},
+         {"vnd.docker.reference.type": "attestation-manifest"}),
+        (amd64[0], amd64[1], {"os": "linux", "architecture": "amd64"}, None),
+    ])
+    blobs = {}
+    for part in (amd64, arm64, attestation):
+        blobs.update(part[2])
+    add("test/index:v1", index_bytes, index_type, blobs,
+        extra_manifests=[(m[0], m[1]) for m in (amd64, arm64, attestation)])
+    return images
+
+
+def summary(images):
+    out = {}
+    for name, spec in images.items():
+        manifest = json.loads(spec["manifest"])
+        entry = {"digest": digest_of(spec["manifest"]), "media_type": spec["media_type"],
+                 "size": len(spec["manifest"])}
+        if "layers" in manifest:
+            entry["layers"] = [{"digest": l["digest"], "size": l["size"]} for l in manifest["layers"]]
+            entry["config"] = manifest["config"]["digest"]
+        else:
+            entry["manifests"] = [{"digest": m["digest"], "platform": m.get("platform")}
+                                  for m in manifest["manifests"]]
+            for body, _ in spec["extra_manifests"]:
+                child = json.loads(body)
+                if any(m["digest"] == digest_of(body) and m.get("platform", {}).get("architecture") == "amd64"
+                       for m in manifest["manifests"]):
+                    entry["amd64"] = {"digest": digest_of(body),
+                                      "layers": [{"digest": l["digest"], "size": l["size"]}
+                                                 for l in child["layers"]]}
+        out[name] = entry
+    return out
+
+
+def push_all(pusher, images):
+    for name, spec in images.items():
+        repo, _, tag = name.partition(":")
+        for blob in spec["blobs"].values():
+            pusher.push_blob(repo, blob)
+        for body, media_type in spec["extra_manifests"]:
+            pusher.push_manifest(repo, digest_of(body), body, media_type)
+        pusher.push_manifest(repo, tag, spec["manifest"], spec["media_type"])

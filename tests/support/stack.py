@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Starts the local registry stack the integration tests and the demo pull from, all on
+loopback with free ports and TLS from a freshly generated CA:
+
+  anon         Debian's docker-registry (distribution 2.8), anonymous pulls
+  basic        the same with htpasswd Basic auth
+  token        the same with `auth: token`, trusting the test token server's signing cert
+  token_server issues RS256 JWTs the registry verifies (distribution token spec)
+  proxy_token  fault-injecting proxy in front of `token`
+  proxy_anon   fault-injecting proxy in front of `anon`
+  storage      "blob storage" on 127.0.0.2 that proxies redirect blobs to (must see no auth)
+  storage_http the same over plain HTTP on 127.0.0.3 (https -> http redirects)
+
+Pushes the standard test images into every registry, writes DIR/stack.json describing it all,
+prints READY and runs until SIGTERM/SIGINT or until stdin closes (so a dying parent takes the
+stack with it)."""
+import argparse
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import images as image_lib  # noqa: E402
+import servers  # noqa: E402
+from jwt_issuer import JwtIssuer  # noqa: E402
+from testpki import make_pki  # noqa: E402
+
+SERVICE = "pullagent-test-registry"
+ISSUER = "pullagent-test-issuer"
+BASIC_USER, BASIC_PASSWORD = "alice", "alice-Secret-Pass-1"
+TOKEN_USER, TOKEN_PASSWORD = "bob", "bob-Secret-Pass-2"
+
+children = []
+
+
+def die_with_parent():
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host, port, process, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process for {host}:{port} exited with {process.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{host}:{port} did not open")
+
+
+def start_registry(workdir, name, pki, auth_yaml):
+    root = os.path.join(workdir, name)
+    os.makedirs(os.path.join(root, "data"), exist_ok=True)
+    for attempt in range(5):
+        port = free_port()
+        config = f"""version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+  secret: pullagent-test-{name}
+  tls:
+    certificate: {pki}/server.pem
+    key: {pki}/server-key.pem
+{auth_yaml}"""
+        config_path = os.path.join(root, "config.yml")
+        with open(config_path, "w") as f:
+            f.write(config)
+        log = open(os.path.join(root, "registry.log"), "ab")
+        process = subprocess.Popen(["docker-registry", "serve", config_path], stdout=log,
+                                   stderr=log, preexec_fn=die_with_parent)
+        children.append(process)
+        try:
+            wait_port("127.0.0.1", port, process)
+            return port
+        except RuntimeError:
+            process.kill()
+            if attempt == 4:
+                raise
+    raise RuntimeError("unreachable")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--no-push", action="store_true")
+    args = parser.parse_args()
+    workdir = os.path.abspath(args.dir)
+    os.makedirs(workdir, exist_ok=True)
+    pki = os.path.join(workdir, "pki")
+    make_pki(pki, ["localhost", "registry.pullagent.test"], ["127.0.0.1", "127.0.0.2", "::1"])
+    ca = os.path.join(pki, "ca.pem")
+
+    # Token server first: the token registry's config names its realm.
+    issuer = JwtIssuer(os.path.join(pki, "token-key.pem"), os.path.join(pki, "token.pem"),
+                       ISSUER, SERVICE)
+    token_recorder, token_state = servers.Recorder(), {"expires_in": 300}
+    token_port = free_port()
+    servers.serve_tls(servers.make_token_handler(issuer, {TOKEN_USER: TOKEN_PASSWORD},
+                                                 token_recorder, token_state),
+                      "127.0.0.1", token_port, os.path.join(pki, "server.pem"),
+                      os.path.join(pki, "server-key.pem"))
+
+    htpasswd = os.path.join(workdir, "htpasswd")
+    with open(htpasswd, "w") as f:
+        f.write(subprocess.check_output(["htpasswd", "-Bbn", BASIC_USER, BASIC_PASSWORD],
+                                        text=True))
+    ports = {
+        "anon": start_registry(workdir, "anon", pki, ""),
+        "basic": start_registry(workdir, "basic", pki, f"""auth:
+  htpasswd:
+    realm: pullagent-test
+    path: {htpasswd}
+"""),
+        "token": start_registry(workdir, "token", pki, f"""auth:
+  token:
+    realm: https://127.0.0.1:{token_port}/token
+    service: {SERVICE}
+    issuer: {ISSUER}
+    rootcertbundle: {pki}/token.pem
+"""),
+    }
+
+    storage = {}
+    storage_recorder = servers.Recorder()
+    storage_port = free_port("127.0.0.2")
+    servers.serve_tls(servers.make_storage_handler(storage, storage_recorder), "127.0.0.2",
+                      storage_port, os.path.join(pki, "server.pem"),
+                      os.path.join(pki, "server-key.pem"))
+    storage_http_port = free_port("127.0.0.3")
+    servers.serve_tls(servers.make_storage_handler(storage, storage_recorder), "127.0.0.3",
+                      storage_http_port, None, None)
+
+    proxies = {}
+    for name, upstream in (("proxy_token", "token"), ("proxy_anon", "anon")):
+        recorder, state = servers.Recorder(), {"faults": []}
+        port = free_port()
+        servers.serve_tls(servers.make_proxy_handler("127.0.0.1", ports[upstream], ca, recorder,
+                                                     state, storage),
+                          "127.0.0.1", port, os.path.join(pki, "server.pem"),
+                          os.path.join(pki, "server-key.pem"))
+        proxies[name] = port
+
+    catalog = image_lib.standard_images()
+    if not args.no_push:
+        import base64
+        basic = "Basic " + base64.b64encode(f"{BASIC_USER}:{BASIC_PASSWORD}".encode()).decode()
+        auth_for = {
+            "anon": lambda repo: None,
+            "basic": lambda repo: basic,
+            "token": lambda repo: "Bearer " + issuer.issue(
+                "pusher", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}], 600),
+        }
+        for name, port in ports.items():
+            pusher = image_lib.Pusher(f"https://127.0.0.1:{port}", ca, auth_for[name])
+            image_lib.push_all(pusher, catalog)
+
+    description = {
+        "ca": ca,
+        "other_ca": os.path.join(pki, "other-ca.pem"),
+        "registries": {name: f"127.0.0.1:{port}" for name, port in ports.items()},
+        "proxies": {name: f"127.0.0.1:{port}" for name, port in proxies.items()},
+        "token_server": f"127.0.0.1:{token_port}",
+        "storage": f"https://127.0.0.2:{storage_port}",
+        "storage_http": f"http://127.0.0.3:{storage_http_port}",
+        "basic_user": BASIC_USER, "basic_password": BASIC_PASSWORD,
+        "token_user": TOKEN_USER, "token_password": TOKEN_PASSWORD,
+        "images": image_lib.summary(catalog),
+    }
+    tmp = os.path.join(workdir, "stack.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(description, f, indent=2)
+    os.rename(tmp, os.path.join(workdir, "stack.json"))
+    print("READY", flush=True)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    stop.wait()
+    for process in children:
+        process.terminate()
+    for process in children:
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
