@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
   std::stop_source stop;
   std::jthread signal_waiter([&stop, signals] {
     int received = 0;
-    if (sigwait(&signals, &received) == 0) stop.request_stop();
+    if (sigwait(&signals, &received) == 0)
+      stop.request_stop();
   });
   signal_waiter.detach();
 
@@ -50,7 +51,8 @@ int main(int argc, char** argv) {
 
   const std::string command = args[0];
   args.erase(args.begin());
-  if (command == "pull") return pullagent::agent::runPullCommand(args, env);
+  if (command == "pull")
+    return pullagent::agent::runPullCommand(args, env);
   std::cerr << "pullagent: unknown command \"" << command << "\"\n" << kUsage;
   return pullagent::agent::kExitUsage;
 }

@@ -11,20 +11,25 @@ namespace pullagent {
 
 Error errnoError(int err, std::string_view operation, const std::filesystem::path& path) {
   ErrorCode code = ErrorCode::kInternal;
-  if (err == ENOSPC || err == EDQUOT) code = ErrorCode::kResourceExhausted;
-  if (err == EACCES || err == EPERM || err == EROFS) code = ErrorCode::kPermissionDenied;
-  if (err == ENOENT) code = ErrorCode::kNotFound;
-  return makeError(code,
-                   std::string(operation) + " " + path.string() + ": " + std::strerror(err), err);
+  if (err == ENOSPC || err == EDQUOT)
+    code = ErrorCode::kResourceExhausted;
+  if (err == EACCES || err == EPERM || err == EROFS)
+    code = ErrorCode::kPermissionDenied;
+  if (err == ENOENT)
+    code = ErrorCode::kNotFound;
+  return makeError(code, std::string(operation) + " " + path.string() + ": " + std::strerror(err),
+                   err);
 }
 
 Status syncDirectory(const std::filesystem::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return errnoError(errno, "open directory", dir);
+  if (fd < 0)
+    return errnoError(errno, "open directory", dir);
   int rc = ::fsync(fd);
   int err = errno;
   ::close(fd);
-  if (rc != 0) return errnoError(err, "fsync directory", dir);
+  if (rc != 0)
+    return errnoError(err, "fsync directory", dir);
   return {};
 }
 
@@ -32,13 +37,15 @@ Status writeFileAtomic(const std::filesystem::path& path, std::string_view conte
   auto tmp = path;
   tmp += ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return errnoError(errno, "create", tmp);
+  if (fd < 0)
+    return errnoError(errno, "create", tmp);
   const char* data = content.data();
   size_t left = content.size();
   while (left > 0) {
     ssize_t n = ::write(fd, data, left);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       int err = errno;
       ::close(fd);
       ::unlink(tmp.c_str());

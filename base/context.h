@@ -20,13 +20,16 @@ struct Context {
 
   // kCancelled or kTimeout when the call should give up now.
   Status check() const {
-    if (stopRequested()) return makeError(ErrorCode::kCancelled, "stop requested");
-    if (expired()) return makeError(ErrorCode::kTimeout, "deadline exceeded");
+    if (stopRequested())
+      return makeError(ErrorCode::kCancelled, "stop requested");
+    if (expired())
+      return makeError(ErrorCode::kTimeout, "deadline exceeded");
     return {};
   }
 
   std::optional<std::chrono::milliseconds> remaining() const {
-    if (!deadline) return std::nullopt;
+    if (!deadline)
+      return std::nullopt;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - clock->now());
     return left.count() > 0 ? left : std::chrono::milliseconds(0);
   }

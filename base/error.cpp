@@ -34,7 +34,9 @@ std::string_view toString(ErrorCode code) {
   return "unknown error";
 }
 
-std::string Error::describe() const { return std::string(toString(code)) + ": " + message; }
+std::string Error::describe() const {
+  return std::string(toString(code)) + ": " + message;
+}
 
 Error Error::context(std::string_view what) const {
   Error wrapped = *this;

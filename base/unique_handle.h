@@ -10,7 +10,8 @@ template <auto Deleter>
 struct HandleDeleter {
   template <typename T>
   void operator()(T* handle) const noexcept {
-    if (handle != nullptr) Deleter(handle);
+    if (handle != nullptr)
+      Deleter(handle);
   }
 };
 

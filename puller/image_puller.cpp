@@ -30,14 +30,17 @@ Result<PulledImage> ImagePuller::pull(const ImageRef& ref, const PullOptions& op
                                       const Context& ctx) {
   PulledImage image;
   auto fetched = registry_.fetchManifest(ref.manifestReference(), ref.digest, ctx);
-  if (!fetched) return fetched.error();
+  if (!fetched)
+    return fetched.error();
 
   ImageManifest manifest;
   for (int depth = 0;; ++depth) {
     auto document = parseManifest(fetched->bytes, fetched->media_type);
-    if (!document) return document.error().context("manifest of " + ref.str());
+    if (!document)
+      return document.error().context("manifest of " + ref.str());
     auto stored = storeManifest(fetched.value(), ctx);
-    if (!stored) return stored.error();
+    if (!stored)
+      return stored.error();
     if (auto* parsed = std::get_if<ImageManifest>(&document.value())) {
       manifest = std::move(*parsed);
       image.manifest = stored.value();
@@ -50,39 +53,46 @@ Result<PulledImage> ImagePuller::pull(const ImageRef& ref, const PullOptions& op
       image.index->media_type = index.media_type;
     }
     if (depth == kMaxIndexDepth) {
-      return makeError(ErrorCode::kProtocol, "indexes nested deeper than " +
-                                                 std::to_string(kMaxIndexDepth) + " in " + ref.str());
+      return makeError(
+          ErrorCode::kProtocol,
+          "indexes nested deeper than " + std::to_string(kMaxIndexDepth) + " in " + ref.str());
     }
     auto selected = selectPlatform(index, options.platform);
-    if (!selected) return selected.error().context(ref.str());
+    if (!selected)
+      return selected.error().context(ref.str());
     if (selected->size > kMaxManifestSize) {
-      return makeError(ErrorCode::kResourceExhausted, "manifest " + selected->digest.str() +
-                                                          " is larger than the 4 MiB limit");
+      return makeError(ErrorCode::kResourceExhausted,
+                       "manifest " + selected->digest.str() + " is larger than the 4 MiB limit");
     }
     spdlog::info("{}: platform {} is manifest {}", ref.str(), options.platform.str(),
                  selected->digest.str());
     fetched = registry_.fetchManifest(selected->digest.str(), selected->digest, ctx);
-    if (!fetched) return fetched.error();
+    if (!fetched)
+      return fetched.error();
     if (static_cast<int64_t>(fetched->bytes.size()) != selected->size) {
-      return makeError(ErrorCode::kDigestMismatch, "manifest " + selected->digest.str() +
-                                                       " size differs from its index entry");
+      return makeError(ErrorCode::kDigestMismatch,
+                       "manifest " + selected->digest.str() + " size differs from its index entry");
     }
   }
 
   image.config = manifest.config;
   image.layers = manifest.layers;
-  if (observer_ != nullptr) observer_->onManifest(image.manifest, image.layers);
+  if (observer_ != nullptr)
+    observer_->onManifest(image.manifest, image.layers);
 
-  if (auto status = fetchBlobs({manifest.config}, 1, image, ctx); !status) return status.error();
+  if (auto status = fetchBlobs({manifest.config}, 1, image, ctx); !status)
+    return status.error();
   auto config_bytes = store_.readBlob(manifest.config.digest, kMaxConfigSize);
-  if (!config_bytes) return config_bytes.error();
+  if (!config_bytes)
+    return config_bytes.error();
   auto config = parseImageConfig(config_bytes.value());
-  if (!config) return config.error().context("config " + manifest.config.digest.str());
+  if (!config)
+    return config.error().context("config " + manifest.config.digest.str());
   if (config->diff_ids.size() != manifest.layers.size()) {
-    return makeError(ErrorCode::kProtocol,
-                     "image config lists " + std::to_string(config->diff_ids.size()) +
-                         " diff_ids but the manifest has " +
-                         std::to_string(manifest.layers.size()) + " layers");
+    return makeError(ErrorCode::kProtocol, "image config lists " +
+                                               std::to_string(config->diff_ids.size()) +
+                                               " diff_ids but the manifest has " +
+                                               std::to_string(manifest.layers.size()) + " layers");
   }
   image.diff_ids = config->diff_ids;
   Platform want = options.platform.normalized();
@@ -103,7 +113,8 @@ Status ImagePuller::fetchBlobs(const std::vector<Descriptor>& blobs, int concurr
   std::vector<Descriptor> unique;
   std::set<Digest> seen;
   for (const auto& blob : blobs) {
-    if (seen.insert(blob.digest).second) unique.push_back(blob);
+    if (seen.insert(blob.digest).second)
+      unique.push_back(blob);
   }
 
   // First failure stops the siblings: they share a stop source chained to the caller's.
@@ -118,13 +129,15 @@ Status ImagePuller::fetchBlobs(const std::vector<Descriptor>& blobs, int concurr
   auto work = [&] {
     while (true) {
       size_t i = next.fetch_add(1);
-      if (i >= unique.size() || siblings.stop_requested()) return;
+      if (i >= unique.size() || siblings.stop_requested())
+        return;
       const Descriptor& blob = unique[i];
       bool present = store_.contains(blob.digest, blob.size);
       Status status = present ? Status{} : registry_.fetchBlob(blob, store_, observer_, worker_ctx);
       std::lock_guard lock(mutex);
       if (!status) {
-        if (!first_error) first_error = status.error();
+        if (!first_error)
+          first_error = status.error();
         siblings.request_stop();
         return;
       }
@@ -134,15 +147,19 @@ Status ImagePuller::fetchBlobs(const std::vector<Descriptor>& blobs, int concurr
         ++image.blobs_downloaded;
         image.bytes_downloaded += blob.size;
       }
-      if (observer_ != nullptr) observer_->onBlobDone(blob, present);
+      if (observer_ != nullptr)
+        observer_->onBlobDone(blob, present);
     }
   };
-  size_t threads = std::clamp<size_t>(static_cast<size_t>(std::max(concurrency, 1)), 1, unique.size());
+  size_t threads =
+      std::clamp<size_t>(static_cast<size_t>(std::max(concurrency, 1)), 1, unique.size());
   std::vector<std::jthread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  for (size_t t = 1; t < threads; ++t)
+    pool.emplace_back(work);
   work();
   pool.clear();  // joins
-  if (first_error) return *first_error;
+  if (first_error)
+    return *first_error;
   return ctx.check();
 }
 

@@ -20,7 +20,7 @@ struct PullOptions {
 };
 
 struct PulledImage {
-  Descriptor manifest;  // the platform's image manifest (digest, size, media type)
+  Descriptor manifest;              // the platform's image manifest (digest, size, media type)
   std::optional<Descriptor> index;  // the index it was selected from, if any
   Descriptor config;
   std::vector<Descriptor> layers;

@@ -11,7 +11,8 @@ namespace pullagent::resolver {
 
 Result<std::vector<std::string>> SystemResolver::resolve(const std::string& host,
                                                          const Context& ctx) {
-  if (auto status = ctx.check(); !status) return status.error();
+  if (auto status = ctx.check(); !status)
+    return status.error();
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -20,8 +21,8 @@ Result<std::vector<std::string>> SystemResolver::resolve(const std::string& host
   int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &list);
   if (rc != 0) {
     ErrorCode code = (rc == EAI_AGAIN) ? ErrorCode::kUnavailable : ErrorCode::kNotFound;
-    return makeError(code,
-                     "resolve " + host + " with the system resolver: " + ::gai_strerror(rc), rc);
+    return makeError(code, "resolve " + host + " with the system resolver: " + ::gai_strerror(rc),
+                     rc);
   }
   std::vector<std::string> addresses;
   for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
@@ -34,7 +35,8 @@ Result<std::vector<std::string>> SystemResolver::resolve(const std::string& host
     } else {
       continue;
     }
-    if (::inet_ntop(ai->ai_family, raw, text.data(), text.size()) == nullptr) continue;
+    if (::inet_ntop(ai->ai_family, raw, text.data(), text.size()) == nullptr)
+      continue;
     std::string address(text.data());
     if (std::find(addresses.begin(), addresses.end(), address) == addresses.end()) {
       addresses.push_back(std::move(address));

@@ -4,7 +4,8 @@ namespace pullagent::agent {
 
 std::optional<std::string> ParsedArgs::option(const std::string& name) const {
   auto it = options.find(name);
-  if (it == options.end()) return std::nullopt;
+  if (it == options.end())
+    return std::nullopt;
   return it->second;
 }
 
@@ -25,7 +26,8 @@ Result<ParsedArgs> parseArgs(const std::vector<std::string>& args,
       name = name.substr(0, eq);
     }
     if (flag_options.count(name) != 0) {
-      if (value) return makeError(ErrorCode::kInvalidArgument, "--" + name + " takes no value");
+      if (value)
+        return makeError(ErrorCode::kInvalidArgument, "--" + name + " takes no value");
       parsed.flags.insert(name);
     } else if (value_options.count(name) != 0) {
       if (!value) {

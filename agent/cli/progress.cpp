@@ -20,10 +20,13 @@ std::string humanBytes(int64_t bytes) {
 }
 
 PullProgress::PullProgress(const Clock& clock, bool terminal) : clock_(clock), terminal_(terminal) {
-  if (terminal_) renderer_ = std::jthread([this](std::stop_token stop) { renderLoop(stop); });
+  if (terminal_)
+    renderer_ = std::jthread([this](std::stop_token stop) { renderLoop(stop); });
 }
 
-PullProgress::~PullProgress() { finish(); }
+PullProgress::~PullProgress() {
+  finish();
+}
 
 void PullProgress::finish() {
   if (renderer_.joinable()) {
@@ -43,7 +46,8 @@ void PullProgress::onManifest(const puller::Descriptor& manifest,
   std::lock_guard lock(mutex_);
   for (const auto& layer : layers) {
     auto key = layer.digest.hex();
-    if (rows_.count(key) != 0) continue;
+    if (rows_.count(key) != 0)
+      continue;
     order_.push_back(key);
     rows_[key] = Row{key.substr(0, 12), layer.size, 0, false, false, {}};
   }
@@ -51,7 +55,8 @@ void PullProgress::onManifest(const puller::Descriptor& manifest,
     spdlog::info("manifest {} ({}): {} layers, {}", manifest.digest.str(), manifest.media_type,
                  layers.size(), humanBytes([&] {
                    int64_t total = 0;
-                   for (const auto& layer : layers) total += layer.size;
+                   for (const auto& layer : layers)
+                     total += layer.size;
                    return total;
                  }()));
   }
@@ -60,7 +65,8 @@ void PullProgress::onManifest(const puller::Descriptor& manifest,
 void PullProgress::onBlobStart(const puller::Descriptor& blob, int64_t offset) {
   std::lock_guard lock(mutex_);
   auto& row = rows_[blob.digest.hex()];
-  if (row.label.empty()) row.label = blob.digest.hex().substr(0, 12), row.size = blob.size;
+  if (row.label.empty())
+    row.label = blob.digest.hex().substr(0, 12), row.size = blob.size;
   row.done = offset;
   row.started = clock_.now();
   if (!terminal_) {
@@ -104,13 +110,14 @@ void PullProgress::renderLoop(std::stop_token stop) {
 void PullProgress::render(bool final_frame) {
   std::lock_guard lock(mutex_);
   std::string frame;
-  if (lines_drawn_ > 0) frame += "\x1b[" + std::to_string(lines_drawn_) + "F";
+  if (lines_drawn_ > 0)
+    frame += "\x1b[" + std::to_string(lines_drawn_) + "F";
   constexpr int kWidth = 30;
   auto now = clock_.now();
   for (const auto& key : order_) {
     const Row& row = rows_[key];
-    double fraction = row.size > 0 ? static_cast<double>(row.done) / static_cast<double>(row.size)
-                                   : 1.0;
+    double fraction =
+        row.size > 0 ? static_cast<double>(row.done) / static_cast<double>(row.size) : 1.0;
     int filled = static_cast<int>(fraction * kWidth);
     std::string bar(static_cast<size_t>(filled), '#');
     bar.resize(kWidth, ' ');
@@ -121,8 +128,9 @@ void PullProgress::render(bool final_frame) {
       state = "verified";
     } else if (row.started != std::chrono::steady_clock::time_point{}) {
       auto seconds = std::chrono::duration<double>(now - row.started).count();
-      state = seconds > 0.2 ? humanBytes(static_cast<int64_t>(static_cast<double>(row.done) / seconds)) + "/s"
-                            : "";
+      state = seconds > 0.2
+                  ? humanBytes(static_cast<int64_t>(static_cast<double>(row.done) / seconds)) + "/s"
+                  : "";
     } else {
       state = "waiting";
     }

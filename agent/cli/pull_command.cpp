@@ -41,7 +41,8 @@ options:
 
 Result<int> parsePositive(const ParsedArgs& args, const std::string& name, int fallback) {
   auto text = args.option(name);
-  if (!text) return fallback;
+  if (!text)
+    return fallback;
   int value = 0;
   auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
   if (ec != std::errc() || ptr != text->data() + text->size() || value <= 0) {
@@ -63,7 +64,8 @@ Result<puller::RegistryCredentials> credentialsFrom(const ParsedArgs& args) {
   }
   if (args.flag("password-stdin")) {
     auto user = args.option("username");
-    if (!user) return makeError(ErrorCode::kInvalidArgument, "--password-stdin needs --username");
+    if (!user)
+      return makeError(ErrorCode::kInvalidArgument, "--password-stdin needs --username");
     std::string password;
     std::getline(std::cin, password);
     credentials.username = *user;
@@ -86,7 +88,8 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
                           {"insecure", "password-stdin", "help"});
   if (!parsed || parsed->flag("help") || parsed->positionals.size() != 1 ||
       !parsed->option("dest")) {
-    if (!parsed) std::cerr << "pullagent pull: " << parsed.error().message << "\n";
+    if (!parsed)
+      std::cerr << "pullagent pull: " << parsed.error().message << "\n";
     std::cerr << kUsage;
     return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
   }
@@ -95,11 +98,13 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   initLogging(LogFormat::kText, level);
 
   auto ref = puller::ImageRef::parse(args.positionals[0]);
-  if (!ref) return fail(ref.error());
+  if (!ref)
+    return fail(ref.error());
   puller::PullOptions options;
   if (auto text = args.option("platform")) {
     auto platform = puller::Platform::parse(*text);
-    if (!platform) return fail(platform.error());
+    if (!platform)
+      return fail(platform.error());
     options.platform = platform.value();
   }
   auto concurrency = parsePositive(args, "concurrency", 4);
@@ -108,11 +113,13 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   auto retries = parsePositive(args, "retries", 6);
   auto deadline = parsePositive(args, "deadline", 0);
   for (const auto* value : {&concurrency, &connect_timeout, &stall_timeout, &retries, &deadline}) {
-    if (!*value) return fail(value->error());
+    if (!*value)
+      return fail(value->error());
   }
   options.concurrency = concurrency.value();
   auto credentials = credentialsFrom(args);
-  if (!credentials) return fail(credentials.error());
+  if (!credentials)
+    return fail(credentials.error());
 
   SystemClock clock;
   SystemRandom random;
@@ -123,10 +130,12 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   http_options.connect_timeout = std::chrono::seconds(connect_timeout.value());
   http_options.stall_timeout = std::chrono::seconds(stall_timeout.value());
   auto http = puller::CurlHttpClient::create(http_options);
-  if (!http) return fail(http.error());
+  if (!http)
+    return fail(http.error());
 
   auto store = puller::ContentStore::open(*args.option("dest"));
-  if (!store) return fail(store.error());
+  if (!store)
+    return fail(store.error());
 
   puller::TokenCache tokens(clock);
   const bool insecure = args.flag("insecure");
@@ -139,16 +148,18 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   puller::ImagePuller image_puller(registry, **store, &progress);
 
   Context ctx{&clock, env.stop, std::nullopt};
-  if (args.option("deadline")) ctx.deadline = clock.now() + std::chrono::seconds(deadline.value());
+  if (args.option("deadline"))
+    ctx.deadline = clock.now() + std::chrono::seconds(deadline.value());
   spdlog::info("Pulling image {}", ref->str());
   const auto started = clock.now();
   auto image = image_puller.pull(ref.value(), options, ctx);
   progress.finish();
-  if (!image) return fail(image.error());
+  if (!image)
+    return fail(image.error());
 
   const std::string ref_name = ref->tag ? *ref->tag : image->manifest.digest.str();
-  if (auto status = puller::recordInOciLayout((*store)->root(), image->manifest, ref_name,
-                                              ref->str());
+  if (auto status =
+          puller::recordInOciLayout((*store)->root(), image->manifest, ref_name, ref->str());
       !status) {
     return fail(status.error());
   }
@@ -158,9 +169,9 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
       "pulled %s\n  digest:     %s\n  media type: %s\n  layers:     %zu\n  blobs:      %d "
       "downloaded, %d already present\n  downloaded: %s (%lld bytes transferred)\n  time:       "
       "%.2f s\n  layout:     %s (ref name %s)\n",
-      ref->str().c_str(), image->manifest.digest.str().c_str(),
-      image->manifest.media_type.c_str(), image->layers.size(), image->blobs_downloaded,
-      image->blobs_present, humanBytes(image->bytes_downloaded).c_str(),
+      ref->str().c_str(), image->manifest.digest.str().c_str(), image->manifest.media_type.c_str(),
+      image->layers.size(), image->blobs_downloaded, image->blobs_present,
+      humanBytes(image->bytes_downloaded).c_str(),
       static_cast<long long>(progress.bytesTransferred()), seconds, args.option("dest")->c_str(),
       ref_name.c_str());
   return kExitOk;

@@ -35,10 +35,12 @@ Secret basicHeader(const RegistryCredentials& credentials) {
 std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text) {
   std::tm parts{};
   const char* rest = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &parts);
-  if (rest == nullptr) return std::nullopt;
+  if (rest == nullptr)
+    return std::nullopt;
   if (*rest == '.') {
     ++rest;
-    while (*rest >= '0' && *rest <= '9') ++rest;
+    while (*rest >= '0' && *rest <= '9')
+      ++rest;
   }
   long offset_seconds = 0;
   if (*rest == 'Z' || *rest == 'z') {
@@ -46,13 +48,15 @@ std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::str
   } else if (*rest == '+' || *rest == '-') {
     int hours = 0;
     int minutes = 0;
-    if (std::sscanf(rest + 1, "%2d:%2d", &hours, &minutes) != 2) return std::nullopt;
+    if (std::sscanf(rest + 1, "%2d:%2d", &hours, &minutes) != 2)
+      return std::nullopt;
     offset_seconds = (hours * 3600L + minutes * 60L) * (*rest == '+' ? 1 : -1);
     rest += 6;
   } else {
     return std::nullopt;
   }
-  if (*rest != '\0') return std::nullopt;
+  if (*rest != '\0')
+    return std::nullopt;
   return std::chrono::system_clock::from_time_t(::timegm(&parts) - offset_seconds);
 }
 
@@ -60,7 +64,8 @@ const Challenge* preferred(const std::vector<Challenge>& challenges) {
   // Bearer over Basic, as containerd does; anything else we cannot answer.
   for (const char* scheme : {"bearer", "basic"}) {
     for (const auto& challenge : challenges) {
-      if (challenge.scheme == scheme) return &challenge;
+      if (challenge.scheme == scheme)
+        return &challenge;
     }
   }
   return nullptr;
@@ -82,12 +87,16 @@ Result<std::optional<Secret>> Authorizer::authorize(const Url& target, const std
   {
     std::lock_guard lock(mutex_);
     auto it = challenges_.find(target.origin());
-    if (it != challenges_.end()) challenge = it->second;
+    if (it != challenges_.end())
+      challenge = it->second;
   }
-  if (!challenge) return std::optional<Secret>();
-  if (challenge->scheme == "basic") return std::optional<Secret>(basicHeader(credentials_));
+  if (!challenge)
+    return std::optional<Secret>();
+  if (challenge->scheme == "basic")
+    return std::optional<Secret>(basicHeader(credentials_));
   auto token = bearerToken(target, *challenge, scope, ctx);
-  if (!token) return token.error();
+  if (!token)
+    return token.error();
   return std::optional<Secret>(Secret("Bearer " + token->revealForWire()));
 }
 
@@ -101,9 +110,9 @@ Status Authorizer::onUnauthorized(const Url& target, const HttpResponseHead& res
                          " answered 401 without a Bearer or Basic challenge; cannot authenticate");
   }
   if (chosen->scheme == "basic" && credentials_.empty()) {
-    return makeError(ErrorCode::kUnauthenticated,
-                     target.hostPort() +
-                         " requires a username and password (Basic auth); none were given");
+    return makeError(
+        ErrorCode::kUnauthenticated,
+        target.hostPort() + " requires a username and password (Basic auth); none were given");
   }
   if (chosen->scheme == "basic" && sent) {
     return makeError(ErrorCode::kUnauthenticated,
@@ -134,7 +143,8 @@ Result<Secret> Authorizer::bearerToken(const Url& target, const Challenge& chall
                      target.hostPort() + " sent a Bearer challenge without a realm");
   }
   auto realm = Url::parse(*realm_text);
-  if (!realm) return realm.error().context("bearer realm of " + target.hostPort());
+  if (!realm)
+    return realm.error().context("bearer realm of " + target.hostPort());
   // Credentials travel to the realm: never in clear text, unless the user explicitly declared
   // this registry plain-HTTP and the realm is on the registry's own host.
   if (realm->scheme != "https" && !(insecure_registry_ && realm->host == target.host)) {
@@ -143,23 +153,27 @@ Result<Secret> Authorizer::bearerToken(const Url& target, const Challenge& chall
   }
 
   const std::string key = cacheKey(target, challenge, scope);
-  if (auto cached = cache_.get(key)) return *cached;
+  if (auto cached = cache_.get(key))
+    return *cached;
 
   std::shared_ptr<std::mutex> fetch_lock;
   {
     std::lock_guard lock(mutex_);
     auto& slot = fetching_[key];
-    if (!slot) slot = std::make_shared<std::mutex>();
+    if (!slot)
+      slot = std::make_shared<std::mutex>();
     fetch_lock = slot;
   }
   // Concurrent layer downloads needing the same token wait for one fetch.
   std::lock_guard fetch_guard(*fetch_lock);
-  if (auto cached = cache_.get(key)) return *cached;
+  if (auto cached = cache_.get(key))
+    return *cached;
 
   std::chrono::seconds lifetime{0};
   auto token = fetchToken(target, realm.value(), challenge.param("service").value_or(""), scope,
                           lifetime, ctx);
-  if (!token) return token.error();
+  if (!token)
+    return token.error();
   cache_.put(key, token.value(), lifetime);
   return token;
 }
@@ -180,7 +194,8 @@ Result<Secret> Authorizer::fetchToken(const Url& target, const Url& realm,
   }
   spdlog::debug("requesting a token for {} from {}", scope, redactUrl(realm.str()));
   auto response = sendFollowingRedirects(http_, request, ctx);
-  if (!response) return response.error().context("token request to " + realm.hostPort());
+  if (!response)
+    return response.error().context("token request to " + realm.hostPort());
   if (response->status == 401 || response->status == 403) {
     return makeError(ErrorCode::kUnauthenticated,
                      credentials_.empty()
@@ -201,7 +216,8 @@ Result<Secret> Authorizer::fetchToken(const Url& target, const Url& realm,
   }
   std::string token;
   for (const char* field : {"access_token", "token"}) {
-    if (json.contains(field) && json[field].is_string() && !json[field].get<std::string>().empty()) {
+    if (json.contains(field) && json[field].is_string() &&
+        !json[field].get<std::string>().empty()) {
       token = json[field].get<std::string>();
       break;
     }
@@ -216,10 +232,11 @@ Result<Secret> Authorizer::fetchToken(const Url& target, const Url& realm,
   }
   if (json.contains("issued_at") && json["issued_at"].is_string()) {
     if (auto issued = parseRfc3339(json["issued_at"].get<std::string>())) {
-      auto left = std::chrono::duration_cast<std::chrono::seconds>(*issued + lifetime -
-                                                                   clock_.wallNow());
+      auto left =
+          std::chrono::duration_cast<std::chrono::seconds>(*issued + lifetime - clock_.wallNow());
       // A skewed clock must not make every token look expired: trust expires_in then.
-      if (left.count() > 0 && left < lifetime) lifetime = left;
+      if (left.count() > 0 && left < lifetime)
+        lifetime = left;
     }
   }
   return Secret(std::move(token));

@@ -58,7 +58,7 @@ class Authorizer {
   bool insecure_registry_;
 
   std::mutex mutex_;
-  std::map<std::string, Challenge> challenges_;                 // by origin
+  std::map<std::string, Challenge> challenges_;                  // by origin
   std::map<std::string, std::shared_ptr<std::mutex>> fetching_;  // one token fetch per key
 };
 

@@ -29,9 +29,11 @@ class Parser {
   void parseInto(std::vector<Challenge>& out) {
     while (true) {
       skipSpaceAndCommas();
-      if (atEnd()) return;
+      if (atEnd())
+        return;
       auto scheme = readToken();
-      if (scheme.empty()) return;  // garbage: stop rather than guess
+      if (scheme.empty())
+        return;  // garbage: stop rather than guess
       Challenge challenge;
       challenge.scheme = lower(scheme);
       skipSpace();
@@ -44,14 +46,17 @@ class Parser {
   bool atEnd() const { return pos_ >= text_.size(); }
   char peek() const { return atEnd() ? '\0' : text_[pos_]; }
   void skipSpace() {
-    while (!atEnd() && (peek() == ' ' || peek() == '\t')) ++pos_;
+    while (!atEnd() && (peek() == ' ' || peek() == '\t'))
+      ++pos_;
   }
   void skipSpaceAndCommas() {
-    while (!atEnd() && (peek() == ' ' || peek() == '\t' || peek() == ',')) ++pos_;
+    while (!atEnd() && (peek() == ' ' || peek() == '\t' || peek() == ','))
+      ++pos_;
   }
   std::string_view readToken() {
     size_t start = pos_;
-    while (!atEnd() && isTchar(peek())) ++pos_;
+    while (!atEnd() && isTchar(peek()))
+      ++pos_;
     return text_.substr(start, pos_ - start);
   }
 
@@ -61,9 +66,11 @@ class Parser {
     std::string value;
     while (!atEnd()) {
       char c = text_[pos_++];
-      if (c == '"') return value;
+      if (c == '"')
+        return value;
       if (c == '\\') {
-        if (atEnd()) return std::nullopt;
+        if (atEnd())
+          return std::nullopt;
         value.push_back(text_[pos_++]);
       } else {
         value.push_back(c);
@@ -75,9 +82,12 @@ class Parser {
   // Is there `token BWS "="` (and not a token68 "==" tail) at the current position?
   bool paramAhead() const {
     size_t p = pos_;
-    while (p < text_.size() && isTchar(text_[p])) ++p;
-    if (p == pos_) return false;
-    while (p < text_.size() && (text_[p] == ' ' || text_[p] == '\t')) ++p;
+    while (p < text_.size() && isTchar(text_[p]))
+      ++p;
+    if (p == pos_)
+      return false;
+    while (p < text_.size() && (text_[p] == ' ' || text_[p] == '\t'))
+      ++p;
     return p < text_.size() && text_[p] == '=';
   }
 
@@ -85,11 +95,14 @@ class Parser {
     // token68: 1*tchar68 *"=" followed by end or ','.
     {
       size_t p = pos_;
-      while (p < text_.size() && isToken68Char(text_[p])) ++p;
+      while (p < text_.size() && isToken68Char(text_[p]))
+        ++p;
       size_t body_end = p;
-      while (p < text_.size() && text_[p] == '=') ++p;
+      while (p < text_.size() && text_[p] == '=')
+        ++p;
       size_t q = p;
-      while (q < text_.size() && (text_[q] == ' ' || text_[q] == '\t')) ++q;
+      while (q < text_.size() && (text_[q] == ' ' || text_[q] == '\t'))
+        ++q;
       bool ends = q >= text_.size() || text_[q] == ',';
       if (body_end > pos_ && ends && (p > body_end || !paramAhead())) {
         challenge.token68 = std::string(text_.substr(pos_, p - pos_));
@@ -99,7 +112,8 @@ class Parser {
     }
     while (true) {
       skipSpace();
-      if (!paramAhead()) return;  // next challenge (or end)
+      if (!paramAhead())
+        return;  // next challenge (or end)
       auto name = lower(readToken());
       skipSpace();
       ++pos_;  // '='
@@ -107,13 +121,15 @@ class Parser {
       std::optional<std::string> value;
       if (peek() == '"') {
         value = readQuoted();
-        if (!value) return;
+        if (!value)
+          return;
       } else {
         value = std::string(readToken());
       }
       challenge.params.emplace(name, *value);  // the first occurrence wins
       skipSpace();
-      if (peek() != ',') return;
+      if (peek() != ',')
+        return;
       // After a comma: another param of this challenge, or a new challenge's scheme.
       size_t save = pos_;
       skipSpaceAndCommas();
@@ -132,13 +148,15 @@ class Parser {
 
 std::optional<std::string> Challenge::param(const std::string& name) const {
   auto it = params.find(name);
-  if (it == params.end()) return std::nullopt;
+  if (it == params.end())
+    return std::nullopt;
   return it->second;
 }
 
 std::vector<Challenge> parseChallenges(const std::vector<std::string>& field_values) {
   std::vector<Challenge> challenges;
-  for (const auto& value : field_values) Parser(value).parseInto(challenges);
+  for (const auto& value : field_values)
+    Parser(value).parseInto(challenges);
   return challenges;
 }
 

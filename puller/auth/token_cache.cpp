@@ -9,14 +9,16 @@ std::string TokenCache::key(const std::string& host, const std::string& service,
   std::sort(scopes.begin(), scopes.end());
   scopes.erase(std::unique(scopes.begin(), scopes.end()), scopes.end());
   std::string key = host + "\n" + service + "\n";
-  for (const auto& scope : scopes) key += scope + " ";
+  for (const auto& scope : scopes)
+    key += scope + " ";
   return key;
 }
 
 std::optional<Secret> TokenCache::get(const std::string& key) const {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key);
-  if (it == entries_.end() || clock_.now() >= it->second.refresh_at) return std::nullopt;
+  if (it == entries_.end() || clock_.now() >= it->second.refresh_at)
+    return std::nullopt;
   return it->second.token;
 }
 
@@ -30,7 +32,8 @@ void TokenCache::invalidate(const std::string& key, const Secret& token) {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key);
   // Only drop the token that was refused: another thread may already have a fresh one.
-  if (it != entries_.end() && it->second.token == token) entries_.erase(it);
+  if (it != entries_.end() && it->second.token == token)
+    entries_.erase(it);
 }
 
 }  // namespace pullagent::puller

@@ -46,10 +46,12 @@ Error curlError(CURLcode code, std::string_view what, std::string_view detail) {
 }
 
 Status checkSetopt(CURLcode code, std::string_view option) {
-  if (code == CURLE_OK) return {};
-  return makeError(ErrorCode::kInternal, "curl_easy_setopt(" + std::string(option) +
-                                             ") failed: " + curl_easy_strerror(code),
-                   static_cast<int>(code));
+  if (code == CURLE_OK)
+    return {};
+  return makeError(
+      ErrorCode::kInternal,
+      "curl_easy_setopt(" + std::string(option) + ") failed: " + curl_easy_strerror(code),
+      static_cast<int>(code));
 }
 
 }  // namespace pullagent::puller

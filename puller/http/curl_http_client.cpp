@@ -29,7 +29,8 @@ bool isNumericAddress(const std::string& host) {
 
 Result<std::string> readFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return makeError(ErrorCode::kInvalidArgument, "cannot read CA file " + path);
+  if (!in)
+    return makeError(ErrorCode::kInvalidArgument, "cannot read CA file " + path);
   std::ostringstream content;
   content << in.rdbuf();
   return content.str();
@@ -49,12 +50,14 @@ struct Transfer {
   Status deliverHead() {
     head_delivered = true;
     streaming = success() && request->on_body != nullptr;
-    if (success() && request->on_head) return request->on_head(response);
+    if (success() && request->on_head)
+      return request->on_head(response);
     return {};
   }
 
   Status onHeaderLine(std::string_view line) {
-    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+      line.remove_suffix(1);
     if (line.starts_with("HTTP/")) {
       // A new status line (after 100 Continue or an informational answer) starts over.
       response.headers.clear();
@@ -63,18 +66,22 @@ struct Transfer {
       return {};
     }
     auto colon = line.find(':');
-    if (colon == std::string_view::npos) return {};
+    if (colon == std::string_view::npos)
+      return {};
     auto value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
     response.headers.push_back({std::string(line.substr(0, colon)), std::string(value)});
     return {};
   }
 
   Status onBody(std::string_view chunk) {
     if (!head_delivered) {
-      if (auto status = deliverHead(); !status) return status;
+      if (auto status = deliverHead(); !status)
+        return status;
     }
-    if (streaming) return request->on_body(chunk);
+    if (streaming)
+      return request->on_body(chunk);
     size_t cap = success() ? request->max_body : kMaxErrorBody;
     if (response.body.size() + chunk.size() > cap) {
       if (success()) {
@@ -192,20 +199,24 @@ struct CurlHttpClient::Impl {
              set(CURLOPT_XFERINFODATA, &transfer, "XFERINFODATA"),
              set(CURLOPT_NOPROGRESS, 0L, "NOPROGRESS"),
          }) {
-      if (!status) return status;
+      if (!status)
+        return status;
     }
     if (!ca_blob.empty()) {
       curl_blob blob{ca_blob.data(), ca_blob.size(), CURL_BLOB_NOCOPY};
-      if (auto status = set(CURLOPT_CAINFO_BLOB, &blob, "CAINFO_BLOB"); !status) return status;
+      if (auto status = set(CURLOPT_CAINFO_BLOB, &blob, "CAINFO_BLOB"); !status)
+        return status;
     }
     if (request.method == "HEAD") {
-      if (auto status = set(CURLOPT_NOBODY, 1L, "NOBODY"); !status) return status;
+      if (auto status = set(CURLOPT_NOBODY, 1L, "NOBODY"); !status)
+        return status;
     } else if (request.method == "POST") {
       for (auto status : {set(CURLOPT_POST, 1L, "POST"),
                           set(CURLOPT_POSTFIELDS, request.body.c_str(), "POSTFIELDS"),
                           set(CURLOPT_POSTFIELDSIZE_LARGE,
                               static_cast<curl_off_t>(request.body.size()), "POSTFIELDSIZE")}) {
-        if (!status) return status;
+        if (!status)
+          return status;
       }
     } else if (request.method != "GET") {
       if (auto status = set(CURLOPT_CUSTOMREQUEST, request.method.c_str(), "CUSTOMREQUEST");
@@ -231,18 +242,21 @@ Result<std::unique_ptr<CurlHttpClient>> CurlHttpClient::create(HttpClientOptions
     // CURLOPT_CAINFO would replace the system store; a blob of both keeps public CAs working
     // (blob storage redirects) while trusting the private registry's CA.
     auto extra = readFile(*impl->options.extra_ca_file);
-    if (!extra) return extra.error();
+    if (!extra)
+      return extra.error();
     CurlEasy probe(curl_easy_init());
     char* system_ca = nullptr;
     if (probe && curl_easy_getinfo(probe.get(), CURLINFO_CAINFO, &system_ca) == CURLE_OK &&
         system_ca != nullptr) {
-      if (auto system = readFile(system_ca); system) impl->ca_blob = system.value() + "\n";
+      if (auto system = readFile(system_ca); system)
+        impl->ca_blob = system.value() + "\n";
     }
     impl->ca_blob += extra.value();
   }
 
   impl->share.reset(curl_share_init());
-  if (!impl->share) return makeError(ErrorCode::kResourceExhausted, "curl_share_init failed");
+  if (!impl->share)
+    return makeError(ErrorCode::kResourceExhausted, "curl_share_init failed");
   CURLSH* share = impl->share.get();
   curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Impl::lockShare);
   curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Impl::unlockShare);
@@ -263,9 +277,11 @@ CurlHttpClient::~CurlHttpClient() {
 }
 
 Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Context& ctx) {
-  if (auto status = ctx.check(); !status) return status.error();
+  if (auto status = ctx.check(); !status)
+    return status.error();
   auto url = Url::parse(request.url);
-  if (!url) return url.error();
+  if (!url)
+    return url.error();
   const std::string what = request.method + " " + redactUrl(request.url);
 
   // Pin the resolver's answer into curl: curl connects to these addresses while the URL keeps
@@ -274,12 +290,14 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Cont
   std::string tried = url->host;
   if (!isNumericAddress(url->host)) {
     auto addresses = impl_->options.resolver->resolve(url->host, ctx);
-    if (!addresses) return addresses.error().context(what);
+    if (!addresses)
+      return addresses.error().context(what);
     std::string entry = url->host + ":" + std::to_string(url->port) + ":";
     tried.clear();
     for (size_t i = 0; i < addresses->size(); ++i) {
       const auto& address = (*addresses)[i];
-      std::string formatted = address.find(':') != std::string::npos ? "[" + address + "]" : address;
+      std::string formatted =
+          address.find(':') != std::string::npos ? "[" + address + "]" : address;
       entry += (i > 0 ? "," : "") + formatted;
       tried += (i > 0 ? ", " : "") + formatted;
     }
@@ -295,11 +313,14 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Cont
     }
   };
   append("Expect:");  // no 100-continue round trip for small form posts
-  for (const auto& header : request.headers) append(header.name + ": " + header.value);
-  if (request.authorization) append("Authorization: " + request.authorization->revealForWire());
+  for (const auto& header : request.headers)
+    append(header.name + ": " + header.value);
+  if (request.authorization)
+    append("Authorization: " + request.authorization->revealForWire());
 
   CurlEasy easy = impl_->acquire();
-  if (!easy) return makeError(ErrorCode::kResourceExhausted, "curl_easy_init failed");
+  if (!easy)
+    return makeError(ErrorCode::kResourceExhausted, "curl_easy_init failed");
   Transfer transfer;
   transfer.request = &request;
   transfer.ctx = &ctx;
@@ -316,7 +337,8 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Cont
   curl_easy_setopt(easy.get(), CURLOPT_RESOLVE, nullptr);
   impl_->release(std::move(easy));
 
-  if (transfer.callback_error) return transfer.callback_error->context(what);
+  if (transfer.callback_error)
+    return transfer.callback_error->context(what);
   if (code != CURLE_OK) {
     std::string detail = error_buffer.data();
     if (code == CURLE_OPERATION_TIMEDOUT && transfer.response.status != 0) {
@@ -326,7 +348,8 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Cont
     return curlError(code, what + " (" + url->host + " at " + tried + ")", detail);
   }
   if (!transfer.head_delivered) {
-    if (auto status = transfer.deliverHead(); !status) return status.error().context(what);
+    if (auto status = transfer.deliverHead(); !status)
+      return status.error().context(what);
   }
   return std::move(transfer.response);
 }

@@ -38,7 +38,7 @@ struct HttpResponse : HttpResponseHead {
 struct HttpRequest {
   std::string method = "GET";
   std::string url;
-  std::vector<HttpHeader> headers;     // never credentials: those go in `authorization`
+  std::vector<HttpHeader> headers;      // never credentials: those go in `authorization`
   std::optional<Secret> authorization;  // the whole header value: "Bearer ...", "Basic ..."
   std::string body;                     // sent when non-empty (POST forms)
   size_t max_body = 4 * 1024 * 1024;    // cap for a buffered 2xx body; over it: kResourceExhausted

@@ -17,11 +17,13 @@ bool isRedirect(int status) {
 Result<HttpResponse> sendFollowingRedirects(HttpClient& client, HttpRequest request,
                                             const Context& ctx, std::string* final_url) {
   auto origin = Url::parse(request.url);
-  if (!origin) return origin.error();
+  if (!origin)
+    return origin.error();
   for (int hop = 0;; ++hop) {
     auto response = client.send(request, ctx);
     if (!response || !isRedirect(response->status)) {
-      if (final_url != nullptr) *final_url = request.url;
+      if (final_url != nullptr)
+        *final_url = request.url;
       return response;
     }
     if (hop == kMaxRedirects) {
@@ -36,11 +38,12 @@ Result<HttpResponse> sendFollowingRedirects(HttpClient& client, HttpRequest requ
     }
     auto current = Url::parse(request.url);
     auto next = Url::resolve(request.url, *location);
-    if (!next) return next.error();
+    if (!next)
+      return next.error();
     if (current->scheme == "https" && next->scheme == "http") {
-      return makeError(ErrorCode::kUntrusted, "refusing redirect from https to plain http: " +
-                                                  redactUrl(request.url) + " -> " +
-                                                  redactUrl(next->str()));
+      return makeError(ErrorCode::kUntrusted,
+                       "refusing redirect from https to plain http: " + redactUrl(request.url) +
+                           " -> " + redactUrl(next->str()));
     }
     if (request.authorization && !next->sameOrigin(origin.value())) {
       spdlog::debug("redirect to {} leaves {}: sending it without credentials",

@@ -18,7 +18,8 @@ std::optional<std::chrono::milliseconds> parseRetryAfter(
   while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) {
     value.remove_suffix(1);
   }
-  if (value.empty()) return std::nullopt;
+  if (value.empty())
+    return std::nullopt;
   if (std::all_of(value.begin(), value.end(),
                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; })) {
     // Huge numbers overflow from_chars: treat them as "very long", the caller caps it.
@@ -32,11 +33,12 @@ std::optional<std::chrono::milliseconds> parseRetryAfter(
     return std::chrono::milliseconds(static_cast<long long>(seconds) * 1000);
   }
   std::string text(value);
-  for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
-                             "%a %b %e %H:%M:%S %Y"}) {
+  for (const char* format :
+       {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"}) {
     std::tm parts{};
     const char* end = ::strptime(text.c_str(), format, &parts);
-    if (end == nullptr || *end != '\0') continue;
+    if (end == nullptr || *end != '\0')
+      continue;
     auto when = std::chrono::system_clock::from_time_t(::timegm(&parts));
     auto delta = std::chrono::duration_cast<std::chrono::milliseconds>(when - now);
     return std::max(delta, std::chrono::milliseconds(0));
@@ -46,7 +48,8 @@ std::optional<std::chrono::milliseconds> parseRetryAfter(
 
 std::chrono::milliseconds backoffDelay(const RetryPolicy& policy, int attempt, double jitter) {
   auto ceiling = policy.initial_backoff;
-  for (int i = 1; i < attempt && ceiling < policy.max_backoff; ++i) ceiling *= 2;
+  for (int i = 1; i < attempt && ceiling < policy.max_backoff; ++i)
+    ceiling *= 2;
   ceiling = std::min(ceiling, policy.max_backoff);
   jitter = std::clamp(jitter, 0.0, 1.0);
   auto floor = ceiling / 10;
@@ -56,7 +59,8 @@ std::chrono::milliseconds backoffDelay(const RetryPolicy& policy, int attempt, d
 
 std::chrono::milliseconds retryDelay(const RetryPolicy& policy, const Error& error, int attempt,
                                      double jitter) {
-  if (error.retry_after) return std::min(*error.retry_after, policy.max_retry_after);
+  if (error.retry_after)
+    return std::min(*error.retry_after, policy.max_retry_after);
   return backoffDelay(policy, attempt, jitter);
 }
 
@@ -67,9 +71,11 @@ Status retryLoop(const RetryPolicy& policy, Clock& clock, Random& random, const 
   for (int number = 1;; ++number) {
     bool made_progress = false;
     Status result = attempt(number, made_progress);
-    if (result) return result;
+    if (result)
+      return result;
     const Error& error = result.error();
-    if (!isRetryable(error)) return error;
+    if (!isRetryable(error))
+      return error;
     failures = made_progress ? 1 : failures + 1;
     if (failures >= policy.max_attempts) {
       return error.context("giving up after " + std::to_string(failures) + " attempts");
@@ -80,7 +86,8 @@ Status retryLoop(const RetryPolicy& policy, Clock& clock, Random& random, const 
     }
     spdlog::warn("{}: {} (attempt {}); retrying in {} ms", what, error.describe(), number,
                  delay.count());
-    if (!clock.sleepFor(delay, ctx.stop)) return makeError(ErrorCode::kCancelled, "stop requested");
+    if (!clock.sleepFor(delay, ctx.stop))
+      return makeError(ErrorCode::kCancelled, "stop requested");
   }
 }
 

@@ -22,8 +22,8 @@ struct RetryPolicy {
 
 // Retry-After: delay-seconds or an HTTP-date (IMF-fixdate, RFC 850, asctime). Past dates mean
 // "now" (0); unparseable values give nullopt.
-std::optional<std::chrono::milliseconds> parseRetryAfter(
-    std::string_view value, std::chrono::system_clock::time_point now);
+std::optional<std::chrono::milliseconds> parseRetryAfter(std::string_view value,
+                                                         std::chrono::system_clock::time_point now);
 
 // "Full jitter" exponential backoff: uniform in [0, min(max, initial * 2^(attempt-1))], never
 // below a tenth of that ceiling so retries don't hammer. `attempt` starts at 1.

@@ -17,7 +17,8 @@ using CurlString = UniqueHandle<char, curl_free>;
 
 std::string part(CURLU* handle, CURLUPart which, unsigned flags = 0) {
   char* raw = nullptr;
-  if (curl_url_get(handle, which, &raw, flags) != CURLUE_OK) return {};
+  if (curl_url_get(handle, which, &raw, flags) != CURLUE_OK)
+    return {};
   CurlString owned(raw);
   return std::string(raw);
 }
@@ -43,9 +44,11 @@ Result<Url> fromHandle(CURLU* handle, std::string_view original) {
   std::string port = part(handle, CURLUPART_PORT, CURLU_DEFAULT_PORT);
   std::from_chars(port.data(), port.data() + port.size(), url.port);
   url.target = part(handle, CURLUPART_PATH);
-  if (url.target.empty()) url.target = "/";
+  if (url.target.empty())
+    url.target = "/";
   std::string query = part(handle, CURLUPART_QUERY);
-  if (!query.empty()) url.target += "?" + query;
+  if (!query.empty())
+    url.target += "?" + query;
   return url;
 }
 
@@ -53,7 +56,8 @@ Result<Url> fromHandle(CURLU* handle, std::string_view original) {
 
 Result<Url> Url::parse(std::string_view text) {
   CurlUrl handle(curl_url());
-  if (!handle) return makeError(ErrorCode::kInternal, "out of memory");
+  if (!handle)
+    return makeError(ErrorCode::kInternal, "out of memory");
   std::string copy(text);
   if (curl_url_set(handle.get(), CURLUPART_URL, copy.c_str(), 0) != CURLUE_OK) {
     return makeError(ErrorCode::kInvalidArgument, "malformed URL " + redactUrl(text));
@@ -63,7 +67,8 @@ Result<Url> Url::parse(std::string_view text) {
 
 Result<Url> Url::resolve(std::string_view base, std::string_view reference) {
   CurlUrl handle(curl_url());
-  if (!handle) return makeError(ErrorCode::kInternal, "out of memory");
+  if (!handle)
+    return makeError(ErrorCode::kInternal, "out of memory");
   std::string base_copy(base);
   std::string ref_copy(reference);
   if (curl_url_set(handle.get(), CURLUPART_URL, base_copy.c_str(), 0) != CURLUE_OK ||
@@ -78,9 +83,13 @@ std::string Url::hostPort() const {
   return out + ":" + std::to_string(port);
 }
 
-std::string Url::origin() const { return scheme + "://" + hostPort(); }
+std::string Url::origin() const {
+  return scheme + "://" + hostPort();
+}
 
-std::string Url::str() const { return origin() + target; }
+std::string Url::str() const {
+  return origin() + target;
+}
 
 std::string urlEncode(std::string_view value) {
   static constexpr char kHex[] = "0123456789ABCDEF";

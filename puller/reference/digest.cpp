@@ -5,17 +5,22 @@
 namespace pullagent::puller {
 namespace {
 
-bool isLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+bool isLowerHex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
 
 // OCI descriptor grammar: algorithm ::= [a-z0-9]+ ([+._-] [a-z0-9]+)*
 bool isValidAlgorithm(std::string_view algo) {
-  if (algo.empty()) return false;
+  if (algo.empty())
+    return false;
   bool previous_separator = true;
   for (char c : algo) {
     bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
     bool separator = c == '+' || c == '.' || c == '_' || c == '-';
-    if (!alnum && !separator) return false;
-    if (separator && previous_separator) return false;
+    if (!alnum && !separator)
+      return false;
+    if (separator && previous_separator)
+      return false;
     previous_separator = separator;
   }
   return !previous_separator;
@@ -36,8 +41,8 @@ Result<Digest> Digest::parse(std::string_view text) {
                      "digest \"" + std::string(text) + "\" has an invalid algorithm");
   }
   if (algo != "sha256") {
-    return makeError(ErrorCode::kUnsupported,
-                     "digest algorithm \"" + std::string(algo) + "\" is not supported (sha256 only)");
+    return makeError(ErrorCode::kUnsupported, "digest algorithm \"" + std::string(algo) +
+                                                  "\" is not supported (sha256 only)");
   }
   if (encoded.size() != 64) {
     return makeError(ErrorCode::kInvalidArgument, "digest \"" + std::string(text) +

@@ -13,29 +13,36 @@ Error invalid(std::string_view text, std::string why) {
                    "invalid image reference \"" + std::string(text) + "\": " + std::move(why));
 }
 
-bool isLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool isLowerAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 // path-component := [a-z0-9]+ ( ( [._] | __ | [-]+ ) [a-z0-9]+ )*
 bool isValidPathComponent(std::string_view part) {
   size_t i = 0;
   auto alnumRun = [&] {
     size_t start = i;
-    while (i < part.size() && isLowerAlnum(part[i])) ++i;
+    while (i < part.size() && isLowerAlnum(part[i]))
+      ++i;
     return i > start;
   };
-  if (!alnumRun()) return false;
+  if (!alnumRun())
+    return false;
   while (i < part.size()) {
     if (part[i] == '.') {
       ++i;
     } else if (part[i] == '_') {
       ++i;
-      if (i < part.size() && part[i] == '_') ++i;
+      if (i < part.size() && part[i] == '_')
+        ++i;
     } else if (part[i] == '-') {
-      while (i < part.size() && part[i] == '-') ++i;
+      while (i < part.size() && part[i] == '-')
+        ++i;
     } else {
       return false;
     }
-    if (!alnumRun()) return false;
+    if (!alnumRun())
+      return false;
   }
   return true;
 }
@@ -46,41 +53,48 @@ bool isValidDomain(std::string_view domain) {
   std::string_view port;
   if (!domain.empty() && domain.front() == '[') {
     auto close = domain.find(']');
-    if (close == std::string_view::npos) return false;
+    if (close == std::string_view::npos)
+      return false;
     auto inside = domain.substr(1, close - 1);
-    if (inside.empty() || inside.find_first_not_of("0123456789abcdefABCDEF:.") !=
-                              std::string_view::npos) {
+    if (inside.empty() ||
+        inside.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos) {
       return false;
     }
     auto rest = domain.substr(close + 1);
     if (!rest.empty()) {
-      if (rest.front() != ':') return false;
+      if (rest.front() != ':')
+        return false;
       port = rest.substr(1);
-      if (port.empty()) return false;
+      if (port.empty())
+        return false;
     }
     host = {};
   } else if (auto colon = domain.rfind(':'); colon != std::string_view::npos) {
     host = domain.substr(0, colon);
     port = domain.substr(colon + 1);
-    if (port.empty()) return false;
+    if (port.empty())
+      return false;
   }
-  if (!port.empty() &&
-      (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) {
-        return std::isdigit(static_cast<unsigned char>(c)) != 0;
-      }))) {
+  if (!port.empty() && (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) {
+                          return std::isdigit(static_cast<unsigned char>(c)) != 0;
+                        }))) {
     return false;
   }
   if (!host.empty() || domain.front() != '[') {
-    if (host.empty()) return false;
+    if (host.empty())
+      return false;
     size_t start = 0;
     while (start <= host.size()) {
       auto dot = host.find('.', start);
       auto label = host.substr(start, dot == std::string_view::npos ? host.npos : dot - start);
-      if (label.empty() || label.front() == '-' || label.back() == '-') return false;
+      if (label.empty() || label.front() == '-' || label.back() == '-')
+        return false;
       for (char c : label) {
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-')
+          return false;
       }
-      if (dot == std::string_view::npos) break;
+      if (dot == std::string_view::npos)
+        break;
       start = dot + 1;
     }
   }
@@ -89,22 +103,27 @@ bool isValidDomain(std::string_view domain) {
 
 // tag := [\w][\w.-]{0,127}
 bool isValidTag(std::string_view tag) {
-  if (tag.empty() || tag.size() > 128) return false;
+  if (tag.empty() || tag.size() > 128)
+    return false;
   auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_'; };
-  if (!word(tag.front())) return false;
-  return std::all_of(tag.begin(), tag.end(), [&](char c) { return word(c) || c == '.' || c == '-'; });
+  if (!word(tag.front()))
+    return false;
+  return std::all_of(tag.begin(), tag.end(),
+                     [&](char c) { return word(c) || c == '.' || c == '-'; });
 }
 
 }  // namespace
 
 Result<ImageRef> ImageRef::parse(std::string_view text) {
-  if (text.empty()) return invalid(text, "empty");
+  if (text.empty())
+    return invalid(text, "empty");
   ImageRef ref;
   std::string_view rest = text;
 
   if (auto at = rest.find('@'); at != std::string_view::npos) {
     auto digest = Digest::parse(rest.substr(at + 1));
-    if (!digest) return invalid(text, "bad digest: " + digest.error().message);
+    if (!digest)
+      return invalid(text, "bad digest: " + digest.error().message);
     ref.digest = digest.value();
     rest = rest.substr(0, at);
   }
@@ -123,7 +142,8 @@ Result<ImageRef> ImageRef::parse(std::string_view text) {
     ref.tag = std::string(tag);
     rest = rest.substr(0, last_colon);
   }
-  if (rest.empty()) return invalid(text, "no repository name");
+  if (rest.empty())
+    return invalid(text, "no repository name");
 
   // The first component is a registry host when it has '.', ':', is "localhost", or has
   // uppercase letters (which a repository may not have) - exactly Docker's rule.
@@ -132,8 +152,9 @@ Result<ImageRef> ImageRef::parse(std::string_view text) {
   if (first_slash != std::string_view::npos) {
     auto first = rest.substr(0, first_slash);
     bool is_domain = first == "localhost" || first.find_first_of(".:") != std::string_view::npos ||
-                     std::any_of(first.begin(), first.end(),
-                                 [](char c) { return std::isupper(static_cast<unsigned char>(c)); });
+                     std::any_of(first.begin(), first.end(), [](char c) {
+                       return std::isupper(static_cast<unsigned char>(c));
+                     });
     if (is_domain) {
       if (!isValidDomain(first)) {
         return invalid(text, "bad registry host \"" + std::string(first) + "\"");
@@ -142,10 +163,13 @@ Result<ImageRef> ImageRef::parse(std::string_view text) {
       remote = rest.substr(first_slash + 1);
     }
   }
-  if (ref.domain.empty()) ref.domain = "docker.io";
-  if (ref.domain == "index.docker.io") ref.domain = "docker.io";
+  if (ref.domain.empty())
+    ref.domain = "docker.io";
+  if (ref.domain == "index.docker.io")
+    ref.domain = "docker.io";
 
-  if (remote.empty()) return invalid(text, "no repository name");
+  if (remote.empty())
+    return invalid(text, "no repository name");
   size_t start = 0;
   while (true) {
     auto slash = remote.find('/', start);
@@ -154,13 +178,18 @@ Result<ImageRef> ImageRef::parse(std::string_view text) {
       bool has_upper = std::any_of(part.begin(), part.end(), [](char c) {
         return std::isupper(static_cast<unsigned char>(c));
       });
-      return invalid(text, has_upper ? "repository name \"" + std::string(remote) +
-                                           "\" must be lowercase"
-                                     : "bad repository path component \"" + std::string(part) +
-                                           "\"");
+      return invalid(text, has_upper
+                               ? "repository name \"" + std::string(remote) + "\" must be lowercase"
+                               : "bad repository path component \"" + std::string(part) + "\"");
     }
-    if (slash == std::string_view::npos) break;
+    if (slash == std::string_view::npos)
+      break;
     start = slash + 1;
+  }
+  // distribution/reference: a bare 64-hex name is an image ID, never a repository.
+  if (remote.size() == 64 &&
+      remote.find_first_not_of("0123456789abcdef") == std::string_view::npos) {
+    return invalid(text, "a 64-hex-digit name is an image ID, not a repository");
   }
   ref.repository = std::string(remote);
   if (ref.domain == "docker.io" && ref.repository.find('/') == std::string::npos) {
@@ -169,12 +198,8 @@ Result<ImageRef> ImageRef::parse(std::string_view text) {
   if (ref.domain.size() + 1 + ref.repository.size() > kMaxNameLength) {
     return invalid(text, "name longer than 255 characters");
   }
-  if (ref.repository.size() == 64 &&
-      std::all_of(ref.repository.begin(), ref.repository.end(), isLowerAlnum) &&
-      ref.repository.find_first_not_of("0123456789abcdef") == std::string::npos) {
-    return invalid(text, "a 64-hex-digit name is an image ID, not a repository");
-  }
-  if (!ref.tag && !ref.digest) ref.tag = "latest";
+  if (!ref.tag && !ref.digest)
+    ref.tag = "latest";
   return ref;
 }
 
@@ -182,15 +207,21 @@ std::string ImageRef::apiHost() const {
   return domain == "docker.io" ? "registry-1.docker.io" : domain;
 }
 
-std::string ImageRef::manifestReference() const { return digest ? digest->str() : *tag; }
+std::string ImageRef::manifestReference() const {
+  return digest ? digest->str() : *tag;
+}
 
 std::string ImageRef::str() const {
   std::string out = domain + "/" + repository;
-  if (tag) out += ":" + *tag;
-  if (digest) out += "@" + digest->str();
+  if (tag)
+    out += ":" + *tag;
+  if (digest)
+    out += "@" + digest->str();
   return out;
 }
 
-std::string ImageRef::pullScope() const { return "repository:" + repository + ":pull"; }
+std::string ImageRef::pullScope() const {
+  return "repository:" + repository + ":pull";
+}
 
 }  // namespace pullagent::puller

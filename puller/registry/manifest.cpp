@@ -17,27 +17,33 @@ Error invalidManifest(std::string why) {
 std::string_view stripParameters(std::string_view content_type) {
   auto semicolon = content_type.find(';');
   auto type = content_type.substr(0, semicolon);
-  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+  while (!type.empty() && type.back() == ' ')
+    type.remove_suffix(1);
   return type;
 }
 
 std::optional<std::string> optionalString(const json& object, const char* name) {
-  if (!object.contains(name)) return std::nullopt;
-  if (!object[name].is_string()) return std::string("\x01");  // marks "present, wrong type"
+  if (!object.contains(name))
+    return std::nullopt;
+  if (!object[name].is_string())
+    return std::string("\x01");  // marks "present, wrong type"
   return object[name].get<std::string>();
 }
 
 Result<Descriptor> parseDescriptor(const json& value, const std::string& where) {
-  if (!value.is_object()) return invalidManifest(where + " is not an object");
+  if (!value.is_object())
+    return invalidManifest(where + " is not an object");
   Descriptor descriptor;
   auto type = optionalString(value, "mediaType");
-  if (!type || *type == "\x01") return invalidManifest(where + ".mediaType missing or not a string");
+  if (!type || *type == "\x01")
+    return invalidManifest(where + ".mediaType missing or not a string");
   descriptor.media_type = *type;
   if (!value.contains("digest") || !value["digest"].is_string()) {
     return invalidManifest(where + ".digest missing or not a string");
   }
   auto digest = Digest::parse(value["digest"].get<std::string>());
-  if (!digest) return invalidManifest(where + ".digest: " + digest.error().message);
+  if (!digest)
+    return invalidManifest(where + ".digest: " + digest.error().message);
   descriptor.digest = digest.value();
   if (!value.contains("size") || !value["size"].is_number_integer() ||
       value["size"].get<int64_t>() < 0) {
@@ -55,12 +61,14 @@ Result<Descriptor> parseDescriptor(const json& value, const std::string& where) 
   }
   if (value.contains("annotations") && value["annotations"].is_object()) {
     for (const auto& [key, item] : value["annotations"].items()) {
-      if (item.is_string()) descriptor.annotations[key] = item.get<std::string>();
+      if (item.is_string())
+        descriptor.annotations[key] = item.get<std::string>();
     }
   }
   if (value.contains("urls") && value["urls"].is_array()) {
     for (const auto& item : value["urls"]) {
-      if (item.is_string()) descriptor.urls.push_back(item.get<std::string>());
+      if (item.is_string())
+        descriptor.urls.push_back(item.get<std::string>());
     }
   }
   return descriptor;
@@ -68,7 +76,8 @@ Result<Descriptor> parseDescriptor(const json& value, const std::string& where) 
 
 bool isAttestation(const Descriptor& descriptor) {
   auto it = descriptor.annotations.find("vnd.docker.reference.type");
-  if (it != descriptor.annotations.end() && it->second == "attestation-manifest") return true;
+  if (it != descriptor.annotations.end() && it->second == "attestation-manifest")
+    return true;
   return descriptor.platform && descriptor.platform->os == "unknown" &&
          descriptor.platform->architecture == "unknown";
 }
@@ -77,7 +86,8 @@ bool isAttestation(const Descriptor& descriptor) {
 std::vector<std::string> variantPreference(const Platform& want) {
   std::vector<std::string> order{want.variant};
   auto lowerFrom = [&](char prefix, int from, int to) {
-    for (int v = from - 1; v >= to; --v) order.push_back(std::string(1, prefix) + std::to_string(v));
+    for (int v = from - 1; v >= to; --v)
+      order.push_back(std::string(1, prefix) + std::to_string(v));
   };
   if (want.architecture == "amd64" && want.variant.size() == 2 && want.variant[0] == 'v') {
     lowerFrom('v', want.variant[1] - '0', 2);
@@ -101,8 +111,10 @@ Result<Platform> Platform::parse(std::string_view text) {
       return makeError(ErrorCode::kInvalidArgument,
                        "platform \"" + std::string(text) + "\": want OS/ARCH[/VARIANT]");
     }
-    parts[count++] = std::string(text.substr(start, slash == text.npos ? text.npos : slash - start));
-    if (slash == text.npos) break;
+    parts[count++] =
+        std::string(text.substr(start, slash == text.npos ? text.npos : slash - start));
+    if (slash == text.npos)
+      break;
     start = slash + 1;
   }
   if (count < 2 || parts[0].empty() || parts[1].empty()) {
@@ -123,7 +135,8 @@ Platform Platform::normalized() const {
     return s;
   };
   p.os = lower(p.os);
-  if (p.os == "macos") p.os = "darwin";
+  if (p.os == "macos")
+    p.os = "darwin";
   std::string arch = lower(p.architecture);
   std::string var = lower(p.variant);
   if (arch == "i386") {
@@ -131,11 +144,14 @@ Platform Platform::normalized() const {
     var.clear();
   } else if (arch == "x86_64" || arch == "x86-64" || arch == "amd64") {
     arch = "amd64";
-    if (var == "v1") var.clear();
+    if (var == "v1")
+      var.clear();
   } else if (arch == "aarch64" || arch == "arm64") {
     arch = "arm64";
-    if (var == "8" || var == "v8" || var == "v8.0") var.clear();
-    if (var == "9" || var == "v9.0") var = "v9";
+    if (var == "8" || var == "v8" || var == "v8.0")
+      var.clear();
+    if (var == "9" || var == "v9.0")
+      var = "v9";
   } else if (arch == "armhf") {
     arch = "arm";
     var = "v7";
@@ -143,8 +159,10 @@ Platform Platform::normalized() const {
     arch = "arm";
     var = "v6";
   } else if (arch == "arm") {
-    if (var.empty() || var == "7") var = "v7";
-    if (var == "5" || var == "6" || var == "8") var = "v" + var;
+    if (var.empty() || var == "7")
+      var = "v7";
+    if (var == "5" || var == "6" || var == "8")
+      var = "v" + var;
   }
   p.architecture = arch;
   p.variant = var;
@@ -190,7 +208,8 @@ Result<ManifestDocument> parseManifest(std::string_view bytes, std::string_view 
                      "image again with a current client)");
   }
   auto doc = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_object()) return invalidManifest("not a JSON object");
+  if (!doc.is_object())
+    return invalidManifest("not a JSON object");
   if (doc.contains("schemaVersion") && doc["schemaVersion"] == 1) {
     return makeError(ErrorCode::kUnsupported, "image manifest schema 1 is not supported");
   }
@@ -203,7 +222,8 @@ Result<ManifestDocument> parseManifest(std::string_view bytes, std::string_view 
     return invalidManifest("document has both \"manifests\" and \"layers\"/\"config\"");
   }
   auto field_type = optionalString(doc, "mediaType");
-  if (field_type && *field_type == "\x01") return invalidManifest("mediaType is not a string");
+  if (field_type && *field_type == "\x01")
+    return invalidManifest("mediaType is not a string");
   const bool header_known = isIndexMediaType(header_type) || isManifestMediaType(header_type);
   if (field_type && header_known && *field_type != header_type) {
     return invalidManifest("mediaType \"" + *field_type + "\" contradicts Content-Type \"" +
@@ -222,20 +242,24 @@ Result<ManifestDocument> parseManifest(std::string_view bytes, std::string_view 
   }
 
   if (has_manifests) {
-    if (!doc["manifests"].is_array()) return invalidManifest("manifests is not an array");
+    if (!doc["manifests"].is_array())
+      return invalidManifest("manifests is not an array");
     ImageIndex index{type, {}};
     size_t i = 0;
     for (const auto& entry : doc["manifests"]) {
       auto descriptor = parseDescriptor(entry, "manifests[" + std::to_string(i++) + "]");
-      if (!descriptor) return descriptor.error();
+      if (!descriptor)
+        return descriptor.error();
       index.manifests.push_back(std::move(descriptor.value()));
     }
     return ManifestDocument(std::move(index));
   }
 
-  if (!doc.contains("config")) return invalidManifest("config missing");
+  if (!doc.contains("config"))
+    return invalidManifest("config missing");
   auto config = parseDescriptor(doc["config"], "config");
-  if (!config) return config.error();
+  if (!config)
+    return config.error();
   if (config->size > kMaxConfigSize) {
     return makeError(ErrorCode::kResourceExhausted,
                      "image config of " + std::to_string(config->size) + " bytes exceeds the " +
@@ -254,7 +278,8 @@ Result<ManifestDocument> parseManifest(std::string_view bytes, std::string_view 
   for (const auto& entry : doc["layers"]) {
     std::string where = "layers[" + std::to_string(i++) + "]";
     auto layer = parseDescriptor(entry, where);
-    if (!layer) return layer.error();
+    if (!layer)
+      return layer.error();
     if (!isLayerMediaType(layer->media_type)) {
       return makeError(ErrorCode::kUnsupported,
                        where + " has media type \"" + layer->media_type +
@@ -270,35 +295,43 @@ Result<Descriptor> selectPlatform(const ImageIndex& index, const Platform& want_
   std::vector<std::string> available;
   for (const auto& wanted_variant : variantPreference(want)) {
     for (const auto& entry : index.manifests) {
-      if (isAttestation(entry) || !entry.platform) continue;
-      if (!isManifestMediaType(entry.media_type) && !isIndexMediaType(entry.media_type)) continue;
+      if (isAttestation(entry) || !entry.platform)
+        continue;
+      if (!isManifestMediaType(entry.media_type) && !isIndexMediaType(entry.media_type))
+        continue;
       Platform have = entry.platform->normalized();
-      if (have.os == want.os && have.architecture == want.architecture && have.variant == wanted_variant) {
+      if (have.os == want.os && have.architecture == want.architecture &&
+          have.variant == wanted_variant) {
         return entry;
       }
     }
   }
   for (const auto& entry : index.manifests) {
-    if (entry.platform && !isAttestation(entry)) available.push_back(entry.platform->str());
+    if (entry.platform && !isAttestation(entry))
+      available.push_back(entry.platform->str());
   }
   // An index with a single platform-less image manifest: take it, the config says the rest.
   if (available.empty()) {
     std::vector<const Descriptor*> images;
     for (const auto& entry : index.manifests) {
-      if (isManifestMediaType(entry.media_type) && !isAttestation(entry)) images.push_back(&entry);
+      if (isManifestMediaType(entry.media_type) && !isAttestation(entry))
+        images.push_back(&entry);
     }
-    if (images.size() == 1) return *images.front();
+    if (images.size() == 1)
+      return *images.front();
   }
   std::string list;
-  for (const auto& name : available) list += (list.empty() ? "" : ", ") + name;
-  return makeError(ErrorCode::kNotFound, "no image for platform " + want.str() +
-                                             " in the index (available: " +
-                                             (list.empty() ? "none" : list) + ")");
+  for (const auto& name : available)
+    list += (list.empty() ? "" : ", ") + name;
+  return makeError(ErrorCode::kNotFound,
+                   "no image for platform " + want.str() +
+                       " in the index (available: " + (list.empty() ? "none" : list) + ")");
 }
 
 Result<ImageConfigSummary> parseImageConfig(std::string_view bytes) {
   auto doc = json::parse(bytes, nullptr, false);
-  if (!doc.is_object()) return makeError(ErrorCode::kProtocol, "image config is not a JSON object");
+  if (!doc.is_object())
+    return makeError(ErrorCode::kProtocol, "image config is not a JSON object");
   ImageConfigSummary summary;
   summary.os = doc.value("os", "");
   summary.architecture = doc.value("architecture", "");

@@ -36,7 +36,8 @@ Status checkContentRange(const std::optional<std::string>& header, int64_t offse
   };
   auto total = value.substr(slash + 1);
   int64_t total_value = -1;
-  if (!number(value.substr(0, dash), start) || !number(value.substr(dash + 1, slash - dash - 1), end) ||
+  if (!number(value.substr(0, dash), start) ||
+      !number(value.substr(dash + 1, slash - dash - 1), end) ||
       (total != "*" && !number(total, total_value))) {
     return makeError(ErrorCode::kProtocol, "malformed Content-Range \"" + *header + "\"");
   }
@@ -66,14 +67,17 @@ std::string RegistryClient::url(const std::string& kind, const std::string& refe
 
 Result<HttpResponse> RegistryClient::sendAuthorized(HttpRequest request, const Context& ctx) {
   auto target = Url::parse(request.url);
-  if (!target) return target.error();
+  if (!target)
+    return target.error();
   const std::string scope = "repository:" + endpoint_.repository + ":pull";
   for (int round = 0; round < 2; ++round) {
     auto authorization = authorizer_.authorize(target.value(), scope, ctx);
-    if (!authorization) return authorization.error();
+    if (!authorization)
+      return authorization.error();
     request.authorization = authorization.value();
     auto response = sendFollowingRedirects(http_, request, ctx);
-    if (!response || response->status != 401) return response;
+    if (!response || response->status != 401)
+      return response;
     // The Authorizer knows best what went wrong (Basic credentials refused, no challenge).
     if (auto status = authorizer_.onUnauthorized(target.value(), response.value(), scope,
                                                  request.authorization);
@@ -81,9 +85,12 @@ Result<HttpResponse> RegistryClient::sendAuthorized(HttpRequest request, const C
       return status.error();
     }
     if (round == 1) {
-      auto error = registryError(response.value(), "GET " + redactUrl(request.url), clock_.wallNow());
-      error.message += "; the registry refused the token it issued: check that the user or "
-                       "identity may pull " + endpoint_.repository;
+      auto error =
+          registryError(response.value(), "GET " + redactUrl(request.url), clock_.wallNow());
+      error.message +=
+          "; the registry refused the token it issued: check that the user or "
+          "identity may pull " +
+          endpoint_.repository;
       return error;
     }
   }
@@ -94,23 +101,26 @@ Result<FetchedManifest> RegistryClient::fetchManifest(const std::string& referen
                                                       const std::optional<Digest>& expected,
                                                       const Context& ctx) {
   FetchedManifest fetched;
-  const std::string what = "manifest " + endpoint_.host + "/" + endpoint_.repository + ":" + reference;
+  const std::string what =
+      "manifest " + endpoint_.host + "/" + endpoint_.repository + ":" + reference;
   auto status = retryLoop(policy_, clock_, random_, ctx, what, [&](int, bool&) -> Status {
     HttpRequest request;
     request.url = url("manifests", reference);
     request.headers.push_back({"Accept", std::string(media_type::kManifestAccept)});
     request.max_body = static_cast<size_t>(kMaxManifestSize);
     auto response = sendAuthorized(request, ctx);
-    if (!response) return response.error().context(what);
-    if (response->status != 200) return registryError(response.value(), what, clock_.wallNow());
+    if (!response)
+      return response.error().context(what);
+    if (response->status != 200)
+      return registryError(response.value(), what, clock_.wallNow());
     fetched.bytes = std::move(response->body);
     auto content_type = response->header("Content-Type").value_or("");
     fetched.media_type = content_type.substr(0, content_type.find(';'));
     fetched.digest = Sha256::of(fetched.bytes);
     if (expected && fetched.digest != *expected) {
-      return makeError(ErrorCode::kDigestMismatch, what + ": content hashes to " +
-                                                       fetched.digest.str() + ", not the " +
-                                                       "requested digest");
+      return makeError(
+          ErrorCode::kDigestMismatch,
+          what + ": content hashes to " + fetched.digest.str() + ", not the " + "requested digest");
     }
     if (auto header = response->header("Docker-Content-Digest")) {
       auto announced = Digest::parse(*header);
@@ -122,22 +132,24 @@ Result<FetchedManifest> RegistryClient::fetchManifest(const std::string& referen
     }
     return {};
   });
-  if (!status) return status.error();
+  if (!status)
+    return status.error();
   return fetched;
 }
 
-Status RegistryClient::fetchBlobOnce(const Descriptor& blob, Ingest& ingest,
-                                     BlobObserver* observer, bool& made_progress,
-                                     const Context& ctx) {
+Status RegistryClient::fetchBlobOnce(const Descriptor& blob, Ingest& ingest, BlobObserver* observer,
+                                     bool& made_progress, const Context& ctx) {
   const int64_t offset = ingest.offset();
   const std::string what = "blob " + blob.digest.str();
   HttpRequest request;
   request.url = url("blobs", blob.digest.str());
-  if (offset > 0) request.headers.push_back({"Range", "bytes=" + std::to_string(offset) + "-"});
+  if (offset > 0)
+    request.headers.push_back({"Range", "bytes=" + std::to_string(offset) + "-"});
   int64_t skip = 0;
   request.on_head = [&](const HttpResponseHead& head) -> Status {
     if (head.status == 206) {
-      if (offset == 0) return makeError(ErrorCode::kProtocol, "206 answer to a request without Range");
+      if (offset == 0)
+        return makeError(ErrorCode::kProtocol, "206 answer to a request without Range");
       return checkContentRange(head.header("Content-Range"), offset, blob.size);
     }
     if (head.status != 200) {
@@ -165,47 +177,58 @@ Status RegistryClient::fetchBlobOnce(const Descriptor& blob, Ingest& ingest,
       chunk.remove_prefix(static_cast<size_t>(dropped));
       skip -= dropped;
     }
-    if (chunk.empty()) return {};
-    if (auto status = ingest.write(chunk); !status) return status;
+    if (chunk.empty())
+      return {};
+    if (auto status = ingest.write(chunk); !status)
+      return status;
     made_progress = true;
-    if (observer != nullptr) observer->onBlobBytes(blob, static_cast<int64_t>(chunk.size()));
+    if (observer != nullptr)
+      observer->onBlobBytes(blob, static_cast<int64_t>(chunk.size()));
     return {};
   };
-  if (observer != nullptr) observer->onBlobStart(blob, offset);
+  if (observer != nullptr)
+    observer->onBlobStart(blob, offset);
 
   auto response = sendAuthorized(request, ctx);
-  if (!response) return response.error().context(what);
+  if (!response)
+    return response.error().context(what);
   if (response->status == 416 && offset > 0) {
     // Our partial file claims more than the server has: it cannot be trusted. Start over.
     spdlog::warn("{}: server rejected resuming at byte {}; starting over", what, offset);
-    if (auto status = ingest.restart(); !status) return status;
+    if (auto status = ingest.restart(); !status)
+      return status;
     return makeError(ErrorCode::kUnavailable, "range not satisfiable, restarting");
   }
   if (response->status < 200 || response->status >= 300) {
     return registryError(response.value(), what, clock_.wallNow());
   }
   if (ingest.offset() < blob.size) {
-    return makeError(ErrorCode::kUnavailable,
-                     what + ": transfer ended after " + std::to_string(ingest.offset()) + " of " +
-                         std::to_string(blob.size) + " bytes");
+    return makeError(ErrorCode::kUnavailable, what + ": transfer ended after " +
+                                                  std::to_string(ingest.offset()) + " of " +
+                                                  std::to_string(blob.size) + " bytes");
   }
   return {};
 }
 
 Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
                                  BlobObserver* observer, const Context& ctx) {
-  if (store.contains(blob.digest, blob.size)) return {};
+  if (store.contains(blob.digest, blob.size))
+    return {};
   auto ingest = store.beginIngest(blob.digest, blob.size, ctx);
-  if (!ingest) return ingest.error();
+  if (!ingest)
+    return ingest.error();
   // Another caller may have finished the blob while we waited for the ingest.
-  if (store.contains(blob.digest, blob.size)) return {};
+  if (store.contains(blob.digest, blob.size))
+    return {};
   const std::string what = "blob " + blob.digest.str();
-  auto status = retryLoop(policy_, clock_, random_, ctx, what,
-                          [&](int, bool& made_progress) -> Status {
-                            if ((*ingest)->offset() == blob.size) return {};
-                            return fetchBlobOnce(blob, **ingest, observer, made_progress, ctx);
-                          });
-  if (!status) return status;
+  auto status =
+      retryLoop(policy_, clock_, random_, ctx, what, [&](int, bool& made_progress) -> Status {
+        if ((*ingest)->offset() == blob.size)
+          return {};
+        return fetchBlobOnce(blob, **ingest, observer, made_progress, ctx);
+      });
+  if (!status)
+    return status;
   return (*ingest)->commit();
 }
 

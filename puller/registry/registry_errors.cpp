@@ -15,7 +15,8 @@ std::string sanitize(std::string_view text, size_t limit = 300) {
   for (char c : text.substr(0, limit)) {
     out.push_back((c >= 0x20 && c < 0x7f) ? c : ' ');
   }
-  if (text.size() > limit) out += "...";
+  if (text.size() > limit)
+    out += "...";
   return out;
 }
 
@@ -24,15 +25,18 @@ std::string registryText(const HttpResponse& response) {
   if (parsed.is_object() && parsed.contains("errors") && parsed["errors"].is_array()) {
     std::string text;
     for (const auto& entry : parsed["errors"]) {
-      if (!entry.is_object()) continue;
+      if (!entry.is_object())
+        continue;
       std::string code = entry.value("code", "UNKNOWN");
       std::string message = entry.contains("message") && entry["message"].is_string()
                                 ? entry["message"].get<std::string>()
                                 : "";
-      if (!text.empty()) text += "; ";
+      if (!text.empty())
+        text += "; ";
       text += sanitize(code, 64) + (message.empty() ? "" : ": " + sanitize(message));
     }
-    if (!text.empty()) return text;
+    if (!text.empty())
+      return text;
   }
   if (parsed.is_object() && parsed.contains("details") && parsed["details"].is_string()) {
     return sanitize(parsed["details"].get<std::string>());
@@ -58,8 +62,9 @@ Error registryError(const HttpResponse& response, std::string_view what,
     code = ErrorCode::kInvalidArgument;
   }
   std::string text = registryText(response);
-  Error error = makeError(code, std::string(what) + ": HTTP " + std::to_string(status) +
-                                    (text.empty() ? "" : " (" + text + ")"),
+  Error error = makeError(code,
+                          std::string(what) + ": HTTP " + std::to_string(status) +
+                              (text.empty() ? "" : " (" + text + ")"),
                           status);
   if (code == ErrorCode::kUnavailable) {
     if (auto retry_after = response.header("Retry-After")) {

@@ -22,7 +22,8 @@ Status writeAll(int fd, std::string_view bytes, const fs::path& path) {
   while (!bytes.empty()) {
     ssize_t n = ::write(fd, bytes.data(), bytes.size());
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return errnoError(errno, "write", path);
     }
     bytes.remove_prefix(static_cast<size_t>(n));
@@ -40,17 +41,19 @@ Ingest::Ingest(ContentStore& store, Digest digest, int64_t expected_size, int fd
       path_(std::move(path)) {}
 
 Ingest::~Ingest() {
-  if (fd_ >= 0) ::close(fd_);  // also releases the flock; the partial file stays for resume
+  if (fd_ >= 0)
+    ::close(fd_);  // also releases the flock; the partial file stays for resume
   store_.release(digest_);
 }
 
 Status Ingest::write(std::string_view bytes) {
   if (offset_ + static_cast<int64_t>(bytes.size()) > expected_size_) {
-    return makeError(ErrorCode::kDigestMismatch,
-                     "blob " + digest_.str() + " is longer than the " +
-                         std::to_string(expected_size_) + " bytes its descriptor declares");
+    return makeError(ErrorCode::kDigestMismatch, "blob " + digest_.str() + " is longer than the " +
+                                                     std::to_string(expected_size_) +
+                                                     " bytes its descriptor declares");
   }
-  if (auto status = writeAll(fd_, bytes, path_); !status) return status;
+  if (auto status = writeAll(fd_, bytes, path_); !status)
+    return status;
   hasher_.update(bytes);
   offset_ += static_cast<int64_t>(bytes.size());
   return {};
@@ -74,13 +77,15 @@ Status Ingest::commit() {
   Digest actual = hasher_.finish();
   if (actual != digest_) {
     ::unlink(path_.c_str());
-    return makeError(ErrorCode::kDigestMismatch, "blob content hashes to " + actual.str() +
-                                                     ", expected " + digest_.str() +
-                                                     " (discarded)");
+    return makeError(
+        ErrorCode::kDigestMismatch,
+        "blob content hashes to " + actual.str() + ", expected " + digest_.str() + " (discarded)");
   }
-  if (::fsync(fd_) != 0) return errnoError(errno, "fsync", path_);
+  if (::fsync(fd_) != 0)
+    return errnoError(errno, "fsync", path_);
   auto target = store_.blobPath(digest_);
-  if (::rename(path_.c_str(), target.c_str()) != 0) return errnoError(errno, "rename", target);
+  if (::rename(path_.c_str(), target.c_str()) != 0)
+    return errnoError(errno, "rename", target);
   committed_ = true;
   return syncDirectory(target.parent_path());
 }
@@ -89,7 +94,8 @@ Result<std::unique_ptr<ContentStore>> ContentStore::open(const fs::path& root) {
   std::error_code ec;
   for (const auto& dir : {root / "blobs" / "sha256", root / "ingest"}) {
     fs::create_directories(dir, ec);
-    if (ec) return errnoError(ec.value(), "create directory", dir);
+    if (ec)
+      return errnoError(ec.value(), "create directory", dir);
   }
   return std::unique_ptr<ContentStore>(new ContentStore(root));
 }
@@ -100,25 +106,29 @@ fs::path ContentStore::blobPath(const Digest& digest) const {
 
 bool ContentStore::contains(const Digest& digest, int64_t size) const {
   struct stat info {};
-  if (::stat(blobPath(digest).c_str(), &info) != 0) return false;
+  if (::stat(blobPath(digest).c_str(), &info) != 0)
+    return false;
   return S_ISREG(info.st_mode) && info.st_size == size;
 }
 
 Result<std::string> ContentStore::readBlob(const Digest& digest, int64_t max_size) const {
   auto path = blobPath(digest);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errnoError(errno, "open", path);
+  if (fd < 0)
+    return errnoError(errno, "open", path);
   std::string content;
   std::array<char, 65536> buffer{};
   while (true) {
     ssize_t n = ::read(fd, buffer.data(), buffer.size());
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       int err = errno;
       ::close(fd);
       return errnoError(err, "read", path);
     }
-    if (n == 0) break;
+    if (n == 0)
+      break;
     content.append(buffer.data(), static_cast<size_t>(n));
     if (static_cast<int64_t>(content.size()) > max_size) {
       ::close(fd);
@@ -131,11 +141,15 @@ Result<std::string> ContentStore::readBlob(const Digest& digest, int64_t max_siz
 }
 
 Status ContentStore::putBlob(const Digest& digest, std::string_view bytes, const Context& ctx) {
-  if (contains(digest, static_cast<int64_t>(bytes.size()))) return {};
+  if (contains(digest, static_cast<int64_t>(bytes.size())))
+    return {};
   auto ingest = beginIngest(digest, static_cast<int64_t>(bytes.size()), ctx);
-  if (!ingest) return ingest.error();
-  if (auto status = (*ingest)->restart(); !status) return status;
-  if (auto status = (*ingest)->write(bytes); !status) return status;
+  if (!ingest)
+    return ingest.error();
+  if (auto status = (*ingest)->restart(); !status)
+    return status;
+  if (auto status = (*ingest)->write(bytes); !status)
+    return status;
   return (*ingest)->commit();
 }
 
@@ -146,7 +160,8 @@ Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
     std::unique_lock lock(mutex_);
     while (active_.count(digest.hex()) != 0) {
       released_.wait_for(lock, ctx.stop, std::chrono::milliseconds(200), [] { return false; });
-      if (auto status = ctx.check(); !status) return status.error();
+      if (auto status = ctx.check(); !status)
+        return status.error();
     }
     active_.insert(digest.hex());
   }
@@ -162,7 +177,8 @@ Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
 
   // Another process (a second agent, a debugging --once run) may be writing the same blob.
   while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK && errno != EINTR) return errnoError(errno, "lock", path);
+    if (errno != EWOULDBLOCK && errno != EINTR)
+      return errnoError(errno, "lock", path);
     if (!ctx.clock->sleepFor(std::chrono::milliseconds(100), ctx.stop)) {
       return makeError(ErrorCode::kCancelled, "stop requested");
     }
@@ -170,19 +186,23 @@ Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
 
   // Resume: re-hash what an earlier attempt left, keeping only whole 1 MiB-aligned reads.
   struct stat info {};
-  if (::fstat(fd, &info) != 0) return errnoError(errno, "stat", path);
+  if (::fstat(fd, &info) != 0)
+    return errnoError(errno, "stat", path);
   if (info.st_size > expected_size) {
-    if (auto status = ingest->restart(); !status) return status.error();
+    if (auto status = ingest->restart(); !status)
+      return status.error();
     return ingest;
   }
   std::string buffer(kReadChunk, '\0');
   while (true) {
     ssize_t n = ::read(fd, buffer.data(), buffer.size());
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return errnoError(errno, "read", path);
     }
-    if (n == 0) break;
+    if (n == 0)
+      break;
     ingest->hasher_.update({buffer.data(), static_cast<size_t>(n)});
     ingest->offset_ += n;
   }

@@ -16,9 +16,8 @@ Status recordInOciLayout(const std::filesystem::path& root, const Descriptor& ma
       !status) {
     return status;
   }
-  json index = {{"schemaVersion", 2},
-                {"mediaType", media_type::kOciIndex},
-                {"manifests", json::array()}};
+  json index = {
+      {"schemaVersion", 2}, {"mediaType", media_type::kOciIndex}, {"manifests", json::array()}};
   std::ifstream existing(root / "index.json");
   if (existing) {
     std::stringstream text;
@@ -26,19 +25,20 @@ Status recordInOciLayout(const std::filesystem::path& root, const Descriptor& ma
     auto parsed = json::parse(text.str(), nullptr, false);
     if (parsed.is_object() && parsed.contains("manifests") && parsed["manifests"].is_array()) {
       for (const auto& entry : parsed["manifests"]) {
-        bool same_name = entry.contains("annotations") && entry["annotations"].is_object() &&
-                         entry["annotations"].value("org.opencontainers.image.ref.name", "") ==
-                             ref_name;
-        if (!same_name) index["manifests"].push_back(entry);
+        bool same_name =
+            entry.contains("annotations") && entry["annotations"].is_object() &&
+            entry["annotations"].value("org.opencontainers.image.ref.name", "") == ref_name;
+        if (!same_name)
+          index["manifests"].push_back(entry);
       }
     }
   }
-  json entry = {{"mediaType", manifest.media_type},
-                {"digest", manifest.digest.str()},
-                {"size", manifest.size},
-                {"annotations",
-                 {{"org.opencontainers.image.ref.name", ref_name},
-                  {"io.containerd.image.name", full_name}}}};
+  json entry = {
+      {"mediaType", manifest.media_type},
+      {"digest", manifest.digest.str()},
+      {"size", manifest.size},
+      {"annotations",
+       {{"org.opencontainers.image.ref.name", ref_name}, {"io.containerd.image.name", full_name}}}};
   index["manifests"].push_back(entry);
   return writeFileAtomic(root / "index.json", index.dump(2) + "\n");
 }

@@ -20,7 +20,9 @@ struct Sha256::Impl {
   }
 };
 
-Sha256::Sha256() : impl_(std::make_unique<Impl>()) { impl_->reset(); }
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
+  impl_->reset();
+}
 Sha256::~Sha256() = default;
 Sha256::Sha256(Sha256&&) noexcept = default;
 Sha256& Sha256::operator=(Sha256&&) noexcept = default;

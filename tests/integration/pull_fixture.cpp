@@ -1,0 +1,72 @@
+#include "tests/integration/pull_fixture.h"
+
+#include <filesystem>
+
+namespace pullagent::testing {
+
+void PullTest::SetUp() {
+  auto& s = stack();
+  for (const auto& name : {"proxy_token", "proxy_anon"})
+    s.reset(s.proxy(name));
+  s.reset(s.tokenServer());
+  s.configure(s.tokenServer(), {{"expires_in", 300}, {"anonymous", false}});
+  s.reset(s.storage());
+}
+
+std::vector<std::string> PullTest::pullCommand(const std::string& image,
+                                               const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{
+      PULLAGENT_BINARY,        "pull", image, "--dest", dest_.path().string(), "--ca",
+      TestStack::shared().ca()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+ProcessResult PullTest::pull(const std::string& image, const std::vector<std::string>& args) {
+  return runProcess(pullCommand(image, args));
+}
+
+std::string PullTest::tokenCreds() const {
+  const auto& info = TestStack::shared().info();
+  return info["token_user"].get<std::string>() + ":" + info["token_password"].get<std::string>();
+}
+
+std::string PullTest::basicCreds() const {
+  const auto& info = TestStack::shared().info();
+  return info["basic_user"].get<std::string>() + ":" + info["basic_password"].get<std::string>();
+}
+
+bool PullTest::hasBlob(const std::string& digest) const {
+  return std::filesystem::exists(dest_.path() / "blobs" / "sha256" / digest.substr(7));
+}
+
+std::vector<std::string> PullTest::ingestFiles() const {
+  std::vector<std::string> names;
+  if (!std::filesystem::exists(dest_.path() / "ingest"))
+    return names;
+  for (const auto& entry : std::filesystem::directory_iterator(dest_.path() / "ingest")) {
+    names.push_back(entry.path().filename().string());
+  }
+  return names;
+}
+
+std::vector<nlohmann::json> PullTest::requests(const std::string& server,
+                                               const std::string& fragment) {
+  std::vector<nlohmann::json> matching;
+  const auto stats = stack().stats(server);  // keep it alive: the loop runs over a member of it
+  for (const auto& request : stats["requests"]) {
+    if (request["path"].get<std::string>().find(fragment) != std::string::npos) {
+      matching.push_back(request);
+    }
+  }
+  return matching;
+}
+
+int64_t PullTest::bytesServed(const std::string& server, const std::string& fragment) {
+  int64_t total = 0;
+  for (const auto& request : requests(server, fragment))
+    total += request.value("bytes", 0);
+  return total;
+}
+
+}  // namespace pullagent::testing

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/test_stack.h"
+
+namespace pullagent::testing {
+
+// Runs the real pullagent binary against the shared registry stack. Every test starts with
+// clean fault lists and request logs on every server, and its own destination directory.
+class PullTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+
+  TestStack& stack() { return TestStack::shared(); }
+  // pullagent pull IMAGE --dest <dest> --ca <stack CA> ARGS...
+  ProcessResult pull(const std::string& image, const std::vector<std::string>& args = {});
+  std::vector<std::string> pullCommand(const std::string& image,
+                                       const std::vector<std::string>& args) const;
+
+  std::string tokenCreds() const;
+  std::string basicCreds() const;
+
+  bool hasBlob(const std::string& digest) const;
+  // Names in the ingest directory (unverified leftovers).
+  std::vector<std::string> ingestFiles() const;
+  // Requests a server saw whose path contains `fragment`.
+  std::vector<nlohmann::json> requests(const std::string& server, const std::string& fragment);
+  // Body bytes the proxy sent for paths containing `fragment`.
+  int64_t bytesServed(const std::string& server, const std::string& fragment);
+
+  TempDir dest_{"pullagent-dest"};
+};
+
+}  // namespace pullagent::testing

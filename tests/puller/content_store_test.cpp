@@ -1,0 +1,115 @@
+#include "puller/store/content_store.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "tests/support/fake_clock.h"
+#include "tests/support/temp_dir.h"
+
+namespace pullagent::puller {
+namespace {
+
+class ContentStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = ContentStore::open(dir_.path());
+    ASSERT_TRUE(opened.ok());
+    store_ = std::move(opened.value());
+  }
+  Context ctx() { return Context{&clock_, {}, std::nullopt}; }
+
+  testing::TempDir dir_;
+  testing::FakeClock clock_;
+  std::unique_ptr<ContentStore> store_;
+  const std::string content_ = "layer bytes, layer bytes, layer bytes";
+  const Digest digest_ = Sha256::of(content_);
+  const int64_t size_ = static_cast<int64_t>(content_.size());
+};
+
+TEST_F(ContentStoreTest, CommitMakesVerifiedBlobVisible) {
+  auto ingest = store_->beginIngest(digest_, size_, ctx());
+  ASSERT_TRUE(ingest.ok());
+  ASSERT_TRUE((*ingest)->write(content_.substr(0, 10)).ok());
+  EXPECT_FALSE(store_->contains(digest_, size_));  // nothing unverified is visible
+  ASSERT_TRUE((*ingest)->write(content_.substr(10)).ok());
+  ASSERT_TRUE((*ingest)->commit().ok());
+  EXPECT_TRUE(store_->contains(digest_, size_));
+  EXPECT_EQ(testing::readFile(store_->blobPath(digest_)), content_);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "ingest" / digest_.hex()));
+}
+
+TEST_F(ContentStoreTest, WrongBytesAreDiscardedNotCommitted) {
+  std::string altered = content_;
+  altered[5] ^= 1;
+  auto ingest = store_->beginIngest(digest_, size_, ctx());
+  ASSERT_TRUE((*ingest)->write(altered).ok());
+  auto status = (*ingest)->commit();
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, ErrorCode::kDigestMismatch);
+  EXPECT_FALSE(store_->contains(digest_, size_));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "ingest" / digest_.hex()));
+}
+
+TEST_F(ContentStoreTest, LongerThanDescriptorIsRefusedWhileStreaming) {
+  auto ingest = store_->beginIngest(digest_, 5, ctx());
+  auto status = (*ingest)->write(content_);
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, ErrorCode::kDigestMismatch);
+}
+
+TEST_F(ContentStoreTest, ShortBlobIsRefusedAtCommit) {
+  auto ingest = store_->beginIngest(digest_, size_, ctx());
+  ASSERT_TRUE((*ingest)->write(content_.substr(0, 4)).ok());
+  EXPECT_EQ((*ingest)->commit().error().code, ErrorCode::kDigestMismatch);
+}
+
+TEST_F(ContentStoreTest, PartialIngestResumesAcrossStoreInstances) {
+  {
+    auto ingest = store_->beginIngest(digest_, size_, ctx());
+    ASSERT_TRUE((*ingest)->write(content_.substr(0, 12)).ok());
+  }  // as if the process died: the partial file stays
+  auto reopened = ContentStore::open(dir_.path());
+  auto ingest = (*reopened)->beginIngest(digest_, size_, ctx());
+  ASSERT_TRUE(ingest.ok());
+  EXPECT_EQ((*ingest)->offset(), 12);
+  ASSERT_TRUE((*ingest)->write(content_.substr(12)).ok());
+  ASSERT_TRUE((*ingest)->commit().ok());  // the hash covered the resumed bytes too
+}
+
+TEST_F(ContentStoreTest, OversizedPartialIsStartedOver) {
+  testing::writeFile(dir_ / "ingest" / digest_.hex(), content_ + "garbage");
+  auto ingest = store_->beginIngest(digest_, size_, ctx());
+  EXPECT_EQ((*ingest)->offset(), 0);
+}
+
+TEST_F(ContentStoreTest, OneIngestPerDigestAtATime) {
+  auto first = store_->beginIngest(digest_, size_, ctx());
+  ASSERT_TRUE(first.ok());
+  std::atomic<bool> second_started{false};
+  std::thread waiter([&] {
+    SystemClock real;
+    Context wait_ctx{&real, {}, std::nullopt};
+    auto second = store_->beginIngest(digest_, size_, wait_ctx);
+    second_started = true;
+    ASSERT_TRUE(second.ok());
+    EXPECT_EQ((*second)->offset(), size_);  // sees the bytes the first writer wrote
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(second_started.load());
+  ASSERT_TRUE((*first)->write(content_).ok());
+  first.value().reset();
+  waiter.join();
+  EXPECT_TRUE(second_started.load());
+}
+
+TEST_F(ContentStoreTest, PutBlobVerifiesInMemoryContent) {
+  EXPECT_TRUE(store_->putBlob(digest_, content_, ctx()).ok());
+  EXPECT_TRUE(store_->contains(digest_, size_));
+  EXPECT_EQ(store_->putBlob(Sha256::of("other"), content_, ctx()).error().code,
+            ErrorCode::kDigestMismatch);
+}
+
+}  // namespace
+}  // namespace pullagent::puller

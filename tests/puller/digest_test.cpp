@@ -1,0 +1,55 @@
+#include "puller/reference/digest.h"
+
+#include <gtest/gtest.h>
+
+#include "puller/store/sha256.h"
+
+namespace pullagent::puller {
+namespace {
+
+const std::string kHex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+TEST(Digest, AcceptsSha256WithLowercaseHex) {
+  auto digest = Digest::parse("sha256:" + kHex);
+  ASSERT_TRUE(digest.ok());
+  EXPECT_EQ(digest->hex(), kHex);
+  EXPECT_EQ(digest->str(), "sha256:" + kHex);
+}
+
+struct BadDigest {
+  std::string text;
+  ErrorCode code;
+};
+
+class DigestRejects : public ::testing::TestWithParam<BadDigest> {};
+
+TEST_P(DigestRejects, BeforeItBecomesAPathOrUrl) {
+  auto digest = Digest::parse(GetParam().text);
+  ASSERT_FALSE(digest.ok()) << GetParam().text;
+  EXPECT_EQ(digest.error().code, GetParam().code) << digest.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, DigestRejects,
+    ::testing::Values(BadDigest{"sha256:../../etc/passwd", ErrorCode::kInvalidArgument},
+                      BadDigest{"sha256:" + std::string(64, 'A'), ErrorCode::kInvalidArgument},
+                      BadDigest{"sha256:" + kHex.substr(1), ErrorCode::kInvalidArgument},
+                      BadDigest{"sha256:" + kHex + "0", ErrorCode::kInvalidArgument},
+                      BadDigest{kHex, ErrorCode::kInvalidArgument},
+                      BadDigest{"SHA256:" + kHex, ErrorCode::kInvalidArgument},
+                      BadDigest{"sha512:" + kHex + kHex, ErrorCode::kUnsupported},
+                      BadDigest{"sha256:" + kHex.substr(0, 63) + "/", ErrorCode::kInvalidArgument},
+                      BadDigest{"", ErrorCode::kInvalidArgument},
+                      BadDigest{":" + kHex, ErrorCode::kInvalidArgument}));
+
+TEST(Sha256, HashesIncrementally) {
+  EXPECT_EQ(Sha256::of("").hex(), kHex);
+  Sha256 hasher;
+  hasher.update("hello ");
+  hasher.update("world");
+  EXPECT_EQ(hasher.finish().hex(),
+            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
+}
+
+}  // namespace
+}  // namespace pullagent::puller

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace pullagent::testing {
+
+struct ProcessResult {
+  int exit_code = -1;  // exit status, or 128 + signal
+  std::string out;     // stdout
+  std::string err;     // stderr
+  std::string all() const { return out + err; }
+};
+
+// Runs a program to completion (killed after `timeout`), capturing stdout and stderr.
+ProcessResult runProcess(const std::vector<std::string>& argv,
+                         std::chrono::seconds timeout = std::chrono::seconds(120),
+                         const std::string& stdin_data = "");
+
+// A program started in the background; killed (SIGKILL) when the object goes.
+class BackgroundProcess {
+ public:
+  // stdout is read through a pipe; stdin stays an open pipe until the process is stopped, so
+  // a child that watches stdin (the test stack) dies with us.
+  explicit BackgroundProcess(const std::vector<std::string>& argv);
+  ~BackgroundProcess();
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Reads stdout lines until one equals `line` (true) or EOF/timeout (false).
+  bool waitForLine(const std::string& line, std::chrono::seconds timeout);
+  void kill(int signal);
+  // Waits for exit; returns the exit code (128 + signal when killed).
+  int wait();
+
+ private:
+  pid_t pid_ = -1;
+  int stdin_fd_ = -1;
+  int stdout_fd_ = -1;
+  bool reaped_ = false;
+  int status_ = 0;
+};
+
+}  // namespace pullagent::testing

@@ -1,0 +1,74 @@
+#include "tests/support/test_stack.h"
+
+#include <stdexcept>
+
+#include "base/clock.h"
+#include "puller/http/curl_http_client.h"
+#include "resolver/system_resolver.h"
+
+namespace pullagent::testing {
+
+TestStack& TestStack::shared() {
+  static TestStack* stack = new TestStack();  // lives until exit; its process dies with us
+  return *stack;
+}
+
+TestStack::TestStack() {
+  process_ = std::make_unique<BackgroundProcess>(std::vector<std::string>{
+      PULLAGENT_TEST_PYTHON, PULLAGENT_STACK_SCRIPT, "--dir", dir_.path().string()});
+  if (!process_->waitForLine("READY", std::chrono::seconds(120))) {
+    throw std::runtime_error("the test registry stack did not start; see " + dir_.path().string() +
+                             "/*/registry.log");
+  }
+  info_ = nlohmann::json::parse(readFile(dir_ / "stack.json"));
+}
+
+TestStack::~TestStack() = default;
+
+std::string TestStack::registry(const std::string& name) const {
+  return info_["registries"][name];
+}
+
+std::string TestStack::proxy(const std::string& name) const {
+  return info_["proxies"][name];
+}
+
+nlohmann::json TestStack::control(const std::string& server, const std::string& what,
+                                  const std::string& body) const {
+  static resolver::SystemResolver resolver;
+  static SystemClock clock;
+  puller::HttpClientOptions options;
+  options.resolver = &resolver;
+  options.extra_ca_file = ca();
+  auto client = puller::CurlHttpClient::create(options);
+  if (!client)
+    throw std::runtime_error(client.error().describe());
+  puller::HttpRequest request;
+  request.url = (server.starts_with("http") ? server : "https://" + server) + "/__control/" + what;
+  request.method = body.empty() && what == "stats" ? "GET" : "POST";
+  request.body = body;
+  Context ctx{&clock, {}, std::nullopt};
+  auto response = (*client)->send(request, ctx);
+  if (!response || response->status != 200) {
+    throw std::runtime_error("control " + what + " on " + server + " failed");
+  }
+  return nlohmann::json::parse(response->body);
+}
+
+nlohmann::json TestStack::stats(const std::string& server) const {
+  return control(server, "stats", "");
+}
+
+void TestStack::reset(const std::string& server) const {
+  control(server, "reset", "{}");
+}
+
+void TestStack::setFaults(const std::string& server, const nlohmann::json& faults) const {
+  control(server, "faults", faults.dump());
+}
+
+void TestStack::configure(const std::string& server, const nlohmann::json& settings) const {
+  control(server, "config", settings.dump());
+}
+
+}  // namespace pullagent::testing
