@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "tests/integration/pull_fixture.h"
@@ -122,7 +123,10 @@ TEST_F(Faults, AlteredBytesAreRejectedAndNothingIsKept) {
   EXPECT_EQ(result.exit_code, 6) << result.all();
   EXPECT_NE(result.err.find("hashes to"), std::string::npos) << result.err;
   EXPECT_FALSE(hasBlob(bigDigest()));
-  EXPECT_TRUE(ingestFiles().empty());
+  // The wrong bytes are gone; partial ingests of sibling layers stopped by the failure may
+  // stay, as they would after any interruption, for the next pull to resume.
+  auto leftovers = ingestFiles();
+  EXPECT_EQ(std::count(leftovers.begin(), leftovers.end(), bigDigest().substr(7)), 0);
   // The next pull starts that blob from scratch and succeeds.
   auto again = pull(anon() + "/test/multi:v1");
   ASSERT_EQ(again.exit_code, 0) << again.all();
