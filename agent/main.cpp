@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   pullagent::agent::ProcessEnvironment env;
   env.stderr_is_terminal = ::isatty(STDERR_FILENO) != 0;
   env.stop = stop.get_token();
+  env.privileged = ::geteuid() == 0;
 
   const std::string command = args[0];
   args.erase(args.begin());

@@ -14,17 +14,27 @@
 #include "puller/http/curl_http_client.h"
 #include "puller/image_puller.h"
 #include "puller/store/oci_layout.h"
+#include "puller/unpack/image_publisher.h"
 #include "resolver/system_resolver.h"
 
 namespace pullagent::agent {
 namespace {
 
-constexpr const char* kUsage = R"(usage: pullagent pull IMAGE --dest DIR [options]
+constexpr const char* kUsage =
+    R"(usage: pullagent pull IMAGE (--dest DIR | --rootfs DIR | --bundle DIR | --state DIR)
+                      [options]
 
-Pulls IMAGE into the OCI image layout DIR (blobs verified, resumable).
+Pulls IMAGE (blobs verified, resumable) and, unless only --dest is given, unpacks it and
+publishes the result atomically.
+
+where:
+  --dest DIR              only pull: write the OCI image layout DIR (created if missing)
+  --rootfs DIR            publish the image's root filesystem at DIR
+  --bundle DIR            publish an OCI runtime bundle (config.json + rootfs/) at DIR
+  --state DIR             content store and published images (default /var/lib/pullagent);
+                          alone, publishes the bundle at DIR/images/<manifest digest>
 
 options:
-  --dest DIR              OCI image layout to write (created if missing)
   --creds USER:PASS       registry credentials (Basic, or for the token server)
   --username USER --password-stdin
                           the same, with the password read from standard input
@@ -82,12 +92,14 @@ int fail(const Error& error) {
 }  // namespace
 
 int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env) {
-  auto parsed = parseArgs(argv,
-                          {"dest", "creds", "username", "ca", "platform", "concurrency",
-                           "connect-timeout", "stall-timeout", "retries", "deadline", "log-level"},
-                          {"insecure", "password-stdin", "help"});
-  if (!parsed || parsed->flag("help") || parsed->positionals.size() != 1 ||
-      !parsed->option("dest")) {
+  auto parsed = parseArgs(
+      argv,
+      {"dest", "rootfs", "bundle", "state", "creds", "username", "ca", "platform", "concurrency",
+       "connect-timeout", "stall-timeout", "retries", "deadline", "log-level"},
+      {"insecure", "password-stdin", "help"});
+  const bool has_target = parsed && (parsed->option("dest") || parsed->option("rootfs") ||
+                                     parsed->option("bundle") || parsed->option("state"));
+  if (!parsed || parsed->flag("help") || parsed->positionals.size() != 1 || !has_target) {
     if (!parsed)
       std::cerr << "pullagent pull: " << parsed.error().message << "\n";
     std::cerr << kUsage;
@@ -133,7 +145,13 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   if (!http)
     return fail(http.error());
 
-  auto store = puller::ContentStore::open(*args.option("dest"));
+  // --dest alone: the OCI layout is the store. Otherwise the store lives in the state dir.
+  const bool layout_only = args.option("dest") && !args.option("rootfs") &&
+                           !args.option("bundle") && !args.option("state");
+  const std::filesystem::path state = args.option("state").value_or("/var/lib/pullagent");
+  const std::filesystem::path store_root =
+      args.option("dest") ? std::filesystem::path(*args.option("dest")) : state / "content";
+  auto store = puller::ContentStore::open(store_root);
   if (!store)
     return fail(store.error());
 
@@ -163,17 +181,31 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
       !status) {
     return fail(status.error());
   }
+  std::string published = "OCI layout " + store_root.string() + " (ref name " + ref_name + ")";
+  if (!layout_only) {
+    puller::ApplyOptions apply;
+    apply.privileged = env.privileged;
+    auto form = args.option("rootfs") ? puller::PublishForm::kRootfs : puller::PublishForm::kBundle;
+    std::filesystem::path target =
+        args.option("rootfs")   ? std::filesystem::path(*args.option("rootfs"))
+        : args.option("bundle") ? std::filesystem::path(*args.option("bundle"))
+                                : state / "images" / image->manifest.digest.hex();
+    if (auto status = puller::publishImage(**store, image.value(), target, form, apply, ctx);
+        !status) {
+      return fail(status.error());
+    }
+    published = (form == puller::PublishForm::kRootfs ? "rootfs " : "bundle ") + target.string();
+  }
   auto seconds = std::chrono::duration<double>(clock.now() - started).count();
   spdlog::info("Pull image successful, time taken {:.2f} s", seconds);
   std::printf(
       "pulled %s\n  digest:     %s\n  media type: %s\n  layers:     %zu\n  blobs:      %d "
       "downloaded, %d already present\n  downloaded: %s (%lld bytes transferred)\n  time:       "
-      "%.2f s\n  layout:     %s (ref name %s)\n",
+      "%.2f s\n  published:  %s\n",
       ref->str().c_str(), image->manifest.digest.str().c_str(), image->manifest.media_type.c_str(),
       image->layers.size(), image->blobs_downloaded, image->blobs_present,
       humanBytes(image->bytes_downloaded).c_str(),
-      static_cast<long long>(progress.bytesTransferred()), seconds, args.option("dest")->c_str(),
-      ref_name.c_str());
+      static_cast<long long>(progress.bytesTransferred()), seconds, published.c_str());
   return kExitOk;
 }
 

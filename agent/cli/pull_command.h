@@ -8,7 +8,8 @@ namespace pullagent::agent {
 
 struct ProcessEnvironment {
   bool stderr_is_terminal = false;
-  std::stop_token stop;  // requested on SIGINT / SIGTERM
+  std::stop_token stop;     // requested on SIGINT / SIGTERM
+  bool privileged = false;  // running as root: ownership, devices, capabilities applied
 };
 
 // `pullagent pull IMAGE --dest DIR ...`: pulls an image into an OCI image layout. Returns the

@@ -1,0 +1,181 @@
+#include "puller/unpack/confined_root.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+
+namespace pullagent::puller {
+namespace {
+
+constexpr int kMaxSymlinks = 40;  // as the kernel's own limit
+
+Error sysError(int err, std::string_view what, std::string_view path) {
+  ErrorCode code = err == ENOENT                      ? ErrorCode::kNotFound
+                   : (err == ENOSPC || err == EDQUOT) ? ErrorCode::kResourceExhausted
+                                                      : ErrorCode::kInternal;
+  return makeError(code, std::string(what) + " " + std::string(path) + ": " + std::strerror(err),
+                   err);
+}
+
+std::vector<std::string> splitLinkTarget(std::string_view target) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= target.size()) {
+    auto slash = target.find('/', start);
+    auto part = target.substr(start, slash == std::string_view::npos ? target.npos : slash - start);
+    if (!part.empty() && part != ".")
+      parts.emplace_back(part);
+    if (slash == std::string_view::npos)
+      break;
+    start = slash + 1;
+  }
+  return parts;
+}
+
+}  // namespace
+
+Result<ConfinedRoot> ConfinedRoot::open(const std::filesystem::path& root) {
+  int fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return sysError(errno, "open root", root.string());
+  return ConfinedRoot(UniqueFd(fd));
+}
+
+Result<std::vector<std::string>> ConfinedRoot::split(std::string_view name) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= name.size()) {
+    auto slash = name.find('/', start);
+    auto part = name.substr(start, slash == std::string_view::npos ? name.npos : slash - start);
+    if (part == "..") {
+      return makeError(ErrorCode::kInvalidArgument,
+                       "archive entry \"" + std::string(name) + "\" climbs out with \"..\"");
+    }
+    if (!part.empty() && part != ".")
+      parts.emplace_back(part);
+    if (slash == std::string_view::npos)
+      break;
+    start = slash + 1;
+  }
+  return parts;
+}
+
+std::string ConfinedRoot::join(const std::vector<std::string>& components, size_t count) {
+  std::string out;
+  for (size_t i = 0; i < count && i < components.size(); ++i) {
+    if (i > 0)
+      out.push_back('/');
+    out += components[i];
+  }
+  return out;
+}
+
+Result<UniqueFd> ConfinedRoot::openDirectory(const std::vector<std::string>& components,
+                                             size_t count, bool create) const {
+  std::deque<std::string> pending(components.begin(),
+                                  components.begin() + static_cast<long>(count));
+  std::vector<UniqueFd> stack;  // directories from the root down; empty = at the root
+  int links = 0;
+  auto current = [&] { return stack.empty() ? root_.get() : stack.back().get(); };
+  const std::string where = join(components, count);
+
+  while (!pending.empty()) {
+    std::string part = std::move(pending.front());
+    pending.pop_front();
+    if (part.empty() || part == ".")
+      continue;
+    if (part == "..") {
+      if (!stack.empty())
+        stack.pop_back();  // never above the root
+      continue;
+    }
+    int fd = ::openat(current(), part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && create) {
+      if (::mkdirat(current(), part.c_str(), 0755) != 0 && errno != EEXIST) {
+        return sysError(errno, "create directory", where);
+      }
+      fd = ::openat(current(), part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0)
+      return sysError(errno, "open directory", where);
+    UniqueFd next(fd);
+    struct stat info {};
+    if (::fstatat(next.get(), "", &info, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+      return sysError(errno, "stat", where);
+    }
+    if (S_ISLNK(info.st_mode)) {
+      if (++links > kMaxSymlinks) {
+        return makeError(ErrorCode::kInvalidArgument, "too many symlinks resolving " + where);
+      }
+      std::string target(4096, '\0');
+      ssize_t n = ::readlinkat(next.get(), "", target.data(), target.size());
+      if (n < 0)
+        return sysError(errno, "read link", where);
+      target.resize(static_cast<size_t>(n));
+      if (!target.empty() && target.front() == '/')
+        stack.clear();  // absolute: from the root
+      auto parts = splitLinkTarget(target);
+      pending.insert(pending.begin(), parts.begin(), parts.end());
+      continue;
+    }
+    if (!S_ISDIR(info.st_mode)) {
+      return makeError(ErrorCode::kInvalidArgument,
+                       "\"" + part + "\" in " + where + " is not a directory", ENOTDIR);
+    }
+    stack.push_back(std::move(next));
+  }
+  int fd = ::fcntl(current(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0)
+    return sysError(errno, "dup", where);
+  return UniqueFd(fd);
+}
+
+Status ConfinedRoot::removeAt(int parent, const std::string& name) {
+  struct stat info {};
+  if (::fstatat(parent, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT)
+      return {};
+    return sysError(errno, "stat", name);
+  }
+  if (!S_ISDIR(info.st_mode)) {
+    if (::unlinkat(parent, name.c_str(), 0) != 0 && errno != ENOENT) {
+      return sysError(errno, "remove", name);
+    }
+    return {};
+  }
+  int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return sysError(errno, "open directory", name);
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    int err = errno;
+    ::close(fd);
+    return sysError(err, "list directory", name);
+  }
+  std::vector<std::string> children;
+  while (dirent* entry = ::readdir(dir)) {
+    std::string child = entry->d_name;
+    if (child != "." && child != "..")
+      children.push_back(std::move(child));
+  }
+  Status status;
+  for (const auto& child : children) {
+    status = removeAt(::dirfd(dir), child);
+    if (!status)
+      break;
+  }
+  ::closedir(dir);
+  if (!status)
+    return status;
+  if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    return sysError(errno, "remove directory", name);
+  }
+  return {};
+}
+
+}  // namespace pullagent::puller

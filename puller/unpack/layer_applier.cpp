@@ -1,0 +1,489 @@
+#include "puller/unpack/layer_applier.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <unordered_set>
+#include <vector>
+
+#include "base/unique_handle.h"
+#include "puller/store/sha256.h"
+
+namespace pullagent::puller {
+namespace {
+
+using ArchiveReader = UniqueHandle<archive, archive_read_free>;
+
+constexpr size_t kStreamBuffer = 1 << 20;
+constexpr size_t kMaxXattrs = 128;
+constexpr size_t kMaxXattrValue = 64 * 1024;
+constexpr std::string_view kWhiteoutPrefix = ".wh.";
+constexpr std::string_view kWhiteoutMetaPrefix = ".wh..wh.";
+constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
+
+Error sysError(int err, std::string_view what, std::string_view path) {
+  ErrorCode code =
+      (err == ENOSPC || err == EDQUOT) ? ErrorCode::kResourceExhausted : ErrorCode::kInternal;
+  return makeError(code, std::string(what) + " " + std::string(path) + ": " + std::strerror(err),
+                   err);
+}
+
+// Feeds libarchive the decompressed tar and hashes every byte on the way: the diff_id covers
+// the whole stream, also what libarchive never asks for (trailing bytes after the end marker).
+struct StreamFeeder {
+  LayerStream* stream = nullptr;
+  Sha256 hasher;
+  std::vector<char> buffer = std::vector<char>(kStreamBuffer);
+  std::optional<Error> error;
+
+  static la_ssize_t read(archive*, void* self, const void** out) noexcept {
+    auto* feeder = static_cast<StreamFeeder*>(self);
+    auto n = feeder->stream->read(feeder->buffer.data(), feeder->buffer.size());
+    if (!n) {
+      feeder->error = n.error();
+      return -1;
+    }
+    feeder->hasher.update({feeder->buffer.data(), *n});
+    *out = feeder->buffer.data();
+    return static_cast<la_ssize_t>(*n);
+  }
+
+  Status drain() {
+    while (true) {
+      auto n = stream->read(buffer.data(), buffer.size());
+      if (!n)
+        return n.error();
+      if (*n == 0)
+        return {};
+      hasher.update({buffer.data(), *n});
+    }
+  }
+};
+
+bool allowedXattr(std::string_view name, bool privileged) {
+  if (name.starts_with("user."))
+    return true;
+  // File capabilities matter for images (ping, ...); only root may set them anyway.
+  return privileged && name == "security.capability";
+}
+
+class Applier {
+ public:
+  Applier(const ConfinedRoot& root, const ApplyOptions& options) : root_(root), options_(options) {}
+
+  Status apply(archive* reader, archive_entry* entry) {
+    const char* raw_name = archive_entry_pathname(entry);
+    if (raw_name == nullptr)
+      return makeError(ErrorCode::kInvalidArgument, "entry without a name");
+    auto parts = ConfinedRoot::split(raw_name);
+    if (!parts)
+      return parts.error();
+    if (parts->empty())
+      return {};  // "./": the root itself keeps its own metadata
+    const std::string path = ConfinedRoot::join(*parts, parts->size());
+    const std::string& base = parts->back();
+
+    if (base.starts_with(kWhiteoutPrefix))
+      return whiteout(*parts, path);
+
+    auto parent = root_.openDirectory(*parts, parts->size() - 1, /*create=*/true);
+    if (!parent)
+      return parent.error().context("entry " + path);
+    created_.insert(path);
+    for (size_t i = 1; i < parts->size(); ++i)
+      created_.insert(ConfinedRoot::join(*parts, i));
+
+    if (const char* link = archive_entry_hardlink(entry)) {
+      return hardlink(parent->get(), base, path, link);
+    }
+    switch (archive_entry_filetype(entry)) {
+      case AE_IFDIR:
+        return directory(parent->get(), *parts, entry);
+      case AE_IFREG:
+        return regular(parent->get(), base, path, reader, entry);
+      case AE_IFLNK:
+        return symlink(parent->get(), base, path, entry);
+      case AE_IFCHR:
+      case AE_IFBLK:
+      case AE_IFIFO:
+        return special(parent->get(), base, path, entry);
+      case AE_IFSOCK:
+        created_.erase(path);
+        return {};  // sockets are runtime objects, never image content
+      default:
+        return makeError(ErrorCode::kInvalidArgument, "entry " + path + " has an unknown type");
+    }
+  }
+
+  // Opaque directories hide all lower content, wherever their marker stood in the layer; then
+  // directory mtimes, which creating their children would otherwise have changed.
+  Status finish() {
+    for (const auto& dir : opaque_) {
+      auto parts = ConfinedRoot::split(dir);
+      auto fd = root_.openDirectory(*parts, parts->size(), /*create=*/false);
+      if (!fd)
+        continue;  // the directory is gone (whited out or replaced): nothing to hide
+      if (auto status = hideLower(fd->get(), dir); !status)
+        return status;
+    }
+    for (auto it = dir_times_.rbegin(); it != dir_times_.rend(); ++it) {
+      auto parent = root_.openDirectory(it->parts, it->parts.size() - 1, false);
+      if (!parent)
+        continue;
+      // Not through a path that may have become a symlink: AT_SYMLINK_NOFOLLOW.
+      ::utimensat(parent->get(), it->parts.back().c_str(), it->times, AT_SYMLINK_NOFOLLOW);
+    }
+    return {};
+  }
+
+ private:
+  struct DirTime {
+    std::vector<std::string> parts;
+    timespec times[2];
+  };
+
+  static void fillTimes(archive_entry* entry, timespec times[2]) {
+    times[0].tv_sec =
+        archive_entry_atime_is_set(entry) ? archive_entry_atime(entry) : archive_entry_mtime(entry);
+    times[0].tv_nsec = archive_entry_atime_is_set(entry) ? archive_entry_atime_nsec(entry)
+                                                         : archive_entry_mtime_nsec(entry);
+    times[1].tv_sec = archive_entry_mtime(entry);
+    times[1].tv_nsec = archive_entry_mtime_nsec(entry);
+  }
+
+  Status whiteout(const std::vector<std::string>& parts, const std::string& path) {
+    const std::string& base = parts.back();
+    const size_t depth = parts.size() - 1;
+    const std::string dir = ConfinedRoot::join(parts, depth);
+    if (base == kOpaqueMarker) {
+      opaque_.insert(dir);
+      return {};
+    }
+    if (base.starts_with(kWhiteoutMetaPrefix))
+      return {};  // aufs metadata (.wh..wh.plnk ...)
+    std::string target = base.substr(kWhiteoutPrefix.size());
+    if (target.empty() || target == "." || target == "..") {
+      return makeError(ErrorCode::kInvalidArgument, "invalid whiteout " + path);
+    }
+    const std::string hidden = dir.empty() ? target : dir + "/" + target;
+    if (created_.count(hidden) != 0)
+      return {};  // whiteouts hide lower layers only
+    auto parent = root_.openDirectory(parts, depth, /*create=*/false);
+    if (!parent) {
+      if (parent.error().code == ErrorCode::kNotFound)
+        return {};
+      return parent.error().context("whiteout " + path);
+    }
+    return ConfinedRoot::removeAt(parent->get(), target);
+  }
+
+  Status hideLower(int dir_fd, const std::string& dir) {
+    int fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+      return sysError(errno, "open", dir);
+    DIR* listing = ::fdopendir(fd);
+    if (listing == nullptr) {
+      ::close(fd);
+      return sysError(errno, "list", dir);
+    }
+    std::vector<std::string> children;
+    while (dirent* child = ::readdir(listing)) {
+      std::string name = child->d_name;
+      if (name != "." && name != "..")
+        children.push_back(std::move(name));
+    }
+    Status status;
+    for (const auto& name : children) {
+      const std::string child = dir.empty() ? name : dir + "/" + name;
+      if (created_.count(child) == 0) {
+        status = ConfinedRoot::removeAt(::dirfd(listing), name);
+      } else {
+        struct stat info {};
+        if (::fstatat(::dirfd(listing), name.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISDIR(info.st_mode)) {
+          int sub = ::openat(::dirfd(listing), name.c_str(),
+                             O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (sub >= 0) {
+            status = hideLower(sub, child);
+            ::close(sub);
+          }
+        }
+      }
+      if (!status)
+        break;
+    }
+    ::closedir(listing);
+    return status;
+  }
+
+  // Anything already at `name` that is not what we are about to create goes first.
+  static Status clear(int parent, const std::string& name, bool keep_directory) {
+    struct stat info {};
+    if (::fstatat(parent, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0)
+      return {};
+    if (keep_directory && S_ISDIR(info.st_mode))
+      return {};
+    return ConfinedRoot::removeAt(parent, name);
+  }
+
+  Status applyXattrs(int fd, archive_entry* entry, const std::string& path) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    size_t count = 0;
+    archive_entry_xattr_reset(entry);
+    while (archive_entry_xattr_next(entry, &name, &value, &size) == ARCHIVE_OK) {
+      if (++count > kMaxXattrs) {
+        return makeError(ErrorCode::kInvalidArgument, "entry " + path + " has too many xattrs");
+      }
+      if (!allowedXattr(name, options_.privileged) || size > kMaxXattrValue) {
+        spdlog::debug("{}: xattr {} not applied", path, name);
+        continue;
+      }
+      if (::fsetxattr(fd, name, value, size, 0) != 0 && !warned_xattr_) {
+        warned_xattr_ = true;
+        spdlog::warn("{}: xattr {} not supported here: {}", path, name, std::strerror(errno));
+      }
+    }
+    return {};
+  }
+
+  Status ownAndMode(int fd, archive_entry* entry, const std::string& path) {
+    // Owner first: chown clears setuid/setgid, which the chmod after it restores.
+    if (options_.privileged && ::fchown(fd, static_cast<uid_t>(archive_entry_uid(entry)),
+                                        static_cast<gid_t>(archive_entry_gid(entry))) != 0) {
+      return sysError(errno, "chown", path);
+    }
+    if (::fchmod(fd, archive_entry_perm(entry) & 07777) != 0) {
+      return sysError(errno, "chmod", path);
+    }
+    return {};
+  }
+
+  Status directory(int parent, const std::vector<std::string>& parts, archive_entry* entry) {
+    const std::string& base = parts.back();
+    const std::string path = ConfinedRoot::join(parts, parts.size());
+    if (auto status = clear(parent, base, /*keep_directory=*/true); !status)
+      return status;
+    if (::mkdirat(parent, base.c_str(), 0700) != 0 && errno != EEXIST) {
+      return sysError(errno, "mkdir", path);
+    }
+    UniqueFd fd(::openat(parent, base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid())
+      return sysError(errno, "open directory", path);
+    if (auto status = ownAndMode(fd.get(), entry, path); !status)
+      return status;
+    if (auto status = applyXattrs(fd.get(), entry, path); !status)
+      return status;
+    DirTime record{parts, {}};
+    fillTimes(entry, record.times);
+    dir_times_.push_back(std::move(record));
+    return {};
+  }
+
+  Status regular(int parent, const std::string& base, const std::string& path, archive* reader,
+                 archive_entry* entry) {
+    if (auto status = clear(parent, base, false); !status)
+      return status;
+    UniqueFd fd(
+        ::openat(parent, base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd.valid())
+      return sysError(errno, "create", path);
+    const void* block = nullptr;
+    size_t size = 0;
+    la_int64_t offset = 0;
+    while (true) {
+      int rc = archive_read_data_block(reader, &block, &size, &offset);
+      if (rc == ARCHIVE_EOF)
+        break;
+      if (rc != ARCHIVE_OK) {
+        return makeError(ErrorCode::kInvalidArgument,
+                         "reading " + path + ": " + archive_error_string(reader));
+      }
+      const char* data = static_cast<const char*>(block);
+      while (size > 0) {  // pwrite at the block's offset keeps sparse files sparse
+        ssize_t n = ::pwrite(fd.get(), data, size, offset);
+        if (n < 0) {
+          if (errno == EINTR)
+            continue;
+          return sysError(errno, "write", path);
+        }
+        data += n;
+        size -= static_cast<size_t>(n);
+        offset += n;
+      }
+    }
+    if (::ftruncate(fd.get(), archive_entry_size(entry)) != 0) {
+      return sysError(errno, "truncate", path);
+    }
+    if (auto status = ownAndMode(fd.get(), entry, path); !status)
+      return status;
+    if (auto status = applyXattrs(fd.get(), entry, path); !status)
+      return status;
+    timespec times[2];
+    fillTimes(entry, times);
+    ::futimens(fd.get(), times);
+    return {};
+  }
+
+  Status symlink(int parent, const std::string& base, const std::string& path,
+                 archive_entry* entry) {
+    const char* target = archive_entry_symlink(entry);
+    if (target == nullptr)
+      return makeError(ErrorCode::kInvalidArgument, path + ": empty symlink");
+    if (auto status = clear(parent, base, false); !status)
+      return status;
+    // The target is stored as is: it is only ever followed inside the root (ConfinedRoot) or by
+    // the container, whose root this is.
+    if (::symlinkat(target, parent, base.c_str()) != 0)
+      return sysError(errno, "symlink", path);
+    if (options_.privileged &&
+        ::fchownat(parent, base.c_str(), static_cast<uid_t>(archive_entry_uid(entry)),
+                   static_cast<gid_t>(archive_entry_gid(entry)), AT_SYMLINK_NOFOLLOW) != 0) {
+      return sysError(errno, "chown", path);
+    }
+    timespec times[2];
+    fillTimes(entry, times);
+    ::utimensat(parent, base.c_str(), times, AT_SYMLINK_NOFOLLOW);
+    return {};
+  }
+
+  Status hardlink(int parent, const std::string& base, const std::string& path,
+                  const char* link_name) {
+    auto target = ConfinedRoot::split(link_name);
+    if (!target)
+      return target.error().context("hardlink " + path);
+    if (target->empty()) {
+      return makeError(ErrorCode::kInvalidArgument, "hardlink " + path + " to the root");
+    }
+    auto target_parent = root_.openDirectory(*target, target->size() - 1, /*create=*/false);
+    if (!target_parent)
+      return target_parent.error().context("hardlink " + path);
+    struct stat info {};
+    if (::fstatat(target_parent->get(), target->back().c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+      return makeError(ErrorCode::kInvalidArgument,
+                       "hardlink " + path + " to " + link_name + ", which does not exist");
+    }
+    if (S_ISDIR(info.st_mode)) {
+      return makeError(ErrorCode::kInvalidArgument,
+                       "hardlink " + path + " to directory " + link_name);
+    }
+    struct stat existing {};
+    if (::fstatat(parent, base.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0 &&
+        existing.st_ino == info.st_ino && existing.st_dev == info.st_dev) {
+      return {};  // already that file
+    }
+    if (auto status = clear(parent, base, false); !status)
+      return status;
+    // flags 0: link the entry itself, never what a symlink target points to.
+    if (::linkat(target_parent->get(), target->back().c_str(), parent, base.c_str(), 0) != 0) {
+      return sysError(errno, "hardlink", path);
+    }
+    return {};
+  }
+
+  Status special(int parent, const std::string& base, const std::string& path,
+                 archive_entry* entry) {
+    if (!options_.privileged) {
+      created_.erase(path);
+      if (!warned_special_) {
+        warned_special_ = true;
+        spdlog::warn("{}: device nodes and FIFOs need root; skipped", path);
+      }
+      return {};
+    }
+    if (auto status = clear(parent, base, false); !status)
+      return status;
+    mode_t type = archive_entry_filetype(entry);
+    dev_t device = makedev(static_cast<unsigned>(archive_entry_rdevmajor(entry)),
+                           static_cast<unsigned>(archive_entry_rdevminor(entry)));
+    if (::mknodat(parent, base.c_str(), type | 0600, device) != 0) {
+      return sysError(errno, "mknod", path);
+    }
+    UniqueFd fd(::openat(parent, base.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid())
+      return sysError(errno, "open", path);
+    // O_PATH fds need the /proc path for chmod/chown; through the fd, never the name.
+    std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
+    if (::chown(proc.c_str(), static_cast<uid_t>(archive_entry_uid(entry)),
+                static_cast<gid_t>(archive_entry_gid(entry))) != 0 ||
+        ::chmod(proc.c_str(), archive_entry_perm(entry) & 07777) != 0) {
+      return sysError(errno, "set owner/mode of", path);
+    }
+    timespec times[2];
+    fillTimes(entry, times);
+    ::utimensat(parent, base.c_str(), times, AT_SYMLINK_NOFOLLOW);
+    return {};
+  }
+
+  const ConfinedRoot& root_;
+  const ApplyOptions& options_;
+  std::unordered_set<std::string> created_;  // paths this layer made: whiteouts spare them
+  std::unordered_set<std::string> opaque_;
+  std::vector<DirTime> dir_times_;
+  bool warned_xattr_ = false;
+  bool warned_special_ = false;
+};
+
+}  // namespace
+
+Result<AppliedLayer> applyLayer(const ConfinedRoot& root, LayerStream& stream,
+                                const ApplyOptions& options) {
+  StreamFeeder feeder;
+  feeder.stream = &stream;
+  ArchiveReader reader(archive_read_new());
+  if (!reader)
+    return makeError(ErrorCode::kResourceExhausted, "archive_read_new failed");
+  archive_read_support_format_tar(reader.get());
+  archive_read_support_filter_none(reader.get());
+  if (archive_read_open(reader.get(), &feeder, nullptr, &StreamFeeder::read, nullptr) !=
+      ARCHIVE_OK) {
+    if (feeder.error)
+      return *feeder.error;
+    return makeError(ErrorCode::kInvalidArgument, std::string("layer is not a tar archive: ") +
+                                                      archive_error_string(reader.get()));
+  }
+
+  Applier applier(root, options);
+  AppliedLayer result;
+  while (true) {
+    archive_entry* entry = nullptr;
+    int rc = archive_read_next_header(reader.get(), &entry);
+    if (rc == ARCHIVE_EOF)
+      break;
+    if (feeder.error)
+      return *feeder.error;
+    if (rc < ARCHIVE_WARN) {
+      return makeError(ErrorCode::kInvalidArgument,
+                       std::string("layer tar is invalid: ") + archive_error_string(reader.get()));
+    }
+    if (++result.entries > options.limits.max_entries) {
+      return makeError(
+          ErrorCode::kResourceExhausted,
+          "layer has more than " + std::to_string(options.limits.max_entries) + " entries (limit)");
+    }
+    if (auto status = applier.apply(reader.get(), entry); !status) {
+      if (feeder.error)
+        return *feeder.error;
+      return status.error();
+    }
+  }
+  if (auto status = applier.finish(); !status)
+    return status.error();
+  if (auto status = feeder.drain(); !status)
+    return status.error();
+  result.diff_id = feeder.hasher.finish();
+  result.uncompressed_bytes = stream.produced();
+  return result;
+}
+
+}  // namespace pullagent::puller

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <cstdint>
+
+#include "base/error.h"
+#include "puller/reference/digest.h"
+#include "puller/unpack/confined_root.h"
+#include "puller/unpack/layer_stream.h"
+
+namespace pullagent::puller {
+
+struct ApplyOptions {
+  LayerLimits limits;
+  // Ownership, device nodes and security.capability need root; without it they are skipped
+  // (ownership silently, devices with a warning).
+  bool privileged = false;
+};
+
+struct AppliedLayer {
+  Digest diff_id;  // SHA-256 of the whole decompressed stream, trailing bytes included
+  int64_t entries = 0;
+  int64_t uncompressed_bytes = 0;
+};
+
+// Applies one OCI layer changeset onto `root`: regular files, directories, symlinks, hardlinks,
+// devices and FIFOs, modes, owners, mtimes and safe xattrs, with whiteouts and opaque
+// directories hiding lower-layer content. Every path is resolved through ConfinedRoot and
+// metadata is applied through the fd that was created, so nothing outside the root is touched
+// whatever the archive says.
+Result<AppliedLayer> applyLayer(const ConfinedRoot& root, LayerStream& stream,
+                                const ApplyOptions& options);
+
+}  // namespace pullagent::puller

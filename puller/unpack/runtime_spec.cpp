@@ -1,0 +1,177 @@
+#include "puller/unpack/runtime_spec.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace pullagent::puller {
+namespace {
+
+using nlohmann::json;
+
+std::string readConfined(const ConfinedRoot& root, const std::string& path) {
+  auto parts = ConfinedRoot::split(path);
+  if (!parts || parts->empty())
+    return {};
+  auto dir = root.openDirectory(*parts, parts->size() - 1, false);
+  if (!dir)
+    return {};
+  UniqueFd fd(::openat(dir->get(), parts->back().c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid())
+    return {};
+  std::string content;
+  char buffer[8192];
+  ssize_t n = 0;
+  while ((n = ::read(fd.get(), buffer, sizeof buffer)) > 0 && content.size() < (1 << 20)) {
+    content.append(buffer, static_cast<size_t>(n));
+  }
+  return content;
+}
+
+std::optional<uint32_t> number(std::string_view text) {
+  uint32_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty())
+    return std::nullopt;
+  return value;
+}
+
+// name or number in a passwd/group style file: field 0 name, field 2 id, field 3 (passwd) gid.
+std::optional<std::pair<uint32_t, uint32_t>> lookup(const std::string& file, std::string_view who) {
+  std::istringstream lines(file);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::vector<std::string> fields;
+    std::stringstream parts(line);
+    std::string field;
+    while (std::getline(parts, field, ':'))
+      fields.push_back(field);
+    if (fields.size() < 3 || (fields[0] != who && fields[2] != who))
+      continue;
+    auto id = number(fields[2]);
+    auto gid = fields.size() > 3 ? number(fields[3]) : id;
+    if (id)
+      return std::make_pair(*id, gid.value_or(*id));
+  }
+  return std::nullopt;
+}
+
+Result<std::pair<uint32_t, uint32_t>> resolveUser(const std::string& user,
+                                                  const ConfinedRoot& root) {
+  if (user.empty())
+    return std::make_pair(0u, 0u);
+  auto colon = user.find(':');
+  std::string name = user.substr(0, colon);
+  auto passwd = readConfined(root, "etc/passwd");
+  std::pair<uint32_t, uint32_t> ids{0, 0};
+  if (auto uid = number(name)) {
+    ids.first = *uid;
+    if (auto entry = lookup(passwd, name))
+      ids.second = entry->second;
+  } else if (auto entry = lookup(passwd, name)) {
+    ids = *entry;
+  } else {
+    return makeError(ErrorCode::kInvalidArgument,
+                     "image user \"" + name + "\" is not in the image's /etc/passwd");
+  }
+  if (colon != std::string::npos) {
+    std::string group = user.substr(colon + 1);
+    if (auto gid = number(group)) {
+      ids.second = *gid;
+    } else if (auto entry = lookup(readConfined(root, "etc/group"), group)) {
+      ids.second = entry->first;
+    } else {
+      return makeError(ErrorCode::kInvalidArgument,
+                       "image group \"" + group + "\" is not in the image's /etc/group");
+    }
+  }
+  return ids;
+}
+
+}  // namespace
+
+Result<std::string> makeRuntimeSpec(std::string_view image_config, const ConfinedRoot& rootfs) {
+  auto config = json::parse(image_config, nullptr, false);
+  if (!config.is_object())
+    return makeError(ErrorCode::kProtocol, "image config is not JSON");
+  json process_config = config.value("config", json::object());
+  if (!process_config.is_object())
+    process_config = json::object();
+
+  json args = json::array();
+  for (const char* key : {"Entrypoint", "Cmd"}) {
+    if (process_config.contains(key) && process_config[key].is_array()) {
+      for (const auto& arg : process_config[key]) {
+        if (arg.is_string())
+          args.push_back(arg);
+      }
+    }
+  }
+  if (args.empty())
+    args.push_back("/bin/sh");
+  json env = json::array();
+  bool has_path = false;
+  if (process_config.contains("Env") && process_config["Env"].is_array()) {
+    for (const auto& item : process_config["Env"]) {
+      if (!item.is_string())
+        continue;
+      has_path = has_path || item.get<std::string>().starts_with("PATH=");
+      env.push_back(item);
+    }
+  }
+  if (!has_path)
+    env.push_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  std::string cwd = process_config.value("WorkingDir", "");
+  if (cwd.empty() || cwd.front() != '/')
+    cwd = "/" + cwd;
+  auto user = resolveUser(process_config.value("User", ""), rootfs);
+  if (!user)
+    return user.error();
+
+  json mount_proc = {{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}};
+  json spec = {
+      {"ociVersion", "1.0.2"},
+      {"process",
+       {{"terminal", false},
+        {"user", {{"uid", user->first}, {"gid", user->second}}},
+        {"args", args},
+        {"env", env},
+        {"cwd", cwd},
+        {"noNewPrivileges", true}}},
+      {"root", {{"path", "rootfs"}, {"readonly", false}}},
+      {"hostname", "container"},
+      {"mounts",
+       json::array(
+           {mount_proc,
+            {{"destination", "/dev"},
+             {"type", "tmpfs"},
+             {"source", "tmpfs"},
+             {"options", {"nosuid", "strictatime", "mode=755", "size=65536k"}}},
+            {{"destination", "/dev/pts"},
+             {"type", "devpts"},
+             {"source", "devpts"},
+             {"options", {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}}},
+            {{"destination", "/dev/shm"},
+             {"type", "tmpfs"},
+             {"source", "shm"},
+             {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}},
+            {{"destination", "/sys"},
+             {"type", "sysfs"},
+             {"source", "sysfs"},
+             {"options", {"nosuid", "noexec", "nodev", "ro"}}}})},
+      {"linux",
+       {{"namespaces", json::array({{{"type", "pid"}},
+                                    {{"type", "network"}},
+                                    {{"type", "ipc"}},
+                                    {{"type", "uts"}},
+                                    {{"type", "mount"}}})},
+        {"maskedPaths", {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"}},
+        {"readonlyPaths",
+         {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}}}}};
+  return spec.dump(2) + "\n";
+}
+
+}  // namespace pullagent::puller
