@@ -42,6 +42,7 @@ Error sysError(int err, std::string_view what, std::string_view path) {
 struct StreamFeeder {
   LayerStream* stream = nullptr;
   Sha256 hasher;
+  size_t total = 0;
   std::vector<char> buffer = std::vector<char>(kStreamBuffer);
   std::optional<Error> error;
 
@@ -53,6 +54,7 @@ struct StreamFeeder {
       return -1;
     }
     feeder->hasher.update({feeder->buffer.data(), *n});
+    feeder->total += *n;
     *out = feeder->buffer.data();
     return static_cast<la_ssize_t>(*n);
   }
@@ -68,6 +70,12 @@ struct StreamFeeder {
     }
   }
 };
+
+// libarchive's message, which is null when our own read callback failed.
+std::string archiveError(archive* reader) {
+  const char* text = archive_error_string(reader);
+  return text != nullptr ? text : "read failed";
+}
 
 bool allowedXattr(std::string_view name, bool privileged) {
   if (name.starts_with("user."))
@@ -307,7 +315,7 @@ class Applier {
         break;
       if (rc != ARCHIVE_OK) {
         return makeError(ErrorCode::kInvalidArgument,
-                         "reading " + path + ": " + archive_error_string(reader));
+                         "reading " + path + ": " + archiveError(reader));
       }
       const char* data = static_cast<const char*>(block);
       while (size > 0) {  // pwrite at the block's offset keeps sparse files sparse
@@ -449,8 +457,10 @@ Result<AppliedLayer> applyLayer(const ConfinedRoot& root, LayerStream& stream,
       ARCHIVE_OK) {
     if (feeder.error)
       return *feeder.error;
-    return makeError(ErrorCode::kInvalidArgument, std::string("layer is not a tar archive: ") +
-                                                      archive_error_string(reader.get()));
+    if (feeder.total == 0)
+      return AppliedLayer{feeder.hasher.finish(), 0, 0};  // an empty blob is an empty layer
+    return makeError(ErrorCode::kInvalidArgument,
+                     "layer is not a tar archive: " + archiveError(reader.get()));
   }
 
   Applier applier(root, options);
@@ -464,7 +474,7 @@ Result<AppliedLayer> applyLayer(const ConfinedRoot& root, LayerStream& stream,
       return *feeder.error;
     if (rc < ARCHIVE_WARN) {
       return makeError(ErrorCode::kInvalidArgument,
-                       std::string("layer tar is invalid: ") + archive_error_string(reader.get()));
+                       "layer tar is invalid: " + archiveError(reader.get()));
     }
     if (++result.entries > options.limits.max_entries) {
       return makeError(
