@@ -66,14 +66,84 @@ def make_layer(seed, files):
     return compressed.getvalue(), digest_of(tar_bytes)
 
 
-def make_image(layers, docker=False, arch="amd64", duplicate_first_layer=False):
+def make_tree_layer(entries):
+    """A layer from explicit tar members: (name, kind, extra) with kind file/dir/symlink/
+    hardlink and extra a dict (content, mode, uid, gid, target). Returns (blob, diff_id)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, extra in entries:
+            info = tarfile.TarInfo(name)
+            info.mtime = extra.get("mtime", 1700000000)
+            info.uid = extra.get("uid", 0)
+            info.gid = extra.get("gid", 0)
+            data = None
+            if kind == "file":
+                data = extra.get("content", b"")
+                info.size = len(data)
+                info.mode = extra.get("mode", 0o644)
+            elif kind == "dir":
+                info.type = tarfile.DIRTYPE
+                info.mode = extra.get("mode", 0o755)
+            elif kind == "symlink":
+                info.type = tarfile.SYMTYPE
+                info.linkname = extra["target"]
+                info.mode = 0o777
+            elif kind == "hardlink":
+                info.type = tarfile.LNKTYPE
+                info.linkname = extra["target"]
+                info.mode = extra.get("mode", 0o644)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    tar_bytes = raw.getvalue()
+    compressed = io.BytesIO()
+    with gzip.GzipFile(fileobj=compressed, mode="wb", mtime=0) as gz:
+        gz.write(tar_bytes)
+    return compressed.getvalue(), digest_of(tar_bytes)
+
+
+def semantics_layers():
+    """Layers exercising OCI changeset semantics, for comparing pullagent with umoci."""
+    lower = make_tree_layer([
+        ("etc", "dir", {}),
+        ("etc/passwd", "file", {"content": b"root:x:0:0:root:/root:/bin/sh\nweb:x:1000:1000::/home/web:/bin/sh\n"}),
+        ("etc/group", "file", {"content": b"root:x:0:\nweb:x:1000:\n"}),
+        ("usr", "dir", {}), ("usr/bin", "dir", {}), ("usr/lib", "dir", {}),
+        ("usr/bin/busybox", "file", {"content": b"\x7fELF busybox", "mode": 0o755}),
+        ("usr/bin/sh", "hardlink", {"target": "usr/bin/busybox"}),
+        ("usr/bin/su", "file", {"content": b"\x7fELF su", "mode": 0o4755}),
+        ("usr/bin/wall", "file", {"content": b"\x7fELF wall", "mode": 0o2755, "gid": 5}),
+        ("lib", "symlink", {"target": "usr/lib"}),
+        ("tmp", "dir", {"mode": 0o1777}),
+        ("home", "dir", {}), ("home/web", "dir", {"uid": 1000, "gid": 1000, "mode": 0o750}),
+        ("home/web/.profile", "file", {"content": b"export A=1\n", "uid": 1000, "gid": 1000}),
+        ("d", "dir", {}), ("d/old1", "file", {"content": b"old"}),
+        ("d/sub", "dir", {}), ("d/sub/old2", "file", {"content": b"old"}),
+        ("gone.txt", "file", {"content": b"bye"}),
+        ("gonedir", "dir", {}), ("gonedir/x", "file", {"content": b"x"}),
+        ("replaced", "dir", {}), ("replaced/inner", "file", {"content": b"i"}),
+    ])
+    upper = make_tree_layer([
+        (".wh.gone.txt", "file", {}),
+        (".wh.gonedir", "file", {}),
+        ("d", "dir", {}),
+        ("d/new", "file", {"content": b"new"}),
+        ("d/.wh..wh..opq", "file", {}),
+        ("lib/libx.so", "file", {"content": b"\x7fELF libx"}),
+        ("usr/bin/busybox2", "hardlink", {"target": "usr/bin/busybox"}),
+        ("replaced", "file", {"content": b"now a file"}),
+        ("etc/motd", "file", {"content": b"hello\n", "mode": 0o600}),
+    ])
+    return [lower, upper]
+
+
+def make_image(layers, docker=False, arch="amd64", duplicate_first_layer=False, config_extra=None,
+               diff_ids=None):
     """layers: list of (blob, diff_id). Returns (manifest_bytes, media_type, blobs dict)."""
     if duplicate_first_layer:
         layers = [layers[0]] + list(layers)
     config = {
         "architecture": arch, "os": "linux",
-        "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/usr/bin:/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [d for _, d in layers]},
+        "config": config_extra or {"Cmd": ["/bin/sh"], "Env": ["PATH=/usr/bin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids or [d for _, d in layers]},
         "history": [{"created_by": "pullagent test"} for _ in layers],
     }
     config_bytes = json.dumps(config, sort_keys=True).encode()
@@ -169,6 +239,12 @@ def standard_images():
     add("test/multi:v2", *make_image([base, newer]))
     add("test/docker:v1", *make_image([base, small], docker=True))
     add("test/dup:v1", *make_image([small, base], duplicate_first_layer=True))
+
+    semantics = semantics_layers()
+    add("test/semantics:v1", *make_image(semantics, config_extra={
+        "Entrypoint": ["/usr/bin/busybox"], "Cmd": ["httpd", "-f"], "Env": ["A=1"],
+        "WorkingDir": "/home/web", "User": "web"}))
+    add("test/baddiff:v1", *make_image([small], diff_ids=["sha256:" + "0" * 64]))
 
     amd64 = make_image([base, small])
     arm64 = make_image([newer], arch="arm64")

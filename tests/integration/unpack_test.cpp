@@ -1,0 +1,117 @@
+// Pull, unpack and publish against the real registry: the result equals umoci's unpack of the
+// same OCI layout, bundles are runnable-shaped, and a failed publish loses nothing.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "tests/integration/pull_fixture.h"
+#include "tests/support/tree_snapshot.h"
+
+namespace pullagent::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+class Unpack : public PullTest {
+ protected:
+  ProcessResult publish(const std::string& image, const std::string& flag, const fs::path& target) {
+    return runProcess({PULLAGENT_BINARY, "pull", stack().registry("anon") + "/" + image, "--state",
+                       (dest_ / "state").string(), flag, target.string(), "--ca", stack().ca()});
+  }
+};
+
+TEST_F(Unpack, RootfsEqualsUmociUnpack) {
+  auto result = publish("test/semantics:v1", "--rootfs", dest_ / "rootfs");
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+
+  // umoci reads the OCI layout pullagent keeps in its state dir.
+  const bool root = ::geteuid() == 0;
+  std::vector<std::string> umoci{"/usr/bin/umoci", "unpack"};
+  if (!root)
+    umoci.push_back("--rootless");
+  umoci.insert(umoci.end(),
+               {"--image", (dest_ / "state/content").string() + ":v1", (dest_ / "umoci").string()});
+  auto unpacked = runProcess(umoci);
+  ASSERT_EQ(unpacked.exit_code, 0) << unpacked.all();
+
+  auto ours = snapshotTree(dest_ / "rootfs");
+  auto theirs = snapshotTree(dest_ / "umoci/rootfs");
+  ours.erase(".");
+  theirs.erase(".");
+  EXPECT_EQ(ours, theirs);
+
+  // And the semantics, spelled out.
+  EXPECT_FALSE(fs::exists(dest_ / "rootfs/gone.txt"));
+  EXPECT_FALSE(fs::exists(dest_ / "rootfs/gonedir"));
+  EXPECT_FALSE(fs::exists(dest_ / "rootfs/d/old1"));
+  EXPECT_FALSE(fs::exists(dest_ / "rootfs/d/sub"));
+  EXPECT_TRUE(fs::exists(dest_ / "rootfs/d/new"));
+  EXPECT_TRUE(fs::exists(dest_ / "rootfs/usr/lib/libx.so"));
+  EXPECT_TRUE(fs::is_regular_file(dest_ / "rootfs/replaced"));
+  struct stat su {};
+  ::stat((dest_ / "rootfs/usr/bin/su").c_str(), &su);
+  EXPECT_EQ(su.st_mode & 07777, 04755u);
+  if (root) {
+    struct stat home {};
+    ::stat((dest_ / "rootfs/home/web").c_str(), &home);
+    EXPECT_EQ(home.st_uid, 1000u);
+  }
+}
+
+TEST_F(Unpack, BundleHasARuntimeSpecAndAPrivateTop) {
+  auto result = publish("test/semantics:v1", "--bundle", dest_ / "bundle");
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  struct stat top {};
+  ::stat((dest_ / "bundle").c_str(), &top);
+  EXPECT_EQ(top.st_mode & 0777, 0700u);
+  auto spec = nlohmann::json::parse(readFile(dest_ / "bundle/config.json"));
+  EXPECT_EQ(spec["process"]["args"], nlohmann::json::array({"/usr/bin/busybox", "httpd", "-f"}));
+  EXPECT_EQ(spec["process"]["cwd"], "/home/web");
+  EXPECT_EQ(spec["process"]["user"]["uid"], 1000);  // "web" from the image's /etc/passwd
+  EXPECT_EQ(spec["root"]["path"], "rootfs");
+  EXPECT_TRUE(fs::exists(dest_ / "bundle/rootfs/usr/bin/busybox"));
+  auto manifest = nlohmann::json::parse(readFile(dest_ / "bundle/manifest.json"));
+  EXPECT_EQ(manifest["layers"].size(), 2u);
+}
+
+TEST_F(Unpack, StateModePublishesUnderTheManifestDigest) {
+  auto result = runProcess({PULLAGENT_BINARY, "pull", stack().registry("anon") + "/test/multi:v1",
+                            "--state", (dest_ / "state").string(), "--ca", stack().ca()});
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  const std::string digest = stack().image("test/multi:v1")["digest"];
+  auto image = dest_ / "state/images" / digest.substr(7);
+  EXPECT_TRUE(fs::exists(image / "rootfs/opt/app/data.bin"));
+  EXPECT_TRUE(fs::exists(image / "config.json"));
+}
+
+TEST_F(Unpack, WrongDiffIdFailsAndThePreviousImageStays) {
+  const fs::path target = dest_ / "rootfs";
+  ASSERT_EQ(publish("test/multi:v1", "--rootfs", target).exit_code, 0);
+  auto before = snapshotTree(target);
+  // A leftover of a crashed run, removed at the next start.
+  fs::create_directories(dest_ / ".rootfs.staging-999999-0/junk");
+
+  auto result = publish("test/baddiff:v1", "--rootfs", target);
+  EXPECT_EQ(result.exit_code, 6) << result.all();
+  EXPECT_NE(result.err.find("the image config says sha256:0000"), std::string::npos) << result.err;
+  EXPECT_EQ(snapshotTree(target), before);
+  for (const auto& entry : fs::directory_iterator(dest_.path())) {
+    EXPECT_EQ(entry.path().filename().string().find(".rootfs.staging-"), std::string::npos)
+        << entry.path();
+  }
+}
+
+TEST_F(Unpack, RepublishReplacesAtomically) {
+  const fs::path target = dest_ / "rootfs";
+  ASSERT_EQ(publish("test/multi:v1", "--rootfs", target).exit_code, 0);
+  ASSERT_TRUE(fs::exists(target / "opt/app/data.bin"));
+  auto result = publish("test/multi:v2", "--rootfs", target);
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_FALSE(fs::exists(target / "opt/app/data.bin"));  // v1's layer is not in v2
+  EXPECT_TRUE(fs::exists(target / "app/v2.bin"));
+}
+
+}  // namespace
+}  // namespace pullagent::testing
