@@ -101,6 +101,8 @@ Result<PulledImage> ImagePuller::pull(const ImageRef& ref, const PullOptions& op
                  want.str());
   }
 
+  if (observer_ != nullptr)
+    observer_->onImageResolved(image);
   if (auto status = fetchBlobs(manifest.layers, options.concurrency, image, ctx); !status) {
     return status.error();
   }

@@ -30,11 +30,47 @@ struct PulledImage {
   int blobs_present = 0;
 };
 
-// Observer of a whole pull: the manifest is known, then the blob events.
+// Observer of a whole pull: the manifest is known, then the config (diff_ids), then the blob
+// events. Every method has a do-nothing default so observers override what they need.
 class PullObserver : public BlobObserver {
  public:
-  virtual void onManifest(const Descriptor& manifest, const std::vector<Descriptor>& layers) = 0;
-  virtual void onBlobDone(const Descriptor& blob, bool was_present) = 0;
+  virtual void onManifest(const Descriptor& /*manifest*/,
+                          const std::vector<Descriptor>& /*layers*/) {}
+  // Manifest and config are verified; the layers are about to be fetched.
+  virtual void onImageResolved(const PulledImage& /*image*/) {}
+  // A blob is verified in the store (downloaded now, or already there).
+  virtual void onBlobDone(const Descriptor& /*blob*/, bool /*was_present*/) {}
+  void onBlobStart(const Descriptor& /*blob*/, int64_t /*offset*/) override {}
+  void onBlobBytes(const Descriptor& /*blob*/, int64_t /*bytes*/) override {}
+};
+
+// Forwards every event to several observers, in order.
+class ObserverList final : public PullObserver {
+ public:
+  explicit ObserverList(std::vector<PullObserver*> observers) : observers_(std::move(observers)) {}
+  void onManifest(const Descriptor& manifest, const std::vector<Descriptor>& layers) override {
+    for (auto* o : observers_)
+      o->onManifest(manifest, layers);
+  }
+  void onImageResolved(const PulledImage& image) override {
+    for (auto* o : observers_)
+      o->onImageResolved(image);
+  }
+  void onBlobDone(const Descriptor& blob, bool was_present) override {
+    for (auto* o : observers_)
+      o->onBlobDone(blob, was_present);
+  }
+  void onBlobStart(const Descriptor& blob, int64_t offset) override {
+    for (auto* o : observers_)
+      o->onBlobStart(blob, offset);
+  }
+  void onBlobBytes(const Descriptor& blob, int64_t bytes) override {
+    for (auto* o : observers_)
+      o->onBlobBytes(blob, bytes);
+  }
+
+ private:
+  std::vector<PullObserver*> observers_;
 };
 
 // One image pull into a content store: manifest (through an index to the wanted platform),

@@ -163,17 +163,43 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   puller::RegistryClient registry(**http, authorizer, clock, random, policy,
                                   {insecure ? "http" : "https", ref->apiHost(), ref->repository});
   PullProgress progress(clock, env.stderr_is_terminal);
-  puller::ImagePuller image_puller(registry, **store, &progress);
 
-  Context ctx{&clock, env.stop, std::nullopt};
+  // The pull stops on SIGTERM/SIGINT, or when the unpack running beside it fails.
+  std::stop_source pull_stop;
+  std::stop_callback forward_signal(env.stop, [&] { pull_stop.request_stop(); });
+  std::optional<puller::ImagePublisher> publisher;
+  if (!layout_only) {
+    puller::ApplyOptions apply;
+    apply.privileged = env.privileged;
+    auto form = args.option("rootfs") ? puller::PublishForm::kRootfs : puller::PublishForm::kBundle;
+    auto fixed = args.option("rootfs") ? args.option("rootfs") : args.option("bundle");
+    publisher.emplace(
+        **store,
+        [fixed, state](const puller::PulledImage& image) {
+          return fixed ? std::filesystem::path(*fixed)
+                       : state / "images" / image.manifest.digest.hex();
+        },
+        form, apply, pull_stop);
+  }
+  puller::ObserverList observers(publisher
+                                     ? std::vector<puller::PullObserver*>{&progress, &*publisher}
+                                     : std::vector<puller::PullObserver*>{&progress});
+  puller::ImagePuller image_puller(registry, **store, &observers);
+
+  Context ctx{&clock, pull_stop.get_token(), std::nullopt};
   if (args.option("deadline"))
     ctx.deadline = clock.now() + std::chrono::seconds(deadline.value());
   spdlog::info("Pulling image {}", ref->str());
   const auto started = clock.now();
   auto image = image_puller.pull(ref.value(), options, ctx);
   progress.finish();
-  if (!image)
+  if (publisher) {
+    Status pull_status = image ? Status{} : Status{image.error()};
+    if (auto status = publisher->finish(image ? &image.value() : nullptr, pull_status); !status)
+      return fail(status.error());
+  } else if (!image) {
     return fail(image.error());
+  }
 
   const std::string ref_name = ref->tag ? *ref->tag : image->manifest.digest.str();
   if (auto status =
@@ -182,19 +208,8 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
     return fail(status.error());
   }
   std::string published = "OCI layout " + store_root.string() + " (ref name " + ref_name + ")";
-  if (!layout_only) {
-    puller::ApplyOptions apply;
-    apply.privileged = env.privileged;
-    auto form = args.option("rootfs") ? puller::PublishForm::kRootfs : puller::PublishForm::kBundle;
-    std::filesystem::path target =
-        args.option("rootfs")   ? std::filesystem::path(*args.option("rootfs"))
-        : args.option("bundle") ? std::filesystem::path(*args.option("bundle"))
-                                : state / "images" / image->manifest.digest.hex();
-    if (auto status = puller::publishImage(**store, image.value(), target, form, apply, ctx);
-        !status) {
-      return fail(status.error());
-    }
-    published = (form == puller::PublishForm::kRootfs ? "rootfs " : "bundle ") + target.string();
+  if (publisher) {
+    published = (args.option("rootfs") ? "rootfs " : "bundle ") + publisher->target().string();
   }
   auto seconds = std::chrono::duration<double>(clock.now() - started).count();
   spdlog::info("Pull image successful, time taken {:.2f} s", seconds);

@@ -7,34 +7,109 @@
 #include "base/atomic_file.h"
 #include "puller/unpack/image_unpacker.h"
 #include "puller/unpack/runtime_spec.h"
-#include "puller/unpack/staging.h"
 
 namespace pullagent::puller {
 
-Status publishImage(const ContentStore& store, const PulledImage& image,
-                    const std::filesystem::path& target, PublishForm form,
-                    const ApplyOptions& options, const Context& ctx) {
-  removeStaleStaging(target);
-  auto staging = Staging::create(target, form == PublishForm::kBundle ? 0700 : 0755);
-  if (!staging)
-    return staging.error();
-  std::filesystem::path rootfs = staging->dir();
-  if (form == PublishForm::kBundle) {
+ImagePublisher::ImagePublisher(const ContentStore& store, TargetFor target_for, PublishForm form,
+                               ApplyOptions options, std::stop_source stop_pull)
+    : store_(store),
+      target_for_(std::move(target_for)),
+      form_(form),
+      options_(options),
+      stop_pull_(std::move(stop_pull)) {}
+
+ImagePublisher::~ImagePublisher() {
+  {
+    std::lock_guard lock(mutex_);
+    abandoned_ = true;
+  }
+  ready_changed_.notify_all();
+  if (worker_.joinable())
+    worker_.join();
+}
+
+void ImagePublisher::onImageResolved(const PulledImage& image) {
+  target_ = target_for_(image);
+  removeStaleStaging(target_);
+  auto staging = Staging::create(target_, form_ == PublishForm::kBundle ? 0700 : 0755);
+  std::lock_guard lock(mutex_);
+  if (!staging) {
+    error_ = staging.error();
+    stop_pull_.request_stop();
+    return;
+  }
+  staging_.emplace(std::move(staging.value()));
+  worker_ = std::thread([this, image] { run(image); });
+}
+
+void ImagePublisher::onBlobDone(const Descriptor& blob, bool) {
+  {
+    std::lock_guard lock(mutex_);
+    ready_.insert(blob.digest);
+  }
+  ready_changed_.notify_all();
+}
+
+void ImagePublisher::run(PulledImage image) {
+  Status status = unpackAll(image);
+  if (!status) {
+    std::lock_guard lock(mutex_);
+    if (!error_ && status.error().code != ErrorCode::kCancelled)
+      error_ = status.error();
+    stop_pull_.request_stop();  // no point downloading the rest
+  }
+}
+
+Status ImagePublisher::unpackAll(const PulledImage& image) {
+  std::filesystem::path rootfs = staging_->dir();
+  if (form_ == PublishForm::kBundle) {
     rootfs /= "rootfs";
     if (::mkdir(rootfs.c_str(), 0755) != 0)
       return errnoError(errno, "create", rootfs);
   }
-  if (auto status = unpackImage(store, image, rootfs, options, ctx); !status)
-    return status;
+  auto root = ConfinedRoot::open(rootfs);
+  if (!root)
+    return root.error();
+  for (size_t i = 0; i < image.layers.size(); ++i) {
+    {
+      std::unique_lock lock(mutex_);
+      ready_changed_.wait(lock,
+                          [&] { return abandoned_ || ready_.count(image.layers[i].digest) != 0; });
+      if (abandoned_)
+        return makeError(ErrorCode::kCancelled, "pull abandoned");
+    }
+    if (auto status =
+            unpackLayer(store_, image.layers[i], image.diff_ids[i], i, root.value(), options_);
+        !status) {
+      return status;
+    }
+  }
+  return {};
+}
 
-  if (form == PublishForm::kBundle) {
-    auto config = store.readBlob(image.config.digest, kMaxConfigSize);
+Status ImagePublisher::finish(const PulledImage* image, const Status& pull_status) {
+  if (!pull_status || image == nullptr) {
+    std::lock_guard lock(mutex_);
+    abandoned_ = true;
+  }
+  ready_changed_.notify_all();
+  if (worker_.joinable())
+    worker_.join();
+  if (error_)
+    return *error_;  // the unpack's own failure explains a pull it cancelled
+  if (!pull_status)
+    return pull_status;
+  if (!staging_)
+    return makeError(ErrorCode::kInternal, "image was never resolved");
+
+  if (form_ == PublishForm::kBundle) {
+    auto config = store_.readBlob(image->config.digest, kMaxConfigSize);
     if (!config)
       return config.error();
-    auto manifest = store.readBlob(image.manifest.digest, kMaxManifestSize);
+    auto manifest = store_.readBlob(image->manifest.digest, kMaxManifestSize);
     if (!manifest)
       return manifest.error();
-    auto root = ConfinedRoot::open(rootfs);
+    auto root = ConfinedRoot::open(staging_->dir() / "rootfs");
     if (!root)
       return root.error();
     auto spec = makeRuntimeSpec(config.value(), root.value());
@@ -43,13 +118,11 @@ Status publishImage(const ContentStore& store, const PulledImage& image,
     for (auto [name, content] :
          {std::pair{"config.json", &spec.value()}, std::pair{"image-config.json", &config.value()},
           std::pair{"manifest.json", &manifest.value()}}) {
-      if (auto status = writeFileAtomic(staging->dir() / name, *content); !status)
+      if (auto status = writeFileAtomic(staging_->dir() / name, *content); !status)
         return status;
     }
   }
-  if (auto status = ctx.check(); !status)
-    return status;
-  return staging->publish();
+  return staging_->publish();
 }
 
 }  // namespace pullagent::puller

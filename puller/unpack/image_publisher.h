@@ -1,11 +1,19 @@
 #pragma once
 
+#include <condition_variable>
 #include <filesystem>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stop_token>
+#include <thread>
 
 #include "base/context.h"
 #include "puller/image_puller.h"
 #include "puller/store/content_store.h"
 #include "puller/unpack/layer_applier.h"
+#include "puller/unpack/staging.h"
 
 namespace pullagent::puller {
 
@@ -15,10 +23,47 @@ enum class PublishForm {
             // image-config.json for reference; its top directory is 0700
 };
 
-// Unpacks a pulled image into a staging directory beside `target` and publishes it there
-// atomically. A failure at any point leaves whatever was at `target` before untouched.
-Status publishImage(const ContentStore& store, const PulledImage& image,
-                    const std::filesystem::path& target, PublishForm form,
-                    const ApplyOptions& options, const Context& ctx);
+// Unpacks an image while it is being pulled and publishes it atomically at `target`. Plugged
+// into the pull as an observer: once the config is known it starts a thread that applies layer
+// i the moment its blob is verified, while later layers are still downloading. A failure at any
+// point (pull or unpack) leaves whatever was at `target` before untouched; an unpack failure
+// stops the pull through `stop_pull`.
+class ImagePublisher final : public PullObserver {
+ public:
+  // `target_for` names the target once the image is known (the state dir keys images by
+  // their manifest digest).
+  using TargetFor = std::function<std::filesystem::path(const PulledImage&)>;
+  ImagePublisher(const ContentStore& store, TargetFor target_for, PublishForm form,
+                 ApplyOptions options, std::stop_source stop_pull);
+
+  const std::filesystem::path& target() const { return target_; }
+  ~ImagePublisher() override;
+
+  void onImageResolved(const PulledImage& image) override;
+  void onBlobDone(const Descriptor& blob, bool was_present) override;
+
+  // Called once the pull returned: waits for the unpack, completes the bundle and publishes.
+  // `pull_status` is the pull's own outcome; its failure abandons the staging directory.
+  Status finish(const PulledImage* image, const Status& pull_status);
+
+ private:
+  void run(PulledImage image);
+  Status unpackAll(const PulledImage& image);
+
+  const ContentStore& store_;
+  TargetFor target_for_;
+  std::filesystem::path target_;
+  PublishForm form_;
+  ApplyOptions options_;
+  std::stop_source stop_pull_;
+
+  std::mutex mutex_;
+  std::condition_variable ready_changed_;
+  std::set<Digest> ready_;
+  bool abandoned_ = false;
+  std::optional<Staging> staging_;
+  std::optional<Error> error_;
+  std::thread worker_;
+};
 
 }  // namespace pullagent::puller

@@ -103,6 +103,27 @@ TEST_F(Unpack, WrongDiffIdFailsAndThePreviousImageStays) {
   }
 }
 
+TEST_F(Unpack, EarlyLayersAreAppliedWhileLaterOnesDownload) {
+  // The big second layer stalls for a while: the first layer must be applied meanwhile.
+  const auto& image = stack().image("test/multi:v1");
+  const std::string big = image["layers"][1]["digest"];
+  const std::string proxy = stack().proxy("proxy_anon");
+  stack().setFaults(
+      proxy,
+      nlohmann::json::array(
+          {{{"match", big}, {"times", 1}, {"action", "stall_at"}, {"at", 1000000}, {"secs", 3}}}));
+  auto result = runProcess({PULLAGENT_BINARY, "pull", proxy + "/test/multi:v1", "--state",
+                            (dest_ / "state").string(), "--rootfs", (dest_ / "rootfs").string(),
+                            "--ca", stack().ca(), "--stall-timeout", "30"});
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  auto applied_first = result.err.find("layer 0 (");
+  auto big_verified = result.err.find("blob " + big + ": verified");
+  ASSERT_NE(applied_first, std::string::npos) << result.err;
+  ASSERT_NE(big_verified, std::string::npos) << result.err;
+  EXPECT_LT(applied_first, big_verified) << result.err;
+  EXPECT_TRUE(fs::exists(dest_ / "rootfs/opt/app/data.bin"));
+}
+
 TEST_F(Unpack, RepublishReplacesAtomically) {
   const fs::path target = dest_ / "rootfs";
   ASSERT_EQ(publish("test/multi:v1", "--rootfs", target).exit_code, 0);
