@@ -1,10 +1,13 @@
 #include "puller/unpack/layer_stream.h"
 
-#include <zlib.h>
+#include <isa-l/igzip_lib.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -93,53 +96,56 @@ class PlainStream final : public BoundedStream {
   BlobInput input_;
 };
 
-// gzip (RFC 1952), several members in a row allowed, as gzip -d accepts.
+// gzip (RFC 1952) with ISA-L's igzip, several members in a row allowed as gzip -d accepts.
+// igzip inflates about twice as fast as zlib (bench/bench.py), which is most of a pull's CPU.
 class GzipStream final : public BoundedStream {
  public:
   GzipStream(UniqueFd fd, const LayerLimits& limits)
       : BoundedStream(limits), input_(std::move(fd)) {
-    std::memset(&z_, 0, sizeof z_);
-    ok_ = inflateInit2(&z_, 15 + 16) == Z_OK;
-  }
-  ~GzipStream() override {
-    if (ok_)
-      inflateEnd(&z_);
+    isal_inflate_init(&state_);
+    state_.crc_flag = ISAL_GZIP;
   }
 
   Result<size_t> read(char* out, size_t capacity) override {
-    if (!ok_)
-      return makeError(ErrorCode::kInternal, "zlib initialisation failed");
     if (done_)
       return size_t{0};
-    z_.next_out = reinterpret_cast<Bytef*>(out);
-    z_.avail_out = static_cast<uInt>(capacity);
-    while (z_.avail_out == capacity) {
+    state_.next_out = reinterpret_cast<uint8_t*>(out);
+    state_.avail_out = static_cast<uint32_t>(std::min<size_t>(capacity, UINT32_MAX));
+    const uint32_t room = state_.avail_out;
+    while (state_.avail_out == room) {
+      if (state_.block_state == ISAL_BLOCK_FINISH) {
+        // One member ended (its CRC checked); another may follow.
+        auto more = input_.fill();
+        if (!more)
+          return more.error();
+        if (!*more) {
+          done_ = true;
+          break;
+        }
+        isal_inflate_reset(&state_);
+        state_.crc_flag = ISAL_GZIP;
+        started_ = false;
+      }
       auto more = input_.fill();
       if (!more)
         return more.error();
       if (!*more) {
-        if (member_started_) {
+        if (started_)  // the input ended inside a member
           return makeError(ErrorCode::kInvalidArgument, "gzip layer is truncated");
-        }
         done_ = true;
         break;
       }
-      z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input_.data()));
-      z_.avail_in = static_cast<uInt>(input_.available());
-      member_started_ = true;
-      int rc = inflate(&z_, Z_NO_FLUSH);
-      input_.consume(input_.available() - z_.avail_in);
-      if (rc == Z_STREAM_END) {
-        member_started_ = false;
-        inflateReset(&z_);
-        continue;
-      }
-      if (rc != Z_OK && rc != Z_BUF_ERROR) {
-        return makeError(ErrorCode::kInvalidArgument, std::string("gzip layer is corrupt: ") +
-                                                          (z_.msg ? z_.msg : "inflate error"));
+      started_ = true;
+      state_.next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(input_.data()));
+      state_.avail_in = static_cast<uint32_t>(input_.available());
+      int rc = isal_inflate(&state_);
+      input_.consume(input_.available() - state_.avail_in);
+      if (rc < 0) {
+        return makeError(ErrorCode::kInvalidArgument,
+                         "gzip layer is corrupt (igzip error " + std::to_string(rc) + ")");
       }
     }
-    size_t n = capacity - z_.avail_out;
+    size_t n = room - state_.avail_out;
     if (auto status = account(n); !status)
       return status.error();
     return n;
@@ -147,10 +153,9 @@ class GzipStream final : public BoundedStream {
 
  private:
   BlobInput input_;
-  z_stream z_;
-  bool ok_ = false;
+  inflate_state state_{};
   bool done_ = false;
-  bool member_started_ = false;
+  bool started_ = false;  // input of the current member has been seen
 };
 
 class ZstdStream final : public BoundedStream {

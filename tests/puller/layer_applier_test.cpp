@@ -103,6 +103,18 @@ TEST_F(LayerApplier, RegularContentModesAndDiffId) {
   EXPECT_EQ(info.st_mtim.tv_sec, 1600000000);  // directory mtimes set after their children
 }
 
+TEST_F(LayerApplier, GzipWithSeveralMembers) {
+  LayerBuilder layer;
+  layer.file("a", std::string(300000, 'a')).file("b", "bbb");
+  const std::string tar = layer.tar();
+  const size_t half = tar.size() / 2;
+  auto applied =
+      apply(testing::gzipBytes(tar.substr(0, half)) + testing::gzipBytes(tar.substr(half)), kGzip);
+  ASSERT_TRUE(applied.ok()) << applied.error().message;
+  EXPECT_EQ(applied->diff_id, Sha256::of(tar));
+  EXPECT_EQ(read("b"), "bbb");
+}
+
 TEST_F(LayerApplier, ZstdAndPlainLayers) {
   LayerBuilder layer;
   layer.file("a", "zstd content");
