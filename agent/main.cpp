@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "agent/cli/exit_codes.h"
+#include "agent/cli/gc_command.h"
 #include "agent/cli/pull_command.h"
 
 namespace {
@@ -18,7 +19,8 @@ namespace {
 constexpr const char* kUsage = R"(usage: pullagent COMMAND [options]
 
 commands:
-  pull IMAGE --dest DIR    pull an image into an OCI image layout (pullagent pull --help)
+  pull IMAGE ...           pull an image; unpack and publish it (pullagent pull --help)
+  gc                       remove images and blobs no longer kept (pullagent gc --help)
 )";
 
 }  // namespace
@@ -54,6 +56,8 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (command == "pull")
     return pullagent::agent::runPullCommand(args, env);
+  if (command == "gc")
+    return pullagent::agent::runGcCommand(args, env);
   std::cerr << "pullagent: unknown command \"" << command << "\"\n" << kUsage;
   return pullagent::agent::kExitUsage;
 }

@@ -14,6 +14,7 @@
 #include "puller/http/curl_http_client.h"
 #include "puller/image_puller.h"
 #include "puller/store/oci_layout.h"
+#include "puller/store/state_lock.h"
 #include "puller/unpack/image_publisher.h"
 #include "resolver/system_resolver.h"
 
@@ -151,6 +152,14 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   const std::filesystem::path state = args.option("state").value_or("/var/lib/pullagent");
   const std::filesystem::path store_root =
       args.option("dest") ? std::filesystem::path(*args.option("dest")) : state / "content";
+  // Pulls into the state dir hold its lock shared: gc never collects what they fetch.
+  std::optional<puller::StateLock> state_lock;
+  if (!layout_only) {
+    auto lock = puller::StateLock::acquire(state, puller::StateLock::Mode::kShared);
+    if (!lock)
+      return fail(lock.error());
+    state_lock.emplace(std::move(lock.value()));
+  }
   auto store = puller::ContentStore::open(store_root);
   if (!store)
     return fail(store.error());
@@ -179,7 +188,7 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
           return fixed ? std::filesystem::path(*fixed)
                        : state / "images" / image.manifest.digest.hex();
         },
-        form, apply, pull_stop);
+        form, apply, pull_stop, /*reuse_existing=*/!fixed);
   }
   puller::ObserverList observers(publisher
                                      ? std::vector<puller::PullObserver*>{&progress, &*publisher}
@@ -209,7 +218,8 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   }
   std::string published = "OCI layout " + store_root.string() + " (ref name " + ref_name + ")";
   if (publisher) {
-    published = (args.option("rootfs") ? "rootfs " : "bundle ") + publisher->target().string();
+    published = (args.option("rootfs") ? "rootfs " : "bundle ") + publisher->target().string() +
+                (publisher->reused() ? " (already published)" : "");
   }
   auto seconds = std::chrono::duration<double>(clock.now() - started).count();
   spdlog::info("Pull image successful, time taken {:.2f} s", seconds);

@@ -11,12 +11,14 @@
 namespace pullagent::puller {
 
 ImagePublisher::ImagePublisher(const ContentStore& store, TargetFor target_for, PublishForm form,
-                               ApplyOptions options, std::stop_source stop_pull)
+                               ApplyOptions options, std::stop_source stop_pull,
+                               bool reuse_existing)
     : store_(store),
       target_for_(std::move(target_for)),
       form_(form),
       options_(options),
-      stop_pull_(std::move(stop_pull)) {}
+      stop_pull_(std::move(stop_pull)),
+      reuse_existing_(reuse_existing) {}
 
 ImagePublisher::~ImagePublisher() {
   {
@@ -31,6 +33,10 @@ ImagePublisher::~ImagePublisher() {
 void ImagePublisher::onImageResolved(const PulledImage& image) {
   target_ = target_for_(image);
   removeStaleStaging(target_);
+  if (reuse_existing_ && std::filesystem::exists(target_)) {
+    reused_ = true;
+    return;
+  }
   auto staging = Staging::create(target_, form_ == PublishForm::kBundle ? 0700 : 0755);
   std::lock_guard lock(mutex_);
   if (!staging) {
@@ -99,6 +105,8 @@ Status ImagePublisher::finish(const PulledImage* image, const Status& pull_statu
     return *error_;  // the unpack's own failure explains a pull it cancelled
   if (!pull_status)
     return pull_status;
+  if (reused_)
+    return {};
   if (!staging_)
     return makeError(ErrorCode::kInternal, "image was never resolved");
 

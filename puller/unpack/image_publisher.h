@@ -33,8 +33,13 @@ class ImagePublisher final : public PullObserver {
   // `target_for` names the target once the image is known (the state dir keys images by
   // their manifest digest).
   using TargetFor = std::function<std::filesystem::path(const PulledImage&)>;
+  // With `reuse_existing`, a target that already exists is taken as this image's published
+  // tree (targets named by the manifest digest are immutable) and nothing is unpacked.
   ImagePublisher(const ContentStore& store, TargetFor target_for, PublishForm form,
-                 ApplyOptions options, std::stop_source stop_pull);
+                 ApplyOptions options, std::stop_source stop_pull, bool reuse_existing = false);
+
+  // True when the image was already published and left as it was.
+  bool reused() const { return reused_; }
 
   const std::filesystem::path& target() const { return target_; }
   ~ImagePublisher() override;
@@ -56,6 +61,8 @@ class ImagePublisher final : public PullObserver {
   PublishForm form_;
   ApplyOptions options_;
   std::stop_source stop_pull_;
+  bool reuse_existing_;
+  bool reused_ = false;
 
   std::mutex mutex_;
   std::condition_variable ready_changed_;

@@ -134,5 +134,41 @@ TEST_F(Unpack, RepublishReplacesAtomically) {
   EXPECT_TRUE(fs::exists(target / "app/v2.bin"));
 }
 
+TEST_F(Unpack, GcKeepsWhatKeptImagesUseAndRemovesTheRest) {
+  const fs::path state = dest_ / "state";
+  for (const char* tag : {"v1", "v2"}) {
+    auto pulled =
+        runProcess({PULLAGENT_BINARY, "pull", stack().registry("anon") + "/test/multi:" + tag,
+                    "--state", state.string(), "--ca", stack().ca()});
+    ASSERT_EQ(pulled.exit_code, 0) << pulled.all();
+  }
+  const auto& v1 = stack().image("test/multi:v1");
+  const auto& v2 = stack().image("test/multi:v2");
+  auto blob = [&](const nlohmann::json& digest) {
+    return state / "content/blobs/sha256" / digest.get<std::string>().substr(7);
+  };
+
+  auto all = runProcess({PULLAGENT_BINARY, "gc", "--state", state.string()});
+  ASSERT_EQ(all.exit_code, 0) << all.all();
+  EXPECT_NE(all.out.find("removed 0 images and 0 blobs"), std::string::npos) << all.out;
+
+  auto gc = runProcess({PULLAGENT_BINARY, "gc", "--state", state.string(), "--keep", v2["digest"]});
+  ASSERT_EQ(gc.exit_code, 0) << gc.all();
+  EXPECT_FALSE(fs::exists(state / "images" / v1["digest"].get<std::string>().substr(7)));
+  EXPECT_TRUE(fs::exists(state / "images" / v2["digest"].get<std::string>().substr(7) / "rootfs"));
+  EXPECT_TRUE(fs::exists(blob(v2["layers"][0]["digest"])));  // shared with v1: still needed
+  EXPECT_TRUE(fs::exists(blob(v2["layers"][1]["digest"])));
+  EXPECT_TRUE(fs::exists(blob(v2["digest"])));
+  EXPECT_FALSE(fs::exists(blob(v1["layers"][1]["digest"])));  // only v1 used it
+  EXPECT_FALSE(fs::exists(blob(v1["digest"])));
+
+  // The kept image still pulls without downloading anything.
+  auto again = runProcess({PULLAGENT_BINARY, "pull", stack().registry("anon") + "/test/multi:v2",
+                           "--state", state.string(), "--ca", stack().ca()});
+  ASSERT_EQ(again.exit_code, 0) << again.all();
+  EXPECT_NE(again.out.find("0 downloaded"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("(already published)"), std::string::npos) << again.out;
+}
+
 }  // namespace
 }  // namespace pullagent::testing

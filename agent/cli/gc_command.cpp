@@ -1,0 +1,68 @@
+#include "agent/cli/gc_command.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "agent/cli/args.h"
+#include "agent/cli/exit_codes.h"
+#include "agent/cli/progress.h"
+#include "base/log.h"
+#include "puller/store/garbage_collector.h"
+#include "puller/store/state_lock.h"
+
+namespace pullagent::agent {
+namespace {
+
+constexpr const char* kUsage = R"(usage: pullagent gc [--state DIR] [--keep DIGEST[,DIGEST...]]
+
+Removes published images under DIR/images whose manifest digest is not kept (with no --keep,
+every published image is kept) and then every blob no remaining image uses.
+  --state DIR     state directory (default /var/lib/pullagent)
+  --keep LIST     manifest digests (sha256:...) of the images to keep
+)";
+
+}  // namespace
+
+int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment&) {
+  auto parsed = parseArgs(argv, {"state", "keep", "log-level"}, {"help"});
+  if (!parsed || parsed->flag("help") || !parsed->positionals.empty()) {
+    if (!parsed)
+      std::cerr << "pullagent gc: " << parsed.error().message << "\n";
+    std::cerr << kUsage;
+    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
+  }
+  initLogging(LogFormat::kText,
+              spdlog::level::from_str(parsed->option("log-level").value_or("info")));
+  const std::filesystem::path state = parsed->option("state").value_or("/var/lib/pullagent");
+  std::set<puller::Digest> keep;
+  if (auto list = parsed->option("keep")) {
+    std::stringstream items(*list);
+    std::string item;
+    while (std::getline(items, item, ',')) {
+      auto digest = puller::Digest::parse(item);
+      if (!digest) {
+        spdlog::error("--keep: {}", digest.error().message);
+        return kExitUsage;
+      }
+      keep.insert(digest.value());
+    }
+  }
+  auto lock = puller::StateLock::acquire(state, puller::StateLock::Mode::kExclusive);
+  if (!lock) {
+    spdlog::error("gc failed: {}", lock.error().describe());
+    return exitCodeFor(lock.error());
+  }
+  auto report = puller::collectGarbage(state, keep, !parsed->option("keep"));
+  if (!report) {
+    spdlog::error("gc failed: {}", report.error().describe());
+    return exitCodeFor(report.error());
+  }
+  std::printf("removed %d images and %d blobs, freed %s\n", report->images_removed,
+              report->blobs_removed, humanBytes(report->bytes_freed).c_str());
+  return kExitOk;
+}
+
+}  // namespace pullagent::agent

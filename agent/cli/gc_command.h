@@ -1,0 +1,14 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "agent/cli/pull_command.h"
+
+namespace pullagent::agent {
+
+// `pullagent gc [--state DIR] [--keep DIGEST[,DIGEST...]]`: removes published images not kept
+// and every blob no remaining image needs. Returns the process exit code.
+int runGcCommand(const std::vector<std::string>& args, const ProcessEnvironment& env);
+
+}  // namespace pullagent::agent

@@ -1,0 +1,22 @@
+#pragma once
+
+#include <filesystem>
+
+#include "base/error.h"
+#include "base/unique_fd.h"
+
+namespace pullagent::puller {
+
+// The state directory's lock: pulls hold it shared, garbage collection exclusively, so a blob a
+// running pull has fetched but not yet published is never collected.
+class StateLock {
+ public:
+  enum class Mode { kShared, kExclusive };
+  static Result<StateLock> acquire(const std::filesystem::path& state_dir, Mode mode);
+
+ private:
+  explicit StateLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+}  // namespace pullagent::puller
