@@ -10,6 +10,7 @@ namespace {
 struct RedactCase {
   const char* url;
   const char* expected;
+  friend void PrintTo(const RedactCase& c, std::ostream* out) { *out << c.url; }
 };
 
 class RedactUrlTest : public ::testing::TestWithParam<RedactCase> {};

@@ -19,6 +19,7 @@ TEST(Digest, AcceptsSha256WithLowercaseHex) {
 struct BadDigest {
   std::string text;
   ErrorCode code;
+  friend void PrintTo(const BadDigest& c, std::ostream* out) { *out << '"' << c.text << '"'; }
 };
 
 class DigestRejects : public ::testing::TestWithParam<BadDigest> {};

@@ -78,6 +78,7 @@ struct Rejection {
   std::function<void(json&)> mutate;
   std::string content_type;
   ErrorCode code;
+  friend void PrintTo(const Rejection& c, std::ostream* out) { *out << c.name; }
 };
 
 class ManifestRejects : public ::testing::TestWithParam<Rejection> {};

@@ -14,6 +14,7 @@ struct GoodRef {
   std::string api_host;
   std::string repository;
   std::string reference;  // tag or digest used in the manifest URL
+  friend void PrintTo(const GoodRef& c, std::ostream* out) { *out << '"' << c.text << '"'; }
 };
 
 class ReferenceParses : public ::testing::TestWithParam<GoodRef> {};
@@ -52,6 +53,7 @@ INSTANTIATE_TEST_SUITE_P(
 struct BadRef {
   std::string text;
   std::string names;  // the message must name the bad part
+  friend void PrintTo(const BadRef& c, std::ostream* out) { *out << '"' << c.text << '"'; }
 };
 
 class ReferenceRejects : public ::testing::TestWithParam<BadRef> {};

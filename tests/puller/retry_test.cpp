@@ -16,6 +16,7 @@ const auto kNow = std::chrono::system_clock::from_time_t(1445412480);
 struct RetryAfterCase {
   std::string value;
   std::optional<milliseconds> expected;
+  friend void PrintTo(const RetryAfterCase& c, std::ostream* out) { *out << '"' << c.value << '"'; }
 };
 
 class RetryAfterParses : public ::testing::TestWithParam<RetryAfterCase> {};
