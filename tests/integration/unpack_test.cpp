@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <filesystem>
+#include <thread>
 
 #include "tests/integration/pull_fixture.h"
 #include "tests/support/tree_snapshot.h"
@@ -168,6 +171,56 @@ TEST_F(Unpack, GcKeepsWhatKeptImagesUseAndRemovesTheRest) {
   ASSERT_EQ(again.exit_code, 0) << again.all();
   EXPECT_NE(again.out.find("0 downloaded"), std::string::npos) << again.out;
   EXPECT_NE(again.out.find("(already published)"), std::string::npos) << again.out;
+}
+
+TEST_F(Unpack, KilledMidUnpackLeavesThePreviousImageAndRecovers) {
+  const fs::path target = dest_ / "rootfs";
+  const std::string proxy = stack().proxy("proxy_anon");
+  auto pull = [&](const std::string& tag) {
+    return std::vector<std::string>{PULLAGENT_BINARY,
+                                    "pull",
+                                    proxy + "/test/multi:" + tag,
+                                    "--state",
+                                    (dest_ / "state").string(),
+                                    "--rootfs",
+                                    target.string(),
+                                    "--ca",
+                                    stack().ca(),
+                                    "--stall-timeout",
+                                    "60"};
+  };
+  ASSERT_EQ(runProcess(pull("v1")).exit_code, 0);
+  auto before = snapshotTree(target);
+
+  // v2's second layer stalls: its first layer is being unpacked into staging when we kill.
+  const std::string new_layer = stack().image("test/multi:v2")["layers"][1]["digest"];
+  stack().setFaults(proxy, nlohmann::json::array({{{"match", new_layer},
+                                                   {"times", 1},
+                                                   {"action", "stall_at"},
+                                                   {"at", 1000},
+                                                   {"secs", 30}}}));
+  auto staging_exists = [&] {
+    for (const auto& entry : fs::directory_iterator(dest_.path())) {
+      if (entry.path().filename().string().starts_with(".rootfs.staging-"))
+        return true;
+    }
+    return false;
+  };
+  {
+    BackgroundProcess running(pull("v2"));
+    for (int i = 0; i < 400 && !(staging_exists() && bytesServed(proxy, new_layer) >= 1000); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    ASSERT_TRUE(staging_exists());
+    running.kill(SIGKILL);
+    EXPECT_EQ(running.wait(), 128 + SIGKILL);
+  }
+  EXPECT_EQ(snapshotTree(target), before);  // the published v1 is untouched
+
+  stack().reset(proxy);
+  auto result = runProcess(pull("v2"));
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_TRUE(fs::exists(target / "app/v2.bin"));
+  EXPECT_FALSE(staging_exists());  // the killed run's leftovers were removed
 }
 
 }  // namespace
