@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -22,12 +23,13 @@ Error sysError(int err, std::string_view what, std::string_view path) {
                    err);
 }
 
-std::vector<std::string> splitLinkTarget(std::string_view target) {
+// Path components without empty ones and ".", keeping "..": symlink targets need them.
+std::vector<std::string> pathComponents(std::string_view path) {
   std::vector<std::string> parts;
   size_t start = 0;
-  while (start <= target.size()) {
-    auto slash = target.find('/', start);
-    auto part = target.substr(start, slash == std::string_view::npos ? target.npos : slash - start);
+  while (start <= path.size()) {
+    auto slash = path.find('/', start);
+    auto part = path.substr(start, slash == std::string_view::npos ? path.npos : slash - start);
     if (!part.empty() && part != ".")
       parts.emplace_back(part);
     if (slash == std::string_view::npos)
@@ -47,22 +49,32 @@ Result<ConfinedRoot> ConfinedRoot::open(const std::filesystem::path& root) {
 }
 
 Result<std::vector<std::string>> ConfinedRoot::split(std::string_view name) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (start <= name.size()) {
-    auto slash = name.find('/', start);
-    auto part = name.substr(start, slash == std::string_view::npos ? name.npos : slash - start);
-    if (part == "..") {
-      return makeError(ErrorCode::kInvalidArgument,
-                       "archive entry \"" + std::string(name) + "\" climbs out with \"..\"");
-    }
-    if (!part.empty() && part != ".")
-      parts.emplace_back(part);
-    if (slash == std::string_view::npos)
-      break;
-    start = slash + 1;
+  auto parts = pathComponents(name);
+  if (std::find(parts.begin(), parts.end(), "..") != parts.end()) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     "archive entry \"" + std::string(name) + "\" climbs out with \"..\"");
   }
   return parts;
+}
+
+Result<std::vector<std::string>> ConfinedRoot::list(int dir_fd, std::string_view what) {
+  int fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return sysError(errno, "open directory", what);
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    int err = errno;
+    ::close(fd);
+    return sysError(err, "list directory", what);
+  }
+  std::vector<std::string> names;
+  while (dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name != "." && name != "..")
+      names.push_back(std::move(name));
+  }
+  ::closedir(dir);
+  return names;
 }
 
 std::string ConfinedRoot::join(const std::vector<std::string>& components, size_t count) {
@@ -119,7 +131,7 @@ Result<UniqueFd> ConfinedRoot::openDirectory(const std::vector<std::string>& com
       target.resize(static_cast<size_t>(n));
       if (!target.empty() && target.front() == '/')
         stack.clear();  // absolute: from the root
-      auto parts = splitLinkTarget(target);
+      auto parts = pathComponents(target);
       pending.insert(pending.begin(), parts.begin(), parts.end());
       continue;
     }
@@ -148,30 +160,16 @@ Status ConfinedRoot::removeAt(int parent, const std::string& name) {
     }
     return {};
   }
-  int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
+  UniqueFd dir(::openat(parent, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir.valid())
     return sysError(errno, "open directory", name);
-  DIR* dir = ::fdopendir(fd);
-  if (dir == nullptr) {
-    int err = errno;
-    ::close(fd);
-    return sysError(err, "list directory", name);
+  auto children = list(dir.get(), name);
+  if (!children)
+    return children.error();
+  for (const auto& child : children.value()) {
+    if (auto status = removeAt(dir.get(), child); !status)
+      return status;
   }
-  std::vector<std::string> children;
-  while (dirent* entry = ::readdir(dir)) {
-    std::string child = entry->d_name;
-    if (child != "." && child != "..")
-      children.push_back(std::move(child));
-  }
-  Status status;
-  for (const auto& child : children) {
-    status = removeAt(::dirfd(dir), child);
-    if (!status)
-      break;
-  }
-  ::closedir(dir);
-  if (!status)
-    return status;
   if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
     return sysError(errno, "remove directory", name);
   }

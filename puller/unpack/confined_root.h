@@ -36,6 +36,9 @@ class ConfinedRoot {
   // a symlink. A missing name is not an error.
   static Status removeAt(int parent, const std::string& name);
 
+  // The names in directory `dir_fd` (any fd of a directory, O_PATH too), without "." and "..".
+  static Result<std::vector<std::string>> list(int dir_fd, std::string_view what);
+
  private:
   explicit ConfinedRoot(UniqueFd root) : root_(std::move(root)) {}
   UniqueFd root_;

@@ -2,7 +2,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -195,42 +194,24 @@ class Applier {
   }
 
   Status hideLower(int dir_fd, const std::string& dir) {
-    int fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-      return sysError(errno, "open", dir);
-    DIR* listing = ::fdopendir(fd);
-    if (listing == nullptr) {
-      ::close(fd);
-      return sysError(errno, "list", dir);
-    }
-    std::vector<std::string> children;
-    while (dirent* child = ::readdir(listing)) {
-      std::string name = child->d_name;
-      if (name != "." && name != "..")
-        children.push_back(std::move(name));
-    }
-    Status status;
-    for (const auto& name : children) {
+    auto children = ConfinedRoot::list(dir_fd, dir);
+    if (!children)
+      return children.error();
+    for (const auto& name : children.value()) {
       const std::string child = dir.empty() ? name : dir + "/" + name;
       if (created_.count(child) == 0) {
-        status = ConfinedRoot::removeAt(::dirfd(listing), name);
-      } else {
-        struct stat info {};
-        if (::fstatat(::dirfd(listing), name.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 &&
-            S_ISDIR(info.st_mode)) {
-          int sub = ::openat(::dirfd(listing), name.c_str(),
-                             O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-          if (sub >= 0) {
-            status = hideLower(sub, child);
-            ::close(sub);
-          }
-        }
+        if (auto status = ConfinedRoot::removeAt(dir_fd, name); !status)
+          return status;
+        continue;
       }
-      if (!status)
-        break;
+      // Created by this layer: keep it, but a directory may still hold lower content.
+      UniqueFd sub(::openat(dir_fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (sub.valid()) {
+        if (auto status = hideLower(sub.get(), child); !status)
+          return status;
+      }
     }
-    ::closedir(listing);
-    return status;
+    return {};
   }
 
   // Anything already at `name` that is not what we are about to create goes first.
