@@ -15,14 +15,14 @@
 #include <vector>
 
 #include "base/unique_handle.h"
-#include "puller/store/sha256.h"
+#include "puller/store/pipelined_sha256.h"
 
 namespace pullagent::puller {
 namespace {
 
 using ArchiveReader = UniqueHandle<archive, archive_read_free>;
 
-constexpr size_t kStreamBuffer = 1 << 20;
+constexpr size_t kStreamBuffer = 1 << 20;  // 4 of them in flight: 4 MiB per unpacking layer
 constexpr size_t kMaxXattrs = 128;
 constexpr size_t kMaxXattrValue = 64 * 1024;
 constexpr std::string_view kWhiteoutPrefix = ".wh.";
@@ -38,34 +38,42 @@ Error sysError(int err, std::string_view what, std::string_view path) {
 
 // Feeds libarchive the decompressed tar and hashes every byte on the way: the diff_id covers
 // the whole stream, also what libarchive never asks for (trailing bytes after the end marker).
+// The hashing runs on its own thread (PipelinedSha256).
 struct StreamFeeder {
   LayerStream* stream = nullptr;
-  Sha256 hasher;
+  PipelinedSha256 hasher{4, kStreamBuffer};
   size_t total = 0;
-  std::vector<char> buffer = std::vector<char>(kStreamBuffer);
   std::optional<Error> error;
+
+  Result<size_t> next(const void** out) {
+    char* buffer = hasher.acquire();
+    auto n = stream->read(buffer, hasher.bufferSize());
+    if (!n)
+      return n.error();
+    hasher.submit(*n);
+    total += *n;
+    *out = buffer;
+    return n;
+  }
 
   static la_ssize_t read(archive*, void* self, const void** out) noexcept {
     auto* feeder = static_cast<StreamFeeder*>(self);
-    auto n = feeder->stream->read(feeder->buffer.data(), feeder->buffer.size());
+    auto n = feeder->next(out);
     if (!n) {
       feeder->error = n.error();
       return -1;
     }
-    feeder->hasher.update({feeder->buffer.data(), *n});
-    feeder->total += *n;
-    *out = feeder->buffer.data();
     return static_cast<la_ssize_t>(*n);
   }
 
   Status drain() {
+    const void* ignored = nullptr;
     while (true) {
-      auto n = stream->read(buffer.data(), buffer.size());
+      auto n = next(&ignored);
       if (!n)
         return n.error();
       if (*n == 0)
         return {};
-      hasher.update({buffer.data(), *n});
     }
   }
 };

@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include "puller/store/pipelined_sha256.h"
 #include "puller/store/sha256.h"
+
+#include <cstring>
 
 namespace pullagent::puller {
 namespace {
@@ -50,6 +53,28 @@ TEST(Sha256, HashesIncrementally) {
   hasher.update("world");
   EXPECT_EQ(hasher.finish().hex(),
             "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
+}
+
+}  // namespace
+}  // namespace pullagent::puller
+
+namespace pullagent::puller {
+namespace {
+
+TEST(PipelinedSha256, EqualsTheSequentialHashAcrossManyBuffers) {
+  std::string data;
+  for (int i = 0; i < 200000; ++i)
+    data += static_cast<char>((i * 7919) % 251);
+  PipelinedSha256 hasher(3, 4096);
+  size_t offset = 0;
+  while (offset < data.size()) {
+    char* buffer = hasher.acquire();
+    size_t n = std::min<size_t>(hasher.bufferSize() - (offset % 5), data.size() - offset);
+    std::memcpy(buffer, data.data() + offset, n);
+    hasher.submit(n);
+    offset += n;
+  }
+  EXPECT_EQ(hasher.finish(), Sha256::of(data));
 }
 
 }  // namespace
