@@ -150,6 +150,8 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pullagent", default=os.path.join(ROOT, "build/release/agent/pullagent"))
     parser.add_argument("--cache", default=os.path.join(ROOT, "bench/.cache"))
+    parser.add_argument("--tools", default="pullagent,skopeo+umoci,gzip",
+                        help="comma-separated subset of: pullagent, skopeo+umoci, gzip")
     args = parser.parse_args()
 
     layers = build_image(args.cache)
@@ -199,8 +201,11 @@ def main():
             return [timed(["sh", "-c", "gzip -dc " + " ".join(l["path"] for l in layers) +
                            " > /dev/null"])]
 
-        tools = [("pullagent", run_pullagent), ("skopeo+umoci", run_skopeo_umoci),
-                 ("gzip -dc (floor)", run_gzip)]
+        wanted = args.tools.split(",")
+        tools = [(name, run) for key, name, run in (
+            ("pullagent", "pullagent", run_pullagent),
+            ("skopeo+umoci", "skopeo+umoci", run_skopeo_umoci),
+            ("gzip", "gzip -dc (floor)", run_gzip)) if key in wanted]
         results = {}
         for name, run in tools:
             samples = []
@@ -219,7 +224,7 @@ def main():
             subprocess.run(["umount", tmpfs])
         shutil.rmtree(work, ignore_errors=True)
 
-    ours = results["pullagent"][0]
+    ours = results.get("pullagent", next(iter(results.values())))[0]
     print()
     print(f"image: {len(layers)} layers, {compressed / MB:.0f} MB compressed, "
           f"{uncompressed / MB:.0f} MB uncompressed; target {'tmpfs' if mounted else 'disk'}; "

@@ -110,7 +110,7 @@ class Applier {
     if (base.starts_with(kWhiteoutPrefix))
       return whiteout(*parts, path);
 
-    auto parent = root_.openDirectory(*parts, parts->size() - 1, /*create=*/true);
+    auto parent = parentOf(*parts);
     if (!parent)
       return parent.error().context("entry " + path);
     created_.insert(path);
@@ -118,19 +118,19 @@ class Applier {
       created_.insert(ConfinedRoot::join(*parts, i));
 
     if (const char* link = archive_entry_hardlink(entry)) {
-      return hardlink(parent->get(), base, path, link);
+      return hardlink(*parent, base, path, link);
     }
     switch (archive_entry_filetype(entry)) {
       case AE_IFDIR:
-        return directory(parent->get(), *parts, entry);
+        return directory(*parent, *parts, entry);
       case AE_IFREG:
-        return regular(parent->get(), base, path, reader, entry);
+        return regular(*parent, base, path, reader, entry);
       case AE_IFLNK:
-        return symlink(parent->get(), base, path, entry);
+        return symlink(*parent, base, path, entry);
       case AE_IFCHR:
       case AE_IFBLK:
       case AE_IFIFO:
-        return special(parent->get(), base, path, entry);
+        return special(*parent, base, path, entry);
       case AE_IFSOCK:
         created_.erase(path);
         return {};  // sockets are runtime objects, never image content
@@ -142,6 +142,7 @@ class Applier {
   // Opaque directories hide all lower content, wherever their marker stood in the layer; then
   // directory mtimes, which creating their children would otherwise have changed.
   Status finish() {
+    forgetParent();
     for (const auto& dir : opaque_) {
       auto parts = ConfinedRoot::split(dir);
       auto fd = root_.openDirectory(*parts, parts->size(), /*create=*/false);
@@ -198,6 +199,7 @@ class Applier {
         return {};
       return parent.error().context("whiteout " + path);
     }
+    forgetParent();
     return ConfinedRoot::removeAt(parent->get(), target);
   }
 
@@ -223,14 +225,33 @@ class Applier {
   }
 
   // Anything already at `name` that is not what we are about to create goes first.
-  static Status clear(int parent, const std::string& name, bool keep_directory) {
+  Status clear(int parent, const std::string& name, bool keep_directory) {
     struct stat info {};
     if (::fstatat(parent, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0)
       return {};
     if (keep_directory && S_ISDIR(info.st_mode))
       return {};
+    forgetParent();  // a removal may change how any cached path resolves
     return ConfinedRoot::removeAt(parent, name);
   }
+
+  // The directory an entry goes into. Consecutive entries mostly share it (a package's files),
+  // so the last one is kept open; only a removal can change what a path resolves to (a
+  // directory replaced by a symlink), and every removal drops it.
+  Result<int> parentOf(const std::vector<std::string>& parts) {
+    std::string key = ConfinedRoot::join(parts, parts.size() - 1);
+    if (!cached_parent_fresh_ || key != cached_parent_path_) {
+      auto opened = root_.openDirectory(parts, parts.size() - 1, /*create=*/true);
+      if (!opened)
+        return opened.error();
+      cached_parent_ = std::move(opened.value());
+      cached_parent_path_ = std::move(key);
+      cached_parent_fresh_ = true;
+    }
+    return cached_parent_.get();
+  }
+  // Marks the cached fd stale without closing it: the entry being applied may still use it.
+  void forgetParent() { cached_parent_fresh_ = false; }
 
   Status applyXattrs(int fd, archive_entry* entry, const std::string& path) {
     const char* name = nullptr;
@@ -427,6 +448,9 @@ class Applier {
   std::unordered_set<std::string> created_;  // paths this layer made: whiteouts spare them
   std::unordered_set<std::string> opaque_;
   std::vector<DirTime> dir_times_;
+  UniqueFd cached_parent_;
+  std::string cached_parent_path_;
+  bool cached_parent_fresh_ = false;
   bool warned_xattr_ = false;
   bool warned_special_ = false;
 };
