@@ -129,6 +129,13 @@ TEST_F(Pull, PlainHttpIsNeverTriedAgainstATlsRegistry) {
   EXPECT_FALSE(hasBlob(stack().image("test/multi:v1")["digest"]));
 }
 
+TEST_F(Pull, DiffIdCountMustMatchTheLayers) {
+  auto result = pull(stack().registry("anon") + "/test/diffcount:v1");
+  EXPECT_EQ(result.exit_code, 6) << result.all();
+  EXPECT_NE(result.err.find("lists 2 diff_ids but the manifest has 1 layers"), std::string::npos)
+      << result.err;
+}
+
 TEST_F(Pull, BadReferenceIsAUsageError) {
   auto result = pull(stack().registry("anon") + "/Test/Multi:v1");
   EXPECT_EQ(result.exit_code, 2) << result.all();

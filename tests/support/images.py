@@ -245,6 +245,7 @@ def standard_images():
         "Entrypoint": ["/usr/bin/busybox"], "Cmd": ["httpd", "-f"], "Env": ["A=1"],
         "WorkingDir": "/home/web", "User": "web"}))
     add("test/baddiff:v1", *make_image([small], diff_ids=["sha256:" + "0" * 64]))
+    add("test/diffcount:v1", *make_image([small], diff_ids=[small[1], small[1]]))
 
     amd64 = make_image([base, small])
     arm64 = make_image([newer], arch="arm64")
