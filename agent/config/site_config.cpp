@@ -1,0 +1,296 @@
+#include "agent/config/site_config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <nlohmann/json.hpp>
+
+namespace pullagent::agent {
+namespace {
+
+using nlohmann::json;
+
+std::string upper(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  return out;
+}
+
+// A value for an error message: short, and never an app setting's value (it may be a secret).
+std::string shown(const json& value) {
+  std::string text = value.dump();
+  return text.size() > 80 ? text.substr(0, 77) + "..." : text;
+}
+
+Error typeError(const std::string& path, const char* want, const json& value) {
+  return makeError(ErrorCode::kInvalidArgument,
+                   path + ": expected " + want + ", got " + shown(value));
+}
+
+Result<std::optional<std::string>> optionalString(const json& object, const char* key,
+                                                  const std::string& path) {
+  if (!object.contains(key) || object[key].is_null())
+    return std::optional<std::string>();
+  if (!object[key].is_string())
+    return typeError(path + "." + key, "a string", object[key]);
+  return std::optional<std::string>(object[key].get<std::string>());
+}
+
+Result<std::optional<bool>> optionalBool(const json& object, const char* key,
+                                         const std::string& path) {
+  if (!object.contains(key) || object[key].is_null())
+    return std::optional<bool>();
+  const json& value = object[key];
+  if (value.is_boolean())
+    return std::optional<bool>(value.get<bool>());
+  if (value.is_string()) {  // some tools write booleans as strings
+    std::string text = upper(value.get<std::string>());
+    if (text == "TRUE")
+      return std::optional<bool>(true);
+    if (text == "FALSE")
+      return std::optional<bool>(false);
+  }
+  return typeError(path + "." + key, "true or false", value);
+}
+
+using Settings =
+    std::map<std::string, std::pair<std::string, std::string>>;  // UPPER -> (path, value)
+
+Result<Settings> readAppSettings(const json& value, const std::string& path) {
+  Settings settings;
+  auto add = [&](const std::string& name, const json& item,
+                 const std::string& item_path) -> Status {
+    if (!item.is_string() && !item.is_null())
+      return typeError(item_path, "a string", item.is_object() ? json("{...}") : item);
+    if (!settings
+             .emplace(upper(name),
+                      std::pair{item_path, item.is_string() ? item.get<std::string>() : ""})
+             .second) {
+      return makeError(ErrorCode::kInvalidArgument,
+                       item_path + ": app setting \"" + name + "\" is given twice");
+    }
+    return {};
+  };
+  if (value.is_object()) {
+    for (const auto& [name, item] : value.items()) {
+      if (auto status = add(name, item, path + "." + name); !status)
+        return status.error();
+    }
+    return settings;
+  }
+  if (!value.is_array())
+    return typeError(path, "an array of {name, value} or an object", json("..."));
+  for (size_t i = 0; i < value.size(); ++i) {
+    const std::string item_path = path + "[" + std::to_string(i) + "]";
+    const json& item = value[i];
+    if (!item.is_object())
+      return typeError(item_path, "an object with name and value", json("..."));
+    auto name = optionalString(item, "name", item_path);
+    if (!name)
+      return name.error();
+    if (!*name || (*name)->empty())
+      return makeError(ErrorCode::kInvalidArgument, item_path + ".name: missing");
+    if (auto status =
+            add(**name, item.contains("value") ? item["value"] : json(), item_path + ".value");
+        !status) {
+      return status.error();
+    }
+  }
+  return settings;
+}
+
+std::optional<std::string> setting(const Settings& settings, const std::string& name) {
+  auto it = settings.find(name);
+  if (it == settings.end() || it->second.second.empty())
+    return std::nullopt;
+  return it->second.second;
+}
+
+Result<SettingValue> settingValue(const Settings& settings, const std::string& name) {
+  const auto& [path, value] = settings.at(name);
+  auto reference = parseKeyVaultReference(value);
+  if (!reference)
+    return reference.error().context(path);
+  return SettingValue{Secret(value), reference.value()};
+}
+
+// DOCKER_REGISTRY_SERVER_URL is a URL ("https://myreg.azurecr.io", "https://index.docker.io/v1/")
+// but a bare host is seen too.
+std::string registryHostOf(std::string url) {
+  if (auto scheme = url.find("://"); scheme != std::string::npos)
+    url = url.substr(scheme + 3);
+  url = url.substr(0, url.find('/'));
+  std::transform(url.begin(), url.end(), url.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (url == "index.docker.io" || url == "registry-1.docker.io" || url == "registry.hub.docker.com")
+    return "docker.io";
+  return url;
+}
+
+// Docker's rule for whether the first path component names a registry.
+bool hasRegistryHost(std::string_view image) {
+  auto slash = image.find('/');
+  if (slash == std::string_view::npos)
+    return false;
+  auto first = image.substr(0, slash);
+  return first == "localhost" || first.find_first_of(".:") != std::string_view::npos ||
+         std::any_of(first.begin(), first.end(),
+                     [](char c) { return std::isupper(static_cast<unsigned char>(c)) != 0; });
+}
+
+Result<std::string> imageOf(const std::string& fx, const std::string& path) {
+  auto bar = fx.find('|');
+  std::string kind = upper(fx.substr(0, bar));
+  if (kind == "DOCKER") {
+    std::string image = fx.substr(bar + 1);
+    image.erase(0, image.find_first_not_of(" \t"));
+    image.erase(image.find_last_not_of(" \t") + 1);
+    if (image.empty())
+      return makeError(ErrorCode::kInvalidArgument, path + ": \"" + fx + "\" names no image");
+    return image;
+  }
+  std::string what;
+  if (kind == "COMPOSE" || kind == "KUBE") {
+    what = "multi-container (" + kind + "|) sites are not supported";
+  } else if (kind == "SITECONTAINERS") {
+    what = "sidecar (SITECONTAINERS) sites are not supported";
+  } else if (bar != std::string::npos) {
+    what = "\"" + fx + "\" is a built-in runtime stack, not a container image";
+  } else {
+    what = "\"" + fx + "\" is not a container image";
+  }
+  return makeError(ErrorCode::kUnsupported, path + ": " + what +
+                                                "; pullagent pulls single-container sites, " +
+                                                "linuxFxVersion \"DOCKER|<image>\"");
+}
+
+}  // namespace
+
+Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
+  auto doc = json::parse(json_text, nullptr, false);
+  if (doc.is_discarded())
+    return makeError(ErrorCode::kInvalidArgument, "site config is not valid JSON");
+  if (!doc.is_object())
+    return typeError("$", "an object", doc);
+
+  // ARM puts the site's fields under "properties"; `az webapp show` flattens them.
+  const bool arm = doc.contains("properties") && doc["properties"].is_object();
+  const json& site = arm ? doc["properties"] : doc;
+  const std::string site_path = arm ? "properties" : "";
+  auto join = [](const std::string& a, const char* b) {
+    return a.empty() ? std::string(b) : a + "." + b;
+  };
+  const std::string config_path = join(site_path, "siteConfig");
+  if (!site.contains("siteConfig"))
+    return makeError(ErrorCode::kInvalidArgument, config_path + ": missing");
+  const json& config = site["siteConfig"];
+  if (!config.is_object())
+    return typeError(config_path, "an object", config);
+
+  SiteConfig result;
+  if (auto name = optionalString(doc, "name", "$"); !name) {
+    return name.error();
+  } else if (*name) {
+    result.name = **name;
+  }
+
+  auto fx = optionalString(config, "linuxFxVersion", config_path);
+  if (!fx)
+    return fx.error();
+  if (!*fx)
+    return makeError(ErrorCode::kInvalidArgument, config_path + ".linuxFxVersion: missing");
+  result.linux_fx_version = **fx;
+
+  // App settings: in siteConfig (ARM), beside it, or at the top (appsettings list merged in).
+  Settings settings;
+  for (auto [holder, holder_path] : {std::pair<const json*, std::string>{&config, config_path},
+                                     {&site, site_path},
+                                     {&doc, ""}}) {
+    if (holder->contains("appSettings") && !(*holder)["appSettings"].is_null()) {
+      auto read = readAppSettings((*holder)["appSettings"], join(holder_path, "appSettings"));
+      if (!read)
+        return read.error();
+      settings = std::move(read.value());
+      break;
+    }
+  }
+
+  auto image_text = imageOf(result.linux_fx_version, config_path + ".linuxFxVersion");
+  if (!image_text)
+    return image_text.error();
+  auto server_url = setting(settings, "DOCKER_REGISTRY_SERVER_URL");
+  std::optional<std::string> server_host;
+  if (server_url)
+    server_host = registryHostOf(*server_url);
+  std::string full_image = image_text.value();
+  if (!hasRegistryHost(full_image) && server_host && *server_host != "docker.io")
+    full_image = *server_host + "/" + full_image;
+  auto image = puller::ImageRef::parse(full_image);
+  if (!image)
+    return image.error().context(config_path + ".linuxFxVersion");
+  result.image = image.value();
+
+  auto use_mi = optionalBool(config, "acrUseManagedIdentityCreds", config_path);
+  if (!use_mi)
+    return use_mi.error();
+  auto client_id = optionalString(config, "acrUserManagedIdentityID", config_path);
+  if (!client_id)
+    return client_id.error();
+  const bool has_username = settings.count("DOCKER_REGISTRY_SERVER_USERNAME") != 0 &&
+                            setting(settings, "DOCKER_REGISTRY_SERVER_USERNAME");
+  const bool has_password = settings.count("DOCKER_REGISTRY_SERVER_PASSWORD") != 0 &&
+                            setting(settings, "DOCKER_REGISTRY_SERVER_PASSWORD");
+  if (use_mi->value_or(false)) {
+    result.auth = RegistryAuth::kManagedIdentity;
+    result.identity_client_id = client_id->value_or("");
+  } else if (has_username || has_password) {
+    if (!has_username || !has_password) {
+      return makeError(ErrorCode::kInvalidArgument,
+                       std::string("app setting DOCKER_REGISTRY_SERVER_") +
+                           (has_username ? "PASSWORD" : "USERNAME") + " is missing: set both " +
+                           "DOCKER_REGISTRY_SERVER_USERNAME and DOCKER_REGISTRY_SERVER_PASSWORD");
+    }
+    // Credentials go only to the registry they were configured for.
+    if (server_host && *server_host != result.image.domain) {
+      return makeError(ErrorCode::kInvalidArgument,
+                       "DOCKER_REGISTRY_SERVER_URL names " + *server_host +
+                           " but the image is on " + result.image.domain +
+                           "; registry credentials are not sent to " + "another registry");
+    }
+    result.auth = RegistryAuth::kBasic;
+    auto username = settingValue(settings, "DOCKER_REGISTRY_SERVER_USERNAME");
+    if (!username)
+      return username.error();
+    auto password = settingValue(settings, "DOCKER_REGISTRY_SERVER_PASSWORD");
+    if (!password)
+      return password.error();
+    result.registry_username = username.value();
+    result.registry_password = password.value();
+  }
+
+  std::optional<bool> vnet;
+  for (auto [holder, holder_path] :
+       {std::pair<const json*, std::string>{&site, site_path}, {&config, config_path}}) {
+    auto value =
+        optionalBool(*holder, "vnetImagePullEnabled", holder_path.empty() ? "$" : holder_path);
+    if (!value)
+      return value.error();
+    if (*value && !vnet)
+      vnet = *value;
+  }
+  auto legacy = setting(settings, "WEBSITE_PULL_IMAGE_OVER_VNET");
+  result.pull_over_vnet =
+      vnet.value_or(false) || (legacy && (upper(*legacy) == "TRUE" || *legacy == "1"));
+
+  auto kv_identity =
+      optionalString(site, "keyVaultReferenceIdentity", site_path.empty() ? "$" : site_path);
+  if (!kv_identity)
+    return kv_identity.error();
+  if (*kv_identity && !(*kv_identity)->empty())
+    result.key_vault_identity = **kv_identity;
+  result.dns_server = setting(settings, "WEBSITE_DNS_SERVER");
+  result.dns_alt_server = setting(settings, "WEBSITE_DNS_ALT_SERVER");
+  return result;
+}
+
+}  // namespace pullagent::agent

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "agent/config/key_vault_reference.h"
+#include "base/error.h"
+#include "base/secret.h"
+#include "puller/reference/reference.h"
+
+namespace pullagent::agent {
+
+// An app setting value: a literal, or a Key Vault reference to resolve before use. Literals are
+// kept as Secrets: app settings hold passwords.
+struct SettingValue {
+  Secret literal;
+  std::optional<KeyVaultReference> key_vault;
+};
+
+enum class RegistryAuth {
+  kManagedIdentity,  // acrUseManagedIdentityCreds: AAD token -> ACR exchange
+  kBasic,            // DOCKER_REGISTRY_SERVER_USERNAME / _PASSWORD
+  kAnonymous,
+};
+
+// A site as App Service configures it, reduced to what a pull needs.
+struct SiteConfig {
+  std::string name;              // the resource's "name", when present
+  std::string linux_fx_version;  // as written: "DOCKER|myreg.azurecr.io/app:v1"
+  puller::ImageRef image;        // normalised, registry host filled in
+  RegistryAuth auth = RegistryAuth::kAnonymous;
+  // acrUserManagedIdentityID: the user-assigned identity's client id; empty = system-assigned.
+  std::string identity_client_id;
+  std::optional<SettingValue> registry_username;      // with kBasic
+  std::optional<SettingValue> registry_password;      // with kBasic
+  bool pull_over_vnet = false;                        // vnetImagePullEnabled or the app setting
+  std::string key_vault_identity = "SystemAssigned";  // keyVaultReferenceIdentity
+  std::optional<std::string> dns_server;              // WEBSITE_DNS_SERVER
+  std::optional<std::string> dns_alt_server;          // WEBSITE_DNS_ALT_SERVER
+};
+
+// Parses a site in any of the shapes Azure writes it: the ARM resource body (properties.*,
+// properties.siteConfig.*), the flattened `az webapp show` output (top-level siteConfig and
+// vnetImagePullEnabled), app settings as [{name, value}] (ARM, `az webapp config appsettings
+// list`) or {name: value}. Unknown fields are ignored; a wrong type or a missing required field
+// is an error naming the JSON path and the value.
+Result<SiteConfig> parseSiteConfig(std::string_view json_text);
+
+}  // namespace pullagent::agent

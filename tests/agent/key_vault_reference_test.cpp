@@ -1,0 +1,71 @@
+#include "agent/config/key_vault_reference.h"
+
+#include <gtest/gtest.h>
+
+namespace pullagent::agent {
+namespace {
+
+struct GoodReference {
+  std::string text;
+  std::string url;  // secretUrl()
+  friend void PrintTo(const GoodReference& c, std::ostream* out) { *out << c.text; }
+};
+
+class KeyVaultReferenceParses : public ::testing::TestWithParam<GoodReference> {};
+
+TEST_P(KeyVaultReferenceParses, ToTheSecretUrl) {
+  auto parsed = parseKeyVaultReference(GetParam().text);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  ASSERT_TRUE(parsed->has_value());
+  EXPECT_EQ((*parsed)->secretUrl(), GetParam().url);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, KeyVaultReferenceParses,
+    ::testing::Values(
+        GoodReference{
+            "@Microsoft.KeyVault(SecretUri=https://myvault.vault.azure.net/secrets/mysecret/)",
+            "https://myvault.vault.azure.net/secrets/mysecret?api-version=7.4"},
+        GoodReference{"@Microsoft.KeyVault(SecretUri=https://myvault.vault.azure.net/secrets/"
+                      "mysecret/ec96f02080254f109c51a1f14cdb1931)",
+                      "https://myvault.vault.azure.net/secrets/mysecret/"
+                      "ec96f02080254f109c51a1f14cdb1931?api-version=7.4"},
+        GoodReference{"@Microsoft.KeyVault(VaultName=myvault;SecretName=mysecret)",
+                      "https://myvault.vault.azure.net/secrets/mysecret?api-version=7.4"},
+        GoodReference{
+            "@microsoft.keyvault(vaultname=my-vault;secretname=acr-pass;secretversion=abc123)",
+            "https://my-vault.vault.azure.net/secrets/acr-pass/abc123?api-version=7.4"},
+        GoodReference{"  @Microsoft.KeyVault(SecretName=s1;VaultName=vault1;)  ",
+                      "https://vault1.vault.azure.net/secrets/s1?api-version=7.4"}));
+
+TEST(KeyVaultReference, PlainValuesAreNotReferences) {
+  for (std::string value : {"hunter2", "", "Microsoft.KeyVault(x)", "@Microsoft.KeyVaul(x)"}) {
+    auto parsed = parseKeyVaultReference(value);
+    ASSERT_TRUE(parsed.ok()) << value;
+    EXPECT_FALSE(parsed->has_value()) << value;
+  }
+}
+
+class KeyVaultReferenceRejects : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(KeyVaultReferenceRejects, Malformed) {
+  auto parsed = parseKeyVaultReference(GetParam());
+  ASSERT_FALSE(parsed.ok()) << GetParam();
+  EXPECT_EQ(parsed.error().code, ErrorCode::kInvalidArgument);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, KeyVaultReferenceRejects,
+    ::testing::Values("@Microsoft.KeyVault(SecretUri=http://v.vault.azure.net/secrets/s)",
+                      "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/keys/s)",
+                      "@Microsoft.KeyVault(SecretUri=https://user@evil/secrets/s)",
+                      "@Microsoft.KeyVault(VaultName=myvault)",
+                      "@Microsoft.KeyVault(VaultName=a;SecretName=s)",
+                      "@Microsoft.KeyVault(VaultName=myvault;SecretName=../x)",
+                      "@Microsoft.KeyVault(VaultName=myvault;SecretName=s;Other=1)",
+                      "@Microsoft.KeyVault(VaultName=myvault;VaultName=x;SecretName=s)",
+                      "@Microsoft.KeyVault(VaultName=myvault;SecretName=s",
+                      "@Microsoft.KeyVault(garbage)"));
+
+}  // namespace
+}  // namespace pullagent::agent

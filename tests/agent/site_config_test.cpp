@@ -1,0 +1,225 @@
+#include "agent/config/site_config.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace pullagent::agent {
+namespace {
+
+using nlohmann::json;
+
+// The seed's ARM template with a user-assigned identity (shared/seed).
+json armManagedIdentity() {
+  return {{"name", "secureacrweb2021"},
+          {"type", "Microsoft.Web/sites"},
+          {"properties",
+           {{"serverFarmId", "/subscriptions/x/plan"},
+            {"siteConfig",
+             {{"acrUseManagedIdentityCreds", true},
+              {"acrUserManagedIdentityID", "11111111-2222-3333-4444-555555555555"},
+              {"linuxFxVersion", "DOCKER|secureacr2021.azurecr.io/privatewebsite:lnx-v1"}}},
+            {"vnetImagePullEnabled", true},
+            {"httpsOnly", true}}},
+          {"identity", {{"type", "UserAssigned"}}}};
+}
+
+// The seed's credentials variant: app settings in siteConfig, DOCKER| with a host-less image.
+json armCredentials(json settings) {
+  return {{"properties",
+           {{"siteConfig",
+             {{"linuxFxVersion", "DOCKER|privatewebsite:lnx-v1"}, {"appSettings", settings}}}}}};
+}
+
+json credentialSettings() {
+  return json::array(
+      {{{"name", "DOCKER_REGISTRY_SERVER_URL"}, {"value", "https://secureacr2021.azurecr.io"}},
+       {{"name", "DOCKER_REGISTRY_SERVER_USERNAME"}, {"value", "secureacr2021"}},
+       {{"name", "DOCKER_REGISTRY_SERVER_PASSWORD"}, {"value", "p4ssw0rd"}}});
+}
+
+TEST(SiteConfig, ArmTemplateWithUserAssignedIdentity) {
+  auto site = parseSiteConfig(armManagedIdentity().dump());
+  ASSERT_TRUE(site.ok()) << site.error().message;
+  EXPECT_EQ(site->name, "secureacrweb2021");
+  EXPECT_EQ(site->image.str(), "secureacr2021.azurecr.io/privatewebsite:lnx-v1");
+  EXPECT_EQ(site->auth, RegistryAuth::kManagedIdentity);
+  EXPECT_EQ(site->identity_client_id, "11111111-2222-3333-4444-555555555555");
+  EXPECT_TRUE(site->pull_over_vnet);
+}
+
+TEST(SiteConfig, SystemAssignedWhenNoClientId) {
+  json doc = armManagedIdentity();
+  doc["properties"]["siteConfig"].erase("acrUserManagedIdentityID");
+  auto site = parseSiteConfig(doc.dump());
+  ASSERT_TRUE(site.ok());
+  EXPECT_EQ(site->auth, RegistryAuth::kManagedIdentity);
+  EXPECT_EQ(site->identity_client_id, "");
+}
+
+TEST(SiteConfig, CredentialsFromAppSettingsAndRegistryFromTheServerUrl) {
+  auto site = parseSiteConfig(armCredentials(credentialSettings()).dump());
+  ASSERT_TRUE(site.ok()) << site.error().message;
+  EXPECT_EQ(site->auth, RegistryAuth::kBasic);
+  EXPECT_EQ(site->image.str(), "secureacr2021.azurecr.io/privatewebsite:lnx-v1");
+  EXPECT_EQ(site->registry_username->literal.revealForWire(), "secureacr2021");
+  EXPECT_EQ(site->registry_password->literal.revealForWire(), "p4ssw0rd");
+  EXPECT_FALSE(site->registry_password->key_vault.has_value());
+  EXPECT_FALSE(site->pull_over_vnet);
+}
+
+TEST(SiteConfig, AppSettingsAsAnObjectAndFlattenedAzShape) {
+  json doc = {{"name", "app"},
+              {"vnetImagePullEnabled", false},
+              {"siteConfig", {{"linuxFxVersion", "Docker|nginx:1.25"}}},
+              {"appSettings",
+               {{"WEBSITE_PULL_IMAGE_OVER_VNET", "1"},
+                {"WEBSITE_DNS_SERVER", "10.0.0.4"},
+                {"WEBSITE_DNS_ALT_SERVER", "10.0.0.5:53"}}}};
+  auto site = parseSiteConfig(doc.dump());
+  ASSERT_TRUE(site.ok()) << site.error().message;
+  EXPECT_EQ(site->image.str(), "docker.io/library/nginx:1.25");
+  EXPECT_EQ(site->auth, RegistryAuth::kAnonymous);
+  EXPECT_TRUE(site->pull_over_vnet);  // the legacy app setting, "1" too
+  EXPECT_EQ(site->dns_server, "10.0.0.4");
+  EXPECT_EQ(site->dns_alt_server, "10.0.0.5:53");
+}
+
+TEST(SiteConfig, DockerHubServerUrlDoesNotPrefixTheImage) {
+  json settings = json::array(
+      {{{"name", "DOCKER_REGISTRY_SERVER_URL"}, {"value", "https://index.docker.io/v1/"}},
+       {{"name", "DOCKER_REGISTRY_SERVER_USERNAME"}, {"value", "me"}},
+       {{"name", "DOCKER_REGISTRY_SERVER_PASSWORD"}, {"value", "pat"}}});
+  auto site = parseSiteConfig(armCredentials(settings).dump());
+  ASSERT_TRUE(site.ok()) << site.error().message;
+  EXPECT_EQ(site->image.domain, "docker.io");
+  EXPECT_EQ(site->image.repository, "library/privatewebsite");
+}
+
+TEST(SiteConfig, KeyVaultReferencesAreRecognised) {
+  json settings = credentialSettings();
+  settings[2]["value"] = "@Microsoft.KeyVault(VaultName=myvault;SecretName=acr-password)";
+  json doc = armCredentials(settings);
+  doc["properties"]["keyVaultReferenceIdentity"] =
+      "/subscriptions/s/resourceGroups/r/providers/Microsoft.ManagedIdentity/"
+      "userAssignedIdentities/id";
+  auto site = parseSiteConfig(doc.dump());
+  ASSERT_TRUE(site.ok()) << site.error().message;
+  ASSERT_TRUE(site->registry_password->key_vault.has_value());
+  EXPECT_EQ(site->registry_password->key_vault->secret_name, "acr-password");
+  EXPECT_NE(site->key_vault_identity.find("userAssignedIdentities/id"), std::string::npos);
+}
+
+TEST(SiteConfig, CredentialsAreNotSentToAnotherRegistry) {
+  json settings = credentialSettings();
+  json doc = armCredentials(settings);
+  doc["properties"]["siteConfig"]["linuxFxVersion"] = "DOCKER|evil.example.com/app:v1";
+  auto site = parseSiteConfig(doc.dump());
+  ASSERT_FALSE(site.ok());
+  EXPECT_NE(site.error().message.find("not sent to another registry"), std::string::npos);
+}
+
+struct Rejection {
+  std::string name;
+  std::function<void(json&)> mutate;
+  std::string message;  // a part of the error message: the JSON path, the value, the advice
+  friend void PrintTo(const Rejection& c, std::ostream* out) { *out << c.name; }
+};
+
+class SiteConfigRejects : public ::testing::TestWithParam<Rejection> {};
+
+TEST_P(SiteConfigRejects, NamingThePathAndValue) {
+  json doc = armManagedIdentity();
+  GetParam().mutate(doc);
+  auto site = parseSiteConfig(doc.dump());
+  ASSERT_FALSE(site.ok());
+  EXPECT_NE(site.error().message.find(GetParam().message), std::string::npos)
+      << site.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, SiteConfigRejects,
+    ::testing::Values(
+        Rejection{"fx_wrong_type",
+                  [](json& d) { d["properties"]["siteConfig"]["linuxFxVersion"] = 5; },
+                  "properties.siteConfig.linuxFxVersion: expected a string, got 5"},
+        Rejection{"fx_missing",
+                  [](json& d) { d["properties"]["siteConfig"].erase("linuxFxVersion"); },
+                  "properties.siteConfig.linuxFxVersion: missing"},
+        Rejection{"site_config_missing", [](json& d) { d["properties"].erase("siteConfig"); },
+                  "properties.siteConfig: missing"},
+        Rejection{
+            "mi_flag_wrong_type",
+            [](json& d) { d["properties"]["siteConfig"]["acrUseManagedIdentityCreds"] = "yes"; },
+            "properties.siteConfig.acrUseManagedIdentityCreds: expected true or false, got "
+            "\"yes\""},
+        Rejection{"vnet_wrong_type", [](json& d) { d["properties"]["vnetImagePullEnabled"] = 1; },
+                  "properties.vnetImagePullEnabled: expected true or false, got 1"},
+        Rejection{"compose",
+                  [](json& d) {
+                    d["properties"]["siteConfig"]["linuxFxVersion"] = "COMPOSE|dmVyc2lvbjo=";
+                  },
+                  "multi-container (COMPOSE|) sites are not supported"},
+        Rejection{
+            "sitecontainers",
+            [](json& d) { d["properties"]["siteConfig"]["linuxFxVersion"] = "SITECONTAINERS"; },
+            "sidecar (SITECONTAINERS) sites are not supported"},
+        Rejection{"runtime_stack",
+                  [](json& d) { d["properties"]["siteConfig"]["linuxFxVersion"] = "NODE|18-lts"; },
+                  "\"NODE|18-lts\" is a built-in runtime stack, not a container image"},
+        Rejection{"empty_image",
+                  [](json& d) { d["properties"]["siteConfig"]["linuxFxVersion"] = "DOCKER|"; },
+                  "names no image"},
+        Rejection{"bad_image",
+                  [](json& d) {
+                    d["properties"]["siteConfig"]["linuxFxVersion"] = "DOCKER|reg.io/App:v1";
+                  },
+                  "properties.siteConfig.linuxFxVersion: invalid image reference"},
+        Rejection{"settings_wrong_type",
+                  [](json& d) { d["properties"]["siteConfig"]["appSettings"] = json::array({5}); },
+                  "properties.siteConfig.appSettings[0]: expected an object"},
+        Rejection{"setting_without_name",
+                  [](json& d) {
+                    d["properties"]["siteConfig"]["appSettings"] = json::array({{{"value", "x"}}});
+                  },
+                  "properties.siteConfig.appSettings[0].name: missing"},
+        Rejection{"duplicate_setting",
+                  [](json& d) {
+                    d["properties"]["siteConfig"]["appSettings"] = json::array(
+                        {{{"name", "A"}, {"value", "1"}}, {{"name", "a"}, {"value", "2"}}});
+                  },
+                  "app setting \"a\" is given twice"},
+        Rejection{"password_without_user",
+                  [](json& d) {
+                    d["properties"]["siteConfig"]["acrUseManagedIdentityCreds"] = false;
+                    d["properties"]["siteConfig"]["appSettings"] = json::array(
+                        {{{"name", "DOCKER_REGISTRY_SERVER_PASSWORD"}, {"value", "x"}}});
+                  },
+                  "DOCKER_REGISTRY_SERVER_USERNAME is missing"},
+        Rejection{"bad_key_vault_reference",
+                  [](json& d) {
+                    d["properties"]["siteConfig"]["acrUseManagedIdentityCreds"] = false;
+                    d["properties"]["siteConfig"]["appSettings"] =
+                        json::array({{{"name", "DOCKER_REGISTRY_SERVER_USERNAME"}, {"value", "u"}},
+                                     {{"name", "DOCKER_REGISTRY_SERVER_PASSWORD"},
+                                      {"value", "@Microsoft.KeyVault(VaultName=v)"}}});
+                  },
+                  "properties.siteConfig.appSettings[1].value: invalid Key Vault reference"},
+        Rejection{"not_json", [](json& d) { d = "[1,2"; }, "expected an object"}));
+
+TEST(SiteConfig, InvalidJsonIsSaidSo) {
+  auto site = parseSiteConfig("{\"properties\": ");
+  ASSERT_FALSE(site.ok());
+  EXPECT_NE(site.error().message.find("not valid JSON"), std::string::npos);
+}
+
+TEST(SiteConfig, SecretsNeverAppearInErrors) {
+  json doc = armCredentials(credentialSettings());
+  doc["properties"]["siteConfig"]["linuxFxVersion"] = "DOCKER|evil.example.com/app:v1";
+  auto site = parseSiteConfig(doc.dump());
+  ASSERT_FALSE(site.ok());
+  EXPECT_EQ(site.error().message.find("p4ssw0rd"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pullagent::agent
