@@ -79,7 +79,10 @@ Authorizer::Authorizer(HttpClient& http, const Clock& clock, TokenCache& cache,
       clock_(clock),
       cache_(cache),
       credentials_(std::move(credentials)),
-      insecure_registry_(insecure_registry) {}
+      insecure_registry_(insecure_registry) {
+  if (credentials_.aad != nullptr)
+    acr_.emplace(http_, clock_, *credentials_.aad, credentials_.aad_resource);
+}
 
 Result<std::optional<Secret>> Authorizer::authorize(const Url& target, const std::string& scope,
                                                     const Context& ctx) {
@@ -170,11 +173,13 @@ Result<Secret> Authorizer::bearerToken(const Url& target, const Challenge& chall
     return *cached;
 
   std::chrono::seconds lifetime{0};
-  auto token = fetchToken(target, realm.value(), challenge.param("service").value_or(""), scope,
-                          lifetime, ctx);
+  const std::string service = challenge.param("service").value_or("");
+  auto token = acr_ ? acr_->accessToken(target, realm.value(), service, scope, lifetime, ctx)
+                    : fetchToken(target, realm.value(), service, scope, lifetime, ctx);
   if (!token)
     return token.error();
-  cache_.put(key, token.value(), lifetime);
+  if (lifetime.count() > 0)
+    cache_.put(key, token.value(), lifetime);
   return token;
 }
 

@@ -9,6 +9,8 @@
 #include "base/clock.h"
 #include "base/context.h"
 #include "base/secret.h"
+#include "puller/auth/aad_token_source.h"
+#include "puller/auth/acr_exchange.h"
 #include "puller/auth/challenge.h"
 #include "puller/auth/token_cache.h"
 #include "puller/http/http_client.h"
@@ -19,7 +21,10 @@ namespace pullagent::puller {
 struct RegistryCredentials {
   std::string username;
   Secret password;
-  bool empty() const { return username.empty() && password.empty(); }
+  // ACR with a managed identity: AAD tokens from here go through ACR's token exchange.
+  AadTokenSource* aad = nullptr;
+  std::string aad_resource = "https://containerregistry.azure.net";
+  bool empty() const { return username.empty() && password.empty() && aad == nullptr; }
 };
 
 // Decides the Authorization header for registry requests from what the registry asked for:
@@ -56,6 +61,7 @@ class Authorizer {
   TokenCache& cache_;
   RegistryCredentials credentials_;
   bool insecure_registry_;
+  std::optional<AcrTokenExchange> acr_;
 
   std::mutex mutex_;
   std::map<std::string, Challenge> challenges_;                  // by origin

@@ -181,6 +181,9 @@ struct CurlHttpClient::Impl {
              set(CURLOPT_ERRORBUFFER, error_buffer, "ERRORBUFFER"),
              set(CURLOPT_NOSIGNAL, 1L, "NOSIGNAL"),
              set(CURLOPT_PROTOCOLS_STR, "http,https", "PROTOCOLS_STR"),
+             // No proxies from the environment: connections go to the addresses our resolver
+             // pinned (VNet DNS), and IMDS must never be reached through a proxy.
+             set(CURLOPT_PROXY, "", "PROXY"),
              set(CURLOPT_FOLLOWLOCATION, 0L, "FOLLOWLOCATION"),
              set(CURLOPT_SSL_VERIFYPEER, 1L, "SSL_VERIFYPEER"),
              set(CURLOPT_SSL_VERIFYHOST, 2L, "SSL_VERIFYHOST"),
@@ -317,6 +320,8 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Cont
     append(header.name + ": " + header.value);
   if (request.authorization)
     append("Authorization: " + request.authorization->revealForWire());
+  for (const auto& [name, value] : request.secret_headers)
+    append(name + ": " + value.revealForWire());
 
   CurlEasy easy = impl_->acquire();
   if (!easy)

@@ -40,8 +40,11 @@ struct HttpRequest {
   std::string url;
   std::vector<HttpHeader> headers;      // never credentials: those go in `authorization`
   std::optional<Secret> authorization;  // the whole header value: "Bearer ...", "Basic ..."
-  std::string body;                     // sent when non-empty (POST forms)
-  size_t max_body = 4 * 1024 * 1024;    // cap for a buffered 2xx body; over it: kResourceExhausted
+  // Other headers whose values are credentials (X-IDENTITY-HEADER): sent like headers, logged
+  // never, and dropped on redirects to another origin like Authorization.
+  std::vector<std::pair<std::string, Secret>> secret_headers;
+  std::string body;                   // sent when non-empty (POST forms)
+  size_t max_body = 4 * 1024 * 1024;  // cap for a buffered 2xx body; over it: kResourceExhausted
 
   // Streaming of 2xx answers (blobs): on_head once the status and headers are known, then the
   // body in chunks. Either may return an error, which aborts the transfer with that error.

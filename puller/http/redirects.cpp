@@ -45,10 +45,12 @@ Result<HttpResponse> sendFollowingRedirects(HttpClient& client, HttpRequest requ
                        "refusing redirect from https to plain http: " + redactUrl(request.url) +
                            " -> " + redactUrl(next->str()));
     }
-    if (request.authorization && !next->sameOrigin(origin.value())) {
+    if ((request.authorization || !request.secret_headers.empty()) &&
+        !next->sameOrigin(origin.value())) {
       spdlog::debug("redirect to {} leaves {}: sending it without credentials",
                     redactUrl(next->str()), origin->origin());
       request.authorization.reset();
+      request.secret_headers.clear();
     }
     if (response->status == 303) {
       request.method = "GET";

@@ -7,9 +7,12 @@ Result<puller::HttpResponse> ScriptedHttp::send(const puller::HttpRequest& reque
   Handler handler;
   {
     std::lock_guard lock(mutex_);
+    std::vector<puller::HttpHeader> headers = request.headers;
+    for (const auto& [name, value] : request.secret_headers)
+      headers.push_back({name, value.revealForWire()});
     sent_.push_back({request.method, request.url,
                      request.authorization ? request.authorization->revealForWire() : "",
-                     request.body});
+                     request.body, std::move(headers)});
     if (script_.empty()) {
       return makeError(ErrorCode::kInternal, "unexpected request " + request.url);
     }

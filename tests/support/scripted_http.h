@@ -24,6 +24,7 @@ class ScriptedHttp final : public puller::HttpClient {
     std::string url;
     std::string authorization;  // "" when none
     std::string body;
+    std::vector<puller::HttpHeader> headers;  // ordinary and secret headers, as sent
   };
   const std::vector<Sent>& sent() const { return sent_; }
   size_t pending() const { return script_.size(); }

@@ -1,0 +1,141 @@
+#include "puller/auth/acr_exchange.h"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "puller/auth/jwt.h"
+#include "puller/registry/registry_errors.h"
+
+namespace pullagent::puller {
+namespace {
+
+constexpr size_t kMaxTokenBody = 1024 * 1024;
+
+// How long to keep a token: until a tenth of its life (at most 5 minutes) before `exp`;
+// a token without `exp` is used once.
+std::chrono::seconds lifetimeOf(const std::string& token,
+                                std::chrono::system_clock::time_point now) {
+  auto claims = readJwtClaims(token);
+  if (!claims || !claims->expires)
+    return std::chrono::seconds(0);
+  auto left = std::chrono::duration_cast<std::chrono::seconds>(*claims->expires - now);
+  return left.count() > 0 ? left : std::chrono::seconds(0);
+}
+
+std::string field(const HttpResponse& response, const char* name) {
+  auto json = nlohmann::json::parse(response.body, nullptr, false);
+  if (json.is_object() && json.contains(name) && json[name].is_string())
+    return json[name];
+  return {};
+}
+
+}  // namespace
+
+AcrTokenExchange::AcrTokenExchange(HttpClient& http, const Clock& clock, AadTokenSource& aad,
+                                   std::string aad_resource)
+    : http_(http), clock_(clock), aad_(aad), aad_resource_(std::move(aad_resource)) {}
+
+Result<HttpResponse> AcrTokenExchange::postForm(const Url& realm, const std::string& path,
+                                                const std::string& body, const Context& ctx) {
+  HttpRequest request;
+  request.method = "POST";
+  request.url = realm.origin() + path;
+  request.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
+                     {"Accept", "application/json"}};
+  request.body = body;
+  request.max_body = kMaxTokenBody;
+  // No redirects: the form carries the token and must stay on the registry.
+  return http_.send(request, ctx);
+}
+
+Result<Secret> AcrTokenExchange::refreshToken(const Url& realm, const std::string& service,
+                                              const Context& ctx) {
+  const std::string key = realm.origin() + "\n" + service;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = refresh_tokens_.find(key);
+    if (it != refresh_tokens_.end() && clock_.now() < it->second.refresh_at)
+      return it->second.token;
+  }
+  auto aad = aad_.token(aad_resource_, ctx);
+  if (!aad)
+    return aad.error();
+  auto claims = readJwtClaims(aad->token.revealForWire());
+  std::string body = "grant_type=access_token&service=" + urlEncode(service) +
+                     "&access_token=" + urlEncode(aad->token.revealForWire());
+  if (claims && !claims->tenant.empty())
+    body += "&tenant=" + urlEncode(claims->tenant);
+  auto response = postForm(realm, "/oauth2/exchange", body, ctx);
+  if (!response)
+    return response.error().context("ACR token exchange at " + realm.hostPort());
+  if (response->status == 401 || response->status == 403) {
+    return makeError(ErrorCode::kUnauthenticated,
+                     "ACR " + realm.hostPort() + " refused the token of the " +
+                         aad_.identityName() + " (HTTP " + std::to_string(response->status) +
+                         "): check that the identity has the AcrPull role on the registry");
+  }
+  if (response->status != 200) {
+    return registryError(response.value(), "ACR token exchange at " + realm.hostPort(),
+                         clock_.wallNow());
+  }
+  std::string token = field(response.value(), "refresh_token");
+  if (token.empty()) {
+    return makeError(ErrorCode::kProtocol, "ACR token exchange at " + realm.hostPort() +
+                                               " answered without a refresh_token");
+  }
+  auto lifetime = lifetimeOf(token, clock_.wallNow());
+  auto margin = std::min<std::chrono::seconds>(lifetime / 10, std::chrono::minutes(5));
+  std::lock_guard lock(mutex_);
+  refresh_tokens_[key] = Cached{Secret(token), clock_.now() + lifetime - margin};
+  return Secret(token);
+}
+
+Result<Secret> AcrTokenExchange::accessToken(const Url& registry, const Url& realm,
+                                             const std::string& service, const std::string& scope,
+                                             std::chrono::seconds& lifetime, const Context& ctx) {
+  if (realm.scheme != "https" ||
+      !realm.sameOrigin(Url{"https", registry.host, registry.port, ""})) {
+    return makeError(ErrorCode::kUntrusted, "refusing to send the " + aad_.identityName() +
+                                                "'s token to realm " + realm.hostPort() +
+                                                ": ACR token realms are https on the registry (" +
+                                                registry.hostPort() + ") itself");
+  }
+  for (int round = 0; round < 2; ++round) {
+    auto refresh = refreshToken(realm, service, ctx);
+    if (!refresh)
+      return refresh.error();
+    std::string body = "grant_type=refresh_token&service=" + urlEncode(service) +
+                       "&scope=" + urlEncode(scope) +
+                       "&refresh_token=" + urlEncode(refresh->revealForWire());
+    auto response = postForm(realm, realm.target.substr(0, realm.target.find('?')), body, ctx);
+    if (!response)
+      return response.error().context("ACR token request at " + realm.hostPort());
+    if (response->status == 401 && round == 0) {
+      // The refresh token was revoked or expired early: exchange again, once.
+      std::lock_guard lock(mutex_);
+      refresh_tokens_.erase(realm.origin() + "\n" + service);
+      continue;
+    }
+    if (response->status == 401 || response->status == 403) {
+      return makeError(ErrorCode::kPermissionDenied,
+                       "ACR " + realm.hostPort() + " gave the " + aad_.identityName() +
+                           " no token for " + scope + " (HTTP " + std::to_string(response->status) +
+                           "): check that the identity may pull this repository (AcrPull)");
+    }
+    if (response->status != 200) {
+      return registryError(response.value(), "ACR token request at " + realm.hostPort(),
+                           clock_.wallNow());
+    }
+    std::string token = field(response.value(), "access_token");
+    if (token.empty()) {
+      return makeError(ErrorCode::kProtocol,
+                       "ACR " + realm.hostPort() + " answered without an access_token");
+    }
+    lifetime = lifetimeOf(token, clock_.wallNow());
+    return Secret(token);
+  }
+  return makeError(ErrorCode::kInternal, "unreachable");
+}
+
+}  // namespace pullagent::puller
