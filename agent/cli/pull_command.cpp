@@ -3,19 +3,14 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
-#include <cstdio>
 #include <iostream>
 
 #include "agent/cli/args.h"
 #include "agent/cli/exit_codes.h"
-#include "agent/cli/progress.h"
+#include "agent/cli/pull_runner.h"
 #include "base/log.h"
 #include "base/random.h"
 #include "puller/http/curl_http_client.h"
-#include "puller/image_puller.h"
-#include "puller/store/oci_layout.h"
-#include "puller/store/state_lock.h"
-#include "puller/unpack/image_publisher.h"
 #include "resolver/system_resolver.h"
 
 namespace pullagent::agent {
@@ -134,6 +129,24 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   if (!credentials)
     return fail(credentials.error());
 
+  PullJob job;
+  job.ref = ref.value();
+  job.options = options;
+  job.credentials = credentials.value();
+  job.insecure = args.flag("insecure");
+  job.retries = retries.value();
+  if (args.option("deadline"))
+    job.deadline = std::chrono::seconds(deadline.value());
+  job.state = args.option("state").value_or("/var/lib/pullagent");
+  if (args.option("dest"))
+    job.layout = std::filesystem::path(*args.option("dest"));
+  if (auto fixed = args.option("rootfs") ? args.option("rootfs") : args.option("bundle"))
+    job.target = std::filesystem::path(*fixed);
+  job.form = args.option("rootfs") ? puller::PublishForm::kRootfs : puller::PublishForm::kBundle;
+  // --state alone publishes into the state dir: treat it as "not layout only".
+  if (args.option("state") && job.layout && !job.target)
+    job.layout.reset();
+
   SystemClock clock;
   SystemRandom random;
   resolver::SystemResolver resolver;
@@ -145,92 +158,10 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   auto http = puller::CurlHttpClient::create(http_options);
   if (!http)
     return fail(http.error());
-
-  // --dest alone: the OCI layout is the store. Otherwise the store lives in the state dir.
-  const bool layout_only = args.option("dest") && !args.option("rootfs") &&
-                           !args.option("bundle") && !args.option("state");
-  const std::filesystem::path state = args.option("state").value_or("/var/lib/pullagent");
-  const std::filesystem::path store_root =
-      args.option("dest") ? std::filesystem::path(*args.option("dest")) : state / "content";
-  // Pulls into the state dir hold its lock shared: gc never collects what they fetch.
-  std::optional<puller::StateLock> state_lock;
-  if (!layout_only) {
-    auto lock = puller::StateLock::acquire(state, puller::StateLock::Mode::kShared);
-    if (!lock)
-      return fail(lock.error());
-    state_lock.emplace(std::move(lock.value()));
-  }
-  auto store = puller::ContentStore::open(store_root);
-  if (!store)
-    return fail(store.error());
-
-  puller::TokenCache tokens(clock);
-  const bool insecure = args.flag("insecure");
-  puller::Authorizer authorizer(**http, clock, tokens, credentials.value(), insecure);
-  puller::RetryPolicy policy;
-  policy.max_attempts = retries.value();
-  puller::RegistryClient registry(**http, authorizer, clock, random, policy,
-                                  {insecure ? "http" : "https", ref->apiHost(), ref->repository});
-  PullProgress progress(clock, env.stderr_is_terminal);
-
-  // The pull stops on SIGTERM/SIGINT, or when the unpack running beside it fails.
-  std::stop_source pull_stop;
-  std::stop_callback forward_signal(env.stop, [&] { pull_stop.request_stop(); });
-  std::optional<puller::ImagePublisher> publisher;
-  if (!layout_only) {
-    puller::ApplyOptions apply;
-    apply.privileged = env.privileged;
-    auto form = args.option("rootfs") ? puller::PublishForm::kRootfs : puller::PublishForm::kBundle;
-    auto fixed = args.option("rootfs") ? args.option("rootfs") : args.option("bundle");
-    publisher.emplace(
-        **store,
-        [fixed, state](const puller::PulledImage& image) {
-          return fixed ? std::filesystem::path(*fixed)
-                       : state / "images" / image.manifest.digest.hex();
-        },
-        form, apply, pull_stop, /*reuse_existing=*/!fixed);
-  }
-  puller::ObserverList observers(publisher
-                                     ? std::vector<puller::PullObserver*>{&progress, &*publisher}
-                                     : std::vector<puller::PullObserver*>{&progress});
-  puller::ImagePuller image_puller(registry, **store, &observers);
-
-  Context ctx{&clock, pull_stop.get_token(), std::nullopt};
-  if (args.option("deadline"))
-    ctx.deadline = clock.now() + std::chrono::seconds(deadline.value());
-  spdlog::info("Pulling image {}", ref->str());
-  const auto started = clock.now();
-  auto image = image_puller.pull(ref.value(), options, ctx);
-  progress.finish();
-  if (publisher) {
-    Status pull_status = image ? Status{} : Status{image.error()};
-    if (auto status = publisher->finish(image ? &image.value() : nullptr, pull_status); !status)
-      return fail(status.error());
-  } else if (!image) {
-    return fail(image.error());
-  }
-
-  const std::string ref_name = ref->tag ? *ref->tag : image->manifest.digest.str();
-  if (auto status =
-          puller::recordInOciLayout((*store)->root(), image->manifest, ref_name, ref->str());
-      !status) {
-    return fail(status.error());
-  }
-  std::string published = "OCI layout " + store_root.string() + " (ref name " + ref_name + ")";
-  if (publisher) {
-    published = (args.option("rootfs") ? "rootfs " : "bundle ") + publisher->target().string() +
-                (publisher->reused() ? " (already published)" : "");
-  }
-  auto seconds = std::chrono::duration<double>(clock.now() - started).count();
-  spdlog::info("Pull image successful, time taken {:.2f} s", seconds);
-  std::printf(
-      "pulled %s\n  digest:     %s\n  media type: %s\n  layers:     %zu\n  blobs:      %d "
-      "downloaded, %d already present\n  downloaded: %s (%lld bytes transferred)\n  time:       "
-      "%.2f s\n  published:  %s\n",
-      ref->str().c_str(), image->manifest.digest.str().c_str(), image->manifest.media_type.c_str(),
-      image->layers.size(), image->blobs_downloaded, image->blobs_present,
-      humanBytes(image->bytes_downloaded).c_str(),
-      static_cast<long long>(progress.bytesTransferred()), seconds, published.c_str());
+  auto outcome = runPullJob(**http, clock, random, job, env);
+  if (!outcome)
+    return fail(outcome.error());
+  printOutcome(job, outcome.value());
   return kExitOk;
 }
 

@@ -1,0 +1,48 @@
+#include "agent/identity/key_vault.h"
+
+#include <nlohmann/json.hpp>
+
+#include "puller/http/url.h"
+
+namespace pullagent::agent {
+
+Result<Secret> readKeyVaultSecret(puller::HttpClient& http, puller::AadTokenSource& identity,
+                                  const KeyVaultReference& reference, const Context& ctx) {
+  const std::string what =
+      "Key Vault secret \"" + reference.secret_name + "\" in " + reference.vault_url;
+  auto url = puller::Url::parse(reference.secretUrl());
+  if (!url || url->scheme != "https")
+    return makeError(ErrorCode::kInvalidArgument, what + ": the vault URL must be https");
+  auto token = identity.token("https://vault.azure.net", ctx);
+  if (!token)
+    return token.error().context(what);
+  puller::HttpRequest request;
+  request.url = reference.secretUrl();
+  request.authorization = Secret("Bearer " + token->token.revealForWire());
+  request.max_body = 1024 * 1024;
+  auto response = http.send(request, ctx);  // no redirects: the request carries the token
+  if (!response)
+    return response.error().context(what);
+  if (response->status == 401 || response->status == 403) {
+    return makeError(ErrorCode::kPermissionDenied,
+                     what + ": the " + identity.identityName() + " may not read it (HTTP " +
+                         std::to_string(response->status) +
+                         "): grant it get permission on secrets (Key Vault Secrets User)");
+  }
+  if (response->status == 404) {
+    return makeError(ErrorCode::kNotFound, what + " does not exist (HTTP 404)");
+  }
+  if (response->status != 200) {
+    Error error =
+        makeError(response->status >= 500 || response->status == 429 ? ErrorCode::kUnavailable
+                                                                     : ErrorCode::kProtocol,
+                  what + ": HTTP " + std::to_string(response->status));
+    return error;
+  }
+  auto body = nlohmann::json::parse(response->body, nullptr, false);
+  if (!body.is_object() || !body.contains("value") || !body["value"].is_string())
+    return makeError(ErrorCode::kProtocol, what + ": answer has no value");
+  return Secret(body["value"].get<std::string>());
+}
+
+}  // namespace pullagent::agent

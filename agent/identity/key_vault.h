@@ -1,0 +1,17 @@
+#pragma once
+
+#include "agent/config/key_vault_reference.h"
+#include "base/context.h"
+#include "base/secret.h"
+#include "puller/auth/aad_token_source.h"
+#include "puller/http/http_client.h"
+
+namespace pullagent::agent {
+
+// Reads a secret a Key Vault reference points to (GET secret, api-version 7.4) with a token of
+// the site's Key Vault identity for https://vault.azure.net. The token goes only to the vault
+// host the reference names, over https.
+Result<Secret> readKeyVaultSecret(puller::HttpClient& http, puller::AadTokenSource& identity,
+                                  const KeyVaultReference& reference, const Context& ctx);
+
+}  // namespace pullagent::agent
