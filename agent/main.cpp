@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -12,6 +13,7 @@
 
 #include "agent/cli/exit_codes.h"
 #include "agent/cli/gc_command.h"
+#include "agent/cli/once_command.h"
 #include "agent/cli/pull_command.h"
 
 namespace {
@@ -21,9 +23,12 @@ constexpr const char* kUsage = R"(usage: pullagent COMMAND [options]
 commands:
   pull IMAGE ...           pull an image; unpack and publish it (pullagent pull --help)
   gc                       remove images and blobs no longer kept (pullagent gc --help)
+  --once --site SITE.json  pull and publish one App Service site's image (--once --help)
 )";
 
 }  // namespace
+
+extern char** environ;
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -58,6 +63,17 @@ int main(int argc, char** argv) {
     return pullagent::agent::runPullCommand(args, env);
   if (command == "gc")
     return pullagent::agent::runGcCommand(args, env);
+  if (command == "--once") {
+    // Environment variables are read here and nowhere else (IDENTITY_ENDPOINT/HEADER).
+    std::map<std::string, std::string> environment;
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+      std::string text = *entry;
+      auto eq = text.find('=');
+      if (eq != std::string::npos)
+        environment[text.substr(0, eq)] = text.substr(eq + 1);
+    }
+    return pullagent::agent::runOnceCommand(args, env, environment);
+  }
   std::cerr << "pullagent: unknown command \"" << command << "\"\n" << kUsage;
   return pullagent::agent::kExitUsage;
 }

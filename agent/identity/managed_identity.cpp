@@ -69,15 +69,19 @@ std::optional<std::chrono::system_clock::time_point> parseExpiresOn(const std::s
 ManagedIdentityTokenSource::ManagedIdentityTokenSource(puller::HttpClient& http, Clock& clock,
                                                        Random& random, IdentityEndpoint endpoint,
                                                        std::string client_id,
-                                                       puller::RetryPolicy policy)
+                                                       puller::RetryPolicy policy,
+                                                       std::string resource_id)
     : http_(http),
       clock_(clock),
       random_(random),
       endpoint_(std::move(endpoint)),
       client_id_(std::move(client_id)),
-      policy_(policy) {}
+      policy_(policy),
+      resource_id_(std::move(resource_id)) {}
 
 std::string ManagedIdentityTokenSource::identityName() const {
+  if (!resource_id_.empty())
+    return "user-assigned identity " + resource_id_;
   return client_id_.empty() ? "system-assigned identity" : "user-assigned identity " + client_id_;
 }
 
@@ -123,6 +127,8 @@ Result<puller::AadToken> ManagedIdentityTokenSource::requestOnce(const std::stri
                 "&resource=" + puller::urlEncode(resource);
   if (!client_id_.empty())
     request.url += "&client_id=" + puller::urlEncode(client_id_);
+  else if (!resource_id_.empty())  // IMDS and App Service spell this parameter differently
+    request.url += (imds ? "&msi_res_id=" : "&mi_res_id=") + puller::urlEncode(resource_id_);
   if (imds) {
     request.headers.push_back({"Metadata", "true"});
   } else {
@@ -136,11 +142,13 @@ Result<puller::AadToken> ManagedIdentityTokenSource::requestOnce(const std::stri
 
   const int status = response->status;
   if (status == 400 || status == 401 || status == 403) {
-    return makeError(ErrorCode::kUnauthenticated,
-                     where + " refused a token for the " + identityName() + " (HTTP " +
-                         std::to_string(status) + ": " + describeFailure(response.value()) +
-                         "): check that this identity is assigned to the site" +
-                         (client_id_.empty() ? " (system-assigned identity enabled?)" : ""));
+    return makeError(
+        ErrorCode::kUnauthenticated,
+        where + " refused a token for the " + identityName() + " (HTTP " + std::to_string(status) +
+            ": " + describeFailure(response.value()) +
+            "): check that this identity is assigned to the site" +
+            (client_id_.empty() && resource_id_.empty() ? " (system-assigned identity enabled?)"
+                                                        : ""));
   }
   if (status == 404 || status == 410 || status == 429 || status >= 500) {
     Error error =

@@ -36,9 +36,12 @@ puller::RetryPolicy imdsRetryPolicy();
 // resource make one request.
 class ManagedIdentityTokenSource final : public puller::AadTokenSource {
  public:
+  // `client_id` selects a user-assigned identity by client id, `resource_id` by its ARM
+  // resource id (keyVaultReferenceIdentity); neither: the system-assigned identity.
   ManagedIdentityTokenSource(puller::HttpClient& http, Clock& clock, Random& random,
                              IdentityEndpoint endpoint, std::string client_id,
-                             puller::RetryPolicy policy = imdsRetryPolicy());
+                             puller::RetryPolicy policy = imdsRetryPolicy(),
+                             std::string resource_id = "");
 
   Result<puller::AadToken> token(const std::string& resource, const Context& ctx) override;
   std::string identityName() const override;
@@ -53,6 +56,7 @@ class ManagedIdentityTokenSource final : public puller::AadTokenSource {
   IdentityEndpoint endpoint_;
   std::string client_id_;
   puller::RetryPolicy policy_;
+  std::string resource_id_;
   std::mutex mutex_;  // one request at a time: IMDS throttles bursts with 429
   struct Cached {
     puller::AadToken token;

@@ -84,8 +84,9 @@ Status retryLoop(const RetryPolicy& policy, Clock& clock, Random& random, const 
     if (auto left = ctx.remaining(); left && *left < delay) {
       return error.context("per-pull deadline reached");
     }
-    spdlog::warn("{}: {} (attempt {}); retrying in {} ms", what, error.describe(), number,
-                 delay.count());
+    // The error already says what failed and where; `what` names the operation if it does not.
+    spdlog::warn("{} (attempt {}); retrying in {} ms", error.describe(), number, delay.count());
+    (void)what;
     if (!clock.sleepFor(delay, ctx.stop))
       return makeError(ErrorCode::kCancelled, "stop requested");
   }

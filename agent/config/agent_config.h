@@ -1,0 +1,35 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/identity/managed_identity.h"
+#include "base/error.h"
+
+namespace pullagent::agent {
+
+// The agent's own configuration (/etc/pullagent/agent.json; systemd/agent.example.json).
+struct AgentConfig {
+  std::filesystem::path state_dir = "/var/lib/pullagent";
+  IdentityEndpoint identity;  // IMDS unless configured or IDENTITY_ENDPOINT is set
+  std::string acr_audience = "https://containerregistry.azure.net";
+  std::optional<std::string> ca_bundle;  // trusted in addition to the system CAs
+  // Fixed addresses for names (debugging, tests): {"myreg.azurecr.io": ["10.0.0.7"]}.
+  std::map<std::string, std::vector<std::string>> host_overrides;
+  std::chrono::seconds connect_timeout{15};
+  std::chrono::seconds stall_timeout{30};
+  int concurrency = 4;
+  int retries = 6;
+};
+
+// Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service
+// sets them) when the file names no identity endpoint. Errors name the JSON path.
+Result<AgentConfig> parseAgentConfig(std::string_view json_text,
+                                     const std::map<std::string, std::string>& environment);
+
+}  // namespace pullagent::agent
