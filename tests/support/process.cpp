@@ -29,13 +29,16 @@ int decodeStatus(int status) {
   return -1;
 }
 
-[[noreturn]] void execChild(const std::vector<std::string>& argv) {
+[[noreturn]] void execChild(const std::vector<std::string>& argv,
+                            const std::vector<std::string>& extra_env = {}) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   // Unblock what the parent may have blocked (signals are inherited).
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   auto args = cArgs(argv);
+  for (const auto& entry : extra_env)
+    ::putenv(const_cast<char*>(entry.c_str()));
   ::execv(args[0], args.data());
   ::_exit(127);
 }
@@ -43,7 +46,7 @@ int decodeStatus(int status) {
 }  // namespace
 
 ProcessResult runProcess(const std::vector<std::string>& argv, std::chrono::seconds timeout,
-                         const std::string& stdin_data) {
+                         const std::string& stdin_data, const std::vector<std::string>& extra_env) {
   std::array<int, 2> in{}, out{}, err{};
   if (::pipe2(in.data(), O_CLOEXEC) != 0 || ::pipe2(out.data(), O_CLOEXEC) != 0 ||
       ::pipe2(err.data(), O_CLOEXEC) != 0) {
@@ -54,7 +57,7 @@ ProcessResult runProcess(const std::vector<std::string>& argv, std::chrono::seco
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
-    execChild(argv);
+    execChild(argv, extra_env);
   }
   ::close(in[0]);
   ::close(out[1]);

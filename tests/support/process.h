@@ -16,9 +16,11 @@ struct ProcessResult {
 };
 
 // Runs a program to completion (killed after `timeout`), capturing stdout and stderr.
+// `extra_env` ("NAME=value") is added to this process's environment for the child.
 ProcessResult runProcess(const std::vector<std::string>& argv,
                          std::chrono::seconds timeout = std::chrono::seconds(120),
-                         const std::string& stdin_data = "");
+                         const std::string& stdin_data = "",
+                         const std::vector<std::string>& extra_env = {});
 
 // A program started in the background; killed (SIGKILL) when the object goes.
 class BackgroundProcess {

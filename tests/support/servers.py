@@ -320,8 +320,11 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
             conn, response = self.upstream("GET", self.path, headers)
             data = response.read()
             conn.close()
-            if response.status != 200:
+            if response.status != 200:  # e.g. a 401 challenge: pass it on as the registry said it
                 self.send_response(response.status)
+                for k, v in response.getheaders():
+                    if k.lower() not in ("connection", "transfer-encoding", "content-length"):
+                        self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

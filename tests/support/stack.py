@@ -26,6 +26,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import azure  # noqa: E402
 import images as image_lib  # noqa: E402
 import servers  # noqa: E402
 from jwt_issuer import JwtIssuer  # noqa: E402
@@ -110,7 +111,9 @@ def main():
     workdir = os.path.abspath(args.dir)
     os.makedirs(workdir, exist_ok=True)
     pki = os.path.join(workdir, "pki")
-    make_pki(pki, ["localhost", "registry.pullagent.test"], ["127.0.0.1", "127.0.0.2", "::1"])
+    make_pki(pki, ["localhost", "registry.pullagent.test", "myreg.azurecr.io",
+                   "myreg.westus.data.azurecr.io", "myvault.vault.azure.net"],
+             ["127.0.0.1", "127.0.0.2", "::1"])
     ca = os.path.join(pki, "ca.pem")
 
     # Token server first: the token registry's config names its realm.
@@ -127,7 +130,16 @@ def main():
     with open(htpasswd, "w") as f:
         f.write(subprocess.check_output(["htpasswd", "-Bbn", BASIC_USER, BASIC_PASSWORD],
                                         text=True))
+    acr_login = "myreg.azurecr.io"
+    acr_front_port = free_port()
     ports = {
+        "acr": start_registry(workdir, "acr", pki, f"""auth:
+  token:
+    realm: https://{acr_login}:{acr_front_port}/oauth2/token
+    service: {acr_login}
+    issuer: {ISSUER}
+    rootcertbundle: {pki}/token.pem
+"""),
         "anon": start_registry(workdir, "anon", pki, ""),
         "basic": start_registry(workdir, "basic", pki, f"""auth:
   htpasswd:
@@ -163,6 +175,32 @@ def main():
                           os.path.join(pki, "server-key.pem"))
         proxies[name] = port
 
+    # Azure: managed identity endpoints, the ACR front with blobs on a data endpoint, Key Vault.
+    aad = azure.AadKey(os.path.join(pki, "aad-key.pem"))
+    identities = azure.Identities()
+    identity_header = "emulated-identity-header-" + os.urandom(8).hex()
+    identity_recorder, identity_state = servers.Recorder(), {"fail": []}
+    imds_port = free_port()
+    servers.serve_tls(azure.make_identity_handler(aad, identities, identity_recorder, identity_state,
+                                                  identity_header), "127.0.0.1", imds_port, None, None)
+    acr_issuer = JwtIssuer(os.path.join(pki, "token-key.pem"), os.path.join(pki, "token.pem"),
+                           ISSUER, acr_login)
+    data_endpoint = f"https://myreg.westus.data.azurecr.io:{storage_port}"
+    acr_recorder = servers.Recorder()
+    acr_state = {"faults": []}
+    roles = {identities.system_oid: ["privatewebsite"],
+             identities.user["11111111-2222-3333-4444-555555555555"]: ["privatewebsite"]}
+    servers.serve_tls(azure.make_acr_front_handler(
+        servers.make_proxy_handler("127.0.0.1", ports["acr"], ca, acr_recorder, acr_state, storage),
+        aad, acr_issuer, acr_login, roles, acr_recorder, acr_state, data_endpoint),
+        "127.0.0.1", acr_front_port, os.path.join(pki, "server.pem"), os.path.join(pki, "server-key.pem"))
+    kv_port = free_port()
+    kv_recorder = servers.Recorder()
+    servers.serve_tls(azure.make_key_vault_handler(
+        aad, {"acr-password": BASIC_PASSWORD, "acr-username": BASIC_USER},
+        [identities.system_oid, identities.user["66666666-7777-8888-9999-000000000000"]], kv_recorder),
+        "127.0.0.1", kv_port, os.path.join(pki, "server.pem"), os.path.join(pki, "server-key.pem"))
+
     catalog = image_lib.standard_images()
     if not args.no_push:
         import base64
@@ -174,8 +212,18 @@ def main():
                 "pusher", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}], 600),
         }
         for name, port in ports.items():
+            if name == "acr":
+                continue
             pusher = image_lib.Pusher(f"https://127.0.0.1:{port}", ca, auth_for[name])
             image_lib.push_all(pusher, catalog)
+        # The seed's private website: lnx-v1 and lnx-v2 in the emulated ACR.
+        acr_pusher = image_lib.Pusher(f"https://127.0.0.1:{ports['acr']}", ca, lambda repo: "Bearer " + acr_issuer.issue(
+            "pusher", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}], 600))
+        for tag, source in (("lnx-v1", "test/multi:v1"), ("lnx-v2", "test/multi:v2")):
+            spec = catalog[source]
+            for blob in spec["blobs"].values():
+                acr_pusher.push_blob("privatewebsite", blob)
+            acr_pusher.push_manifest("privatewebsite", tag, spec["manifest"], spec["media_type"])
 
     description = {
         "ca": ca,
@@ -188,6 +236,21 @@ def main():
         "basic_user": BASIC_USER, "basic_password": BASIC_PASSWORD,
         "token_user": TOKEN_USER, "token_password": TOKEN_PASSWORD,
         "images": image_lib.summary(catalog),
+        "azure": {
+            "imds": f"http://127.0.0.1:{imds_port}/metadata/identity/oauth2/token",
+            "app_service": f"http://127.0.0.1:{imds_port}/msi/token",
+            "identity_control": f"http://127.0.0.1:{imds_port}",
+            "identity_header": identity_header,
+            "acr": f"{acr_login}:{acr_front_port}",
+            "acr_control": f"127.0.0.1:{acr_front_port}",
+            "key_vault": f"https://myvault.vault.azure.net:{kv_port}",
+            "key_vault_control": f"127.0.0.1:{kv_port}",
+            "host_overrides": {acr_login: ["127.0.0.1"], "myreg.westus.data.azurecr.io": ["127.0.0.2"],
+                               "myvault.vault.azure.net": ["127.0.0.1"]},
+            "user_client_id": "11111111-2222-3333-4444-555555555555",
+            "kv_client_id": "66666666-7777-8888-9999-000000000000",
+            "kv_identity_resource_id": next(iter(identities.resource_ids)),
+        },
     }
     tmp = os.path.join(workdir, "stack.json.tmp")
     with open(tmp, "w") as f:

@@ -61,6 +61,8 @@ def make_pki(directory, dns_names, ip_addresses):
     _write(os.path.join(directory, "server.pem"), server.public_bytes(serialization.Encoding.PEM))
     _write(os.path.join(directory, "server-key.pem"), _pem_key(server_key))
 
+    _write(os.path.join(directory, "aad-key.pem"), _pem_key(_key()))  # emulated AAD signer
+
     token_key = _key()
     token = (x509.CertificateBuilder().subject_name(_name("pullagent test token issuer"))
              .issuer_name(_name("pullagent test token issuer"))

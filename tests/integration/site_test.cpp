@@ -1,0 +1,200 @@
+// `pullagent --once --site` through the Azure emulators and the real registry: the seed's
+// scenarios (managed identities, admin credentials, Key Vault references, lnx-v1 -> lnx-v2) and
+// what a user sees when they are misconfigured.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "tests/integration/pull_fixture.h"
+
+namespace pullagent::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class Site : public PullTest {
+ protected:
+  void SetUp() override {
+    PullTest::SetUp();
+    for (const char* control : {"identity_control", "acr_control", "key_vault_control"})
+      stack().reset(azure()[control]);
+    stack().configure(azure()["identity_control"], {{"fail", json::array()}});
+  }
+  const json& azure() { return stack().info()["azure"]; }
+
+  // The agent config of the tests: emulated names pinned to loopback, the test CA.
+  json agentConfig(const std::string& identity_kind = "imds") {
+    json config = {{"stateDir", (dest_ / "state").string()},
+                   {"caBundle", stack().ca()},
+                   {"hostOverrides", azure()["host_overrides"]}};
+    if (identity_kind == "imds")
+      config["identity"] = {{"kind", "imds"}, {"endpoint", azure()["imds"]}};
+    return config;
+  }
+  // The seed's ARM site with a managed identity for the emulated ACR.
+  json managedIdentitySite(const std::string& client_id, const std::string& tag = "lnx-v1") {
+    json site_config = {{"acrUseManagedIdentityCreds", true},
+                        {"linuxFxVersion",
+                         "DOCKER|" + azure()["acr"].get<std::string>() + "/privatewebsite:" + tag}};
+    if (!client_id.empty())
+      site_config["acrUserManagedIdentityID"] = client_id;
+    return {{"name", "secureacrweb2021"},
+            {"properties", {{"vnetImagePullEnabled", false}, {"siteConfig", site_config}}}};
+  }
+  json credentialsSite(const std::string& password) {
+    return {{"properties",
+             {{"siteConfig",
+               {{"linuxFxVersion", "DOCKER|test/multi:v1"},
+                {"appSettings", json::array({{{"name", "DOCKER_REGISTRY_SERVER_URL"},
+                                              {"value", "https://" + stack().registry("basic")}},
+                                             {{"name", "DOCKER_REGISTRY_SERVER_USERNAME"},
+                                              {"value", stack().info()["basic_user"]}},
+                                             {{"name", "DOCKER_REGISTRY_SERVER_PASSWORD"},
+                                              {"value", password}}})}}}}}};
+  }
+  ProcessResult once(const json& site, const json& agent,
+                     const std::vector<std::string>& env = {}) {
+    writeFile(dest_ / "site.json", site.dump());
+    writeFile(dest_ / "agent.json", agent.dump());
+    return runProcess({PULLAGENT_BINARY, "--once", "--site", (dest_ / "site.json").string(),
+                       "--config", (dest_ / "agent.json").string()},
+                      std::chrono::seconds(180), "", env);
+  }
+  fs::path published(const std::string& tag) {
+    const std::string source = tag == "lnx-v1" ? "test/multi:v1" : "test/multi:v2";
+    return dest_ / "state/images" / stack().image(source)["digest"].get<std::string>().substr(7);
+  }
+};
+
+TEST_F(Site, UserAssignedIdentityPullsFromAcrThroughItsDataEndpoint) {
+  auto result = once(managedIdentitySite(azure()["user_client_id"]), agentConfig());
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_TRUE(fs::exists(published("lnx-v1") / "rootfs/opt/app/data.bin"));
+  for (const char* phase : {"config ", "identity ", "pull "})
+    EXPECT_NE(result.out.find(phase), std::string::npos) << result.out;
+
+  auto identity = stack().stats(azure()["identity_control"])["requests"];
+  ASSERT_GE(identity.size(), 1u);
+  EXPECT_EQ(identity[0]["metadata"], "true");
+  EXPECT_EQ(identity[0]["query"]["client_id"], azure()["user_client_id"]);
+  EXPECT_EQ(identity[0]["query"]["resource"], "https://containerregistry.azure.net");
+
+  auto acr = stack().stats(azure()["acr_control"])["requests"];
+  std::vector<std::string> grants;
+  for (const auto& request : acr) {
+    if (request.contains("grant_type") && request["grant_type"].is_string())
+      grants.push_back(request["grant_type"]);
+  }
+  EXPECT_EQ(grants, (std::vector<std::string>{"access_token", "refresh_token"}));
+  // Blobs came from the data endpoint, which never saw a credential.
+  auto storage = stack().stats(stack().storage());
+  EXPECT_TRUE(storage["violations"].empty()) << storage["violations"];
+  EXPECT_EQ(storage["requests"].size(), 4u);
+}
+
+TEST_F(Site, SystemAssignedIdentityThroughTheAppServiceEndpoint) {
+  auto result = once(managedIdentitySite(""), agentConfig("env"),
+                     {"IDENTITY_ENDPOINT=" + azure()["app_service"].get<std::string>(),
+                      "IDENTITY_HEADER=" + azure()["identity_header"].get<std::string>()});
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  auto identity = stack().stats(azure()["identity_control"])["requests"];
+  ASSERT_GE(identity.size(), 1u);
+  EXPECT_EQ(identity[0]["path"], "/msi/token");
+  EXPECT_TRUE(identity[0]["identity_header"]);
+  EXPECT_EQ(identity[0]["query"]["api-version"], "2019-08-01");
+}
+
+TEST_F(Site, IdentityNotAssignedSaysSo) {
+  auto result = once(managedIdentitySite("99999999-9999-9999-9999-999999999999"), agentConfig());
+  EXPECT_EQ(result.exit_code, 3) << result.all();
+  EXPECT_NE(result.err.find("user-assigned identity 99999999-9999-9999-9999-999999999999"),
+            std::string::npos)
+      << result.err;
+  EXPECT_NE(result.err.find("assigned to the site"), std::string::npos) << result.err;
+}
+
+TEST_F(Site, IdentityWithoutAcrPullSaysWhatToGrant) {
+  auto result = once(managedIdentitySite(azure()["kv_client_id"]), agentConfig());
+  EXPECT_EQ(result.exit_code, 3) << result.all();
+  EXPECT_NE(result.err.find("AcrPull"), std::string::npos) << result.err;
+}
+
+TEST_F(Site, IdentityEndpointFailingForAWhileIsRetried) {
+  stack().configure(azure()["identity_control"], {{"fail", json::array({404, 410, 503})}});
+  auto result = once(managedIdentitySite(azure()["user_client_id"]), agentConfig());
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_EQ(stack().stats(azure()["identity_control"])["requests"].size(), 4u);
+}
+
+TEST_F(Site, AdminCredentialsFromAppSettings) {
+  auto result = once(credentialsSite(stack().info()["basic_password"]), agentConfig());
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_NE(result.out.find("registry credentials from app settings"), std::string::npos);
+}
+
+TEST_F(Site, PasswordAsAKeyVaultReference) {
+  json site =
+      credentialsSite("@Microsoft.KeyVault(SecretUri=" + azure()["key_vault"].get<std::string>() +
+                      "/secrets/acr-password/)");
+  site["properties"]["keyVaultReferenceIdentity"] = azure()["kv_identity_resource_id"];
+  auto result = once(site, agentConfig());
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_NE(result.out.find("from Key Vault: DOCKER_REGISTRY_SERVER_PASSWORD"), std::string::npos)
+      << result.out;
+  auto identity = stack().stats(azure()["identity_control"])["requests"];
+  ASSERT_GE(identity.size(), 1u);
+  EXPECT_EQ(identity[0]["query"]["resource"], "https://vault.azure.net");
+  EXPECT_EQ(identity[0]["query"]["msi_res_id"], azure()["kv_identity_resource_id"]);
+}
+
+TEST_F(Site, UnreadableKeyVaultSecretIsAnErrorNotAPassword) {
+  json site =
+      credentialsSite("@Microsoft.KeyVault(SecretUri=" + azure()["key_vault"].get<std::string>() +
+                      "/secrets/missing/)");
+  auto result = once(site, agentConfig());
+  EXPECT_EQ(result.exit_code, 4) << result.all();
+  EXPECT_NE(result.err.find("Key Vault secret \"missing\""), std::string::npos) << result.err;
+  EXPECT_EQ(result.err.find("Pulling image"), std::string::npos);  // never got as far as a pull
+}
+
+TEST_F(Site, ChangingTheImageFetchesOnlyTheNewLayer) {
+  ASSERT_EQ(once(managedIdentitySite(azure()["user_client_id"], "lnx-v1"), agentConfig()).exit_code,
+            0);
+  stack().reset(stack().storage());
+  auto result = once(managedIdentitySite(azure()["user_client_id"], "lnx-v2"), agentConfig());
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_TRUE(fs::exists(published("lnx-v2") / "rootfs/app/v2.bin"));
+  // Config and the one new layer; the shared base layer was already in the store.
+  EXPECT_EQ(stack().stats(stack().storage())["requests"].size(), 2u);
+}
+
+TEST_F(Site, VnetPullIsRefusedRatherThanSentOverThePublicRoute) {
+  json site = managedIdentitySite(azure()["user_client_id"]);
+  site["properties"]["vnetImagePullEnabled"] = true;
+  auto result = once(site, agentConfig());
+  EXPECT_EQ(result.exit_code, 2) << result.all();
+  EXPECT_NE(result.err.find("VNet DNS resolver"), std::string::npos) << result.err;
+  EXPECT_TRUE(stack().stats(azure()["acr_control"])["requests"].empty());
+}
+
+TEST_F(Site, SecretsNeverReachTheOutput) {
+  json site =
+      credentialsSite("@Microsoft.KeyVault(SecretUri=" + azure()["key_vault"].get<std::string>() +
+                      "/secrets/acr-password/)");
+  auto basic = once(site, agentConfig());
+  auto mi = once(managedIdentitySite(""), agentConfig("env"),
+                 {"IDENTITY_ENDPOINT=" + azure()["app_service"].get<std::string>(),
+                  "IDENTITY_HEADER=" + azure()["identity_header"].get<std::string>()});
+  for (const auto& result : {basic, mi}) {
+    ASSERT_EQ(result.exit_code, 0) << result.all();
+    const std::string output = result.all();
+    EXPECT_EQ(output.find(stack().info()["basic_password"].get<std::string>()), std::string::npos);
+    EXPECT_EQ(output.find(azure()["identity_header"].get<std::string>()), std::string::npos);
+    EXPECT_EQ(output.find("eyJ"), std::string::npos);
+    EXPECT_EQ(output.find("sig="), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace pullagent::testing
