@@ -62,15 +62,16 @@ class Site : public PullTest {
                       std::chrono::seconds(180), "", env);
   }
   fs::path published(const std::string& tag) {
-    const std::string source = tag == "lnx-v1" ? "test/multi:v1" : "test/multi:v2";
-    return dest_ / "state/images" / stack().image(source)["digest"].get<std::string>().substr(7);
+    const std::string digest = azure()["images"]["privatewebsite:" + tag]["digest"];
+    return dest_ / "state/images" / digest.substr(7);
   }
 };
 
 TEST_F(Site, UserAssignedIdentityPullsFromAcrThroughItsDataEndpoint) {
   auto result = once(managedIdentitySite(azure()["user_client_id"]), agentConfig());
   ASSERT_EQ(result.exit_code, 0) << result.all();
-  EXPECT_TRUE(fs::exists(published("lnx-v1") / "rootfs/opt/app/data.bin"));
+  EXPECT_NE(readFile(published("lnx-v1") / "rootfs/home/site/wwwroot/index.html").find("lnx-v1"),
+            std::string::npos);
   for (const char* phase : {"config ", "identity ", "pull "})
     EXPECT_NE(result.out.find(phase), std::string::npos) << result.out;
 
@@ -90,7 +91,7 @@ TEST_F(Site, UserAssignedIdentityPullsFromAcrThroughItsDataEndpoint) {
   // Blobs came from the data endpoint, which never saw a credential.
   auto storage = stack().stats(stack().storage());
   EXPECT_TRUE(storage["violations"].empty()) << storage["violations"];
-  EXPECT_EQ(storage["requests"].size(), 4u);
+  EXPECT_EQ(storage["requests"].size(), 3u);  // config and two layers
 }
 
 TEST_F(Site, SystemAssignedIdentityThroughTheAppServiceEndpoint) {
@@ -164,7 +165,7 @@ TEST_F(Site, ChangingTheImageFetchesOnlyTheNewLayer) {
   stack().reset(stack().storage());
   auto result = once(managedIdentitySite(azure()["user_client_id"], "lnx-v2"), agentConfig());
   ASSERT_EQ(result.exit_code, 0) << result.all();
-  EXPECT_TRUE(fs::exists(published("lnx-v2") / "rootfs/app/v2.bin"));
+  EXPECT_TRUE(fs::exists(published("lnx-v2") / "rootfs/home/site/wwwroot/v2.txt"));
   // Config and the one new layer; the shared base layer was already in the store.
   EXPECT_EQ(stack().stats(stack().storage())["requests"].size(), 2u);
 }

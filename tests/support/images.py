@@ -264,6 +264,26 @@ def standard_images():
     return images
 
 
+def website_images():
+    """The seed's `privatewebsite` image in two versions sharing their base layer."""
+    base = make_layer("base", [("etc/os-release", 300, "text"), ("usr/lib/libbase.so", 200_000, "random")])
+    def site(version, extra):
+        html = f"<html><body><h1>Hello from privatewebsite {version}</h1></body></html>\n".encode()
+        return make_tree_layer([("home", "dir", {}), ("home/site", "dir", {}),
+                                ("home/site/wwwroot", "dir", {}),
+                                ("home/site/wwwroot/index.html", "file", {"content": html})] + extra)
+    v1 = site("lnx-v1", [])
+    v2 = site("lnx-v2", [("home/site/wwwroot/v2.txt", "file", {"content": b"new in v2\n"})])
+    config = {"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["httpd -f -h /home/site/wwwroot"],
+              "WorkingDir": "/home/site/wwwroot"}
+    images = {}
+    for tag, layer in (("lnx-v1", v1), ("lnx-v2", v2)):
+        manifest, media_type, blobs = make_image([base, layer], config_extra=config)
+        images[tag] = {"manifest": manifest, "media_type": media_type, "blobs": blobs,
+                       "extra_manifests": []}
+    return images
+
+
 def summary(images):
     out = {}
     for name, spec in images.items():

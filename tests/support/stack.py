@@ -202,6 +202,7 @@ def main():
         "127.0.0.1", kv_port, os.path.join(pki, "server.pem"), os.path.join(pki, "server-key.pem"))
 
     catalog = image_lib.standard_images()
+    website = image_lib.website_images()
     if not args.no_push:
         import base64
         basic = "Basic " + base64.b64encode(f"{BASIC_USER}:{BASIC_PASSWORD}".encode()).decode()
@@ -219,8 +220,7 @@ def main():
         # The seed's private website: lnx-v1 and lnx-v2 in the emulated ACR.
         acr_pusher = image_lib.Pusher(f"https://127.0.0.1:{ports['acr']}", ca, lambda repo: "Bearer " + acr_issuer.issue(
             "pusher", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}], 600))
-        for tag, source in (("lnx-v1", "test/multi:v1"), ("lnx-v2", "test/multi:v2")):
-            spec = catalog[source]
+        for tag, spec in website.items():
             for blob in spec["blobs"].values():
                 acr_pusher.push_blob("privatewebsite", blob)
             acr_pusher.push_manifest("privatewebsite", tag, spec["manifest"], spec["media_type"])
@@ -250,6 +250,7 @@ def main():
             "user_client_id": "11111111-2222-3333-4444-555555555555",
             "kv_client_id": "66666666-7777-8888-9999-000000000000",
             "kv_identity_resource_id": next(iter(identities.resource_ids)),
+            "images": image_lib.summary({f"privatewebsite:{tag}": spec for tag, spec in website.items()}),
         },
     }
     tmp = os.path.join(workdir, "stack.json.tmp")
