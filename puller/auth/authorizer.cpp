@@ -201,6 +201,23 @@ Result<Secret> Authorizer::fetchToken(const Url& target, const Url& realm,
   auto response = sendFollowingRedirects(http_, request, ctx);
   if (!response)
     return response.error().context("token request to " + realm.hostPort());
+  if ((response->status == 404 || response->status == 405) && !credentials_.empty()) {
+    // Some token servers implement only the OAuth2 POST form (distribution's auth/oauth.md);
+    // containerd falls back between the two the same way.
+    HttpRequest post;
+    post.method = "POST";
+    post.url = realm.str();
+    post.headers.push_back({"Content-Type", "application/x-www-form-urlencoded"});
+    post.body = "grant_type=password&client_id=pullagent&service=" + urlEncode(service) +
+                "&scope=" + urlEncode(scope) + "&username=" + urlEncode(credentials_.username) +
+                "&password=" + urlEncode(credentials_.password.revealForWire());
+    post.max_body = kMaxTokenBody;
+    spdlog::debug("token server {} answered GET with {}; trying the OAuth2 POST form",
+                  realm.hostPort(), response->status);
+    response = http_.send(post, ctx);  // not redirected: the body holds the password
+    if (!response)
+      return response.error().context("token request to " + realm.hostPort());
+  }
   if (response->status == 401 || response->status == 403) {
     return makeError(ErrorCode::kUnauthenticated,
                      credentials_.empty()

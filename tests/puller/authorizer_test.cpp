@@ -149,6 +149,32 @@ TEST_F(AuthorizerTest, BasicChallengeUsesCredentialsDirectly) {
   EXPECT_EQ(again.error().code, ErrorCode::kUnauthenticated);
 }
 
+TEST_F(AuthorizerTest, PostOnlyTokenServerGetsTheOAuth2Form) {
+  auto authorizer = make({"user", Secret("p&w")});
+  learnBearer(*authorizer);
+  http_.expect([](const HttpRequest&) { return respond(405, ""); });
+  http_.expect([](const HttpRequest& request) {
+    return request.method == "POST" ? respond(200, R"({"access_token":"from-post"})")
+                                    : respond(400, "");
+  });
+  auto header = authorizer->authorize(registry(), kScope, ctx());
+  ASSERT_TRUE(header.ok()) << header.error().message;
+  EXPECT_EQ((*header)->revealForWire(), "Bearer from-post");
+  ASSERT_EQ(http_.sent().size(), 2u);
+  EXPECT_EQ(http_.sent()[1].url, "https://auth.reg.io:443/token");
+  EXPECT_EQ(http_.sent()[1].body,
+            "grant_type=password&client_id=pullagent&service=reg.io&scope=repository%3Aapp%3Apull"
+            "&username=user&password=p%26w");
+}
+
+TEST_F(AuthorizerTest, AnonymousPullsDoNotTryThePostForm) {
+  auto authorizer = make();
+  learnBearer(*authorizer);
+  http_.expect([](const HttpRequest&) { return respond(404, ""); });
+  EXPECT_FALSE(authorizer->authorize(registry(), kScope, ctx()).ok());
+  EXPECT_EQ(http_.sent().size(), 1u);
+}
+
 TEST_F(AuthorizerTest, UnsupportedChallengeIsAnError) {
   auto authorizer = make({"user", Secret("pw")});
   auto status =
