@@ -16,6 +16,7 @@
 #include "agent/identity/managed_identity.h"
 #include "base/log.h"
 #include "puller/http/curl_http_client.h"
+#include "resolver/ares_resolver.h"
 #include "resolver/static_hosts_resolver.h"
 #include "resolver/system_resolver.h"
 
@@ -110,23 +111,55 @@ int runOnceCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   phases.done("config", "site " + (site->name.empty() ? *parsed->option("site") : site->name) +
                             ": " + site->image.str() + ", " + describeAuth(site.value()) +
                             (site->pull_over_vnet ? ", over the VNet" : ", public route"));
-  if (site->pull_over_vnet) {
-    // Never fall back to the public route silently (the registry may be private-only).
-    return fail("config", makeError(ErrorCode::kUnsupported,
-                                    "the site pulls over the VNet (vnetImagePullEnabled), which "
-                                    "needs the VNet DNS resolver; it is not built yet"));
-  }
-
+  // Identity endpoints are local to the host: always the system resolver. Everything the pull
+  // itself reaches (registry, token realm, data endpoint, Key Vault) goes through the VNet's DNS
+  // when the site pulls over the VNet - with no fallback to public DNS.
   resolver::SystemResolver system_resolver;
-  resolver::StaticHostsResolver resolver(agent->host_overrides, system_resolver);
-  puller::HttpClientOptions http_options;
-  http_options.resolver = &resolver;
-  http_options.extra_ca_file = agent->ca_bundle;
-  http_options.connect_timeout = agent->connect_timeout;
-  http_options.stall_timeout = agent->stall_timeout;
-  auto http = puller::CurlHttpClient::create(http_options);
+  std::unique_ptr<resolver::AresResolver> vnet_resolver;
+  std::string route = "system resolver (public route)";
+  if (site->pull_over_vnet) {
+    std::vector<std::string> names = agent->vnet_dns_servers;
+    if (site->dns_server) {
+      names = {*site->dns_server};
+      if (site->dns_alt_server)
+        names.push_back(*site->dns_alt_server);
+    }
+    resolver::AresOptions dns;
+    dns.timeout = agent->dns_timeout;
+    dns.tries = agent->dns_tries;
+    for (const auto& name : names) {
+      auto server = resolver::DnsServer::parse(name);
+      if (!server)
+        return fail("config", server.error());
+      dns.servers.push_back(server.value());
+    }
+    auto created = resolver::AresResolver::create(dns, clock);
+    if (!created)
+      return fail("config", created.error());
+    vnet_resolver = std::move(created.value());
+    route = "VNet DNS";
+    for (const auto& server : dns.servers)
+      route += " " + server.str();
+  }
+  HostResolver& pull_base = vnet_resolver ? static_cast<HostResolver&>(*vnet_resolver)
+                                          : static_cast<HostResolver&>(system_resolver);
+  resolver::StaticHostsResolver resolver(agent->host_overrides, pull_base);
+  resolver::StaticHostsResolver identity_resolver(agent->host_overrides, system_resolver);
+  auto makeClient = [&](HostResolver& chosen) {
+    puller::HttpClientOptions http_options;
+    http_options.resolver = &chosen;
+    http_options.extra_ca_file = agent->ca_bundle;
+    http_options.connect_timeout = agent->connect_timeout;
+    http_options.stall_timeout = agent->stall_timeout;
+    return puller::CurlHttpClient::create(http_options);
+  };
+  auto http = makeClient(resolver);
   if (!http)
     return fail("config", http.error());
+  auto identity_http = makeClient(identity_resolver);
+  if (!identity_http)
+    return fail("config", identity_http.error());
+  spdlog::info("the pull's hosts are resolved by the {}", route);
 
   Context ctx{&clock, env.stop, std::nullopt};
   PullJob job;
@@ -137,7 +170,8 @@ int runOnceCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
 
   std::optional<ManagedIdentityTokenSource> registry_identity;
   if (site->auth == RegistryAuth::kManagedIdentity) {
-    registry_identity.emplace(**http, clock, random, agent->identity, site->identity_client_id);
+    registry_identity.emplace(**identity_http, clock, random, agent->identity,
+                              site->identity_client_id);
     // Fetched up front so that identity problems are reported as such, not as pull failures.
     auto token = registry_identity->token(agent->acr_audience, ctx);
     if (!token)
@@ -154,8 +188,8 @@ int runOnceCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
       if (!value.key_vault)
         return value.literal;
       if (!vault_identity) {
-        vault_identity.emplace(**http, clock, random, agent->identity, "", imdsRetryPolicy(),
-                               system ? "" : site->key_vault_identity);
+        vault_identity.emplace(**identity_http, clock, random, agent->identity, "",
+                               imdsRetryPolicy(), system ? "" : site->key_vault_identity);
       }
       auto secret = readKeyVaultSecret(**http, *vault_identity, *value.key_vault, ctx);
       if (!secret)
@@ -175,8 +209,18 @@ int runOnceCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   }
 
   auto outcome = runPullJob(**http, clock, random, job, env);
-  if (!outcome)
-    return fail("pull", outcome.error());
+  if (!outcome) {
+    Error error = outcome.error();
+    // The seed's pitfall: a registry reachable only through its private endpoint refuses the
+    // public route with 403 DENIED "... is not allowed access".
+    if (!site->pull_over_vnet && error.code == ErrorCode::kPermissionDenied &&
+        error.message.find("not allowed access") != std::string::npos) {
+      error.message +=
+          "; if the registry is only reachable through the VNet, enable "
+          "vnetImagePullEnabled on the site";
+    }
+    return fail("pull", error);
+  }
   phases.done("pull", std::to_string(outcome->image.layers.size()) + " layers, " +
                           std::to_string(outcome->image.blobs_downloaded) + " blobs downloaded");
   printOutcome(job, outcome.value());

@@ -55,6 +55,24 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   if (!ca.empty())
     config.ca_bundle = ca;
 
+  if (doc.contains("vnetDnsServers")) {
+    const json& servers = doc["vnetDnsServers"];
+    if (!servers.is_array() || servers.empty())
+      return typeError("vnetDnsServers", "a non-empty array of addresses", servers);
+    config.vnet_dns_servers.clear();
+    for (const auto& server : servers) {
+      if (!server.is_string())
+        return typeError("vnetDnsServers", "addresses as strings", server);
+      config.vnet_dns_servers.push_back(server.get<std::string>());
+    }
+  }
+  int dns_timeout_ms = 2000;
+  if (auto status = readPositive(doc, "dnsTimeoutMs", dns_timeout_ms); !status)
+    return status.error();
+  config.dns_timeout = std::chrono::milliseconds(dns_timeout_ms);
+  if (auto status = readPositive(doc, "dnsTries", config.dns_tries); !status)
+    return status.error();
+
   int connect = 15, stall = 30;
   for (auto [key, target] :
        {std::pair{"connectTimeoutSeconds", &connect}, std::pair{"stallTimeoutSeconds", &stall},

@@ -25,6 +25,11 @@ struct AgentConfig {
   std::chrono::seconds stall_timeout{30};
   int concurrency = 4;
   int retries = 6;
+  // VNet image pulls: the VNet's DNS servers (Azure DNS unless the VNet has its own), used
+  // unless the site sets WEBSITE_DNS_SERVER / WEBSITE_DNS_ALT_SERVER.
+  std::vector<std::string> vnet_dns_servers = {"168.63.129.16"};
+  std::chrono::milliseconds dns_timeout{2000};
+  int dns_tries = 2;
 };
 
 // Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service

@@ -9,88 +9,12 @@
 #include <thread>
 
 #include "resolver/ares_resolver.h"
+#include "tests/support/dnsmasq.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/process.h"
 
 namespace pullagent::testing {
 namespace {
-
-int freeUdpPort() {
-  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t length = sizeof address;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
-// A UDP socket that receives queries and never answers.
-class SilentServer {
- public:
-  SilentServer() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    socklen_t length = sizeof address;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
-  }
-  ~SilentServer() { ::close(fd_); }
-  int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
-
-class Dnsmasq {
- public:
-  explicit Dnsmasq(std::vector<std::string> records) : port_(freeUdpPort()) {
-    std::vector<std::string> argv{"/usr/sbin/dnsmasq",
-                                  "--keep-in-foreground",
-                                  "--no-resolv",
-                                  "--no-hosts",
-                                  "--conf-file=/dev/null",
-                                  "--bind-interfaces",
-                                  "--listen-address=127.0.0.1",
-                                  "--pid-file=",
-                                  "--port=" + std::to_string(port_),
-                                  "--local=/azurecr.io/",
-                                  "--local=/test/"};
-    argv.insert(argv.end(), records.begin(), records.end());
-    process_ = std::make_unique<BackgroundProcess>(argv);
-    // Ready when a query gets an answer (NXDOMAIN is an answer).
-    for (int i = 0; i < 100; ++i) {
-      SystemClock clock;
-      auto resolver = resolver::AresResolver::create(options({server()}), clock);
-      Context ctx{&clock, {}, std::nullopt};
-      auto result = (*resolver)->resolve("ready.test", ctx);
-      if (result.ok() || result.error().code == ErrorCode::kNotFound)
-        return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    throw std::runtime_error("dnsmasq did not start");
-  }
-  resolver::DnsServer server() const { return {"127.0.0.1", port_}; }
-  void stop() { process_.reset(); }
-
-  static resolver::AresOptions options(std::vector<resolver::DnsServer> servers) {
-    resolver::AresOptions options;
-    options.servers = std::move(servers);
-    options.timeout = std::chrono::milliseconds(300);
-    options.tries = 1;
-    return options;
-  }
-
- private:
-  int port_;
-  std::unique_ptr<BackgroundProcess> process_;
-};
 
 const std::vector<std::string> kPrivateZone = {
     "--cname=myreg.azurecr.io,myreg.privatelink.azurecr.io",

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "tests/integration/pull_fixture.h"
+#include "tests/support/dnsmasq.h"
 
 namespace pullagent::testing {
 namespace {
@@ -170,13 +171,67 @@ TEST_F(Site, ChangingTheImageFetchesOnlyTheNewLayer) {
   EXPECT_EQ(stack().stats(stack().storage())["requests"].size(), 2u);
 }
 
-TEST_F(Site, VnetPullIsRefusedRatherThanSentOverThePublicRoute) {
+TEST_F(Site, VnetPullResolvesEveryHostThroughTheVnetDns) {
+  // The private zone exists only in this DNS server: a pull that works went through it, for the
+  // registry and for the data endpoint its blobs are redirected to.
+  Dnsmasq dns({"--cname=myreg.azurecr.io,myreg.privatelink.azurecr.io",
+               "--host-record=myreg.privatelink.azurecr.io,127.0.0.1",
+               "--cname=myreg.westus.data.azurecr.io,myreg.westus.data.privatelink.azurecr.io",
+               "--host-record=myreg.westus.data.privatelink.azurecr.io,127.0.0.2"});
+  json agent = agentConfig();
+  agent.erase("hostOverrides");
+  agent["vnetDnsServers"] = json::array({dns.server().str()});
   json site = managedIdentitySite(azure()["user_client_id"]);
   site["properties"]["vnetImagePullEnabled"] = true;
-  auto result = once(site, agentConfig());
-  EXPECT_EQ(result.exit_code, 2) << result.all();
-  EXPECT_NE(result.err.find("VNet DNS resolver"), std::string::npos) << result.err;
+  auto result = once(site, agent);
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_NE(result.out.find("over the VNet"), std::string::npos) << result.out;
+  EXPECT_NE(result.err.find("VNet DNS " + dns.server().str()), std::string::npos) << result.err;
+  EXPECT_EQ(stack().stats(stack().storage())["requests"].size(), 3u);
+}
+
+TEST_F(Site, WebsiteDnsServerSettingsOverrideTheAgentDefault) {
+  Dnsmasq dns({"--cname=myreg.azurecr.io,myreg.privatelink.azurecr.io",
+               "--host-record=myreg.privatelink.azurecr.io,127.0.0.1",
+               "--host-record=myreg.westus.data.azurecr.io,127.0.0.2"});
+  SilentServer dead;
+  json agent = agentConfig();
+  agent.erase("hostOverrides");
+  agent["vnetDnsServers"] = json::array({"127.0.0.1:" + std::to_string(dead.port())});
+  agent["dnsTimeoutMs"] = 300;
+  agent["dnsTries"] = 1;
+  json site = managedIdentitySite(azure()["user_client_id"]);
+  site["properties"]["siteConfig"]["appSettings"] = json::array(
+      {{{"name", "WEBSITE_PULL_IMAGE_OVER_VNET"}, {"value", "true"}},
+       {{"name", "WEBSITE_DNS_SERVER"}, {"value", "127.0.0.1:" + std::to_string(dead.port())}},
+       {{"name", "WEBSITE_DNS_ALT_SERVER"}, {"value", dns.server().str()}}});
+  auto result = once(site, agent);
+  ASSERT_EQ(result.exit_code, 0) << result.all();  // the alternate answered
+}
+
+TEST_F(Site, VnetDnsWithoutTheNameFailsWithoutFallingBack) {
+  Dnsmasq dns({});
+  json agent = agentConfig();  // hostOverrides stay for the identity endpoint only
+  agent.erase("hostOverrides");
+  agent["vnetDnsServers"] = json::array({dns.server().str()});
+  json site = managedIdentitySite(azure()["user_client_id"]);
+  site["properties"]["vnetImagePullEnabled"] = true;
+  auto result = once(site, agent);
+  EXPECT_EQ(result.exit_code, 4) << result.all();
+  EXPECT_NE(
+      result.err.find("resolve myreg.azurecr.io via VNet DNS " + dns.server().str() + ": NXDOMAIN"),
+      std::string::npos)
+      << result.err;
   EXPECT_TRUE(stack().stats(azure()["acr_control"])["requests"].empty());
+}
+
+TEST_F(Site, PublicRouteToAPrivateOnlyRegistryIsDeniedWithAHint) {
+  json agent = agentConfig();
+  agent["hostOverrides"]["myreg.azurecr.io"] = json::array({azure()["public_endpoint_address"]});
+  auto result = once(managedIdentitySite(azure()["user_client_id"]), agent);
+  EXPECT_EQ(result.exit_code, 3) << result.all();
+  EXPECT_NE(result.err.find("not allowed access"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("enable vnetImagePullEnabled"), std::string::npos) << result.err;
 }
 
 TEST_F(Site, SecretsNeverReachTheOutput) {

@@ -228,3 +228,24 @@ def make_key_vault_handler(aad, secrets, readers, recorder):
                                  "attributes": {"enabled": True}})
 
     return KeyVault
+
+
+def make_public_endpoint_handler(recorder):
+    """The registry's public endpoint when only its private endpoint may be used: every request
+    gets 403 DENIED, as ACR's firewall answers."""
+
+    class PublicEndpoint(servers.BaseHandler):
+        def deny(self):
+            recorder.add({"path": self.path})
+            self.send_json(403, {"errors": [{"code": "DENIED", "message":
+                                             "client with IP '203.0.113.9' is not allowed access. "
+                                             "Refer https://aka.ms/acr/firewall to grant access."}]})
+
+        def do_GET(self):
+            self.deny()
+
+        def do_POST(self):
+            self.read_body()
+            self.deny()
+
+    return PublicEndpoint

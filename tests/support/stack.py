@@ -194,6 +194,11 @@ def main():
         servers.make_proxy_handler("127.0.0.1", ports["acr"], ca, acr_recorder, acr_state, storage),
         aad, acr_issuer, acr_login, roles, acr_recorder, acr_state, data_endpoint),
         "127.0.0.1", acr_front_port, os.path.join(pki, "server.pem"), os.path.join(pki, "server-key.pem"))
+    # The same registry name on the public route (127.0.0.4, same port): denied, as a
+    # private-endpoint-only ACR answers the public internet.
+    servers.serve_tls(azure.make_public_endpoint_handler(servers.Recorder()), "127.0.0.4",
+                      acr_front_port, os.path.join(pki, "server.pem"),
+                      os.path.join(pki, "server-key.pem"))
     kv_port = free_port()
     kv_recorder = servers.Recorder()
     servers.serve_tls(azure.make_key_vault_handler(
@@ -250,6 +255,7 @@ def main():
             "user_client_id": "11111111-2222-3333-4444-555555555555",
             "kv_client_id": "66666666-7777-8888-9999-000000000000",
             "kv_identity_resource_id": next(iter(identities.resource_ids)),
+            "public_endpoint_address": "127.0.0.4",
             "images": image_lib.summary({f"privatewebsite:{tag}": spec for tag, spec in website.items()}),
         },
     }

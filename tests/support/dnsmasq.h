@@ -1,0 +1,38 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "resolver/ares_resolver.h"
+#include "tests/support/process.h"
+
+namespace pullagent::testing {
+
+// A UDP socket that receives queries and never answers.
+class SilentServer {
+ public:
+  SilentServer();
+  ~SilentServer();
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+// dnsmasq on 127.0.0.1 and a free port, authoritative for azurecr.io and test, with the given
+// extra options (--cname=..., --host-record=...). Stopped with the object.
+class Dnsmasq {
+ public:
+  explicit Dnsmasq(std::vector<std::string> records);
+  resolver::DnsServer server() const { return {"127.0.0.1", port_}; }
+  void stop() { process_.reset(); }
+  static resolver::AresOptions options(std::vector<resolver::DnsServer> servers);
+
+ private:
+  int port_;
+  std::unique_ptr<BackgroundProcess> process_;
+};
+
+}  // namespace pullagent::testing
