@@ -27,7 +27,9 @@ std::string statusText(int status) {
     case ARES_ETIMEOUT:
       return "no answer (timeout)";
     case ARES_ECONNREFUSED:
-      return "connection refused";
+      // c-ares 1.18 ends a query whose servers all answered SERVFAIL or REFUSED, or refused the
+      // connection, with this one code: say all three.
+      return "no usable answer (SERVFAIL, REFUSED or connection refused)";
     default:
       return ares_strerror(status);
   }

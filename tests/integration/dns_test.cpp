@@ -2,6 +2,7 @@
 // zone the way Azure private DNS does (registry CNAME -> privatelink name -> private address).
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -109,6 +110,61 @@ TEST_F(VnetDns, AnswersAreCachedForTheirTtlOnly) {
   EXPECT_TRUE((*resolver)->resolve("myreg.azurecr.io", ctx).ok());  // within the TTL
   clock_.advance(std::chrono::seconds(2));
   EXPECT_FALSE((*resolver)->resolve("myreg.azurecr.io", ctx).ok());  // expired: asked again
+}
+
+// Answers every query with SERVFAIL (RCODE 2), as a resolver whose upstream is broken does.
+class ServfailServer {
+ public:
+  ServfailServer() {
+    fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    socklen_t length = sizeof address;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    thread_ = std::jthread([this](std::stop_token stop) {
+      while (!stop.stop_requested()) {
+        pollfd fd{fd_, POLLIN, 0};
+        if (::poll(&fd, 1, 50) <= 0)
+          continue;
+        unsigned char packet[512];
+        sockaddr_in from{};
+        socklen_t from_length = sizeof from;
+        ssize_t n = ::recvfrom(fd_, packet, sizeof packet, 0, reinterpret_cast<sockaddr*>(&from),
+                               &from_length);
+        if (n < 12)
+          continue;
+        packet[2] = static_cast<unsigned char>(0x80 | (packet[2] & 0x01));  // QR, keep RD
+        packet[3] = 0x82;                                                   // RA, SERVFAIL
+        for (int i = 6; i < 12; ++i)
+          packet[i] = 0;  // no answer, authority or additional records
+        ::sendto(fd_, packet, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&from),
+                 from_length);
+      }
+    });
+  }
+  ~ServfailServer() {
+    thread_.request_stop();
+    thread_.join();
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::jthread thread_;
+};
+
+TEST_F(VnetDns, ServfailIsReportedAsSuch) {
+  ServfailServer broken;
+  auto addresses = resolve(Dnsmasq::options({{"127.0.0.1", broken.port()}}), "myreg.azurecr.io");
+  ASSERT_FALSE(addresses.ok());
+  EXPECT_EQ(addresses.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(addresses.error().message.find("SERVFAIL"), std::string::npos)
+      << addresses.error().message;
 }
 
 TEST(DnsServer, ParsesAddressesWithAndWithoutPorts) {
