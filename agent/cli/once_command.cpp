@@ -145,18 +145,20 @@ int runOnceCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
                                           : static_cast<HostResolver&>(system_resolver);
   resolver::StaticHostsResolver resolver(agent->host_overrides, pull_base);
   resolver::StaticHostsResolver identity_resolver(agent->host_overrides, system_resolver);
-  auto makeClient = [&](HostResolver& chosen) {
+  auto makeClient = [&](HostResolver& chosen, bool pull) {
     puller::HttpClientOptions http_options;
+    if (pull && site->pull_over_vnet)
+      http_options.bind_to = agent->vnet_bind;
     http_options.resolver = &chosen;
     http_options.extra_ca_file = agent->ca_bundle;
     http_options.connect_timeout = agent->connect_timeout;
     http_options.stall_timeout = agent->stall_timeout;
     return puller::CurlHttpClient::create(http_options);
   };
-  auto http = makeClient(resolver);
+  auto http = makeClient(resolver, true);
   if (!http)
     return fail("config", http.error());
-  auto identity_http = makeClient(identity_resolver);
+  auto identity_http = makeClient(identity_resolver, false);
   if (!identity_http)
     return fail("config", identity_http.error());
   spdlog::info("the pull's hosts are resolved by the {}", route);

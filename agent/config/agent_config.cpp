@@ -66,6 +66,14 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
       config.vnet_dns_servers.push_back(server.get<std::string>());
     }
   }
+  std::string bind;
+  if (auto status = readString(doc, "vnetBindTo", "", bind); !status)
+    return status.error();
+  if (!bind.empty()) {
+    if (!bind.starts_with("host!") && !bind.starts_with("if!"))
+      return typeError("vnetBindTo", "\"host!<address>\" or \"if!<interface>\"", doc["vnetBindTo"]);
+    config.vnet_bind = bind;
+  }
   int dns_timeout_ms = 2000;
   if (auto status = readPositive(doc, "dnsTimeoutMs", dns_timeout_ms); !status)
     return status.error();

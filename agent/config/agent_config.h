@@ -29,6 +29,9 @@ struct AgentConfig {
   // unless the site sets WEBSITE_DNS_SERVER / WEBSITE_DNS_ALT_SERVER.
   std::vector<std::string> vnet_dns_servers = {"168.63.129.16"};
   std::chrono::milliseconds dns_timeout{2000};
+  // VNet pulls only: the source address ("host!10.1.0.4") or interface ("if!vnet0") to connect
+  // from, in curl's CURLOPT_INTERFACE syntax.
+  std::optional<std::string> vnet_bind;
   int dns_tries = 2;
 };
 

@@ -205,6 +205,10 @@ struct CurlHttpClient::Impl {
       if (!status)
         return status;
     }
+    if (options.bind_to) {
+      if (auto status = set(CURLOPT_INTERFACE, options.bind_to->c_str(), "INTERFACE"); !status)
+        return status;
+    }
     if (!ca_blob.empty()) {
       curl_blob blob{ca_blob.data(), ca_blob.size(), CURL_BLOB_NOCOPY};
       if (auto status = set(CURLOPT_CAINFO_BLOB, &blob, "CAINFO_BLOB"); !status)

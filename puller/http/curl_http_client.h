@@ -19,6 +19,9 @@ struct HttpClientOptions {
   // Deliberately no total timeout: a multi-GB layer on a slow link is fine while bytes flow.
   std::chrono::seconds stall_timeout{30};
   std::string user_agent = "pullagent/0.1";
+  // Bind outgoing connections to a source address or interface (VNet integration): curl's
+  // CURLOPT_INTERFACE syntax, "host!10.1.0.4" or "if!vnet0".
+  std::optional<std::string> bind_to;
 };
 
 // HttpClient over libcurl: TLS verification always on, HTTP/2 when the server offers it,

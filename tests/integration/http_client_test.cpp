@@ -111,6 +111,24 @@ TEST_F(HttpClientTls, BufferedBodiesAreCapped) {
   EXPECT_EQ(response.error().code, ErrorCode::kResourceExhausted);
 }
 
+TEST_F(HttpClientTls, ConnectionsCanBeBoundToASourceAddress) {
+  MapResolver resolver(Answers{{"registry.pullagent.test", {"127.0.0.1"}}});
+  puller::HttpClientOptions options;
+  options.resolver = &resolver;
+  options.extra_ca_file = TestStack::shared().ca();
+  options.bind_to = "host!127.0.0.9";  // any 127/8 address is local
+  auto bound = puller::CurlHttpClient::create(options);
+  ASSERT_TRUE(bound.ok());
+  auto response = get(**bound, "registry.pullagent.test");
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ(response->status, 200);
+
+  options.bind_to = "host!192.0.2.1";  // TEST-NET, not on this machine: binding fails locally
+  auto unbindable = puller::CurlHttpClient::create(options);
+  auto failed = get(**unbindable, "registry.pullagent.test");
+  EXPECT_FALSE(failed.ok());
+}
+
 TEST_F(HttpClientTls, StopRequestCancelsATransfer) {
   MapResolver resolver(Answers{{"registry.pullagent.test", {"127.0.0.1"}}});
   auto http = client(resolver);
