@@ -299,15 +299,8 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Cont
     auto addresses = impl_->options.resolver->resolve(url->host, ctx);
     if (!addresses)
       return addresses.error().context(what);
-    std::string entry = url->host + ":" + std::to_string(url->port) + ":";
-    tried.clear();
-    for (size_t i = 0; i < addresses->size(); ++i) {
-      const auto& address = (*addresses)[i];
-      std::string formatted =
-          address.find(':') != std::string::npos ? "[" + address + "]" : address;
-      entry += (i > 0 ? "," : "") + formatted;
-      tried += (i > 0 ? ", " : "") + formatted;
-    }
+    std::string entry = resolvePinEntry(url->host, url->port, addresses.value());
+    tried = entry.substr(url->host.size() + std::to_string(url->port).size() + 2);
     pins.reset(curl_slist_append(nullptr, entry.c_str()));
   }
 

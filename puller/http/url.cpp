@@ -91,6 +91,17 @@ std::string Url::str() const {
   return origin() + target;
 }
 
+std::string resolvePinEntry(const std::string& host, int port,
+                            const std::vector<std::string>& addresses) {
+  std::string entry = host + ":" + std::to_string(port) + ":";
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    const auto& address = addresses[i];
+    entry += (i > 0 ? "," : "") +
+             (address.find(':') != std::string::npos ? "[" + address + "]" : address);
+  }
+  return entry;
+}
+
 std::string urlEncode(std::string_view value) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;

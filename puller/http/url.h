@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 
@@ -27,6 +28,11 @@ struct Url {
     return scheme == other.scheme && host == other.host && port == other.port;
   }
 };
+
+// A CURLOPT_RESOLVE entry pinning `host`:`port` to addresses, tried in order:
+// "myreg.azurecr.io:443:10.0.0.7,[fd00::7]" (IPv6 in brackets).
+std::string resolvePinEntry(const std::string& host, int port,
+                            const std::vector<std::string>& addresses);
 
 // Percent-encodes a query value (RFC 3986 unreserved characters pass through).
 std::string urlEncode(std::string_view value);

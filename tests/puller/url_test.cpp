@@ -45,6 +45,13 @@ TEST(Url, RejectsOtherSchemes) {
   EXPECT_FALSE(Url::resolve("https://reg.io/", "gopher://x/").ok());
 }
 
+TEST(Url, ResolvePinEntriesBracketIpv6) {
+  EXPECT_EQ(resolvePinEntry("myreg.azurecr.io", 443, {"10.0.0.7"}),
+            "myreg.azurecr.io:443:10.0.0.7");
+  EXPECT_EQ(resolvePinEntry("myreg.azurecr.io", 5000, {"10.0.0.7", "fd00::7", "::1"}),
+            "myreg.azurecr.io:5000:10.0.0.7,[fd00::7],[::1]");
+}
+
 TEST(Url, EncodesQueryValues) {
   EXPECT_EQ(urlEncode("repository:a/b:pull"), "repository%3Aa%2Fb%3Apull");
   EXPECT_EQ(urlEncode("a-b_c.d~"), "a-b_c.d~");
