@@ -115,15 +115,7 @@ TEST_F(VnetDns, AnswersAreCachedForTheirTtlOnly) {
 // Answers every query with SERVFAIL (RCODE 2), as a resolver whose upstream is broken does.
 class ServfailServer {
  public:
-  ServfailServer() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    socklen_t length = sizeof address;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
+  ServfailServer() : fd_(bindLoopbackUdp(port_)) {
     thread_ = std::jthread([this](std::stop_token stop) {
       while (!stop.stop_requested()) {
         pollfd fd{fd_, POLLIN, 0};
@@ -153,8 +145,8 @@ class ServfailServer {
   int port() const { return port_; }
 
  private:
+  int port_ = 0;  // before fd_: the constructor's bind sets it
   int fd_ = -1;
-  int port_ = 0;
   std::jthread thread_;
 };
 

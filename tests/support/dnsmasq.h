@@ -9,6 +9,9 @@
 
 namespace pullagent::testing {
 
+// A UDP socket bound to 127.0.0.1 on a free port; returns the fd and sets `port`.
+int bindLoopbackUdp(int& port);
+
 // A UDP socket that receives queries and never answers.
 class SilentServer {
  public:
@@ -17,8 +20,8 @@ class SilentServer {
   int port() const { return port_; }
 
  private:
+  int port_ = 0;  // before fd_: the constructor's bind sets it
   int fd_ = -1;
-  int port_ = 0;
 };
 
 // dnsmasq on 127.0.0.1 and a free port, authoritative for azurecr.io and test, with the given
