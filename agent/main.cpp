@@ -1,8 +1,10 @@
 // pullagent: thin entry point. Parses the subcommand, sets up process-wide state (signals,
 // terminal detection) and hands over to the command.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -25,6 +27,15 @@ commands:
   gc                       remove images and blobs no longer kept (pullagent gc --help)
   --once --site SITE.json  pull and publish one App Service site's image (--once --help)
 )";
+
+// systemd sets JOURNAL_STREAM to "<dev>:<inode>" of the stream it connected to stderr.
+bool stderrIsJournal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  struct stat info {};
+  if (stream == nullptr || ::fstat(STDERR_FILENO, &info) != 0)
+    return false;
+  return std::string(stream) == std::to_string(info.st_dev) + ":" + std::to_string(info.st_ino);
+}
 
 }  // namespace
 
@@ -56,6 +67,7 @@ int main(int argc, char** argv) {
   env.stderr_is_terminal = ::isatty(STDERR_FILENO) != 0;
   env.stop = stop.get_token();
   env.privileged = ::geteuid() == 0;
+  env.stderr_is_journal = stderrIsJournal();
 
   const std::string command = args[0];
   args.erase(args.begin());

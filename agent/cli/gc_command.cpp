@@ -8,8 +8,8 @@
 
 #include "agent/cli/args.h"
 #include "agent/cli/exit_codes.h"
+#include "agent/cli/log_options.h"
 #include "agent/cli/progress.h"
-#include "base/log.h"
 #include "puller/store/garbage_collector.h"
 #include "puller/store/state_lock.h"
 
@@ -26,16 +26,18 @@ every published image is kept) and then every blob no remaining image uses.
 
 }  // namespace
 
-int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment&) {
-  auto parsed = parseArgs(argv, {"state", "keep", "log-level"}, {"help"});
+int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env) {
+  auto parsed = parseArgs(argv, {"state", "keep", "log-level", "log-format"}, {"help"});
   if (!parsed || parsed->flag("help") || !parsed->positionals.empty()) {
     if (!parsed)
       std::cerr << "pullagent gc: " << parsed.error().message << "\n";
     std::cerr << kUsage;
     return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
   }
-  initLogging(LogFormat::kText,
-              spdlog::level::from_str(parsed->option("log-level").value_or("info")));
+  if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
+    std::cerr << "pullagent gc: " << logging.error().message << "\n";
+    return kExitUsage;
+  }
   const std::filesystem::path state = parsed->option("state").value_or("/var/lib/pullagent");
   std::set<puller::Digest> keep;
   if (auto list = parsed->option("keep")) {

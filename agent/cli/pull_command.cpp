@@ -7,8 +7,8 @@
 
 #include "agent/cli/args.h"
 #include "agent/cli/exit_codes.h"
+#include "agent/cli/log_options.h"
 #include "agent/cli/pull_runner.h"
-#include "base/log.h"
 #include "base/random.h"
 #include "puller/http/curl_http_client.h"
 #include "resolver/system_resolver.h"
@@ -43,6 +43,7 @@ options:
   --retries N             attempts without progress before giving up (default 6)
   --deadline S            give up the whole pull after S seconds (default none)
   --log-level LEVEL       trace, debug, info (default), warn, error
+  --log-format FORMAT     text (default), journal or json
 )";
 
 Result<int> parsePositive(const ParsedArgs& args, const std::string& name, int fallback) {
@@ -91,7 +92,7 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   auto parsed = parseArgs(
       argv,
       {"dest", "rootfs", "bundle", "state", "creds", "username", "ca", "platform", "concurrency",
-       "connect-timeout", "stall-timeout", "retries", "deadline", "log-level"},
+       "connect-timeout", "stall-timeout", "retries", "deadline", "log-level", "log-format"},
       {"insecure", "password-stdin", "help"});
   const bool has_target = parsed && (parsed->option("dest") || parsed->option("rootfs") ||
                                      parsed->option("bundle") || parsed->option("state"));
@@ -102,8 +103,10 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
     return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
   }
   const ParsedArgs& args = parsed.value();
-  auto level = spdlog::level::from_str(args.option("log-level").value_or("info"));
-  initLogging(LogFormat::kText, level);
+  if (auto logging = initLoggingFromArgs(args, env); !logging) {
+    std::cerr << "pullagent pull: " << logging.error().message << "\n";
+    return kExitUsage;
+  }
 
   auto ref = puller::ImageRef::parse(args.positionals[0]);
   if (!ref)

@@ -8,8 +8,9 @@ namespace pullagent::agent {
 
 struct ProcessEnvironment {
   bool stderr_is_terminal = false;
-  std::stop_token stop;     // requested on SIGINT / SIGTERM
-  bool privileged = false;  // running as root: ownership, devices, capabilities applied
+  std::stop_token stop;            // requested on SIGINT / SIGTERM
+  bool privileged = false;         // running as root: ownership, devices, capabilities applied
+  bool stderr_is_journal = false;  // JOURNAL_STREAM names our stderr: log as journald reads it
 };
 
 // `pullagent pull IMAGE --dest DIR ...`: pulls an image into an OCI image layout. Returns the

@@ -49,9 +49,12 @@ Result<PullOutcome> runPullJob(puller::HttpClient& http, Clock& clock, Random& r
         },
         job.form, apply, pull_stop, /*reuse_existing=*/!job.target);
   }
-  puller::ObserverList observers(publisher
-                                     ? std::vector<puller::PullObserver*>{&progress, &*publisher}
-                                     : std::vector<puller::PullObserver*>{&progress});
+  std::vector<puller::PullObserver*> watching{&progress};
+  if (publisher)
+    watching.push_back(&*publisher);
+  if (job.observer != nullptr)
+    watching.push_back(job.observer);
+  puller::ObserverList observers(std::move(watching));
   puller::ImagePuller image_puller(registry, **store, &observers);
 
   Context ctx{&clock, pull_stop.get_token(), std::nullopt};

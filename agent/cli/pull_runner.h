@@ -27,6 +27,7 @@ struct PullJob {
   std::optional<std::filesystem::path> layout;  // only pull, into this OCI layout
   std::optional<std::filesystem::path> target;  // publish here; else state/images/<digest>
   puller::PublishForm form = puller::PublishForm::kBundle;
+  puller::PullObserver* observer = nullptr;  // sees the pull too (the daemon's site state)
 };
 
 struct PullOutcome {

@@ -1,0 +1,31 @@
+#include "agent/site/identity_pool.h"
+
+#include "puller/http/curl_http_client.h"
+
+namespace pullagent::agent {
+
+ManagedIdentityTokenSource& IdentityPool::identity(const std::string& client_id,
+                                                   const std::string& resource_id) {
+  std::lock_guard lock(mutex_);
+  auto& source = sources_[{client_id, resource_id}];
+  if (!source) {
+    source = std::make_unique<ManagedIdentityTokenSource>(
+        http_, clock_, random_, endpoint_, client_id, imdsRetryPolicy(), resource_id);
+  }
+  return *source;
+}
+
+Result<std::unique_ptr<puller::HttpClient>> createIdentityClient(const AgentConfig& agent,
+                                                                 HostResolver& resolver) {
+  puller::HttpClientOptions options;
+  options.resolver = &resolver;
+  options.extra_ca_file = agent.ca_bundle;
+  options.connect_timeout = agent.connect_timeout;
+  options.stall_timeout = agent.stall_timeout;
+  auto client = puller::CurlHttpClient::create(options);
+  if (!client)
+    return client.error();
+  return std::unique_ptr<puller::HttpClient>(std::move(client.value()));
+}
+
+}  // namespace pullagent::agent

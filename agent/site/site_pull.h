@@ -1,0 +1,48 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "agent/cli/pull_command.h"
+#include "agent/cli/pull_runner.h"
+#include "agent/config/agent_config.h"
+#include "agent/config/site_config.h"
+#include "agent/site/identity_pool.h"
+#include "base/clock.h"
+#include "base/host_resolver.h"
+#include "base/random.h"
+#include "puller/image_puller.h"
+
+namespace pullagent::agent {
+
+// The phases of a site pull as they end: "identity", "secrets", "pull" (config parsing is the
+// caller's). `--once` prints them; the daemon records them in the site's state and metrics.
+class SitePullEvents {
+ public:
+  virtual ~SitePullEvents() = default;
+  virtual void phaseDone(const std::string& phase, std::chrono::milliseconds took,
+                         const std::string& what) = 0;
+  virtual void phaseFailed(const std::string& phase, const Error& error) = 0;
+};
+
+// What a site pull shares with the rest of the agent.
+struct SitePullServices {
+  const AgentConfig& agent;
+  Clock& clock;
+  Random& random;
+  IdentityPool& identities;
+  HostResolver& system_resolver;  // identity endpoints, and the public route
+};
+
+// How a site is authenticated, in words ("user-assigned managed identity <client id>").
+std::string describeSiteAuth(const SiteConfig& site);
+
+// Pulls, unpacks and publishes one site's image as App Service would: the site's credentials
+// (managed identity through the ACR exchange, or app settings with Key Vault references
+// resolved), the VNet's DNS when the site pulls over the VNet (never falling back to public
+// DNS), into the state dir's images/<manifest digest>. `observer` (optional) sees the pull.
+Result<PullOutcome> pullSite(const SitePullServices& services, const SiteConfig& site,
+                             const ProcessEnvironment& env, SitePullEvents& events,
+                             puller::PullObserver* observer = nullptr);
+
+}  // namespace pullagent::agent
