@@ -1,6 +1,7 @@
 // pullagent: thin entry point. Parses the subcommand, sets up process-wide state (signals,
-// terminal detection) and hands over to the command.
+// terminal and journal detection, the environment) and hands over to the command.
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,15 +18,20 @@
 #include "agent/cli/gc_command.h"
 #include "agent/cli/once_command.h"
 #include "agent/cli/pull_command.h"
+#include "agent/cli/status_command.h"
+#include "agent/daemon/daemon.h"
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: pullagent COMMAND [options]
+constexpr const char* kUsage = R"(usage: pullagent [COMMAND] [options]
 
 commands:
+  (none)                   run as the service: keep every site's image published
+                           (pullagent --help-daemon)
+  --once --site SITE.json  pull and publish one App Service site's image (--once --help)
+  status [SITE]            what the service recorded for each site (pullagent status --help)
   pull IMAGE ...           pull an image; unpack and publish it (pullagent pull --help)
   gc                       remove images and blobs no longer kept (pullagent gc --help)
-  --once --site SITE.json  pull and publish one App Service site's image (--once --help)
 )";
 
 // systemd sets JOURNAL_STREAM to "<dev>:<inode>" of the stream it connected to stderr.
@@ -43,23 +49,36 @@ extern char** environ;
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
     std::cerr << kUsage;
-    return args.empty() ? pullagent::agent::kExitUsage : pullagent::agent::kExitOk;
+    return pullagent::agent::kExitOk;
   }
 
-  // SIGINT/SIGTERM become a stop request that every blocking call observes; a dedicated thread
-  // waits for them so no work happens in a signal handler.
+  // SIGINT/SIGTERM become a stop request that every blocking call observes, SIGHUP a reload
+  // request the daemon polls; a dedicated thread waits for them so no work happens in a signal
+  // handler. Blocked before any other thread starts, so every thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::stop_source stop;
-  std::jthread signal_waiter([&stop, signals] {
-    int received = 0;
-    if (sigwait(&signals, &received) == 0)
+  const int reload_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  std::jthread signal_waiter([&stop, signals, reload_fd] {
+    while (true) {
+      int received = 0;
+      if (sigwait(&signals, &received) != 0)
+        return;
+      if (received == SIGHUP) {
+        uint64_t one = 1;
+        if (::write(reload_fd, &one, sizeof one) < 0) {
+          // Saturated counter: a reload is already pending.
+        }
+        continue;
+      }
       stop.request_stop();
+    }
   });
   signal_waiter.detach();
 
@@ -68,24 +87,34 @@ int main(int argc, char** argv) {
   env.stop = stop.get_token();
   env.privileged = ::geteuid() == 0;
   env.stderr_is_journal = stderrIsJournal();
+  env.reload_fd = reload_fd;
 
+  // Environment variables are read here and nowhere else (IDENTITY_ENDPOINT/HEADER,
+  // NOTIFY_SOCKET, WATCHDOG_USEC).
+  std::map<std::string, std::string> environment;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    std::string text = *entry;
+    auto eq = text.find('=');
+    if (eq != std::string::npos)
+      environment[text.substr(0, eq)] = text.substr(eq + 1);
+  }
+
+  if (args.empty() || args[0] == "--help-daemon" ||
+      (args[0].starts_with("--") && args[0] != "--once")) {
+    if (!args.empty() && args[0] == "--help-daemon")
+      args[0] = "--help";
+    return pullagent::agent::runDaemon(args, env, environment);
+  }
   const std::string command = args[0];
   args.erase(args.begin());
   if (command == "pull")
     return pullagent::agent::runPullCommand(args, env);
   if (command == "gc")
     return pullagent::agent::runGcCommand(args, env);
-  if (command == "--once") {
-    // Environment variables are read here and nowhere else (IDENTITY_ENDPOINT/HEADER).
-    std::map<std::string, std::string> environment;
-    for (char** entry = environ; *entry != nullptr; ++entry) {
-      std::string text = *entry;
-      auto eq = text.find('=');
-      if (eq != std::string::npos)
-        environment[text.substr(0, eq)] = text.substr(eq + 1);
-    }
+  if (command == "status")
+    return pullagent::agent::runStatusCommand(args, env, environment);
+  if (command == "--once")
     return pullagent::agent::runOnceCommand(args, env, environment);
-  }
   std::cerr << "pullagent: unknown command \"" << command << "\"\n" << kUsage;
   return pullagent::agent::kExitUsage;
 }

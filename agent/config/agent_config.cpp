@@ -81,6 +81,31 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   if (auto status = readPositive(doc, "dnsTries", config.dns_tries); !status)
     return status.error();
 
+  std::string sites = config.sites_dir.string();
+  if (auto status = readString(doc, "sitesDir", "", sites); !status)
+    return status.error();
+  config.sites_dir = sites;
+  std::string metrics;
+  if (auto status = readString(doc, "metricsAddress", "", metrics); !status)
+    return status.error();
+  if (!metrics.empty())
+    config.metrics_address = metrics;
+  int rescan = 60, backoff = 10, max_backoff = 300;
+  for (auto [key, target] : {std::pair{"maxConcurrentPulls", &config.max_concurrent_pulls},
+                             std::pair{"rescanIntervalSeconds", &rescan},
+                             std::pair{"retryInitialBackoffSeconds", &backoff},
+                             std::pair{"retryMaxBackoffSeconds", &max_backoff}}) {
+    if (auto status = readPositive(doc, key, *target); !status)
+      return status.error();
+  }
+  if (max_backoff < backoff) {
+    return typeError("retryMaxBackoffSeconds", "at least retryInitialBackoffSeconds",
+                     doc["retryMaxBackoffSeconds"]);
+  }
+  config.rescan_interval = std::chrono::seconds(rescan);
+  config.retry_initial_backoff = std::chrono::seconds(backoff);
+  config.retry_max_backoff = std::chrono::seconds(max_backoff);
+
   int connect = 15, stall = 30;
   for (auto [key, target] :
        {std::pair{"connectTimeoutSeconds", &connect}, std::pair{"stallTimeoutSeconds", &stall},

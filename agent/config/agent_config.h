@@ -33,6 +33,16 @@ struct AgentConfig {
   // from, in curl's CURLOPT_INTERFACE syntax.
   std::optional<std::string> vnet_bind;
   int dns_tries = 2;
+
+  // The daemon.
+  std::filesystem::path sites_dir = "/etc/pullagent/sites";  // one <site>.json per site
+  int max_concurrent_pulls = 2;                              // sites pulling at once
+  std::chrono::seconds rescan_interval{60};                  // safety net beside inotify
+  // A failed site pull is retried after initial, doubling up to max (the config re-read first).
+  std::chrono::seconds retry_initial_backoff{10};
+  std::chrono::seconds retry_max_backoff{300};
+  // Prometheus metrics: "127.0.0.1:9464", "[::1]:9464" or "unix:/run/pullagent/metrics.sock".
+  std::optional<std::string> metrics_address;
 };
 
 // Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service

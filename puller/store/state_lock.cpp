@@ -11,6 +11,14 @@
 namespace pullagent::puller {
 
 Result<StateLock> StateLock::acquire(const std::filesystem::path& state_dir, Mode mode) {
+  return lock(state_dir, mode, true);
+}
+
+Result<StateLock> StateLock::tryAcquire(const std::filesystem::path& state_dir, Mode mode) {
+  return lock(state_dir, mode, false);
+}
+
+Result<StateLock> StateLock::lock(const std::filesystem::path& state_dir, Mode mode, bool wait) {
   std::error_code ec;
   std::filesystem::create_directories(state_dir, ec);
   if (ec)
@@ -20,7 +28,10 @@ Result<StateLock> StateLock::acquire(const std::filesystem::path& state_dir, Mod
   if (!fd.valid())
     return errnoError(errno, "open", path);
   // Blocking: a collection takes seconds, and a pull waiting for it is the right order.
-  while (::flock(fd.get(), mode == Mode::kShared ? LOCK_SH : LOCK_EX) != 0) {
+  const int operation = (mode == Mode::kShared ? LOCK_SH : LOCK_EX) | (wait ? 0 : LOCK_NB);
+  while (::flock(fd.get(), operation) != 0) {
+    if (errno == EWOULDBLOCK && !wait)
+      return makeError(ErrorCode::kUnavailable, path.string() + " is held by another process");
     if (errno != EINTR)
       return errnoError(errno, "lock", path);
   }

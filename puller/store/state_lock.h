@@ -13,9 +13,13 @@ class StateLock {
  public:
   enum class Mode { kShared, kExclusive };
   static Result<StateLock> acquire(const std::filesystem::path& state_dir, Mode mode);
+  // Without waiting: kUnavailable while another holder has it (the daemon's collection skips a
+  // turn rather than stall its loop behind a debugging pull).
+  static Result<StateLock> tryAcquire(const std::filesystem::path& state_dir, Mode mode);
 
  private:
   explicit StateLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  static Result<StateLock> lock(const std::filesystem::path& state_dir, Mode mode, bool wait);
   UniqueFd fd_;
 };
 

@@ -1,8 +1,12 @@
 #include "puller/unpack/image_publisher.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 
 #include "base/atomic_file.h"
 #include "puller/unpack/image_unpacker.h"
@@ -30,8 +34,34 @@ ImagePublisher::~ImagePublisher() {
     worker_.join();
 }
 
+bool ImagePublisher::lockTarget() {
+  const auto path = target_.parent_path() / ("." + target_.filename().string() + ".lock");
+  target_lock_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!target_lock_.valid()) {
+    std::lock_guard lock(mutex_);
+    error_ = errnoError(errno, "open", path);
+    stop_pull_.request_stop();
+    return false;
+  }
+  // Polled rather than blocking so that a stop request (SIGTERM, a removed site) is seen; the
+  // holder is unpacking a whole image, so a tenth of a second is no delay worth a clock.
+  while (::flock(target_lock_.get(), LOCK_EX | LOCK_NB) != 0) {
+    if ((errno != EWOULDBLOCK && errno != EINTR) || stop_pull_.stop_requested()) {
+      std::lock_guard lock(mutex_);
+      error_ = stop_pull_.stop_requested() ? makeError(ErrorCode::kCancelled, "stop requested")
+                                           : errnoError(errno, "lock", path);
+      stop_pull_.request_stop();
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return true;
+}
+
 void ImagePublisher::onImageResolved(const PulledImage& image) {
   target_ = target_for_(image);
+  if (!lockTarget())
+    return;
   removeStaleStaging(target_);
   if (reuse_existing_ && std::filesystem::exists(target_)) {
     reused_ = true;

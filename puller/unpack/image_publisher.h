@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "base/context.h"
+#include "base/unique_fd.h"
 #include "puller/image_puller.h"
 #include "puller/store/content_store.h"
 #include "puller/unpack/layer_applier.h"
@@ -27,7 +28,9 @@ enum class PublishForm {
 // into the pull as an observer: once the config is known it starts a thread that applies layer
 // i the moment its blob is verified, while later layers are still downloading. A failure at any
 // point (pull or unpack) leaves whatever was at `target` before untouched; an unpack failure
-// stops the pull through `stop_pull`.
+// stops the pull through `stop_pull`. Publishers of the same target (two sites of one image, in
+// this process or another) take turns through a lock file beside it, so neither removes the
+// other's staging directory and the second reuses what the first published.
 class ImagePublisher final : public PullObserver {
  public:
   // `target_for` names the target once the image is known (the state dir keys images by
@@ -52,6 +55,8 @@ class ImagePublisher final : public PullObserver {
   Status finish(const PulledImage* image, const Status& pull_status);
 
  private:
+  // Waits for the target's lock; false when the pull was stopped meanwhile.
+  bool lockTarget();
   void run(PulledImage image);
   Status unpackAll(const PulledImage& image);
 
@@ -63,6 +68,7 @@ class ImagePublisher final : public PullObserver {
   std::stop_source stop_pull_;
   bool reuse_existing_;
   bool reused_ = false;
+  UniqueFd target_lock_;
 
   std::mutex mutex_;
   std::condition_variable ready_changed_;

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 namespace pullagent::agent {
 namespace {
 
@@ -33,6 +36,36 @@ TEST(AgentConfig, FieldsAndHostOverrides) {
   EXPECT_EQ(config->concurrency, 8);
   EXPECT_EQ(config->stall_timeout, std::chrono::seconds(60));
   EXPECT_EQ(config->host_overrides.at("myreg.azurecr.io").size(), 2u);
+}
+
+TEST(AgentConfig, DaemonFields) {
+  auto config = parseAgentConfig(
+      R"({"sitesDir":"/srv/sites","maxConcurrentPulls":3,"rescanIntervalSeconds":5,
+          "retryInitialBackoffSeconds":2,"retryMaxBackoffSeconds":8,
+          "metricsAddress":"unix:/run/pullagent/metrics.sock"})",
+      {});
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->sites_dir, "/srv/sites");
+  EXPECT_EQ(config->max_concurrent_pulls, 3);
+  EXPECT_EQ(config->rescan_interval, std::chrono::seconds(5));
+  EXPECT_EQ(config->retry_initial_backoff, std::chrono::seconds(2));
+  EXPECT_EQ(config->retry_max_backoff, std::chrono::seconds(8));
+  EXPECT_EQ(config->metrics_address, "unix:/run/pullagent/metrics.sock");
+  auto inverted =
+      parseAgentConfig(R"({"retryInitialBackoffSeconds":20,"retryMaxBackoffSeconds":8})", {});
+  ASSERT_FALSE(inverted.ok());
+  EXPECT_NE(inverted.error().message.find("retryMaxBackoffSeconds"), std::string::npos);
+}
+
+TEST(AgentConfig, TheShippedExampleParses) {
+  std::ifstream in(std::string(PULLAGENT_SOURCE_DIR) + "/systemd/agent.example.json");
+  ASSERT_TRUE(in.good());
+  std::stringstream text;
+  text << in.rdbuf();
+  auto config = parseAgentConfig(text.str(), {});
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->sites_dir, "/etc/pullagent/sites");
+  EXPECT_EQ(config->metrics_address, "127.0.0.1:9464");
 }
 
 TEST(AgentConfig, ErrorsNameThePathAndValue) {

@@ -1,0 +1,106 @@
+#include "agent/cli/status_command.h"
+
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "agent/cli/args.h"
+#include "agent/cli/exit_codes.h"
+#include "agent/cli/log_options.h"
+#include "agent/cli/progress.h"
+#include "agent/config/config_files.h"
+#include "agent/daemon/site_state.h"
+
+namespace pullagent::agent {
+namespace {
+
+constexpr const char* kUsage =
+    R"(usage: pullagent status [SITE] [--config AGENT.json | --state DIR] [--json]
+
+Shows what the agent recorded for each site: the image asked for, the phase, progress, the
+published image and the last error.
+  --config FILE   agent config naming the state dir (default /etc/pullagent/agent.json)
+  --state DIR     the state dir itself
+  --json          the recorded states as a JSON array
+)";
+
+std::string shortDigest(const std::string& digest) {
+  auto colon = digest.find(':');
+  return colon == std::string::npos ? digest : digest.substr(colon + 1, 12);
+}
+
+std::string progressText(const SiteState& state) {
+  if (state.phase != SitePhase::kPulling)
+    return "-";
+  return std::to_string(state.progress.layers_done) + "/" +
+         std::to_string(state.progress.layers_total) + " layers " +
+         humanBytes(state.progress.bytes_done) + "/" + humanBytes(state.progress.bytes_total);
+}
+
+std::string detail(const SiteState& state) {
+  std::string text;
+  if (state.last_error)
+    text = state.last_error->phase + ": " + state.last_error->message;
+  if (state.phase == SitePhase::kFailed && state.next_attempt_at) {
+    text = "attempt " + std::to_string(state.attempts) + ", next at " +
+           formatUtc(*state.next_attempt_at) + "; " + text;
+  }
+  return text.empty() ? "-" : text;
+}
+
+}  // namespace
+
+int runStatusCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env,
+                     const std::map<std::string, std::string>& environment) {
+  auto parsed = parseArgs(argv, {"config", "state", "log-level", "log-format"}, {"json", "help"});
+  if (!parsed || parsed->flag("help") || parsed->positionals.size() > 1) {
+    if (!parsed)
+      std::cerr << "pullagent status: " << parsed.error().message << "\n";
+    std::cerr << kUsage;
+    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
+  }
+  if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
+    std::cerr << "pullagent status: " << logging.error().message << "\n";
+    return kExitUsage;
+  }
+  std::filesystem::path state_dir;
+  if (auto state = parsed->option("state")) {
+    state_dir = *state;
+  } else {
+    auto agent = loadAgentConfig(parsed->option("config"), environment);
+    if (!agent) {
+      std::cerr << "pullagent status: " << agent.error().describe() << "\n";
+      return exitCodeFor(agent.error());
+    }
+    state_dir = agent->state_dir;
+  }
+  std::vector<SiteState> states = SiteStateStore(state_dir).readAll();
+  if (!parsed->positionals.empty()) {
+    const std::string& wanted = parsed->positionals[0];
+    std::erase_if(states, [&](const SiteState& state) { return state.site != wanted; });
+    if (states.empty()) {
+      std::cerr << "pullagent status: no site \"" << wanted << "\" in " << state_dir.string()
+                << "/sites\n";
+      return kExitNotFound;
+    }
+  }
+  if (parsed->flag("json")) {
+    auto array = nlohmann::json::array();
+    for (const auto& state : states)
+      array.push_back(nlohmann::json::parse(siteStateJson(state)));
+    std::cout << array.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::printf("%-20s %-12s %-44s %-12s %-26s %s\n", "SITE", "PHASE", "IMAGE", "PUBLISHED",
+              "PROGRESS", "LAST ERROR");
+  for (const auto& state : states) {
+    std::printf("%-20s %-12s %-44s %-12s %-26s %s\n", state.site.c_str(),
+                std::string(toString(state.phase)).c_str(),
+                (state.image.empty() ? "-" : state.image).c_str(),
+                state.published ? shortDigest(state.published->digest).c_str() : "-",
+                progressText(state).c_str(), detail(state).c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace pullagent::agent

@@ -1,0 +1,281 @@
+#include "agent/daemon/daemon.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <iostream>
+
+#include "agent/cli/args.h"
+#include "agent/cli/exit_codes.h"
+#include "agent/cli/log_options.h"
+#include "agent/cli/progress.h"
+#include "agent/config/config_files.h"
+#include "agent/daemon/metrics.h"
+#include "agent/daemon/metrics_server.h"
+#include "agent/daemon/reconciler.h"
+#include "agent/daemon/site_runner.h"
+#include "agent/daemon/sites_directory.h"
+#include "agent/daemon/systemd_notifier.h"
+#include "puller/store/garbage_collector.h"
+#include "puller/store/state_lock.h"
+
+namespace pullagent::agent {
+namespace {
+
+using std::chrono::steady_clock;
+
+constexpr const char* kUsage = R"(usage: pullagent [--config AGENT.json] [--log-format FMT]
+
+Runs the agent as a service: watches the agent config's sitesDir (one SITE.json per site, the
+site's ARM or `az webapp show` JSON) and keeps each site's image pulled and published under
+stateDir. SIGHUP reloads the agent config; SIGTERM stops, keeping partial downloads to resume.
+  --config FILE      agent config (default /etc/pullagent/agent.json; defaults if it is absent)
+  --log-level LEVEL  trace, debug, info (default), warn, error
+  --log-format FMT   journal (default under systemd), text or json
+)";
+
+// Files that change in bursts (an editor, a deployment writing several sites) settle first.
+constexpr auto kDebounce = std::chrono::milliseconds(200);
+constexpr auto kStatusInterval = std::chrono::seconds(1);
+
+ReconcilerOptions reconcilerOptions(const AgentConfig& agent) {
+  return {agent.max_concurrent_pulls, agent.retry_initial_backoff, agent.retry_max_backoff};
+}
+
+std::string monotonicUsec() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return std::to_string(static_cast<long long>(now.tv_sec) * 1000000 + now.tv_nsec / 1000);
+}
+
+void drainEventFd(int fd) {
+  uint64_t count = 0;
+  while (::read(fd, &count, sizeof count) > 0) {
+  }
+}
+
+class Daemon {
+ public:
+  Daemon(const ProcessEnvironment& env, const std::map<std::string, std::string>& environment,
+         std::optional<std::string> config_path)
+      : env_(env),
+        environment_(environment),
+        config_path_(std::move(config_path)),
+        notifier_(SystemdNotifier::fromEnvironment(environment)),
+        wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+        runner_(clock_, random_, metrics_, env.privileged) {}
+
+  int run();
+
+ private:
+  Status configure(AgentConfig agent);
+  void reload();
+  void wake() {
+    uint64_t one = 1;
+    if (::write(wake_.get(), &one, sizeof one) < 0) {
+      // Only fails when the counter is saturated, which also wakes the loop.
+    }
+  }
+  void rescan();
+  void collectGarbage();
+  void reportStatus(bool force);
+
+  const ProcessEnvironment& env_;
+  const std::map<std::string, std::string>& environment_;
+  std::optional<std::string> config_path_;
+  SystemClock clock_;
+  SystemRandom random_;
+  Metrics metrics_;
+  SystemdNotifier notifier_;
+  UniqueFd wake_;
+  SitePullRunner runner_;
+  AgentConfig agent_;
+  std::unique_ptr<SiteStateStore> store_;
+  std::unique_ptr<Reconciler> reconciler_;
+  std::unique_ptr<MetricsServer> metrics_server_;
+  SitesWatcher watcher_;
+  std::string last_status_;
+  bool collect_pending_ = false;
+};
+
+Status Daemon::configure(AgentConfig agent) {
+  auto services = DaemonServices::create(agent, clock_, random_);
+  if (!services)
+    return services.error();
+  if (agent.metrics_address != agent_.metrics_address || !metrics_server_) {
+    metrics_server_.reset();
+    if (agent.metrics_address) {
+      auto server =
+          MetricsServer::start(*agent.metrics_address, [this] { return metrics_.render(); });
+      if (!server)
+        return server.error();
+      metrics_server_ = std::move(server.value());
+      spdlog::info("metrics at http://{}/metrics", metrics_server_->address());
+    }
+  }
+  if (!store_ || agent.state_dir != agent_.state_dir) {
+    if (reconciler_)  // a new state dir means new site states: start from what it records
+      reconciler_->stopAll();
+    store_ = std::make_unique<SiteStateStore>(agent.state_dir);
+    reconciler_ = std::make_unique<Reconciler>(
+        runner_, clock_, *store_, metrics_, [this] { wake(); }, reconcilerOptions(agent));
+  }
+  reconciler_->setOptions(reconcilerOptions(agent));
+  if (agent.sites_dir != agent_.sites_dir || watcher_.fd() < 0)
+    watcher_ = SitesWatcher::create(agent.sites_dir);
+  runner_.setServices(std::move(services.value()));
+  agent_ = std::move(agent);
+  return {};
+}
+
+void Daemon::reload() {
+  notifier_.notify("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec() +
+                   "\nSTATUS=reloading the agent config");
+  auto agent = loadAgentConfig(config_path_, environment_);
+  Status status = agent ? configure(std::move(agent.value())) : Status{agent.error()};
+  if (status)
+    spdlog::info("agent config reloaded");
+  else
+    spdlog::error("agent config not reloaded, keeping the previous one: {}",
+                  status.error().describe());
+  notifier_.notify("READY=1");
+  rescan();
+  reportStatus(true);
+}
+
+void Daemon::rescan() {
+  if (watcher_.fd() < 0 && std::filesystem::is_directory(agent_.sites_dir))
+    watcher_ = SitesWatcher::create(agent_.sites_dir);  // the directory appeared after start
+  reconciler_->update(scanSites(agent_.sites_dir));
+}
+
+void Daemon::collectGarbage() {
+  if (reconciler_->takeCollectable())
+    collect_pending_ = true;
+  // Only between pulls: a pull holds the state lock shared, and the loop must not wait.
+  if (!collect_pending_ || reconciler_->running() != 0)
+    return;
+  auto lock = puller::StateLock::tryAcquire(agent_.state_dir, puller::StateLock::Mode::kExclusive);
+  if (!lock)
+    return;  // a `pullagent pull`/`--once` run holds it; next turn
+  collect_pending_ = false;
+  std::set<puller::Digest> keep;
+  for (const auto& digest : reconciler_->publishedDigests()) {
+    if (auto parsed = puller::Digest::parse(digest))
+      keep.insert(parsed.value());
+  }
+  auto report = puller::collectGarbage(agent_.state_dir, keep, false);
+  if (!report) {
+    spdlog::warn("garbage collection failed: {}", report.error().describe());
+    return;
+  }
+  metrics_.garbageCollected(report->images_removed, report->blobs_removed, report->bytes_freed);
+  spdlog::info("garbage collection: removed {} images and {} blobs, freed {}",
+               report->images_removed, report->blobs_removed, humanBytes(report->bytes_freed));
+}
+
+void Daemon::reportStatus(bool force) {
+  reconciler_->refreshProgress();
+  std::string status = reconciler_->statusLine();
+  if (status != last_status_ || force) {
+    notifier_.notify("STATUS=" + status);
+    last_status_ = status;
+  }
+}
+
+int Daemon::run() {
+  auto agent = loadAgentConfig(config_path_, environment_);
+  if (!agent) {
+    spdlog::error("cannot start: {}", agent.error().describe());
+    return kExitUsage;
+  }
+  if (auto status = configure(std::move(agent.value())); !status) {
+    spdlog::error("cannot start: {}", status.error().describe());
+    return exitCodeFor(status.error());
+  }
+  std::stop_callback wake_on_stop(env_.stop, [this] { wake(); });
+  rescan();
+  reconciler_->step();
+  spdlog::info("pullagent ready: sites in {}, state in {}", agent_.sites_dir.string(),
+               agent_.state_dir.string());
+  notifier_.notify("READY=1\nSTATUS=" + reconciler_->statusLine());
+
+  const auto watchdog = notifier_.watchdogInterval();
+  auto next_watchdog = steady_clock::now();
+  auto next_rescan = steady_clock::now() + agent_.rescan_interval;
+  auto next_status = steady_clock::now() + kStatusInterval;
+  std::optional<steady_clock::time_point> debounce_until;
+  std::optional<steady_clock::time_point> next_retry;
+  while (!env_.stop.stop_requested()) {
+    auto now = steady_clock::now();
+    if (watchdog && now >= next_watchdog) {
+      notifier_.notify("WATCHDOG=1");
+      next_watchdog = now + *watchdog / 2;
+    }
+    auto deadline = std::min(next_rescan, next_status);
+    if (watchdog)
+      deadline = std::min(deadline, next_watchdog);
+    if (debounce_until)
+      deadline = std::min(deadline, *debounce_until);
+    if (next_retry)
+      deadline = std::min(deadline, *next_retry);
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+    pollfd fds[3] = {
+        {wake_.get(), POLLIN, 0}, {watcher_.fd(), POLLIN, 0}, {env_.reload_fd, POLLIN, 0}};
+    ::poll(fds, 3, static_cast<int>(std::clamp<int64_t>(wait.count() + 1, 0, 60000)));
+    if (env_.stop.stop_requested())
+      break;
+    drainEventFd(wake_.get());
+    now = steady_clock::now();
+    if (env_.reload_fd >= 0 && (fds[2].revents & POLLIN) != 0) {
+      drainEventFd(env_.reload_fd);
+      reload();
+      next_rescan = now + agent_.rescan_interval;
+    }
+    if ((fds[1].revents & POLLIN) != 0 && watcher_.drain() && !debounce_until)
+      debounce_until = now + kDebounce;
+    if ((debounce_until && now >= *debounce_until) || now >= next_rescan) {
+      rescan();
+      debounce_until.reset();
+      next_rescan = now + agent_.rescan_interval;
+    }
+    next_retry = reconciler_->step();
+    collectGarbage();
+    if (now >= next_status || reconciler_->running() == 0) {
+      reportStatus(false);
+      next_status = now + kStatusInterval;
+    }
+  }
+  spdlog::info("stopping: cancelling {} pulls (partial downloads are kept)",
+               reconciler_->running());
+  notifier_.notify("STOPPING=1\nSTATUS=stopping");
+  reconciler_->stopAll();
+  metrics_server_.reset();
+  spdlog::info("stopped");
+  return kExitOk;
+}
+
+}  // namespace
+
+int runDaemon(const std::vector<std::string>& argv, const ProcessEnvironment& env,
+              const std::map<std::string, std::string>& environment) {
+  auto parsed = parseArgs(argv, {"config", "log-level", "log-format"}, {"help"});
+  if (!parsed || parsed->flag("help") || !parsed->positionals.empty()) {
+    if (!parsed)
+      std::cerr << "pullagent: " << parsed.error().message << "\n";
+    std::cerr << kUsage;
+    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
+  }
+  if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
+    std::cerr << "pullagent: " << logging.error().message << "\n" << kUsage;
+    return kExitUsage;
+  }
+  Daemon daemon(env, environment, parsed->option("config"));
+  return daemon.run();
+}
+
+}  // namespace pullagent::agent

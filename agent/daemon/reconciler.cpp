@@ -1,0 +1,283 @@
+#include "agent/daemon/reconciler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+
+namespace pullagent::agent {
+
+struct Reconciler::Attempt {
+  SiteActivity activity;
+  std::stop_source stop;
+  std::atomic<bool> done{false};
+  SiteAttemptResult result;
+  std::chrono::steady_clock::time_point started;
+  std::jthread thread;  // declared last: joined before the rest is destroyed
+};
+
+Reconciler::Reconciler(SiteAttemptRunner& runner, const Clock& clock, const SiteStateStore& store,
+                       Metrics& metrics, std::function<void()> wake, ReconcilerOptions options)
+    : runner_(runner),
+      clock_(clock),
+      store_(store),
+      metrics_(metrics),
+      wake_(std::move(wake)),
+      options_(options) {}
+
+Reconciler::~Reconciler() {
+  stopAll();
+}
+
+void Reconciler::save(Site& site) {
+  site.state.updated_at = clock_.wallNow();
+  if (auto status = store_.write(site.state); !status)
+    spdlog::warn("cannot record the state of site {}: {}", site.state.site,
+                 status.error().describe());
+}
+
+bool Reconciler::wanted(const Site& site) const {
+  return !site.removed &&
+         (!site.state.published || site.state.published->config_sha256 != site.file.sha256);
+}
+
+void Reconciler::update(const std::map<std::string, SiteFile>& files) {
+  if (!loaded_) {
+    // What the previous run knew: published images stay published (and kept by gc) across
+    // restarts, and a site whose config did not change is not pulled again.
+    for (auto& state : store_.readAll()) {
+      Site site;
+      site.state = std::move(state);
+      site.file.sha256 = site.state.config_sha256;
+      sites_.emplace(site.state.site, std::move(site));
+    }
+    loaded_ = true;
+  }
+  const auto now = clock_.now();
+  for (const auto& [name, file] : files) {
+    auto [it, added] = sites_.try_emplace(name);
+    Site& site = it->second;
+    const bool changed = added || site.file.sha256 != file.sha256 || site.removed;
+    site.removed = false;
+    site.file = file;
+    site.state.site = name;
+    site.state.config_file = file.path.string();
+    if (!changed)
+      continue;
+    site.state.config_sha256 = file.sha256;
+    if (site.attempt) {
+      spdlog::info("site {}: config changed during a pull; starting over with the new one", name);
+      site.attempt->stop.request_stop();
+    } else if (wanted(site)) {
+      spdlog::info("site {}: {}", name, added ? "new site" : "config changed");
+      site.next_attempt = now;  // a fixed config is tried at once, whatever the backoff was
+      site.state.attempts = 0;
+      site.state.next_attempt_at.reset();
+      site.state.phase = SitePhase::kPending;
+      save(site);
+    } else if (site.state.phase != SitePhase::kPublished) {
+      site.state.phase = SitePhase::kPublished;
+      save(site);
+    }
+  }
+  for (auto it = sites_.begin(); it != sites_.end();) {
+    Site& site = it->second;
+    if (files.count(it->first) != 0 || site.removed) {
+      ++it;
+      continue;
+    }
+    spdlog::info("site {}: removed; its image becomes collectable", it->first);
+    site.removed = true;
+    if (site.attempt) {
+      site.attempt->stop.request_stop();
+      ++it;
+      continue;
+    }
+    if (auto status = store_.remove(it->first); !status)
+      spdlog::warn("site {}: {}", it->first, status.error().describe());
+    collectable_ = collectable_ || site.state.published.has_value();
+    it = sites_.erase(it);
+  }
+  metrics_.setSites(static_cast<int>(files.size()));
+}
+
+void Reconciler::start(const std::string& name, Site& site) {
+  site.attempt = std::make_unique<Attempt>();
+  Attempt& attempt = *site.attempt;
+  attempt.started = clock_.now();
+  site.state.phase = SitePhase::kPulling;
+  site.state.progress = {};
+  site.state.last_attempt_at = clock_.wallNow();
+  site.state.next_attempt_at.reset();
+  save(site);
+  attempt.thread = std::jthread([this, name, path = site.file.path, &attempt] {
+    attempt.result = runner_.run(name, path, attempt.activity, attempt.stop.get_token());
+    attempt.done = true;
+    wake_();
+  });
+  metrics_.setPullsInFlight(running());
+}
+
+void Reconciler::finish(const std::string& name, Site& site) {
+  std::unique_ptr<Attempt> attempt = std::move(site.attempt);
+  attempt->thread.join();
+  SiteAttemptResult& result = attempt->result;
+  const double seconds = std::chrono::duration<double>(clock_.now() - attempt->started).count();
+  if (!result.image.empty())
+    site.state.image = result.image;
+  site.state.progress = attempt->activity.progress();
+  const auto now = clock_.now();
+  switch (result.kind) {
+    case SiteAttemptResult::Kind::kPublished: {
+      metrics_.pullFinished("success", seconds);
+      if (site.state.published && result.published &&
+          site.state.published->digest != result.published->digest) {
+        collectable_ = true;  // the image it replaced
+      }
+      site.state.published = result.published;
+      site.state.attempts = 0;
+      site.state.last_error.reset();
+      site.failed_sha256.clear();
+      site.state.phase = wanted(site) ? SitePhase::kPending : SitePhase::kPublished;
+      site.next_attempt = now;
+      break;
+    }
+    case SiteAttemptResult::Kind::kFailed: {
+      metrics_.pullFinished("failure", seconds);
+      site.state.last_error = result.error;
+      if (result.config_sha256 != site.file.sha256 && !result.config_sha256.empty()) {
+        // The config changed while this attempt ran: the new one deserves a try now.
+        site.state.phase = SitePhase::kPending;
+        site.next_attempt = now;
+        break;
+      }
+      ++site.state.attempts;
+      const int doublings = std::min(site.state.attempts - 1, 20);
+      const auto backoff = std::min<std::chrono::seconds>(
+          options_.initial_backoff * (int64_t{1} << doublings), options_.max_backoff);
+      site.failed_sha256 = site.file.sha256;
+      site.next_attempt = now + backoff;
+      site.state.next_attempt_at = clock_.wallNow() + backoff;
+      site.state.phase = SitePhase::kFailed;
+      metrics_.retryScheduled();
+      spdlog::warn("site {}: pull failed ({} phase): {}; retrying in {} s (attempt {})", name,
+                   result.error ? result.error->phase : "?",
+                   result.error ? result.error->message : "unknown error", backoff.count(),
+                   site.state.attempts);
+      break;
+    }
+    case SiteAttemptResult::Kind::kCancelled:
+      metrics_.pullFinished("cancelled", seconds);
+      site.state.phase = stopping_ ? SitePhase::kInterrupted : SitePhase::kPending;
+      site.next_attempt = now;
+      break;
+  }
+  if (site.removed)
+    collectable_ = collectable_ || site.state.published.has_value();
+  else
+    save(site);
+  metrics_.setPullsInFlight(running());
+}
+
+std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
+  for (auto it = sites_.begin(); it != sites_.end();) {
+    Site& site = it->second;
+    if (site.attempt && site.attempt->done)
+      finish(it->first, site);
+    if (site.removed && !site.attempt) {
+      if (auto status = store_.remove(it->first); !status)
+        spdlog::warn("site {}: {}", it->first, status.error().describe());
+      it = sites_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (stopping_)
+    return std::nullopt;
+  const auto now = clock_.now();
+  std::optional<std::chrono::steady_clock::time_point> next;
+  int slots = options_.max_concurrent - running();
+  for (auto& [name, site] : sites_) {
+    if (site.attempt || !wanted(site))
+      continue;
+    if (site.next_attempt > now) {
+      next = next ? std::min(*next, site.next_attempt) : site.next_attempt;
+      continue;
+    }
+    if (slots <= 0)
+      continue;  // pending until a slot frees; a finishing attempt wakes the loop
+    --slots;
+    start(name, site);
+  }
+  return next;
+}
+
+void Reconciler::refreshProgress() {
+  for (auto& [name, site] : sites_) {
+    if (!site.attempt || site.removed)
+      continue;
+    const SiteProgress progress = site.attempt->activity.progress();
+    const std::string image = site.attempt->activity.image();
+    if (progress == site.state.progress && (image.empty() || image == site.state.image))
+      continue;
+    site.state.progress = progress;
+    if (!image.empty())
+      site.state.image = image;
+    save(site);
+  }
+}
+
+void Reconciler::stopAll() {
+  stopping_ = true;
+  for (auto& [name, site] : sites_) {
+    if (site.attempt)
+      site.attempt->stop.request_stop();
+  }
+  for (auto& [name, site] : sites_) {
+    if (site.attempt)
+      finish(name, site);
+  }
+}
+
+int Reconciler::running() const {
+  return static_cast<int>(std::count_if(sites_.begin(), sites_.end(), [](const auto& entry) {
+    return entry.second.attempt != nullptr;
+  }));
+}
+
+std::string Reconciler::statusLine() const {
+  std::string line;
+  int published = 0, failing = 0;
+  for (const auto& [name, site] : sites_) {
+    if (site.attempt) {
+      const SiteProgress p = site.attempt->activity.progress();
+      line += (line.empty() ? "pulling " : "; ") + name + ": " + std::to_string(p.layers_done) +
+              "/" + std::to_string(p.layers_total) + " layers, " +
+              std::to_string(p.bytes_done / 1000000) + "/" +
+              std::to_string(p.bytes_total / 1000000) + " MB";
+    } else if (site.state.phase == SitePhase::kPublished) {
+      ++published;
+    } else if (site.state.phase == SitePhase::kFailed) {
+      ++failing;
+    }
+  }
+  if (!line.empty())
+    return line;
+  return "idle: " + std::to_string(sites_.size()) + " sites, " + std::to_string(published) +
+         " published, " + std::to_string(failing) + " failing";
+}
+
+std::set<std::string> Reconciler::publishedDigests() const {
+  std::set<std::string> digests;
+  for (const auto& [name, site] : sites_) {
+    if (site.state.published && !site.removed)
+      digests.insert(site.state.published->digest);
+  }
+  return digests;
+}
+
+bool Reconciler::takeCollectable() {
+  return std::exchange(collectable_, false);
+}
+
+}  // namespace pullagent::agent

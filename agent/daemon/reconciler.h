@@ -1,0 +1,86 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "agent/daemon/metrics.h"
+#include "agent/daemon/site_attempt.h"
+#include "agent/daemon/site_state.h"
+#include "agent/daemon/sites_directory.h"
+#include "base/clock.h"
+
+namespace pullagent::agent {
+
+struct ReconcilerOptions {
+  int max_concurrent = 2;
+  std::chrono::seconds initial_backoff{10};
+  std::chrono::seconds max_backoff{300};
+};
+
+// Keeps every site's published image equal to what its config asks for. The daemon's loop
+// tells it what the sites directory holds (update) and lets it act (step); each attempt runs on
+// its own thread, at most max_concurrent at once, so one site's failure or slowness never
+// delays the others. A failed attempt is tried again after a capped exponential backoff, or at
+// once when the config changes; a removed site's state goes and its image becomes collectable.
+// Not thread-safe: only the loop's thread calls it (workers report through `wake`).
+class Reconciler {
+ public:
+  Reconciler(SiteAttemptRunner& runner, const Clock& clock, const SiteStateStore& store,
+             Metrics& metrics, std::function<void()> wake, ReconcilerOptions options);
+  ~Reconciler();
+  Reconciler(const Reconciler&) = delete;
+  Reconciler& operator=(const Reconciler&) = delete;
+
+  void setOptions(const ReconcilerOptions& options) { options_ = options; }
+  // The sites directory as scanned now.
+  void update(const std::map<std::string, SiteFile>& files);
+  // Applies finished attempts and starts the due ones. Returns when the next retry is due.
+  std::optional<std::chrono::steady_clock::time_point> step();
+  // Persists the progress of running pulls (the loop calls it about once a second).
+  void refreshProgress();
+  // Cancels running attempts, waits for them and records them as interrupted.
+  void stopAll();
+
+  int running() const;
+  // "pulling site-a: 3/5 layers, 120/300 MB; site-b ..." or a summary when idle.
+  std::string statusLine() const;
+  // Manifest digests of every site's published image: what garbage collection keeps.
+  std::set<std::string> publishedDigests() const;
+  // True once after something became collectable (a replaced image, a removed site).
+  bool takeCollectable();
+
+ private:
+  struct Attempt;
+  struct Site {
+    SiteState state;
+    SiteFile file;
+    bool removed = false;
+    std::string failed_sha256;  // the config the last failure was for
+    std::chrono::steady_clock::time_point next_attempt{};
+    std::unique_ptr<Attempt> attempt;
+  };
+
+  bool wanted(const Site& site) const;
+  void start(const std::string& name, Site& site);
+  void finish(const std::string& name, Site& site);
+  void save(Site& site);
+
+  SiteAttemptRunner& runner_;
+  const Clock& clock_;
+  const SiteStateStore& store_;
+  Metrics& metrics_;
+  std::function<void()> wake_;
+  ReconcilerOptions options_;
+  std::map<std::string, Site> sites_;
+  bool loaded_ = false;
+  bool collectable_ = false;
+  bool stopping_ = false;
+};
+
+}  // namespace pullagent::agent

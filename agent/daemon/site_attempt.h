@@ -1,0 +1,58 @@
+#pragma once
+
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+
+#include "agent/daemon/site_state.h"
+
+namespace pullagent::agent {
+
+// A running attempt's live view, written by its worker thread, read by the daemon's loop.
+class SiteActivity {
+ public:
+  void setImage(const std::string& image) {
+    std::lock_guard lock(mutex_);
+    image_ = image;
+  }
+  void update(const SiteProgress& progress) {
+    std::lock_guard lock(mutex_);
+    progress_ = progress;
+  }
+  std::string image() const {
+    std::lock_guard lock(mutex_);
+    return image_;
+  }
+  SiteProgress progress() const {
+    std::lock_guard lock(mutex_);
+    return progress_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::string image_;
+  SiteProgress progress_;
+};
+
+// What one attempt at a site's pull ended with.
+struct SiteAttemptResult {
+  enum class Kind { kPublished, kFailed, kCancelled };
+  Kind kind = Kind::kFailed;
+  std::string image;          // what the config asked for; empty when it could not be read
+  std::string config_sha256;  // of the config bytes the attempt read
+  std::optional<PublishedImage> published;
+  std::optional<SiteError> error;
+};
+
+// Runs one attempt: reads the site's config afresh and pulls and publishes its image. The
+// daemon's runner does real pulls; tests script it.
+class SiteAttemptRunner {
+ public:
+  virtual ~SiteAttemptRunner() = default;
+  virtual SiteAttemptResult run(const std::string& site, const std::filesystem::path& config,
+                                SiteActivity& activity, std::stop_token stop) = 0;
+};
+
+}  // namespace pullagent::agent

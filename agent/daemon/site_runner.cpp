@@ -1,0 +1,152 @@
+#include "agent/daemon/site_runner.h"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+#include "agent/config/config_files.h"
+#include "agent/site/site_pull.h"
+#include "puller/store/sha256.h"
+
+namespace pullagent::agent {
+namespace {
+
+// Feeds a pull's events to the site's activity: layers and bytes done of the total.
+class ProgressObserver final : public puller::PullObserver {
+ public:
+  explicit ProgressObserver(SiteActivity& activity) : activity_(activity) {}
+
+  void onManifest(const puller::Descriptor&,
+                  const std::vector<puller::Descriptor>& layers) override {
+    std::lock_guard lock(mutex_);
+    progress_ = {};
+    layers_.clear();
+    for (const auto& layer : layers) {
+      layers_.insert(layer.digest.str());
+      progress_.bytes_total += layer.size;
+    }
+    progress_.layers_total = static_cast<int>(layers.size());
+    activity_.update(progress_);
+  }
+  void onBlobStart(const puller::Descriptor& blob, int64_t offset) override {
+    add(blob, offset);  // resumed bytes count as done
+  }
+  void onBlobBytes(const puller::Descriptor& blob, int64_t bytes) override { add(blob, bytes); }
+  void onBlobDone(const puller::Descriptor& blob, bool was_present) override {
+    std::lock_guard lock(mutex_);
+    if (layers_.count(blob.digest.str()) == 0)
+      return;
+    ++progress_.layers_done;
+    if (was_present)
+      progress_.bytes_done += blob.size;
+    activity_.update(progress_);
+  }
+
+ private:
+  void add(const puller::Descriptor& blob, int64_t bytes) {
+    std::lock_guard lock(mutex_);
+    if (layers_.count(blob.digest.str()) == 0)
+      return;
+    progress_.bytes_done = std::min(progress_.bytes_done + bytes, progress_.bytes_total);
+    activity_.update(progress_);
+  }
+
+  SiteActivity& activity_;
+  std::mutex mutex_;
+  std::set<std::string> layers_;
+  SiteProgress progress_;
+};
+
+// Phase times into the metrics and the journal; remembers which phase failed.
+class PhaseRecorder final : public SitePullEvents {
+ public:
+  PhaseRecorder(Metrics& metrics, std::string site) : metrics_(metrics), site_(std::move(site)) {}
+  void phaseDone(const std::string& phase, std::chrono::milliseconds took,
+                 const std::string& what) override {
+    metrics_.phaseDuration(phase, std::chrono::duration<double>(took).count());
+    spdlog::info("site {}: {} done in {} ms: {}", site_, phase, took.count(), what);
+  }
+  void phaseFailed(const std::string& phase, const Error&) override { failed_phase_ = phase; }
+  const std::string& failedPhase() const { return failed_phase_; }
+
+ private:
+  Metrics& metrics_;
+  std::string site_;
+  std::string failed_phase_ = "pull";
+};
+
+}  // namespace
+
+Result<std::shared_ptr<DaemonServices>> DaemonServices::create(AgentConfig agent, Clock& clock,
+                                                               Random& random) {
+  auto services = std::make_shared<DaemonServices>();
+  services->agent = std::move(agent);
+  services->identity_resolver = std::make_unique<resolver::StaticHostsResolver>(
+      services->agent.host_overrides, services->system_resolver);
+  auto http = createIdentityClient(services->agent, *services->identity_resolver);
+  if (!http)
+    return http.error();
+  services->identity_http = std::move(http.value());
+  services->identities = std::make_unique<IdentityPool>(*services->identity_http, clock, random,
+                                                        services->agent.identity);
+  return services;
+}
+
+void SitePullRunner::setServices(std::shared_ptr<DaemonServices> services) {
+  std::lock_guard lock(mutex_);
+  services_ = std::move(services);
+}
+
+SiteAttemptResult SitePullRunner::run(const std::string& site_name,
+                                      const std::filesystem::path& config, SiteActivity& activity,
+                                      std::stop_token stop) {
+  std::shared_ptr<DaemonServices> services;
+  {
+    std::lock_guard lock(mutex_);
+    services = services_;
+  }
+  SiteAttemptResult result;
+  auto failed = [&](const std::string& phase, const Error& error) {
+    result.kind = stop.stop_requested() || error.code == ErrorCode::kCancelled
+                      ? SiteAttemptResult::Kind::kCancelled
+                      : SiteAttemptResult::Kind::kFailed;
+    result.error = SiteError{phase, error.describe(), clock_.wallNow()};
+    return result;
+  };
+  // Read afresh on every attempt: a fixed config is picked up by the next retry.
+  auto text = readConfigText(config);
+  if (!text)
+    return failed("config", text.error());
+  result.config_sha256 = puller::Sha256::of(text.value()).hex();
+  auto site = parseSiteConfig(text.value());
+  if (!site)
+    return failed("config", site.error().context(config.string()));
+  result.image = site->image.str();
+  activity.setImage(result.image);
+  spdlog::info("site {}: pulling {} with {}{}", site_name, result.image, describeSiteAuth(*site),
+               site->pull_over_vnet ? ", over the VNet" : "");
+
+  ProgressObserver observer(activity);
+  PhaseRecorder phases(metrics_, site_name);
+  ProcessEnvironment env;
+  env.stop = stop;
+  env.privileged = privileged_;
+  SitePullServices pull_services{services->agent, clock_, random_, *services->identities,
+                                 services->system_resolver};
+  auto outcome = pullSite(pull_services, site.value(), env, phases, &observer);
+  if (!outcome)
+    return failed(phases.failedPhase(), outcome.error());
+  const auto& image = outcome->image;
+  metrics_.bytesDownloaded(image.bytes_downloaded);
+  metrics_.blobs(image.blobs_downloaded, image.blobs_present);
+  result.kind = SiteAttemptResult::Kind::kPublished;
+  result.published =
+      PublishedImage{result.image, image.manifest.digest.str(),
+                     (services->agent.state_dir / "images" / image.manifest.digest.hex()).string(),
+                     result.config_sha256, clock_.wallNow()};
+  spdlog::info("site {}: published {} ({}) at {}", site_name, result.image,
+               image.manifest.digest.str(), result.published->path);
+  return result;
+}
+
+}  // namespace pullagent::agent

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <memory>
+#include <mutex>
+
+#include "agent/config/agent_config.h"
+#include "agent/daemon/metrics.h"
+#include "agent/daemon/site_attempt.h"
+#include "agent/site/identity_pool.h"
+#include "base/clock.h"
+#include "base/random.h"
+#include "puller/http/http_client.h"
+#include "resolver/static_hosts_resolver.h"
+#include "resolver/system_resolver.h"
+
+namespace pullagent::agent {
+
+// What the daemon's pulls share: the agent config and the identity endpoint's client and token
+// sources. Rebuilt on SIGHUP; attempts already running keep the set they started with.
+struct DaemonServices {
+  AgentConfig agent;
+  resolver::SystemResolver system_resolver;
+  std::unique_ptr<resolver::StaticHostsResolver> identity_resolver;
+  std::unique_ptr<puller::HttpClient> identity_http;
+  std::unique_ptr<IdentityPool> identities;
+
+  static Result<std::shared_ptr<DaemonServices>> create(AgentConfig agent, Clock& clock,
+                                                        Random& random);
+};
+
+// The daemon's attempts: the site's config read afresh, then pullSite() with its progress fed
+// to the activity and its phases to the metrics.
+class SitePullRunner final : public SiteAttemptRunner {
+ public:
+  SitePullRunner(Clock& clock, Random& random, Metrics& metrics, bool privileged)
+      : clock_(clock), random_(random), metrics_(metrics), privileged_(privileged) {}
+
+  void setServices(std::shared_ptr<DaemonServices> services);
+  SiteAttemptResult run(const std::string& site, const std::filesystem::path& config,
+                        SiteActivity& activity, std::stop_token stop) override;
+
+ private:
+  Clock& clock_;
+  Random& random_;
+  Metrics& metrics_;
+  const bool privileged_;
+  std::mutex mutex_;
+  std::shared_ptr<DaemonServices> services_;
+};
+
+}  // namespace pullagent::agent

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace pullagent::agent {
+
+// Where a site stands. Written by the daemon to <state>/sites/<site>.json (atomically) as it
+// changes, read by `pullagent status` and by the daemon when it starts again.
+enum class SitePhase {
+  kPending,      // new or changed config, waiting for a pull slot
+  kPulling,      // a pull is running
+  kPublished,    // the published image is what the config asks for
+  kFailed,       // the last attempt failed; another follows at next_attempt_at
+  kInterrupted,  // the agent stopped during a pull; the next start resumes it
+};
+
+std::string_view toString(SitePhase phase);
+std::optional<SitePhase> parseSitePhase(std::string_view text);
+
+struct SiteProgress {
+  int layers_done = 0;
+  int layers_total = 0;
+  int64_t bytes_done = 0;
+  int64_t bytes_total = 0;
+  bool operator==(const SiteProgress&) const = default;
+};
+
+struct PublishedImage {
+  std::string image;          // the reference the config asked for ("myreg.azurecr.io/app:v1")
+  std::string digest;         // manifest digest ("sha256:...")
+  std::string path;           // the bundle: <state>/images/<hex>
+  std::string config_sha256;  // of the site config it was pulled for
+  std::chrono::system_clock::time_point at;
+};
+
+struct SiteError {
+  std::string phase;  // config, identity, secrets, pull
+  std::string message;
+  std::chrono::system_clock::time_point at;
+};
+
+struct SiteState {
+  std::string site;  // the config file's name without .json
+  std::string config_file;
+  std::string config_sha256;  // of the config file's bytes; never the config itself (secrets)
+  std::string image;          // what the config asks for; empty when it cannot be read
+  SitePhase phase = SitePhase::kPending;
+  SiteProgress progress;
+  int attempts = 0;  // failed attempts since the config changed or a pull succeeded
+  std::optional<SiteError> last_error;
+  std::optional<PublishedImage> published;  // stays until a newer image is complete
+  std::optional<std::chrono::system_clock::time_point> last_attempt_at;
+  std::optional<std::chrono::system_clock::time_point> next_attempt_at;
+  std::chrono::system_clock::time_point updated_at;
+};
+
+std::string siteStateJson(const SiteState& state);
+Result<SiteState> parseSiteState(std::string_view json_text);
+
+// "2026-11-27T08:00:00Z"
+std::string formatUtc(std::chrono::system_clock::time_point at);
+
+// The state files of a state directory: <state>/sites/<site>.json.
+class SiteStateStore {
+ public:
+  explicit SiteStateStore(std::filesystem::path state_dir) : dir_(std::move(state_dir) / "sites") {}
+  const std::filesystem::path& dir() const { return dir_; }
+  Status write(const SiteState& state) const;
+  Status remove(const std::string& site) const;
+  // Every readable state, by site name; unreadable files are skipped with a warning.
+  std::vector<SiteState> readAll() const;
+
+ private:
+  std::filesystem::path dir_;
+};
+
+}  // namespace pullagent::agent
