@@ -44,7 +44,8 @@ void SystemdNotifier::notify(std::string_view state) {
     address.sun_path[0] = '\0';  // abstract namespace: no terminating NUL counted
   const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address_.size() +
                                              (address_[0] == '@' ? 0 : 1));
-  if (::sendto(fd_.get(), state.data(), state.size(), MSG_NOSIGNAL,
+  // Never blocks: a stalled reader must not stall the loop that also feeds the watchdog.
+  if (::sendto(fd_.get(), state.data(), state.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
                reinterpret_cast<const sockaddr*>(&address), length) < 0 &&
       !warned_) {
     warned_ = true;

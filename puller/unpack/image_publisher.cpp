@@ -36,6 +36,8 @@ ImagePublisher::~ImagePublisher() {
 
 bool ImagePublisher::lockTarget() {
   const auto path = target_.parent_path() / ("." + target_.filename().string() + ".lock");
+  std::error_code ec;
+  std::filesystem::create_directories(target_.parent_path(), ec);  // open() reports a failure
   target_lock_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!target_lock_.valid()) {
     std::lock_guard lock(mutex_);

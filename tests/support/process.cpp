@@ -105,7 +105,9 @@ ProcessResult runProcess(const std::vector<std::string>& argv, std::chrono::seco
   return result;
 }
 
-BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv) {
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
+                                     const std::vector<std::string>& extra_env,
+                                     const std::string& stderr_path) {
   std::array<int, 2> in{}, out{};
   if (::pipe2(in.data(), O_CLOEXEC) != 0 || ::pipe2(out.data(), O_CLOEXEC) != 0) {
     throw std::runtime_error("pipe failed");
@@ -114,7 +116,12 @@ BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv) {
   if (pid_ == 0) {
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
-    execChild(argv);
+    if (!stderr_path.empty()) {
+      int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (err >= 0)
+        ::dup2(err, 2);
+    }
+    execChild(argv, extra_env);
   }
   ::close(in[0]);
   ::close(out[1]);

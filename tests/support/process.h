@@ -27,7 +27,10 @@ class BackgroundProcess {
  public:
   // stdout is read through a pipe; stdin stays an open pipe until the process is stopped, so
   // a child that watches stdin (the test stack) dies with us.
-  explicit BackgroundProcess(const std::vector<std::string>& argv);
+  // `extra_env` as for runProcess; stderr goes to `stderr_path` when given (else inherited).
+  explicit BackgroundProcess(const std::vector<std::string>& argv,
+                             const std::vector<std::string>& extra_env = {},
+                             const std::string& stderr_path = "");
   ~BackgroundProcess();
   BackgroundProcess(const BackgroundProcess&) = delete;
   BackgroundProcess& operator=(const BackgroundProcess&) = delete;

@@ -1,0 +1,370 @@
+// The daemon as systemd runs it: started with NOTIFY_SOCKET and WATCHDOG_USEC, given a sites
+// directory the tests write to, against the registry stack and the Azure emulators.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include "tests/integration/pull_fixture.h"
+#include "tests/support/notify_socket.h"
+
+namespace pullagent::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class Daemon : public PullTest {
+ protected:
+  void SetUp() override {
+    PullTest::SetUp();
+    for (const char* control : {"identity_control", "acr_control", "key_vault_control"})
+      stack().reset(azure()[control]);
+    stack().configure(azure()["identity_control"], {{"fail", json::array()}});
+    fs::create_directories(sitesDir());
+  }
+  void TearDown() override {
+    if (daemon_)
+      stop();
+  }
+  const json& azure() { return stack().info()["azure"]; }
+  fs::path sitesDir() const { return dest_.path() / "sites"; }
+  fs::path stateDir() const { return dest_.path() / "state"; }
+  fs::path imageDir(const std::string& digest) const {
+    return stateDir() / "images" / digest.substr(7);
+  }
+  std::string digestOf(const std::string& tag) {
+    return azure()["images"]["privatewebsite:" + tag]["digest"];
+  }
+
+  json agentConfig() {
+    return {{"stateDir", stateDir().string()},
+            {"sitesDir", sitesDir().string()},
+            {"caBundle", stack().ca()},
+            {"hostOverrides", azure()["host_overrides"]},
+            {"identity", {{"kind", "imds"}, {"endpoint", azure()["imds"]}}},
+            {"metricsAddress", "unix:" + (dest_.path() / "metrics.sock").string()},
+            {"maxConcurrentPulls", 2},
+            {"rescanIntervalSeconds", 30},
+            {"retryInitialBackoffSeconds", 1},
+            {"retryMaxBackoffSeconds", 2}};
+  }
+  json siteWithIdentity(const std::string& client_id, const std::string& tag) {
+    return {{"properties",
+             {{"siteConfig",
+               {{"acrUseManagedIdentityCreds", true},
+                {"acrUserManagedIdentityID", client_id},
+                {"linuxFxVersion",
+                 "DOCKER|" + azure()["acr"].get<std::string>() + "/privatewebsite:" + tag}}}}}};
+  }
+  json site(const std::string& tag) { return siteWithIdentity(azure()["user_client_id"], tag); }
+
+  // Written as deployments write configs: a temporary file renamed into place.
+  void putSite(const std::string& name, const json& config) {
+    const fs::path temporary = sitesDir() / ("." + name + ".json.tmp");
+    writeFile(temporary, config.dump());
+    fs::rename(temporary, sitesDir() / (name + ".json"));
+  }
+
+  void start(const json& agent) {
+    writeFile(dest_.path() / "agent.json", agent.dump());
+    notify_.reset();  // first: the old socket's destructor unlinks the path
+    notify_ = std::make_unique<NotifySocket>((dest_.path() / "notify.sock").string());
+    daemon_ = std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{PULLAGENT_BINARY, "--config",
+                                 (dest_.path() / "agent.json").string(), "--log-format", "json"},
+        std::vector<std::string>{"NOTIFY_SOCKET=" + notify_->path(), "WATCHDOG_USEC=400000"},
+        (dest_.path() / "daemon.log").string());
+    ASSERT_TRUE(notify_->waitForLine("READY=1", seconds(20))) << log() << notify_->all();
+  }
+  void start() { start(agentConfig()); }
+  // SIGTERM; returns the exit code, after checking the goodbye.
+  int stop() {
+    daemon_->kill(SIGTERM);
+    int code = daemon_->wait();
+    EXPECT_TRUE(notify_->waitForLine("STOPPING=1", milliseconds(100))) << notify_->all();
+    daemon_.reset();
+    return code;
+  }
+  std::string log() const { return readFile(dest_.path() / "daemon.log"); }
+
+  json siteState(const std::string& name) const {
+    const fs::path path = stateDir() / "sites" / (name + ".json");
+    if (!fs::exists(path))
+      return nullptr;
+    auto doc = json::parse(readFile(path), nullptr, false);
+    return doc.is_discarded() ? json(nullptr) : doc;
+  }
+  // Polls the site's state file until `check` holds.
+  bool waitForSite(const std::string& name, const std::function<bool(const json&)>& check,
+                   seconds timeout = seconds(60)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (check(siteState(name)))
+        return true;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    return false;
+  }
+  bool waitForPublished(const std::string& name, const std::string& digest) {
+    return waitForSite(name, [&](const json& state) {
+      return state.is_object() && state["phase"] == "published" && state["published"].is_object() &&
+             state["published"]["digest"] == digest;
+    });
+  }
+  static bool waitUntil(const std::function<bool()>& check, seconds timeout = seconds(30)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (check())
+        return true;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    return false;
+  }
+
+  // GET /metrics over the daemon's unix socket.
+  std::string metrics(const std::string& socket_name = "metrics.sock") const {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const std::string path = (dest_.path() / socket_name).string();
+    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+    std::string response;
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
+      const std::string request = "GET /metrics HTTP/1.1\r\nHost: pullagent\r\n\r\n";
+      if (::write(fd, request.data(), request.size()) > 0) {
+        char buffer[4096];
+        ssize_t n = 0;
+        while ((n = ::read(fd, buffer, sizeof buffer)) > 0)
+          response.append(buffer, static_cast<size_t>(n));
+      }
+    }
+    ::close(fd);
+    return response;
+  }
+  int storageRequests() {
+    return static_cast<int>(stack().stats(stack().storage())["requests"].size());
+  }
+
+  std::unique_ptr<NotifySocket> notify_;
+  std::unique_ptr<BackgroundProcess> daemon_;
+};
+
+TEST_F(Daemon, KeepsASiteOnItsConfiguredImageAndCollectsWhatNoSiteUses) {
+  start();
+  EXPECT_TRUE(notify_->waitForLine("WATCHDOG=1", seconds(2))) << notify_->all();
+
+  putSite("web", site("lnx-v1"));
+  ASSERT_TRUE(waitForPublished("web", digestOf("lnx-v1"))) << siteState("web") << log();
+  EXPECT_NE(
+      readFile(imageDir(digestOf("lnx-v1")) / "rootfs/home/site/wwwroot/index.html").find("lnx-v1"),
+      std::string::npos);
+  EXPECT_EQ(storageRequests(), 3);  // config and two layers
+  EXPECT_TRUE(notify_->waitForLine("STATUS=idle: 1 sites, 1 published, 0 failing", seconds(5)))
+      << notify_->all();
+
+  // lnx-v2 shares the base layer: only its config and new layer are fetched.
+  stack().reset(stack().storage());
+  putSite("web", site("lnx-v2"));
+  ASSERT_TRUE(waitForPublished("web", digestOf("lnx-v2"))) << siteState("web") << log();
+  EXPECT_EQ(storageRequests(), 2);
+  EXPECT_NE(
+      readFile(imageDir(digestOf("lnx-v2")) / "rootfs/home/site/wwwroot/index.html").find("lnx-v2"),
+      std::string::npos);
+  // lnx-v1 is no site's image any more: collected, and its blobs with it.
+  EXPECT_TRUE(waitUntil([&] { return !fs::exists(imageDir(digestOf("lnx-v1"))); })) << log();
+
+  auto table = runProcess({PULLAGENT_BINARY, "status", "--state", stateDir().string()});
+  ASSERT_EQ(table.exit_code, 0) << table.all();
+  EXPECT_NE(table.out.find("web"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("published"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(digestOf("lnx-v2").substr(7, 12)), std::string::npos) << table.out;
+  auto listed =
+      runProcess({PULLAGENT_BINARY, "status", "web", "--json", "--state", stateDir().string()});
+  ASSERT_EQ(listed.exit_code, 0) << listed.all();
+  auto states = json::parse(listed.out);
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_EQ(states[0]["image"], azure()["acr"].get<std::string>() + "/privatewebsite:lnx-v2");
+  EXPECT_EQ(states[0]["attempts"], 0);
+  EXPECT_EQ(runProcess({PULLAGENT_BINARY, "status", "nosuchsite", "--state", stateDir().string()})
+                .exit_code,
+            4);
+
+  const std::string scraped = metrics();
+  EXPECT_NE(scraped.find("HTTP/1.1 200 OK"), std::string::npos) << scraped;
+  for (const char* line :
+       {"pullagent_pulls_total{result=\"success\"} 2\n",
+        "pullagent_pulls_total{result=\"failure\"} 0\n", "pullagent_sites 1\n",
+        "pullagent_pulls_in_flight 0\n", "pullagent_gc_removed_total{kind=\"images\"} 1\n",
+        "pullagent_blobs_total{source=\"downloaded\"} 5\n",
+        "pullagent_blobs_total{source=\"store\"} 1\n",
+        "pullagent_pull_phase_duration_seconds_count{phase=\"identity\"} 2\n",
+        "pullagent_pull_phase_duration_seconds_count{phase=\"pull\"} 2\n"}) {
+    EXPECT_NE(scraped.find(line), std::string::npos) << line << "\n" << scraped;
+  }
+
+  // The site goes: its state goes, and its image is collected.
+  fs::remove(sitesDir() / "web.json");
+  EXPECT_TRUE(waitForSite("web", [](const json& state) { return state.is_null(); }));
+  EXPECT_TRUE(waitUntil([&] { return !fs::exists(imageDir(digestOf("lnx-v2"))); })) << log();
+
+  EXPECT_EQ(stop(), 0);
+  // JSON lines a log shipper can read, with the lines people look for.
+  std::istringstream lines(log());
+  std::string line;
+  int records = 0;
+  while (std::getline(lines, line)) {
+    auto record = json::parse(line, nullptr, false);
+    ASSERT_FALSE(record.is_discarded()) << line;
+    EXPECT_TRUE(record.contains("level") && record.contains("msg")) << line;
+    ++records;
+  }
+  EXPECT_GT(records, 5);
+  EXPECT_NE(log().find("Pulling image " + azure()["acr"].get<std::string>()), std::string::npos);
+  EXPECT_NE(log().find("Pull image successful, time taken"), std::string::npos);
+}
+
+TEST_F(Daemon, ABrokenConfigIsRetriedAndTheFixIsPickedUp) {
+  start();
+  putSite("web", {{"properties", {{"siteConfig", {{"linuxFxVersion", 5}}}}}});
+  ASSERT_TRUE(waitForSite("web", [](const json& state) {
+    return state.is_object() && state["phase"] == "failed";
+  })) << log();
+  auto state = siteState("web");
+  EXPECT_EQ(state["lastError"]["phase"], "config");
+  EXPECT_NE(state["lastError"]["message"].get<std::string>().find("linuxFxVersion"),
+            std::string::npos)
+      << state;
+
+  // Now a config that parses, with an identity the site does not have: retried with backoff,
+  // the config read again each time.
+  putSite("web", siteWithIdentity("99999999-9999-9999-9999-999999999999", "lnx-v1"));
+  ASSERT_TRUE(waitForSite("web",
+                          [](const json& s) {
+                            return s.is_object() && s["phase"] == "failed" && s["attempts"] >= 2 &&
+                                   s["lastError"]["phase"] == "identity";
+                          }))
+      << siteState("web") << log();
+  state = siteState("web");
+  EXPECT_NE(state["lastError"]["message"].get<std::string>().find("assigned to the site"),
+            std::string::npos)
+      << state;
+  EXPECT_TRUE(state["nextAttemptAt"].is_string());
+  EXPECT_TRUE(state["published"].is_null());
+
+  putSite("web", site("lnx-v1"));
+  ASSERT_TRUE(waitForPublished("web", digestOf("lnx-v1"))) << siteState("web") << log();
+  EXPECT_TRUE(siteState("web")["lastError"].is_null());
+  const std::string scraped = metrics();
+  EXPECT_NE(scraped.find("pullagent_pulls_total{result=\"success\"} 1\n"), std::string::npos)
+      << scraped;
+  EXPECT_EQ(scraped.find("pullagent_pull_retries_total 0\n"), std::string::npos) << scraped;
+}
+
+TEST_F(Daemon, SitesSharingAnImageDownloadEachBlobOnce) {
+  putSite("site-a", site("lnx-v1"));
+  putSite("site-b", site("lnx-v1"));
+  start();
+  ASSERT_TRUE(waitForPublished("site-a", digestOf("lnx-v1"))) << log();
+  ASSERT_TRUE(waitForPublished("site-b", digestOf("lnx-v1"))) << log();
+  EXPECT_EQ(storageRequests(), 3) << stack().stats(stack().storage());
+  // Each site showed its own token to the registry for its own manifest.
+  auto tokens = stack().stats(azure()["acr_control"])["requests"];
+  int exchanges = 0;
+  for (const auto& request : tokens) {
+    if (request.value("grant_type", "") == "refresh_token")
+      ++exchanges;
+  }
+  EXPECT_EQ(exchanges, 2);
+
+  // One site goes; the image stays for the other.
+  fs::remove(sitesDir() / "site-b.json");
+  ASSERT_TRUE(waitForSite("site-b", [](const json& state) { return state.is_null(); }));
+  std::this_thread::sleep_for(milliseconds(500));
+  EXPECT_TRUE(fs::exists(imageDir(digestOf("lnx-v1")) / "rootfs"));
+  EXPECT_EQ(siteState("site-a")["phase"], "published");
+}
+
+TEST_F(Daemon, SighupReloadsTheAgentConfigAndKeepsTheOldOneWhenTheNewIsBroken) {
+  start();
+  putSite("web", site("lnx-v1"));
+  ASSERT_TRUE(waitForPublished("web", digestOf("lnx-v1"))) << log();
+
+  // A broken config: said so in the log, and everything goes on as before.
+  writeFile(dest_.path() / "agent.json", R"({"maxConcurrentPulls": "many"})");
+  size_t mark = notify_->mark();
+  daemon_->kill(SIGHUP);
+  ASSERT_TRUE(notify_->waitForLine("RELOADING=1", seconds(5), mark)) << notify_->all();
+  ASSERT_TRUE(notify_->waitForLine("READY=1", seconds(5), mark)) << notify_->all();
+  EXPECT_NE(log().find("agent config not reloaded"), std::string::npos) << log();
+  EXPECT_NE(log().find("maxConcurrentPulls"), std::string::npos) << log();
+  EXPECT_NE(metrics().find("pullagent_sites 1\n"), std::string::npos);
+
+  // A good one takes effect: the metrics move to the new address.
+  json agent = agentConfig();
+  agent["metricsAddress"] = "unix:" + (dest_.path() / "metrics2.sock").string();
+  writeFile(dest_.path() / "agent.json", agent.dump());
+  mark = notify_->mark();
+  daemon_->kill(SIGHUP);
+  ASSERT_TRUE(notify_->waitForLine("RELOADING=1", seconds(5), mark)) << notify_->all();
+  ASSERT_TRUE(notify_->waitForLine("READY=1", seconds(5), mark)) << notify_->all();
+  EXPECT_NE(metrics("metrics2.sock").find("pullagent_pulls_total{result=\"success\"} 1\n"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(dest_.path() / "metrics.sock"));
+  // The published site is not pulled again by a reload.
+  EXPECT_EQ(siteState("web")["phase"], "published");
+  EXPECT_NE(metrics("metrics2.sock").find("pullagent_pulls_total{result=\"success\"} 1\n"),
+            std::string::npos);
+}
+
+TEST_F(Daemon, SigtermDuringAPullStopsCleanlyAndTheNextStartResumes) {
+  const auto& image = stack().image("test/multi:v1");
+  const std::string big_layer = image["layers"][1]["digest"];
+  stack().setFaults(stack().proxy("proxy_anon"), json::array({{{"match", big_layer.substr(7)},
+                                                               {"action", "stall_at"},
+                                                               {"at", 1000000},
+                                                               {"secs", 60}}}));
+  putSite("web",
+          {{"properties",
+            {{"siteConfig",
+              {{"linuxFxVersion", "DOCKER|" + stack().proxy("proxy_anon") + "/test/multi:v1"}}}}}});
+  start();
+  ASSERT_TRUE(notify_->waitFor(
+      [](const std::string& message) { return message.starts_with("STATUS=pulling web: "); },
+      seconds(30)))
+      << notify_->all() << log();
+  ASSERT_TRUE(waitForSite("web", [](const json& state) {
+    return state.is_object() && state["progress"]["bytesDone"] >= 1000000;
+  })) << siteState("web");
+
+  const auto stopping = std::chrono::steady_clock::now();
+  EXPECT_EQ(stop(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping, seconds(10));
+  EXPECT_EQ(siteState("web")["phase"], "interrupted");
+  EXPECT_FALSE(fs::exists(imageDir(image["digest"])));
+  std::error_code ec;
+  EXPECT_GE(fs::file_size(stateDir() / "content/ingest" / big_layer.substr(7), ec), 1000000u)
+      << ec.message();
+
+  // Started again, it resumes where it stopped.
+  stack().reset(stack().proxy("proxy_anon"));
+  start();
+  ASSERT_TRUE(waitForPublished("web", image["digest"])) << siteState("web") << log();
+  auto ranged = requests(stack().proxy("proxy_anon"), big_layer.substr(7));
+  ASSERT_FALSE(ranged.empty());
+  EXPECT_TRUE(ranged.back()["range"].is_string()) << ranged.back();
+  EXPECT_LT(bytesServed(stack().proxy("proxy_anon"), big_layer.substr(7)),
+            image["layers"][1]["size"].get<int64_t>());
+}
+
+}  // namespace
+}  // namespace pullagent::testing
