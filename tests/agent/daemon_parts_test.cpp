@@ -1,0 +1,199 @@
+// The daemon's small parts: site state files, the sites directory, metrics and their server,
+// and sd_notify.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "agent/daemon/metrics.h"
+#include "agent/daemon/metrics_server.h"
+#include "agent/daemon/site_state.h"
+#include "agent/daemon/sites_directory.h"
+#include "agent/daemon/systemd_notifier.h"
+#include "tests/support/notify_socket.h"
+#include "tests/support/temp_dir.h"
+
+namespace pullagent::agent {
+namespace {
+
+using testing::TempDir;
+
+TEST(SiteState, RoundTripsThroughItsJson) {
+  SiteState state;
+  state.site = "web";
+  state.config_file = "/etc/pullagent/sites/web.json";
+  state.config_sha256 = "abc";
+  state.image = "myreg.azurecr.io/app:v1";
+  state.phase = SitePhase::kFailed;
+  state.progress = {1, 3, 100, 300};
+  state.attempts = 2;
+  state.last_error = SiteError{"identity", "not assigned \"x\"",
+                               std::chrono::system_clock::from_time_t(1790000000)};
+  state.published = PublishedImage{"myreg.azurecr.io/app:v0", "sha256:1", "/s/images/1", "abd",
+                                   std::chrono::system_clock::from_time_t(1780000000)};
+  state.next_attempt_at = std::chrono::system_clock::from_time_t(1790000020);
+  state.updated_at = std::chrono::system_clock::from_time_t(1790000001);
+
+  auto parsed = parseSiteState(siteStateJson(state));
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->site, "web");
+  EXPECT_EQ(parsed->phase, SitePhase::kFailed);
+  EXPECT_EQ(parsed->progress, state.progress);
+  EXPECT_EQ(parsed->attempts, 2);
+  EXPECT_EQ(parsed->last_error->message, "not assigned \"x\"");
+  EXPECT_EQ(parsed->last_error->at, state.last_error->at);
+  EXPECT_EQ(parsed->published->digest, "sha256:1");
+  EXPECT_EQ(parsed->next_attempt_at, state.next_attempt_at);
+  EXPECT_FALSE(parsed->last_attempt_at.has_value());
+  EXPECT_EQ(formatUtc(state.updated_at), "2026-09-21T14:13:21Z");
+  EXPECT_FALSE(parseSiteState("{}").ok());
+  EXPECT_FALSE(parseSiteState("not json").ok());
+}
+
+TEST(SiteState, TheStoreWritesReadsAndRemoves) {
+  TempDir dir;
+  SiteStateStore store(dir.path());
+  SiteState a;
+  a.site = "a";
+  SiteState b;
+  b.site = "b";
+  ASSERT_TRUE(store.write(b).ok());
+  ASSERT_TRUE(store.write(a).ok());
+  testing::writeFile(store.dir() / "broken.json", "{");
+  auto states = store.readAll();
+  ASSERT_EQ(states.size(), 2u);
+  EXPECT_EQ(states[0].site, "a");
+  ASSERT_TRUE(store.remove("a").ok());
+  ASSERT_TRUE(store.remove("a").ok());  // already gone is fine
+  EXPECT_EQ(store.readAll().size(), 1u);
+}
+
+TEST(SitesDirectory, TakesOnlySiteFilesAndFingerprintsTheirBytes) {
+  for (const char* good : {"web.json", "my-site_2.prod.json", "A.json"})
+    EXPECT_TRUE(isSiteFileName(good)) << good;
+  for (const char* bad : {".web.json", "web.json.tmp", "web.json~", ".json", "web", "we b.json",
+                          "../x.json", "web.JSON", "caf\xc3\xa9.json"}) {
+    EXPECT_FALSE(isSiteFileName(bad)) << bad;
+  }
+  TempDir dir;
+  testing::writeFile(dir / "web.json", "{}");
+  testing::writeFile(dir / ".web.json.swp", "x");
+  testing::writeFile(dir / "notes.txt", "x");
+  std::filesystem::create_directory(dir / "dir.json");
+  auto sites = scanSites(dir.path());
+  ASSERT_EQ(sites.size(), 1u);
+  const std::string before = sites.at("web").sha256;
+  EXPECT_EQ(before.size(), 64u);
+  testing::writeFile(dir / "web.json", "{ }");
+  EXPECT_NE(scanSites(dir.path()).at("web").sha256, before);
+  EXPECT_TRUE(scanSites(dir / "missing").empty());
+}
+
+TEST(SitesDirectory, TheWatcherSeesFilesArriveAndGo) {
+  TempDir dir;
+  auto watcher = SitesWatcher::create(dir.path());
+  ASSERT_GE(watcher.fd(), 0);
+  EXPECT_FALSE(watcher.drain());
+  testing::writeFile(dir / "web.json", "{}");
+  EXPECT_TRUE(watcher.drain());
+  EXPECT_FALSE(watcher.drain());
+  std::filesystem::remove(dir / "web.json");
+  EXPECT_TRUE(watcher.drain());
+  EXPECT_LT(SitesWatcher::create(dir / "missing").fd(), 0);
+}
+
+TEST(Metrics, RendersThePrometheusTextFormat) {
+  Metrics metrics;
+  metrics.pullFinished("success", 3.2);
+  metrics.pullFinished("failure", 0.1);
+  metrics.phaseDuration("identity", 0.05);
+  metrics.bytesDownloaded(1000);
+  metrics.blobs(2, 1);
+  metrics.retryScheduled();
+  metrics.setPullsInFlight(1);
+  metrics.setSites(4);
+  const std::string text = metrics.render();
+  for (const char* line : {
+           "# TYPE pullagent_pulls_total counter\n",
+           "pullagent_pulls_total{result=\"success\"} 1\n",
+           "pullagent_pulls_total{result=\"failure\"} 1\n",
+           "pullagent_pulls_total{result=\"cancelled\"} 0\n",
+           "pullagent_pull_duration_seconds_bucket{le=\"2.5\"} 0\n",
+           "pullagent_pull_duration_seconds_bucket{le=\"5\"} 1\n",
+           "pullagent_pull_duration_seconds_bucket{le=\"+Inf\"} 1\n",
+           "pullagent_pull_duration_seconds_count 1\n",
+           "pullagent_pull_phase_duration_seconds_bucket{phase=\"identity\",le=\"0.1\"} 1\n",
+           "pullagent_downloaded_bytes_total 1000\n",
+           "pullagent_blobs_total{source=\"store\"} 1\n",
+           "pullagent_pull_retries_total 1\n",
+           "pullagent_pulls_in_flight 1\n",
+           "pullagent_sites 4\n",
+       }) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+  EXPECT_EQ(text.back(), '\n');
+}
+
+std::string httpGet(uint16_t port, const std::string& request) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  ::inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  std::string response;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 &&
+      ::write(fd, request.data(), request.size()) > 0) {
+    char buffer[4096];
+    ssize_t n = 0;
+    while ((n = ::read(fd, buffer, sizeof buffer)) > 0)
+      response.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return response;
+}
+
+TEST(MetricsServer, ServesMetricsOverTcpAndRefusesTheRest) {
+  auto server = MetricsServer::start("127.0.0.1:0", [] { return std::string("up 1\n"); });
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  const std::string bound = (*server)->address();
+  const auto port = static_cast<uint16_t>(std::stoi(bound.substr(bound.rfind(':') + 1)));
+  ASSERT_GT(port, 0);
+  auto ok = httpGet(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(ok.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << ok;
+  EXPECT_NE(ok.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
+  EXPECT_NE(ok.find("\r\n\r\nup 1\n"), std::string::npos);
+  EXPECT_EQ(httpGet(port, "GET / HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404", 0), 0u);
+  EXPECT_EQ(httpGet(port, "POST /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 405", 0), 0u);
+
+  for (const char* bad : {"localhost:9464", "127.0.0.1", "127.0.0.1:99999", "unix:"}) {
+    auto refused = MetricsServer::start(bad, [] { return std::string(); });
+    EXPECT_FALSE(refused.ok()) << bad;
+  }
+}
+
+TEST(SystemdNotifier, SendsToTheSocketAndReadsTheWatchdog) {
+  TempDir dir;
+  testing::NotifySocket socket((dir / "notify").string());
+  auto notifier = SystemdNotifier::fromEnvironment(
+      {{"NOTIFY_SOCKET", socket.path()}, {"WATCHDOG_USEC", "3000000"}});
+  ASSERT_TRUE(notifier.enabled());
+  EXPECT_EQ(notifier.watchdogInterval(), std::chrono::seconds(3));
+  notifier.notify("READY=1\nSTATUS=idle");
+  EXPECT_TRUE(socket.waitForLine("STATUS=idle", std::chrono::seconds(5)));
+
+  // Not started by systemd, or the watchdog meant for another process: nothing.
+  auto absent = SystemdNotifier::fromEnvironment({});
+  EXPECT_FALSE(absent.enabled());
+  absent.notify("READY=1");
+  auto other =
+      SystemdNotifier::fromEnvironment({{"WATCHDOG_USEC", "3000000"}, {"WATCHDOG_PID", "1"}});
+  EXPECT_FALSE(other.watchdogInterval().has_value());
+  auto relative = SystemdNotifier::fromEnvironment({{"NOTIFY_SOCKET", "relative/path"}});
+  EXPECT_FALSE(relative.enabled());
+}
+
+}  // namespace
+}  // namespace pullagent::agent

@@ -1,0 +1,250 @@
+#include "agent/daemon/reconciler.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <deque>
+#include <thread>
+
+#include "tests/support/fake_clock.h"
+#include "tests/support/temp_dir.h"
+
+namespace pullagent::agent {
+namespace {
+
+using std::chrono::seconds;
+using testing::FakeClock;
+using testing::TempDir;
+
+// Attempts that end the way the test says: each waits until a result is queued for its site
+// (or until it is stopped, then it reports itself cancelled).
+class ScriptedRunner final : public SiteAttemptRunner {
+ public:
+  SiteAttemptResult run(const std::string& site, const std::filesystem::path&, SiteActivity&,
+                        std::stop_token stop) override {
+    std::unique_lock lock(mutex_);
+    ++calls_[site];
+    ++running_;
+    max_running_ = std::max(max_running_, running_);
+    changed_.wait(lock, stop, [&] { return !queued_[site].empty(); });
+    --running_;
+    if (queued_[site].empty()) {
+      SiteAttemptResult cancelled;
+      cancelled.kind = SiteAttemptResult::Kind::kCancelled;
+      return cancelled;
+    }
+    SiteAttemptResult result = queued_[site].front();
+    queued_[site].pop_front();
+    return result;
+  }
+  void push(const std::string& site, SiteAttemptResult result) {
+    {
+      std::lock_guard lock(mutex_);
+      queued_[site].push_back(std::move(result));
+    }
+    changed_.notify_all();
+  }
+  int calls(const std::string& site) {
+    std::lock_guard lock(mutex_);
+    return calls_[site];
+  }
+  int maxRunning() {
+    std::lock_guard lock(mutex_);
+    return max_running_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable_any changed_;
+  std::map<std::string, std::deque<SiteAttemptResult>> queued_;
+  std::map<std::string, int> calls_;
+  int running_ = 0;
+  int max_running_ = 0;
+};
+
+SiteAttemptResult published(const std::string& sha, const std::string& digest) {
+  SiteAttemptResult result;
+  result.kind = SiteAttemptResult::Kind::kPublished;
+  result.image = "myreg.azurecr.io/app:v1";
+  result.config_sha256 = sha;
+  result.published = PublishedImage{result.image, digest, "/state/images/x", sha, {}};
+  return result;
+}
+
+SiteAttemptResult failed(const std::string& sha) {
+  SiteAttemptResult result;
+  result.kind = SiteAttemptResult::Kind::kFailed;
+  result.config_sha256 = sha;
+  result.error = SiteError{"identity", "identity not assigned", {}};
+  return result;
+}
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  ReconcilerTest() { reset(); }
+  void reset() {
+    reconciler_.reset();
+    reconciler_ = std::make_unique<Reconciler>(
+        runner_, clock_, store_, metrics_, [] {}, ReconcilerOptions{2, seconds(10), seconds(40)});
+  }
+  std::map<std::string, SiteFile> files(std::map<std::string, std::string> shas) {
+    std::map<std::string, SiteFile> result;
+    for (const auto& [name, sha] : shas)
+      result[name] = SiteFile{"/sites/" + name + ".json", sha};
+    return result;
+  }
+  // Steps until no attempt is running (attempts end on their own threads).
+  void settle() {
+    for (int i = 0; i < 500 && reconciler_->running() != 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      reconciler_->step();
+    }
+    ASSERT_EQ(reconciler_->running(), 0);
+  }
+  std::optional<SiteState> state(const std::string& site) {
+    for (auto& each : store_.readAll()) {
+      if (each.site == site)
+        return each;
+    }
+    return std::nullopt;
+  }
+
+  TempDir dir_{"reconciler"};
+  FakeClock clock_;
+  SiteStateStore store_{dir_.path()};
+  Metrics metrics_;
+  ScriptedRunner runner_;
+  std::unique_ptr<Reconciler> reconciler_;
+};
+
+TEST_F(ReconcilerTest, ANewSiteIsPulledOnceAndAnUnchangedOneIsLeftAlone) {
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  EXPECT_EQ(state("web")->phase, SitePhase::kPulling);
+  runner_.push("web", published("a", "sha256:1"));
+  settle();
+  EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
+  EXPECT_EQ(state("web")->published->digest, "sha256:1");
+
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 0);
+  EXPECT_EQ(runner_.calls("web"), 1);
+  EXPECT_EQ(reconciler_->publishedDigests(), std::set<std::string>{"sha256:1"});
+}
+
+TEST_F(ReconcilerTest, FailuresBackOffExponentiallyUpToTheCapAndAChangeRetriesAtOnce) {
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  int attempts = 0;
+  for (int expected : {10, 20, 40, 40}) {
+    runner_.push("web", failed("a"));
+    settle();
+    EXPECT_EQ(state("web")->phase, SitePhase::kFailed);
+    EXPECT_EQ(state("web")->attempts, ++attempts);
+    ASSERT_TRUE(state("web")->next_attempt_at.has_value());
+    clock_.advance(seconds(expected - 1));
+    reconciler_->step();
+    EXPECT_EQ(reconciler_->running(), 0) << "retried before " << expected << " s";
+    clock_.advance(seconds(1));
+    reconciler_->step();
+    EXPECT_EQ(reconciler_->running(), 1) << "not retried after " << expected << " s";
+  }
+  // A fixed config is tried at once, with the count started over.
+  runner_.push("web", failed("a"));
+  settle();
+  reconciler_->update(files({{"web", "b"}}));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  runner_.push("web", published("b", "sha256:2"));
+  settle();
+  EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
+  EXPECT_EQ(state("web")->attempts, 0);
+  EXPECT_FALSE(state("web")->last_error.has_value());
+}
+
+TEST_F(ReconcilerTest, AtMostMaxConcurrentAttemptsRunAndTheRestWait) {
+  reconciler_->update(files({{"a", "1"}, {"b", "1"}, {"c", "1"}}));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 2);
+  EXPECT_EQ(state("c")->phase, SitePhase::kPending);
+  runner_.push("a", published("1", "sha256:a"));
+  runner_.push("b", published("1", "sha256:b"));
+  runner_.push("c", published("1", "sha256:c"));
+  settle();
+  reconciler_->step();
+  settle();
+  EXPECT_EQ(runner_.maxRunning(), 2);
+  for (const char* site : {"a", "b", "c"})
+    EXPECT_EQ(state(site)->phase, SitePhase::kPublished) << site;
+}
+
+TEST_F(ReconcilerTest, AChangeDuringAnAttemptCancelsItAndStartsOver) {
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  reconciler_->update(files({{"web", "b"}}));  // the running attempt is stopped...
+  for (int i = 0; i < 500 && runner_.calls("web") < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    reconciler_->step();  // ...and, once it ended, a new one starts at once
+  }
+  EXPECT_EQ(runner_.calls("web"), 2);
+  runner_.push("web", published("b", "sha256:2"));
+  settle();
+  EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
+  EXPECT_EQ(state("web")->published->config_sha256, "b");
+}
+
+TEST_F(ReconcilerTest, ARemovedSiteLosesItsStateAndItsImageBecomesCollectable) {
+  reconciler_->update(files({{"web", "a"}, {"api", "a"}}));
+  reconciler_->step();
+  runner_.push("web", published("a", "sha256:1"));
+  runner_.push("api", published("a", "sha256:2"));
+  settle();
+  EXPECT_FALSE(reconciler_->takeCollectable());
+  reconciler_->update(files({{"api", "a"}}));
+  EXPECT_FALSE(state("web").has_value());
+  EXPECT_TRUE(reconciler_->takeCollectable());
+  EXPECT_FALSE(reconciler_->takeCollectable());
+  EXPECT_EQ(reconciler_->publishedDigests(), std::set<std::string>{"sha256:2"});
+}
+
+TEST_F(ReconcilerTest, AReplacedImageBecomesCollectable) {
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  runner_.push("web", published("a", "sha256:1"));
+  settle();
+  reconciler_->update(files({{"web", "b"}}));
+  reconciler_->step();
+  runner_.push("web", published("b", "sha256:2"));
+  settle();
+  EXPECT_TRUE(reconciler_->takeCollectable());
+  EXPECT_EQ(reconciler_->publishedDigests(), std::set<std::string>{"sha256:2"});
+}
+
+TEST_F(ReconcilerTest, StopAllRecordsRunningAttemptsAsInterrupted) {
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  reconciler_->stopAll();
+  EXPECT_EQ(state("web")->phase, SitePhase::kInterrupted);
+  EXPECT_EQ(reconciler_->running(), 0);
+}
+
+TEST_F(ReconcilerTest, WhatWasPublishedSurvivesARestart) {
+  reconciler_->update(files({{"web", "a"}, {"gone", "a"}}));
+  reconciler_->step();
+  runner_.push("web", published("a", "sha256:1"));
+  runner_.push("gone", published("a", "sha256:9"));
+  settle();
+  reset();  // a new agent process over the same state dir
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 0);
+  EXPECT_EQ(runner_.calls("web"), 1);
+  EXPECT_EQ(reconciler_->publishedDigests(), std::set<std::string>{"sha256:1"});
+  EXPECT_FALSE(state("gone").has_value());  // removed while the agent was down
+  EXPECT_TRUE(reconciler_->takeCollectable());
+}
+
+}  // namespace
+}  // namespace pullagent::agent
