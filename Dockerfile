@@ -1,6 +1,7 @@
-# Multi-stage build: the build stage compiles and runs the unit tests; the runtime stage is
-# Debian slim with only the runtime libraries and the binary. Package lists are shared with
-# scripts/setup (scripts/packages-*.txt).
+# Multi-stage build: the build stage compiles, runs the unit tests and installs into /install;
+# the runtime stage is Debian slim with only the runtime libraries and what `cmake --install`
+# put there, starting the daemon. Package lists are shared with scripts/setup
+# (scripts/packages-*.txt); scripts/lint-dockerfile checks this file (ctest dockerfile_lint).
 FROM debian:12 AS build
 COPY scripts/packages-build.txt /tmp/packages-build.txt
 RUN apt-get update \
@@ -10,13 +11,19 @@ WORKDIR /src
 COPY . .
 RUN cmake --preset release -DPULLAGENT_BUILD_TESTS=ON \
  && cmake --build --preset release \
- && ctest --preset release -E '^integration$' --output-on-failure
+ && ctest --preset release -E '^(integration|systemd_units|dockerfile_lint)$' \
+ && DESTDIR=/install cmake --install build/release --prefix /usr
 
 FROM debian:12-slim
 COPY scripts/packages-runtime.txt /tmp/packages-runtime.txt
 RUN apt-get update \
  && grep -v '^#' /tmp/packages-runtime.txt | xargs apt-get install -y --no-install-recommends \
- && rm -rf /var/lib/apt/lists/* /tmp/packages-runtime.txt
-COPY --from=build /src/build/release/agent/pullagent /usr/bin/pullagent
+ && rm -rf /var/lib/apt/lists/* /tmp/packages-runtime.txt \
+ && mkdir -p /etc/pullagent/sites /var/lib/pullagent \
+ && chmod 0700 /var/lib/pullagent
+COPY --from=build /install/usr/ /usr/
+COPY systemd/agent.example.json /etc/pullagent/agent.json
+VOLUME ["/var/lib/pullagent"]
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/pullagent"]
-CMD ["--help"]
+CMD ["--config", "/etc/pullagent/agent.json", "--log-format", "json"]
