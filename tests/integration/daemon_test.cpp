@@ -29,7 +29,8 @@ class Daemon : public PullTest {
     PullTest::SetUp();
     for (const char* control : {"identity_control", "acr_control", "key_vault_control"})
       stack().reset(azure()[control]);
-    stack().configure(azure()["identity_control"], {{"fail", json::array()}});
+    stack().configure(azure()["identity_control"],
+                      {{"fail", json::array()}, {"delays", json::array()}});
     fs::create_directories(sitesDir());
   }
   void TearDown() override {

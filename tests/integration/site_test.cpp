@@ -20,7 +20,8 @@ class Site : public PullTest {
     PullTest::SetUp();
     for (const char* control : {"identity_control", "acr_control", "key_vault_control"})
       stack().reset(azure()[control]);
-    stack().configure(azure()["identity_control"], {{"fail", json::array()}});
+    stack().configure(azure()["identity_control"],
+                      {{"fail", json::array()}, {"delays", json::array()}});
   }
   const json& azure() { return stack().info()["azure"]; }
 
@@ -127,6 +128,23 @@ TEST_F(Site, IdentityEndpointFailingForAWhileIsRetried) {
   auto result = once(managedIdentitySite(azure()["user_client_id"]), agentConfig());
   ASSERT_EQ(result.exit_code, 0) << result.all();
   EXPECT_EQ(stack().stats(azure()["identity_control"])["requests"].size(), 4u);
+}
+
+TEST_F(Site, ASlowIdentityEndpointIsWaitedForAndAHangingOneTimedOutAndRetried) {
+  // 1.5 s is slow but within the stall timeout: one request, answered.
+  stack().configure(azure()["identity_control"], {{"delays", json::array({1.5})}});
+  json agent = agentConfig();
+  agent["stallTimeoutSeconds"] = 2;
+  auto slow = once(managedIdentitySite(azure()["user_client_id"]), agent);
+  ASSERT_EQ(slow.exit_code, 0) << slow.all();
+  EXPECT_EQ(stack().stats(azure()["identity_control"])["requests"].size(), 1u);
+
+  // 5 s of silence is past it: that request is abandoned and the next one answers.
+  stack().reset(azure()["identity_control"]);
+  stack().configure(azure()["identity_control"], {{"delays", json::array({5})}});
+  auto hanging = once(managedIdentitySite(azure()["user_client_id"]), agent);
+  ASSERT_EQ(hanging.exit_code, 0) << hanging.all();
+  EXPECT_EQ(stack().stats(azure()["identity_control"])["requests"].size(), 2u);
 }
 
 TEST_F(Site, AdminCredentialsFromAppSettings) {

@@ -67,7 +67,8 @@ class Identities:
 def make_identity_handler(aad, identities, recorder, state, app_service_header):
     """IMDS (GET /metadata/identity/oauth2/token, Metadata: true) and the App Service endpoint
     (GET /msi/token, X-IDENTITY-HEADER). Scriptable: state["fail"] is a list of statuses the next
-    requests get; state["system_enabled"]; state["lifetime"] seconds."""
+    requests get; state["delays"] a list of seconds the next requests wait before any answer (a
+    slow or hanging endpoint); state["system_enabled"]; state["lifetime"] seconds."""
 
     class IdentityHandler(servers.BaseHandler):
         def do_POST(self):
@@ -98,6 +99,10 @@ def make_identity_handler(aad, identities, recorder, state, app_service_header):
             with recorder.lock:
                 failures = state.setdefault("fail", [])
                 failure = failures.pop(0) if failures else None
+                delays = state.setdefault("delays", [])
+                delay = delays.pop(0) if delays else 0
+            if delay:
+                time.sleep(delay)
             if failure:
                 return self.send_json(failure, {"error": "temporarily_unavailable",
                                                 "error_description": "injected"})
