@@ -31,6 +31,7 @@ class Daemon : public PullTest {
       stack().reset(azure()[control]);
     stack().configure(azure()["identity_control"],
                       {{"fail", json::array()}, {"delays", json::array()}});
+    stack().configure(azure()["acr_control"], {{"access_lifetime", 4500}});
     fs::create_directories(sitesDir());
   }
   void TearDown() override {

@@ -22,6 +22,7 @@ class Site : public PullTest {
       stack().reset(azure()[control]);
     stack().configure(azure()["identity_control"],
                       {{"fail", json::array()}, {"delays", json::array()}});
+    stack().configure(azure()["acr_control"], {{"access_lifetime", 4500}});
   }
   const json& azure() { return stack().info()["azure"]; }
 
@@ -145,6 +146,43 @@ TEST_F(Site, ASlowIdentityEndpointIsWaitedForAndAHangingOneTimedOutAndRetried) {
   auto hanging = once(managedIdentitySite(azure()["user_client_id"]), agent);
   ASSERT_EQ(hanging.exit_code, 0) << hanging.all();
   EXPECT_EQ(stack().stats(azure()["identity_control"])["requests"].size(), 2u);
+}
+
+TEST_F(Site, AnAcrTokenExpiringMidLayerIsRenewedAndTheLayerResumes) {
+  // Access tokens live 4 s; the data endpoint sends 100 kB of the base layer, goes quiet for
+  // 5 s and drops the connection. The retry needs a new access token (from the cached refresh
+  // token, without another AAD exchange) and resumes the layer where it broke.
+  stack().configure(azure()["acr_control"], {{"access_lifetime", 4}});
+  const std::string base_layer =
+      azure()["images"]["privatewebsite:lnx-v1"]["layers"][0]["digest"].get<std::string>().substr(
+          7);
+  stack().setFaults(
+      stack().storage(),
+      json::array({{{"match", base_layer}, {"action", "reset_at"}, {"at", 100000}, {"pause", 5}}}));
+  auto result = once(managedIdentitySite(azure()["user_client_id"]), agentConfig());
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_NE(readFile(published("lnx-v1") / "rootfs/home/site/wwwroot/index.html").find("lnx-v1"),
+            std::string::npos);
+
+  std::vector<std::string> grants;
+  int expired = 0;
+  const auto acr = stack().stats(azure()["acr_control"]);
+  for (const auto& request : acr["requests"]) {
+    if (request.contains("grant_type") && request["grant_type"].is_string())
+      grants.push_back(request["grant_type"]);
+    expired += request.value("expired_token", false) ? 1 : 0;
+  }
+  EXPECT_EQ(grants, (std::vector<std::string>{"access_token", "refresh_token", "refresh_token"}));
+  EXPECT_EQ(expired, 0) << "an expired token was presented";
+  std::vector<json> layer;
+  const auto storage = stack().stats(stack().storage());
+  for (const auto& request : storage["requests"]) {
+    if (request.value("digest", "") == base_layer)
+      layer.push_back(request);
+  }
+  ASSERT_EQ(layer.size(), 2u) << storage;
+  EXPECT_EQ(layer[1]["range"], "bytes=100000-");
+  EXPECT_TRUE(stack().stats(stack().storage())["violations"].empty());
 }
 
 TEST_F(Site, AdminCredentialsFromAppSettings) {

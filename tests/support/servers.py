@@ -2,6 +2,7 @@
 the token server, the fault-injecting proxy in front of a real registry, and the "blob storage"
 host registry redirects point at. Each records what it saw so tests can assert on it."""
 import base64
+import hashlib
 import http.client
 import http.server
 import json
@@ -141,24 +142,35 @@ def make_token_handler(issuer, users, recorder, state):
     return TokenHandler
 
 
-def make_storage_handler(store, recorder, require_no_auth=True):
+def make_storage_handler(store, recorder, state, require_no_auth=True):
     """The 'blob storage' a registry redirects to (ACR -> *.blob.core.windows.net): serves bytes
     the proxy parked under an id, honours Range, and records a violation - and answers 400 like
-    Azure Storage - when any Authorization header arrives."""
+    Azure Storage - when any Authorization header arrives. Faults, as for the proxy, matched
+    against the blob's digest (state["faults"]): {"match", "times", "action": "reset_at",
+    "at": N, "pause": secs} sends N bytes, waits, then resets the connection."""
+
+    def take_fault(digest):
+        with recorder.lock:
+            for fault in state.get("faults", []):
+                if fault.get("match", "") in digest and fault.get("times", 1) > 0:
+                    fault["times"] = fault.get("times", 1) - 1
+                    return dict(fault)
+        return None
 
     class StorageHandler(BaseHandler):
         def do_POST(self):
             if self.path.startswith("/__control/"):
-                return self.handle_control(recorder, {})
+                return self.handle_control(recorder, state)
             self.send_json(405, {})
 
         def do_GET(self):
             if self.path.startswith("/__control/"):
-                return self.handle_control(recorder, {})
+                return self.handle_control(recorder, state)
             parsed = urllib.parse.urlparse(self.path)
             auth = self.headers.get("Authorization")
-            recorder.add({"path": parsed.path, "authorization": bool(auth),
-                          "range": self.headers.get("Range")})
+            entry = {"path": parsed.path, "authorization": bool(auth),
+                     "range": self.headers.get("Range")}
+            recorder.add(entry)
             if auth and require_no_auth:
                 recorder.violation(f"Authorization sent to blob storage for {parsed.path}")
                 return self.send_json(400, {"code": "InvalidAuthenticationInfo"})
@@ -174,12 +186,24 @@ def make_storage_handler(store, recorder, require_no_auth=True):
                 status = 206
                 headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
             body = data[start:]
+            digest = hashlib.sha256(data).hexdigest()
+            entry["digest"] = digest
+            fault = take_fault(digest)
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Content-Type", "application/octet-stream")
             for k, v in headers.items():
                 self.send_header(k, v)
             self.end_headers()
+            if fault and fault.get("action") == "reset_at" and fault["at"] < len(body):
+                self.wfile.write(body[:fault["at"]])
+                self.wfile.flush()
+                time.sleep(fault.get("pause", 0))
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.connection.close()
+                return
             self.wfile.write(body)
 
     return StorageHandler

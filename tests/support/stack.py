@@ -157,12 +157,13 @@ def main():
 
     storage = {}
     storage_recorder = servers.Recorder()
+    storage_state = {}
     storage_port = free_port("127.0.0.2")
-    servers.serve_tls(servers.make_storage_handler(storage, storage_recorder), "127.0.0.2",
+    servers.serve_tls(servers.make_storage_handler(storage, storage_recorder, storage_state), "127.0.0.2",
                       storage_port, os.path.join(pki, "server.pem"),
                       os.path.join(pki, "server-key.pem"))
     storage_http_port = free_port("127.0.0.3")
-    servers.serve_tls(servers.make_storage_handler(storage, storage_recorder), "127.0.0.3",
+    servers.serve_tls(servers.make_storage_handler(storage, storage_recorder, storage_state), "127.0.0.3",
                       storage_http_port, None, None)
 
     proxies = {}
