@@ -2,7 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <set>
+#include <algorithm>
+#include <map>
 
 #include "agent/config/config_files.h"
 #include "agent/site/site_pull.h"
@@ -20,40 +21,48 @@ class ProgressObserver final : public puller::PullObserver {
                   const std::vector<puller::Descriptor>& layers) override {
     std::lock_guard lock(mutex_);
     progress_ = {};
-    layers_.clear();
+    done_.clear();
     for (const auto& layer : layers) {
-      layers_.insert(layer.digest.str());
+      done_[layer.digest.str()] = 0;
       progress_.bytes_total += layer.size;
     }
     progress_.layers_total = static_cast<int>(layers.size());
     activity_.update(progress_);
   }
+  // A (re)start from `offset`: what is on disk counts as done, whatever was counted before.
   void onBlobStart(const puller::Descriptor& blob, int64_t offset) override {
-    add(blob, offset);  // resumed bytes count as done
-  }
-  void onBlobBytes(const puller::Descriptor& blob, int64_t bytes) override { add(blob, bytes); }
-  void onBlobDone(const puller::Descriptor& blob, bool was_present) override {
     std::lock_guard lock(mutex_);
-    if (layers_.count(blob.digest.str()) == 0)
+    set(blob, offset);
+  }
+  void onBlobBytes(const puller::Descriptor& blob, int64_t bytes) override {
+    std::lock_guard lock(mutex_);
+    auto it = done_.find(blob.digest.str());
+    if (it != done_.end())
+      set(blob, it->second + bytes);
+  }
+  void onBlobDone(const puller::Descriptor& blob, bool) override {
+    std::lock_guard lock(mutex_);
+    if (done_.count(blob.digest.str()) == 0)
       return;
     ++progress_.layers_done;
-    if (was_present)
-      progress_.bytes_done += blob.size;
-    activity_.update(progress_);
+    set(blob, blob.size);
   }
 
  private:
-  void add(const puller::Descriptor& blob, int64_t bytes) {
-    std::lock_guard lock(mutex_);
-    if (layers_.count(blob.digest.str()) == 0)
+  // Layers only (not the config); the caller holds mutex_.
+  void set(const puller::Descriptor& blob, int64_t done) {
+    auto it = done_.find(blob.digest.str());
+    if (it == done_.end())
       return;
-    progress_.bytes_done = std::min(progress_.bytes_done + bytes, progress_.bytes_total);
+    done = std::clamp<int64_t>(done, 0, blob.size);
+    progress_.bytes_done += done - it->second;
+    it->second = done;
     activity_.update(progress_);
   }
 
   SiteActivity& activity_;
   std::mutex mutex_;
-  std::set<std::string> layers_;
+  std::map<std::string, int64_t> done_;  // bytes done per layer
   SiteProgress progress_;
 };
 

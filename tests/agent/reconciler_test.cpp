@@ -175,7 +175,7 @@ TEST_F(ReconcilerTest, AtMostMaxConcurrentAttemptsRunAndTheRestWait) {
   settle();
   reconciler_->step();
   settle();
-  EXPECT_EQ(runner_.maxRunning(), 2);
+  EXPECT_LE(runner_.maxRunning(), 2);  // never more at once, however the threads interleave
   for (const char* site : {"a", "b", "c"})
     EXPECT_EQ(state(site)->phase, SitePhase::kPublished) << site;
 }
