@@ -10,6 +10,7 @@
 #include "agent/cli/exit_codes.h"
 #include "agent/cli/log_options.h"
 #include "agent/cli/progress.h"
+#include "agent/daemon/site_state.h"
 #include "puller/store/garbage_collector.h"
 #include "puller/store/state_lock.h"
 
@@ -18,10 +19,11 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: pullagent gc [--state DIR] [--keep DIGEST[,DIGEST...]]
 
-Removes published images under DIR/images whose manifest digest is not kept (with no --keep,
-every published image is kept) and then every blob no remaining image uses.
+Removes published images under DIR/images that are not kept, then every blob no remaining image
+uses. Kept: the images the service's sites publish (DIR/sites/*.json) and those in --keep; when
+there are no sites and no --keep, every image (a state dir used by `pullagent pull` alone).
   --state DIR     state directory (default /var/lib/pullagent)
-  --keep LIST     manifest digests (sha256:...) of the images to keep
+  --keep LIST     manifest digests (sha256:...) of more images to keep
 )";
 
 }  // namespace
@@ -57,7 +59,16 @@ int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment&
     spdlog::error("gc failed: {}", lock.error().describe());
     return exitCodeFor(lock.error());
   }
-  auto report = puller::collectGarbage(state, keep, !parsed->option("keep"));
+  // Read under the lock: the service records a site's new image before it lets go of its share.
+  const auto sites = SiteStateStore(state).readAll();
+  for (const auto& site : sites) {
+    if (!site.published)
+      continue;
+    if (auto digest = puller::Digest::parse(site.published->digest))
+      keep.insert(digest.value());
+  }
+  const bool keep_all = sites.empty() && !parsed->option("keep");
+  auto report = puller::collectGarbage(state, keep, keep_all);
   if (!report) {
     spdlog::error("gc failed: {}", report.error().describe());
     return exitCodeFor(report.error());

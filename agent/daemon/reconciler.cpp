@@ -160,8 +160,8 @@ void Reconciler::finish(const std::string& name, Site& site) {
       site.state.next_attempt_at = clock_.wallNow() + backoff;
       site.state.phase = SitePhase::kFailed;
       metrics_.retryScheduled();
-      spdlog::warn("site {}: pull failed ({} phase): {}; retrying in {} s (attempt {})", name,
-                   result.error ? result.error->phase : "?",
+      spdlog::warn("Pull image failed for site {} ({} phase): {}; retrying in {} s (attempt {})",
+                   name, result.error ? result.error->phase : "?",
                    result.error ? result.error->message : "unknown error", backoff.count(),
                    site.state.attempts);
       break;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stop_token>
@@ -44,6 +45,9 @@ struct SiteAttemptResult {
   std::string config_sha256;  // of the config bytes the attempt read
   std::optional<PublishedImage> published;
   std::optional<SiteError> error;
+  // Released once the result is recorded in the site's state: the runner keeps the state dir's
+  // lock shared through it, so a `pullagent gc` never sees a published image no state names.
+  std::shared_ptr<void> hold_until_recorded;
 };
 
 // Runs one attempt: reads the site's config afresh and pulls and publishes its image. The

@@ -8,6 +8,7 @@
 #include "agent/config/config_files.h"
 #include "agent/site/site_pull.h"
 #include "puller/store/sha256.h"
+#include "puller/store/state_lock.h"
 
 namespace pullagent::agent {
 namespace {
@@ -115,6 +116,10 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
     services = services_;
   }
   SiteAttemptResult result;
+  if (auto lock =
+          puller::StateLock::acquire(services->agent.state_dir, puller::StateLock::Mode::kShared)) {
+    result.hold_until_recorded = std::make_shared<puller::StateLock>(std::move(lock.value()));
+  }  // else the pull's own acquire reports the problem
   auto failed = [&](const std::string& phase, const Error& error) {
     result.kind = stop.stop_requested() || error.code == ErrorCode::kCancelled
                       ? SiteAttemptResult::Kind::kCancelled

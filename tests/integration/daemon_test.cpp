@@ -296,6 +296,25 @@ TEST_F(Daemon, SitesSharingAnImageDownloadEachBlobOnce) {
   EXPECT_EQ(siteState("site-a")["phase"], "published");
 }
 
+TEST_F(Daemon, GcFromTheCommandLineKeepsWhatTheSitesPublish) {
+  start();
+  putSite("web", site("lnx-v1"));
+  ASSERT_TRUE(waitForPublished("web", digestOf("lnx-v1"))) << log();
+  EXPECT_EQ(stop(), 0);
+  // An image pulled by hand into the same state dir: no site publishes it.
+  auto pulled = runProcess({PULLAGENT_BINARY, "pull", stack().registry("anon") + "/test/multi:v1",
+                            "--state", stateDir().string(), "--ca", stack().ca()});
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.all();
+  const std::string stray = stack().image("test/multi:v1")["digest"];
+  ASSERT_TRUE(fs::exists(imageDir(stray)));
+
+  auto gc = runProcess({PULLAGENT_BINARY, "gc", "--state", stateDir().string()});
+  ASSERT_EQ(gc.exit_code, 0) << gc.all();
+  EXPECT_NE(gc.out.find("removed 1 images"), std::string::npos) << gc.out;
+  EXPECT_FALSE(fs::exists(imageDir(stray)));
+  EXPECT_TRUE(fs::exists(imageDir(digestOf("lnx-v1")) / "rootfs/home/site/wwwroot/index.html"));
+}
+
 TEST_F(Daemon, SighupReloadsTheAgentConfigAndKeepsTheOldOneWhenTheNewIsBroken) {
   start();
   putSite("web", site("lnx-v1"));
