@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <iostream>
 #include <thread>
 
 #include "tests/integration/pull_fixture.h"
@@ -221,6 +222,50 @@ TEST_F(Unpack, KilledMidUnpackLeavesThePreviousImageAndRecovers) {
   ASSERT_EQ(result.exit_code, 0) << result.all();
   EXPECT_TRUE(fs::exists(target / "app/v2.bin"));
   EXPECT_FALSE(staging_exists());  // the killed run's leftovers were removed
+}
+
+TEST_F(Unpack, KilledAtAnyMomentLeavesOneWholeImage) {
+  // With every blob already stored, a republish is unpack + publish only. SIGKILL lands at
+  // moments spread over it - before, during the unpack, around the exchange, while the old tree
+  // is removed - and the target is always exactly one of the two images, never a mix.
+  const fs::path target = dest_ / "rootfs";
+  auto pull = [&](const std::string& tag) {
+    return std::vector<std::string>{PULLAGENT_BINARY,
+                                    "pull",
+                                    stack().registry("anon") + "/test/multi:" + tag,
+                                    "--state",
+                                    (dest_ / "state").string(),
+                                    "--rootfs",
+                                    target.string(),
+                                    "--ca",
+                                    stack().ca()};
+  };
+  ASSERT_EQ(runProcess(pull("v1")).exit_code, 0);
+  const auto v1 = snapshotTree(target);
+  ASSERT_EQ(runProcess(pull("v2")).exit_code, 0);
+  const auto v2 = snapshotTree(target);
+  ASSERT_NE(v1, v2);
+
+  int switched = 0;
+  auto current = v2;
+  for (int i = 0; i < 20; ++i) {
+    const std::string tag = i % 2 == 0 ? "v1" : "v2";
+    {
+      BackgroundProcess running(pull(tag));
+      std::this_thread::sleep_for(std::chrono::milliseconds(30 * i));
+      running.kill(SIGKILL);
+      running.wait();
+    }
+    auto now = snapshotTree(target);
+    ASSERT_TRUE(now == v1 || now == v2) << "kill after " << 30 * i << " ms left a mixed tree";
+    switched += now != current ? 1 : 0;
+    current = now;
+  }
+  std::cout << "kills that landed after the publish: " << switched << " of 20\n";
+  ASSERT_EQ(runProcess(pull("v1")).exit_code, 0);
+  EXPECT_EQ(snapshotTree(target), v1);
+  for (const auto& entry : fs::directory_iterator(dest_.path()))
+    EXPECT_FALSE(entry.path().filename().string().starts_with(".rootfs.staging-")) << entry.path();
 }
 
 }  // namespace
