@@ -8,6 +8,7 @@ root filesystem" on a tmpfs, cold (empty store) every run, median of N runs:
 
   pullagent        pullagent pull --rootfs (download, verify, unpack, publish)
   skopeo+umoci     skopeo copy docker:// -> oci: , then umoci unpack
+  podman           podman pull into overlay storage on the same tmpfs (vfs if overlay fails)
   gzip -dc         just decompressing the same layers to /dev/null (the floor to beat)
 
 Reports seconds, MB/s of uncompressed content, ratios and peak RSS (/usr/bin/time)."""
@@ -150,8 +151,8 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pullagent", default=os.path.join(ROOT, "build/release/agent/pullagent"))
     parser.add_argument("--cache", default=os.path.join(ROOT, "bench/.cache"))
-    parser.add_argument("--tools", default="pullagent,skopeo+umoci,gzip",
-                        help="comma-separated subset of: pullagent, skopeo+umoci, gzip")
+    parser.add_argument("--tools", default="pullagent,skopeo+umoci,podman,gzip",
+                        help="comma-separated subset of: pullagent, skopeo+umoci, podman, gzip")
     args = parser.parse_args()
 
     layers = build_image(args.cache)
@@ -197,6 +198,27 @@ def main():
                            f"oci:{tmpfs}/oci:v1"]),
                     timed(["umoci", "unpack", "--image", f"{tmpfs}/oci:v1", f"{tmpfs}/bundle"])]
 
+        podman_driver = []
+
+        def run_podman():
+            fresh()
+            # Its own storage on the tmpfs, nothing from the host's; overlay as podman users
+            # run it, vfs (a full copy per layer) only when overlay cannot mount here.
+            def pull(driver):
+                return timed(["podman", "--root", f"{tmpfs}/podman/root", "--runroot",
+                              f"{tmpfs}/podman/run", "--storage-driver", driver,
+                              "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+                              "pull", "--quiet", "--cert-dir", certs, f"docker://{image}"])
+            if not podman_driver:
+                try:
+                    result = pull("overlay")
+                    podman_driver.append("overlay")
+                    return [result]
+                except RuntimeError:
+                    fresh()
+                    podman_driver.append("vfs")
+            return [pull(podman_driver[0])]
+
         def run_gzip():
             return [timed(["sh", "-c", "gzip -dc " + " ".join(l["path"] for l in layers) +
                            " > /dev/null"])]
@@ -205,6 +227,7 @@ def main():
         tools = [(name, run) for key, name, run in (
             ("pullagent", "pullagent", run_pullagent),
             ("skopeo+umoci", "skopeo+umoci", run_skopeo_umoci),
+            ("podman", "podman pull", run_podman),
             ("gzip", "gzip -dc (floor)", run_gzip)) if key in wanted]
         results = {}
         for name, run in tools:
