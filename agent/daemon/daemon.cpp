@@ -208,21 +208,18 @@ int Daemon::run() {
   auto next_watchdog = steady_clock::now();
   auto next_rescan = steady_clock::now() + agent_.rescan_interval;
   auto next_status = steady_clock::now() + kStatusInterval;
-  std::optional<steady_clock::time_point> debounce_until;
-  std::optional<steady_clock::time_point> next_retry;
+  constexpr auto kNever = steady_clock::time_point::max();
+  auto debounce_until = kNever;  // a burst of inotify events settles until then
+  auto next_retry = kNever;
   while (!env_.stop.stop_requested()) {
     auto now = steady_clock::now();
     if (watchdog && now >= next_watchdog) {
       notifier_.notify("WATCHDOG=1");
       next_watchdog = now + *watchdog / 2;
     }
-    auto deadline = std::min(next_rescan, next_status);
+    auto deadline = std::min({next_rescan, next_status, debounce_until, next_retry});
     if (watchdog)
       deadline = std::min(deadline, next_watchdog);
-    if (debounce_until)
-      deadline = std::min(deadline, *debounce_until);
-    if (next_retry)
-      deadline = std::min(deadline, *next_retry);
     const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
     pollfd fds[3] = {
         {wake_.get(), POLLIN, 0}, {watcher_.fd(), POLLIN, 0}, {env_.reload_fd, POLLIN, 0}};
@@ -236,14 +233,14 @@ int Daemon::run() {
       reload();
       next_rescan = now + agent_.rescan_interval;
     }
-    if ((fds[1].revents & POLLIN) != 0 && watcher_.drain() && !debounce_until)
+    if ((fds[1].revents & POLLIN) != 0 && watcher_.drain() && debounce_until == kNever)
       debounce_until = now + kDebounce;
-    if ((debounce_until && now >= *debounce_until) || now >= next_rescan) {
+    if (now >= debounce_until || now >= next_rescan) {
       rescan();
-      debounce_until.reset();
+      debounce_until = kNever;
       next_rescan = now + agent_.rescan_interval;
     }
-    next_retry = reconciler_->step();
+    next_retry = reconciler_->step().value_or(kNever);
     collectGarbage();
     if (now >= next_status || reconciler_->running() == 0) {
       reportStatus(false);
