@@ -107,19 +107,22 @@ Status Daemon::configure(AgentConfig agent) {
   if (!services)
     return services.error();
   if (agent.metrics_address != agent_.metrics_address || !metrics_server_) {
-    metrics_server_.reset();
+    // The new endpoint first: if it cannot listen, the old one keeps serving.
+    std::unique_ptr<MetricsServer> server;
     if (agent.metrics_address) {
-      auto server =
+      auto started =
           MetricsServer::start(*agent.metrics_address, [this] { return metrics_.render(); });
-      if (!server)
-        return server.error();
-      metrics_server_ = std::move(server.value());
-      spdlog::info("metrics at http://{}/metrics", metrics_server_->address());
+      if (!started)
+        return started.error();
+      server = std::move(started.value());
+      spdlog::info("metrics at http://{}/metrics", server->address());
     }
+    metrics_server_ = std::move(server);
   }
   if (!store_ || agent.state_dir != agent_.state_dir) {
-    if (reconciler_)  // a new state dir means new site states: start from what it records
-      reconciler_->stopAll();
+    // A new state dir means new site states: stop the pulls into the old one, then start from
+    // what the new one records.
+    reconciler_.reset();
     store_ = std::make_unique<SiteStateStore>(agent.state_dir);
     reconciler_ = std::make_unique<Reconciler>(
         runner_, clock_, *store_, metrics_, [this] { wake(); }, reconcilerOptions(agent));

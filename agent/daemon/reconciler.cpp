@@ -62,8 +62,14 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
     site.file = file;
     site.state.site = name;
     site.state.config_file = file.path.string();
-    if (!changed)
+    if (!changed) {
+      // A state left as "pulling" by a process that died after publishing says so no longer.
+      if (!site.attempt && !wanted(site) && site.state.phase != SitePhase::kPublished) {
+        site.state.phase = SitePhase::kPublished;
+        save(site);
+      }
       continue;
+    }
     site.state.config_sha256 = file.sha256;
     if (site.attempt) {
       spdlog::info("site {}: config changed during a pull; starting over with the new one", name);

@@ -236,8 +236,13 @@ TEST_F(ReconcilerTest, WhatWasPublishedSurvivesARestart) {
   runner_.push("web", published("a", "sha256:1"));
   runner_.push("gone", published("a", "sha256:9"));
   settle();
+  // The process dies after publishing, before it could record that it had.
+  SiteState stale = *state("web");
+  stale.phase = SitePhase::kPulling;
+  ASSERT_TRUE(store_.write(stale).ok());
   reset();  // a new agent process over the same state dir
   reconciler_->update(files({{"web", "a"}}));
+  EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
   reconciler_->step();
   EXPECT_EQ(reconciler_->running(), 0);
   EXPECT_EQ(runner_.calls("web"), 1);
