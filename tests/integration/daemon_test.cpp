@@ -77,18 +77,22 @@ class Daemon : public PullTest {
     fs::rename(temporary, sitesDir() / (name + ".json"));
   }
 
-  void start(const json& agent) {
+  void start(const json& agent, const std::vector<std::string>& extra_env = {}) {
     writeFile(dest_.path() / "agent.json", agent.dump());
     notify_.reset();  // first: the old socket's destructor unlinks the path
     notify_ = std::make_unique<NotifySocket>((dest_.path() / "notify.sock").string());
     daemon_ = std::make_unique<BackgroundProcess>(
         std::vector<std::string>{PULLAGENT_BINARY, "--config",
                                  (dest_.path() / "agent.json").string(), "--log-format", "json"},
-        std::vector<std::string>{"NOTIFY_SOCKET=" + notify_->path(), "WATCHDOG_USEC=400000"},
-        (dest_.path() / "daemon.log").string());
+        environment(extra_env), (dest_.path() / "daemon.log").string());
     ASSERT_TRUE(notify_->waitForLine("READY=1", seconds(20))) << log() << notify_->all();
   }
   void start() { start(agentConfig()); }
+  std::vector<std::string> environment(std::vector<std::string> extra) const {
+    extra.push_back("NOTIFY_SOCKET=" + notify_->path());
+    extra.push_back("WATCHDOG_USEC=400000");
+    return extra;
+  }
   // SIGTERM; returns the exit code, after checking the goodbye.
   int stop() {
     daemon_->kill(SIGTERM);
@@ -294,6 +298,40 @@ TEST_F(Daemon, SitesSharingAnImageDownloadEachBlobOnce) {
   std::this_thread::sleep_for(milliseconds(500));
   EXPECT_TRUE(fs::exists(imageDir(digestOf("lnx-v1")) / "rootfs"));
   EXPECT_EQ(siteState("site-a")["phase"], "published");
+}
+
+TEST_F(Daemon, SecretsNeverReachLogsStateStatusOrMetrics) {
+  // App Service's identity endpoint (its header is a secret), a password from Key Vault, a
+  // literal password (wrong, so its failure is recorded), a managed identity.
+  json agent = agentConfig();
+  agent.erase("identity");
+  start(agent, {"IDENTITY_ENDPOINT=" + azure()["app_service"].get<std::string>(),
+                "IDENTITY_HEADER=" + azure()["identity_header"].get<std::string>()});
+  const std::string password = stack().info()["basic_password"];
+  putSite("vault",
+          credentialsSite("@Microsoft.KeyVault(SecretUri=" +
+                          azure()["key_vault"].get<std::string>() + "/secrets/acr-password/)"));
+  putSite("wrong", credentialsSite(password + "-wrong"));
+  putSite("identity", siteWithIdentity("", "lnx-v1"));
+  ASSERT_TRUE(waitForPublished("vault", stack().image("test/multi:v1")["digest"])) << log();
+  ASSERT_TRUE(waitForPublished("identity", digestOf("lnx-v1"))) << log();
+  ASSERT_TRUE(waitForSite("wrong", [](const json& state) {
+    return state.is_object() && state["phase"] == "failed";
+  })) << log();
+
+  std::string everything = log() + metrics();
+  for (const auto& entry : fs::recursive_directory_iterator(stateDir() / "sites"))
+    everything += readFile(entry.path());
+  everything += runProcess({PULLAGENT_BINARY, "status", "--state", stateDir().string()}).all();
+  everything +=
+      runProcess({PULLAGENT_BINARY, "status", "--json", "--state", stateDir().string()}).all();
+  EXPECT_EQ(stop(), 0);
+  everything += log();
+  EXPECT_NE(everything.find("wrong"), std::string::npos);  // the failure is there, its secret not
+  for (const std::string& secret : {password, azure()["identity_header"].get<std::string>(),
+                                    std::string("eyJ"), std::string("sig=")}) {
+    EXPECT_EQ(everything.find(secret), std::string::npos) << secret;
+  }
 }
 
 TEST_F(Daemon, GcFromTheCommandLineKeepsWhatTheSitesPublish) {

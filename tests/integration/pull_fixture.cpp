@@ -26,6 +26,21 @@ ProcessResult PullTest::pull(const std::string& image, const std::vector<std::st
   return runProcess(pullCommand(image, args));
 }
 
+nlohmann::json PullTest::credentialsSite(const std::string& password) {
+  using nlohmann::json;
+  auto setting = [](const std::string& name, const json& value) {
+    return json{{"name", name}, {"value", value}};
+  };
+  return {{"properties",
+           {{"siteConfig",
+             {{"linuxFxVersion", "DOCKER|test/multi:v1"},
+              {"appSettings",
+               json::array(
+                   {setting("DOCKER_REGISTRY_SERVER_URL", "https://" + stack().registry("basic")),
+                    setting("DOCKER_REGISTRY_SERVER_USERNAME", stack().info()["basic_user"]),
+                    setting("DOCKER_REGISTRY_SERVER_PASSWORD", password)})}}}}}};
+}
+
 std::string PullTest::tokenCreds() const {
   const auto& info = TestStack::shared().info();
   return info["token_user"].get<std::string>() + ":" + info["token_password"].get<std::string>();

@@ -23,6 +23,10 @@ class PullTest : public ::testing::Test {
   std::vector<std::string> pullCommand(const std::string& image,
                                        const std::vector<std::string>& args) const;
 
+  // A site (ARM shape) pulling test/multi:v1 from the htpasswd registry with admin credentials
+  // in its app settings; `password` may be a Key Vault reference.
+  nlohmann::json credentialsSite(const std::string& password);
+
   std::string tokenCreds() const;
   std::string basicCreds() const;
 

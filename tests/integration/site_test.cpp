@@ -45,17 +45,6 @@ class Site : public PullTest {
     return {{"name", "secureacrweb2021"},
             {"properties", {{"vnetImagePullEnabled", false}, {"siteConfig", site_config}}}};
   }
-  json credentialsSite(const std::string& password) {
-    return {{"properties",
-             {{"siteConfig",
-               {{"linuxFxVersion", "DOCKER|test/multi:v1"},
-                {"appSettings", json::array({{{"name", "DOCKER_REGISTRY_SERVER_URL"},
-                                              {"value", "https://" + stack().registry("basic")}},
-                                             {{"name", "DOCKER_REGISTRY_SERVER_USERNAME"},
-                                              {"value", stack().info()["basic_user"]}},
-                                             {{"name", "DOCKER_REGISTRY_SERVER_PASSWORD"},
-                                              {"value", password}}})}}}}}};
-  }
   ProcessResult once(const json& site, const json& agent,
                      const std::vector<std::string>& env = {}) {
     writeFile(dest_ / "site.json", site.dump());
