@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -34,8 +35,10 @@ Status syncDirectory(const std::filesystem::path& dir) {
 }
 
 Status writeFileAtomic(const std::filesystem::path& path, std::string_view content) {
+  // Unique per call, not only per process: threads of one agent write beside each other.
+  static std::atomic<uint64_t> counter{0};
   auto tmp = path;
-  tmp += ".tmp." + std::to_string(::getpid());
+  tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     return errnoError(errno, "create", tmp);

@@ -22,9 +22,15 @@ Result<PullOutcome> runPullJob(puller::HttpClient& http, Clock& clock, Random& r
       return lock.error();
     state_lock.emplace(std::move(lock.value()));
   }
-  auto store = puller::ContentStore::open(store_root);
-  if (!store)
-    return store.error();
+  std::unique_ptr<puller::ContentStore> own_store;
+  puller::ContentStore* store = job.store;
+  if (store == nullptr || job.layout) {
+    auto opened = puller::ContentStore::open(store_root);
+    if (!opened)
+      return opened.error();
+    own_store = std::move(opened.value());
+    store = own_store.get();
+  }
 
   puller::TokenCache tokens(clock);
   puller::Authorizer authorizer(http, clock, tokens, job.credentials, job.insecure);
@@ -43,7 +49,7 @@ Result<PullOutcome> runPullJob(puller::HttpClient& http, Clock& clock, Random& r
     puller::ApplyOptions apply;
     apply.privileged = env.privileged;
     publisher.emplace(
-        **store,
+        *store,
         [&job](const puller::PulledImage& image) {
           return job.target ? *job.target : job.state / "images" / image.manifest.digest.hex();
         },
@@ -55,7 +61,7 @@ Result<PullOutcome> runPullJob(puller::HttpClient& http, Clock& clock, Random& r
   if (job.observer != nullptr)
     watching.push_back(job.observer);
   puller::ObserverList observers(std::move(watching));
-  puller::ImagePuller image_puller(registry, **store, &observers);
+  puller::ImagePuller image_puller(registry, *store, &observers);
 
   Context ctx{&clock, pull_stop.get_token(), std::nullopt};
   if (job.deadline)
@@ -74,7 +80,7 @@ Result<PullOutcome> runPullJob(puller::HttpClient& http, Clock& clock, Random& r
 
   const std::string ref_name = job.ref.tag ? *job.ref.tag : image->manifest.digest.str();
   if (auto status =
-          puller::recordInOciLayout((*store)->root(), image->manifest, ref_name, job.ref.str());
+          puller::recordInOciLayout(store->root(), image->manifest, ref_name, job.ref.str());
       !status) {
     return status.error();
   }

@@ -99,6 +99,10 @@ Result<std::shared_ptr<DaemonServices>> DaemonServices::create(AgentConfig agent
   services->identity_http = std::move(http.value());
   services->identities = std::make_unique<IdentityPool>(*services->identity_http, clock, random,
                                                         services->agent.identity);
+  auto store = puller::ContentStore::open(services->agent.state_dir / "content");
+  if (!store)
+    return store.error();
+  services->store = std::move(store.value());
   return services;
 }
 
@@ -145,8 +149,9 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
   ProcessEnvironment env;
   env.stop = stop;
   env.privileged = privileged_;
-  SitePullServices pull_services{services->agent, clock_, random_, *services->identities,
-                                 services->system_resolver};
+  SitePullServices pull_services{
+      services->agent,      clock_, random_, *services->identities, services->system_resolver,
+      services->store.get()};
   auto outcome = pullSite(pull_services, site.value(), env, phases, &observer);
   if (!outcome)
     return failed(phases.failedPhase(), outcome.error());

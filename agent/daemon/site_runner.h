@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "base/random.h"
 #include "puller/http/http_client.h"
+#include "puller/store/content_store.h"
 #include "resolver/static_hosts_resolver.h"
 #include "resolver/system_resolver.h"
 
@@ -23,6 +24,9 @@ struct DaemonServices {
   std::unique_ptr<resolver::StaticHostsResolver> identity_resolver;
   std::unique_ptr<puller::HttpClient> identity_http;
   std::unique_ptr<IdentityPool> identities;
+  // One store for every site's pulls: a blob two sites want is fetched by one, awaited by the
+  // other in-process, and never hashed twice.
+  std::unique_ptr<puller::ContentStore> store;
 
   static Result<std::shared_ptr<DaemonServices>> create(AgentConfig agent, Clock& clock,
                                                         Random& random);

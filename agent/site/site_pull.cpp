@@ -114,6 +114,7 @@ Result<PullOutcome> pullSite(const SitePullServices& services, const SiteConfig&
   job.retries = agent.retries;
   job.state = agent.state_dir;
   job.observer = observer;
+  job.store = services.store;
 
   if (site.auth == RegistryAuth::kManagedIdentity) {
     auto& identity = services.identities.identity(site.identity_client_id);

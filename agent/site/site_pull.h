@@ -31,7 +31,8 @@ struct SitePullServices {
   Clock& clock;
   Random& random;
   IdentityPool& identities;
-  HostResolver& system_resolver;  // identity endpoints, and the public route
+  HostResolver& system_resolver;          // identity endpoints, and the public route
+  puller::ContentStore* store = nullptr;  // the state dir's store, when kept open (the daemon)
 };
 
 // How a site is authenticated, in words ("user-assigned managed identity <client id>").

@@ -217,9 +217,8 @@ Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
   auto ingest = store.beginIngest(blob.digest, blob.size, ctx);
   if (!ingest)
     return ingest.error();
-  // Another caller may have finished the blob while we waited for the ingest.
-  if (store.contains(blob.digest, blob.size))
-    return {};
+  if (!*ingest)
+    return {};  // another caller finished the blob while we waited for the ingest
   const std::string what = "blob " + blob.digest.str();
   auto status =
       retryLoop(policy_, clock_, random_, ctx, what, [&](int, bool& made_progress) -> Status {

@@ -146,6 +146,8 @@ Status ContentStore::putBlob(const Digest& digest, std::string_view bytes, const
   auto ingest = beginIngest(digest, static_cast<int64_t>(bytes.size()), ctx);
   if (!ingest)
     return ingest.error();
+  if (!*ingest)
+    return {};  // stored meanwhile
   if (auto status = (*ingest)->restart(); !status)
     return status;
   if (auto status = (*ingest)->write(bytes); !status)
@@ -164,6 +166,11 @@ Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
         return status.error();
     }
     active_.insert(digest.hex());
+  }
+  // The caller we waited for may have finished this very blob.
+  if (contains(digest, expected_size)) {
+    release(digest);
+    return std::unique_ptr<Ingest>();
   }
   // From here on, release() must run on every exit: the Ingest's destructor does it.
   auto path = root_ / "ingest" / digest.hex();
@@ -184,6 +191,14 @@ Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
     }
   }
 
+  // Another process finished the blob while we waited for its lock: what we opened is its old
+  // inode (now the blob) or an empty file we just created; drop the empty one.
+  if (contains(digest, expected_size)) {
+    struct stat opened {};
+    if (::fstat(fd, &opened) == 0 && opened.st_size == 0)
+      ::unlink(path.c_str());
+    return std::unique_ptr<Ingest>();
+  }
   // Resume: re-hash what an earlier attempt left, keeping only whole 1 MiB-aligned reads.
   struct stat info {};
   if (::fstat(fd, &info) != 0)

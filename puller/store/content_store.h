@@ -68,7 +68,8 @@ class ContentStore {
 
   // Opens the ingest for `digest`, continuing a partial one (re-hashing what it holds). Only one
   // ingest per digest at a time: within this process a second caller waits; across processes
-  // an flock on the ingest file does the same.
+  // an flock on the ingest file does the same. Returns null when, after waiting, the blob turns
+  // out to be stored already.
   Result<std::unique_ptr<Ingest>> beginIngest(const Digest& digest, int64_t expected_size,
                                               const Context& ctx);
 

@@ -1,11 +1,16 @@
 #include "puller/store/oci_layout.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <cerrno>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <sstream>
 
 #include "base/atomic_file.h"
+#include "base/unique_fd.h"
 
 namespace pullagent::puller {
 
@@ -15,6 +20,16 @@ Status recordInOciLayout(const std::filesystem::path& root, const Descriptor& ma
   if (auto status = writeFileAtomic(root / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
       !status) {
     return status;
+  }
+  // index.json is read, changed and replaced: pulls running side by side (threads of the
+  // daemon, or processes) take turns, or one's entry would be lost.
+  const auto lock_path = root / ".index.json.lock";
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock.valid())
+    return errnoError(errno, "open", lock_path);
+  while (::flock(lock.get(), LOCK_EX) != 0) {
+    if (errno != EINTR)
+      return errnoError(errno, "lock", lock_path);
   }
   json index = {
       {"schemaVersion", 2}, {"mediaType", media_type::kOciIndex}, {"manifests", json::array()}};

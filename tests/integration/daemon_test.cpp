@@ -283,6 +283,8 @@ TEST_F(Daemon, SitesSharingAnImageDownloadEachBlobOnce) {
   ASSERT_TRUE(waitForPublished("site-a", digestOf("lnx-v1"))) << log();
   ASSERT_TRUE(waitForPublished("site-b", digestOf("lnx-v1"))) << log();
   EXPECT_EQ(storageRequests(), 3) << stack().stats(stack().storage());
+  // The waiting site took the finished blob from the shared store: nothing left half-ingested.
+  EXPECT_TRUE(fs::is_empty(stateDir() / "content/ingest"));
   // Each site showed its own token to the registry for its own manifest.
   auto tokens = stack().stats(azure()["acr_control"])["requests"];
   int exchanges = 0;

@@ -104,6 +104,28 @@ TEST_F(ContentStoreTest, OneIngestPerDigestAtATime) {
   EXPECT_TRUE(second_started.load());
 }
 
+TEST_F(ContentStoreTest, AWaiterFindsTheFinishedBlobAndLeavesNoIngestBehind) {
+  auto first = store_->beginIngest(digest_, size_, ctx());
+  ASSERT_TRUE(first.ok());
+  std::thread waiter([&] {
+    SystemClock real;
+    Context wait_ctx{&real, {}, std::nullopt};
+    auto second = store_->beginIngest(digest_, size_, wait_ctx);
+    ASSERT_TRUE(second.ok());
+    EXPECT_EQ(second->get(), nullptr);  // stored meanwhile: nothing to ingest
+  });
+  ASSERT_TRUE((*first)->write(content_).ok());
+  ASSERT_TRUE((*first)->commit().ok());
+  first.value().reset();
+  waiter.join();
+  EXPECT_TRUE(store_->contains(digest_, size_));
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ / "ingest"));
+  auto later = store_->beginIngest(digest_, size_, ctx());
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(later->get(), nullptr);
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ / "ingest"));
+}
+
 TEST_F(ContentStoreTest, PutBlobVerifiesInMemoryContent) {
   EXPECT_TRUE(store_->putBlob(digest_, content_, ctx()).ok());
   EXPECT_TRUE(store_->contains(digest_, size_));
