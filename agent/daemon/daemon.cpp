@@ -125,7 +125,7 @@ Status Daemon::configure(AgentConfig agent) {
     reconciler_.reset();
     store_ = std::make_unique<SiteStateStore>(agent.state_dir);
     reconciler_ = std::make_unique<Reconciler>(
-        runner_, clock_, *store_, metrics_, [this] { wake(); }, reconcilerOptions(agent));
+        runner_, clock_, random_, *store_, metrics_, [this] { wake(); }, reconcilerOptions(agent));
   }
   reconciler_->setOptions(reconcilerOptions(agent));
   if (agent.sites_dir != agent_.sites_dir || watcher_.fd() < 0)

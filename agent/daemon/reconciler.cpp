@@ -16,10 +16,12 @@ struct Reconciler::Attempt {
   std::jthread thread;  // declared last: joined before the rest is destroyed
 };
 
-Reconciler::Reconciler(SiteAttemptRunner& runner, const Clock& clock, const SiteStateStore& store,
-                       Metrics& metrics, std::function<void()> wake, ReconcilerOptions options)
+Reconciler::Reconciler(SiteAttemptRunner& runner, const Clock& clock, Random& random,
+                       const SiteStateStore& store, Metrics& metrics, std::function<void()> wake,
+                       ReconcilerOptions options)
     : runner_(runner),
       clock_(clock),
+      random_(random),
       store_(store),
       metrics_(metrics),
       wake_(std::move(wake)),
@@ -159,8 +161,10 @@ void Reconciler::finish(const std::string& name, Site& site) {
       }
       ++site.state.attempts;
       const int doublings = std::min(site.state.attempts - 1, 20);
-      const auto backoff = std::min<std::chrono::seconds>(
+      const auto ceiling = std::min<std::chrono::seconds>(
           options_.initial_backoff * (int64_t{1} << doublings), options_.max_backoff);
+      const auto backoff = std::chrono::duration_cast<std::chrono::seconds>(
+          ceiling * (0.5 + 0.5 * std::clamp(random_.uniform(), 0.0, 1.0)));
       site.failed_sha256 = site.file.sha256;
       site.next_attempt = now + backoff;
       site.state.next_attempt_at = clock_.wallNow() + backoff;

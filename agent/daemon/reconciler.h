@@ -14,6 +14,7 @@
 #include "agent/daemon/site_state.h"
 #include "agent/daemon/sites_directory.h"
 #include "base/clock.h"
+#include "base/random.h"
 
 namespace pullagent::agent {
 
@@ -26,13 +27,15 @@ struct ReconcilerOptions {
 // Keeps every site's published image equal to what its config asks for. The daemon's loop
 // tells it what the sites directory holds (update) and lets it act (step); each attempt runs on
 // its own thread, at most max_concurrent at once, so one site's failure or slowness never
-// delays the others. A failed attempt is tried again after a capped exponential backoff, or at
-// once when the config changes; a removed site's state goes and its image becomes collectable.
+// delays the others. A failed attempt is tried again after a capped exponential backoff
+// (jittered down to half, so sites failing together do not retry together), or at once when
+// the config changes; a removed site's state goes and its image becomes collectable.
 // Not thread-safe: only the loop's thread calls it (workers report through `wake`).
 class Reconciler {
  public:
-  Reconciler(SiteAttemptRunner& runner, const Clock& clock, const SiteStateStore& store,
-             Metrics& metrics, std::function<void()> wake, ReconcilerOptions options);
+  Reconciler(SiteAttemptRunner& runner, const Clock& clock, Random& random,
+             const SiteStateStore& store, Metrics& metrics, std::function<void()> wake,
+             ReconcilerOptions options);
   ~Reconciler();
   Reconciler(const Reconciler&) = delete;
   Reconciler& operator=(const Reconciler&) = delete;
@@ -73,6 +76,7 @@ class Reconciler {
 
   SiteAttemptRunner& runner_;
   const Clock& clock_;
+  Random& random_;
   const SiteStateStore& store_;
   Metrics& metrics_;
   std::function<void()> wake_;

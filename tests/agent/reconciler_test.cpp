@@ -62,6 +62,12 @@ class ScriptedRunner final : public SiteAttemptRunner {
   int max_running_ = 0;
 };
 
+class SetRandom final : public Random {
+ public:
+  double uniform() override { return value; }
+  double value = 1.0;
+};
+
 SiteAttemptResult published(const std::string& sha, const std::string& digest) {
   SiteAttemptResult result;
   result.kind = SiteAttemptResult::Kind::kPublished;
@@ -85,7 +91,8 @@ class ReconcilerTest : public ::testing::Test {
   void reset() {
     reconciler_.reset();
     reconciler_ = std::make_unique<Reconciler>(
-        runner_, clock_, store_, metrics_, [] {}, ReconcilerOptions{2, seconds(10), seconds(40)});
+        runner_, clock_, random_, store_, metrics_, [] {},
+        ReconcilerOptions{2, seconds(10), seconds(40)});
   }
   std::map<std::string, SiteFile> files(std::map<std::string, std::string> shas) {
     std::map<std::string, SiteFile> result;
@@ -111,6 +118,7 @@ class ReconcilerTest : public ::testing::Test {
 
   TempDir dir_{"reconciler"};
   FakeClock clock_;
+  SetRandom random_;  // 1.0 unless a test says otherwise: the backoff is the whole ceiling
   SiteStateStore store_{dir_.path()};
   Metrics metrics_;
   ScriptedRunner runner_;
@@ -162,6 +170,22 @@ TEST_F(ReconcilerTest, FailuresBackOffExponentiallyUpToTheCapAndAChangeRetriesAt
   EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
   EXPECT_EQ(state("web")->attempts, 0);
   EXPECT_FALSE(state("web")->last_error.has_value());
+}
+
+TEST_F(ReconcilerTest, BackoffIsJitteredDownToHalfTheCeiling) {
+  random_.value = 0.0;
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  runner_.push("web", failed("a"));
+  settle();
+  clock_.advance(seconds(4));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 0);
+  clock_.advance(seconds(1));  // 5 s: half of the 10 s ceiling
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  runner_.push("web", failed("a"));
+  settle();
 }
 
 TEST_F(ReconcilerTest, AtMostMaxConcurrentAttemptsRunAndTheRestWait) {
