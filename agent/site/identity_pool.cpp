@@ -15,14 +15,18 @@ ManagedIdentityTokenSource& IdentityPool::identity(const std::string& client_id,
   return *source;
 }
 
-Result<std::unique_ptr<puller::HttpClient>> createIdentityClient(const AgentConfig& agent,
-                                                                 HostResolver& resolver) {
+puller::HttpClientOptions agentHttpOptions(const AgentConfig& agent, HostResolver& resolver) {
   puller::HttpClientOptions options;
   options.resolver = &resolver;
   options.extra_ca_file = agent.ca_bundle;
   options.connect_timeout = agent.connect_timeout;
   options.stall_timeout = agent.stall_timeout;
-  auto client = puller::CurlHttpClient::create(options);
+  return options;
+}
+
+Result<std::unique_ptr<puller::HttpClient>> createIdentityClient(const AgentConfig& agent,
+                                                                 HostResolver& resolver) {
+  auto client = puller::CurlHttpClient::create(agentHttpOptions(agent, resolver));
   if (!client)
     return client.error();
   return std::unique_ptr<puller::HttpClient>(std::move(client.value()));

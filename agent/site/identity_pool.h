@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "base/host_resolver.h"
 #include "base/random.h"
+#include "puller/http/curl_http_client.h"
 #include "puller/http/http_client.h"
 
 namespace pullagent::agent {
@@ -38,6 +39,9 @@ class IdentityPool {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<ManagedIdentityTokenSource>>
       sources_;
 };
+
+// HTTP options every client of the agent shares: the agent's CA bundle and timeouts, `resolver`.
+puller::HttpClientOptions agentHttpOptions(const AgentConfig& agent, HostResolver& resolver);
 
 // The HTTP client for the identity endpoint: the agent's CA bundle and timeouts, `resolver` (the
 // host's, with the agent's host overrides).

@@ -95,13 +95,9 @@ Result<PullOutcome> pullSite(const SitePullServices& services, const SiteConfig&
   HostResolver& base = vnet ? static_cast<HostResolver&>(*vnet)
                             : static_cast<HostResolver&>(services.system_resolver);
   resolver::StaticHostsResolver resolver(agent.host_overrides, base);
-  puller::HttpClientOptions http_options;
+  puller::HttpClientOptions http_options = agentHttpOptions(agent, resolver);
   if (site.pull_over_vnet)
     http_options.bind_to = agent.vnet_bind;
-  http_options.resolver = &resolver;
-  http_options.extra_ca_file = agent.ca_bundle;
-  http_options.connect_timeout = agent.connect_timeout;
-  http_options.stall_timeout = agent.stall_timeout;
   auto http = puller::CurlHttpClient::create(http_options);
   if (!http)
     return phases.failed("config", http.error());

@@ -27,18 +27,12 @@ class Daemon : public PullTest {
  protected:
   void SetUp() override {
     PullTest::SetUp();
-    for (const char* control : {"identity_control", "acr_control", "key_vault_control"})
-      stack().reset(azure()[control]);
-    stack().configure(azure()["identity_control"],
-                      {{"fail", json::array()}, {"delays", json::array()}});
-    stack().configure(azure()["acr_control"], {{"access_lifetime", 4500}});
     fs::create_directories(sitesDir());
   }
   void TearDown() override {
     if (daemon_)
       stop();
   }
-  const json& azure() { return stack().info()["azure"]; }
   fs::path sitesDir() const { return dest_.path() / "sites"; }
   fs::path stateDir() const { return dest_.path() / "state"; }
   fs::path imageDir(const std::string& digest) const {

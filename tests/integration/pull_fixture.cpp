@@ -11,6 +11,9 @@ void PullTest::SetUp() {
   s.reset(s.tokenServer());
   s.configure(s.tokenServer(), {{"expires_in", 300}, {"anonymous", false}});
   s.reset(s.storage());
+  // The Azure emulators too: a reset puts back their initial scripts (failures, lifetimes).
+  for (const char* control : {"identity_control", "acr_control", "key_vault_control"})
+    s.reset(s.info()["azure"][control]);
 }
 
 std::vector<std::string> PullTest::pullCommand(const std::string& image,

@@ -18,6 +18,8 @@ class PullTest : public ::testing::Test {
   void SetUp() override;
 
   TestStack& stack() { return TestStack::shared(); }
+  // The Azure emulators' addresses and identities (stack.json "azure").
+  const nlohmann::json& azure() { return stack().info()["azure"]; }
   // pullagent pull IMAGE --dest <dest> --ca <stack CA> ARGS...
   ProcessResult pull(const std::string& image, const std::vector<std::string>& args = {});
   std::vector<std::string> pullCommand(const std::string& image,

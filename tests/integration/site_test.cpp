@@ -16,16 +16,6 @@ using nlohmann::json;
 
 class Site : public PullTest {
  protected:
-  void SetUp() override {
-    PullTest::SetUp();
-    for (const char* control : {"identity_control", "acr_control", "key_vault_control"})
-      stack().reset(azure()[control]);
-    stack().configure(azure()["identity_control"],
-                      {{"fail", json::array()}, {"delays", json::array()}});
-    stack().configure(azure()["acr_control"], {{"access_lifetime", 4500}});
-  }
-  const json& azure() { return stack().info()["azure"]; }
-
   // The agent config of the tests: emulated names pinned to loopback, the test CA.
   json agentConfig(const std::string& identity_kind = "imds") {
     json config = {{"stateDir", (dest_ / "state").string()},

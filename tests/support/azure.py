@@ -227,12 +227,12 @@ def make_key_vault_handler(aad, secrets, readers, recorder):
     class KeyVault(servers.BaseHandler):
         def do_POST(self):
             if self.path.startswith("/__control/"):
-                return self.handle_control(recorder, {})
+                return self.handle_control(recorder, servers.Settings())
             self.send_json(405, {})
 
         def do_GET(self):
             if self.path.startswith("/__control/"):
-                return self.handle_control(recorder, {})
+                return self.handle_control(recorder, servers.Settings())
             parsed = urllib.parse.urlparse(self.path)
             auth = self.headers.get("Authorization", "")
             recorder.add({"path": parsed.path, "authorization": bool(auth)})

@@ -2,6 +2,7 @@
 the token server, the fault-injecting proxy in front of a real registry, and the "blob storage"
 host registry redirects point at. Each records what it saw so tests can assert on it."""
 import base64
+import copy
 import hashlib
 import http.client
 import http.server
@@ -33,6 +34,19 @@ def serve_tls(handler, host, port, cert, key):
         server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+class Settings(dict):
+    """A server's scriptable settings (faults, failures, lifetimes). /__control/reset puts back
+    the ones it started with, so no test inherits another's script."""
+
+    def __init__(self, **initial):
+        super().__init__(copy.deepcopy(initial))
+        self.initial = initial
+
+    def restore(self):
+        self.clear()
+        self.update(copy.deepcopy(self.initial))
 
 
 class Recorder:
@@ -88,7 +102,7 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
             self.send_json(200, recorder.snapshot())
         elif path == "/__control/reset":
             recorder.clear()
-            state["faults"] = []
+            state.restore()
             self.send_json(200, {})
         elif path == "/__control/faults":
             state["faults"] = json.loads(self.read_body() or b"[]")

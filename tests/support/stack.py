@@ -119,7 +119,7 @@ def main():
     # Token server first: the token registry's config names its realm.
     issuer = JwtIssuer(os.path.join(pki, "token-key.pem"), os.path.join(pki, "token.pem"),
                        ISSUER, SERVICE)
-    token_recorder, token_state = servers.Recorder(), {"expires_in": 300}
+    token_recorder, token_state = servers.Recorder(), servers.Settings(expires_in=300)
     token_port = free_port()
     servers.serve_tls(servers.make_token_handler(issuer, {TOKEN_USER: TOKEN_PASSWORD},
                                                  token_recorder, token_state),
@@ -157,7 +157,7 @@ def main():
 
     storage = {}
     storage_recorder = servers.Recorder()
-    storage_state = {}
+    storage_state = servers.Settings(faults=[])
     storage_port = free_port("127.0.0.2")
     servers.serve_tls(servers.make_storage_handler(storage, storage_recorder, storage_state), "127.0.0.2",
                       storage_port, os.path.join(pki, "server.pem"),
@@ -168,7 +168,7 @@ def main():
 
     proxies = {}
     for name, upstream in (("proxy_token", "token"), ("proxy_anon", "anon")):
-        recorder, state = servers.Recorder(), {"faults": []}
+        recorder, state = servers.Recorder(), servers.Settings(faults=[])
         port = free_port()
         servers.serve_tls(servers.make_proxy_handler("127.0.0.1", ports[upstream], ca, recorder,
                                                      state, storage),
@@ -180,7 +180,7 @@ def main():
     aad = azure.AadKey(os.path.join(pki, "aad-key.pem"))
     identities = azure.Identities()
     identity_header = "emulated-identity-header-" + os.urandom(8).hex()
-    identity_recorder, identity_state = servers.Recorder(), {"fail": []}
+    identity_recorder, identity_state = servers.Recorder(), servers.Settings(fail=[])
     imds_port = free_port()
     servers.serve_tls(azure.make_identity_handler(aad, identities, identity_recorder, identity_state,
                                                   identity_header), "127.0.0.1", imds_port, None, None)
@@ -188,7 +188,7 @@ def main():
                            ISSUER, acr_login)
     data_endpoint = f"https://myreg.westus.data.azurecr.io:{storage_port}"
     acr_recorder = servers.Recorder()
-    acr_state = {"faults": []}
+    acr_state = servers.Settings(faults=[])
     roles = {identities.system_oid: ["privatewebsite"],
              identities.user["11111111-2222-3333-4444-555555555555"]: ["privatewebsite"]}
     servers.serve_tls(azure.make_acr_front_handler(
