@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <sys/random.h>
+
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -35,13 +37,24 @@ Status syncDirectory(const std::filesystem::path& dir) {
 }
 
 Status writeFileAtomic(const std::filesystem::path& path, std::string_view content) {
-  // Unique per call, not only per process: threads of one agent write beside each other.
-  static std::atomic<uint64_t> counter{0};
-  auto tmp = path;
-  tmp += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // An unpredictable name created exclusively and never through a link: a file or a link
+  // planted beside `path` can make the write fail, never redirect it.
+  std::filesystem::path tmp;
+  int fd = -1;
+  for (int tries = 0; fd < 0 && tries < 8; ++tries) {
+    uint64_t nonce = 0;
+    if (::getrandom(&nonce, sizeof nonce, 0) != static_cast<ssize_t>(sizeof nonce))
+      return errnoError(errno, "getrandom for", path);
+    char suffix[32];
+    std::snprintf(suffix, sizeof suffix, ".tmp.%016llx", static_cast<unsigned long long>(nonce));
+    tmp = path;
+    tmp += suffix;
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EEXIST)
+      return errnoError(errno, "create", tmp);
+  }
   if (fd < 0)
-    return errnoError(errno, "create", tmp);
+    return errnoError(EEXIST, "create", tmp);
   const char* data = content.data();
   size_t left = content.size();
   while (left > 0) {

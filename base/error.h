@@ -91,4 +91,23 @@ inline Status okStatus() {
   return {};
 }
 
+// Short-circuits on a failed Status or Result (abseil's status_macros.h is the model):
+//   RETURN_IF_ERROR(file.flush());
+//   ASSIGN_OR_RETURN(auto manifest, parseManifest(bytes, type));
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    if (auto pullagent_status_ = (expr); !pullagent_status_) \
+      return pullagent_status_.error();            \
+  } while (false)
+
+#define PULLAGENT_CONCAT_INNER_(a, b) a##b
+#define PULLAGENT_CONCAT_(a, b) PULLAGENT_CONCAT_INNER_(a, b)
+#define PULLAGENT_ASSIGN_OR_RETURN_(tmp, lhs, expr) \
+  auto tmp = (expr);                                \
+  if (!tmp)                                         \
+    return tmp.error();                             \
+  lhs = std::move(tmp).value()
+#define ASSIGN_OR_RETURN(lhs, expr) \
+  PULLAGENT_ASSIGN_OR_RETURN_(PULLAGENT_CONCAT_(pullagent_result_, __LINE__), lhs, expr)
+
 }  // namespace pullagent

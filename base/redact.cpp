@@ -72,4 +72,82 @@ std::string redactHeader(std::string_view name, std::string_view value) {
   return "REDACTED";
 }
 
+namespace {
+
+// Length of the valid UTF-8 sequence at the start of `text`, or 0.
+size_t utf8Length(std::string_view text) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  size_t length = 0;
+  uint32_t min = 0;
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    length = 2;
+    min = 0x80;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    min = 0x800;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (text.size() < length)
+    return 0;
+  uint32_t code = lead & (0x7fu >> length);
+  for (size_t i = 1; i < length; ++i) {
+    if ((byte(i) & 0xc0) != 0x80)
+      return 0;
+    code = (code << 6) | (byte(i) & 0x3fu);
+  }
+  if (code < min || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff))
+    return 0;
+  // C1 controls (U+0080..U+009F) act as escape sequences on some terminals.
+  if (code >= 0x80 && code <= 0x9f)
+    return 0;
+  return length;
+}
+
+}  // namespace
+
+std::string safeEscaped(std::string_view text, size_t max) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  size_t i = 0;
+  while (i < text.size() && i < max) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+      ++i;
+    } else if (c == '\\') {
+      out += "\\\\";
+      ++i;
+    } else if (c == '\n') {
+      out += "\\n";
+      ++i;
+    } else if (c == '\r') {
+      out += "\\r";
+      ++i;
+    } else if (c == '\t') {
+      out += "\\t";
+      ++i;
+    } else if (size_t length = c >= 0x80 ? utf8Length(text.substr(i)) : 0; length > 0) {
+      out.append(text.substr(i, length));
+      i += length;
+    } else {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+      ++i;
+    }
+  }
+  if (i < text.size())
+    out += "...(" + std::to_string(text.size()) + " bytes)";
+  return out;
+}
+
+std::string safeQuoted(std::string_view text, size_t max) {
+  return "\"" + safeEscaped(text, max) + "\"";
+}
+
 }  // namespace pullagent

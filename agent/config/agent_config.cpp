@@ -1,161 +1,205 @@
 #include "agent/config/agent_config.h"
 
-#include <nlohmann/json.hpp>
+#include <arpa/inet.h>
+
+#include <array>
+#include <cctype>
+
+#include "base/json_reader.h"
 
 namespace pullagent::agent {
 namespace {
 
-using nlohmann::json;
+constexpr int64_t kDay = 86400;
 
-Error typeError(const std::string& path, const char* want, const json& value) {
-  std::string shown = value.dump();
-  if (shown.size() > 80)
-    shown = shown.substr(0, 77) + "...";
-  return makeError(ErrorCode::kInvalidArgument, path + ": expected " + want + ", got " + shown);
+bool isIpAddress(const std::string& text) {
+  std::array<unsigned char, 16> buffer{};
+  return ::inet_pton(AF_INET, text.c_str(), buffer.data()) == 1 ||
+         ::inet_pton(AF_INET6, text.c_str(), buffer.data()) == 1;
 }
 
-Status readString(const json& doc, const char* key, const std::string& path, std::string& out) {
-  if (!doc.contains(key))
+// A host name as it may appear in a URL: letters, digits, '-', '.', '_'.
+bool isHostName(const std::string& text) {
+  if (text.empty() || text.size() > 253)
+    return false;
+  for (char c : text) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_')
+      return false;
+  }
+  return true;
+}
+
+// Reads the optional settings of one document into the fields that hold their defaults.
+class SettingsReader {
+ public:
+  explicit SettingsReader(const JsonReader& doc) : doc_(doc) {}
+
+  Status string(const char* key, std::string& out) const {
+    ASSIGN_OR_RETURN(auto value, doc_[key].optionalString());
+    if (value)
+      out = std::move(*value);
     return {};
-  if (!doc[key].is_string())
-    return typeError(path + key, "a string", doc[key]);
-  out = doc[key].get<std::string>();
-  return {};
-}
-
-Status readPositive(const json& doc, const char* key, int& out) {
-  if (!doc.contains(key))
+  }
+  Status path(const char* key, std::filesystem::path& out) const {
+    std::string text = out.string();
+    RETURN_IF_ERROR(string(key, text));
+    out = text;
     return {};
-  if (!doc[key].is_number_integer() || doc[key].get<long>() <= 0 || doc[key].get<long>() > 86400)
-    return typeError(key, "a positive whole number", doc[key]);
-  out = doc[key].get<int>();
-  return {};
-}
-
-}  // namespace
-
-Result<AgentConfig> parseAgentConfig(std::string_view json_text,
-                                     const std::map<std::string, std::string>& environment) {
-  auto doc = json::parse(json_text, nullptr, false);
-  if (doc.is_discarded())
-    return makeError(ErrorCode::kInvalidArgument, "agent config is not valid JSON");
-  if (!doc.is_object())
-    return typeError("$", "an object", doc);
-  AgentConfig config;
-
-  std::string state = config.state_dir.string();
-  if (auto status = readString(doc, "stateDir", "", state); !status)
-    return status.error();
-  config.state_dir = state;
-  if (auto status = readString(doc, "acrAudience", "", config.acr_audience); !status)
-    return status.error();
-  std::string ca;
-  if (auto status = readString(doc, "caBundle", "", ca); !status)
-    return status.error();
-  if (!ca.empty())
-    config.ca_bundle = ca;
-
-  if (doc.contains("vnetDnsServers")) {
-    const json& servers = doc["vnetDnsServers"];
-    if (!servers.is_array() || servers.empty())
-      return typeError("vnetDnsServers", "a non-empty array of addresses", servers);
-    config.vnet_dns_servers.clear();
-    for (const auto& server : servers) {
-      if (!server.is_string())
-        return typeError("vnetDnsServers", "addresses as strings", server);
-      config.vnet_dns_servers.push_back(server.get<std::string>());
+  }
+  Status integer(const char* key, int& out, int64_t min, int64_t max) const {
+    ASSIGN_OR_RETURN(auto value, doc_[key].optionalInteger(min, max));
+    if (value)
+      out = static_cast<int>(*value);
+    return {};
+  }
+  Status integer(const char* key, int64_t& out, int64_t min, int64_t max) const {
+    ASSIGN_OR_RETURN(auto value, doc_[key].optionalInteger(min, max));
+    if (value)
+      out = *value;
+    return {};
+  }
+  template <typename Duration>
+  Status duration(const char* key, Duration& out, int64_t min, int64_t max) const {
+    ASSIGN_OR_RETURN(auto value, doc_[key].optionalInteger(min, max));
+    if (value)
+      out = std::chrono::duration_cast<Duration>(std::chrono::seconds(*value));
+    return {};
+  }
+  Result<std::vector<std::string>> addresses(const JsonReader& list) const {
+    ASSIGN_OR_RETURN(auto items, list.elements());
+    if (items.empty())
+      return list.error("expected a non-empty array of IP addresses");
+    std::vector<std::string> out;
+    for (const auto& item : items) {
+      ASSIGN_OR_RETURN(auto text, item.string());
+      if (!isIpAddress(text))
+        return item.typeError("an IP address");
+      out.push_back(std::move(text));
     }
+    return out;
   }
-  std::string bind;
-  if (auto status = readString(doc, "vnetBindTo", "", bind); !status)
-    return status.error();
-  if (!bind.empty()) {
-    if (!bind.starts_with("host!") && !bind.starts_with("if!"))
-      return typeError("vnetBindTo", "\"host!<address>\" or \"if!<interface>\"", doc["vnetBindTo"]);
-    config.vnet_bind = bind;
-  }
-  int dns_timeout_ms = 2000;
-  if (auto status = readPositive(doc, "dnsTimeoutMs", dns_timeout_ms); !status)
-    return status.error();
-  config.dns_timeout = std::chrono::milliseconds(dns_timeout_ms);
-  if (auto status = readPositive(doc, "dnsTries", config.dns_tries); !status)
-    return status.error();
 
-  std::string sites = config.sites_dir.string();
-  if (auto status = readString(doc, "sitesDir", "", sites); !status)
-    return status.error();
-  config.sites_dir = sites;
-  std::string metrics;
-  if (auto status = readString(doc, "metricsAddress", "", metrics); !status)
-    return status.error();
-  if (!metrics.empty())
-    config.metrics_address = metrics;
-  int rescan = 60, backoff = 10, max_backoff = 300;
-  for (auto [key, target] : {std::pair{"maxConcurrentPulls", &config.max_concurrent_pulls},
-                             std::pair{"rescanIntervalSeconds", &rescan},
-                             std::pair{"retryInitialBackoffSeconds", &backoff},
-                             std::pair{"retryMaxBackoffSeconds", &max_backoff}}) {
-    if (auto status = readPositive(doc, key, *target); !status)
-      return status.error();
-  }
-  if (max_backoff < backoff) {
-    return typeError("retryMaxBackoffSeconds", "at least retryInitialBackoffSeconds",
-                     doc["retryMaxBackoffSeconds"]);
-  }
-  config.rescan_interval = std::chrono::seconds(rescan);
-  config.retry_initial_backoff = std::chrono::seconds(backoff);
-  config.retry_max_backoff = std::chrono::seconds(max_backoff);
+ private:
+  const JsonReader& doc_;
+};
 
-  int connect = 15, stall = 30;
-  for (auto [key, target] :
-       {std::pair{"connectTimeoutSeconds", &connect}, std::pair{"stallTimeoutSeconds", &stall},
-        std::pair{"concurrency", &config.concurrency}, std::pair{"retries", &config.retries}}) {
-    if (auto status = readPositive(doc, key, *target); !status)
-      return status.error();
+// The state dir is removed from, recursively, by gc: it must be a dedicated absolute directory.
+Status checkStateDir(const JsonReader& value, const std::filesystem::path& dir) {
+  if (dir.empty() || !dir.is_absolute())
+    return value.error("must be an absolute path, got \"" + dir.string() + "\"");
+  const auto normal = dir.lexically_normal();
+  if (normal == normal.root_path())
+    return value.error("must be a directory of its own, not \"/\"");
+  for (const auto& part : dir) {
+    if (part == "..")
+      return value.error("must not contain \"..\", got \"" + dir.string() + "\"");
   }
-  config.connect_timeout = std::chrono::seconds(connect);
-  config.stall_timeout = std::chrono::seconds(stall);
+  return {};
+}
 
-  if (doc.contains("identity")) {
-    const json& identity = doc["identity"];
-    if (!identity.is_object())
-      return typeError("identity", "an object", identity);
-    std::string kind = "imds";
-    if (auto status = readString(identity, "kind", "identity.", kind); !status)
-      return status.error();
+Result<IdentityEndpoint> readIdentity(const JsonReader& doc,
+                                      const std::map<std::string, std::string>& environment) {
+  IdentityEndpoint identity;
+  const JsonReader section = doc["identity"];
+  if (!section.missing()) {
+    if (!section.isObject())
+      return section.typeError("an object");
+    ASSIGN_OR_RETURN(auto kind, section["kind"].optionalString());
     if (kind == "appService") {
-      config.identity.kind = IdentityEndpoint::Kind::kAppService;
-    } else if (kind != "imds") {
-      return typeError("identity.kind", "\"imds\" or \"appService\"", identity["kind"]);
+      identity.kind = IdentityEndpoint::Kind::kAppService;
+    } else if (kind && kind != "imds") {
+      return section["kind"].typeError("\"imds\" or \"appService\"");
     }
-    if (auto status = readString(identity, "endpoint", "identity.", config.identity.url); !status)
-      return status.error();
+    ASSIGN_OR_RETURN(auto endpoint, section["endpoint"].optionalString());
+    if (endpoint)
+      identity.url = *endpoint;
   } else if (auto endpoint = environment.find("IDENTITY_ENDPOINT"); endpoint != environment.end()) {
-    config.identity.kind = IdentityEndpoint::Kind::kAppService;
-    config.identity.url = endpoint->second;
+    identity.kind = IdentityEndpoint::Kind::kAppService;
+    identity.url = endpoint->second;
   }
-  if (config.identity.kind == IdentityEndpoint::Kind::kAppService) {
+  if (identity.kind == IdentityEndpoint::Kind::kAppService) {
     auto header = environment.find("IDENTITY_HEADER");
     if (header == environment.end()) {
       return makeError(
           ErrorCode::kInvalidArgument,
           "the App Service identity endpoint needs IDENTITY_HEADER in the environment");
     }
-    config.identity.header = Secret(header->second);
+    identity.header = Secret(header->second);
   }
+  return identity;
+}
 
-  if (doc.contains("hostOverrides")) {
-    const json& hosts = doc["hostOverrides"];
-    if (!hosts.is_object())
-      return typeError("hostOverrides", "an object of host: [addresses]", hosts);
-    for (const auto& [host, addresses] : hosts.items()) {
-      if (!addresses.is_array() || addresses.empty())
-        return typeError("hostOverrides." + host, "a non-empty array of addresses", addresses);
-      for (const auto& address : addresses) {
-        if (!address.is_string())
-          return typeError("hostOverrides." + host, "addresses as strings", address);
-        config.host_overrides[host].push_back(address.get<std::string>());
-      }
+}  // namespace
+
+Result<AgentConfig> parseAgentConfig(std::string_view json_text,
+                                     const std::map<std::string, std::string>& environment) {
+  ASSIGN_OR_RETURN(auto parsed, parseJson(json_text, "agent config", ErrorCode::kInvalidArgument));
+  const JsonReader doc(parsed, "agent config", ErrorCode::kInvalidArgument);
+  if (!doc.isObject())
+    return doc.typeError("an object");
+  AgentConfig config;
+  const SettingsReader read(doc);
+
+  RETURN_IF_ERROR(read.path("stateDir", config.state_dir));
+  RETURN_IF_ERROR(checkStateDir(doc["stateDir"], config.state_dir));
+  RETURN_IF_ERROR(read.path("sitesDir", config.sites_dir));
+  if (!config.sites_dir.is_absolute())
+    return doc["sitesDir"].error("must be an absolute path");
+  RETURN_IF_ERROR(read.string("acrAudience", config.acr_audience));
+  std::string ca;
+  RETURN_IF_ERROR(read.string("caBundle", ca));
+  if (!ca.empty())
+    config.ca_bundle = ca;
+
+  if (!doc["vnetDnsServers"].missing()) {
+    ASSIGN_OR_RETURN(config.vnet_dns_servers, read.addresses(doc["vnetDnsServers"]));
+  }
+  std::string bind;
+  RETURN_IF_ERROR(read.string("vnetBindTo", bind));
+  if (!bind.empty()) {
+    if (!bind.starts_with("host!") && !bind.starts_with("if!"))
+      return doc["vnetBindTo"].typeError("\"host!<address>\" or \"if!<interface>\"");
+    config.vnet_bind = bind;
+  }
+  ASSIGN_OR_RETURN(auto dns_timeout_ms, doc["dnsTimeoutMs"].optionalInteger(1, kDay * 1000));
+  if (dns_timeout_ms)
+    config.dns_timeout = std::chrono::milliseconds(*dns_timeout_ms);
+  RETURN_IF_ERROR(read.integer("dnsTries", config.dns_tries, 1, 100));
+
+  std::string metrics;
+  RETURN_IF_ERROR(read.string("metricsAddress", metrics));
+  if (!metrics.empty())
+    config.metrics_address = metrics;
+  RETURN_IF_ERROR(read.integer("maxConcurrentPulls", config.max_concurrent_pulls, 1, 64));
+  config.max_running_pulls = 4 * config.max_concurrent_pulls;
+  RETURN_IF_ERROR(read.integer("maxRunningPulls", config.max_running_pulls, 1, 256));
+  if (config.max_running_pulls < config.max_concurrent_pulls)
+    return doc["maxRunningPulls"].error("must be at least maxConcurrentPulls");
+  RETURN_IF_ERROR(read.duration("pullSlotSeconds", config.pull_slot, 1, kDay));
+  RETURN_IF_ERROR(read.duration("rescanIntervalSeconds", config.rescan_interval, 1, kDay));
+  RETURN_IF_ERROR(
+      read.duration("retryInitialBackoffSeconds", config.retry_initial_backoff, 1, kDay));
+  RETURN_IF_ERROR(read.duration("retryMaxBackoffSeconds", config.retry_max_backoff, 1, kDay));
+  if (config.retry_max_backoff < config.retry_initial_backoff)
+    return doc["retryMaxBackoffSeconds"].error("must be at least retryInitialBackoffSeconds");
+
+  RETURN_IF_ERROR(read.duration("connectTimeoutSeconds", config.connect_timeout, 1, kDay));
+  RETURN_IF_ERROR(read.duration("stallTimeoutSeconds", config.stall_timeout, 1, kDay));
+  RETURN_IF_ERROR(read.integer("minTransferRateBytesPerSecond", config.min_transfer_rate, 1,
+                               int64_t{1} << 40));
+  RETURN_IF_ERROR(read.duration("documentTimeoutSeconds", config.document_timeout, 1, kDay));
+  RETURN_IF_ERROR(read.duration("attemptDeadlineSeconds", config.attempt_deadline, 1, 7 * kDay));
+  RETURN_IF_ERROR(read.integer("concurrency", config.concurrency, 1, 64));
+  RETURN_IF_ERROR(read.integer("retries", config.retries, 1, 100));
+
+  ASSIGN_OR_RETURN(config.identity, readIdentity(doc, environment));
+
+  if (!doc["hostOverrides"].missing()) {
+    ASSIGN_OR_RETURN(auto hosts, doc["hostOverrides"].members());
+    for (const auto& [host, addresses] : hosts) {
+      if (!isHostName(host))
+        return addresses.error("\"" + host.substr(0, 80) + "\" is not a host name");
+      ASSIGN_OR_RETURN(config.host_overrides[host], read.addresses(addresses));
     }
   }
   return config;

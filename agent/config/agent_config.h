@@ -22,7 +22,15 @@ struct AgentConfig {
   // Fixed addresses for names (debugging, tests): {"myreg.azurecr.io": ["10.0.0.7"]}.
   std::map<std::string, std::vector<std::string>> host_overrides;
   std::chrono::seconds connect_timeout{15};
+  // The progress rule: a transfer slower than min_transfer_rate bytes/s on average over
+  // stall_timeout is abandoned (and resumed).
   std::chrono::seconds stall_timeout{30};
+  int64_t min_transfer_rate = 8 * 1024;
+  // Whole-exchange bound for answers held in memory: manifests, configs, tokens, identity and
+  // Key Vault answers.
+  std::chrono::seconds document_timeout{60};
+  // One site attempt (identity, secrets, pull, unpack, publish) ends after this.
+  std::chrono::seconds attempt_deadline{1800};
   int concurrency = 4;
   int retries = 6;
   // VNet image pulls: the VNet's DNS servers (Azure DNS unless the VNet has its own), used
@@ -37,6 +45,10 @@ struct AgentConfig {
   // The daemon.
   std::filesystem::path sites_dir = "/etc/pullagent/sites";  // one <site>.json per site
   int max_concurrent_pulls = 2;                              // sites pulling at once
+  // Fairness: an attempt holds its slot for at most pull_slot; after that, waiting sites start
+  // beside it, up to max_running_pulls attempts in all (a bound on threads).
+  std::chrono::seconds pull_slot{60};
+  int max_running_pulls = 8;
   std::chrono::seconds rescan_interval{60};                  // safety net beside inotify
   // A failed site pull is retried after initial, doubling up to max (the config re-read first).
   std::chrono::seconds retry_initial_backoff{10};

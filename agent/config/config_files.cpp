@@ -1,33 +1,20 @@
 #include "agent/config/config_files.h"
 
-#include <fstream>
-#include <sstream>
+#include "base/bounded_read.h"
 
 namespace pullagent::agent {
 
 namespace {
-constexpr std::uintmax_t kMaxConfigBytes = 1 << 20;
+constexpr size_t kMaxConfigBytes = 1 << 20;
 }
 
 Result<std::string> readConfigText(const std::filesystem::path& path) {
-  std::error_code ec;
-  auto size = std::filesystem::file_size(path, ec);
-  if (ec) {
-    return makeError(ec == std::errc::no_such_file_or_directory ? ErrorCode::kNotFound
-                                                                : ErrorCode::kInvalidArgument,
-                     "cannot read " + path.string() + ": " + ec.message());
-  }
-  if (size > kMaxConfigBytes) {
-    return makeError(ErrorCode::kInvalidArgument, path.string() + " is " + std::to_string(size) +
-                                                      " bytes; configs are at most " +
-                                                      std::to_string(kMaxConfigBytes));
-  }
-  std::ifstream in(path);
-  if (!in)
-    return makeError(ErrorCode::kInvalidArgument, "cannot read " + path.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  // Links are followed (config management and Kubernetes mounts use them); FIFOs, devices and
+  // oversized files are refused without blocking.
+  auto text = readRegularFile(path, kMaxConfigBytes, Links::kFollow);
+  if (!text && text.error().code != ErrorCode::kNotFound)
+    return makeError(ErrorCode::kInvalidArgument, "cannot read config: " + text.error().message);
+  return text;
 }
 
 Result<AgentConfig> loadAgentConfig(const std::optional<std::string>& path,

@@ -4,6 +4,9 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
+#include "base/json_reader.h"
+#include "base/redact.h"
+
 namespace pullagent::agent {
 namespace {
 
@@ -16,15 +19,16 @@ std::string upper(std::string_view text) {
   return out;
 }
 
-// A value for an error message: short, and never an app setting's value (it may be a secret).
-std::string shown(const json& value) {
-  std::string text = value.dump();
-  return text.size() > 80 ? text.substr(0, 77) + "..." : text;
-}
-
 Error typeError(const std::string& path, const char* want, const json& value) {
   return makeError(ErrorCode::kInvalidArgument,
-                   path + ": expected " + want + ", got " + shown(value));
+                   path + ": expected " + want + ", got " + previewJson(value));
+}
+
+// App settings may hold secrets (DOCKER_REGISTRY_SERVER_PASSWORD): their errors name the type of
+// what was found, never its content.
+Error settingTypeError(const std::string& path, const char* want, const json& value) {
+  return makeError(ErrorCode::kInvalidArgument,
+                   path + ": expected " + want + ", got " + (value.is_null() ? "null" : "a value of type " + std::string(value.type_name())));
 }
 
 Result<std::optional<std::string>> optionalString(const json& object, const char* key,
@@ -61,13 +65,13 @@ Result<Settings> readAppSettings(const json& value, const std::string& path) {
   auto add = [&](const std::string& name, const json& item,
                  const std::string& item_path) -> Status {
     if (!item.is_string() && !item.is_null())
-      return typeError(item_path, "a string", item.is_object() ? json("{...}") : item);
+      return settingTypeError(item_path, "a string", item);
     if (!settings
              .emplace(upper(name),
                       std::pair{item_path, item.is_string() ? item.get<std::string>() : ""})
              .second) {
       return makeError(ErrorCode::kInvalidArgument,
-                       item_path + ": app setting \"" + name + "\" is given twice");
+                       item_path + ": app setting " + safeQuoted(name) + " is given twice");
     }
     return {};
   };
@@ -79,12 +83,12 @@ Result<Settings> readAppSettings(const json& value, const std::string& path) {
     return settings;
   }
   if (!value.is_array())
-    return typeError(path, "an array of {name, value} or an object", json("..."));
+    return settingTypeError(path, "an array of {name, value} or an object", value);
   for (size_t i = 0; i < value.size(); ++i) {
     const std::string item_path = path + "[" + std::to_string(i) + "]";
     const json& item = value[i];
     if (!item.is_object())
-      return typeError(item_path, "an object with name and value", json("..."));
+      return settingTypeError(item_path, "an object with name and value", item);
     auto name = optionalString(item, "name", item_path);
     if (!name)
       return name.error();
@@ -146,7 +150,7 @@ Result<std::string> imageOf(const std::string& fx, const std::string& path) {
     image.erase(0, image.find_first_not_of(" \t"));
     image.erase(image.find_last_not_of(" \t") + 1);
     if (image.empty())
-      return makeError(ErrorCode::kInvalidArgument, path + ": \"" + fx + "\" names no image");
+      return makeError(ErrorCode::kInvalidArgument, path + ": " + safeQuoted(fx) + " names no image");
     return image;
   }
   std::string what;
@@ -155,9 +159,9 @@ Result<std::string> imageOf(const std::string& fx, const std::string& path) {
   } else if (kind == "SITECONTAINERS") {
     what = "sidecar (SITECONTAINERS) sites are not supported";
   } else if (bar != std::string::npos) {
-    what = "\"" + fx + "\" is a built-in runtime stack, not a container image";
+    what = safeQuoted(fx) + " is a built-in runtime stack, not a container image";
   } else {
-    what = "\"" + fx + "\" is not a container image";
+    what = safeQuoted(fx) + " is not a container image";
   }
   return makeError(ErrorCode::kUnsupported, path + ": " + what +
                                                 "; pullagent pulls single-container sites, " +
@@ -167,9 +171,8 @@ Result<std::string> imageOf(const std::string& fx, const std::string& path) {
 }  // namespace
 
 Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
-  auto doc = json::parse(json_text, nullptr, false);
-  if (doc.is_discarded())
-    return makeError(ErrorCode::kInvalidArgument, "site config is not valid JSON");
+  ASSIGN_OR_RETURN(const json doc,
+                   parseJson(json_text, "site config", ErrorCode::kInvalidArgument));
   if (!doc.is_object())
     return typeError("$", "an object", doc);
 
@@ -253,7 +256,7 @@ Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
     // Credentials go only to the registry they were configured for.
     if (server_host && *server_host != result.image.domain) {
       return makeError(ErrorCode::kInvalidArgument,
-                       "DOCKER_REGISTRY_SERVER_URL names " + *server_host +
+                       "DOCKER_REGISTRY_SERVER_URL names " + safeQuoted(*server_host) +
                            " but the image is on " + result.image.domain +
                            "; registry credentials are not sent to " + "another registry");
     }

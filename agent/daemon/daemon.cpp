@@ -43,7 +43,8 @@ constexpr auto kDebounce = std::chrono::milliseconds(200);
 constexpr auto kStatusInterval = std::chrono::seconds(1);
 
 ReconcilerOptions reconcilerOptions(const AgentConfig& agent) {
-  return {agent.max_concurrent_pulls, agent.retry_initial_backoff, agent.retry_max_backoff};
+  return {agent.max_concurrent_pulls, agent.pull_slot, agent.max_running_pulls,
+          agent.retry_initial_backoff, agent.retry_max_backoff};
 }
 
 std::string monotonicUsec() {

@@ -119,7 +119,20 @@ void Reconciler::start(const std::string& name, Site& site) {
   site.state.next_attempt_at.reset();
   save(site);
   attempt.thread = std::jthread([this, name, path = site.file.path, &attempt] {
-    attempt.result = runner_.run(name, path, attempt.activity, attempt.stop.get_token());
+    // Crash isolation at the site boundary: whatever one site's attempt throws (a bug, an
+    // allocation failure on a hostile document) fails that attempt, never the daemon.
+    try {
+      attempt.result = runner_.run(name, path, attempt.activity, attempt.stop.get_token());
+    } catch (const std::exception& e) {
+      attempt.result = SiteAttemptResult{};
+      attempt.result.kind = SiteAttemptResult::Kind::kFailed;
+      attempt.result.error =
+          SiteError{"internal", std::string("unexpected failure: ") + e.what(), clock_.wallNow()};
+    } catch (...) {
+      attempt.result = SiteAttemptResult{};
+      attempt.result.kind = SiteAttemptResult::Kind::kFailed;
+      attempt.result.error = SiteError{"internal", "unexpected failure", clock_.wallNow()};
+    }
     attempt.done = true;
     wake_();
   });
@@ -206,19 +219,39 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
     return std::nullopt;
   const auto now = clock_.now();
   std::optional<std::chrono::steady_clock::time_point> next;
-  int slots = options_.max_concurrent - running();
+  auto wakeAt = [&next](std::chrono::steady_clock::time_point at) {
+    next = next ? std::min(*next, at) : at;
+  };
+  // Attempts within their slot time hold a slot; the rest run on beside the new ones.
+  int holding = 0;
+  std::optional<std::chrono::steady_clock::time_point> slot_frees;
+  for (const auto& [name, site] : sites_) {
+    if (!site.attempt)
+      continue;
+    const auto slot_end = site.attempt->started + options_.slot;
+    if (slot_end > now) {
+      ++holding;
+      slot_frees = slot_frees ? std::min(*slot_frees, slot_end) : slot_end;
+    }
+  }
+  int slots = std::min(options_.max_concurrent - holding, options_.max_running - running());
+  bool waiting = false;
   for (auto& [name, site] : sites_) {
     if (site.attempt || !wanted(site))
       continue;
     if (site.next_attempt > now) {
-      next = next ? std::min(*next, site.next_attempt) : site.next_attempt;
+      wakeAt(site.next_attempt);
       continue;
     }
-    if (slots <= 0)
-      continue;  // pending until a slot frees; a finishing attempt wakes the loop
+    if (slots <= 0) {
+      waiting = true;  // pending until a slot frees: an attempt ends or outlives its slot
+      continue;
+    }
     --slots;
     start(name, site);
   }
+  if (waiting && slot_frees)
+    wakeAt(*slot_frees);
   return next;
 }
 

@@ -20,14 +20,20 @@ namespace pullagent::agent {
 
 struct ReconcilerOptions {
   int max_concurrent = 2;
+  // An attempt holds one of max_concurrent slots for at most `slot`: then waiting sites start
+  // beside it, so a few slow or hostile registries cannot hold every slot. max_running bounds
+  // the attempts (threads) in all.
+  std::chrono::seconds slot{60};
+  int max_running = 8;
   std::chrono::seconds initial_backoff{10};
   std::chrono::seconds max_backoff{300};
 };
 
 // Keeps every site's published image equal to what its config asks for. The daemon's loop
 // tells it what the sites directory holds (update) and lets it act (step); each attempt runs on
-// its own thread, at most max_concurrent at once, so one site's failure or slowness never
-// delays the others. A failed attempt is tried again after a capped exponential backoff
+// its own thread, at most max_concurrent at once (attempts past their slot time no longer
+// count, up to max_running), so one site's failure or slowness never delays the others for
+// long, and nothing thrown inside an attempt reaches the process. A failed attempt is tried again after a capped exponential backoff
 // (jittered down to half, so sites failing together do not retry together), or at once when
 // the config changes; a removed site's state goes and its image becomes collectable.
 // Not thread-safe: only the loop's thread calls it (workers report through `wake`).

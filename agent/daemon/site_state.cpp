@@ -5,18 +5,24 @@
 #include <algorithm>
 #include <array>
 #include <ctime>
-#include <fstream>
 #include <iomanip>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "agent/daemon/sites_directory.h"
 #include "base/atomic_file.h"
+#include "base/bounded_read.h"
+#include "base/clock.h"
+#include "base/json_reader.h"
 
 namespace pullagent::agent {
 namespace {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
+
+constexpr size_t kMaxStateFileBytes = 1 << 20;
 
 constexpr std::array<std::pair<SitePhase, std::string_view>, 5> kPhases{{
     {SitePhase::kPending, "pending"},
@@ -32,17 +38,16 @@ std::optional<std::chrono::system_clock::time_point> parseUtc(const std::string&
   in >> std::get_time(&parts, "%Y-%m-%dT%H:%M:%SZ");
   if (in.fail())
     return std::nullopt;
-  return std::chrono::system_clock::from_time_t(timegm(&parts));
+  return fromUnixSeconds(static_cast<double>(timegm(&parts)));
 }
 
 json timeOrNull(const std::optional<std::chrono::system_clock::time_point>& at) {
   return at ? json(formatUtc(*at)) : json(nullptr);
 }
 
-std::optional<std::chrono::system_clock::time_point> timeField(const json& doc, const char* key) {
-  if (!doc.contains(key) || !doc[key].is_string())
-    return std::nullopt;
-  return parseUtc(doc[key].get<std::string>());
+std::optional<std::chrono::system_clock::time_point> timeField(const JsonReader& value) {
+  auto text = value.string();
+  return text ? parseUtc(text.value()) : std::nullopt;
 }
 
 }  // namespace
@@ -107,46 +112,59 @@ std::string siteStateJson(const SiteState& state) {
 }
 
 Result<SiteState> parseSiteState(std::string_view json_text) {
-  auto doc = json::parse(json_text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("site") || !doc["site"].is_string())
-    return makeError(ErrorCode::kInvalidArgument, "not a site state");
+  // Our own output, but read as input: another program or a person may have written it. Wrong
+  // types are errors; missing parts take their defaults.
+  ASSIGN_OR_RETURN(auto parsed, parseJson(json_text, "site state", ErrorCode::kInvalidArgument));
+  const JsonReader doc(parsed, "site state", ErrorCode::kInvalidArgument);
+  if (!doc.isObject())
+    return doc.typeError("an object");
+  auto text = [](const JsonReader& value) -> Result<std::string> {
+    ASSIGN_OR_RETURN(auto read, value.optionalString());
+    return read.value_or("");
+  };
+  auto count = [](const JsonReader& value) -> Result<int64_t> {
+    ASSIGN_OR_RETURN(auto read, value.optionalInteger(0, std::numeric_limits<int32_t>::max()));
+    return read.value_or(0);
+  };
+  auto bytes = [](const JsonReader& value) -> Result<int64_t> {
+    ASSIGN_OR_RETURN(auto read, value.optionalInteger(0));
+    return read.value_or(0);
+  };
   SiteState state;
-  auto text = [](const json& object, const char* key) {
-    return object.contains(key) && object[key].is_string() ? object[key].get<std::string>()
-                                                           : std::string();
-  };
-  auto number = [](const json& object, const char* key) -> int64_t {
-    return object.contains(key) && object[key].is_number_integer() ? object[key].get<int64_t>() : 0;
-  };
-  state.site = text(doc, "site");
-  state.config_file = text(doc, "configFile");
-  state.config_sha256 = text(doc, "configSha256");
-  state.image = text(doc, "image");
-  state.phase = parseSitePhase(text(doc, "phase")).value_or(SitePhase::kPending);
-  if (doc.contains("progress") && doc["progress"].is_object()) {
-    const json& progress = doc["progress"];
-    state.progress.layers_done = static_cast<int>(number(progress, "layersDone"));
-    state.progress.layers_total = static_cast<int>(number(progress, "layersTotal"));
-    state.progress.bytes_done = number(progress, "bytesDone");
-    state.progress.bytes_total = number(progress, "bytesTotal");
+  ASSIGN_OR_RETURN(state.site, doc["site"].string());
+  ASSIGN_OR_RETURN(state.config_file, text(doc["configFile"]));
+  ASSIGN_OR_RETURN(state.config_sha256, text(doc["configSha256"]));
+  ASSIGN_OR_RETURN(state.image, text(doc["image"]));
+  ASSIGN_OR_RETURN(auto phase, text(doc["phase"]));
+  state.phase = parseSitePhase(phase).value_or(SitePhase::kPending);
+  const JsonReader progress = doc["progress"];
+  ASSIGN_OR_RETURN(auto layers_done, count(progress["layersDone"]));
+  ASSIGN_OR_RETURN(auto layers_total, count(progress["layersTotal"]));
+  state.progress.layers_done = static_cast<int>(layers_done);
+  state.progress.layers_total = static_cast<int>(layers_total);
+  ASSIGN_OR_RETURN(state.progress.bytes_done, bytes(progress["bytesDone"]));
+  ASSIGN_OR_RETURN(state.progress.bytes_total, bytes(progress["bytesTotal"]));
+  ASSIGN_OR_RETURN(auto attempts, count(doc["attempts"]));
+  state.attempts = static_cast<int>(attempts);
+  if (const JsonReader error = doc["lastError"]; error.isObject()) {
+    SiteError last{{}, {}, timeField(error["at"]).value_or(std::chrono::system_clock::time_point{})};
+    ASSIGN_OR_RETURN(last.phase, text(error["phase"]));
+    ASSIGN_OR_RETURN(last.message, text(error["message"]));
+    state.last_error = std::move(last);
   }
-  state.attempts = static_cast<int>(number(doc, "attempts"));
-  if (doc.contains("lastError") && doc["lastError"].is_object()) {
-    const json& error = doc["lastError"];
-    state.last_error =
-        SiteError{text(error, "phase"), text(error, "message"),
-                  timeField(error, "at").value_or(std::chrono::system_clock::time_point{})};
+  if (const JsonReader published = doc["published"]; published.isObject()) {
+    PublishedImage image;
+    ASSIGN_OR_RETURN(image.image, text(published["image"]));
+    ASSIGN_OR_RETURN(image.digest, text(published["digest"]));
+    ASSIGN_OR_RETURN(image.path, text(published["path"]));
+    ASSIGN_OR_RETURN(image.config_sha256, text(published["configSha256"]));
+    image.at = timeField(published["at"]).value_or(std::chrono::system_clock::time_point{});
+    state.published = std::move(image);
   }
-  if (doc.contains("published") && doc["published"].is_object()) {
-    const json& published = doc["published"];
-    state.published = PublishedImage{
-        text(published, "image"), text(published, "digest"), text(published, "path"),
-        text(published, "configSha256"),
-        timeField(published, "at").value_or(std::chrono::system_clock::time_point{})};
-  }
-  state.last_attempt_at = timeField(doc, "lastAttemptAt");
-  state.next_attempt_at = timeField(doc, "nextAttemptAt");
-  state.updated_at = timeField(doc, "updatedAt").value_or(std::chrono::system_clock::time_point{});
+  state.last_attempt_at = timeField(doc["lastAttemptAt"]);
+  state.next_attempt_at = timeField(doc["nextAttemptAt"]);
+  state.updated_at =
+      timeField(doc["updatedAt"]).value_or(std::chrono::system_clock::time_point{});
   return state;
 }
 
@@ -172,12 +190,19 @@ std::vector<SiteState> SiteStateStore::readAll() const {
     const auto& path = entry.path();
     if (path.extension() != ".json" || path.filename().string().starts_with("."))
       continue;
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    auto state = parseSiteState(text.str());
+    const std::string file_name = path.filename().string();
+    if (!isSiteFileName(file_name))
+      continue;
+    auto text = readRegularFile(path, kMaxStateFileBytes);
+    auto state = text ? parseSiteState(text.value()) : Result<SiteState>(text.error());
+    // The file name is the site's name: a state file cannot speak for another site or a path.
+    if (state && state->site != file_name.substr(0, file_name.size() - 5)) {
+      state = makeError(ErrorCode::kInvalidArgument,
+                        "its site field does not match the file name");
+    }
     if (!state) {
-      spdlog::warn("ignoring unreadable site state {}", path.string());
+      spdlog::warn("ignoring unreadable site state {}: {}", path.string(),
+                   state.error().describe());
       continue;
     }
     states.push_back(std::move(state.value()));

@@ -1,6 +1,6 @@
 #include "agent/identity/key_vault.h"
 
-#include <nlohmann/json.hpp>
+#include "base/json_reader.h"
 
 #include "puller/http/url.h"
 
@@ -39,10 +39,12 @@ Result<Secret> readKeyVaultSecret(puller::HttpClient& http, puller::AadTokenSour
                   what + ": HTTP " + std::to_string(response->status));
     return error;
   }
-  auto body = nlohmann::json::parse(response->body, nullptr, false);
-  if (!body.is_object() || !body.contains("value") || !body["value"].is_string())
-    return makeError(ErrorCode::kProtocol, what + ": answer has no value");
-  return Secret(body["value"].get<std::string>());
+  ASSIGN_OR_RETURN(auto parsed, parseJson(response->body, what + " answer"));
+  // The whole answer holds the secret: errors name its type only.
+  auto value = JsonReader(parsed, what + " answer")["value"].secret().string();
+  if (!value)
+    return value.error();
+  return Secret(std::move(value.value()));
 }
 
 }  // namespace pullagent::agent

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "base/json_reader.h"
 #include "base/redact.h"
 #include "puller/http/url.h"
 
@@ -16,26 +17,28 @@ using nlohmann::json;
 
 constexpr size_t kMaxTokenBody = 1024 * 1024;
 
-std::optional<long long> integer(const json& value) {
-  if (value.is_number_integer())
-    return value.get<long long>();
+// A whole number of seconds as IMDS (a string) or the App Service endpoint (a number) sends it.
+std::optional<double> secondsValue(const json& value) {
+  if (value.is_number())
+    return value.get<double>();
   if (value.is_string()) {
-    const std::string text = value.get<std::string>();
+    const auto& text = value.get_ref<const std::string&>();
     long long number = 0;
     auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
     if (ec == std::errc() && ptr == text.data() + text.size())
-      return number;
+      return static_cast<double>(number);
   }
   return std::nullopt;
 }
 
 std::string describeFailure(const puller::HttpResponse& response) {
-  auto body = json::parse(response.body, nullptr, false);
+  auto body = parseJson(response.body, "identity error");
   std::string text;
-  if (body.is_object()) {
+  if (body && body->is_object()) {
     for (const char* key : {"error", "error_description", "message"}) {
-      if (body.contains(key) && body[key].is_string())
-        text += (text.empty() ? "" : ": ") + body[key].get<std::string>();
+      auto it = body->find(key);
+      if (it != body->end() && it->is_string())
+        text += (text.empty() ? "" : ": ") + it->get<std::string>();
     }
   }
   if (text.size() > 300)
@@ -55,13 +58,13 @@ puller::RetryPolicy imdsRetryPolicy() {
 }
 
 std::optional<std::chrono::system_clock::time_point> parseExpiresOn(const std::string& text) {
-  if (auto seconds = integer(json(text)))
-    return std::chrono::system_clock::from_time_t(static_cast<std::time_t>(*seconds));
+  if (auto seconds = secondsValue(json(text)))
+    return fromUnixSeconds(*seconds);
   for (const char* format : {"%m/%d/%Y %H:%M:%S +00:00", "%m/%d/%Y %I:%M:%S %p +00:00"}) {
     std::tm parts{};
     const char* end = ::strptime(text.c_str(), format, &parts);
     if (end != nullptr && *end == '\0')
-      return std::chrono::system_clock::from_time_t(::timegm(&parts));
+      return fromUnixSeconds(static_cast<double>(::timegm(&parts)));
   }
   return std::nullopt;
 }
@@ -162,22 +165,21 @@ Result<puller::AadToken> ManagedIdentityTokenSource::requestOnce(const std::stri
   if (status != 200) {
     return makeError(ErrorCode::kProtocol, where + " answered HTTP " + std::to_string(status));
   }
-  auto body = json::parse(response->body, nullptr, false);
-  if (!body.is_object() || !body.contains("access_token") || !body["access_token"].is_string()) {
-    return makeError(ErrorCode::kProtocol, where + " answered without an access_token");
-  }
-  puller::AadToken token{Secret(body["access_token"].get<std::string>()), {}};
+  ASSIGN_OR_RETURN(auto parsed, parseJson(response->body, where + " answer"));
+  const JsonReader body(parsed, where + " answer");
+  if (!body.isObject())
+    return body.typeError("an object");
+  ASSIGN_OR_RETURN(auto access_token, body["access_token"].secret().string());
+  puller::AadToken token{Secret(std::move(access_token)), {}};
   std::optional<std::chrono::system_clock::time_point> expires;
-  if (body.contains("expires_on")) {
-    if (auto seconds = integer(body["expires_on"])) {
-      expires = std::chrono::system_clock::from_time_t(static_cast<std::time_t>(*seconds));
-    } else if (body["expires_on"].is_string()) {
-      expires = parseExpiresOn(body["expires_on"].get<std::string>());
-    }
+  if (auto seconds = secondsValue(body["expires_on"].raw())) {
+    expires = fromUnixSeconds(*seconds);
+  } else if (auto text = body["expires_on"].string()) {
+    expires = parseExpiresOn(text.value());
   }
-  if (!expires && body.contains("expires_in")) {
-    if (auto seconds = integer(body["expires_in"]))
-      expires = clock_.wallNow() + std::chrono::seconds(*seconds);
+  if (!expires) {
+    if (auto seconds = secondsValue(body["expires_in"].raw()))
+      expires = clock_.wallNow() + clampedSeconds(*seconds);
   }
   if (!expires)
     return makeError(ErrorCode::kProtocol, where + " answered without a usable expiry");

@@ -21,6 +21,8 @@ puller::HttpClientOptions agentHttpOptions(const AgentConfig& agent, HostResolve
   options.extra_ca_file = agent.ca_bundle;
   options.connect_timeout = agent.connect_timeout;
   options.stall_timeout = agent.stall_timeout;
+  options.min_rate = agent.min_transfer_rate;
+  options.document_timeout = agent.document_timeout;
   return options;
 }
 

@@ -103,7 +103,10 @@ Result<PullOutcome> pullSite(const SitePullServices& services, const SiteConfig&
     return phases.failed("config", http.error());
   spdlog::info("the pull's hosts are resolved by the {}", route);
 
-  Context ctx{&services.clock, env.stop, std::nullopt};
+  // The whole attempt (identity, secrets, pull, unpack, publish) has one deadline, so that no
+  // registry or identity endpoint can hold a site, or a pull slot, for ever.
+  const auto deadline = services.clock.now() + agent.attempt_deadline;
+  Context ctx{&services.clock, env.stop, deadline};
   PullJob job;
   job.ref = site.image;
   job.options.concurrency = agent.concurrency;
@@ -147,6 +150,7 @@ Result<PullOutcome> pullSite(const SitePullServices& services, const SiteConfig&
     phases.done("secrets", resolved.empty() ? "app settings" : "from Key Vault: " + resolved);
   }
 
+  job.deadline = std::chrono::ceil<std::chrono::seconds>(deadline - services.clock.now());
   auto outcome = runPullJob(**http, services.clock, services.random, job, env);
   if (!outcome) {
     Error error = outcome.error();

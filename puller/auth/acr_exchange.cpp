@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include <nlohmann/json.hpp>
+#include "base/json_reader.h"
 
 #include "puller/auth/jwt.h"
 #include "puller/registry/registry_errors.h"
@@ -19,15 +19,16 @@ std::chrono::seconds lifetimeOf(const std::string& token,
   auto claims = readJwtClaims(token);
   if (!claims || !claims->expires)
     return std::chrono::seconds(0);
-  auto left = std::chrono::duration_cast<std::chrono::seconds>(*claims->expires - now);
-  return left.count() > 0 ? left : std::chrono::seconds(0);
+  return secondsUntil(*claims->expires, now);
 }
 
+// The string `name` of a JSON answer, or "" when the answer has no such string.
 std::string field(const HttpResponse& response, const char* name) {
-  auto json = nlohmann::json::parse(response.body, nullptr, false);
-  if (json.is_object() && json.contains(name) && json[name].is_string())
-    return json[name];
-  return {};
+  auto json = parseJson(response.body, "ACR token answer");
+  if (!json)
+    return {};
+  auto value = JsonReader(json.value(), "ACR token answer")[name].string();
+  return value ? value.value() : std::string();
 }
 
 }  // namespace

@@ -3,9 +3,9 @@
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
-#include <nlohmann/json.hpp>
-
 #include <ctime>
+
+#include "base/json_reader.h"
 
 #include "base/redact.h"
 #include "puller/http/redirects.h"
@@ -57,7 +57,7 @@ std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::str
   }
   if (*rest != '\0')
     return std::nullopt;
-  return std::chrono::system_clock::from_time_t(::timegm(&parts) - offset_seconds);
+  return fromUnixSeconds(static_cast<double>(::timegm(&parts) - offset_seconds));
 }
 
 const Challenge* preferred(const std::vector<Challenge>& challenges) {
@@ -231,16 +231,16 @@ Result<Secret> Authorizer::fetchToken(const Url& target, const Url& realm,
     return registryError(response.value(), "token request to " + realm.hostPort(),
                          clock_.wallNow());
   }
-  auto json = nlohmann::json::parse(response->body, nullptr, false);
-  if (!json.is_object()) {
-    return makeError(ErrorCode::kProtocol,
-                     "token server " + realm.hostPort() + " answered with invalid JSON");
-  }
+  const std::string document = "token answer from " + realm.hostPort();
+  ASSIGN_OR_RETURN(auto parsed, parseJson(response->body, document));
+  const JsonReader json(parsed, document);
+  if (!json.isObject())
+    return json.typeError("an object");
   std::string token;
   for (const char* field : {"access_token", "token"}) {
-    if (json.contains(field) && json[field].is_string() &&
-        !json[field].get<std::string>().empty()) {
-      token = json[field].get<std::string>();
+    ASSIGN_OR_RETURN(auto value, json[field].secret().optionalString());
+    if (value && !value->empty()) {
+      token = std::move(*value);
       break;
     }
   }
@@ -248,14 +248,14 @@ Result<Secret> Authorizer::fetchToken(const Url& target, const Url& realm,
     return makeError(ErrorCode::kProtocol,
                      "token server " + realm.hostPort() + " answered without a token");
   }
+  // expires_in and issued_at only shorten how long we cache; odd values fall back to the
+  // minimum the token spec guarantees.
   lifetime = kMinTokenLifetime;
-  if (json.contains("expires_in") && json["expires_in"].is_number_integer()) {
-    lifetime = std::max(kMinTokenLifetime, std::chrono::seconds(json["expires_in"].get<long>()));
-  }
-  if (json.contains("issued_at") && json["issued_at"].is_string()) {
-    if (auto issued = parseRfc3339(json["issued_at"].get<std::string>())) {
-      auto left =
-          std::chrono::duration_cast<std::chrono::seconds>(*issued + lifetime - clock_.wallNow());
+  if (auto expires_in = json["expires_in"].number())
+    lifetime = std::max(kMinTokenLifetime, clampedSeconds(expires_in.value()));
+  if (auto issued_text = json["issued_at"].string()) {
+    if (auto issued = parseRfc3339(issued_text.value())) {
+      auto left = secondsUntil(*issued + lifetime, clock_.wallNow());
       // A skewed clock must not make every token look expired: trust expires_in then.
       if (left.count() > 0 && left < lifetime)
         lifetime = left;

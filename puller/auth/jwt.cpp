@@ -1,6 +1,7 @@
 #include "puller/auth/jwt.h"
 
-#include <nlohmann/json.hpp>
+#include "base/clock.h"
+#include "base/json_reader.h"
 
 namespace pullagent::puller {
 namespace {
@@ -46,16 +47,16 @@ Result<JwtClaims> readJwtClaims(std::string_view token) {
   auto payload = base64UrlDecode(token.substr(first + 1, second - first - 1));
   if (!payload)
     return makeError(ErrorCode::kProtocol, "JWT payload is not base64url");
-  auto claims = nlohmann::json::parse(*payload, nullptr, false);
-  if (!claims.is_object())
-    return makeError(ErrorCode::kProtocol, "JWT payload is not a JSON object");
+  ASSIGN_OR_RETURN(auto parsed, parseJson(*payload, "JWT payload"));
+  const JsonReader claims(parsed, "JWT payload");
+  if (!claims.isObject())
+    return claims.typeError("an object");
+  // Claims only help us cache; one of an odd type or value is ignored, never trusted.
   JwtClaims result;
-  if (claims.contains("exp") && claims["exp"].is_number()) {
-    result.expires = std::chrono::system_clock::from_time_t(
-        static_cast<std::time_t>(claims["exp"].get<double>()));
-  }
-  if (claims.contains("tid") && claims["tid"].is_string())
-    result.tenant = claims["tid"];
+  if (auto exp = claims["exp"].number())
+    result.expires = fromUnixSeconds(exp.value());
+  if (auto tid = claims["tid"].string())
+    result.tenant = std::move(tid.value());
   return result;
 }
 

@@ -37,7 +37,14 @@ Error curlError(CURLcode code, std::string_view what, std::string_view detail) {
       mapped = ErrorCode::kInvalidArgument;
       break;
     case CURLE_OUT_OF_MEMORY:
-      mapped = ErrorCode::kResourceExhausted;
+      // curl 7.88 reports response headers past its own cap as "out of memory": that is the
+      // peer's doing, not ours.
+      if (text.find("header") != std::string::npos) {
+        mapped = ErrorCode::kProtocol;
+        text = "response headers too large: " + text;
+      } else {
+        mapped = ErrorCode::kResourceExhausted;
+      }
       break;
     default:
       break;

@@ -43,6 +43,8 @@ struct Transfer {
   HttpResponse response;
   bool head_delivered = false;
   bool streaming = false;
+  size_t header_bytes = 0;
+  size_t max_header_bytes = 0;
   std::optional<Error> callback_error;  // set by a callback that aborted the transfer
 
   bool success() const { return response.status >= 200 && response.status < 300; }
@@ -56,6 +58,12 @@ struct Transfer {
   }
 
   Status onHeaderLine(std::string_view line) {
+    header_bytes += line.size();
+    if (header_bytes > max_header_bytes) {
+      return makeError(ErrorCode::kProtocol, "response headers exceed the " +
+                                                 std::to_string(max_header_bytes) +
+                                                 "-byte limit");
+    }
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
       line.remove_suffix(1);
     if (line.starts_with("HTTP/")) {
@@ -175,6 +183,10 @@ struct CurlHttpClient::Impl {
     };
     const long connect_ms = static_cast<long>(options.connect_timeout.count());
     const long stall_s = static_cast<long>(options.stall_timeout.count());
+    const long min_rate = static_cast<long>(std::max<int64_t>(options.min_rate, 1));
+    // Streamed bodies (blobs) live by the progress rule alone; buffered answers are documents.
+    const long total_ms =
+        request.on_body ? 0L : static_cast<long>(options.document_timeout.count());
     for (auto status : {
              set(CURLOPT_URL, request.url.c_str(), "URL"),
              set(CURLOPT_SHARE, share.get(), "SHARE"),
@@ -189,8 +201,9 @@ struct CurlHttpClient::Impl {
              set(CURLOPT_SSL_VERIFYHOST, 2L, "SSL_VERIFYHOST"),
              set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS), "HTTP_VERSION"),
              set(CURLOPT_CONNECTTIMEOUT_MS, connect_ms, "CONNECTTIMEOUT_MS"),
-             set(CURLOPT_LOW_SPEED_LIMIT, 1L, "LOW_SPEED_LIMIT"),
+             set(CURLOPT_LOW_SPEED_LIMIT, min_rate, "LOW_SPEED_LIMIT"),
              set(CURLOPT_LOW_SPEED_TIME, stall_s, "LOW_SPEED_TIME"),
+             set(CURLOPT_TIMEOUT_MS, total_ms, "TIMEOUT_MS"),
              set(CURLOPT_USERAGENT, options.user_agent.c_str(), "USERAGENT"),
              set(CURLOPT_HTTPHEADER, headers, "HTTPHEADER"),
              set(CURLOPT_RESOLVE, pins, "RESOLVE"),
@@ -326,6 +339,7 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Cont
   Transfer transfer;
   transfer.request = &request;
   transfer.ctx = &ctx;
+  transfer.max_header_bytes = impl_->options.max_header_bytes;
   std::array<char, CURL_ERROR_SIZE> error_buffer{};
   if (auto status = impl_->configure(easy.get(), request, url.value(), transfer, headers.get(),
                                      pins.get(), error_buffer.data());
@@ -343,9 +357,21 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Cont
     return transfer.callback_error->context(what);
   if (code != CURLE_OK) {
     std::string detail = error_buffer.data();
-    if (code == CURLE_OPERATION_TIMEDOUT && transfer.response.status != 0) {
-      detail = "no data received for " + std::to_string(impl_->options.stall_timeout.count()) +
-               " s (stalled transfer)";
+    if (code == CURLE_OPERATION_TIMEDOUT) {
+      // curl says which rule fired ("Operation too slow. Less than N bytes/sec transferred the
+      // last S seconds", "Operation timed out after N milliseconds", "Connection timed out");
+      // name the setting too.
+      const auto& o = impl_->options;
+      if (detail.find("too slow") != std::string::npos) {
+        detail = "less than " + std::to_string(o.min_rate) + " bytes/s over the last " +
+                 std::to_string(o.stall_timeout.count()) +
+                 " s (stalled or dribbling transfer; minTransferRateBytesPerSecond, "
+                 "stallTimeoutSeconds)";
+      } else if (!request.on_body && detail.find("Connection") == std::string::npos) {
+        detail = "no complete answer within " +
+                 std::to_string(o.document_timeout.count() / 1000) +
+                 " s (documentTimeoutSeconds): " + detail;
+      }
     }
     return curlError(code, what + " (" + url->host + " at " + tried + ")", detail);
   }

@@ -15,9 +15,18 @@ struct HttpClientOptions {
   // PEM file trusted in addition to the system CAs (a private registry's CA).
   std::optional<std::string> extra_ca_file;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(15)};
-  // A transfer that receives no byte for this long is abandoned (and resumed by the caller).
-  // Deliberately no total timeout: a multi-GB layer on a slow link is fine while bytes flow.
+  // The progress rule: a transfer whose average rate over the last `stall_timeout` falls below
+  // `min_rate` bytes/s is abandoned (and resumed by the caller). A registry that dribbles a few
+  // bytes a second is cut off as surely as one that sends nothing. Blobs have no total timeout:
+  // a multi-GB layer on a slow link is fine while it keeps the rate.
   std::chrono::seconds stall_timeout{30};
+  int64_t min_rate = 8 * 1024;
+  // Answers read into memory (manifests, configs, tokens, identity and Key Vault answers, error
+  // bodies) are small: the whole exchange, connect included, must end within this.
+  std::chrono::milliseconds document_timeout{std::chrono::seconds(60)};
+  // Response headers beyond this many bytes in all are a protocol error (curl's own cap answers
+  // "out of memory").
+  size_t max_header_bytes = 64 * 1024;
   std::string user_agent = "pullagent/0.1";
   // Bind outgoing connections to a source address or interface (VNet integration): curl's
   // CURLOPT_INTERFACE syntax, "host!10.1.0.4" or "if!vnet0".

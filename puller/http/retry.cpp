@@ -39,9 +39,10 @@ std::optional<std::chrono::milliseconds> parseRetryAfter(
     const char* end = ::strptime(text.c_str(), format, &parts);
     if (end == nullptr || *end != '\0')
       continue;
-    auto when = std::chrono::system_clock::from_time_t(::timegm(&parts));
-    auto delta = std::chrono::duration_cast<std::chrono::milliseconds>(when - now);
-    return std::max(delta, std::chrono::milliseconds(0));
+    auto when = fromUnixSeconds(static_cast<double>(::timegm(&parts)));
+    if (!when)  // before 1970 or centuries ahead: as long as we ever wait, the caller caps it
+      return std::chrono::milliseconds(static_cast<long long>(10'000'000) * 1000);
+    return std::chrono::milliseconds(secondsUntil(*when, now));
   }
   return std::nullopt;
 }

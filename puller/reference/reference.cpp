@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "base/redact.h"
+
 namespace pullagent::puller {
 namespace {
 
@@ -10,7 +12,7 @@ constexpr size_t kMaxNameLength = 255;
 
 Error invalid(std::string_view text, std::string why) {
   return makeError(ErrorCode::kInvalidArgument,
-                   "invalid image reference \"" + std::string(text) + "\": " + std::move(why));
+                   "invalid image reference " + safeQuoted(text) + ": " + std::move(why));
 }
 
 bool isLowerAlnum(char c) {

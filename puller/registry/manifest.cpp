@@ -1,14 +1,13 @@
 #include "puller/registry/manifest.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <array>
+#include <limits>
+
+#include "base/json_reader.h"
 
 namespace pullagent::puller {
 namespace {
-
-using nlohmann::json;
 
 Error invalidManifest(std::string why) {
   return makeError(ErrorCode::kProtocol, "invalid manifest: " + std::move(why));
@@ -22,53 +21,46 @@ std::string_view stripParameters(std::string_view content_type) {
   return type;
 }
 
-std::optional<std::string> optionalString(const json& object, const char* name) {
-  if (!object.contains(name))
-    return std::nullopt;
-  if (!object[name].is_string())
-    return std::string("\x01");  // marks "present, wrong type"
-  return object[name].get<std::string>();
+Result<Platform> parsePlatform(const JsonReader& value) {
+  Platform platform;
+  for (auto [key, target] : {std::pair{"os", &platform.os},
+                             std::pair{"architecture", &platform.architecture},
+                             std::pair{"variant", &platform.variant},
+                             std::pair{"os.version", &platform.os_version}}) {
+    ASSIGN_OR_RETURN(auto text, value[key].optionalString());
+    *target = text.value_or("");
+  }
+  return platform;
 }
 
-Result<Descriptor> parseDescriptor(const json& value, const std::string& where) {
-  if (!value.is_object())
-    return invalidManifest(where + " is not an object");
+Result<Descriptor> parseDescriptor(const JsonReader& value) {
+  if (!value.isObject())
+    return value.typeError("a descriptor object");
   Descriptor descriptor;
-  auto type = optionalString(value, "mediaType");
-  if (!type || *type == "\x01")
-    return invalidManifest(where + ".mediaType missing or not a string");
-  descriptor.media_type = *type;
-  if (!value.contains("digest") || !value["digest"].is_string()) {
-    return invalidManifest(where + ".digest missing or not a string");
-  }
-  auto digest = Digest::parse(value["digest"].get<std::string>());
+  ASSIGN_OR_RETURN(descriptor.media_type, value["mediaType"].string());
+  ASSIGN_OR_RETURN(auto digest_text, value["digest"].string());
+  auto digest = Digest::parse(digest_text);
   if (!digest)
-    return invalidManifest(where + ".digest: " + digest.error().message);
+    return value["digest"].error(digest.error().message);
   descriptor.digest = digest.value();
-  if (!value.contains("size") || !value["size"].is_number_integer() ||
-      value["size"].get<int64_t>() < 0) {
-    return invalidManifest(where + ".size missing or not a non-negative integer");
+  ASSIGN_OR_RETURN(descriptor.size,
+                   value["size"].integer(0, std::numeric_limits<int64_t>::max()));
+  if (!value["platform"].missing()) {
+    if (!value["platform"].isObject())
+      return value["platform"].typeError("an object");
+    ASSIGN_OR_RETURN(descriptor.platform, parsePlatform(value["platform"]));
   }
-  descriptor.size = value["size"].get<int64_t>();
-  if (value.contains("platform") && value["platform"].is_object()) {
-    const auto& p = value["platform"];
-    Platform platform;
-    platform.os = p.value("os", "");
-    platform.architecture = p.value("architecture", "");
-    platform.variant = p.value("variant", "");
-    platform.os_version = p.value("os.version", "");
-    descriptor.platform = platform;
-  }
-  if (value.contains("annotations") && value["annotations"].is_object()) {
-    for (const auto& [key, item] : value["annotations"].items()) {
-      if (item.is_string())
-        descriptor.annotations[key] = item.get<std::string>();
+  if (!value["annotations"].missing()) {
+    ASSIGN_OR_RETURN(auto annotations, value["annotations"].members());
+    for (const auto& [key, item] : annotations) {
+      ASSIGN_OR_RETURN(descriptor.annotations[key], item.string());
     }
   }
-  if (value.contains("urls") && value["urls"].is_array()) {
-    for (const auto& item : value["urls"]) {
-      if (item.is_string())
-        descriptor.urls.push_back(item.get<std::string>());
+  if (!value["urls"].missing()) {
+    ASSIGN_OR_RETURN(auto urls, value["urls"].elements());
+    for (const auto& item : urls) {
+      ASSIGN_OR_RETURN(auto url, item.string());
+      descriptor.urls.push_back(std::move(url));
     }
   }
   return descriptor;
@@ -201,91 +193,84 @@ bool isLayerMediaType(std::string_view type) {
 Result<ManifestDocument> parseManifest(std::string_view bytes, std::string_view content_type) {
   const std::string_view header_type = stripParameters(content_type);
   if (header_type == "application/vnd.docker.distribution.manifest.v1+json" ||
-      header_type == "application/vnd.docker.distribution.manifest.v1+prettyjws" ||
-      header_type == "text/plain") {
+      header_type == "application/vnd.docker.distribution.manifest.v1+prettyjws") {
     return makeError(ErrorCode::kUnsupported,
                      "image manifest schema 1 is not supported (deprecated by Docker; push the "
                      "image again with a current client)");
   }
-  auto doc = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_object())
-    return invalidManifest("not a JSON object");
-  if (doc.contains("schemaVersion") && doc["schemaVersion"] == 1) {
+  ASSIGN_OR_RETURN(auto parsed, parseJson(bytes, "manifest"));
+  const JsonReader doc(parsed, "manifest");
+  if (!doc.isObject())
+    return doc.typeError("an object");
+  ASSIGN_OR_RETURN(auto schema, doc["schemaVersion"].integer());
+  if (schema == 1)
     return makeError(ErrorCode::kUnsupported, "image manifest schema 1 is not supported");
-  }
-  if (!doc.contains("schemaVersion") || doc["schemaVersion"] != 2) {
-    return invalidManifest("schemaVersion must be 2");
-  }
-  const bool has_manifests = doc.contains("manifests");
-  const bool has_image_parts = doc.contains("layers") || doc.contains("config");
+  if (schema != 2)
+    return doc["schemaVersion"].error("must be 2");
+  const bool has_manifests = !doc["manifests"].missing();
+  const bool has_image_parts = !doc["layers"].missing() || !doc["config"].missing();
   if (has_manifests && has_image_parts) {
     return invalidManifest("document has both \"manifests\" and \"layers\"/\"config\"");
   }
-  auto field_type = optionalString(doc, "mediaType");
-  if (field_type && *field_type == "\x01")
-    return invalidManifest("mediaType is not a string");
+  ASSIGN_OR_RETURN(auto field_type, doc["mediaType"].optionalString());
   const bool header_known = isIndexMediaType(header_type) || isManifestMediaType(header_type);
   if (field_type && header_known && *field_type != header_type) {
     return invalidManifest("mediaType \"" + *field_type + "\" contradicts Content-Type \"" +
                            std::string(header_type) + "\"");
   }
-  std::string type = field_type ? *field_type : std::string(header_type);
-  if (!isIndexMediaType(type) && !isManifestMediaType(type)) {
-    // OCI lets mediaType be absent; fall back to the shape only for generic content types.
-    if (!type.empty() && type != "application/json" && type != "application/octet-stream") {
+  std::string type;
+  if (field_type) {
+    type = *field_type;
+    if (!isIndexMediaType(type) && !isManifestMediaType(type))
       return makeError(ErrorCode::kUnsupported, "unsupported manifest media type \"" + type + "\"");
-    }
+  } else if (header_known) {
+    type = std::string(header_type);
+  } else if (header_type.empty() || header_type == "application/json" ||
+             header_type == "application/octet-stream") {
+    // OCI lets mediaType be absent; fall back to the shape only for generic content types.
     type = std::string(has_manifests ? media_type::kOciIndex : media_type::kOciManifest);
+  } else {
+    return makeError(ErrorCode::kUnsupported,
+                     "the registry answered with Content-Type \"" +
+                         std::string(header_type.substr(0, 80)) +
+                         "\", which is not an image manifest or index, and the document names "
+                         "no mediaType");
   }
   if (isIndexMediaType(type) != has_manifests) {
     return invalidManifest("media type \"" + type + "\" does not match the document's shape");
   }
 
   if (has_manifests) {
-    if (!doc["manifests"].is_array())
-      return invalidManifest("manifests is not an array");
+    ASSIGN_OR_RETURN(auto entries, doc["manifests"].elements());
     ImageIndex index{type, {}};
-    size_t i = 0;
-    for (const auto& entry : doc["manifests"]) {
-      auto descriptor = parseDescriptor(entry, "manifests[" + std::to_string(i++) + "]");
-      if (!descriptor)
-        return descriptor.error();
-      index.manifests.push_back(std::move(descriptor.value()));
+    for (const auto& entry : entries) {
+      ASSIGN_OR_RETURN(auto descriptor, parseDescriptor(entry));
+      index.manifests.push_back(std::move(descriptor));
     }
     return ManifestDocument(std::move(index));
   }
 
-  if (!doc.contains("config"))
-    return invalidManifest("config missing");
-  auto config = parseDescriptor(doc["config"], "config");
-  if (!config)
-    return config.error();
-  if (config->size > kMaxConfigSize) {
+  ASSIGN_OR_RETURN(auto config, parseDescriptor(doc["config"]));
+  if (config.size > kMaxConfigSize) {
     return makeError(ErrorCode::kResourceExhausted,
-                     "image config of " + std::to_string(config->size) + " bytes exceeds the " +
+                     "image config of " + std::to_string(config.size) + " bytes exceeds the " +
                          std::to_string(kMaxConfigSize) + "-byte limit");
   }
-  if (config->media_type != media_type::kDockerConfig &&
-      config->media_type != media_type::kOciConfig) {
-    return makeError(ErrorCode::kUnsupported, "config media type \"" + config->media_type +
+  if (config.media_type != media_type::kDockerConfig &&
+      config.media_type != media_type::kOciConfig) {
+    return makeError(ErrorCode::kUnsupported, "config media type \"" + config.media_type +
                                                   "\" is not a container image config");
   }
-  if (!doc.contains("layers") || !doc["layers"].is_array()) {
-    return invalidManifest("layers missing or not an array");
-  }
-  ImageManifest manifest{type, config.value(), {}};
-  size_t i = 0;
-  for (const auto& entry : doc["layers"]) {
-    std::string where = "layers[" + std::to_string(i++) + "]";
-    auto layer = parseDescriptor(entry, where);
-    if (!layer)
-      return layer.error();
-    if (!isLayerMediaType(layer->media_type)) {
+  ASSIGN_OR_RETURN(auto layers, doc["layers"].elements());
+  ImageManifest manifest{type, std::move(config), {}};
+  for (const auto& entry : layers) {
+    ASSIGN_OR_RETURN(auto layer, parseDescriptor(entry));
+    if (!isLayerMediaType(layer.media_type)) {
       return makeError(ErrorCode::kUnsupported,
-                       where + " has media type \"" + layer->media_type +
+                       entry.path() + " has media type \"" + layer.media_type +
                            "\", which is not a container layer this agent can unpack");
     }
-    manifest.layers.push_back(std::move(layer.value()));
+    manifest.layers.push_back(std::move(layer));
   }
   return ManifestDocument(std::move(manifest));
 }
@@ -329,29 +314,22 @@ Result<Descriptor> selectPlatform(const ImageIndex& index, const Platform& want_
 }
 
 Result<ImageConfigSummary> parseImageConfig(std::string_view bytes) {
-  auto doc = json::parse(bytes, nullptr, false);
-  if (!doc.is_object())
-    return makeError(ErrorCode::kProtocol, "image config is not a JSON object");
+  ASSIGN_OR_RETURN(auto parsed, parseJson(bytes, "image config"));
+  const JsonReader doc(parsed, "image config");
+  if (!doc.isObject())
+    return doc.typeError("an object");
   ImageConfigSummary summary;
-  summary.os = doc.value("os", "");
-  summary.architecture = doc.value("architecture", "");
-  if (!doc.contains("rootfs") || !doc["rootfs"].is_object() ||
-      !doc["rootfs"].contains("diff_ids") || !doc["rootfs"]["diff_ids"].is_array()) {
-    return makeError(ErrorCode::kProtocol, "image config has no rootfs.diff_ids array");
-  }
-  size_t i = 0;
-  for (const auto& item : doc["rootfs"]["diff_ids"]) {
-    if (!item.is_string()) {
-      return makeError(ErrorCode::kProtocol,
-                       "image config rootfs.diff_ids[" + std::to_string(i) + "] is not a string");
-    }
-    auto digest = Digest::parse(item.get<std::string>());
-    if (!digest) {
-      return makeError(ErrorCode::kProtocol, "image config rootfs.diff_ids[" + std::to_string(i) +
-                                                 "]: " + digest.error().message);
-    }
+  ASSIGN_OR_RETURN(auto os, doc["os"].optionalString());
+  ASSIGN_OR_RETURN(auto architecture, doc["architecture"].optionalString());
+  summary.os = os.value_or("");
+  summary.architecture = architecture.value_or("");
+  ASSIGN_OR_RETURN(auto diff_ids, doc["rootfs"]["diff_ids"].elements());
+  for (const auto& item : diff_ids) {
+    ASSIGN_OR_RETURN(auto text, item.string());
+    auto digest = Digest::parse(text);
+    if (!digest)
+      return item.error(digest.error().message);
     summary.diff_ids.push_back(digest.value());
-    ++i;
   }
   return summary;
 }

@@ -212,23 +212,35 @@ Status RegistryClient::fetchBlobOnce(const Descriptor& blob, Ingest& ingest, Blo
 
 Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
                                  BlobObserver* observer, const Context& ctx) {
-  if (store.contains(blob.digest, blob.size))
-    return {};
-  auto ingest = store.beginIngest(blob.digest, blob.size, ctx);
-  if (!ingest)
-    return ingest.error();
-  if (!*ingest)
-    return {};  // another caller finished the blob while we waited for the ingest
   const std::string what = "blob " + blob.digest.str();
-  auto status =
-      retryLoop(policy_, clock_, random_, ctx, what, [&](int, bool& made_progress) -> Status {
-        if ((*ingest)->offset() == blob.size)
-          return {};
-        return fetchBlobOnce(blob, **ingest, observer, made_progress, ctx);
-      });
-  if (!status)
-    return status;
-  return (*ingest)->commit();
+  const std::string source = endpoint_.host + "/" + endpoint_.repository;
+  // A partial download from an earlier attempt at this source is resumed; if the result does
+  // not verify, those earlier bytes may be what was wrong (a server that changed them, a
+  // corrupt disk): the blob is fetched once more from byte 0 before the pull fails.
+  for (bool resumed = true; resumed;) {
+    if (store.contains(blob.digest, blob.size))
+      return {};
+    auto ingest = store.beginIngest(blob.digest, blob.size, source, ctx);
+    if (!ingest)
+      return ingest.error();
+    if (!*ingest)
+      return {};  // another caller finished the blob while we waited for the ingest
+    resumed = (*ingest)->offset() > 0;
+    auto status =
+        retryLoop(policy_, clock_, random_, ctx, what, [&](int, bool& made_progress) -> Status {
+          if ((*ingest)->offset() == blob.size)
+            return {};
+          return fetchBlobOnce(blob, **ingest, observer, made_progress, ctx);
+        });
+    if (!status)
+      return status;
+    status = (*ingest)->commit();
+    if (status || status.error().code != ErrorCode::kDigestMismatch || !resumed)
+      return status;
+    spdlog::warn("{}: resumed bytes did not verify ({}); downloading it again from the start",
+                 what, status.error().message);
+  }
+  return makeError(ErrorCode::kInternal, "unreachable");
 }
 
 }  // namespace pullagent::puller

@@ -1,8 +1,8 @@
 #include "puller/registry/registry_errors.h"
 
-#include <nlohmann/json.hpp>
-
 #include <string>
+
+#include "base/json_reader.h"
 
 #include "puller/http/retry.h"
 
@@ -20,26 +20,34 @@ std::string sanitize(std::string_view text, size_t limit = 300) {
   return out;
 }
 
+std::string stringOr(const nlohmann::json& object, const char* key, std::string fallback) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+// The registry's own words for the failure, best effort: whatever shape the body has, this
+// only picks out strings and never fails.
 std::string registryText(const HttpResponse& response) {
-  auto parsed = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_object() && parsed.contains("errors") && parsed["errors"].is_array()) {
-    std::string text;
-    for (const auto& entry : parsed["errors"]) {
-      if (!entry.is_object())
-        continue;
-      std::string code = entry.value("code", "UNKNOWN");
-      std::string message = entry.contains("message") && entry["message"].is_string()
-                                ? entry["message"].get<std::string>()
-                                : "";
+  auto parsed = parseJson(response.body, "error body");
+  if (parsed && parsed->is_object()) {
+    const nlohmann::json& doc = parsed.value();
+    auto errors = doc.find("errors");
+    if (errors != doc.end() && errors->is_array()) {
+      std::string text;
+      for (const auto& entry : *errors) {
+        if (!entry.is_object() || text.size() > 600)
+          continue;
+        std::string code = stringOr(entry, "code", "UNKNOWN");
+        std::string message = stringOr(entry, "message", "");
+        if (!text.empty())
+          text += "; ";
+        text += sanitize(code, 64) + (message.empty() ? "" : ": " + sanitize(message));
+      }
       if (!text.empty())
-        text += "; ";
-      text += sanitize(code, 64) + (message.empty() ? "" : ": " + sanitize(message));
+        return text;
     }
-    if (!text.empty())
-      return text;
-  }
-  if (parsed.is_object() && parsed.contains("details") && parsed["details"].is_string()) {
-    return sanitize(parsed["details"].get<std::string>());
+    if (auto details = stringOr(doc, "details", ""); !details.empty())
+      return sanitize(details);
   }
   return sanitize(response.body, 200);
 }

@@ -33,17 +33,19 @@ Status writeAll(int fd, std::string_view bytes, const fs::path& path) {
 
 }  // namespace
 
-Ingest::Ingest(ContentStore& store, Digest digest, int64_t expected_size, int fd, fs::path path)
+Ingest::Ingest(ContentStore& store, Digest digest, int64_t expected_size, int fd, fs::path path,
+               std::string key)
     : store_(store),
       digest_(std::move(digest)),
       expected_size_(expected_size),
       fd_(fd),
-      path_(std::move(path)) {}
+      path_(std::move(path)),
+      key_(std::move(key)) {}
 
 Ingest::~Ingest() {
   if (fd_ >= 0)
     ::close(fd_);  // also releases the flock; the partial file stays for resume
-  store_.release(digest_);
+  store_.release(key_);
 }
 
 Status Ingest::write(std::string_view bytes) {
@@ -80,6 +82,12 @@ Status Ingest::commit() {
     return makeError(
         ErrorCode::kDigestMismatch,
         "blob content hashes to " + actual.str() + ", expected " + digest_.str() + " (discarded)");
+  }
+  if (store_.contains(digest_, expected_size_)) {
+    // Another source's verified copy won the race: the same bytes are already in place.
+    ::unlink(path_.c_str());
+    committed_ = true;
+    return {};
   }
   if (::fsync(fd_) != 0)
     return errnoError(errno, "fsync", path_);
@@ -143,7 +151,7 @@ Result<std::string> ContentStore::readBlob(const Digest& digest, int64_t max_siz
 Status ContentStore::putBlob(const Digest& digest, std::string_view bytes, const Context& ctx) {
   if (contains(digest, static_cast<int64_t>(bytes.size())))
     return {};
-  auto ingest = beginIngest(digest, static_cast<int64_t>(bytes.size()), ctx);
+  auto ingest = beginIngest(digest, static_cast<int64_t>(bytes.size()), "", ctx);
   if (!ingest)
     return ingest.error();
   if (!*ingest)
@@ -157,30 +165,32 @@ Status ContentStore::putBlob(const Digest& digest, std::string_view bytes, const
 
 Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
                                                           int64_t expected_size,
+                                                          std::string_view source,
                                                           const Context& ctx) {
+  const std::string key = ingestPath(digest, source).filename().string();
   {
     std::unique_lock lock(mutex_);
-    while (active_.count(digest.hex()) != 0) {
+    while (active_.count(key) != 0) {
       released_.wait_for(lock, ctx.stop, std::chrono::milliseconds(200), [] { return false; });
       if (auto status = ctx.check(); !status)
         return status.error();
     }
-    active_.insert(digest.hex());
+    active_.insert(key);
   }
   // The caller we waited for may have finished this very blob.
   if (contains(digest, expected_size)) {
-    release(digest);
+    release(key);
     return std::unique_ptr<Ingest>();
   }
   // From here on, release() must run on every exit: the Ingest's destructor does it.
-  auto path = root_ / "ingest" / digest.hex();
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const auto path = ingestPath(digest, source);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     int err = errno;
-    release(digest);
+    release(key);
     return errnoError(err, "open ingest file", path);
   }
-  std::unique_ptr<Ingest> ingest(new Ingest(*this, digest, expected_size, fd, path));
+  std::unique_ptr<Ingest> ingest(new Ingest(*this, digest, expected_size, fd, path, key));
 
   // Another process (a second agent, a debugging --once run) may be writing the same blob.
   while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -224,10 +234,18 @@ Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
   return ingest;
 }
 
-void ContentStore::release(const Digest& digest) {
+fs::path ContentStore::ingestPath(const Digest& digest, std::string_view source) const {
+  // ingest/<hex> for bytes we hold ourselves, ingest/<hex>.<16 hex of the source> for downloads.
+  std::string name = digest.hex();
+  if (!source.empty())
+    name += "." + Sha256::of(source).hex().substr(0, 16);
+  return root_ / "ingest" / name;
+}
+
+void ContentStore::release(const std::string& key) {
   {
     std::lock_guard lock(mutex_);
-    active_.erase(digest.hex());
+    active_.erase(key);
   }
   released_.notify_all();
 }

@@ -33,20 +33,22 @@ class Ingest {
   Status write(std::string_view bytes);
   // Starts over from byte 0 (the partial data cannot be trusted or continued).
   Status restart();
-  // Verifies size and digest, fsyncs, renames into place. On a mismatch the ingest file is
-  // deleted (its bytes are wrong) and kDigestMismatch returned.
+  // Verifies size and digest, fsyncs, renames into place (or, when another source's copy was
+  // stored meanwhile, drops its own). On a mismatch the ingest file is deleted (its bytes are
+  // wrong) and kDigestMismatch returned.
   Status commit();
 
  private:
   friend class ContentStore;
   Ingest(ContentStore& store, Digest digest, int64_t expected_size, int fd,
-         std::filesystem::path path);
+         std::filesystem::path path, std::string key);
 
   ContentStore& store_;
   Digest digest_;
   int64_t expected_size_;
   int fd_;
   std::filesystem::path path_;
+  std::string key_;  // the ingest file's name: digest hex and source
   int64_t offset_ = 0;
   Sha256 hasher_;
   bool committed_ = false;
@@ -66,17 +68,23 @@ class ContentStore {
   // Stores bytes already in memory (manifests); they must hash to `digest`.
   Status putBlob(const Digest& digest, std::string_view bytes, const Context& ctx);
 
-  // Opens the ingest for `digest`, continuing a partial one (re-hashing what it holds). Only one
-  // ingest per digest at a time: within this process a second caller waits; across processes
-  // an flock on the ingest file does the same. Returns null when, after waiting, the blob turns
-  // out to be stored already.
+  // Opens the ingest for `digest` from `source` (the registry and repository the bytes come
+  // from), continuing a partial one from the same source (re-hashing what it holds). Partial
+  // bytes are bound to their source: another registry's leftovers are never resumed, and a
+  // download never waits for another source's (a stalling registry cannot hold up an honest
+  // one that serves the same blob); whichever verified copy commits first is kept. One ingest
+  // per digest and source at a time: within this process a second caller waits; across
+  // processes an flock on the ingest file does the same. Returns null when, after waiting, the
+  // blob turns out to be stored already.
   Result<std::unique_ptr<Ingest>> beginIngest(const Digest& digest, int64_t expected_size,
-                                              const Context& ctx);
+                                              std::string_view source, const Context& ctx);
+  // Where the partial bytes of `digest` from `source` live.
+  std::filesystem::path ingestPath(const Digest& digest, std::string_view source) const;
 
  private:
   friend class Ingest;
   explicit ContentStore(std::filesystem::path root) : root_(std::move(root)) {}
-  void release(const Digest& digest);
+  void release(const std::string& key);
 
   std::filesystem::path root_;
   std::mutex mutex_;

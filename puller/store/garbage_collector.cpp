@@ -7,6 +7,8 @@
 #include <system_error>
 
 #include "base/atomic_file.h"
+#include "base/bounded_read.h"
+#include "base/json_reader.h"
 #include "base/unique_fd.h"
 #include "puller/registry/manifest.h"
 #include "puller/unpack/confined_root.h"
@@ -16,17 +18,8 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string readSmall(const fs::path& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd.valid())
-    return {};
-  std::string content;
-  char buffer[65536];
-  ssize_t n = 0;
-  while ((n = ::read(fd.get(), buffer, sizeof buffer)) > 0 &&
-         content.size() < static_cast<size_t>(kMaxManifestSize)) {
-    content.append(buffer, static_cast<size_t>(n));
-  }
-  return content;
+  auto text = readRegularFile(path, static_cast<size_t>(kMaxManifestSize));
+  return text ? std::move(text.value()) : std::string();
 }
 
 // The blobs a manifest needs: itself, its config and its layers.
@@ -79,18 +72,21 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
 
   // index.json: keep the entries of kept images (and mark the indexes they came through).
   const fs::path index_path = state_dir / "content" / "index.json";
-  auto index = nlohmann::json::parse(readSmall(index_path), nullptr, false);
-  if (index.is_object() && index.contains("manifests") && index["manifests"].is_array()) {
+  auto index = parseJson(readSmall(index_path), "index.json");
+  if (index && index->is_object()) {
     nlohmann::json remaining = nlohmann::json::array();
-    for (const auto& entry : index["manifests"]) {
-      auto digest = Digest::parse(entry.value("digest", ""));
-      if (digest && (keep_all || kept_images.count(digest->hex()) != 0)) {
-        markManifest(blobs, digest.value(), live);
-        remaining.push_back(entry);
+    if (auto entries = JsonReader(index.value(), "index.json")["manifests"].elements()) {
+      for (const auto& entry : entries.value()) {
+        auto text = entry["digest"].string();
+        auto digest = text ? Digest::parse(text.value()) : Result<Digest>(text.error());
+        if (digest && (keep_all || kept_images.count(digest->hex()) != 0)) {
+          markManifest(blobs, digest.value(), live);
+          remaining.push_back(entry.raw());
+        }
       }
     }
-    index["manifests"] = remaining;
-    if (auto status = writeFileAtomic(index_path, index.dump(2) + "\n"); !status)
+    (*index)["manifests"] = remaining;
+    if (auto status = writeFileAtomic(index_path, index->dump(2) + "\n"); !status)
       return status.error();
   }
 

@@ -6,10 +6,9 @@
 #include <cerrno>
 #include <nlohmann/json.hpp>
 
-#include <fstream>
-#include <sstream>
-
 #include "base/atomic_file.h"
+#include "base/bounded_read.h"
+#include "base/json_reader.h"
 #include "base/unique_fd.h"
 
 namespace pullagent::puller {
@@ -33,18 +32,17 @@ Status recordInOciLayout(const std::filesystem::path& root, const Descriptor& ma
   }
   json index = {
       {"schemaVersion", 2}, {"mediaType", media_type::kOciIndex}, {"manifests", json::array()}};
-  std::ifstream existing(root / "index.json");
-  if (existing) {
-    std::stringstream text;
-    text << existing.rdbuf();
-    auto parsed = json::parse(text.str(), nullptr, false);
-    if (parsed.is_object() && parsed.contains("manifests") && parsed["manifests"].is_array()) {
-      for (const auto& entry : parsed["manifests"]) {
-        bool same_name =
-            entry.contains("annotations") && entry["annotations"].is_object() &&
-            entry["annotations"].value("org.opencontainers.image.ref.name", "") == ref_name;
-        if (!same_name)
-          index["manifests"].push_back(entry);
+  // Entries of other images are kept as they are; an unreadable or malformed index.json (we wrote
+  // it, but it is read as input) is replaced rather than trusted.
+  if (auto text = readRegularFile(root / "index.json", kMaxManifestSize)) {
+    if (auto parsed = parseJson(text.value(), "index.json"); parsed && parsed->is_object()) {
+      const JsonReader existing(parsed.value(), "index.json");
+      if (auto entries = existing["manifests"].elements()) {
+        for (const auto& entry : entries.value()) {
+          auto name = entry["annotations"]["org.opencontainers.image.ref.name"].string();
+          if (entry.isObject() && !(name && name.value() == ref_name))
+            index["manifests"].push_back(entry.raw());
+        }
       }
     }
   }

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "base/json_reader.h"
+
 namespace pullagent::puller {
 namespace {
 
@@ -94,40 +96,49 @@ Result<std::pair<uint32_t, uint32_t>> resolveUser(const std::string& user,
 }  // namespace
 
 Result<std::string> makeRuntimeSpec(std::string_view image_config, const ConfinedRoot& rootfs) {
-  auto config = json::parse(image_config, nullptr, false);
-  if (!config.is_object())
-    return makeError(ErrorCode::kProtocol, "image config is not JSON");
-  json process_config = config.value("config", json::object());
-  if (!process_config.is_object())
-    process_config = json::object();
+  ASSIGN_OR_RETURN(auto parsed, parseJson(image_config, "image config"));
+  const JsonReader config(parsed, "image config");
+  if (!config.isObject())
+    return config.typeError("an object");
+  // Docker writes null for unset fields ("Entrypoint": null); a value of another type is an error.
+  const JsonReader process_config = config["config"];
+  if (!process_config.missing() && !process_config.isObject())
+    return process_config.typeError("an object");
+  auto strings = [](const JsonReader& list) -> Result<std::vector<std::string>> {
+    std::vector<std::string> out;
+    if (list.missing())
+      return out;
+    ASSIGN_OR_RETURN(auto items, list.elements());
+    for (const auto& item : items) {
+      ASSIGN_OR_RETURN(auto text, item.string());
+      out.push_back(std::move(text));
+    }
+    return out;
+  };
 
   json args = json::array();
   for (const char* key : {"Entrypoint", "Cmd"}) {
-    if (process_config.contains(key) && process_config[key].is_array()) {
-      for (const auto& arg : process_config[key]) {
-        if (arg.is_string())
-          args.push_back(arg);
-      }
-    }
+    ASSIGN_OR_RETURN(auto items, strings(process_config[key]));
+    for (auto& arg : items)
+      args.push_back(std::move(arg));
   }
   if (args.empty())
     args.push_back("/bin/sh");
   json env = json::array();
   bool has_path = false;
-  if (process_config.contains("Env") && process_config["Env"].is_array()) {
-    for (const auto& item : process_config["Env"]) {
-      if (!item.is_string())
-        continue;
-      has_path = has_path || item.get<std::string>().starts_with("PATH=");
-      env.push_back(item);
-    }
+  ASSIGN_OR_RETURN(auto env_items, strings(process_config["Env"]));
+  for (auto& item : env_items) {
+    has_path = has_path || item.starts_with("PATH=");
+    env.push_back(std::move(item));
   }
   if (!has_path)
     env.push_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  std::string cwd = process_config.value("WorkingDir", "");
+  ASSIGN_OR_RETURN(auto working_dir, process_config["WorkingDir"].optionalString());
+  std::string cwd = working_dir.value_or("");
   if (cwd.empty() || cwd.front() != '/')
     cwd = "/" + cwd;
-  auto user = resolveUser(process_config.value("User", ""), rootfs);
+  ASSIGN_OR_RETURN(auto user_text, process_config["User"].optionalString());
+  auto user = resolveUser(user_text.value_or(""), rootfs);
   if (!user)
     return user.error();
 

@@ -73,17 +73,62 @@ TEST(AgentConfig, ErrorsNameThePathAndValue) {
     const char* text;
     const char* message;
   };
-  for (const Case& c :
-       {Case{R"({"stateDir": 5})", "stateDir: expected a string, got 5"},
-        Case{R"({"concurrency": 0})", "concurrency: expected a positive whole number, got 0"},
-        Case{R"({"identity": {"kind": "magic"}})",
-             "identity.kind: expected \"imds\" or \"appService\""},
-        Case{R"({"hostOverrides": {"a": []}})", "hostOverrides.a: expected a non-empty array"},
-        Case{"[", "not valid JSON"}}) {
+  for (const Case& c : {
+           Case{R"({"stateDir": 5})", "stateDir: expected a string, got number 5"},
+           Case{R"({"concurrency": 0})", "concurrency: expected a whole number from 1 to 64"},
+           Case{R"({"concurrency": 1.5})", "concurrency: expected a whole number"},
+           Case{R"({"retries": 18446744073709551615})", "retries: expected a whole number"},
+           Case{R"({"identity": {"kind": "magic"}})",
+                "identity.kind: expected \"imds\" or \"appService\""},
+           Case{R"({"hostOverrides": {"a": []}})", "hostOverrides.a: expected a non-empty array"},
+           Case{R"({"hostOverrides": {"a": ["10.0.0.300"]}})",
+                "hostOverrides.a[0]: expected an IP address, got string \"10.0.0.300\""},
+           Case{R"({"hostOverrides": {"a b": ["10.0.0.3"]}})", "is not a host name"},
+           Case{R"({"vnetDnsServers": [null]})", "vnetDnsServers[0]: missing"},
+           Case{R"({"stateDir": ""})", "stateDir: must be an absolute path"},
+           Case{R"({"stateDir": "var/lib/x"})", "stateDir: must be an absolute path"},
+           Case{R"({"stateDir": "/"})", "stateDir: must be a directory of its own"},
+           Case{R"({"stateDir": "/var/.."})", "stateDir: must be a directory of its own"},
+           Case{R"({"stateDir": "/var/../etc/x"})", "must not contain \"..\""},
+           Case{R"({"sitesDir": "sites"})", "sitesDir: must be an absolute path"},
+           Case{R"({"maxConcurrentPulls": 4, "maxRunningPulls": 2})", "maxRunningPulls"},
+           Case{"[", "not valid JSON"},
+       }) {
     auto config = parseAgentConfig(c.text, {});
     ASSERT_FALSE(config.ok()) << c.text;
+    EXPECT_EQ(config.error().code, ErrorCode::kInvalidArgument) << c.text;
     EXPECT_NE(config.error().message.find(c.message), std::string::npos) << config.error().message;
   }
+}
+
+TEST(AgentConfig, DeeplyNestedValuesAreRefusedWithoutRecursion) {
+  // A million levels: parsing, printing or destroying that recursively would overflow the stack.
+  std::string text = R"({"hostOverrides": )" + std::string(1000000, '[') +
+                     std::string(1000000, ']') + "}";
+  auto config = parseAgentConfig(text, {});
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(config.error().message.find("nested deeper than"), std::string::npos);
+}
+
+TEST(AgentConfig, TimeBoundsAndFairness) {
+  auto defaults = parseAgentConfig("{}", {});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->min_transfer_rate, 8192);
+  EXPECT_EQ(defaults->document_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(defaults->attempt_deadline, std::chrono::seconds(1800));
+  EXPECT_EQ(defaults->pull_slot, std::chrono::seconds(60));
+  EXPECT_EQ(defaults->max_running_pulls, 8);
+  auto config = parseAgentConfig(
+      R"({"minTransferRateBytesPerSecond": 1000, "documentTimeoutSeconds": 5,
+          "attemptDeadlineSeconds": 90, "pullSlotSeconds": 7, "maxConcurrentPulls": 3})",
+      {});
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->min_transfer_rate, 1000);
+  EXPECT_EQ(config->document_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(config->attempt_deadline, std::chrono::seconds(90));
+  EXPECT_EQ(config->pull_slot, std::chrono::seconds(7));
+  EXPECT_EQ(config->max_running_pulls, 12);  // four times maxConcurrentPulls unless set
 }
 
 }  // namespace

@@ -92,7 +92,7 @@ class ReconcilerTest : public ::testing::Test {
     reconciler_.reset();
     reconciler_ = std::make_unique<Reconciler>(
         runner_, clock_, random_, store_, metrics_, [] {},
-        ReconcilerOptions{2, seconds(10), seconds(40)});
+        ReconcilerOptions{2, seconds(60), 8, seconds(10), seconds(40)});
   }
   std::map<std::string, SiteFile> files(std::map<std::string, std::string> shas) {
     std::map<std::string, SiteFile> result;

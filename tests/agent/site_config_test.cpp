@@ -142,7 +142,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Rejection{"fx_wrong_type",
                   [](json& d) { d["properties"]["siteConfig"]["linuxFxVersion"] = 5; },
-                  "properties.siteConfig.linuxFxVersion: expected a string, got 5"},
+                  "properties.siteConfig.linuxFxVersion: expected a string, got number 5"},
         Rejection{"fx_missing",
                   [](json& d) { d["properties"]["siteConfig"].erase("linuxFxVersion"); },
                   "properties.siteConfig.linuxFxVersion: missing"},
@@ -152,9 +152,9 @@ INSTANTIATE_TEST_SUITE_P(
             "mi_flag_wrong_type",
             [](json& d) { d["properties"]["siteConfig"]["acrUseManagedIdentityCreds"] = "yes"; },
             "properties.siteConfig.acrUseManagedIdentityCreds: expected true or false, got "
-            "\"yes\""},
+            "string \"yes\""},
         Rejection{"vnet_wrong_type", [](json& d) { d["properties"]["vnetImagePullEnabled"] = 1; },
-                  "properties.vnetImagePullEnabled: expected true or false, got 1"},
+                  "properties.vnetImagePullEnabled: expected true or false, got number 1"},
         Rejection{"compose",
                   [](json& d) {
                     d["properties"]["siteConfig"]["linuxFxVersion"] = "COMPOSE|dmVyc2lvbjo=";
@@ -211,6 +211,36 @@ TEST(SiteConfig, InvalidJsonIsSaidSo) {
   auto site = parseSiteConfig("{\"properties\": ");
   ASSERT_FALSE(site.ok());
   EXPECT_NE(site.error().message.find("not valid JSON"), std::string::npos);
+}
+
+TEST(SiteConfig, APasswordOfTheWrongTypeIsNamedButNeverShown) {
+  for (const json& password : {json::array({"p4ssw0rd"}), json(31415926), json({{"x", "p4ssw0rd"}})}) {
+    json settings = credentialSettings();
+    settings[2]["value"] = password;
+    auto site = parseSiteConfig(armCredentials(settings).dump());
+    ASSERT_FALSE(site.ok());
+    EXPECT_EQ(site.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(site.error().message.find("appSettings[2].value: expected a string"),
+              std::string::npos)
+        << site.error().message;
+    EXPECT_EQ(site.error().message.find("p4ssw0rd"), std::string::npos) << site.error().message;
+    EXPECT_EQ(site.error().message.find("31415926"), std::string::npos) << site.error().message;
+  }
+}
+
+TEST(SiteConfig, DeepNestingAndHugeValuesGiveShortErrors) {
+  const std::string deep = R"({"properties": {"siteConfig": {"linuxFxVersion": )" +
+                           std::string(500000, '[') + std::string(500000, ']') + "}}}";
+  auto nested = parseSiteConfig(deep);
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(nested.error().message.find("nested deeper than"), std::string::npos);
+
+  json doc = armManagedIdentity();
+  doc["properties"]["siteConfig"]["linuxFxVersion"] = "NODE|" + std::string(900000, 'x') + "\n<2>";
+  auto huge = parseSiteConfig(doc.dump());
+  ASSERT_FALSE(huge.ok());
+  EXPECT_LT(huge.error().message.size(), 600u);
+  EXPECT_EQ(huge.error().message.find('\n'), std::string::npos);
 }
 
 TEST(SiteConfig, SecretsNeverAppearInErrors) {

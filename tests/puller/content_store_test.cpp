@@ -29,7 +29,7 @@ class ContentStoreTest : public ::testing::Test {
 };
 
 TEST_F(ContentStoreTest, CommitMakesVerifiedBlobVisible) {
-  auto ingest = store_->beginIngest(digest_, size_, ctx());
+  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
   ASSERT_TRUE(ingest.ok());
   ASSERT_TRUE((*ingest)->write(content_.substr(0, 10)).ok());
   EXPECT_FALSE(store_->contains(digest_, size_));  // nothing unverified is visible
@@ -37,41 +37,41 @@ TEST_F(ContentStoreTest, CommitMakesVerifiedBlobVisible) {
   ASSERT_TRUE((*ingest)->commit().ok());
   EXPECT_TRUE(store_->contains(digest_, size_));
   EXPECT_EQ(testing::readFile(store_->blobPath(digest_)), content_);
-  EXPECT_FALSE(std::filesystem::exists(dir_ / "ingest" / digest_.hex()));
+  EXPECT_FALSE(std::filesystem::exists(store_->ingestPath(digest_, "registry.test/repo")));
 }
 
 TEST_F(ContentStoreTest, WrongBytesAreDiscardedNotCommitted) {
   std::string altered = content_;
   altered[5] ^= 1;
-  auto ingest = store_->beginIngest(digest_, size_, ctx());
+  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
   ASSERT_TRUE((*ingest)->write(altered).ok());
   auto status = (*ingest)->commit();
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.error().code, ErrorCode::kDigestMismatch);
   EXPECT_FALSE(store_->contains(digest_, size_));
-  EXPECT_FALSE(std::filesystem::exists(dir_ / "ingest" / digest_.hex()));
+  EXPECT_FALSE(std::filesystem::exists(store_->ingestPath(digest_, "registry.test/repo")));
 }
 
 TEST_F(ContentStoreTest, LongerThanDescriptorIsRefusedWhileStreaming) {
-  auto ingest = store_->beginIngest(digest_, 5, ctx());
+  auto ingest = store_->beginIngest(digest_, 5, "registry.test/repo", ctx());
   auto status = (*ingest)->write(content_);
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.error().code, ErrorCode::kDigestMismatch);
 }
 
 TEST_F(ContentStoreTest, ShortBlobIsRefusedAtCommit) {
-  auto ingest = store_->beginIngest(digest_, size_, ctx());
+  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
   ASSERT_TRUE((*ingest)->write(content_.substr(0, 4)).ok());
   EXPECT_EQ((*ingest)->commit().error().code, ErrorCode::kDigestMismatch);
 }
 
 TEST_F(ContentStoreTest, PartialIngestResumesAcrossStoreInstances) {
   {
-    auto ingest = store_->beginIngest(digest_, size_, ctx());
+    auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
     ASSERT_TRUE((*ingest)->write(content_.substr(0, 12)).ok());
   }  // as if the process died: the partial file stays
   auto reopened = ContentStore::open(dir_.path());
-  auto ingest = (*reopened)->beginIngest(digest_, size_, ctx());
+  auto ingest = (*reopened)->beginIngest(digest_, size_, "registry.test/repo", ctx());
   ASSERT_TRUE(ingest.ok());
   EXPECT_EQ((*ingest)->offset(), 12);
   ASSERT_TRUE((*ingest)->write(content_.substr(12)).ok());
@@ -79,19 +79,53 @@ TEST_F(ContentStoreTest, PartialIngestResumesAcrossStoreInstances) {
 }
 
 TEST_F(ContentStoreTest, OversizedPartialIsStartedOver) {
-  testing::writeFile(dir_ / "ingest" / digest_.hex(), content_ + "garbage");
-  auto ingest = store_->beginIngest(digest_, size_, ctx());
+  testing::writeFile(store_->ingestPath(digest_, "registry.test/repo"), content_ + "garbage");
+  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
   EXPECT_EQ((*ingest)->offset(), 0);
 }
 
+TEST_F(ContentStoreTest, PartialBytesAreResumedOnlyFromTheirOwnSource) {
+  const std::string hostile = "evil.example/app";
+  const std::string honest = "registry.test/repo";
+  {
+    auto partial = store_->beginIngest(digest_, size_, hostile, ctx());
+    ASSERT_TRUE(partial.ok());
+    ASSERT_TRUE((*partial)->write("poisoned").ok());
+  }
+  auto ingest = store_->beginIngest(digest_, size_, honest, ctx());
+  ASSERT_TRUE(ingest.ok());
+  EXPECT_EQ((*ingest)->offset(), 0);  // the hostile source's bytes are not ours to continue
+  ASSERT_TRUE((*ingest)->write(content_).ok());
+  EXPECT_TRUE((*ingest)->commit().ok());
+  auto again = store_->beginIngest(digest_, size_, hostile, ctx());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, nullptr);  // stored now, whoever asks
+}
+
+TEST_F(ContentStoreTest, ADownloadNeverWaitsForAnotherSource) {
+  auto stalled = store_->beginIngest(digest_, size_, "evil.example/app", ctx());
+  ASSERT_TRUE(stalled.ok());
+  // Held open (a dribbling registry); the honest source gets its own ingest at once.
+  auto honest = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
+  ASSERT_TRUE(honest.ok());
+  ASSERT_NE(*honest, nullptr);
+  ASSERT_TRUE((*honest)->write(content_).ok());
+  ASSERT_TRUE((*honest)->commit().ok());
+  // The slow one finishing later keeps the stored copy and drops its own.
+  ASSERT_TRUE((*stalled)->write(content_).ok());
+  EXPECT_TRUE((*stalled)->commit().ok());
+  EXPECT_EQ(testing::readFile(store_->blobPath(digest_)), content_);
+  EXPECT_FALSE(std::filesystem::exists(store_->ingestPath(digest_, "evil.example/app")));
+}
+
 TEST_F(ContentStoreTest, OneIngestPerDigestAtATime) {
-  auto first = store_->beginIngest(digest_, size_, ctx());
+  auto first = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
   ASSERT_TRUE(first.ok());
   std::atomic<bool> second_started{false};
   std::thread waiter([&] {
     SystemClock real;
     Context wait_ctx{&real, {}, std::nullopt};
-    auto second = store_->beginIngest(digest_, size_, wait_ctx);
+    auto second = store_->beginIngest(digest_, size_, "registry.test/repo", wait_ctx);
     second_started = true;
     ASSERT_TRUE(second.ok());
     EXPECT_EQ((*second)->offset(), size_);  // sees the bytes the first writer wrote
@@ -105,12 +139,12 @@ TEST_F(ContentStoreTest, OneIngestPerDigestAtATime) {
 }
 
 TEST_F(ContentStoreTest, AWaiterFindsTheFinishedBlobAndLeavesNoIngestBehind) {
-  auto first = store_->beginIngest(digest_, size_, ctx());
+  auto first = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
   ASSERT_TRUE(first.ok());
   std::thread waiter([&] {
     SystemClock real;
     Context wait_ctx{&real, {}, std::nullopt};
-    auto second = store_->beginIngest(digest_, size_, wait_ctx);
+    auto second = store_->beginIngest(digest_, size_, "registry.test/repo", wait_ctx);
     ASSERT_TRUE(second.ok());
     EXPECT_EQ(second->get(), nullptr);  // stored meanwhile: nothing to ingest
   });
@@ -120,7 +154,7 @@ TEST_F(ContentStoreTest, AWaiterFindsTheFinishedBlobAndLeavesNoIngestBehind) {
   waiter.join();
   EXPECT_TRUE(store_->contains(digest_, size_));
   EXPECT_TRUE(std::filesystem::is_empty(dir_ / "ingest"));
-  auto later = store_->beginIngest(digest_, size_, ctx());
+  auto later = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
   ASSERT_TRUE(later.ok());
   EXPECT_EQ(later->get(), nullptr);
   EXPECT_TRUE(std::filesystem::is_empty(dir_ / "ingest"));
