@@ -41,9 +41,9 @@ Result<std::string> readRegularFile(const std::filesystem::path& path, size_t ma
   while (true) {
     if (filled == content.size()) {
       if (content.size() > max_bytes) {
-        return makeError(ErrorCode::kResourceExhausted,
-                         path.string() + " grew past the " + std::to_string(max_bytes) +
-                             " bytes allowed");
+        return makeError(
+            ErrorCode::kResourceExhausted,
+            path.string() + " grew past the " + std::to_string(max_bytes) + " bytes allowed");
       }
       content.resize(std::max<size_t>(content.size() * 2, 4096));
     }
@@ -58,9 +58,9 @@ Result<std::string> readRegularFile(const std::filesystem::path& path, size_t ma
     filled += static_cast<size_t>(n);
   }
   if (filled > max_bytes) {
-    return makeError(ErrorCode::kResourceExhausted,
-                     path.string() + " grew past the " + std::to_string(max_bytes) +
-                         " bytes allowed");
+    return makeError(
+        ErrorCode::kResourceExhausted,
+        path.string() + " grew past the " + std::to_string(max_bytes) + " bytes allowed");
   }
   content.resize(filled);
   return content;

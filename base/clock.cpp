@@ -1,8 +1,8 @@
 #include "base/clock.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 
 namespace pullagent {

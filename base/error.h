@@ -94,10 +94,10 @@ inline Status okStatus() {
 // Short-circuits on a failed Status or Result (abseil's status_macros.h is the model):
 //   RETURN_IF_ERROR(file.flush());
 //   ASSIGN_OR_RETURN(auto manifest, parseManifest(bytes, type));
-#define RETURN_IF_ERROR(expr)                      \
-  do {                                             \
+#define RETURN_IF_ERROR(expr)                                \
+  do {                                                       \
     if (auto pullagent_status_ = (expr); !pullagent_status_) \
-      return pullagent_status_.error();            \
+      return pullagent_status_.error();                      \
   } while (false)
 
 #define PULLAGENT_CONCAT_INNER_(a, b) a##b

@@ -61,8 +61,8 @@ Result<nlohmann::json> parseJson(std::string_view text, std::string_view documen
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
-    return makeError(code, std::string(document) + ": not valid JSON (at byte " +
-                               std::to_string(e.byte) + ")");
+    return makeError(
+        code, std::string(document) + ": not valid JSON (at byte " + std::to_string(e.byte) + ")");
   } catch (const std::exception&) {
     return makeError(code, std::string(document) + ": not valid JSON");
   }
@@ -83,8 +83,8 @@ std::string previewJson(const nlohmann::json& value) {
 }
 
 JsonReader::JsonReader(const nlohmann::json& root, std::string document, ErrorCode code)
-    : JsonReader(std::make_shared<const std::string>(std::move(document)), &root, "", code,
-                 false) {}
+    : JsonReader(std::make_shared<const std::string>(std::move(document)), &root, "", code, false) {
+}
 
 JsonReader::JsonReader(std::shared_ptr<const std::string> document, const nlohmann::json* value,
                        std::string path, ErrorCode code, bool secret)
@@ -142,8 +142,8 @@ Result<std::string> JsonReader::string() const {
 }
 
 Result<int64_t> JsonReader::integer(int64_t min, int64_t max) const {
-  const std::string range = "a whole number from " + std::to_string(min) + " to " +
-                            std::to_string(max);
+  const std::string range =
+      "a whole number from " + std::to_string(min) + " to " + std::to_string(max);
   if (value_->is_number_unsigned()) {
     auto v = value_->get<uint64_t>();
     if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||

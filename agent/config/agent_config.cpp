@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "base/json_reader.h"
+#include "resolver/dns_servers.h"
 
 namespace pullagent::agent {
 namespace {
@@ -152,7 +153,16 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
     config.ca_bundle = ca;
 
   if (!doc["vnetDnsServers"].missing()) {
-    ASSIGN_OR_RETURN(config.vnet_dns_servers, read.addresses(doc["vnetDnsServers"]));
+    ASSIGN_OR_RETURN(auto servers, doc["vnetDnsServers"].elements());
+    if (servers.empty())
+      return doc["vnetDnsServers"].error("expected a non-empty array of DNS servers");
+    config.vnet_dns_servers.clear();
+    for (const auto& server : servers) {
+      ASSIGN_OR_RETURN(auto text, server.string());
+      if (auto dns = resolver::DnsServer::parse(text); !dns)
+        return server.error(dns.error().message);
+      config.vnet_dns_servers.push_back(std::move(text));
+    }
   }
   std::string bind;
   RETURN_IF_ERROR(read.string("vnetBindTo", bind));
@@ -185,8 +195,8 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
 
   RETURN_IF_ERROR(read.duration("connectTimeoutSeconds", config.connect_timeout, 1, kDay));
   RETURN_IF_ERROR(read.duration("stallTimeoutSeconds", config.stall_timeout, 1, kDay));
-  RETURN_IF_ERROR(read.integer("minTransferRateBytesPerSecond", config.min_transfer_rate, 1,
-                               int64_t{1} << 40));
+  RETURN_IF_ERROR(
+      read.integer("minTransferRateBytesPerSecond", config.min_transfer_rate, 1, int64_t{1} << 40));
   RETURN_IF_ERROR(read.duration("documentTimeoutSeconds", config.document_timeout, 1, kDay));
   RETURN_IF_ERROR(read.duration("attemptDeadlineSeconds", config.attempt_deadline, 1, 7 * kDay));
   RETURN_IF_ERROR(read.integer("concurrency", config.concurrency, 1, 64));

@@ -27,8 +27,10 @@ Error typeError(const std::string& path, const char* want, const json& value) {
 // App settings may hold secrets (DOCKER_REGISTRY_SERVER_PASSWORD): their errors name the type of
 // what was found, never its content.
 Error settingTypeError(const std::string& path, const char* want, const json& value) {
-  return makeError(ErrorCode::kInvalidArgument,
-                   path + ": expected " + want + ", got " + (value.is_null() ? "null" : "a value of type " + std::string(value.type_name())));
+  return makeError(
+      ErrorCode::kInvalidArgument,
+      path + ": expected " + want + ", got " +
+          (value.is_null() ? "null" : "a value of type " + std::string(value.type_name())));
 }
 
 Result<std::optional<std::string>> optionalString(const json& object, const char* key,
@@ -150,7 +152,8 @@ Result<std::string> imageOf(const std::string& fx, const std::string& path) {
     image.erase(0, image.find_first_not_of(" \t"));
     image.erase(image.find_last_not_of(" \t") + 1);
     if (image.empty())
-      return makeError(ErrorCode::kInvalidArgument, path + ": " + safeQuoted(fx) + " names no image");
+      return makeError(ErrorCode::kInvalidArgument,
+                       path + ": " + safeQuoted(fx) + " names no image");
     return image;
   }
   std::string what;

@@ -223,17 +223,11 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
     next = next ? std::min(*next, at) : at;
   };
   // Attempts within their slot time hold a slot; the rest run on beside the new ones.
-  int holding = 0;
-  std::optional<std::chrono::steady_clock::time_point> slot_frees;
-  for (const auto& [name, site] : sites_) {
-    if (!site.attempt)
-      continue;
-    const auto slot_end = site.attempt->started + options_.slot;
-    if (slot_end > now) {
-      ++holding;
-      slot_frees = slot_frees ? std::min(*slot_frees, slot_end) : slot_end;
-    }
-  }
+  auto holdsSlot = [&](const Site& site) {
+    return site.attempt && site.attempt->started + options_.slot > now;
+  };
+  const auto holding = static_cast<int>(std::count_if(
+      sites_.begin(), sites_.end(), [&](const auto& entry) { return holdsSlot(entry.second); }));
   int slots = std::min(options_.max_concurrent - holding, options_.max_running - running());
   bool waiting = false;
   for (auto& [name, site] : sites_) {
@@ -250,8 +244,12 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
     --slots;
     start(name, site);
   }
-  if (waiting && slot_frees)
-    wakeAt(*slot_frees);
+  if (waiting) {  // come back when the first slot's time is up
+    for (const auto& [name, site] : sites_) {
+      if (holdsSlot(site))
+        wakeAt(site.attempt->started + options_.slot);
+    }
+  }
   return next;
 }
 

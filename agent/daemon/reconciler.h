@@ -33,10 +33,10 @@ struct ReconcilerOptions {
 // tells it what the sites directory holds (update) and lets it act (step); each attempt runs on
 // its own thread, at most max_concurrent at once (attempts past their slot time no longer
 // count, up to max_running), so one site's failure or slowness never delays the others for
-// long, and nothing thrown inside an attempt reaches the process. A failed attempt is tried again after a capped exponential backoff
-// (jittered down to half, so sites failing together do not retry together), or at once when
-// the config changes; a removed site's state goes and its image becomes collectable.
-// Not thread-safe: only the loop's thread calls it (workers report through `wake`).
+// long, and nothing thrown inside an attempt reaches the process. A failed attempt is tried again
+// after a capped exponential backoff (jittered down to half, so sites failing together do not retry
+// together), or at once when the config changes; a removed site's state goes and its image becomes
+// collectable. Not thread-safe: only the loop's thread calls it (workers report through `wake`).
 class Reconciler {
  public:
   Reconciler(SiteAttemptRunner& runner, const Clock& clock, Random& random,

@@ -147,7 +147,8 @@ Result<SiteState> parseSiteState(std::string_view json_text) {
   ASSIGN_OR_RETURN(auto attempts, count(doc["attempts"]));
   state.attempts = static_cast<int>(attempts);
   if (const JsonReader error = doc["lastError"]; error.isObject()) {
-    SiteError last{{}, {}, timeField(error["at"]).value_or(std::chrono::system_clock::time_point{})};
+    SiteError last{
+        {}, {}, timeField(error["at"]).value_or(std::chrono::system_clock::time_point{})};
     ASSIGN_OR_RETURN(last.phase, text(error["phase"]));
     ASSIGN_OR_RETURN(last.message, text(error["message"]));
     state.last_error = std::move(last);
@@ -163,8 +164,7 @@ Result<SiteState> parseSiteState(std::string_view json_text) {
   }
   state.last_attempt_at = timeField(doc["lastAttemptAt"]);
   state.next_attempt_at = timeField(doc["nextAttemptAt"]);
-  state.updated_at =
-      timeField(doc["updatedAt"]).value_or(std::chrono::system_clock::time_point{});
+  state.updated_at = timeField(doc["updatedAt"]).value_or(std::chrono::system_clock::time_point{});
   return state;
 }
 
@@ -197,8 +197,7 @@ std::vector<SiteState> SiteStateStore::readAll() const {
     auto state = text ? parseSiteState(text.value()) : Result<SiteState>(text.error());
     // The file name is the site's name: a state file cannot speak for another site or a path.
     if (state && state->site != file_name.substr(0, file_name.size() - 5)) {
-      state = makeError(ErrorCode::kInvalidArgument,
-                        "its site field does not match the file name");
+      state = makeError(ErrorCode::kInvalidArgument, "its site field does not match the file name");
     }
     if (!state) {
       spdlog::warn("ignoring unreadable site state {}: {}", path.string(),

@@ -154,6 +154,10 @@ Result<PullOutcome> pullSite(const SitePullServices& services, const SiteConfig&
   auto outcome = runPullJob(**http, services.clock, services.random, job, env);
   if (!outcome) {
     Error error = outcome.error();
+    if (error.code == ErrorCode::kTimeout && services.clock.now() >= deadline) {
+      error.message += " (the attempt's deadline, attemptDeadlineSeconds = " +
+                       std::to_string(agent.attempt_deadline.count()) + ")";
+    }
     // The seed's pitfall: a registry reachable only through its private endpoint refuses the
     // public route with 403 DENIED "... is not allowed access".
     if (!site.pull_over_vnet && error.code == ErrorCode::kPermissionDenied &&

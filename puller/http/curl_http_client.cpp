@@ -61,8 +61,7 @@ struct Transfer {
     header_bytes += line.size();
     if (header_bytes > max_header_bytes) {
       return makeError(ErrorCode::kProtocol, "response headers exceed the " +
-                                                 std::to_string(max_header_bytes) +
-                                                 "-byte limit");
+                                                 std::to_string(max_header_bytes) + "-byte limit");
     }
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
       line.remove_suffix(1);
@@ -368,8 +367,7 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Cont
                  " s (stalled or dribbling transfer; minTransferRateBytesPerSecond, "
                  "stallTimeoutSeconds)";
       } else if (!request.on_body && detail.find("Connection") == std::string::npos) {
-        detail = "no complete answer within " +
-                 std::to_string(o.document_timeout.count() / 1000) +
+        detail = "no complete answer within " + std::to_string(o.document_timeout.count() / 1000) +
                  " s (documentTimeoutSeconds): " + detail;
       }
     }

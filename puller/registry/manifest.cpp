@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "base/json_reader.h"
+#include "base/redact.h"
 
 namespace pullagent::puller {
 namespace {
@@ -23,10 +24,9 @@ std::string_view stripParameters(std::string_view content_type) {
 
 Result<Platform> parsePlatform(const JsonReader& value) {
   Platform platform;
-  for (auto [key, target] : {std::pair{"os", &platform.os},
-                             std::pair{"architecture", &platform.architecture},
-                             std::pair{"variant", &platform.variant},
-                             std::pair{"os.version", &platform.os_version}}) {
+  for (auto [key, target] :
+       {std::pair{"os", &platform.os}, std::pair{"architecture", &platform.architecture},
+        std::pair{"variant", &platform.variant}, std::pair{"os.version", &platform.os_version}}) {
     ASSIGN_OR_RETURN(auto text, value[key].optionalString());
     *target = text.value_or("");
   }
@@ -43,8 +43,7 @@ Result<Descriptor> parseDescriptor(const JsonReader& value) {
   if (!digest)
     return value["digest"].error(digest.error().message);
   descriptor.digest = digest.value();
-  ASSIGN_OR_RETURN(descriptor.size,
-                   value["size"].integer(0, std::numeric_limits<int64_t>::max()));
+  ASSIGN_OR_RETURN(descriptor.size, value["size"].integer(0, std::numeric_limits<int64_t>::max()));
   if (!value["platform"].missing()) {
     if (!value["platform"].isObject())
       return value["platform"].typeError("an object");
@@ -198,8 +197,18 @@ Result<ManifestDocument> parseManifest(std::string_view bytes, std::string_view 
                      "image manifest schema 1 is not supported (deprecated by Docker; push the "
                      "image again with a current client)");
   }
-  ASSIGN_OR_RETURN(auto parsed, parseJson(bytes, "manifest"));
-  const JsonReader doc(parsed, "manifest");
+  const bool header_known = isIndexMediaType(header_type) || isManifestMediaType(header_type);
+  const bool header_generic = header_type.empty() || header_type == "application/json" ||
+                              header_type == "application/octet-stream";
+  auto parsed = parseJson(bytes, "manifest");
+  if (!parsed && !header_known && !header_generic) {
+    return makeError(ErrorCode::kUnsupported, "the registry answered with Content-Type " +
+                                                  safeQuoted(header_type, 80) +
+                                                  ", which is not an image manifest or index");
+  }
+  if (!parsed)
+    return parsed.error();
+  const JsonReader doc(parsed.value(), "manifest");
   if (!doc.isObject())
     return doc.typeError("an object");
   ASSIGN_OR_RETURN(auto schema, doc["schemaVersion"].integer());
@@ -213,7 +222,6 @@ Result<ManifestDocument> parseManifest(std::string_view bytes, std::string_view 
     return invalidManifest("document has both \"manifests\" and \"layers\"/\"config\"");
   }
   ASSIGN_OR_RETURN(auto field_type, doc["mediaType"].optionalString());
-  const bool header_known = isIndexMediaType(header_type) || isManifestMediaType(header_type);
   if (field_type && header_known && *field_type != header_type) {
     return invalidManifest("mediaType \"" + *field_type + "\" contradicts Content-Type \"" +
                            std::string(header_type) + "\"");
@@ -225,15 +233,13 @@ Result<ManifestDocument> parseManifest(std::string_view bytes, std::string_view 
       return makeError(ErrorCode::kUnsupported, "unsupported manifest media type \"" + type + "\"");
   } else if (header_known) {
     type = std::string(header_type);
-  } else if (header_type.empty() || header_type == "application/json" ||
-             header_type == "application/octet-stream") {
+  } else if (header_generic) {
     // OCI lets mediaType be absent; fall back to the shape only for generic content types.
     type = std::string(has_manifests ? media_type::kOciIndex : media_type::kOciManifest);
   } else {
     return makeError(ErrorCode::kUnsupported,
-                     "the registry answered with Content-Type \"" +
-                         std::string(header_type.substr(0, 80)) +
-                         "\", which is not an image manifest or index, and the document names "
+                     "the registry answered with Content-Type " + safeQuoted(header_type, 80) +
+                         ", which is not an image manifest or index, and the document names "
                          "no mediaType");
   }
   if (isIndexMediaType(type) != has_manifests) {

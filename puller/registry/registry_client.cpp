@@ -237,8 +237,8 @@ Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
     status = (*ingest)->commit();
     if (status || status.error().code != ErrorCode::kDigestMismatch || !resumed)
       return status;
-    spdlog::warn("{}: resumed bytes did not verify ({}); downloading it again from the start",
-                 what, status.error().message);
+    spdlog::warn("{}: resumed bytes did not verify ({}); downloading it again from the start", what,
+                 status.error().message);
   }
   return makeError(ErrorCode::kInternal, "unreachable");
 }

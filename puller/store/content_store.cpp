@@ -54,8 +54,16 @@ Status Ingest::write(std::string_view bytes) {
                                                      std::to_string(expected_size_) +
                                                      " bytes its descriptor declares");
   }
-  if (auto status = writeAll(fd_, bytes, path_); !status)
+  if (auto status = writeAll(fd_, bytes, path_); !status) {
+    if (status.error().native == ENOSPC || status.error().native == EDQUOT) {
+      // A full disk: the partial blob cannot be finished now and only keeps the disk full.
+      if (::ftruncate(fd_, 0) == 0)
+        ::unlink(path_.c_str());
+      offset_ = 0;
+      hasher_ = Sha256();
+    }
     return status;
+  }
   hasher_.update(bytes);
   offset_ += static_cast<int64_t>(bytes.size());
   return {};

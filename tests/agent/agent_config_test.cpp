@@ -103,8 +103,8 @@ TEST(AgentConfig, ErrorsNameThePathAndValue) {
 
 TEST(AgentConfig, DeeplyNestedValuesAreRefusedWithoutRecursion) {
   // A million levels: parsing, printing or destroying that recursively would overflow the stack.
-  std::string text = R"({"hostOverrides": )" + std::string(1000000, '[') +
-                     std::string(1000000, ']') + "}";
+  std::string text =
+      R"({"hostOverrides": )" + std::string(1000000, '[') + std::string(1000000, ']') + "}";
   auto config = parseAgentConfig(text, {});
   ASSERT_FALSE(config.ok());
   EXPECT_EQ(config.error().code, ErrorCode::kInvalidArgument);

@@ -204,6 +204,66 @@ TEST_F(ReconcilerTest, AtMostMaxConcurrentAttemptsRunAndTheRestWait) {
     EXPECT_EQ(state(site)->phase, SitePhase::kPublished) << site;
 }
 
+TEST_F(ReconcilerTest, AttemptsPastTheirSlotTimeLetWaitingSitesStartUpToTheHardCap) {
+  // "slow-a" and "slow-b" never finish on their own (registries that dribble); the others wait.
+  reconciler_.reset();
+  reconciler_ = std::make_unique<Reconciler>(
+      runner_, clock_, random_, store_, metrics_, [] {},
+      ReconcilerOptions{2, seconds(60), 3, seconds(10), seconds(40)});
+  reconciler_->update(files({{"slow-a", "1"}, {"slow-b", "1"}, {"web", "1"}, {"zz", "1"}}));
+  auto wake = reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 2);
+  ASSERT_TRUE(wake.has_value());  // the loop comes back when the slots' time is up
+  EXPECT_EQ(*wake, clock_.now() + seconds(60));
+  clock_.advance(seconds(59));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 2);
+  clock_.advance(seconds(1));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 3);  // "web" starts; "zz" waits: 3 attempts in all at most
+  EXPECT_EQ(state("web")->phase, SitePhase::kPulling);
+  EXPECT_EQ(state("zz")->phase, SitePhase::kPending);
+  runner_.push("web", published("1", "sha256:web"));
+  for (int i = 0; i < 500 && state("web")->phase != SitePhase::kPublished; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    reconciler_->step();
+  }
+  EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
+  EXPECT_EQ(state("zz")->phase, SitePhase::kPulling);  // took the freed place
+  for (const char* site : {"slow-a", "slow-b", "zz"})
+    runner_.push(site, published("1", std::string("sha256:") + site));
+  settle();
+}
+
+// A runner whose attempts throw, as a bug or an allocation failure on a hostile document would.
+class ThrowingRunner final : public SiteAttemptRunner {
+ public:
+  SiteAttemptResult run(const std::string&, const std::filesystem::path&, SiteActivity&,
+                        std::stop_token) override {
+    throw std::runtime_error("type_error: hostile JSON");
+  }
+};
+
+TEST_F(ReconcilerTest, AnExceptionInsideAnAttemptFailsOnlyThatSite) {
+  ThrowingRunner throwing;
+  Reconciler reconciler(
+      throwing, clock_, random_, store_, metrics_, [] {},
+      ReconcilerOptions{2, seconds(60), 8, seconds(10), seconds(40)});
+  reconciler.update(files({{"web", "1"}}));
+  reconciler.step();
+  for (int i = 0; i < 500 && reconciler.running() != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    reconciler.step();
+  }
+  ASSERT_EQ(reconciler.running(), 0);
+  auto web = state("web");
+  ASSERT_TRUE(web.has_value());
+  EXPECT_EQ(web->phase, SitePhase::kFailed);
+  ASSERT_TRUE(web->last_error.has_value());
+  EXPECT_EQ(web->last_error->phase, "internal");
+  EXPECT_NE(web->last_error->message.find("hostile JSON"), std::string::npos);
+}
+
 TEST_F(ReconcilerTest, AChangeDuringAnAttemptCancelsItAndStartsOver) {
   reconciler_->update(files({{"web", "a"}}));
   reconciler_->step();

@@ -214,7 +214,8 @@ TEST(SiteConfig, InvalidJsonIsSaidSo) {
 }
 
 TEST(SiteConfig, APasswordOfTheWrongTypeIsNamedButNeverShown) {
-  for (const json& password : {json::array({"p4ssw0rd"}), json(31415926), json({{"x", "p4ssw0rd"}})}) {
+  for (const json& password :
+       {json::array({"p4ssw0rd"}), json(31415926), json({{"x", "p4ssw0rd"}})}) {
     json settings = credentialSettings();
     settings[2]["value"] = password;
     auto site = parseSiteConfig(armCredentials(settings).dump());

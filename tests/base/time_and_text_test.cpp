@@ -38,10 +38,12 @@ TEST(SafeText, EscapesControlsEscapeSequencesAndBadUtf8) {
   EXPECT_EQ(safeEscaped(std::string("x\0<2>y", 6)), "x\\x00<2>y");
   EXPECT_EQ(safeEscaped("\x1b[31mred"), "\\x1b[31mred");
   EXPECT_EQ(safeEscaped("back\\slash"), "back\\\\slash");
-  EXPECT_EQ(safeEscaped("caf\xc3\xa9"), "caf\xc3\xa9");                  // valid UTF-8 kept
-  EXPECT_EQ(safeEscaped("bad\xc3("), "bad\\xc3(");                       // truncated sequence
-  EXPECT_EQ(safeEscaped("\xc2\x9b" "31m"), "\\xc2\\x9b31m");              // C1 CSI
-  EXPECT_EQ(safeEscaped("\xed\xa0\x80"), "\\xed\\xa0\\x80");              // a surrogate
+  EXPECT_EQ(safeEscaped("caf\xc3\xa9"), "caf\xc3\xa9");  // valid UTF-8 kept
+  EXPECT_EQ(safeEscaped("bad\xc3("), "bad\\xc3(");       // truncated sequence
+  EXPECT_EQ(safeEscaped("\xc2\x9b"
+                        "31m"),
+            "\\xc2\\x9b31m");                                 // C1 CSI
+  EXPECT_EQ(safeEscaped("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // a surrogate
   EXPECT_EQ(safeQuoted(std::string(300, 'a'), 4), "\"aaaa...(300 bytes)\"");
 }
 

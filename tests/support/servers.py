@@ -236,6 +236,13 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
       ignore_range      drop the Range header (the server sends the whole blob, 200)
       bad_content_range answer the Range request with a Content-Range starting elsewhere
       redirect host     fetch the blob, park it in blob storage at `host`, answer 307 there
+      respond           answer as a hostile registry would, without asking upstream: `status`
+                        (200), `headers`, `body` (text) or `body_json`, `junk_headers` (that many
+                        100-byte header lines)
+      hang, secs        read the request, then answer nothing for `secs` seconds
+    and, with any action that sends a body:
+      rate              send the body at this many bytes per second (a dribbling server)
+      flip_at           flip the byte at this offset of the body (with truncate_at: poison)
     Every forwarded request is recorded: path, Range, whether Authorization was present, bytes
     of body sent."""
 
@@ -300,6 +307,23 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
                 self.end_headers()
                 self.wfile.write(data)
                 return
+            if action == "respond":
+                data = (json.dumps(fault["body_json"]) if "body_json" in fault
+                        else fault.get("body", "")).encode()
+                self.send_response(fault.get("status", 200))
+                for k, v in fault.get("headers", {}).items():
+                    self.send_header(k, v)
+                for i in range(fault.get("junk_headers", 0)):
+                    self.send_header(f"X-Junk-{i}", "j" * 100)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                return self.send_body(data, fault, entry)
+            if action == "hang":
+                deadline = time.time() + fault.get("secs", 30)
+                while time.time() < deadline:
+                    time.sleep(0.05)
+                self.close_connection = True
+                return
             if action == "ignore_range":
                 headers.pop("Range", None)
             if action == "redirect":
@@ -331,6 +355,25 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
 
         def send_body(self, data, fault, entry):
             action = fault.get("action") if fault else None
+            if fault and "flip_at" in fault and len(data) > fault["flip_at"]:
+                data = bytearray(data)
+                data[fault["flip_at"]] ^= 0xFF
+                data = bytes(data)
+            if fault and fault.get("rate"):
+                # A dribbling server: `rate` bytes a second, in pieces, until done or the client
+                # gives up.
+                rate = fault["rate"]
+                piece = max(1, rate // 20)
+                try:
+                    for start in range(0, len(data), piece):
+                        self.wfile.write(data[start:start + piece])
+                        self.wfile.flush()
+                        entry["bytes"] = min(len(data), start + piece)
+                        time.sleep(piece / rate)
+                except OSError:
+                    pass
+                self.close_connection = True
+                return
             cut = fault.get("at") if action in ("reset_at", "stall_at", "truncate_at") else None
             if cut is None or cut >= len(data):
                 self.wfile.write(data)
