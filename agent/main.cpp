@@ -65,7 +65,11 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::stop_source stop;
   const int reload_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  std::jthread signal_waiter([&stop, signals, reload_fd] {
+  // status only reads, and gc is crash-safe (it renames a tree aside before deleting it): they
+  // end at once on a signal. Every command ends at once on a second one.
+  const bool exit_at_once = !args.empty() && (args[0] == "status" || args[0] == "gc");
+  std::jthread signal_waiter([&stop, signals, reload_fd, exit_at_once] {
+    bool stopping = false;
     while (true) {
       int received = 0;
       if (sigwait(&signals, &received) != 0)
@@ -77,6 +81,9 @@ int main(int argc, char** argv) {
         }
         continue;
       }
+      if (exit_at_once || stopping)
+        ::_exit(128 + received);
+      stopping = true;
       stop.request_stop();
     }
   });

@@ -1,7 +1,6 @@
 #include "base/log.h"
 
 #include <spdlog/sinks/base_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -9,6 +8,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+
+#include "base/redact.h"
 
 namespace pullagent {
 namespace {
@@ -39,6 +40,24 @@ void writeAll(const std::string& line) {
   }
 }
 
+std::string timestamp(std::chrono::system_clock::time_point at) {
+  const auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count() % 1000;
+  std::time_t seconds = std::chrono::system_clock::to_time_t(at);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}Z", utc.tm_year + 1900,
+                     utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millis);
+}
+
+std::string levelName(spdlog::level::level_enum level) {
+  auto name = spdlog::level::to_string_view(level);
+  return std::string(name.data(), name.size());
+}
+
+// A record longer than this is cut: no peer's text may fill the log.
+constexpr size_t kMaxLine = 16 * 1024;
+
 // One line per record; each record goes out in a single write so lines from threads never mix.
 class LineSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
@@ -46,28 +65,24 @@ class LineSink final : public spdlog::sinks::base_sink<std::mutex> {
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
-    std::string text(msg.payload.data(), msg.payload.size());
+    const std::string_view payload(msg.payload.data(), msg.payload.size());
     std::string line;
     if (format_ == LogFormat::kJournal) {
-      // A multi-line message would lose its priority after the first line.
-      for (auto& c : text)
-        c = c == '\n' ? ' ' : c;
-      line = "<" + std::to_string(syslogPriority(msg.level)) + ">" + text + "\n";
+      // Messages carry tenants' strings: a newline would start a record of the tenant's making,
+      // a NUL ends journald's record early (and what follows, "<2>...", would be read as a
+      // record of its own), escape sequences drive terminals. Escaped, one record stays one.
+      line = "<" + std::to_string(syslogPriority(msg.level)) + ">" +
+             safeEscaped(payload, kMaxLine) + "\n";
+    } else if (format_ == LogFormat::kText) {
+      line = fmt::format("{} {:<5} {}\n", timestamp(msg.time), levelName(msg.level),
+                         safeEscaped(payload, kMaxLine));
     } else {
-      const auto since_epoch = msg.time.time_since_epoch();
-      const auto millis =
-          std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch).count() % 1000;
-      std::time_t seconds = std::chrono::system_clock::to_time_t(msg.time);
-      std::tm utc{};
-      gmtime_r(&seconds, &utc);
-      const std::string stamp =
-          fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}Z", utc.tm_year + 1900,
-                      utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millis);
-      auto level = spdlog::level::to_string_view(msg.level);
-      // dump() escapes quotes and control characters, and replaces invalid UTF-8 from peers.
+      std::string text(payload.substr(0, kMaxLine));
+      // dump() escapes quotes and every control character (NUL and ESC too), replaces invalid
+      // UTF-8 from peers and, ASCII only, writes the rest (C1 controls too) as \uXXXX.
       nlohmann::json record = {
-          {"time", stamp}, {"level", std::string(level.data(), level.size())}, {"msg", text}};
-      line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+          {"time", timestamp(msg.time)}, {"level", levelName(msg.level)}, {"msg", text}};
+      line = record.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n";
     }
     writeAll(line);
   }
@@ -90,14 +105,7 @@ std::optional<LogFormat> parseLogFormat(std::string_view name) {
 }
 
 void initLogging(LogFormat format, spdlog::level::level_enum level) {
-  std::shared_ptr<spdlog::logger> logger;
-  if (format == LogFormat::kText) {
-    auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-    logger = std::make_shared<spdlog::logger>("pullagent", sink);
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
-  } else {
-    logger = std::make_shared<spdlog::logger>("pullagent", std::make_shared<LineSink>(format));
-  }
+  auto logger = std::make_shared<spdlog::logger>("pullagent", std::make_shared<LineSink>(format));
   logger->set_level(level);
   spdlog::set_default_logger(logger);
 }

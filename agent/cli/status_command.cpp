@@ -10,6 +10,7 @@
 #include "agent/cli/progress.h"
 #include "agent/config/config_files.h"
 #include "agent/daemon/site_state.h"
+#include "base/redact.h"
 
 namespace pullagent::agent {
 namespace {
@@ -79,8 +80,8 @@ int runStatusCommand(const std::vector<std::string>& argv, const ProcessEnvironm
     const std::string& wanted = parsed->positionals[0];
     std::erase_if(states, [&](const SiteState& state) { return state.site != wanted; });
     if (states.empty()) {
-      std::cerr << "pullagent status: no site \"" << wanted << "\" in " << state_dir.string()
-                << "/sites\n";
+      std::cerr << "pullagent status: no site " << safeQuoted(wanted) << " in "
+                << safeQuoted(state_dir.string() + "/sites") << "\n";
       return kExitNotFound;
     }
   }
@@ -93,12 +94,13 @@ int runStatusCommand(const std::vector<std::string>& argv, const ProcessEnvironm
   }
   std::printf("%-20s %-12s %-44s %-12s %-26s %s\n", "SITE", "PHASE", "IMAGE", "PUBLISHED",
               "PROGRESS", "LAST ERROR");
+  // Images and errors carry tenants' strings: escaped, so that none can drive the terminal.
   for (const auto& state : states) {
-    std::printf("%-20s %-12s %-44s %-12s %-26s %s\n", state.site.c_str(),
+    std::printf("%-20s %-12s %-44s %-12s %-26s %s\n", safeEscaped(state.site).c_str(),
                 std::string(toString(state.phase)).c_str(),
-                (state.image.empty() ? "-" : state.image).c_str(),
-                state.published ? shortDigest(state.published->digest).c_str() : "-",
-                progressText(state).c_str(), detail(state).c_str());
+                (state.image.empty() ? "-" : safeEscaped(state.image, 200)).c_str(),
+                state.published ? safeEscaped(shortDigest(state.published->digest)).c_str() : "-",
+                progressText(state).c_str(), safeEscaped(detail(state), 2000).c_str());
   }
   return kExitOk;
 }

@@ -49,7 +49,10 @@ struct AgentConfig {
   // beside it, up to max_running_pulls attempts in all (a bound on threads).
   std::chrono::seconds pull_slot{60};
   int max_running_pulls = 8;
-  std::chrono::seconds rescan_interval{60};  // safety net beside inotify
+  std::chrono::seconds rescan_interval{60};
+  // A site file missing from the directory is acted on (state removed, image collected) only
+  // after it stayed away this long.
+  std::chrono::seconds site_removal_grace{30};  // safety net beside inotify
   // A failed site pull is retried after initial, doubling up to max (the config re-read first).
   std::chrono::seconds retry_initial_backoff{10};
   std::chrono::seconds retry_max_backoff{300};

@@ -43,8 +43,8 @@ constexpr auto kDebounce = std::chrono::milliseconds(200);
 constexpr auto kStatusInterval = std::chrono::seconds(1);
 
 ReconcilerOptions reconcilerOptions(const AgentConfig& agent) {
-  return {agent.max_concurrent_pulls, agent.pull_slot, agent.max_running_pulls,
-          agent.retry_initial_backoff, agent.retry_max_backoff};
+  return {agent.max_concurrent_pulls,  agent.pull_slot,         agent.max_running_pulls,
+          agent.retry_initial_backoff, agent.retry_max_backoff, agent.site_removal_grace};
 }
 
 std::string monotonicUsec() {
@@ -100,6 +100,7 @@ class Daemon {
   std::unique_ptr<MetricsServer> metrics_server_;
   SitesWatcher watcher_;
   std::string last_status_;
+  std::string sites_dir_error_;  // why the last scan failed; empty while it reads
   bool collect_pending_ = false;
 };
 
@@ -129,8 +130,9 @@ Status Daemon::configure(AgentConfig agent) {
         runner_, clock_, random_, *store_, metrics_, [this] { wake(); }, reconcilerOptions(agent));
   }
   reconciler_->setOptions(reconcilerOptions(agent));
-  if (agent.sites_dir != agent_.sites_dir || watcher_.fd() < 0)
-    watcher_ = SitesWatcher::create(agent.sites_dir);
+  // Every (re)load arms the watcher afresh: SIGHUP mends a watch on a directory that was
+  // replaced in a way inotify could not follow.
+  watcher_ = SitesWatcher::create(agent.sites_dir);
   runner_.setServices(std::move(services.value()));
   agent_ = std::move(agent);
   return {};
@@ -152,9 +154,24 @@ void Daemon::reload() {
 }
 
 void Daemon::rescan() {
-  if (watcher_.fd() < 0 && std::filesystem::is_directory(agent_.sites_dir))
-    watcher_ = SitesWatcher::create(agent_.sites_dir);  // the directory appeared after start
-  reconciler_->update(scanSites(agent_.sites_dir));
+  auto sites = scanSites(agent_.sites_dir);
+  if (!sites) {
+    // Never "no sites": every site stays as last seen (published images kept, nothing
+    // removed) until the directory reads again.
+    const std::string error = sites.error().describe();
+    if (error != sites_dir_error_)
+      spdlog::error("sites directory unreadable, keeping every site as last seen: {}", error);
+    sites_dir_error_ = error;
+    reconciler_->setSitesDirectoryError(error);
+    metrics_.setSitesDirectoryHealthy(false);
+    return;
+  }
+  if (!sites_dir_error_.empty())
+    spdlog::info("sites directory readable again");
+  sites_dir_error_.clear();
+  reconciler_->setSitesDirectoryError("");
+  metrics_.setSitesDirectoryHealthy(true);
+  reconciler_->update(sites.value());
 }
 
 void Daemon::collectGarbage() {

@@ -58,6 +58,11 @@ void Metrics::setSites(int count) {
   sites_ = count;
 }
 
+void Metrics::setSitesDirectoryHealthy(bool healthy) {
+  std::lock_guard lock(mutex_);
+  sites_dir_healthy_ = healthy;
+}
+
 void Metrics::garbageCollected(int images, int blobs, int64_t bytes) {
   std::lock_guard lock(mutex_);
   gc_images_ += static_cast<uint64_t>(images);
@@ -105,6 +110,9 @@ std::string Metrics::render() const {
   out += fmt::format("pullagent_pulls_in_flight {}\n", in_flight_);
   header(out, "pullagent_sites", "gauge", "Sites configured in the sites directory.");
   out += fmt::format("pullagent_sites {}\n", sites_);
+  header(out, "pullagent_sites_directory_healthy", "gauge",
+         "1 while the sites directory can be read; 0 while sites are kept as last seen.");
+  out += fmt::format("pullagent_sites_directory_healthy {}\n", sites_dir_healthy_ ? 1 : 0);
   header(out, "pullagent_gc_removed_total", "counter",
          "What garbage collection removed: images, blobs and bytes.");
   out += fmt::format("pullagent_gc_removed_total{{kind=\"images\"}} {}\n", gc_images_);

@@ -20,6 +20,8 @@ class Metrics {
   void retryScheduled();
   void setPullsInFlight(int count);
   void setSites(int count);
+  // 1 while the last scan of the sites directory succeeded, 0 while it fails.
+  void setSitesDirectoryHealthy(bool healthy);
   void garbageCollected(int images, int blobs, int64_t bytes);
 
   std::string render() const;
@@ -43,6 +45,7 @@ class Metrics {
   uint64_t retries_ = 0;
   int in_flight_ = 0;
   int sites_ = 0;
+  bool sites_dir_healthy_ = true;
   uint64_t gc_images_ = 0;
   uint64_t gc_blobs_ = 0;
   uint64_t gc_bytes_ = 0;

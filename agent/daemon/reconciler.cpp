@@ -88,23 +88,14 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
       save(site);
     }
   }
-  for (auto it = sites_.begin(); it != sites_.end();) {
-    Site& site = it->second;
-    if (files.count(it->first) != 0 || site.removed) {
-      ++it;
-      continue;
+  for (auto& [name, site] : sites_) {
+    if (files.count(name) != 0) {
+      site.absent_since.reset();
+    } else if (!site.removed && !site.absent_since) {
+      spdlog::info("site {}: its file is gone; removing it in {} s unless it comes back", name,
+                   options_.removal_grace.count());
+      site.absent_since = now;
     }
-    spdlog::info("site {}: removed; its image becomes collectable", it->first);
-    site.removed = true;
-    if (site.attempt) {
-      site.attempt->stop.request_stop();
-      ++it;
-      continue;
-    }
-    if (auto status = store_.remove(it->first); !status)
-      spdlog::warn("site {}: {}", it->first, status.error().describe());
-    collectable_ = collectable_ || site.state.published.has_value();
-    it = sites_.erase(it);
   }
   metrics_.setSites(static_cast<int>(files.size()));
 }
@@ -202,7 +193,37 @@ void Reconciler::finish(const std::string& name, Site& site) {
   metrics_.setPullsInFlight(running());
 }
 
+void Reconciler::removeAbsentSites(std::optional<std::chrono::steady_clock::time_point>& next) {
+  const auto now = clock_.now();
+  for (auto it = sites_.begin(); it != sites_.end();) {
+    Site& site = it->second;
+    if (site.removed || !site.absent_since) {
+      ++it;
+      continue;
+    }
+    const auto due = *site.absent_since + options_.removal_grace;
+    if (due > now) {
+      next = next ? std::min(*next, due) : due;
+      ++it;
+      continue;
+    }
+    spdlog::info("site {}: removed; its image becomes collectable", it->first);
+    site.removed = true;
+    if (site.attempt) {
+      site.attempt->stop.request_stop();
+      ++it;
+      continue;
+    }
+    if (auto status = store_.remove(it->first); !status)
+      spdlog::warn("site {}: {}", it->first, status.error().describe());
+    collectable_ = collectable_ || site.state.published.has_value();
+    it = sites_.erase(it);
+  }
+}
+
 std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
+  std::optional<std::chrono::steady_clock::time_point> next;
+  removeAbsentSites(next);
   for (auto it = sites_.begin(); it != sites_.end();) {
     Site& site = it->second;
     if (site.attempt && site.attempt->done)
@@ -218,7 +239,6 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
   if (stopping_)
     return std::nullopt;
   const auto now = clock_.now();
-  std::optional<std::chrono::steady_clock::time_point> next;
   auto wakeAt = [&next](std::chrono::steady_clock::time_point at) {
     next = next ? std::min(*next, at) : at;
   };
@@ -231,7 +251,7 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
   int slots = std::min(options_.max_concurrent - holding, options_.max_running - running());
   bool waiting = false;
   for (auto& [name, site] : sites_) {
-    if (site.attempt || !wanted(site))
+    if (site.attempt || !wanted(site) || site.absent_since)
       continue;
     if (site.next_attempt > now) {
       wakeAt(site.next_attempt);
@@ -302,6 +322,9 @@ std::string Reconciler::statusLine() const {
       ++failing;
     }
   }
+  if (!sites_dir_error_.empty())
+    line = "sites directory unreadable (sites kept as last seen): " + sites_dir_error_ +
+           (line.empty() ? "" : "; " + line);
   if (!line.empty())
     return line;
   return "idle: " + std::to_string(sites_.size()) + " sites, " + std::to_string(published) +

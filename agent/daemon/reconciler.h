@@ -27,6 +27,9 @@ struct ReconcilerOptions {
   int max_running = 8;
   std::chrono::seconds initial_backoff{10};
   std::chrono::seconds max_backoff{300};
+  // A site file missing from a healthy scan is acted on (state removed, image collectable) only
+  // once it stayed away this long: a file replaced non-atomically comes back in time.
+  std::chrono::seconds removal_grace{30};
 };
 
 // Keeps every site's published image equal to what its config asks for. The daemon's loop
@@ -47,6 +50,8 @@ class Reconciler {
   Reconciler& operator=(const Reconciler&) = delete;
 
   void setOptions(const ReconcilerOptions& options) { options_ = options; }
+  // Why the sites directory cannot be read now ("" when it can): shown in the status line.
+  void setSitesDirectoryError(std::string error) { sites_dir_error_ = std::move(error); }
   // The sites directory as scanned now.
   void update(const std::map<std::string, SiteFile>& files);
   // Applies finished attempts and starts the due ones. Returns when the next retry is due.
@@ -70,12 +75,15 @@ class Reconciler {
     SiteState state;
     SiteFile file;
     bool removed = false;
+    // Since when the site file is missing from healthy scans; removed after the grace period.
+    std::optional<std::chrono::steady_clock::time_point> absent_since;
     std::string failed_sha256;  // the config the last failure was for
     std::chrono::steady_clock::time_point next_attempt{};
     std::unique_ptr<Attempt> attempt;
   };
 
   bool wanted(const Site& site) const;
+  void removeAbsentSites(std::optional<std::chrono::steady_clock::time_point>& next);
   void start(const std::string& name, Site& site);
   void finish(const std::string& name, Site& site);
   void save(Site& site);
@@ -88,6 +96,7 @@ class Reconciler {
   std::function<void()> wake_;
   ReconcilerOptions options_;
   std::map<std::string, Site> sites_;
+  std::string sites_dir_error_;
   bool loaded_ = false;
   bool collectable_ = false;
   bool stopping_ = false;

@@ -20,21 +20,30 @@ struct SiteFile {
 // and atomic writers' temporary files are ignored.
 bool isSiteFileName(const std::string& file_name);
 
-// The site files of `dir` by site name. A missing directory has no sites.
-std::map<std::string, SiteFile> scanSites(const std::filesystem::path& dir);
+// The site files of `dir` by site name. A missing or unreadable directory is an error, never
+// "no sites": a sites directory that is briefly away (replaced by a deployment tool, a remount)
+// must not read as every site removed.
+Result<std::map<std::string, SiteFile>> scanSites(const std::filesystem::path& dir);
 
-// inotify on the sites directory: tells when a rescan is worth doing. The periodic rescan stays
-// the safety net (an overflowed queue, a directory created later, network file systems).
+// inotify on the sites directory: tells when a rescan is worth doing. It watches the directory
+// and its parent, so a directory that is removed, renamed, replaced or swapped behind a symlink
+// (as deployment tools do) is followed: the watch is re-armed on the new one. The periodic
+// rescan stays the safety net (an overflowed queue, network file systems).
 class SitesWatcher {
  public:
-  // Watches `dir` when it exists; otherwise fd() is -1 and only rescans see changes.
   static SitesWatcher create(const std::filesystem::path& dir);
   int fd() const { return fd_.get(); }
-  // Reads the pending events; true when any may concern a site file.
+  // Reads the pending events, re-arming the directory's watch when the directory changed;
+  // true when any may concern a site file.
   bool drain();
 
  private:
+  void armDirectory();
+
+  std::filesystem::path dir_;
   UniqueFd fd_;
+  int dir_watch_ = -1;
+  int parent_watch_ = -1;
 };
 
 }  // namespace pullagent::agent

@@ -5,12 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
 #include <system_error>
 
 #include "base/atomic_file.h"
+#include "base/bounded_read.h"
 
 namespace pullagent::puller {
 namespace fs = std::filesystem;
@@ -128,32 +130,7 @@ bool ContentStore::contains(const Digest& digest, int64_t size) const {
 }
 
 Result<std::string> ContentStore::readBlob(const Digest& digest, int64_t max_size) const {
-  auto path = blobPath(digest);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return errnoError(errno, "open", path);
-  std::string content;
-  std::array<char, 65536> buffer{};
-  while (true) {
-    ssize_t n = ::read(fd, buffer.data(), buffer.size());
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      int err = errno;
-      ::close(fd);
-      return errnoError(err, "read", path);
-    }
-    if (n == 0)
-      break;
-    content.append(buffer.data(), static_cast<size_t>(n));
-    if (static_cast<int64_t>(content.size()) > max_size) {
-      ::close(fd);
-      return makeError(ErrorCode::kResourceExhausted,
-                       path.string() + " exceeds " + std::to_string(max_size) + " bytes");
-    }
-  }
-  ::close(fd);
-  return content;
+  return readRegularFile(blobPath(digest), static_cast<size_t>(std::max<int64_t>(max_size, 0)));
 }
 
 Status ContentStore::putBlob(const Digest& digest, std::string_view bytes, const Context& ctx) {

@@ -2,6 +2,10 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <nlohmann/json.hpp>
 #include <system_error>
@@ -35,10 +39,32 @@ void markManifest(const fs::path& blobs, const Digest& digest, std::set<std::str
   }
 }
 
-void removePath(const fs::path& path) {
-  UniqueFd parent(::open(path.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (parent.valid())
-    (void)ConfinedRoot::removeAt(parent.get(), path.filename().string());
+// Opens the directory `name` inside `parent`, never through a symbolic link: a state dir whose
+// images/ or blobs/ was replaced by a link must not make gc delete what the link points at.
+Result<UniqueFd> openDirectoryAt(int parent, const char* name, const fs::path& shown) {
+  UniqueFd fd(::openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ELOOP || errno == ENOTDIR) {
+      return makeError(ErrorCode::kPermissionDenied,
+                       shown.string() +
+                           " is not a directory of its own (a symbolic link?): "
+                           "not collected");
+    }
+    return errnoError(errno, "open", shown);
+  }
+  return fd;
+}
+
+constexpr std::string_view kTrashPrefix = ".trash-";
+
+// Removes images/<name> crash-safely: renamed aside first (one atomic step: the image is gone
+// from its published name whole), then deleted. A gc killed midway leaves .trash-<name>, which
+// the next gc finishes; never a half-deleted tree under a published name.
+Status removeImage(int images, const std::string& name) {
+  const std::string trash = std::string(kTrashPrefix) + name;
+  if (::renameat(images, name.c_str(), images, trash.c_str()) != 0)
+    return errnoError(errno, "rename aside", name);
+  return ConfinedRoot::removeAt(images, trash);
 }
 
 }  // namespace
@@ -46,30 +72,47 @@ void removePath(const fs::path& path) {
 Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest>& keep,
                                 bool keep_all) {
   GcReport report;
-  std::error_code ec;
   const fs::path blobs = state_dir / "content" / "blobs" / "sha256";
   std::set<std::string> live;
   std::set<std::string> kept_images;
 
-  for (const auto& entry : fs::directory_iterator(state_dir / "images", ec)) {
-    const std::string name = entry.path().filename().string();
-    auto digest = Digest::parse("sha256:" + name);
-    if (!digest)
-      continue;  // staging directories and strangers are not ours to judge here
-    if (keep_all || keep.count(digest.value()) != 0) {
-      kept_images.insert(name);
-      markManifest(blobs, digest.value(), live);
-      continue;
+  UniqueFd state(::open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!state.valid())
+    return errnoError(errno, "open", state_dir);
+  if (auto images = openDirectoryAt(state.get(), "images", state_dir / "images")) {
+    ASSIGN_OR_RETURN(auto names, ConfinedRoot::list(images->get(), "images"));
+    for (const auto& name : names) {
+      if (name.starts_with(kTrashPrefix)) {
+        (void)ConfinedRoot::removeAt(images->get(), name);  // a gc that was killed midway
+        continue;
+      }
+      auto digest = Digest::parse("sha256:" + name);
+      if (!digest)
+        continue;  // staging directories, lock files and strangers are not ours to judge here
+      if (keep_all || keep.count(digest.value()) != 0) {
+        kept_images.insert(name);
+        markManifest(blobs, digest.value(), live);
+        continue;
+      }
+      spdlog::info("gc: removing image {}", name);
+      if (auto status = removeImage(images->get(), name); !status) {
+        spdlog::warn("gc: {}", status.error().describe());
+        continue;
+      }
+      ++report.images_removed;
     }
-    spdlog::info("gc: removing image {}", name);
-    removePath(entry.path());
-    ++report.images_removed;
+  } else if (images.error().code != ErrorCode::kNotFound) {
+    return images.error();
   }
   for (const auto& digest : keep) {
     kept_images.insert(digest.hex());
     markManifest(blobs, digest, live);
   }
 
+  auto content = openDirectoryAt(state.get(), "content", state_dir / "content");
+  if (!content)
+    return content.error().code == ErrorCode::kNotFound ? Result<GcReport>(report)
+                                                        : Result<GcReport>(content.error());
   // index.json: keep the entries of kept images (and mark the indexes they came through).
   const fs::path index_path = state_dir / "content" / "index.json";
   auto index = parseJson(readSmall(index_path), "index.json");
@@ -90,14 +133,21 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
       return status.error();
   }
 
-  for (const auto& entry : fs::directory_iterator(blobs, ec)) {
-    const std::string name = entry.path().filename().string();
+  ASSIGN_OR_RETURN(auto blobs_parent,
+                   openDirectoryAt(content->get(), "blobs", blobs.parent_path()));
+  ASSIGN_OR_RETURN(auto blobs_dir, openDirectoryAt(blobs_parent.get(), "sha256", blobs));
+  ASSIGN_OR_RETURN(auto names, ConfinedRoot::list(blobs_dir.get(), "blobs"));
+  for (const auto& name : names) {
     if (live.count(name) != 0)
       continue;
-    auto size = static_cast<int64_t>(entry.file_size(ec));
-    if (::unlink(entry.path().c_str()) == 0) {
+    struct stat info {};
+    if (::fstatat(blobs_dir.get(), name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0 ||
+        S_ISDIR(info.st_mode)) {
+      continue;
+    }
+    if (::unlinkat(blobs_dir.get(), name.c_str(), 0) == 0) {
       ++report.blobs_removed;
-      report.bytes_freed += ec ? 0 : size;
+      report.bytes_freed += S_ISREG(info.st_mode) ? info.st_size : 0;
     }
   }
   return report;

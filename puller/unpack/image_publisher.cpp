@@ -65,11 +65,15 @@ void ImagePublisher::onImageResolved(const PulledImage& image) {
   if (!lockTarget())
     return;
   removeStaleStaging(target_);
-  if (reuse_existing_ && std::filesystem::exists(target_)) {
+  // Only a tree with its completion marker is a published image: a directory left by an
+  // interrupted removal (or anything else at that name) is replaced, never reused.
+  if (reuse_existing_ && std::filesystem::exists(target_ / kPublishedMarker)) {
     reused_ = true;
     return;
   }
-  auto staging = Staging::create(target_, form_ == PublishForm::kBundle ? 0700 : 0755);
+  // 0700 in every form: the tree holds the image's setuid-root binaries, which no local user
+  // may reach through it (CVE-2021-41091); the runtime, as root, is not held back.
+  auto staging = Staging::create(target_, 0700);
   std::lock_guard lock(mutex_);
   if (!staging) {
     error_ = staging.error();
@@ -161,6 +165,11 @@ Status ImagePublisher::finish(const PulledImage* image, const Status& pull_statu
       if (auto status = writeFileAtomic(staging_->dir() / name, *content); !status)
         return status;
     }
+  }
+  if (reuse_existing_) {
+    // Written last, inside the staging tree: the rename publishes tree and marker together.
+    if (auto status = writeFileAtomic(staging_->dir() / kPublishedMarker, "complete\n"); !status)
+      return status;
   }
   return staging_->publish();
 }

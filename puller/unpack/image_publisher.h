@@ -31,13 +31,18 @@ enum class PublishForm {
 // stops the pull through `stop_pull`. Publishers of the same target (two sites of one image, in
 // this process or another) take turns through a lock file beside it, so neither removes the
 // other's staging directory and the second reuses what the first published.
+// The file inside a state-dir image (images/<digest>/) that says it is complete: written last,
+// published by the same rename as the tree. gc and reuse go by it, never by the directory alone.
+inline constexpr const char* kPublishedMarker = "pullagent-published";
+
 class ImagePublisher final : public PullObserver {
  public:
   // `target_for` names the target once the image is known (the state dir keys images by
   // their manifest digest).
   using TargetFor = std::function<std::filesystem::path(const PulledImage&)>;
-  // With `reuse_existing`, a target that already exists is taken as this image's published
-  // tree (targets named by the manifest digest are immutable) and nothing is unpacked.
+  // With `reuse_existing`, a target that already exists with its kPublishedMarker is taken as
+  // this image's published tree (targets named by the manifest digest are immutable) and
+  // nothing is unpacked; the marker is written into every tree published so.
   ImagePublisher(const ContentStore& store, TargetFor target_for, PublishForm form,
                  ApplyOptions options, std::stop_source stop_pull, bool reuse_existing = false);
 

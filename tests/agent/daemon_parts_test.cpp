@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -83,13 +84,62 @@ TEST(SitesDirectory, TakesOnlySiteFilesAndFingerprintsTheirBytes) {
   testing::writeFile(dir / ".web.json.swp", "x");
   testing::writeFile(dir / "notes.txt", "x");
   std::filesystem::create_directory(dir / "dir.json");
-  auto sites = scanSites(dir.path());
-  ASSERT_EQ(sites.size(), 1u);
-  const std::string before = sites.at("web").sha256;
+  ASSERT_EQ(::mkfifo((dir / "fifo.json").c_str(), 0600), 0);
+  auto sites = scanSites(dir.path());  // must not block on the FIFO
+  ASSERT_TRUE(sites.ok());
+  ASSERT_EQ(sites->size(), 3u);
+  const std::string before = sites->at("web").sha256;
   EXPECT_EQ(before.size(), 64u);
+  // Entries that are not regular files are sites that cannot be read: their attempts say so.
+  EXPECT_EQ(sites->at("dir").sha256, "");
+  EXPECT_EQ(sites->at("fifo").sha256, "");
   testing::writeFile(dir / "web.json", "{ }");
-  EXPECT_NE(scanSites(dir.path()).at("web").sha256, before);
-  EXPECT_TRUE(scanSites(dir / "missing").empty());
+  EXPECT_NE(scanSites(dir.path())->at("web").sha256, before);
+  // A missing directory is an error, never "no sites".
+  auto missing = scanSites(dir / "missing");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+}
+
+TEST(SiteStateStore, AStateFileSpeaksOnlyForTheSiteItsNameNames) {
+  TempDir dir;
+  SiteStateStore store(dir.path());
+  SiteState web;
+  web.site = "web";
+  ASSERT_TRUE(store.write(web).ok());
+  // Planted or damaged files: a site field naming another site or a path, a FIFO, a link to
+  // /dev/zero, a name that is no site's. None is read as a site; none blocks.
+  SiteState liar;
+  liar.site = "../../etc/passwd";
+  testing::writeFile(dir / "sites" / "api.json", siteStateJson(liar));
+  ASSERT_EQ(::mkfifo((dir / "sites" / "fifo.json").c_str(), 0600), 0);
+  std::filesystem::create_symlink("/dev/zero", dir / "sites" / "zero.json");
+  testing::writeFile(dir / "sites" / "..json", siteStateJson(web));
+  auto all = store.readAll();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].site, "web");
+}
+
+TEST(SitesDirectory, TheWatcherFollowsADirectoryReplacedUnderIt) {
+  TempDir top;
+  std::filesystem::create_directory(top / "sites");
+  auto watcher = SitesWatcher::create(top / "sites");
+  ASSERT_GE(watcher.fd(), 0);
+  // A deployment tool builds the new directory aside and renames it over the old one.
+  std::filesystem::create_directory(top / "sites.new");
+  std::filesystem::rename(top / "sites", top / "sites.old");
+  std::filesystem::rename(top / "sites.new", top / "sites");
+  EXPECT_TRUE(watcher.drain());
+  testing::writeFile(top / "sites" / "web.json", "{}");
+  EXPECT_TRUE(watcher.drain());  // events from the new directory
+  // And through a symlink swapped to another directory.
+  std::filesystem::create_directory(top / "b");
+  std::filesystem::remove_all(top / "sites");
+  std::filesystem::create_directory_symlink(top / "b", top / "sites");
+  EXPECT_TRUE(watcher.drain());
+  EXPECT_FALSE(watcher.drain());
+  testing::writeFile(top / "b" / "api.json", "{}");
+  EXPECT_TRUE(watcher.drain());
 }
 
 TEST(SitesDirectory, TheWatcherSeesFilesArriveAndGo) {
@@ -102,7 +152,14 @@ TEST(SitesDirectory, TheWatcherSeesFilesArriveAndGo) {
   EXPECT_FALSE(watcher.drain());
   std::filesystem::remove(dir / "web.json");
   EXPECT_TRUE(watcher.drain());
-  EXPECT_LT(SitesWatcher::create(dir / "missing").fd(), 0);
+  // A directory that does not exist yet is watched through its parent: its creation is news,
+  // and so are the files that arrive in it afterwards.
+  auto later = SitesWatcher::create(dir / "later");
+  ASSERT_GE(later.fd(), 0);
+  std::filesystem::create_directory(dir / "later");
+  EXPECT_TRUE(later.drain());
+  testing::writeFile(dir / "later" / "web.json", "{}");
+  EXPECT_TRUE(later.drain());
 }
 
 TEST(Metrics, RendersThePrometheusTextFormat) {

@@ -287,6 +287,16 @@ TEST_F(ReconcilerTest, ARemovedSiteLosesItsStateAndItsImageBecomesCollectable) {
   settle();
   EXPECT_FALSE(reconciler_->takeCollectable());
   reconciler_->update(files({{"api", "a"}}));
+  // Gone from a healthy scan: kept through the grace period (a file replaced non-atomically
+  // comes back), then removed.
+  auto wake = reconciler_->step();
+  EXPECT_TRUE(state("web").has_value());
+  EXPECT_FALSE(reconciler_->takeCollectable());
+  EXPECT_EQ(reconciler_->publishedDigests(), (std::set<std::string>{"sha256:1", "sha256:2"}));
+  ASSERT_TRUE(wake.has_value());
+  EXPECT_EQ(*wake, clock_.now() + seconds(30));
+  clock_.advance(seconds(30));
+  reconciler_->step();
   EXPECT_FALSE(state("web").has_value());
   EXPECT_TRUE(reconciler_->takeCollectable());
   EXPECT_FALSE(reconciler_->takeCollectable());
@@ -330,9 +340,34 @@ TEST_F(ReconcilerTest, WhatWasPublishedSurvivesARestart) {
   reconciler_->step();
   EXPECT_EQ(reconciler_->running(), 0);
   EXPECT_EQ(runner_.calls("web"), 1);
+  clock_.advance(seconds(30));  // removed while the agent was down: after the grace period
+  reconciler_->step();
   EXPECT_EQ(reconciler_->publishedDigests(), std::set<std::string>{"sha256:1"});
-  EXPECT_FALSE(state("gone").has_value());  // removed while the agent was down
+  EXPECT_FALSE(state("gone").has_value());
   EXPECT_TRUE(reconciler_->takeCollectable());
+}
+
+TEST_F(ReconcilerTest, ASiteFileBackWithinTheGracePeriodIsNeitherRemovedNorPulledAgain) {
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  runner_.push("web", published("a", "sha256:1"));
+  settle();
+  reconciler_->update(files({}));
+  clock_.advance(seconds(29));
+  reconciler_->step();
+  reconciler_->update(files({{"web", "a"}}));
+  clock_.advance(seconds(60));
+  reconciler_->step();
+  EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
+  EXPECT_EQ(runner_.calls("web"), 1);
+  EXPECT_FALSE(reconciler_->takeCollectable());
+}
+
+TEST_F(ReconcilerTest, AnUnreadableSitesDirectoryIsSaidInTheStatusLine) {
+  reconciler_->setSitesDirectoryError("not found: read the sites directory /x");
+  EXPECT_NE(reconciler_->statusLine().find("sites directory unreadable"), std::string::npos);
+  reconciler_->setSitesDirectoryError("");
+  EXPECT_EQ(reconciler_->statusLine().find("unreadable"), std::string::npos);
 }
 
 }  // namespace

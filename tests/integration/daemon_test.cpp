@@ -52,7 +52,8 @@ class Daemon : public PullTest {
             {"maxConcurrentPulls", 2},
             {"rescanIntervalSeconds", 30},
             {"retryInitialBackoffSeconds", 1},
-            {"retryMaxBackoffSeconds", 2}};
+            {"retryMaxBackoffSeconds", 2},
+            {"siteRemovalGraceSeconds", 1}};
   }
   json siteWithIdentity(const std::string& client_id, const std::string& tag) {
     return {{"properties",
@@ -422,6 +423,45 @@ TEST_F(Daemon, SigtermDuringAPullStopsCleanlyAndTheNextStartResumes) {
   EXPECT_TRUE(ranged.back()["range"].is_string()) << ranged.back();
   EXPECT_LT(bytesServed(stack().proxy("proxy_anon"), big_layer.substr(7)),
             image["layers"][1]["size"].get<int64_t>());
+}
+
+TEST_F(Daemon, ASitesDirectoryAwayForAMomentLosesNothingAndAReplacedOneIsFollowed) {
+  json agent = agentConfig();
+  agent["rescanIntervalSeconds"] = 3600;  // only inotify can bring the replaced directory's news
+  start(agent);
+  putSite("web", site("lnx-v1"));
+  ASSERT_TRUE(waitForPublished("web", digestOf("lnx-v1"))) << siteState("web") << log();
+  const auto requests_before = storageRequests();
+
+  // Moved away (a config-management tool replacing it, a remount) and back two seconds later.
+  fs::rename(sitesDir(), dest_.path() / "sites.away");
+  EXPECT_TRUE(notify_->waitFor(
+      [](const std::string& m) {
+        return m.find("sites directory unreadable") != std::string::npos;
+      },
+      seconds(5)))
+      << notify_->all();
+  EXPECT_NE(metrics().find("pullagent_sites_directory_healthy 0"), std::string::npos);
+  std::this_thread::sleep_for(seconds(2));
+  EXPECT_TRUE(fs::exists(imageDir(digestOf("lnx-v1")) / "rootfs"));
+  EXPECT_EQ(siteState("web")["phase"], "published");
+  fs::rename(dest_.path() / "sites.away", sitesDir());
+  EXPECT_TRUE(waitUntil(
+      [&] { return metrics().find("pullagent_sites_directory_healthy 1") != std::string::npos; }));
+  EXPECT_TRUE(fs::exists(imageDir(digestOf("lnx-v1")) / "rootfs"));
+  EXPECT_EQ(storageRequests(), requests_before);  // nothing downloaded again
+
+  // Replaced by a new directory (built aside, renamed in): the watcher follows it, so a site
+  // added in the new directory is seen at once, with the hour-long rescan far away.
+  const fs::path fresh = dest_.path() / "sites.new";
+  fs::create_directories(fresh);
+  writeFile(fresh / "web.json", readFile(sitesDir() / "web.json"));
+  fs::rename(sitesDir(), dest_.path() / "sites.old");
+  fs::rename(fresh, sitesDir());
+  putSite("api", site("lnx-v2"));
+  ASSERT_TRUE(waitForPublished("api", digestOf("lnx-v2"))) << siteState("api") << log();
+  EXPECT_TRUE(fs::exists(imageDir(digestOf("lnx-v1")) / "rootfs"));
+  EXPECT_EQ(siteState("web")["phase"], "published");
 }
 
 TEST_F(Daemon, HostileSitesNeitherStopTheHostNorHoldEverySlot) {

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -273,6 +276,60 @@ TEST_F(Hostile, PartialBytesFromAHostileSourceNeverFailAnHonestPull) {
   auto again = pullInto(registry());
   EXPECT_EQ(again.exit_code, 0) << again.all();
   EXPECT_NE(again.err.find("downloading it again from the start"), std::string::npos) << again.err;
+}
+
+// The host side: trees and files of the state dir that something else damaged or planted.
+class HostSide : public PullTest {
+ protected:
+  ProcessResult pullState(const fs::path& state, const std::string& image) {
+    return runProcess({PULLAGENT_BINARY, "pull", stack().registry("anon") + "/" + image, "--state",
+                       state.string(), "--ca", stack().ca()});
+  }
+};
+
+TEST_F(HostSide, AHalfDeletedImageIsRepublishedNeverReused) {
+  TempDir state("pullagent-host-state");
+  ASSERT_EQ(pullState(state.path(), "test/docker:v1").exit_code, 0);
+  const std::string digest = stack().image("test/docker:v1")["digest"];
+  const fs::path tree = state.path() / "images" / digest.substr(7);
+  ASSERT_TRUE(fs::exists(tree / "pullagent-published"));
+  // What an old gc killed midway left: the name, without the marker and most of the tree.
+  fs::remove(tree / "pullagent-published");
+  fs::remove(tree / "config.json");
+  fs::remove_all(tree / "rootfs" / "etc");
+  auto again = pullState(state.path(), "test/docker:v1");
+  ASSERT_EQ(again.exit_code, 0) << again.all();
+  EXPECT_TRUE(fs::exists(tree / "config.json"));
+  EXPECT_TRUE(fs::exists(tree / "rootfs" / "etc" / "os-release"));
+  EXPECT_TRUE(fs::exists(tree / "pullagent-published"));
+}
+
+TEST_F(HostSide, RootfsTreesArePrivateToRoot) {
+  TempDir out("pullagent-host-rootfs");
+  auto result = runProcess({PULLAGENT_BINARY, "pull", stack().registry("anon") + "/test/docker:v1",
+                            "--rootfs", (out.path() / "r").string(), "--state",
+                            (out.path() / "s").string(), "--ca", stack().ca()});
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_EQ(fs::status(out.path() / "r").permissions() & fs::perms::all, fs::perms::owner_all);
+}
+
+TEST_F(HostSide, StatusNeitherHangsOnAFifoNorPrintsATenantsEscapes) {
+  TempDir state("pullagent-host-status");
+  fs::create_directories(state.path() / "sites");
+  ASSERT_EQ(::mkfifo((state.path() / "sites" / "fifo.json").c_str(), 0600), 0);
+  fs::create_symlink("/dev/zero", state.path() / "sites" / "zero.json");
+  json evil = {{"site", "evil"},
+               {"phase", "failed"},
+               {"image", "reg.io/x:\x1b[2J\x1b]0;owned\x07"},
+               {"lastError", {{"phase", "pull"}, {"message", "line\nforged\r\x1b[31m"}}}};
+  writeFile(state.path() / "sites" / "evil.json", evil.dump());
+  const auto started = std::chrono::steady_clock::now();
+  auto result = runProcess({PULLAGENT_BINARY, "status", "--state", state.path().string()});
+  EXPECT_LT(std::chrono::steady_clock::now() - started, seconds(10));
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_EQ(result.out.find('\x1b'), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("\\x1b[2J"), std::string::npos) << result.out;
+  EXPECT_EQ(std::count(result.out.begin(), result.out.end(), '\n'), 2) << result.out;
 }
 
 // Disk full while downloading and while extracting, on a tmpfs of a chosen size.
