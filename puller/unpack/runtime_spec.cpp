@@ -1,6 +1,7 @@
 #include "puller/unpack/runtime_spec.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -8,6 +9,7 @@
 #include <sstream>
 
 #include "base/json_reader.h"
+#include "base/redact.h"
 
 namespace pullagent::puller {
 namespace {
@@ -21,8 +23,11 @@ std::string readConfined(const ConfinedRoot& root, const std::string& path) {
   auto dir = root.openDirectory(*parts, parts->size() - 1, false);
   if (!dir)
     return {};
-  UniqueFd fd(::openat(dir->get(), parts->back().c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd.valid())
+  // The image's own file: a FIFO or a device there must not block or feed us for ever.
+  UniqueFd fd(::openat(dir->get(), parts->back().c_str(),
+                       O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  struct stat info {};
+  if (!fd.valid() || ::fstat(fd.get(), &info) != 0 || !S_ISREG(info.st_mode))
     return {};
   std::string content;
   char buffer[8192];
@@ -77,7 +82,7 @@ Result<std::pair<uint32_t, uint32_t>> resolveUser(const std::string& user,
     ids = *entry;
   } else {
     return makeError(ErrorCode::kInvalidArgument,
-                     "image user \"" + name + "\" is not in the image's /etc/passwd");
+                     "image user " + safeQuoted(name) + " is not in the image's /etc/passwd");
   }
   if (colon != std::string::npos) {
     std::string group = user.substr(colon + 1);
@@ -87,13 +92,73 @@ Result<std::pair<uint32_t, uint32_t>> resolveUser(const std::string& user,
       ids.second = entry->first;
     } else {
       return makeError(ErrorCode::kInvalidArgument,
-                       "image group \"" + group + "\" is not in the image's /etc/group");
+                       "image group " + safeQuoted(group) + " is not in the image's /etc/group");
     }
   }
   return ids;
 }
 
 }  // namespace
+
+// What Docker gives a container by default (moby oci/defaults.go, oci/caps/defaults.go, and
+// the masked paths of Docker 25), written out here so that a test can hold it to them.
+json containerCapabilities() {
+  const json caps =
+      json::array({"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+                   "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+                   "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"});
+  // Docker 20.10 and later leave the inheritable and ambient sets empty.
+  return {{"bounding", caps}, {"effective", caps}, {"permitted", caps}};
+}
+
+json containerRlimits() {
+  // What containerd 1.7 (Docker 25) starts a container with: soft 1024 as most programs expect
+  // (select()), hard 524288 for servers that raise it.
+  return json::array({{{"type", "RLIMIT_NOFILE"}, {"soft", 1024}, {"hard", 524288}}});
+}
+
+json containerMounts() {
+  return json::array(
+      {{{"destination", "/proc"},
+        {"type", "proc"},
+        {"source", "proc"},
+        {"options", {"nosuid", "noexec", "nodev"}}},
+       {{"destination", "/dev"},
+        {"type", "tmpfs"},
+        {"source", "tmpfs"},
+        {"options", {"nosuid", "strictatime", "mode=755", "size=65536k"}}},
+       {{"destination", "/dev/pts"},
+        {"type", "devpts"},
+        {"source", "devpts"},
+        {"options", {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}}},
+       {{"destination", "/sys"},
+        {"type", "sysfs"},
+        {"source", "sysfs"},
+        {"options", {"nosuid", "noexec", "nodev", "ro"}}},
+       {{"destination", "/sys/fs/cgroup"},
+        {"type", "cgroup"},
+        {"source", "cgroup"},
+        {"options", {"ro", "nosuid", "noexec", "nodev"}}},
+       {{"destination", "/dev/mqueue"},
+        {"type", "mqueue"},
+        {"source", "mqueue"},
+        {"options", {"nosuid", "noexec", "nodev"}}},
+       {{"destination", "/dev/shm"},
+        {"type", "tmpfs"},
+        {"source", "shm"},
+        {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}}});
+}
+
+json containerMaskedPaths() {
+  return json::array({"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys",
+                      "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                      "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+                      "/sys/devices/virtual/powercap"});
+}
+
+json containerReadonlyPaths() {
+  return json::array({"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"});
+}
 
 Result<std::string> makeRuntimeSpec(std::string_view image_config, const ConfinedRoot& rootfs) {
   ASSIGN_OR_RETURN(auto parsed, parseJson(image_config, "image config"));
@@ -142,46 +207,28 @@ Result<std::string> makeRuntimeSpec(std::string_view image_config, const Confine
   if (!user)
     return user.error();
 
-  json mount_proc = {{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}};
-  json spec = {
-      {"ociVersion", "1.0.2"},
-      {"process",
-       {{"terminal", false},
-        {"user", {{"uid", user->first}, {"gid", user->second}}},
-        {"args", args},
-        {"env", env},
-        {"cwd", cwd},
-        {"noNewPrivileges", true}}},
-      {"root", {{"path", "rootfs"}, {"readonly", false}}},
-      {"hostname", "container"},
-      {"mounts",
-       json::array(
-           {mount_proc,
-            {{"destination", "/dev"},
-             {"type", "tmpfs"},
-             {"source", "tmpfs"},
-             {"options", {"nosuid", "strictatime", "mode=755", "size=65536k"}}},
-            {{"destination", "/dev/pts"},
-             {"type", "devpts"},
-             {"source", "devpts"},
-             {"options", {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}}},
-            {{"destination", "/dev/shm"},
-             {"type", "tmpfs"},
-             {"source", "shm"},
-             {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}},
-            {{"destination", "/sys"},
-             {"type", "sysfs"},
-             {"source", "sysfs"},
-             {"options", {"nosuid", "noexec", "nodev", "ro"}}}})},
-      {"linux",
-       {{"namespaces", json::array({{{"type", "pid"}},
-                                    {{"type", "network"}},
-                                    {{"type", "ipc"}},
-                                    {{"type", "uts"}},
-                                    {{"type", "mount"}}})},
-        {"maskedPaths", {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"}},
-        {"readonlyPaths",
-         {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}}}}};
+  json spec = {{"ociVersion", "1.0.2"},
+               {"process",
+                {{"terminal", false},
+                 {"user", {{"uid", user->first}, {"gid", user->second}}},
+                 {"args", args},
+                 {"env", env},
+                 {"cwd", cwd},
+                 {"capabilities", containerCapabilities()},
+                 {"rlimits", containerRlimits()},
+                 {"noNewPrivileges", true}}},
+               {"root", {{"path", "rootfs"}, {"readonly", false}}},
+               {"hostname", "container"},
+               {"mounts", containerMounts()},
+               {"linux",
+                {{"namespaces", json::array({{{"type", "pid"}},
+                                             {{"type", "network"}},
+                                             {{"type", "ipc"}},
+                                             {{"type", "uts"}},
+                                             {{"type", "mount"}},
+                                             {{"type", "cgroup"}}})},
+                 {"maskedPaths", containerMaskedPaths()},
+                 {"readonlyPaths", containerReadonlyPaths()}}}};
   return spec.dump(2) + "\n";
 }
 
