@@ -42,6 +42,8 @@ options:
   --stall-timeout S       abandon a transfer after S seconds without data (default 30)
   --retries N             attempts without progress before giving up (default 6)
   --deadline S            give up the whole pull after S seconds (default none)
+  --seccomp-profile FILE  the seccomp profile (Docker's format) for a bundle's config.json,
+                          or "none" (default /usr/share/containers/seccomp.json)
   --log-level LEVEL       trace, debug, info (default), warn, error
   --log-format FORMAT     text (default), journal or json
 )";
@@ -89,11 +91,11 @@ int fail(const Error& error) {
 }  // namespace
 
 int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env) {
-  auto parsed = parseArgs(
-      argv,
-      {"dest", "rootfs", "bundle", "state", "creds", "username", "ca", "platform", "concurrency",
-       "connect-timeout", "stall-timeout", "retries", "deadline", "log-level", "log-format"},
-      {"insecure", "password-stdin", "help"});
+  auto parsed = parseArgs(argv,
+                          {"dest", "rootfs", "bundle", "state", "creds", "username", "ca",
+                           "platform", "concurrency", "connect-timeout", "stall-timeout", "retries",
+                           "deadline", "seccomp-profile", "log-level", "log-format"},
+                          {"insecure", "password-stdin", "help"});
   const bool has_target = parsed && (parsed->option("dest") || parsed->option("rootfs") ||
                                      parsed->option("bundle") || parsed->option("state"));
   if (!parsed || parsed->flag("help") || parsed->positionals.size() != 1 || !has_target) {
@@ -140,6 +142,10 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   job.retries = retries.value();
   if (args.option("deadline"))
     job.deadline = std::chrono::seconds(deadline.value());
+  if (auto profile = args.option("seccomp-profile")) {
+    job.runtime.seccomp_profile =
+        *profile == "none" ? std::nullopt : std::optional<std::filesystem::path>(*profile);
+  }
   job.state = args.option("state").value_or("/var/lib/pullagent");
   if (args.option("dest"))
     job.layout = std::filesystem::path(*args.option("dest"));

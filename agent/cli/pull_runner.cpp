@@ -53,7 +53,7 @@ Result<PullOutcome> runPullJob(puller::HttpClient& http, Clock& clock, Random& r
         [&job](const puller::PulledImage& image) {
           return job.target ? *job.target : job.state / "images" / image.manifest.digest.hex();
         },
-        job.form, apply, pull_stop, /*reuse_existing=*/!job.target);
+        job.form, apply, pull_stop, /*reuse_existing=*/!job.target, job.runtime);
   }
   std::vector<puller::PullObserver*> watching{&progress};
   if (publisher)

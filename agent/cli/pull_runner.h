@@ -27,6 +27,7 @@ struct PullJob {
   std::optional<std::filesystem::path> layout;  // only pull, into this OCI layout
   std::optional<std::filesystem::path> target;  // publish here; else state/images/<digest>
   puller::PublishForm form = puller::PublishForm::kBundle;
+  puller::RuntimeOptions runtime;            // the bundle's config.json: the seccomp profile
   puller::PullObserver* observer = nullptr;  // sees the pull too (the daemon's site state)
   // The state dir's store when the caller keeps one open (the daemon: pulls of several sites
   // then wait for each other's blobs in-process instead of through the ingest file's flock).

@@ -200,6 +200,13 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
       read.integer("minTransferRateBytesPerSecond", config.min_transfer_rate, 1, int64_t{1} << 40));
   RETURN_IF_ERROR(read.duration("documentTimeoutSeconds", config.document_timeout, 1, kDay));
   RETURN_IF_ERROR(read.duration("attemptDeadlineSeconds", config.attempt_deadline, 1, 7 * kDay));
+  ASSIGN_OR_RETURN(auto seccomp, doc["seccompProfile"].optionalString());
+  if (seccomp && seccomp->empty())
+    config.seccomp_profile.reset();
+  else if (seccomp && !std::filesystem::path(*seccomp).is_absolute())
+    return doc["seccompProfile"].error("must be an absolute path, or \"\" for none");
+  else if (seccomp)
+    config.seccomp_profile = *seccomp;
   RETURN_IF_ERROR(read.integer("concurrency", config.concurrency, 1, 64));
   RETURN_IF_ERROR(read.integer("retries", config.retries, 1, 100));
 

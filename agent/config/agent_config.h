@@ -29,6 +29,9 @@ struct AgentConfig {
   // Whole-exchange bound for answers held in memory: manifests, configs, tokens, identity and
   // Key Vault answers.
   std::chrono::seconds document_timeout{60};
+  // The seccomp profile (Docker's format) written into every bundle's config.json; "" in the
+  // file: none.
+  std::optional<std::filesystem::path> seccomp_profile = "/usr/share/containers/seccomp.json";
   // One site attempt (identity, secrets, pull, unpack, publish) ends after this.
   std::chrono::seconds attempt_deadline{1800};
   int concurrency = 4;

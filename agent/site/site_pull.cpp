@@ -114,6 +114,7 @@ Result<PullOutcome> pullSite(const SitePullServices& services, const SiteConfig&
   job.state = agent.state_dir;
   job.observer = observer;
   job.store = services.store;
+  job.runtime.seccomp_profile = agent.seccomp_profile;
 
   if (site.auth == RegistryAuth::kManagedIdentity) {
     auto& identity = services.identities.identity(site.identity_client_id);

@@ -16,13 +16,14 @@ namespace pullagent::puller {
 
 ImagePublisher::ImagePublisher(const ContentStore& store, TargetFor target_for, PublishForm form,
                                ApplyOptions options, std::stop_source stop_pull,
-                               bool reuse_existing)
+                               bool reuse_existing, RuntimeOptions runtime)
     : store_(store),
       target_for_(std::move(target_for)),
       form_(form),
       options_(options),
       stop_pull_(std::move(stop_pull)),
-      reuse_existing_(reuse_existing) {}
+      reuse_existing_(reuse_existing),
+      runtime_(std::move(runtime)) {}
 
 ImagePublisher::~ImagePublisher() {
   {
@@ -156,7 +157,7 @@ Status ImagePublisher::finish(const PulledImage* image, const Status& pull_statu
     auto root = ConfinedRoot::open(staging_->dir() / "rootfs");
     if (!root)
       return root.error();
-    auto spec = makeRuntimeSpec(config.value(), root.value());
+    auto spec = makeRuntimeSpec(config.value(), root.value(), runtime_);
     if (!spec)
       return spec.error();
     for (auto [name, content] :

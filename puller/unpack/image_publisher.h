@@ -14,6 +14,7 @@
 #include "puller/image_puller.h"
 #include "puller/store/content_store.h"
 #include "puller/unpack/layer_applier.h"
+#include "puller/unpack/runtime_spec.h"
 #include "puller/unpack/staging.h"
 
 namespace pullagent::puller {
@@ -44,7 +45,8 @@ class ImagePublisher final : public PullObserver {
   // this image's published tree (targets named by the manifest digest are immutable) and
   // nothing is unpacked; the marker is written into every tree published so.
   ImagePublisher(const ContentStore& store, TargetFor target_for, PublishForm form,
-                 ApplyOptions options, std::stop_source stop_pull, bool reuse_existing = false);
+                 ApplyOptions options, std::stop_source stop_pull, bool reuse_existing = false,
+                 RuntimeOptions runtime = {});
 
   // True when the image was already published and left as it was.
   bool reused() const { return reused_; }
@@ -72,6 +74,7 @@ class ImagePublisher final : public PullObserver {
   ApplyOptions options_;
   std::stop_source stop_pull_;
   bool reuse_existing_;
+  RuntimeOptions runtime_;
   bool reused_ = false;
   UniqueFd target_lock_;
 

@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "base/json_reader.h"
@@ -160,7 +161,8 @@ json containerReadonlyPaths() {
   return json::array({"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"});
 }
 
-Result<std::string> makeRuntimeSpec(std::string_view image_config, const ConfinedRoot& rootfs) {
+Result<std::string> makeRuntimeSpec(std::string_view image_config, const ConfinedRoot& rootfs,
+                                    const RuntimeOptions& options) {
   ASSIGN_OR_RETURN(auto parsed, parseJson(image_config, "image config"));
   const JsonReader config(parsed, "image config");
   if (!config.isObject())
@@ -229,6 +231,12 @@ Result<std::string> makeRuntimeSpec(std::string_view image_config, const Confine
                                              {{"type", "cgroup"}}})},
                  {"maskedPaths", containerMaskedPaths()},
                  {"readonlyPaths", containerReadonlyPaths()}}}};
+  if (options.seccomp_profile) {
+    std::set<std::string> granted;
+    for (const auto& cap : spec["process"]["capabilities"]["bounding"])
+      granted.insert(cap.get<std::string>());
+    ASSIGN_OR_RETURN(spec["linux"]["seccomp"], loadSeccomp(*options.seccomp_profile, granted));
+  }
   return spec.dump(2) + "\n";
 }
 

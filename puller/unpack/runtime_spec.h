@@ -2,11 +2,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "base/error.h"
 #include "puller/unpack/confined_root.h"
+#include "puller/unpack/seccomp_profile.h"
 
 namespace pullagent::puller {
 
@@ -14,9 +17,15 @@ namespace pullagent::puller {
 // (Entrypoint + Cmd, Env, WorkingDir, User resolved through the rootfs' /etc/passwd and
 // /etc/group, read through the confined root), rootfs "rootfs", and what Docker gives every
 // container by default and no more: its capability set, the NOFILE limit, its mounts,
-// namespaces, masked and read-only paths (below); noNewPrivileges on. Enough for `runc run`.
-// Not yet: Docker's seccomp profile and an AppArmor profile (the runtime's own apply).
-Result<std::string> makeRuntimeSpec(std::string_view image_config, const ConfinedRoot& rootfs);
+// namespaces, masked and read-only paths (below), and Docker's seccomp profile specialised for
+// those capabilities and this machine; noNewPrivileges on. Enough for `runc run`. (AppArmor and
+// SELinux labels are the runtime's to apply on hosts that use them.)
+struct RuntimeOptions {
+  // A seccomp profile in Docker's format; nullopt: none (the runtime's default applies).
+  std::optional<std::filesystem::path> seccomp_profile = kDefaultSeccompProfile;
+};
+Result<std::string> makeRuntimeSpec(std::string_view image_config, const ConfinedRoot& rootfs,
+                                    const RuntimeOptions& options = {});
 
 // The parts of the defaults, one per field of the spec.
 nlohmann::json containerCapabilities();
