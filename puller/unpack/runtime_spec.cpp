@@ -1,9 +1,11 @@
 #include "puller/unpack/runtime_spec.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -113,9 +115,15 @@ json containerCapabilities() {
 }
 
 json containerRlimits() {
-  // What containerd 1.7 (Docker 25) starts a container with: soft 1024 as most programs expect
-  // (select()), hard 524288 for servers that raise it.
-  return json::array({{{"type", "RLIMIT_NOFILE"}, {"soft", 1024}, {"hard", 524288}}});
+  // containerd 1.7's (Docker 25's) NOFILE: soft 1024 as most programs expect (select()), hard
+  // 524288 for servers that raise it - but no higher than this host allows, or the runtime,
+  // which may not raise a hard limit, fails to start the container.
+  rlimit host{};
+  uint64_t hard = 524288;
+  if (::getrlimit(RLIMIT_NOFILE, &host) == 0 && host.rlim_max != RLIM_INFINITY)
+    hard = std::min<uint64_t>(hard, host.rlim_max);
+  const uint64_t soft = std::min<uint64_t>(1024, hard);
+  return json::array({{{"type", "RLIMIT_NOFILE"}, {"soft", soft}, {"hard", hard}}});
 }
 
 json containerMounts() {

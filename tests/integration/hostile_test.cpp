@@ -313,6 +313,34 @@ TEST_F(HostSide, RootfsTreesArePrivateToRoot) {
   EXPECT_EQ(fs::status(out.path() / "r").permissions() & fs::perms::all, fs::perms::owner_all);
 }
 
+TEST_F(HostSide, TheGeneratedBundleRunsUnderRuncWithDockersDefaultsOnly) {
+  if (::geteuid() != 0)
+    GTEST_SKIP() << "runc runs bundles as root here";
+  TempDir out("pullagent-host-runc");
+  const fs::path bundle = out.path() / "bundle";
+  auto pulled = runProcess({PULLAGENT_BINARY, "pull", stack().registry("anon") + "/test/docker:v1",
+                            "--bundle", bundle.string(), "--state", (out.path() / "s").string(),
+                            "--ca", stack().ca()});
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.all();
+  // The test images hold no programs: the host's shell goes in, the generated config stays.
+  auto shell = runProcess(
+      {"/usr/bin/python3", std::string(PULLAGENT_SOURCE_DIR) + "/tests/support/bundle_shell.py",
+       bundle.string(),
+       "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; "
+       "unshare -U true 2>/dev/null && echo userns-allowed || echo userns-denied"});
+  ASSERT_EQ(shell.exit_code, 0) << shell.all();
+  const std::string id = "pullagent-test-" + std::to_string(::getpid());
+  auto run = runProcess({"/usr/sbin/runc", "run", "--bundle", bundle.string(), id});
+  runProcess({"/usr/sbin/runc", "delete", "-f", id});
+  ASSERT_EQ(run.exit_code, 0) << run.all();
+  // Docker's 14 default capabilities are exactly the mask 0xa80425fb.
+  EXPECT_NE(run.out.find("CapEff:\t00000000a80425fb"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("CapBnd:\t00000000a80425fb"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("NoNewPrivs:\t1"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("Seccomp:\t2"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("userns-denied"), std::string::npos) << run.out;
+}
+
 TEST_F(HostSide, StatusNeitherHangsOnAFifoNorPrintsATenantsEscapes) {
   TempDir state("pullagent-host-status");
   fs::create_directories(state.path() / "sites");
