@@ -10,10 +10,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "puller/store/sha256.h"
+#include "puller/store/state_lock.h"
 #include "tests/integration/pull_fixture.h"
 
 namespace pullagent::testing {
@@ -340,6 +343,19 @@ TEST_F(HostSide, TheGeneratedBundleRunsUnderRuncWithDockersDefaultsOnly) {
   EXPECT_NE(run.out.find("NoNewPrivs:\t1"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("Seccomp:\t2"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("userns-denied"), std::string::npos) << run.out;
+}
+
+TEST_F(HostSide, GcWaitingForTheStateLockEndsOnSigterm) {
+  TempDir state("pullagent-host-gc");
+  // A pull holds the state shared: gc waits for it, and SIGTERM must still end it.
+  auto held = puller::StateLock::acquire(state.path(), puller::StateLock::Mode::kShared);
+  ASSERT_TRUE(held.ok()) << held.error().message;
+  BackgroundProcess gc({PULLAGENT_BINARY, "gc", "--state", state.path().string()});
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto signalled = std::chrono::steady_clock::now();
+  gc.kill(SIGTERM);
+  EXPECT_EQ(gc.wait(), 128 + SIGTERM);
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, seconds(5));
 }
 
 TEST_F(HostSide, StatusNeitherHangsOnAFifoNorPrintsATenantsEscapes) {
