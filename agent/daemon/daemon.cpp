@@ -177,8 +177,9 @@ void Daemon::rescan() {
 void Daemon::collectGarbage() {
   if (reconciler_->takeCollectable())
     collect_pending_ = true;
-  // Only between pulls: a pull holds the state lock shared, and the loop must not wait.
-  if (!collect_pending_ || reconciler_->running() != 0)
+  // Only between pulls (a pull holds the state lock shared, and the loop must not wait), and
+  // only while the sites directory reads: what it says is what gc keeps.
+  if (!collect_pending_ || reconciler_->running() != 0 || !sites_dir_error_.empty())
     return;
   auto lock = puller::StateLock::tryAcquire(agent_.state_dir, puller::StateLock::Mode::kExclusive);
   if (!lock)
