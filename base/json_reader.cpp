@@ -220,4 +220,17 @@ Result<std::optional<bool>> JsonReader::optionalBoolean() const {
   return std::optional<bool>(value.value());
 }
 
+Result<std::vector<std::string>> JsonReader::optionalStrings() const {
+  std::vector<std::string> out;
+  if (missing())
+    return out;
+  ASSIGN_OR_RETURN(auto items, elements());
+  out.reserve(items.size());
+  for (const auto& item : items) {
+    ASSIGN_OR_RETURN(auto text, item.string());
+    out.push_back(std::move(text));
+  }
+  return out;
+}
+
 }  // namespace pullagent

@@ -71,6 +71,8 @@ class JsonReader {
       int64_t min = std::numeric_limits<int64_t>::min(),
       int64_t max = std::numeric_limits<int64_t>::max()) const;
   Result<std::optional<bool>> optionalBoolean() const;
+  // An array of strings; missing or null reads as empty.
+  Result<std::vector<std::string>> optionalStrings() const;
 
   // An error about this value: "<document>: <path>: <why>".
   Error error(std::string_view why) const;

@@ -179,21 +179,9 @@ Result<std::string> makeRuntimeSpec(std::string_view image_config, const Confine
   const JsonReader process_config = config["config"];
   if (!process_config.missing() && !process_config.isObject())
     return process_config.typeError("an object");
-  auto strings = [](const JsonReader& list) -> Result<std::vector<std::string>> {
-    std::vector<std::string> out;
-    if (list.missing())
-      return out;
-    ASSIGN_OR_RETURN(auto items, list.elements());
-    for (const auto& item : items) {
-      ASSIGN_OR_RETURN(auto text, item.string());
-      out.push_back(std::move(text));
-    }
-    return out;
-  };
-
   json args = json::array();
   for (const char* key : {"Entrypoint", "Cmd"}) {
-    ASSIGN_OR_RETURN(auto items, strings(process_config[key]));
+    ASSIGN_OR_RETURN(auto items, process_config[key].optionalStrings());
     for (auto& arg : items)
       args.push_back(std::move(arg));
   }
@@ -201,7 +189,7 @@ Result<std::string> makeRuntimeSpec(std::string_view image_config, const Confine
     args.push_back("/bin/sh");
   json env = json::array();
   bool has_path = false;
-  ASSIGN_OR_RETURN(auto env_items, strings(process_config["Env"]));
+  ASSIGN_OR_RETURN(auto env_items, process_config["Env"].optionalStrings());
   for (auto& item : env_items) {
     has_path = has_path || item.starts_with("PATH=");
     env.push_back(std::move(item));

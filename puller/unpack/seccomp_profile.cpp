@@ -57,28 +57,16 @@ std::pair<int, int> kernelVersion(std::string_view text) {
   return {major, minor};
 }
 
-Result<std::vector<std::string>> strings(const JsonReader& list) {
-  std::vector<std::string> out;
-  if (list.missing())
-    return out;
-  ASSIGN_OR_RETURN(auto items, list.elements());
-  for (const auto& item : items) {
-    ASSIGN_OR_RETURN(auto text, item.string());
-    out.push_back(std::move(text));
-  }
-  return out;
-}
-
 bool contains(const std::vector<std::string>& list, const std::string& value) {
   return std::find(list.begin(), list.end(), value) != list.end();
 }
 
 // Whether a rule applies to `target`, as Docker decides it.
 Result<bool> applies(const JsonReader& rule, const SeccompTarget& target) {
-  ASSIGN_OR_RETURN(auto excluded_arches, strings(rule["excludes"]["arches"]));
-  ASSIGN_OR_RETURN(auto excluded_caps, strings(rule["excludes"]["caps"]));
-  ASSIGN_OR_RETURN(auto included_arches, strings(rule["includes"]["arches"]));
-  ASSIGN_OR_RETURN(auto included_caps, strings(rule["includes"]["caps"]));
+  ASSIGN_OR_RETURN(auto excluded_arches, rule["excludes"]["arches"].optionalStrings());
+  ASSIGN_OR_RETURN(auto excluded_caps, rule["excludes"]["caps"].optionalStrings());
+  ASSIGN_OR_RETURN(auto included_arches, rule["includes"]["arches"].optionalStrings());
+  ASSIGN_OR_RETURN(auto included_caps, rule["includes"]["caps"].optionalStrings());
   ASSIGN_OR_RETURN(auto min_kernel, rule["includes"]["minKernel"].optionalString());
   if (contains(excluded_arches, target.arch))
     return false;
@@ -172,7 +160,7 @@ Result<json> ociSeccomp(std::string_view profile, const SeccompTarget& target) {
       if (name != native)
         continue;
       architectures.push_back(name);
-      ASSIGN_OR_RETURN(auto subs, strings(entry["subArchitectures"]));
+      ASSIGN_OR_RETURN(auto subs, entry["subArchitectures"].optionalStrings());
       for (auto& sub : subs)
         architectures.push_back(std::move(sub));
     }
@@ -187,7 +175,7 @@ Result<json> ociSeccomp(std::string_view profile, const SeccompTarget& target) {
     ASSIGN_OR_RETURN(bool keep, applies(rule, target));
     if (!keep)
       continue;
-    ASSIGN_OR_RETURN(auto names, strings(rule["names"]));
+    ASSIGN_OR_RETURN(auto names, rule["names"].optionalStrings());
     ASSIGN_OR_RETURN(auto action, rule["action"].string());
     json call = {{"names", names}, {"action", action}};
     ASSIGN_OR_RETURN(auto errno_ret, rule["errnoRet"].optionalInteger(0, 4095));

@@ -92,6 +92,16 @@ TEST(JsonReader, OptionalValuesAcceptNullButNotWrongTypes) {
   EXPECT_FALSE(readerOf(json(5))["x"].optionalString().value().has_value());
 }
 
+TEST(JsonReader, OptionalStringListsReadMissingAsEmpty) {
+  const json doc = json::parse(R"({"a": ["x", "y"], "n": null, "bad": ["x", 1]})");
+  EXPECT_EQ(readerOf(doc)["a"].optionalStrings().value(), (std::vector<std::string>{"x", "y"}));
+  EXPECT_TRUE(readerOf(doc)["n"].optionalStrings().value().empty());
+  EXPECT_TRUE(readerOf(doc)["absent"].optionalStrings().value().empty());
+  auto bad = readerOf(doc)["bad"].optionalStrings();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message, "test doc: bad[1]: expected a string, got number 1");
+}
+
 TEST(JsonReader, MembersAndElementsCarryTheirPaths) {
   const json doc = json::parse(R"({"list": [{"k": 1}], "map": {"x.y": true}})");
   auto elements = readerOf(doc)["list"].elements();
