@@ -14,11 +14,11 @@
 #include <thread>
 #include <vector>
 
-#include "agent/cli/exit_codes.h"
 #include "agent/cli/gc_command.h"
 #include "agent/cli/once_command.h"
 #include "agent/cli/pull_command.h"
 #include "agent/cli/status_command.h"
+#include "agent/common/exit_codes.h"
 #include "agent/daemon/daemon.h"
 
 namespace {

@@ -12,8 +12,9 @@ find_package(spdlog 1.10 REQUIRED)
 find_package(fmt REQUIRED)
 find_package(Threads REQUIRED)
 
-# One helper for every module library: C++20, our warnings, optional sanitizers.
-function(pullagent_module target)
+# Flags every library of ours gets (modules and test support): our warnings, optional
+# sanitizers, includes from the source root.
+function(pullagent_target_defaults target)
   target_link_libraries(${target} PRIVATE pullagent_warnings PUBLIC pullagent_sanitizers)
   target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR})
 endfunction()

@@ -6,11 +6,11 @@
 #include <iostream>
 #include <sstream>
 
-#include "agent/cli/args.h"
-#include "agent/cli/exit_codes.h"
-#include "agent/cli/log_options.h"
-#include "agent/cli/progress.h"
-#include "agent/daemon/site_state.h"
+#include "agent/common/args.h"
+#include "agent/common/exit_codes.h"
+#include "agent/common/log_options.h"
+#include "agent/common/progress.h"
+#include "agent/site/site_state.h"
 #include "puller/store/garbage_collector.h"
 #include "puller/store/state_lock.h"
 

@@ -5,10 +5,10 @@
 #include <cstdio>
 #include <iostream>
 
-#include "agent/cli/args.h"
-#include "agent/cli/exit_codes.h"
-#include "agent/cli/log_options.h"
-#include "agent/cli/pull_runner.h"
+#include "agent/cli/pull_outcome.h"
+#include "agent/common/args.h"
+#include "agent/common/exit_codes.h"
+#include "agent/common/log_options.h"
 #include "agent/config/agent_config.h"
 #include "agent/config/config_files.h"
 #include "agent/config/site_config.h"
@@ -95,9 +95,7 @@ int runOnceCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   auto outcome = pullSite(services, site.value(), env, printer);
   if (!outcome)
     return exitCodeFor(outcome.error());
-  PullJob shown;
-  shown.ref = site->image;
-  printOutcome(shown, outcome.value());
+  printOutcome(site->image, outcome.value());
   return kExitOk;
 }
 

@@ -5,12 +5,14 @@
 #include <charconv>
 #include <iostream>
 
-#include "agent/cli/args.h"
-#include "agent/cli/exit_codes.h"
-#include "agent/cli/log_options.h"
-#include "agent/cli/pull_runner.h"
+#include "agent/cli/pull_outcome.h"
+#include "agent/common/args.h"
+#include "agent/common/exit_codes.h"
+#include "agent/common/log_options.h"
+#include "agent/common/progress.h"
 #include "base/random.h"
 #include "puller/http/curl_http_client.h"
+#include "puller/pipeline/pull_pipeline.h"
 #include "resolver/system_resolver.h"
 
 namespace pullagent::agent {
@@ -134,7 +136,7 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   if (!credentials)
     return fail(credentials.error());
 
-  PullJob job;
+  puller::PullJob job;
   job.ref = ref.value();
   job.options = options;
   job.credentials = credentials.value();
@@ -167,10 +169,14 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   auto http = puller::CurlHttpClient::create(http_options);
   if (!http)
     return fail(http.error());
-  auto outcome = runPullJob(**http, clock, random, job, env);
+  job.stop = env.stop;
+  job.privileged = env.privileged;
+  PullProgress progress(clock, env.stderr_is_terminal);
+  job.observers.push_back(&progress);
+  auto outcome = puller::runPull(**http, clock, random, job);
   if (!outcome)
     return fail(outcome.error());
-  printOutcome(job, outcome.value());
+  printOutcome(job.ref, outcome.value());
   return kExitOk;
 }
 

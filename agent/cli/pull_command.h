@@ -1,18 +1,11 @@
 #pragma once
 
-#include <stop_token>
 #include <string>
 #include <vector>
 
-namespace pullagent::agent {
+#include "agent/common/process_environment.h"
 
-struct ProcessEnvironment {
-  bool stderr_is_terminal = false;
-  std::stop_token stop;            // requested on SIGINT / SIGTERM
-  bool privileged = false;         // running as root: ownership, devices, capabilities applied
-  bool stderr_is_journal = false;  // JOURNAL_STREAM names our stderr: log as journald reads it
-  int reload_fd = -1;  // an eventfd that becomes readable on SIGHUP (the daemon reloads)
-};
+namespace pullagent::agent {
 
 // `pullagent pull IMAGE --dest DIR ...`: pulls an image into an OCI image layout. Returns the
 // process exit code (see exit_codes.h).

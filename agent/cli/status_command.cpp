@@ -4,12 +4,12 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "agent/cli/args.h"
-#include "agent/cli/exit_codes.h"
-#include "agent/cli/log_options.h"
-#include "agent/cli/progress.h"
+#include "agent/common/args.h"
+#include "agent/common/exit_codes.h"
+#include "agent/common/log_options.h"
+#include "agent/common/progress.h"
 #include "agent/config/config_files.h"
-#include "agent/daemon/site_state.h"
+#include "agent/site/site_state.h"
 #include "base/redact.h"
 
 namespace pullagent::agent {

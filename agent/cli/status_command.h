@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/cli/pull_command.h"
+#include "agent/common/process_environment.h"
 
 namespace pullagent::agent {
 

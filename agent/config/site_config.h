@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "agent/config/key_vault_reference.h"
+#include "agent/identity/key_vault_reference.h"
 #include "base/error.h"
 #include "base/secret.h"
 #include "puller/reference/reference.h"

@@ -9,10 +9,10 @@
 #include <algorithm>
 #include <iostream>
 
-#include "agent/cli/args.h"
-#include "agent/cli/exit_codes.h"
-#include "agent/cli/log_options.h"
-#include "agent/cli/progress.h"
+#include "agent/common/args.h"
+#include "agent/common/exit_codes.h"
+#include "agent/common/log_options.h"
+#include "agent/common/progress.h"
 #include "agent/config/config_files.h"
 #include "agent/daemon/metrics.h"
 #include "agent/daemon/metrics_server.h"

@@ -11,8 +11,8 @@
 
 #include "agent/daemon/metrics.h"
 #include "agent/daemon/site_attempt.h"
-#include "agent/daemon/site_state.h"
 #include "agent/daemon/sites_directory.h"
+#include "agent/site/site_state.h"
 #include "base/clock.h"
 #include "base/random.h"
 

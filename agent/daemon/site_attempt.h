@@ -7,7 +7,7 @@
 #include <stop_token>
 #include <string>
 
-#include "agent/daemon/site_state.h"
+#include "agent/site/site_state.h"
 
 namespace pullagent::agent {
 

@@ -7,7 +7,7 @@
 
 #include "agent/config/config_files.h"
 #include "agent/site/site_pull.h"
-#include "puller/store/sha256.h"
+#include "puller/oci/sha256.h"
 #include "puller/store/state_lock.h"
 
 namespace pullagent::agent {

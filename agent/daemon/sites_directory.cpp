@@ -8,27 +8,12 @@
 #include <cstring>
 
 #include "agent/config/config_files.h"
+#include "agent/site/site_state.h"
 #include "base/atomic_file.h"
 #include "base/redact.h"
-#include "puller/store/sha256.h"
+#include "puller/oci/sha256.h"
 
 namespace pullagent::agent {
-
-bool isSiteFileName(const std::string& file_name) {
-  constexpr std::string_view kSuffix = ".json";
-  if (file_name.size() <= kSuffix.size() || file_name.size() > 64 + kSuffix.size() ||
-      !file_name.ends_with(kSuffix) || file_name[0] == '.') {
-    return false;
-  }
-  for (size_t i = 0; i < file_name.size() - kSuffix.size(); ++i) {
-    const char c = file_name[i];
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == '-';
-    if (!ok)
-      return false;
-  }
-  return true;
-}
 
 Result<std::map<std::string, SiteFile>> scanSites(const std::filesystem::path& dir) {
   std::map<std::string, SiteFile> sites;

@@ -15,11 +15,6 @@ struct SiteFile {
   std::string sha256;  // of its bytes: what "changed" means; empty when unreadable
 };
 
-// True for names the agent takes as sites: "<site>.json" with a site name of letters, digits,
-// '.', '_' and '-' (App Service site names are stricter), not starting with '.', so editors'
-// and atomic writers' temporary files are ignored.
-bool isSiteFileName(const std::string& file_name);
-
 // The site files of `dir` by site name. A missing or unreadable directory is an error, never
 // "no sites": a sites directory that is briefly away (replaced by a deployment tool, a remount)
 // must not read as every site removed.

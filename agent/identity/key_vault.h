@@ -1,6 +1,6 @@
 #pragma once
 
-#include "agent/config/key_vault_reference.h"
+#include "agent/identity/key_vault_reference.h"
 #include "base/context.h"
 #include "base/secret.h"
 #include "puller/auth/aad_token_source.h"

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 
+#include "agent/common/progress.h"
 #include "agent/identity/key_vault.h"
 #include "puller/http/curl_http_client.h"
 #include "resolver/ares_resolver.h"
@@ -70,9 +71,9 @@ std::string describeSiteAuth(const SiteConfig& site) {
   return "anonymous";
 }
 
-Result<PullOutcome> pullSite(const SitePullServices& services, const SiteConfig& site,
-                             const ProcessEnvironment& env, SitePullEvents& events,
-                             puller::PullObserver* observer) {
+Result<puller::PullOutcome> pullSite(const SitePullServices& services, const SiteConfig& site,
+                                     const ProcessEnvironment& env, SitePullEvents& events,
+                                     puller::PullObserver* observer) {
   const AgentConfig& agent = services.agent;
   PhaseTimer phases(services.clock, events);
   // Identity endpoints are local to the host: always the system resolver. Everything the pull
@@ -107,12 +108,13 @@ Result<PullOutcome> pullSite(const SitePullServices& services, const SiteConfig&
   // registry or identity endpoint can hold a site, or a pull slot, for ever.
   const auto deadline = services.clock.now() + agent.attempt_deadline;
   Context ctx{&services.clock, env.stop, deadline};
-  PullJob job;
+  puller::PullJob job;
   job.ref = site.image;
   job.options.concurrency = agent.concurrency;
   job.retries = agent.retries;
   job.state = agent.state_dir;
-  job.observer = observer;
+  job.stop = env.stop;
+  job.privileged = env.privileged;
   job.store = services.store;
   job.runtime.seccomp_profile = agent.seccomp_profile;
 
@@ -152,7 +154,11 @@ Result<PullOutcome> pullSite(const SitePullServices& services, const SiteConfig&
   }
 
   job.deadline = std::chrono::ceil<std::chrono::seconds>(deadline - services.clock.now());
-  auto outcome = runPullJob(**http, services.clock, services.random, job, env);
+  PullProgress progress(services.clock, env.stderr_is_terminal);
+  job.observers.push_back(&progress);
+  if (observer != nullptr)
+    job.observers.push_back(observer);
+  auto outcome = puller::runPull(**http, services.clock, services.random, job);
   if (!outcome) {
     Error error = outcome.error();
     if (error.code == ErrorCode::kTimeout && services.clock.now() >= deadline) {

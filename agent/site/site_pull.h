@@ -3,15 +3,14 @@
 #include <chrono>
 #include <string>
 
-#include "agent/cli/pull_command.h"
-#include "agent/cli/pull_runner.h"
+#include "agent/common/process_environment.h"
 #include "agent/config/agent_config.h"
 #include "agent/config/site_config.h"
 #include "agent/site/identity_pool.h"
 #include "base/clock.h"
 #include "base/host_resolver.h"
 #include "base/random.h"
-#include "puller/image_puller.h"
+#include "puller/pipeline/pull_pipeline.h"
 
 namespace pullagent::agent {
 
@@ -42,8 +41,8 @@ std::string describeSiteAuth(const SiteConfig& site);
 // (managed identity through the ACR exchange, or app settings with Key Vault references
 // resolved), the VNet's DNS when the site pulls over the VNet (never falling back to public
 // DNS), into the state dir's images/<manifest digest>. `observer` (optional) sees the pull.
-Result<PullOutcome> pullSite(const SitePullServices& services, const SiteConfig& site,
-                             const ProcessEnvironment& env, SitePullEvents& events,
-                             puller::PullObserver* observer = nullptr);
+Result<puller::PullOutcome> pullSite(const SitePullServices& services, const SiteConfig& site,
+                                     const ProcessEnvironment& env, SitePullEvents& events,
+                                     puller::PullObserver* observer = nullptr);
 
 }  // namespace pullagent::agent

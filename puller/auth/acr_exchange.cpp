@@ -5,7 +5,7 @@
 #include "base/json_reader.h"
 
 #include "puller/auth/jwt.h"
-#include "puller/registry/registry_errors.h"
+#include "puller/http/registry_errors.h"
 
 namespace pullagent::puller {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "base/redact.h"
 #include "puller/http/redirects.h"
-#include "puller/registry/registry_errors.h"
+#include "puller/http/registry_errors.h"
 
 namespace pullagent::puller {
 namespace {

@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "base/error.h"
-#include "puller/reference/digest.h"
+#include "puller/oci/digest.h"
 
 namespace pullagent::puller {
 

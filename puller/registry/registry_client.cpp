@@ -6,8 +6,8 @@
 
 #include "base/redact.h"
 #include "puller/http/redirects.h"
-#include "puller/registry/registry_errors.h"
-#include "puller/store/sha256.h"
+#include "puller/http/registry_errors.h"
+#include "puller/oci/sha256.h"
 
 namespace pullagent::puller {
 namespace {

@@ -9,7 +9,8 @@
 #include "puller/auth/authorizer.h"
 #include "puller/http/http_client.h"
 #include "puller/http/retry.h"
-#include "puller/registry/manifest.h"
+#include "puller/oci/manifest.h"
+#include "puller/oci/pull_observer.h"
 #include "puller/store/content_store.h"
 
 namespace pullagent::puller {
@@ -24,15 +25,6 @@ struct FetchedManifest {
   std::string bytes;
   std::string media_type;  // Content-Type without parameters
   Digest digest;           // sha256 of the bytes as received
-};
-
-// What a blob download reports while it runs (progress bars, metrics, tests).
-class BlobObserver {
- public:
-  virtual ~BlobObserver() = default;
-  // A transfer (re)starts at `offset` bytes already in the ingest file.
-  virtual void onBlobStart(const Descriptor& blob, int64_t offset) = 0;
-  virtual void onBlobBytes(const Descriptor& blob, int64_t bytes) = 0;
 };
 
 // The registry API (distribution spec v2 / OCI distribution) for one repository: manifests by

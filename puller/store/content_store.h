@@ -11,8 +11,8 @@
 
 #include "base/context.h"
 #include "base/error.h"
-#include "puller/reference/digest.h"
-#include "puller/store/sha256.h"
+#include "puller/oci/digest.h"
+#include "puller/oci/sha256.h"
 
 namespace pullagent::puller {
 

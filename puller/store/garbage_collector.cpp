@@ -12,10 +12,10 @@
 
 #include "base/atomic_file.h"
 #include "base/bounded_read.h"
+#include "base/confined_root.h"
 #include "base/json_reader.h"
 #include "base/unique_fd.h"
-#include "puller/registry/manifest.h"
-#include "puller/unpack/confined_root.h"
+#include "puller/oci/manifest.h"
 
 namespace pullagent::puller {
 namespace fs = std::filesystem;

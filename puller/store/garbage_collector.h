@@ -6,7 +6,7 @@
 #include <string>
 
 #include "base/error.h"
-#include "puller/reference/digest.h"
+#include "puller/oci/digest.h"
 
 namespace pullagent::puller {
 

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "base/error.h"
-#include "puller/registry/manifest.h"
+#include "puller/oci/manifest.h"
 
 namespace pullagent::puller {
 

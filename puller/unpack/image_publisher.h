@@ -11,7 +11,7 @@
 
 #include "base/context.h"
 #include "base/unique_fd.h"
-#include "puller/image_puller.h"
+#include "puller/oci/pull_observer.h"
 #include "puller/store/content_store.h"
 #include "puller/unpack/layer_applier.h"
 #include "puller/unpack/runtime_spec.h"

@@ -2,7 +2,7 @@
 
 #include <cstddef>
 
-#include "puller/registry/manifest.h"
+#include "puller/oci/manifest.h"
 #include "puller/store/content_store.h"
 #include "puller/unpack/layer_applier.h"
 

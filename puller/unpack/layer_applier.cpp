@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "base/unique_handle.h"
-#include "puller/store/pipelined_sha256.h"
+#include "puller/oci/pipelined_sha256.h"
 
 namespace pullagent::puller {
 namespace {

@@ -2,9 +2,9 @@
 
 #include <cstdint>
 
+#include "base/confined_root.h"
 #include "base/error.h"
-#include "puller/reference/digest.h"
-#include "puller/unpack/confined_root.h"
+#include "puller/oci/digest.h"
 #include "puller/unpack/layer_stream.h"
 
 namespace pullagent::puller {

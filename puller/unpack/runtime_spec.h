@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/confined_root.h"
 #include "base/error.h"
-#include "puller/unpack/confined_root.h"
 #include "puller/unpack/seccomp_profile.h"
 
 namespace pullagent::puller {

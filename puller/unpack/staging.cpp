@@ -12,7 +12,7 @@
 #include <system_error>
 
 #include "base/atomic_file.h"
-#include "puller/unpack/confined_root.h"
+#include "base/confined_root.h"
 
 namespace pullagent::puller {
 namespace fs = std::filesystem;

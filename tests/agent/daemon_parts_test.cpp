@@ -11,9 +11,9 @@
 
 #include "agent/daemon/metrics.h"
 #include "agent/daemon/metrics_server.h"
-#include "agent/daemon/site_state.h"
 #include "agent/daemon/sites_directory.h"
 #include "agent/daemon/systemd_notifier.h"
+#include "agent/site/site_state.h"
 #include "tests/support/notify_socket.h"
 #include "tests/support/temp_dir.h"
 

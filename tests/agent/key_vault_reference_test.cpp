@@ -1,4 +1,4 @@
-#include "agent/config/key_vault_reference.h"
+#include "agent/identity/key_vault_reference.h"
 
 #include <gtest/gtest.h>
 

@@ -12,7 +12,7 @@
 
 #include "agent/config/agent_config.h"
 #include "agent/config/site_config.h"
-#include "agent/daemon/site_state.h"
+#include "agent/site/site_state.h"
 #include "base/json_reader.h"
 
 namespace {

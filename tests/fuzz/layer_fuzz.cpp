@@ -61,7 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.limits.max_entries = 4096;
   auto stream = puller::openLayerStream(std::move(blob), "application/vnd.oci.image.layer.v1.tar",
                                         options.limits);
-  auto root = puller::ConfinedRoot::open(scratch.root);
+  auto root = ConfinedRoot::open(scratch.root);
   if (stream && root)
     (void)puller::applyLayer(root.value(), **stream, options);
   if (!scratch.canaryIntact())

@@ -6,7 +6,7 @@
 #include <string_view>
 #include <variant>
 
-#include "puller/registry/manifest.h"
+#include "puller/oci/manifest.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pullagent::puller;

@@ -15,7 +15,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "puller/store/sha256.h"
+#include "puller/oci/sha256.h"
 #include "puller/store/state_lock.h"
 #include "tests/integration/pull_fixture.h"
 

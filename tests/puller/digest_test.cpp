@@ -1,9 +1,9 @@
-#include "puller/reference/digest.h"
+#include "puller/oci/digest.h"
 
 #include <gtest/gtest.h>
 
-#include "puller/store/pipelined_sha256.h"
-#include "puller/store/sha256.h"
+#include "puller/oci/pipelined_sha256.h"
+#include "puller/oci/sha256.h"
 
 #include <cstring>
 

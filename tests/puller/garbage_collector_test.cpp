@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "puller/store/sha256.h"
+#include "puller/oci/sha256.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tree_snapshot.h"
 

@@ -3,7 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "puller/store/sha256.h"
+#include "puller/oci/sha256.h"
 #include "tests/support/temp_dir.h"
 
 namespace pullagent::testing {

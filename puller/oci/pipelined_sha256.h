@@ -8,8 +8,8 @@
 #include <thread>
 #include <vector>
 
-#include "puller/reference/digest.h"
-#include "puller/store/sha256.h"
+#include "puller/oci/digest.h"
+#include "puller/oci/sha256.h"
 
 namespace pullagent::puller {
 

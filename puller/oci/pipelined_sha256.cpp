@@ -1,4 +1,4 @@
-#include "puller/store/pipelined_sha256.h"
+#include "puller/oci/pipelined_sha256.h"
 
 namespace pullagent::puller {
 

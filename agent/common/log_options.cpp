@@ -1,4 +1,4 @@
-#include "agent/cli/log_options.h"
+#include "agent/common/log_options.h"
 
 #include "base/log.h"
 

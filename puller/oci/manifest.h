@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "base/error.h"
-#include "puller/reference/digest.h"
+#include "puller/oci/digest.h"
 
 namespace pullagent::puller {
 

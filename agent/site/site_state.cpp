@@ -1,4 +1,4 @@
-#include "agent/daemon/site_state.h"
+#include "agent/site/site_state.h"
 
 #include <spdlog/spdlog.h>
 
@@ -10,7 +10,6 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "agent/daemon/sites_directory.h"
 #include "base/atomic_file.h"
 #include "base/bounded_read.h"
 #include "base/clock.h"
@@ -51,6 +50,22 @@ std::optional<std::chrono::system_clock::time_point> timeField(const JsonReader&
 }
 
 }  // namespace
+
+bool isSiteFileName(const std::string& file_name) {
+  constexpr std::string_view kSuffix = ".json";
+  if (file_name.size() <= kSuffix.size() || file_name.size() > 64 + kSuffix.size() ||
+      !file_name.ends_with(kSuffix) || file_name[0] == '.') {
+    return false;
+  }
+  for (size_t i = 0; i < file_name.size() - kSuffix.size(); ++i) {
+    const char c = file_name[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok)
+      return false;
+  }
+  return true;
+}
 
 std::string_view toString(SitePhase phase) {
   for (const auto& [value, name] : kPhases) {

@@ -8,7 +8,7 @@
 #include "base/error.h"
 #include "base/unique_fd.h"
 
-namespace pullagent::puller {
+namespace pullagent {
 
 // A directory tree that every operation stays inside. Paths are resolved component by
 // component from a directory fd of the root with O_NOFOLLOW, symlinks expanded by hand as if
@@ -44,4 +44,4 @@ class ConfinedRoot {
   UniqueFd root_;
 };
 
-}  // namespace pullagent::puller
+}  // namespace pullagent

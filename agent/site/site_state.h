@@ -11,6 +11,11 @@
 
 namespace pullagent::agent {
 
+// True for names the agent takes as sites: "<site>.json" with a site name of letters, digits,
+// '.', '_' and '-' (App Service site names are stricter), not starting with '.', so editors'
+// and atomic writers' temporary files are ignored.
+bool isSiteFileName(const std::string& file_name);
+
 // Where a site stands. Written by the daemon to <state>/sites/<site>.json (atomically) as it
 // changes, read by `pullagent status` and by the daemon when it starts again.
 enum class SitePhase {

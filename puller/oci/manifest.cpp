@@ -1,4 +1,4 @@
-#include "puller/registry/manifest.h"
+#include "puller/oci/manifest.h"
 
 #include <algorithm>
 #include <array>

@@ -1,4 +1,4 @@
-#include "puller/unpack/confined_root.h"
+#include "base/confined_root.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <deque>
 
-namespace pullagent::puller {
+namespace pullagent {
 namespace {
 
 constexpr int kMaxSymlinks = 40;  // as the kernel's own limit
@@ -176,4 +176,4 @@ Status ConfinedRoot::removeAt(int parent, const std::string& name) {
   return {};
 }
 
-}  // namespace pullagent::puller
+}  // namespace pullagent

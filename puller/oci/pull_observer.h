@@ -1,22 +1,25 @@
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <optional>
-#include <string>
+#include <utility>
 #include <vector>
 
-#include "base/context.h"
-#include "puller/reference/reference.h"
-#include "puller/registry/manifest.h"
-#include "puller/registry/registry_client.h"
-#include "puller/store/content_store.h"
+#include "puller/oci/digest.h"
+#include "puller/oci/manifest.h"
 
+// The events of a pull, in their own header so that every room can watch a pull (the registry
+// client reports bytes, the publisher unpacks verified layers, the agent draws progress and
+// keeps site state) without including the pipeline that emits them.
 namespace pullagent::puller {
 
-struct PullOptions {
-  Platform platform{"linux", "amd64", "", ""};
-  int concurrency = 4;  // blobs downloaded at once
+// What a blob download reports while it runs (progress bars, metrics, tests).
+class BlobObserver {
+ public:
+  virtual ~BlobObserver() = default;
+  // A transfer (re)starts at `offset` bytes already in the ingest file.
+  virtual void onBlobStart(const Descriptor& blob, int64_t offset) = 0;
+  virtual void onBlobBytes(const Descriptor& blob, int64_t bytes) = 0;
 };
 
 struct PulledImage {
@@ -40,6 +43,8 @@ class PullObserver : public BlobObserver {
   virtual void onImageResolved(const PulledImage& /*image*/) {}
   // A blob is verified in the store (downloaded now, or already there).
   virtual void onBlobDone(const Descriptor& /*blob*/, bool /*was_present*/) {}
+  // The downloads are over (done, failed or stopped); unpacking and publishing may go on.
+  virtual void onPullDone() {}
   void onBlobStart(const Descriptor& /*blob*/, int64_t /*offset*/) override {}
   void onBlobBytes(const Descriptor& /*blob*/, int64_t /*bytes*/) override {}
 };
@@ -60,6 +65,10 @@ class ObserverList final : public PullObserver {
     for (auto* o : observers_)
       o->onBlobDone(blob, was_present);
   }
+  void onPullDone() override {
+    for (auto* o : observers_)
+      o->onPullDone();
+  }
   void onBlobStart(const Descriptor& blob, int64_t offset) override {
     for (auto* o : observers_)
       o->onBlobStart(blob, offset);
@@ -71,25 +80,6 @@ class ObserverList final : public PullObserver {
 
  private:
   std::vector<PullObserver*> observers_;
-};
-
-// One image pull into a content store: manifest (through an index to the wanted platform),
-// config, then the layers, `concurrency` at a time, each verified as it streams.
-class ImagePuller {
- public:
-  ImagePuller(RegistryClient& registry, ContentStore& store, PullObserver* observer)
-      : registry_(registry), store_(store), observer_(observer) {}
-
-  Result<PulledImage> pull(const ImageRef& ref, const PullOptions& options, const Context& ctx);
-
- private:
-  Result<Descriptor> storeManifest(const FetchedManifest& fetched, const Context& ctx);
-  Status fetchBlobs(const std::vector<Descriptor>& blobs, int concurrency, PulledImage& image,
-                    const Context& ctx);
-
-  RegistryClient& registry_;
-  ContentStore& store_;
-  PullObserver* observer_;
 };
 
 }  // namespace pullagent::puller

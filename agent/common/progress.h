@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "base/clock.h"
-#include "puller/image_puller.h"
+#include "puller/oci/pull_observer.h"
 
 namespace pullagent::agent {
 
@@ -28,6 +28,7 @@ class PullProgress final : public puller::PullObserver {
   void onBlobDone(const puller::Descriptor& blob, bool was_present) override;
 
   // Stops redrawing and leaves the final state on screen.
+  void onPullDone() override { finish(); }
   void finish();
   int64_t bytesTransferred() const;
 

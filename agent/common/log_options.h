@@ -1,7 +1,7 @@
 #pragma once
 
-#include "agent/cli/args.h"
-#include "agent/cli/pull_command.h"
+#include "agent/common/args.h"
+#include "agent/common/process_environment.h"
 #include "base/error.h"
 
 namespace pullagent::agent {

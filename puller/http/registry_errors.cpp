@@ -1,4 +1,4 @@
-#include "puller/registry/registry_errors.h"
+#include "puller/http/registry_errors.h"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "agent/cli/progress.h"
+#include "agent/common/progress.h"
 
 #include <spdlog/spdlog.h>
 

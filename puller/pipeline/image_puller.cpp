@@ -1,4 +1,4 @@
-#include "puller/image_puller.h"
+#include "puller/pipeline/image_puller.h"
 
 #include <spdlog/spdlog.h>
 

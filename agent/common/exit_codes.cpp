@@ -1,4 +1,4 @@
-#include "agent/cli/exit_codes.h"
+#include "agent/common/exit_codes.h"
 
 namespace pullagent::agent {
 

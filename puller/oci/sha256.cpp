@@ -1,4 +1,4 @@
-#include "puller/store/sha256.h"
+#include "puller/oci/sha256.h"
 
 #include <openssl/evp.h>
 

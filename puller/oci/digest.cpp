@@ -1,4 +1,4 @@
-#include "puller/reference/digest.h"
+#include "puller/oci/digest.h"
 
 #include <algorithm>
 

@@ -3,7 +3,7 @@
 #include <memory>
 #include <string_view>
 
-#include "puller/reference/digest.h"
+#include "puller/oci/digest.h"
 
 namespace pullagent::puller {
 

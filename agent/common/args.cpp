@@ -1,4 +1,4 @@
-#include "agent/cli/args.h"
+#include "agent/common/args.h"
 
 namespace pullagent::agent {
 

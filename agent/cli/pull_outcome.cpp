@@ -1,0 +1,21 @@
+#include "agent/cli/pull_outcome.h"
+
+#include <cstdio>
+
+#include "agent/common/progress.h"
+
+namespace pullagent::agent {
+
+void printOutcome(const puller::ImageRef& ref, const puller::PullOutcome& outcome) {
+  const auto& image = outcome.image;
+  std::printf(
+      "pulled %s\n  digest:     %s\n  media type: %s\n  layers:     %zu\n  blobs:      %d "
+      "downloaded, %d already present\n  downloaded: %s (%lld bytes transferred)\n  time:       "
+      "%.2f s\n  published:  %s\n",
+      ref.str().c_str(), image.manifest.digest.str().c_str(), image.manifest.media_type.c_str(),
+      image.layers.size(), image.blobs_downloaded, image.blobs_present,
+      humanBytes(image.bytes_downloaded).c_str(), static_cast<long long>(outcome.transferred),
+      outcome.seconds, outcome.published.c_str());
+}
+
+}  // namespace pullagent::agent

@@ -1,0 +1,59 @@
+# Modules: one static library per directory, with the modules it may use declared. The build
+# enforces the direction: every module's sources and headers are scanned (cmake/CheckIncludes.cmake)
+# before it compiles, and an `#include "<module>/..."` of a module that is neither the module
+# itself nor among its declared dependencies (transitively) fails the build, naming the file.
+# Abseil's per-component targets are the model; the include graph stays a DAG by construction.
+#
+#   pullagent_module(<name> DIR <dir> SOURCES <files...> DEPENDS <modules...>
+#                    [PUBLIC_LIBS <targets...>] [PRIVATE_LIBS <targets...>])
+#
+# creates target pullagent_<name> from <dir>/<files>.
+set_property(GLOBAL PROPERTY PULLAGENT_MODULES "")
+
+function(pullagent_module name)
+  cmake_parse_arguments(PARSE_ARGV 1 M "" "DIR" "SOURCES;DEPENDS;PUBLIC_LIBS;PRIVATE_LIBS")
+  set(target pullagent_${name})
+  list(TRANSFORM M_SOURCES PREPEND "${PROJECT_SOURCE_DIR}/${M_DIR}/")
+  add_library(${target} STATIC ${M_SOURCES})
+  pullagent_target_defaults(${target})
+  set(deps "")
+  foreach(dep IN LISTS M_DEPENDS)
+    if(NOT TARGET pullagent_${dep})
+      message(FATAL_ERROR "module ${name}: dependency ${dep} is not a module defined before it")
+    endif()
+    list(APPEND deps pullagent_${dep})
+  endforeach()
+  target_link_libraries(${target} PUBLIC ${deps} ${M_PUBLIC_LIBS} PRIVATE ${M_PRIVATE_LIBS})
+
+  # What the module may include: its own directory and, transitively, its dependencies'.
+  set(allowed "${M_DIR}")
+  foreach(dep IN LISTS M_DEPENDS)
+    get_property(dep_allowed GLOBAL PROPERTY PULLAGENT_MODULE_ALLOWED_${dep})
+    list(APPEND allowed ${dep_allowed})
+  endforeach()
+  list(REMOVE_DUPLICATES allowed)
+  set_property(GLOBAL PROPERTY PULLAGENT_MODULE_ALLOWED_${name} "${allowed}")
+  set_property(GLOBAL APPEND PROPERTY PULLAGENT_MODULES "${M_DIR}")
+
+  file(GLOB headers CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/${M_DIR}/*.h")
+  set(stamp "${CMAKE_CURRENT_BINARY_DIR}/${name}.includes-checked")
+  add_custom_command(
+    OUTPUT "${stamp}"
+    COMMAND ${CMAKE_COMMAND} "-DMODULE=${name}" "-DALLOWED=${allowed}"
+            "-DFILES=${M_SOURCES};${headers}" "-DSTAMP=${stamp}"
+            "-DMODULES_FILE=${PROJECT_BINARY_DIR}/pullagent-modules.txt"
+            -P "${PROJECT_SOURCE_DIR}/cmake/CheckIncludes.cmake"
+    DEPENDS ${M_SOURCES} ${headers} "${PROJECT_SOURCE_DIR}/cmake/CheckIncludes.cmake"
+            "${PROJECT_BINARY_DIR}/pullagent-modules.txt"
+    COMMENT "Checking the includes of module ${name}"
+    VERBATIM)
+  add_custom_target(${target}_includes DEPENDS "${stamp}")
+  add_dependencies(${target} ${target}_includes)
+endfunction()
+
+# After every module is defined: the list of module directories that the check maps an
+# include to (the longest matching directory owns a header).
+function(pullagent_write_module_list)
+  get_property(modules GLOBAL PROPERTY PULLAGENT_MODULES)
+  file(CONFIGURE OUTPUT "${PROJECT_BINARY_DIR}/pullagent-modules.txt" CONTENT "${modules}")
+endfunction()

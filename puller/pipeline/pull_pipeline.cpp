@@ -1,0 +1,109 @@
+#include "puller/pipeline/pull_pipeline.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+
+#include "puller/store/oci_layout.h"
+#include "puller/store/state_lock.h"
+
+namespace pullagent::puller {
+namespace {
+
+// Counts the bytes received, including those fetched again after a resume.
+class TransferCounter final : public PullObserver {
+ public:
+  void onBlobBytes(const Descriptor& /*blob*/, int64_t bytes) override { bytes_ += bytes; }
+  int64_t bytes() const { return bytes_.load(); }
+
+ private:
+  std::atomic<int64_t> bytes_{0};
+};
+
+}  // namespace
+
+Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, const PullJob& job) {
+  const bool layout_only = job.layout && !job.target;
+  const std::filesystem::path store_root = job.layout ? *job.layout : job.state / "content";
+  // Pulls into the state dir hold its lock shared: gc never collects what they fetch.
+  std::optional<StateLock> state_lock;
+  if (!layout_only) {
+    auto lock = StateLock::acquire(job.state, StateLock::Mode::kShared);
+    if (!lock)
+      return lock.error();
+    state_lock.emplace(std::move(lock.value()));
+  }
+  std::unique_ptr<ContentStore> own_store;
+  ContentStore* store = job.store;
+  if (store == nullptr || job.layout) {
+    auto opened = ContentStore::open(store_root);
+    if (!opened)
+      return opened.error();
+    own_store = std::move(opened.value());
+    store = own_store.get();
+  }
+
+  TokenCache tokens(clock);
+  Authorizer authorizer(http, clock, tokens, job.credentials, job.insecure);
+  RetryPolicy policy;
+  policy.max_attempts = job.retries;
+  RegistryClient registry(http, authorizer, clock, random, policy,
+                          {job.insecure ? "http" : "https", job.ref.apiHost(), job.ref.repository});
+  TransferCounter counter;
+
+  // The pull stops on SIGTERM/SIGINT, or when the unpack running beside it fails.
+  std::stop_source pull_stop;
+  std::stop_callback forward_signal(job.stop, [&] { pull_stop.request_stop(); });
+  std::optional<ImagePublisher> publisher;
+  if (!layout_only) {
+    ApplyOptions apply;
+    apply.privileged = job.privileged;
+    publisher.emplace(
+        *store,
+        [&job](const PulledImage& image) {
+          return job.target ? *job.target : job.state / "images" / image.manifest.digest.hex();
+        },
+        job.form, apply, pull_stop, /*reuse_existing=*/!job.target, job.runtime);
+  }
+  std::vector<PullObserver*> watching{&counter};
+  if (publisher)
+    watching.push_back(&*publisher);
+  watching.insert(watching.end(), job.observers.begin(), job.observers.end());
+  ObserverList observers(std::move(watching));
+  ImagePuller image_puller(registry, *store, &observers);
+
+  Context ctx{&clock, pull_stop.get_token(), std::nullopt};
+  if (job.deadline)
+    ctx.deadline = clock.now() + *job.deadline;
+  spdlog::info("Pulling image {}", job.ref.str());
+  const auto started = clock.now();
+  auto image = image_puller.pull(job.ref, job.options, ctx);
+  observers.onPullDone();
+  if (publisher) {
+    Status pull_status = image ? Status{} : Status{image.error()};
+    if (auto status = publisher->finish(image ? &image.value() : nullptr, pull_status); !status)
+      return status.error();
+  } else if (!image) {
+    return image.error();
+  }
+
+  const std::string ref_name = job.ref.tag ? *job.ref.tag : image->manifest.digest.str();
+  if (auto status = recordInOciLayout(store->root(), image->manifest, ref_name, job.ref.str());
+      !status) {
+    return status.error();
+  }
+  PullOutcome outcome;
+  outcome.published = "OCI layout " + store_root.string() + " (ref name " + ref_name + ")";
+  if (publisher) {
+    outcome.published = (job.form == PublishForm::kRootfs ? "rootfs " : "bundle ") +
+                        publisher->target().string() +
+                        (publisher->reused() ? " (already published)" : "");
+  }
+  outcome.seconds = std::chrono::duration<double>(clock.now() - started).count();
+  outcome.transferred = counter.bytes();
+  outcome.image = std::move(image.value());
+  spdlog::info("Pull image successful, time taken {:.2f} s", outcome.seconds);
+  return outcome;
+}
+
+}  // namespace pullagent::puller

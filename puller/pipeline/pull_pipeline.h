@@ -1,0 +1,55 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/random.h"
+#include "puller/auth/authorizer.h"
+#include "puller/pipeline/image_puller.h"
+#include "puller/unpack/image_publisher.h"
+
+namespace pullagent::puller {
+
+// One pull from a registry to a published image: what the command line, `--once --site` and
+// the daemon's sites ask for.
+struct PullJob {
+  ImageRef ref;
+  PullOptions options;
+  RegistryCredentials credentials;
+  bool insecure = false;
+  int retries = 6;
+  std::optional<std::chrono::seconds> deadline;
+  std::filesystem::path state = "/var/lib/pullagent";
+  std::optional<std::filesystem::path> layout;  // only pull, into this OCI layout
+  std::optional<std::filesystem::path> target;  // publish here; else state/images/<digest>
+  PublishForm form = PublishForm::kBundle;
+  RuntimeOptions runtime;   // the bundle's config.json: the seccomp profile
+  bool privileged = false;  // running as root: ownership, devices and capabilities applied
+  std::stop_token stop;     // SIGTERM, or the daemon dropping the site
+  // See the pull too, in order (progress display, the daemon's site state).
+  std::vector<PullObserver*> observers;
+  // The state dir's store when the caller keeps one open (the daemon: pulls of several sites
+  // then wait for each other's blobs in-process instead of through the ingest file's flock).
+  ContentStore* store = nullptr;
+};
+
+struct PullOutcome {
+  PulledImage image;
+  std::string published;  // what and where, for people
+  double seconds = 0;
+  int64_t transferred = 0;  // bytes received, including those fetched again after a resume
+};
+
+// The pull pipeline: the registry client behind the authorizer, the image puller's download
+// pool filling the content store, and (unless the job is layout-only) the image publisher
+// unpacking each layer the moment it is verified while later ones still download, then
+// publishing atomically. Holds the state dir's lock shared for the whole pull.
+Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, const PullJob& job);
+
+}  // namespace pullagent::puller
