@@ -18,6 +18,7 @@
 #include "agent/cli/once_command.h"
 #include "agent/cli/pull_command.h"
 #include "agent/cli/status_command.h"
+#include "agent/cli/version_command.h"
 #include "agent/common/exit_codes.h"
 #include "agent/daemon/daemon.h"
 
@@ -32,6 +33,7 @@ commands:
   status [SITE]            what the service recorded for each site (pullagent status --help)
   pull IMAGE ...           pull an image; unpack and publish it (pullagent pull --help)
   gc                       remove images and blobs no longer kept (pullagent gc --help)
+  --version                this build and the libraries it runs with
 )";
 
 // systemd sets JOURNAL_STREAM to "<dev>:<inode>" of the stream it connected to stderr.
@@ -51,6 +53,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
     std::cerr << kUsage;
+    return pullagent::agent::kExitOk;
+  }
+  if (!args.empty() && (args[0] == "--version" || args[0] == "version")) {
+    pullagent::agent::printVersion();
     return pullagent::agent::kExitOk;
   }
 

@@ -71,8 +71,7 @@ class LineSink final : public spdlog::sinks::base_sink<std::mutex> {
       // Messages carry tenants' strings: a newline would start a record of the tenant's making,
       // a NUL ends journald's record early (and what follows, "<2>...", would be read as a
       // record of its own), escape sequences drive terminals. Escaped, one record stays one.
-      line = "<" + std::to_string(syslogPriority(msg.level)) + ">" +
-             safeEscaped(payload, kMaxLine) + "\n";
+      line = fmt::format("<{}>{}\n", syslogPriority(msg.level), safeEscaped(payload, kMaxLine));
     } else if (format_ == LogFormat::kText) {
       line = fmt::format("{} {:<5} {}\n", timestamp(msg.time), levelName(msg.level),
                          safeEscaped(payload, kMaxLine));

@@ -7,6 +7,18 @@ if(PULLAGENT_SANITIZE)
   target_link_options(pullagent_sanitizers INTERFACE ${_san})
 endif()
 
+# ThreadSanitizer (its own build: it cannot be combined with ASan). The download pool, the unpack
+# worker beside it, the reconciler's site threads and curl's shared caches all run at once.
+option(PULLAGENT_TSAN "Build with ThreadSanitizer" OFF)
+if(PULLAGENT_TSAN)
+  if(PULLAGENT_SANITIZE)
+    message(FATAL_ERROR "PULLAGENT_TSAN and PULLAGENT_SANITIZE are separate builds")
+  endif()
+  set(_tsan -fsanitize=thread -fno-omit-frame-pointer)
+  target_compile_options(pullagent_sanitizers INTERFACE ${_tsan})
+  target_link_options(pullagent_sanitizers INTERFACE ${_tsan})
+endif()
+
 # libFuzzer builds (clang only): every module gets coverage instrumentation plus ASan and UBSan;
 # the fuzz targets themselves link libFuzzer's main (tests/fuzz).
 option(PULLAGENT_FUZZ "Build the libFuzzer targets (needs clang)" OFF)

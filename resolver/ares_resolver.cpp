@@ -246,4 +246,8 @@ Result<std::vector<std::string>> AresResolver::resolve(const std::string& host,
   return lookup.addresses;
 }
 
+std::string caresVersion() {
+  return ares_version(nullptr);
+}
+
 }  // namespace pullagent::resolver

@@ -41,4 +41,7 @@ class AresResolver final : public HostResolver {
 // registry resolving to one means the private DNS zone is probably not linked.
 bool isPublicAddress(const std::string& address);
 
+// The c-ares library in use, for --version.
+std::string caresVersion();
+
 }  // namespace pullagent::resolver

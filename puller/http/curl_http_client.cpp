@@ -380,4 +380,12 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Cont
   return std::move(transfer.response);
 }
 
+std::string curlVersion() {
+  const curl_version_info_data* info = curl_version_info(CURLVERSION_NOW);
+  std::string text = info->version;
+  if (info->ssl_version != nullptr)
+    text += std::string(" (") + info->ssl_version + ")";
+  return text;
+}
+
 }  // namespace pullagent::puller

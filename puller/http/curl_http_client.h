@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/host_resolver.h"
+#include "base/version.h"
 #include "puller/http/http_client.h"
 
 namespace pullagent::puller {
@@ -27,7 +28,7 @@ struct HttpClientOptions {
   // Response headers beyond this many bytes in all are a protocol error (curl's own cap answers
   // "out of memory").
   size_t max_header_bytes = 64 * 1024;
-  std::string user_agent = "pullagent/0.1";
+  std::string user_agent = userAgent();
   // Bind outgoing connections to a source address or interface (VNet integration): curl's
   // CURLOPT_INTERFACE syntax, "host!10.1.0.4" or "if!vnet0".
   std::optional<std::string> bind_to;
@@ -47,5 +48,8 @@ class CurlHttpClient final : public HttpClient {
   explicit CurlHttpClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The libcurl in use and its TLS backend ("8.x.y (OpenSSL/3.x)"), for --version.
+std::string curlVersion();
 
 }  // namespace pullagent::puller

@@ -1,5 +1,6 @@
 #include "puller/oci/sha256.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <stdexcept>
@@ -43,6 +44,10 @@ Digest Sha256::of(std::string_view bytes) {
   Sha256 hasher;
   hasher.update(bytes);
   return hasher.finish();
+}
+
+std::string opensslVersion() {
+  return OpenSSL_version(OPENSSL_VERSION);
 }
 
 }  // namespace pullagent::puller

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "puller/oci/digest.h"
@@ -24,5 +25,8 @@ class Sha256 {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The OpenSSL library in use, as it names itself ("OpenSSL 3.0.x ..."), for --version.
+std::string opensslVersion();
 
 }  // namespace pullagent::puller

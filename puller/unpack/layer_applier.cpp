@@ -509,4 +509,8 @@ Result<AppliedLayer> applyLayer(const ConfinedRoot& root, LayerStream& stream,
   return result;
 }
 
+std::string libarchiveVersion() {
+  return archive_version_details();
+}
+
 }  // namespace pullagent::puller

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <string>
+
 #include <cstdint>
 
 #include "base/confined_root.h"
@@ -29,5 +31,8 @@ struct AppliedLayer {
 // whatever the archive says.
 Result<AppliedLayer> applyLayer(const ConfinedRoot& root, LayerStream& stream,
                                 const ApplyOptions& options);
+
+// libarchive and the decompressors it reads layers with, for --version.
+std::string libarchiveVersion();
 
 }  // namespace pullagent::puller

@@ -1,5 +1,6 @@
 #include "puller/unpack/layer_stream.h"
 
+#include <isa-l.h>
 #include <isa-l/igzip_lib.h>
 #include <zstd.h>
 
@@ -268,6 +269,12 @@ Result<std::unique_ptr<LayerStream>> openLayerStream(UniqueFd blob, std::string_
       break;
   }
   return std::unique_ptr<LayerStream>(new PlainStream(std::move(blob), limits));
+}
+
+std::string decompressorVersions() {
+  return "ISA-L igzip " + std::to_string(ISAL_MAJOR_VERSION) + "." +
+         std::to_string(ISAL_MINOR_VERSION) + "." + std::to_string(ISAL_PATCH_VERSION) +
+         " (compiled), zstd " + ZSTD_versionString();
 }
 
 }  // namespace pullagent::puller

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <string>
+
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -33,5 +35,8 @@ class LayerStream {
 
 Result<std::unique_ptr<LayerStream>> openLayerStream(UniqueFd blob, std::string_view media_type,
                                                      const LayerLimits& limits);
+
+// The gzip and zstd decoders layers are read with (ISA-L igzip, zstd), for --version.
+std::string decompressorVersions();
 
 }  // namespace pullagent::puller

@@ -1,0 +1,10 @@
+#pragma once
+
+namespace pullagent::agent {
+
+// `pullagent --version`: our version and git revision, then the libraries that do the work as
+// they report themselves at run time (what a bug report needs: a distribution update changes
+// them without a rebuild of pullagent).
+void printVersion();
+
+}  // namespace pullagent::agent
