@@ -12,18 +12,6 @@
 
 namespace pullagent {
 
-Error errnoError(int err, std::string_view operation, const std::filesystem::path& path) {
-  ErrorCode code = ErrorCode::kInternal;
-  if (err == ENOSPC || err == EDQUOT)
-    code = ErrorCode::kResourceExhausted;
-  if (err == EACCES || err == EPERM || err == EROFS)
-    code = ErrorCode::kPermissionDenied;
-  if (err == ENOENT)
-    code = ErrorCode::kNotFound;
-  return makeError(code, std::string(operation) + " " + path.string() + ": " + std::strerror(err),
-                   err);
-}
-
 Status syncDirectory(const std::filesystem::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)

@@ -14,7 +14,4 @@ Status writeFileAtomic(const std::filesystem::path& path, std::string_view conte
 // fsync of a directory, so that a rename inside it survives a crash.
 Status syncDirectory(const std::filesystem::path& dir);
 
-// An errno as an Error naming the operation and the path.
-Error errnoError(int err, std::string_view operation, const std::filesystem::path& path);
-
 }  // namespace pullagent

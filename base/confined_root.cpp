@@ -15,14 +15,6 @@ namespace {
 
 constexpr int kMaxSymlinks = 40;  // as the kernel's own limit
 
-Error sysError(int err, std::string_view what, std::string_view path) {
-  ErrorCode code = err == ENOENT                      ? ErrorCode::kNotFound
-                   : (err == ENOSPC || err == EDQUOT) ? ErrorCode::kResourceExhausted
-                                                      : ErrorCode::kInternal;
-  return makeError(code, std::string(what) + " " + std::string(path) + ": " + std::strerror(err),
-                   err);
-}
-
 // Path components without empty ones and ".", keeping "..": symlink targets need them.
 std::vector<std::string> pathComponents(std::string_view path) {
   std::vector<std::string> parts;
@@ -44,7 +36,7 @@ std::vector<std::string> pathComponents(std::string_view path) {
 Result<ConfinedRoot> ConfinedRoot::open(const std::filesystem::path& root) {
   int fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
-    return sysError(errno, "open root", root.string());
+    return errnoError(errno, "open root", root.string());
   return ConfinedRoot(UniqueFd(fd));
 }
 
@@ -60,12 +52,12 @@ Result<std::vector<std::string>> ConfinedRoot::split(std::string_view name) {
 Result<std::vector<std::string>> ConfinedRoot::list(int dir_fd, std::string_view what) {
   int fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
-    return sysError(errno, "open directory", what);
+    return errnoError(errno, "open directory", what);
   DIR* dir = ::fdopendir(fd);
   if (dir == nullptr) {
     int err = errno;
     ::close(fd);
-    return sysError(err, "list directory", what);
+    return errnoError(err, "list directory", what);
   }
   std::vector<std::string> names;
   while (dirent* entry = ::readdir(dir)) {
@@ -109,16 +101,16 @@ Result<UniqueFd> ConfinedRoot::openDirectory(const std::vector<std::string>& com
     int fd = ::openat(current(), part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && create) {
       if (::mkdirat(current(), part.c_str(), 0755) != 0 && errno != EEXIST) {
-        return sysError(errno, "create directory", where);
+        return errnoError(errno, "create directory", where);
       }
       fd = ::openat(current(), part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
     }
     if (fd < 0)
-      return sysError(errno, "open directory", where);
+      return errnoError(errno, "open directory", where);
     UniqueFd next(fd);
     struct stat info {};
     if (::fstatat(next.get(), "", &info, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
-      return sysError(errno, "stat", where);
+      return errnoError(errno, "stat", where);
     }
     if (S_ISLNK(info.st_mode)) {
       if (++links > kMaxSymlinks) {
@@ -127,7 +119,7 @@ Result<UniqueFd> ConfinedRoot::openDirectory(const std::vector<std::string>& com
       std::string target(4096, '\0');
       ssize_t n = ::readlinkat(next.get(), "", target.data(), target.size());
       if (n < 0)
-        return sysError(errno, "read link", where);
+        return errnoError(errno, "read link", where);
       target.resize(static_cast<size_t>(n));
       if (!target.empty() && target.front() == '/')
         stack.clear();  // absolute: from the root
@@ -143,7 +135,7 @@ Result<UniqueFd> ConfinedRoot::openDirectory(const std::vector<std::string>& com
   }
   int fd = ::fcntl(current(), F_DUPFD_CLOEXEC, 0);
   if (fd < 0)
-    return sysError(errno, "dup", where);
+    return errnoError(errno, "dup", where);
   return UniqueFd(fd);
 }
 
@@ -152,17 +144,17 @@ Status ConfinedRoot::removeAt(int parent, const std::string& name) {
   if (::fstatat(parent, name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT)
       return {};
-    return sysError(errno, "stat", name);
+    return errnoError(errno, "stat", name);
   }
   if (!S_ISDIR(info.st_mode)) {
     if (::unlinkat(parent, name.c_str(), 0) != 0 && errno != ENOENT) {
-      return sysError(errno, "remove", name);
+      return errnoError(errno, "remove", name);
     }
     return {};
   }
   UniqueFd dir(::openat(parent, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dir.valid())
-    return sysError(errno, "open directory", name);
+    return errnoError(errno, "open directory", name);
   auto children = list(dir.get(), name);
   if (!children)
     return children.error();
@@ -171,7 +163,7 @@ Status ConfinedRoot::removeAt(int parent, const std::string& name) {
       return status;
   }
   if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
-    return sysError(errno, "remove directory", name);
+    return errnoError(errno, "remove directory", name);
   }
   return {};
 }

@@ -1,5 +1,8 @@
 #include "base/error.h"
 
+#include <cerrno>
+#include <cstring>
+
 namespace pullagent {
 
 std::string_view toString(ErrorCode code) {
@@ -50,6 +53,18 @@ Error makeError(ErrorCode code, std::string message, int native) {
 
 bool isRetryable(const Error& error) {
   return error.code == ErrorCode::kUnavailable || error.code == ErrorCode::kTimeout;
+}
+
+Error errnoError(int err, std::string_view operation, const std::filesystem::path& path) {
+  ErrorCode code = ErrorCode::kInternal;
+  if (err == ENOSPC || err == EDQUOT)
+    code = ErrorCode::kResourceExhausted;
+  if (err == EACCES || err == EPERM || err == EROFS)
+    code = ErrorCode::kPermissionDenied;
+  if (err == ENOENT)
+    code = ErrorCode::kNotFound;
+  return makeError(code, std::string(operation) + " " + path.string() + ": " + std::strerror(err),
+                   err);
 }
 
 }  // namespace pullagent

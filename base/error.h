@@ -1,8 +1,10 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -43,6 +45,11 @@ struct Error {
 };
 
 Error makeError(ErrorCode code, std::string message, int native = 0);
+
+// A failed system call on a path, as an Error: "<operation> <path>: <strerror>", errno kept as
+// the native code; ENOENT is kNotFound, ENOSPC/EDQUOT kResourceExhausted, EACCES/EPERM/EROFS
+// kPermissionDenied, anything else kInternal.
+Error errnoError(int err, std::string_view operation, const std::filesystem::path& path);
 
 // The single place that decides which failures are worth another attempt.
 bool isRetryable(const Error& error);

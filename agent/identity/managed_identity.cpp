@@ -109,7 +109,7 @@ Result<puller::AadToken> ManagedIdentityTokenSource::request(const std::string& 
                                                              const Context& ctx) {
   std::optional<puller::AadToken> result;
   auto status = puller::retryLoop(policy_, clock_, random_, ctx, "managed identity token",
-                                  [&](int, bool&) -> Status {
+                                  [&](int) -> puller::AttemptOutcome {
                                     auto token = requestOnce(resource, ctx);
                                     if (!token)
                                       return token.error();

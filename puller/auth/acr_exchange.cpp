@@ -92,9 +92,9 @@ Result<Secret> AcrTokenExchange::refreshToken(const Url& realm, const std::strin
   return Secret(token);
 }
 
-Result<Secret> AcrTokenExchange::accessToken(const Url& registry, const Url& realm,
-                                             const std::string& service, const std::string& scope,
-                                             std::chrono::seconds& lifetime, const Context& ctx) {
+Result<IssuedToken> AcrTokenExchange::accessToken(const Url& registry, const Url& realm,
+                                                  const std::string& service,
+                                                  const std::string& scope, const Context& ctx) {
   if (realm.scheme != "https" ||
       !realm.sameOrigin(Url{"https", registry.host, registry.port, ""})) {
     return makeError(ErrorCode::kUntrusted, "refusing to send the " + aad_.identityName() +
@@ -133,8 +133,7 @@ Result<Secret> AcrTokenExchange::accessToken(const Url& registry, const Url& rea
       return makeError(ErrorCode::kProtocol,
                        "ACR " + realm.hostPort() + " answered without an access_token");
     }
-    lifetime = lifetimeOf(token, clock_.wallNow());
-    return Secret(token);
+    return IssuedToken{Secret(token), lifetimeOf(token, clock_.wallNow())};
   }
   return makeError(ErrorCode::kInternal, "unreachable");
 }

@@ -9,6 +9,7 @@
 #include "base/context.h"
 #include "base/secret.h"
 #include "puller/auth/aad_token_source.h"
+#include "puller/auth/token_cache.h"
 #include "puller/http/http_client.h"
 #include "puller/http/url.h"
 
@@ -24,9 +25,8 @@ class AcrTokenExchange {
                    std::string aad_resource);
 
   // The realm must be https on the registry's own host: the identity's tokens go nowhere else.
-  Result<Secret> accessToken(const Url& registry, const Url& realm, const std::string& service,
-                             const std::string& scope, std::chrono::seconds& lifetime,
-                             const Context& ctx);
+  Result<IssuedToken> accessToken(const Url& registry, const Url& realm, const std::string& service,
+                                  const std::string& scope, const Context& ctx);
 
  private:
   Result<Secret> refreshToken(const Url& realm, const std::string& service, const Context& ctx);

@@ -172,20 +172,18 @@ Result<Secret> Authorizer::bearerToken(const Url& target, const Challenge& chall
   if (auto cached = cache_.get(key))
     return *cached;
 
-  std::chrono::seconds lifetime{0};
   const std::string service = challenge.param("service").value_or("");
-  auto token = acr_ ? acr_->accessToken(target, realm.value(), service, scope, lifetime, ctx)
-                    : fetchToken(target, realm.value(), service, scope, lifetime, ctx);
-  if (!token)
-    return token.error();
-  if (lifetime.count() > 0)
-    cache_.put(key, token.value(), lifetime);
-  return token;
+  ASSIGN_OR_RETURN(IssuedToken issued,
+                   acr_ ? acr_->accessToken(target, realm.value(), service, scope, ctx)
+                        : fetchToken(target, realm.value(), service, scope, ctx));
+  if (issued.lifetime.count() > 0)
+    cache_.put(key, issued.token, issued.lifetime);
+  return std::move(issued.token);
 }
 
-Result<Secret> Authorizer::fetchToken(const Url& target, const Url& realm,
-                                      const std::string& service, const std::string& scope,
-                                      std::chrono::seconds& lifetime, const Context& ctx) {
+Result<IssuedToken> Authorizer::fetchToken(const Url& target, const Url& realm,
+                                           const std::string& service, const std::string& scope,
+                                           const Context& ctx) {
   std::string url = realm.str();
   url += realm.target.find('?') == std::string::npos ? "?" : "&";
   url += "service=" + urlEncode(service) + "&scope=" + urlEncode(scope);
@@ -250,7 +248,7 @@ Result<Secret> Authorizer::fetchToken(const Url& target, const Url& realm,
   }
   // expires_in and issued_at only shorten how long we cache; odd values fall back to the
   // minimum the token spec guarantees.
-  lifetime = kMinTokenLifetime;
+  std::chrono::seconds lifetime = kMinTokenLifetime;
   if (auto expires_in = json["expires_in"].number())
     lifetime = std::max(kMinTokenLifetime, clampedSeconds(expires_in.value()));
   if (auto issued_text = json["issued_at"].string()) {
@@ -261,7 +259,7 @@ Result<Secret> Authorizer::fetchToken(const Url& target, const Url& realm,
         lifetime = left;
     }
   }
-  return Secret(std::move(token));
+  return IssuedToken{Secret(std::move(token)), lifetime};
 }
 
 }  // namespace pullagent::puller

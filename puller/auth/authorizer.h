@@ -50,9 +50,8 @@ class Authorizer {
  private:
   Result<Secret> bearerToken(const Url& target, const Challenge& challenge,
                              const std::string& scope, const Context& ctx);
-  Result<Secret> fetchToken(const Url& target, const Url& realm, const std::string& service,
-                            const std::string& scope, std::chrono::seconds& lifetime,
-                            const Context& ctx);
+  Result<IssuedToken> fetchToken(const Url& target, const Url& realm, const std::string& service,
+                                 const std::string& scope, const Context& ctx);
   std::string cacheKey(const Url& target, const Challenge& challenge,
                        const std::string& scope) const;
 

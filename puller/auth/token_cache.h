@@ -12,6 +12,12 @@
 
 namespace pullagent::puller {
 
+// A token as a token server issued it: the value and how long it may be cached (0: not at all).
+struct IssuedToken {
+  Secret token;
+  std::chrono::seconds lifetime{0};
+};
+
 // Bearer tokens per (registry host, service, scopes), kept until shortly before they expire:
 // a tenth of the lifetime early, at most 60 s early, so a token is never sent in its last
 // moments.

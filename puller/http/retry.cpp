@@ -66,18 +66,16 @@ std::chrono::milliseconds retryDelay(const RetryPolicy& policy, const Error& err
 }
 
 Status retryLoop(const RetryPolicy& policy, Clock& clock, Random& random, const Context& ctx,
-                 std::string_view what,
-                 const std::function<Status(int attempt, bool& made_progress)>& attempt) {
+                 std::string_view what, const std::function<AttemptOutcome(int attempt)>& attempt) {
   int failures = 0;
   for (int number = 1;; ++number) {
-    bool made_progress = false;
-    Status result = attempt(number, made_progress);
-    if (result)
-      return result;
-    const Error& error = result.error();
+    AttemptOutcome outcome = attempt(number);
+    if (outcome.status)
+      return outcome.status;
+    const Error& error = outcome.status.error();
     if (!isRetryable(error))
       return error;
-    failures = made_progress ? 1 : failures + 1;
+    failures = outcome.made_progress ? 1 : failures + 1;
     if (failures >= policy.max_attempts) {
       return error.context("giving up after " + std::to_string(failures) + " attempts");
     }

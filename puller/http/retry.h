@@ -34,11 +34,20 @@ std::chrono::milliseconds backoffDelay(const RetryPolicy& policy, int attempt, d
 std::chrono::milliseconds retryDelay(const RetryPolicy& policy, const Error& error, int attempt,
                                      double jitter);
 
-// Runs `attempt` until it succeeds, fails permanently, runs out of attempts or the context ends.
-// `attempt` receives the 1-based attempt number and may report progress through `made_progress`
-// (a resumed blob that got further), which resets the attempt count.
+// What one attempt of a retry loop reports: its outcome and whether it got further than the
+// attempt before (a resumed blob that received bytes), which resets the count of attempts.
+struct AttemptOutcome {
+  AttemptOutcome() = default;                            // success
+  AttemptOutcome(Status outcome, bool progress = false)  // NOLINT: implicit, as Status is
+      : status(std::move(outcome)), made_progress(progress) {}
+  AttemptOutcome(Error error) : status(std::move(error)) {}  // NOLINT: implicit, as Status is
+  Status status;
+  bool made_progress = false;
+};
+
+// Runs `attempt` (given the 1-based attempt number) until it succeeds, fails permanently, runs
+// out of attempts without progress, or the context ends.
 Status retryLoop(const RetryPolicy& policy, Clock& clock, Random& random, const Context& ctx,
-                 std::string_view what,
-                 const std::function<Status(int attempt, bool& made_progress)>& attempt);
+                 std::string_view what, const std::function<AttemptOutcome(int attempt)>& attempt);
 
 }  // namespace pullagent::puller

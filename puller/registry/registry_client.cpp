@@ -103,7 +103,7 @@ Result<FetchedManifest> RegistryClient::fetchManifest(const std::string& referen
   FetchedManifest fetched;
   const std::string what =
       "manifest " + endpoint_.host + "/" + endpoint_.repository + ":" + reference;
-  auto status = retryLoop(policy_, clock_, random_, ctx, what, [&](int, bool&) -> Status {
+  auto status = retryLoop(policy_, clock_, random_, ctx, what, [&](int) -> AttemptOutcome {
     HttpRequest request;
     request.url = url("manifests", reference);
     request.headers.push_back({"Accept", std::string(media_type::kManifestAccept)});
@@ -138,7 +138,7 @@ Result<FetchedManifest> RegistryClient::fetchManifest(const std::string& referen
 }
 
 Status RegistryClient::fetchBlobOnce(const Descriptor& blob, Ingest& ingest, BlobObserver* observer,
-                                     bool& made_progress, const Context& ctx) {
+                                     const Context& ctx) {
   const int64_t offset = ingest.offset();
   const std::string what = "blob " + blob.digest.str();
   HttpRequest request;
@@ -181,7 +181,6 @@ Status RegistryClient::fetchBlobOnce(const Descriptor& blob, Ingest& ingest, Blo
       return {};
     if (auto status = ingest.write(chunk); !status)
       return status;
-    made_progress = true;
     if (observer != nullptr)
       observer->onBlobBytes(blob, static_cast<int64_t>(chunk.size()));
     return {};
@@ -226,12 +225,13 @@ Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
     if (!*ingest)
       return {};  // another caller finished the blob while we waited for the ingest
     resumed = (*ingest)->offset() > 0;
-    auto status =
-        retryLoop(policy_, clock_, random_, ctx, what, [&](int, bool& made_progress) -> Status {
-          if ((*ingest)->offset() == blob.size)
-            return {};
-          return fetchBlobOnce(blob, **ingest, observer, made_progress, ctx);
-        });
+    auto status = retryLoop(policy_, clock_, random_, ctx, what, [&](int) -> AttemptOutcome {
+      const int64_t before = (*ingest)->offset();
+      if (before == blob.size)
+        return Status{};
+      Status fetched = fetchBlobOnce(blob, **ingest, observer, ctx);
+      return {std::move(fetched), (*ingest)->offset() > before};
+    });
     if (!status)
       return status;
     status = (*ingest)->commit();

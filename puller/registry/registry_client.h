@@ -52,7 +52,7 @@ class RegistryClient {
   // token dropped) and the request sent once more.
   Result<HttpResponse> sendAuthorized(HttpRequest request, const Context& ctx);
   Status fetchBlobOnce(const Descriptor& blob, Ingest& ingest, BlobObserver* observer,
-                       bool& made_progress, const Context& ctx);
+                       const Context& ctx);
   std::string url(const std::string& kind, const std::string& reference) const;
 
   HttpClient& http_;

@@ -29,11 +29,14 @@ constexpr std::string_view kWhiteoutPrefix = ".wh.";
 constexpr std::string_view kWhiteoutMetaPrefix = ".wh..wh.";
 constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
 
+// errnoError, except that inside the tree being extracted a missing or forbidden path is the
+// tree's (or the layer's) state: not "not found" or "permission denied" in the sense the exit
+// codes give them (the registry's answer, the user's credentials).
 Error sysError(int err, std::string_view what, std::string_view path) {
-  ErrorCode code =
-      (err == ENOSPC || err == EDQUOT) ? ErrorCode::kResourceExhausted : ErrorCode::kInternal;
-  return makeError(code, std::string(what) + " " + std::string(path) + ": " + std::strerror(err),
-                   err);
+  Error error = errnoError(err, what, path);
+  if (error.code == ErrorCode::kNotFound || error.code == ErrorCode::kPermissionDenied)
+    error.code = ErrorCode::kInternal;
+  return error;
 }
 
 // Feeds libarchive the decompressed tar and hashes every byte on the way: the diff_id covers

@@ -62,12 +62,11 @@ TEST_F(AcrExchange, AadTokenBecomesRefreshThenAccessToken) {
       [&](const HttpRequest&) { return respond(200, R"({"refresh_token":")" + refresh + "\"}"); });
   http_.expect(
       [&](const HttpRequest&) { return respond(200, R"({"access_token":")" + access + "\"}"); });
-  std::chrono::seconds lifetime{0};
-  auto token = exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:app:pull",
-                                     lifetime, ctx());
+  auto token =
+      exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:app:pull", ctx());
   ASSERT_TRUE(token.ok()) << token.error().message;
-  EXPECT_EQ(token->revealForWire(), access);
-  EXPECT_EQ(lifetime, std::chrono::seconds(4500));
+  EXPECT_EQ(token->token.revealForWire(), access);
+  EXPECT_EQ(token->lifetime, std::chrono::seconds(4500));
   ASSERT_EQ(http_.sent().size(), 2u);
   EXPECT_EQ(http_.sent()[0].url, "https://myreg.azurecr.io:443/oauth2/exchange");
   EXPECT_EQ(
@@ -92,15 +91,12 @@ TEST_F(AcrExchange, RefreshTokenIsReusedForOtherScopes) {
   http_.expect([&](const HttpRequest&) {
     return respond(200, R"({"access_token":")" + jwt(1767230100) + "\"}");
   });
-  std::chrono::seconds lifetime{0};
-  ASSERT_TRUE(exchange_
-                  .accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull",
-                               lifetime, ctx())
-                  .ok());
-  ASSERT_TRUE(exchange_
-                  .accessToken(registry(), realm(), "myreg.azurecr.io", "repository:b:pull",
-                               lifetime, ctx())
-                  .ok());
+  ASSERT_TRUE(
+      exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull", ctx())
+          .ok());
+  ASSERT_TRUE(
+      exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:b:pull", ctx())
+          .ok());
   EXPECT_EQ(http_.sent().size(), 3u);  // one exchange, two token requests
 }
 
@@ -116,21 +112,18 @@ TEST_F(AcrExchange, RevokedRefreshTokenIsExchangedAgainOnce) {
   http_.expect([&](const HttpRequest&) {
     return respond(200, R"({"access_token":")" + jwt(1767230100) + "\"}");
   });
-  std::chrono::seconds lifetime{0};
-  ASSERT_TRUE(exchange_
-                  .accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull",
-                               lifetime, ctx())
-                  .ok());
+  ASSERT_TRUE(
+      exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull", ctx())
+          .ok());
   EXPECT_EQ(http_.sent().size(), 4u);
 }
 
 TEST_F(AcrExchange, RealmOnAnotherHostGetsNoToken) {
-  std::chrono::seconds lifetime{0};
   for (const char* other :
        {"https://evil.example.com/oauth2/token", "http://myreg.azurecr.io/oauth2/token",
         "https://myreg.azurecr.io:8443/oauth2/token"}) {
     auto token = exchange_.accessToken(registry(), Url::parse(other).value(), "myreg.azurecr.io",
-                                       "repository:a:pull", lifetime, ctx());
+                                       "repository:a:pull", ctx());
     ASSERT_FALSE(token.ok()) << other;
     EXPECT_EQ(token.error().code, ErrorCode::kUntrusted);
   }
@@ -140,9 +133,8 @@ TEST_F(AcrExchange, RealmOnAnotherHostGetsNoToken) {
 
 TEST_F(AcrExchange, RefusedIdentitySaysWhatToFix) {
   http_.expect([](const HttpRequest&) { return respond(401, "{}"); });
-  std::chrono::seconds lifetime{0};
-  auto token = exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull",
-                                     lifetime, ctx());
+  auto token =
+      exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull", ctx());
   ASSERT_FALSE(token.ok());
   EXPECT_EQ(token.error().code, ErrorCode::kUnauthenticated);
   EXPECT_NE(token.error().message.find("user-assigned identity abc"), std::string::npos);
@@ -154,9 +146,8 @@ TEST_F(AcrExchange, NoPullRightsOnTheRepository) {
     return respond(200, R"({"refresh_token":")" + jwt(1767236400) + "\"}");
   });
   http_.expect([](const HttpRequest&) { return respond(403, "{}"); });
-  std::chrono::seconds lifetime{0};
-  auto token = exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull",
-                                     lifetime, ctx());
+  auto token =
+      exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull", ctx());
   ASSERT_FALSE(token.ok());
   EXPECT_EQ(token.error().code, ErrorCode::kPermissionDenied);
 }

@@ -70,7 +70,7 @@ TEST(RetryLoop, RetriesTransientErrorsThenSucceeds) {
   policy.initial_backoff = milliseconds(100);
   Context ctx{&clock, {}, std::nullopt};
   int calls = 0;
-  auto status = retryLoop(policy, clock, random, ctx, "test", [&](int, bool&) -> Status {
+  auto status = retryLoop(policy, clock, random, ctx, "test", [&](int) -> AttemptOutcome {
     if (++calls < 3)
       return makeError(ErrorCode::kUnavailable, "reset");
     return {};
@@ -85,7 +85,7 @@ TEST(RetryLoop, PermanentErrorsFailAtOnce) {
   FixedRandom random;
   Context ctx{&clock, {}, std::nullopt};
   int calls = 0;
-  auto status = retryLoop(RetryPolicy{}, clock, random, ctx, "test", [&](int, bool&) -> Status {
+  auto status = retryLoop(RetryPolicy{}, clock, random, ctx, "test", [&](int) -> AttemptOutcome {
     ++calls;
     return makeError(ErrorCode::kNotFound, "MANIFEST_UNKNOWN");
   });
@@ -101,7 +101,7 @@ TEST(RetryLoop, GivesUpAfterMaxAttemptsWithoutProgress) {
   policy.max_attempts = 3;
   Context ctx{&clock, {}, std::nullopt};
   int calls = 0;
-  auto status = retryLoop(policy, clock, random, ctx, "test", [&](int, bool&) -> Status {
+  auto status = retryLoop(policy, clock, random, ctx, "test", [&](int) -> AttemptOutcome {
     ++calls;
     return makeError(ErrorCode::kUnavailable, "503");
   });
@@ -116,11 +116,9 @@ TEST(RetryLoop, ProgressResetsTheAttemptCount) {
   policy.max_attempts = 2;
   Context ctx{&clock, {}, std::nullopt};
   int calls = 0;
-  auto status = retryLoop(policy, clock, random, ctx, "test", [&](int, bool& progress) -> Status {
-    if (++calls < 6) {
-      progress = true;  // a resumed blob got further each time
-      return makeError(ErrorCode::kUnavailable, "reset");
-    }
+  auto status = retryLoop(policy, clock, random, ctx, "test", [&](int) -> AttemptOutcome {
+    if (++calls < 6)  // a resumed blob got further each time
+      return {makeError(ErrorCode::kUnavailable, "reset"), /*progress=*/true};
     return {};
   });
   EXPECT_TRUE(status.ok());
@@ -132,7 +130,7 @@ TEST(RetryLoop, HonoursRetryAfterAndTheDeadline) {
   FixedRandom random;
   Context ctx{&clock, {}, clock.now() + seconds(10)};
   int calls = 0;
-  auto status = retryLoop(RetryPolicy{}, clock, random, ctx, "test", [&](int, bool&) -> Status {
+  auto status = retryLoop(RetryPolicy{}, clock, random, ctx, "test", [&](int) -> AttemptOutcome {
     ++calls;
     Error error = makeError(ErrorCode::kUnavailable, "429");
     error.retry_after = seconds(4);

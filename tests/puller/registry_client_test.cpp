@@ -1,0 +1,252 @@
+#include "puller/registry/registry_client.h"
+
+#include <gtest/gtest.h>
+
+#include "puller/oci/sha256.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/scripted_http.h"
+#include "tests/support/temp_dir.h"
+
+namespace pullagent::puller {
+namespace {
+
+using testing::respond;
+using testing::ScriptedHttp;
+
+constexpr const char* kBlobUrl = "https://reg.io/v2/app/blobs/";
+
+class FixedRandom final : public Random {
+ public:
+  double uniform() override { return 0.5; }
+};
+
+// A streamed answer as libcurl delivers it: the head through on_head, then the body in chunks
+// through on_body; `cut_after` bytes into the body the connection drops.
+ScriptedHttp::Handler stream(int status, std::string body, std::vector<HttpHeader> headers = {},
+                             std::optional<size_t> cut_after = std::nullopt) {
+  return [=](const HttpRequest& request) -> HttpResponse {
+    HttpResponse response = respond(status, "", headers);
+    if (status < 200 || status >= 300) {
+      response.body = body;
+      return response;
+    }
+    if (request.on_head) {
+      if (auto status_of_head = request.on_head(response); !status_of_head)
+        throw status_of_head.error();
+    }
+    const std::string sent = cut_after ? body.substr(0, *cut_after) : body;
+    for (size_t at = 0; at < sent.size(); at += 1000) {
+      if (auto written = request.on_body(std::string_view(sent).substr(at, 1000)); !written)
+        throw written.error();
+    }
+    if (cut_after)
+      throw makeError(ErrorCode::kUnavailable, "connection reset by peer");
+    return response;
+  };
+}
+
+// The HttpClient contract: a failure inside on_head/on_body or of the connection is a
+// Result error, never an exception. The fake turns the handlers' throws into that.
+class StreamingHttp final : public HttpClient {
+ public:
+  ScriptedHttp script;
+  Result<HttpResponse> send(const HttpRequest& request, const Context& ctx) override {
+    try {
+      return script.send(request, ctx);
+    } catch (const Error& error) {
+      return error;
+    }
+  }
+};
+
+class RegistryClientTest : public ::testing::Test {
+ protected:
+  RegistryClientTest() {
+    auto store = ContentStore::open(dir_.path() / "content");
+    EXPECT_TRUE(store.ok());
+    store_ = std::move(store.value());
+    policy_.initial_backoff = std::chrono::milliseconds(100);
+  }
+  Context ctx() { return Context{&clock_, {}, std::nullopt}; }
+  RegistryClient client() {
+    return RegistryClient(http_, authorizer_, clock_, random_, policy_, {"https", "reg.io", "app"});
+  }
+  static Descriptor blobOf(const std::string& bytes) {
+    return Descriptor{"application/vnd.oci.image.layer.v1.tar+gzip",
+                      Sha256::of(bytes),
+                      static_cast<int64_t>(bytes.size()),
+                      std::nullopt,
+                      {},
+                      {}};
+  }
+  static std::string bytes(size_t size) {
+    std::string out(size, '\0');
+    for (size_t i = 0; i < size; ++i)
+      out[i] = static_cast<char>('a' + (i * 7) % 26);
+    return out;
+  }
+  std::string rangeOf(size_t request) const {
+    for (const auto& header : http_.script.sent().at(request).headers) {
+      if (header.name == "Range")
+        return header.value;
+    }
+    return "";
+  }
+
+  testing::TempDir dir_;
+  testing::FakeClock clock_;
+  FixedRandom random_;
+  StreamingHttp http_;
+  TokenCache tokens_{clock_};
+  Authorizer authorizer_{http_, clock_, tokens_, RegistryCredentials{}, false};
+  RetryPolicy policy_;
+  std::unique_ptr<ContentStore> store_;
+};
+
+TEST_F(RegistryClientTest, UnauthorizedFetchesATokenAndSendsTheRequestOnceMore) {
+  const std::string manifest =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"})";
+  http_.script.expect([](const HttpRequest&) {
+    return respond(
+        401, R"({"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]})",
+        {{"WWW-Authenticate",
+          R"(Bearer realm="https://auth.reg.io/token",service="reg.io",scope="repository:app:pull")"}});
+  });
+  http_.script.expect(
+      [](const HttpRequest&) { return respond(200, R"({"token":"t-1","expires_in":300})"); });
+  http_.script.expect([&](const HttpRequest&) {
+    return respond(200, manifest, {{"Content-Type", "application/vnd.oci.image.manifest.v1+json"}});
+  });
+
+  auto registry = client();
+  auto fetched = registry.fetchManifest("v1", std::nullopt, ctx());
+  ASSERT_TRUE(fetched.ok()) << fetched.error().message;
+  EXPECT_EQ(fetched->digest, Sha256::of(manifest));
+  EXPECT_EQ(fetched->media_type, "application/vnd.oci.image.manifest.v1+json");
+  const auto& sent = http_.script.sent();
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[0].url, "https://reg.io/v2/app/manifests/v1");
+  EXPECT_EQ(sent[0].authorization, "");
+  EXPECT_EQ(sent[1].url.rfind("https://auth.reg.io:443/token?", 0), 0u) << sent[1].url;
+  EXPECT_NE(sent[1].url.find("scope=repository%3Aapp%3Apull"), std::string::npos) << sent[1].url;
+  EXPECT_EQ(sent[2].url, "https://reg.io/v2/app/manifests/v1");
+  EXPECT_EQ(sent[2].authorization, "Bearer t-1");
+}
+
+TEST_F(RegistryClientTest, ATokenTheRegistryRefusesTwiceIsAnAuthenticationError) {
+  const auto challenge = HttpHeader{"WWW-Authenticate",
+                                    R"(Bearer realm="https://auth.reg.io/token",service="reg.io")"};
+  http_.script.expect([&](const HttpRequest&) { return respond(401, "", {challenge}); });
+  http_.script.expect([](const HttpRequest&) { return respond(200, R"({"token":"t-1"})"); });
+  http_.script.expect([&](const HttpRequest&) { return respond(401, "", {challenge}); });
+  http_.script.expect([](const HttpRequest&) { return respond(200, R"({"token":"t-2"})"); });
+  http_.script.expect([&](const HttpRequest&) { return respond(401, "", {challenge}); });
+
+  auto registry = client();
+  auto fetched = registry.fetchManifest("v1", std::nullopt, ctx());
+  ASSERT_FALSE(fetched.ok());
+  EXPECT_EQ(fetched.error().code, ErrorCode::kUnauthenticated) << fetched.error().message;
+}
+
+TEST_F(RegistryClientTest, ADroppedTransferResumesWithRangeAndVerifies) {
+  const std::string content = bytes(10000);
+  const Descriptor blob = blobOf(content);
+  http_.script.expect(stream(200, content, {}, 4000));
+  http_.script.expect([&](const HttpRequest& request) {
+    return stream(206, content.substr(4000), {{"Content-Range", "bytes 4000-9999/10000"}})(request);
+  });
+
+  auto registry = client();
+  auto status = registry.fetchBlob(blob, *store_, nullptr, ctx());
+  ASSERT_TRUE(status.ok()) << status.error().message;
+  EXPECT_TRUE(store_->contains(blob.digest, blob.size));
+  EXPECT_EQ(testing::readFile(store_->blobPath(blob.digest)), content);
+  ASSERT_EQ(http_.script.sent().size(), 2u);
+  EXPECT_EQ(http_.script.sent()[0].url, kBlobUrl + blob.digest.str());
+  EXPECT_EQ(rangeOf(0), "");
+  EXPECT_EQ(rangeOf(1), "bytes=4000-");
+}
+
+TEST_F(RegistryClientTest, RangeNotSatisfiableStartsTheBlobOver) {
+  const std::string content = bytes(5000);
+  const Descriptor blob = blobOf(content);
+  http_.script.expect(stream(200, content, {}, 3000));
+  http_.script.expect([](const HttpRequest&) { return respond(416, ""); });
+  http_.script.expect(stream(200, content));
+
+  auto registry = client();
+  auto status = registry.fetchBlob(blob, *store_, nullptr, ctx());
+  ASSERT_TRUE(status.ok()) << status.error().message;
+  EXPECT_EQ(testing::readFile(store_->blobPath(blob.digest)), content);
+  ASSERT_EQ(http_.script.sent().size(), 3u);
+  EXPECT_EQ(rangeOf(1), "bytes=3000-");
+  EXPECT_EQ(rangeOf(2), "");
+}
+
+TEST_F(RegistryClientTest, ContentThatDoesNotHashToTheDigestNeverBecomesVisible) {
+  const std::string content = bytes(3000);
+  const Descriptor blob = blobOf(content);
+  std::string tampered = content;
+  tampered[1500] = '!';
+  http_.script.expect(stream(200, tampered));
+
+  auto registry = client();
+  auto status = registry.fetchBlob(blob, *store_, nullptr, ctx());
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, ErrorCode::kDigestMismatch) << status.error().message;
+  EXPECT_FALSE(store_->contains(blob.digest, blob.size));
+  EXPECT_FALSE(std::filesystem::exists(store_->blobPath(blob.digest)));
+}
+
+TEST_F(RegistryClientTest, ResumedBytesThatFailVerificationAreFetchedOnceMoreFromTheStart) {
+  const std::string content = bytes(6000);
+  const Descriptor blob = blobOf(content);
+  std::string changed = content;
+  changed[100] = '!';  // an earlier pull kept wrong bytes; the registry's are right
+  policy_.max_attempts = 1;
+  http_.script.expect(stream(200, changed, {}, 2000));
+  auto earlier = client().fetchBlob(blob, *store_, nullptr, ctx());
+  ASSERT_FALSE(earlier.ok());
+  EXPECT_EQ(earlier.error().code, ErrorCode::kUnavailable);
+
+  http_.script.expect([&](const HttpRequest& request) {
+    return stream(206, content.substr(2000), {{"Content-Range", "bytes 2000-5999/6000"}})(request);
+  });
+  http_.script.expect(stream(200, content));
+  auto status = client().fetchBlob(blob, *store_, nullptr, ctx());
+  ASSERT_TRUE(status.ok()) << status.error().message;
+  EXPECT_EQ(testing::readFile(store_->blobPath(blob.digest)), content);
+  ASSERT_EQ(http_.script.sent().size(), 3u);
+  EXPECT_EQ(rangeOf(1), "bytes=2000-");
+  EXPECT_EQ(rangeOf(2), "");
+}
+
+TEST_F(RegistryClientTest, ANotFoundBlobIsNotRetried) {
+  const Descriptor blob = blobOf(bytes(100));
+  http_.script.expect([](const HttpRequest&) {
+    return respond(404,
+                   R"({"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]})");
+  });
+
+  auto registry = client();
+  auto status = registry.fetchBlob(blob, *store_, nullptr, ctx());
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(http_.script.sent().size(), 1u);
+  EXPECT_TRUE(clock_.sleeps().empty());
+}
+
+TEST_F(RegistryClientTest, AServerErrorIsRetriedWithBackoff) {
+  const std::string content = bytes(500);
+  const Descriptor blob = blobOf(content);
+  http_.script.expect([](const HttpRequest&) { return respond(503, ""); });
+  http_.script.expect(stream(200, content));
+
+  auto registry = client();
+  auto status = registry.fetchBlob(blob, *store_, nullptr, ctx());
+  ASSERT_TRUE(status.ok()) << status.error().message;
+  EXPECT_EQ(clock_.sleeps().size(), 1u);
+}
+
+}  // namespace
+}  // namespace pullagent::puller
