@@ -54,6 +54,7 @@ TEST(AgentConfig, DaemonFields) {
   auto inverted =
       parseAgentConfig(R"({"retryInitialBackoffSeconds":20,"retryMaxBackoffSeconds":8})", {});
   ASSERT_FALSE(inverted.ok());
+  EXPECT_EQ(inverted.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(inverted.error().message.find("retryMaxBackoffSeconds"), std::string::npos);
 }
 

@@ -116,6 +116,7 @@ TEST(SiteConfig, CredentialsAreNotSentToAnotherRegistry) {
   doc["properties"]["siteConfig"]["linuxFxVersion"] = "DOCKER|evil.example.com/app:v1";
   auto site = parseSiteConfig(doc.dump());
   ASSERT_FALSE(site.ok());
+  EXPECT_EQ(site.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(site.error().message.find("not sent to another registry"), std::string::npos);
 }
 
@@ -123,6 +124,7 @@ struct Rejection {
   std::string name;
   std::function<void(json&)> mutate;
   std::string message;  // a part of the error message: the JSON path, the value, the advice
+  ErrorCode code = ErrorCode::kInvalidArgument;
   friend void PrintTo(const Rejection& c, std::ostream* out) { *out << c.name; }
 };
 
@@ -133,6 +135,7 @@ TEST_P(SiteConfigRejects, NamingThePathAndValue) {
   GetParam().mutate(doc);
   auto site = parseSiteConfig(doc.dump());
   ASSERT_FALSE(site.ok());
+  EXPECT_EQ(site.error().code, GetParam().code) << site.error().message;
   EXPECT_NE(site.error().message.find(GetParam().message), std::string::npos)
       << site.error().message;
 }
@@ -159,14 +162,15 @@ INSTANTIATE_TEST_SUITE_P(
                   [](json& d) {
                     d["properties"]["siteConfig"]["linuxFxVersion"] = "COMPOSE|dmVyc2lvbjo=";
                   },
-                  "multi-container (COMPOSE|) sites are not supported"},
+                  "multi-container (COMPOSE|) sites are not supported", ErrorCode::kUnsupported},
         Rejection{
             "sitecontainers",
             [](json& d) { d["properties"]["siteConfig"]["linuxFxVersion"] = "SITECONTAINERS"; },
-            "sidecar (SITECONTAINERS) sites are not supported"},
+            "sidecar (SITECONTAINERS) sites are not supported", ErrorCode::kUnsupported},
         Rejection{"runtime_stack",
                   [](json& d) { d["properties"]["siteConfig"]["linuxFxVersion"] = "NODE|18-lts"; },
-                  "\"NODE|18-lts\" is a built-in runtime stack, not a container image"},
+                  "\"NODE|18-lts\" is a built-in runtime stack, not a container image",
+                  ErrorCode::kUnsupported},
         Rejection{"empty_image",
                   [](json& d) { d["properties"]["siteConfig"]["linuxFxVersion"] = "DOCKER|"; },
                   "names no image"},
@@ -210,6 +214,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(SiteConfig, InvalidJsonIsSaidSo) {
   auto site = parseSiteConfig("{\"properties\": ");
   ASSERT_FALSE(site.ok());
+  EXPECT_EQ(site.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(site.error().message.find("not valid JSON"), std::string::npos);
 }
 
@@ -234,6 +239,7 @@ TEST(SiteConfig, DeepNestingAndHugeValuesGiveShortErrors) {
                            std::string(500000, '[') + std::string(500000, ']') + "}}}";
   auto nested = parseSiteConfig(deep);
   ASSERT_FALSE(nested.ok());
+  EXPECT_EQ(nested.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(nested.error().message.find("nested deeper than"), std::string::npos);
 
   json doc = armManagedIdentity();

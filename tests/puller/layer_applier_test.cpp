@@ -131,6 +131,7 @@ TEST_F(LayerApplier, MediaTypeMustMatchMagicBytes) {
   layer.file("a", "x");
   auto zstd_as_gzip = apply(layer.zstd(), kGzip);
   ASSERT_FALSE(zstd_as_gzip.ok());
+  EXPECT_EQ(zstd_as_gzip.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(zstd_as_gzip.error().message.find("says gzip but the data is zstd"), std::string::npos);
   EXPECT_FALSE(apply(layer.gzip(), kTar).ok());
   EXPECT_FALSE(apply(layer.tar(), kZstd).ok());

@@ -137,6 +137,7 @@ TEST(RetryLoop, HonoursRetryAfterAndTheDeadline) {
     return error;
   });
   ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, ErrorCode::kUnavailable);  // the last failure, not a timeout
   EXPECT_NE(status.error().message.find("deadline"), std::string::npos);
   EXPECT_EQ(clock.sleeps(), (std::vector<milliseconds>{seconds(4), seconds(4)}));
   EXPECT_EQ(calls, 3);

@@ -179,6 +179,7 @@ TEST(SeccompProfile, AProfileOfTheWrongShapeIsAnErrorNamingThePath) {
   }
   auto missing = loadSeccomp("/nonexistent/seccomp.json", {});
   ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
   EXPECT_NE(missing.error().message.find("golang-github-containers-common"), std::string::npos);
 }
 
