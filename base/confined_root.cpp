@@ -155,12 +155,9 @@ Status ConfinedRoot::removeAt(int parent, const std::string& name) {
   UniqueFd dir(::openat(parent, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dir.valid())
     return errnoError(errno, "open directory", name);
-  auto children = list(dir.get(), name);
-  if (!children)
-    return children.error();
-  for (const auto& child : children.value()) {
-    if (auto status = removeAt(dir.get(), child); !status)
-      return status;
+  ASSIGN_OR_RETURN(auto children, list(dir.get(), name));
+  for (const auto& child : children) {
+    RETURN_IF_ERROR(removeAt(dir.get(), child));
   }
   if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
     return errnoError(errno, "remove directory", name);

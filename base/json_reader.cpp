@@ -196,28 +196,22 @@ Result<std::vector<JsonReader>> JsonReader::elements() const {
 Result<std::optional<std::string>> JsonReader::optionalString() const {
   if (missing())
     return std::optional<std::string>();
-  auto value = string();
-  if (!value)
-    return value.error();
-  return std::optional<std::string>(std::move(value.value()));
+  ASSIGN_OR_RETURN(auto value, string());
+  return std::optional<std::string>(std::move(value));
 }
 
 Result<std::optional<int64_t>> JsonReader::optionalInteger(int64_t min, int64_t max) const {
   if (missing())
     return std::optional<int64_t>();
-  auto value = integer(min, max);
-  if (!value)
-    return value.error();
-  return std::optional<int64_t>(value.value());
+  ASSIGN_OR_RETURN(auto value, integer(min, max));
+  return std::optional<int64_t>(value);
 }
 
 Result<std::optional<bool>> JsonReader::optionalBoolean() const {
   if (missing())
     return std::optional<bool>();
-  auto value = boolean();
-  if (!value)
-    return value.error();
-  return std::optional<bool>(value.value());
+  ASSIGN_OR_RETURN(auto value, boolean());
+  return std::optional<bool>(value);
 }
 
 Result<std::vector<std::string>> JsonReader::optionalStrings() const {

@@ -11,8 +11,7 @@ namespace pullagent::resolver {
 
 Result<std::vector<std::string>> SystemResolver::resolve(const std::string& host,
                                                          const Context& ctx) {
-  if (auto status = ctx.check(); !status)
-    return status.error();
+  RETURN_IF_ERROR(ctx.check());
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

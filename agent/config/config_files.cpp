@@ -33,10 +33,8 @@ Result<AgentConfig> loadAgentConfig(const std::optional<std::string>& path,
 }
 
 Result<SiteConfig> loadSiteConfig(const std::filesystem::path& path) {
-  auto text = readConfigText(path);
-  if (!text)
-    return text.error();
-  auto site = parseSiteConfig(text.value());
+  ASSIGN_OR_RETURN(auto text, readConfigText(path));
+  auto site = parseSiteConfig(text);
   if (!site)
     return site.error().context(path.string());
   return site;

@@ -79,8 +79,7 @@ Result<Settings> readAppSettings(const json& value, const std::string& path) {
   };
   if (value.is_object()) {
     for (const auto& [name, item] : value.items()) {
-      if (auto status = add(name, item, path + "." + name); !status)
-        return status.error();
+      RETURN_IF_ERROR(add(name, item, path + "." + name));
     }
     return settings;
   }
@@ -91,13 +90,11 @@ Result<Settings> readAppSettings(const json& value, const std::string& path) {
     const json& item = value[i];
     if (!item.is_object())
       return settingTypeError(item_path, "an object with name and value", item);
-    auto name = optionalString(item, "name", item_path);
-    if (!name)
-      return name.error();
-    if (!*name || (*name)->empty())
+    ASSIGN_OR_RETURN(auto name, optionalString(item, "name", item_path));
+    if (!name || name->empty())
       return makeError(ErrorCode::kInvalidArgument, item_path + ".name: missing");
     if (auto status =
-            add(**name, item.contains("value") ? item["value"] : json(), item_path + ".value");
+            add(*name, item.contains("value") ? item["value"] : json(), item_path + ".value");
         !status) {
       return status.error();
     }
@@ -200,12 +197,10 @@ Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
     result.name = **name;
   }
 
-  auto fx = optionalString(config, "linuxFxVersion", config_path);
+  ASSIGN_OR_RETURN(auto fx, optionalString(config, "linuxFxVersion", config_path));
   if (!fx)
-    return fx.error();
-  if (!*fx)
     return makeError(ErrorCode::kInvalidArgument, config_path + ".linuxFxVersion: missing");
-  result.linux_fx_version = **fx;
+  result.linux_fx_version = *fx;
 
   // App settings: in siteConfig (ARM), beside it, or at the top (appsettings list merged in).
   Settings settings;
@@ -213,22 +208,20 @@ Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
                                      {&site, site_path},
                                      {&doc, ""}}) {
     if (holder->contains("appSettings") && !(*holder)["appSettings"].is_null()) {
-      auto read = readAppSettings((*holder)["appSettings"], join(holder_path, "appSettings"));
-      if (!read)
-        return read.error();
-      settings = std::move(read.value());
+      ASSIGN_OR_RETURN(auto read,
+                       readAppSettings((*holder)["appSettings"], join(holder_path, "appSettings")));
+      settings = std::move(read);
       break;
     }
   }
 
-  auto image_text = imageOf(result.linux_fx_version, config_path + ".linuxFxVersion");
-  if (!image_text)
-    return image_text.error();
+  ASSIGN_OR_RETURN(auto image_text,
+                   imageOf(result.linux_fx_version, config_path + ".linuxFxVersion"));
   auto server_url = setting(settings, "DOCKER_REGISTRY_SERVER_URL");
   std::optional<std::string> server_host;
   if (server_url)
     server_host = registryHostOf(*server_url);
-  std::string full_image = image_text.value();
+  std::string full_image = image_text;
   if (!hasRegistryHost(full_image) && server_host && *server_host != "docker.io")
     full_image = *server_host + "/" + full_image;
   auto image = puller::ImageRef::parse(full_image);
@@ -236,19 +229,15 @@ Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
     return image.error().context(config_path + ".linuxFxVersion");
   result.image = image.value();
 
-  auto use_mi = optionalBool(config, "acrUseManagedIdentityCreds", config_path);
-  if (!use_mi)
-    return use_mi.error();
-  auto client_id = optionalString(config, "acrUserManagedIdentityID", config_path);
-  if (!client_id)
-    return client_id.error();
+  ASSIGN_OR_RETURN(auto use_mi, optionalBool(config, "acrUseManagedIdentityCreds", config_path));
+  ASSIGN_OR_RETURN(auto client_id, optionalString(config, "acrUserManagedIdentityID", config_path));
   const bool has_username = settings.count("DOCKER_REGISTRY_SERVER_USERNAME") != 0 &&
                             setting(settings, "DOCKER_REGISTRY_SERVER_USERNAME");
   const bool has_password = settings.count("DOCKER_REGISTRY_SERVER_PASSWORD") != 0 &&
                             setting(settings, "DOCKER_REGISTRY_SERVER_PASSWORD");
-  if (use_mi->value_or(false)) {
+  if (use_mi.value_or(false)) {
     result.auth = RegistryAuth::kManagedIdentity;
-    result.identity_client_id = client_id->value_or("");
+    result.identity_client_id = client_id.value_or("");
   } else if (has_username || has_password) {
     if (!has_username || !has_password) {
       return makeError(ErrorCode::kInvalidArgument,
@@ -264,36 +253,28 @@ Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
                            "; registry credentials are not sent to " + "another registry");
     }
     result.auth = RegistryAuth::kBasic;
-    auto username = settingValue(settings, "DOCKER_REGISTRY_SERVER_USERNAME");
-    if (!username)
-      return username.error();
-    auto password = settingValue(settings, "DOCKER_REGISTRY_SERVER_PASSWORD");
-    if (!password)
-      return password.error();
-    result.registry_username = username.value();
-    result.registry_password = password.value();
+    ASSIGN_OR_RETURN(auto username, settingValue(settings, "DOCKER_REGISTRY_SERVER_USERNAME"));
+    ASSIGN_OR_RETURN(auto password, settingValue(settings, "DOCKER_REGISTRY_SERVER_PASSWORD"));
+    result.registry_username = username;
+    result.registry_password = password;
   }
 
   std::optional<bool> vnet;
   for (auto [holder, holder_path] :
        {std::pair<const json*, std::string>{&site, site_path}, {&config, config_path}}) {
-    auto value =
-        optionalBool(*holder, "vnetImagePullEnabled", holder_path.empty() ? "$" : holder_path);
-    if (!value)
-      return value.error();
-    if (*value && !vnet)
-      vnet = *value;
+    ASSIGN_OR_RETURN(auto value, optionalBool(*holder, "vnetImagePullEnabled",
+                                              holder_path.empty() ? "$" : holder_path));
+    if (value && !vnet)
+      vnet = value;
   }
   auto legacy = setting(settings, "WEBSITE_PULL_IMAGE_OVER_VNET");
   result.pull_over_vnet =
       vnet.value_or(false) || (legacy && (upper(*legacy) == "TRUE" || *legacy == "1"));
 
-  auto kv_identity =
-      optionalString(site, "keyVaultReferenceIdentity", site_path.empty() ? "$" : site_path);
-  if (!kv_identity)
-    return kv_identity.error();
-  if (*kv_identity && !(*kv_identity)->empty())
-    result.key_vault_identity = **kv_identity;
+  ASSIGN_OR_RETURN(auto kv_identity, optionalString(site, "keyVaultReferenceIdentity",
+                                                    site_path.empty() ? "$" : site_path));
+  if (kv_identity && !kv_identity->empty())
+    result.key_vault_identity = *kv_identity;
   result.dns_server = setting(settings, "WEBSITE_DNS_SERVER");
   result.dns_alt_server = setting(settings, "WEBSITE_DNS_ALT_SERVER");
   return result;

@@ -105,9 +105,7 @@ class Daemon {
 };
 
 Status Daemon::configure(AgentConfig agent) {
-  auto services = DaemonServices::create(agent, clock_, random_);
-  if (!services)
-    return services.error();
+  ASSIGN_OR_RETURN(auto services, DaemonServices::create(agent, clock_, random_));
   if (agent.metrics_address != agent_.metrics_address || !metrics_server_) {
     // The new endpoint first: if it cannot listen, the old one keeps serving.
     std::unique_ptr<MetricsServer> server;
@@ -133,7 +131,7 @@ Status Daemon::configure(AgentConfig agent) {
   // Every (re)load arms the watcher afresh: SIGHUP mends a watch on a directory that was
   // replaced in a way inotify could not follow.
   watcher_ = SitesWatcher::create(agent.sites_dir);
-  runner_.setServices(std::move(services.value()));
+  runner_.setServices(std::move(services));
   agent_ = std::move(agent);
   return {};
 }

@@ -93,16 +93,12 @@ Result<std::shared_ptr<DaemonServices>> DaemonServices::create(AgentConfig agent
   services->agent = std::move(agent);
   services->identity_resolver = std::make_unique<resolver::StaticHostsResolver>(
       services->agent.host_overrides, services->system_resolver);
-  auto http = createIdentityClient(services->agent, *services->identity_resolver);
-  if (!http)
-    return http.error();
-  services->identity_http = std::move(http.value());
+  ASSIGN_OR_RETURN(auto http, createIdentityClient(services->agent, *services->identity_resolver));
+  services->identity_http = std::move(http);
   services->identities = std::make_unique<IdentityPool>(*services->identity_http, clock, random,
                                                         services->agent.identity);
-  auto store = puller::ContentStore::open(services->agent.state_dir / "content");
-  if (!store)
-    return store.error();
-  services->store = std::move(store.value());
+  ASSIGN_OR_RETURN(auto store, puller::ContentStore::open(services->agent.state_dir / "content"));
+  services->store = std::move(store);
   return services;
 }
 

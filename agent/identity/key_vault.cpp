@@ -41,10 +41,8 @@ Result<Secret> readKeyVaultSecret(puller::HttpClient& http, puller::AadTokenSour
   }
   ASSIGN_OR_RETURN(auto parsed, parseJson(response->body, what + " answer"));
   // The whole answer holds the secret: errors name its type only.
-  auto value = JsonReader(parsed, what + " answer")["value"].secret().string();
-  if (!value)
-    return value.error();
-  return Secret(std::move(value.value()));
+  ASSIGN_OR_RETURN(auto value, JsonReader(parsed, what + " answer")["value"].secret().string());
+  return Secret(std::move(value));
 }
 
 }  // namespace pullagent::agent

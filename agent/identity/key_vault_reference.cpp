@@ -110,10 +110,8 @@ Result<std::optional<KeyVaultReference>> parseKeyVaultReference(std::string_view
   if (auto uri = fields.find("secreturi"); uri != fields.end()) {
     if (fields.size() != 1)
       return invalid("SecretUri cannot be combined with other fields");
-    auto ref = fromSecretUri(uri->second);
-    if (!ref)
-      return ref.error();
-    return std::optional<KeyVaultReference>(ref.value());
+    ASSIGN_OR_RETURN(auto ref, fromSecretUri(uri->second));
+    return std::optional<KeyVaultReference>(ref);
   }
   auto vault = fields.find("vaultname");
   auto secret = fields.find("secretname");

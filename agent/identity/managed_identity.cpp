@@ -94,14 +94,12 @@ Result<puller::AadToken> ManagedIdentityTokenSource::token(const std::string& re
   auto it = cache_.find(resource);
   if (it != cache_.end() && clock_.wallNow() < it->second.refresh_at)
     return it->second.token;
-  auto fresh = request(resource, ctx);
-  if (!fresh)
-    return fresh.error();
+  ASSIGN_OR_RETURN(auto fresh, request(resource, ctx));
   // Renew 2 minutes before expiry, or at half-life for long-lived tokens (Azure SDK practice).
-  auto lifetime = fresh->expires_on - clock_.wallNow();
+  auto lifetime = fresh.expires_on - clock_.wallNow();
   auto refresh_at = lifetime >= std::chrono::hours(2) ? clock_.wallNow() + lifetime / 2
-                                                      : fresh->expires_on - std::chrono::minutes(2);
-  cache_[resource] = Cached{fresh.value(), refresh_at};
+                                                      : fresh.expires_on - std::chrono::minutes(2);
+  cache_[resource] = Cached{fresh, refresh_at};
   return fresh;
 }
 
@@ -110,10 +108,8 @@ Result<puller::AadToken> ManagedIdentityTokenSource::request(const std::string& 
   std::optional<puller::AadToken> result;
   auto status = puller::retryLoop(policy_, clock_, random_, ctx, "managed identity token",
                                   [&](int) -> puller::AttemptOutcome {
-                                    auto token = requestOnce(resource, ctx);
-                                    if (!token)
-                                      return token.error();
-                                    result = token.value();
+                                    ASSIGN_OR_RETURN(auto token, requestOnce(resource, ctx));
+                                    result = token;
                                     return {};
                                   });
   if (!status)

@@ -28,10 +28,8 @@ puller::HttpClientOptions agentHttpOptions(const AgentConfig& agent, HostResolve
 
 Result<std::unique_ptr<puller::HttpClient>> createIdentityClient(const AgentConfig& agent,
                                                                  HostResolver& resolver) {
-  auto client = puller::CurlHttpClient::create(agentHttpOptions(agent, resolver));
-  if (!client)
-    return client.error();
-  return std::unique_ptr<puller::HttpClient>(std::move(client.value()));
+  ASSIGN_OR_RETURN(auto client, puller::CurlHttpClient::create(agentHttpOptions(agent, resolver)));
+  return std::unique_ptr<puller::HttpClient>(std::move(client));
 }
 
 }  // namespace pullagent::agent

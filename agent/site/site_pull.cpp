@@ -47,10 +47,8 @@ Result<resolver::AresOptions> vnetDns(const AgentConfig& agent, const SiteConfig
   dns.timeout = agent.dns_timeout;
   dns.tries = agent.dns_tries;
   for (const auto& name : names) {
-    auto server = resolver::DnsServer::parse(name);
-    if (!server)
-      return server.error();
-    dns.servers.push_back(server.value());
+    ASSIGN_OR_RETURN(auto server, resolver::DnsServer::parse(name));
+    dns.servers.push_back(server);
   }
   return dns;
 }

@@ -59,12 +59,10 @@ Result<Secret> AcrTokenExchange::refreshToken(const Url& realm, const std::strin
     if (it != refresh_tokens_.end() && clock_.now() < it->second.refresh_at)
       return it->second.token;
   }
-  auto aad = aad_.token(aad_resource_, ctx);
-  if (!aad)
-    return aad.error();
-  auto claims = readJwtClaims(aad->token.revealForWire());
+  ASSIGN_OR_RETURN(auto aad, aad_.token(aad_resource_, ctx));
+  auto claims = readJwtClaims(aad.token.revealForWire());
   std::string body = "grant_type=access_token&service=" + urlEncode(service) +
-                     "&access_token=" + urlEncode(aad->token.revealForWire());
+                     "&access_token=" + urlEncode(aad.token.revealForWire());
   if (claims && !claims->tenant.empty())
     body += "&tenant=" + urlEncode(claims->tenant);
   auto response = postForm(realm, "/oauth2/exchange", body, ctx);
@@ -103,12 +101,10 @@ Result<IssuedToken> AcrTokenExchange::accessToken(const Url& registry, const Url
                                                 registry.hostPort() + ") itself");
   }
   for (int round = 0; round < 2; ++round) {
-    auto refresh = refreshToken(realm, service, ctx);
-    if (!refresh)
-      return refresh.error();
+    ASSIGN_OR_RETURN(auto refresh, refreshToken(realm, service, ctx));
     std::string body = "grant_type=refresh_token&service=" + urlEncode(service) +
                        "&scope=" + urlEncode(scope) +
-                       "&refresh_token=" + urlEncode(refresh->revealForWire());
+                       "&refresh_token=" + urlEncode(refresh.revealForWire());
     auto response = postForm(realm, realm.target.substr(0, realm.target.find('?')), body, ctx);
     if (!response)
       return response.error().context("ACR token request at " + realm.hostPort());

@@ -97,10 +97,8 @@ Result<std::optional<Secret>> Authorizer::authorize(const Url& target, const std
     return std::optional<Secret>();
   if (challenge->scheme == "basic")
     return std::optional<Secret>(basicHeader(credentials_));
-  auto token = bearerToken(target, *challenge, scope, ctx);
-  if (!token)
-    return token.error();
-  return std::optional<Secret>(Secret("Bearer " + token->revealForWire()));
+  ASSIGN_OR_RETURN(auto token, bearerToken(target, *challenge, scope, ctx));
+  return std::optional<Secret>(Secret("Bearer " + token.revealForWire()));
 }
 
 Status Authorizer::onUnauthorized(const Url& target, const HttpResponseHead& response,

@@ -84,8 +84,7 @@ struct Transfer {
 
   Status onBody(std::string_view chunk) {
     if (!head_delivered) {
-      if (auto status = deliverHead(); !status)
-        return status;
+      RETURN_IF_ERROR(deliverHead());
     }
     if (streaming)
       return request->on_body(chunk);
@@ -218,17 +217,14 @@ struct CurlHttpClient::Impl {
         return status;
     }
     if (options.bind_to) {
-      if (auto status = set(CURLOPT_INTERFACE, options.bind_to->c_str(), "INTERFACE"); !status)
-        return status;
+      RETURN_IF_ERROR(set(CURLOPT_INTERFACE, options.bind_to->c_str(), "INTERFACE"));
     }
     if (!ca_blob.empty()) {
       curl_blob blob{ca_blob.data(), ca_blob.size(), CURL_BLOB_NOCOPY};
-      if (auto status = set(CURLOPT_CAINFO_BLOB, &blob, "CAINFO_BLOB"); !status)
-        return status;
+      RETURN_IF_ERROR(set(CURLOPT_CAINFO_BLOB, &blob, "CAINFO_BLOB"));
     }
     if (request.method == "HEAD") {
-      if (auto status = set(CURLOPT_NOBODY, 1L, "NOBODY"); !status)
-        return status;
+      RETURN_IF_ERROR(set(CURLOPT_NOBODY, 1L, "NOBODY"));
     } else if (request.method == "POST") {
       for (auto status : {set(CURLOPT_POST, 1L, "POST"),
                           set(CURLOPT_POSTFIELDS, request.body.c_str(), "POSTFIELDS"),
@@ -260,9 +256,7 @@ Result<std::unique_ptr<CurlHttpClient>> CurlHttpClient::create(HttpClientOptions
   if (impl->options.extra_ca_file) {
     // CURLOPT_CAINFO would replace the system store; a blob of both keeps public CAs working
     // (blob storage redirects) while trusting the private registry's CA.
-    auto extra = readFile(*impl->options.extra_ca_file);
-    if (!extra)
-      return extra.error();
+    ASSIGN_OR_RETURN(auto extra, readFile(*impl->options.extra_ca_file));
     CurlEasy probe(curl_easy_init());
     char* system_ca = nullptr;
     if (probe && curl_easy_getinfo(probe.get(), CURLINFO_CAINFO, &system_ca) == CURLE_OK &&
@@ -270,7 +264,7 @@ Result<std::unique_ptr<CurlHttpClient>> CurlHttpClient::create(HttpClientOptions
       if (auto system = readFile(system_ca); system)
         impl->ca_blob = system.value() + "\n";
     }
-    impl->ca_blob += extra.value();
+    impl->ca_blob += extra;
   }
 
   impl->share.reset(curl_share_init());
@@ -296,23 +290,20 @@ CurlHttpClient::~CurlHttpClient() {
 }
 
 Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Context& ctx) {
-  if (auto status = ctx.check(); !status)
-    return status.error();
-  auto url = Url::parse(request.url);
-  if (!url)
-    return url.error();
+  RETURN_IF_ERROR(ctx.check());
+  ASSIGN_OR_RETURN(auto url, Url::parse(request.url));
   const std::string what = request.method + " " + redactUrl(request.url);
 
   // Pin the resolver's answer into curl: curl connects to these addresses while the URL keeps
   // the host name, so SNI and certificate verification still check the name.
   CurlSlist pins;
-  std::string tried = url->host;
-  if (!isNumericAddress(url->host)) {
-    auto addresses = impl_->options.resolver->resolve(url->host, ctx);
+  std::string tried = url.host;
+  if (!isNumericAddress(url.host)) {
+    auto addresses = impl_->options.resolver->resolve(url.host, ctx);
     if (!addresses)
       return addresses.error().context(what);
-    std::string entry = resolvePinEntry(url->host, url->port, addresses.value());
-    tried = entry.substr(url->host.size() + std::to_string(url->port).size() + 2);
+    std::string entry = resolvePinEntry(url.host, url.port, addresses.value());
+    tried = entry.substr(url.host.size() + std::to_string(url.port).size() + 2);
     pins.reset(curl_slist_append(nullptr, entry.c_str()));
   }
 
@@ -340,8 +331,8 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Cont
   transfer.ctx = &ctx;
   transfer.max_header_bytes = impl_->options.max_header_bytes;
   std::array<char, CURL_ERROR_SIZE> error_buffer{};
-  if (auto status = impl_->configure(easy.get(), request, url.value(), transfer, headers.get(),
-                                     pins.get(), error_buffer.data());
+  if (auto status = impl_->configure(easy.get(), request, url, transfer, headers.get(), pins.get(),
+                                     error_buffer.data());
       !status) {
     return status.error();
   }
@@ -371,7 +362,7 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Cont
                  " s (documentTimeoutSeconds): " + detail;
       }
     }
-    return curlError(code, what + " (" + url->host + " at " + tried + ")", detail);
+    return curlError(code, what + " (" + url.host + " at " + tried + ")", detail);
   }
   if (!transfer.head_delivered) {
     if (auto status = transfer.deliverHead(); !status)

@@ -16,9 +16,7 @@ bool isRedirect(int status) {
 
 Result<HttpResponse> sendFollowingRedirects(HttpClient& client, HttpRequest request,
                                             const Context& ctx, std::string* final_url) {
-  auto origin = Url::parse(request.url);
-  if (!origin)
-    return origin.error();
+  ASSIGN_OR_RETURN(auto origin, Url::parse(request.url));
   for (int hop = 0;; ++hop) {
     auto response = client.send(request, ctx);
     if (!response || !isRedirect(response->status)) {
@@ -45,10 +43,9 @@ Result<HttpResponse> sendFollowingRedirects(HttpClient& client, HttpRequest requ
                        "refusing redirect from https to plain http: " + redactUrl(request.url) +
                            " -> " + redactUrl(next->str()));
     }
-    if ((request.authorization || !request.secret_headers.empty()) &&
-        !next->sameOrigin(origin.value())) {
+    if ((request.authorization || !request.secret_headers.empty()) && !next->sameOrigin(origin)) {
       spdlog::debug("redirect to {} leaves {}: sending it without credentials",
-                    redactUrl(next->str()), origin->origin());
+                    redactUrl(next->str()), origin.origin());
       request.authorization.reset();
       request.secret_headers.clear();
     }

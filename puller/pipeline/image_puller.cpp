@@ -38,18 +38,16 @@ Result<PulledImage> ImagePuller::pull(const ImageRef& ref, const PullOptions& op
     auto document = parseManifest(fetched->bytes, fetched->media_type);
     if (!document)
       return document.error().context("manifest of " + ref.str());
-    auto stored = storeManifest(fetched.value(), ctx);
-    if (!stored)
-      return stored.error();
+    ASSIGN_OR_RETURN(auto stored, storeManifest(fetched.value(), ctx));
     if (auto* parsed = std::get_if<ImageManifest>(&document.value())) {
       manifest = std::move(*parsed);
-      image.manifest = stored.value();
+      image.manifest = stored;
       image.manifest.media_type = manifest.media_type;
       break;
     }
     const auto& index = std::get<ImageIndex>(document.value());
     if (!image.index) {
-      image.index = stored.value();
+      image.index = stored;
       image.index->media_type = index.media_type;
     }
     if (depth == kMaxIndexDepth) {
@@ -82,10 +80,8 @@ Result<PulledImage> ImagePuller::pull(const ImageRef& ref, const PullOptions& op
 
   if (auto status = fetchBlobs({manifest.config}, 1, image, ctx); !status)
     return status.error();
-  auto config_bytes = store_.readBlob(manifest.config.digest, kMaxConfigSize);
-  if (!config_bytes)
-    return config_bytes.error();
-  auto config = parseImageConfig(config_bytes.value());
+  ASSIGN_OR_RETURN(auto config_bytes, store_.readBlob(manifest.config.digest, kMaxConfigSize));
+  auto config = parseImageConfig(config_bytes);
   if (!config)
     return config.error().context("config " + manifest.config.digest.str());
   if (config->diff_ids.size() != manifest.layers.size()) {

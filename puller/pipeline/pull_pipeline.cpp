@@ -28,18 +28,14 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
   // Pulls into the state dir hold its lock shared: gc never collects what they fetch.
   std::optional<StateLock> state_lock;
   if (!layout_only) {
-    auto lock = StateLock::acquire(job.state, StateLock::Mode::kShared);
-    if (!lock)
-      return lock.error();
-    state_lock.emplace(std::move(lock.value()));
+    ASSIGN_OR_RETURN(auto lock, StateLock::acquire(job.state, StateLock::Mode::kShared));
+    state_lock.emplace(std::move(lock));
   }
   std::unique_ptr<ContentStore> own_store;
   ContentStore* store = job.store;
   if (store == nullptr || job.layout) {
-    auto opened = ContentStore::open(store_root);
-    if (!opened)
-      return opened.error();
-    own_store = std::move(opened.value());
+    ASSIGN_OR_RETURN(auto opened, ContentStore::open(store_root));
+    own_store = std::move(opened);
     store = own_store.get();
   }
 
@@ -81,8 +77,7 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
   observers.onPullDone();
   if (publisher) {
     Status pull_status = image ? Status{} : Status{image.error()};
-    if (auto status = publisher->finish(image ? &image.value() : nullptr, pull_status); !status)
-      return status.error();
+    RETURN_IF_ERROR(publisher->finish(image ? &image.value() : nullptr, pull_status));
   } else if (!image) {
     return image.error();
   }

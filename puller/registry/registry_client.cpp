@@ -66,21 +66,17 @@ std::string RegistryClient::url(const std::string& kind, const std::string& refe
 }
 
 Result<HttpResponse> RegistryClient::sendAuthorized(HttpRequest request, const Context& ctx) {
-  auto target = Url::parse(request.url);
-  if (!target)
-    return target.error();
+  ASSIGN_OR_RETURN(auto target, Url::parse(request.url));
   const std::string scope = "repository:" + endpoint_.repository + ":pull";
   for (int round = 0; round < 2; ++round) {
-    auto authorization = authorizer_.authorize(target.value(), scope, ctx);
-    if (!authorization)
-      return authorization.error();
-    request.authorization = authorization.value();
+    ASSIGN_OR_RETURN(auto authorization, authorizer_.authorize(target, scope, ctx));
+    request.authorization = authorization;
     auto response = sendFollowingRedirects(http_, request, ctx);
     if (!response || response->status != 401)
       return response;
     // The Authorizer knows best what went wrong (Basic credentials refused, no challenge).
-    if (auto status = authorizer_.onUnauthorized(target.value(), response.value(), scope,
-                                                 request.authorization);
+    if (auto status =
+            authorizer_.onUnauthorized(target, response.value(), scope, request.authorization);
         !status) {
       return status.error();
     }
@@ -179,8 +175,7 @@ Status RegistryClient::fetchBlobOnce(const Descriptor& blob, Ingest& ingest, Blo
     }
     if (chunk.empty())
       return {};
-    if (auto status = ingest.write(chunk); !status)
-      return status;
+    RETURN_IF_ERROR(ingest.write(chunk));
     if (observer != nullptr)
       observer->onBlobBytes(blob, static_cast<int64_t>(chunk.size()));
     return {};
@@ -194,8 +189,7 @@ Status RegistryClient::fetchBlobOnce(const Descriptor& blob, Ingest& ingest, Blo
   if (response->status == 416 && offset > 0) {
     // Our partial file claims more than the server has: it cannot be trusted. Start over.
     spdlog::warn("{}: server rejected resuming at byte {}; starting over", what, offset);
-    if (auto status = ingest.restart(); !status)
-      return status;
+    RETURN_IF_ERROR(ingest.restart());
     return makeError(ErrorCode::kUnavailable, "range not satisfiable, restarting");
   }
   if (response->status < 200 || response->status >= 300) {
@@ -219,22 +213,20 @@ Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
   for (bool resumed = true; resumed;) {
     if (store.contains(blob.digest, blob.size))
       return {};
-    auto ingest = store.beginIngest(blob.digest, blob.size, source, ctx);
+    ASSIGN_OR_RETURN(auto ingest, store.beginIngest(blob.digest, blob.size, source, ctx));
     if (!ingest)
-      return ingest.error();
-    if (!*ingest)
       return {};  // another caller finished the blob while we waited for the ingest
-    resumed = (*ingest)->offset() > 0;
+    resumed = ingest->offset() > 0;
     auto status = retryLoop(policy_, clock_, random_, ctx, what, [&](int) -> AttemptOutcome {
-      const int64_t before = (*ingest)->offset();
+      const int64_t before = ingest->offset();
       if (before == blob.size)
         return Status{};
-      Status fetched = fetchBlobOnce(blob, **ingest, observer, ctx);
-      return {std::move(fetched), (*ingest)->offset() > before};
+      Status fetched = fetchBlobOnce(blob, *ingest, observer, ctx);
+      return {std::move(fetched), ingest->offset() > before};
     });
     if (!status)
       return status;
-    status = (*ingest)->commit();
+    status = ingest->commit();
     if (status || status.error().code != ErrorCode::kDigestMismatch || !resumed)
       return status;
     spdlog::warn("{}: resumed bytes did not verify ({}); downloading it again from the start", what,

@@ -136,16 +136,12 @@ Result<std::string> ContentStore::readBlob(const Digest& digest, int64_t max_siz
 Status ContentStore::putBlob(const Digest& digest, std::string_view bytes, const Context& ctx) {
   if (contains(digest, static_cast<int64_t>(bytes.size())))
     return {};
-  auto ingest = beginIngest(digest, static_cast<int64_t>(bytes.size()), "", ctx);
+  ASSIGN_OR_RETURN(auto ingest, beginIngest(digest, static_cast<int64_t>(bytes.size()), "", ctx));
   if (!ingest)
-    return ingest.error();
-  if (!*ingest)
     return {};  // stored meanwhile
-  if (auto status = (*ingest)->restart(); !status)
-    return status;
-  if (auto status = (*ingest)->write(bytes); !status)
-    return status;
-  return (*ingest)->commit();
+  RETURN_IF_ERROR(ingest->restart());
+  RETURN_IF_ERROR(ingest->write(bytes));
+  return ingest->commit();
 }
 
 Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
@@ -157,8 +153,7 @@ Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
     std::unique_lock lock(mutex_);
     while (active_.count(key) != 0) {
       released_.wait_for(lock, ctx.stop, std::chrono::milliseconds(200), [] { return false; });
-      if (auto status = ctx.check(); !status)
-        return status.error();
+      RETURN_IF_ERROR(ctx.check());
     }
     active_.insert(key);
   }
@@ -199,8 +194,7 @@ Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
   if (::fstat(fd, &info) != 0)
     return errnoError(errno, "stat", path);
   if (info.st_size > expected_size) {
-    if (auto status = ingest->restart(); !status)
-      return status.error();
+    RETURN_IF_ERROR(ingest->restart());
     return ingest;
   }
   std::string buffer(kReadChunk, '\0');

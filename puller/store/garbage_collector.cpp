@@ -129,8 +129,7 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
       }
     }
     (*index)["manifests"] = remaining;
-    if (auto status = writeFileAtomic(index_path, index->dump(2) + "\n"); !status)
-      return status.error();
+    RETURN_IF_ERROR(writeFileAtomic(index_path, index->dump(2) + "\n"));
   }
 
   ASSIGN_OR_RETURN(auto blobs_parent,

@@ -110,9 +110,7 @@ Status ImagePublisher::unpackAll(const PulledImage& image) {
     if (::mkdir(rootfs.c_str(), 0755) != 0)
       return errnoError(errno, "create", rootfs);
   }
-  auto root = ConfinedRoot::open(rootfs);
-  if (!root)
-    return root.error();
+  ASSIGN_OR_RETURN(auto root, ConfinedRoot::open(rootfs));
   for (size_t i = 0; i < image.layers.size(); ++i) {
     {
       std::unique_lock lock(mutex_);
@@ -121,8 +119,7 @@ Status ImagePublisher::unpackAll(const PulledImage& image) {
       if (abandoned_)
         return makeError(ErrorCode::kCancelled, "pull abandoned");
     }
-    if (auto status =
-            unpackLayer(store_, image.layers[i], image.diff_ids[i], i, root.value(), options_);
+    if (auto status = unpackLayer(store_, image.layers[i], image.diff_ids[i], i, root, options_);
         !status) {
       return status;
     }
@@ -148,29 +145,19 @@ Status ImagePublisher::finish(const PulledImage* image, const Status& pull_statu
     return makeError(ErrorCode::kInternal, "image was never resolved");
 
   if (form_ == PublishForm::kBundle) {
-    auto config = store_.readBlob(image->config.digest, kMaxConfigSize);
-    if (!config)
-      return config.error();
-    auto manifest = store_.readBlob(image->manifest.digest, kMaxManifestSize);
-    if (!manifest)
-      return manifest.error();
-    auto root = ConfinedRoot::open(staging_->dir() / "rootfs");
-    if (!root)
-      return root.error();
-    auto spec = makeRuntimeSpec(config.value(), root.value(), runtime_);
-    if (!spec)
-      return spec.error();
+    ASSIGN_OR_RETURN(auto config, store_.readBlob(image->config.digest, kMaxConfigSize));
+    ASSIGN_OR_RETURN(auto manifest, store_.readBlob(image->manifest.digest, kMaxManifestSize));
+    ASSIGN_OR_RETURN(auto root, ConfinedRoot::open(staging_->dir() / "rootfs"));
+    ASSIGN_OR_RETURN(auto spec, makeRuntimeSpec(config, root, runtime_));
     for (auto [name, content] :
-         {std::pair{"config.json", &spec.value()}, std::pair{"image-config.json", &config.value()},
-          std::pair{"manifest.json", &manifest.value()}}) {
-      if (auto status = writeFileAtomic(staging_->dir() / name, *content); !status)
-        return status;
+         {std::pair{"config.json", &spec}, std::pair{"image-config.json", &config},
+          std::pair{"manifest.json", &manifest}}) {
+      RETURN_IF_ERROR(writeFileAtomic(staging_->dir() / name, *content));
     }
   }
   if (reuse_existing_) {
     // Written last, inside the staging tree: the rename publishes tree and marker together.
-    if (auto status = writeFileAtomic(staging_->dir() / kPublishedMarker, "complete\n"); !status)
-      return status;
+    RETURN_IF_ERROR(writeFileAtomic(staging_->dir() / kPublishedMarker, "complete\n"));
   }
   return staging_->publish();
 }

@@ -50,11 +50,9 @@ struct StreamFeeder {
 
   Result<size_t> next(const void** out) {
     char* buffer = hasher.acquire();
-    auto n = stream->read(buffer, hasher.bufferSize());
-    if (!n)
-      return n.error();
-    hasher.submit(*n);
-    total += *n;
+    ASSIGN_OR_RETURN(auto n, stream->read(buffer, hasher.bufferSize()));
+    hasher.submit(n);
+    total += n;
     *out = buffer;
     return n;
   }
@@ -72,10 +70,8 @@ struct StreamFeeder {
   Status drain() {
     const void* ignored = nullptr;
     while (true) {
-      auto n = next(&ignored);
-      if (!n)
-        return n.error();
-      if (*n == 0)
+      ASSIGN_OR_RETURN(auto n, next(&ignored));
+      if (n == 0)
         return {};
     }
   }
@@ -102,30 +98,28 @@ class Applier {
     const char* raw_name = archive_entry_pathname(entry);
     if (raw_name == nullptr)
       return makeError(ErrorCode::kInvalidArgument, "entry without a name");
-    auto parts = ConfinedRoot::split(raw_name);
-    if (!parts)
-      return parts.error();
-    if (parts->empty())
+    ASSIGN_OR_RETURN(auto parts, ConfinedRoot::split(raw_name));
+    if (parts.empty())
       return {};  // "./": the root itself keeps its own metadata
-    const std::string path = ConfinedRoot::join(*parts, parts->size());
-    const std::string& base = parts->back();
+    const std::string path = ConfinedRoot::join(parts, parts.size());
+    const std::string& base = parts.back();
 
     if (base.starts_with(kWhiteoutPrefix))
-      return whiteout(*parts, path);
+      return whiteout(parts, path);
 
-    auto parent = parentOf(*parts);
+    auto parent = parentOf(parts);
     if (!parent)
       return parent.error().context("entry " + path);
     created_.insert(path);
-    for (size_t i = 1; i < parts->size(); ++i)
-      created_.insert(ConfinedRoot::join(*parts, i));
+    for (size_t i = 1; i < parts.size(); ++i)
+      created_.insert(ConfinedRoot::join(parts, i));
 
     if (const char* link = archive_entry_hardlink(entry)) {
       return hardlink(*parent, base, path, link);
     }
     switch (archive_entry_filetype(entry)) {
       case AE_IFDIR:
-        return directory(*parent, *parts, entry);
+        return directory(*parent, parts, entry);
       case AE_IFREG:
         return regular(*parent, base, path, reader, entry);
       case AE_IFLNK:
@@ -151,8 +145,7 @@ class Applier {
       auto fd = root_.openDirectory(*parts, parts->size(), /*create=*/false);
       if (!fd)
         continue;  // the directory is gone (whited out or replaced): nothing to hide
-      if (auto status = hideLower(fd->get(), dir); !status)
-        return status;
+      RETURN_IF_ERROR(hideLower(fd->get(), dir));
     }
     for (auto it = dir_times_.rbegin(); it != dir_times_.rend(); ++it) {
       auto parent = root_.openDirectory(it->parts, it->parts.size() - 1, false);
@@ -207,21 +200,17 @@ class Applier {
   }
 
   Status hideLower(int dir_fd, const std::string& dir) {
-    auto children = ConfinedRoot::list(dir_fd, dir);
-    if (!children)
-      return children.error();
-    for (const auto& name : children.value()) {
+    ASSIGN_OR_RETURN(auto children, ConfinedRoot::list(dir_fd, dir));
+    for (const auto& name : children) {
       const std::string child = dir.empty() ? name : dir + "/" + name;
       if (created_.count(child) == 0) {
-        if (auto status = ConfinedRoot::removeAt(dir_fd, name); !status)
-          return status;
+        RETURN_IF_ERROR(ConfinedRoot::removeAt(dir_fd, name));
         continue;
       }
       // Created by this layer: keep it, but a directory may still hold lower content.
       UniqueFd sub(::openat(dir_fd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (sub.valid()) {
-        if (auto status = hideLower(sub.get(), child); !status)
-          return status;
+        RETURN_IF_ERROR(hideLower(sub.get(), child));
       }
     }
     return {};
@@ -244,10 +233,8 @@ class Applier {
   Result<int> parentOf(const std::vector<std::string>& parts) {
     std::string key = ConfinedRoot::join(parts, parts.size() - 1);
     if (!cached_parent_fresh_ || key != cached_parent_path_) {
-      auto opened = root_.openDirectory(parts, parts.size() - 1, /*create=*/true);
-      if (!opened)
-        return opened.error();
-      cached_parent_ = std::move(opened.value());
+      ASSIGN_OR_RETURN(auto opened, root_.openDirectory(parts, parts.size() - 1, /*create=*/true));
+      cached_parent_ = std::move(opened);
       cached_parent_path_ = std::move(key);
       cached_parent_fresh_ = true;
     }
@@ -293,18 +280,15 @@ class Applier {
   Status directory(int parent, const std::vector<std::string>& parts, archive_entry* entry) {
     const std::string& base = parts.back();
     const std::string path = ConfinedRoot::join(parts, parts.size());
-    if (auto status = clear(parent, base, /*keep_directory=*/true); !status)
-      return status;
+    RETURN_IF_ERROR(clear(parent, base, /*keep_directory=*/true));
     if (::mkdirat(parent, base.c_str(), 0700) != 0 && errno != EEXIST) {
       return sysError(errno, "mkdir", path);
     }
     UniqueFd fd(::openat(parent, base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd.valid())
       return sysError(errno, "open directory", path);
-    if (auto status = ownAndMode(fd.get(), entry, path); !status)
-      return status;
-    if (auto status = applyXattrs(fd.get(), entry, path); !status)
-      return status;
+    RETURN_IF_ERROR(ownAndMode(fd.get(), entry, path));
+    RETURN_IF_ERROR(applyXattrs(fd.get(), entry, path));
     DirTime record{parts, {}};
     fillTimes(entry, record.times);
     dir_times_.push_back(std::move(record));
@@ -313,8 +297,7 @@ class Applier {
 
   Status regular(int parent, const std::string& base, const std::string& path, archive* reader,
                  archive_entry* entry) {
-    if (auto status = clear(parent, base, false); !status)
-      return status;
+    RETURN_IF_ERROR(clear(parent, base, false));
     UniqueFd fd(
         ::openat(parent, base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd.valid())
@@ -346,10 +329,8 @@ class Applier {
     if (::ftruncate(fd.get(), archive_entry_size(entry)) != 0) {
       return sysError(errno, "truncate", path);
     }
-    if (auto status = ownAndMode(fd.get(), entry, path); !status)
-      return status;
-    if (auto status = applyXattrs(fd.get(), entry, path); !status)
-      return status;
+    RETURN_IF_ERROR(ownAndMode(fd.get(), entry, path));
+    RETURN_IF_ERROR(applyXattrs(fd.get(), entry, path));
     timespec times[2];
     fillTimes(entry, times);
     ::futimens(fd.get(), times);
@@ -361,8 +342,7 @@ class Applier {
     const char* target = archive_entry_symlink(entry);
     if (target == nullptr)
       return makeError(ErrorCode::kInvalidArgument, path + ": empty symlink");
-    if (auto status = clear(parent, base, false); !status)
-      return status;
+    RETURN_IF_ERROR(clear(parent, base, false));
     // The target is stored as is: it is only ever followed inside the root (ConfinedRoot) or by
     // the container, whose root this is.
     if (::symlinkat(target, parent, base.c_str()) != 0)
@@ -403,8 +383,7 @@ class Applier {
         existing.st_ino == info.st_ino && existing.st_dev == info.st_dev) {
       return {};  // already that file
     }
-    if (auto status = clear(parent, base, false); !status)
-      return status;
+    RETURN_IF_ERROR(clear(parent, base, false));
     // flags 0: link the entry itself, never what a symlink target points to.
     if (::linkat(target_parent->get(), target->back().c_str(), parent, base.c_str(), 0) != 0) {
       return sysError(errno, "hardlink", path);
@@ -422,8 +401,7 @@ class Applier {
       }
       return {};
     }
-    if (auto status = clear(parent, base, false); !status)
-      return status;
+    RETURN_IF_ERROR(clear(parent, base, false));
     mode_t type = archive_entry_filetype(entry);
     dev_t device = makedev(static_cast<unsigned>(archive_entry_rdevmajor(entry)),
                            static_cast<unsigned>(archive_entry_rdevminor(entry)));
@@ -503,10 +481,8 @@ Result<AppliedLayer> applyLayer(const ConfinedRoot& root, LayerStream& stream,
       return status.error();
     }
   }
-  if (auto status = applier.finish(); !status)
-    return status.error();
-  if (auto status = feeder.drain(); !status)
-    return status.error();
+  RETURN_IF_ERROR(applier.finish());
+  RETURN_IF_ERROR(feeder.drain());
   result.diff_id = feeder.hasher.finish();
   result.uncompressed_bytes = stream.produced();
   return result;

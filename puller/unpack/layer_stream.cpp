@@ -80,16 +80,13 @@ class PlainStream final : public BoundedStream {
   PlainStream(UniqueFd fd, const LayerLimits& limits)
       : BoundedStream(limits), input_(std::move(fd)) {}
   Result<size_t> read(char* out, size_t capacity) override {
-    auto more = input_.fill();
+    ASSIGN_OR_RETURN(auto more, input_.fill());
     if (!more)
-      return more.error();
-    if (!*more)
       return size_t{0};
     size_t n = std::min(capacity, input_.available());
     std::memcpy(out, input_.data(), n);
     input_.consume(n);
-    if (auto status = account(n); !status)
-      return status.error();
+    RETURN_IF_ERROR(account(n));
     return n;
   }
 
@@ -116,10 +113,8 @@ class GzipStream final : public BoundedStream {
     while (state_.avail_out == room) {
       if (state_.block_state == ISAL_BLOCK_FINISH) {
         // One member ended (its CRC checked); another may follow.
-        auto more = input_.fill();
-        if (!more)
-          return more.error();
-        if (!*more) {
+        ASSIGN_OR_RETURN(auto more, input_.fill());
+        if (!more) {
           done_ = true;
           break;
         }
@@ -127,10 +122,8 @@ class GzipStream final : public BoundedStream {
         state_.crc_flag = ISAL_GZIP;
         started_ = false;
       }
-      auto more = input_.fill();
-      if (!more)
-        return more.error();
-      if (!*more) {
+      ASSIGN_OR_RETURN(auto more, input_.fill());
+      if (!more) {
         if (started_)  // the input ended inside a member
           return makeError(ErrorCode::kInvalidArgument, "gzip layer is truncated");
         done_ = true;
@@ -147,8 +140,7 @@ class GzipStream final : public BoundedStream {
       }
     }
     size_t n = room - state_.avail_out;
-    if (auto status = account(n); !status)
-      return status.error();
+    RETURN_IF_ERROR(account(n));
     return n;
   }
 
@@ -175,10 +167,8 @@ class ZstdStream final : public BoundedStream {
       return makeError(ErrorCode::kInternal, "zstd initialisation failed");
     ZSTD_outBuffer output{out, capacity, 0};
     while (output.pos == 0) {
-      auto more = input_.fill();
-      if (!more)
-        return more.error();
-      if (!*more) {
+      ASSIGN_OR_RETURN(auto more, input_.fill());
+      if (!more) {
         if (frame_open_)
           return makeError(ErrorCode::kInvalidArgument, "zstd layer is truncated");
         break;
@@ -192,8 +182,7 @@ class ZstdStream final : public BoundedStream {
       }
       frame_open_ = rc != 0;
     }
-    if (auto status = account(output.pos); !status)
-      return status.error();
+    RETURN_IF_ERROR(account(output.pos));
     return output.pos;
   }
 
@@ -241,22 +230,20 @@ Result<Compression> compressionOf(std::string_view media_type) {
 
 Result<std::unique_ptr<LayerStream>> openLayerStream(UniqueFd blob, std::string_view media_type,
                                                      const LayerLimits& limits) {
-  auto promised = compressionOf(media_type);
-  if (!promised)
-    return promised.error();
+  ASSIGN_OR_RETURN(auto promised, compressionOf(media_type));
   std::array<unsigned char, 4> head{};
   ssize_t n = ::pread(blob.get(), head.data(), head.size(), 0);
   if (n < 0)
     return readError(errno);
   Compression actual = sniff(head.data(), static_cast<size_t>(n));
   // An empty blob is an empty layer whatever its type says.
-  if (n > 0 && actual != *promised) {
+  if (n > 0 && actual != promised) {
     return makeError(ErrorCode::kInvalidArgument, "layer media type \"" + std::string(media_type) +
-                                                      "\" says " + std::string(name(*promised)) +
+                                                      "\" says " + std::string(name(promised)) +
                                                       " but the data is " +
                                                       std::string(name(actual)));
   }
-  switch (*promised) {
+  switch (promised) {
     case Compression::kGzip:
       if (n > 0)
         return std::unique_ptr<LayerStream>(new GzipStream(std::move(blob), limits));

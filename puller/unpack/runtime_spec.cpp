@@ -201,14 +201,12 @@ Result<std::string> makeRuntimeSpec(std::string_view image_config, const Confine
   if (cwd.empty() || cwd.front() != '/')
     cwd = "/" + cwd;
   ASSIGN_OR_RETURN(auto user_text, process_config["User"].optionalString());
-  auto user = resolveUser(user_text.value_or(""), rootfs);
-  if (!user)
-    return user.error();
+  ASSIGN_OR_RETURN(auto user, resolveUser(user_text.value_or(""), rootfs));
 
   json spec = {{"ociVersion", "1.0.2"},
                {"process",
                 {{"terminal", false},
-                 {"user", {{"uid", user->first}, {"gid", user->second}}},
+                 {"user", {{"uid", user.first}, {"gid", user.second}}},
                  {"args", args},
                  {"env", env},
                  {"cwd", cwd},

@@ -67,8 +67,7 @@ Status Staging::publish() {
     return errnoError(errno, "publish (exchange)", target_);
   }
   published_ = true;
-  if (auto status = syncDirectory(target_.parent_path()); !status)
-    return status;
+  RETURN_IF_ERROR(syncDirectory(target_.parent_path()));
   removeTree(dir_);  // now the previous tree
   return {};
 }
