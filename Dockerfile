@@ -3,9 +3,12 @@
 # put there, starting the daemon. Package lists are shared with scripts/setup
 # (scripts/packages-*.txt); scripts/lint-dockerfile checks this file (ctest dockerfile_lint).
 FROM debian:12 AS build
-COPY scripts/packages-build.txt /tmp/packages-build.txt
+# The build packages, and the runtime ones: the unit tests read the seccomp profile the bundles
+# are written with (golang-github-containers-common).
+COPY scripts/packages-build.txt scripts/packages-runtime.txt /tmp/
 RUN apt-get update \
- && grep -v '^#' /tmp/packages-build.txt | xargs apt-get install -y --no-install-recommends \
+ && grep -hv '^#' /tmp/packages-build.txt /tmp/packages-runtime.txt \
+    | xargs apt-get install -y --no-install-recommends \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
