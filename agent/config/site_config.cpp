@@ -168,6 +168,112 @@ Result<std::string> imageOf(const std::string& fx, const std::string& path) {
                                                 "linuxFxVersion \"DOCKER|<image>\"");
 }
 
+// Where a site document keeps its fields: ARM puts them under "properties", `az webapp show`
+// flattens them; siteConfig is inside either way.
+struct SiteSections {
+  const json& doc;
+  const json& site;
+  const json& config;
+  std::string site_path;    // "" or "properties"
+  std::string config_path;  // "siteConfig" or "properties.siteConfig"
+
+  std::string pathOf(const std::string& holder_path) const {
+    return holder_path.empty() ? "$" : holder_path;
+  }
+};
+
+std::string joinPath(const std::string& a, const char* b) {
+  return a.empty() ? std::string(b) : a + "." + b;
+}
+
+// App settings: in siteConfig (ARM), beside it, or at the top (an appsettings list merged in).
+Result<Settings> findAppSettings(const SiteSections& sections) {
+  for (auto [holder, holder_path] :
+       {std::pair<const json*, std::string>{&sections.config, sections.config_path},
+        {&sections.site, sections.site_path},
+        {&sections.doc, ""}}) {
+    if (holder->contains("appSettings") && !(*holder)["appSettings"].is_null())
+      return readAppSettings((*holder)["appSettings"], joinPath(holder_path, "appSettings"));
+  }
+  return Settings{};
+}
+
+// The image: linuxFxVersion's, on DOCKER_REGISTRY_SERVER_URL's registry when it names none.
+Result<puller::ImageRef> resolveImage(const std::string& linux_fx_version,
+                                      const std::optional<std::string>& server_host,
+                                      const std::string& fx_path) {
+  ASSIGN_OR_RETURN(std::string image_text, imageOf(linux_fx_version, fx_path));
+  if (!hasRegistryHost(image_text) && server_host && *server_host != "docker.io")
+    image_text = *server_host + "/" + image_text;
+  auto image = puller::ImageRef::parse(image_text);
+  if (!image)
+    return image.error().context(fx_path);
+  return image;
+}
+
+// Managed identity when acrUseManagedIdentityCreds, else Basic from the two app settings (both,
+// and only for the registry DOCKER_REGISTRY_SERVER_URL names), else anonymous.
+struct SiteCredentials {
+  RegistryAuth auth = RegistryAuth::kAnonymous;
+  std::string identity_client_id;
+  std::optional<SettingValue> username;
+  std::optional<SettingValue> password;
+};
+
+Result<SiteCredentials> readCredentials(const SiteSections& sections, const Settings& settings,
+                                        const std::optional<std::string>& server_host,
+                                        const puller::ImageRef& image) {
+  const std::string& config_path = sections.config_path;
+  ASSIGN_OR_RETURN(auto use_mi,
+                   optionalBool(sections.config, "acrUseManagedIdentityCreds", config_path));
+  ASSIGN_OR_RETURN(auto client_id,
+                   optionalString(sections.config, "acrUserManagedIdentityID", config_path));
+  SiteCredentials credentials;
+  if (use_mi.value_or(false)) {
+    credentials.auth = RegistryAuth::kManagedIdentity;
+    credentials.identity_client_id = client_id.value_or("");
+    return credentials;
+  }
+  const bool has_username = settings.count("DOCKER_REGISTRY_SERVER_USERNAME") != 0 &&
+                            setting(settings, "DOCKER_REGISTRY_SERVER_USERNAME");
+  const bool has_password = settings.count("DOCKER_REGISTRY_SERVER_PASSWORD") != 0 &&
+                            setting(settings, "DOCKER_REGISTRY_SERVER_PASSWORD");
+  if (!has_username && !has_password)
+    return credentials;
+  if (!has_username || !has_password) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     std::string("app setting DOCKER_REGISTRY_SERVER_") +
+                         (has_username ? "PASSWORD" : "USERNAME") + " is missing: set both " +
+                         "DOCKER_REGISTRY_SERVER_USERNAME and DOCKER_REGISTRY_SERVER_PASSWORD");
+  }
+  // Credentials go only to the registry they were configured for.
+  if (server_host && *server_host != image.domain) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     "DOCKER_REGISTRY_SERVER_URL names " + safeQuoted(*server_host) +
+                         " but the image is on " + image.domain +
+                         "; registry credentials are not sent to " + "another registry");
+  }
+  credentials.auth = RegistryAuth::kBasic;
+  ASSIGN_OR_RETURN(credentials.username, settingValue(settings, "DOCKER_REGISTRY_SERVER_USERNAME"));
+  ASSIGN_OR_RETURN(credentials.password, settingValue(settings, "DOCKER_REGISTRY_SERVER_PASSWORD"));
+  return credentials;
+}
+
+// vnetImagePullEnabled (on the site, or in siteConfig), or the older app setting.
+Result<bool> readPullOverVnet(const SiteSections& sections, const Settings& settings) {
+  std::optional<bool> vnet;
+  for (auto [holder, holder_path] :
+       {std::pair<const json*, std::string>{&sections.site, sections.site_path},
+        {&sections.config, sections.config_path}}) {
+    ASSIGN_OR_RETURN(auto value,
+                     optionalBool(*holder, "vnetImagePullEnabled", sections.pathOf(holder_path)));
+    if (value && !vnet)
+      vnet = value;
+  }
+  auto legacy = setting(settings, "WEBSITE_PULL_IMAGE_OVER_VNET");
+  return vnet.value_or(false) || (legacy && (upper(*legacy) == "TRUE" || *legacy == "1"));
+}
+
 }  // namespace
 
 Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
@@ -175,104 +281,40 @@ Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
                    parseJson(json_text, "site config", ErrorCode::kInvalidArgument));
   if (!doc.is_object())
     return typeError("$", "an object", doc);
-
-  // ARM puts the site's fields under "properties"; `az webapp show` flattens them.
   const bool arm = doc.contains("properties") && doc["properties"].is_object();
   const json& site = arm ? doc["properties"] : doc;
   const std::string site_path = arm ? "properties" : "";
-  auto join = [](const std::string& a, const char* b) {
-    return a.empty() ? std::string(b) : a + "." + b;
-  };
-  const std::string config_path = join(site_path, "siteConfig");
+  const std::string config_path = joinPath(site_path, "siteConfig");
   if (!site.contains("siteConfig"))
     return makeError(ErrorCode::kInvalidArgument, config_path + ": missing");
-  const json& config = site["siteConfig"];
-  if (!config.is_object())
-    return typeError(config_path, "an object", config);
+  if (!site["siteConfig"].is_object())
+    return typeError(config_path, "an object", site["siteConfig"]);
+  const SiteSections sections{doc, site, site["siteConfig"], site_path, config_path};
 
   SiteConfig result;
-  if (auto name = optionalString(doc, "name", "$"); !name) {
-    return name.error();
-  } else if (*name) {
-    result.name = **name;
-  }
-
-  ASSIGN_OR_RETURN(auto fx, optionalString(config, "linuxFxVersion", config_path));
+  ASSIGN_OR_RETURN(auto name, optionalString(doc, "name", "$"));
+  result.name = name.value_or("");
+  ASSIGN_OR_RETURN(auto fx, optionalString(sections.config, "linuxFxVersion", config_path));
   if (!fx)
     return makeError(ErrorCode::kInvalidArgument, config_path + ".linuxFxVersion: missing");
   result.linux_fx_version = *fx;
 
-  // App settings: in siteConfig (ARM), beside it, or at the top (appsettings list merged in).
-  Settings settings;
-  for (auto [holder, holder_path] : {std::pair<const json*, std::string>{&config, config_path},
-                                     {&site, site_path},
-                                     {&doc, ""}}) {
-    if (holder->contains("appSettings") && !(*holder)["appSettings"].is_null()) {
-      ASSIGN_OR_RETURN(auto read,
-                       readAppSettings((*holder)["appSettings"], join(holder_path, "appSettings")));
-      settings = std::move(read);
-      break;
-    }
-  }
-
-  ASSIGN_OR_RETURN(auto image_text,
-                   imageOf(result.linux_fx_version, config_path + ".linuxFxVersion"));
-  auto server_url = setting(settings, "DOCKER_REGISTRY_SERVER_URL");
+  ASSIGN_OR_RETURN(const Settings settings, findAppSettings(sections));
   std::optional<std::string> server_host;
-  if (server_url)
+  if (auto server_url = setting(settings, "DOCKER_REGISTRY_SERVER_URL"))
     server_host = registryHostOf(*server_url);
-  std::string full_image = image_text;
-  if (!hasRegistryHost(full_image) && server_host && *server_host != "docker.io")
-    full_image = *server_host + "/" + full_image;
-  auto image = puller::ImageRef::parse(full_image);
-  if (!image)
-    return image.error().context(config_path + ".linuxFxVersion");
-  result.image = image.value();
+  ASSIGN_OR_RETURN(result.image, resolveImage(result.linux_fx_version, server_host,
+                                              config_path + ".linuxFxVersion"));
+  ASSIGN_OR_RETURN(SiteCredentials credentials,
+                   readCredentials(sections, settings, server_host, result.image));
+  result.auth = credentials.auth;
+  result.identity_client_id = std::move(credentials.identity_client_id);
+  result.registry_username = std::move(credentials.username);
+  result.registry_password = std::move(credentials.password);
+  ASSIGN_OR_RETURN(result.pull_over_vnet, readPullOverVnet(sections, settings));
 
-  ASSIGN_OR_RETURN(auto use_mi, optionalBool(config, "acrUseManagedIdentityCreds", config_path));
-  ASSIGN_OR_RETURN(auto client_id, optionalString(config, "acrUserManagedIdentityID", config_path));
-  const bool has_username = settings.count("DOCKER_REGISTRY_SERVER_USERNAME") != 0 &&
-                            setting(settings, "DOCKER_REGISTRY_SERVER_USERNAME");
-  const bool has_password = settings.count("DOCKER_REGISTRY_SERVER_PASSWORD") != 0 &&
-                            setting(settings, "DOCKER_REGISTRY_SERVER_PASSWORD");
-  if (use_mi.value_or(false)) {
-    result.auth = RegistryAuth::kManagedIdentity;
-    result.identity_client_id = client_id.value_or("");
-  } else if (has_username || has_password) {
-    if (!has_username || !has_password) {
-      return makeError(ErrorCode::kInvalidArgument,
-                       std::string("app setting DOCKER_REGISTRY_SERVER_") +
-                           (has_username ? "PASSWORD" : "USERNAME") + " is missing: set both " +
-                           "DOCKER_REGISTRY_SERVER_USERNAME and DOCKER_REGISTRY_SERVER_PASSWORD");
-    }
-    // Credentials go only to the registry they were configured for.
-    if (server_host && *server_host != result.image.domain) {
-      return makeError(ErrorCode::kInvalidArgument,
-                       "DOCKER_REGISTRY_SERVER_URL names " + safeQuoted(*server_host) +
-                           " but the image is on " + result.image.domain +
-                           "; registry credentials are not sent to " + "another registry");
-    }
-    result.auth = RegistryAuth::kBasic;
-    ASSIGN_OR_RETURN(auto username, settingValue(settings, "DOCKER_REGISTRY_SERVER_USERNAME"));
-    ASSIGN_OR_RETURN(auto password, settingValue(settings, "DOCKER_REGISTRY_SERVER_PASSWORD"));
-    result.registry_username = username;
-    result.registry_password = password;
-  }
-
-  std::optional<bool> vnet;
-  for (auto [holder, holder_path] :
-       {std::pair<const json*, std::string>{&site, site_path}, {&config, config_path}}) {
-    ASSIGN_OR_RETURN(auto value, optionalBool(*holder, "vnetImagePullEnabled",
-                                              holder_path.empty() ? "$" : holder_path));
-    if (value && !vnet)
-      vnet = value;
-  }
-  auto legacy = setting(settings, "WEBSITE_PULL_IMAGE_OVER_VNET");
-  result.pull_over_vnet =
-      vnet.value_or(false) || (legacy && (upper(*legacy) == "TRUE" || *legacy == "1"));
-
-  ASSIGN_OR_RETURN(auto kv_identity, optionalString(site, "keyVaultReferenceIdentity",
-                                                    site_path.empty() ? "$" : site_path));
+  ASSIGN_OR_RETURN(auto kv_identity,
+                   optionalString(site, "keyVaultReferenceIdentity", sections.pathOf(site_path)));
   if (kv_identity && !kv_identity->empty())
     result.key_vault_identity = *kv_identity;
   result.dns_server = setting(settings, "WEBSITE_DNS_SERVER");
