@@ -189,18 +189,18 @@ class PullPipelineTest : public ::testing::Test {
   FixedRandom random_;
   MemoryRegistry registry_;
   Digest manifest_digest_;
+  // What ImagePuller runs on, for the tests of the puller alone.
+  std::unique_ptr<ContentStore> store_ = ContentStore::open(dir_.path() / "content").value();
+  TokenCache tokens_{clock_};
+  Authorizer authorizer_{registry_, clock_, tokens_, {}, false};
+  RegistryClient client_{registry_, authorizer_,   clock_,
+                         random_,   RetryPolicy{}, {"https", "reg.io", "app"}};
 };
 
 TEST_F(PullPipelineTest, PullerSelectsThePlatformAndFetchesEachBlobOnce) {
   pushImage("v1", "hello\n");
-  auto store = ContentStore::open(dir_.path() / "content");
-  ASSERT_TRUE(store.ok());
-  TokenCache tokens(clock_);
-  Authorizer authorizer(registry_, clock_, tokens, {}, false);
-  RegistryClient client(registry_, authorizer, clock_, random_, RetryPolicy{},
-                        {"https", "reg.io", "app"});
   EventLog events;
-  ImagePuller puller(client, **store, &events);
+  ImagePuller puller(client_, *store_, &events);
 
   auto image = puller.pull(ref("v1"), PullOptions{}, ctx());
   ASSERT_TRUE(image.ok()) << image.error().message;
@@ -213,12 +213,12 @@ TEST_F(PullPipelineTest, PullerSelectsThePlatformAndFetchesEachBlobOnce) {
   EXPECT_TRUE(events.resolved);
   EXPECT_EQ(events.downloaded.size(), 3u);
   for (const auto& layer : image->layers)
-    EXPECT_TRUE((*store)->contains(layer.digest, layer.size));
+    EXPECT_TRUE(store_->contains(layer.digest, layer.size));
   const int requests = registry_.blobRequests();  // the config and two layers
   EXPECT_EQ(requests, 3);
 
   EventLog again;
-  ImagePuller second(client, **store, &again);
+  ImagePuller second(client_, *store_, &again);
   auto repeat = second.pull(ref("v1"), PullOptions{}, ctx());
   ASSERT_TRUE(repeat.ok()) << repeat.error().message;
   EXPECT_EQ(repeat->blobs_downloaded, 0);
@@ -229,13 +229,7 @@ TEST_F(PullPipelineTest, PullerSelectsThePlatformAndFetchesEachBlobOnce) {
 
 TEST_F(PullPipelineTest, AnUnknownPlatformIsNotFound) {
   pushImage("v1", "hello\n");
-  auto store = ContentStore::open(dir_.path() / "content");
-  ASSERT_TRUE(store.ok());
-  TokenCache tokens(clock_);
-  Authorizer authorizer(registry_, clock_, tokens, {}, false);
-  RegistryClient client(registry_, authorizer, clock_, random_, RetryPolicy{},
-                        {"https", "reg.io", "app"});
-  ImagePuller puller(client, **store, nullptr);
+  ImagePuller puller(client_, *store_, nullptr);
   PullOptions options;
   options.platform = Platform{"linux", "s390x", "", ""};
   auto image = puller.pull(ref("v1"), options, ctx());
