@@ -36,11 +36,6 @@ void PullProgress::finish() {
   }
 }
 
-int64_t PullProgress::bytesTransferred() const {
-  std::lock_guard lock(mutex_);
-  return transferred_;
-}
-
 void PullProgress::onManifest(const puller::Descriptor& manifest,
                               const std::vector<puller::Descriptor>& layers) {
   std::lock_guard lock(mutex_);
@@ -82,7 +77,6 @@ void PullProgress::onBlobStart(const puller::Descriptor& blob, int64_t offset) {
 void PullProgress::onBlobBytes(const puller::Descriptor& blob, int64_t bytes) {
   std::lock_guard lock(mutex_);
   rows_[blob.digest.hex()].done += bytes;
-  transferred_ += bytes;
 }
 
 void PullProgress::onBlobDone(const puller::Descriptor& blob, bool was_present) {

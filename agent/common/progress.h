@@ -14,8 +14,8 @@
 namespace pullagent::agent {
 
 // Shows a pull to a person: on a terminal one bar per layer with bytes and rate, redrawn a few
-// times a second; otherwise one log line per phase. Also counts what was downloaded, including
-// bytes fetched again after a resume.
+// times a second; otherwise one log line per phase. (The pipeline counts the bytes itself:
+// PullOutcome::transferred.)
 class PullProgress final : public puller::PullObserver {
  public:
   PullProgress(const Clock& clock, bool terminal);
@@ -30,7 +30,6 @@ class PullProgress final : public puller::PullObserver {
   // Stops redrawing and leaves the final state on screen.
   void onPullDone() override { finish(); }
   void finish();
-  int64_t bytesTransferred() const;
 
  private:
   struct Row {
@@ -46,10 +45,9 @@ class PullProgress final : public puller::PullObserver {
 
   const Clock& clock_;
   const bool terminal_;
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::vector<std::string> order_;
   std::map<std::string, Row> rows_;
-  int64_t transferred_ = 0;
   size_t lines_drawn_ = 0;
   std::jthread renderer_;
 };
