@@ -274,10 +274,13 @@ Result<std::unique_ptr<CurlHttpClient>> CurlHttpClient::create(HttpClientOptions
   curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Impl::lockShare);
   curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Impl::unlockShare);
   curl_share_setopt(share, CURLSHOPT_USERDATA, impl.get());
-  for (auto data : {CURL_LOCK_DATA_CONNECT, CURL_LOCK_DATA_SSL_SESSION}) {
-    if (curl_share_setopt(share, CURLSHOPT_SHARE, data) != CURLSHE_OK) {
-      return makeError(ErrorCode::kInternal, "curl_share_setopt(SHARE) failed");
-    }
+  // TLS sessions are shared between threads (libcurl locks them through the callbacks above).
+  // Connections are not: CURLSHOPT_SHARE(3) says sharing the connection cache between
+  // concurrent threads is unsupported (ThreadSanitizer caught one thread freeing another's TLS
+  // connection). Each pooled easy handle keeps its own connections instead, and a handle is used
+  // by one thread at a time, so keep-alive still works across the requests of a pull.
+  if (curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+    return makeError(ErrorCode::kInternal, "curl_share_setopt(SHARE) failed");
   }
   return std::unique_ptr<CurlHttpClient>(new CurlHttpClient(std::move(impl)));
 }
