@@ -66,7 +66,7 @@ class Daemon {
       : env_(env),
         environment_(environment),
         config_path_(std::move(config_path)),
-        notifier_(SystemdNotifier::fromEnvironment(environment)),
+        notifier_(SystemdNotifier::fromProcess()),
         wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
         runner_(clock_, random_, metrics_, env.privileged) {}
 

@@ -1,124 +1,124 @@
 #include "agent/daemon/metrics.h"
 
-#include <fmt/format.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 
 namespace pullagent::agent {
 namespace {
 
-void header(std::string& out, const char* name, const char* type, const char* help) {
-  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+// Seconds, from a quick pull of a cached image to a slow multi-gigabyte one.
+const prometheus::Histogram::BucketBoundaries& durationBuckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets{0.1, 0.5, 1,   2.5, 5,  10,
+                                                               30,  60,  120, 300, 600};
+  return buckets;
+}
+
+prometheus::Family<prometheus::Counter>& counter(prometheus::Registry& registry, const char* name,
+                                                 const char* help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+}
+
+prometheus::Family<prometheus::Gauge>& gauge(prometheus::Registry& registry, const char* name,
+                                             const char* help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+}
+
+prometheus::Family<prometheus::Histogram>& histogram(prometheus::Registry& registry,
+                                                     const char* name, const char* help) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(registry);
 }
 
 }  // namespace
 
-void Metrics::Histogram::observe(double value) {
-  for (size_t i = 0; i < kBuckets.size(); ++i) {
-    if (value <= kBuckets[i])
-      ++buckets[i];
-  }
-  ++count;
-  sum += value;
+// Every series that has a fixed label set exists from the start (at 0), so that a rate() over
+// it has a baseline before the first event. A family registered again by name (with an empty
+// help) is the same family: the registry hands back the one it has.
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      pulls_(counter(*registry_, "pullagent_pulls_total", "Site pulls that ended, by result.")),
+      phase_seconds_(
+          histogram(*registry_, "pullagent_pull_phase_duration_seconds",
+                    "Duration of each completed phase of a site pull (identity, secrets, pull).")),
+      pull_seconds_(histogram(*registry_, "pullagent_pull_duration_seconds",
+                              "Duration of successful site pulls, from identity to publish.")
+                        .Add({}, durationBuckets())),
+      bytes_(counter(*registry_, "pullagent_downloaded_bytes_total",
+                     "Blob bytes downloaded and verified (blobs already stored are not counted).")
+                 .Add({})),
+      blobs_downloaded_(
+          counter(*registry_, "pullagent_blobs_total",
+                  "Blobs a pull needed, by whether they were downloaded or already stored.")
+              .Add({{"source", "downloaded"}})),
+      blobs_present_(counter(*registry_, "pullagent_blobs_total", "").Add({{"source", "store"}})),
+      retries_(counter(*registry_, "pullagent_pull_retries_total",
+                       "Failed site pulls scheduled to be tried again.")
+                   .Add({})),
+      in_flight_(gauge(*registry_, "pullagent_pulls_in_flight", "Site pulls running now.").Add({})),
+      sites_(
+          gauge(*registry_, "pullagent_sites", "Sites configured in the sites directory.").Add({})),
+      sites_dir_healthy_(
+          gauge(*registry_, "pullagent_sites_directory_healthy",
+                "1 while the sites directory can be read; 0 while sites are kept as last seen.")
+              .Add({})),
+      gc_images_(counter(*registry_, "pullagent_gc_removed_total",
+                         "What garbage collection removed: images, blobs and bytes.")
+                     .Add({{"kind", "images"}})),
+      gc_blobs_(counter(*registry_, "pullagent_gc_removed_total", "").Add({{"kind", "blobs"}})),
+      gc_bytes_(counter(*registry_, "pullagent_gc_removed_total", "").Add({{"kind", "bytes"}})) {
+  for (const char* result : {"success", "failure", "cancelled"})
+    pulls_.Add({{"result", result}});
+  sites_dir_healthy_.Set(1);
 }
 
+Metrics::~Metrics() = default;
+
 void Metrics::pullFinished(const std::string& result, double seconds) {
-  std::lock_guard lock(mutex_);
-  ++pulls_[result];
+  pulls_.Add({{"result", result}}).Increment();
   if (result == "success")
-    pull_seconds_.observe(seconds);
+    pull_seconds_.Observe(seconds);
 }
 
 void Metrics::phaseDuration(const std::string& phase, double seconds) {
-  std::lock_guard lock(mutex_);
-  phase_seconds_[phase].observe(seconds);
+  phase_seconds_.Add({{"phase", phase}}, durationBuckets()).Observe(seconds);
 }
 
 void Metrics::bytesDownloaded(int64_t bytes) {
-  std::lock_guard lock(mutex_);
-  bytes_ += static_cast<uint64_t>(bytes);
+  bytes_.Increment(static_cast<double>(bytes));
 }
 
 void Metrics::blobs(int downloaded, int present) {
-  std::lock_guard lock(mutex_);
-  blobs_downloaded_ += static_cast<uint64_t>(downloaded);
-  blobs_present_ += static_cast<uint64_t>(present);
+  blobs_downloaded_.Increment(downloaded);
+  blobs_present_.Increment(present);
 }
 
 void Metrics::retryScheduled() {
-  std::lock_guard lock(mutex_);
-  ++retries_;
+  retries_.Increment();
 }
 
 void Metrics::setPullsInFlight(int count) {
-  std::lock_guard lock(mutex_);
-  in_flight_ = count;
+  in_flight_.Set(count);
 }
 
 void Metrics::setSites(int count) {
-  std::lock_guard lock(mutex_);
-  sites_ = count;
+  sites_.Set(count);
 }
 
 void Metrics::setSitesDirectoryHealthy(bool healthy) {
-  std::lock_guard lock(mutex_);
-  sites_dir_healthy_ = healthy;
+  sites_dir_healthy_.Set(healthy ? 1 : 0);
 }
 
 void Metrics::garbageCollected(int images, int blobs, int64_t bytes) {
-  std::lock_guard lock(mutex_);
-  gc_images_ += static_cast<uint64_t>(images);
-  gc_blobs_ += static_cast<uint64_t>(blobs);
-  gc_bytes_ += static_cast<uint64_t>(bytes);
+  gc_images_.Increment(images);
+  gc_blobs_.Increment(blobs);
+  gc_bytes_.Increment(static_cast<double>(bytes));
 }
 
 std::string Metrics::render() const {
-  std::lock_guard lock(mutex_);
-  std::string out;
-  header(out, "pullagent_pulls_total", "counter", "Site pulls that ended, by result.");
-  for (const char* result : {"success", "failure", "cancelled"}) {
-    auto found = pulls_.find(result);
-    out += fmt::format("pullagent_pulls_total{{result=\"{}\"}} {}\n", result,
-                       found == pulls_.end() ? 0 : found->second);
-  }
-  auto histogram = [&out](const std::string& name, const std::string& labels, const Histogram& h) {
-    const std::string sep = labels.empty() ? "" : ",";
-    for (size_t i = 0; i < kBuckets.size(); ++i) {
-      out += fmt::format("{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep, kBuckets[i],
-                         h.buckets[i]);
-    }
-    out += fmt::format("{}_bucket{{{}{}le=\"+Inf\"}} {}\n", name, labels, sep, h.count);
-    const std::string braces = labels.empty() ? "" : "{" + labels + "}";
-    out += fmt::format("{}_sum{} {}\n{}_count{} {}\n", name, braces, h.sum, name, braces, h.count);
-  };
-  header(out, "pullagent_pull_duration_seconds", "histogram",
-         "Duration of successful site pulls, from identity to publish.");
-  histogram("pullagent_pull_duration_seconds", "", pull_seconds_);
-  header(out, "pullagent_pull_phase_duration_seconds", "histogram",
-         "Duration of each completed phase of a site pull (identity, secrets, pull).");
-  for (const auto& [phase, h] : phase_seconds_)
-    histogram("pullagent_pull_phase_duration_seconds", "phase=\"" + phase + "\"", h);
-  header(out, "pullagent_downloaded_bytes_total", "counter",
-         "Blob bytes downloaded and verified (blobs already stored are not counted).");
-  out += fmt::format("pullagent_downloaded_bytes_total {}\n", bytes_);
-  header(out, "pullagent_blobs_total", "counter",
-         "Blobs a pull needed, by whether they were downloaded or already stored.");
-  out += fmt::format("pullagent_blobs_total{{source=\"downloaded\"}} {}\n", blobs_downloaded_);
-  out += fmt::format("pullagent_blobs_total{{source=\"store\"}} {}\n", blobs_present_);
-  header(out, "pullagent_pull_retries_total", "counter",
-         "Failed site pulls scheduled to be tried again.");
-  out += fmt::format("pullagent_pull_retries_total {}\n", retries_);
-  header(out, "pullagent_pulls_in_flight", "gauge", "Site pulls running now.");
-  out += fmt::format("pullagent_pulls_in_flight {}\n", in_flight_);
-  header(out, "pullagent_sites", "gauge", "Sites configured in the sites directory.");
-  out += fmt::format("pullagent_sites {}\n", sites_);
-  header(out, "pullagent_sites_directory_healthy", "gauge",
-         "1 while the sites directory can be read; 0 while sites are kept as last seen.");
-  out += fmt::format("pullagent_sites_directory_healthy {}\n", sites_dir_healthy_ ? 1 : 0);
-  header(out, "pullagent_gc_removed_total", "counter",
-         "What garbage collection removed: images, blobs and bytes.");
-  out += fmt::format("pullagent_gc_removed_total{{kind=\"images\"}} {}\n", gc_images_);
-  out += fmt::format("pullagent_gc_removed_total{{kind=\"blobs\"}} {}\n", gc_blobs_);
-  out += fmt::format("pullagent_gc_removed_total{{kind=\"bytes\"}} {}\n", gc_bytes_);
-  return out;
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
 }  // namespace pullagent::agent

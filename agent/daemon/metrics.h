@@ -1,17 +1,31 @@
 #pragma once
 
-#include <array>
 #include <cstdint>
-#include <map>
-#include <mutex>
+#include <memory>
 #include <string>
+
+namespace prometheus {
+class Registry;
+class Counter;
+class Gauge;
+template <typename T>
+class Family;
+class Histogram;
+}  // namespace prometheus
 
 namespace pullagent::agent {
 
-// The daemon's counters, rendered in the Prometheus text exposition format (version 0.0.4).
-// Thread-safe: pull workers record, the metrics server renders.
+// The daemon's metrics, kept in a prometheus-cpp registry and rendered in the Prometheus text
+// exposition format (version 0.0.4). Names, labels and types are part of the interface
+// (dashboards and alerts use them): see the README. Thread-safe: pull workers record, the
+// metrics server renders.
 class Metrics {
  public:
+  Metrics();
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
   // result: "success", "failure" or "cancelled".
   void pullFinished(const std::string& result, double seconds);
   void phaseDuration(const std::string& phase, double seconds);
@@ -27,28 +41,20 @@ class Metrics {
   std::string render() const;
 
  private:
-  static constexpr std::array<double, 11> kBuckets{0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
-  struct Histogram {
-    std::array<uint64_t, kBuckets.size()> buckets{};
-    uint64_t count = 0;
-    double sum = 0;
-    void observe(double value);
-  };
-
-  mutable std::mutex mutex_;
-  std::map<std::string, uint64_t> pulls_;  // by result
-  Histogram pull_seconds_;
-  std::map<std::string, Histogram> phase_seconds_;
-  uint64_t bytes_ = 0;
-  uint64_t blobs_downloaded_ = 0;
-  uint64_t blobs_present_ = 0;
-  uint64_t retries_ = 0;
-  int in_flight_ = 0;
-  int sites_ = 0;
-  bool sites_dir_healthy_ = true;
-  uint64_t gc_images_ = 0;
-  uint64_t gc_blobs_ = 0;
-  uint64_t gc_bytes_ = 0;
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& pulls_;
+  prometheus::Family<prometheus::Histogram>& phase_seconds_;
+  prometheus::Histogram& pull_seconds_;
+  prometheus::Counter& bytes_;
+  prometheus::Counter& blobs_downloaded_;
+  prometheus::Counter& blobs_present_;
+  prometheus::Counter& retries_;
+  prometheus::Gauge& in_flight_;
+  prometheus::Gauge& sites_;
+  prometheus::Gauge& sites_dir_healthy_;
+  prometheus::Counter& gc_images_;
+  prometheus::Counter& gc_blobs_;
+  prometheus::Counter& gc_bytes_;
 };
 
 }  // namespace pullagent::agent

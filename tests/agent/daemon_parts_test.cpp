@@ -1,16 +1,15 @@
-// The daemon's small parts: site state files, the sites directory, metrics and their server,
+// The daemon's small parts: site state files, the sites directory, metrics,
 // and sd_notify.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <string>
 
 #include "agent/daemon/metrics.h"
-#include "agent/daemon/metrics_server.h"
 #include "agent/daemon/sites_directory.h"
 #include "agent/daemon/systemd_notifier.h"
 #include "agent/site/site_state.h"
@@ -194,62 +193,58 @@ TEST(Metrics, RendersThePrometheusTextFormat) {
   EXPECT_EQ(text.back(), '\n');
 }
 
-std::string httpGet(uint16_t port, const std::string& request) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  ::inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  std::string response;
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 &&
-      ::write(fd, request.data(), request.size()) > 0) {
-    char buffer[4096];
-    ssize_t n = 0;
-    while ((n = ::read(fd, buffer, sizeof buffer)) > 0)
-      response.append(buffer, static_cast<size_t>(n));
+// Sets an environment variable for one test and puts back what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name))
+      old_ = old;
+    if (value != nullptr)
+      ::setenv(name, value, 1);
+    else
+      ::unsetenv(name);
   }
-  ::close(fd);
-  return response;
-}
-
-TEST(MetricsServer, ServesMetricsOverTcpAndRefusesTheRest) {
-  auto server = MetricsServer::start("127.0.0.1:0", [] { return std::string("up 1\n"); });
-  ASSERT_TRUE(server.ok()) << server.error().message;
-  const std::string bound = (*server)->address();
-  const auto port = static_cast<uint16_t>(std::stoi(bound.substr(bound.rfind(':') + 1)));
-  ASSERT_GT(port, 0);
-  auto ok = httpGet(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-  EXPECT_EQ(ok.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << ok;
-  EXPECT_NE(ok.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
-  EXPECT_NE(ok.find("\r\n\r\nup 1\n"), std::string::npos);
-  EXPECT_EQ(httpGet(port, "GET / HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404", 0), 0u);
-  EXPECT_EQ(httpGet(port, "POST /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 405", 0), 0u);
-
-  for (const char* bad : {"localhost:9464", "127.0.0.1", "127.0.0.1:99999", "unix:"}) {
-    auto refused = MetricsServer::start(bad, [] { return std::string(); });
-    EXPECT_FALSE(refused.ok()) << bad;
+  ~ScopedEnv() {
+    if (old_)
+      ::setenv(name_, old_->c_str(), 1);
+    else
+      ::unsetenv(name_);
   }
-}
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
 
 TEST(SystemdNotifier, SendsToTheSocketAndReadsTheWatchdog) {
   TempDir dir;
   testing::NotifySocket socket((dir / "notify").string());
-  auto notifier = SystemdNotifier::fromEnvironment(
-      {{"NOTIFY_SOCKET", socket.path()}, {"WATCHDOG_USEC", "3000000"}});
-  ASSERT_TRUE(notifier.enabled());
-  EXPECT_EQ(notifier.watchdogInterval(), std::chrono::seconds(3));
-  notifier.notify("READY=1\nSTATUS=idle");
-  EXPECT_TRUE(socket.waitForLine("STATUS=idle", std::chrono::seconds(5)));
-
+  {
+    ScopedEnv notify_socket("NOTIFY_SOCKET", socket.path().c_str());
+    ScopedEnv usec("WATCHDOG_USEC", "3000000");
+    ScopedEnv pid("WATCHDOG_PID", std::to_string(::getpid()).c_str());
+    auto notifier = SystemdNotifier::fromProcess();
+    ASSERT_TRUE(notifier.enabled());
+    EXPECT_EQ(notifier.watchdogInterval(), std::chrono::seconds(3));
+    notifier.notify("READY=1\nSTATUS=idle");
+    EXPECT_TRUE(socket.waitForLine("STATUS=idle", std::chrono::seconds(5)));
+  }
   // Not started by systemd, or the watchdog meant for another process: nothing.
-  auto absent = SystemdNotifier::fromEnvironment({});
-  EXPECT_FALSE(absent.enabled());
-  absent.notify("READY=1");
-  auto other =
-      SystemdNotifier::fromEnvironment({{"WATCHDOG_USEC", "3000000"}, {"WATCHDOG_PID", "1"}});
-  EXPECT_FALSE(other.watchdogInterval().has_value());
-  auto relative = SystemdNotifier::fromEnvironment({{"NOTIFY_SOCKET", "relative/path"}});
-  EXPECT_FALSE(relative.enabled());
+  {
+    ScopedEnv notify_socket("NOTIFY_SOCKET", nullptr);
+    ScopedEnv usec("WATCHDOG_USEC", nullptr);
+    auto absent = SystemdNotifier::fromProcess();
+    EXPECT_FALSE(absent.enabled());
+    EXPECT_FALSE(absent.watchdogInterval().has_value());
+    absent.notify("READY=1");
+  }
+  {
+    ScopedEnv usec("WATCHDOG_USEC", "3000000");
+    ScopedEnv pid("WATCHDOG_PID", "1");
+    EXPECT_FALSE(SystemdNotifier::fromProcess().watchdogInterval().has_value());
+  }
 }
 
 }  // namespace

@@ -141,7 +141,8 @@ class Daemon : public PullTest {
     std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
     std::string response;
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
-      const std::string request = "GET /metrics HTTP/1.1\r\nHost: pullagent\r\n\r\n";
+      const std::string request =
+          "GET /metrics HTTP/1.1\r\nHost: pullagent\r\nConnection: close\r\n\r\n";
       if (::write(fd, request.data(), request.size()) > 0) {
         char buffer[4096];
         ssize_t n = 0;
