@@ -64,6 +64,9 @@ struct HttpServer::Impl {
   std::string unix_path;
   Handler handler;
   HttpServerLimits limits;
+  // Taken on the thread that starts the server, before MHD's threads exist: they log through
+  // it without touching spdlog's registry (whose lazy creation they would otherwise race on).
+  std::shared_ptr<spdlog::logger> logger;
   MHD_Daemon* daemon = nullptr;
 
   static MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url,
@@ -97,8 +100,8 @@ struct HttpServer::Impl {
     try {
       answer = impl->handler(pending->request);
     } catch (const std::exception& e) {
-      spdlog::error("{}: {} {} failed: {}", impl->what, safeEscaped(pending->request.method),
-                    safeEscaped(pending->request.path), e.what());
+      impl->logger->error("{}: {} {} failed: {}", impl->what, safeEscaped(pending->request.method),
+                          safeEscaped(pending->request.path), e.what());
       answer = {500, "text/plain; charset=utf-8", "internal error\n"};
     }
     return queue(connection, answer);
@@ -117,7 +120,8 @@ struct HttpServer::Impl {
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
     std::vsnprintf(text, sizeof text, format, args);
 #pragma GCC diagnostic pop
-    spdlog::debug("{}: {}", static_cast<Impl*>(cls)->what, safeEscaped(text));
+    auto* impl = static_cast<Impl*>(cls);
+    impl->logger->debug("{}: {}", impl->what, safeEscaped(text));
   }
 };
 
@@ -132,6 +136,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string& address
   impl->unix_path = listener.unix_path;
   impl->handler = std::move(handler);
   impl->limits = limits;
+  impl->logger = spdlog::default_logger();
   const unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
   impl->daemon = MHD_start_daemon(
       flags, 0, nullptr, nullptr, &Impl::onRequest, impl.get(),

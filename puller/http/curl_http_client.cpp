@@ -18,7 +18,6 @@ namespace pullagent::puller {
 namespace {
 
 using CurlEasy = UniqueHandle<CURL, curl_easy_cleanup>;
-using CurlShare = UniqueHandle<CURLSH, curl_share_cleanup>;
 using CurlSlist = UniqueHandle<curl_slist, curl_slist_free_all>;
 
 bool isNumericAddress(const std::string& host) {
@@ -146,17 +145,15 @@ extern "C" int progressTrampoline(void* user, curl_off_t, curl_off_t, curl_off_t
 struct CurlHttpClient::Impl {
   HttpClientOptions options;
   std::string ca_blob;  // system CAs + the extra CA, when an extra CA is configured
-  CurlShare share;
-  std::array<std::mutex, CURL_LOCK_DATA_LAST> share_locks;
+  // Easy handles are pooled and each is used by one thread at a time. Each keeps its own
+  // connections and TLS sessions (curl_easy_reset keeps both), so keep-alive and session
+  // resumption work across the requests of a pull. Nothing is shared between handles through a
+  // curl share: libcurl does not support a connection cache shared by concurrent threads
+  // (CURLSHOPT_SHARE(3)), and with a shared TLS session cache curl 7.88's OpenSSL backend hands
+  // one SSL_SESSION to connections on several threads, which OpenSSL mutates during a handshake
+  // (curl/curl#14751). ThreadSanitizer caught one thread freeing what another was copying.
   std::mutex pool_mutex;
   std::vector<CurlEasy> idle;
-
-  static void lockShare(CURL*, curl_lock_data data, curl_lock_access, void* user) noexcept {
-    static_cast<Impl*>(user)->share_locks[static_cast<size_t>(data)].lock();
-  }
-  static void unlockShare(CURL*, curl_lock_data data, void* user) noexcept {
-    static_cast<Impl*>(user)->share_locks[static_cast<size_t>(data)].unlock();
-  }
 
   CurlEasy acquire() {
     std::lock_guard lock(pool_mutex);
@@ -187,7 +184,6 @@ struct CurlHttpClient::Impl {
         request.on_body ? 0L : static_cast<long>(options.document_timeout.count());
     for (auto status : {
              set(CURLOPT_URL, request.url.c_str(), "URL"),
-             set(CURLOPT_SHARE, share.get(), "SHARE"),
              set(CURLOPT_ERRORBUFFER, error_buffer, "ERRORBUFFER"),
              set(CURLOPT_NOSIGNAL, 1L, "NOSIGNAL"),
              set(CURLOPT_PROTOCOLS_STR, "http,https", "PROTOCOLS_STR"),
@@ -267,30 +263,12 @@ Result<std::unique_ptr<CurlHttpClient>> CurlHttpClient::create(HttpClientOptions
     impl->ca_blob += extra;
   }
 
-  impl->share.reset(curl_share_init());
-  if (!impl->share)
-    return makeError(ErrorCode::kResourceExhausted, "curl_share_init failed");
-  CURLSH* share = impl->share.get();
-  curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Impl::lockShare);
-  curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Impl::unlockShare);
-  curl_share_setopt(share, CURLSHOPT_USERDATA, impl.get());
-  // TLS sessions are shared between threads (libcurl locks them through the callbacks above).
-  // Connections are not: CURLSHOPT_SHARE(3) says sharing the connection cache between
-  // concurrent threads is unsupported (ThreadSanitizer caught one thread freeing another's TLS
-  // connection). Each pooled easy handle keeps its own connections instead, and a handle is used
-  // by one thread at a time, so keep-alive still works across the requests of a pull.
-  if (curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
-    return makeError(ErrorCode::kInternal, "curl_share_setopt(SHARE) failed");
-  }
   return std::unique_ptr<CurlHttpClient>(new CurlHttpClient(std::move(impl)));
 }
 
 CurlHttpClient::CurlHttpClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-CurlHttpClient::~CurlHttpClient() {
-  // Easy handles must go before the share they point to.
-  impl_->idle.clear();
-}
+CurlHttpClient::~CurlHttpClient() = default;
 
 Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Context& ctx) {
   RETURN_IF_ERROR(ctx.check());
