@@ -69,13 +69,23 @@ struct HttpServer::Impl {
   std::shared_ptr<spdlog::logger> logger;
   MHD_Daemon* daemon = nullptr;
 
+  // MHD calls this for every request: first when the headers are in, then once per piece of
+  // the body, then once more when the body is complete. Nothing thrown may reach MHD's C code.
   static MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url,
                               const char* method, const char* /*version*/, const char* upload_data,
                               size_t* upload_data_size, void** con_cls) {
     auto* impl = static_cast<Impl*>(cls);
+    try {
+      return impl->advance(connection, url, method, upload_data, upload_data_size, con_cls);
+    } catch (...) {
+      return MHD_NO;  // out of memory, most likely: MHD closes the connection
+    }
+  }
+
+  MHD_Result advance(MHD_Connection* connection, const char* url, const char* method,
+                     const char* upload_data, size_t* upload_data_size, void** con_cls) {
     auto* pending = static_cast<PendingRequest*>(*con_cls);
     if (pending == nullptr) {
-      // First call: the request line and headers are in.
       pending = new PendingRequest;
       *con_cls = pending;
       pending->request.method = method;
@@ -83,14 +93,13 @@ struct HttpServer::Impl {
       MHD_get_connection_values(connection, MHD_HEADER_KIND, &collectHeader,
                                 &pending->request.headers);
       auto length = declaredLength(pending->request.headers);
-      if (length && *length > impl->limits.body_bytes) {
+      if (length && *length > limits.body_bytes)
         return queue(connection, {413, "text/plain; charset=utf-8", "request body too large\n"});
-      }
       return MHD_YES;
     }
     if (*upload_data_size != 0) {
       // A chunked body has no declared length: it is cut off here instead.
-      if (pending->request.body.size() + *upload_data_size > impl->limits.body_bytes)
+      if (pending->request.body.size() + *upload_data_size > limits.body_bytes)
         return MHD_NO;
       pending->request.body.append(upload_data, *upload_data_size);
       *upload_data_size = 0;
@@ -98,10 +107,10 @@ struct HttpServer::Impl {
     }
     ServerResponse answer;
     try {
-      answer = impl->handler(pending->request);
+      answer = handler(pending->request);
     } catch (const std::exception& e) {
-      impl->logger->error("{}: {} {} failed: {}", impl->what, safeEscaped(pending->request.method),
-                          safeEscaped(pending->request.path), e.what());
+      logger->error("{}: {} {} failed: {}", what, safeEscaped(pending->request.method),
+                    safeEscaped(pending->request.path), e.what());
       answer = {500, "text/plain; charset=utf-8", "internal error\n"};
     }
     return queue(connection, answer);
@@ -138,16 +147,20 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string& address
   impl->limits = limits;
   impl->logger = spdlog::default_logger();
   const unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+  // One option and its arguments per line; the logger first, so that MHD never writes to stderr
+  // on its own.
+  // clang-format off
   impl->daemon = MHD_start_daemon(
       flags, 0, nullptr, nullptr, &Impl::onRequest, impl.get(),
-      // The logger first, so that MHD never writes to stderr on its own.
-      MHD_OPTION_EXTERNAL_LOGGER, &Impl::onLog, impl.get(), MHD_OPTION_LISTEN_SOCKET,
-      static_cast<MHD_socket>(listener.fd.get()), MHD_OPTION_THREAD_POOL_SIZE,
-      static_cast<unsigned>(limits.threads), MHD_OPTION_CONNECTION_LIMIT,
-      static_cast<unsigned>(limits.connections), MHD_OPTION_CONNECTION_TIMEOUT,
-      static_cast<unsigned>(limits.idle_timeout.count()), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-      static_cast<size_t>(limits.header_bytes), MHD_OPTION_NOTIFY_COMPLETED, &Impl::onCompleted,
-      impl.get(), MHD_OPTION_END);
+      MHD_OPTION_EXTERNAL_LOGGER, &Impl::onLog, impl.get(),
+      MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(listener.fd.get()),
+      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(limits.threads),
+      MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(limits.connections),
+      MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(limits.idle_timeout.count()),
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(limits.header_bytes),
+      MHD_OPTION_NOTIFY_COMPLETED, &Impl::onCompleted, impl.get(),
+      MHD_OPTION_END);
+  // clang-format on
   if (impl->daemon == nullptr) {
     if (!impl->unix_path.empty())
       ::unlink(impl->unix_path.c_str());
