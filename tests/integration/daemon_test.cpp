@@ -11,7 +11,9 @@
 #include <memory>
 #include <sstream>
 #include <thread>
+#include <vector>
 
+#include "base/unique_fd.h"
 #include "tests/integration/pull_fixture.h"
 #include "tests/support/notify_socket.h"
 
@@ -132,26 +134,38 @@ class Daemon : public PullTest {
     return false;
   }
 
-  // GET /metrics over the daemon's unix socket.
-  std::string metrics(const std::string& socket_name = "metrics.sock") const {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // A connection to the daemon's metrics socket; reads give up after 5 s, so a server that
+  // does not answer fails the test instead of hanging it.
+  UniqueFd connectMetrics(const std::string& socket_name = "metrics.sock") const {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     const std::string path = (dest_.path() / socket_name).string();
     std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+    timeval timeout{5, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
+      return UniqueFd();
+    return fd;
+  }
+  // GET /metrics over the daemon's unix socket.
+  std::string metrics(const std::string& socket_name = "metrics.sock") const {
+    UniqueFd fd = connectMetrics(socket_name);
     std::string response;
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
-      const std::string request =
-          "GET /metrics HTTP/1.1\r\nHost: pullagent\r\nConnection: close\r\n\r\n";
-      if (::write(fd, request.data(), request.size()) > 0) {
-        char buffer[4096];
-        ssize_t n = 0;
-        while ((n = ::read(fd, buffer, sizeof buffer)) > 0)
-          response.append(buffer, static_cast<size_t>(n));
-      }
+    const std::string request =
+        "GET /metrics HTTP/1.1\r\nHost: pullagent\r\nConnection: close\r\n\r\n";
+    if (fd.valid() && ::write(fd.get(), request.data(), request.size()) > 0) {
+      char buffer[4096];
+      ssize_t n = 0;
+      while ((n = ::read(fd.get(), buffer, sizeof buffer)) > 0)
+        response.append(buffer, static_cast<size_t>(n));
     }
-    ::close(fd);
     return response;
+  }
+  size_t daemonEntries(const char* dir) const {
+    const fs::path path = fs::path("/proc") / std::to_string(daemon_->pid()) / dir;
+    return static_cast<size_t>(
+        std::distance(fs::directory_iterator(path), fs::directory_iterator()));
   }
   int storageRequests() {
     return static_cast<int>(stack().stats(stack().storage())["requests"].size());
@@ -381,6 +395,33 @@ TEST_F(Daemon, SighupReloadsTheAgentConfigAndKeepsTheOldOneWhenTheNewIsBroken) {
   EXPECT_EQ(siteState("web")["phase"], "published");
   EXPECT_NE(metrics("metrics2.sock").find("pullagent_pulls_total{result=\"success\"} 1\n"),
             std::string::npos);
+}
+
+// Issue 16's misbehaving scraper, against the service itself: hundreds of connections to the
+// metrics socket that send nothing or half a request line. /metrics still answers within the
+// client's 5 s (the server's idle timeout is 10 s, so nobody waited for them to go), and the
+// service has the same threads as before and one descriptor per connection.
+TEST_F(Daemon, MetricsAnswerWhileHundredsOfScrapersHangAndCostNoThreads) {
+  start();
+  ASSERT_NE(metrics().find("pullagent_sites 0\n"), std::string::npos) << log();
+  const size_t threads_before = daemonEntries("task");
+  const size_t fds_before = daemonEntries("fd");
+
+  std::vector<UniqueFd> hanging;
+  for (int i = 0; i < 300; ++i) {
+    hanging.push_back(connectMetrics());
+    ASSERT_TRUE(hanging.back().valid()) << "connection " << i;
+    if (i % 3 == 0) {
+      const std::string half = "GET /metr";
+      ASSERT_EQ(::send(hanging.back().get(), half.data(), half.size(), MSG_NOSIGNAL),
+                static_cast<ssize_t>(half.size()));
+    }
+  }
+  const std::string answer = metrics();
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << answer.substr(0, 200);
+  EXPECT_NE(answer.find("pullagent_sites 0\n"), std::string::npos);
+  EXPECT_EQ(daemonEntries("task"), threads_before);
+  EXPECT_LE(daemonEntries("fd"), fds_before + hanging.size() + 4);
 }
 
 TEST_F(Daemon, SigtermDuringAPullStopsCleanlyAndTheNextStartResumes) {
