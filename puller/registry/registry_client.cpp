@@ -133,6 +133,37 @@ Result<FetchedManifest> RegistryClient::fetchManifest(const std::string& referen
   return fetched;
 }
 
+Result<Digest> RegistryClient::resolveTag(const std::string& tag, const Context& ctx) {
+  const std::string what = "manifest " + endpoint_.host + "/" + endpoint_.repository + ":" + tag;
+  std::optional<Digest> announced;
+  bool head_refused = false;
+  auto status = retryLoop(policy_, clock_, random_, ctx, what, [&](int) -> AttemptOutcome {
+    HttpRequest request;
+    request.method = "HEAD";
+    request.url = url("manifests", tag);
+    request.headers.push_back({"Accept", std::string(media_type::kManifestAccept)});
+    auto response = sendAuthorized(request, ctx);
+    if (!response)
+      return response.error().context(what);
+    if (response->status == 405 || response->status == 501) {
+      head_refused = true;
+      return {};
+    }
+    if (response->status != 200)
+      return registryError(response.value(), what, clock_.wallNow());
+    if (auto header = response->header("Docker-Content-Digest")) {
+      if (auto digest = Digest::parse(*header))
+        announced = digest.value();
+    }
+    return {};
+  });
+  RETURN_IF_ERROR(status);
+  if (announced && !head_refused)
+    return *announced;
+  ASSIGN_OR_RETURN(auto fetched, fetchManifest(tag, std::nullopt, ctx));
+  return fetched.digest;
+}
+
 Status RegistryClient::fetchBlobOnce(const Descriptor& blob, Ingest& ingest, BlobObserver* observer,
                                      const Context& ctx) {
   const int64_t offset = ingest.offset();

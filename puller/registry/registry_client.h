@@ -42,6 +42,12 @@ class RegistryClient {
   Result<FetchedManifest> fetchManifest(const std::string& reference,
                                         const std::optional<Digest>& expected, const Context& ctx);
 
+  // What a tag points at now, for the cheapest check that it moved: HEAD
+  // /v2/<repo>/manifests/<tag> and its Docker-Content-Digest (one request). A registry that
+  // refuses HEAD (405, 501) or answers it without a valid digest gets the GET of
+  // fetchManifest instead, and the digest is that of the bytes.
+  Result<Digest> resolveTag(const std::string& tag, const Context& ctx);
+
   // Downloads a blob into `store` unless it is already there. Resumes partial ingests with
   // Range, retries transient failures, verifies size and digest before the blob is visible.
   Status fetchBlob(const Descriptor& blob, ContentStore& store, BlobObserver* observer,

@@ -133,6 +133,52 @@ TEST_F(RegistryClientTest, UnauthorizedFetchesATokenAndSendsTheRequestOnceMore) 
   EXPECT_EQ(sent[2].authorization, "Bearer t-1");
 }
 
+TEST_F(RegistryClientTest, ATagResolvesWithOneHeadRequest) {
+  const Digest digest = Sha256::of("the manifest");
+  http_.script.expect([&](const HttpRequest&) {
+    return respond(200, "", {{"Docker-Content-Digest", digest.str()}});
+  });
+  auto resolved = client().resolveTag("moving", ctx());
+  ASSERT_TRUE(resolved.ok()) << resolved.error().message;
+  EXPECT_EQ(resolved.value(), digest);
+  const auto& sent = http_.script.sent();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].method, "HEAD");
+  EXPECT_EQ(sent[0].url, "https://reg.io/v2/app/manifests/moving");
+}
+
+// A registry that refuses HEAD, or answers it without a usable digest, costs a GET instead; the
+// digest is then that of the bytes.
+TEST_F(RegistryClientTest, ATagResolvesWithAGetWhereHeadGivesNoDigest) {
+  const std::string manifest = R"({"schemaVersion":2})";
+  for (const HttpResponse& head :
+       {respond(405, ""), respond(501, ""), respond(200, ""),
+        respond(200, "", {{"Docker-Content-Digest", "sha256:not-hex"}})}) {
+    http_.script.expect([=](const HttpRequest&) { return head; });
+    http_.script.expect([&](const HttpRequest&) {
+      return respond(200, manifest,
+                     {{"Content-Type", "application/vnd.oci.image.manifest.v1+json"}});
+    });
+  }
+  for (int round = 0; round < 4; ++round) {
+    auto resolved = client().resolveTag("moving", ctx());
+    ASSERT_TRUE(resolved.ok()) << round << ": " << resolved.error().message;
+    EXPECT_EQ(resolved.value(), Sha256::of(manifest)) << round;
+  }
+  const auto& sent = http_.script.sent();
+  ASSERT_EQ(sent.size(), 8u);
+  for (size_t i = 0; i < sent.size(); ++i)
+    EXPECT_EQ(sent[i].method, i % 2 == 0 ? "HEAD" : "GET") << i;
+}
+
+TEST_F(RegistryClientTest, AMissingTagIsNotFoundWithoutAGet) {
+  http_.script.expect([](const HttpRequest&) { return respond(404, ""); });
+  auto resolved = client().resolveTag("gone", ctx());
+  ASSERT_FALSE(resolved.ok());
+  EXPECT_EQ(resolved.error().code, ErrorCode::kNotFound) << resolved.error().message;
+  EXPECT_EQ(http_.script.sent().size(), 1u);
+}
+
 TEST_F(RegistryClientTest, ATokenTheRegistryRefusesTwiceIsAnAuthenticationError) {
   const auto challenge = HttpHeader{"WWW-Authenticate",
                                     R"(Bearer realm="https://auth.reg.io/token",service="reg.io")"};
