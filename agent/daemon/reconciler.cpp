@@ -147,6 +147,7 @@ void Reconciler::finish(const std::string& name, Site& site) {
         collectable_ = true;  // the image it replaced
       }
       site.state.published = result.published;
+      site.state.last_checked_at = clock_.wallNow();
       site.state.attempts = 0;
       site.state.last_error.reset();
       site.failed_sha256.clear();

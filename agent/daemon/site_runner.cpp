@@ -156,9 +156,12 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
   metrics_.blobs(image.blobs_downloaded, image.blobs_present);
   result.kind = SiteAttemptResult::Kind::kPublished;
   result.published =
-      PublishedImage{result.image, image.manifest.digest.str(),
+      PublishedImage{result.image,
+                     image.manifest.digest.str(),
                      (services->agent.state_dir / "images" / image.manifest.digest.hex()).string(),
-                     result.config_sha256, clock_.wallNow()};
+                     result.config_sha256,
+                     clock_.wallNow(),
+                     (image.index ? image.index->digest : image.manifest.digest).str()};
   spdlog::info("site {}: published {} ({}) at {}", site_name, result.image,
                image.manifest.digest.str(), result.published->path);
   return result;

@@ -109,6 +109,7 @@ std::string siteStateJson(const SiteState& state) {
       {"published", nullptr},
       {"lastAttemptAt", timeOrNull(state.last_attempt_at)},
       {"nextAttemptAt", timeOrNull(state.next_attempt_at)},
+      {"lastCheckedAt", timeOrNull(state.last_checked_at)},
       {"updatedAt", formatUtc(state.updated_at)},
   };
   if (state.last_error) {
@@ -121,7 +122,8 @@ std::string siteStateJson(const SiteState& state) {
                         {"digest", state.published->digest},
                         {"path", state.published->path},
                         {"configSha256", state.published->config_sha256},
-                        {"at", formatUtc(state.published->at)}};
+                        {"at", formatUtc(state.published->at)},
+                        {"resolvedDigest", state.published->resolved_digest}};
   }
   return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
@@ -175,10 +177,16 @@ Result<SiteState> parseSiteState(std::string_view json_text) {
     ASSIGN_OR_RETURN(image.path, text(published["path"]));
     ASSIGN_OR_RETURN(image.config_sha256, text(published["configSha256"]));
     image.at = timeField(published["at"]).value_or(std::chrono::system_clock::time_point{});
+    // State files from before tags were followed have no resolvedDigest: the manifest's digest
+    // is what they resolved to unless the image was multi-platform (then one check re-pulls).
+    ASSIGN_OR_RETURN(image.resolved_digest, text(published["resolvedDigest"]));
+    if (image.resolved_digest.empty())
+      image.resolved_digest = image.digest;
     state.published = std::move(image);
   }
   state.last_attempt_at = timeField(doc["lastAttemptAt"]);
   state.next_attempt_at = timeField(doc["nextAttemptAt"]);
+  state.last_checked_at = timeField(doc["lastCheckedAt"]);
   state.updated_at = timeField(doc["updatedAt"]).value_or(std::chrono::system_clock::time_point{});
   return state;
 }

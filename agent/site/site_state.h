@@ -43,6 +43,9 @@ struct PublishedImage {
   std::string path;           // the bundle: <state>/images/<hex>
   std::string config_sha256;  // of the site config it was pulled for
   std::chrono::system_clock::time_point at;
+  // What the reference resolved to when this image was pulled: the index's digest for a
+  // multi-platform image, else the manifest's. A tag still pointing there has not moved.
+  std::string resolved_digest;
 };
 
 struct SiteError {
@@ -63,6 +66,8 @@ struct SiteState {
   std::optional<PublishedImage> published;  // stays until a newer image is complete
   std::optional<std::chrono::system_clock::time_point> last_attempt_at;
   std::optional<std::chrono::system_clock::time_point> next_attempt_at;
+  // When the image's tag was last resolved at the registry (a pull, or a check that it moved).
+  std::optional<std::chrono::system_clock::time_point> last_checked_at;
   std::chrono::system_clock::time_point updated_at;
 };
 

@@ -32,9 +32,14 @@ TEST(SiteState, RoundTripsThroughItsJson) {
   state.attempts = 2;
   state.last_error = SiteError{"identity", "not assigned \"x\"",
                                std::chrono::system_clock::from_time_t(1790000000)};
-  state.published = PublishedImage{"myreg.azurecr.io/app:v0", "sha256:1", "/s/images/1", "abd",
-                                   std::chrono::system_clock::from_time_t(1780000000)};
+  state.published = PublishedImage{"myreg.azurecr.io/app:v0",
+                                   "sha256:1",
+                                   "/s/images/1",
+                                   "abd",
+                                   std::chrono::system_clock::from_time_t(1780000000),
+                                   "sha256:index"};
   state.next_attempt_at = std::chrono::system_clock::from_time_t(1790000020);
+  state.last_checked_at = std::chrono::system_clock::from_time_t(1790000030);
   state.updated_at = std::chrono::system_clock::from_time_t(1790000001);
 
   auto parsed = parseSiteState(siteStateJson(state));
@@ -46,9 +51,18 @@ TEST(SiteState, RoundTripsThroughItsJson) {
   EXPECT_EQ(parsed->last_error->message, "not assigned \"x\"");
   EXPECT_EQ(parsed->last_error->at, state.last_error->at);
   EXPECT_EQ(parsed->published->digest, "sha256:1");
+  EXPECT_EQ(parsed->published->resolved_digest, "sha256:index");
   EXPECT_EQ(parsed->next_attempt_at, state.next_attempt_at);
+  EXPECT_EQ(parsed->last_checked_at, state.last_checked_at);
   EXPECT_FALSE(parsed->last_attempt_at.has_value());
   EXPECT_EQ(formatUtc(state.updated_at), "2026-09-21T14:13:21Z");
+  // Written before tags were followed: the manifest digest is what the tag resolved to.
+  auto older = parseSiteState(
+      R"({"site":"web","phase":"published","published":{"image":"r/a:v1","digest":"sha256:2",)"
+      R"("path":"/s/images/2","configSha256":"x","at":"2026-01-01T00:00:00Z"}})");
+  ASSERT_TRUE(older.ok()) << older.error().message;
+  EXPECT_EQ(older->published->resolved_digest, "sha256:2");
+  EXPECT_FALSE(older->last_checked_at.has_value());
   EXPECT_FALSE(parseSiteState("{}").ok());
   EXPECT_FALSE(parseSiteState("not json").ok());
 }

@@ -73,7 +73,7 @@ SiteAttemptResult published(const std::string& sha, const std::string& digest) {
   result.kind = SiteAttemptResult::Kind::kPublished;
   result.image = "myreg.azurecr.io/app:v1";
   result.config_sha256 = sha;
-  result.published = PublishedImage{result.image, digest, "/state/images/x", sha, {}};
+  result.published = PublishedImage{result.image, digest, "/state/images/x", sha, {}, digest};
   return result;
 }
 
