@@ -92,14 +92,15 @@ int runStatusCommand(const std::vector<std::string>& argv, const ProcessEnvironm
     std::cout << array.dump(2) << "\n";
     return kExitOk;
   }
-  std::printf("%-20s %-12s %-44s %-12s %-26s %s\n", "SITE", "PHASE", "IMAGE", "PUBLISHED",
-              "PROGRESS", "LAST ERROR");
+  std::printf("%-20s %-12s %-44s %-12s %-20s %-26s %s\n", "SITE", "PHASE", "IMAGE", "PUBLISHED",
+              "LAST CHECKED", "PROGRESS", "LAST ERROR");
   // Images and errors carry tenants' strings: escaped, so that none can drive the terminal.
   for (const auto& state : states) {
-    std::printf("%-20s %-12s %-44s %-12s %-26s %s\n", safeEscaped(state.site).c_str(),
+    std::printf("%-20s %-12s %-44s %-12s %-20s %-26s %s\n", safeEscaped(state.site).c_str(),
                 std::string(toString(state.phase)).c_str(),
                 (state.image.empty() ? "-" : safeEscaped(state.image, 200)).c_str(),
                 state.published ? safeEscaped(shortDigest(state.published->digest)).c_str() : "-",
+                state.last_checked_at ? formatUtc(*state.last_checked_at).c_str() : "-",
                 progressText(state).c_str(), safeEscaped(detail(state), 2000).c_str());
   }
   return kExitOk;
