@@ -1,0 +1,83 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pullagent::agent {
+
+// How one site's refresh ended (or that it has not yet).
+enum class RefreshOutcome {
+  kPending,    // queued or running
+  kUnchanged,  // the tag still points at the published image: nothing pulled
+  kUpdated,    // the tag moved: the new image is published
+  kFailed,     // the check or the pull failed; the published image stays
+  kPinned,     // the site names a digest: nothing to refresh
+  kUnknown,    // no such site
+};
+
+std::string_view toString(RefreshOutcome outcome);
+
+struct SiteRefresh {
+  std::string site;
+  RefreshOutcome outcome = RefreshOutcome::kPending;
+  std::string from;   // the published digest before
+  std::string to;     // the published digest after (kUpdated)
+  std::string error;  // kFailed
+};
+
+// Refresh requests between the control endpoint (its HTTP threads) and the daemon's loop: the
+// endpoint submits and reads back, the loop takes what was submitted and records outcomes.
+// Bounded: at most kMaxRequests are kept (the oldest finished ones are forgotten first), and a
+// submit beyond that while all are still running is refused.
+class RefreshBroker {
+ public:
+  static constexpr size_t kMaxRequests = 64;
+
+  // `wake` tells the daemon's loop that a request is waiting (it may be called on any thread).
+  explicit RefreshBroker(std::function<void()> wake) : wake_(std::move(wake)) {}
+
+  // A request for these sites (empty: every site). Its id, or nothing when full.
+  std::optional<uint64_t> submit(std::vector<std::string> sites);
+
+  struct Request {
+    uint64_t id = 0;
+    std::vector<std::string> sites;  // empty: every site
+  };
+  // The loop: what was submitted since the last call.
+  std::vector<Request> take();
+  // The loop: which sites a request covers (sets it for "every site"), all pending.
+  void begin(uint64_t id, const std::vector<std::string>& sites);
+  // The loop: how one site of a request ended.
+  void record(uint64_t id, const SiteRefresh& refresh);
+
+  struct Status {
+    bool done = false;  // every site has an outcome (the loop has begun the request)
+    std::vector<SiteRefresh> sites;
+  };
+  // A request as it stands; nothing for an id never given or long forgotten.
+  std::optional<Status> status(uint64_t id) const;
+
+ private:
+  void forgetFinished();
+
+  std::function<void()> wake_;
+  mutable std::mutex mutex_;
+  uint64_t next_id_ = 1;
+  std::vector<Request> submitted_;
+  struct Tracked {
+    bool begun = false;
+    std::vector<SiteRefresh> sites;
+    bool done() const;
+  };
+  std::map<uint64_t, Tracked> requests_;
+  std::deque<uint64_t> order_;  // ids, oldest first
+};
+
+}  // namespace pullagent::agent
