@@ -1,0 +1,99 @@
+#include "agent/daemon/control_server.h"
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "agent/site/site_state.h"
+#include "base/json_reader.h"
+#include "base/redact.h"
+
+namespace pullagent::agent {
+namespace {
+
+constexpr std::string_view kRefreshPath = "/v1/refresh";
+constexpr const char* kJson = "application/json";
+
+ServerResponse json(unsigned status, const nlohmann::json& body) {
+  return {status, kJson, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+}
+
+ServerResponse problem(unsigned status, const std::string& message) {
+  return json(status, {{"error", message}});
+}
+
+// POST /v1/refresh: which sites (every site when none are named).
+Result<std::vector<std::string>> requestedSites(const std::string& body) {
+  if (body.empty())
+    return std::vector<std::string>{};
+  ASSIGN_OR_RETURN(auto doc, parseJson(body, "refresh request", ErrorCode::kInvalidArgument));
+  JsonReader reader(doc, "refresh request", ErrorCode::kInvalidArgument);
+  if (!reader.isObject())
+    return reader.typeError("an object");
+  ASSIGN_OR_RETURN(auto sites, reader["sites"].optionalStrings());
+  for (const auto& site : sites) {
+    // Site names are file names in the sites directory: nothing else can name a site.
+    if (!isSiteFileName(site + ".json")) {
+      return makeError(ErrorCode::kInvalidArgument,
+                       "refresh request: sites: not a site name: " + safeQuoted(site));
+    }
+  }
+  return sites;
+}
+
+ServerResponse submit(const ServerRequest& request, RefreshBroker& broker) {
+  auto sites = requestedSites(request.body);
+  if (!sites)
+    return problem(400, sites.error().message);
+  auto id = broker.submit(std::move(sites.value()));
+  if (!id)
+    return problem(503, "too many refreshes running; try again when some have finished");
+  return json(202, {{"id", *id}});
+}
+
+ServerResponse report(std::string_view id_text, RefreshBroker& broker) {
+  uint64_t id = 0;
+  auto [end, error] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
+  if (error != std::errc() || end != id_text.data() + id_text.size())
+    return problem(404, "no such refresh");
+  auto status = broker.status(id);
+  if (!status)
+    return problem(404, "no such refresh (or finished long ago)");
+  auto sites = nlohmann::json::array();
+  for (const auto& site : status->sites) {
+    sites.push_back({{"site", site.site},
+                     {"outcome", toString(site.outcome)},
+                     {"from", site.from},
+                     {"to", site.to},
+                     {"error", site.error}});
+  }
+  return json(200, {{"id", id}, {"done", status->done}, {"sites", sites}});
+}
+
+}  // namespace
+
+ServerResponse ControlServer::handle(const ServerRequest& request, RefreshBroker& broker) {
+  if (request.path == kRefreshPath) {
+    if (request.method != "POST")
+      return problem(405, "POST to start a refresh");
+    return submit(request, broker);
+  }
+  const std::string prefix = std::string(kRefreshPath) + "/";
+  if (request.path.starts_with(prefix)) {
+    if (request.method != "GET")
+      return problem(405, "GET to read a refresh");
+    return report(std::string_view(request.path).substr(prefix.size()), broker);
+  }
+  return problem(404, "not found");
+}
+
+Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& socket_path,
+                                                            RefreshBroker& broker) {
+  ASSIGN_OR_RETURN(auto server,
+                   HttpServer::start(
+                       "unix:" + socket_path, "control socket",
+                       [&broker](const ServerRequest& request) { return handle(request, broker); },
+                       HttpServerLimits{}, 0600));
+  return std::unique_ptr<ControlServer>(new ControlServer(std::move(server)));
+}
+
+}  // namespace pullagent::agent

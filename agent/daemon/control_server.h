@@ -1,0 +1,33 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "agent/daemon/http_server.h"
+#include "agent/daemon/refresh_broker.h"
+#include "base/error.h"
+
+namespace pullagent::agent {
+
+// The service's control endpoint, on a unix socket only root can open (0600 in the runtime
+// directory): what `pullagent refresh` talks to.
+//   POST /v1/refresh          {"sites": ["web", ...]} (absent or empty: every site)
+//                             → 202 {"id": N}; 503 while 64 requests are still running
+//   GET  /v1/refresh/<id>     → 200 {"done": bool, "sites": [{"site", "outcome", "from", "to",
+//                             "error"}]}; 404 for an id it does not know (or forgot)
+// Handlers only queue and read (RefreshBroker): the daemon's loop does the work.
+class ControlServer {
+ public:
+  static Result<std::unique_ptr<ControlServer>> start(const std::string& socket_path,
+                                                      RefreshBroker& broker);
+  const std::string& address() const { return server_->address(); }
+
+  // The request handling, without the server (tests drive it directly too).
+  static ServerResponse handle(const ServerRequest& request, RefreshBroker& broker);
+
+ private:
+  explicit ControlServer(std::unique_ptr<HttpServer> server) : server_(std::move(server)) {}
+  std::unique_ptr<HttpServer> server_;
+};
+
+}  // namespace pullagent::agent
