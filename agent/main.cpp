@@ -17,6 +17,7 @@
 #include "agent/cli/gc_command.h"
 #include "agent/cli/once_command.h"
 #include "agent/cli/pull_command.h"
+#include "agent/cli/refresh_command.h"
 #include "agent/cli/status_command.h"
 #include "agent/cli/version_command.h"
 #include "agent/common/exit_codes.h"
@@ -31,6 +32,7 @@ commands:
                            (pullagent --help-daemon)
   --once --site SITE.json  pull and publish one App Service site's image (--once --help)
   status [SITE]            what the service recorded for each site (pullagent status --help)
+  refresh [SITE...]        have the service re-resolve the sites' tags now (refresh --help)
   pull IMAGE ...           pull an image; unpack and publish it (pullagent pull --help)
   gc                       remove images and blobs no longer kept (pullagent gc --help)
   --version                this build and the libraries it runs with
@@ -126,6 +128,8 @@ int main(int argc, char** argv) {
     return pullagent::agent::runGcCommand(args, env);
   if (command == "status")
     return pullagent::agent::runStatusCommand(args, env, environment);
+  if (command == "refresh")
+    return pullagent::agent::runRefreshCommand(args, env, environment);
   if (command == "--once")
     return pullagent::agent::runOnceCommand(args, env, environment);
   std::cerr << "pullagent: unknown command \"" << command << "\"\n" << kUsage;

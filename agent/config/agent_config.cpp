@@ -180,6 +180,11 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   RETURN_IF_ERROR(read.string("metricsAddress", metrics));
   if (!metrics.empty())
     config.metrics_address = metrics;
+  RETURN_IF_ERROR(read.path("controlSocket", config.control_socket));
+  if (!config.control_socket.is_absolute()) {
+    return doc["controlSocket"].error("must be an absolute path, got \"" +
+                                      config.control_socket.string() + "\"");
+  }
   RETURN_IF_ERROR(read.integer("maxConcurrentPulls", config.max_concurrent_pulls, 1, 64));
   config.max_running_pulls = 4 * config.max_concurrent_pulls;
   RETURN_IF_ERROR(read.integer("maxRunningPulls", config.max_running_pulls, 1, 256));

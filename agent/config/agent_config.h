@@ -61,6 +61,8 @@ struct AgentConfig {
   std::chrono::seconds retry_max_backoff{300};
   // Prometheus metrics: "127.0.0.1:9464", "[::1]:9464" or "unix:/run/pullagent/metrics.sock".
   std::optional<std::string> metrics_address;
+  // The control endpoint (`pullagent refresh`): a unix socket only root can open.
+  std::filesystem::path control_socket = "/run/pullagent/control.sock";
 };
 
 // Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service

@@ -42,7 +42,8 @@ TEST(AgentConfig, DaemonFields) {
   auto config = parseAgentConfig(
       R"({"sitesDir":"/srv/sites","maxConcurrentPulls":3,"rescanIntervalSeconds":5,
           "retryInitialBackoffSeconds":2,"retryMaxBackoffSeconds":8,
-          "metricsAddress":"unix:/run/pullagent/metrics.sock"})",
+          "metricsAddress":"unix:/run/pullagent/metrics.sock",
+          "controlSocket":"/run/pa/control.sock"})",
       {});
   ASSERT_TRUE(config.ok()) << config.error().message;
   EXPECT_EQ(config->sites_dir, "/srv/sites");
@@ -51,6 +52,7 @@ TEST(AgentConfig, DaemonFields) {
   EXPECT_EQ(config->retry_initial_backoff, std::chrono::seconds(2));
   EXPECT_EQ(config->retry_max_backoff, std::chrono::seconds(8));
   EXPECT_EQ(config->metrics_address, "unix:/run/pullagent/metrics.sock");
+  EXPECT_EQ(config->control_socket, "/run/pa/control.sock");
   auto inverted =
       parseAgentConfig(R"({"retryInitialBackoffSeconds":20,"retryMaxBackoffSeconds":8})", {});
   ASSERT_FALSE(inverted.ok());
@@ -92,6 +94,7 @@ TEST(AgentConfig, ErrorsNameThePathAndValue) {
            Case{R"({"stateDir": "/var/.."})", "stateDir: must be a directory of its own"},
            Case{R"({"stateDir": "/var/../etc/x"})", "must not contain \"..\""},
            Case{R"({"sitesDir": "sites"})", "sitesDir: must be an absolute path"},
+           Case{R"({"controlSocket": "c.sock"})", "controlSocket: must be an absolute path"},
            Case{R"({"maxConcurrentPulls": 4, "maxRunningPulls": 2})", "maxRunningPulls"},
            Case{"[", "not valid JSON"},
        }) {

@@ -1,0 +1,146 @@
+#include "agent/cli/refresh_command.h"
+
+#include <charconv>
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "agent/cli/control_client.h"
+#include "agent/common/args.h"
+#include "agent/common/exit_codes.h"
+#include "agent/common/log_options.h"
+#include "agent/config/config_files.h"
+#include "base/json_reader.h"
+#include "base/redact.h"
+
+namespace pullagent::agent {
+namespace {
+
+constexpr const char* kUsage =
+    R"(usage: pullagent refresh [SITE...] [--config AGENT.json | --socket PATH] [--no-wait]
+                         [--timeout SECONDS]
+
+Asks the running service to resolve the sites' tags again now (every site when none is named):
+a site whose tag points at a new image is pulled (only the changed layers) and republished, the
+old image serving until then; an unchanged tag costs one manifest request. Waits for the outcome
+and prints it per site.
+  --config FILE     agent config naming the control socket (default /etc/pullagent/agent.json)
+  --socket PATH     the control socket itself
+  --no-wait         return once the service has the request
+  --timeout SECONDS how long to wait for the outcome (default 900)
+Exit code: 0 when every site is unchanged, updated or pinned to a digest; 4 when a site is
+unknown; otherwise that of the first failure (see pullagent --help).
+)";
+
+constexpr std::chrono::milliseconds kRequestTimeout{10000};
+constexpr std::chrono::milliseconds kPollInterval{250};
+
+std::string shortDigest(const std::string& digest) {
+  return digest.size() > 19 ? digest.substr(0, 19) : digest;
+}
+
+// One line per site, and the exit code they add up to.
+int printOutcome(const nlohmann::json& report) {
+  int exit_code = kExitOk;
+  for (const auto& site : report["sites"]) {
+    const std::string name = safeEscaped(site.value("site", ""));
+    const std::string outcome = site.value("outcome", "");
+    if (outcome == "unchanged") {
+      std::cout << name << ": unchanged (" << shortDigest(site.value("from", "")) << ")\n";
+    } else if (outcome == "updated") {
+      std::cout << name << ": updated " << shortDigest(site.value("from", "-")) << " → "
+                << shortDigest(site.value("to", "")) << "\n";
+    } else if (outcome == "pinned") {
+      std::cout << name << ": pinned to a digest, not refreshed\n";
+    } else if (outcome == "unknown") {
+      std::cout << name << ": no such site\n";
+      exit_code = exit_code == kExitOk ? kExitNotFound : exit_code;
+    } else {
+      std::cout << name << ": failed: " << safeEscaped(site.value("error", ""), 2000) << "\n";
+      exit_code = exit_code == kExitOk ? kExitFailure : exit_code;
+    }
+  }
+  return exit_code;
+}
+
+}  // namespace
+
+int runRefreshCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env,
+                      const std::map<std::string, std::string>& environment) {
+  auto parsed = parseArgs(argv, {"config", "socket", "timeout", "log-level", "log-format"},
+                          {"no-wait", "help"});
+  if (!parsed || parsed->flag("help")) {
+    if (!parsed)
+      std::cerr << "pullagent refresh: " << parsed.error().message << "\n";
+    std::cerr << kUsage;
+    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
+  }
+  if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
+    std::cerr << "pullagent refresh: " << logging.error().message << "\n";
+    return kExitUsage;
+  }
+  int timeout_seconds = 900;
+  if (auto text = parsed->option("timeout")) {
+    auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), timeout_seconds);
+    if (error != std::errc() || end != text->data() + text->size() || timeout_seconds < 1) {
+      std::cerr << "pullagent refresh: --timeout: expected a number of seconds, got "
+                << safeQuoted(*text) << "\n";
+      return kExitUsage;
+    }
+  }
+  std::string socket;
+  if (auto path = parsed->option("socket")) {
+    socket = *path;
+  } else {
+    auto agent = loadAgentConfig(parsed->option("config"), environment);
+    if (!agent) {
+      std::cerr << "pullagent refresh: " << agent.error().describe() << "\n";
+      return exitCodeFor(agent.error());
+    }
+    socket = agent->control_socket.string();
+  }
+
+  const nlohmann::json request = {{"sites", parsed->positionals}};
+  auto started = controlRequest(socket, "POST", "/v1/refresh", request.dump(), kRequestTimeout);
+  if (!started) {
+    std::cerr << "pullagent refresh: " << started.error().message << "\n";
+    return exitCodeFor(started.error());
+  }
+  auto answer = nlohmann::json::parse(started->body, nullptr, false);
+  if (started->status != 202 || !answer.is_object() || !answer["id"].is_number_unsigned()) {
+    std::cerr << "pullagent refresh: the service refused: "
+              << safeEscaped(answer.is_object() ? answer.value("error", started->body)
+                                                : started->body)
+              << "\n";
+    return started->status == 400 ? kExitUsage : kExitFailure;
+  }
+  const uint64_t id = answer["id"];
+  if (parsed->flag("no-wait")) {
+    std::cout << "refresh " << id << " queued\n";
+    return kExitOk;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
+  while (!env.stop.stop_requested() && std::chrono::steady_clock::now() < deadline) {
+    auto polled =
+        controlRequest(socket, "GET", "/v1/refresh/" + std::to_string(id), "", kRequestTimeout);
+    if (!polled) {
+      std::cerr << "pullagent refresh: " << polled.error().message << "\n";
+      return exitCodeFor(polled.error());
+    }
+    auto report = nlohmann::json::parse(polled->body, nullptr, false);
+    if (polled->status != 200 || !report.is_object()) {
+      std::cerr << "pullagent refresh: refresh " << id << ": unexpected answer " << polled->status
+                << "\n";
+      return kExitFailure;
+    }
+    if (report.value("done", false))
+      return printOutcome(report);
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  std::cerr << "pullagent refresh: stopped waiting; refresh " << id
+            << " goes on in the service (pullagent status shows it)\n";
+  return kExitTransient;
+}
+
+}  // namespace pullagent::agent
