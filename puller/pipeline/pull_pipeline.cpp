@@ -47,6 +47,21 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
                           {job.insecure ? "http" : "https", job.ref.apiHost(), job.ref.repository});
   TransferCounter counter;
 
+  if (job.unless_tag_resolves_to && job.ref.tag && !job.ref.digest) {
+    Context check{&clock, job.stop, std::nullopt};
+    if (job.deadline)
+      check.deadline = clock.now() + *job.deadline;
+    ASSIGN_OR_RETURN(auto now_at, registry.resolveTag(*job.ref.tag, check));
+    if (now_at == *job.unless_tag_resolves_to) {
+      spdlog::info("{} still points at {}: nothing to pull", job.ref.str(), now_at.str());
+      PullOutcome outcome;
+      outcome.unchanged = true;
+      outcome.published = "unchanged (" + now_at.str() + ")";
+      return outcome;
+    }
+    spdlog::info("{} moved to {}", job.ref.str(), now_at.str());
+  }
+
   // The pull stops on SIGTERM/SIGINT, or when the unpack running beside it fails.
   std::stop_source pull_stop;
   std::stop_callback forward_signal(job.stop, [&] { pull_stop.request_stop(); });

@@ -37,9 +37,13 @@ struct PullJob {
   // The state dir's store when the caller keeps one open (the daemon: pulls of several sites
   // then wait for each other's blobs in-process instead of through the ingest file's flock).
   ContentStore* store = nullptr;
+  // A refresh: when the tag still points at this digest (one HEAD request), nothing is pulled
+  // or published and the outcome says `unchanged`. Ignored for a reference pinned by digest.
+  std::optional<Digest> unless_tag_resolves_to;
 };
 
 struct PullOutcome {
+  bool unchanged = false;  // the refresh found the tag where it was: `image` is empty
   PulledImage image;
   std::string published;  // what and where, for people
   double seconds = 0;

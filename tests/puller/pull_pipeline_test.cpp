@@ -49,6 +49,10 @@ class MemoryRegistry final : public HttpClient {
     blobs_[digest.str()][0] ^= 0x55;
   }
   int blobRequests() const { return blob_requests_; }
+  int manifestRequests(const std::string& method) const {
+    std::lock_guard lock(mutex_);
+    return method == "HEAD" ? manifest_heads_ : manifest_gets_;
+  }
 
   Result<HttpResponse> send(const HttpRequest& request, const Context&) override {
     const std::string prefix = "https://reg.io/v2/app/";
@@ -58,12 +62,16 @@ class MemoryRegistry final : public HttpClient {
     std::lock_guard lock(mutex_);
     HttpResponse response;
     if (path.rfind("manifests/", 0) == 0) {
+      ++(request.method == "HEAD" ? manifest_heads_ : manifest_gets_);
       auto it = manifests_.find(path.substr(10));
       if (it == manifests_.end())
         return notFound();
       response.status = 200;
       response.headers.push_back({"Content-Type", it->second.second});
-      response.body = it->second.first;
+      // As the distribution registry answers: the digest on GET and HEAD, no body on HEAD.
+      response.headers.push_back({"Docker-Content-Digest", Sha256::of(it->second.first).str()});
+      if (request.method != "HEAD")
+        response.body = it->second.first;
       return response;
     }
     ++blob_requests_;
@@ -88,6 +96,8 @@ class MemoryRegistry final : public HttpClient {
   std::map<std::string, std::pair<std::string, std::string>> manifests_;
   std::map<std::string, std::string> blobs_;
   std::atomic<int> blob_requests_{0};
+  int manifest_heads_ = 0;
+  int manifest_gets_ = 0;
 };
 
 // Records the events of a pull.
@@ -169,7 +179,7 @@ class PullPipelineTest : public ::testing::Test {
                                       {"size", manifest.size()},
                                       {"platform", {{"architecture", "amd64"}, {"os", "linux"}}}}}}}
                                   .dump();
-    registry_.putManifest(tag, index, std::string(media_type::kOciIndex));
+    index_digest_ = registry_.putManifest(tag, index, std::string(media_type::kOciIndex));
     manifest_digest_ = manifest_digest;
   }
 
@@ -189,6 +199,7 @@ class PullPipelineTest : public ::testing::Test {
   FixedRandom random_;
   MemoryRegistry registry_;
   Digest manifest_digest_;
+  Digest index_digest_;  // what the tag resolves to
   // What ImagePuller runs on, for the tests of the puller alone.
   std::unique_ptr<ContentStore> store_ = ContentStore::open(dir_.path() / "content").value();
   TokenCache tokens_{clock_};
@@ -259,6 +270,48 @@ TEST_F(PullPipelineTest, RunPullPublishesABundleInTheStateDir) {
   ASSERT_TRUE(again.ok()) << again.error().message;
   EXPECT_NE(again->published.find("already published"), std::string::npos) << again->published;
   EXPECT_EQ(again->transferred, 0);
+}
+
+// A refresh: one HEAD while the tag stays; once it moves, a pull of what changed.
+TEST_F(PullPipelineTest, ARefreshCostsOneHeadUntilTheTagMoves) {
+  pushImage("moving", "v1\n");
+  auto first = runPull(registry_, clock_, random_, job("moving"));
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  ASSERT_TRUE(first->image.index.has_value());
+  EXPECT_EQ(first->image.index->digest, index_digest_);
+  const Digest first_manifest = manifest_digest_;
+
+  const int blobs_before = registry_.blobRequests();
+  const int gets_before = registry_.manifestRequests("GET");
+  PullJob check = job("moving");
+  check.unless_tag_resolves_to = index_digest_;
+  auto unchanged = runPull(registry_, clock_, random_, check);
+  ASSERT_TRUE(unchanged.ok()) << unchanged.error().message;
+  EXPECT_TRUE(unchanged->unchanged);
+  EXPECT_EQ(registry_.manifestRequests("HEAD"), 1);
+  EXPECT_EQ(registry_.manifestRequests("GET"), gets_before);
+  EXPECT_EQ(registry_.blobRequests(), blobs_before);
+
+  // The tag moves to an image whose app layer (and so config and manifests) changed.
+  pushImage("moving", "v2\n");
+  auto moved = runPull(registry_, clock_, random_, check);
+  ASSERT_TRUE(moved.ok()) << moved.error().message;
+  EXPECT_FALSE(moved->unchanged);
+  EXPECT_EQ(moved->image.manifest.digest, manifest_digest_);
+  EXPECT_NE(manifest_digest_, first_manifest);
+  EXPECT_EQ(moved->image.blobs_present, 1);               // the base layer
+  EXPECT_EQ(registry_.blobRequests(), blobs_before + 2);  // the app layer and the config
+  EXPECT_EQ(testing::readFile(dir_.path() / "state" / "images" / manifest_digest_.hex() / "rootfs" /
+                              "app" / "index.html"),
+            "v2\n");
+
+  // A reference pinned by digest is never checked.
+  PullJob pinned = job("moving");
+  pinned.ref = ImageRef::parse("reg.io/app@" + manifest_digest_.str()).value();
+  pinned.unless_tag_resolves_to = manifest_digest_;
+  auto by_digest = runPull(registry_, clock_, random_, pinned);
+  ASSERT_TRUE(by_digest.ok()) << by_digest.error().message;
+  EXPECT_FALSE(by_digest->unchanged);
 }
 
 TEST_F(PullPipelineTest, ALayerThatFailsVerificationLeavesTheTargetAsItWas) {
