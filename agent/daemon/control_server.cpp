@@ -1,6 +1,7 @@
 #include "agent/daemon/control_server.h"
 
 #include <charconv>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "agent/site/site_state.h"
@@ -88,6 +89,10 @@ ServerResponse ControlServer::handle(const ServerRequest& request, RefreshBroker
 
 Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& socket_path,
                                                             RefreshBroker& broker) {
+  // systemd makes /run/pullagent (RuntimeDirectory=); started any other way, we do.
+  const std::filesystem::path parent = std::filesystem::path(socket_path).parent_path();
+  std::error_code ignored;
+  std::filesystem::create_directories(parent, ignored);  // binding names what went wrong
   ASSIGN_OR_RETURN(auto server,
                    HttpServer::start(
                        "unix:" + socket_path, "control socket",

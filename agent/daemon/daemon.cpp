@@ -14,9 +14,11 @@
 #include "agent/common/log_options.h"
 #include "agent/common/progress.h"
 #include "agent/config/config_files.h"
+#include "agent/daemon/control_server.h"
 #include "agent/daemon/metrics.h"
 #include "agent/daemon/metrics_server.h"
 #include "agent/daemon/reconciler.h"
+#include "agent/daemon/refresh_broker.h"
 #include "agent/daemon/site_runner.h"
 #include "agent/daemon/sites_directory.h"
 #include "agent/daemon/systemd_notifier.h"
@@ -96,8 +98,11 @@ class Daemon {
   SitePullRunner runner_;
   AgentConfig agent_;
   std::unique_ptr<SiteStateStore> store_;
+  // Before the reconciler: refreshes it has not answered yet point at it.
+  RefreshBroker refreshes_{[this] { wake(); }};
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<MetricsServer> metrics_server_;
+  std::unique_ptr<ControlServer> control_server_;
   SitesWatcher watcher_;
   std::string last_status_;
   std::string sites_dir_error_;  // why the last scan failed; empty while it reads
@@ -118,6 +123,12 @@ Status Daemon::configure(AgentConfig agent) {
       spdlog::info("metrics at http://{}/metrics", server->address());
     }
     metrics_server_ = std::move(server);
+  }
+  if (agent.control_socket != agent_.control_socket || !control_server_) {
+    // As with the metrics: the new socket first, the old one kept if it cannot listen.
+    ASSIGN_OR_RETURN(auto control, ControlServer::start(agent.control_socket.string(), refreshes_));
+    spdlog::info("control socket at {}", control->address());
+    control_server_ = std::move(control);
   }
   if (!store_ || agent.state_dir != agent_.state_dir) {
     // A new state dir means new site states: stop the pulls into the old one, then start from
@@ -260,6 +271,8 @@ int Daemon::run() {
       debounce_until = kNever;
       next_rescan = now + agent_.rescan_interval;
     }
+    for (const auto& request : refreshes_.take())
+      reconciler_->refresh(request, refreshes_);
     next_retry = reconciler_->step().value_or(kNever);
     collectGarbage();
     if (now >= next_status || reconciler_->running() == 0) {
@@ -271,6 +284,7 @@ int Daemon::run() {
                reconciler_->running());
   notifier_.notify("STOPPING=1\nSTATUS=stopping");
   reconciler_->stopAll();
+  control_server_.reset();
   metrics_server_.reset();
   spdlog::info("stopped");
   return kExitOk;

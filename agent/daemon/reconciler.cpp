@@ -13,6 +13,11 @@ struct Reconciler::Attempt {
   std::atomic<bool> done{false};
   SiteAttemptResult result;
   std::chrono::steady_clock::time_point started;
+  // A refresh: the digest the tag resolved to when the published image was pulled, and the
+  // published image's digest then (what "updated from" names).
+  std::optional<std::string> unless;
+  std::string from;
+  std::vector<std::pair<uint64_t, RefreshBroker*>> waiting;
   std::jthread thread;  // declared last: joined before the rest is destroyed
 };
 
@@ -38,9 +43,15 @@ void Reconciler::save(Site& site) {
                  status.error().describe());
 }
 
+void Reconciler::answerRemoved(const std::string& name, Site& site) {
+  for (const auto& [id, broker] : std::exchange(site.refresh_waiting, {}))
+    broker->record(id, {name, RefreshOutcome::kFailed, {}, {}, "the site was removed"});
+}
+
 bool Reconciler::wanted(const Site& site) const {
   return !site.removed &&
-         (!site.state.published || site.state.published->config_sha256 != site.file.sha256);
+         (!site.state.published || site.state.published->config_sha256 != site.file.sha256 ||
+          site.refresh_due);
 }
 
 void Reconciler::update(const std::map<std::string, SiteFile>& files) {
@@ -104,6 +115,14 @@ void Reconciler::start(const std::string& name, Site& site) {
   site.attempt = std::make_unique<Attempt>();
   Attempt& attempt = *site.attempt;
   attempt.started = clock_.now();
+  if (site.state.published) {
+    attempt.from = site.state.published->digest;
+    // Only the tag can have moved: the config is the one the published image was pulled for.
+    if (site.refresh_due && site.state.published->config_sha256 == site.file.sha256)
+      attempt.unless = site.state.published->resolved_digest;
+  }
+  site.refresh_due = false;
+  attempt.waiting = std::exchange(site.refresh_waiting, {});
   site.state.phase = SitePhase::kPulling;
   site.state.progress = {};
   site.state.last_attempt_at = clock_.wallNow();
@@ -113,7 +132,8 @@ void Reconciler::start(const std::string& name, Site& site) {
     // Crash isolation at the site boundary: whatever one site's attempt throws (a bug, an
     // allocation failure on a hostile document) fails that attempt, never the daemon.
     try {
-      attempt.result = runner_.run(name, path, attempt.activity, attempt.stop.get_token());
+      attempt.result =
+          runner_.run(name, path, attempt.activity, attempt.stop.get_token(), attempt.unless);
     } catch (const std::exception& e) {
       attempt.result = SiteAttemptResult{};
       attempt.result.kind = SiteAttemptResult::Kind::kFailed;
@@ -139,7 +159,20 @@ void Reconciler::finish(const std::string& name, Site& site) {
     site.state.image = result.image;
   site.state.progress = attempt->activity.progress();
   const auto now = clock_.now();
+  const bool was_refresh = attempt->unless.has_value();
+  SiteRefresh answer{name, RefreshOutcome::kFailed, attempt->from, {}, {}};
   switch (result.kind) {
+    case SiteAttemptResult::Kind::kUnchanged: {
+      site.state.last_checked_at = clock_.wallNow();
+      site.state.attempts = 0;
+      site.state.last_error.reset();
+      site.failed_sha256.clear();
+      site.state.phase = wanted(site) ? SitePhase::kPending : SitePhase::kPublished;
+      site.next_attempt = now;
+      answer.outcome = RefreshOutcome::kUnchanged;
+      spdlog::info("site {}: {} has not moved", name, site.state.image);
+      break;
+    }
     case SiteAttemptResult::Kind::kPublished: {
       metrics_.pullFinished("success", seconds);
       if (site.state.published && result.published &&
@@ -148,6 +181,9 @@ void Reconciler::finish(const std::string& name, Site& site) {
       }
       site.state.published = result.published;
       site.state.last_checked_at = clock_.wallNow();
+      answer.to = result.published ? result.published->digest : "";
+      answer.outcome =
+          answer.to == attempt->from ? RefreshOutcome::kUnchanged : RefreshOutcome::kUpdated;
       site.state.attempts = 0;
       site.state.last_error.reset();
       site.failed_sha256.clear();
@@ -158,6 +194,9 @@ void Reconciler::finish(const std::string& name, Site& site) {
     case SiteAttemptResult::Kind::kFailed: {
       metrics_.pullFinished("failure", seconds);
       site.state.last_error = result.error;
+      answer.error = result.error ? result.error->phase + ": " + result.error->message : "failed";
+      // A failed refresh is tried again with the usual backoff; the published image stays.
+      site.refresh_due = site.refresh_due || was_refresh;
       if (result.config_sha256 != site.file.sha256 && !result.config_sha256.empty()) {
         // The config changed while this attempt ran: the new one deserves a try now.
         site.state.phase = SitePhase::kPending;
@@ -185,8 +224,12 @@ void Reconciler::finish(const std::string& name, Site& site) {
       metrics_.pullFinished("cancelled", seconds);
       site.state.phase = stopping_ ? SitePhase::kInterrupted : SitePhase::kPending;
       site.next_attempt = now;
+      site.refresh_due = site.refresh_due || was_refresh;
+      answer.error = stopping_ ? "the service is stopping" : "cancelled: the site changed";
       break;
   }
+  for (const auto& [id, broker] : attempt->waiting)
+    broker->record(id, answer);
   if (site.removed)
     collectable_ = collectable_ || site.state.published.has_value();
   else
@@ -218,6 +261,7 @@ void Reconciler::removeAbsentSites(std::optional<std::chrono::steady_clock::time
     if (auto status = store_.remove(it->first); !status)
       spdlog::warn("site {}: {}", it->first, status.error().describe());
     collectable_ = collectable_ || site.state.published.has_value();
+    answerRemoved(it->first, site);
     it = sites_.erase(it);
   }
 }
@@ -232,6 +276,7 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
     if (site.removed && !site.attempt) {
       if (auto status = store_.remove(it->first); !status)
         spdlog::warn("site {}: {}", it->first, status.error().describe());
+      answerRemoved(it->first, site);
       it = sites_.erase(it);
     } else {
       ++it;
@@ -272,6 +317,37 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
     }
   }
   return next;
+}
+
+void Reconciler::refresh(const RefreshBroker::Request& request, RefreshBroker& broker) {
+  std::vector<std::string> names = request.sites;
+  if (names.empty()) {
+    for (const auto& [name, site] : sites_) {
+      if (!site.removed)
+        names.push_back(name);
+    }
+  }
+  broker.begin(request.id, names);
+  const auto now = clock_.now();
+  for (const auto& name : names) {
+    auto found = sites_.find(name);
+    if (found == sites_.end() || found->second.removed) {
+      broker.record(request.id, {name, RefreshOutcome::kUnknown, {}, {}, {}});
+      continue;
+    }
+    Site& site = found->second;
+    const std::string from = site.state.published ? site.state.published->digest : "";
+    // A digest names one image for ever: nothing to re-resolve.
+    if (site.state.image.find('@') != std::string::npos) {
+      broker.record(request.id, {name, RefreshOutcome::kPinned, from, from, {}});
+      continue;
+    }
+    spdlog::info("site {}: refresh asked for", name);
+    site.refresh_due = true;
+    site.refresh_waiting.emplace_back(request.id, &broker);
+    if (!site.attempt)
+      site.next_attempt = now;  // asked for now: the backoff of an earlier failure is waived
+  }
 }
 
 void Reconciler::refreshProgress() {

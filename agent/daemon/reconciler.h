@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "agent/daemon/metrics.h"
+#include "agent/daemon/refresh_broker.h"
 #include "agent/daemon/site_attempt.h"
 #include "agent/daemon/sites_directory.h"
 #include "agent/site/site_state.h"
@@ -56,6 +57,10 @@ class Reconciler {
   void update(const std::map<std::string, SiteFile>& files);
   // Applies finished attempts and starts the due ones. Returns when the next retry is due.
   std::optional<std::chrono::steady_clock::time_point> step();
+  // A refresh request (`pullagent refresh`): each named site (every site when none is named)
+  // re-resolves its tag now; outcomes go back through `broker` as attempts end. Sites pinned by
+  // digest, and names that are no site, are answered at once.
+  void refresh(const RefreshBroker::Request& request, RefreshBroker& broker);
   // Persists the progress of running pulls (the loop calls it about once a second).
   void refreshProgress();
   // Cancels running attempts, waits for them and records them as interrupted.
@@ -78,11 +83,16 @@ class Reconciler {
     // Since when the site file is missing from healthy scans; removed after the grace period.
     std::optional<std::chrono::steady_clock::time_point> absent_since;
     std::string failed_sha256;  // the config the last failure was for
+    // A refresh is due (asked for, or a failed one to retry with backoff), and who waits for it.
+    bool refresh_due = false;
+    std::vector<std::pair<uint64_t, RefreshBroker*>> refresh_waiting;
     std::chrono::steady_clock::time_point next_attempt{};
     std::unique_ptr<Attempt> attempt;
   };
 
   bool wanted(const Site& site) const;
+  // Refreshes still waiting on a site that goes away are answered as failed.
+  void answerRemoved(const std::string& name, Site& site);
   void removeAbsentSites(std::optional<std::chrono::steady_clock::time_point>& next);
   void start(const std::string& name, Site& site);
   void finish(const std::string& name, Site& site);

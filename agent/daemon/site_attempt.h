@@ -39,7 +39,8 @@ class SiteActivity {
 
 // What one attempt at a site's pull ended with.
 struct SiteAttemptResult {
-  enum class Kind { kPublished, kFailed, kCancelled };
+  // kUnchanged: a refresh found the tag where it was; nothing was pulled.
+  enum class Kind { kPublished, kUnchanged, kFailed, kCancelled };
   Kind kind = Kind::kFailed;
   std::string image;          // what the config asked for; empty when it could not be read
   std::string config_sha256;  // of the config bytes the attempt read
@@ -55,8 +56,11 @@ struct SiteAttemptResult {
 class SiteAttemptRunner {
  public:
   virtual ~SiteAttemptRunner() = default;
+  // `unless_tag_resolves_to`: a refresh of a published site whose config did not change; when
+  // its tag still points at that digest, nothing is pulled (kUnchanged).
   virtual SiteAttemptResult run(const std::string& site, const std::filesystem::path& config,
-                                SiteActivity& activity, std::stop_token stop) = 0;
+                                SiteActivity& activity, std::stop_token stop,
+                                const std::optional<std::string>& unless_tag_resolves_to) = 0;
 };
 
 }  // namespace pullagent::agent

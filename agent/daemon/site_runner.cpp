@@ -109,7 +109,8 @@ void SitePullRunner::setServices(std::shared_ptr<DaemonServices> services) {
 
 SiteAttemptResult SitePullRunner::run(const std::string& site_name,
                                       const std::filesystem::path& config, SiteActivity& activity,
-                                      std::stop_token stop) {
+                                      std::stop_token stop,
+                                      const std::optional<std::string>& unless_tag_resolves_to) {
   std::shared_ptr<DaemonServices> services;
   {
     std::lock_guard lock(mutex_);
@@ -148,9 +149,18 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
   SitePullServices pull_services{
       services->agent,      clock_, random_, *services->identities, services->system_resolver,
       services->store.get()};
-  auto outcome = pullSite(pull_services, site.value(), env, phases, &observer);
+  std::optional<puller::Digest> unless;
+  if (unless_tag_resolves_to) {
+    if (auto digest = puller::Digest::parse(*unless_tag_resolves_to))
+      unless = digest.value();  // else (a hand-edited state file) a full pull decides
+  }
+  auto outcome = pullSite(pull_services, site.value(), env, phases, &observer, unless);
   if (!outcome)
     return failed(phases.failedPhase(), outcome.error());
+  if (outcome->unchanged) {
+    result.kind = SiteAttemptResult::Kind::kUnchanged;
+    return result;
+  }
   const auto& image = outcome->image;
   metrics_.bytesDownloaded(image.bytes_downloaded);
   metrics_.blobs(image.blobs_downloaded, image.blobs_present);

@@ -41,7 +41,8 @@ class SitePullRunner final : public SiteAttemptRunner {
 
   void setServices(std::shared_ptr<DaemonServices> services);
   SiteAttemptResult run(const std::string& site, const std::filesystem::path& config,
-                        SiteActivity& activity, std::stop_token stop) override;
+                        SiteActivity& activity, std::stop_token stop,
+                        const std::optional<std::string>& unless_tag_resolves_to) override;
 
  private:
   Clock& clock_;

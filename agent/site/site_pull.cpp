@@ -71,7 +71,8 @@ std::string describeSiteAuth(const SiteConfig& site) {
 
 Result<puller::PullOutcome> pullSite(const SitePullServices& services, const SiteConfig& site,
                                      const ProcessEnvironment& env, SitePullEvents& events,
-                                     puller::PullObserver* observer) {
+                                     puller::PullObserver* observer,
+                                     const std::optional<puller::Digest>& unless_tag_resolves_to) {
   const AgentConfig& agent = services.agent;
   PhaseTimer phases(services.clock, events);
   // Identity endpoints are local to the host: always the system resolver. Everything the pull
@@ -115,6 +116,7 @@ Result<puller::PullOutcome> pullSite(const SitePullServices& services, const Sit
   job.privileged = env.privileged;
   job.store = services.store;
   job.runtime.seccomp_profile = agent.seccomp_profile;
+  job.unless_tag_resolves_to = unless_tag_resolves_to;
 
   if (site.auth == RegistryAuth::kManagedIdentity) {
     auto& identity = services.identities.identity(site.identity_client_id);

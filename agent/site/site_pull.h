@@ -41,8 +41,11 @@ std::string describeSiteAuth(const SiteConfig& site);
 // (managed identity through the ACR exchange, or app settings with Key Vault references
 // resolved), the VNet's DNS when the site pulls over the VNet (never falling back to public
 // DNS), into the state dir's images/<manifest digest>. `observer` (optional) sees the pull.
-Result<puller::PullOutcome> pullSite(const SitePullServices& services, const SiteConfig& site,
-                                     const ProcessEnvironment& env, SitePullEvents& events,
-                                     puller::PullObserver* observer = nullptr);
+// `unless_tag_resolves_to`: a refresh; when the tag still points there, the outcome is
+// `unchanged` and nothing is pulled.
+Result<puller::PullOutcome> pullSite(
+    const SitePullServices& services, const SiteConfig& site, const ProcessEnvironment& env,
+    SitePullEvents& events, puller::PullObserver* observer = nullptr,
+    const std::optional<puller::Digest>& unless_tag_resolves_to = std::nullopt);
 
 }  // namespace pullagent::agent

@@ -21,9 +21,11 @@ using testing::TempDir;
 class ScriptedRunner final : public SiteAttemptRunner {
  public:
   SiteAttemptResult run(const std::string& site, const std::filesystem::path&, SiteActivity&,
-                        std::stop_token stop) override {
+                        std::stop_token stop,
+                        const std::optional<std::string>& unless_tag_resolves_to) override {
     std::unique_lock lock(mutex_);
     ++calls_[site];
+    unless_[site] = unless_tag_resolves_to;
     ++running_;
     max_running_ = std::max(max_running_, running_);
     changed_.wait(lock, stop, [&] { return !queued_[site].empty(); });
@@ -52,12 +54,18 @@ class ScriptedRunner final : public SiteAttemptRunner {
     std::lock_guard lock(mutex_);
     return max_running_;
   }
+  // What the last attempt of `site` was told the tag resolved to (a refresh), if anything.
+  std::optional<std::string> unless(const std::string& site) {
+    std::lock_guard lock(mutex_);
+    return unless_[site];
+  }
 
  private:
   std::mutex mutex_;
   std::condition_variable_any changed_;
   std::map<std::string, std::deque<SiteAttemptResult>> queued_;
   std::map<std::string, int> calls_;
+  std::map<std::string, std::optional<std::string>> unless_;
   int running_ = 0;
   int max_running_ = 0;
 };
@@ -124,6 +132,72 @@ class ReconcilerTest : public ::testing::Test {
   ScriptedRunner runner_;
   std::unique_ptr<Reconciler> reconciler_;
 };
+
+SiteAttemptResult unchanged() {
+  SiteAttemptResult result;
+  result.kind = SiteAttemptResult::Kind::kUnchanged;
+  return result;
+}
+
+// `pullagent refresh`: the attempt is told what the tag resolved to; its outcome goes back to
+// the broker; a failure keeps the published image and is tried again with backoff.
+TEST_F(ReconcilerTest, ARefreshChecksTheTagAndSaysWhatHappened) {
+  RefreshBroker broker(nullptr);
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  runner_.push("web", published("a", "sha256:d1"));
+  settle();
+  EXPECT_FALSE(runner_.unless("web").has_value());  // a first pull is no refresh
+
+  auto refresh = [&](std::vector<std::string> sites) {
+    const uint64_t id = broker.submit(std::move(sites)).value();
+    for (const auto& request : broker.take())
+      reconciler_->refresh(request, broker);
+    reconciler_->step();
+    return id;
+  };
+  const uint64_t first = refresh({"web", "nope"});
+  EXPECT_FALSE(broker.status(first)->done);
+  runner_.push("web", unchanged());
+  settle();
+  EXPECT_EQ(runner_.unless("web"), "sha256:d1");
+  auto outcome = broker.status(first).value();
+  ASSERT_TRUE(outcome.done);
+  EXPECT_EQ(outcome.sites[0].outcome, RefreshOutcome::kUnchanged);
+  EXPECT_EQ(outcome.sites[1].outcome, RefreshOutcome::kUnknown);
+  EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
+  EXPECT_TRUE(state("web")->last_checked_at.has_value());
+  EXPECT_EQ(runner_.calls("web"), 2);
+
+  const uint64_t second = refresh({});
+  runner_.push("web", published("a", "sha256:d2"));
+  settle();
+  auto moved = broker.status(second).value();
+  ASSERT_TRUE(moved.done);
+  EXPECT_EQ(moved.sites.at(0).outcome, RefreshOutcome::kUpdated);
+  EXPECT_EQ(moved.sites[0].from, "sha256:d1");
+  EXPECT_EQ(moved.sites[0].to, "sha256:d2");
+
+  const uint64_t third = refresh({"web"});
+  runner_.push("web", failed("a"));
+  settle();
+  EXPECT_EQ(runner_.unless("web"), "sha256:d2");
+  auto down = broker.status(third).value();
+  ASSERT_TRUE(down.done);
+  EXPECT_EQ(down.sites[0].outcome, RefreshOutcome::kFailed);
+  EXPECT_NE(down.sites[0].error.find("identity not assigned"), std::string::npos);
+  EXPECT_EQ(state("web")->published->digest, "sha256:d2");  // still serving
+  EXPECT_EQ(state("web")->phase, SitePhase::kFailed);
+  // Tried again once the backoff passed, as a refresh again.
+  clock_.advance(seconds(11));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  runner_.push("web", unchanged());
+  settle();
+  EXPECT_EQ(runner_.calls("web"), 5);
+  EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
+  EXPECT_FALSE(state("web")->last_error.has_value());
+}
 
 TEST_F(ReconcilerTest, ANewSiteIsPulledOnceAndAnUnchangedOneIsLeftAlone) {
   reconciler_->update(files({{"web", "a"}}));
@@ -239,7 +313,7 @@ TEST_F(ReconcilerTest, AttemptsPastTheirSlotTimeLetWaitingSitesStartUpToTheHardC
 class ThrowingRunner final : public SiteAttemptRunner {
  public:
   SiteAttemptResult run(const std::string&, const std::filesystem::path&, SiteActivity&,
-                        std::stop_token) override {
+                        std::stop_token, const std::optional<std::string>&) override {
     throw std::runtime_error("type_error: hostile JSON");
   }
 };

@@ -51,6 +51,7 @@ class Daemon : public PullTest {
             {"hostOverrides", azure()["host_overrides"]},
             {"identity", {{"kind", "imds"}, {"endpoint", azure()["imds"]}}},
             {"metricsAddress", "unix:" + (dest_.path() / "metrics.sock").string()},
+            {"controlSocket", (dest_.path() / "control.sock").string()},
             {"maxConcurrentPulls", 2},
             {"rescanIntervalSeconds", 30},
             {"retryInitialBackoffSeconds", 1},
