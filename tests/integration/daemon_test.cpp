@@ -16,6 +16,7 @@
 #include "base/unique_fd.h"
 #include "tests/integration/pull_fixture.h"
 #include "tests/support/notify_socket.h"
+#include "tests/support/process.h"
 
 namespace pullagent::testing {
 namespace {
@@ -423,6 +424,65 @@ TEST_F(Daemon, MetricsAnswerWhileHundredsOfScrapersHangAndCostNoThreads) {
   EXPECT_NE(answer.find("pullagent_sites 0\n"), std::string::npos);
   EXPECT_EQ(daemonEntries("task"), threads_before);
   EXPECT_LE(daemonEntries("fd"), fds_before + hanging.size() + 4);
+}
+
+// Issue 15: `pullagent refresh` re-resolves the site's tag. While it stays, one HEAD and
+// nothing else; moved (a push of lnx-v2 under it), only the new layer and config are fetched
+// and the site republished; with the registry down, the published image stays and the command
+// says why.
+TEST_F(Daemon, ARefreshFollowsAMovedTagAndKeepsTheImageWhenTheRegistryIsDown) {
+  const std::string acr = azure()["acr_control"];
+  stack().retag(acr, "moving", "lnx-v1");
+  json agent = agentConfig();
+  agent["retries"] = 2;  // the registry-down refresh fails after two tries, not six
+  start(agent);
+  putSite("web", site("moving"));
+  ASSERT_TRUE(waitForPublished("web", digestOf("lnx-v1"))) << siteState("web") << log();
+  const std::string socket = (dest_.path() / "control.sock").string();
+  auto refresh = [&] {
+    return runProcess({PULLAGENT_BINARY, "refresh", "--socket", socket, "web"}, seconds(120));
+  };
+  // Manifest requests that carried a token (the first of each attempt is the anonymous one
+  // the 401 challenge answers: an attempt starts with no token).
+  auto manifestRequests = [&](const std::string& method) {
+    const json stats = stack().stats(acr);
+    int count = 0;
+    for (const auto& request : stats["requests"]) {
+      if (request.value("path", "").find("/manifests/") != std::string::npos &&
+          request.value("method", "") == method && request.value("authorization", false)) {
+        ++count;
+      }
+    }
+    return count;
+  };
+
+  stack().reset(acr);
+  stack().reset(stack().storage());
+  auto same = refresh();
+  EXPECT_EQ(same.exit_code, 0) << same.all() << log();
+  EXPECT_NE(same.out.find("web: unchanged"), std::string::npos) << same.all();
+  EXPECT_EQ(manifestRequests("HEAD"), 1) << stack().stats(acr);
+  EXPECT_EQ(manifestRequests("GET"), 0);
+  EXPECT_EQ(storageRequests(), 0);
+  EXPECT_TRUE(siteState("web")["lastCheckedAt"].is_string());
+
+  stack().retag(acr, "moving", "lnx-v2");
+  auto moved = refresh();
+  EXPECT_EQ(moved.exit_code, 0) << moved.all() << log();
+  EXPECT_NE(moved.out.find("web: updated"), std::string::npos) << moved.all();
+  ASSERT_TRUE(waitForPublished("web", digestOf("lnx-v2"))) << siteState("web") << log();
+  EXPECT_EQ(storageRequests(), 2);  // the new layer and the config; the base layer is here
+
+  stack().setFaults(
+      acr,
+      json::array(
+          {{{"match", "/manifests/"}, {"times", 100}, {"action", "status"}, {"status", 503}}}));
+  auto down = refresh();
+  EXPECT_EQ(down.exit_code, 1) << down.all() << log();
+  EXPECT_NE(down.out.find("web: failed"), std::string::npos) << down.all();
+  EXPECT_EQ(siteState("web")["published"]["digest"], digestOf("lnx-v2"));
+  EXPECT_TRUE(siteState("web")["lastError"].is_object()) << siteState("web");
+  stack().setFaults(acr, json::array());
 }
 
 TEST_F(Daemon, SigtermDuringAPullStopsCleanlyAndTheNextStartResumes) {

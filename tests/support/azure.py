@@ -143,7 +143,7 @@ def make_identity_handler(aad, identities, recorder, state, app_service_header):
 
 
 def make_acr_front_handler(base_handler, aad, issuer, login_server, roles, recorder, state,
-                           data_endpoint):
+                           data_endpoint, retag=None):
     """The ACR front: /oauth2/exchange and /oauth2/token served here, blobs redirected (307) to
     `data_endpoint`, everything else through the fault proxy `base_handler` to the real
     registry. `roles` maps an identity's oid to the repositories it may pull."""
@@ -178,6 +178,12 @@ def make_acr_front_handler(base_handler, aad, issuer, login_server, roles, recor
             return super().do_GET()
 
         def do_POST(self):
+            if self.path == "/__control/retag" and retag is not None and "fn" in retag:
+                # Moves a tag as a `docker push` of another image under it would:
+                # {"tag": "moving", "to": "lnx-v2"}.
+                body = json.loads(self.read_body() or b"{}")
+                retag["fn"](body["tag"], body["to"])
+                return self.send_json(200, {})
             if self.path.startswith("/__control/"):
                 return self.handle_control(recorder, state)
             path = urllib.parse.urlparse(self.path).path

@@ -189,11 +189,12 @@ def main():
     data_endpoint = f"https://myreg.westus.data.azurecr.io:{storage_port}"
     acr_recorder = servers.Recorder()
     acr_state = servers.Settings(faults=[])
+    retag = {}  # filled once the website images are pushed
     roles = {identities.system_oid: ["privatewebsite"],
              identities.user["11111111-2222-3333-4444-555555555555"]: ["privatewebsite"]}
     servers.serve_tls(azure.make_acr_front_handler(
         servers.make_proxy_handler("127.0.0.1", ports["acr"], ca, acr_recorder, acr_state, storage),
-        aad, acr_issuer, acr_login, roles, acr_recorder, acr_state, data_endpoint),
+        aad, acr_issuer, acr_login, roles, acr_recorder, acr_state, data_endpoint, retag),
         "127.0.0.1", acr_front_port, os.path.join(pki, "server.pem"), os.path.join(pki, "server-key.pem"))
     # The same registry name on the public route (127.0.0.4, same port): denied, as a
     # private-endpoint-only ACR answers the public internet.
@@ -230,6 +231,13 @@ def main():
             for blob in spec["blobs"].values():
                 acr_pusher.push_blob("privatewebsite", blob)
             acr_pusher.push_manifest("privatewebsite", tag, spec["manifest"], spec["media_type"])
+
+        def move_tag(tag, to):
+            spec = website[to]
+            acr_pusher.push_manifest("privatewebsite", tag, spec["manifest"], spec["media_type"])
+        # "moving" starts at lnx-v1; tests move it with /__control/retag on the ACR front.
+        move_tag("moving", "lnx-v1")
+        retag["fn"] = move_tag
 
     description = {
         "ca": ca,

@@ -71,4 +71,9 @@ void TestStack::configure(const std::string& server, const nlohmann::json& setti
   control(server, "config", settings.dump());
 }
 
+void TestStack::retag(const std::string& server, const std::string& tag,
+                      const std::string& to) const {
+  control(server, "retag", nlohmann::json{{"tag", tag}, {"to", to}}.dump());
+}
+
 }  // namespace pullagent::testing

@@ -33,6 +33,9 @@ class TestStack {
   void reset(const std::string& server) const;
   void setFaults(const std::string& server, const nlohmann::json& faults) const;
   void configure(const std::string& server, const nlohmann::json& settings) const;
+  // The emulated ACR (its control address): points `tag` of privatewebsite at the image `to`
+  // ("lnx-v1", "lnx-v2") as a push would.
+  void retag(const std::string& server, const std::string& tag, const std::string& to) const;
 
  private:
   TestStack();
