@@ -192,6 +192,7 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
     return doc["maxRunningPulls"].error("must be at least maxConcurrentPulls");
   RETURN_IF_ERROR(read.duration("pullSlotSeconds", config.pull_slot, 1, kDay));
   RETURN_IF_ERROR(read.duration("rescanIntervalSeconds", config.rescan_interval, 1, kDay));
+  RETURN_IF_ERROR(read.duration("tagPollIntervalSeconds", config.tag_poll_interval, 1, kDay));
   RETURN_IF_ERROR(read.duration("siteRemovalGraceSeconds", config.site_removal_grace, 0, 7 * kDay));
   RETURN_IF_ERROR(
       read.duration("retryInitialBackoffSeconds", config.retry_initial_backoff, 1, kDay));

@@ -63,6 +63,9 @@ struct AgentConfig {
   std::optional<std::string> metrics_address;
   // The control endpoint (`pullagent refresh`): a unix socket only root can open.
   std::filesystem::path control_socket = "/run/pullagent/control.sock";
+  // Sites with continuous deployment (DOCKER_ENABLE_CI=true) have their tag checked this often
+  // (jittered ±20%, so that hosts and sites do not poll together).
+  std::chrono::seconds tag_poll_interval{300};
 };
 
 // Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service

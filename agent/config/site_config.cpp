@@ -319,6 +319,8 @@ Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
     result.key_vault_identity = *kv_identity;
   result.dns_server = setting(settings, "WEBSITE_DNS_SERVER");
   result.dns_alt_server = setting(settings, "WEBSITE_DNS_ALT_SERVER");
+  auto ci = setting(settings, "DOCKER_ENABLE_CI");
+  result.continuous_deployment = ci && (upper(*ci) == "TRUE" || *ci == "1");
   return result;
 }
 

@@ -39,6 +39,8 @@ struct SiteConfig {
   std::string key_vault_identity = "SystemAssigned";  // keyVaultReferenceIdentity
   std::optional<std::string> dns_server;              // WEBSITE_DNS_SERVER
   std::optional<std::string> dns_alt_server;          // WEBSITE_DNS_ALT_SERVER
+  // DOCKER_ENABLE_CI=true: continuous deployment; the service follows the tag (polls it).
+  bool continuous_deployment = false;
 };
 
 // Parses a site in any of the shapes Azure writes it: the ARM resource body (properties.*,

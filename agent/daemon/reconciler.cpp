@@ -43,6 +43,34 @@ void Reconciler::save(Site& site) {
                  status.error().describe());
 }
 
+void Reconciler::schedulePoll(Site& site) {
+  const bool pinned = site.state.image.find('@') != std::string::npos;
+  if (!site.state.continuous_deployment || pinned || !site.state.published) {
+    site.next_poll.reset();
+    return;
+  }
+  const double jitter = 0.8 + 0.4 * std::clamp(random_.uniform(), 0.0, 1.0);
+  site.next_poll = clock_.now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                      options_.tag_poll_interval * jitter);
+}
+
+std::optional<std::chrono::steady_clock::time_point> Reconciler::duePolls() {
+  std::optional<std::chrono::steady_clock::time_point> next;
+  const auto now = clock_.now();
+  for (auto& [name, site] : sites_) {
+    if (!site.next_poll || site.attempt || site.removed || site.refresh_due)
+      continue;
+    if (*site.next_poll > now) {
+      next = next ? std::min(*next, *site.next_poll) : *site.next_poll;
+      continue;
+    }
+    site.next_poll.reset();  // set again when the check ends
+    site.refresh_due = true;
+    site.next_attempt = now;
+  }
+  return next;
+}
+
 void Reconciler::answerRemoved(const std::string& name, Site& site) {
   for (const auto& [id, broker] : std::exchange(site.refresh_waiting, {}))
     broker->record(id, {name, RefreshOutcome::kFailed, {}, {}, "the site was removed"});
@@ -62,6 +90,7 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
       Site site;
       site.state = std::move(state);
       site.file.sha256 = site.state.config_sha256;
+      schedulePoll(site);
       sites_.emplace(site.state.site, std::move(site));
     }
     loaded_ = true;
@@ -160,6 +189,8 @@ void Reconciler::finish(const std::string& name, Site& site) {
   site.state.progress = attempt->activity.progress();
   const auto now = clock_.now();
   const bool was_refresh = attempt->unless.has_value();
+  if (!result.config_sha256.empty())
+    site.state.continuous_deployment = result.continuous_deployment;
   SiteRefresh answer{name, RefreshOutcome::kFailed, attempt->from, {}, {}};
   switch (result.kind) {
     case SiteAttemptResult::Kind::kUnchanged: {
@@ -230,6 +261,8 @@ void Reconciler::finish(const std::string& name, Site& site) {
   }
   for (const auto& [id, broker] : attempt->waiting)
     broker->record(id, answer);
+  if (!stopping_ && !site.refresh_due)
+    schedulePoll(site);
   if (site.removed)
     collectable_ = collectable_ || site.state.published.has_value();
   else
@@ -284,6 +317,8 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
   }
   if (stopping_)
     return std::nullopt;
+  if (auto poll = duePolls())
+    next = next ? std::min(*next, *poll) : *poll;
   const auto now = clock_.now();
   auto wakeAt = [&next](std::chrono::steady_clock::time_point at) {
     next = next ? std::min(*next, at) : at;

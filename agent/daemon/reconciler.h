@@ -31,6 +31,8 @@ struct ReconcilerOptions {
   // A site file missing from a healthy scan is acted on (state removed, image collectable) only
   // once it stayed away this long: a file replaced non-atomically comes back in time.
   std::chrono::seconds removal_grace{30};
+  // Sites with continuous deployment check their tag this often (jittered ±20%).
+  std::chrono::seconds tag_poll_interval{300};
 };
 
 // Keeps every site's published image equal to what its config asks for. The daemon's loop
@@ -85,12 +87,18 @@ class Reconciler {
     std::string failed_sha256;  // the config the last failure was for
     // A refresh is due (asked for, or a failed one to retry with backoff), and who waits for it.
     bool refresh_due = false;
+    // When a site with continuous deployment next checks its tag (unset: not polled).
+    std::optional<std::chrono::steady_clock::time_point> next_poll;
     std::vector<std::pair<uint64_t, RefreshBroker*>> refresh_waiting;
     std::chrono::steady_clock::time_point next_attempt{};
     std::unique_ptr<Attempt> attempt;
   };
 
   bool wanted(const Site& site) const;
+  // Schedules the next tag check of a site with continuous deployment, from now.
+  void schedulePoll(Site& site);
+  // Sites whose poll is due get a refresh; returns when the next poll is due.
+  std::optional<std::chrono::steady_clock::time_point> duePolls();
   // Refreshes still waiting on a site that goes away are answered as failed.
   void answerRemoved(const std::string& name, Site& site);
   void removeAbsentSites(std::optional<std::chrono::steady_clock::time_point>& next);

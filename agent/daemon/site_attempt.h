@@ -42,8 +42,9 @@ struct SiteAttemptResult {
   // kUnchanged: a refresh found the tag where it was; nothing was pulled.
   enum class Kind { kPublished, kUnchanged, kFailed, kCancelled };
   Kind kind = Kind::kFailed;
-  std::string image;          // what the config asked for; empty when it could not be read
-  std::string config_sha256;  // of the config bytes the attempt read
+  std::string image;                   // what the config asked for; empty when it could not be read
+  std::string config_sha256;           // of the config bytes the attempt read
+  bool continuous_deployment = false;  // DOCKER_ENABLE_CI in that config
   std::optional<PublishedImage> published;
   std::optional<SiteError> error;
   // Released once the result is recorded in the site's state: the runner keeps the state dir's

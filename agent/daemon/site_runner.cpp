@@ -137,6 +137,7 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
   if (!site)
     return failed("config", site.error().context(config.string()));
   result.image = site->image.str();
+  result.continuous_deployment = site->continuous_deployment;
   activity.setImage(result.image);
   spdlog::info("site {}: pulling {} with {}{}", site_name, result.image, describeSiteAuth(*site),
                site->pull_over_vnet ? ", over the VNet" : "");

@@ -110,6 +110,7 @@ std::string siteStateJson(const SiteState& state) {
       {"lastAttemptAt", timeOrNull(state.last_attempt_at)},
       {"nextAttemptAt", timeOrNull(state.next_attempt_at)},
       {"lastCheckedAt", timeOrNull(state.last_checked_at)},
+      {"continuousDeployment", state.continuous_deployment},
       {"updatedAt", formatUtc(state.updated_at)},
   };
   if (state.last_error) {
@@ -187,6 +188,8 @@ Result<SiteState> parseSiteState(std::string_view json_text) {
   state.last_attempt_at = timeField(doc["lastAttemptAt"]);
   state.next_attempt_at = timeField(doc["nextAttemptAt"]);
   state.last_checked_at = timeField(doc["lastCheckedAt"]);
+  ASSIGN_OR_RETURN(auto ci, doc["continuousDeployment"].optionalBoolean());
+  state.continuous_deployment = ci.value_or(false);
   state.updated_at = timeField(doc["updatedAt"]).value_or(std::chrono::system_clock::time_point{});
   return state;
 }

@@ -68,6 +68,8 @@ struct SiteState {
   std::optional<std::chrono::system_clock::time_point> next_attempt_at;
   // When the image's tag was last resolved at the registry (a pull, or a check that it moved).
   std::optional<std::chrono::system_clock::time_point> last_checked_at;
+  // DOCKER_ENABLE_CI=true in the config the last attempt read: the tag is polled.
+  bool continuous_deployment = false;
   std::chrono::system_clock::time_point updated_at;
 };
 

@@ -199,6 +199,46 @@ TEST_F(ReconcilerTest, ARefreshChecksTheTagAndSaysWhatHappened) {
   EXPECT_FALSE(state("web")->last_error.has_value());
 }
 
+// DOCKER_ENABLE_CI=true: the tag is checked every tagPollInterval (jittered); a site without
+// it is never polled.
+TEST_F(ReconcilerTest, ASiteWithContinuousDeploymentPollsItsTag) {
+  reconciler_ = std::make_unique<Reconciler>(
+      runner_, clock_, random_, store_, metrics_, [] {},
+      ReconcilerOptions{2, seconds(60), 8, seconds(10), seconds(40), seconds(30), seconds(100)});
+  reconciler_->update(files({{"ci", "a"}, {"plain", "b"}}));
+  reconciler_->step();
+  SiteAttemptResult with_ci = published("a", "sha256:d1");
+  with_ci.continuous_deployment = true;
+  runner_.push("ci", with_ci);
+  runner_.push("plain", published("b", "sha256:d2"));
+  settle();
+  EXPECT_TRUE(state("ci")->continuous_deployment);
+
+  // random 1.0: the interval stretched to its +20%, 120 s.
+  clock_.advance(seconds(119));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 0);
+  clock_.advance(seconds(2));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  SiteAttemptResult same = unchanged();
+  same.config_sha256 = "a";
+  same.continuous_deployment = true;
+  runner_.push("ci", same);
+  settle();
+  EXPECT_EQ(runner_.unless("ci"), "sha256:d1");
+  EXPECT_EQ(runner_.calls("ci"), 2);
+  EXPECT_EQ(runner_.calls("plain"), 1);
+  // And again one interval after that check.
+  clock_.advance(seconds(121));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  runner_.push("ci", same);
+  settle();
+  EXPECT_EQ(runner_.calls("ci"), 3);
+  EXPECT_EQ(runner_.calls("plain"), 1);
+}
+
 TEST_F(ReconcilerTest, ANewSiteIsPulledOnceAndAnUnchangedOneIsLeftAlone) {
   reconciler_->update(files({{"web", "a"}}));
   reconciler_->step();

@@ -485,6 +485,27 @@ TEST_F(Daemon, ARefreshFollowsAMovedTagAndKeepsTheImageWhenTheRegistryIsDown) {
   stack().setFaults(acr, json::array());
 }
 
+// Continuous deployment (DOCKER_ENABLE_CI=true): the service polls the tag and republishes
+// when it moves, with no command; a site without it stays where it is.
+TEST_F(Daemon, ContinuousDeploymentFollowsAMovedTagByItself) {
+  const std::string acr = azure()["acr_control"];
+  stack().retag(acr, "moving", "lnx-v1");
+  json agent = agentConfig();
+  agent["tagPollIntervalSeconds"] = 1;
+  start(agent);
+  json ci = site("moving");
+  ci["properties"]["siteConfig"]["appSettings"] =
+      json::array({{{"name", "DOCKER_ENABLE_CI"}, {"value", "true"}}});
+  putSite("ci", ci);
+  putSite("plain", site("moving"));
+  ASSERT_TRUE(waitForPublished("ci", digestOf("lnx-v1"))) << siteState("ci") << log();
+  ASSERT_TRUE(waitForPublished("plain", digestOf("lnx-v1"))) << siteState("plain") << log();
+
+  stack().retag(acr, "moving", "lnx-v2");
+  ASSERT_TRUE(waitForPublished("ci", digestOf("lnx-v2"))) << siteState("ci") << log();
+  EXPECT_EQ(siteState("plain")["published"]["digest"], digestOf("lnx-v1"));
+}
+
 TEST_F(Daemon, SigtermDuringAPullStopsCleanlyAndTheNextStartResumes) {
   const auto& image = stack().image("test/multi:v1");
   const std::string big_layer = image["layers"][1]["digest"];
