@@ -41,6 +41,12 @@ class SettingsReader {
       out = std::move(*value);
     return {};
   }
+  Status boolean(const char* key, bool& out) const {
+    ASSIGN_OR_RETURN(auto value, doc_[key].optionalBoolean());
+    if (value)
+      out = *value;
+    return {};
+  }
   Status path(const char* key, std::filesystem::path& out) const {
     std::string text = out.string();
     RETURN_IF_ERROR(string(key, text));
@@ -193,6 +199,7 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   RETURN_IF_ERROR(read.duration("pullSlotSeconds", config.pull_slot, 1, kDay));
   RETURN_IF_ERROR(read.duration("rescanIntervalSeconds", config.rescan_interval, 1, kDay));
   RETURN_IF_ERROR(read.duration("tagPollIntervalSeconds", config.tag_poll_interval, 1, kDay));
+  RETURN_IF_ERROR(read.boolean("refreshOnStart", config.refresh_on_start));
   RETURN_IF_ERROR(read.duration("siteRemovalGraceSeconds", config.site_removal_grace, 0, 7 * kDay));
   RETURN_IF_ERROR(
       read.duration("retryInitialBackoffSeconds", config.retry_initial_backoff, 1, kDay));

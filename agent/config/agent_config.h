@@ -66,6 +66,9 @@ struct AgentConfig {
   // Sites with continuous deployment (DOCKER_ENABLE_CI=true) have their tag checked this often
   // (jittered ±20%, so that hosts and sites do not poll together).
   std::chrono::seconds tag_poll_interval{300};
+  // A start of the service re-resolves every published site's tag (as a worker restart does on
+  // App Service), the published image serving meanwhile; false trusts what is published.
+  bool refresh_on_start = true;
 };
 
 // Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service

@@ -91,6 +91,9 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
       site.state = std::move(state);
       site.file.sha256 = site.state.config_sha256;
       schedulePoll(site);
+      const bool pinned = site.state.image.find('@') != std::string::npos;
+      if (options_.refresh_on_start && site.state.published && !pinned)
+        site.refresh_due = true;  // the published image serves while the tag is checked
       sites_.emplace(site.state.site, std::move(site));
     }
     loaded_ = true;

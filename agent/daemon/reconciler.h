@@ -33,6 +33,9 @@ struct ReconcilerOptions {
   std::chrono::seconds removal_grace{30};
   // Sites with continuous deployment check their tag this often (jittered ±20%).
   std::chrono::seconds tag_poll_interval{300};
+  // The sites a previous run published re-resolve their tags when loaded (the agent config's
+  // refreshOnStart; off here so that tests opt in).
+  bool refresh_on_start = false;
 };
 
 // Keeps every site's published image equal to what its config asks for. The daemon's loop

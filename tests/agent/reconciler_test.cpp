@@ -461,6 +461,28 @@ TEST_F(ReconcilerTest, WhatWasPublishedSurvivesARestart) {
   EXPECT_TRUE(reconciler_->takeCollectable());
 }
 
+// refreshOnStart: a new process checks every published tag once, the image serving meanwhile.
+TEST_F(ReconcilerTest, AStartReResolvesPublishedTagsWhenAsked) {
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  runner_.push("web", published("a", "sha256:1"));
+  settle();
+  ReconcilerOptions options{2, seconds(60), 8, seconds(10), seconds(40)};
+  options.refresh_on_start = true;
+  reconciler_ = std::make_unique<Reconciler>(
+      runner_, clock_, random_, store_, metrics_, [] {}, options);
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  EXPECT_EQ(reconciler_->publishedDigests(), std::set<std::string>{"sha256:1"});
+  runner_.push("web", unchanged());
+  settle();
+  EXPECT_EQ(runner_.unless("web"), "sha256:1");
+  EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 0);
+}
+
 TEST_F(ReconcilerTest, ASiteFileBackWithinTheGracePeriodIsNeitherRemovedNorPulledAgain) {
   reconciler_->update(files({{"web", "a"}}));
   reconciler_->step();
