@@ -51,6 +51,20 @@ ServerResponse submit(const ServerRequest& request, RefreshBroker& broker) {
   return json(202, {{"id", *id}});
 }
 
+// POST /v1/webhooks/{acr,dockerhub}: a registry's push event; the registry does not wait.
+ServerResponse pushed(const ServerRequest& request, RefreshBroker& broker) {
+  const bool acr = request.path.ends_with("/acr");
+  auto event = acr ? parseAcrWebhook(request.body) : parseDockerHubWebhook(request.body);
+  if (!event)
+    return problem(400, event.error().message);
+  if (!event->has_value())
+    return json(200, {{"ignored", "not a push of a tag"}});
+  auto id = broker.submitPush(std::move(**event));
+  if (!id)
+    return problem(503, "too many refreshes running; try again when some have finished");
+  return json(202, {{"id", *id}});
+}
+
 ServerResponse report(std::string_view id_text, RefreshBroker& broker) {
   uint64_t id = 0;
   auto [end, error] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
@@ -77,6 +91,11 @@ ServerResponse ControlServer::handle(const ServerRequest& request, RefreshBroker
     if (request.method != "POST")
       return problem(405, "POST to start a refresh");
     return submit(request, broker);
+  }
+  if (request.path == "/v1/webhooks/acr" || request.path == "/v1/webhooks/dockerhub") {
+    if (request.method != "POST")
+      return problem(405, "POST a registry's webhook payload");
+    return pushed(request, broker);
   }
   const std::string prefix = std::string(kRefreshPath) + "/";
   if (request.path.starts_with(prefix)) {

@@ -15,6 +15,9 @@ namespace pullagent::agent {
 //                             → 202 {"id": N}; 503 while 64 requests are still running
 //   GET  /v1/refresh/<id>     → 200 {"done": bool, "sites": [{"site", "outcome", "from", "to",
 //                             "error"}]}; 404 for an id it does not know (or forgot)
+//   POST /v1/webhooks/acr     an ACR webhook payload; /v1/webhooks/dockerhub a Docker Hub one:
+//                             the sites with continuous deployment on that image and tag
+//                             refresh → 202 {"id": N}; 200 {"ignored"} for other events
 // Handlers only queue and read (RefreshBroker): the daemon's loop does the work.
 class ControlServer {
  public:

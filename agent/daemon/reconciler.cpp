@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 
+#include "puller/reference/reference.h"
+
 namespace pullagent::agent {
 
 struct Reconciler::Attempt {
@@ -359,7 +361,18 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
 
 void Reconciler::refresh(const RefreshBroker::Request& request, RefreshBroker& broker) {
   std::vector<std::string> names = request.sites;
-  if (names.empty()) {
+  if (request.push) {
+    // A registry's push reaches the sites that follow that image and tag (App Service: only
+    // those with continuous deployment on).
+    for (const auto& [name, site] : sites_) {
+      auto ref = puller::ImageRef::parse(site.state.image);
+      if (!site.removed && site.state.continuous_deployment && ref && ref->tag && !ref->digest &&
+          ref->domain == request.push->host && ref->repository == request.push->repository &&
+          *ref->tag == request.push->tag) {
+        names.push_back(name);
+      }
+    }
+  } else if (names.empty()) {
     for (const auto& [name, site] : sites_) {
       if (!site.removed)
         names.push_back(name);

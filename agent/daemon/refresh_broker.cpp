@@ -48,8 +48,22 @@ std::optional<uint64_t> RefreshBroker::submit(std::vector<std::string> sites) {
   if (order_.size() >= kMaxRequests)
     return std::nullopt;
   const uint64_t id = next_id_++;
-  submitted_.push_back({id, std::move(sites)});
+  submitted_.push_back({id, std::move(sites), std::nullopt});
   requests_[id];  // known and not begun: pending until the loop takes it
+  order_.push_back(id);
+  if (wake_)
+    wake_();
+  return id;
+}
+
+std::optional<uint64_t> RefreshBroker::submitPush(PushEvent push) {
+  std::lock_guard lock(mutex_);
+  forgetFinished();
+  if (order_.size() >= kMaxRequests)
+    return std::nullopt;
+  const uint64_t id = next_id_++;
+  submitted_.push_back({id, {}, std::move(push)});
+  requests_[id];
   order_.push_back(id);
   if (wake_)
     wake_();

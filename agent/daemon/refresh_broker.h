@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/daemon/push_event.h"
+
 namespace pullagent::agent {
 
 // How one site's refresh ended (or that it has not yet).
@@ -45,10 +47,13 @@ class RefreshBroker {
 
   // A request for these sites (empty: every site). Its id, or nothing when full.
   std::optional<uint64_t> submit(std::vector<std::string> sites);
+  // A registry's push: the sites with continuous deployment on that image and tag.
+  std::optional<uint64_t> submitPush(PushEvent push);
 
   struct Request {
     uint64_t id = 0;
-    std::vector<std::string> sites;  // empty: every site
+    std::vector<std::string> sites;  // empty: every site (unless `push` says which)
+    std::optional<PushEvent> push;
   };
   // The loop: what was submitted since the last call.
   std::vector<Request> take();

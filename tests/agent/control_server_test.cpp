@@ -59,6 +59,47 @@ TEST(ControlServer, RefusesWhatItDoesNotUnderstand) {
   EXPECT_EQ(ControlServer::handle(request("GET", "/"), broker).status, 404u);
 }
 
+TEST(ControlServer, RegistryWebhooksBecomeRefreshesOfTheImageAndTag) {
+  RefreshBroker broker(nullptr);
+  const char* acr =
+      R"({"id":"1","timestamp":"2026-11-27T10:00:00Z","action":"push",)"
+      R"("target":{"mediaType":"application/vnd.docker.distribution.manifest.v2+json",)"
+      R"("size":524,"digest":"sha256:ab","length":524,"repository":"privatewebsite","tag":"lnx-v1"},)"
+      R"("request":{"id":"2","host":"myreg.azurecr.io","method":"PUT","useragent":"docker"}})";
+  auto answer = ControlServer::handle(request("POST", "/v1/webhooks/acr", acr), broker);
+  ASSERT_EQ(answer.status, 202u) << answer.body;
+  auto taken = broker.take();
+  ASSERT_EQ(taken.size(), 1u);
+  ASSERT_TRUE(taken[0].push.has_value());
+  EXPECT_EQ(taken[0].push->host, "myreg.azurecr.io");
+  EXPECT_EQ(taken[0].push->repository, "privatewebsite");
+  EXPECT_EQ(taken[0].push->tag, "lnx-v1");
+
+  const char* hub = R"({"push_data":{"pusher":"me","tag":"latest"},)"
+                    R"("repository":{"repo_name":"nginx","namespace":"library"}})";
+  ASSERT_EQ(ControlServer::handle(request("POST", "/v1/webhooks/dockerhub", hub), broker).status,
+            202u);
+  taken = broker.take();
+  EXPECT_EQ(taken.at(0).push->host, "docker.io");
+  EXPECT_EQ(taken[0].push->repository, "library/nginx");
+  EXPECT_EQ(taken[0].push->tag, "latest");
+
+  // ACR's ping, a delete, a push by digest only: nothing to do.
+  for (const char* ignored :
+       {R"({"action":"ping"})", R"({"action":"delete","target":{"repository":"a"}})",
+        R"({"action":"push","target":{"repository":"a","digest":"sha256:ab"},)"
+        R"("request":{"host":"r.io"}})"}) {
+    EXPECT_EQ(ControlServer::handle(request("POST", "/v1/webhooks/acr", ignored), broker).status,
+              200u)
+        << ignored;
+  }
+  EXPECT_TRUE(broker.take().empty());
+  EXPECT_EQ(
+      ControlServer::handle(request("POST", "/v1/webhooks/acr", R"({"action":5})"), broker).status,
+      400u);
+  EXPECT_EQ(ControlServer::handle(request("GET", "/v1/webhooks/acr"), broker).status, 405u);
+}
+
 TEST(ControlServer, ListensOnASocketOnlyRootCanOpen) {
   testing::TempDir dir;
   RefreshBroker broker(nullptr);

@@ -164,6 +164,30 @@ class Daemon : public PullTest {
     }
     return response;
   }
+  // POST to the daemon's control socket; the raw answer.
+  std::string postControl(const std::string& path, const std::string& body) const {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const std::string socket_path = (dest_.path() / "control.sock").string();
+    std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    timeval timeout{5, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    std::string response;
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
+      return response;
+    const std::string request = "POST " + path +
+                                " HTTP/1.1\r\nHost: pullagent\r\nConnection: close\r\n"
+                                "Content-Type: application/json\r\nContent-Length: " +
+                                std::to_string(body.size()) + "\r\n\r\n" + body;
+    if (::write(fd.get(), request.data(), request.size()) > 0) {
+      char buffer[4096];
+      ssize_t n = 0;
+      while ((n = ::read(fd.get(), buffer, sizeof buffer)) > 0)
+        response.append(buffer, static_cast<size_t>(n));
+    }
+    return response;
+  }
   size_t daemonEntries(const char* dir) const {
     const fs::path path = fs::path("/proc") / std::to_string(daemon_->pid()) / dir;
     return static_cast<size_t>(
@@ -502,6 +526,36 @@ TEST_F(Daemon, ContinuousDeploymentFollowsAMovedTagByItself) {
   ASSERT_TRUE(waitForPublished("plain", digestOf("lnx-v1"))) << siteState("plain") << log();
 
   stack().retag(acr, "moving", "lnx-v2");
+  ASSERT_TRUE(waitForPublished("ci", digestOf("lnx-v2"))) << siteState("ci") << log();
+  EXPECT_EQ(siteState("plain")["published"]["digest"], digestOf("lnx-v1"));
+}
+
+// A registry's push webhook (ACR's payload, posted to the control socket) refreshes the sites
+// with continuous deployment on that image and tag, and only those.
+TEST_F(Daemon, AnAcrPushWebhookRefreshesTheSitesThatFollowTheTag) {
+  const std::string acr = azure()["acr_control"];
+  stack().retag(acr, "moving", "lnx-v1");
+  json agent = agentConfig();
+  agent["tagPollIntervalSeconds"] = 3600;  // the webhook, not a poll, must do it
+  start(agent);
+  json ci = site("moving");
+  ci["properties"]["siteConfig"]["appSettings"] =
+      json::array({{{"name", "DOCKER_ENABLE_CI"}, {"value", "true"}}});
+  putSite("ci", ci);
+  putSite("plain", site("moving"));
+  ASSERT_TRUE(waitForPublished("ci", digestOf("lnx-v1"))) << siteState("ci") << log();
+  ASSERT_TRUE(waitForPublished("plain", digestOf("lnx-v1"))) << siteState("plain") << log();
+
+  stack().retag(acr, "moving", "lnx-v2");
+  const std::string login = azure()["acr"];  // myreg.azurecr.io:<port> here
+  const json payload = {
+      {"id", "e1"},
+      {"action", "push"},
+      {"target",
+       {{"repository", "privatewebsite"}, {"tag", "moving"}, {"digest", digestOf("lnx-v2")}}},
+      {"request", {{"host", login}, {"method", "PUT"}}}};
+  const std::string answer = postControl("/v1/webhooks/acr", payload.dump());
+  EXPECT_EQ(answer.rfind("HTTP/1.1 202", 0), 0u) << answer;
   ASSERT_TRUE(waitForPublished("ci", digestOf("lnx-v2"))) << siteState("ci") << log();
   EXPECT_EQ(siteState("plain")["published"]["digest"], digestOf("lnx-v1"));
 }
