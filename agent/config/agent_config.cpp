@@ -200,6 +200,17 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   RETURN_IF_ERROR(read.duration("rescanIntervalSeconds", config.rescan_interval, 1, kDay));
   RETURN_IF_ERROR(read.duration("tagPollIntervalSeconds", config.tag_poll_interval, 1, kDay));
   RETURN_IF_ERROR(read.boolean("refreshOnStart", config.refresh_on_start));
+  std::string webhook;
+  RETURN_IF_ERROR(read.string("webhookAddress", webhook));
+  ASSIGN_OR_RETURN(auto secret, doc["webhookSecret"].secret().optionalString());
+  if (!webhook.empty()) {
+    // A listener on the network takes pushes from whoever knows the secret: a guessable one
+    // would let anyone make every site check its registry.
+    if (!secret || secret->size() < 16)
+      return doc["webhookSecret"].error("must be set, 16 characters or more, with webhookAddress");
+    config.webhook_address = webhook;
+    config.webhook_secret = Secret(*secret);
+  }
   RETURN_IF_ERROR(read.duration("siteRemovalGraceSeconds", config.site_removal_grace, 0, 7 * kDay));
   RETURN_IF_ERROR(
       read.duration("retryInitialBackoffSeconds", config.retry_initial_backoff, 1, kDay));

@@ -10,6 +10,7 @@
 
 #include "agent/identity/managed_identity.h"
 #include "base/error.h"
+#include "base/secret.h"
 
 namespace pullagent::agent {
 
@@ -69,6 +70,11 @@ struct AgentConfig {
   // A start of the service re-resolves every published site's tag (as a worker restart does on
   // App Service), the published image serving meanwhile; false trusts what is published.
   bool refresh_on_start = true;
+  // Registry webhooks over TCP ("10.0.0.4:8099"), for registries that cannot reach the control
+  // socket; every request must carry webhookSecret ("Authorization: Bearer <secret>", or
+  // "?secret=<secret>" for Docker Hub, which cannot send headers). Off unless set.
+  std::optional<std::string> webhook_address;
+  std::optional<Secret> webhook_secret;
 };
 
 // Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service

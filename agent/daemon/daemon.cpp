@@ -22,6 +22,7 @@
 #include "agent/daemon/site_runner.h"
 #include "agent/daemon/sites_directory.h"
 #include "agent/daemon/systemd_notifier.h"
+#include "agent/daemon/webhook_server.h"
 #include "puller/store/garbage_collector.h"
 #include "puller/store/state_lock.h"
 
@@ -104,6 +105,7 @@ class Daemon {
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<ControlServer> control_server_;
+  std::unique_ptr<WebhookServer> webhook_server_;
   SitesWatcher watcher_;
   std::string last_status_;
   std::string sites_dir_error_;  // why the last scan failed; empty while it reads
@@ -130,6 +132,17 @@ Status Daemon::configure(AgentConfig agent) {
     ASSIGN_OR_RETURN(auto control, ControlServer::start(agent.control_socket.string(), refreshes_));
     spdlog::info("control socket at {}", control->address());
     control_server_ = std::move(control);
+  }
+  if (agent.webhook_address != agent_.webhook_address ||
+      agent.webhook_secret != agent_.webhook_secret) {
+    std::unique_ptr<WebhookServer> server;
+    if (agent.webhook_address) {
+      ASSIGN_OR_RETURN(
+          server, WebhookServer::start(*agent.webhook_address, *agent.webhook_secret, refreshes_));
+      spdlog::info("registry webhooks at http://{}/v1/webhooks/{{acr,dockerhub}}",
+                   server->address());
+    }
+    webhook_server_ = std::move(server);
   }
   if (!store_ || agent.state_dir != agent_.state_dir) {
     // A new state dir means new site states: stop the pulls into the old one, then start from
@@ -285,6 +298,7 @@ int Daemon::run() {
                reconciler_->running());
   notifier_.notify("STOPPING=1\nSTATUS=stopping");
   reconciler_->stopAll();
+  webhook_server_.reset();
   control_server_.reset();
   metrics_server_.reset();
   spdlog::info("stopped");

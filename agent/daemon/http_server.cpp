@@ -33,6 +33,14 @@ MHD_Result collectHeader(void* cls, MHD_ValueKind, const char* key, const char* 
   return MHD_YES;
 }
 
+MHD_Result collectArgument(void* cls, MHD_ValueKind, const char* key, const char* value) {
+  if (key != nullptr) {
+    static_cast<std::map<std::string, std::string>*>(cls)->emplace(key,
+                                                                   value != nullptr ? value : "");
+  }
+  return MHD_YES;
+}
+
 MHD_Result queue(MHD_Connection* connection, const ServerResponse& answer) {
   MHD_Response* response = MHD_create_response_from_buffer(
       answer.body.size(), const_cast<char*>(answer.body.data()), MHD_RESPMEM_MUST_COPY);
@@ -92,6 +100,8 @@ struct HttpServer::Impl {
       pending->request.path = url;
       MHD_get_connection_values(connection, MHD_HEADER_KIND, &collectHeader,
                                 &pending->request.headers);
+      MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &collectArgument,
+                                &pending->request.query);
       auto length = declaredLength(pending->request.headers);
       if (length && *length > limits.body_bytes)
         return queue(connection, {413, "text/plain; charset=utf-8", "request body too large\n"});

@@ -18,6 +18,7 @@ struct ServerRequest {
   std::string method;                          // "GET", "POST", ...
   std::string path;                            // the URL path, without the query
   std::map<std::string, std::string> headers;  // names lower-cased
+  std::map<std::string, std::string> query;    // the URL's query arguments, decoded
   std::string body;
 };
 

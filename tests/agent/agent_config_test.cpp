@@ -95,6 +95,9 @@ TEST(AgentConfig, ErrorsNameThePathAndValue) {
            Case{R"({"stateDir": "/var/../etc/x"})", "must not contain \"..\""},
            Case{R"({"sitesDir": "sites"})", "sitesDir: must be an absolute path"},
            Case{R"({"controlSocket": "c.sock"})", "controlSocket: must be an absolute path"},
+           Case{R"({"webhookAddress": "0.0.0.0:8099"})", "webhookSecret: must be set"},
+           Case{R"({"webhookAddress": "0.0.0.0:8099", "webhookSecret": "short"})",
+                "webhookSecret: must be set, 16 characters or more"},
            Case{R"({"maxConcurrentPulls": 4, "maxRunningPulls": 2})", "maxRunningPulls"},
            Case{"[", "not valid JSON"},
        }) {

@@ -1,4 +1,5 @@
 #include "agent/daemon/control_server.h"
+#include "agent/daemon/webhook_server.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -13,7 +14,11 @@ namespace {
 using nlohmann::json;
 
 ServerRequest request(std::string method, std::string path, std::string body = "") {
-  return ServerRequest{std::move(method), std::move(path), {}, std::move(body)};
+  ServerRequest made;
+  made.method = std::move(method);
+  made.path = std::move(path);
+  made.body = std::move(body);
+  return made;
 }
 
 TEST(ControlServer, StartsARefreshAndReportsItsOutcomes) {
@@ -98,6 +103,30 @@ TEST(ControlServer, RegistryWebhooksBecomeRefreshesOfTheImageAndTag) {
       ControlServer::handle(request("POST", "/v1/webhooks/acr", R"({"action":5})"), broker).status,
       400u);
   EXPECT_EQ(ControlServer::handle(request("GET", "/v1/webhooks/acr"), broker).status, 405u);
+}
+
+TEST(WebhookServer, TakesOnlyWebhooksAndOnlyWithTheSecret) {
+  RefreshBroker broker(nullptr);
+  const Secret secret("a-long-shared-secret");
+  const char* acr = R"({"action":"push","target":{"repository":"app","tag":"v1"},)"
+                    R"("request":{"host":"myreg.azurecr.io"}})";
+  auto with = [&](std::map<std::string, std::string> headers,
+                  std::map<std::string, std::string> query, std::string path) {
+    ServerRequest post = request("POST", std::move(path), acr);
+    post.headers = std::move(headers);
+    post.query = std::move(query);
+    return WebhookServer::handle(post, secret, broker).status;
+  };
+  EXPECT_EQ(with({}, {}, "/v1/webhooks/acr"), 401u);
+  EXPECT_EQ(with({{"authorization", "Bearer wrong-secret-of-len"}}, {}, "/v1/webhooks/acr"), 401u);
+  EXPECT_EQ(with({{"authorization", "Bearer a-long-shared-secre"}}, {}, "/v1/webhooks/acr"), 401u);
+  EXPECT_EQ(with({}, {{"secret", "a-long-shared-secret-and-more"}}, "/v1/webhooks/acr"), 401u);
+  EXPECT_TRUE(broker.take().empty());
+  EXPECT_EQ(with({{"authorization", "Bearer a-long-shared-secret"}}, {}, "/v1/webhooks/acr"), 202u);
+  EXPECT_EQ(with({}, {{"secret", "a-long-shared-secret"}}, "/v1/webhooks/acr"), 202u);
+  EXPECT_EQ(broker.take().size(), 2u);
+  // The control endpoint's other routes are not on the network, secret or not.
+  EXPECT_EQ(with({{"authorization", "Bearer a-long-shared-secret"}}, {}, "/v1/refresh"), 404u);
 }
 
 TEST(ControlServer, ListensOnASocketOnlyRootCanOpen) {

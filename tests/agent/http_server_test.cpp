@@ -177,7 +177,8 @@ TEST(HttpServer, HandsOverTheRequestAndRefusesOversizedOnes) {
       [](const ServerRequest& request) {
         return ServerResponse{201, "text/plain",
                               request.method + " " + request.path + " " +
-                                  request.headers.at("x-token") + " " + request.body};
+                                  request.headers.at("x-token") + " " + request.body +
+                                  " a=" + (request.query.count("a") ? request.query.at("a") : "-")};
       },
       limits);
   ASSERT_TRUE(server.ok()) << server.error().message;
@@ -187,7 +188,7 @@ TEST(HttpServer, HandsOverTheRequestAndRefusesOversizedOnes) {
                 "POST /hook?a=b HTTP/1.1\r\nHost: x\r\nX-Token: t1\r\nConnection: close\r\n"
                 "Content-Length: 5\r\n\r\nhello");
   EXPECT_EQ(echoed.rfind("HTTP/1.1 201", 0), 0u) << echoed;
-  EXPECT_NE(echoed.find("\r\n\r\nPOST /hook t1 hello"), std::string::npos) << echoed;
+  EXPECT_NE(echoed.find("\r\n\r\nPOST /hook t1 hello a=b"), std::string::npos) << echoed;
 
   auto big_body = roundTrip(port,
                             "POST /hook HTTP/1.1\r\nHost: x\r\nX-Token: t\r\nConnection: close\r\n"
