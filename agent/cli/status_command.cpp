@@ -46,6 +46,14 @@ std::string detail(const SiteState& state) {
     text = "attempt " + std::to_string(state.attempts) + ", next at " +
            formatUtc(*state.next_attempt_at) + "; " + text;
   }
+  // The published image is still what the site runs: say so, and what failed (also while the
+  // next try runs).
+  if (state.published && state.last_error) {
+    const bool refresh = state.published->config_sha256 == state.config_sha256;
+    text = "serving " + state.published->digest + "; " +
+           (refresh ? "refresh" : "pull of the changed config") + " failed at " +
+           formatUtc(state.last_error->at) + ": " + text;
+  }
   return text.empty() ? "-" : text;
 }
 

@@ -68,7 +68,13 @@ Metrics::Metrics()
                          "What garbage collection removed: images, blobs and bytes.")
                      .Add({{"kind", "images"}})),
       gc_blobs_(counter(*registry_, "pullagent_gc_removed_total", "").Add({{"kind", "blobs"}})),
-      gc_bytes_(counter(*registry_, "pullagent_gc_removed_total", "").Add({{"kind", "bytes"}})) {
+      gc_bytes_(counter(*registry_, "pullagent_gc_removed_total", "").Add({{"kind", "bytes"}})),
+      tag_checks_(counter(*registry_, "pullagent_tag_checks_total",
+                          "Checks of a published site's tag (refresh, poll, webhook, start), by "
+                          "result: unchanged, updated (pulled and republished) or failed (the "
+                          "published image kept).")) {
+  for (const char* result : {"unchanged", "updated", "failed"})
+    tag_checks_.Add({{"result", result}});
   for (const char* result : {"success", "failure", "cancelled"})
     pulls_.Add({{"result", result}});
   sites_dir_healthy_.Set(1);
@@ -115,6 +121,10 @@ void Metrics::garbageCollected(int images, int blobs, int64_t bytes) {
   gc_images_.Increment(images);
   gc_blobs_.Increment(blobs);
   gc_bytes_.Increment(static_cast<double>(bytes));
+}
+
+void Metrics::tagChecked(const std::string& result) {
+  tag_checks_.Add({{"result", result}}).Increment();
 }
 
 std::string Metrics::render() const {

@@ -37,6 +37,9 @@ class Metrics {
   // 1 while the last scan of the sites directory succeeded, 0 while it fails.
   void setSitesDirectoryHealthy(bool healthy);
   void garbageCollected(int images, int blobs, int64_t bytes);
+  // A check of a published site's tag ended (refresh, poll, webhook, start):
+  // "unchanged", "updated" or "failed".
+  void tagChecked(const std::string& result);
 
   std::string render() const;
 
@@ -55,6 +58,7 @@ class Metrics {
   prometheus::Counter& gc_images_;
   prometheus::Counter& gc_blobs_;
   prometheus::Counter& gc_bytes_;
+  prometheus::Family<prometheus::Counter>& tag_checks_;
 };
 
 }  // namespace pullagent::agent

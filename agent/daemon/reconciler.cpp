@@ -266,6 +266,8 @@ void Reconciler::finish(const std::string& name, Site& site) {
   }
   for (const auto& [id, broker] : attempt->waiting)
     broker->record(id, answer);
+  if (was_refresh && result.kind != SiteAttemptResult::Kind::kCancelled)
+    metrics_.tagChecked(std::string(toString(answer.outcome)));
   if (!stopping_ && !site.refresh_due)
     schedulePoll(site);
   if (site.removed)

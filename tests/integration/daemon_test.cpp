@@ -506,6 +506,18 @@ TEST_F(Daemon, ARefreshFollowsAMovedTagAndKeepsTheImageWhenTheRegistryIsDown) {
   EXPECT_NE(down.out.find("web: failed"), std::string::npos) << down.all();
   EXPECT_EQ(siteState("web")["published"]["digest"], digestOf("lnx-v2"));
   EXPECT_TRUE(siteState("web")["lastError"].is_object()) << siteState("web");
+  auto status = runProcess({PULLAGENT_BINARY, "status", "--state", stateDir().string(), "web"});
+  EXPECT_NE(status.out.find("serving " + digestOf("lnx-v2") + "; refresh failed at"),
+            std::string::npos)
+      << status.all();
+  const std::string scraped = metrics();
+  for (const char* line : {"pullagent_tag_checks_total{result=\"unchanged\"} 1\n",
+                           "pullagent_tag_checks_total{result=\"updated\"} 1\n"}) {
+    EXPECT_NE(scraped.find(line), std::string::npos) << line << scraped;
+  }
+  // At least one: the failed refresh is retried with the usual backoff meanwhile.
+  EXPECT_NE(scraped.find("pullagent_tag_checks_total{result=\"failed\"} "), std::string::npos);
+  EXPECT_EQ(scraped.find("pullagent_tag_checks_total{result=\"failed\"} 0\n"), std::string::npos);
   stack().setFaults(acr, json::array());
 }
 

@@ -294,7 +294,8 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if method != "HEAD":  # an answer to HEAD has no body, as HTTP says
+                    self.wfile.write(data)
                 return
             if action == "unauthorized":
                 _, probe = self.upstream("GET", "/v2/", {})
