@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "agent/cli/gc_command.h"
+#include "agent/cli/mount_command.h"
 #include "agent/cli/once_command.h"
 #include "agent/cli/pull_command.h"
 #include "agent/cli/refresh_command.h"
@@ -34,7 +35,9 @@ commands:
   status [SITE]            what the service recorded for each site (pullagent status --help)
   refresh [SITE...]        have the service re-resolve the sites' tags now (refresh --help)
   pull IMAGE ...           pull an image; unpack and publish it (pullagent pull --help)
-  gc                       remove images and blobs no longer kept (pullagent gc --help)
+  gc                       remove images, snapshots and blobs no longer kept (gc --help)
+  mount IMAGE TARGET       mount a published image's root filesystem (pullagent mount --help)
+  unmount TARGET           unmount it again
   --version                this build and the libraries it runs with
 )";
 
@@ -126,6 +129,10 @@ int main(int argc, char** argv) {
     return pullagent::agent::runPullCommand(args, env);
   if (command == "gc")
     return pullagent::agent::runGcCommand(args, env);
+  if (command == "mount")
+    return pullagent::agent::runMountCommand(args, env);
+  if (command == "unmount")
+    return pullagent::agent::runUnmountCommand(args, env);
   if (command == "status")
     return pullagent::agent::runStatusCommand(args, env, environment);
   if (command == "refresh")

@@ -73,8 +73,9 @@ int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment&
     spdlog::error("gc failed: {}", report.error().describe());
     return exitCodeFor(report.error());
   }
-  std::printf("removed %d images and %d blobs, freed %s\n", report->images_removed,
-              report->blobs_removed, humanBytes(report->bytes_freed).c_str());
+  std::printf("removed %d images, %d layer snapshots and %d blobs, freed %s\n",
+              report->images_removed, report->snapshots_removed, report->blobs_removed,
+              humanBytes(report->bytes_freed).c_str());
   return kExitOk;
 }
 

@@ -14,6 +14,7 @@
 #include "agent/config/site_config.h"
 #include "agent/site/identity_pool.h"
 #include "agent/site/site_pull.h"
+#include "agent/site/storage_choice.h"
 #include "puller/http/curl_http_client.h"
 #include "resolver/static_hosts_resolver.h"
 #include "resolver/system_resolver.h"
@@ -91,8 +92,15 @@ int runOnceCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
     return exitCodeFor(identity_http.error());
   }
   IdentityPool identities(**identity_http, clock, random, agent->identity);
+  auto snapshots = chooseSnapshots(agent->storage, agent->state_dir, env.privileged);
+  if (!snapshots) {
+    printer.phaseFailed("config", snapshots.error());
+    return exitCodeFor(snapshots.error());
+  }
+  ProcessEnvironment pull_env = env;
+  pull_env.snapshots = snapshots.value();
   SitePullServices services{agent.value(), clock, random, identities, system_resolver};
-  auto outcome = pullSite(services, site.value(), env, printer);
+  auto outcome = pullSite(services, site.value(), pull_env, printer);
   if (!outcome)
     return exitCodeFor(outcome.error());
   printOutcome(site->image, outcome.value());

@@ -10,6 +10,7 @@
 #include "agent/common/exit_codes.h"
 #include "agent/common/log_options.h"
 #include "agent/common/progress.h"
+#include "agent/site/storage_choice.h"
 #include "base/random.h"
 #include "puller/http/curl_http_client.h"
 #include "puller/pipeline/pull_pipeline.h"
@@ -31,6 +32,9 @@ where:
   --bundle DIR            publish an OCI runtime bundle (config.json + rootfs/) at DIR
   --state DIR             content store and published images (default /var/lib/pullagent);
                           alone, publishes the bundle at DIR/images/<manifest digest>
+  --storage MODE          how --state alone keeps root filesystems: overlay (each layer
+                          unpacked once into DIR/snapshots, shared by every image), flat (a
+                          tree per image) or auto (default: overlay where it works)
 
 options:
   --creds USER:PASS       registry credentials (Basic, or for the token server)
@@ -96,7 +100,7 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   auto parsed = parseArgs(argv,
                           {"dest", "rootfs", "bundle", "state", "creds", "username", "ca",
                            "platform", "concurrency", "connect-timeout", "stall-timeout", "retries",
-                           "deadline", "seccomp-profile", "log-level", "log-format"},
+                           "deadline", "seccomp-profile", "storage", "log-level", "log-format"},
                           {"insecure", "password-stdin", "help"});
   const bool has_target = parsed && (parsed->option("dest") || parsed->option("rootfs") ||
                                      parsed->option("bundle") || parsed->option("state"));
@@ -171,6 +175,13 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
     return fail(http.error());
   job.stop = env.stop;
   job.privileged = env.privileged;
+  if (!job.layout && !job.target) {
+    auto snapshots =
+        chooseSnapshots(args.option("storage").value_or("auto"), job.state, env.privileged);
+    if (!snapshots)
+      return fail(snapshots.error());
+    job.snapshots = snapshots.value();
+  }
   PullProgress progress(clock, env.stderr_is_terminal);
   job.observers.push_back(&progress);
   auto outcome = puller::runPull(**http, clock, random, job);

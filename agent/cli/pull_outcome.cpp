@@ -16,6 +16,10 @@ void printOutcome(const puller::ImageRef& ref, const puller::PullOutcome& outcom
       image.layers.size(), image.blobs_downloaded, image.blobs_present,
       humanBytes(image.bytes_downloaded).c_str(), static_cast<long long>(outcome.transferred),
       outcome.seconds, outcome.published.c_str());
+  if (outcome.snapshots_reused + outcome.snapshots_unpacked > 0) {
+    std::printf("  snapshots:  %d reused, %d unpacked\n", outcome.snapshots_reused,
+                outcome.snapshots_unpacked);
+  }
 }
 
 }  // namespace pullagent::agent

@@ -11,6 +11,9 @@ struct ProcessEnvironment {
   bool privileged = false;         // running as root: ownership, devices, capabilities applied
   bool stderr_is_journal = false;  // JOURNAL_STREAM names our stderr: log as journald reads it
   int reload_fd = -1;  // an eventfd that becomes readable on SIGHUP (the daemon reloads)
+  // Images in the state dir are published over layer snapshots (chosen at start from the
+  // agent config's `storage`, see agent/site/storage_choice.h).
+  bool snapshots = false;
 };
 
 }  // namespace pullagent::agent

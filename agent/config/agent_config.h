@@ -70,6 +70,9 @@ struct AgentConfig {
   // A start of the service re-resolves every published site's tag (as a worker restart does on
   // App Service), the published image serving meanwhile; false trusts what is published.
   bool refresh_on_start = true;
+  // How images keep their root filesystems: "auto", "overlay" or "flat"
+  // (agent/site/storage_choice.h).
+  std::string storage = "auto";
   // Registry webhooks over TCP ("10.0.0.4:8099"), for registries that cannot reach the control
   // socket; every request must carry webhookSecret ("Authorization: Bearer <secret>", or
   // "?secret=<secret>" for Docker Hub, which cannot send headers). Off unless set.

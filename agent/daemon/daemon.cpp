@@ -23,6 +23,7 @@
 #include "agent/daemon/sites_directory.h"
 #include "agent/daemon/systemd_notifier.h"
 #include "agent/daemon/webhook_server.h"
+#include "agent/site/storage_choice.h"
 #include "puller/store/garbage_collector.h"
 #include "puller/store/state_lock.h"
 
@@ -114,6 +115,8 @@ class Daemon {
 
 Status Daemon::configure(AgentConfig agent) {
   ASSIGN_OR_RETURN(auto services, DaemonServices::create(agent, clock_, random_));
+  ASSIGN_OR_RETURN(services->snapshots,
+                   chooseSnapshots(agent.storage, agent.state_dir, env_.privileged));
   if (agent.metrics_address != agent_.metrics_address || !metrics_server_) {
     // The new endpoint first: if it cannot listen, the old one keeps serving.
     std::unique_ptr<MetricsServer> server;
@@ -219,8 +222,9 @@ void Daemon::collectGarbage() {
     return;
   }
   metrics_.garbageCollected(report->images_removed, report->blobs_removed, report->bytes_freed);
-  spdlog::info("garbage collection: removed {} images and {} blobs, freed {}",
-               report->images_removed, report->blobs_removed, humanBytes(report->bytes_freed));
+  spdlog::info("garbage collection: removed {} images, {} layer snapshots and {} blobs, freed {}",
+               report->images_removed, report->snapshots_removed, report->blobs_removed,
+               humanBytes(report->bytes_freed));
 }
 
 void Daemon::reportStatus(bool force) {

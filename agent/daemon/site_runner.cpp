@@ -147,6 +147,7 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
   ProcessEnvironment env;
   env.stop = stop;
   env.privileged = privileged_;
+  env.snapshots = services->snapshots;
   SitePullServices pull_services{
       services->agent,      clock_, random_, *services->identities, services->system_resolver,
       services->store.get()};

@@ -27,6 +27,8 @@ struct DaemonServices {
   // One store for every site's pulls: a blob two sites want is fetched by one, awaited by the
   // other in-process, and never hashed twice.
   std::unique_ptr<puller::ContentStore> store;
+  // Images published over layer snapshots (the agent config's `storage`, decided at load).
+  bool snapshots = false;
 
   static Result<std::shared_ptr<DaemonServices>> create(AgentConfig agent, Clock& clock,
                                                         Random& random);

@@ -114,6 +114,7 @@ Result<puller::PullOutcome> pullSite(const SitePullServices& services, const Sit
   job.state = agent.state_dir;
   job.stop = env.stop;
   job.privileged = env.privileged;
+  job.snapshots = env.snapshots;
   job.store = services.store;
   job.runtime.seccomp_profile = agent.seccomp_profile;
   job.unless_tag_resolves_to = unless_tag_resolves_to;

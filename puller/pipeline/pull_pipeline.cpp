@@ -66,6 +66,11 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
   std::stop_source pull_stop;
   std::stop_callback forward_signal(job.stop, [&] { pull_stop.request_stop(); });
   std::optional<ImagePublisher> publisher;
+  std::optional<SnapshotStore> snapshots;
+  if (job.snapshots && !job.target && !layout_only) {
+    snapshots.emplace(job.state / "snapshots");
+    RETURN_IF_ERROR(snapshots->prepare());
+  }
   if (!layout_only) {
     ApplyOptions apply;
     apply.privileged = job.privileged;
@@ -74,7 +79,8 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
         [&job](const PulledImage& image) {
           return job.target ? *job.target : job.state / "images" / image.manifest.digest.hex();
         },
-        job.form, apply, pull_stop, /*reuse_existing=*/!job.target, job.runtime);
+        job.form, apply, pull_stop, /*reuse_existing=*/!job.target, job.runtime,
+        snapshots ? &*snapshots : nullptr);
   }
   std::vector<PullObserver*> watching{&counter};
   if (publisher)
@@ -111,6 +117,10 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
   }
   outcome.seconds = std::chrono::duration<double>(clock.now() - started).count();
   outcome.transferred = counter.bytes();
+  if (publisher) {
+    outcome.snapshots_reused = publisher->snapshotsReused();
+    outcome.snapshots_unpacked = publisher->snapshotsUnpacked();
+  }
   outcome.image = std::move(image.value());
   spdlog::info("Pull image successful, time taken {:.2f} s", outcome.seconds);
   return outcome;

@@ -31,7 +31,11 @@ struct PullJob {
   PublishForm form = PublishForm::kBundle;
   RuntimeOptions runtime;   // the bundle's config.json: the seccomp profile
   bool privileged = false;  // running as root: ownership, devices and capabilities applied
-  std::stop_token stop;     // SIGTERM, or the daemon dropping the site
+  // Images published in the state dir unpack each layer once into state/snapshots and
+  // describe their root filesystem as an overlay of them (needs root and overlayfs); else each
+  // image's rootfs is a plain tree of its own. A fixed target is always a plain tree.
+  bool snapshots = false;
+  std::stop_token stop;  // SIGTERM, or the daemon dropping the site
   // See the pull too, in order (progress display, the daemon's site state).
   std::vector<PullObserver*> observers;
   // The state dir's store when the caller keeps one open (the daemon: pulls of several sites
@@ -47,7 +51,9 @@ struct PullOutcome {
   PulledImage image;
   std::string published;  // what and where, for people
   double seconds = 0;
-  int64_t transferred = 0;  // bytes received, including those fetched again after a resume
+  int64_t transferred = 0;     // bytes received, including those fetched again after a resume
+  int snapshots_reused = 0;    // layer snapshots already there
+  int snapshots_unpacked = 0;  // layer snapshots this pull made
 };
 
 // The pull pipeline: the registry client behind the authorizer, the image puller's download

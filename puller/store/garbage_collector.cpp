@@ -16,27 +16,64 @@
 #include "base/json_reader.h"
 #include "base/unique_fd.h"
 #include "puller/oci/manifest.h"
+#include "puller/snapshot/chain_id.h"
+#include "puller/snapshot/snapshot_store.h"
 
 namespace pullagent::puller {
 namespace fs = std::filesystem;
 namespace {
 
-std::string readSmall(const fs::path& path) {
-  auto text = readRegularFile(path, static_cast<size_t>(kMaxManifestSize));
+std::string readSmall(const fs::path& path, int64_t limit = kMaxManifestSize) {
+  auto text = readRegularFile(path, static_cast<size_t>(limit));
   return text ? std::move(text.value()) : std::string();
 }
 
-// The blobs a manifest needs: itself, its config and its layers.
-void markManifest(const fs::path& blobs, const Digest& digest, std::set<std::string>& live) {
-  live.insert(digest.hex());
+// What kept images need: blobs by hex digest, layer snapshots by chain id.
+struct Live {
+  std::set<std::string> blobs;
+  std::set<Digest> snapshots;
+};
+
+// The snapshots of an image config's layer chain.
+void markConfig(const std::string& config_text, Live& live) {
+  if (auto config = parseImageConfig(config_text)) {
+    for (const auto& chain : chainIds(config->diff_ids))
+      live.snapshots.insert(chain);
+  }
+}
+
+// The blobs a manifest needs (itself, its config and its layers) and its layers' snapshots.
+void markManifest(const fs::path& blobs, const Digest& digest, Live& live) {
+  live.blobs.insert(digest.hex());
   auto parsed = parseManifest(readSmall(blobs / digest.hex()), "");
   if (!parsed)
     return;
   if (auto* manifest = std::get_if<ImageManifest>(&parsed.value())) {
-    live.insert(manifest->config.digest.hex());
+    live.blobs.insert(manifest->config.digest.hex());
     for (const auto& layer : manifest->layers)
-      live.insert(layer.digest.hex());
+      live.blobs.insert(layer.digest.hex());
+    markConfig(readSmall(blobs / manifest->config.digest.hex(), kMaxConfigSize), live);
   }
+}
+
+// Removes the snapshots no kept image uses, and what interrupted runs left there.
+Status collectSnapshots(const fs::path& state_dir, const std::set<Digest>& live, GcReport& report) {
+  const SnapshotStore snapshots(state_dir / "snapshots");
+  snapshots.removeLeftovers();
+  ASSIGN_OR_RETURN(auto present, snapshots.list());
+  for (const auto& chain : present) {
+    if (live.count(chain) != 0)
+      continue;
+    spdlog::info("gc: removing snapshot {}", chain.hex());
+    auto freed = snapshots.remove(chain);
+    if (!freed) {
+      spdlog::warn("gc: {}", freed.error().describe());
+      continue;
+    }
+    ++report.snapshots_removed;
+    report.bytes_freed += *freed;
+  }
+  return {};
 }
 
 // Opens the directory `name` inside `parent`, never through a symbolic link: a state dir whose
@@ -73,7 +110,7 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
                                 bool keep_all) {
   GcReport report;
   const fs::path blobs = state_dir / "content" / "blobs" / "sha256";
-  std::set<std::string> live;
+  Live live;
   std::set<std::string> kept_images;
 
   UniqueFd state(::open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -92,6 +129,10 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
       if (keep_all || keep.count(digest.value()) != 0) {
         kept_images.insert(name);
         markManifest(blobs, digest.value(), live);
+        // The config the image was published with, too: its snapshots stay even if a blob
+        // went missing from the store.
+        markConfig(readSmall(state_dir / "images" / name / "image-config.json", kMaxConfigSize),
+                   live);
         continue;
       }
       spdlog::info("gc: removing image {}", name);
@@ -137,7 +178,7 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
   ASSIGN_OR_RETURN(auto blobs_dir, openDirectoryAt(blobs_parent.get(), "sha256", blobs));
   ASSIGN_OR_RETURN(auto names, ConfinedRoot::list(blobs_dir.get(), "blobs"));
   for (const auto& name : names) {
-    if (live.count(name) != 0)
+    if (live.blobs.count(name) != 0)
       continue;
     struct stat info {};
     if (::fstatat(blobs_dir.get(), name.c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0 ||
@@ -149,6 +190,7 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
       report.bytes_freed += S_ISREG(info.st_mode) ? info.st_size : 0;
     }
   }
+  RETURN_IF_ERROR(collectSnapshots(state_dir, live.snapshots, report));
   return report;
 }
 

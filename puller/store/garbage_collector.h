@@ -13,14 +13,16 @@ namespace pullagent::puller {
 struct GcReport {
   int images_removed = 0;
   int blobs_removed = 0;
+  int snapshots_removed = 0;
   int64_t bytes_freed = 0;
 };
 
 // Collects a state directory (<state>/images/<manifest hex>/, <state>/content/ as an OCI
-// layout). Published images whose manifest digest is not in `keep` are removed (all are kept
-// when `keep_all`); then every blob that no remaining image needs - its manifest, config and
-// layers, and the indexes recorded for it in index.json - is deleted, and index.json entries of
-// removed images with it. The caller holds the state lock exclusively.
+// layout, <state>/snapshots/). Published images whose manifest digest is not in `keep` are
+// removed (all are kept when `keep_all`); then every blob that no remaining image needs - its
+// manifest, config and layers, and the indexes recorded for it in index.json - is deleted,
+// index.json entries of removed images with it, and every layer snapshot outside the layer
+// chains of the remaining images. The caller holds the state lock exclusively.
 Result<GcReport> collectGarbage(const std::filesystem::path& state_dir,
                                 const std::set<Digest>& keep, bool keep_all);
 

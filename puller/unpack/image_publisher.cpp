@@ -1,6 +1,7 @@
 #include "puller/unpack/image_publisher.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 
@@ -9,21 +10,26 @@
 #include <thread>
 
 #include "base/atomic_file.h"
+#include "puller/snapshot/chain_id.h"
+#include "puller/snapshot/overlay_mount.h"
 #include "puller/unpack/image_unpacker.h"
+#include "puller/unpack/layer_snapshot.h"
 #include "puller/unpack/runtime_spec.h"
 
 namespace pullagent::puller {
 
 ImagePublisher::ImagePublisher(const ContentStore& store, TargetFor target_for, PublishForm form,
                                ApplyOptions options, std::stop_source stop_pull,
-                               bool reuse_existing, RuntimeOptions runtime)
+                               bool reuse_existing, RuntimeOptions runtime,
+                               const SnapshotStore* snapshots)
     : store_(store),
       target_for_(std::move(target_for)),
       form_(form),
       options_(options),
       stop_pull_(std::move(stop_pull)),
       reuse_existing_(reuse_existing),
-      runtime_(std::move(runtime)) {}
+      runtime_(std::move(runtime)),
+      snapshots_(form == PublishForm::kBundle ? snapshots : nullptr) {}
 
 ImagePublisher::~ImagePublisher() {
   {
@@ -94,7 +100,17 @@ void ImagePublisher::onBlobDone(const Descriptor& blob, bool) {
 }
 
 void ImagePublisher::run(PulledImage image) {
-  Status status = unpackAll(image);
+  auto work = [&]() -> Status {
+    if (snapshots_ == nullptr) {
+      RETURN_IF_ERROR(unpackAll(image));
+    } else {
+      // This thread's overlay mounts are its own, and go with it whatever happens.
+      RETURN_IF_ERROR(enterPrivateMountNamespace());
+      RETURN_IF_ERROR(unpackSnapshots(image));
+    }
+    return form_ == PublishForm::kBundle ? completeBundle(image) : Status{};
+  };
+  Status status = work();
   if (!status) {
     std::lock_guard lock(mutex_);
     if (!error_ && status.error().code != ErrorCode::kCancelled)
@@ -112,17 +128,76 @@ Status ImagePublisher::unpackAll(const PulledImage& image) {
   }
   ASSIGN_OR_RETURN(auto root, ConfinedRoot::open(rootfs));
   for (size_t i = 0; i < image.layers.size(); ++i) {
-    {
-      std::unique_lock lock(mutex_);
-      ready_changed_.wait(lock,
-                          [&] { return abandoned_ || ready_.count(image.layers[i].digest) != 0; });
-      if (abandoned_)
-        return makeError(ErrorCode::kCancelled, "pull abandoned");
+    if (!waitForLayer(image, i))
+      return makeError(ErrorCode::kCancelled, "pull abandoned");
+    if (auto applied = unpackLayer(store_, image.layers[i], image.diff_ids[i], i, root, options_);
+        !applied) {
+      return applied.error();
     }
-    if (auto status = unpackLayer(store_, image.layers[i], image.diff_ids[i], i, root, options_);
-        !status) {
-      return status;
+  }
+  return {};
+}
+
+bool ImagePublisher::waitForLayer(const PulledImage& image, size_t index) {
+  std::unique_lock lock(mutex_);
+  ready_changed_.wait(lock,
+                      [&] { return abandoned_ || ready_.count(image.layers[index].digest) != 0; });
+  return !abandoned_;
+}
+
+Status ImagePublisher::unpackSnapshots(const PulledImage& image) {
+  const auto chain = chainIds(image.diff_ids);
+  nlohmann::json layers = nlohmann::json::array();
+  std::vector<std::filesystem::path> lowers;
+  for (size_t i = 0; i < image.layers.size(); ++i) {
+    if (!waitForLayer(image, i))
+      return makeError(ErrorCode::kCancelled, "pull abandoned");
+    ASSIGN_OR_RETURN(auto made,
+                     ensureLayerSnapshot(*snapshots_, store_, chain, image.layers[i],
+                                         image.diff_ids[i], i, options_, stop_pull_.get_token()));
+    ++(made.reused ? snapshots_reused_ : snapshots_unpacked_);
+    layers.push_back({{"diffId", image.diff_ids[i].str()},
+                      {"chainId", chain[i].str()},
+                      {"path", snapshots_->layerDir(chain[i]).string()}});
+    lowers.insert(lowers.begin(), snapshots_->layerDir(chain[i]));
+  }
+  spdlog::info("{} layer snapshots reused, {} unpacked", snapshots_reused_, snapshots_unpacked_);
+  const auto rootfs = staging_->dir() / "rootfs";
+  if (::mkdir(rootfs.c_str(), 0755) != 0)
+    return errnoError(errno, "create", rootfs);
+  nlohmann::json mounts = nlohmann::json::array();
+  if (!lowers.empty()) {
+    ASSIGN_OR_RETURN(auto view, readOnlyView(lowers));
+    mounts.push_back(view.toJson());
+  }
+  const nlohmann::json description = {{"layers", layers}, {"mounts", mounts}};
+  return writeFileAtomic(staging_->dir() / kRootfsMountsFile, description.dump(2) + "\n");
+}
+
+Status ImagePublisher::completeBundle(const PulledImage& image) {
+  ASSIGN_OR_RETURN(auto config, store_.readBlob(image.config.digest, kMaxConfigSize));
+  ASSIGN_OR_RETURN(auto manifest, store_.readBlob(image.manifest.digest, kMaxManifestSize));
+  const auto rootfs = staging_->dir() / "rootfs";
+  std::string spec;
+  {
+    // The runtime spec looks users up in the image's /etc/passwd: over snapshots, through a
+    // read-only view mounted for the moment (in this thread's own mount namespace).
+    std::optional<ScopedMount> view;
+    if (snapshots_ != nullptr && !image.layers.empty()) {
+      std::vector<std::filesystem::path> lowers;
+      for (const auto& chain : chainIds(image.diff_ids))
+        lowers.insert(lowers.begin(), snapshots_->layerDir(chain));
+      ASSIGN_OR_RETURN(auto mount, readOnlyView(lowers));
+      RETURN_IF_ERROR(mountSpec(mount, rootfs));
+      view.emplace(rootfs);
     }
+    ASSIGN_OR_RETURN(auto root, ConfinedRoot::open(rootfs));
+    ASSIGN_OR_RETURN(spec, makeRuntimeSpec(config, root, runtime_));
+  }
+  for (auto [name, content] :
+       {std::pair{"config.json", &spec}, std::pair{"image-config.json", &config},
+        std::pair{"manifest.json", &manifest}}) {
+    RETURN_IF_ERROR(writeFileAtomic(staging_->dir() / name, *content));
   }
   return {};
 }
@@ -144,17 +219,6 @@ Status ImagePublisher::finish(const PulledImage* image, const Status& pull_statu
   if (!staging_)
     return makeError(ErrorCode::kInternal, "image was never resolved");
 
-  if (form_ == PublishForm::kBundle) {
-    ASSIGN_OR_RETURN(auto config, store_.readBlob(image->config.digest, kMaxConfigSize));
-    ASSIGN_OR_RETURN(auto manifest, store_.readBlob(image->manifest.digest, kMaxManifestSize));
-    ASSIGN_OR_RETURN(auto root, ConfinedRoot::open(staging_->dir() / "rootfs"));
-    ASSIGN_OR_RETURN(auto spec, makeRuntimeSpec(config, root, runtime_));
-    for (auto [name, content] :
-         {std::pair{"config.json", &spec}, std::pair{"image-config.json", &config},
-          std::pair{"manifest.json", &manifest}}) {
-      RETURN_IF_ERROR(writeFileAtomic(staging_->dir() / name, *content));
-    }
-  }
   if (reuse_existing_) {
     // Written last, inside the staging tree: the rename publishes tree and marker together.
     RETURN_IF_ERROR(writeFileAtomic(staging_->dir() / kPublishedMarker, "complete\n"));

@@ -12,6 +12,7 @@
 #include "base/context.h"
 #include "base/unique_fd.h"
 #include "puller/oci/pull_observer.h"
+#include "puller/snapshot/snapshot_store.h"
 #include "puller/store/content_store.h"
 #include "puller/unpack/layer_applier.h"
 #include "puller/unpack/runtime_spec.h"
@@ -35,6 +36,10 @@ enum class PublishForm {
 // The file inside a state-dir image (images/<digest>/) that says it is complete: written last,
 // published by the same rename as the tree. gc and reuse go by it, never by the directory alone.
 inline constexpr const char* kPublishedMarker = "pullagent-published";
+// The file inside a bundle published over snapshots that says how to mount its root filesystem:
+// the layers' snapshot directories (bottom first) and the mount composing them, in containerd's
+// form. A bundle without it has its root filesystem in rootfs/ as a plain tree.
+inline constexpr const char* kRootfsMountsFile = "rootfs-mounts.json";
 
 class ImagePublisher final : public PullObserver {
  public:
@@ -44,12 +49,18 @@ class ImagePublisher final : public PullObserver {
   // With `reuse_existing`, a target that already exists with its kPublishedMarker is taken as
   // this image's published tree (targets named by the manifest digest are immutable) and
   // nothing is unpacked; the marker is written into every tree published so.
+  // With `snapshots` (bundles only), each layer is unpacked into its own snapshot there, once
+  // for every image that shares it, and the bundle's rootfs/ is left empty for the runtime to
+  // mount as kRootfsMountsFile says; without, the root filesystem is one plain tree.
   ImagePublisher(const ContentStore& store, TargetFor target_for, PublishForm form,
                  ApplyOptions options, std::stop_source stop_pull, bool reuse_existing = false,
-                 RuntimeOptions runtime = {});
+                 RuntimeOptions runtime = {}, const SnapshotStore* snapshots = nullptr);
 
   // True when the image was already published and left as it was.
   bool reused() const { return reused_; }
+  // Layer snapshots this publish found made already and those it unpacked.
+  int snapshotsReused() const { return snapshots_reused_; }
+  int snapshotsUnpacked() const { return snapshots_unpacked_; }
 
   const std::filesystem::path& target() const { return target_; }
   ~ImagePublisher() override;
@@ -65,7 +76,12 @@ class ImagePublisher final : public PullObserver {
   // Waits for the target's lock; false when the pull was stopped meanwhile.
   bool lockTarget();
   void run(PulledImage image);
+  // Waits until layer `index`'s blob is verified; false when the pull was abandoned.
+  bool waitForLayer(const PulledImage& image, size_t index);
   Status unpackAll(const PulledImage& image);
+  Status unpackSnapshots(const PulledImage& image);
+  // config.json, image-config.json and manifest.json beside rootfs/.
+  Status completeBundle(const PulledImage& image);
 
   const ContentStore& store_;
   TargetFor target_for_;
@@ -75,7 +91,10 @@ class ImagePublisher final : public PullObserver {
   std::stop_source stop_pull_;
   bool reuse_existing_;
   RuntimeOptions runtime_;
+  const SnapshotStore* snapshots_;
   bool reused_ = false;
+  int snapshots_reused_ = 0;
+  int snapshots_unpacked_ = 0;
   UniqueFd target_lock_;
 
   std::mutex mutex_;

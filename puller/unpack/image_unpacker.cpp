@@ -9,8 +9,9 @@
 
 namespace pullagent::puller {
 
-Status unpackLayer(const ContentStore& store, const Descriptor& layer, const Digest& diff_id,
-                   size_t index, const ConfinedRoot& root, const ApplyOptions& options) {
+Result<AppliedLayer> unpackLayer(const ContentStore& store, const Descriptor& layer,
+                                 const Digest& diff_id, size_t index, const ConfinedRoot& root,
+                                 const ApplyOptions& options) {
   const std::string what = "layer " + std::to_string(index) + " (" + layer.digest.str() + ")";
   auto path = store.blobPath(layer.digest);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -30,7 +31,7 @@ Status unpackLayer(const ContentStore& store, const Descriptor& layer, const Dig
   }
   spdlog::info("{} applied: {} entries, {} bytes", what, applied->entries,
                applied->uncompressed_bytes);
-  return {};
+  return applied;
 }
 
 }  // namespace pullagent::puller

@@ -10,7 +10,8 @@ namespace pullagent::puller {
 
 // Applies layer number `index` (a verified blob in `store`) onto `root` and checks that its
 // decompressed stream hashes to `diff_id` from the image config.
-Status unpackLayer(const ContentStore& store, const Descriptor& layer, const Digest& diff_id,
-                   size_t index, const ConfinedRoot& root, const ApplyOptions& options);
+Result<AppliedLayer> unpackLayer(const ContentStore& store, const Descriptor& layer,
+                                 const Digest& diff_id, size_t index, const ConfinedRoot& root,
+                                 const ApplyOptions& options);
 
 }  // namespace pullagent::puller

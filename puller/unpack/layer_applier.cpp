@@ -83,11 +83,15 @@ std::string archiveError(archive* reader) {
   return text != nullptr ? text : "read failed";
 }
 
-bool allowedXattr(std::string_view name, bool privileged) {
+bool allowedXattr(std::string_view name, const ApplyOptions& options) {
+  // overlayfs mounted with `userxattr` reads its metadata (whiteouts, opaque, redirects) from
+  // user.overlay.*; a layer must not bring its own.
+  if (options.overlay_lower && name.starts_with("user.overlay."))
+    return false;
   if (name.starts_with("user."))
     return true;
   // File capabilities matter for images (ping, ...); only root may set them anyway.
-  return privileged && name == "security.capability";
+  return options.privileged && name == "security.capability";
 }
 
 class Applier {
@@ -135,6 +139,8 @@ class Applier {
         return makeError(ErrorCode::kInvalidArgument, "entry " + path + " has an unknown type");
     }
   }
+
+  std::vector<std::string> opaqueDirs() const { return {opaque_.begin(), opaque_.end()}; }
 
   // Opaque directories hide all lower content, wherever their marker stood in the layer; then
   // directory mtimes, which creating their children would otherwise have changed.
@@ -253,7 +259,7 @@ class Applier {
       if (++count > kMaxXattrs) {
         return makeError(ErrorCode::kInvalidArgument, "entry " + path + " has too many xattrs");
       }
-      if (!allowedXattr(name, options_.privileged) || size > kMaxXattrValue) {
+      if (!allowedXattr(name, options_) || size > kMaxXattrValue) {
         spdlog::debug("{}: xattr {} not applied", path, name);
         continue;
       }
@@ -393,6 +399,13 @@ class Applier {
 
   Status special(int parent, const std::string& base, const std::string& path,
                  archive_entry* entry) {
+    if (options_.overlay_lower && archive_entry_filetype(entry) == AE_IFCHR &&
+        archive_entry_rdevmajor(entry) == 0 && archive_entry_rdevminor(entry) == 0) {
+      return makeError(ErrorCode::kInvalidArgument,
+                       "entry " + path +
+                           " is a 0:0 character device, which overlayfs reads as a whiteout "
+                           "hiding the layers below: refused");
+    }
     if (!options_.privileged) {
       created_.erase(path);
       if (!warned_special_) {
@@ -452,7 +465,7 @@ Result<AppliedLayer> applyLayer(const ConfinedRoot& root, LayerStream& stream,
     if (feeder.error)
       return *feeder.error;
     if (feeder.total == 0)
-      return AppliedLayer{feeder.hasher.finish(), 0, 0};  // an empty blob is an empty layer
+      return AppliedLayer{feeder.hasher.finish(), 0, 0, {}};  // an empty blob is an empty layer
     return makeError(ErrorCode::kInvalidArgument,
                      "layer is not a tar archive: " + archiveError(reader.get()));
   }
@@ -482,6 +495,7 @@ Result<AppliedLayer> applyLayer(const ConfinedRoot& root, LayerStream& stream,
     }
   }
   RETURN_IF_ERROR(applier.finish());
+  result.opaque_dirs = applier.opaqueDirs();
   RETURN_IF_ERROR(feeder.drain());
   result.diff_id = feeder.hasher.finish();
   result.uncompressed_bytes = stream.produced();

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <cstdint>
 
@@ -16,12 +17,18 @@ struct ApplyOptions {
   // Ownership, device nodes and security.capability need root; without it they are skipped
   // (ownership silently, devices with a warning).
   bool privileged = false;
+  // The tree is (or becomes) an overlayfs layer: a layer entry that overlayfs would read as its
+  // own metadata is refused (a 0:0 character device is a whiteout to it) or dropped (overlay's
+  // xattrs), so that no layer can hide or redirect the content of the layers below it.
+  bool overlay_lower = false;
 };
 
 struct AppliedLayer {
   Digest diff_id;  // SHA-256 of the whole decompressed stream, trailing bytes included
   int64_t entries = 0;
   int64_t uncompressed_bytes = 0;
+  // Directories the layer marked opaque (.wh..wh..opq), as paths inside the root.
+  std::vector<std::string> opaque_dirs;
 };
 
 // Applies one OCI layer changeset onto `root`: regular files, directories, symlinks, hardlinks,

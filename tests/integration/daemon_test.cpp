@@ -15,6 +15,7 @@
 
 #include "base/unique_fd.h"
 #include "tests/integration/pull_fixture.h"
+#include "tests/support/image_view.h"
 #include "tests/support/notify_socket.h"
 #include "tests/support/process.h"
 
@@ -207,9 +208,9 @@ TEST_F(Daemon, KeepsASiteOnItsConfiguredImageAndCollectsWhatNoSiteUses) {
 
   putSite("web", site("lnx-v1"));
   ASSERT_TRUE(waitForPublished("web", digestOf("lnx-v1"))) << siteState("web") << log();
-  EXPECT_NE(
-      readFile(imageDir(digestOf("lnx-v1")) / "rootfs/home/site/wwwroot/index.html").find("lnx-v1"),
-      std::string::npos);
+  EXPECT_NE(readFile(imageFile(imageDir(digestOf("lnx-v1")), "home/site/wwwroot/index.html"))
+                .find("lnx-v1"),
+            std::string::npos);
   EXPECT_EQ(storageRequests(), 3);  // config and two layers
   EXPECT_TRUE(notify_->waitForLine("STATUS=idle: 1 sites, 1 published, 0 failing", seconds(5)))
       << notify_->all();
@@ -219,9 +220,9 @@ TEST_F(Daemon, KeepsASiteOnItsConfiguredImageAndCollectsWhatNoSiteUses) {
   putSite("web", site("lnx-v2"));
   ASSERT_TRUE(waitForPublished("web", digestOf("lnx-v2"))) << siteState("web") << log();
   EXPECT_EQ(storageRequests(), 2);
-  EXPECT_NE(
-      readFile(imageDir(digestOf("lnx-v2")) / "rootfs/home/site/wwwroot/index.html").find("lnx-v2"),
-      std::string::npos);
+  EXPECT_NE(readFile(imageFile(imageDir(digestOf("lnx-v2")), "home/site/wwwroot/index.html"))
+                .find("lnx-v2"),
+            std::string::npos);
   // lnx-v1 is no site's image any more: collected, and its blobs with it.
   EXPECT_TRUE(waitUntil([&] { return !fs::exists(imageDir(digestOf("lnx-v1"))); })) << log();
 
@@ -388,7 +389,7 @@ TEST_F(Daemon, GcFromTheCommandLineKeepsWhatTheSitesPublish) {
   ASSERT_EQ(gc.exit_code, 0) << gc.all();
   EXPECT_NE(gc.out.find("removed 1 images"), std::string::npos) << gc.out;
   EXPECT_FALSE(fs::exists(imageDir(stray)));
-  EXPECT_TRUE(fs::exists(imageDir(digestOf("lnx-v1")) / "rootfs/home/site/wwwroot/index.html"));
+  EXPECT_TRUE(fs::exists(imageFile(imageDir(digestOf("lnx-v1")), "home/site/wwwroot/index.html")));
 }
 
 TEST_F(Daemon, SighupReloadsTheAgentConfigAndKeepsTheOldOneWhenTheNewIsBroken) {

@@ -18,6 +18,7 @@
 #include "puller/oci/sha256.h"
 #include "puller/store/state_lock.h"
 #include "tests/integration/pull_fixture.h"
+#include "tests/support/image_view.h"
 
 namespace pullagent::testing {
 namespace {
@@ -304,7 +305,7 @@ TEST_F(HostSide, AHalfDeletedImageIsRepublishedNeverReused) {
   auto again = pullState(state.path(), "test/docker:v1");
   ASSERT_EQ(again.exit_code, 0) << again.all();
   EXPECT_TRUE(fs::exists(tree / "config.json"));
-  EXPECT_TRUE(fs::exists(tree / "rootfs" / "etc" / "os-release"));
+  EXPECT_TRUE(fs::exists(imageFile(tree, "etc/os-release")));
   EXPECT_TRUE(fs::exists(tree / "pullagent-published"));
 }
 
@@ -402,7 +403,8 @@ class DiskFull : public PullTest {
   std::vector<std::string> leftovers() {
     std::vector<std::string> names;
     for (const auto& dir :
-         {mount_.path() / "state" / "content" / "ingest", mount_.path() / "state" / "images"}) {
+         {mount_.path() / "state" / "content" / "ingest", mount_.path() / "state" / "images",
+          mount_.path() / "state" / "snapshots"}) {
       std::error_code ec;
       for (const auto& entry : fs::directory_iterator(dir, ec)) {
         const std::string name = entry.path().filename().string();
@@ -423,14 +425,14 @@ TEST_F(DiskFull, ClearErrorNothingLeftBehindAndThePublishedImageIntact) {
   ASSERT_EQ(first.exit_code, 0) << first.all();
   const std::string published = stack().image("test/docker:v1")["digest"];
   const fs::path tree = mount_.path() / "state" / "images" / published.substr(7);
-  ASSERT_TRUE(fs::exists(tree / "rootfs" / "etc" / "os-release"));
+  ASSERT_TRUE(fs::exists(imageFile(tree, "etc/os-release")));
 
   // 2 MiB: the 4 MB layer does not fit while downloading.
   auto download = pullState("test/multi:v1");
   EXPECT_EQ(download.exit_code, 1) << download.all();
   EXPECT_NE(download.err.find("No space left on device"), std::string::npos) << download.err;
   EXPECT_TRUE(leftovers().empty()) << ::testing::PrintToString(leftovers());
-  EXPECT_TRUE(fs::exists(tree / "rootfs" / "etc" / "os-release"));
+  EXPECT_TRUE(fs::exists(imageFile(tree, "etc/os-release")));
 
   // 6 MiB: the blobs fit, their extraction does not.
   resize("6m");
@@ -438,7 +440,7 @@ TEST_F(DiskFull, ClearErrorNothingLeftBehindAndThePublishedImageIntact) {
   EXPECT_EQ(extract.exit_code, 1) << extract.all();
   EXPECT_NE(extract.err.find("No space left on device"), std::string::npos) << extract.err;
   EXPECT_TRUE(leftovers().empty()) << ::testing::PrintToString(leftovers());
-  EXPECT_TRUE(fs::exists(tree / "rootfs" / "etc" / "os-release"));
+  EXPECT_TRUE(fs::exists(imageFile(tree, "etc/os-release")));
 
   // Space freed: the same pull succeeds.
   resize("64m");

@@ -7,6 +7,7 @@
 
 #include "tests/integration/pull_fixture.h"
 #include "tests/support/dnsmasq.h"
+#include "tests/support/image_view.h"
 
 namespace pullagent::testing {
 namespace {
@@ -52,7 +53,7 @@ class Site : public PullTest {
 TEST_F(Site, UserAssignedIdentityPullsFromAcrThroughItsDataEndpoint) {
   auto result = once(managedIdentitySite(azure()["user_client_id"]), agentConfig());
   ASSERT_EQ(result.exit_code, 0) << result.all();
-  EXPECT_NE(readFile(published("lnx-v1") / "rootfs/home/site/wwwroot/index.html").find("lnx-v1"),
+  EXPECT_NE(readFile(imageFile(published("lnx-v1"), "home/site/wwwroot/index.html")).find("lnx-v1"),
             std::string::npos);
   for (const char* phase : {"config ", "identity ", "pull "})
     EXPECT_NE(result.out.find(phase), std::string::npos) << result.out;
@@ -140,7 +141,7 @@ TEST_F(Site, AnAcrTokenExpiringMidLayerIsRenewedAndTheLayerResumes) {
       json::array({{{"match", base_layer}, {"action", "reset_at"}, {"at", 100000}, {"pause", 5}}}));
   auto result = once(managedIdentitySite(azure()["user_client_id"]), agentConfig());
   ASSERT_EQ(result.exit_code, 0) << result.all();
-  EXPECT_NE(readFile(published("lnx-v1") / "rootfs/home/site/wwwroot/index.html").find("lnx-v1"),
+  EXPECT_NE(readFile(imageFile(published("lnx-v1"), "home/site/wwwroot/index.html")).find("lnx-v1"),
             std::string::npos);
 
   std::vector<std::string> grants;
@@ -201,7 +202,7 @@ TEST_F(Site, ChangingTheImageFetchesOnlyTheNewLayer) {
   stack().reset(stack().storage());
   auto result = once(managedIdentitySite(azure()["user_client_id"], "lnx-v2"), agentConfig());
   ASSERT_EQ(result.exit_code, 0) << result.all();
-  EXPECT_TRUE(fs::exists(published("lnx-v2") / "rootfs/home/site/wwwroot/v2.txt"));
+  EXPECT_TRUE(fs::exists(imageFile(published("lnx-v2"), "home/site/wwwroot/v2.txt")));
   // Config and the one new layer; the shared base layer was already in the store.
   EXPECT_EQ(stack().stats(stack().storage())["requests"].size(), 2u);
 }

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "tests/integration/pull_fixture.h"
+#include "tests/support/image_view.h"
 #include "tests/support/tree_snapshot.h"
 
 namespace pullagent::testing {
@@ -86,7 +87,7 @@ TEST_F(Unpack, StateModePublishesUnderTheManifestDigest) {
   ASSERT_EQ(result.exit_code, 0) << result.all();
   const std::string digest = stack().image("test/multi:v1")["digest"];
   auto image = dest_ / "state/images" / digest.substr(7);
-  EXPECT_TRUE(fs::exists(image / "rootfs/opt/app/data.bin"));
+  EXPECT_TRUE(fs::exists(imageFile(image, "opt/app/data.bin")));
   EXPECT_TRUE(fs::exists(image / "config.json"));
 }
 
@@ -154,7 +155,8 @@ TEST_F(Unpack, GcKeepsWhatKeptImagesUseAndRemovesTheRest) {
 
   auto all = runProcess({PULLAGENT_BINARY, "gc", "--state", state.string()});
   ASSERT_EQ(all.exit_code, 0) << all.all();
-  EXPECT_NE(all.out.find("removed 0 images and 0 blobs"), std::string::npos) << all.out;
+  EXPECT_NE(all.out.find("removed 0 images, 0 layer snapshots and 0 blobs"), std::string::npos)
+      << all.out;
 
   auto gc = runProcess({PULLAGENT_BINARY, "gc", "--state", state.string(), "--keep", v2["digest"]});
   ASSERT_EQ(gc.exit_code, 0) << gc.all();

@@ -68,7 +68,8 @@ def make_layer(seed, files):
 
 def make_tree_layer(entries):
     """A layer from explicit tar members: (name, kind, extra) with kind file/dir/symlink/
-    hardlink and extra a dict (content, mode, uid, gid, target). Returns (blob, diff_id)."""
+    hardlink/chardev/fifo and extra a dict (content, mode, uid, gid, target, major, minor,
+    xattrs). Returns (blob, diff_id)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, kind, extra in entries:
@@ -92,6 +93,16 @@ def make_tree_layer(entries):
                 info.type = tarfile.LNKTYPE
                 info.linkname = extra["target"]
                 info.mode = extra.get("mode", 0o644)
+            elif kind == "chardev":
+                info.type = tarfile.CHRTYPE
+                info.devmajor, info.devminor = extra["major"], extra["minor"]
+                info.mode = extra.get("mode", 0o666)
+            elif kind == "fifo":
+                info.type = tarfile.FIFOTYPE
+                info.mode = extra.get("mode", 0o644)
+            if "xattrs" in extra:
+                info.pax_headers = {"SCHILY.xattr." + key: value
+                                    for key, value in extra["xattrs"].items()}
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
     tar_bytes = raw.getvalue()
     compressed = io.BytesIO()
@@ -120,6 +131,9 @@ def semantics_layers():
         ("gone.txt", "file", {"content": b"bye"}),
         ("gonedir", "dir", {}), ("gonedir/x", "file", {"content": b"x"}),
         ("replaced", "dir", {}), ("replaced/inner", "file", {"content": b"i"}),
+        ("dev", "dir", {}), ("dev/null", "chardev", {"major": 1, "minor": 3}),
+        ("run", "dir", {}), ("run/initctl", "fifo", {"mode": 0o600}),
+        ("etc/mime", "file", {"content": b"text\n", "xattrs": {"user.mime_type": "text/plain"}}),
     ])
     upper = make_tree_layer([
         (".wh.gone.txt", "file", {}),
@@ -131,7 +145,26 @@ def semantics_layers():
         ("usr/bin/busybox2", "hardlink", {"target": "usr/bin/busybox"}),
         ("replaced", "file", {"content": b"now a file"}),
         ("etc/motd", "file", {"content": b"hello\n", "mode": 0o600}),
+        # No entry for home/web itself: its owner and mode come from the layer below.
+        ("home/web/notes", "file", {"content": b"n", "uid": 1000, "gid": 1000}),
+        ("usr/bin/sh", "file", {"content": b"\x7fELF sh now its own", "mode": 0o755}),
     ])
+    return [lower, upper]
+
+
+def overlay_forging_layers(kind):
+    """A base and an upper layer trying to pass overlayfs metadata off as its own content."""
+    lower = make_tree_layer([
+        ("d", "dir", {}), ("d/kept.txt", "file", {"content": b"lower content"}),
+        ("e", "dir", {}), ("e/victim", "file", {"content": b"must stay visible"}),
+    ])
+    if kind == "xattr":
+        upper = make_tree_layer([
+            ("d", "dir", {"xattrs": {"user.overlay.opaque": "y", "trusted.overlay.opaque": "y"}}),
+            ("d/new.txt", "file", {"content": b"n", "xattrs": {"user.overlay.redirect": "/e"}}),
+        ])
+    else:
+        upper = make_tree_layer([("e/victim", "chardev", {"major": 0, "minor": 0})])
     return [lower, upper]
 
 
@@ -244,6 +277,8 @@ def standard_images():
     add("test/semantics:v1", *make_image(semantics, config_extra={
         "Entrypoint": ["/usr/bin/busybox"], "Cmd": ["httpd", "-f"], "Env": ["A=1"],
         "WorkingDir": "/home/web", "User": "web"}))
+    add("test/forge:xattr", *make_image(overlay_forging_layers("xattr")))
+    add("test/forge:whiteout", *make_image(overlay_forging_layers("whiteout")))
     add("test/baddiff:v1", *make_image([small], diff_ids=["sha256:" + "0" * 64]))
     add("test/diffcount:v1", *make_image([small], diff_ids=[small[1], small[1]]))
 

@@ -1,0 +1,139 @@
+#include "agent/cli/mount_command.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <iostream>
+
+#include "agent/common/args.h"
+#include "agent/common/exit_codes.h"
+#include "agent/common/log_options.h"
+#include "base/bounded_read.h"
+#include "puller/oci/manifest.h"
+#include "puller/snapshot/chain_id.h"
+#include "puller/snapshot/overlay_mount.h"
+#include "puller/snapshot/snapshot_store.h"
+#include "puller/unpack/image_publisher.h"
+
+namespace pullagent::agent {
+namespace {
+namespace fs = std::filesystem;
+
+constexpr const char* kMountUsage =
+    R"(usage: pullagent mount IMAGE TARGET [--upper DIR --work DIR] [--state DIR]
+
+Mounts the root filesystem of an image published in the state dir at TARGET (an existing
+directory): the overlay of its layer snapshots, read-only; with --upper and --work (empty
+directories on one filesystem), writable, changes going to DIR. An image published as a plain
+tree (flat storage) is bind-mounted read-only, or used as the lower layer under --upper.
+IMAGE is the manifest digest (sha256:...) or the image's directory (DIR/images/<hex>).
+
+options:
+  --state DIR         the state dir (default /var/lib/pullagent)
+  --upper DIR         the writable layer
+  --work DIR          overlayfs's work directory, beside --upper
+  --log-level LEVEL   trace, debug, info (default), warn, error
+)";
+
+constexpr const char* kUnmountUsage = R"(usage: pullagent unmount TARGET
+
+Unmounts what `pullagent mount` mounted at TARGET.
+)";
+
+int fail(const std::string& command, const Error& error) {
+  std::cerr << "pullagent " << command << ": " << error.describe() << "\n";
+  return exitCodeFor(error);
+}
+
+// The image's directory in the state dir, from a digest or a path inside state/images.
+Result<fs::path> imageDirectory(const std::string& image, const fs::path& state) {
+  if (image.starts_with("sha256:")) {
+    ASSIGN_OR_RETURN(auto digest, puller::Digest::parse(image));
+    return state / "images" / digest.hex();
+  }
+  const fs::path dir = fs::path(image).lexically_normal();
+  auto digest = puller::Digest::parse("sha256:" + dir.filename().string());
+  if (!digest || dir.parent_path() != (state / "images").lexically_normal()) {
+    return makeError(ErrorCode::kInvalidArgument, "\"" + image + "\" is neither a digest nor " +
+                                                      (state / "images").string() +
+                                                      "/<manifest digest hex>");
+  }
+  return dir;
+}
+
+// The layer directories, top first. Derived from the image config the image was published
+// with and the state dir's snapshot store, never read as paths from a file: whatever is in the
+// image directory, only snapshots of this state dir are ever mounted.
+Result<std::vector<fs::path>> layerDirectories(const fs::path& image_dir, const fs::path& state) {
+  struct stat info {};
+  if (::lstat((image_dir / puller::kPublishedMarker).c_str(), &info) != 0)
+    return makeError(ErrorCode::kNotFound, "no image published at " + image_dir.string());
+  if (::lstat((image_dir / puller::kRootfsMountsFile).c_str(), &info) != 0)
+    return std::vector<fs::path>{image_dir / "rootfs"};  // a plain tree (flat storage)
+  ASSIGN_OR_RETURN(auto config_text, readRegularFile(image_dir / "image-config.json",
+                                                     static_cast<size_t>(puller::kMaxConfigSize)));
+  ASSIGN_OR_RETURN(auto config, puller::parseImageConfig(config_text));
+  const puller::SnapshotStore snapshots(state / "snapshots");
+  std::vector<fs::path> lowers;
+  for (const auto& chain : puller::chainIds(config.diff_ids)) {
+    if (!snapshots.has(chain)) {
+      return makeError(ErrorCode::kNotFound, "the snapshot of layer chain " + chain.str() +
+                                                 " is missing from " + snapshots.root().string());
+    }
+    lowers.insert(lowers.begin(), snapshots.layerDir(chain));
+  }
+  return lowers;
+}
+
+}  // namespace
+
+int runMountCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env) {
+  auto parsed = parseArgs(argv, {"state", "upper", "work", "log-level", "log-format"}, {"help"});
+  if (!parsed || parsed->flag("help") || parsed->positionals.size() != 2 ||
+      parsed->option("upper").has_value() != parsed->option("work").has_value()) {
+    if (!parsed)
+      std::cerr << "pullagent mount: " << parsed.error().message << "\n";
+    std::cerr << kMountUsage;
+    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
+  }
+  if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
+    std::cerr << "pullagent mount: " << logging.error().message << "\n";
+    return kExitUsage;
+  }
+  const fs::path state = fs::absolute(parsed->option("state").value_or("/var/lib/pullagent"));
+  auto image_dir = imageDirectory(parsed->positionals[0], state);
+  if (!image_dir)
+    return fail("mount", image_dir.error());
+  auto lowers = layerDirectories(*image_dir, state);
+  if (!lowers)
+    return fail("mount", lowers.error());
+  auto spec = parsed->option("upper")
+                  ? puller::writableView(*lowers, fs::absolute(*parsed->option("upper")),
+                                         fs::absolute(*parsed->option("work")))
+                  : puller::readOnlyView(*lowers);
+  if (!spec)
+    return fail("mount", spec.error());
+  const fs::path target = fs::absolute(parsed->positionals[1]);
+  if (auto mounted = puller::mountSpec(*spec, target); !mounted)
+    return fail("mount", mounted.error());
+  spdlog::info("mounted {} at {} ({} layers{})", image_dir->filename().string(), target.string(),
+               lowers->size(), parsed->option("upper") ? ", writable" : ", read-only");
+  return kExitOk;
+}
+
+int runUnmountCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env) {
+  auto parsed = parseArgs(argv, {"log-level", "log-format"}, {"help"});
+  if (!parsed || parsed->flag("help") || parsed->positionals.size() != 1) {
+    std::cerr << kUnmountUsage;
+    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
+  }
+  if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
+    std::cerr << "pullagent unmount: " << logging.error().message << "\n";
+    return kExitUsage;
+  }
+  if (auto done = puller::unmount(fs::absolute(parsed->positionals[0])); !done)
+    return fail("unmount", done.error());
+  return kExitOk;
+}
+
+}  // namespace pullagent::agent

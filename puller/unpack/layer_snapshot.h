@@ -1,0 +1,32 @@
+#pragma once
+
+#include <stop_token>
+#include <vector>
+
+#include "puller/oci/manifest.h"
+#include "puller/snapshot/snapshot_store.h"
+#include "puller/store/content_store.h"
+#include "puller/unpack/layer_applier.h"
+
+namespace pullagent::puller {
+
+struct LayerSnapshot {
+  bool reused = false;  // it was there already (another image, site or pull made it)
+  AppliedLayer applied;
+};
+
+// Makes the snapshot of layer `index` of an image whose layer chain ids are `chain` (bottom
+// first), unless it exists. The snapshots below it must exist. The layer is applied the way
+// containerd's overlay snapshotter applies it: onto an overlay of the snapshots below, with the
+// new snapshot as the upper directory, so everything that depends on lower layers (a hardlink
+// to a lower file, a path through a lower symlink, a whiteout, an opaque directory, a parent
+// directory's owner) is resolved by the kernel in the merged view, and the upper directory ends
+// up in overlayfs's own form (whiteout devices, opaque xattrs). The snapshot is renamed into
+// place only once the layer's diff_id is verified.
+// Call it from a thread that entered its own mount namespace (enterPrivateMountNamespace).
+Result<LayerSnapshot> ensureLayerSnapshot(const SnapshotStore& snapshots, const ContentStore& store,
+                                          const std::vector<Digest>& chain, const Descriptor& layer,
+                                          const Digest& diff_id, size_t index, ApplyOptions options,
+                                          const std::stop_token& stop);
+
+}  // namespace pullagent::puller

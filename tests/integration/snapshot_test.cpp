@@ -1,0 +1,224 @@
+// Layer snapshots against the real registry: each layer unpacked once, shared by the images
+// whose chain holds it, an image's overlay-mounted view equal to umoci's unpack, nothing a
+// layer carries able to pass for overlayfs's own metadata, gc freeing exactly what no image uses.
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "tests/integration/pull_fixture.h"
+#include "tests/support/tree_snapshot.h"
+
+namespace pullagent::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+class Snapshots : public PullTest {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0)
+      GTEST_SKIP() << "overlay snapshots need root";
+    PullTest::SetUp();
+  }
+  void TearDown() override {
+    for (const auto& target : mounted_)
+      ::umount2(target.c_str(), MNT_DETACH);
+  }
+
+  ProcessResult pullState(const std::string& image,
+                          const std::vector<std::string>& extra = {"--storage", "overlay"}) {
+    std::vector<std::string> command{
+        PULLAGENT_BINARY, "pull",          stack().registry("anon") + "/" + image,
+        "--state",        state_.string(), "--ca",
+        stack().ca()};
+    command.insert(command.end(), extra.begin(), extra.end());
+    return runProcess(command);
+  }
+  std::string digestOf(const std::string& image) {
+    return stack().image(image)["digest"].get<std::string>();
+  }
+  fs::path imageDir(const std::string& image) {
+    return state_ / "images" / digestOf(image).substr(7);
+  }
+  // pullagent mount IMAGE TARGET [ARGS...]; unmounted at the end of the test.
+  ProcessResult mount(const std::string& image, const fs::path& target,
+                      const std::vector<std::string>& extra = {}) {
+    fs::create_directories(target);
+    std::vector<std::string> command{PULLAGENT_BINARY, "mount",   digestOf(image),
+                                     target.string(),  "--state", state_.string()};
+    command.insert(command.end(), extra.begin(), extra.end());
+    auto result = runProcess(command);
+    if (result.exit_code == 0)
+      mounted_.push_back(target);
+    return result;
+  }
+  std::set<std::string> snapshotNames() {
+    std::set<std::string> names;
+    for (const auto& entry : fs::directory_iterator(state_ / "snapshots"))
+      names.insert(entry.path().filename().string());
+    return names;
+  }
+  std::set<std::string> snapshotDirs() {
+    std::set<std::string> names;
+    for (const auto& name : snapshotNames()) {
+      if (!name.starts_with("."))
+        names.insert(name);
+    }
+    return names;
+  }
+
+  fs::path state_ = dest_ / "state";
+  std::vector<fs::path> mounted_;
+};
+
+TEST_F(Snapshots, TheMountedViewEqualsUmociUnpack) {
+  auto pulled = pullState("test/semantics:v1");
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.all();
+  EXPECT_NE(pulled.out.find("snapshots:  0 reused, 2 unpacked"), std::string::npos) << pulled.out;
+  EXPECT_TRUE(fs::exists(imageDir("test/semantics:v1") / "rootfs-mounts.json"));
+  EXPECT_TRUE(fs::is_empty(imageDir("test/semantics:v1") / "rootfs"));
+
+  auto unpacked = runProcess({"/usr/bin/umoci", "unpack", "--image",
+                              (state_ / "content").string() + ":v1", (dest_ / "umoci").string()});
+  ASSERT_EQ(unpacked.exit_code, 0) << unpacked.all();
+  const fs::path view = dest_ / "view";
+  auto mounted = mount("test/semantics:v1", view);
+  ASSERT_EQ(mounted.exit_code, 0) << mounted.all();
+
+  auto ours = snapshotTree(view);
+  auto theirs = snapshotTree(dest_ / "umoci/rootfs");
+  ours.erase(".");
+  theirs.erase(".");
+  EXPECT_EQ(ours, theirs);
+  EXPECT_GT(ours.size(), 25u);
+  EXPECT_NE(ours["etc/mime"].find("xattr:user.mime_type=text/plain"), std::string::npos);
+  EXPECT_NE(ours["dev/null"].find("rdev=259"), std::string::npos) << ours["dev/null"];
+  // The changeset semantics, spelled out through the overlay.
+  EXPECT_FALSE(fs::exists(view / "gone.txt"));
+  EXPECT_FALSE(fs::exists(view / "gonedir"));
+  EXPECT_FALSE(fs::exists(view / "d/old1"));
+  EXPECT_TRUE(fs::exists(view / "d/new"));
+  EXPECT_TRUE(fs::exists(view / "usr/lib/libx.so"));  // written through the lower lib -> usr/lib
+  EXPECT_TRUE(fs::is_symlink(view / "lib"));
+  EXPECT_TRUE(fs::is_regular_file(view / "replaced"));
+  EXPECT_EQ(readFile(view / "usr/bin/busybox2"),
+            "\x7f"
+            "ELF busybox");
+  struct stat home {};
+  ASSERT_EQ(::stat((view / "home/web").c_str(), &home), 0);
+  EXPECT_EQ(home.st_uid, 1000u);  // copied up with the lower directory's owner and mode
+  EXPECT_EQ(home.st_mode & 07777, 0750u);
+
+  // The view is read-only.
+  EXPECT_EQ(::access((view / "etc").c_str(), W_OK), -1);
+  auto unmounted = runProcess({PULLAGENT_BINARY, "unmount", view.string()});
+  EXPECT_EQ(unmounted.exit_code, 0) << unmounted.all();
+  mounted_.clear();
+  EXPECT_FALSE(fs::exists(view / "etc"));
+}
+
+TEST_F(Snapshots, ARedeployUnpacksOnlyTheLayersItDoesNotShare) {
+  ASSERT_EQ(pullState("test/multi:v1").exit_code, 0);
+  EXPECT_EQ(snapshotDirs().size(), 3u);
+  auto redeploy = pullState("test/multi:v2");
+  ASSERT_EQ(redeploy.exit_code, 0) << redeploy.all();
+  EXPECT_NE(redeploy.out.find("snapshots:  1 reused, 1 unpacked"), std::string::npos)
+      << redeploy.out;
+  EXPECT_EQ(snapshotDirs().size(), 4u);  // the shared base once
+
+  const fs::path view = dest_ / "v2";
+  ASSERT_EQ(mount("test/multi:v2", view).exit_code, 0);
+  EXPECT_TRUE(fs::exists(view / "app/v2.bin"));
+  EXPECT_FALSE(fs::exists(view / "opt/app/data.bin"));  // v1's layer is not in v2's chain
+}
+
+TEST_F(Snapshots, GcRemovesExactlyTheSnapshotsNoKeptImageUses) {
+  ASSERT_EQ(pullState("test/multi:v1").exit_code, 0);
+  const auto v1_only = snapshotDirs();
+  ASSERT_EQ(pullState("test/multi:v2").exit_code, 0);
+  const auto both = snapshotDirs();
+
+  auto gc = runProcess(
+      {PULLAGENT_BINARY, "gc", "--state", state_.string(), "--keep", digestOf("test/multi:v2")});
+  ASSERT_EQ(gc.exit_code, 0) << gc.all();
+  EXPECT_NE(gc.out.find("removed 1 images, 2 layer snapshots"), std::string::npos) << gc.out;
+  const auto left = snapshotDirs();
+  EXPECT_EQ(left.size(), 2u);
+  for (const auto& name : left)
+    EXPECT_TRUE(both.count(name) != 0);
+  int shared = 0;
+  for (const auto& name : left)
+    shared += v1_only.count(name) != 0 ? 1 : 0;
+  EXPECT_EQ(shared, 1);  // the base layer both images share
+  // No staging directories or stray lock files left behind.
+  for (const auto& name : snapshotNames())
+    EXPECT_TRUE(!name.starts_with(".") || left.count(name.substr(1, 64)) != 0) << name;
+
+  ASSERT_EQ(mount("test/multi:v2", dest_ / "v2").exit_code, 0);
+  EXPECT_TRUE(fs::exists(dest_ / "v2/app/v2.bin"));
+}
+
+TEST_F(Snapshots, AWritableMountKeepsChangesInItsUpperDirectory) {
+  ASSERT_EQ(pullState("test/multi:v1").exit_code, 0);
+  const fs::path upper = dest_ / "upper";
+  const fs::path work = dest_ / "work";
+  fs::create_directories(upper);
+  fs::create_directories(work);
+  const fs::path view = dest_ / "rw";
+  auto mounted = mount("test/multi:v1", view, {"--upper", upper.string(), "--work", work.string()});
+  ASSERT_EQ(mounted.exit_code, 0) << mounted.all();
+  writeFile(view / "opt/app/written.txt", "changed");
+  fs::remove(view / "opt/app/data.bin");
+  ASSERT_EQ(runProcess({PULLAGENT_BINARY, "unmount", view.string()}).exit_code, 0);
+  mounted_.clear();
+  EXPECT_EQ(readFile(upper / "opt/app/written.txt"), "changed");
+  // The snapshots are untouched: the image mounts as it was published.
+  ASSERT_EQ(mount("test/multi:v1", dest_ / "again").exit_code, 0);
+  EXPECT_TRUE(fs::exists(dest_ / "again/opt/app/data.bin"));
+  EXPECT_FALSE(fs::exists(dest_ / "again/opt/app/written.txt"));
+}
+
+TEST_F(Snapshots, ALayerCannotForgeOverlayXattrs) {
+  auto pulled = pullState("test/forge:xattr");
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.all();
+  const fs::path view = dest_ / "view";
+  ASSERT_EQ(mount("test/forge:xattr", view).exit_code, 0);
+  // Neither user.overlay.opaque nor trusted.overlay.opaque from the layer hid the lower file.
+  EXPECT_EQ(readFile(view / "d/kept.txt"), "lower content");
+  EXPECT_TRUE(fs::exists(view / "d/new.txt"));
+  EXPECT_EQ(readFile(view / "e/victim"), "must stay visible");
+}
+
+TEST_F(Snapshots, ALayerCannotForgeAWhiteoutDevice) {
+  ASSERT_EQ(pullState("test/multi:v1").exit_code, 0);
+  const auto before = snapshotDirs();
+  auto pulled = pullState("test/forge:whiteout");
+  EXPECT_NE(pulled.exit_code, 0) << pulled.all();
+  EXPECT_NE(pulled.err.find("0:0 character device"), std::string::npos) << pulled.err;
+  EXPECT_FALSE(fs::exists(imageDir("test/forge:whiteout")));
+  // Its base layer's snapshot was made; the forged layer's never became one.
+  EXPECT_EQ(snapshotDirs().size(), before.size() + 1);
+  for (const auto& name : snapshotNames())
+    EXPECT_EQ(name.find("staging"), std::string::npos) << name;
+}
+
+TEST_F(Snapshots, FlatStorageStillPublishesPlainTreesAndMountsThem) {
+  auto pulled = pullState("test/multi:v1", {"--storage", "flat"});
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.all();
+  EXPECT_NE(pulled.err.find("storage: a plain root filesystem tree per image"), std::string::npos)
+      << pulled.err;
+  EXPECT_TRUE(fs::exists(imageDir("test/multi:v1") / "rootfs/opt/app/data.bin"));
+  EXPECT_FALSE(fs::exists(imageDir("test/multi:v1") / "rootfs-mounts.json"));
+  ASSERT_EQ(mount("test/multi:v1", dest_ / "view").exit_code, 0);
+  EXPECT_TRUE(fs::exists(dest_ / "view/opt/app/data.bin"));
+
+  // The same state dir in overlay storage: the flat image is served as it is.
+  auto again = pullState("test/multi:v1");
+  ASSERT_EQ(again.exit_code, 0) << again.all();
+  EXPECT_NE(again.out.find("(already published)"), std::string::npos) << again.out;
+}
+
+}  // namespace
+}  // namespace pullagent::testing
