@@ -14,6 +14,7 @@ TEST(AgentConfig, DefaultsWhenEmpty) {
   EXPECT_EQ(config->state_dir, "/var/lib/pullagent");
   EXPECT_EQ(config->identity.kind, IdentityEndpoint::Kind::kImds);
   EXPECT_EQ(config->acr_audience, "https://containerregistry.azure.net");
+  EXPECT_EQ(config->storage, "auto");
 }
 
 TEST(AgentConfig, AppServiceEndpointFromTheEnvironment) {
@@ -99,6 +100,8 @@ TEST(AgentConfig, ErrorsNameThePathAndValue) {
            Case{R"({"webhookAddress": "0.0.0.0:8099", "webhookSecret": "short"})",
                 "webhookSecret: must be set, 16 characters or more"},
            Case{R"({"maxConcurrentPulls": 4, "maxRunningPulls": 2})", "maxRunningPulls"},
+           Case{R"({"storage": "zfs"})",
+                "storage: expected \"auto\", \"overlay\" or \"flat\", got \"zfs\""},
            Case{"[", "not valid JSON"},
        }) {
     auto config = parseAgentConfig(c.text, {});

@@ -11,6 +11,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <set>
 
 #include "puller/oci/sha256.h"
 #include "tests/support/layer_builder.h"
@@ -404,6 +405,50 @@ TEST_F(LayerApplier, OnlySafeXattrsAreApplied) {
     EXPECT_EQ(std::string(value, static_cast<size_t>(n)), "kept");
   }
   EXPECT_LT(::lgetxattr((root() / "f").c_str(), "trusted.overlay.opaque", value, sizeof value), 0);
+}
+
+TEST_F(LayerApplier, AnOverlayLayerCannotBringAWhiteoutDevice) {
+  LayerBuilder layer;
+  layer.file("before", "x").device("etc/passwd", S_IFCHR, 0, 0);
+  ApplyOptions options;
+  options.overlay_lower = true;
+  // Refused before privilege is even looked at: overlayfs would read it as "etc/passwd is gone".
+  auto refused = apply(layer.tar(), kTar, options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(refused.error().message.find("0:0 character device"), std::string::npos)
+      << refused.error().message;
+  // Other devices, and the same device outside an overlay layer, are image content.
+  LayerBuilder other;
+  other.device("dev/null", S_IFCHR, 1, 3).device("dev/zero", S_IFCHR, 0, 0);
+  EXPECT_TRUE(apply(other.tar()).ok());
+}
+
+TEST_F(LayerApplier, AnOverlayLayerCannotBringOverlayXattrs) {
+  LayerBuilder layer;
+  layer.xattr("user.overlay.opaque", "y").xattr("user.overlay.redirect", "/etc");
+  layer.xattr("user.note", "kept").dir("d");
+  ApplyOptions options;
+  options.overlay_lower = true;
+  options.privileged = true;
+  auto applied = apply(layer.tar(), kTar, options);
+  ASSERT_TRUE(applied.ok()) << applied.error().message;
+  char value[16] = {};
+  EXPECT_LT(::lgetxattr((root() / "d").c_str(), "user.overlay.opaque", value, sizeof value), 0);
+  EXPECT_LT(::lgetxattr((root() / "d").c_str(), "user.overlay.redirect", value, sizeof value), 0);
+  ssize_t n = ::lgetxattr((root() / "d").c_str(), "user.note", value, sizeof value);
+  if (n >= 0) {  // user xattrs need filesystem support
+    EXPECT_EQ(std::string(value, static_cast<size_t>(n)), "kept");
+  }
+}
+
+TEST_F(LayerApplier, OpaqueDirectoriesAreReported) {
+  LayerBuilder layer;
+  layer.dir("a").file("a/.wh..wh..opq", "").file("b/c/.wh..wh..opq", "").file("x", "1");
+  auto applied = apply(layer.tar());
+  ASSERT_TRUE(applied.ok()) << applied.error().message;
+  std::set<std::string> opaque(applied->opaque_dirs.begin(), applied->opaque_dirs.end());
+  EXPECT_EQ(opaque, (std::set<std::string>{"a", "b/c"}));
 }
 
 TEST_F(LayerApplier, NotATarIsAClearError) {

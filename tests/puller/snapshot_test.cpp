@@ -1,0 +1,135 @@
+// Layer chain ids, the mounts an image's layers compose into, and the snapshot store's
+// bookkeeping (the kernel side is in tests/integration/snapshot_test.cpp).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "puller/oci/sha256.h"
+#include "puller/snapshot/chain_id.h"
+#include "puller/snapshot/overlay_mount.h"
+#include "puller/snapshot/snapshot_store.h"
+#include "tests/support/temp_dir.h"
+
+namespace pullagent::puller {
+namespace {
+
+namespace fs = std::filesystem;
+
+Digest digestOf(const std::string& text) {
+  return Sha256::of(text);
+}
+
+TEST(ChainIds, FollowTheImageSpec) {
+  const Digest a = digestOf("a"), b = digestOf("b"), c = digestOf("c");
+  auto chain = chainIds({a, b, c});
+  ASSERT_EQ(chain.size(), 3u);
+  EXPECT_EQ(chain[0], a);
+  const Digest ab = Sha256::of(a.str() + " " + b.str());
+  EXPECT_EQ(chain[1], ab);
+  EXPECT_EQ(chain[2], Sha256::of(ab.str() + " " + c.str()));
+  EXPECT_TRUE(chainIds({}).empty());
+  // The same layer over another base is another snapshot.
+  EXPECT_NE(chainIds({c, b})[1], chain[1]);
+}
+
+TEST(ChainIds, KnownValue) {
+  // Two layers of an image whose chain id containerd reports (ctr snapshots / image-spec).
+  auto first = Digest::parse("sha256:" + std::string(64, '1'));
+  auto second = Digest::parse("sha256:" + std::string(64, '2'));
+  ASSERT_TRUE(first.ok() && second.ok());
+  auto chain = chainIds({*first, *second});
+  EXPECT_EQ(chain[1],
+            Sha256::of("sha256:" + std::string(64, '1') + " sha256:" + std::string(64, '2')));
+}
+
+TEST(MountSpecs, AReadOnlyViewOfOneLayerIsABindMount) {
+  auto one = readOnlyView({"/s/a/fs"});
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->type, "bind");
+  EXPECT_EQ(one->source, "/s/a/fs");
+  EXPECT_EQ(one->options, (std::vector<std::string>{"ro", "rbind"}));
+
+  auto two = readOnlyView({"/s/b/fs", "/s/a/fs"});
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(two->type, "overlay");
+  EXPECT_EQ(two->options, (std::vector<std::string>{"index=off", "lowerdir=/s/b/fs:/s/a/fs"}));
+  EXPECT_FALSE(readOnlyView({}).ok());
+}
+
+TEST(MountSpecs, AWritableViewHasItsUpperLayerSelfContained) {
+  auto spec = writableView({"/s/a/fs"}, "/u", "/w");
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->options,
+            (std::vector<std::string>{"index=off", "redirect_dir=off", "metacopy=off",
+                                      "lowerdir=/s/a/fs", "upperdir=/u", "workdir=/w"}));
+}
+
+TEST(MountSpecs, PathsOverlayfsCannotNameAreRefused) {
+  EXPECT_FALSE(readOnlyView({"/s/a:b/fs", "/s/c/fs"}).ok());
+  EXPECT_FALSE(readOnlyView({"/s/a,b/fs"}).ok());
+  EXPECT_FALSE(writableView({"/s/a/fs"}, "/u,lowerdir=/etc", "/w").ok());
+}
+
+TEST(MountSpecs, RoundTripThroughJson) {
+  auto spec = readOnlyView({"/s/b/fs", "/s/a/fs"});
+  ASSERT_TRUE(spec.ok());
+  auto back = MountSpec::fromJson(spec->toJson(), "mounts[0]");
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->options, spec->options);
+  auto odd = MountSpec::fromJson({{"type", "nfs"}, {"source", "x"}, {"options", nlohmann::json::array()}}, "m");
+  ASSERT_FALSE(odd.ok());
+  EXPECT_NE(odd.error().message.find("m.type"), std::string::npos) << odd.error().message;
+}
+
+TEST(SnapshotStoreTest, ListsRemovesAndCleansUp) {
+  testing::TempDir dir("pullagent-snapshots");
+  SnapshotStore store(dir.path() / "snapshots");
+  ASSERT_TRUE(store.prepare().ok());
+  struct stat info {};
+  ASSERT_EQ(::stat(store.root().c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 07777, 0700u);
+
+  const Digest a = digestOf("a"), b = digestOf("b");
+  fs::create_directories(store.layerDir(a));
+  testing::writeFile(store.layerDir(a) / "file", std::string(10000, 'x'));
+  fs::create_directories(store.layerDir(b));
+  fs::create_directories(store.root() / ("." + b.hex() + ".staging-1-0"));
+  testing::writeFile(store.root() / ("." + digestOf("gone").hex() + ".lock"), "");
+  {
+    auto lock = store.lock(a, {});
+    ASSERT_TRUE(lock.ok());
+  }
+  EXPECT_TRUE(store.has(a));
+  auto listed = store.list();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(*listed, (std::set<Digest>{a, b}));
+
+  auto freed = store.remove(a);
+  ASSERT_TRUE(freed.ok());
+  EXPECT_GE(*freed, 10000);
+  EXPECT_FALSE(store.has(a));
+  store.removeLeftovers();
+  std::set<std::string> names;
+  for (const auto& entry : fs::directory_iterator(store.root()))
+    names.insert(entry.path().filename().string());
+  EXPECT_EQ(names, (std::set<std::string>{b.hex()}));
+}
+
+TEST(SnapshotStoreTest, ALockHeldElsewhereWaitsAndAStopEndsTheWait) {
+  testing::TempDir dir("pullagent-snapshots");
+  SnapshotStore store(dir.path() / "snapshots");
+  ASSERT_TRUE(store.prepare().ok());
+  const Digest a = digestOf("a");
+  auto held = store.lock(a, {});
+  ASSERT_TRUE(held.ok());
+  std::stop_source stop;
+  stop.request_stop();
+  // flock locks belong to the open file description: a second open waits for the first.
+  auto second = store.lock(a, stop.get_token());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, ErrorCode::kCancelled);
+}
+
+}  // namespace
+}  // namespace pullagent::puller
