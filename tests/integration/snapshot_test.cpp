@@ -2,10 +2,13 @@
 // whose chain holds it, an image's overlay-mounted view equal to umoci's unpack, nothing a
 // layer carries able to pass for overlayfs's own metadata, gc freeing exactly what no image uses.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <iostream>
+#include <thread>
 
 #include "tests/integration/pull_fixture.h"
 #include "tests/support/tree_snapshot.h"
@@ -200,6 +203,56 @@ TEST_F(Snapshots, ALayerCannotForgeAWhiteoutDevice) {
   EXPECT_FALSE(fs::exists(imageDir("test/forge:whiteout")));
   // Its base layer's snapshot was made; the forged layer's never became one.
   EXPECT_EQ(snapshotDirs().size(), before.size() + 1);
+  for (const auto& name : snapshotNames())
+    EXPECT_EQ(name.find("staging"), std::string::npos) << name;
+}
+
+TEST_F(Snapshots, KilledAtAnyMomentOfARedeployEveryPublishedImageStaysWhole) {
+  // v2 shares v1's base and adds a layer of its own. Its image and that snapshot are collected
+  // before every round, so each round makes the snapshot anew (after fetching its blob again);
+  // SIGKILL lands at moments spread over it. Every published image must then mount exactly as
+  // it was published, and the next run must finish the redeploy.
+  const std::string v1 = "test/multi:v1", v2 = "test/multi:v2";
+  ASSERT_EQ(pullState(v1).exit_code, 0);
+  ASSERT_EQ(pullState(v2).exit_code, 0);
+  auto view = [&](const std::string& image, const std::string& name) {
+    const fs::path target = dest_ / name;
+    EXPECT_EQ(mount(image, target).exit_code, 0);
+    auto tree = snapshotTree(target);
+    ::umount2(target.c_str(), MNT_DETACH);
+    mounted_.pop_back();
+    return tree;
+  };
+  const auto tree1 = view(v1, "ref1");
+  const auto tree2 = view(v2, "ref2");
+  ASSERT_NE(tree1, tree2);
+
+  int published = 0;
+  for (int i = 0; i < 16; ++i) {
+    auto gc =
+        runProcess({PULLAGENT_BINARY, "gc", "--state", state_.string(), "--keep", digestOf(v1)});
+    ASSERT_EQ(gc.exit_code, 0) << gc.all();
+    ASSERT_FALSE(fs::exists(imageDir(v2)));
+    {
+      BackgroundProcess running({PULLAGENT_BINARY, "pull", stack().registry("anon") + "/" + v2,
+                                 "--state", state_.string(), "--ca", stack().ca(), "--storage",
+                                 "overlay"});
+      std::this_thread::sleep_for(std::chrono::milliseconds(25 * i));
+      running.kill(SIGKILL);
+      running.wait();
+    }
+    EXPECT_EQ(view(v1, "v1-" + std::to_string(i)), tree1) << "round " << i;
+    if (fs::exists(imageDir(v2) / "pullagent-published")) {
+      ++published;
+      EXPECT_EQ(view(v2, "v2-" + std::to_string(i)), tree2) << "round " << i;
+    }
+  }
+  std::cout << "kills that landed after the publish: " << published << " of 16\n";
+  auto finished = pullState(v2);
+  ASSERT_EQ(finished.exit_code, 0) << finished.all();
+  EXPECT_EQ(view(v2, "final"), tree2);
+  // What the killed runs left (staging directories) goes with the next gc.
+  ASSERT_EQ(runProcess({PULLAGENT_BINARY, "gc", "--state", state_.string()}).exit_code, 0);
   for (const auto& name : snapshotNames())
     EXPECT_EQ(name.find("staging"), std::string::npos) << name;
 }
