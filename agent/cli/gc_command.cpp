@@ -76,6 +76,10 @@ int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment&
   std::printf("removed %d images, %d layer snapshots and %d blobs, freed %s\n",
               report->images_removed, report->snapshots_removed, report->blobs_removed,
               humanBytes(report->bytes_freed).c_str());
+  if (report->snapshots_kept > 0) {
+    std::printf("kept %d layer snapshots, %s on disk\n", report->snapshots_kept,
+                humanBytes(report->snapshot_bytes).c_str());
+  }
   return kExitOk;
 }
 

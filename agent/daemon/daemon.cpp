@@ -222,6 +222,8 @@ void Daemon::collectGarbage() {
     return;
   }
   metrics_.garbageCollected(report->images_removed, report->blobs_removed, report->bytes_freed);
+  metrics_.snapshotsCollected(report->snapshots_removed);
+  metrics_.snapshotsOnDisk(report->snapshots_kept, report->snapshot_bytes);
   spdlog::info("garbage collection: removed {} images, {} layer snapshots and {} blobs, freed {}",
                report->images_removed, report->snapshots_removed, report->blobs_removed,
                humanBytes(report->bytes_freed));

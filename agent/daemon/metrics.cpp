@@ -72,7 +72,22 @@ Metrics::Metrics()
       tag_checks_(counter(*registry_, "pullagent_tag_checks_total",
                           "Checks of a published site's tag (refresh, poll, webhook, start), by "
                           "result: unchanged, updated (pulled and republished) or failed (the "
-                          "published image kept).")) {
+                          "published image kept).")),
+      gc_snapshots_(
+          counter(*registry_, "pullagent_gc_removed_total", "").Add({{"kind", "snapshots"}})),
+      snapshots_reused_(counter(*registry_, "pullagent_layer_snapshots_total",
+                                "Layer snapshots publishes needed, by whether they were there "
+                                "already (shared with another image) or unpacked.")
+                            .Add({{"result", "reused"}})),
+      snapshots_unpacked_(
+          counter(*registry_, "pullagent_layer_snapshots_total", "").Add({{"result", "unpacked"}})),
+      snapshots_kept_(gauge(*registry_, "pullagent_layer_snapshots",
+                            "Layer snapshots in the state dir after the last garbage collection.")
+                          .Add({})),
+      snapshot_bytes_(gauge(*registry_, "pullagent_layer_snapshot_bytes",
+                            "Bytes the layer snapshots hold on disk after the last garbage "
+                            "collection, each counted once however many images share it.")
+                          .Add({})) {
   for (const char* result : {"unchanged", "updated", "failed"})
     tag_checks_.Add({{"result", result}});
   for (const char* result : {"success", "failure", "cancelled"})
@@ -115,6 +130,20 @@ void Metrics::setSites(int count) {
 
 void Metrics::setSitesDirectoryHealthy(bool healthy) {
   sites_dir_healthy_.Set(healthy ? 1 : 0);
+}
+
+void Metrics::snapshots(int reused, int unpacked) {
+  snapshots_reused_.Increment(reused);
+  snapshots_unpacked_.Increment(unpacked);
+}
+
+void Metrics::snapshotsOnDisk(int count, int64_t bytes) {
+  snapshots_kept_.Set(count);
+  snapshot_bytes_.Set(static_cast<double>(bytes));
+}
+
+void Metrics::snapshotsCollected(int count) {
+  gc_snapshots_.Increment(count);
 }
 
 void Metrics::garbageCollected(int images, int blobs, int64_t bytes) {

@@ -37,6 +37,12 @@ class Metrics {
   // 1 while the last scan of the sites directory succeeded, 0 while it fails.
   void setSitesDirectoryHealthy(bool healthy);
   void garbageCollected(int images, int blobs, int64_t bytes);
+  // A publish over layer snapshots: how many it found made and how many it unpacked.
+  void snapshots(int reused, int unpacked);
+  // After gc: the layer snapshots kept and the bytes they hold on disk (each once, however
+  // many images share it).
+  void snapshotsOnDisk(int count, int64_t bytes);
+  void snapshotsCollected(int count);
   // A check of a published site's tag ended (refresh, poll, webhook, start):
   // "unchanged", "updated" or "failed".
   void tagChecked(const std::string& result);
@@ -59,6 +65,11 @@ class Metrics {
   prometheus::Counter& gc_blobs_;
   prometheus::Counter& gc_bytes_;
   prometheus::Family<prometheus::Counter>& tag_checks_;
+  prometheus::Counter& gc_snapshots_;
+  prometheus::Counter& snapshots_reused_;
+  prometheus::Counter& snapshots_unpacked_;
+  prometheus::Gauge& snapshots_kept_;
+  prometheus::Gauge& snapshot_bytes_;
 };
 
 }  // namespace pullagent::agent

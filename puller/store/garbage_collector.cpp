@@ -62,8 +62,11 @@ Status collectSnapshots(const fs::path& state_dir, const std::set<Digest>& live,
   snapshots.removeLeftovers();
   ASSIGN_OR_RETURN(auto present, snapshots.list());
   for (const auto& chain : present) {
-    if (live.count(chain) != 0)
+    if (live.count(chain) != 0) {
+      ++report.snapshots_kept;
+      report.snapshot_bytes += diskUsage(snapshots.dir(chain));
       continue;
+    }
     spdlog::info("gc: removing snapshot {}", chain.hex());
     auto freed = snapshots.remove(chain);
     if (!freed) {

@@ -14,6 +14,8 @@ struct GcReport {
   int images_removed = 0;
   int blobs_removed = 0;
   int snapshots_removed = 0;
+  int snapshots_kept = 0;
+  int64_t snapshot_bytes = 0;  // what the kept snapshots hold on disk
   int64_t bytes_freed = 0;
 };
 

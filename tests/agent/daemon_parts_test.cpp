@@ -185,6 +185,8 @@ TEST(Metrics, RendersThePrometheusTextFormat) {
   metrics.retryScheduled();
   metrics.setPullsInFlight(1);
   metrics.setSites(4);
+  metrics.snapshots(3, 1);
+  metrics.snapshotsOnDisk(7, 4096);
   const std::string text = metrics.render();
   for (const char* line : {
            "# TYPE pullagent_pulls_total counter\n",
@@ -201,6 +203,10 @@ TEST(Metrics, RendersThePrometheusTextFormat) {
            "pullagent_pull_retries_total 1\n",
            "pullagent_pulls_in_flight 1\n",
            "pullagent_sites 4\n",
+           "pullagent_layer_snapshots_total{result=\"reused\"} 3\n",
+           "pullagent_layer_snapshots_total{result=\"unpacked\"} 1\n",
+           "pullagent_layer_snapshots 7\n",
+           "pullagent_layer_snapshot_bytes 4096\n",
        }) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
   }

@@ -254,6 +254,14 @@ TEST_F(Daemon, KeepsASiteOnItsConfiguredImageAndCollectsWhatNoSiteUses) {
         "pullagent_pull_phase_duration_seconds_count{phase=\"pull\"} 2\n"}) {
     EXPECT_NE(scraped.find(line), std::string::npos) << line << "\n" << scraped;
   }
+  if (::geteuid() == 0) {  // overlay storage: the base layer's snapshot served both images
+    for (const char* line :
+         {"pullagent_layer_snapshots_total{result=\"unpacked\"} 3\n",
+          "pullagent_layer_snapshots_total{result=\"reused\"} 1\n",
+          "pullagent_gc_removed_total{kind=\"snapshots\"} 1\n", "pullagent_layer_snapshots 2\n"}) {
+      EXPECT_NE(scraped.find(line), std::string::npos) << line << "\n" << scraped;
+    }
+  }
 
   // The site goes: its state goes, and its image is collected.
   fs::remove(sitesDir() / "web.json");
