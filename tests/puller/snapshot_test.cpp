@@ -77,7 +77,8 @@ TEST(MountSpecs, RoundTripThroughJson) {
   auto back = MountSpec::fromJson(spec->toJson(), "mounts[0]");
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->options, spec->options);
-  auto odd = MountSpec::fromJson({{"type", "nfs"}, {"source", "x"}, {"options", nlohmann::json::array()}}, "m");
+  auto odd = MountSpec::fromJson(
+      {{"type", "nfs"}, {"source", "x"}, {"options", nlohmann::json::array()}}, "m");
   ASSERT_FALSE(odd.ok());
   EXPECT_NE(odd.error().message.find("m.type"), std::string::npos) << odd.error().message;
 }
