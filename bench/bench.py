@@ -7,11 +7,17 @@ pushes it to the local TLS registry of tests/support/stack.py, then times "pull 
 root filesystem" on a tmpfs, cold (empty store) every run, median of N runs:
 
   pullagent        pullagent pull --rootfs (download, verify, unpack, publish)
+  pullagent-snap   pullagent pull --state: each layer into its snapshot, the image composed
   skopeo+umoci     skopeo copy docker:// -> oci: , then umoci unpack
   podman           podman pull into overlay storage on the same tmpfs (vfs if overlay fails)
   gzip -dc         just decompressing the same layers to /dev/null (the floor to beat)
 
-Reports seconds, MB/s of uncompressed content, ratios and peak RSS (/usr/bin/time)."""
+Reports seconds, MB/s of uncompressed content, ratios and peak RSS (/usr/bin/time).
+
+Two more scenarios (bench/scenarios.py) follow the cold pull:
+  redeploy   the image published, then a new tag with the same four lower layers and a new
+             15 kB app layer: time to have it published, disk for both images
+  sites      ten images, ten different app layers over the shared base: disk for all ten"""
 import argparse
 import gzip
 import hashlib
@@ -29,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 import images as image_lib  # noqa: E402
+import scenarios as scenario_lib  # noqa: E402
 
 CACHE_VERSION = "v1"
 MB = 1000 * 1000
@@ -119,7 +126,7 @@ def build_image(cache):
     return layers
 
 
-def push_image(layers, registry, ca):
+def push_image(layers, registry, ca, tag="v1"):
     pusher = image_lib.Pusher(f"https://{registry}", ca, lambda repo: None)
     config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
               "rootfs": {"type": "layers", "diff_ids": [l["diff_id"] for l in layers]}}
@@ -132,7 +139,7 @@ def push_image(layers, registry, ca):
                            "digest": image_lib.digest_of(config_bytes), "size": len(config_bytes)},
                 "layers": [{"mediaType": image_lib.OCI_LAYER_GZIP, "digest": l["digest"],
                             "size": l["size"]} for l in layers]}
-    pusher.push_manifest("bench/image", "v1", json.dumps(manifest).encode(), image_lib.OCI_MANIFEST)
+    pusher.push_manifest("bench/image", tag, json.dumps(manifest).encode(), image_lib.OCI_MANIFEST)
 
 
 def timed(command, cwd=None):
@@ -151,9 +158,13 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pullagent", default=os.path.join(ROOT, "build/release/agent/pullagent"))
     parser.add_argument("--cache", default=os.path.join(ROOT, "bench/.cache"))
-    parser.add_argument("--tools", default="pullagent,skopeo+umoci,podman,gzip",
-                        help="comma-separated subset of: pullagent, skopeo+umoci, podman, gzip")
+    parser.add_argument("--tools", default="pullagent,pullagent-snap,skopeo+umoci,podman,gzip",
+                        help="comma-separated subset of: pullagent, pullagent-snap, "
+                             "skopeo+umoci, podman, gzip")
+    parser.add_argument("--scenarios", default="cold,redeploy,sites",
+                        help="comma-separated subset of: cold, redeploy, sites")
     args = parser.parse_args()
+    scenarios = args.scenarios.split(",")
 
     layers = build_image(args.cache)
     uncompressed = 0
@@ -192,6 +203,11 @@ def main():
             return [timed([args.pullagent, "pull", image, "--state", f"{tmpfs}/state", "--rootfs",
                            f"{tmpfs}/rootfs", "--ca", ca, "--log-level", "warn"])]
 
+        def run_pullagent_snapshots():
+            fresh()
+            return [timed([args.pullagent, "pull", image, "--state", f"{tmpfs}/state", "--storage",
+                           "overlay", "--ca", ca, "--log-level", "warn"])]
+
         def run_skopeo_umoci():
             fresh()
             return [timed(["skopeo", "copy", "--src-cert-dir", certs, f"docker://{image}",
@@ -223,9 +239,10 @@ def main():
             return [timed(["sh", "-c", "gzip -dc " + " ".join(l["path"] for l in layers) +
                            " > /dev/null"])]
 
-        wanted = args.tools.split(",")
+        wanted = args.tools.split(",") if "cold" in scenarios else []
         tools = [(name, run) for key, name, run in (
             ("pullagent", "pullagent", run_pullagent),
+            ("pullagent-snap", "pullagent snapshots", run_pullagent_snapshots),
             ("skopeo+umoci", "skopeo+umoci", run_skopeo_umoci),
             ("podman", "podman pull", run_podman),
             ("gzip", "gzip -dc (floor)", run_gzip)) if key in wanted]
@@ -239,6 +256,11 @@ def main():
                       f"peak RSS {samples[-1][1]:.0f} MiB", flush=True)
             results[name] = (statistics.median(s for s, _ in samples), max(r for _, r in samples))
         fresh()
+        env = scenario_lib.Env(args.pullagent, registry, ca, certs, tmpfs, layers, args.runs, fresh,
+                               lambda app_layers, tag: push_image(app_layers, registry, ca, tag),
+                               write_layer, timed)
+        later = [scenario_lib.redeploy(env) if "redeploy" in scenarios else "",
+                 scenario_lib.sites(env) if "sites" in scenarios else ""]
     finally:
         os.close(keepalive_w)
         stack.terminate()
@@ -247,8 +269,13 @@ def main():
             subprocess.run(["umount", tmpfs])
         shutil.rmtree(work, ignore_errors=True)
 
-    ours = results.get("pullagent", next(iter(results.values())))[0]
     print()
+    for report in later:
+        if report:
+            print(report)
+    if not results:
+        return
+    ours = results.get("pullagent", next(iter(results.values())))[0]
     print(f"image: {len(layers)} layers, {compressed / MB:.0f} MB compressed, "
           f"{uncompressed / MB:.0f} MB uncompressed; target {'tmpfs' if mounted else 'disk'}; "
           f"median of {args.runs} cold runs")
