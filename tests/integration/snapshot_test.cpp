@@ -183,6 +183,32 @@ TEST_F(Snapshots, AWritableMountKeepsChangesInItsUpperDirectory) {
   EXPECT_FALSE(fs::exists(dest_ / "again/opt/app/written.txt"));
 }
 
+TEST_F(Snapshots, RuncRunsTheBundleOverAWritableMount) {
+  // The runtime's side of the contract: the image's config.json in a bundle of its own, the
+  // snapshots mounted writable on its rootfs/, runc run.
+  ASSERT_EQ(pullState("test/docker:v1").exit_code, 0);
+  const fs::path bundle = dest_ / "bundle";
+  fs::create_directories(bundle / "rootfs");
+  fs::copy_file(imageDir("test/docker:v1") / "config.json", bundle / "config.json");
+  fs::create_directories(dest_ / "upper");
+  fs::create_directories(dest_ / "work");
+  auto mounted =
+      mount("test/docker:v1", bundle / "rootfs",
+            {"--upper", (dest_ / "upper").string(), "--work", (dest_ / "work").string()});
+  ASSERT_EQ(mounted.exit_code, 0) << mounted.all();
+  // The test images hold no programs: the host's shell goes in (into the upper directory).
+  auto shell = runProcess(
+      {"/usr/bin/python3", std::string(PULLAGENT_SOURCE_DIR) + "/tests/support/bundle_shell.py",
+       bundle.string(), "grep -c . /etc/os-release && echo written > /written && echo overlay-ok"});
+  ASSERT_EQ(shell.exit_code, 0) << shell.all();
+  const std::string id = "pullagent-snapshot-" + std::to_string(::getpid());
+  auto run = runProcess({"/usr/sbin/runc", "run", "--bundle", bundle.string(), id});
+  runProcess({"/usr/sbin/runc", "delete", "-f", id});
+  ASSERT_EQ(run.exit_code, 0) << run.all();
+  EXPECT_NE(run.out.find("overlay-ok"), std::string::npos) << run.out;
+  EXPECT_EQ(readFile(dest_ / "upper/written"), "written\n");
+}
+
 TEST_F(Snapshots, ALayerCannotForgeOverlayXattrs) {
   auto pulled = pullState("test/forge:xattr");
   ASSERT_EQ(pulled.exit_code, 0) << pulled.all();
