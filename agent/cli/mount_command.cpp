@@ -74,15 +74,14 @@ Result<std::vector<fs::path>> layerDirectories(const fs::path& image_dir, const 
                                                      static_cast<size_t>(puller::kMaxConfigSize)));
   ASSIGN_OR_RETURN(auto config, puller::parseImageConfig(config_text));
   const puller::SnapshotStore snapshots(state / "snapshots");
-  std::vector<fs::path> lowers;
-  for (const auto& chain : puller::chainIds(config.diff_ids)) {
-    if (!snapshots.has(chain)) {
-      return makeError(ErrorCode::kNotFound, "the snapshot of layer chain " + chain.str() +
+  const auto chain = puller::chainIds(config.diff_ids);
+  for (const auto& id : chain) {
+    if (!snapshots.has(id)) {
+      return makeError(ErrorCode::kNotFound, "the snapshot of layer chain " + id.str() +
                                                  " is missing from " + snapshots.root().string());
     }
-    lowers.insert(lowers.begin(), snapshots.layerDir(chain));
   }
-  return lowers;
+  return snapshots.lowerDirs(chain, chain.size());
 }
 
 }  // namespace

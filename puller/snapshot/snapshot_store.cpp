@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <thread>
@@ -54,6 +55,15 @@ void addUsage(int dir_fd, std::unordered_set<InodeKey, InodeHash>& seen, int64_t
 bool SnapshotStore::has(const Digest& chain) const {
   struct stat info {};
   return ::lstat(layerDir(chain).c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+std::vector<fs::path> SnapshotStore::lowerDirs(const std::vector<Digest>& chain,
+                                               size_t count) const {
+  std::vector<fs::path> lowers;
+  lowers.reserve(count);
+  for (size_t below = std::min(count, chain.size()); below-- > 0;)
+    lowers.push_back(layerDir(chain[below]));
+  return lowers;
 }
 
 Status SnapshotStore::prepare() const {

@@ -26,6 +26,10 @@ class SnapshotStore {
   // What overlayfs gets as the layer's lower directory.
   std::filesystem::path layerDir(const Digest& chain) const { return dir(chain) / "fs"; }
   bool has(const Digest& chain) const;
+  // The layer directories of the first `count` layers of `chain` (bottom first), top first as
+  // overlayfs's lowerdir lists them.
+  std::vector<std::filesystem::path> lowerDirs(const std::vector<Digest>& chain,
+                                               size_t count) const;
 
   // Creates the root (0700) if missing.
   Status prepare() const;

@@ -148,7 +148,6 @@ bool ImagePublisher::waitForLayer(const PulledImage& image, size_t index) {
 Status ImagePublisher::unpackSnapshots(const PulledImage& image) {
   const auto chain = chainIds(image.diff_ids);
   nlohmann::json layers = nlohmann::json::array();
-  std::vector<std::filesystem::path> lowers;
   for (size_t i = 0; i < image.layers.size(); ++i) {
     if (!waitForLayer(image, i))
       return makeError(ErrorCode::kCancelled, "pull abandoned");
@@ -159,8 +158,8 @@ Status ImagePublisher::unpackSnapshots(const PulledImage& image) {
     layers.push_back({{"diffId", image.diff_ids[i].str()},
                       {"chainId", chain[i].str()},
                       {"path", snapshots_->layerDir(chain[i]).string()}});
-    lowers.insert(lowers.begin(), snapshots_->layerDir(chain[i]));
   }
+  const auto lowers = snapshots_->lowerDirs(chain, chain.size());
   spdlog::info("{} layer snapshots reused, {} unpacked", snapshots_reused_, snapshots_unpacked_);
   const auto rootfs = staging_->dir() / "rootfs";
   if (::mkdir(rootfs.c_str(), 0755) != 0)
@@ -184,10 +183,8 @@ Status ImagePublisher::completeBundle(const PulledImage& image) {
     // read-only view mounted for the moment (in this thread's own mount namespace).
     std::optional<ScopedMount> view;
     if (snapshots_ != nullptr && !image.layers.empty()) {
-      std::vector<std::filesystem::path> lowers;
-      for (const auto& chain : chainIds(image.diff_ids))
-        lowers.insert(lowers.begin(), snapshots_->layerDir(chain));
-      ASSIGN_OR_RETURN(auto mount, readOnlyView(lowers));
+      const auto chain = chainIds(image.diff_ids);
+      ASSIGN_OR_RETURN(auto mount, readOnlyView(snapshots_->lowerDirs(chain, chain.size())));
       RETURN_IF_ERROR(mountSpec(mount, rootfs));
       view.emplace(rootfs);
     }

@@ -72,14 +72,13 @@ Result<LayerSnapshot> ensureLayerSnapshot(const SnapshotStore& snapshots, const 
   fs::path apply_root = upper;
   std::optional<ScopedMount> mounted;
   if (index > 0) {
-    std::vector<fs::path> lowers;
-    for (size_t below = index; below-- > 0;) {
+    for (size_t below = 0; below < index; ++below) {
       if (!snapshots.has(chain[below])) {
         return makeError(ErrorCode::kInternal,
                          "the snapshot below layer " + std::to_string(index) + " is missing");
       }
-      lowers.push_back(snapshots.layerDir(chain[below]));
     }
+    const auto lowers = snapshots.lowerDirs(chain, index);
     const fs::path work = staging.dir() / "work";
     apply_root = staging.dir() / "merged";
     RETURN_IF_ERROR(makeDirectory(work, 0700));

@@ -102,6 +102,9 @@ TEST(SnapshotStoreTest, ListsRemovesAndCleansUp) {
     ASSERT_TRUE(lock.ok());
   }
   EXPECT_TRUE(store.has(a));
+  EXPECT_EQ(store.lowerDirs({a, b}, 2),
+            (std::vector<fs::path>{store.layerDir(b), store.layerDir(a)}));
+  EXPECT_EQ(store.lowerDirs({a, b}, 1), (std::vector<fs::path>{store.layerDir(a)}));
   auto listed = store.list();
   ASSERT_TRUE(listed.ok());
   EXPECT_EQ(*listed, (std::set<Digest>{a, b}));
