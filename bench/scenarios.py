@@ -33,13 +33,14 @@ def du(*paths):
 
 
 def app_layer(env, name):
-    """A small app layer of its own (about 15 kB of files), cached beside the image's layers."""
+    """A small app layer of its own (about 15 kB compressed), cached beside the image's layers."""
     path = os.path.join(os.path.dirname(env.layers[0]["path"]), f"app-{name}.tar.gz")
 
     def add(tar):
         for i in range(12):
-            text = (f"build {name}: file {i}\n" * 64).encode()
-            info = tarfile.TarInfo(f"srv/app/release/{name}/{i}.txt")
+            # 1280 bytes that do not compress (hashes), so the layer is about 15 kB compressed.
+            text = b"".join(hashlib.sha256(f"{name}/{i}/{k}".encode()).digest() for k in range(40))
+            info = tarfile.TarInfo(f"srv/app/release/{name}/{i}.bin")
             info.size = len(text)
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(text))
