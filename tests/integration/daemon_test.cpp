@@ -103,6 +103,22 @@ class Daemon : public PullTest {
   }
   std::string log() const { return readFile(dest_.path() / "daemon.log"); }
 
+  // The service started with the tag "moving" at lnx-v1 and two sites on it, both published:
+  // "ci" with continuous deployment (DOCKER_ENABLE_CI=true), "plain" without.
+  void startWithTwoSitesOnAMovingTag(int poll_seconds) {
+    stack().retag(azure()["acr_control"], "moving", "lnx-v1");
+    json agent = agentConfig();
+    agent["tagPollIntervalSeconds"] = poll_seconds;
+    start(agent);
+    json ci = site("moving");
+    ci["properties"]["siteConfig"]["appSettings"] =
+        json::array({{{"name", "DOCKER_ENABLE_CI"}, {"value", "true"}}});
+    putSite("ci", ci);
+    putSite("plain", site("moving"));
+    ASSERT_TRUE(waitForPublished("ci", digestOf("lnx-v1"))) << siteState("ci") << log();
+    ASSERT_TRUE(waitForPublished("plain", digestOf("lnx-v1"))) << siteState("plain") << log();
+  }
+
   json siteState(const std::string& name) const {
     const fs::path path = stateDir() / "sites" / (name + ".json");
     if (!fs::exists(path))
@@ -534,17 +550,7 @@ TEST_F(Daemon, ARefreshFollowsAMovedTagAndKeepsTheImageWhenTheRegistryIsDown) {
 // when it moves, with no command; a site without it stays where it is.
 TEST_F(Daemon, ContinuousDeploymentFollowsAMovedTagByItself) {
   const std::string acr = azure()["acr_control"];
-  stack().retag(acr, "moving", "lnx-v1");
-  json agent = agentConfig();
-  agent["tagPollIntervalSeconds"] = 1;
-  start(agent);
-  json ci = site("moving");
-  ci["properties"]["siteConfig"]["appSettings"] =
-      json::array({{{"name", "DOCKER_ENABLE_CI"}, {"value", "true"}}});
-  putSite("ci", ci);
-  putSite("plain", site("moving"));
-  ASSERT_TRUE(waitForPublished("ci", digestOf("lnx-v1"))) << siteState("ci") << log();
-  ASSERT_TRUE(waitForPublished("plain", digestOf("lnx-v1"))) << siteState("plain") << log();
+  ASSERT_NO_FATAL_FAILURE(startWithTwoSitesOnAMovingTag(1));
 
   stack().retag(acr, "moving", "lnx-v2");
   ASSERT_TRUE(waitForPublished("ci", digestOf("lnx-v2"))) << siteState("ci") << log();
@@ -555,17 +561,7 @@ TEST_F(Daemon, ContinuousDeploymentFollowsAMovedTagByItself) {
 // with continuous deployment on that image and tag, and only those.
 TEST_F(Daemon, AnAcrPushWebhookRefreshesTheSitesThatFollowTheTag) {
   const std::string acr = azure()["acr_control"];
-  stack().retag(acr, "moving", "lnx-v1");
-  json agent = agentConfig();
-  agent["tagPollIntervalSeconds"] = 3600;  // the webhook, not a poll, must do it
-  start(agent);
-  json ci = site("moving");
-  ci["properties"]["siteConfig"]["appSettings"] =
-      json::array({{{"name", "DOCKER_ENABLE_CI"}, {"value", "true"}}});
-  putSite("ci", ci);
-  putSite("plain", site("moving"));
-  ASSERT_TRUE(waitForPublished("ci", digestOf("lnx-v1"))) << siteState("ci") << log();
-  ASSERT_TRUE(waitForPublished("plain", digestOf("lnx-v1"))) << siteState("plain") << log();
+  ASSERT_NO_FATAL_FAILURE(startWithTwoSitesOnAMovingTag(3600));  // the webhook, not a poll
 
   stack().retag(acr, "moving", "lnx-v2");
   const std::string login = azure()["acr"];  // myreg.azurecr.io:<port> here
