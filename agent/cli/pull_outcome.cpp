@@ -17,8 +17,10 @@ void printOutcome(const puller::ImageRef& ref, const puller::PullOutcome& outcom
       humanBytes(image.bytes_downloaded).c_str(), static_cast<long long>(outcome.transferred),
       outcome.seconds, outcome.published.c_str());
   if (outcome.snapshots_reused + outcome.snapshots_unpacked > 0) {
-    std::printf("  snapshots:  %d reused, %d unpacked\n", outcome.snapshots_reused,
-                outcome.snapshots_unpacked);
+    std::printf(
+        "  snapshots:  %d reused, %d unpacked (%d side by side, %d over the layers below)\n",
+        outcome.snapshots_reused, outcome.snapshots_unpacked,
+        outcome.snapshots_unpacked - outcome.snapshots_over_lower, outcome.snapshots_over_lower);
   }
 }
 

@@ -120,6 +120,7 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
   if (publisher) {
     outcome.snapshots_reused = publisher->snapshotsReused();
     outcome.snapshots_unpacked = publisher->snapshotsUnpacked();
+    outcome.snapshots_over_lower = publisher->snapshotsOverLower();
   }
   outcome.image = std::move(image.value());
   spdlog::info("Pull image successful, time taken {:.2f} s", outcome.seconds);

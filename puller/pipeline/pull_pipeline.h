@@ -51,9 +51,10 @@ struct PullOutcome {
   PulledImage image;
   std::string published;  // what and where, for people
   double seconds = 0;
-  int64_t transferred = 0;     // bytes received, including those fetched again after a resume
-  int snapshots_reused = 0;    // layer snapshots already there
-  int snapshots_unpacked = 0;  // layer snapshots this pull made
+  int64_t transferred = 0;       // bytes received, including those fetched again after a resume
+  int snapshots_reused = 0;      // layer snapshots already there
+  int snapshots_unpacked = 0;    // layer snapshots this pull made
+  int snapshots_over_lower = 0;  // of those, made over the layers below (not side by side)
 };
 
 // The pull pipeline: the registry client behind the authorizer, the image puller's download

@@ -5,6 +5,8 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <thread>
@@ -140,27 +142,89 @@ Status ImagePublisher::unpackAll(const PulledImage& image) {
 
 bool ImagePublisher::waitForLayer(const PulledImage& image, size_t index) {
   std::unique_lock lock(mutex_);
-  ready_changed_.wait(lock,
-                      [&] { return abandoned_ || ready_.count(image.layers[index].digest) != 0; });
-  return !abandoned_;
+  ready_changed_.wait(lock, [&] {
+    return abandoned_ || stop_unpacking_ || ready_.count(image.layers[index].digest) != 0;
+  });
+  return !abandoned_ && !stop_unpacking_;
+}
+
+void ImagePublisher::stopUnpacking() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_unpacking_ = true;
+  }
+  ready_changed_.notify_all();
 }
 
 Status ImagePublisher::unpackSnapshots(const PulledImage& image) {
   const auto chain = chainIds(image.diff_ids);
+  const size_t count = image.layers.size();
+  // Layers unpack side by side, each into its own snapshot the moment its blob is verified:
+  // on their own (standalone), which most layers can be. A layer that needs the ones below it
+  // (a parent directory or hardlink target it does not hold itself) is then made here, in
+  // order, over an overlay of them.
+  std::vector<std::optional<Result<LayerSnapshot>>> attempts(count);
+  std::mutex attempts_mutex;
+  std::condition_variable attempt_done;
+  std::atomic<size_t> next{0};
+  auto attempt = [&] {
+    for (size_t i = next++; i < count; i = next++) {
+      Result<LayerSnapshot> made = makeError(ErrorCode::kCancelled, "pull abandoned");
+      if (waitForLayer(image, i)) {
+        made =
+            ensureLayerSnapshot(*snapshots_, store_, chain, image.layers[i], image.diff_ids[i], i,
+                                options_, stop_pull_.get_token(), SnapshotMethod::kStandalone);
+      }
+      {
+        std::lock_guard lock(attempts_mutex);
+        attempts[i] = std::move(made);
+      }
+      attempt_done.notify_all();
+    }
+  };
+  const size_t parallel =
+      std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxParallelUnpacks);
+  std::vector<std::jthread> workers;
+  for (size_t w = 0; w < std::min(parallel, count); ++w)
+    workers.emplace_back(attempt);
+  // Whatever happens below, the workers stop taking layers and are joined before returning.
+  struct StopWorkers {
+    ImagePublisher* self;
+    std::atomic<size_t>& next;
+    size_t count;
+    std::vector<std::jthread>& workers;
+    ~StopWorkers() {
+      next = count;
+      self->stopUnpacking();
+      workers.clear();
+    }
+  } stop_workers{this, next, count, workers};
+
   nlohmann::json layers = nlohmann::json::array();
-  for (size_t i = 0; i < image.layers.size(); ++i) {
-    if (!waitForLayer(image, i))
-      return makeError(ErrorCode::kCancelled, "pull abandoned");
-    ASSIGN_OR_RETURN(auto made,
-                     ensureLayerSnapshot(*snapshots_, store_, chain, image.layers[i],
-                                         image.diff_ids[i], i, options_, stop_pull_.get_token()));
-    ++(made.reused ? snapshots_reused_ : snapshots_unpacked_);
+  for (size_t i = 0; i < count; ++i) {
+    Result<LayerSnapshot> made = makeError(ErrorCode::kInternal, "unset");
+    {
+      std::unique_lock lock(attempts_mutex);
+      attempt_done.wait(lock, [&] { return attempts[i].has_value(); });
+      made = std::move(*attempts[i]);
+    }
+    if (!made)
+      return made.error();
+    if (made->applied.needs_lower_layers) {
+      ASSIGN_OR_RETURN(
+          made, ensureLayerSnapshot(*snapshots_, store_, chain, image.layers[i], image.diff_ids[i],
+                                    i, options_, stop_pull_.get_token()));
+      if (!made->reused)
+        ++snapshots_over_lower_;
+    }
+    ++(made->reused ? snapshots_reused_ : snapshots_unpacked_);
     layers.push_back({{"diffId", image.diff_ids[i].str()},
                       {"chainId", chain[i].str()},
                       {"path", snapshots_->layerDir(chain[i]).string()}});
   }
   const auto lowers = snapshots_->lowerDirs(chain, chain.size());
-  spdlog::info("{} layer snapshots reused, {} unpacked", snapshots_reused_, snapshots_unpacked_);
+  spdlog::info("{} layer snapshots reused, {} unpacked ({} of them over the layers below)",
+               snapshots_reused_, snapshots_unpacked_, snapshots_over_lower_);
   const auto rootfs = staging_->dir() / "rootfs";
   if (::mkdir(rootfs.c_str(), 0755) != 0)
     return errnoError(errno, "create", rootfs);

@@ -41,6 +41,9 @@ inline constexpr const char* kPublishedMarker = "pullagent-published";
 // form. A bundle without it has its root filesystem in rootfs/ as a plain tree.
 inline constexpr const char* kRootfsMountsFile = "rootfs-mounts.json";
 
+// Layer snapshots of one image unpacked at once, at most (and at most one per core).
+inline constexpr size_t kMaxParallelUnpacks = 4;
+
 class ImagePublisher final : public PullObserver {
  public:
   // `target_for` names the target once the image is known (the state dir keys images by
@@ -61,6 +64,9 @@ class ImagePublisher final : public PullObserver {
   // Layer snapshots this publish found made already and those it unpacked.
   int snapshotsReused() const { return snapshots_reused_; }
   int snapshotsUnpacked() const { return snapshots_unpacked_; }
+  // Of those unpacked, the ones made over an overlay of the layers below, after the layer
+  // turned out to need them (the others were unpacked on their own, side by side).
+  int snapshotsOverLower() const { return snapshots_over_lower_; }
 
   const std::filesystem::path& target() const { return target_; }
   ~ImagePublisher() override;
@@ -78,6 +84,8 @@ class ImagePublisher final : public PullObserver {
   void run(PulledImage image);
   // Waits until layer `index`'s blob is verified; false when the pull was abandoned.
   bool waitForLayer(const PulledImage& image, size_t index);
+  // Ends every wait for a layer (an unpack failed: the rest is not wanted).
+  void stopUnpacking();
   Status unpackAll(const PulledImage& image);
   Status unpackSnapshots(const PulledImage& image);
   // config.json, image-config.json and manifest.json beside rootfs/.
@@ -95,12 +103,14 @@ class ImagePublisher final : public PullObserver {
   bool reused_ = false;
   int snapshots_reused_ = 0;
   int snapshots_unpacked_ = 0;
+  int snapshots_over_lower_ = 0;
   UniqueFd target_lock_;
 
   std::mutex mutex_;
   std::condition_variable ready_changed_;
   std::set<Digest> ready_;
   bool abandoned_ = false;
+  bool stop_unpacking_ = false;
   std::optional<Staging> staging_;
   std::optional<Error> error_;
   std::thread worker_;

@@ -24,6 +24,11 @@ Result<AppliedLayer> unpackLayer(const ContentStore& store, const Descriptor& la
   auto applied = applyLayer(root, **stream, options);
   if (!applied)
     return applied.error().context(what);
+  if (applied->needs_lower_layers) {
+    spdlog::debug("{} {}: applied over the layers below it instead", what,
+                  *applied->needs_lower_layers);
+    return applied;
+  }
   if (applied->diff_id != diff_id) {
     return makeError(ErrorCode::kDigestMismatch, what + " decompresses to " +
                                                      applied->diff_id.str() +

@@ -28,6 +28,15 @@ constexpr size_t kMaxXattrValue = 64 * 1024;
 constexpr std::string_view kWhiteoutPrefix = ".wh.";
 constexpr std::string_view kWhiteoutMetaPrefix = ".wh..wh.";
 constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
+constexpr const char* kOverlayOpaqueXattr = "trusted.overlay.opaque";
+
+// What ends a standalone apply that met an entry needing the layers below; never reported as
+// an error (applyLayer turns it into AppliedLayer::needs_lower_layers).
+constexpr std::string_view kNeedsLowerPrefix = "needs the layers below: ";
+
+bool isWhiteoutDevice(const struct stat& info) {
+  return S_ISCHR(info.st_mode) && info.st_rdev == makedev(0, 0);
+}
 
 // errnoError, except that inside the tree being extracted a missing or forbidden path is the
 // tree's (or the layer's) state: not "not found" or "permission denied" in the sense the exit
@@ -112,8 +121,11 @@ class Applier {
       return whiteout(parts, path);
 
     auto parent = parentOf(parts);
-    if (!parent)
+    if (!parent) {
+      if (needs_lower_)
+        return parent.error();
       return parent.error().context("entry " + path);
+    }
     created_.insert(path);
     for (size_t i = 1; i < parts.size(); ++i)
       created_.insert(ConfinedRoot::join(parts, i));
@@ -141,12 +153,17 @@ class Applier {
   }
 
   std::vector<std::string> opaqueDirs() const { return {opaque_.begin(), opaque_.end()}; }
+  const std::optional<std::string>& needsLower() const { return needs_lower_; }
 
   // Opaque directories hide all lower content, wherever their marker stood in the layer; then
   // directory mtimes, which creating their children would otherwise have changed.
   Status finish() {
     forgetParent();
     for (const auto& dir : opaque_) {
+      if (options_.standalone_upper) {
+        RETURN_IF_ERROR(markOpaque(dir));
+        continue;
+      }
       auto parts = ConfinedRoot::split(dir);
       auto fd = root_.openDirectory(*parts, parts->size(), /*create=*/false);
       if (!fd)
@@ -183,6 +200,10 @@ class Applier {
     const size_t depth = parts.size() - 1;
     const std::string dir = ConfinedRoot::join(parts, depth);
     if (base == kOpaqueMarker) {
+      if (options_.standalone_upper) {
+        ASSIGN_OR_RETURN(int ignored, parentOf(parts));  // the directory must be the layer's
+        (void)ignored;
+      }
       opaque_.insert(dir);
       return {};
     }
@@ -195,6 +216,13 @@ class Applier {
     const std::string hidden = dir.empty() ? target : dir + "/" + target;
     if (created_.count(hidden) != 0)
       return {};  // whiteouts hide lower layers only
+    if (options_.standalone_upper) {
+      ASSIGN_OR_RETURN(int parent, parentOf(parts));
+      RETURN_IF_ERROR(clear(parent, target, false));
+      if (::mknodat(parent, target.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0)
+        return sysError(errno, "create whiteout", path);
+      return {};
+    }
     auto parent = root_.openDirectory(parts, depth, /*create=*/false);
     if (!parent) {
       if (parent.error().code == ErrorCode::kNotFound)
@@ -239,6 +267,13 @@ class Applier {
   Result<int> parentOf(const std::vector<std::string>& parts) {
     std::string key = ConfinedRoot::join(parts, parts.size() - 1);
     if (!cached_parent_fresh_ || key != cached_parent_path_) {
+      if (options_.standalone_upper) {
+        ASSIGN_OR_RETURN(auto own, ownDirectory(parts, parts.size() - 1));
+        cached_parent_ = std::move(own);
+        cached_parent_path_ = std::move(key);
+        cached_parent_fresh_ = true;
+        return cached_parent_.get();
+      }
       ASSIGN_OR_RETURN(auto opened, root_.openDirectory(parts, parts.size() - 1, /*create=*/true));
       cached_parent_ = std::move(opened);
       cached_parent_path_ = std::move(key);
@@ -246,6 +281,41 @@ class Applier {
     }
     return cached_parent_.get();
   }
+  // Ends a standalone apply: the entry's result depends on the layers below.
+  Error needLower(const std::string& why) {
+    needs_lower_ = why;
+    return makeError(ErrorCode::kUnsupported, std::string(kNeedsLowerPrefix) + why);
+  }
+
+  // A directory this layer made itself, reached without following any symlink: in a
+  // standalone apply, anything else (missing here, a symlink, a file) is the lower layers'.
+  Result<UniqueFd> ownDirectory(const std::vector<std::string>& parts, size_t count) {
+    UniqueFd current(::fcntl(root_.fd(), F_DUPFD_CLOEXEC, 0));
+    if (!current.valid())
+      return sysError(errno, "dup", "the root");
+    for (size_t i = 0; i < count; ++i) {
+      UniqueFd next(
+          ::openat(current.get(), parts[i].c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!next.valid()) {
+        if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
+          return needLower("\"" + ConfinedRoot::join(parts, i + 1) +
+                           "\" is not a directory of this layer");
+        return sysError(errno, "open directory", ConfinedRoot::join(parts, i + 1));
+      }
+      current = std::move(next);
+    }
+    return current;
+  }
+
+  Status markOpaque(const std::string& dir) {
+    ASSIGN_OR_RETURN(auto parts, ConfinedRoot::split(dir));
+    ASSIGN_OR_RETURN(auto found, ownDirectory(parts, parts.size()));
+    UniqueFd fd(::openat(found.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid() || ::fsetxattr(fd.get(), kOverlayOpaqueXattr, "y", 1, 0) != 0)
+      return sysError(errno, "mark opaque", dir);
+    return {};
+  }
+
   // Marks the cached fd stale without closing it: the entry being applied may still use it.
   void forgetParent() { cached_parent_fresh_ = false; }
 
@@ -286,6 +356,14 @@ class Applier {
   Status directory(int parent, const std::vector<std::string>& parts, archive_entry* entry) {
     const std::string& base = parts.back();
     const std::string path = ConfinedRoot::join(parts, parts.size());
+    if (options_.standalone_upper) {
+      // The layer removed the lower path, then made a directory there: nothing below shows.
+      struct stat info {};
+      if (::fstatat(parent, base.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 &&
+          isWhiteoutDevice(info)) {
+        opaque_.insert(path);
+      }
+    }
     RETURN_IF_ERROR(clear(parent, base, /*keep_directory=*/true));
     if (::mkdirat(parent, base.c_str(), 0700) != 0 && errno != EEXIST) {
       return sysError(errno, "mkdir", path);
@@ -372,13 +450,24 @@ class Applier {
     if (target->empty()) {
       return makeError(ErrorCode::kInvalidArgument, "hardlink " + path + " to the root");
     }
-    auto target_parent = root_.openDirectory(*target, target->size() - 1, /*create=*/false);
-    if (!target_parent)
+    auto target_parent = options_.standalone_upper
+                             ? ownDirectory(*target, target->size() - 1)
+                             : root_.openDirectory(*target, target->size() - 1, /*create=*/false);
+    if (!target_parent) {
+      if (needs_lower_)
+        return target_parent.error();
       return target_parent.error().context("hardlink " + path);
+    }
     struct stat info {};
     if (::fstatat(target_parent->get(), target->back().c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (options_.standalone_upper)
+        return needLower("hardlink " + path + " to " + link_name + ", not in this layer");
       return makeError(ErrorCode::kInvalidArgument,
                        "hardlink " + path + " to " + link_name + ", which does not exist");
+    }
+    if (options_.standalone_upper && isWhiteoutDevice(info)) {
+      return makeError(ErrorCode::kInvalidArgument,
+                       "hardlink " + path + " to " + link_name + ", which the layer removed");
     }
     if (S_ISDIR(info.st_mode)) {
       return makeError(ErrorCode::kInvalidArgument,
@@ -442,6 +531,7 @@ class Applier {
   std::unordered_set<std::string> created_;  // paths this layer made: whiteouts spare them
   std::unordered_set<std::string> opaque_;
   std::vector<DirTime> dir_times_;
+  std::optional<std::string> needs_lower_;
   UniqueFd cached_parent_;
   std::string cached_parent_path_;
   bool cached_parent_fresh_ = false;
@@ -465,12 +555,14 @@ Result<AppliedLayer> applyLayer(const ConfinedRoot& root, LayerStream& stream,
     if (feeder.error)
       return *feeder.error;
     if (feeder.total == 0)
-      return AppliedLayer{feeder.hasher.finish(), 0, 0, {}};  // an empty blob is an empty layer
+      return AppliedLayer{feeder.hasher.finish(), 0, 0, {}, {}};  // an empty blob: empty layer
     return makeError(ErrorCode::kInvalidArgument,
                      "layer is not a tar archive: " + archiveError(reader.get()));
   }
 
-  Applier applier(root, options);
+  ApplyOptions effective = options;
+  effective.overlay_lower = options.overlay_lower || options.standalone_upper;
+  Applier applier(root, effective);
   AppliedLayer result;
   while (true) {
     archive_entry* entry = nullptr;
@@ -491,6 +583,10 @@ Result<AppliedLayer> applyLayer(const ConfinedRoot& root, LayerStream& stream,
     if (auto status = applier.apply(reader.get(), entry); !status) {
       if (feeder.error)
         return *feeder.error;
+      if (applier.needsLower()) {
+        result.needs_lower_layers = *applier.needsLower();
+        return result;
+      }
       return status.error();
     }
   }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,15 @@ struct ApplyOptions {
   // own metadata is refused (a 0:0 character device is a whiteout to it) or dropped (overlay's
   // xattrs), so that no layer can hide or redirect the content of the layers below it.
   bool overlay_lower = false;
+  // The root is an empty directory that becomes an overlayfs layer on its own, without the
+  // layers below it present (so that layers can be unpacked side by side): whiteouts are written
+  // as overlayfs whiteouts (0:0 character devices), opaque directories as the
+  // trusted.overlay.opaque xattr. An entry whose result depends on the layers below - a parent
+  // directory the layer does not create itself, a path through a symlink, a hardlink to a file
+  // the layer does not hold - ends the apply early with AppliedLayer::needs_lower_layers set;
+  // the layer must then be applied over its lower layers (overlay_lower on a mounted overlay).
+  // Implies overlay_lower; needs root (device nodes, trusted.* xattrs).
+  bool standalone_upper = false;
 };
 
 struct AppliedLayer {
@@ -29,6 +39,9 @@ struct AppliedLayer {
   int64_t uncompressed_bytes = 0;
   // Directories the layer marked opaque (.wh..wh..opq), as paths inside the root.
   std::vector<std::string> opaque_dirs;
+  // Set (with the entry and why) when a standalone_upper apply met an entry that needs the
+  // layers below; nothing else in the result is meaningful then.
+  std::optional<std::string> needs_lower_layers;
 };
 
 // Applies one OCI layer changeset onto `root`: regular files, directories, symlinks, hardlinks,

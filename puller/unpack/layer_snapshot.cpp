@@ -53,7 +53,7 @@ void removeScratch(const fs::path& dir) {
 Result<LayerSnapshot> ensureLayerSnapshot(const SnapshotStore& snapshots, const ContentStore& store,
                                           const std::vector<Digest>& chain, const Descriptor& layer,
                                           const Digest& diff_id, size_t index, ApplyOptions options,
-                                          const std::stop_token& stop) {
+                                          const std::stop_token& stop, SnapshotMethod method) {
   if (index >= chain.size())
     return makeError(ErrorCode::kInternal, "layer index beyond the image's chain");
   ASSIGN_OR_RETURN(auto lock, snapshots.lock(chain[index], stop));
@@ -69,9 +69,12 @@ Result<LayerSnapshot> ensureLayerSnapshot(const SnapshotStore& snapshots, const 
   RETURN_IF_ERROR(makeDirectory(upper, 0755));
 
   options.overlay_lower = true;
+  // The bottom layer has nothing below it: applied as it is, it is standalone already.
+  const bool over_lower = index > 0 && method == SnapshotMethod::kOverLowerLayers;
+  options.standalone_upper = index > 0 && method == SnapshotMethod::kStandalone;
   fs::path apply_root = upper;
   std::optional<ScopedMount> mounted;
-  if (index > 0) {
+  if (over_lower) {
     for (size_t below = 0; below < index; ++below) {
       if (!snapshots.has(chain[below])) {
         return makeError(ErrorCode::kInternal,
@@ -91,7 +94,9 @@ Result<LayerSnapshot> ensureLayerSnapshot(const SnapshotStore& snapshots, const 
     ASSIGN_OR_RETURN(auto root, ConfinedRoot::open(apply_root));
     ASSIGN_OR_RETURN(result.applied, unpackLayer(store, layer, diff_id, index, root, options));
   }
-  if (index > 0) {
+  if (result.applied.needs_lower_layers)
+    return result;  // the staging directory goes; the layer is made over its lower layers
+  if (over_lower) {
     RETURN_IF_ERROR(mounted->release());
     removeScratch(staging.dir() / "work");
     removeScratch(staging.dir() / "merged");

@@ -11,8 +11,16 @@
 namespace pullagent::puller {
 
 struct LayerSnapshot {
-  bool reused = false;  // it was there already (another image, site or pull made it)
-  AppliedLayer applied;
+  bool reused = false;   // it was there already (another image, site or pull made it)
+  AppliedLayer applied;  // applied.needs_lower_layers: a standalone try that must be redone
+};
+
+enum class SnapshotMethod {
+  // Over an overlay of the snapshots below (which must exist): always correct.
+  kOverLowerLayers,
+  // On its own (ApplyOptions::standalone_upper), so that it can run beside the layers below
+  // it: no snapshot is made when the layer needs them (applied.needs_lower_layers set).
+  kStandalone,
 };
 
 // Makes the snapshot of layer `index` of an image whose layer chain ids are `chain` (bottom
@@ -23,10 +31,12 @@ struct LayerSnapshot {
 // directory's owner) is resolved by the kernel in the merged view, and the upper directory ends
 // up in overlayfs's own form (whiteout devices, opaque xattrs). The snapshot is renamed into
 // place only once the layer's diff_id is verified.
-// Call it from a thread that entered its own mount namespace (enterPrivateMountNamespace).
+// kOverLowerLayers from a thread that entered its own mount namespace
+// (enterPrivateMountNamespace); the bottom layer and kStandalone mount nothing.
 Result<LayerSnapshot> ensureLayerSnapshot(const SnapshotStore& snapshots, const ContentStore& store,
                                           const std::vector<Digest>& chain, const Descriptor& layer,
                                           const Digest& diff_id, size_t index, ApplyOptions options,
-                                          const std::stop_token& stop);
+                                          const std::stop_token& stop,
+                                          SnapshotMethod method = SnapshotMethod::kOverLowerLayers);
 
 }  // namespace pullagent::puller

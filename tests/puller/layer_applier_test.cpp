@@ -442,6 +442,86 @@ TEST_F(LayerApplier, AnOverlayLayerCannotBringOverlayXattrs) {
   }
 }
 
+class StandaloneUpper : public LayerApplier {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0)
+      GTEST_SKIP() << "whiteout devices and trusted.* xattrs need root";
+    LayerApplier::SetUp();
+  }
+  Result<AppliedLayer> applyStandalone(const std::string& tar) {
+    ApplyOptions options;
+    options.standalone_upper = true;
+    options.privileged = true;
+    return apply(tar, kTar, options);
+  }
+  std::string opaque(const std::string& dir) {
+    char value[8] = {};
+    ssize_t n = ::lgetxattr((root() / dir).c_str(), "trusted.overlay.opaque", value, sizeof value);
+    return n > 0 ? std::string(value, static_cast<size_t>(n)) : "";
+  }
+};
+
+TEST_F(StandaloneUpper, WritesOverlayWhiteoutsAndOpaqueDirectories) {
+  LayerBuilder layer;
+  layer.dir("etc").file("etc/.wh.passwd", "").file("etc/new", "n");
+  layer.file("etc/.wh.new", "");  // hides lower layers only: etc/new stays
+  layer.dir("var").file("var/.wh..wh..opq", "").file("var/kept", "k");
+  layer.dir("srv").file("srv/.wh.www", "").dir("srv/www");  // removed, then made anew
+  auto applied = applyStandalone(layer.tar());
+  ASSERT_TRUE(applied.ok()) << applied.error().message;
+  EXPECT_FALSE(applied->needs_lower_layers) << *applied->needs_lower_layers;
+  struct stat info {};
+  ASSERT_EQ(::lstat((root() / "etc/passwd").c_str(), &info), 0);
+  EXPECT_TRUE(S_ISCHR(info.st_mode));
+  EXPECT_EQ(info.st_rdev, makedev(0, 0));
+  EXPECT_EQ(read("etc/new"), "n");
+  EXPECT_EQ(opaque("var"), "y");
+  EXPECT_EQ(read("var/kept"), "k");
+  EXPECT_EQ(opaque("srv/www"), "y");  // the lower srv/www must not show through
+  EXPECT_EQ(opaque("etc"), "");
+}
+
+TEST_F(StandaloneUpper, EntriesThatNeedTheLowerLayersEndItEarly) {
+  struct Case {
+    LayerBuilder layer;
+    const char* why;
+  };
+  std::vector<Case> cases;
+  cases.push_back({LayerBuilder().file("usr/bin/tool", "x"), "\"usr\" is not a directory"});
+  cases.push_back(
+      {LayerBuilder().dir("bin").hardlink("bin/sh", "bin/busybox"), "not in this layer"});
+  cases.push_back({LayerBuilder().symlink("lib", "usr/lib").file("lib/libx.so", "x"),
+                   "\"lib\" is not a directory"});
+  cases.push_back({LayerBuilder().file("gone/.wh.file", ""), "\"gone\" is not a directory"});
+  for (auto& c : cases) {
+    fs::remove_all(root());
+    fs::create_directories(root());
+    auto applied = applyStandalone(c.layer.tar());
+    ASSERT_TRUE(applied.ok()) << c.why << ": " << applied.error().message;
+    ASSERT_TRUE(applied->needs_lower_layers.has_value()) << c.why;
+    EXPECT_NE(applied->needs_lower_layers->find(c.why), std::string::npos)
+        << *applied->needs_lower_layers;
+  }
+}
+
+TEST_F(StandaloneUpper, HardlinksWithinTheLayerAndForgedDevices) {
+  LayerBuilder layer;
+  layer.dir("bin").file("bin/busybox", "bb", 0755).hardlink("bin/sh", "bin/busybox");
+  auto applied = applyStandalone(layer.tar());
+  ASSERT_TRUE(applied.ok()) << applied.error().message;
+  EXPECT_FALSE(applied->needs_lower_layers);
+  EXPECT_EQ(read("bin/sh"), "bb");
+
+  fs::remove_all(root());
+  fs::create_directories(root());
+  LayerBuilder forged;
+  forged.dir("etc").device("etc/shadow", S_IFCHR, 0, 0);
+  auto refused = applyStandalone(forged.tar());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("0:0 character device"), std::string::npos);
+}
+
 TEST_F(LayerApplier, OpaqueDirectoriesAreReported) {
   LayerBuilder layer;
   layer.dir("a").file("a/.wh..wh..opq", "").file("b/c/.wh..wh..opq", "").file("x", "1");
