@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "agent/cli/gc_command.h"
+#include "agent/cli/images_command.h"
 #include "agent/cli/mount_command.h"
 #include "agent/cli/once_command.h"
 #include "agent/cli/pull_command.h"
@@ -35,6 +36,7 @@ commands:
   status [SITE]            what the service recorded for each site (pullagent status --help)
   refresh [SITE...]        have the service re-resolve the sites' tags now (refresh --help)
   pull IMAGE ...           pull an image; unpack and publish it (pullagent pull --help)
+  images                   the published images and the disk each uses (images --help)
   gc                       remove images, snapshots and blobs no longer kept (gc --help)
   mount IMAGE TARGET       mount a published image's root filesystem (pullagent mount --help)
   unmount TARGET           unmount it again
@@ -76,9 +78,10 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::stop_source stop;
   const int reload_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  // status only reads, and gc is crash-safe (it renames a tree aside before deleting it): they
-  // end at once on a signal. Every command ends at once on a second one.
-  const bool exit_at_once = !args.empty() && (args[0] == "status" || args[0] == "gc");
+  // status and images only read, and gc is crash-safe (it renames a tree aside before deleting it):
+  // they end at once on a signal. Every command ends at once on a second one.
+  const bool exit_at_once =
+      !args.empty() && (args[0] == "status" || args[0] == "images" || args[0] == "gc");
   std::jthread signal_waiter([&stop, signals, reload_fd, exit_at_once] {
     bool stopping = false;
     while (true) {
@@ -135,6 +138,8 @@ int main(int argc, char** argv) {
     return pullagent::agent::runUnmountCommand(args, env);
   if (command == "status")
     return pullagent::agent::runStatusCommand(args, env, environment);
+  if (command == "images")
+    return pullagent::agent::runImagesCommand(args, env, environment);
   if (command == "refresh")
     return pullagent::agent::runRefreshCommand(args, env, environment);
   if (command == "--once")

@@ -1,19 +1,15 @@
 #include "agent/cli/mount_command.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 
 #include <iostream>
 
 #include "agent/common/args.h"
 #include "agent/common/exit_codes.h"
 #include "agent/common/log_options.h"
-#include "base/bounded_read.h"
-#include "puller/oci/manifest.h"
-#include "puller/snapshot/chain_id.h"
 #include "puller/snapshot/overlay_mount.h"
 #include "puller/snapshot/snapshot_store.h"
-#include "puller/unpack/image_publisher.h"
+#include "puller/unpack/published_image.h"
 
 namespace pullagent::agent {
 namespace {
@@ -65,16 +61,11 @@ Result<fs::path> imageDirectory(const std::string& image, const fs::path& state)
 // with and the state dir's snapshot store, never read as paths from a file: whatever is in the
 // image directory, only snapshots of this state dir are ever mounted.
 Result<std::vector<fs::path>> layerDirectories(const fs::path& image_dir, const fs::path& state) {
-  struct stat info {};
-  if (::lstat((image_dir / puller::kPublishedMarker).c_str(), &info) != 0)
-    return makeError(ErrorCode::kNotFound, "no image published at " + image_dir.string());
-  if (::lstat((image_dir / puller::kRootfsMountsFile).c_str(), &info) != 0)
+  ASSIGN_OR_RETURN(auto published, puller::publishedRootfs(image_dir));
+  if (published.flat)
     return std::vector<fs::path>{image_dir / "rootfs"};  // a plain tree (flat storage)
-  ASSIGN_OR_RETURN(auto config_text, readRegularFile(image_dir / "image-config.json",
-                                                     static_cast<size_t>(puller::kMaxConfigSize)));
-  ASSIGN_OR_RETURN(auto config, puller::parseImageConfig(config_text));
   const puller::SnapshotStore snapshots(state / "snapshots");
-  const auto chain = puller::chainIds(config.diff_ids);
+  const auto& chain = published.chain;
   for (const auto& id : chain) {
     if (!snapshots.has(id)) {
       return makeError(ErrorCode::kNotFound, "the snapshot of layer chain " + id.str() +

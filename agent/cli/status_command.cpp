@@ -4,11 +4,11 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "agent/cli/state_dir_option.h"
 #include "agent/common/args.h"
 #include "agent/common/exit_codes.h"
 #include "agent/common/log_options.h"
 #include "agent/common/progress.h"
-#include "agent/config/config_files.h"
 #include "agent/site/site_state.h"
 #include "base/redact.h"
 
@@ -72,17 +72,12 @@ int runStatusCommand(const std::vector<std::string>& argv, const ProcessEnvironm
     std::cerr << "pullagent status: " << logging.error().message << "\n";
     return kExitUsage;
   }
-  std::filesystem::path state_dir;
-  if (auto state = parsed->option("state")) {
-    state_dir = *state;
-  } else {
-    auto agent = loadAgentConfig(parsed->option("config"), environment);
-    if (!agent) {
-      std::cerr << "pullagent status: " << agent.error().describe() << "\n";
-      return exitCodeFor(agent.error());
-    }
-    state_dir = agent->state_dir;
+  auto found = stateDirOption(parsed.value(), environment);
+  if (!found) {
+    std::cerr << "pullagent status: " << found.error().describe() << "\n";
+    return exitCodeFor(found.error());
   }
+  const std::filesystem::path state_dir = found.value();
   std::vector<SiteState> states = SiteStateStore(state_dir).readAll();
   if (!parsed->positionals.empty()) {
     const std::string& wanted = parsed->positionals[0];

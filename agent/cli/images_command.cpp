@@ -1,0 +1,114 @@
+#include "agent/cli/images_command.h"
+
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "agent/cli/state_dir_option.h"
+#include "agent/common/args.h"
+#include "agent/common/exit_codes.h"
+#include "agent/common/log_options.h"
+#include "agent/common/progress.h"
+#include "agent/site/site_state.h"
+#include "base/redact.h"
+#include "puller/unpack/published_image.h"
+
+namespace pullagent::agent {
+namespace {
+
+constexpr const char* kUsage =
+    R"(usage: pullagent images [--config AGENT.json | --state DIR] [--json]
+
+Lists the images published in the state dir: how each keeps its root filesystem (overlay:
+layer snapshots shared with other images; flat: a tree of its own), the disk it uses alone
+(OWN: its bundle and the snapshots no other image uses) and shares (SHARED: snapshots other
+images use too, counted in full for each), and the sites it serves.
+  --config FILE   agent config naming the state dir (default /etc/pullagent/agent.json)
+  --state DIR     the state dir itself
+  --json          the same as JSON (bytes as numbers)
+)";
+
+// Site names by published manifest digest.
+std::map<std::string, std::vector<std::string>> sitesByImage(const std::filesystem::path& state) {
+  std::map<std::string, std::vector<std::string>> sites;
+  for (const auto& site : SiteStateStore(state).readAll()) {
+    if (site.published)
+      sites[site.published->digest].push_back(site.site);
+  }
+  return sites;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string text;
+  for (const auto& name : names)
+    text += (text.empty() ? "" : ",") + safeEscaped(name);
+  return text.empty() ? "-" : text;
+}
+
+}  // namespace
+
+int runImagesCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env,
+                     const std::map<std::string, std::string>& environment) {
+  auto parsed = parseArgs(argv, {"config", "state", "log-level", "log-format"}, {"json", "help"});
+  if (!parsed || parsed->flag("help") || !parsed->positionals.empty()) {
+    if (!parsed)
+      std::cerr << "pullagent images: " << parsed.error().message << "\n";
+    std::cerr << kUsage;
+    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
+  }
+  if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
+    std::cerr << "pullagent images: " << logging.error().message << "\n";
+    return kExitUsage;
+  }
+  auto state = stateDirOption(parsed.value(), environment);
+  if (!state) {
+    std::cerr << "pullagent images: " << state.error().describe() << "\n";
+    return exitCodeFor(state.error());
+  }
+  auto usage = puller::stateDiskUsage(state.value());
+  if (!usage) {
+    std::cerr << "pullagent images: " << usage.error().describe() << "\n";
+    return exitCodeFor(usage.error());
+  }
+  const auto sites = sitesByImage(state.value());
+  auto sitesOf = [&](const puller::Digest& digest) {
+    auto found = sites.find(digest.str());
+    return found == sites.end() ? std::vector<std::string>{} : found->second;
+  };
+
+  if (parsed->flag("json")) {
+    auto images = nlohmann::json::array();
+    for (const auto& image : usage->images) {
+      images.push_back({{"digest", image.digest.str()},
+                        {"storage", image.flat ? "flat" : "overlay"},
+                        {"layers", image.layers},
+                        {"ownBytes", image.own_bytes},
+                        {"sharedBytes", image.shared_bytes},
+                        {"sites", sitesOf(image.digest)}});
+    }
+    const nlohmann::json out = {{"images", images},
+                                {"snapshots",
+                                 {{"count", usage->snapshots},
+                                  {"bytes", usage->snapshot_bytes},
+                                  {"shared", usage->shared_snapshots},
+                                  {"sharedBytes", usage->shared_snapshot_bytes}}},
+                                {"blobBytes", usage->blob_bytes}};
+    std::cout << out.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::printf("%-20s %-8s %6s %10s %10s  %s\n", "IMAGE", "STORAGE", "LAYERS", "OWN", "SHARED",
+              "SITES");
+  for (const auto& image : usage->images) {
+    std::printf("sha256:%-13s %-8s %6zu %10s %10s  %s\n", image.digest.hex().substr(0, 12).c_str(),
+                image.flat ? "flat" : "overlay", image.layers, humanBytes(image.own_bytes).c_str(),
+                humanBytes(image.shared_bytes).c_str(), joined(sitesOf(image.digest)).c_str());
+  }
+  std::printf(
+      "snapshots: %d holding %s, %d of them (%s) shared by more than one image; "
+      "blobs: %s\n",
+      usage->snapshots, humanBytes(usage->snapshot_bytes).c_str(), usage->shared_snapshots,
+      humanBytes(usage->shared_snapshot_bytes).c_str(), humanBytes(usage->blob_bytes).c_str());
+  return kExitOk;
+}
+
+}  // namespace pullagent::agent

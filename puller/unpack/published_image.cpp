@@ -1,0 +1,85 @@
+#include "puller/unpack/published_image.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <map>
+#include <set>
+
+#include "base/bounded_read.h"
+#include "base/confined_root.h"
+#include "base/unique_fd.h"
+#include "puller/oci/manifest.h"
+#include "puller/snapshot/chain_id.h"
+#include "puller/snapshot/snapshot_store.h"
+#include "puller/unpack/image_publisher.h"
+
+namespace pullagent::puller {
+namespace fs = std::filesystem;
+
+Result<PublishedRootfs> publishedRootfs(const fs::path& image_dir) {
+  struct stat info {};
+  if (::lstat((image_dir / kPublishedMarker).c_str(), &info) != 0)
+    return makeError(ErrorCode::kNotFound, "no image published at " + image_dir.string());
+  if (::lstat((image_dir / kRootfsMountsFile).c_str(), &info) != 0)
+    return PublishedRootfs{true, {}};
+  ASSIGN_OR_RETURN(auto text, readRegularFile(image_dir / "image-config.json",
+                                              static_cast<size_t>(kMaxConfigSize)));
+  ASSIGN_OR_RETURN(auto config, parseImageConfig(text));
+  return PublishedRootfs{false, chainIds(config.diff_ids)};
+}
+
+Result<StateDiskUsage> stateDiskUsage(const fs::path& state_dir) {
+  StateDiskUsage usage;
+  const SnapshotStore snapshots(state_dir / "snapshots");
+  std::map<Digest, int64_t> snapshot_bytes;
+  if (auto present = snapshots.list()) {
+    for (const auto& chain : *present)
+      snapshot_bytes[chain] = diskUsage(snapshots.dir(chain));
+  }
+  usage.snapshots = static_cast<int>(snapshot_bytes.size());
+  for (const auto& [chain, bytes] : snapshot_bytes)
+    usage.snapshot_bytes += bytes;
+
+  std::map<Digest, PublishedRootfs> rootfs;
+  std::map<Digest, int> users;
+  UniqueFd images(
+      ::open((state_dir / "images").c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (images.valid()) {
+    ASSIGN_OR_RETURN(auto names, ConfinedRoot::list(images.get(), "images"));
+    for (const auto& name : names) {
+      auto digest = Digest::parse("sha256:" + name);
+      if (!digest)
+        continue;  // staging directories and lock files
+      auto published = publishedRootfs(state_dir / "images" / name);
+      if (!published)
+        continue;
+      // An image lists a chain once even if its layers repeat one (a duplicated layer).
+      for (const auto& chain : std::set<Digest>(published->chain.begin(), published->chain.end()))
+        ++users[chain];
+      rootfs.emplace(*digest, std::move(*published));
+    }
+  }
+  for (const auto& [chain, count] : users) {
+    auto found = snapshot_bytes.find(chain);
+    if (count > 1 && found != snapshot_bytes.end()) {
+      ++usage.shared_snapshots;
+      usage.shared_snapshot_bytes += found->second;
+    }
+  }
+  for (const auto& [digest, published] : rootfs) {
+    ImageDiskUsage image{digest, published.flat, published.chain.size(), 0, 0};
+    image.own_bytes = diskUsage(state_dir / "images" / digest.hex());
+    for (const auto& chain : std::set<Digest>(published.chain.begin(), published.chain.end())) {
+      auto found = snapshot_bytes.find(chain);
+      if (found == snapshot_bytes.end())
+        continue;
+      (users[chain] > 1 ? image.shared_bytes : image.own_bytes) += found->second;
+    }
+    usage.images.push_back(image);
+  }
+  usage.blob_bytes = diskUsage(state_dir / "content" / "blobs");
+  return usage;
+}
+
+}  // namespace pullagent::puller

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <vector>
+
+#include "base/error.h"
+#include "puller/oci/digest.h"
+
+namespace pullagent::puller {
+
+// How an image published in a state dir (<state>/images/<manifest hex>/) keeps its root
+// filesystem: over layer snapshots (the chain ids of its layers, bottom first) or as a plain
+// tree in rootfs/ (flat storage).
+struct PublishedRootfs {
+  bool flat = false;
+  std::vector<Digest> chain;  // empty when flat
+};
+
+// Read from the image config the image was published with (image-config.json), never from
+// paths in a file of the image directory: whatever that directory holds, only snapshots of the
+// state dir's own store are named. kNotFound when no image is published at `image_dir`.
+Result<PublishedRootfs> publishedRootfs(const std::filesystem::path& image_dir);
+
+// The disk a state dir's published images use, each snapshot counted once.
+struct ImageDiskUsage {
+  Digest digest;  // the manifest's
+  bool flat = false;
+  size_t layers = 0;
+  int64_t own_bytes = 0;     // its bundle (with the tree when flat) and the snapshots only it uses
+  int64_t shared_bytes = 0;  // the snapshots other images use too
+};
+struct StateDiskUsage {
+  std::vector<ImageDiskUsage> images;  // by digest
+  int snapshots = 0;                   // every snapshot present, used or not
+  int64_t snapshot_bytes = 0;
+  int shared_snapshots = 0;  // used by more than one image
+  int64_t shared_snapshot_bytes = 0;
+  int64_t blob_bytes = 0;  // the content store's blobs
+};
+
+// Walks the state dir's images, snapshots and blobs (st_blocks, each inode once per tree).
+// Reads only: run it beside a pull or the service (figures are those of the moment).
+Result<StateDiskUsage> stateDiskUsage(const std::filesystem::path& state_dir);
+
+}  // namespace pullagent::puller
