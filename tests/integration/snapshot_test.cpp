@@ -8,8 +8,11 @@
 
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <set>
 #include <thread>
 
+#include "puller/snapshot/snapshot_store.h"
 #include "tests/integration/pull_fixture.h"
 #include "tests/support/tree_snapshot.h"
 
@@ -72,6 +75,11 @@ class Snapshots : public PullTest {
     return names;
   }
 
+  // What an image's own directory (its bundle, without snapshots) holds on disk.
+  int64_t bundleBytes(const nlohmann::json& image) {
+    return puller::diskUsage(state_ / "images" / image["digest"].get<std::string>().substr(7));
+  }
+
   fs::path state_ = dest_ / "state";
   std::vector<fs::path> mounted_;
 };
@@ -79,7 +87,12 @@ class Snapshots : public PullTest {
 TEST_F(Snapshots, TheMountedViewEqualsUmociUnpack) {
   auto pulled = pullState("test/semantics:v1");
   ASSERT_EQ(pulled.exit_code, 0) << pulled.all();
-  EXPECT_NE(pulled.out.find("snapshots:  0 reused, 2 unpacked"), std::string::npos) << pulled.out;
+  // The top layer writes through the lower lib -> usr/lib and into the lower home/web: it is
+  // made over the layer below, not on its own.
+  EXPECT_NE(pulled.out.find("snapshots:  0 reused, 2 unpacked (1 side by side, 1 over the layers "
+                            "below)"),
+            std::string::npos)
+      << pulled.out;
   EXPECT_TRUE(fs::exists(imageDir("test/semantics:v1") / "rootfs-mounts.json"));
   EXPECT_TRUE(fs::is_empty(imageDir("test/semantics:v1") / "rootfs"));
 
@@ -123,7 +136,13 @@ TEST_F(Snapshots, TheMountedViewEqualsUmociUnpack) {
 }
 
 TEST_F(Snapshots, ARedeployUnpacksOnlyTheLayersItDoesNotShare) {
-  ASSERT_EQ(pullState("test/multi:v1").exit_code, 0);
+  auto cold = pullState("test/multi:v1");
+  ASSERT_EQ(cold.exit_code, 0) << cold.all();
+  // Every layer holds its own parent directories: all three unpacked side by side.
+  EXPECT_NE(cold.out.find("snapshots:  0 reused, 3 unpacked (3 side by side, 0 over the layers "
+                          "below)"),
+            std::string::npos)
+      << cold.out;
   EXPECT_EQ(snapshotDirs().size(), 3u);
   auto redeploy = pullState("test/multi:v2");
   ASSERT_EQ(redeploy.exit_code, 0) << redeploy.all();
@@ -161,6 +180,46 @@ TEST_F(Snapshots, GcRemovesExactlyTheSnapshotsNoKeptImageUses) {
 
   ASSERT_EQ(mount("test/multi:v2", dest_ / "v2").exit_code, 0);
   EXPECT_TRUE(fs::exists(dest_ / "v2/app/v2.bin"));
+}
+
+TEST_F(Snapshots, ImagesSaysWhatEachImageUsesAloneAndWhatItShares) {
+  ASSERT_EQ(pullState("test/multi:v1").exit_code, 0);
+  ASSERT_EQ(pullState("test/multi:v2").exit_code, 0);
+  ASSERT_EQ(pullState("test/docker:v1", {"--storage", "flat"}).exit_code, 0);
+
+  auto listed = runProcess({PULLAGENT_BINARY, "images", "--state", state_.string(), "--json"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.all();
+  const auto usage = nlohmann::json::parse(listed.out);
+  std::map<std::string, nlohmann::json> images;
+  for (const auto& image : usage["images"])
+    images[image["digest"].get<std::string>()] = image;
+  ASSERT_EQ(images.size(), 3u) << listed.out;
+  const auto& v1 = images[digestOf("test/multi:v1")];
+  const auto& v2 = images[digestOf("test/multi:v2")];
+  const auto& flat = images[digestOf("test/docker:v1")];
+  EXPECT_EQ(v1["storage"], "overlay");
+  EXPECT_EQ(v1["layers"], 3);
+  EXPECT_EQ(v2["layers"], 2);
+  // The base layer is the one snapshot both use: counted as shared for each, once overall.
+  EXPECT_EQ(usage["snapshots"]["count"], 4);
+  EXPECT_EQ(usage["snapshots"]["shared"], 1);
+  EXPECT_GT(v1["sharedBytes"].get<int64_t>(), 200'000);
+  EXPECT_EQ(v1["sharedBytes"], v2["sharedBytes"]);
+  EXPECT_EQ(usage["snapshots"]["sharedBytes"], v1["sharedBytes"]);
+  EXPECT_GT(v1["ownBytes"].get<int64_t>(), 4 * 1024 * 1024);  // its 4 MiB layer
+  EXPECT_LT(v2["ownBytes"].get<int64_t>(), 1024 * 1024);      // its 300 kB layer and bundle
+  EXPECT_EQ(usage["snapshots"]["bytes"].get<int64_t>(),
+            v1["ownBytes"].get<int64_t>() + v2["ownBytes"].get<int64_t>() +
+                v1["sharedBytes"].get<int64_t>() - bundleBytes(v1) - bundleBytes(v2));
+  // A flat image keeps its own tree and shares nothing.
+  EXPECT_EQ(flat["storage"], "flat");
+  EXPECT_EQ(flat["sharedBytes"], 0);
+  EXPECT_GT(flat["ownBytes"].get<int64_t>(), 200'000);
+
+  auto table = runProcess({PULLAGENT_BINARY, "images", "--state", state_.string()});
+  ASSERT_EQ(table.exit_code, 0) << table.all();
+  EXPECT_NE(table.out.find("snapshots: 4 holding"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(digestOf("test/multi:v2").substr(0, 19)), std::string::npos);
 }
 
 TEST_F(Snapshots, AWritableMountKeepsChangesInItsUpperDirectory) {

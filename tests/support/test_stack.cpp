@@ -1,5 +1,8 @@
 #include "tests/support/test_stack.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <stdexcept>
 
 #include "base/clock.h"
@@ -9,7 +12,18 @@
 namespace pullagent::testing {
 
 TestStack& TestStack::shared() {
-  static TestStack* stack = new TestStack();  // lives until exit; its process dies with us
+  // Lives until exit, past every static that might still use it; at exit the stack's process
+  // is stopped and its directory removed. Only by the process that started it: a forked child
+  // (a death test) that exits must not take the stack away from its parent.
+  static TestStack* stack = [] {
+    auto* started = new TestStack();
+    static const pid_t owner = ::getpid();
+    std::atexit([] {
+      if (::getpid() == owner)
+        delete stack;
+    });
+    return started;
+  }();
   return *stack;
 }
 
