@@ -22,7 +22,8 @@ Mounts the root filesystem of an image published in the state dir at TARGET (an 
 directory): the overlay of its layer snapshots, read-only; with --upper and --work (empty
 directories on one filesystem), writable, changes going to DIR. An image published as a plain
 tree (flat storage) is bind-mounted read-only, or used as the lower layer under --upper.
-IMAGE is the manifest digest (sha256:...) or the image's directory (DIR/images/<hex>).
+IMAGE is the manifest digest (sha256:...), the image's directory (DIR/images/<hex>), or a
+bundle published with `pullagent pull --bundle` (its layers in the same --state).
 
 options:
   --state DIR         the state dir (default /var/lib/pullagent)
@@ -41,20 +42,14 @@ int fail(const std::string& command, const Error& error) {
   return exitCodeFor(error);
 }
 
-// The image's directory in the state dir, from a digest or a path inside state/images.
+// The image's directory: in the state dir from a digest, else the path given (an image
+// directory of the state dir, or a bundle published with --bundle over its snapshots).
 Result<fs::path> imageDirectory(const std::string& image, const fs::path& state) {
   if (image.starts_with("sha256:")) {
     ASSIGN_OR_RETURN(auto digest, puller::Digest::parse(image));
     return state / "images" / digest.hex();
   }
-  const fs::path dir = fs::path(image).lexically_normal();
-  auto digest = puller::Digest::parse("sha256:" + dir.filename().string());
-  if (!digest || dir.parent_path() != (state / "images").lexically_normal()) {
-    return makeError(ErrorCode::kInvalidArgument, "\"" + image + "\" is neither a digest nor " +
-                                                      (state / "images").string() +
-                                                      "/<manifest digest hex>");
-  }
-  return dir;
+  return fs::absolute(image).lexically_normal();
 }
 
 // The layer directories, top first. Derived from the image config the image was published

@@ -29,12 +29,14 @@ publishes the result atomically.
 where:
   --dest DIR              only pull: write the OCI image layout DIR (created if missing)
   --rootfs DIR            publish the image's root filesystem at DIR
-  --bundle DIR            publish an OCI runtime bundle (config.json + rootfs/) at DIR
+  --bundle DIR            publish an OCI runtime bundle (config.json + rootfs/) at DIR; over
+                          snapshots, rootfs/ is a mount point (pullagent mount DIR TARGET)
   --state DIR             content store and published images (default /var/lib/pullagent);
                           alone, publishes the bundle at DIR/images/<manifest digest>
-  --storage MODE          how --state alone keeps root filesystems: overlay (each layer
-                          unpacked once into DIR/snapshots, shared by every image), flat (a
-                          tree per image) or auto (default: overlay where it works)
+  --storage MODE          how bundles (--bundle, or --state alone) keep root filesystems:
+                          overlay (each layer unpacked once into the state dir's snapshots,
+                          shared by every image), flat (a tree per image) or auto (default:
+                          overlay where it works)
 
 options:
   --creds USER:PASS       registry credentials (Basic, or for the token server)
@@ -175,7 +177,7 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
     return fail(http.error());
   job.stop = env.stop;
   job.privileged = env.privileged;
-  if (!job.layout && !job.target) {
+  if (!job.layout && job.form == puller::PublishForm::kBundle) {
     auto snapshots =
         chooseSnapshots(args.option("storage").value_or("auto"), job.state, env.privileged);
     if (!snapshots)

@@ -4,6 +4,8 @@
 
 #include <atomic>
 
+#include "puller/snapshot/bundle_roots.h"
+#include "puller/snapshot/chain_id.h"
 #include "puller/store/oci_layout.h"
 #include "puller/store/state_lock.h"
 
@@ -19,6 +21,31 @@ class TransferCounter final : public PullObserver {
  private:
   std::atomic<int64_t> bytes_{0};
 };
+
+// Publishes a bundle at a fixed target, keeping the state dir's record of the snapshots it uses
+// (BundleRoots) true at every moment: before the publish the root keeps both the old bundle's
+// snapshots and the new one's, after it the new one's only (none for a plain tree); a failed
+// publish leaves the old bundle, and its root, as they were.
+Status finishBundleOutside(ImagePublisher& publisher, const PullJob& job, const PulledImage* image,
+                           const Status& pull_status, bool over_snapshots) {
+  const BundleRoots roots(job.state);
+  const auto bundle = std::filesystem::absolute(*job.target);
+  const std::set<Digest> before = roots.chains(bundle);
+  std::set<Digest> after;
+  if (over_snapshots && image != nullptr && pull_status) {
+    for (const auto& chain : chainIds(image->diff_ids))
+      after.insert(chain);
+    std::set<Digest> both = before;
+    both.insert(after.begin(), after.end());
+    RETURN_IF_ERROR(roots.record(bundle, both));
+  }
+  if (auto published = publisher.finish(image, pull_status); !published) {
+    // Should this fail too, the root keeps both: more than needed, never too little.
+    (void)roots.record(bundle, before);
+    return published;
+  }
+  return roots.record(bundle, after);
+}
 
 }  // namespace
 
@@ -67,7 +94,7 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
   std::stop_callback forward_signal(job.stop, [&] { pull_stop.request_stop(); });
   std::optional<ImagePublisher> publisher;
   std::optional<SnapshotStore> snapshots;
-  if (job.snapshots && !job.target && !layout_only) {
+  if (job.snapshots && job.form == PublishForm::kBundle && !layout_only) {
     snapshots.emplace(job.state / "snapshots");
     RETURN_IF_ERROR(snapshots->prepare());
   }
@@ -98,7 +125,12 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
   observers.onPullDone();
   if (publisher) {
     Status pull_status = image ? Status{} : Status{image.error()};
-    RETURN_IF_ERROR(publisher->finish(image ? &image.value() : nullptr, pull_status));
+    if (job.target && job.form == PublishForm::kBundle) {
+      RETURN_IF_ERROR(finishBundleOutside(*publisher, job, image ? &image.value() : nullptr,
+                                          pull_status, snapshots.has_value()));
+    } else {
+      RETURN_IF_ERROR(publisher->finish(image ? &image.value() : nullptr, pull_status));
+    }
   } else if (!image) {
     return image.error();
   }

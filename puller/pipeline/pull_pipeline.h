@@ -31,9 +31,10 @@ struct PullJob {
   PublishForm form = PublishForm::kBundle;
   RuntimeOptions runtime;   // the bundle's config.json: the seccomp profile
   bool privileged = false;  // running as root: ownership, devices and capabilities applied
-  // Images published in the state dir unpack each layer once into state/snapshots and
-  // describe their root filesystem as an overlay of them (needs root and overlayfs); else each
-  // image's rootfs is a plain tree of its own. A fixed target is always a plain tree.
+  // Bundles (in the state dir, or a fixed target) unpack each layer once into state/snapshots
+  // and describe their root filesystem as an overlay of them (needs root and overlayfs); else
+  // each image's rootfs is a plain tree of its own. A rootfs target is always a plain tree. A
+  // fixed bundle target over snapshots is recorded as a gc root (BundleRoots) of the state dir.
   bool snapshots = false;
   std::stop_token stop;  // SIGTERM, or the daemon dropping the site
   // See the pull too, in order (progress display, the daemon's site state).

@@ -11,6 +11,11 @@
 
 namespace pullagent::puller {
 
+// The file inside a bundle published over snapshots that says how to mount its root filesystem:
+// the layers' snapshot directories (bottom first) and the mount composing them, in containerd's
+// form. A bundle without it has its root filesystem in rootfs/ as a plain tree.
+inline constexpr const char* kRootfsMountsFile = "rootfs-mounts.json";
+
 // A mount in containerd's form (type, source, options), as the image directory hands it to a
 // container runtime: {"type":"overlay","source":"overlay","options":["index=off","lowerdir=.."]}.
 struct MountSpec {

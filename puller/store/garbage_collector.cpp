@@ -16,6 +16,7 @@
 #include "base/json_reader.h"
 #include "base/unique_fd.h"
 #include "puller/oci/manifest.h"
+#include "puller/snapshot/bundle_roots.h"
 #include "puller/snapshot/chain_id.h"
 #include "puller/snapshot/snapshot_store.h"
 
@@ -193,6 +194,8 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
       report.bytes_freed += S_ISREG(info.st_mode) ? info.st_size : 0;
     }
   }
+  // Bundles published outside the state dir over its snapshots keep theirs while they use them.
+  live.snapshots.merge(BundleRoots(state_dir).collectLive());
   RETURN_IF_ERROR(collectSnapshots(state_dir, live.snapshots, report));
   return report;
 }

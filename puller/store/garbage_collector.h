@@ -24,7 +24,8 @@ struct GcReport {
 // removed (all are kept when `keep_all`); then every blob that no remaining image needs - its
 // manifest, config and layers, and the indexes recorded for it in index.json - is deleted,
 // index.json entries of removed images with it, and every layer snapshot outside the layer
-// chains of the remaining images. The caller holds the state lock exclusively.
+// chains of the remaining images and of the bundles published outside over snapshots
+// (BundleRoots). The caller holds the state lock exclusively.
 Result<GcReport> collectGarbage(const std::filesystem::path& state_dir,
                                 const std::set<Digest>& keep, bool keep_all);
 

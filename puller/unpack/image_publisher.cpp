@@ -280,7 +280,7 @@ Status ImagePublisher::finish(const PulledImage* image, const Status& pull_statu
   if (!staging_)
     return makeError(ErrorCode::kInternal, "image was never resolved");
 
-  if (reuse_existing_) {
+  if (reuse_existing_ || form_ == PublishForm::kBundle) {
     // Written last, inside the staging tree: the rename publishes tree and marker together.
     RETURN_IF_ERROR(writeFileAtomic(staging_->dir() / kPublishedMarker, "complete\n"));
   }

@@ -26,6 +26,14 @@ enum class PublishForm {
             // image-config.json for reference; its top directory is 0700
 };
 
+// The file inside a state-dir image (images/<digest>/) or a bundle that says it is complete:
+// written last, published by the same rename as the tree. gc, reuse and mount go by it, never by
+// the directory alone. (A rootfs target has none: it is the container's root.)
+inline constexpr const char* kPublishedMarker = "pullagent-published";
+
+// Layer snapshots of one image unpacked at once, at most (and at most one per core).
+inline constexpr size_t kMaxParallelUnpacks = 4;
+
 // Unpacks an image while it is being pulled and publishes it atomically at `target`. Plugged
 // into the pull as an observer: once the config is known it starts a thread that applies layer
 // i the moment its blob is verified, while later layers are still downloading. A failure at any
@@ -33,17 +41,6 @@ enum class PublishForm {
 // stops the pull through `stop_pull`. Publishers of the same target (two sites of one image, in
 // this process or another) take turns through a lock file beside it, so neither removes the
 // other's staging directory and the second reuses what the first published.
-// The file inside a state-dir image (images/<digest>/) that says it is complete: written last,
-// published by the same rename as the tree. gc and reuse go by it, never by the directory alone.
-inline constexpr const char* kPublishedMarker = "pullagent-published";
-// The file inside a bundle published over snapshots that says how to mount its root filesystem:
-// the layers' snapshot directories (bottom first) and the mount composing them, in containerd's
-// form. A bundle without it has its root filesystem in rootfs/ as a plain tree.
-inline constexpr const char* kRootfsMountsFile = "rootfs-mounts.json";
-
-// Layer snapshots of one image unpacked at once, at most (and at most one per core).
-inline constexpr size_t kMaxParallelUnpacks = 4;
-
 class ImagePublisher final : public PullObserver {
  public:
   // `target_for` names the target once the image is known (the state dir keys images by

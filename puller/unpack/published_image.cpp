@@ -11,6 +11,7 @@
 #include "base/unique_fd.h"
 #include "puller/oci/manifest.h"
 #include "puller/snapshot/chain_id.h"
+#include "puller/snapshot/overlay_mount.h"
 #include "puller/snapshot/snapshot_store.h"
 #include "puller/unpack/image_publisher.h"
 

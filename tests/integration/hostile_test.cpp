@@ -325,7 +325,7 @@ TEST_F(HostSide, TheGeneratedBundleRunsUnderRuncWithDockersDefaultsOnly) {
   const fs::path bundle = out.path() / "bundle";
   auto pulled = runProcess({PULLAGENT_BINARY, "pull", stack().registry("anon") + "/test/docker:v1",
                             "--bundle", bundle.string(), "--state", (out.path() / "s").string(),
-                            "--ca", stack().ca()});
+                            "--storage", "flat", "--ca", stack().ca()});
   ASSERT_EQ(pulled.exit_code, 0) << pulled.all();
   // The test images hold no programs: the host's shell goes in, the generated config stays.
   auto shell = runProcess(

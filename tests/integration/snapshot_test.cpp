@@ -51,8 +51,13 @@ class Snapshots : public PullTest {
   // pullagent mount IMAGE TARGET [ARGS...]; unmounted at the end of the test.
   ProcessResult mount(const std::string& image, const fs::path& target,
                       const std::vector<std::string>& extra = {}) {
+    return mountWhat(digestOf(image), target, extra);
+  }
+  // pullagent mount WHAT TARGET: WHAT a digest or a directory.
+  ProcessResult mountWhat(const std::string& what, const fs::path& target,
+                          const std::vector<std::string>& extra = {}) {
     fs::create_directories(target);
-    std::vector<std::string> command{PULLAGENT_BINARY, "mount",   digestOf(image),
+    std::vector<std::string> command{PULLAGENT_BINARY, "mount",   what,
                                      target.string(),  "--state", state_.string()};
     command.insert(command.end(), extra.begin(), extra.end());
     auto result = runProcess(command);
@@ -220,6 +225,48 @@ TEST_F(Snapshots, ImagesSaysWhatEachImageUsesAloneAndWhatItShares) {
   ASSERT_EQ(table.exit_code, 0) << table.all();
   EXPECT_NE(table.out.find("snapshots: 4 holding"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find(digestOf("test/multi:v2").substr(0, 19)), std::string::npos);
+}
+
+TEST_F(Snapshots, ABundleOutsideTheStateDirKeepsItsSnapshotsWhileItUsesThem) {
+  const fs::path bundle = dest_ / "bundle";
+  auto bundleOf = [&](const std::string& image) {
+    return pullState(image, {"--bundle", bundle.string(), "--storage", "overlay"});
+  };
+  // Keeping no image of the state dir (alone, gc would keep every image pulled into it).
+  auto gc = [&] {
+    auto collected = runProcess({PULLAGENT_BINARY, "gc", "--state", state_.string(), "--keep",
+                                 "sha256:" + std::string(64, '0')});
+    EXPECT_EQ(collected.exit_code, 0) << collected.all();
+  };
+  auto v1 = bundleOf("test/multi:v1");
+  ASSERT_EQ(v1.exit_code, 0) << v1.all();
+  EXPECT_TRUE(fs::exists(bundle / "rootfs-mounts.json"));
+  EXPECT_TRUE(fs::exists(bundle / "config.json"));
+  EXPECT_TRUE(fs::is_empty(bundle / "rootfs"));
+  EXPECT_FALSE(fs::exists(state_ / "images") && !fs::is_empty(state_ / "images"));
+  const fs::path view = dest_ / "view";
+  ASSERT_EQ(mountWhat(bundle.string(), view).exit_code, 0);
+  EXPECT_TRUE(fs::exists(view / "opt/app/data.bin"));
+  ASSERT_EQ(runProcess({PULLAGENT_BINARY, "unmount", view.string()}).exit_code, 0);
+  mounted_.clear();
+
+  gc();  // no image in the state dir, but the bundle uses three snapshots
+  EXPECT_EQ(snapshotDirs().size(), 3u);
+
+  // Republished: its root follows it, and the layers v2 does not share become collectable.
+  ASSERT_EQ(bundleOf("test/multi:v2").exit_code, 0);
+  gc();
+  EXPECT_EQ(snapshotDirs().size(), 2u);
+  ASSERT_EQ(mountWhat(bundle.string(), view).exit_code, 0);
+  EXPECT_TRUE(fs::exists(view / "app/v2.bin"));
+  ASSERT_EQ(runProcess({PULLAGENT_BINARY, "unmount", view.string()}).exit_code, 0);
+  mounted_.clear();
+
+  // Removed by its user: gc forgets it and frees its snapshots.
+  fs::remove_all(bundle);
+  gc();
+  EXPECT_TRUE(snapshotDirs().empty());
+  EXPECT_TRUE(fs::is_empty(state_ / "bundle-roots"));
 }
 
 TEST_F(Snapshots, AWritableMountKeepsChangesInItsUpperDirectory) {

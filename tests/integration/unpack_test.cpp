@@ -76,7 +76,7 @@ TEST_F(Unpack, BundleHasARuntimeSpecAndAPrivateTop) {
   EXPECT_EQ(spec["process"]["cwd"], "/home/web");
   EXPECT_EQ(spec["process"]["user"]["uid"], 1000);  // "web" from the image's /etc/passwd
   EXPECT_EQ(spec["root"]["path"], "rootfs");
-  EXPECT_TRUE(fs::exists(dest_ / "bundle/rootfs/usr/bin/busybox"));
+  EXPECT_TRUE(fs::exists(imageFile(dest_ / "bundle", "usr/bin/busybox")));
   auto manifest = nlohmann::json::parse(readFile(dest_ / "bundle/manifest.json"));
   EXPECT_EQ(manifest["layers"].size(), 2u);
 }
