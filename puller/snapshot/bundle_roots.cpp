@@ -53,8 +53,7 @@ std::optional<Root> readRoot(const fs::path& file) {
 // in its last step: a root never makes gc read anything but this one file's type.
 bool usesSnapshots(const fs::path& bundle) {
   struct stat info {};
-  return bundle.is_absolute() && ::lstat((bundle / kRootfsMountsFile).c_str(), &info) == 0 &&
-         S_ISREG(info.st_mode);
+  return ::lstat((bundle / kRootfsMountsFile).c_str(), &info) == 0 && S_ISREG(info.st_mode);
 }
 
 }  // namespace
@@ -98,12 +97,18 @@ std::set<Digest> BundleRoots::collectLive() const {
     if (!name.ends_with(kRootSuffix))
       continue;  // a writeFileAtomic temporary, or a stranger: not ours to judge
     auto root = readRoot(dir_ / name);
-    if (root && fileFor(root->bundle) == dir_ / name && usesSnapshots(root->bundle)) {
+    const char* why = nullptr;
+    if (!root)
+      why = "not a bundle root";
+    else if (!root->bundle.is_absolute() || fileFor(root->bundle) != dir_ / name)
+      why = "not the root of the bundle it names";
+    else if (!usesSnapshots(root->bundle))
+      why = "the bundle is gone or no longer uses snapshots";
+    if (why == nullptr) {
       live.insert(root->chains.begin(), root->chains.end());
       continue;
     }
-    spdlog::info("gc: forgetting bundle root {} ({})", name,
-                 root ? "the bundle no longer uses snapshots" : "not a bundle root");
+    spdlog::info("gc: forgetting bundle root {}: {}", name, why);
     ::unlinkat(dir.get(), name.c_str(), 0);
   }
   return live;

@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <set>
 
 #include "puller/oci/sha256.h"
+#include "puller/snapshot/bundle_roots.h"
 #include "puller/snapshot/chain_id.h"
 #include "puller/snapshot/overlay_mount.h"
 #include "puller/snapshot/snapshot_store.h"
@@ -136,4 +138,54 @@ TEST(SnapshotStoreTest, ALockHeldElsewhereWaitsAndAStopEndsTheWait) {
 }
 
 }  // namespace
+TEST(BundleRoots, KeepABundlesChainsWhileItUsesSnapshotsAndForgetItAfter) {
+  testing::TempDir dir;
+  const fs::path state = dir / "state";
+  const fs::path bundle = dir / "bundle";
+  fs::create_directories(bundle);
+  fs::create_directories(state);
+  const BundleRoots roots(state);
+  const std::set<Digest> chains{digestOf("a"), digestOf("b")};
+  EXPECT_TRUE(roots.chains(bundle).empty());
+  ASSERT_TRUE(roots.record(bundle, chains).ok());
+  EXPECT_EQ(roots.chains(bundle), chains);
+  EXPECT_EQ(roots.chains(dir / "other"), std::set<Digest>{});
+
+  // Without a rootfs-mounts.json (a flat bundle, or not published yet) the root is stale.
+  EXPECT_TRUE(roots.collectLive().empty());
+  EXPECT_TRUE(roots.chains(bundle).empty());
+
+  ASSERT_TRUE(roots.record(bundle, chains).ok());
+  testing::writeFile(bundle / kRootfsMountsFile, "{}");
+  EXPECT_EQ(roots.collectLive(), chains);
+  // An empty set removes the root.
+  ASSERT_TRUE(roots.record(bundle, {}).ok());
+  EXPECT_TRUE(roots.collectLive().empty());
+}
+
+TEST(BundleRoots, FilesThatAreNotRootsAsWrittenKeepNothingAndAreRemoved) {
+  testing::TempDir dir;
+  const fs::path state = dir / "state";
+  const fs::path bundle = dir / "bundle";
+  fs::create_directories(bundle);
+  fs::create_directories(state);
+  testing::writeFile(bundle / kRootfsMountsFile, "{}");
+  const BundleRoots roots(state);
+  ASSERT_TRUE(roots.record(bundle, {digestOf("a")}).ok());
+  const fs::path root_dir = state / "bundle-roots";
+  const std::string good = fs::directory_iterator(root_dir)->path().filename().string();
+  // A root copied under another name (it would keep a bundle twice), one naming a bundle by a
+  // relative path, garbage, and ids that are not digests.
+  fs::copy_file(root_dir / good, root_dir / (std::string(64, 'f') + ".json"));
+  testing::writeFile(root_dir / "relative.json", R"({"bundle": "bundle", "chainIds": ["sha256:)" +
+                                                     std::string(64, 'e') + R"("]})");
+  testing::writeFile(root_dir / "garbage.json", "[[[");
+  testing::writeFile(root_dir / "ids.json", R"({"bundle": "/", "chainIds": ["../../etc"]})");
+  EXPECT_EQ(roots.collectLive(), std::set<Digest>{digestOf("a")});
+  std::set<std::string> left;
+  for (const auto& entry : fs::directory_iterator(root_dir))
+    left.insert(entry.path().filename().string());
+  EXPECT_EQ(left, std::set<std::string>{good});
+}
+
 }  // namespace pullagent::puller
