@@ -17,19 +17,24 @@
 namespace pullagent::agent {
 namespace {
 
-constexpr const char* kUsage = R"(usage: pullagent gc [--state DIR] [--keep DIGEST[,DIGEST...]]
+constexpr const char* kUsage =
+    R"(usage: pullagent gc [--state DIR] [--keep DIGEST[,DIGEST...]] [--discard-unpacked-layers]
 
 Removes published images under DIR/images that are not kept, then every blob no remaining image
 uses. Kept: the images the service's sites publish (DIR/sites/*.json) and those in --keep; when
 there are no sites and no --keep, every image (a state dir used by `pullagent pull` alone).
   --state DIR     state directory (default /var/lib/pullagent)
   --keep LIST     manifest digests (sha256:...) of more images to keep
+  --discard-unpacked-layers
+                  also remove the blobs of layers unpacked into their snapshots (pulls reuse
+                  the snapshots without them; content/ is no longer a whole OCI layout)
 )";
 
 }  // namespace
 
 int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env) {
-  auto parsed = parseArgs(argv, {"state", "keep", "log-level", "log-format"}, {"help"});
+  auto parsed = parseArgs(argv, {"state", "keep", "log-level", "log-format"},
+                          {"help", "discard-unpacked-layers"});
   if (!parsed || parsed->flag("help") || !parsed->positionals.empty()) {
     if (!parsed)
       std::cerr << "pullagent gc: " << parsed.error().message << "\n";
@@ -68,7 +73,8 @@ int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment&
       keep.insert(digest.value());
   }
   const bool keep_all = sites.empty() && !parsed->option("keep");
-  auto report = puller::collectGarbage(state, keep, keep_all);
+  auto report =
+      puller::collectGarbage(state, keep, keep_all, parsed->flag("discard-unpacked-layers"));
   if (!report) {
     spdlog::error("gc failed: {}", report.error().describe());
     return exitCodeFor(report.error());

@@ -201,6 +201,7 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   RETURN_IF_ERROR(read.duration("tagPollIntervalSeconds", config.tag_poll_interval, 1, kDay));
   RETURN_IF_ERROR(read.boolean("refreshOnStart", config.refresh_on_start));
   RETURN_IF_ERROR(read.string("storage", config.storage));
+  RETURN_IF_ERROR(read.boolean("discardUnpackedLayers", config.discard_unpacked_layers));
   if (config.storage != "auto" && config.storage != "overlay" && config.storage != "flat")
     return doc["storage"].error("expected \"auto\", \"overlay\" or \"flat\", got \"" +
                                 config.storage + "\"");

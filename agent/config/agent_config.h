@@ -73,6 +73,11 @@ struct AgentConfig {
   // How images keep their root filesystems: "auto", "overlay" or "flat"
   // (agent/site/storage_choice.h).
   std::string storage = "auto";
+  // After each publish over snapshots, gc drops the blobs of layers unpacked into their
+  // snapshots (containerd's discard_unpacked_layers): less disk, but no resume or flat publish
+  // from them, and content/ no longer a whole OCI layout. Pulls reuse the snapshots without
+  // fetching those blobs.
+  bool discard_unpacked_layers = false;
   // Registry webhooks over TCP ("10.0.0.4:8099"), for registries that cannot reach the control
   // socket; every request must carry webhookSecret ("Authorization: Bearer <secret>", or
   // "?secret=<secret>" for Docker Hub, which cannot send headers). Off unless set.

@@ -201,7 +201,8 @@ void Daemon::rescan() {
 }
 
 void Daemon::collectGarbage() {
-  if (reconciler_->takeCollectable())
+  const bool published = reconciler_->takePublished();
+  if (reconciler_->takeCollectable() || (agent_.discard_unpacked_layers && published))
     collect_pending_ = true;
   // Only between pulls (a pull holds the state lock shared, and the loop must not wait), and
   // only while the sites directory reads: what it says is what gc keeps.
@@ -216,7 +217,8 @@ void Daemon::collectGarbage() {
     if (auto parsed = puller::Digest::parse(digest))
       keep.insert(parsed.value());
   }
-  auto report = puller::collectGarbage(agent_.state_dir, keep, false);
+  auto report =
+      puller::collectGarbage(agent_.state_dir, keep, false, agent_.discard_unpacked_layers);
   if (!report) {
     spdlog::warn("garbage collection failed: {}", report.error().describe());
     return;

@@ -51,9 +51,12 @@ Metrics::Metrics()
                  .Add({})),
       blobs_downloaded_(
           counter(*registry_, "pullagent_blobs_total",
-                  "Blobs a pull needed, by whether they were downloaded or already stored.")
+                  "Blobs a pull needed, by whether they were downloaded or already stored, and "
+                  "those it did not need (the layer unpacked already).")
               .Add({{"source", "downloaded"}})),
       blobs_present_(counter(*registry_, "pullagent_blobs_total", "").Add({{"source", "store"}})),
+      blobs_not_needed_(
+          counter(*registry_, "pullagent_blobs_total", "").Add({{"source", "snapshot"}})),
       retries_(counter(*registry_, "pullagent_pull_retries_total",
                        "Failed site pulls scheduled to be tried again.")
                    .Add({})),
@@ -111,9 +114,10 @@ void Metrics::bytesDownloaded(int64_t bytes) {
   bytes_.Increment(static_cast<double>(bytes));
 }
 
-void Metrics::blobs(int downloaded, int present) {
+void Metrics::blobs(int downloaded, int present, int not_needed) {
   blobs_downloaded_.Increment(downloaded);
   blobs_present_.Increment(present);
+  blobs_not_needed_.Increment(not_needed);
 }
 
 void Metrics::retryScheduled() {

@@ -30,7 +30,7 @@ class Metrics {
   void pullFinished(const std::string& result, double seconds);
   void phaseDuration(const std::string& phase, double seconds);
   void bytesDownloaded(int64_t bytes);
-  void blobs(int downloaded, int present);
+  void blobs(int downloaded, int present, int not_needed);
   void retryScheduled();
   void setPullsInFlight(int count);
   void setSites(int count);
@@ -57,6 +57,7 @@ class Metrics {
   prometheus::Counter& bytes_;
   prometheus::Counter& blobs_downloaded_;
   prometheus::Counter& blobs_present_;
+  prometheus::Counter& blobs_not_needed_;
   prometheus::Counter& retries_;
   prometheus::Gauge& in_flight_;
   prometheus::Gauge& sites_;

@@ -211,6 +211,7 @@ void Reconciler::finish(const std::string& name, Site& site) {
     }
     case SiteAttemptResult::Kind::kPublished: {
       metrics_.pullFinished("success", seconds);
+      published_ = true;
       if (site.state.published && result.published &&
           site.state.published->digest != result.published->digest) {
         collectable_ = true;  // the image it replaced
@@ -472,6 +473,10 @@ std::set<std::string> Reconciler::publishedDigests() const {
 
 bool Reconciler::takeCollectable() {
   return std::exchange(collectable_, false);
+}
+
+bool Reconciler::takePublished() {
+  return std::exchange(published_, false);
 }
 
 }  // namespace pullagent::agent

@@ -78,6 +78,8 @@ class Reconciler {
   std::set<std::string> publishedDigests() const;
   // True once after something became collectable (a replaced image, a removed site).
   bool takeCollectable();
+  // True once after a site published an image (whose layer blobs may then be discarded).
+  bool takePublished();
 
  private:
   struct Attempt;
@@ -120,6 +122,7 @@ class Reconciler {
   std::string sites_dir_error_;
   bool loaded_ = false;
   bool collectable_ = false;
+  bool published_ = false;
   bool stopping_ = false;
 };
 

@@ -165,7 +165,7 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
   }
   const auto& image = outcome->image;
   metrics_.bytesDownloaded(image.bytes_downloaded);
-  metrics_.blobs(image.blobs_downloaded, image.blobs_present);
+  metrics_.blobs(image.blobs_downloaded, image.blobs_present, image.blobs_not_needed);
   metrics_.snapshots(outcome->snapshots_reused, outcome->snapshots_unpacked);
   result.kind = SiteAttemptResult::Kind::kPublished;
   result.published =

@@ -31,6 +31,9 @@ struct PulledImage {
   int64_t bytes_downloaded = 0;
   int blobs_downloaded = 0;
   int blobs_present = 0;
+  // Layers not fetched at all: missing from the store, but unpacked into their snapshots
+  // already (their blobs were discarded), so nothing needs their bytes.
+  int blobs_not_needed = 0;
 };
 
 // Observer of a whole pull: the manifest is known, then the config (diff_ids), then the blob

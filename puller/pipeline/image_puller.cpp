@@ -8,6 +8,8 @@
 #include <set>
 #include <thread>
 
+#include "puller/snapshot/chain_id.h"
+
 namespace pullagent::puller {
 namespace {
 
@@ -105,6 +107,19 @@ Result<PulledImage> ImagePuller::pull(const ImageRef& ref, const PullOptions& op
   return image;
 }
 
+std::set<Digest> ImagePuller::unpackedLayers(const PulledImage& image) const {
+  std::set<Digest> unpacked;
+  if (snapshots_ == nullptr)
+    return unpacked;
+  const auto chain = chainIds(image.diff_ids);
+  std::set<Digest> needed;  // at some place of the image, not unpacked yet
+  for (size_t i = 0; i < image.layers.size() && i < chain.size(); ++i)
+    (snapshots_->has(chain[i]) ? unpacked : needed).insert(image.layers[i].digest);
+  for (const auto& digest : needed)
+    unpacked.erase(digest);
+  return unpacked;
+}
+
 Status ImagePuller::fetchBlobs(const std::vector<Descriptor>& blobs, int concurrency,
                                PulledImage& image, const Context& ctx) {
   // The same blob may appear twice in a manifest (empty layers): fetch each digest once.
@@ -121,6 +136,7 @@ Status ImagePuller::fetchBlobs(const std::vector<Descriptor>& blobs, int concurr
   Context worker_ctx = ctx;
   worker_ctx.stop = siblings.get_token();
 
+  const std::set<Digest> unpacked = unpackedLayers(image);
   std::mutex mutex;
   std::optional<Error> first_error;
   std::atomic<size_t> next{0};
@@ -130,8 +146,11 @@ Status ImagePuller::fetchBlobs(const std::vector<Descriptor>& blobs, int concurr
       if (i >= unique.size() || siblings.stop_requested())
         return;
       const Descriptor& blob = unique[i];
-      bool present = store_.contains(blob.digest, blob.size);
-      Status status = present ? Status{} : registry_.fetchBlob(blob, store_, observer_, worker_ctx);
+      const bool present = store_.contains(blob.digest, blob.size);
+      const bool not_needed = !present && unpacked.count(blob.digest) != 0;
+      Status status = present || not_needed
+                          ? Status{}
+                          : registry_.fetchBlob(blob, store_, observer_, worker_ctx);
       std::lock_guard lock(mutex);
       if (!status) {
         if (!first_error)
@@ -139,14 +158,17 @@ Status ImagePuller::fetchBlobs(const std::vector<Descriptor>& blobs, int concurr
         siblings.request_stop();
         return;
       }
-      if (present) {
+      if (not_needed) {
+        spdlog::info("blob {}: not fetched, its layer is unpacked already", blob.digest.str());
+        ++image.blobs_not_needed;
+      } else if (present) {
         ++image.blobs_present;
       } else {
         ++image.blobs_downloaded;
         image.bytes_downloaded += blob.size;
       }
       if (observer_ != nullptr)
-        observer_->onBlobDone(blob, present);
+        observer_->onBlobDone(blob, present || not_needed);
     }
   };
   size_t threads =

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "puller/oci/pull_observer.h"
 #include "puller/reference/reference.h"
 #include "puller/registry/registry_client.h"
+#include "puller/snapshot/snapshot_store.h"
 #include "puller/store/content_store.h"
 
 namespace pullagent::puller {
@@ -24,8 +26,12 @@ struct PullOptions {
 // config, then the layers, `concurrency` at a time, each verified as it streams.
 class ImagePuller {
  public:
-  ImagePuller(RegistryClient& registry, ContentStore& store, PullObserver* observer)
-      : registry_(registry), store_(store), observer_(observer) {}
+  // With `snapshots`, a layer whose snapshot is made already (at every place the image has
+  // it) is not fetched when its blob is missing from the store: the publisher will reuse the
+  // snapshot and never read the blob (the blobs of unpacked layers may have been discarded).
+  ImagePuller(RegistryClient& registry, ContentStore& store, PullObserver* observer,
+              const SnapshotStore* snapshots = nullptr)
+      : registry_(registry), store_(store), observer_(observer), snapshots_(snapshots) {}
 
   Result<PulledImage> pull(const ImageRef& ref, const PullOptions& options, const Context& ctx);
 
@@ -33,10 +39,13 @@ class ImagePuller {
   Result<Descriptor> storeManifest(const FetchedManifest& fetched, const Context& ctx);
   Status fetchBlobs(const std::vector<Descriptor>& blobs, int concurrency, PulledImage& image,
                     const Context& ctx);
+  // The layer blobs the image needs no bytes of: unpacked at every place it has them.
+  std::set<Digest> unpackedLayers(const PulledImage& image) const;
 
   RegistryClient& registry_;
   ContentStore& store_;
   PullObserver* observer_;
+  const SnapshotStore* snapshots_;
 };
 
 }  // namespace pullagent::puller

@@ -114,7 +114,7 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
     watching.push_back(&*publisher);
   watching.insert(watching.end(), job.observers.begin(), job.observers.end());
   ObserverList observers(std::move(watching));
-  ImagePuller image_puller(registry, *store, &observers);
+  ImagePuller image_puller(registry, *store, &observers, snapshots ? &*snapshots : nullptr);
 
   Context ctx{&clock, pull_stop.get_token(), std::nullopt};
   if (job.deadline)

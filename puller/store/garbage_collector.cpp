@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <system_error>
@@ -44,16 +45,30 @@ void markConfig(const std::string& config_text, Live& live) {
 }
 
 // The blobs a manifest needs (itself, its config and its layers) and its layers' snapshots.
-void markManifest(const fs::path& blobs, const Digest& digest, Live& live) {
+// With `discard_unpacked_in`, a layer whose snapshot is there needs no blob any more.
+void markManifest(const fs::path& blobs, const Digest& digest, Live& live,
+                  const SnapshotStore* discard_unpacked_in) {
   live.blobs.insert(digest.hex());
   auto parsed = parseManifest(readSmall(blobs / digest.hex()), "");
   if (!parsed)
     return;
   if (auto* manifest = std::get_if<ImageManifest>(&parsed.value())) {
     live.blobs.insert(manifest->config.digest.hex());
-    for (const auto& layer : manifest->layers)
-      live.blobs.insert(layer.digest.hex());
-    markConfig(readSmall(blobs / manifest->config.digest.hex(), kMaxConfigSize), live);
+    const std::string config_text =
+        readSmall(blobs / manifest->config.digest.hex(), kMaxConfigSize);
+    std::vector<Digest> chain;
+    if (auto config = parseImageConfig(config_text);
+        config && config->diff_ids.size() == manifest->layers.size()) {
+      chain = chainIds(config->diff_ids);
+    }
+    for (size_t i = 0; i < manifest->layers.size(); ++i) {
+      if (discard_unpacked_in != nullptr && i < chain.size() &&
+          discard_unpacked_in->has(chain[i])) {
+        continue;
+      }
+      live.blobs.insert(manifest->layers[i].digest.hex());
+    }
+    markConfig(config_text, live);
   }
 }
 
@@ -111,8 +126,10 @@ Status removeImage(int images, const std::string& name) {
 }  // namespace
 
 Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest>& keep,
-                                bool keep_all) {
+                                bool keep_all, bool discard_unpacked_layers) {
   GcReport report;
+  const SnapshotStore snapshot_store(state_dir / "snapshots");
+  const SnapshotStore* discard = discard_unpacked_layers ? &snapshot_store : nullptr;
   const fs::path blobs = state_dir / "content" / "blobs" / "sha256";
   Live live;
   std::set<std::string> kept_images;
@@ -132,7 +149,7 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
         continue;  // staging directories, lock files and strangers are not ours to judge here
       if (keep_all || keep.count(digest.value()) != 0) {
         kept_images.insert(name);
-        markManifest(blobs, digest.value(), live);
+        markManifest(blobs, digest.value(), live, discard);
         // The config the image was published with, too: its snapshots stay even if a blob
         // went missing from the store.
         markConfig(readSmall(state_dir / "images" / name / "image-config.json", kMaxConfigSize),
@@ -151,7 +168,7 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
   }
   for (const auto& digest : keep) {
     kept_images.insert(digest.hex());
-    markManifest(blobs, digest, live);
+    markManifest(blobs, digest, live, discard);
   }
 
   auto content = openDirectoryAt(state.get(), "content", state_dir / "content");
@@ -168,7 +185,7 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
         auto text = entry["digest"].string();
         auto digest = text ? Digest::parse(text.value()) : Result<Digest>(text.error());
         if (digest && (keep_all || kept_images.count(digest->hex()) != 0)) {
-          markManifest(blobs, digest.value(), live);
+          markManifest(blobs, digest.value(), live, discard);
           remaining.push_back(entry.raw());
         }
       }

@@ -25,8 +25,13 @@ struct GcReport {
 // manifest, config and layers, and the indexes recorded for it in index.json - is deleted,
 // index.json entries of removed images with it, and every layer snapshot outside the layer
 // chains of the remaining images and of the bundles published outside over snapshots
-// (BundleRoots). The caller holds the state lock exclusively.
+// (BundleRoots). With `discard_unpacked_layers` (containerd's option of that name), the blob of
+// a layer unpacked into its snapshot is not needed either: a pull reuses the snapshot without
+// fetching it (ImagePuller), at the price of the OCI layout in content/ no longer holding
+// whole images (nor can a flat publish use them without fetching them again).
+// The caller holds the state lock exclusively.
 Result<GcReport> collectGarbage(const std::filesystem::path& state_dir,
-                                const std::set<Digest>& keep, bool keep_all);
+                                const std::set<Digest>& keep, bool keep_all,
+                                bool discard_unpacked_layers = false);
 
 }  // namespace pullagent::puller

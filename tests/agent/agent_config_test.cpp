@@ -44,7 +44,7 @@ TEST(AgentConfig, DaemonFields) {
       R"({"sitesDir":"/srv/sites","maxConcurrentPulls":3,"rescanIntervalSeconds":5,
           "retryInitialBackoffSeconds":2,"retryMaxBackoffSeconds":8,
           "metricsAddress":"unix:/run/pullagent/metrics.sock",
-          "controlSocket":"/run/pa/control.sock"})",
+          "controlSocket":"/run/pa/control.sock","discardUnpackedLayers":true})",
       {});
   ASSERT_TRUE(config.ok()) << config.error().message;
   EXPECT_EQ(config->sites_dir, "/srv/sites");
@@ -54,6 +54,8 @@ TEST(AgentConfig, DaemonFields) {
   EXPECT_EQ(config->retry_max_backoff, std::chrono::seconds(8));
   EXPECT_EQ(config->metrics_address, "unix:/run/pullagent/metrics.sock");
   EXPECT_EQ(config->control_socket, "/run/pa/control.sock");
+  EXPECT_TRUE(config->discard_unpacked_layers);
+  EXPECT_FALSE(parseAgentConfig("{}", {})->discard_unpacked_layers);
   auto inverted =
       parseAgentConfig(R"({"retryInitialBackoffSeconds":20,"retryMaxBackoffSeconds":8})", {});
   ASSERT_FALSE(inverted.ok());

@@ -181,7 +181,7 @@ TEST(Metrics, RendersThePrometheusTextFormat) {
   metrics.pullFinished("failure", 0.1);
   metrics.phaseDuration("identity", 0.05);
   metrics.bytesDownloaded(1000);
-  metrics.blobs(2, 1);
+  metrics.blobs(2, 1, 5);
   metrics.retryScheduled();
   metrics.setPullsInFlight(1);
   metrics.setSites(4);
@@ -200,6 +200,7 @@ TEST(Metrics, RendersThePrometheusTextFormat) {
            "pullagent_pull_phase_duration_seconds_bucket{phase=\"identity\",le=\"0.1\"} 1\n",
            "pullagent_downloaded_bytes_total 1000\n",
            "pullagent_blobs_total{source=\"store\"} 1\n",
+           "pullagent_blobs_total{source=\"snapshot\"} 5\n",
            "pullagent_pull_retries_total 1\n",
            "pullagent_pulls_in_flight 1\n",
            "pullagent_sites 4\n",

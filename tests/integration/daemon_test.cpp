@@ -363,6 +363,33 @@ TEST_F(Daemon, SitesSharingAnImageDownloadEachBlobOnce) {
   EXPECT_EQ(siteState("site-a")["phase"], "published");
 }
 
+TEST_F(Daemon, ADiscardingHostDropsTheBlobsOfUnpackedLayersAfterAPublish) {
+  if (::geteuid() != 0)
+    GTEST_SKIP() << "layer snapshots need root";
+  json agent = agentConfig();
+  agent["storage"] = "overlay";
+  agent["discardUnpackedLayers"] = true;
+  putSite("site-a", site("lnx-v1"));
+  start(agent);
+  ASSERT_TRUE(waitForPublished("site-a", digestOf("lnx-v1"))) << log();
+  const fs::path blobs = stateDir() / "content/blobs/sha256";
+  const auto manifest = json::parse(readFile(blobs / digestOf("lnx-v1").substr(7)));
+  ASSERT_FALSE(manifest["layers"].empty());
+  auto layersGone = [&] {
+    for (const auto& layer : manifest["layers"]) {
+      if (fs::exists(blobs / layer["digest"].get<std::string>().substr(7)))
+        return false;
+    }
+    return true;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (!layersGone() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_TRUE(layersGone()) << log();
+  EXPECT_TRUE(fs::exists(blobs / manifest["config"]["digest"].get<std::string>().substr(7)));
+  EXPECT_TRUE(fs::exists(imageDir(digestOf("lnx-v1")) / "rootfs-mounts.json"));
+}
+
 TEST_F(Daemon, SecretsNeverReachLogsStateStatusOrMetrics) {
   // App Service's identity endpoint (its header is a secret), a password from Key Vault, a
   // literal password (wrong, so its failure is recorded), a managed identity.

@@ -269,6 +269,37 @@ TEST_F(Snapshots, ABundleOutsideTheStateDirKeepsItsSnapshotsWhileItUsesThem) {
   EXPECT_TRUE(fs::is_empty(state_ / "bundle-roots"));
 }
 
+TEST_F(Snapshots, DiscardedLayerBlobsAreNeitherKeptNorFetchedAgain) {
+  ASSERT_EQ(pullState("test/multi:v1").exit_code, 0);
+  const fs::path blobs = state_ / "content/blobs/sha256";
+  const auto layers = stack().image("test/multi:v1")["layers"];
+  ASSERT_EQ(layers.size(), 3u);
+  auto gc =
+      runProcess({PULLAGENT_BINARY, "gc", "--state", state_.string(), "--discard-unpacked-layers"});
+  ASSERT_EQ(gc.exit_code, 0) << gc.all();
+  for (const auto& layer : layers)
+    EXPECT_FALSE(fs::exists(blobs / layer["digest"].get<std::string>().substr(7)));
+  EXPECT_TRUE(fs::exists(blobs / digestOf("test/multi:v1").substr(7)));  // the manifest stays
+  EXPECT_EQ(snapshotDirs().size(), 3u);
+
+  // v2 shares the base layer: its snapshot serves, its blob is not fetched.
+  auto v2 = pullState("test/multi:v2");
+  ASSERT_EQ(v2.exit_code, 0) << v2.all();
+  // Downloaded: its config and its own layer.
+  EXPECT_NE(v2.out.find("blobs:      2 downloaded, 0 already present, 1 not needed (unpacked "
+                        "already)"),
+            std::string::npos)
+      << v2.out;
+  EXPECT_NE(v2.out.find("snapshots:  1 reused, 1 unpacked"), std::string::npos) << v2.out;
+  ASSERT_EQ(mount("test/multi:v2", dest_ / "v2").exit_code, 0);
+  EXPECT_TRUE(fs::exists(dest_ / "v2/usr/lib/libbase.so"));
+  EXPECT_TRUE(fs::exists(dest_ / "v2/app/v2.bin"));
+  // Without the option, gc keeps the blobs an image needs, v2's new layer included.
+  ASSERT_EQ(runProcess({PULLAGENT_BINARY, "gc", "--state", state_.string()}).exit_code, 0);
+  EXPECT_TRUE(fs::exists(
+      blobs / stack().image("test/multi:v2")["layers"][1]["digest"].get<std::string>().substr(7)));
+}
+
 TEST_F(Snapshots, AWritableMountKeepsChangesInItsUpperDirectory) {
   ASSERT_EQ(pullState("test/multi:v1").exit_code, 0);
   const fs::path upper = dest_ / "upper";
