@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 import images as image_lib  # noqa: E402
 import scenarios as scenario_lib  # noqa: E402
 
-CACHE_VERSION = "v1"
+CACHE_VERSION = "v2"  # v2: every layer holds its parent directories
 MB = 1000 * 1000
 
 
@@ -57,6 +57,35 @@ def walk_limited(top, budget):
     return picked
 
 
+class WithParents:
+    """Adds to a tar the parent directories of each member before it, once, as image builders
+    write layers (docker build, BuildKit): a layer then applies on its own."""
+
+    def __init__(self, tar):
+        self.tar = tar
+        self.dirs = set()
+
+    def parents(self, name):
+        parts = name.strip("/").split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d not in self.dirs:
+                self.dirs.add(d)
+                info = tarfile.TarInfo(d)
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                info.mtime = 1700000000
+                self.tar.addfile(info)
+
+    def add(self, path, arcname, recursive=False):
+        self.parents(arcname)
+        self.tar.add(path, arcname=arcname, recursive=recursive)
+
+    def addfile(self, info, fileobj=None):
+        self.parents(info.name)
+        self.tar.addfile(info, fileobj)
+
+
 def write_layer(path, add_members):
     """Writes a gzip'ed tar (level 6, as docker push does) and returns (size, diff_id)."""
     hasher = hashlib.sha256()
@@ -74,7 +103,7 @@ def write_layer(path, add_members):
 
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
         with tarfile.open(fileobj=HashingWriter(gz), mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            add_members(tar)
+            add_members(WithParents(tar))
     return os.path.getsize(path), "sha256:" + hasher.hexdigest()
 
 

@@ -590,7 +590,13 @@ Result<AppliedLayer> applyLayer(const ConfinedRoot& root, LayerStream& stream,
       return status.error();
     }
   }
-  RETURN_IF_ERROR(applier.finish());
+  if (auto finished = applier.finish(); !finished) {
+    if (applier.needsLower()) {  // an opaque directory the layer replaced after marking it
+      result.needs_lower_layers = *applier.needsLower();
+      return result;
+    }
+    return finished.error();
+  }
   result.opaque_dirs = applier.opaqueDirs();
   RETURN_IF_ERROR(feeder.drain());
   result.diff_id = feeder.hasher.finish();

@@ -80,6 +80,24 @@ class Snapshots : public PullTest {
     return names;
   }
 
+  // Mounts the image (pulled already) at `view` and expects it to equal umoci's unpack of the
+  // same image from the state dir's OCI layout, file by file; returns the view's tree.
+  std::map<std::string, std::string> viewAndUmoci(const std::string& image, const fs::path& view) {
+    const std::string tag = image.substr(image.find(':') + 1);
+    auto unpacked = runProcess({"/usr/bin/umoci", "unpack", "--image",
+                                (state_ / "content").string() + ":" + tag,
+                                (dest_ / ("umoci-" + tag)).string()});
+    EXPECT_EQ(unpacked.exit_code, 0) << unpacked.all();
+    auto mounted = mount(image, view);
+    EXPECT_EQ(mounted.exit_code, 0) << mounted.all();
+    auto ours = snapshotTree(view);
+    auto theirs = snapshotTree(dest_ / ("umoci-" + tag) / "rootfs");
+    ours.erase(".");
+    theirs.erase(".");
+    EXPECT_EQ(ours, theirs);
+    return ours;
+  }
+
   // What an image's own directory (its bundle, without snapshots) holds on disk.
   int64_t bundleBytes(const nlohmann::json& image) {
     return puller::diskUsage(state_ / "images" / image["digest"].get<std::string>().substr(7));
@@ -101,18 +119,8 @@ TEST_F(Snapshots, TheMountedViewEqualsUmociUnpack) {
   EXPECT_TRUE(fs::exists(imageDir("test/semantics:v1") / "rootfs-mounts.json"));
   EXPECT_TRUE(fs::is_empty(imageDir("test/semantics:v1") / "rootfs"));
 
-  auto unpacked = runProcess({"/usr/bin/umoci", "unpack", "--image",
-                              (state_ / "content").string() + ":v1", (dest_ / "umoci").string()});
-  ASSERT_EQ(unpacked.exit_code, 0) << unpacked.all();
   const fs::path view = dest_ / "view";
-  auto mounted = mount("test/semantics:v1", view);
-  ASSERT_EQ(mounted.exit_code, 0) << mounted.all();
-
-  auto ours = snapshotTree(view);
-  auto theirs = snapshotTree(dest_ / "umoci/rootfs");
-  ours.erase(".");
-  theirs.erase(".");
-  EXPECT_EQ(ours, theirs);
+  auto ours = viewAndUmoci("test/semantics:v1", view);
   EXPECT_GT(ours.size(), 25u);
   EXPECT_NE(ours["etc/mime"].find("xattr:user.mime_type=text/plain"), std::string::npos);
   EXPECT_NE(ours["dev/null"].find("rdev=259"), std::string::npos) << ours["dev/null"];
@@ -138,6 +146,31 @@ TEST_F(Snapshots, TheMountedViewEqualsUmociUnpack) {
   EXPECT_EQ(unmounted.exit_code, 0) << unmounted.all();
   mounted_.clear();
   EXPECT_FALSE(fs::exists(view / "etc"));
+}
+
+TEST_F(Snapshots, LayersMadeSideBySideComposeToWhatUmociUnpacks) {
+  auto pulled = pullState("test/semantics:standalone");
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.all();
+  EXPECT_NE(pulled.out.find("snapshots:  0 reused, 2 unpacked (2 side by side, 0 over the layers "
+                            "below)"),
+            std::string::npos)
+      << pulled.out;
+  const fs::path view = dest_ / "view";
+  auto ours = viewAndUmoci("test/semantics:standalone", view);
+  EXPECT_GT(ours.size(), 25u);
+  EXPECT_FALSE(fs::exists(view / "gone.txt"));
+  EXPECT_FALSE(fs::exists(view / "gonedir/x"));
+  EXPECT_TRUE(fs::exists(view / "gonedir/again"));
+  EXPECT_FALSE(fs::exists(view / "d/old1"));
+  EXPECT_FALSE(fs::exists(view / "d/sub"));
+  EXPECT_FALSE(fs::exists(view / "etc/group"));
+  EXPECT_FALSE(fs::exists(view / "dev/null"));
+  EXPECT_TRUE(fs::exists(view / "etc/passwd"));  // the lower directory's other files show
+  EXPECT_TRUE(fs::exists(view / "usr/bin/busybox"));
+  EXPECT_TRUE(fs::is_regular_file(view / "replaced"));
+  EXPECT_TRUE(fs::is_directory(view / "usr/bin/wall"));
+  EXPECT_EQ(fs::hard_link_count(view / "usr/bin/tool"), 2u);
+  EXPECT_NE(ours["newdir/f"].find("xattr:user.note=mine"), std::string::npos) << ours["newdir/f"];
 }
 
 TEST_F(Snapshots, ARedeployUnpacksOnlyTheLayersItDoesNotShare) {

@@ -152,6 +152,39 @@ def semantics_layers():
     return [lower, upper]
 
 
+def standalone_semantics_layers():
+    """The lower layer of semantics_layers() under an upper one that holds every parent of its
+    entries itself, as image builders write layers: it can be unpacked without the layer below
+    (side by side), and must still compose to what umoci unpacks."""
+    lower = semantics_layers()[0]
+    upper = make_tree_layer([
+        (".wh.gone.txt", "file", {}),
+        (".wh.gonedir", "file", {}),
+        ("d", "dir", {}),
+        ("d/.wh..wh..opq", "file", {}),
+        ("d/new", "file", {"content": b"new"}),
+        ("replaced", "file", {"content": b"now a file"}),
+        ("etc", "dir", {"mode": 0o755}),
+        ("etc/motd", "file", {"content": b"hello\n", "mode": 0o600}),
+        ("etc/.wh.group", "file", {}),
+        ("usr", "dir", {}), ("usr/bin", "dir", {}),
+        ("usr/bin/tool", "file", {"content": b"\x7fELF tool", "mode": 0o755}),
+        ("usr/bin/tool2", "hardlink", {"target": "usr/bin/tool"}),
+        ("usr/bin/wall", "dir", {"mode": 0o700}),
+        ("usr/bin/wall/inner", "file", {"content": b"a directory where a file was"}),
+        ("home", "dir", {}),
+        ("home/web", "dir", {"uid": 1000, "gid": 1000, "mode": 0o750}),
+        ("home/web/notes", "file", {"content": b"n", "uid": 1000, "gid": 1000}),
+        ("tmp", "dir", {"mode": 0o1777}),
+        ("gonedir", "dir", {"mode": 0o711}),
+        ("gonedir/again", "file", {"content": b"a new directory under a removed name"}),
+        ("dev", "dir", {}), ("dev/.wh.null", "file", {}),
+        ("newdir", "dir", {}), ("newdir/f", "file", {"content": b"f",
+                                                     "xattrs": {"user.note": "mine"}}),
+    ])
+    return [lower, upper]
+
+
 def overlay_forging_layers(kind):
     """A base and an upper layer trying to pass overlayfs metadata off as its own content."""
     lower = make_tree_layer([
@@ -277,6 +310,7 @@ def standard_images():
     add("test/semantics:v1", *make_image(semantics, config_extra={
         "Entrypoint": ["/usr/bin/busybox"], "Cmd": ["httpd", "-f"], "Env": ["A=1"],
         "WorkingDir": "/home/web", "User": "web"}))
+    add("test/semantics:standalone", *make_image(standalone_semantics_layers()))
     add("test/forge:xattr", *make_image(overlay_forging_layers("xattr")))
     add("test/forge:whiteout", *make_image(overlay_forging_layers("whiteout")))
     add("test/baddiff:v1", *make_image([small], diff_ids=["sha256:" + "0" * 64]))
