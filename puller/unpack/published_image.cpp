@@ -22,12 +22,15 @@ Result<PublishedRootfs> publishedRootfs(const fs::path& image_dir) {
   struct stat info {};
   if (::lstat((image_dir / kPublishedMarker).c_str(), &info) != 0)
     return makeError(ErrorCode::kNotFound, "no image published at " + image_dir.string());
-  if (::lstat((image_dir / kRootfsMountsFile).c_str(), &info) != 0)
-    return PublishedRootfs{true, {}};
-  ASSIGN_OR_RETURN(auto text, readRegularFile(image_dir / "image-config.json",
-                                              static_cast<size_t>(kMaxConfigSize)));
-  ASSIGN_OR_RETURN(auto config, parseImageConfig(text));
-  return PublishedRootfs{false, chainIds(config.diff_ids)};
+  const bool flat = ::lstat((image_dir / kRootfsMountsFile).c_str(), &info) != 0;
+  auto text = readRegularFile(image_dir / "image-config.json", static_cast<size_t>(kMaxConfigSize));
+  auto config = text ? parseImageConfig(*text) : Result<ImageConfigSummary>(text.error());
+  if (!config) {
+    if (flat)
+      return PublishedRootfs{true, {}};  // its tree is all it needs
+    return config.error();
+  }
+  return PublishedRootfs{flat, chainIds(config->diff_ids)};
 }
 
 Result<StateDiskUsage> stateDiskUsage(const fs::path& state_dir) {
@@ -55,9 +58,12 @@ Result<StateDiskUsage> stateDiskUsage(const fs::path& state_dir) {
       auto published = publishedRootfs(state_dir / "images" / name);
       if (!published)
         continue;
-      // An image lists a chain once even if its layers repeat one (a duplicated layer).
-      for (const auto& chain : std::set<Digest>(published->chain.begin(), published->chain.end()))
-        ++users[chain];
+      // An image lists a chain once even if its layers repeat one (a duplicated layer); a flat
+      // image uses no snapshot.
+      if (!published->flat) {
+        for (const auto& chain : std::set<Digest>(published->chain.begin(), published->chain.end()))
+          ++users[chain];
+      }
       rootfs.emplace(*digest, std::move(*published));
     }
   }
@@ -71,7 +77,10 @@ Result<StateDiskUsage> stateDiskUsage(const fs::path& state_dir) {
   for (const auto& [digest, published] : rootfs) {
     ImageDiskUsage image{digest, published.flat, published.chain.size(), 0, 0};
     image.own_bytes = diskUsage(state_dir / "images" / digest.hex());
-    for (const auto& chain : std::set<Digest>(published.chain.begin(), published.chain.end())) {
+    const std::set<Digest> chains =
+        published.flat ? std::set<Digest>{}
+                       : std::set<Digest>(published.chain.begin(), published.chain.end());
+    for (const auto& chain : chains) {
       auto found = snapshot_bytes.find(chain);
       if (found == snapshot_bytes.end())
         continue;

@@ -14,7 +14,7 @@ namespace pullagent::puller {
 // tree in rootfs/ (flat storage).
 struct PublishedRootfs {
   bool flat = false;
-  std::vector<Digest> chain;  // empty when flat
+  std::vector<Digest> chain;  // the layers' chain ids (flat: when its image config reads)
 };
 
 // Read from the image config the image was published with (image-config.json), never from

@@ -251,6 +251,7 @@ TEST_F(Snapshots, ImagesSaysWhatEachImageUsesAloneAndWhatItShares) {
                 v1["sharedBytes"].get<int64_t>() - bundleBytes(v1) - bundleBytes(v2));
   // A flat image keeps its own tree and shares nothing.
   EXPECT_EQ(flat["storage"], "flat");
+  EXPECT_EQ(flat["layers"], 2);
   EXPECT_EQ(flat["sharedBytes"], 0);
   EXPECT_GT(flat["ownBytes"].get<int64_t>(), 200'000);
 
