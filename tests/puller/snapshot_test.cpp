@@ -2,9 +2,13 @@
 // bookkeeping (the kernel side is in tests/integration/snapshot_test.cpp).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <set>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "puller/oci/sha256.h"
 #include "puller/snapshot/bundle_roots.h"
@@ -73,6 +77,50 @@ TEST(MountSpecs, PathsOverlayfsCannotNameAreRefused) {
   EXPECT_FALSE(writableView({"/s/a/fs"}, "/u,lowerdir=/etc", "/w").ok());
 }
 
+TEST(MountSpecs, ALayerListLongerThanAPageIsMountedRelativeToItsSnapshots) {
+  if (::geteuid() != 0)
+    GTEST_SKIP() << "mounting needs root";
+  testing::TempDir dir;
+  const fs::path snapshots = dir / "snapshots";
+  // Forty layers whose absolute paths make a lowerdir list longer than the page the kernel
+  // takes as mount data; relative to snapshots/ they fit.
+  constexpr int kLayers = 40;
+  std::vector<fs::path> lowers;  // top first
+  for (int i = kLayers - 1; i >= 0; --i) {
+    const fs::path layer = snapshots / (std::string(62, 'c') + std::to_string(10 + i)) / "fs";
+    fs::create_directories(layer);
+    testing::writeFile(layer / ("file" + std::to_string(i)), std::to_string(i));
+    testing::writeFile(layer / "top", std::to_string(i));
+    lowers.push_back(layer);
+  }
+  auto spec = readOnlyView(lowers);
+  ASSERT_TRUE(spec.ok()) << spec.error().describe();
+  size_t length = 0;
+  for (const auto& option : spec->options)
+    length += option.size() + 1;
+  EXPECT_GT(length, 4096u);
+
+  const fs::path view = dir / "view";
+  fs::create_directories(view);
+  Status mounted;
+  std::string seen;
+  // mountSpec changes the working directory for the relative form: in a thread of its own
+  // namespace and fs state, as the publisher's, so this process's stay as they were.
+  std::thread([&] {
+    mounted = enterPrivateMountNamespace();
+    if (mounted.ok())
+      mounted = mountSpec(*spec, view);
+    if (!mounted.ok())
+      return;
+    seen = testing::readFile(view / "file0") + "," + testing::readFile(view / "file39") + "," +
+           testing::readFile(view / "top");
+    (void)unmount(view);
+  }).join();
+  ASSERT_TRUE(mounted.ok()) << mounted.error().describe();
+  EXPECT_EQ(seen, "0,39,39");       // every layer's file, and the top layer's where they overlap
+  EXPECT_TRUE(fs::is_empty(view));  // mounted only in that thread's namespace
+}
+
 TEST(MountSpecs, RoundTripThroughJson) {
   auto spec = readOnlyView({"/s/b/fs", "/s/a/fs"});
   ASSERT_TRUE(spec.ok());
@@ -137,14 +185,21 @@ TEST(SnapshotStoreTest, ALockHeldElsewhereWaitsAndAStopEndsTheWait) {
   EXPECT_EQ(second.error().code, ErrorCode::kCancelled);
 }
 
-}  // namespace
-TEST(BundleRoots, KeepABundlesChainsWhileItUsesSnapshotsAndForgetItAfter) {
-  testing::TempDir dir;
+// A state dir and a bundle directory beside it.
+class BundleRootsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(bundle);
+    fs::create_directories(state);
+  }
+
+  pullagent::testing::TempDir dir;
   const fs::path state = dir / "state";
   const fs::path bundle = dir / "bundle";
-  fs::create_directories(bundle);
-  fs::create_directories(state);
-  const BundleRoots roots(state);
+  const BundleRoots roots{state};
+};
+
+TEST_F(BundleRootsTest, KeepABundlesChainsWhileItUsesSnapshotsAndForgetItAfter) {
   const std::set<Digest> chains{digestOf("a"), digestOf("b")};
   EXPECT_TRUE(roots.chains(bundle).empty());
   ASSERT_TRUE(roots.record(bundle, chains).ok());
@@ -163,14 +218,8 @@ TEST(BundleRoots, KeepABundlesChainsWhileItUsesSnapshotsAndForgetItAfter) {
   EXPECT_TRUE(roots.collectLive().empty());
 }
 
-TEST(BundleRoots, FilesThatAreNotRootsAsWrittenKeepNothingAndAreRemoved) {
-  testing::TempDir dir;
-  const fs::path state = dir / "state";
-  const fs::path bundle = dir / "bundle";
-  fs::create_directories(bundle);
-  fs::create_directories(state);
+TEST_F(BundleRootsTest, FilesThatAreNotRootsAsWrittenKeepNothingAndAreRemoved) {
   testing::writeFile(bundle / kRootfsMountsFile, "{}");
-  const BundleRoots roots(state);
   ASSERT_TRUE(roots.record(bundle, {digestOf("a")}).ok());
   const fs::path root_dir = state / "bundle-roots";
   const std::string good = fs::directory_iterator(root_dir)->path().filename().string();
@@ -188,4 +237,5 @@ TEST(BundleRoots, FilesThatAreNotRootsAsWrittenKeepNothingAndAreRemoved) {
   EXPECT_EQ(left, std::set<std::string>{good});
 }
 
+}  // namespace
 }  // namespace pullagent::puller
