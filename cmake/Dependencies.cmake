@@ -15,6 +15,8 @@ find_package(nlohmann_json 3.10 REQUIRED)
 find_package(LibArchive 3.6 REQUIRED)
 find_package(spdlog 1.10 REQUIRED)
 find_package(fmt REQUIRED)
+# hosts.toml (registry mirrors), header-only.
+find_package(toml11 3.7 REQUIRED)
 find_package(Threads REQUIRED)
 
 # Flags every library of ours gets (modules and test support): our warnings, optional
