@@ -70,8 +70,13 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
   Authorizer authorizer(http, clock, tokens, job.credentials, job.insecure);
   RetryPolicy policy;
   policy.max_attempts = job.retries;
+  // One pull's blob threads share a throttle at least: a 429 on one holds the others.
+  std::optional<RegistryThrottle> own_throttle;
+  if (job.throttle == nullptr)
+    own_throttle.emplace(clock);
   RegistryClient registry(http, authorizer, clock, random, policy,
-                          {job.insecure ? "http" : "https", job.ref.apiHost(), job.ref.repository});
+                          {job.insecure ? "http" : "https", job.ref.apiHost(), job.ref.repository},
+                          job.throttle != nullptr ? job.throttle : &*own_throttle);
   TransferCounter counter;
 
   if (job.unless_tag_resolves_to && job.ref.tag && !job.ref.digest) {

@@ -20,6 +20,9 @@ namespace pullagent::puller {
 // the daemon's sites ask for.
 struct PullJob {
   ImageRef ref;
+  // Shared by every pull of the process (the service's sites): one host's "slow down" holds
+  // them all. Null: this pull keeps its own.
+  RegistryThrottle* throttle = nullptr;
   PullOptions options;
   RegistryCredentials credentials;
   bool insecure = false;

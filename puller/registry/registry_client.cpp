@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
+#include <optional>
 
 #include "base/redact.h"
 #include "puller/http/redirects.h"
@@ -49,16 +51,21 @@ Status checkContentRange(const std::optional<std::string>& header, int64_t offse
   return {};
 }
 
+// How long a 429 without Retry-After quiets its host for every pull.
+constexpr std::chrono::milliseconds kThrottlePauseWithoutRetryAfter{1000};
+
 }  // namespace
 
 RegistryClient::RegistryClient(HttpClient& http, Authorizer& authorizer, Clock& clock,
-                               Random& random, RetryPolicy policy, RegistryEndpoint endpoint)
+                               Random& random, RetryPolicy policy, RegistryEndpoint endpoint,
+                               RegistryThrottle* throttle)
     : http_(http),
       authorizer_(authorizer),
       clock_(clock),
       random_(random),
       policy_(policy),
-      endpoint_(std::move(endpoint)) {}
+      endpoint_(std::move(endpoint)),
+      throttle_(throttle) {}
 
 std::string RegistryClient::url(const std::string& kind, const std::string& reference) const {
   return endpoint_.scheme + "://" + endpoint_.host + "/v2/" + endpoint_.repository + "/" + kind +
@@ -71,7 +78,15 @@ Result<HttpResponse> RegistryClient::sendAuthorized(HttpRequest request, const C
   for (int round = 0; round < 2; ++round) {
     ASSIGN_OR_RETURN(auto authorization, authorizer_.authorize(target, scope, ctx));
     request.authorization = authorization;
+    // The host's turn is held for the whole request, a blob's body included.
+    std::optional<RegistryThrottle::Permit> turn;
+    if (throttle_ != nullptr) {
+      ASSIGN_OR_RETURN(auto admitted, throttle_->admit(endpoint_.host, ctx));
+      turn.emplace(std::move(admitted));
+    }
     auto response = sendFollowingRedirects(http_, request, ctx);
+    if (response && throttle_ != nullptr && (response->status == 429 || response->status == 503))
+      throttleHost(response.value());
     if (!response || response->status != 401)
       return response;
     // The Authorizer knows best what went wrong (Basic credentials refused, no challenge).
@@ -91,6 +106,19 @@ Result<HttpResponse> RegistryClient::sendAuthorized(HttpRequest request, const C
     }
   }
   return makeError(ErrorCode::kInternal, "unreachable");
+}
+
+void RegistryClient::throttleHost(const HttpResponse& response) {
+  auto header = response.header("Retry-After");
+  auto delay = header ? parseRetryAfter(*header, clock_.wallNow()) : std::nullopt;
+  // A 503 without Retry-After may be one overloaded replica; a 429 always means the registry.
+  if (!delay && response.status != 429)
+    return;
+  const auto pause =
+      std::min(delay.value_or(kThrottlePauseWithoutRetryAfter), policy_.max_retry_after);
+  spdlog::warn("{} asked to slow down (HTTP {}): every pull to it waits {} ms", endpoint_.host,
+               response.status, pause.count());
+  throttle_->pause(endpoint_.host, pause);
 }
 
 Result<FetchedManifest> RegistryClient::fetchManifest(const std::string& reference,

@@ -8,6 +8,7 @@
 #include "base/random.h"
 #include "puller/auth/authorizer.h"
 #include "puller/http/http_client.h"
+#include "puller/http/registry_throttle.h"
 #include "puller/http/retry.h"
 #include "puller/oci/manifest.h"
 #include "puller/oci/pull_observer.h"
@@ -32,8 +33,11 @@ struct FetchedManifest {
 // and redirects, every request authorised through the Authorizer.
 class RegistryClient {
  public:
+  // With `throttle`, every request waits for the registry host's turn there, and a 429 or 503
+  // with Retry-After pauses every pull to that host (not only this one's retries).
   RegistryClient(HttpClient& http, Authorizer& authorizer, Clock& clock, Random& random,
-                 RetryPolicy policy, RegistryEndpoint endpoint);
+                 RetryPolicy policy, RegistryEndpoint endpoint,
+                 RegistryThrottle* throttle = nullptr);
 
   const RegistryEndpoint& endpoint() const { return endpoint_; }
 
@@ -57,6 +61,8 @@ class RegistryClient {
   // One request with the Authorizer in the loop: on a 401 the challenge is learnt (or a refused
   // token dropped) and the request sent once more.
   Result<HttpResponse> sendAuthorized(HttpRequest request, const Context& ctx);
+  // A 429 or 503 told the host to slow down: pause every pull to it (throttle_ set).
+  void throttleHost(const HttpResponse& response);
   Status fetchBlobOnce(const Descriptor& blob, Ingest& ingest, BlobObserver* observer,
                        const Context& ctx);
   std::string url(const std::string& kind, const std::string& reference) const;
@@ -67,6 +73,7 @@ class RegistryClient {
   Random& random_;
   RetryPolicy policy_;
   RegistryEndpoint endpoint_;
+  RegistryThrottle* throttle_;
 };
 
 }  // namespace pullagent::puller
