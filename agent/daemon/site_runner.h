@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "base/random.h"
 #include "puller/http/http_client.h"
+#include "puller/http/registry_throttle.h"
 #include "puller/store/content_store.h"
 #include "resolver/static_hosts_resolver.h"
 #include "resolver/system_resolver.h"
@@ -39,7 +40,11 @@ struct DaemonServices {
 class SitePullRunner final : public SiteAttemptRunner {
  public:
   SitePullRunner(Clock& clock, Random& random, Metrics& metrics, bool privileged)
-      : clock_(clock), random_(random), metrics_(metrics), privileged_(privileged) {}
+      : clock_(clock),
+        random_(random),
+        metrics_(metrics),
+        privileged_(privileged),
+        throttle_(clock) {}
 
   void setServices(std::shared_ptr<DaemonServices> services);
   SiteAttemptResult run(const std::string& site, const std::filesystem::path& config,
@@ -51,6 +56,8 @@ class SitePullRunner final : public SiteAttemptRunner {
   Random& random_;
   Metrics& metrics_;
   const bool privileged_;
+  // One registry host's "slow down" holds every site's pulls to it; kept across reloads.
+  puller::RegistryThrottle throttle_;
   std::mutex mutex_;
   std::shared_ptr<DaemonServices> services_;
 };

@@ -116,6 +116,7 @@ Result<puller::PullOutcome> pullSite(const SitePullServices& services, const Sit
   job.privileged = env.privileged;
   job.snapshots = env.snapshots;
   job.store = services.store;
+  job.throttle = services.throttle;
   job.runtime.seccomp_profile = agent.seccomp_profile;
   job.unless_tag_resolves_to = unless_tag_resolves_to;
 

@@ -32,6 +32,9 @@ struct SitePullServices {
   IdentityPool& identities;
   HostResolver& system_resolver;          // identity endpoints, and the public route
   puller::ContentStore* store = nullptr;  // the state dir's store, when kept open (the daemon)
+  // Every site's pulls to one registry host wait together when it says "slow down" (the
+  // daemon's, kept across reloads); null: each pull keeps its own.
+  puller::RegistryThrottle* throttle = nullptr;
 };
 
 // How a site is authenticated, in words ("user-assigned managed identity <client id>").

@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "base/random.h"
 #include "puller/auth/authorizer.h"
+#include "puller/http/registry_throttle.h"
 #include "puller/pipeline/image_puller.h"
 #include "puller/unpack/image_publisher.h"
 
