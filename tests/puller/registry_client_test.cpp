@@ -294,5 +294,35 @@ TEST_F(RegistryClientTest, AServerErrorIsRetriedWithBackoff) {
   EXPECT_EQ(clock_.sleeps().size(), 1u);
 }
 
+TEST_F(RegistryClientTest, ATooManyRequestsPausesEveryPullSharingTheThrottle) {
+  RegistryThrottle throttle(clock_);
+  const std::string content = bytes(500);
+  const Descriptor blob = blobOf(content);
+  http_.script.expect([](const HttpRequest&) {
+    return respond(429, R"({"errors":[{"code":"TOOMANYREQUESTS"}]})", {{"Retry-After", "7"}});
+  });
+  http_.script.expect(stream(200, content));
+  RegistryClient first(http_, authorizer_, clock_, random_, policy_, {"https", "reg.io", "app"},
+                       &throttle);
+  const auto start = clock_.now();
+  ASSERT_TRUE(first.fetchBlob(blob, *store_, nullptr, ctx()).ok());
+  EXPECT_GE(clock_.now() - start, std::chrono::seconds(7));
+  EXPECT_EQ(throttle.stats("reg.io").pauses, 1);
+
+  // Another pull of the same registry (another site) asks while the pause is in force: it waits
+  // for the rest of it before its first request, instead of being refused on its own.
+  throttle.pause("reg.io", std::chrono::seconds(5));
+  const std::string manifest = R"({"schemaVersion":2})";
+  http_.script.expect([&](const HttpRequest&) {
+    return respond(200, manifest, {{"Content-Type", "application/vnd.oci.image.manifest.v1+json"}});
+  });
+  RegistryClient second(http_, authorizer_, clock_, random_, policy_, {"https", "reg.io", "other"},
+                        &throttle);
+  const auto asked = clock_.now();
+  ASSERT_TRUE(second.fetchManifest("v1", std::nullopt, ctx()).ok());
+  EXPECT_GE(clock_.now() - asked, std::chrono::seconds(5));
+  EXPECT_EQ(http_.script.sent().size(), 3u);  // no request was sent during the pause
+}
+
 }  // namespace
 }  // namespace pullagent::puller
