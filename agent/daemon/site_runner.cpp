@@ -149,7 +149,7 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
   env.privileged = privileged_;
   env.snapshots = services->snapshots;
   SitePullServices pull_services{
-      services->agent,      clock_, random_, *services->identities, services->system_resolver,
+      services->agent,       clock_,    random_, *services->identities, services->system_resolver,
       services->store.get(), &throttle_};
   std::optional<puller::Digest> unless;
   if (unless_tag_resolves_to) {
