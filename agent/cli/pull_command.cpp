@@ -43,6 +43,9 @@ options:
   --username USER --password-stdin
                           the same, with the password read from standard input
   --ca FILE               PEM CA trusted in addition to the system CAs
+  --hosts-dir DIR         mirrors, as containerd reads them: DIR/<registry>/hosts.toml
+                          (and DIR/_default), e.g. /etc/containerd/certs.d
+  --allow-skip-verify     accept skip_verify = true in a hosts.toml
   --platform OS/ARCH[/V]  platform to select from an index (default linux/amd64)
   --insecure              plain HTTP (only for a registry without TLS)
   --concurrency N         blobs downloaded at once (default 4)
@@ -102,8 +105,9 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   auto parsed = parseArgs(argv,
                           {"dest", "rootfs", "bundle", "state", "creds", "username", "ca",
                            "platform", "concurrency", "connect-timeout", "stall-timeout", "retries",
-                           "deadline", "seccomp-profile", "storage", "log-level", "log-format"},
-                          {"insecure", "password-stdin", "help"});
+                           "deadline", "seccomp-profile", "storage", "log-level", "log-format",
+                           "hosts-dir"},
+                          {"insecure", "password-stdin", "allow-skip-verify", "help"});
   const bool has_target = parsed && (parsed->option("dest") || parsed->option("rootfs") ||
                                      parsed->option("bundle") || parsed->option("state"));
   if (!parsed || parsed->flag("help") || parsed->positionals.size() != 1 || !has_target) {
@@ -175,6 +179,10 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   auto http = puller::CurlHttpClient::create(http_options);
   if (!http)
     return fail(http.error());
+  job.http_options = http_options;
+  if (auto hosts = args.option("hosts-dir"))
+    job.hosts_dir = std::filesystem::path(*hosts);
+  job.allow_skip_verify = args.flag("allow-skip-verify");
   job.stop = env.stop;
   job.privileged = env.privileged;
   if (!job.layout && job.form == puller::PublishForm::kBundle) {

@@ -216,6 +216,17 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
     config.webhook_address = webhook;
     config.webhook_secret = Secret(*secret);
   }
+  std::filesystem::path hosts_dir;
+  RETURN_IF_ERROR(read.path("registryHostsDir", hosts_dir));
+  if (!hosts_dir.empty()) {
+    if (!hosts_dir.is_absolute())
+      return doc["registryHostsDir"].error("must be an absolute path, got \"" +
+                                           hosts_dir.string() + "\"");
+    config.registry_hosts_dir = hosts_dir;
+  }
+  RETURN_IF_ERROR(read.boolean("allowSkipVerify", config.allow_skip_verify));
+  RETURN_IF_ERROR(
+      read.integer("maxRequestsPerRegistry", config.max_requests_per_registry, 0, 1024));
   RETURN_IF_ERROR(read.duration("siteRemovalGraceSeconds", config.site_removal_grace, 0, 7 * kDay));
   RETURN_IF_ERROR(
       read.duration("retryInitialBackoffSeconds", config.retry_initial_backoff, 1, kDay));

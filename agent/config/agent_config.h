@@ -83,6 +83,16 @@ struct AgentConfig {
   // "?secret=<secret>" for Docker Hub, which cannot send headers). Off unless set.
   std::optional<std::string> webhook_address;
   std::optional<Secret> webhook_secret;
+
+  // Mirrors, the way containerd is configured: a config_path directory of
+  // <registry host>/hosts.toml (and _default/), as /etc/containerd/certs.d. Unset: every
+  // image comes from its registry.
+  std::optional<std::filesystem::path> registry_hosts_dir;
+  // hosts.toml's skip_verify = true is refused unless this is set.
+  bool allow_skip_verify = false;
+  // Requests in flight to one registry host from all sites together; 0: no cap. A 429 or 503
+  // with Retry-After from a host pauses every pull to it whatever this is.
+  int max_requests_per_registry = 0;
 };
 
 // Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service

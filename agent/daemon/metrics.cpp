@@ -90,7 +90,29 @@ Metrics::Metrics()
       snapshot_bytes_(gauge(*registry_, "pullagent_layer_snapshot_bytes",
                             "Bytes the layer snapshots hold on disk after the last garbage "
                             "collection, each counted once however many images share it.")
-                          .Add({})) {
+                          .Add({})),
+      origin_requests_(counter(*registry_, "pullagent_registry_requests_total",
+                               "Requests pulls sent, by source: the registry itself (origin) or "
+                               "a mirror (hosts.toml).")
+                           .Add({{"source", "origin"}})),
+      mirror_requests_(counter(*registry_, "pullagent_registry_requests_total", "")
+                           .Add({{"source", "mirror"}})),
+      origin_bytes_(counter(*registry_, "pullagent_registry_bytes_total",
+                            "Manifest and blob bytes pulls received, by source.")
+                        .Add({{"source", "origin"}})),
+      mirror_bytes_(
+          counter(*registry_, "pullagent_registry_bytes_total", "").Add({{"source", "mirror"}})),
+      fallbacks_(counter(*registry_, "pullagent_mirror_fallbacks_total",
+                         "Requests a mirror failed and the next source served, by reason.")),
+      throttled_seconds_(counter(*registry_, "pullagent_registry_throttled_seconds_total",
+                                 "Time requests waited for a registry that asked to slow down "
+                                 "(429/503 with Retry-After) or for a slot under "
+                                 "maxRequestsPerRegistry.")
+                             .Add({})) {
+  for (const char* reason : {"not_found", "auth", "digest", "timeout", "tls", "throttled",
+                             "unavailable", "protocol", "other"}) {
+    fallbacks_.Add({{"reason", reason}});
+  }
   for (const char* result : {"unchanged", "updated", "failed"})
     tag_checks_.Add({{"result", result}});
   for (const char* result : {"success", "failure", "cancelled"})
@@ -118,6 +140,16 @@ void Metrics::blobs(int downloaded, int present, int not_needed) {
   blobs_downloaded_.Increment(downloaded);
   blobs_present_.Increment(present);
   blobs_not_needed_.Increment(not_needed);
+}
+
+void Metrics::sources(const puller::SourceTally::Totals& totals) {
+  origin_requests_.Increment(static_cast<double>(totals.origin_requests));
+  mirror_requests_.Increment(static_cast<double>(totals.mirror_requests));
+  origin_bytes_.Increment(static_cast<double>(totals.origin_bytes));
+  mirror_bytes_.Increment(static_cast<double>(totals.mirror_bytes));
+  for (const auto& [reason, count] : totals.fallbacks)
+    fallbacks_.Add({{"reason", reason}}).Increment(static_cast<double>(count));
+  throttled_seconds_.Increment(std::chrono::duration<double>(totals.throttled).count());
 }
 
 void Metrics::retryScheduled() {

@@ -4,6 +4,8 @@
 #include <memory>
 #include <string>
 
+#include "puller/registry/registry_source.h"
+
 namespace prometheus {
 class Registry;
 class Counter;
@@ -47,6 +49,10 @@ class Metrics {
   // "unchanged", "updated" or "failed".
   void tagChecked(const std::string& result);
 
+  // Where a pull's requests and bytes went (mirrors, the origin), the fallbacks from its
+  // mirrors by reason, and how long its requests waited for a throttled registry.
+  void sources(const puller::SourceTally::Totals& totals);
+
   std::string render() const;
 
  private:
@@ -71,6 +77,12 @@ class Metrics {
   prometheus::Counter& snapshots_unpacked_;
   prometheus::Gauge& snapshots_kept_;
   prometheus::Gauge& snapshot_bytes_;
+  prometheus::Counter& origin_requests_;
+  prometheus::Counter& mirror_requests_;
+  prometheus::Counter& origin_bytes_;
+  prometheus::Counter& mirror_bytes_;
+  prometheus::Family<prometheus::Counter>& fallbacks_;
+  prometheus::Counter& throttled_seconds_;
 };
 
 }  // namespace pullagent::agent

@@ -104,6 +104,8 @@ Result<std::shared_ptr<DaemonServices>> DaemonServices::create(AgentConfig agent
 
 void SitePullRunner::setServices(std::shared_ptr<DaemonServices> services) {
   std::lock_guard lock(mutex_);
+  if (services)
+    throttle_.setDefaultLimit(services->agent.max_requests_per_registry);
   services_ = std::move(services);
 }
 
@@ -148,15 +150,17 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
   env.stop = stop;
   env.privileged = privileged_;
   env.snapshots = services->snapshots;
+  puller::SourceTally tally;
   SitePullServices pull_services{
       services->agent,       clock_,    random_, *services->identities, services->system_resolver,
-      services->store.get(), &throttle_};
+      services->store.get(), &throttle_,             &tally};
   std::optional<puller::Digest> unless;
   if (unless_tag_resolves_to) {
     if (auto digest = puller::Digest::parse(*unless_tag_resolves_to))
       unless = digest.value();  // else (a hand-edited state file) a full pull decides
   }
   auto outcome = pullSite(pull_services, site.value(), env, phases, &observer, unless);
+  metrics_.sources(tally.totals());
   if (!outcome)
     return failed(phases.failedPhase(), outcome.error());
   if (outcome->unchanged) {

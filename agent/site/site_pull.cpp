@@ -117,6 +117,10 @@ Result<puller::PullOutcome> pullSite(const SitePullServices& services, const Sit
   job.snapshots = env.snapshots;
   job.store = services.store;
   job.throttle = services.throttle;
+  job.tally = services.tally;
+  job.hosts_dir = agent.registry_hosts_dir;
+  job.allow_skip_verify = agent.allow_skip_verify;
+  job.http_options = http_options;
   job.runtime.seccomp_profile = agent.seccomp_profile;
   job.unless_tag_resolves_to = unless_tag_resolves_to;
 

@@ -35,6 +35,8 @@ struct SitePullServices {
   // Every site's pulls to one registry host wait together when it says "slow down" (the
   // daemon's, kept across reloads); null: each pull keeps its own.
   puller::RegistryThrottle* throttle = nullptr;
+  // Counts where the pull's requests went, failed pulls included (the service's metrics).
+  puller::SourceTally* tally = nullptr;
 };
 
 // How a site is authenticated, in words ("user-assigned managed identity <client id>").

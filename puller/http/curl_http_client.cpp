@@ -144,7 +144,7 @@ extern "C" int progressTrampoline(void* user, curl_off_t, curl_off_t, curl_off_t
 
 struct CurlHttpClient::Impl {
   HttpClientOptions options;
-  std::string ca_blob;  // system CAs + the extra CA, when an extra CA is configured
+  std::string ca_blob;  // system CAs + the extra CAs, when extra CAs are configured
   // Easy handles are pooled and each is used by one thread at a time. Each keeps its own
   // connections and TLS sessions (curl_easy_reset keeps both), so keep-alive and session
   // resumption work across the requests of a pull. Nothing is shared between handles through a
@@ -191,8 +191,8 @@ struct CurlHttpClient::Impl {
              // pinned (VNet DNS), and IMDS must never be reached through a proxy.
              set(CURLOPT_PROXY, "", "PROXY"),
              set(CURLOPT_FOLLOWLOCATION, 0L, "FOLLOWLOCATION"),
-             set(CURLOPT_SSL_VERIFYPEER, 1L, "SSL_VERIFYPEER"),
-             set(CURLOPT_SSL_VERIFYHOST, 2L, "SSL_VERIFYHOST"),
+             set(CURLOPT_SSL_VERIFYPEER, options.skip_verify ? 0L : 1L, "SSL_VERIFYPEER"),
+             set(CURLOPT_SSL_VERIFYHOST, options.skip_verify ? 0L : 2L, "SSL_VERIFYHOST"),
              set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS), "HTTP_VERSION"),
              set(CURLOPT_CONNECTTIMEOUT_MS, connect_ms, "CONNECTTIMEOUT_MS"),
              set(CURLOPT_LOW_SPEED_LIMIT, min_rate, "LOW_SPEED_LIMIT"),
@@ -218,6 +218,12 @@ struct CurlHttpClient::Impl {
     if (!ca_blob.empty()) {
       curl_blob blob{ca_blob.data(), ca_blob.size(), CURL_BLOB_NOCOPY};
       RETURN_IF_ERROR(set(CURLOPT_CAINFO_BLOB, &blob, "CAINFO_BLOB"));
+    }
+    if (options.client_certificate) {
+      const auto& [certificate, key] = *options.client_certificate;
+      RETURN_IF_ERROR(set(CURLOPT_SSLCERT, certificate.c_str(), "SSLCERT"));
+      RETURN_IF_ERROR(
+          set(CURLOPT_SSLKEY, key.empty() ? certificate.c_str() : key.c_str(), "SSLKEY"));
     }
     if (request.method == "HEAD") {
       RETURN_IF_ERROR(set(CURLOPT_NOBODY, 1L, "NOBODY"));
@@ -249,10 +255,17 @@ Result<std::unique_ptr<CurlHttpClient>> CurlHttpClient::create(HttpClientOptions
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
 
-  if (impl->options.extra_ca_file) {
+  std::vector<std::string> ca_files = impl->options.more_ca_files;
+  if (impl->options.extra_ca_file)
+    ca_files.insert(ca_files.begin(), *impl->options.extra_ca_file);
+  if (!ca_files.empty()) {
     // CURLOPT_CAINFO would replace the system store; a blob of both keeps public CAs working
     // (blob storage redirects) while trusting the private registry's CA.
-    ASSIGN_OR_RETURN(auto extra, readFile(*impl->options.extra_ca_file));
+    std::string extra;
+    for (const auto& file : ca_files) {
+      ASSIGN_OR_RETURN(auto pem, readFile(file));
+      extra += pem + "\n";
+    }
     CurlEasy probe(curl_easy_init());
     char* system_ca = nullptr;
     if (probe && curl_easy_getinfo(probe.get(), CURLINFO_CAINFO, &system_ca) == CURLE_OK &&

@@ -4,6 +4,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/host_resolver.h"
 #include "base/version.h"
@@ -15,6 +17,14 @@ struct HttpClientOptions {
   HostResolver* resolver = nullptr;  // required: every host is resolved here and pinned into curl
   // PEM file trusted in addition to the system CAs (a private registry's CA).
   std::optional<std::string> extra_ca_file;
+  // More PEM files trusted in addition (a mirror's `ca` list in hosts.toml).
+  std::vector<std::string> more_ca_files;
+  // A client certificate (PEM) and its key for mutual TLS; an empty key: the key is in the
+  // certificate's file (hosts.toml `client`).
+  std::optional<std::pair<std::string, std::string>> client_certificate;
+  // Skip verifying the server's certificate: only for a mirror whose hosts.toml says
+  // skip_verify and only when the agent config allows it. Never set for registries or identity.
+  bool skip_verify = false;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(15)};
   // The progress rule: a transfer whose average rate over the last `stall_timeout` falls below
   // `min_rate` bytes/s is abandoned (and resumed by the caller). A registry that dribbles a few

@@ -29,6 +29,14 @@ RegistryThrottle::Permit::~Permit() {
     owner_->release(host_);
 }
 
+void RegistryThrottle::setDefaultLimit(int max_in_flight) {
+  {
+    std::lock_guard lock(mutex_);
+    default_limit_ = std::max(max_in_flight, 0);
+  }
+  slot_freed_.notify_all();
+}
+
 void RegistryThrottle::setLimit(const std::string& host, int max_in_flight) {
   {
     std::lock_guard lock(mutex_);
@@ -54,7 +62,8 @@ Result<RegistryThrottle::Permit> RegistryThrottle::admit(const std::string& host
       lock.lock();
       continue;
     }
-    if (state.limit > 0 && state.in_flight >= state.limit) {
+    const int limit = state.limit.value_or(default_limit_);
+    if (limit > 0 && state.in_flight >= limit) {
       slot_freed_.wait_for(lock, kSlice);
       continue;
     }
@@ -70,6 +79,12 @@ void RegistryThrottle::pause(const std::string& host, std::chrono::milliseconds 
   Host& state = hosts_[host];
   state.paused_until = std::max(state.paused_until, clock_.now() + delay);
   ++state.stats.pauses;
+}
+
+bool RegistryThrottle::paused(const std::string& host) const {
+  std::lock_guard lock(mutex_);
+  auto found = hosts_.find(host);
+  return found != hosts_.end() && found->second.paused_until > clock_.now();
 }
 
 RegistryThrottle::HostStats RegistryThrottle::stats(const std::string& host) const {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "base/clock.h"
@@ -24,6 +25,8 @@ class RegistryThrottle {
 
   // At most `max_in_flight` requests to `host` at once; 0 lifts the cap.
   void setLimit(const std::string& host, int max_in_flight);
+  // The cap of every host without one of its own (0: none).
+  void setDefaultLimit(int max_in_flight);
 
   // A request's slot: released when the object goes.
   class Permit {
@@ -50,6 +53,10 @@ class RegistryThrottle {
   // every admit waits until then. A shorter pause never cuts a longer one short.
   void pause(const std::string& host, std::chrono::milliseconds delay);
 
+  // Whether `host` asked for quiet that has not ended yet (a mirror in that state is passed
+  // over instead of waited for).
+  bool paused(const std::string& host) const;
+
   struct HostStats {
     int pauses = 0;                       // times the host asked for quiet
     std::chrono::milliseconds waited{0};  // summed over every admit that waited
@@ -60,7 +67,7 @@ class RegistryThrottle {
  private:
   struct Host {
     std::chrono::steady_clock::time_point paused_until{};
-    int limit = 0;
+    std::optional<int> limit;  // unset: default_limit_
     int in_flight = 0;
     HostStats stats;
   };
@@ -70,6 +77,7 @@ class RegistryThrottle {
   mutable std::mutex mutex_;
   std::condition_variable slot_freed_;
   std::map<std::string, Host> hosts_;
+  int default_limit_ = 0;
 };
 
 }  // namespace pullagent::puller

@@ -218,12 +218,14 @@ Result<std::vector<RegistryHost>> parseHostsToml(std::string_view text, const fs
       if (!table.is_table())
         return invalid(where, "expected a table, got " + typeName(table));
       RegistryHost host;
+      host.config_file = file;
       RETURN_IF_ERROR(setServer(host, server, overridePath(table), where));
       RETURN_IF_ERROR(readHostKeys(host, table, base_dir, where + "."));
       hosts.push_back(std::move(host));
     }
   }
   RegistryHost origin = originOf(registry);
+  origin.config_file = file;
   if (auto found = top.find("server"); found != top.end()) {
     if (!found->second.is_string())
       return invalid(file + ": server", "expected a URL, got " + typeName(found->second));

@@ -31,6 +31,7 @@ struct RegistryHost {
   std::optional<bool> skip_verify;
   std::vector<std::pair<std::string, std::string>> headers;  // in file order, one per value
   bool origin = false;
+  std::string config_file;  // the hosts.toml it came from, for messages (empty: none)
 
   bool can(HostCapability capability) const { return (capabilities & capability) != 0; }
 };

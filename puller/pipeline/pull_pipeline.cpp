@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "puller/pipeline/pull_sources.h"
 #include "puller/snapshot/bundle_roots.h"
 #include "puller/snapshot/chain_id.h"
 #include "puller/store/oci_layout.h"
@@ -47,6 +48,27 @@ Status finishBundleOutside(ImagePublisher& publisher, const PullJob& job, const 
   return roots.record(bundle, after);
 }
 
+// The mirrors of job.hosts_dir (none without it), then the origin.
+Result<std::unique_ptr<PullSources>> pullSources(const PullJob& job, HttpClient& http,
+                                                 Authorizer& authorizer, const Clock& clock) {
+  PullSources::Inputs inputs;
+  inputs.registry = job.ref.domain;
+  inputs.origin_http = &http;
+  inputs.origin_authorizer = &authorizer;
+  inputs.insecure_origin = job.insecure;
+  inputs.http_options = job.http_options ? &*job.http_options : nullptr;
+  inputs.allow_skip_verify = job.allow_skip_verify;
+  if (job.hosts_dir) {
+    ASSIGN_OR_RETURN(inputs.hosts, loadRegistryHosts(*job.hosts_dir, job.ref.domain));
+  } else {
+    RegistryHost origin;
+    origin.host = job.ref.apiHost();
+    origin.origin = true;
+    inputs.hosts.push_back(origin);
+  }
+  return PullSources::create(inputs, clock);
+}
+
 }  // namespace
 
 Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, const PullJob& job) {
@@ -74,9 +96,14 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
   std::optional<RegistryThrottle> own_throttle;
   if (job.throttle == nullptr)
     own_throttle.emplace(clock);
-  RegistryClient registry(http, authorizer, clock, random, policy,
-                          {job.insecure ? "http" : "https", job.ref.apiHost(), job.ref.repository},
-                          job.throttle != nullptr ? job.throttle : &*own_throttle);
+  SourceTally own_tally;
+  SourceTally& tally = job.tally != nullptr ? *job.tally : own_tally;
+  ASSIGN_OR_RETURN(auto sources, pullSources(job, http, authorizer, clock));
+  if (sources->sources().size() > 1)
+    spdlog::info("{} is fetched from {}", job.ref.domain, sources->describe());
+  RegistryClient registry(clock, random, policy, job.ref.repository, sources->sources(),
+                          job.throttle != nullptr ? job.throttle : &*own_throttle,
+                          &tally);
   TransferCounter counter;
 
   if (job.unless_tag_resolves_to && job.ref.tag && !job.ref.digest) {
@@ -87,6 +114,7 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
     if (now_at == *job.unless_tag_resolves_to) {
       spdlog::info("{} still points at {}: nothing to pull", job.ref.str(), now_at.str());
       PullOutcome outcome;
+      outcome.sources = tally.totals();
       outcome.unchanged = true;
       outcome.published = "unchanged (" + now_at.str() + ")";
       return outcome;
@@ -159,6 +187,7 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
     outcome.snapshots_unpacked = publisher->snapshotsUnpacked();
     outcome.snapshots_over_lower = publisher->snapshotsOverLower();
   }
+  outcome.sources = tally.totals();
   outcome.image = std::move(image.value());
   spdlog::info("Pull image successful, time taken {:.2f} s", outcome.seconds);
   return outcome;

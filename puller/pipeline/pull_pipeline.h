@@ -11,7 +11,9 @@
 #include "base/clock.h"
 #include "base/random.h"
 #include "puller/auth/authorizer.h"
+#include "puller/http/curl_http_client.h"
 #include "puller/http/registry_throttle.h"
+#include "puller/registry/registry_source.h"
 #include "puller/pipeline/image_puller.h"
 #include "puller/unpack/image_publisher.h"
 
@@ -26,6 +28,17 @@ struct PullJob {
   RegistryThrottle* throttle = nullptr;
   PullOptions options;
   RegistryCredentials credentials;
+  // Mirrors and the origin's TLS, the way containerd reads them: a config_path directory of
+  // <registry>/hosts.toml (/etc/containerd/certs.d). Unset: the origin alone.
+  std::optional<std::filesystem::path> hosts_dir;
+  bool allow_skip_verify = false;
+  // The options the pull's HTTP client was made with: hosts with TLS settings of their own get
+  // clients made from them.
+  std::optional<HttpClientOptions> http_options;
+  // Where the pull's requests and bytes went, kept by the caller to read even when the pull
+  // fails (the service's metrics). Null: the pull keeps its own (PullOutcome::sources).
+  SourceTally* tally = nullptr;
+
   bool insecure = false;
   int retries = 6;
   std::optional<std::chrono::seconds> deadline;
@@ -60,6 +73,8 @@ struct PullOutcome {
   int snapshots_reused = 0;      // layer snapshots already there
   int snapshots_unpacked = 0;    // layer snapshots this pull made
   int snapshots_over_lower = 0;  // of those, made over the layers below (not side by side)
+  // Requests and bytes from mirrors and the origin, fallbacks from mirrors, throttled time.
+  SourceTally::Totals sources;
 };
 
 // The pull pipeline: the registry client behind the authorizer, the image puller's download

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <optional>
+#include <stdexcept>
 
 #include "base/redact.h"
 #include "puller/http/redirects.h"
@@ -51,47 +52,87 @@ Status checkContentRange(const std::optional<std::string>& header, int64_t offse
   return {};
 }
 
+RegistrySource originSource(HttpClient& http, Authorizer& authorizer,
+                            const RegistryEndpoint& endpoint) {
+  RegistrySource source;
+  source.scheme = endpoint.scheme;
+  source.host = endpoint.host;
+  source.http = &http;
+  source.authorizer = &authorizer;
+  source.origin = true;
+  return source;
+}
+
 // How long a 429 without Retry-After quiets its host for every pull.
 constexpr std::chrono::milliseconds kThrottlePauseWithoutRetryAfter{1000};
 
 }  // namespace
 
+RegistryClient::RegistryClient(Clock& clock, Random& random, RetryPolicy policy,
+                               std::string repository, std::vector<RegistrySource> sources,
+                               RegistryThrottle* throttle, SourceTally* tally)
+    : clock_(clock),
+      random_(random),
+      policy_(policy),
+      repository_(std::move(repository)),
+      sources_(std::move(sources)),
+      throttle_(throttle),
+      tally_(tally) {
+  // The origin is always there, and always last: whatever the mirrors do, it can serve.
+  if (sources_.empty() || !sources_.back().origin)
+    throw std::invalid_argument("RegistryClient: the last source must be the origin");
+}
+
 RegistryClient::RegistryClient(HttpClient& http, Authorizer& authorizer, Clock& clock,
                                Random& random, RetryPolicy policy, RegistryEndpoint endpoint,
                                RegistryThrottle* throttle)
-    : http_(http),
-      authorizer_(authorizer),
-      clock_(clock),
-      random_(random),
-      policy_(policy),
-      endpoint_(std::move(endpoint)),
-      throttle_(throttle) {}
+    : RegistryClient(clock, random, policy, endpoint.repository,
+                     {originSource(http, authorizer, endpoint)}, throttle) {}
 
-std::string RegistryClient::url(const std::string& kind, const std::string& reference) const {
-  return endpoint_.scheme + "://" + endpoint_.host + "/v2/" + endpoint_.repository + "/" + kind +
-         "/" + reference;
+std::string RegistryClient::url(const RegistrySource& source, const std::string& kind,
+                                const std::string& reference) const {
+  std::string text = source.scheme + "://" + source.host + source.api_root + "/" + repository_ +
+                     "/" + kind + "/" + reference;
+  if (!source.ns.empty())
+    text += "?ns=" + source.ns;
+  return text;
 }
 
-Result<HttpResponse> RegistryClient::sendAuthorized(HttpRequest request, const Context& ctx) {
+Result<HttpResponse> RegistryClient::sendAuthorized(const RegistrySource& source,
+                                                    HttpRequest request, const Context& ctx) {
   ASSIGN_OR_RETURN(auto target, Url::parse(request.url));
-  const std::string scope = "repository:" + endpoint_.repository + ":pull";
+  const std::string scope = "repository:" + repository_ + ":pull";
+  request.headers.insert(request.headers.end(), source.headers.begin(), source.headers.end());
   for (int round = 0; round < 2; ++round) {
-    ASSIGN_OR_RETURN(auto authorization, authorizer_.authorize(target, scope, ctx));
-    request.authorization = authorization;
+    if (source.authorization) {
+      request.authorization = source.authorization;
+    } else if (source.authorizer != nullptr) {
+      ASSIGN_OR_RETURN(auto authorization, source.authorizer->authorize(target, scope, ctx));
+      request.authorization = authorization;
+    }
     // The host's turn is held for the whole request, a blob's body included.
     std::optional<RegistryThrottle::Permit> turn;
     if (throttle_ != nullptr) {
-      ASSIGN_OR_RETURN(auto admitted, throttle_->admit(endpoint_.host, ctx));
+      const auto asked = clock_.now();
+      ASSIGN_OR_RETURN(auto admitted, throttle_->admit(source.host, ctx));
       turn.emplace(std::move(admitted));
+      if (tally_ != nullptr) {
+        tally_->throttled(
+            std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - asked));
+      }
     }
-    auto response = sendFollowingRedirects(http_, request, ctx);
+    if (tally_ != nullptr)
+      tally_->request(source.origin);
+    auto response = sendFollowingRedirects(*source.http, request, ctx);
     if (response && throttle_ != nullptr && (response->status == 429 || response->status == 503))
-      throttleHost(response.value());
-    if (!response || response->status != 401)
+      throttleHost(source, response.value());
+    if (!response || response->status != 401 || source.authorization ||
+        source.authorizer == nullptr) {
       return response;
+    }
     // The Authorizer knows best what went wrong (Basic credentials refused, no challenge).
-    if (auto status =
-            authorizer_.onUnauthorized(target, response.value(), scope, request.authorization);
+    if (auto status = source.authorizer->onUnauthorized(target, response.value(), scope,
+                                                        request.authorization);
         !status) {
       return status.error();
     }
@@ -101,14 +142,14 @@ Result<HttpResponse> RegistryClient::sendAuthorized(HttpRequest request, const C
       error.message +=
           "; the registry refused the token it issued: check that the user or "
           "identity may pull " +
-          endpoint_.repository;
+          repository_;
       return error;
     }
   }
   return makeError(ErrorCode::kInternal, "unreachable");
 }
 
-void RegistryClient::throttleHost(const HttpResponse& response) {
+void RegistryClient::throttleHost(const RegistrySource& source, const HttpResponse& response) {
   auto header = response.header("Retry-After");
   auto delay = header ? parseRetryAfter(*header, clock_.wallNow()) : std::nullopt;
   // A 503 without Retry-After may be one overloaded replica; a 429 always means the registry.
@@ -116,88 +157,139 @@ void RegistryClient::throttleHost(const HttpResponse& response) {
     return;
   const auto pause =
       std::min(delay.value_or(kThrottlePauseWithoutRetryAfter), policy_.max_retry_after);
-  spdlog::warn("{} asked to slow down (HTTP {}): every pull to it waits {} ms", endpoint_.host,
-               response.status, pause.count());
-  throttle_->pause(endpoint_.host, pause);
+  spdlog::warn("{} asked to slow down (HTTP {}): every pull to it waits {} ms",
+               source.describe(), response.status, pause.count());
+  throttle_->pause(source.host, pause);
+}
+
+Status RegistryClient::trySources(
+    const std::string& what, const std::function<bool(size_t)>& eligible, const Context& ctx,
+    const std::function<AttemptOutcome(const RegistrySource&)>& attempt,
+    const std::function<void(const Error&)>& after_mirror_failure) {
+  for (size_t index = 0; index < sources_.size(); ++index) {
+    const RegistrySource& source = sources_[index];
+    if (source.origin) {
+      return retryLoop(policy_, clock_, random_, ctx, what + " from " + source.host,
+                       [&](int) { return attempt(source); });
+    }
+    if (!eligible(index))
+      continue;
+    std::string_view reason;
+    Error failure;
+    if (throttle_ != nullptr && throttle_->paused(source.host)) {
+      reason = "throttled";  // a mirror that asked for quiet is passed over, not waited for
+      failure = makeError(ErrorCode::kUnavailable, "asked to slow down");
+    } else {
+      auto outcome = attempt(source);
+      if (outcome.status)
+        return {};
+      RETURN_IF_ERROR(ctx.check());  // a stop or the deadline: no mirror's fault
+      failure = outcome.status.error();
+      reason = fallbackReason(failure);
+      if (after_mirror_failure)
+        after_mirror_failure(failure);
+    }
+    if (tally_ != nullptr)
+      tally_->fallback(reason);
+    // A 404 is how a peer-to-peer mirror says "not here": routine, not a warning.
+    const auto level = reason == "not_found" ? spdlog::level::info : spdlog::level::warn;
+    spdlog::log(level, "{}: {} failed ({}): {}; trying the next source", what, source.describe(),
+                reason, failure.message);
+  }
+  return makeError(ErrorCode::kInternal, "no origin among the registry sources");
+}
+
+AttemptOutcome RegistryClient::manifestAttempt(const RegistrySource& source,
+                                               const std::string& reference,
+                                               const std::optional<Digest>& expected,
+                                               FetchedManifest& fetched, const Context& ctx) {
+  const std::string what = "manifest " + source.host + "/" + repository_ + ":" + reference;
+  HttpRequest request;
+  request.url = url(source, "manifests", reference);
+  request.headers.push_back({"Accept", std::string(media_type::kManifestAccept)});
+  request.max_body = static_cast<size_t>(kMaxManifestSize);
+  auto response = sendAuthorized(source, request, ctx);
+  if (!response)
+    return response.error().context(what);
+  if (response->status != 200)
+    return registryError(response.value(), what, clock_.wallNow());
+  if (tally_ != nullptr)
+    tally_->bytes(source.origin, static_cast<int64_t>(response->body.size()));
+  fetched.bytes = std::move(response->body);
+  auto content_type = response->header("Content-Type").value_or("");
+  fetched.media_type = content_type.substr(0, content_type.find(';'));
+  fetched.digest = Sha256::of(fetched.bytes);
+  if (expected && fetched.digest != *expected) {
+    return makeError(
+        ErrorCode::kDigestMismatch,
+        what + ": content hashes to " + fetched.digest.str() + ", not the " + "requested digest");
+  }
+  if (auto header = response->header("Docker-Content-Digest")) {
+    auto announced = Digest::parse(*header);
+    if (announced && announced.value() != fetched.digest) {
+      return makeError(ErrorCode::kDigestMismatch,
+                       what + ": Docker-Content-Digest " + announced->str() +
+                           " does not match the content's " + fetched.digest.str());
+    }
+  }
+  return {};
 }
 
 Result<FetchedManifest> RegistryClient::fetchManifest(const std::string& reference,
                                                       const std::optional<Digest>& expected,
                                                       const Context& ctx) {
   FetchedManifest fetched;
-  const std::string what =
-      "manifest " + endpoint_.host + "/" + endpoint_.repository + ":" + reference;
-  auto status = retryLoop(policy_, clock_, random_, ctx, what, [&](int) -> AttemptOutcome {
-    HttpRequest request;
-    request.url = url("manifests", reference);
-    request.headers.push_back({"Accept", std::string(media_type::kManifestAccept)});
-    request.max_body = static_cast<size_t>(kMaxManifestSize);
-    auto response = sendAuthorized(request, ctx);
-    if (!response)
-      return response.error().context(what);
-    if (response->status != 200)
-      return registryError(response.value(), what, clock_.wallNow());
-    fetched.bytes = std::move(response->body);
-    auto content_type = response->header("Content-Type").value_or("");
-    fetched.media_type = content_type.substr(0, content_type.find(';'));
-    fetched.digest = Sha256::of(fetched.bytes);
-    if (expected && fetched.digest != *expected) {
-      return makeError(
-          ErrorCode::kDigestMismatch,
-          what + ": content hashes to " + fetched.digest.str() + ", not the " + "requested digest");
-    }
-    if (auto header = response->header("Docker-Content-Digest")) {
-      auto announced = Digest::parse(*header);
-      if (announced && announced.value() != fetched.digest) {
-        return makeError(ErrorCode::kDigestMismatch,
-                         what + ": Docker-Content-Digest " + announced->str() +
-                             " does not match the content's " + fetched.digest.str());
-      }
-    }
-    return {};
-  });
-  if (!status)
-    return status.error();
+  const std::string what = "manifest " + repository_ + ":" + reference;
+  // By digest the bytes prove themselves wherever they come from; what a tag means is asked
+  // only of sources trusted to resolve.
+  auto eligible = [&](size_t index) {
+    return expected ? sources_[index].pull : sources_[index].resolve;
+  };
+  RETURN_IF_ERROR(trySources(what, eligible, ctx, [&](const RegistrySource& source) {
+    return manifestAttempt(source, reference, expected, fetched, ctx);
+  }));
   return fetched;
 }
 
 Result<Digest> RegistryClient::resolveTag(const std::string& tag, const Context& ctx) {
-  const std::string what = "manifest " + endpoint_.host + "/" + endpoint_.repository + ":" + tag;
-  std::optional<Digest> announced;
-  bool head_refused = false;
-  auto status = retryLoop(policy_, clock_, random_, ctx, what, [&](int) -> AttemptOutcome {
+  const std::string what = "manifest " + repository_ + ":" + tag;
+  std::optional<Digest> resolved;
+  auto attempt = [&](const RegistrySource& source) -> AttemptOutcome {
+    const std::string where = "manifest " + source.host + "/" + repository_ + ":" + tag;
     HttpRequest request;
     request.method = "HEAD";
-    request.url = url("manifests", tag);
+    request.url = url(source, "manifests", tag);
     request.headers.push_back({"Accept", std::string(media_type::kManifestAccept)});
-    auto response = sendAuthorized(request, ctx);
+    auto response = sendAuthorized(source, request, ctx);
     if (!response)
-      return response.error().context(what);
-    if (response->status == 405 || response->status == 501) {
-      head_refused = true;
-      return {};
+      return response.error().context(where);
+    const bool head_refused = response->status == 405 || response->status == 501;
+    if (!head_refused && response->status != 200)
+      return registryError(response.value(), where, clock_.wallNow());
+    if (auto header = response->header("Docker-Content-Digest"); header && !head_refused) {
+      if (auto digest = Digest::parse(*header)) {
+        resolved = digest.value();
+        return {};
+      }
     }
-    if (response->status != 200)
-      return registryError(response.value(), what, clock_.wallNow());
-    if (auto header = response->header("Docker-Content-Digest")) {
-      if (auto digest = Digest::parse(*header))
-        announced = digest.value();
-    }
-    return {};
-  });
-  RETURN_IF_ERROR(status);
-  if (announced && !head_refused)
-    return *announced;
-  ASSIGN_OR_RETURN(auto fetched, fetchManifest(tag, std::nullopt, ctx));
-  return fetched.digest;
+    // No usable HEAD here: the manifest itself, and the digest of its bytes.
+    FetchedManifest fetched;
+    auto outcome = manifestAttempt(source, tag, std::nullopt, fetched, ctx);
+    if (outcome.status)
+      resolved = fetched.digest;
+    return outcome;
+  };
+  RETURN_IF_ERROR(trySources(
+      what, [&](size_t index) { return sources_[index].resolve; }, ctx, attempt));
+  return *resolved;
 }
 
-Status RegistryClient::fetchBlobOnce(const Descriptor& blob, Ingest& ingest, BlobObserver* observer,
-                                     const Context& ctx) {
+Status RegistryClient::fetchBlobOnce(const RegistrySource& source, const Descriptor& blob,
+                                     Ingest& ingest, BlobObserver* observer, const Context& ctx) {
   const int64_t offset = ingest.offset();
-  const std::string what = "blob " + blob.digest.str();
+  const std::string what = "blob " + blob.digest.str() + " from " + source.host;
   HttpRequest request;
-  request.url = url("blobs", blob.digest.str());
+  request.url = url(source, "blobs", blob.digest.str());
   if (offset > 0)
     request.headers.push_back({"Range", "bytes=" + std::to_string(offset) + "-"});
   int64_t skip = 0;
@@ -227,6 +319,8 @@ Status RegistryClient::fetchBlobOnce(const Descriptor& blob, Ingest& ingest, Blo
     return {};
   };
   request.on_body = [&](std::string_view chunk) -> Status {
+    if (tally_ != nullptr)
+      tally_->bytes(source.origin, static_cast<int64_t>(chunk.size()));
     if (skip > 0) {
       auto dropped = std::min<int64_t>(skip, static_cast<int64_t>(chunk.size()));
       chunk.remove_prefix(static_cast<size_t>(dropped));
@@ -242,7 +336,7 @@ Status RegistryClient::fetchBlobOnce(const Descriptor& blob, Ingest& ingest, Blo
   if (observer != nullptr)
     observer->onBlobStart(blob, offset);
 
-  auto response = sendAuthorized(request, ctx);
+  auto response = sendAuthorized(source, request, ctx);
   if (!response)
     return response.error().context(what);
   if (response->status == 416 && offset > 0) {
@@ -265,33 +359,71 @@ Status RegistryClient::fetchBlobOnce(const Descriptor& blob, Ingest& ingest, Blo
 Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
                                  BlobObserver* observer, const Context& ctx) {
   const std::string what = "blob " + blob.digest.str();
-  const std::string source = endpoint_.host + "/" + endpoint_.repository;
-  // A partial download from an earlier attempt at this source is resumed; if the result does
-  // not verify, those earlier bytes may be what was wrong (a server that changed them, a
-  // corrupt disk): the blob is fetched once more from byte 0 before the pull fails.
-  for (bool resumed = true; resumed;) {
+  // Partial bytes are bound to the origin's name whichever source delivered them: the mirrors
+  // serve that registry's content, and the whole is verified against the digest at the end.
+  const std::string ingest_source = origin().host + "/" + repository_;
+  // Mirrors whose bytes were part of a blob that did not verify are not asked again.
+  std::vector<bool> distrusted(sources_.size(), false);
+  while (true) {
     if (store.contains(blob.digest, blob.size))
       return {};
-    ASSIGN_OR_RETURN(auto ingest, store.beginIngest(blob.digest, blob.size, source, ctx));
+    ASSIGN_OR_RETURN(auto ingest, store.beginIngest(blob.digest, blob.size, ingest_source, ctx));
     if (!ingest)
       return {};  // another caller finished the blob while we waited for the ingest
-    resumed = ingest->offset() > 0;
-    auto status = retryLoop(policy_, clock_, random_, ctx, what, [&](int) -> AttemptOutcome {
+    // A partial download from an earlier attempt is resumed; if the result does not verify,
+    // those earlier bytes may be what was wrong (a server that changed them, a corrupt disk).
+    bool earlier_bytes = ingest->offset() > 0;
+    std::vector<size_t> contributors;
+    size_t current = 0;
+    auto attempt = [&](const RegistrySource& source) -> AttemptOutcome {
+      current = static_cast<size_t>(&source - sources_.data());
       const int64_t before = ingest->offset();
       if (before == blob.size)
         return Status{};
-      Status fetched = fetchBlobOnce(blob, *ingest, observer, ctx);
-      return {std::move(fetched), ingest->offset() > before};
-    });
+      Status fetched = fetchBlobOnce(source, blob, *ingest, observer, ctx);
+      const bool progress = ingest->offset() > before;
+      if (progress && std::find(contributors.begin(), contributors.end(), current) ==
+                          contributors.end()) {
+        contributors.push_back(current);
+      }
+      return {std::move(fetched), progress};
+    };
+    // Bytes that broke the protocol or overran the size are not resumed by the next source;
+    // a connection that merely ended leaves bytes the digest will judge at the end.
+    auto after_mirror_failure = [&](const Error& error) {
+      if (error.code == ErrorCode::kDigestMismatch || error.code == ErrorCode::kProtocol) {
+        if (ingest->restart()) {
+          std::erase(contributors, current);
+          earlier_bytes = false;
+        }
+      }
+    };
+    auto status = trySources(
+        what, [&](size_t index) { return sources_[index].pull && !distrusted[index]; }, ctx,
+        attempt, after_mirror_failure);
     if (!status)
       return status;
     status = ingest->commit();
-    if (status || status.error().code != ErrorCode::kDigestMismatch || !resumed)
+    if (status || status.error().code != ErrorCode::kDigestMismatch)
       return status;
-    spdlog::warn("{}: resumed bytes did not verify ({}); downloading it again from the start", what,
-                 status.error().message);
+    bool excluded_any = false;
+    for (size_t index : contributors) {
+      if (!sources_[index].origin && !distrusted[index]) {
+        distrusted[index] = true;
+        excluded_any = true;
+        if (tally_ != nullptr)
+          tally_->fallback("digest");
+        spdlog::warn("{}: bytes from {} did not verify ({}); fetching it again without it", what,
+                     sources_[index].describe(), status.error().message);
+      }
+    }
+    if (!excluded_any && !earlier_bytes)
+      return status;
+    if (!excluded_any) {
+      spdlog::warn("{}: resumed bytes did not verify ({}); downloading it again from the start",
+                   what, status.error().message);
+    }
   }
-  return makeError(ErrorCode::kInternal, "unreachable");
 }
 
 }  // namespace pullagent::puller

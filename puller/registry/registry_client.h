@@ -1,8 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/random.h"
@@ -12,6 +14,7 @@
 #include "puller/http/retry.h"
 #include "puller/oci/manifest.h"
 #include "puller/oci/pull_observer.h"
+#include "puller/registry/registry_source.h"
 #include "puller/store/content_store.h"
 
 namespace pullagent::puller {
@@ -30,16 +33,25 @@ struct FetchedManifest {
 
 // The registry API (distribution spec v2 / OCI distribution) for one repository: manifests by
 // tag or digest with verification, blobs streamed into the content store with retry, resume
-// and redirects, every request authorised through the Authorizer.
+// and redirects, every request authorised through its source's Authorizer.
+//
+// Content comes from the sources in order, the origin last. A mirror gets one try per request:
+// any failure there (connect, TLS, an HTTP error, a body cut short, bytes that do not verify)
+// falls through to the next source; only the origin's failures are retried, with backoff.
+// Tags are resolved only at sources that may resolve; whatever is fetched by digest is
+// verified wherever it came from.
 class RegistryClient {
  public:
-  // With `throttle`, every request waits for the registry host's turn there, and a 429 or 503
-  // with Retry-After pauses every pull to that host (not only this one's retries).
+  // With `throttle`, every request waits for its host's turn there, and a 429 or 503 with
+  // Retry-After pauses every pull to that host (not only this one's retries). A mirror that is
+  // paused is passed over instead of waited for. `tally` (optional) counts what came from where.
+  RegistryClient(Clock& clock, Random& random, RetryPolicy policy, std::string repository,
+                 std::vector<RegistrySource> sources, RegistryThrottle* throttle = nullptr,
+                 SourceTally* tally = nullptr);
+  // The origin alone.
   RegistryClient(HttpClient& http, Authorizer& authorizer, Clock& clock, Random& random,
                  RetryPolicy policy, RegistryEndpoint endpoint,
                  RegistryThrottle* throttle = nullptr);
-
-  const RegistryEndpoint& endpoint() const { return endpoint_; }
 
   // GET /v2/<repo>/manifests/<reference>. By digest the bytes must hash to it; by tag the
   // digest is computed from the bytes (and must agree with Docker-Content-Digest when sent).
@@ -54,26 +66,42 @@ class RegistryClient {
 
   // Downloads a blob into `store` unless it is already there. Resumes partial ingests with
   // Range, retries transient failures, verifies size and digest before the blob is visible.
+  // Bytes a mirror delivered before it failed are kept and the next source asked for the
+  // rest; should the whole then not verify, the blob is fetched again from byte 0 from the
+  // sources that did not take part (the origin at last).
   Status fetchBlob(const Descriptor& blob, ContentStore& store, BlobObserver* observer,
                    const Context& ctx);
 
  private:
-  // One request with the Authorizer in the loop: on a 401 the challenge is learnt (or a refused
-  // token dropped) and the request sent once more.
-  Result<HttpResponse> sendAuthorized(HttpRequest request, const Context& ctx);
+  // One request with the source's Authorizer in the loop: on a 401 the challenge is learnt (or
+  // a refused token dropped) and the request sent once more.
+  Result<HttpResponse> sendAuthorized(const RegistrySource& source, HttpRequest request,
+                                      const Context& ctx);
   // A 429 or 503 told the host to slow down: pause every pull to it (throttle_ set).
-  void throttleHost(const HttpResponse& response);
-  Status fetchBlobOnce(const Descriptor& blob, Ingest& ingest, BlobObserver* observer,
-                       const Context& ctx);
-  std::string url(const std::string& kind, const std::string& reference) const;
+  void throttleHost(const RegistrySource& source, const HttpResponse& response);
+  // Tries `attempt` at each mirror that `eligible` admits (by index), in order, until one
+  // succeeds, and at last at the origin: one try at a mirror, the retry loop at the origin.
+  // `after_mirror_failure` sees each mirror's failure before the next source is tried.
+  Status trySources(const std::string& what, const std::function<bool(size_t)>& eligible,
+                    const Context& ctx,
+                    const std::function<AttemptOutcome(const RegistrySource&)>& attempt,
+                    const std::function<void(const Error&)>& after_mirror_failure = {});
+  AttemptOutcome manifestAttempt(const RegistrySource& source, const std::string& reference,
+                                 const std::optional<Digest>& expected, FetchedManifest& fetched,
+                                 const Context& ctx);
+  Status fetchBlobOnce(const RegistrySource& source, const Descriptor& blob, Ingest& ingest,
+                       BlobObserver* observer, const Context& ctx);
+  std::string url(const RegistrySource& source, const std::string& kind,
+                  const std::string& reference) const;
+  const RegistrySource& origin() const { return sources_.back(); }
 
-  HttpClient& http_;
-  Authorizer& authorizer_;
   Clock& clock_;
   Random& random_;
   RetryPolicy policy_;
-  RegistryEndpoint endpoint_;
+  std::string repository_;
+  std::vector<RegistrySource> sources_;
   RegistryThrottle* throttle_;
+  SourceTally* tally_;
 };
 
 }  // namespace pullagent::puller
