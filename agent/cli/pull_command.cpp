@@ -102,12 +102,12 @@ int fail(const Error& error) {
 }  // namespace
 
 int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env) {
-  auto parsed = parseArgs(argv,
-                          {"dest", "rootfs", "bundle", "state", "creds", "username", "ca",
-                           "platform", "concurrency", "connect-timeout", "stall-timeout", "retries",
-                           "deadline", "seccomp-profile", "storage", "log-level", "log-format",
-                           "hosts-dir"},
-                          {"insecure", "password-stdin", "allow-skip-verify", "help"});
+  auto parsed =
+      parseArgs(argv,
+                {"dest", "rootfs", "bundle", "state", "creds", "username", "ca", "platform",
+                 "concurrency", "connect-timeout", "stall-timeout", "retries", "deadline",
+                 "seccomp-profile", "storage", "log-level", "log-format", "hosts-dir"},
+                {"insecure", "password-stdin", "allow-skip-verify", "help"});
   const bool has_target = parsed && (parsed->option("dest") || parsed->option("rootfs") ||
                                      parsed->option("bundle") || parsed->option("state"));
   if (!parsed || parsed->flag("help") || parsed->positionals.size() != 1 || !has_target) {

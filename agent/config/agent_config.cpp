@@ -220,8 +220,8 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   RETURN_IF_ERROR(read.path("registryHostsDir", hosts_dir));
   if (!hosts_dir.empty()) {
     if (!hosts_dir.is_absolute())
-      return doc["registryHostsDir"].error("must be an absolute path, got \"" +
-                                           hosts_dir.string() + "\"");
+      return doc["registryHostsDir"].error("must be an absolute path, got \"" + hosts_dir.string() +
+                                           "\"");
     config.registry_hosts_dir = hosts_dir;
   }
   RETURN_IF_ERROR(read.boolean("allowSkipVerify", config.allow_skip_verify));

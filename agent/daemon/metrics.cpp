@@ -95,8 +95,8 @@ Metrics::Metrics()
                                "Requests pulls sent, by source: the registry itself (origin) or "
                                "a mirror (hosts.toml).")
                            .Add({{"source", "origin"}})),
-      mirror_requests_(counter(*registry_, "pullagent_registry_requests_total", "")
-                           .Add({{"source", "mirror"}})),
+      mirror_requests_(
+          counter(*registry_, "pullagent_registry_requests_total", "").Add({{"source", "mirror"}})),
       origin_bytes_(counter(*registry_, "pullagent_registry_bytes_total",
                             "Manifest and blob bytes pulls received, by source.")
                         .Add({{"source", "origin"}})),

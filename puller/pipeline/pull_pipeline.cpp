@@ -102,8 +102,7 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
   if (sources->sources().size() > 1)
     spdlog::info("{} is fetched from {}", job.ref.domain, sources->describe());
   RegistryClient registry(clock, random, policy, job.ref.repository, sources->sources(),
-                          job.throttle != nullptr ? job.throttle : &*own_throttle,
-                          &tally);
+                          job.throttle != nullptr ? job.throttle : &*own_throttle, &tally);
   TransferCounter counter;
 
   if (job.unless_tag_resolves_to && job.ref.tag && !job.ref.digest) {

@@ -13,8 +13,8 @@
 #include "puller/auth/authorizer.h"
 #include "puller/http/curl_http_client.h"
 #include "puller/http/registry_throttle.h"
-#include "puller/registry/registry_source.h"
 #include "puller/pipeline/image_puller.h"
+#include "puller/registry/registry_source.h"
 #include "puller/unpack/image_publisher.h"
 
 namespace pullagent::puller {

@@ -10,7 +10,8 @@ bool isAuthorization(const std::string& name) {
 }
 
 std::string hostDescription(const RegistryHost& host) {
-  std::string text = (host.origin ? "the origin " : "the mirror ") + host.scheme + "://" + host.host;
+  std::string text =
+      (host.origin ? "the origin " : "the mirror ") + host.scheme + "://" + host.host;
   if (!host.config_file.empty())
     text += " (" + host.config_file + ")";
   return text;
@@ -31,8 +32,9 @@ Result<HttpClient*> PullSources::clientFor(const RegistryHost& host, const Input
     return inputs.origin_http;
   if (inputs.http_options == nullptr) {
     return makeError(ErrorCode::kInvalidArgument,
-                     hostDescription(host) + " has TLS settings of its own (ca, client, "
-                                             "skip_verify), which this caller cannot apply");
+                     hostDescription(host) +
+                         " has TLS settings of its own (ca, client, "
+                         "skip_verify), which this caller cannot apply");
   }
   HttpClientOptions options = *inputs.http_options;
   for (const auto& file : host.ca_files)
@@ -50,8 +52,7 @@ Result<HttpClient*> PullSources::clientFor(const RegistryHost& host, const Input
   return clients_.back().get();
 }
 
-Result<std::unique_ptr<PullSources>> PullSources::create(const Inputs& inputs,
-                                                         const Clock& clock) {
+Result<std::unique_ptr<PullSources>> PullSources::create(const Inputs& inputs, const Clock& clock) {
   std::unique_ptr<PullSources> made(new PullSources());
   for (const auto& host : inputs.hosts) {
     if (!host.origin && !host.can(kCapabilityPull) && !host.can(kCapabilityResolve))

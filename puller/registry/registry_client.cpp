@@ -157,8 +157,8 @@ void RegistryClient::throttleHost(const RegistrySource& source, const HttpRespon
     return;
   const auto pause =
       std::min(delay.value_or(kThrottlePauseWithoutRetryAfter), policy_.max_retry_after);
-  spdlog::warn("{} asked to slow down (HTTP {}): every pull to it waits {} ms",
-               source.describe(), response.status, pause.count());
+  spdlog::warn("{} asked to slow down (HTTP {}): every pull to it waits {} ms", source.describe(),
+               response.status, pause.count());
   throttle_->pause(source.host, pause);
 }
 
@@ -178,7 +178,7 @@ Status RegistryClient::trySources(
     Error failure;
     if (throttle_ != nullptr && throttle_->paused(source.host)) {
       reason = "throttled";  // a mirror that asked for quiet is passed over, not waited for
-      failure = makeError(ErrorCode::kUnavailable, "asked to slow down");
+      failure = makeError(ErrorCode::kUnavailable, what + ": still paused (it asked to slow down)");
     } else {
       auto outcome = attempt(source);
       if (outcome.status)
@@ -193,8 +193,8 @@ Status RegistryClient::trySources(
       tally_->fallback(reason);
     // A 404 is how a peer-to-peer mirror says "not here": routine, not a warning.
     const auto level = reason == "not_found" ? spdlog::level::info : spdlog::level::warn;
-    spdlog::log(level, "{}: {} failed ({}): {}; trying the next source", what, source.describe(),
-                reason, failure.message);
+    spdlog::log(level, "{} ({}): {}; trying the next source", source.describe(), reason,
+                failure.message);
   }
   return makeError(ErrorCode::kInternal, "no origin among the registry sources");
 }
@@ -382,8 +382,8 @@ Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
         return Status{};
       Status fetched = fetchBlobOnce(source, blob, *ingest, observer, ctx);
       const bool progress = ingest->offset() > before;
-      if (progress && std::find(contributors.begin(), contributors.end(), current) ==
-                          contributors.end()) {
+      if (progress &&
+          std::find(contributors.begin(), contributors.end(), current) == contributors.end()) {
         contributors.push_back(current);
       }
       return {std::move(fetched), progress};
