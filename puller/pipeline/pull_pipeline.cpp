@@ -50,11 +50,11 @@ Status finishBundleOutside(ImagePublisher& publisher, const PullJob& job, const 
 
 // The mirrors of job.hosts_dir (none without it), then the origin.
 Result<std::unique_ptr<PullSources>> pullSources(const PullJob& job, HttpClient& http,
-                                                 Authorizer& authorizer, const Clock& clock) {
+                                                 const Clock& clock) {
   PullSources::Inputs inputs;
   inputs.registry = job.ref.domain;
   inputs.origin_http = &http;
-  inputs.origin_authorizer = &authorizer;
+  inputs.origin_credentials = job.credentials;
   inputs.insecure_origin = job.insecure;
   inputs.http_options = job.http_options ? &*job.http_options : nullptr;
   inputs.allow_skip_verify = job.allow_skip_verify;
@@ -88,8 +88,6 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
     store = own_store.get();
   }
 
-  TokenCache tokens(clock);
-  Authorizer authorizer(http, clock, tokens, job.credentials, job.insecure);
   RetryPolicy policy;
   policy.max_attempts = job.retries;
   // One pull's blob threads share a throttle at least: a 429 on one holds the others.
@@ -98,7 +96,7 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
     own_throttle.emplace(clock);
   SourceTally own_tally;
   SourceTally& tally = job.tally != nullptr ? *job.tally : own_tally;
-  ASSIGN_OR_RETURN(auto sources, pullSources(job, http, authorizer, clock));
+  ASSIGN_OR_RETURN(auto sources, pullSources(job, http, clock));
   if (sources->sources().size() > 1)
     spdlog::info("{} is fetched from {}", job.ref.domain, sources->describe());
   RegistryClient registry(clock, random, policy, job.ref.repository, sources->sources(),

@@ -71,15 +71,14 @@ Result<std::unique_ptr<PullSources>> PullSources::create(const Inputs& inputs, c
       else if (!isAuthorization(name))
         source.headers.push_back({name, value});
     }
-    if (host.origin) {
-      source.authorizer = inputs.origin_authorizer;
-    } else {
-      // The mirror's own, without credentials: it may still answer its own token challenge.
-      made->token_caches_.push_back(std::make_unique<TokenCache>(clock));
-      made->authorizers_.push_back(std::make_unique<Authorizer>(
-          *source.http, clock, *made->token_caches_.back(), RegistryCredentials{}, false));
-      source.authorizer = made->authorizers_.back().get();
-    }
+    // Each source its own Authorizer and token cache: the origin's with the pull's
+    // credentials, a mirror's with none (it may still answer a token challenge of its own).
+    made->token_caches_.push_back(std::make_unique<TokenCache>(clock));
+    made->authorizers_.push_back(std::make_unique<Authorizer>(
+        *source.http, clock, *made->token_caches_.back(),
+        host.origin ? inputs.origin_credentials : RegistryCredentials{},
+        host.origin && inputs.insecure_origin));
+    source.authorizer = made->authorizers_.back().get();
     if (!host.origin && host.host != inputs.registry)
       source.ns = inputs.registry;
     made->sources_.push_back(std::move(source));

@@ -22,7 +22,9 @@ class PullSources {
     std::vector<RegistryHost> hosts;  // the origin last
     std::string registry;             // as the reference names it: the mirrors' ?ns=
     HttpClient* origin_http = nullptr;
-    Authorizer* origin_authorizer = nullptr;
+    // The pull's credentials: for the origin's Authorizer alone, whose token requests go
+    // through the origin's client (its CA trusted for the token server too, as containerd does).
+    RegistryCredentials origin_credentials;
     bool insecure_origin = false;  // the origin over plain http (--insecure)
     // The options the pull's own client was made with, for clients of hosts with TLS settings
     // of their own. Null: such hosts are an error (a caller that cannot make clients).

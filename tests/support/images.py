@@ -304,6 +304,9 @@ def standard_images():
     add("test/multi:v1", *make_image([base, big, small]))
     add("test/multi:v2", *make_image([base, newer]))
     add("test/docker:v1", *make_image([base, small], docker=True))
+    # Docker media types: what Debian's docker-registry in proxy mode (the pull-through cache
+    # of the mirror tests) can fetch from its upstream; it does not ask for OCI manifests.
+    add("test/cached:v1", *make_image([big, small], docker=True))
     add("test/dup:v1", *make_image([small, base], duplicate_first_layer=True))
 
     semantics = semantics_layers()

@@ -244,7 +244,9 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
       rate              send the body at this many bytes per second (a dribbling server)
       flip_at           flip the byte at this offset of the body (with truncate_at: poison)
     Every forwarded request is recorded: path, Range, whether Authorization was present, bytes
-    of body sent."""
+    of body sent, X-Mirror-Key. With the setting `mirror` (a registry mirror in front of a
+    pull-through cache), a request carrying an Authorization other than the setting
+    `mirror_authorization` (none by default) is a violation: the origin's credentials leaked."""
 
     context = ssl.create_default_context(cafile=ca_file)
 
@@ -285,6 +287,14 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
                      "authorization": "Authorization" in self.headers,
                      "range": self.headers.get("Range"), "fault": action, "bytes": 0}
             recorder.add(entry)
+            if state.get("mirror"):
+                entry["x_mirror_key"] = self.headers.get("X-Mirror-Key")
+                sent = self.headers.get("Authorization")
+                if sent is not None and sent != state.get("mirror_authorization"):
+                    recorder.violation(f"{method} {self.path} carried an Authorization the "
+                                       "mirror was not given")
+                    return self.send_json(400, {"errors": [{"code": "DENIED",
+                                                            "message": "foreign credentials"}]})
 
             if action == "status":
                 data = json.dumps({"errors": [{"code": "TOOMANYREQUESTS" if fault["status"] == 429

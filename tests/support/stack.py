@@ -8,6 +8,10 @@ loopback with free ports and TLS from a freshly generated CA:
   token_server issues RS256 JWTs the registry verifies (distribution token spec)
   proxy_token  fault-injecting proxy in front of `token`
   proxy_anon   fault-injecting proxy in front of `anon`
+  cache        docker-registry in proxy mode (a pull-through cache) of `token`, through
+               cache_upstream (a recording proxy: what the origin served the cache)
+  mirror       recording, fault-injecting proxy in front of `cache` that refuses any
+               Authorization it was not given (the origin's credentials must never reach it)
   storage      "blob storage" on 127.0.0.2 that proxies redirect blobs to (must see no auth)
   storage_http the same over plain HTTP on 127.0.0.3 (https -> http redirects)
 
@@ -64,7 +68,7 @@ def wait_port(host, port, process, timeout=30):
     raise RuntimeError(f"{host}:{port} did not open")
 
 
-def start_registry(workdir, name, pki, auth_yaml):
+def start_registry(workdir, name, pki, auth_yaml, env=None):
     root = os.path.join(workdir, name)
     os.makedirs(os.path.join(root, "data"), exist_ok=True)
     for attempt in range(5):
@@ -91,7 +95,8 @@ http:
             f.write(config)
         log = open(os.path.join(root, "registry.log"), "ab")
         process = subprocess.Popen(["docker-registry", "serve", config_path], stdout=log,
-                                   stderr=log, preexec_fn=die_with_parent)
+                                   stderr=log, preexec_fn=die_with_parent,
+                                   env=dict(os.environ, **(env or {})))
         children.append(process)
         try:
             wait_port("127.0.0.1", port, process)
@@ -176,6 +181,31 @@ def main():
                           os.path.join(pki, "server-key.pem"))
         proxies[name] = port
 
+    # A pull-through cache: the distribution registry in proxy mode, its upstream the token
+    # registry (through a recording proxy, which counts what the origin served the cache), with
+    # the test token user's credentials; and a recording, fault-injecting mirror in front of it
+    # that refuses credentials it was not given.
+    cache_upstream_recorder = servers.Recorder()
+    cache_upstream_port = free_port()
+    servers.serve_tls(servers.make_proxy_handler("127.0.0.1", ports["token"], ca,
+                                                 cache_upstream_recorder,
+                                                 servers.Settings(faults=[]), storage),
+                      "127.0.0.1", cache_upstream_port, os.path.join(pki, "server.pem"),
+                      os.path.join(pki, "server-key.pem"))
+    proxies["cache_upstream"] = cache_upstream_port
+    ports["cache"] = start_registry(workdir, "cache", pki, f"""proxy:
+  remoteurl: https://127.0.0.1:{cache_upstream_port}
+  username: {TOKEN_USER}
+  password: {TOKEN_PASSWORD}
+""", env={"SSL_CERT_FILE": ca})
+    mirror_recorder = servers.Recorder()
+    mirror_port = free_port()
+    servers.serve_tls(servers.make_proxy_handler("127.0.0.1", ports["cache"], ca, mirror_recorder,
+                                                 servers.Settings(faults=[], mirror=True), storage),
+                      "127.0.0.1", mirror_port, os.path.join(pki, "server.pem"),
+                      os.path.join(pki, "server-key.pem"))
+    proxies["mirror"] = mirror_port
+
     # Azure: managed identity endpoints, the ACR front with blobs on a data endpoint, Key Vault.
     aad = azure.AadKey(os.path.join(pki, "aad-key.pem"))
     identities = azure.Identities()
@@ -220,7 +250,7 @@ def main():
                 "pusher", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}], 600),
         }
         for name, port in ports.items():
-            if name == "acr":
+            if name in ("acr", "cache"):  # the cache is filled by pulls, never pushed to
                 continue
             pusher = image_lib.Pusher(f"https://127.0.0.1:{port}", ca, auth_for[name])
             image_lib.push_all(pusher, catalog)
