@@ -225,6 +225,7 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
     config.registry_hosts_dir = hosts_dir;
   }
   RETURN_IF_ERROR(read.boolean("allowSkipVerify", config.allow_skip_verify));
+  RETURN_IF_ERROR(read.boolean("shareRegistryThrottle", config.share_registry_throttle));
   RETURN_IF_ERROR(
       read.integer("maxRequestsPerRegistry", config.max_requests_per_registry, 0, 1024));
   RETURN_IF_ERROR(read.duration("siteRemovalGraceSeconds", config.site_removal_grace, 0, 7 * kDay));

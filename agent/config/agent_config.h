@@ -93,6 +93,9 @@ struct AgentConfig {
   // Requests in flight to one registry host from all sites together; 0: no cap. A 429 or 503
   // with Retry-After from a host pauses every pull to it whatever this is.
   int max_requests_per_registry = 0;
+  // One registry's "slow down" (429/503 with Retry-After) pauses every site's pulls to it;
+  // false: each pull backs off on its own (as containerd does), for comparison.
+  bool share_registry_throttle = true;
 };
 
 // Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service

@@ -151,9 +151,14 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
   env.privileged = privileged_;
   env.snapshots = services->snapshots;
   puller::SourceTally tally;
-  SitePullServices pull_services{
-      services->agent,       clock_,     random_, *services->identities, services->system_resolver,
-      services->store.get(), &throttle_, &tally};
+  SitePullServices pull_services{services->agent,
+                                 clock_,
+                                 random_,
+                                 *services->identities,
+                                 services->system_resolver,
+                                 services->store.get(),
+                                 services->agent.share_registry_throttle ? &throttle_ : nullptr,
+                                 &tally};
   std::optional<puller::Digest> unless;
   if (unless_tag_resolves_to) {
     if (auto digest = puller::Digest::parse(*unless_tag_resolves_to))

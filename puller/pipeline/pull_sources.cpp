@@ -1,5 +1,6 @@
 #include "puller/pipeline/pull_sources.h"
 
+#include <spdlog/spdlog.h>
 #include <strings.h>
 
 namespace pullagent::puller {
@@ -66,10 +67,16 @@ Result<std::unique_ptr<PullSources>> PullSources::create(const Inputs& inputs, c
     source.resolve = host.can(kCapabilityResolve);
     ASSIGN_OR_RETURN(source.http, made->clientFor(host, inputs));
     for (const auto& [name, value] : host.headers) {
-      if (isAuthorization(name) && !host.origin)
-        source.authorization = Secret(value);
-      else if (!isAuthorization(name))
+      if (!isAuthorization(name)) {
         source.headers.push_back({name, value});
+      } else if (!host.origin) {
+        source.authorization = Secret(value);
+      } else {
+        // The origin is authorised by the pull's own credentials (site settings, identity).
+        spdlog::warn("{}: an Authorization header for the origin is ignored; the site's "
+                     "credentials are used",
+                     hostDescription(host));
+      }
     }
     // Each source its own Authorizer and token cache: the origin's with the pull's
     // credentials, a mirror's with none (it may still answer a token challenge of its own).

@@ -63,6 +63,33 @@ TEST(AgentConfig, DaemonFields) {
   EXPECT_NE(inverted.error().message.find("retryMaxBackoffSeconds"), std::string::npos);
 }
 
+TEST(AgentConfig, MirrorsAndRegistryBackPressure) {
+  auto config = parseAgentConfig(
+      R"({"registryHostsDir":"/etc/containerd/certs.d","allowSkipVerify":true,
+          "maxRequestsPerRegistry":16,"shareRegistryThrottle":false})",
+      {});
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->registry_hosts_dir, "/etc/containerd/certs.d");
+  EXPECT_TRUE(config->allow_skip_verify);
+  EXPECT_EQ(config->max_requests_per_registry, 16);
+  EXPECT_FALSE(config->share_registry_throttle);
+
+  auto defaults = parseAgentConfig("{}", {});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_FALSE(defaults->registry_hosts_dir);
+  EXPECT_FALSE(defaults->allow_skip_verify);
+  EXPECT_EQ(defaults->max_requests_per_registry, 0);
+  EXPECT_TRUE(defaults->share_registry_throttle);
+
+  auto relative = parseAgentConfig(R"({"registryHostsDir":"certs.d"})", {});
+  ASSERT_FALSE(relative.ok());
+  EXPECT_NE(relative.error().message.find("registryHostsDir"), std::string::npos);
+  EXPECT_NE(relative.error().message.find("certs.d"), std::string::npos);
+  auto huge = parseAgentConfig(R"({"maxRequestsPerRegistry":5000})", {});
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.error().message.find("maxRequestsPerRegistry"), std::string::npos);
+}
+
 TEST(AgentConfig, TheShippedExampleParses) {
   std::ifstream in(std::string(PULLAGENT_SOURCE_DIR) + "/systemd/agent.example.json");
   ASSERT_TRUE(in.good());

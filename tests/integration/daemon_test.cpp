@@ -424,6 +424,51 @@ TEST_F(Daemon, SecretsNeverReachLogsStateStatusOrMetrics) {
   }
 }
 
+TEST_F(Daemon, ARegistrysSlowDownHoldsEverySitesPullsToItUntilItEnds) {
+  // The registry's first manifest request is answered 429 with Retry-After: 3. Sites that
+  // start after that must not send the registry anything before the 3 s are over: one pause
+  // for every pull to the host, not one per pull.
+  const std::string acr = azure()["acr_control"];
+  stack().setFaults(acr, json::array({{{"match", "/manifests/"},
+                                       {"times", 1},
+                                       {"action", "status"},
+                                       {"status", 429},
+                                       {"headers", {{"Retry-After", "3"}}}}}));
+  json agent = agentConfig();
+  agent["maxConcurrentPulls"] = 3;
+  start(agent);
+  putSite("first", site("lnx-v1"));
+  double paused_at = 0;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (paused_at == 0 && std::chrono::steady_clock::now() < deadline) {
+    const json seen = stack().stats(acr);  // alive for the loop (not a temporary's member)
+    for (const auto& request : seen["requests"]) {
+      if (request.value("fault", json()) == "status")
+        paused_at = request["time"];
+    }
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_NE(paused_at, 0) << log();
+  putSite("second", site("lnx-v2"));
+  putSite("third", siteWithIdentity(azure()["user_client_id"], "lnx-v1"));
+  for (const auto& [name, tag] : {std::pair{"first", "lnx-v1"}, std::pair{"second", "lnx-v2"},
+                                  std::pair{"third", "lnx-v1"}}) {
+    ASSERT_TRUE(waitForPublished(name, digestOf(tag))) << name << siteState(name) << log();
+  }
+  int after_pause = 0;
+  const json seen = stack().stats(acr);
+  for (const auto& request : seen["requests"]) {
+    const std::string path = request["path"];
+    const double at = request["time"];
+    if (!path.starts_with("/v2/") || at <= paused_at)
+      continue;
+    EXPECT_GE(at, paused_at + 2.8) << path << " arrived during the pause";
+    ++after_pause;
+  }
+  EXPECT_GT(after_pause, 3);
+  EXPECT_NE(log().find("asked to slow down (HTTP 429)"), std::string::npos);
+}
+
 TEST_F(Daemon, GcFromTheCommandLineKeepsWhatTheSitesPublish) {
   start();
   putSite("web", site("lnx-v1"));

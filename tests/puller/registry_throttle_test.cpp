@@ -88,5 +88,37 @@ TEST(RegistryThrottle, AtMostTheCapInFlightAndAReleasedSlotIsTakenAtOnce) {
   EXPECT_EQ(throttle.stats("acr.io").in_flight, 1);
 }
 
+TEST(RegistryThrottle, TheDefaultCapHoldsEveryHostWithoutOneOfItsOwn) {
+  SystemClock clock;  // a slot is waited for in real time
+  RegistryThrottle throttle(clock);
+  throttle.setDefaultLimit(1);
+  throttle.setLimit("big.io", 3);
+  Context ctx{&clock, {}, std::nullopt};
+  auto first = throttle.admit("acr.io", ctx);
+  ASSERT_TRUE(first.ok());
+  // A second request to acr.io has no slot: with a deadline it gives up instead of waiting.
+  Context soon{&clock, {}, clock.now() + milliseconds(200)};
+  auto second = throttle.admit("acr.io", soon);
+  ASSERT_FALSE(second.ok());
+  std::vector<RegistryThrottle::Permit> big;
+  for (int i = 0; i < 3; ++i) {
+    auto permit = throttle.admit("big.io", ctx);
+    ASSERT_TRUE(permit.ok());
+    big.push_back(std::move(permit.value()));
+  }
+  EXPECT_EQ(throttle.stats("big.io").in_flight, 3);
+}
+
+TEST(RegistryThrottle, PausedSaysWhetherAHostsQuietIsStillInForce) {
+  testing::FakeClock clock;
+  RegistryThrottle throttle(clock);
+  EXPECT_FALSE(throttle.paused("acr.io"));
+  throttle.pause("acr.io", seconds(2));
+  EXPECT_TRUE(throttle.paused("acr.io"));
+  EXPECT_FALSE(throttle.paused("other.io"));
+  clock.advance(seconds(3));
+  EXPECT_FALSE(throttle.paused("acr.io"));
+}
+
 }  // namespace
 }  // namespace pullagent::puller

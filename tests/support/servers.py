@@ -58,6 +58,7 @@ class Recorder:
         self.violations = []
 
     def add(self, entry):
+        entry.setdefault("time", time.time())  # when the request arrived (epoch seconds)
         with self.lock:
             self.requests.append(entry)
 
