@@ -73,9 +73,10 @@ Result<std::unique_ptr<PullSources>> PullSources::create(const Inputs& inputs, c
         source.authorization = Secret(value);
       } else {
         // The origin is authorised by the pull's own credentials (site settings, identity).
-        spdlog::warn("{}: an Authorization header for the origin is ignored; the site's "
-                     "credentials are used",
-                     hostDescription(host));
+        spdlog::warn(
+            "{}: an Authorization header for the origin is ignored; the site's "
+            "credentials are used",
+            hostDescription(host));
       }
     }
     // Each source its own Authorizer and token cache: the origin's with the pull's
