@@ -244,6 +244,8 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
     and, with any action that sends a body:
       rate              send the body at this many bytes per second (a dribbling server)
       flip_at           flip the byte at this offset of the body (with truncate_at: poison)
+    The setting `rate_limit` {"per_second": N, "retry_after": S} answers 429 with
+    Retry-After: S to every request beyond N in the same second (as ACR's throttling does).
     Every forwarded request is recorded: path, Range, whether Authorization was present, bytes
     of body sent, X-Mirror-Key. With the setting `mirror` (a registry mirror in front of a
     pull-through cache), a request carrying an Authorization other than the setting
@@ -296,6 +298,20 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
                                        "mirror was not given")
                     return self.send_json(400, {"errors": [{"code": "DENIED",
                                                             "message": "foreign credentials"}]})
+
+            limit = state.get("rate_limit")
+            if limit:
+                with recorder.lock:
+                    now = time.time()
+                    window = state.setdefault("window", [now, 0])
+                    if now - window[0] >= 1:
+                        window[0], window[1] = now, 0
+                    window[1] += 1
+                    over = window[1] > limit["per_second"]
+                if over:
+                    entry["fault"] = "rate_limited"
+                    action = "status"
+                    fault = {"status": 429, "headers": {"Retry-After": str(limit["retry_after"])}}
 
             if action == "status":
                 data = json.dumps({"errors": [{"code": "TOOMANYREQUESTS" if fault["status"] == 429
