@@ -56,12 +56,14 @@ class Stack:
         self.process.wait(timeout=30)
 
 
-def throttled_run(args, stack, shared, work):
+def throttled_run(args, stack, shared, count_rejected, work):
     registry = stack.info["proxies"]["proxy_anon"]
     stack.control(registry, "reset", {})
     stack.control(registry, "config", {"rate_limit": {"per_second": args.per_second,
-                                                      "retry_after": args.retry_after}})
-    base = os.path.join(work, "shared" if shared else "each")
+                                                      "retry_after": args.retry_after,
+                                                      "count_rejected": count_rejected}})
+    base = os.path.join(work, ("shared" if shared else "each") + ("-counted" if count_rejected
+                                                                  else ""))
     sites, state = os.path.join(base, "sites"), os.path.join(base, "state")
     os.makedirs(sites)
     agent = {"stateDir": state, "sitesDir": sites, "caBundle": stack.info["ca"],
@@ -82,10 +84,10 @@ def throttled_run(args, stack, shared, work):
                                "--log-level", "warn"], stdout=log, stderr=log)
     published = set()
     try:
+        seconds = None
         while len(published) < args.sites:
             if time.monotonic() - started > args.timeout:
-                raise RuntimeError(f"only {len(published)} of {args.sites} sites published in "
-                                   f"{args.timeout} s; see {log.name}")
+                break  # reported as not finished, with how many made it
             for i in range(args.sites):
                 path = os.path.join(state, "sites", f"site{i:02d}.json")
                 try:
@@ -94,13 +96,15 @@ def throttled_run(args, stack, shared, work):
                 except (OSError, ValueError):
                     pass
             time.sleep(0.05)
-        seconds = time.monotonic() - started
+        else:
+            seconds = time.monotonic() - started
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
     requests = stack.control(registry, "stats")["requests"]
     throttled = sum(1 for r in requests if r.get("fault") == "rate_limited")
-    return {"requests": len(requests), "throttled": throttled, "seconds": seconds}
+    return {"requests": len(requests), "throttled": throttled, "seconds": seconds,
+            "published": len(published)}
 
 
 def cache_runs(args, stack, work):
@@ -140,22 +144,27 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pullagent", required=True)
     parser.add_argument("--sites", type=int, default=20)
-    parser.add_argument("--per-second", type=int, default=10)
+    parser.add_argument("--per-second", type=int, default=5)
     parser.add_argument("--retry-after", type=int, default=1)
-    parser.add_argument("--timeout", type=int, default=300)
+    parser.add_argument("--timeout", type=int, default=120)
     args = parser.parse_args()
     args.pullagent = os.path.abspath(args.pullagent)
     work = tempfile.mkdtemp(prefix="pullagent-fleet-")
     stack = Stack(work)
     try:
-        print(f"throttled: {args.sites} sites, registry allows {args.per_second} requests/s, "
-              f"then 429 with Retry-After: {args.retry_after}")
-        print(f"{'limiter':<24}{'requests':>10}{'429s':>8}{'all published (s)':>20}")
-        for shared in (True, False):
-            result = throttled_run(args, stack, shared, work)
-            label = "shared (pullagent)" if shared else "per pull (containerd)"
-            print(f"{label:<24}{result['requests']:>10}{result['throttled']:>8}"
-                  f"{result['seconds']:>20.2f}", flush=True)
+        print(f"throttled: {args.sites} sites, registry allows {args.per_second} requests in "
+              f"any second, then 429 with Retry-After: {args.retry_after}")
+        print(f"{'refused requests':<18}{'limiter':<24}{'requests':>10}{'429s':>8}"
+              f"{'all published (s)':>20}")
+        for count_rejected in (False, True):
+            for shared in (True, False):
+                result = throttled_run(args, stack, shared, count_rejected, work)
+                label = "shared (pullagent)" if shared else "per pull (containerd)"
+                counted = "count" if count_rejected else "do not count"
+                finished = (f"{result['seconds']:.2f}" if result["seconds"] is not None else
+                            f"> {args.timeout} ({result['published']} of {args.sites})")
+                print(f"{counted:<18}{label:<24}{result['requests']:>10}{result['throttled']:>8}"
+                      f"{finished:>20}", flush=True)
         print("\ncache: test/cached:v1 (4.2 MB), docker-registry in proxy mode as a hosts.toml mirror")
         print(f"{'pull':<16}{'origin requests':>17}{'origin bytes':>14}{'seconds':>10}")
         for row in cache_runs(args, stack, work):

@@ -244,8 +244,9 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
     and, with any action that sends a body:
       rate              send the body at this many bytes per second (a dribbling server)
       flip_at           flip the byte at this offset of the body (with truncate_at: poison)
-    The setting `rate_limit` {"per_second": N, "retry_after": S} answers 429 with
-    Retry-After: S to every request beyond N in the same second (as ACR's throttling does).
+    The setting `rate_limit` {"per_second": N, "retry_after": S, "count_rejected": bool}
+    answers 429 with Retry-After: S to a request beyond N in the last second (as ACR
+    throttles); with count_rejected the refused requests count as well.
     Every forwarded request is recorded: path, Range, whether Authorization was present, bytes
     of body sent, X-Mirror-Key. With the setting `mirror` (a registry mirror in front of a
     pull-through cache), a request carrying an Authorization other than the setting
@@ -301,13 +302,16 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
 
             limit = state.get("rate_limit")
             if limit:
+                # A sliding second: at most per_second requests in any second. With
+                # count_rejected, refused requests count too (a client that keeps asking while
+                # throttled keeps itself throttled); without, only the requests served.
                 with recorder.lock:
                     now = time.time()
-                    window = state.setdefault("window", [now, 0])
-                    if now - window[0] >= 1:
-                        window[0], window[1] = now, 0
-                    window[1] += 1
-                    over = window[1] > limit["per_second"]
+                    log = [t for t in state.get("window_log", []) if now - t < 1]
+                    over = len(log) >= limit["per_second"]
+                    if not over or limit.get("count_rejected"):
+                        log.append(now)
+                    state["window_log"] = log
                 if over:
                     entry["fault"] = "rate_limited"
                     action = "status"
