@@ -18,17 +18,25 @@ std::string hostDescription(const RegistryHost& host) {
   return text;
 }
 
-}  // namespace
+bool skipsVerify(const RegistryHost& host) {
+  return host.skip_verify.value_or(false) && host.scheme == "https";
+}
 
-Result<HttpClient*> PullSources::clientFor(const RegistryHost& host, const Inputs& inputs) {
-  const bool skip_verify = host.skip_verify.value_or(false) && host.scheme == "https";
-  if (skip_verify && !inputs.allow_skip_verify) {
+Status checkPolicy(const RegistryHost& host, const PullSources::Inputs& inputs) {
+  if (skipsVerify(host) && !inputs.allow_skip_verify) {
     return makeError(ErrorCode::kInvalidArgument,
                      hostDescription(host) +
                          " sets skip_verify = true, which pullagent refuses unless the agent "
                          "config allows it (\"allowSkipVerify\": true); better, give the host's "
                          "CA with `ca`");
   }
+  return {};
+}
+
+}  // namespace
+
+Result<HttpClient*> PullSources::clientFor(const RegistryHost& host, const Inputs& inputs) {
+  const bool skip_verify = skipsVerify(host);
   if (host.ca_files.empty() && host.client_pairs.empty() && !skip_verify)
     return inputs.origin_http;
   if (inputs.http_options == nullptr) {
@@ -65,7 +73,18 @@ Result<std::unique_ptr<PullSources>> PullSources::create(const Inputs& inputs, c
     source.origin = host.origin;
     source.pull = host.can(kCapabilityPull);
     source.resolve = host.can(kCapabilityResolve);
-    ASSIGN_OR_RETURN(source.http, made->clientFor(host, inputs));
+    RETURN_IF_ERROR(checkPolicy(host, inputs));
+    auto client = made->clientFor(host, inputs);
+    if (!client && !host.origin) {
+      // A mirror whose CA or client certificate cannot be read is a mirror that fails: the
+      // origin serves the pull.
+      spdlog::warn("{} is left out of this pull: {}", hostDescription(host),
+                   client.error().describe());
+      continue;
+    }
+    if (!client)
+      return client.error();
+    source.http = client.value();
     for (const auto& [name, value] : host.headers) {
       if (!isAuthorization(name)) {
         source.headers.push_back({name, value});

@@ -15,7 +15,10 @@ namespace pullagent::puller {
 // Where one pull fetches from, made from a registry's hosts (hosts.toml: mirrors, then the
 // origin): each host with TLS settings of its own gets an HTTP client of its own; each mirror
 // an anonymous Authorizer of its own, so that the origin's credentials (tokens, ACR refresh
-// tokens, Basic) can never be sent to a mirror. Owns them for the pull's length.
+// tokens, Basic) can never be sent to a mirror. A mirror whose client cannot be made (its CA or
+// client certificate unreadable) is left out with a warning; the origin's is the pull's error,
+// and so is skip_verify where the agent config does not allow it. Owns them for the pull's
+// length.
 class PullSources {
  public:
   struct Inputs {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "resolver/system_resolver.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/scripted_http.h"
 
@@ -78,12 +79,34 @@ TEST_F(PullSourcesTest, SkipVerifyIsRefusedUnlessAllowedAndNamesTheFile) {
             std::string::npos);
 }
 
-TEST_F(PullSourcesTest, TlsSettingsOfAHostNeedAClientFactory) {
-  auto mirror = mirrorHost("mirror.local:5000");
-  mirror.ca_files = {"/etc/certs/mirror-ca.pem"};
-  auto refused = PullSources::create(inputs({mirror}), clock_);
+TEST_F(PullSourcesTest, TlsSettingsOfTheOriginNeedAClientFactory) {
+  auto in = inputs({});
+  in.hosts.back().ca_files = {"/etc/certs/origin-ca.pem"};
+  auto refused = PullSources::create(in, clock_);
   ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.error().message.find("mirror.local:5000"), std::string::npos);
+  EXPECT_NE(refused.error().message.find("reg.io"), std::string::npos);
+}
+
+TEST_F(PullSourcesTest, AMirrorWhoseCaCannotBeReadIsLeftOutAndTheOriginServes) {
+  resolver::SystemResolver resolver;
+  HttpClientOptions options;
+  options.resolver = &resolver;
+  auto mirror = mirrorHost("mirror.local:5000");
+  mirror.ca_files = {"/nonexistent/mirror-ca.pem"};
+  auto in = inputs({mirror});
+  in.http_options = &options;
+  auto made = PullSources::create(in, clock_);
+  ASSERT_TRUE(made.ok()) << made.error().describe();
+  ASSERT_EQ(made.value()->sources().size(), 1u);
+  EXPECT_TRUE(made.value()->sources()[0].origin);
+
+  // The origin's own CA missing is the pull's error.
+  auto origin_ca = inputs({});
+  origin_ca.hosts.back().ca_files = {"/nonexistent/origin-ca.pem"};
+  origin_ca.http_options = &options;
+  auto failed = PullSources::create(origin_ca, clock_);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.error().message.find("origin-ca.pem"), std::string::npos);
 }
 
 TEST_F(PullSourcesTest, APushOnlyHostIsLeftOutAndAnInsecureOriginIsPlainHttp) {
