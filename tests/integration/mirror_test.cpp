@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "tests/integration/pull_fixture.h"
 
@@ -91,6 +92,15 @@ TEST_F(Mirrors, APullThroughThePullThroughCacheNeverAsksTheOriginAndAWarmCacheNo
     EXPECT_FALSE(requests(cacheUpstream(), "/blobs/" + digest).empty()) << digest;
 
   // Warm: another host (a fresh store) pulls the same image; the cache serves every blob itself.
+  // The cache stores a missed blob beside serving it: wait until it has stored them all.
+  const fs::path cached = fs::path(stack().ca()).parent_path().parent_path() /
+                          "cache/data/docker/registry/v2/blobs/sha256";
+  for (const auto& digest : layerDigests(image)) {
+    const fs::path data = cached / digest.substr(7, 2) / digest.substr(7) / "data";
+    for (int i = 0; i < 200 && !fs::exists(data); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_TRUE(fs::exists(data)) << data;
+  }
   stack().reset(cacheUpstream());
   auto warm = pullVia(hosts, image, dest_.path() / "warm");
   ASSERT_EQ(warm.exit_code, 0) << warm.all();
