@@ -255,14 +255,15 @@ Result<std::unique_ptr<CurlHttpClient>> CurlHttpClient::create(HttpClientOptions
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
 
-  std::vector<std::string> ca_files = impl->options.more_ca_files;
-  if (impl->options.extra_ca_file)
-    ca_files.insert(ca_files.begin(), *impl->options.extra_ca_file);
-  if (!ca_files.empty()) {
+  if (impl->options.extra_ca_file || !impl->options.more_ca_files.empty()) {
     // CURLOPT_CAINFO would replace the system store; a blob of both keeps public CAs working
     // (blob storage redirects) while trusting the private registry's CA.
     std::string extra;
-    for (const auto& file : ca_files) {
+    if (impl->options.extra_ca_file) {
+      ASSIGN_OR_RETURN(extra, readFile(*impl->options.extra_ca_file));
+      extra += "\n";
+    }
+    for (const auto& file : impl->options.more_ca_files) {
       ASSIGN_OR_RETURN(auto pem, readFile(file));
       extra += pem + "\n";
     }
