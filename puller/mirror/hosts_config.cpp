@@ -8,6 +8,7 @@
 #include <toml.hpp>
 
 #include "base/bounded_read.h"
+#include "base/redact.h"
 #include "puller/mirror/ordered_table.h"
 
 namespace pullagent::puller {
@@ -18,6 +19,9 @@ using TomlValue = toml::basic_value<toml::discard_comments, OrderedTable, std::v
 
 constexpr size_t kMaxHostsFile = 1024 * 1024;
 constexpr std::string_view kDefaultDir = "_default";
+// RFC 9110 token characters.
+constexpr std::string_view kHeaderNameChars =
+    "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 Error invalid(const std::string& where, const std::string& what) {
   return makeError(ErrorCode::kInvalidArgument, where + ": " + what);
@@ -64,11 +68,17 @@ Status setServer(RegistryHost& host, std::string server, bool override_path,
   const std::string rest = server.substr(separator + 3);
   const auto slash = rest.find('/');
   host.host = rest.substr(0, slash);
-  if (host.host.empty() || host.host.find_first_of("@ \t?#") != std::string::npos)
-    return invalid(where, "\"" + server + "\" does not name a host");
+  // The URL is never echoed as written: user info would be a password in an error text.
+  if (host.host.find('@') != std::string::npos) {
+    return invalid(where,
+                   "user info in a host URL is not supported; give a mirror's credentials as an "
+                   "Authorization `header`");
+  }
+  if (host.host.empty() || host.host.find_first_of(" \t?#") != std::string::npos)
+    return invalid(where, "\"" + redactUrl(server) + "\" does not name a host");
   std::string path = slash == std::string::npos ? "" : rest.substr(slash);
   if (path.find_first_of("?#") != std::string::npos)
-    return invalid(where, "\"" + server + "\": a query or fragment is not an API root");
+    return invalid(where, "\"" + redactUrl(server) + "\": a query or fragment is not an API root");
   while (path.size() > 1 && path.back() == '/')
     path.pop_back();
   if (path == "/")
@@ -133,9 +143,16 @@ Status readHostKeys(RegistryHost& host, const TomlValue& table, const fs::path& 
       if (!value.is_table())
         return invalid(at, "expected a table of header names, got " + typeName(value));
       for (const auto& [name, values] : value.as_table()) {
+        // A field name is an HTTP token; a value never holds a line break or NUL (that would
+        // inject headers). The value is not quoted back: it may be a credential.
+        if (name.empty() || name.find_first_not_of(kHeaderNameChars) != std::string::npos)
+          return invalid(at + "." + name, "not an HTTP header name");
         ASSIGN_OR_RETURN(auto items, stringOrList(values, at + "." + name));
-        for (const auto& item : items)
+        for (const auto& item : items) {
+          if (item.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
+            return invalid(at + "." + name, "a header value must not hold a line break or NUL");
           host.headers.emplace_back(name, item);
+        }
       }
     }
     // override_path is read before the server; dial_timeout and keys containerd does not know
@@ -144,10 +161,14 @@ Status readHostKeys(RegistryHost& host, const TomlValue& table, const fs::path& 
   return {};
 }
 
-bool overridePath(const TomlValue& table) {
+Result<bool> overridePath(const TomlValue& table, const std::string& where) {
   auto found = table.as_table().find("override_path");
-  return found != table.as_table().end() && found->second.is_boolean() &&
-         found->second.as_boolean();
+  if (found == table.as_table().end())
+    return false;
+  if (!found->second.is_boolean())
+    return invalid(where + "override_path",
+                   "expected true or false, got " + typeName(found->second));
+  return found->second.as_boolean();
 }
 
 RegistryHost originOf(std::string_view registry) {
@@ -214,12 +235,13 @@ Result<std::vector<RegistryHost>> parseHostsToml(std::string_view text, const fs
       return invalid(file + ": host",
                      "expected tables [host.\"URL\"], got " + typeName(found->second));
     for (const auto& [server, table] : found->second.as_table()) {
-      const std::string where = file + ": host.\"" + server + "\"";
+      const std::string where = file + ": host.\"" + redactUrl(server) + "\"";
       if (!table.is_table())
         return invalid(where, "expected a table, got " + typeName(table));
       RegistryHost host;
       host.config_file = file;
-      RETURN_IF_ERROR(setServer(host, server, overridePath(table), where));
+      ASSIGN_OR_RETURN(const bool override_path, overridePath(table, where + "."));
+      RETURN_IF_ERROR(setServer(host, server, override_path, where));
       RETURN_IF_ERROR(readHostKeys(host, table, base_dir, where + "."));
       hosts.push_back(std::move(host));
     }
@@ -229,8 +251,9 @@ Result<std::vector<RegistryHost>> parseHostsToml(std::string_view text, const fs
   if (auto found = top.find("server"); found != top.end()) {
     if (!found->second.is_string())
       return invalid(file + ": server", "expected a URL, got " + typeName(found->second));
+    ASSIGN_OR_RETURN(const bool override_path, overridePath(root, file + ": "));
     RETURN_IF_ERROR(
-        setServer(origin, found->second.as_string().str, overridePath(root), file + ": server"));
+        setServer(origin, found->second.as_string().str, override_path, file + ": server"));
   }
   RETURN_IF_ERROR(readHostKeys(origin, root, base_dir, file + ": "));
   hosts.push_back(std::move(origin));

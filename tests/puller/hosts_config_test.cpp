@@ -101,7 +101,14 @@ TEST(HostsToml, ErrorsNameTheFileAndTheKey) {
            Case{"[host.\"https://m\"]\nskip_verify = \"yes\"\n",
                 "host.\"https://m\".skip_verify: expected true or false"},
            Case{"[host.\"ftp://m\"]\n", "scheme \"ftp\" is neither https nor http"},
-           Case{"server = \"https://user@evil\"\n", "server: \"https://user@evil\" does not name"},
+           Case{"server = \"https://user@evil\"\n", "server: user info in a host URL"},
+           Case{"server = \"https://\"\n", "server: \"https://\" does not name a host"},
+           Case{"[host.\"https://m\"]\noverride_path = \"yes\"\n",
+                "host.\"https://m\".override_path: expected true or false"},
+           Case{"[host.\"https://m\".header]\n\"x key\" = \"v\"\n",
+                "host.\"https://m\".header.x key: not an HTTP header name"},
+           Case{"[host.\"https://m\".header]\nx-key = \"v\\r\\nInjected: 1\"\n",
+                "host.\"https://m\".header.x-key: a header value must not hold a line break"},
            Case{"server = [\"x\"]\n", "server: expected a URL, got array"},
            Case{"host = 1\n", "host: expected tables"},
            Case{"[host.\"https://m\"\n", "/d/hosts.toml"},  // TOML syntax: toml11's message
@@ -112,6 +119,11 @@ TEST(HostsToml, ErrorsNameTheFileAndTheKey) {
     EXPECT_NE(hosts.error().message.find(c.expected), std::string::npos)
         << c.text << " -> " << hosts.error().message;
   }
+  // A password in a host URL never comes back in the error, in the key path or the message.
+  auto leaked = parseHostsToml("[host.\"https://user:s3cret@m:5000\"]\n", "/d", "reg.io");
+  ASSERT_FALSE(leaked.ok());
+  EXPECT_EQ(leaked.error().message.find("s3cret"), std::string::npos) << leaked.error().message;
+  EXPECT_NE(leaked.error().message.find("user info"), std::string::npos);
 }
 
 TEST(HostsDirectory, HostThenPortFormThenDefaultThenDockerCertificates) {
