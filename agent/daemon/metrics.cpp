@@ -109,10 +109,8 @@ Metrics::Metrics()
                                  "(429/503 with Retry-After) or for a slot under "
                                  "maxRequestsPerRegistry.")
                              .Add({})) {
-  for (const char* reason : {"not_found", "auth", "digest", "timeout", "tls", "throttled",
-                             "unavailable", "protocol", "other"}) {
-    fallbacks_.Add({{"reason", reason}});
-  }
+  for (const auto reason : puller::kFallbackReasons)
+    fallbacks_.Add({{"reason", std::string(reason)}});
   for (const char* result : {"unchanged", "updated", "failed"})
     tag_checks_.Add({{"result", result}});
   for (const char* result : {"success", "failure", "cancelled"})

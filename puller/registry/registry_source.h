@@ -1,11 +1,14 @@
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/error.h"
@@ -43,6 +46,10 @@ struct RegistrySource {
 
 // Why a mirror was passed over for the next source; the label of the fallbacks metric.
 std::string_view fallbackReason(const Error& error);
+// Every reason fallbackReason gives (and "throttled" for a mirror still paused).
+inline constexpr std::array<std::string_view, 9> kFallbackReasons{
+    "not_found", "auth",        "digest",   "timeout", "tls",
+    "throttled", "unavailable", "protocol", "other"};
 
 // What a pull fetched from where: requests and bytes per kind of source, the fallbacks from a
 // mirror to the next source by reason, and the time requests waited for a throttled host.

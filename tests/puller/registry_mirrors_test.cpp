@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "puller/oci/sha256.h"
 #include "puller/registry/registry_client.h"
 #include "tests/support/fake_clock.h"
@@ -268,6 +270,20 @@ TEST_F(RegistryMirrors, AMirrorThatCannotBeReachedCostsOneTryNotTheRetryLoop) {
   ASSERT_TRUE(client().fetchBlob(blobOf(content), *store_, nullptr, ctx()).ok());
   EXPECT_EQ(clock_.now() - start, std::chrono::nanoseconds(0));  // no backoff
   EXPECT_EQ(mirror_.script.sent().size(), 1u);
+}
+
+TEST(FallbackReason, EveryReasonIsALabelTheMetricsKnow) {
+  for (int code = 0; code <= static_cast<int>(ErrorCode::kInternal); ++code) {
+    Error error = makeError(static_cast<ErrorCode>(code), "x");
+    for (bool retry_after : {false, true}) {
+      if (retry_after)
+        error.retry_after = std::chrono::milliseconds(1000);
+      const auto reason = fallbackReason(error);
+      EXPECT_NE(std::find(kFallbackReasons.begin(), kFallbackReasons.end(), reason),
+                kFallbackReasons.end())
+          << reason;
+    }
+  }
 }
 
 }  // namespace
