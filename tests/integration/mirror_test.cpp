@@ -151,6 +151,7 @@ TEST_F(Mirrors, AMirrorThatFailsMidBlobOrSendsWrongBytesNeverFailsThePull) {
       json::array({{{"match", "/v2/"}, {"times", 1000}, {"action", "status"}, {"status", 404}}}));
   auto fell = pullVia(down, "test/cached:v1", dest_.path() / "down");
   ASSERT_EQ(fell.exit_code, 0) << fell.all();
+  EXPECT_FALSE(requests(mirror(), "/blobs/").empty());  // asked after the dead one, in order
   EXPECT_FALSE(requests(origin(), "/blobs/").empty());
 }
 
