@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "agent/identity/key_vault_reference.h"
 #include "base/error.h"
@@ -33,12 +34,25 @@ struct SiteConfig {
   RegistryAuth auth = RegistryAuth::kAnonymous;
   // acrUserManagedIdentityID: the user-assigned identity's client id; empty = system-assigned.
   std::string identity_client_id;
-  std::optional<SettingValue> registry_username;      // with kBasic
-  std::optional<SettingValue> registry_password;      // with kBasic
-  bool pull_over_vnet = false;                        // vnetImagePullEnabled or the app setting
+  std::optional<SettingValue> registry_username;  // with kBasic
+  std::optional<SettingValue> registry_password;  // with kBasic
+  // Image pulls over the VNet, and the setting that decided it (the first that says so of
+  // publicNetworkAccess SecuredByPerimeter, outboundVnetRouting.allTraffic,
+  // outboundVnetRouting.imagePullTraffic, vnetImagePullEnabled, WEBSITE_PULL_IMAGE_OVER_VNET).
+  bool pull_over_vnet = false;
+  std::string route_decided_by;  // its JSON path or app setting; empty: none (public route)
   std::string key_vault_identity = "SystemAssigned";  // keyVaultReferenceIdentity
-  std::optional<std::string> dns_server;              // WEBSITE_DNS_SERVER
-  std::optional<std::string> dns_alt_server;          // WEBSITE_DNS_ALT_SERVER
+  // The VNet's DNS as the site asks for it: each dnsConfiguration field over its app setting
+  // (dnsServers > WEBSITE_DNS_SERVER, dnsAltServer > WEBSITE_DNS_ALT_SERVER,
+  // dnsRetryAttemptCount > WEBSITE_DNS_ATTEMPTS, dnsRetryAttemptTimeout > WEBSITE_DNS_TIMEOUT);
+  // what is unset comes from the agent config.
+  struct Dns {
+    std::vector<std::string> servers;  // in order; empty: the agent's vnetDnsServers
+    std::optional<std::string> alt_server;
+    std::optional<int> attempts;
+    std::optional<int> timeout_seconds;
+    std::vector<std::string> decided_by;  // the paths and settings that set the above
+  } dns;
   // DOCKER_ENABLE_CI=true: continuous deployment; the service follows the tag (polls it).
   bool continuous_deployment = false;
 };

@@ -35,17 +35,19 @@ class PhaseTimer {
   std::chrono::steady_clock::time_point start_;
 };
 
-// The VNet's DNS for this site: its WEBSITE_DNS_SERVER / _ALT_SERVER, else the agent's default.
+// The VNet's DNS for this site: its dnsConfiguration / WEBSITE_DNS_* servers, attempts and
+// timeout, else the agent's defaults.
 Result<resolver::AresOptions> vnetDns(const AgentConfig& agent, const SiteConfig& site) {
   std::vector<std::string> names = agent.vnet_dns_servers;
-  if (site.dns_server) {
-    names = {*site.dns_server};
-    if (site.dns_alt_server)
-      names.push_back(*site.dns_alt_server);
-  }
+  if (!site.dns.servers.empty())
+    names = site.dns.servers;
+  if (site.dns.alt_server)
+    names.push_back(*site.dns.alt_server);
   resolver::AresOptions dns;
-  dns.timeout = agent.dns_timeout;
-  dns.tries = agent.dns_tries;
+  dns.timeout = site.dns.timeout_seconds
+                    ? std::chrono::milliseconds(std::chrono::seconds(*site.dns.timeout_seconds))
+                    : agent.dns_timeout;
+  dns.tries = site.dns.attempts.value_or(agent.dns_tries);
   for (const auto& name : names) {
     ASSIGN_OR_RETURN(auto server, resolver::DnsServer::parse(name));
     dns.servers.push_back(server);
@@ -79,7 +81,7 @@ Result<puller::PullOutcome> pullSite(const SitePullServices& services, const Sit
   // itself reaches (registry, token realm, data endpoint, Key Vault) goes through the VNet's DNS
   // when the site pulls over the VNet - with no fallback to public DNS.
   std::unique_ptr<resolver::AresResolver> vnet;
-  std::string route = "system resolver (public route)";
+  std::string route = "system resolver (public route: no setting routes image pulls over the VNet)";
   if (site.pull_over_vnet) {
     auto dns = vnetDns(agent, site);
     if (!dns)
@@ -91,6 +93,12 @@ Result<puller::PullOutcome> pullSite(const SitePullServices& services, const Sit
     route = "VNet DNS";
     for (const auto& server : dns->servers)
       route += " " + server.str();
+    route += ", " + std::to_string(dns->tries) + " tries of " +
+             std::to_string(dns->timeout.count()) +
+             " ms (image pulls over the VNet: " + site.route_decided_by;
+    for (const auto& source : site.dns.decided_by)
+      route += "; " + source;
+    route += ")";
   }
   HostResolver& base = vnet ? static_cast<HostResolver&>(*vnet)
                             : static_cast<HostResolver&>(services.system_resolver);

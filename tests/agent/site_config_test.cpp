@@ -81,8 +81,123 @@ TEST(SiteConfig, AppSettingsAsAnObjectAndFlattenedAzShape) {
   EXPECT_EQ(site->image.str(), "docker.io/library/nginx:1.25");
   EXPECT_EQ(site->auth, RegistryAuth::kAnonymous);
   EXPECT_TRUE(site->pull_over_vnet);  // the legacy app setting, "1" too
-  EXPECT_EQ(site->dns_server, "10.0.0.4");
-  EXPECT_EQ(site->dns_alt_server, "10.0.0.5:53");
+  EXPECT_EQ(site->route_decided_by, "app setting WEBSITE_PULL_IMAGE_OVER_VNET");
+  EXPECT_EQ(site->dns.servers, std::vector<std::string>{"10.0.0.4"});
+  EXPECT_EQ(site->dns.alt_server, "10.0.0.5:53");
+}
+
+// A site with its siteConfig and whatever `extra` adds to properties / app settings.
+json routedSite(const json& properties, const json& settings = json::object()) {
+  json doc = {
+      {"properties",
+       {{"siteConfig",
+         {{"linuxFxVersion", "DOCKER|myreg.azurecr.io/app:v1"}, {"appSettings", settings}}}}}};
+  for (const auto& [key, value] : properties.items())
+    doc["properties"][key] = value;
+  return doc;
+}
+
+TEST(SiteRoute, EachSettingTurnsVnetPullsOnAndTheNewestThatDoesIsNamed) {
+  struct Case {
+    json properties;
+    json settings;
+    bool vnet;
+    std::string decided_by;
+  };
+  const json legacy = {{"WEBSITE_PULL_IMAGE_OVER_VNET", "true"}};
+  const std::vector<Case> cases = {
+      {json::object(), json::object(), false, ""},
+      {json::object(), legacy, true, "app setting WEBSITE_PULL_IMAGE_OVER_VNET"},
+      {{{"vnetImagePullEnabled", true}}, legacy, true, "properties.vnetImagePullEnabled"},
+      {{{"outboundVnetRouting", {{"imagePullTraffic", true}}}, {"vnetImagePullEnabled", true}},
+       legacy,
+       true,
+       "properties.outboundVnetRouting.imagePullTraffic"},
+      {{{"outboundVnetRouting", {{"allTraffic", true}, {"imagePullTraffic", true}}}},
+       json::object(),
+       true,
+       "properties.outboundVnetRouting.allTraffic"},
+      {{{"publicNetworkAccess", "SecuredByPerimeter"},
+        {"outboundVnetRouting", {{"allTraffic", true}}}},
+       json::object(),
+       true,
+       "properties.publicNetworkAccess SecuredByPerimeter"},
+      // Settings that are off decide nothing: a newer one at false does not undo an older one.
+      {{{"outboundVnetRouting", {{"allTraffic", false}, {"imagePullTraffic", false}}},
+        {"publicNetworkAccess", "Enabled"}},
+       legacy,
+       true,
+       "app setting WEBSITE_PULL_IMAGE_OVER_VNET"},
+      {{{"outboundVnetRouting", {{"applicationTraffic", true}}}}, json::object(), false, ""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.properties.dump() + " " + c.settings.dump());
+    auto site = parseSiteConfig(routedSite(c.properties, c.settings).dump());
+    ASSERT_TRUE(site.ok()) << site.error().message;
+    EXPECT_EQ(site->pull_over_vnet, c.vnet);
+    EXPECT_EQ(site->route_decided_by, c.decided_by);
+  }
+  auto wrong = parseSiteConfig(routedSite({{"outboundVnetRouting", true}}).dump());
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().message.find("properties.outboundVnetRouting"), std::string::npos);
+}
+
+TEST(SiteDns, DnsConfigurationFieldsOverTheirAppSettings) {
+  const json settings = {{"WEBSITE_DNS_SERVER", "10.0.0.4"},
+                         {"WEBSITE_DNS_ALT_SERVER", "10.0.0.5"},
+                         {"WEBSITE_DNS_ATTEMPTS", "4"},
+                         {"WEBSITE_DNS_TIMEOUT", "7"}};
+  auto from_settings = parseSiteConfig(routedSite(json::object(), settings).dump());
+  ASSERT_TRUE(from_settings.ok()) << from_settings.error().message;
+  EXPECT_EQ(from_settings->dns.servers, std::vector<std::string>{"10.0.0.4"});
+  EXPECT_EQ(from_settings->dns.alt_server, "10.0.0.5");
+  EXPECT_EQ(from_settings->dns.attempts, 4);
+  EXPECT_EQ(from_settings->dns.timeout_seconds, 7);
+
+  auto from_property =
+      parseSiteConfig(routedSite({{"dnsConfiguration",
+                                   {{"dnsServers", {"10.1.0.10", "10.1.0.11:5353"}},
+                                    {"dnsAltServer", "10.1.0.12"},
+                                    {"dnsRetryAttemptCount", 2},
+                                    {"dnsRetryAttemptTimeout", 3},
+                                    {"dnsMaxCacheTimeout", 30}}}},
+                                 settings)
+                          .dump());
+  ASSERT_TRUE(from_property.ok()) << from_property.error().message;
+  EXPECT_EQ(from_property->dns.servers, (std::vector<std::string>{"10.1.0.10", "10.1.0.11:5353"}));
+  EXPECT_EQ(from_property->dns.alt_server, "10.1.0.12");
+  EXPECT_EQ(from_property->dns.attempts, 2);
+  EXPECT_EQ(from_property->dns.timeout_seconds, 3);
+  EXPECT_EQ(from_property->dns.decided_by.front(), "properties.dnsConfiguration.dnsServers");
+
+  // Field by field: an empty dnsServers leaves WEBSITE_DNS_SERVER in force.
+  auto mixed = parseSiteConfig(
+      routedSite(
+          {{"dnsConfiguration", {{"dnsServers", json::array()}, {"dnsRetryAttemptCount", 1}}}},
+          settings)
+          .dump());
+  ASSERT_TRUE(mixed.ok()) << mixed.error().message;
+  EXPECT_EQ(mixed->dns.servers, std::vector<std::string>{"10.0.0.4"});
+  EXPECT_EQ(mixed->dns.attempts, 1);
+  EXPECT_EQ(mixed->dns.timeout_seconds, 7);
+}
+
+TEST(SiteDns, OutOfRangeOrMalformedValuesNameTheirPathAndValue) {
+  auto too_many =
+      parseSiteConfig(routedSite({{"dnsConfiguration", {{"dnsRetryAttemptCount", 9}}}}).dump());
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_NE(too_many.error().message.find("properties.dnsConfiguration.dnsRetryAttemptCount"),
+            std::string::npos);
+  EXPECT_NE(too_many.error().message.find("9"), std::string::npos);
+  auto bad_server = parseSiteConfig(
+      routedSite({{"dnsConfiguration", {{"dnsServers", {"10.0.0.1", "not an address"}}}}}).dump());
+  ASSERT_FALSE(bad_server.ok());
+  EXPECT_NE(bad_server.error().message.find("dnsServers[1]"), std::string::npos);
+  auto bad_setting =
+      parseSiteConfig(routedSite(json::object(), {{"WEBSITE_DNS_TIMEOUT", "soon"}}).dump());
+  ASSERT_FALSE(bad_setting.ok());
+  EXPECT_NE(bad_setting.error().message.find("WEBSITE_DNS_TIMEOUT"), std::string::npos);
+  EXPECT_NE(bad_setting.error().message.find("soon"), std::string::npos);
 }
 
 TEST(SiteConfig, DockerHubServerUrlDoesNotPrefixTheImage) {
