@@ -185,7 +185,8 @@ Result<puller::PullOutcome> pullSite(const SitePullServices& services, const Sit
         error.message.find("not allowed access") != std::string::npos) {
       error.message +=
           "; if the registry is only reachable through the VNet, enable "
-          "vnetImagePullEnabled on the site";
+          "vnetImagePullEnabled on the site (outboundVnetRouting.imagePullTraffic in newer "
+          "API versions)";
     }
     return phases.failed("pull", error);
   }

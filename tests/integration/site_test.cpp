@@ -245,6 +245,37 @@ TEST_F(Site, WebsiteDnsServerSettingsOverrideTheAgentDefault) {
   ASSERT_EQ(result.exit_code, 0) << result.all();  // the alternate answered
 }
 
+TEST_F(Site, OutboundVnetRoutingAndDnsConfigurationOverTheirAppSettings) {
+  // The newer site properties decide: imagePullTraffic routes the pull over the VNet (no
+  // vnetImagePullEnabled, no app setting), and dnsConfiguration's server is asked, not the
+  // dead one of WEBSITE_DNS_SERVER nor the agent's default.
+  Dnsmasq dns({"--cname=myreg.azurecr.io,myreg.privatelink.azurecr.io",
+               "--host-record=myreg.privatelink.azurecr.io,127.0.0.1",
+               "--host-record=myreg.westus.data.azurecr.io,127.0.0.2"});
+  SilentServer dead;
+  const std::string dead_server = "127.0.0.1:" + std::to_string(dead.port());
+  json agent = agentConfig();
+  agent.erase("hostOverrides");
+  agent["vnetDnsServers"] = json::array({dead_server});
+  agent["dnsTimeoutMs"] = 300;
+  agent["dnsTries"] = 1;
+  json site = managedIdentitySite(azure()["user_client_id"]);
+  site["properties"]["outboundVnetRouting"] = {{"imagePullTraffic", true}};
+  site["properties"]["dnsConfiguration"] = {{"dnsServers", {dns.server().str()}},
+                                            {"dnsRetryAttemptCount", 2}};
+  site["properties"]["siteConfig"]["appSettings"] =
+      json::array({{{"name", "WEBSITE_DNS_SERVER"}, {"value", dead_server}},
+                   {{"name", "WEBSITE_DNS_ATTEMPTS"}, {"value", "5"}}});
+  auto result = once(site, agent);
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_NE(result.err.find("VNet DNS " + dns.server().str() + ", 2 tries"), std::string::npos)
+      << result.err;
+  EXPECT_NE(result.err.find("properties.outboundVnetRouting.imagePullTraffic"), std::string::npos)
+      << result.err;
+  EXPECT_NE(result.err.find("properties.dnsConfiguration.dnsServers"), std::string::npos)
+      << result.err;
+}
+
 TEST_F(Site, VnetDnsWithoutTheNameFailsWithoutFallingBack) {
   Dnsmasq dns({});
   json agent = agentConfig();  // hostOverrides stay for the identity endpoint only
