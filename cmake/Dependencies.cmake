@@ -17,6 +17,8 @@ find_package(spdlog 1.10 REQUIRED)
 find_package(fmt REQUIRED)
 # hosts.toml (registry mirrors), header-only.
 find_package(toml11 3.7 REQUIRED)
+# Compose files of COMPOSE| sites.
+pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp>=0.7)
 find_package(Threads REQUIRED)
 
 # Flags every library of ours gets (modules and test support): our warnings, optional

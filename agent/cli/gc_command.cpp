@@ -67,10 +67,10 @@ int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment&
   // Read under the lock: the service records a site's new image before it lets go of its share.
   const auto sites = SiteStateStore(state).readAll();
   for (const auto& site : sites) {
-    if (!site.published)
-      continue;
-    if (auto digest = puller::Digest::parse(site.published->digest))
-      keep.insert(digest.value());
+    for (const auto& image : publishedUnit(site)) {  // the main container's and the sidecars'
+      if (auto digest = puller::Digest::parse(image.digest))
+        keep.insert(digest.value());
+    }
   }
   const bool keep_all = sites.empty() && !parsed->option("keep");
   auto report =

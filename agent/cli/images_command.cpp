@@ -1,5 +1,6 @@
 #include "agent/cli/images_command.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -32,8 +33,13 @@ images use too, counted in full for each), and the sites it serves.
 std::map<std::string, std::vector<std::string>> sitesByImage(const std::filesystem::path& state) {
   std::map<std::string, std::vector<std::string>> sites;
   for (const auto& site : SiteStateStore(state).readAll()) {
-    if (site.published)
-      sites[site.published->digest].push_back(site.site);
+    for (const auto& image : publishedUnit(site)) {
+      auto& names = sites[image.digest];
+      const std::string name =
+          image.container.empty() ? site.site : site.site + "/" + image.container;
+      if (std::find(names.begin(), names.end(), name) == names.end())
+        names.push_back(name);
+    }
   }
   return sites;
 }

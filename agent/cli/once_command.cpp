@@ -24,8 +24,9 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: pullagent --once --site SITE.json [--config AGENT.json]
 
-Pulls, unpacks and publishes the image of one site (its ARM or `az webapp show` JSON) with the
-credentials App Service would use, printing each phase with its time.
+Pulls, unpacks and publishes the images of one site (its ARM or `az webapp show` JSON: DOCKER|,
+SITECONTAINERS or COMPOSE|) with the credentials App Service would use, all containers at once,
+printing each phase with its time and a summary per container.
   --config FILE      agent config (default /etc/pullagent/agent.json; defaults if it is absent)
   --log-level LEVEL  trace, debug, info (default), warn, error
   --log-format FMT   text (default on a terminal), journal or json
@@ -78,12 +79,25 @@ int runOnceCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
     printer.phaseFailed("config", site.error());
     return exitCodeFor(site.error());
   }
-  printer.phaseDone("config",
-                    std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - started),
-                    "site " + (site->name.empty() ? site_path : site->name) + ": " +
-                        site->image.str() + ", " + describeSiteAuth(site.value()) +
-                        (site->pull_over_vnet ? ", over the VNet" : ", public route"));
-
+  std::string said = "site " + (site->name.empty() ? site_path : site->name) + ": ";
+  if (site->kind == SiteKind::kDocker) {
+    said += site->main().image.str() + ", " + describeAuth(site->main());
+  } else {
+    said += std::string(toString(site->kind)) + ", " + std::to_string(site->containers.size()) +
+            " containers";
+  }
+  said += site->pull_over_vnet ? ", over the VNet (" + site->route_decided_by + ")"
+                               : ", public route";
+  printer.phaseDone(
+      "config", std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - started),
+      said);
+  if (site->kind != SiteKind::kDocker) {
+    for (const auto& container : site->containers) {
+      std::printf("container  %-16s %-5s %s, %s\n", container.label().c_str(),
+                  container.is_main ? "main" : "", container.image.str().c_str(),
+                  describeAuth(container).c_str());
+    }
+  }
   resolver::SystemResolver system_resolver;
   resolver::StaticHostsResolver identity_resolver(agent->host_overrides, system_resolver);
   auto identity_http = createIdentityClient(agent.value(), identity_resolver);
@@ -103,7 +117,12 @@ int runOnceCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   auto outcome = pullSite(services, site.value(), pull_env, printer);
   if (!outcome)
     return exitCodeFor(outcome.error());
-  printOutcome(site->image, outcome.value());
+  for (const auto& [container, pulled] : outcome->containers) {
+    if (!container.name.empty())
+      std::printf("\n%s %s\n", container.is_main ? "main container" : "sidecar",
+                  container.name.c_str());
+    printOutcome(container.image, pulled);
+  }
   return kExitOk;
 }
 

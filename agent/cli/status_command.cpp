@@ -19,7 +19,8 @@ constexpr const char* kUsage =
     R"(usage: pullagent status [SITE] [--config AGENT.json | --state DIR] [--json]
 
 Shows what the agent recorded for each site: the image asked for, the phase, progress, the
-published image and the last error.
+published image and the last error; for a site with sidecars or Compose services, a line per
+container (its phase in the last attempt, its image, what the published unit serves for it).
   --config FILE   agent config naming the state dir (default /etc/pullagent/agent.json)
   --state DIR     the state dir itself
   --json          the recorded states as a JSON array
@@ -30,12 +31,39 @@ std::string shortDigest(const std::string& digest) {
   return colon == std::string::npos ? digest : digest.substr(colon + 1, 12);
 }
 
+std::string progressText(const SiteProgress& progress) {
+  return std::to_string(progress.layers_done) + "/" + std::to_string(progress.layers_total) +
+         " layers " + humanBytes(progress.bytes_done) + "/" + humanBytes(progress.bytes_total);
+}
+
 std::string progressText(const SiteState& state) {
-  if (state.phase != SitePhase::kPulling)
-    return "-";
-  return std::to_string(state.progress.layers_done) + "/" +
-         std::to_string(state.progress.layers_total) + " layers " +
-         humanBytes(state.progress.bytes_done) + "/" + humanBytes(state.progress.bytes_total);
+  return state.phase == SitePhase::kPulling ? progressText(state.progress) : "-";
+}
+
+// A site with several containers: a line for each under the site's, with the phase of its last
+// attempt and the image the published unit serves for it.
+void printContainers(const SiteState& state) {
+  std::vector<ContainerActivity> containers = state.containers;
+  const auto unit = publishedUnit(state);
+  if (containers.empty()) {
+    for (const auto& image : unit) {
+      if (!image.container.empty())
+        containers.push_back({image.container, image.image, "ready", {}});
+    }
+  }
+  for (const auto& container : containers) {
+    std::string digest = "-";
+    for (const auto& image : unit) {
+      if (image.container == container.name)
+        digest = shortDigest(image.digest);
+    }
+    const bool pulling = state.phase == SitePhase::kPulling && container.phase == "pulling";
+    std::printf("  %-18s %-12s %-44s %-12s %-20s %-26s %s\n",
+                safeEscaped("- " + container.name, 18).c_str(),
+                safeEscaped(container.phase, 12).c_str(), safeEscaped(container.image, 200).c_str(),
+                safeEscaped(digest).c_str(), "", pulling ? progressText(container.progress).c_str() : "-",
+                "");
+  }
 }
 
 std::string detail(const SiteState& state) {
@@ -105,6 +133,7 @@ int runStatusCommand(const std::vector<std::string>& argv, const ProcessEnvironm
                 state.published ? safeEscaped(shortDigest(state.published->digest)).c_str() : "-",
                 state.last_checked_at ? formatUtc(*state.last_checked_at).c_str() : "-",
                 progressText(state).c_str(), safeEscaped(detail(state), 2000).c_str());
+    printContainers(state);
   }
   return kExitOk;
 }

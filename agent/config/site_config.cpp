@@ -2,6 +2,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
+#include "agent/config/site_compose.h"
+#include "agent/config/site_containers.h"
+#include "agent/config/site_credentials.h"
 #include "agent/config/site_json.h"
 #include "agent/config/site_network.h"
 #include "base/json_reader.h"
@@ -12,119 +17,108 @@ namespace {
 
 using namespace site_json;  // NOLINT: this file is the site_json helpers' user
 
-// DOCKER_REGISTRY_SERVER_URL is a URL ("https://myreg.azurecr.io", "https://index.docker.io/v1/")
-// but a bare host is seen too.
-std::string registryHostOf(std::string url) {
-  if (auto scheme = url.find("://"); scheme != std::string::npos)
-    url = url.substr(scheme + 3);
-  url = url.substr(0, url.find('/'));
-  std::transform(url.begin(), url.end(), url.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (url == "index.docker.io" || url == "registry-1.docker.io" || url == "registry.hub.docker.com")
-    return "docker.io";
-  return url;
+// The image of a DOCKER| site; the other kinds are read elsewhere, anything else is refused.
+Result<std::string> dockerImageOf(const std::string& fx, const std::string& path) {
+  std::string image = fx.substr(fx.find('|') + 1);
+  image.erase(0, image.find_first_not_of(" \t"));
+  image.erase(image.find_last_not_of(" \t") + 1);
+  if (image.empty())
+    return makeError(ErrorCode::kInvalidArgument, path + ": " + safeQuoted(fx) + " names no image");
+  return image;
 }
 
-// Docker's rule for whether the first path component names a registry.
-bool hasRegistryHost(std::string_view image) {
-  auto slash = image.find('/');
-  if (slash == std::string_view::npos)
-    return false;
-  auto first = image.substr(0, slash);
-  return first == "localhost" || first.find_first_of(".:") != std::string_view::npos ||
-         std::any_of(first.begin(), first.end(),
-                     [](char c) { return std::isupper(static_cast<unsigned char>(c)) != 0; });
-}
-
-Result<std::string> imageOf(const std::string& fx, const std::string& path) {
+Result<SiteKind> siteKindOf(const std::string& fx, const std::string& path) {
   auto bar = fx.find('|');
-  std::string kind = upper(fx.substr(0, bar));
-  if (kind == "DOCKER") {
-    std::string image = fx.substr(bar + 1);
-    image.erase(0, image.find_first_not_of(" \t"));
-    image.erase(image.find_last_not_of(" \t") + 1);
-    if (image.empty())
-      return makeError(ErrorCode::kInvalidArgument,
-                       path + ": " + safeQuoted(fx) + " names no image");
-    return image;
-  }
+  const std::string kind = upper(fx.substr(0, bar));
+  if (kind == "DOCKER")
+    return SiteKind::kDocker;
+  if (kind == "COMPOSE")
+    return SiteKind::kCompose;
+  if (kind == "SITECONTAINERS" && (bar == std::string::npos || bar + 1 == fx.size()))
+    return SiteKind::kSiteContainers;
   std::string what;
-  if (kind == "COMPOSE" || kind == "KUBE") {
-    what = "multi-container (" + kind + "|) sites are not supported";
-  } else if (kind == "SITECONTAINERS") {
-    what = "sidecar (SITECONTAINERS) sites are not supported";
+  if (kind == "KUBE") {
+    what = "Kubernetes (KUBE|) sites are not supported";
   } else if (bar != std::string::npos) {
     what = safeQuoted(fx) + " is a built-in runtime stack, not a container image";
   } else {
     what = safeQuoted(fx) + " is not a container image";
   }
-  return makeError(ErrorCode::kUnsupported, path + ": " + what +
-                                                "; pullagent pulls single-container sites, " +
-                                                "linuxFxVersion \"DOCKER|<image>\"");
+  return makeError(ErrorCode::kUnsupported,
+                   path + ": " + what +
+                       "; pullagent pulls container sites: linuxFxVersion \"DOCKER|<image>\", " +
+                       "\"SITECONTAINERS\" or \"COMPOSE|<base64 YAML>\"");
 }
 
-// The image: linuxFxVersion's, on DOCKER_REGISTRY_SERVER_URL's registry when it names none.
-Result<puller::ImageRef> resolveImage(const std::string& linux_fx_version,
-                                      const std::optional<std::string>& server_host,
-                                      const std::string& fx_path) {
-  ASSIGN_OR_RETURN(std::string image_text, imageOf(linux_fx_version, fx_path));
-  if (!hasRegistryHost(image_text) && server_host && *server_host != "docker.io")
-    image_text = *server_host + "/" + image_text;
-  auto image = puller::ImageRef::parse(image_text);
-  if (!image)
-    return image.error().context(fx_path);
-  return image;
+// A site's containers must use identities assigned to it, when the document says which are
+// (ARM and `az webapp show` carry "identity": {type, userAssignedIdentities}).
+Status checkAssignedIdentities(const json& doc, const std::vector<SiteContainer>& containers) {
+  if (!doc.contains("identity") || !doc["identity"].is_object())
+    return {};
+  const json& identity = doc["identity"];
+  ASSIGN_OR_RETURN(auto type, optionalString(identity, "type", "identity"));
+  if (!type)
+    return {};
+  const bool system = upper(*type).find("SYSTEMASSIGNED") != std::string::npos;
+  // The client ids, when every assigned identity carries one (`az webapp show` does; an ARM
+  // template lists resource ids only, and then nothing can be said).
+  std::vector<std::string> assigned;
+  bool clients_known = identity.contains("userAssignedIdentities") &&
+                       identity["userAssignedIdentities"].is_object();
+  if (clients_known) {
+    for (const auto& [id, entry] : identity["userAssignedIdentities"].items()) {
+      if (entry.is_object() && entry.contains("clientId") && entry["clientId"].is_string())
+        assigned.push_back(upper(entry["clientId"].get<std::string>()));
+      else
+        clients_known = false;
+    }
+  }
+  for (const auto& container : containers) {
+    if (container.auth != RegistryAuth::kManagedIdentity)
+      continue;
+    const std::string who = container.name.empty() ? std::string("the site's image")
+                                                   : "container " + container.name;
+    if (container.identity_client_id.empty() && !system) {
+      return makeError(ErrorCode::kPermissionDenied,
+                       who + " pulls with the system-assigned identity, but the site has none "
+                             "(identity.type " + safeQuoted(*type) + "): enable it with "
+                             "`az webapp identity assign`");
+    }
+    if (!container.identity_client_id.empty() && clients_known &&
+        std::find(assigned.begin(), assigned.end(), upper(container.identity_client_id)) ==
+            assigned.end()) {
+      return makeError(ErrorCode::kPermissionDenied,
+                       who + " pulls with the user-assigned identity " +
+                           safeQuoted(container.identity_client_id) +
+                           ", which is not assigned to the site (identity.userAssignedIdentities " +
+                           "has " + std::to_string(assigned.size()) +
+                           "): assign it with `az webapp identity assign --identities <resource id>`");
+    }
+  }
+  return {};
 }
-
-// Managed identity when acrUseManagedIdentityCreds, else Basic from the two app settings (both,
-// and only for the registry DOCKER_REGISTRY_SERVER_URL names), else anonymous.
-struct SiteCredentials {
-  RegistryAuth auth = RegistryAuth::kAnonymous;
-  std::string identity_client_id;
-  std::optional<SettingValue> username;
-  std::optional<SettingValue> password;
-};
-
-Result<SiteCredentials> readCredentials(const SiteSections& sections, const Settings& settings,
-                                        const std::optional<std::string>& server_host,
-                                        const puller::ImageRef& image) {
-  const std::string& config_path = sections.config_path;
-  ASSIGN_OR_RETURN(auto use_mi,
-                   optionalBool(sections.config, "acrUseManagedIdentityCreds", config_path));
-  ASSIGN_OR_RETURN(auto client_id,
-                   optionalString(sections.config, "acrUserManagedIdentityID", config_path));
-  SiteCredentials credentials;
-  if (use_mi.value_or(false)) {
-    credentials.auth = RegistryAuth::kManagedIdentity;
-    credentials.identity_client_id = client_id.value_or("");
-    return credentials;
-  }
-  const bool has_username = settings.count("DOCKER_REGISTRY_SERVER_USERNAME") != 0 &&
-                            setting(settings, "DOCKER_REGISTRY_SERVER_USERNAME");
-  const bool has_password = settings.count("DOCKER_REGISTRY_SERVER_PASSWORD") != 0 &&
-                            setting(settings, "DOCKER_REGISTRY_SERVER_PASSWORD");
-  if (!has_username && !has_password)
-    return credentials;
-  if (!has_username || !has_password) {
-    return makeError(ErrorCode::kInvalidArgument,
-                     std::string("app setting DOCKER_REGISTRY_SERVER_") +
-                         (has_username ? "PASSWORD" : "USERNAME") + " is missing: set both " +
-                         "DOCKER_REGISTRY_SERVER_USERNAME and DOCKER_REGISTRY_SERVER_PASSWORD");
-  }
-  // Credentials go only to the registry they were configured for.
-  if (server_host && *server_host != image.domain) {
-    return makeError(ErrorCode::kInvalidArgument,
-                     "DOCKER_REGISTRY_SERVER_URL names " + safeQuoted(*server_host) +
-                         " but the image is on " + image.domain +
-                         "; registry credentials are not sent to " + "another registry");
-  }
-  credentials.auth = RegistryAuth::kBasic;
-  ASSIGN_OR_RETURN(credentials.username, settingValue(settings, "DOCKER_REGISTRY_SERVER_USERNAME"));
-  ASSIGN_OR_RETURN(credentials.password, settingValue(settings, "DOCKER_REGISTRY_SERVER_PASSWORD"));
-  return credentials;
-}
-
 }  // namespace
+
+std::string_view toString(SiteKind kind) {
+  switch (kind) {
+    case SiteKind::kDocker:
+      return "DOCKER";
+    case SiteKind::kSiteContainers:
+      return "SITECONTAINERS";
+    case SiteKind::kCompose:
+      break;
+  }
+  return "COMPOSE";
+}
+
+std::string SiteConfig::images() const {
+  if (containers.size() == 1 && containers.front().name.empty())
+    return containers.front().image.str();
+  std::string out;
+  for (const auto& container : containers)
+    out += (out.empty() ? "" : " ") + container.label() + "=" + container.image.str();
+  return out;
+}
 
 Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
   ASSIGN_OR_RETURN(const json doc,
@@ -150,17 +144,36 @@ Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
   result.linux_fx_version = *fx;
 
   ASSIGN_OR_RETURN(const Settings settings, findAppSettings(sections));
-  std::optional<std::string> server_host;
-  if (auto server_url = setting(settings, "DOCKER_REGISTRY_SERVER_URL"))
-    server_host = registryHostOf(*server_url);
-  ASSIGN_OR_RETURN(result.image, resolveImage(result.linux_fx_version, server_host,
-                                              config_path + ".linuxFxVersion"));
-  ASSIGN_OR_RETURN(SiteCredentials credentials,
-                   readCredentials(sections, settings, server_host, result.image));
-  result.auth = credentials.auth;
-  result.identity_client_id = std::move(credentials.identity_client_id);
-  result.registry_username = std::move(credentials.username);
-  result.registry_password = std::move(credentials.password);
+  const std::string fx_path = config_path + ".linuxFxVersion";
+  ASSIGN_OR_RETURN(result.kind, siteKindOf(result.linux_fx_version, fx_path));
+  if (result.kind == SiteKind::kSiteContainers) {
+    ASSIGN_OR_RETURN(result.containers, site_containers::readSiteContainers(doc, settings));
+  } else {
+    ASSIGN_OR_RETURN(auto credentials, site_credentials::readSiteCredentials(sections, settings));
+    if (result.kind == SiteKind::kCompose) {
+      ASSIGN_OR_RETURN(result.containers,
+                       site_compose::readComposeServices(
+                           std::string_view(result.linux_fx_version).substr(
+                               result.linux_fx_version.find('|') + 1),
+                           credentials.server_host, fx_path));
+    } else {
+      ASSIGN_OR_RETURN(std::string image, dockerImageOf(result.linux_fx_version, fx_path));
+      SiteContainer container;
+      ASSIGN_OR_RETURN(container.image,
+                       site_credentials::siteImage(image, credentials.server_host, fx_path));
+      result.containers.push_back(std::move(container));
+      if (size_t ignored = site_containers::countSiteContainers(doc); ignored > 0) {
+        result.notes.push_back(std::to_string(ignored) +
+                               " sitecontainers in the file are ignored: linuxFxVersion is "
+                               "DOCKER|, as on App Service (set it to SITECONTAINERS to use them)");
+      }
+    }
+    for (auto& container : result.containers) {
+      RETURN_IF_ERROR(site_credentials::applySiteCredentials(
+          credentials, result.kind == SiteKind::kDocker, container));
+    }
+  }
+  RETURN_IF_ERROR(checkAssignedIdentities(doc, result.containers));
   ASSIGN_OR_RETURN(auto route, readRoute(sections, settings));
   result.pull_over_vnet = route.first;
   result.route_decided_by = std::move(route.second);

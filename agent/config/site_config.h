@@ -26,16 +26,47 @@ enum class RegistryAuth {
   kAnonymous,
 };
 
+// What App Service runs a site's containers from. DOCKER|<image>: one container;
+// SITECONTAINERS: a main container and up to nine sidecars (Microsoft.Web/sites/sitecontainers);
+// COMPOSE|<base64 YAML>: a Docker Compose file's services.
+enum class SiteKind { kDocker, kSiteContainers, kCompose };
+
+std::string_view toString(SiteKind kind);
+
+// One container of a site, reduced to what its pull needs (and the run-time properties the
+// runtime needs, validated and kept).
+struct SiteContainer {
+  std::string name;  // the sitecontainer's or Compose service's name; "" for a DOCKER| site
+  bool is_main = true;
+  puller::ImageRef image;  // normalised, registry host filled in
+  RegistryAuth auth = RegistryAuth::kAnonymous;
+  // The user-assigned identity's client id (acrUserManagedIdentityID, or a sitecontainer's
+  // userManagedIdentityClientId); empty = system-assigned.
+  std::string identity_client_id;
+  std::optional<SettingValue> registry_username;  // with kBasic
+  std::optional<SettingValue> registry_password;  // with kBasic
+  // Where the password came from, for errors: "app setting DOCKER_REGISTRY_SERVER_PASSWORD",
+  // "sitecontainers[1].properties.passwordSecret (app setting ACR_PASSWORD)". Never the value.
+  std::string password_source;
+  // Run-time properties (sitecontainers and Compose): pullagent pulls, the runtime runs.
+  std::string target_port;
+  std::string startup_command;
+  std::vector<std::pair<std::string, std::string>> environment;  // variable -> app setting name
+  bool inherit_app_settings = true;
+
+  // "main" for a DOCKER| site's one container, else its name.
+  std::string label() const { return name.empty() ? "main" : name; }
+};
+
 // A site as App Service configures it, reduced to what a pull needs.
 struct SiteConfig {
   std::string name;              // the resource's "name", when present
   std::string linux_fx_version;  // as written: "DOCKER|myreg.azurecr.io/app:v1"
-  puller::ImageRef image;        // normalised, registry host filled in
-  RegistryAuth auth = RegistryAuth::kAnonymous;
-  // acrUserManagedIdentityID: the user-assigned identity's client id; empty = system-assigned.
-  std::string identity_client_id;
-  std::optional<SettingValue> registry_username;  // with kBasic
-  std::optional<SettingValue> registry_password;  // with kBasic
+  SiteKind kind = SiteKind::kDocker;
+  // Every container the site runs, the main one first.
+  std::vector<SiteContainer> containers;
+  // Things the parser chose to ignore, for the log ("sitecontainers ignored: ...").
+  std::vector<std::string> notes;
   // Image pulls over the VNet, and the setting that decided it (the first that says so of
   // publicNetworkAccess SecuredByPerimeter, outboundVnetRouting.allTraffic,
   // outboundVnetRouting.imagePullTraffic, vnetImagePullEnabled, WEBSITE_PULL_IMAGE_OVER_VNET).
@@ -55,13 +86,19 @@ struct SiteConfig {
   } dns;
   // DOCKER_ENABLE_CI=true: continuous deployment; the service follows the tag (polls it).
   bool continuous_deployment = false;
+
+  const SiteContainer& main() const { return containers.front(); }
+  // "myreg.azurecr.io/app:v1", or "main=...:v1 sidecar=...:v2" for several containers.
+  std::string images() const;
 };
 
 // Parses a site in any of the shapes Azure writes it: the ARM resource body (properties.*,
 // properties.siteConfig.*), the flattened `az webapp show` output (top-level siteConfig and
 // vnetImagePullEnabled), app settings as [{name, value}] (ARM, `az webapp config appsettings
-// list`) or {name: value}. Unknown fields are ignored; a wrong type or a missing required field
-// is an error naming the JSON path and the value.
+// list`) or {name: value}; sitecontainers under a top-level "sitecontainers" array (as
+// `az webapp sitecontainers list` prints them) or as child resources in "resources" (ARM).
+// Unknown fields are ignored; a wrong type or a missing required field is an error naming the
+// JSON path and the value.
 Result<SiteConfig> parseSiteConfig(std::string_view json_text);
 
 }  // namespace pullagent::agent

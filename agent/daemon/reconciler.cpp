@@ -4,10 +4,29 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
 
 #include "puller/reference/reference.h"
 
 namespace pullagent::agent {
+namespace {
+
+std::vector<PublishedImage> unitOf(const SiteAttemptResult& result) {
+  std::vector<PublishedImage> unit;
+  if (result.published)
+    unit.push_back(*result.published);
+  unit.insert(unit.end(), result.sidecars.begin(), result.sidecars.end());
+  return unit;
+}
+
+std::set<std::string> digestsOf(const std::vector<PublishedImage>& unit) {
+  std::set<std::string> digests;
+  for (const auto& image : unit)
+    digests.insert(image.digest);
+  return digests;
+}
+
+}  // namespace
 
 struct Reconciler::Attempt {
   SiteActivity activity;
@@ -15,9 +34,9 @@ struct Reconciler::Attempt {
   std::atomic<bool> done{false};
   SiteAttemptResult result;
   std::chrono::steady_clock::time_point started;
-  // A refresh: the digest the tag resolved to when the published image was pulled, and the
-  // published image's digest then (what "updated from" names).
-  std::optional<std::string> unless;
+  // A refresh: the published unit whose tags are checked (empty: not a refresh), and the main
+  // image's digest then (what "updated from" names).
+  std::vector<PublishedImage> refresh_of;
   std::string from;
   std::vector<std::pair<uint64_t, RefreshBroker*>> waiting;
   std::jthread thread;  // declared last: joined before the rest is destroyed
@@ -153,7 +172,7 @@ void Reconciler::start(const std::string& name, Site& site) {
     attempt.from = site.state.published->digest;
     // Only the tag can have moved: the config is the one the published image was pulled for.
     if (site.refresh_due && site.state.published->config_sha256 == site.file.sha256)
-      attempt.unless = site.state.published->resolved_digest;
+      attempt.refresh_of = publishedUnit(site.state);
   }
   site.refresh_due = false;
   attempt.waiting = std::exchange(site.refresh_waiting, {});
@@ -167,7 +186,7 @@ void Reconciler::start(const std::string& name, Site& site) {
     // allocation failure on a hostile document) fails that attempt, never the daemon.
     try {
       attempt.result =
-          runner_.run(name, path, attempt.activity, attempt.stop.get_token(), attempt.unless);
+          runner_.run(name, path, attempt.activity, attempt.stop.get_token(), attempt.refresh_of);
     } catch (const std::exception& e) {
       attempt.result = SiteAttemptResult{};
       attempt.result.kind = SiteAttemptResult::Kind::kFailed;
@@ -192,8 +211,9 @@ void Reconciler::finish(const std::string& name, Site& site) {
   if (!result.image.empty())
     site.state.image = result.image;
   site.state.progress = attempt->activity.progress();
+  site.state.containers = attempt->activity.containers();
   const auto now = clock_.now();
-  const bool was_refresh = attempt->unless.has_value();
+  const bool was_refresh = !attempt->refresh_of.empty();
   if (!result.config_sha256.empty())
     site.state.continuous_deployment = result.continuous_deployment;
   SiteRefresh answer{name, RefreshOutcome::kFailed, attempt->from, {}, {}};
@@ -212,11 +232,12 @@ void Reconciler::finish(const std::string& name, Site& site) {
     case SiteAttemptResult::Kind::kPublished: {
       metrics_.pullFinished("success", seconds);
       published_ = true;
-      if (site.state.published && result.published &&
-          site.state.published->digest != result.published->digest) {
-        collectable_ = true;  // the image it replaced
-      }
+      const auto before = digestsOf(publishedUnit(site.state));
+      const auto after = digestsOf(unitOf(result));
+      if (!std::includes(after.begin(), after.end(), before.begin(), before.end()))
+        collectable_ = true;  // an image it replaced
       site.state.published = result.published;
+      site.state.sidecars = result.sidecars;
       site.state.last_checked_at = clock_.wallNow();
       answer.to = result.published ? result.published->digest : "";
       answer.outcome =
@@ -410,9 +431,12 @@ void Reconciler::refreshProgress() {
       continue;
     const SiteProgress progress = site.attempt->activity.progress();
     const std::string image = site.attempt->activity.image();
-    if (progress == site.state.progress && (image.empty() || image == site.state.image))
+    auto containers = site.attempt->activity.containers();
+    if (progress == site.state.progress && containers == site.state.containers &&
+        (image.empty() || image == site.state.image))
       continue;
     site.state.progress = progress;
+    site.state.containers = std::move(containers);
     if (!image.empty())
       site.state.image = image;
     save(site);
@@ -465,8 +489,10 @@ std::string Reconciler::statusLine() const {
 std::set<std::string> Reconciler::publishedDigests() const {
   std::set<std::string> digests;
   for (const auto& [name, site] : sites_) {
-    if (site.state.published && !site.removed)
-      digests.insert(site.state.published->digest);
+    if (site.removed)
+      continue;
+    for (const auto& image : publishedUnit(site.state))
+      digests.insert(image.digest);
   }
   return digests;
 }

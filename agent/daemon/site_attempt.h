@@ -6,6 +6,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 #include "agent/site/site_state.h"
 
@@ -22,6 +23,33 @@ class SiteActivity {
     std::lock_guard lock(mutex_);
     progress_ = progress;
   }
+  // A site with several containers: each one's phase and progress; the site's is their sum.
+  void setContainers(std::vector<ContainerActivity> containers) {
+    std::lock_guard lock(mutex_);
+    containers_ = std::move(containers);
+  }
+  void updateContainer(size_t index, const SiteProgress& progress) {
+    std::lock_guard lock(mutex_);
+    if (index >= containers_.size())
+      return;
+    containers_[index].progress = progress;
+    progress_ = {};
+    for (const auto& container : containers_) {
+      progress_.layers_done += container.progress.layers_done;
+      progress_.layers_total += container.progress.layers_total;
+      progress_.bytes_done += container.progress.bytes_done;
+      progress_.bytes_total += container.progress.bytes_total;
+    }
+  }
+  void setContainerPhase(size_t index, const std::string& phase) {
+    std::lock_guard lock(mutex_);
+    if (index < containers_.size())
+      containers_[index].phase = phase;
+  }
+  std::vector<ContainerActivity> containers() const {
+    std::lock_guard lock(mutex_);
+    return containers_;
+  }
   std::string image() const {
     std::lock_guard lock(mutex_);
     return image_;
@@ -35,6 +63,7 @@ class SiteActivity {
   mutable std::mutex mutex_;
   std::string image_;
   SiteProgress progress_;
+  std::vector<ContainerActivity> containers_;
 };
 
 // What one attempt at a site's pull ended with.
@@ -45,7 +74,8 @@ struct SiteAttemptResult {
   std::string image;                   // what the config asked for; empty when it could not be read
   std::string config_sha256;           // of the config bytes the attempt read
   bool continuous_deployment = false;  // DOCKER_ENABLE_CI in that config
-  std::optional<PublishedImage> published;
+  std::optional<PublishedImage> published;  // the main container's
+  std::vector<PublishedImage> sidecars;     // the unit's other containers'
   std::optional<SiteError> error;
   // Released once the result is recorded in the site's state: the runner keeps the state dir's
   // lock shared through it, so a `pullagent gc` never sees a published image no state names.
@@ -57,11 +87,12 @@ struct SiteAttemptResult {
 class SiteAttemptRunner {
  public:
   virtual ~SiteAttemptRunner() = default;
-  // `unless_tag_resolves_to`: a refresh of a published site whose config did not change; when
-  // its tag still points at that digest, nothing is pulled (kUnchanged).
+  // `refresh_of`: a refresh of a published unit whose config did not change (empty: none). A
+  // container whose tag still points where it did is not pulled, its image stays in the unit;
+  // when none moved, nothing is pulled (kUnchanged).
   virtual SiteAttemptResult run(const std::string& site, const std::filesystem::path& config,
                                 SiteActivity& activity, std::stop_token stop,
-                                const std::optional<std::string>& unless_tag_resolves_to) = 0;
+                                const std::vector<PublishedImage>& refresh_of) = 0;
 };
 
 }  // namespace pullagent::agent

@@ -13,10 +13,12 @@
 namespace pullagent::agent {
 namespace {
 
-// Feeds a pull's events to the site's activity: layers and bytes done of the total.
+// Feeds a pull's events to the site's activity: layers and bytes done of the total (of the
+// site, or of one container of a site with several).
 class ProgressObserver final : public puller::PullObserver {
  public:
-  explicit ProgressObserver(SiteActivity& activity) : activity_(activity) {}
+  ProgressObserver(SiteActivity& activity, std::optional<size_t> container)
+      : activity_(activity), container_(container) {}
 
   void onManifest(const puller::Descriptor&,
                   const std::vector<puller::Descriptor>& layers) override {
@@ -28,7 +30,7 @@ class ProgressObserver final : public puller::PullObserver {
       progress_.bytes_total += layer.size;
     }
     progress_.layers_total = static_cast<int>(layers.size());
-    activity_.update(progress_);
+    publish();
   }
   // A (re)start from `offset`: what is on disk counts as done, whatever was counted before.
   void onBlobStart(const puller::Descriptor& blob, int64_t offset) override {
@@ -58,31 +60,64 @@ class ProgressObserver final : public puller::PullObserver {
     done = std::clamp<int64_t>(done, 0, blob.size);
     progress_.bytes_done += done - it->second;
     it->second = done;
-    activity_.update(progress_);
+    publish();
+  }
+  void publish() {
+    if (container_)
+      activity_.updateContainer(*container_, progress_);
+    else
+      activity_.update(progress_);
   }
 
   SiteActivity& activity_;
+  const std::optional<size_t> container_;
   std::mutex mutex_;
   std::map<std::string, int64_t> done_;  // bytes done per layer
   SiteProgress progress_;
 };
 
-// Phase times into the metrics and the journal; remembers which phase failed.
+// Phase times into the metrics and the journal; remembers which phase failed; gives each
+// container's pull an observer of its progress.
 class PhaseRecorder final : public SitePullEvents {
  public:
-  PhaseRecorder(Metrics& metrics, std::string site) : metrics_(metrics), site_(std::move(site)) {}
+  PhaseRecorder(Metrics& metrics, std::string site, SiteActivity& activity,
+                const SiteConfig& config)
+      : metrics_(metrics), site_(std::move(site)), activity_(activity), config_(config) {}
   void phaseDone(const std::string& phase, std::chrono::milliseconds took,
                  const std::string& what) override {
     metrics_.phaseDuration(phase, std::chrono::duration<double>(took).count());
     spdlog::info("site {}: {} done in {} ms: {}", site_, phase, took.count(), what);
   }
-  void phaseFailed(const std::string& phase, const Error&) override { failed_phase_ = phase; }
-  const std::string& failedPhase() const { return failed_phase_; }
+  void phaseFailed(const std::string& phase, const Error&) override {
+    if (failed_phase_.empty())
+      failed_phase_ = phase;
+  }
+  puller::PullObserver* observerFor(const SiteContainer& container) override {
+    std::optional<size_t> index;
+    if (config_.containers.size() > 1) {
+      index = indexOf(container);
+      activity_.setContainerPhase(*index, "pulling");
+    }
+    observers_.push_back(std::make_unique<ProgressObserver>(activity_, index));
+    return observers_.back().get();
+  }
+  void containerDone(const SiteContainer& container, bool ok) override {
+    if (config_.containers.size() > 1)
+      activity_.setContainerPhase(indexOf(container), ok ? "ready" : "failed");
+  }
+  std::string failedPhase() const { return failed_phase_.empty() ? "pull" : failed_phase_; }
 
  private:
+  size_t indexOf(const SiteContainer& container) const {
+    return static_cast<size_t>(&container - config_.containers.data());
+  }
+
   Metrics& metrics_;
   std::string site_;
-  std::string failed_phase_ = "pull";
+  SiteActivity& activity_;
+  const SiteConfig& config_;
+  std::string failed_phase_;
+  std::vector<std::unique_ptr<ProgressObserver>> observers_;
 };
 
 }  // namespace
@@ -112,7 +147,7 @@ void SitePullRunner::setServices(std::shared_ptr<DaemonServices> services) {
 SiteAttemptResult SitePullRunner::run(const std::string& site_name,
                                       const std::filesystem::path& config, SiteActivity& activity,
                                       std::stop_token stop,
-                                      const std::optional<std::string>& unless_tag_resolves_to) {
+                                      const std::vector<PublishedImage>& refresh_of) {
   std::shared_ptr<DaemonServices> services;
   {
     std::lock_guard lock(mutex_);
@@ -138,14 +173,22 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
   auto site = parseSiteConfig(text.value());
   if (!site)
     return failed("config", site.error().context(config.string()));
-  result.image = site->image.str();
+  result.image = site->images();
   result.continuous_deployment = site->continuous_deployment;
   activity.setImage(result.image);
-  spdlog::info("site {}: pulling {} with {}{}", site_name, result.image, describeSiteAuth(*site),
-               site->pull_over_vnet ? ", over the VNet" : "");
+  if (site->containers.size() > 1) {
+    std::vector<ContainerActivity> containers;
+    for (const auto& container : site->containers)
+      containers.push_back({container.label(), container.image.str(), "pending", {}});
+    activity.setContainers(std::move(containers));
+  }
+  for (const auto& container : site->containers) {
+    spdlog::info("site {}: pulling {}{} with {}{}", site_name,
+                 container.name.empty() ? "" : container.name + " ", container.image.str(),
+                 describeAuth(container), site->pull_over_vnet ? ", over the VNet" : "");
+  }
 
-  ProgressObserver observer(activity);
-  PhaseRecorder phases(metrics_, site_name);
+  PhaseRecorder phases(metrics_, site_name, activity, site.value());
   ProcessEnvironment env;
   env.stop = stop;
   env.privileged = privileged_;
@@ -159,33 +202,58 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
                                  services->store.get(),
                                  services->agent.share_registry_throttle ? &throttle_ : nullptr,
                                  &tally};
-  std::optional<puller::Digest> unless;
-  if (unless_tag_resolves_to) {
-    if (auto digest = puller::Digest::parse(*unless_tag_resolves_to))
-      unless = digest.value();  // else (a hand-edited state file) a full pull decides
+  // A refresh pins each container to what its tag resolved to (a hand-edited state file's bad
+  // digest pins nothing: a full pull decides).
+  TagPins pins;
+  std::map<std::string, PublishedImage> previous;
+  for (const auto& image : refresh_of) {
+    const std::string label = image.container.empty() ? "main" : image.container;
+    if (auto digest = puller::Digest::parse(image.resolved_digest))
+      pins.emplace(label, digest.value());
+    previous.emplace(label, image);
   }
-  auto outcome = pullSite(pull_services, site.value(), env, phases, &observer, unless);
+  auto outcome = pullSite(pull_services, site.value(), env, phases, pins);
   metrics_.sources(tally.totals());
+  const bool several = site->containers.size() > 1;
   if (!outcome)
     return failed(phases.failedPhase(), outcome.error());
-  if (outcome->unchanged) {
+  if (outcome->unchanged()) {
     result.kind = SiteAttemptResult::Kind::kUnchanged;
     return result;
   }
-  const auto& image = outcome->image;
-  metrics_.bytesDownloaded(image.bytes_downloaded);
-  metrics_.blobs(image.blobs_downloaded, image.blobs_present, image.blobs_not_needed);
-  metrics_.snapshots(outcome->snapshots_reused, outcome->snapshots_unpacked);
+  // The unit: every container's image, the new ones and those whose tag had not moved.
+  for (size_t i = 0; i < outcome->containers.size(); ++i) {
+    const auto& [container, pulled] = outcome->containers[i];
+    PublishedImage published;
+    if (pulled.unchanged) {
+      published = previous.at(container.label());
+      if (several)
+        activity.setContainerPhase(i, "unchanged");
+    } else {
+      const auto& image = pulled.image;
+      metrics_.bytesDownloaded(image.bytes_downloaded);
+      metrics_.blobs(image.blobs_downloaded, image.blobs_present, image.blobs_not_needed);
+      metrics_.snapshots(pulled.snapshots_reused, pulled.snapshots_unpacked);
+      published = PublishedImage{
+          container.image.str(),
+          image.manifest.digest.str(),
+          (services->agent.state_dir / "images" / image.manifest.digest.hex()).string(),
+          result.config_sha256,
+          clock_.wallNow(),
+          (image.index ? image.index->digest : image.manifest.digest).str(),
+          container.name};
+      spdlog::info("site {}: {}{} ready ({}) at {}", site_name,
+                   container.name.empty() ? "" : container.name + " ", published.image,
+                   published.digest, published.path);
+    }
+    published.config_sha256 = result.config_sha256;
+    if (i == 0)
+      result.published = std::move(published);
+    else
+      result.sidecars.push_back(std::move(published));
+  }
   result.kind = SiteAttemptResult::Kind::kPublished;
-  result.published =
-      PublishedImage{result.image,
-                     image.manifest.digest.str(),
-                     (services->agent.state_dir / "images" / image.manifest.digest.hex()).string(),
-                     result.config_sha256,
-                     clock_.wallNow(),
-                     (image.index ? image.index->digest : image.manifest.digest).str()};
-  spdlog::info("site {}: published {} ({}) at {}", site_name, result.image,
-               image.manifest.digest.str(), result.published->path);
+  spdlog::info("site {}: published {}", site_name, result.image);
   return result;
 }
 

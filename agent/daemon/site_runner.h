@@ -49,7 +49,7 @@ class SitePullRunner final : public SiteAttemptRunner {
   void setServices(std::shared_ptr<DaemonServices> services);
   SiteAttemptResult run(const std::string& site, const std::filesystem::path& config,
                         SiteActivity& activity, std::stop_token stop,
-                        const std::optional<std::string>& unless_tag_resolves_to) override;
+                        const std::vector<PublishedImage>& refresh_of) override;
 
  private:
   Clock& clock_;

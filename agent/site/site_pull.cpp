@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <optional>
 
 #include "agent/common/progress.h"
@@ -55,68 +58,109 @@ Result<resolver::AresOptions> vnetDns(const AgentConfig& agent, const SiteConfig
   return dns;
 }
 
-}  // namespace
-
-std::string describeSiteAuth(const SiteConfig& site) {
-  switch (site.auth) {
-    case RegistryAuth::kManagedIdentity:
-      return site.identity_client_id.empty()
-                 ? "system-assigned managed identity"
-                 : "user-assigned managed identity " + site.identity_client_id;
-    case RegistryAuth::kBasic:
-      return "registry credentials from app settings";
-    case RegistryAuth::kAnonymous:
-      break;
+// Serialises the events of a site's concurrent container pulls, naming the container in what
+// they say when the site has several.
+class ContainerEvents final : public SitePullEvents {
+ public:
+  ContainerEvents(SitePullEvents& inner, std::mutex& mutex, std::string prefix)
+      : inner_(inner), mutex_(mutex), prefix_(std::move(prefix)) {}
+  void phaseDone(const std::string& phase, std::chrono::milliseconds took,
+                 const std::string& what) override {
+    std::lock_guard lock(mutex_);
+    inner_.phaseDone(phase, took, prefix_ + what);
   }
-  return "anonymous";
+  void phaseFailed(const std::string& phase, const Error& error) override {
+    std::lock_guard lock(mutex_);
+    inner_.phaseFailed(phase, error);
+  }
+  puller::PullObserver* observerFor(const SiteContainer& container) override {
+    std::lock_guard lock(mutex_);
+    return inner_.observerFor(container);
+  }
+
+ private:
+  SitePullEvents& inner_;
+  std::mutex& mutex_;
+  std::string prefix_;
+};
+
+// A password the registry refused that came from Key Vault: name the reference (never the value)
+// and what to change.
+std::string keyVaultHint(const SiteContainer& container) {
+  if (!container.registry_password || !container.registry_password->key_vault)
+    return "";
+  const KeyVaultReference& ref = *container.registry_password->key_vault;
+  std::string hint = "; the registry refused the password from the Key Vault reference " +
+                     ref.vault_url + " secret " + ref.secret_name;
+  if (ref.version) {
+    hint += " version " + *ref.version +
+            " (" + container.password_source +
+            "): the reference pins that version; update the reference or remove the version "
+            "so that it follows the secret's latest value";
+  } else {
+    hint += " (" + container.password_source +
+            ", latest version): update the secret in the vault to the registry's password";
+  }
+  return hint;
 }
 
-Result<puller::PullOutcome> pullSite(const SitePullServices& services, const SiteConfig& site,
-                                     const ProcessEnvironment& env, SitePullEvents& events,
-                                     puller::PullObserver* observer,
-                                     const std::optional<puller::Digest>& unless_tag_resolves_to) {
+// What every container of a site pulls through: the route's resolver and HTTP client.
+struct SiteRoute {
+  std::unique_ptr<resolver::AresResolver> vnet;
+  std::unique_ptr<resolver::StaticHostsResolver> resolver;
+  puller::HttpClientOptions http_options;
+  std::unique_ptr<puller::HttpClient> http;
+};
+
+Result<SiteRoute> siteRoute(const SitePullServices& services, const SiteConfig& site) {
   const AgentConfig& agent = services.agent;
-  PhaseTimer phases(services.clock, events);
+  SiteRoute route;
   // Identity endpoints are local to the host: always the system resolver. Everything the pull
   // itself reaches (registry, token realm, data endpoint, Key Vault) goes through the VNet's DNS
   // when the site pulls over the VNet - with no fallback to public DNS.
-  std::unique_ptr<resolver::AresResolver> vnet;
-  std::string route = "system resolver (public route: no setting routes image pulls over the VNet)";
+  std::string said =
+      "system resolver (public route: no setting routes image pulls over the VNet)";
   if (site.pull_over_vnet) {
-    auto dns = vnetDns(agent, site);
-    if (!dns)
-      return phases.failed("config", dns.error());
-    auto created = resolver::AresResolver::create(dns.value(), services.clock);
-    if (!created)
-      return phases.failed("config", created.error());
-    vnet = std::move(created.value());
-    route = "VNet DNS";
-    for (const auto& server : dns->servers)
-      route += " " + server.str();
-    route += ", " + std::to_string(dns->tries) + " tries of " +
-             std::to_string(dns->timeout.count()) +
-             " ms (image pulls over the VNet: " + site.route_decided_by;
+    ASSIGN_OR_RETURN(auto dns, vnetDns(agent, site));
+    ASSIGN_OR_RETURN(route.vnet, resolver::AresResolver::create(dns, services.clock));
+    said = "VNet DNS";
+    for (const auto& server : dns.servers)
+      said += " " + server.str();
+    said += ", " + std::to_string(dns.tries) + " tries of " + std::to_string(dns.timeout.count()) +
+            " ms (image pulls over the VNet: " + site.route_decided_by;
     for (const auto& source : site.dns.decided_by)
-      route += "; " + source;
-    route += ")";
+      said += "; " + source;
+    said += ")";
   }
-  HostResolver& base = vnet ? static_cast<HostResolver&>(*vnet)
-                            : static_cast<HostResolver&>(services.system_resolver);
-  resolver::StaticHostsResolver resolver(agent.host_overrides, base);
-  puller::HttpClientOptions http_options = agentHttpOptions(agent, resolver);
+  HostResolver& base = route.vnet ? static_cast<HostResolver&>(*route.vnet)
+                                  : static_cast<HostResolver&>(services.system_resolver);
+  route.resolver = std::make_unique<resolver::StaticHostsResolver>(agent.host_overrides, base);
+  route.http_options = agentHttpOptions(agent, *route.resolver);
   if (site.pull_over_vnet)
-    http_options.bind_to = agent.vnet_bind;
-  auto http = puller::CurlHttpClient::create(http_options);
-  if (!http)
-    return phases.failed("config", http.error());
-  spdlog::info("the pull's hosts are resolved by the {}", route);
+    route.http_options.bind_to = agent.vnet_bind;
+  ASSIGN_OR_RETURN(route.http, puller::CurlHttpClient::create(route.http_options));
+  spdlog::info("the pull's hosts are resolved by the {}", said);
+  return route;
+}
 
-  // The whole attempt (identity, secrets, pull, unpack, publish) has one deadline, so that no
-  // registry or identity endpoint can hold a site, or a pull slot, for ever.
-  const auto deadline = services.clock.now() + agent.attempt_deadline;
+// One container's identity, secrets and pull, within the site's attempt.
+Result<puller::PullOutcome> pullContainer(const SitePullServices& services, const SiteConfig& site,
+                                          const SiteContainer& container, const SiteRoute& route,
+                                          const ProcessEnvironment& env, SitePullEvents& events,
+                                          std::chrono::steady_clock::time_point deadline,
+                                          std::optional<puller::Digest> pin, bool terminal) {
+  const AgentConfig& agent = services.agent;
+  PhaseTimer phases(services.clock, events);
   Context ctx{&services.clock, env.stop, deadline};
+  const std::string who =
+      site.containers.size() > 1 || !container.name.empty()
+          ? "container " + container.label() + " (" + container.image.str() + ")"
+          : "";
+  auto failed = [&](const std::string& phase, const Error& error) {
+    return phases.failed(phase, who.empty() ? error : error.context(who));
+  };
   puller::PullJob job;
-  job.ref = site.image;
+  job.ref = container.image;
   job.options.concurrency = agent.concurrency;
   job.retries = agent.retries;
   job.state = agent.state_dir;
@@ -128,20 +172,20 @@ Result<puller::PullOutcome> pullSite(const SitePullServices& services, const Sit
   job.tally = services.tally;
   job.hosts_dir = agent.registry_hosts_dir;
   job.allow_skip_verify = agent.allow_skip_verify;
-  job.http_options = http_options;
+  job.http_options = route.http_options;
   job.runtime.seccomp_profile = agent.seccomp_profile;
-  job.unless_tag_resolves_to = unless_tag_resolves_to;
+  job.unless_tag_resolves_to = std::move(pin);
 
-  if (site.auth == RegistryAuth::kManagedIdentity) {
-    auto& identity = services.identities.identity(site.identity_client_id);
+  if (container.auth == RegistryAuth::kManagedIdentity) {
+    auto& identity = services.identities.identity(container.identity_client_id);
     // Fetched up front so that identity problems are reported as such, not as pull failures.
     auto token = identity.token(agent.acr_audience, ctx);
     if (!token)
-      return phases.failed("identity", token.error());
+      return failed("identity", token.error());
     phases.done("identity", "token for the " + identity.identityName());
     job.credentials.aad = &identity;
     job.credentials.aad_resource = agent.acr_audience;
-  } else if (site.auth == RegistryAuth::kBasic) {
+  } else if (container.auth == RegistryAuth::kBasic) {
     const bool system =
         site.key_vault_identity.empty() || site.key_vault_identity == "SystemAssigned";
     std::string resolved;
@@ -150,29 +194,34 @@ Result<puller::PullOutcome> pullSite(const SitePullServices& services, const Sit
         return value.literal;
       auto& vault_identity =
           services.identities.identity("", system ? "" : site.key_vault_identity);
-      auto secret = readKeyVaultSecret(**http, vault_identity, *value.key_vault, ctx);
+      auto secret = readKeyVaultSecret(*route.http, vault_identity, *value.key_vault, ctx);
       if (!secret)
         return secret.error().context(name + " (Key Vault reference)");
       resolved += (resolved.empty() ? "" : ", ") + name;
       return secret;
     };
-    auto username = resolve(*site.registry_username, "DOCKER_REGISTRY_SERVER_USERNAME");
+    const bool own = !container.name.empty() && site.kind == SiteKind::kSiteContainers;
+    auto username = resolve(*container.registry_username,
+                            own ? "userName" : "DOCKER_REGISTRY_SERVER_USERNAME");
     if (!username)
-      return phases.failed("secrets", username.error());
-    auto password = resolve(*site.registry_password, "DOCKER_REGISTRY_SERVER_PASSWORD");
+      return failed("secrets", username.error());
+    auto password = resolve(*container.registry_password,
+                            own ? container.password_source : "DOCKER_REGISTRY_SERVER_PASSWORD");
     if (!password)
-      return phases.failed("secrets", password.error());
+      return failed("secrets", password.error());
     job.credentials.username = username->revealForWire();
     job.credentials.password = password.value();
-    phases.done("secrets", resolved.empty() ? "app settings" : "from Key Vault: " + resolved);
+    phases.done("secrets", resolved.empty()
+                               ? (own ? "userName and passwordSecret" : "app settings")
+                               : "from Key Vault: " + resolved);
   }
 
   job.deadline = std::chrono::ceil<std::chrono::seconds>(deadline - services.clock.now());
-  PullProgress progress(services.clock, env.stderr_is_terminal);
+  PullProgress progress(services.clock, terminal);
   job.observers.push_back(&progress);
-  if (observer != nullptr)
+  if (auto* observer = events.observerFor(container))
     job.observers.push_back(observer);
-  auto outcome = puller::runPull(**http, services.clock, services.random, job);
+  auto outcome = puller::runPull(*route.http, services.clock, services.random, job);
   if (!outcome) {
     Error error = outcome.error();
     if (error.code == ErrorCode::kTimeout && services.clock.now() >= deadline) {
@@ -187,12 +236,91 @@ Result<puller::PullOutcome> pullSite(const SitePullServices& services, const Sit
           "; if the registry is only reachable through the VNet, enable "
           "vnetImagePullEnabled on the site (outboundVnetRouting.imagePullTraffic in newer "
           "API versions)";
+    } else if (error.code == ErrorCode::kUnauthenticated) {
+      error.message += keyVaultHint(container);
     }
-    return phases.failed("pull", error);
+    return failed("pull", error);
   }
-  phases.done("pull", std::to_string(outcome->image.layers.size()) + " layers, " +
-                          std::to_string(outcome->image.blobs_downloaded) + " blobs downloaded");
+  if (outcome->unchanged) {
+    phases.done("pull", "unchanged: the tag still points at what was pulled");
+  } else {
+    phases.done("pull", std::to_string(outcome->image.layers.size()) + " layers, " +
+                            std::to_string(outcome->image.blobs_downloaded) +
+                            " blobs downloaded");
+  }
   return outcome;
+}
+
+}  // namespace
+
+std::string describeAuth(const SiteContainer& container) {
+  switch (container.auth) {
+    case RegistryAuth::kManagedIdentity:
+      return container.identity_client_id.empty()
+                 ? "system-assigned managed identity"
+                 : "user-assigned managed identity " + container.identity_client_id;
+    case RegistryAuth::kBasic:
+      return container.name.empty() ? "registry credentials from app settings"
+                                    : "registry credentials (" + container.password_source + ")";
+    case RegistryAuth::kAnonymous:
+      break;
+  }
+  return "anonymous";
+}
+
+bool SitePullOutcome::unchanged() const {
+  return std::all_of(containers.begin(), containers.end(),
+                     [](const auto& entry) { return entry.second.unchanged; });
+}
+
+Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteConfig& site,
+                                 const ProcessEnvironment& env, SitePullEvents& events,
+                                 const TagPins& pins) {
+  PhaseTimer phases(services.clock, events);
+  auto route = siteRoute(services, site);
+  if (!route)
+    return phases.failed("config", route.error());
+  for (const auto& note : site.notes)
+    spdlog::info("{}", note);
+  // The whole attempt (identity, secrets, pull, unpack, publish) has one deadline, so that no
+  // registry or identity endpoint can hold a site, or a pull slot, for ever.
+  const auto deadline = services.clock.now() + services.agent.attempt_deadline;
+  const size_t count = site.containers.size();
+  std::vector<std::optional<Result<puller::PullOutcome>>> outcomes(count);
+  std::mutex events_mutex;
+  {
+    // Every container at once: they share the store's blobs and snapshots, and the site is ready
+    // when the slowest is.
+    std::vector<std::jthread> pulls;
+    for (size_t i = 0; i < count; ++i) {
+      const SiteContainer& container = site.containers[i];
+      std::optional<puller::Digest> pin;
+      if (auto it = pins.find(container.label()); it != pins.end())
+        pin = it->second;
+      pulls.emplace_back([&, i, pin] {
+        ContainerEvents container_events(
+            events, events_mutex, count > 1 ? site.containers[i].label() + ": " : "");
+        outcomes[i] = pullContainer(services, site, site.containers[i], route.value(), env,
+                                    container_events, deadline, pin,
+                                    count == 1 && env.stderr_is_terminal);
+        std::lock_guard lock(events_mutex);
+        events.containerDone(site.containers[i], outcomes[i]->ok());
+      });
+    }
+  }
+  SitePullOutcome result;
+  for (size_t i = 0; i < count; ++i) {
+    // The first failing container in the site's order decides the error; the others' are logged.
+    if (!outcomes[i]->ok()) {
+      for (size_t j = i + 1; j < count; ++j) {
+        if (!outcomes[j]->ok())
+          spdlog::warn("also failed: {}", outcomes[j]->error().describe());
+      }
+      return outcomes[i]->error();
+    }
+    result.containers.emplace_back(site.containers[i], std::move(outcomes[i]->value()));
+  }
+  return result;
 }
 
 }  // namespace pullagent::agent

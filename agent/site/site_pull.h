@@ -1,7 +1,10 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "agent/common/process_environment.h"
 #include "agent/config/agent_config.h"
@@ -22,6 +25,11 @@ class SitePullEvents {
   virtual void phaseDone(const std::string& phase, std::chrono::milliseconds took,
                          const std::string& what) = 0;
   virtual void phaseFailed(const std::string& phase, const Error& error) = 0;
+  // What watches one container's pull (progress), or nothing. Called once per container before
+  // the pulls start; the observers are called from the pulls' threads.
+  virtual puller::PullObserver* observerFor(const SiteContainer&) { return nullptr; }
+  // One container's pull ended (its image ready, or failed). Serialised with the rest.
+  virtual void containerDone(const SiteContainer&, bool /*ok*/) {}
 };
 
 // What a site pull shares with the rest of the agent.
@@ -39,18 +47,29 @@ struct SitePullServices {
   puller::SourceTally* tally = nullptr;
 };
 
-// How a site is authenticated, in words ("user-assigned managed identity <client id>").
-std::string describeSiteAuth(const SiteConfig& site);
+// How a container is authenticated, in words ("user-assigned managed identity <client id>").
+std::string describeAuth(const SiteContainer& container);
 
-// Pulls, unpacks and publishes one site's image as App Service would: the site's credentials
-// (managed identity through the ACR exchange, or app settings with Key Vault references
-// resolved), the VNet's DNS when the site pulls over the VNet (never falling back to public
-// DNS), into the state dir's images/<manifest digest>. `observer` (optional) sees the pull.
-// `unless_tag_resolves_to`: a refresh; when the tag still points there, the outcome is
-// `unchanged` and nothing is pulled.
-Result<puller::PullOutcome> pullSite(
-    const SitePullServices& services, const SiteConfig& site, const ProcessEnvironment& env,
-    SitePullEvents& events, puller::PullObserver* observer = nullptr,
-    const std::optional<puller::Digest>& unless_tag_resolves_to = std::nullopt);
+// A site's pull: each container's outcome, in the site's order (the main container first).
+struct SitePullOutcome {
+  std::vector<std::pair<SiteContainer, puller::PullOutcome>> containers;
+  // A refresh found every container's tag where it was: nothing was pulled.
+  bool unchanged() const;
+};
+
+// The digest each container's tag resolved to when its image was pulled, by
+// SiteContainer::label(): a refresh pulls only the containers whose tag has moved.
+using TagPins = std::map<std::string, puller::Digest>;
+
+// Pulls, unpacks and publishes every container image of a site as App Service would, all at the
+// same time: each container's credentials (managed identity through the ACR exchange, app
+// settings or a sitecontainer's userName/passwordSecret with Key Vault references resolved), the
+// VNet's DNS when the site pulls over the VNet (never falling back to public DNS), into the state
+// dir's images/<manifest digest>. The site's unit is complete only when every container's image
+// is: one failing container fails the whole, named in the error (the caller keeps the previous
+// unit). `pins`: a refresh; a container whose tag still resolves to its pin is `unchanged`.
+Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteConfig& site,
+                                 const ProcessEnvironment& env, SitePullEvents& events,
+                                 const TagPins& pins = {});
 
 }  // namespace pullagent::agent

@@ -92,6 +92,93 @@ std::string formatUtc(std::chrono::system_clock::time_point at) {
   return text;
 }
 
+std::vector<PublishedImage> publishedUnit(const SiteState& state) {
+  std::vector<PublishedImage> unit;
+  if (state.published)
+    unit.push_back(*state.published);
+  unit.insert(unit.end(), state.sidecars.begin(), state.sidecars.end());
+  return unit;
+}
+
+namespace {
+
+json progressJson(const SiteProgress& progress) {
+  return {{"layersDone", progress.layers_done},
+          {"layersTotal", progress.layers_total},
+          {"bytesDone", progress.bytes_done},
+          {"bytesTotal", progress.bytes_total}};
+}
+
+json publishedJson(const PublishedImage& image) {
+  json doc = {{"image", image.image},
+              {"digest", image.digest},
+              {"path", image.path},
+              {"configSha256", image.config_sha256},
+              {"at", formatUtc(image.at)},
+              {"resolvedDigest", image.resolved_digest}};
+  if (!image.container.empty())
+    doc["container"] = image.container;
+  return doc;
+}
+
+Result<std::string> text(const JsonReader& value) {
+  ASSIGN_OR_RETURN(auto read, value.optionalString());
+  return read.value_or("");
+}
+
+Result<int64_t> count(const JsonReader& value) {
+  ASSIGN_OR_RETURN(auto read, value.optionalInteger(0, std::numeric_limits<int32_t>::max()));
+  return read.value_or(0);
+}
+
+Result<int64_t> bytes(const JsonReader& value) {
+  ASSIGN_OR_RETURN(auto read, value.optionalInteger(0));
+  return read.value_or(0);
+}
+
+Result<SiteProgress> parseProgress(const JsonReader& progress) {
+  SiteProgress result;
+  ASSIGN_OR_RETURN(auto layers_done, count(progress["layersDone"]));
+  ASSIGN_OR_RETURN(auto layers_total, count(progress["layersTotal"]));
+  result.layers_done = static_cast<int>(layers_done);
+  result.layers_total = static_cast<int>(layers_total);
+  ASSIGN_OR_RETURN(result.bytes_done, bytes(progress["bytesDone"]));
+  ASSIGN_OR_RETURN(result.bytes_total, bytes(progress["bytesTotal"]));
+  return result;
+}
+
+Result<PublishedImage> parsePublished(const JsonReader& published) {
+  PublishedImage image;
+  ASSIGN_OR_RETURN(image.container, text(published["container"]));
+  ASSIGN_OR_RETURN(image.image, text(published["image"]));
+  ASSIGN_OR_RETURN(image.digest, text(published["digest"]));
+  ASSIGN_OR_RETURN(image.path, text(published["path"]));
+  ASSIGN_OR_RETURN(image.config_sha256, text(published["configSha256"]));
+  image.at = timeField(published["at"]).value_or(std::chrono::system_clock::time_point{});
+  // State files from before tags were followed have no resolvedDigest: the manifest's digest
+  // is what they resolved to unless the image was multi-platform (then one check re-pulls).
+  ASSIGN_OR_RETURN(image.resolved_digest, text(published["resolvedDigest"]));
+  if (image.resolved_digest.empty())
+    image.resolved_digest = image.digest;
+  return image;
+}
+
+// A list the daemon wrote (sidecars, containers), read with the same care as the rest.
+template <typename Item, typename Parse>
+Result<std::vector<Item>> parseList(const JsonReader& list, Parse parse) {
+  std::vector<Item> items;
+  if (list.missing())
+    return items;
+  ASSIGN_OR_RETURN(auto elements, list.elements());
+  for (const auto& element : elements) {
+    ASSIGN_OR_RETURN(Item item, parse(element));
+    items.push_back(std::move(item));
+  }
+  return items;
+}
+
+}  // namespace
+
 std::string siteStateJson(const SiteState& state) {
   json doc = {
       {"site", state.site},
@@ -99,11 +186,7 @@ std::string siteStateJson(const SiteState& state) {
       {"configSha256", state.config_sha256},
       {"image", state.image},
       {"phase", toString(state.phase)},
-      {"progress",
-       {{"layersDone", state.progress.layers_done},
-        {"layersTotal", state.progress.layers_total},
-        {"bytesDone", state.progress.bytes_done},
-        {"bytesTotal", state.progress.bytes_total}}},
+      {"progress", progressJson(state.progress)},
       {"attempts", state.attempts},
       {"lastError", nullptr},
       {"published", nullptr},
@@ -118,13 +201,21 @@ std::string siteStateJson(const SiteState& state) {
                         {"message", state.last_error->message},
                         {"at", formatUtc(state.last_error->at)}};
   }
-  if (state.published) {
-    doc["published"] = {{"image", state.published->image},
-                        {"digest", state.published->digest},
-                        {"path", state.published->path},
-                        {"configSha256", state.published->config_sha256},
-                        {"at", formatUtc(state.published->at)},
-                        {"resolvedDigest", state.published->resolved_digest}};
+  if (state.published)
+    doc["published"] = publishedJson(*state.published);
+  if (!state.sidecars.empty()) {
+    doc["sidecars"] = json::array();
+    for (const auto& image : state.sidecars)
+      doc["sidecars"].push_back(publishedJson(image));
+  }
+  if (!state.containers.empty()) {
+    doc["containers"] = json::array();
+    for (const auto& container : state.containers) {
+      doc["containers"].push_back({{"name", container.name},
+                                   {"image", container.image},
+                                   {"phase", container.phase},
+                                   {"progress", progressJson(container.progress)}});
+    }
   }
   return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
@@ -136,18 +227,6 @@ Result<SiteState> parseSiteState(std::string_view json_text) {
   const JsonReader doc(parsed, "site state", ErrorCode::kInvalidArgument);
   if (!doc.isObject())
     return doc.typeError("an object");
-  auto text = [](const JsonReader& value) -> Result<std::string> {
-    ASSIGN_OR_RETURN(auto read, value.optionalString());
-    return read.value_or("");
-  };
-  auto count = [](const JsonReader& value) -> Result<int64_t> {
-    ASSIGN_OR_RETURN(auto read, value.optionalInteger(0, std::numeric_limits<int32_t>::max()));
-    return read.value_or(0);
-  };
-  auto bytes = [](const JsonReader& value) -> Result<int64_t> {
-    ASSIGN_OR_RETURN(auto read, value.optionalInteger(0));
-    return read.value_or(0);
-  };
   SiteState state;
   ASSIGN_OR_RETURN(state.site, doc["site"].string());
   ASSIGN_OR_RETURN(state.config_file, text(doc["configFile"]));
@@ -155,13 +234,7 @@ Result<SiteState> parseSiteState(std::string_view json_text) {
   ASSIGN_OR_RETURN(state.image, text(doc["image"]));
   ASSIGN_OR_RETURN(auto phase, text(doc["phase"]));
   state.phase = parseSitePhase(phase).value_or(SitePhase::kPending);
-  const JsonReader progress = doc["progress"];
-  ASSIGN_OR_RETURN(auto layers_done, count(progress["layersDone"]));
-  ASSIGN_OR_RETURN(auto layers_total, count(progress["layersTotal"]));
-  state.progress.layers_done = static_cast<int>(layers_done);
-  state.progress.layers_total = static_cast<int>(layers_total);
-  ASSIGN_OR_RETURN(state.progress.bytes_done, bytes(progress["bytesDone"]));
-  ASSIGN_OR_RETURN(state.progress.bytes_total, bytes(progress["bytesTotal"]));
+  ASSIGN_OR_RETURN(state.progress, parseProgress(doc["progress"]));
   ASSIGN_OR_RETURN(auto attempts, count(doc["attempts"]));
   state.attempts = static_cast<int>(attempts);
   if (const JsonReader error = doc["lastError"]; error.isObject()) {
@@ -172,19 +245,19 @@ Result<SiteState> parseSiteState(std::string_view json_text) {
     state.last_error = std::move(last);
   }
   if (const JsonReader published = doc["published"]; published.isObject()) {
-    PublishedImage image;
-    ASSIGN_OR_RETURN(image.image, text(published["image"]));
-    ASSIGN_OR_RETURN(image.digest, text(published["digest"]));
-    ASSIGN_OR_RETURN(image.path, text(published["path"]));
-    ASSIGN_OR_RETURN(image.config_sha256, text(published["configSha256"]));
-    image.at = timeField(published["at"]).value_or(std::chrono::system_clock::time_point{});
-    // State files from before tags were followed have no resolvedDigest: the manifest's digest
-    // is what they resolved to unless the image was multi-platform (then one check re-pulls).
-    ASSIGN_OR_RETURN(image.resolved_digest, text(published["resolvedDigest"]));
-    if (image.resolved_digest.empty())
-      image.resolved_digest = image.digest;
-    state.published = std::move(image);
+    ASSIGN_OR_RETURN(state.published, parsePublished(published));
   }
+  ASSIGN_OR_RETURN(state.sidecars, parseList<PublishedImage>(doc["sidecars"], parsePublished));
+  ASSIGN_OR_RETURN(state.containers,
+                   parseList<ContainerActivity>(
+                       doc["containers"], [](const JsonReader& item) -> Result<ContainerActivity> {
+                         ContainerActivity container;
+                         ASSIGN_OR_RETURN(container.name, text(item["name"]));
+                         ASSIGN_OR_RETURN(container.image, text(item["image"]));
+                         ASSIGN_OR_RETURN(container.phase, text(item["phase"]));
+                         ASSIGN_OR_RETURN(container.progress, parseProgress(item["progress"]));
+                         return container;
+                       }));
   state.last_attempt_at = timeField(doc["lastAttemptAt"]);
   state.next_attempt_at = timeField(doc["nextAttemptAt"]);
   state.last_checked_at = timeField(doc["lastCheckedAt"]);

@@ -46,6 +46,16 @@ struct PublishedImage {
   // What the reference resolved to when this image was pulled: the index's digest for a
   // multi-platform image, else the manifest's. A tag still pointing there has not moved.
   std::string resolved_digest;
+  std::string container;  // the sitecontainer or Compose service; "" for a DOCKER| site
+};
+
+// One container of a site with several (sitecontainers, Compose), as its pull goes.
+struct ContainerActivity {
+  std::string name;
+  std::string image;
+  std::string phase = "pending";  // pending, pulling, ready, unchanged, failed
+  SiteProgress progress;
+  bool operator==(const ContainerActivity&) const = default;
 };
 
 struct SiteError {
@@ -64,6 +74,11 @@ struct SiteState {
   int attempts = 0;  // failed attempts since the config changed or a pull succeeded
   std::optional<SiteError> last_error;
   std::optional<PublishedImage> published;  // stays until a newer image is complete
+  // The other containers of the published unit (sidecars, Compose services): `published` is
+  // the main container's; all of them were replaced together, when every one was ready.
+  std::vector<PublishedImage> sidecars;
+  // The last attempt's containers, for a site with several (`progress` is their sum).
+  std::vector<ContainerActivity> containers;
   std::optional<std::chrono::system_clock::time_point> last_attempt_at;
   std::optional<std::chrono::system_clock::time_point> next_attempt_at;
   // When the image's tag was last resolved at the registry (a pull, or a check that it moved).
@@ -72,6 +87,9 @@ struct SiteState {
   bool continuous_deployment = false;
   std::chrono::system_clock::time_point updated_at;
 };
+
+// Every image of the published unit: `published`, then the sidecars.
+std::vector<PublishedImage> publishedUnit(const SiteState& state);
 
 std::string siteStateJson(const SiteState& state);
 Result<SiteState> parseSiteState(std::string_view json_text);

@@ -37,7 +37,13 @@ TEST(SiteState, RoundTripsThroughItsJson) {
                                    "/s/images/1",
                                    "abd",
                                    std::chrono::system_clock::from_time_t(1780000000),
-                                   "sha256:index"};
+                                   "sha256:index",
+                                   "web"};
+  state.sidecars.push_back(PublishedImage{"docker.io/library/redis:7", "sha256:r", "/s/images/r",
+                                          "abd", std::chrono::system_clock::from_time_t(1780000000),
+                                          "sha256:r", "cache"});
+  state.containers = {{"web", "myreg.azurecr.io/app:v1", "ready", {2, 2, 20, 20}},
+                      {"cache", "docker.io/library/redis:7", "failed", {0, 3, 5, 300}}};
   state.next_attempt_at = std::chrono::system_clock::from_time_t(1790000020);
   state.last_checked_at = std::chrono::system_clock::from_time_t(1790000030);
   state.updated_at = std::chrono::system_clock::from_time_t(1790000001);
@@ -52,6 +58,12 @@ TEST(SiteState, RoundTripsThroughItsJson) {
   EXPECT_EQ(parsed->last_error->at, state.last_error->at);
   EXPECT_EQ(parsed->published->digest, "sha256:1");
   EXPECT_EQ(parsed->published->resolved_digest, "sha256:index");
+  EXPECT_EQ(parsed->published->container, "web");
+  ASSERT_EQ(parsed->sidecars.size(), 1u);
+  EXPECT_EQ(parsed->sidecars[0].container, "cache");
+  EXPECT_EQ(parsed->sidecars[0].digest, "sha256:r");
+  EXPECT_EQ(parsed->containers, state.containers);
+  EXPECT_EQ(publishedUnit(parsed.value()).size(), 2u);
   EXPECT_EQ(parsed->next_attempt_at, state.next_attempt_at);
   EXPECT_EQ(parsed->last_checked_at, state.last_checked_at);
   EXPECT_FALSE(parsed->last_attempt_at.has_value());
@@ -63,6 +75,11 @@ TEST(SiteState, RoundTripsThroughItsJson) {
   ASSERT_TRUE(older.ok()) << older.error().message;
   EXPECT_EQ(older->published->resolved_digest, "sha256:2");
   EXPECT_FALSE(older->last_checked_at.has_value());
+  EXPECT_TRUE(older->sidecars.empty());
+  EXPECT_EQ(older->published->container, "");
+  // A hostile list is an error, not a crash.
+  EXPECT_FALSE(parseSiteState(R"({"site":"web","sidecars":{"a":1}})").ok());
+  EXPECT_FALSE(parseSiteState(R"({"site":"web","containers":[{"name":7}]})").ok());
   EXPECT_FALSE(parseSiteState("{}").ok());
   EXPECT_FALSE(parseSiteState("not json").ok());
 }

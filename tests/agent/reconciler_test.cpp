@@ -22,10 +22,12 @@ class ScriptedRunner final : public SiteAttemptRunner {
  public:
   SiteAttemptResult run(const std::string& site, const std::filesystem::path&, SiteActivity&,
                         std::stop_token stop,
-                        const std::optional<std::string>& unless_tag_resolves_to) override {
+                        const std::vector<PublishedImage>& refresh_of) override {
     std::unique_lock lock(mutex_);
     ++calls_[site];
-    unless_[site] = unless_tag_resolves_to;
+    unless_[site] = refresh_of.empty() ? std::nullopt
+                                       : std::optional<std::string>(refresh_of[0].resolved_digest);
+    refresh_of_[site] = refresh_of;
     ++running_;
     max_running_ = std::max(max_running_, running_);
     changed_.wait(lock, stop, [&] { return !queued_[site].empty(); });
@@ -54,7 +56,12 @@ class ScriptedRunner final : public SiteAttemptRunner {
     std::lock_guard lock(mutex_);
     return max_running_;
   }
-  // What the last attempt of `site` was told the tag resolved to (a refresh), if anything.
+  // The unit the last attempt of `site` was to refresh.
+  std::vector<PublishedImage> refreshOf(const std::string& site) {
+    std::lock_guard lock(mutex_);
+    return refresh_of_[site];
+  }
+  // What the last attempt of `site` was told the main tag resolved to (a refresh), if anything.
   std::optional<std::string> unless(const std::string& site) {
     std::lock_guard lock(mutex_);
     return unless_[site];
@@ -66,6 +73,7 @@ class ScriptedRunner final : public SiteAttemptRunner {
   std::map<std::string, std::deque<SiteAttemptResult>> queued_;
   std::map<std::string, int> calls_;
   std::map<std::string, std::optional<std::string>> unless_;
+  std::map<std::string, std::vector<PublishedImage>> refresh_of_;
   int running_ = 0;
   int max_running_ = 0;
 };
@@ -81,7 +89,7 @@ SiteAttemptResult published(const std::string& sha, const std::string& digest) {
   result.kind = SiteAttemptResult::Kind::kPublished;
   result.image = "myreg.azurecr.io/app:v1";
   result.config_sha256 = sha;
-  result.published = PublishedImage{result.image, digest, "/state/images/x", sha, {}, digest};
+  result.published = PublishedImage{result.image, digest, "/state/images/x", sha, {}, digest, ""};
   return result;
 }
 
@@ -353,7 +361,7 @@ TEST_F(ReconcilerTest, AttemptsPastTheirSlotTimeLetWaitingSitesStartUpToTheHardC
 class ThrowingRunner final : public SiteAttemptRunner {
  public:
   SiteAttemptResult run(const std::string&, const std::filesystem::path&, SiteActivity&,
-                        std::stop_token, const std::optional<std::string>&) override {
+                        std::stop_token, const std::vector<PublishedImage>&) override {
     throw std::runtime_error("type_error: hostile JSON");
   }
 };

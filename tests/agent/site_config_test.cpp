@@ -42,29 +42,37 @@ TEST(SiteConfig, ArmTemplateWithUserAssignedIdentity) {
   auto site = parseSiteConfig(armManagedIdentity().dump());
   ASSERT_TRUE(site.ok()) << site.error().message;
   EXPECT_EQ(site->name, "secureacrweb2021");
-  EXPECT_EQ(site->image.str(), "secureacr2021.azurecr.io/privatewebsite:lnx-v1");
-  EXPECT_EQ(site->auth, RegistryAuth::kManagedIdentity);
-  EXPECT_EQ(site->identity_client_id, "11111111-2222-3333-4444-555555555555");
+  EXPECT_EQ(site->main().image.str(), "secureacr2021.azurecr.io/privatewebsite:lnx-v1");
+  EXPECT_EQ(site->main().auth, RegistryAuth::kManagedIdentity);
+  EXPECT_EQ(site->main().identity_client_id, "11111111-2222-3333-4444-555555555555");
   EXPECT_TRUE(site->pull_over_vnet);
 }
 
 TEST(SiteConfig, SystemAssignedWhenNoClientId) {
   json doc = armManagedIdentity();
   doc["properties"]["siteConfig"].erase("acrUserManagedIdentityID");
+  doc["identity"]["type"] = "SystemAssigned, UserAssigned";
   auto site = parseSiteConfig(doc.dump());
-  ASSERT_TRUE(site.ok());
-  EXPECT_EQ(site->auth, RegistryAuth::kManagedIdentity);
-  EXPECT_EQ(site->identity_client_id, "");
+  ASSERT_TRUE(site.ok()) << site.error().message;
+  EXPECT_EQ(site->main().auth, RegistryAuth::kManagedIdentity);
+  EXPECT_EQ(site->main().identity_client_id, "");
+  // The system-assigned identity the site does not have: said before any pull.
+  doc["identity"]["type"] = "UserAssigned";
+  site = parseSiteConfig(doc.dump());
+  ASSERT_FALSE(site.ok());
+  EXPECT_NE(site.error().message.find("system-assigned identity, but the site has none"),
+            std::string::npos)
+      << site.error().message;
 }
 
 TEST(SiteConfig, CredentialsFromAppSettingsAndRegistryFromTheServerUrl) {
   auto site = parseSiteConfig(armCredentials(credentialSettings()).dump());
   ASSERT_TRUE(site.ok()) << site.error().message;
-  EXPECT_EQ(site->auth, RegistryAuth::kBasic);
-  EXPECT_EQ(site->image.str(), "secureacr2021.azurecr.io/privatewebsite:lnx-v1");
-  EXPECT_EQ(site->registry_username->literal.revealForWire(), "secureacr2021");
-  EXPECT_EQ(site->registry_password->literal.revealForWire(), "p4ssw0rd");
-  EXPECT_FALSE(site->registry_password->key_vault.has_value());
+  EXPECT_EQ(site->main().auth, RegistryAuth::kBasic);
+  EXPECT_EQ(site->main().image.str(), "secureacr2021.azurecr.io/privatewebsite:lnx-v1");
+  EXPECT_EQ(site->main().registry_username->literal.revealForWire(), "secureacr2021");
+  EXPECT_EQ(site->main().registry_password->literal.revealForWire(), "p4ssw0rd");
+  EXPECT_FALSE(site->main().registry_password->key_vault.has_value());
   EXPECT_FALSE(site->pull_over_vnet);
 }
 
@@ -78,8 +86,8 @@ TEST(SiteConfig, AppSettingsAsAnObjectAndFlattenedAzShape) {
                 {"WEBSITE_DNS_ALT_SERVER", "10.0.0.5:53"}}}};
   auto site = parseSiteConfig(doc.dump());
   ASSERT_TRUE(site.ok()) << site.error().message;
-  EXPECT_EQ(site->image.str(), "docker.io/library/nginx:1.25");
-  EXPECT_EQ(site->auth, RegistryAuth::kAnonymous);
+  EXPECT_EQ(site->main().image.str(), "docker.io/library/nginx:1.25");
+  EXPECT_EQ(site->main().auth, RegistryAuth::kAnonymous);
   EXPECT_TRUE(site->pull_over_vnet);  // the legacy app setting, "1" too
   EXPECT_EQ(site->route_decided_by, "app setting WEBSITE_PULL_IMAGE_OVER_VNET");
   EXPECT_EQ(site->dns.servers, std::vector<std::string>{"10.0.0.4"});
@@ -207,8 +215,8 @@ TEST(SiteConfig, DockerHubServerUrlDoesNotPrefixTheImage) {
        {{"name", "DOCKER_REGISTRY_SERVER_PASSWORD"}, {"value", "pat"}}});
   auto site = parseSiteConfig(armCredentials(settings).dump());
   ASSERT_TRUE(site.ok()) << site.error().message;
-  EXPECT_EQ(site->image.domain, "docker.io");
-  EXPECT_EQ(site->image.repository, "library/privatewebsite");
+  EXPECT_EQ(site->main().image.domain, "docker.io");
+  EXPECT_EQ(site->main().image.repository, "library/privatewebsite");
 }
 
 TEST(SiteConfig, KeyVaultReferencesAreRecognised) {
@@ -220,8 +228,8 @@ TEST(SiteConfig, KeyVaultReferencesAreRecognised) {
       "userAssignedIdentities/id";
   auto site = parseSiteConfig(doc.dump());
   ASSERT_TRUE(site.ok()) << site.error().message;
-  ASSERT_TRUE(site->registry_password->key_vault.has_value());
-  EXPECT_EQ(site->registry_password->key_vault->secret_name, "acr-password");
+  ASSERT_TRUE(site->main().registry_password->key_vault.has_value());
+  EXPECT_EQ(site->main().registry_password->key_vault->secret_name, "acr-password");
   EXPECT_NE(site->key_vault_identity.find("userAssignedIdentities/id"), std::string::npos);
 }
 
@@ -273,15 +281,18 @@ INSTANTIATE_TEST_SUITE_P(
             "string \"yes\""},
         Rejection{"vnet_wrong_type", [](json& d) { d["properties"]["vnetImagePullEnabled"] = 1; },
                   "properties.vnetImagePullEnabled: expected true or false, got number 1"},
-        Rejection{"compose",
+        Rejection{"compose_not_base64",
                   [](json& d) {
-                    d["properties"]["siteConfig"]["linuxFxVersion"] = "COMPOSE|dmVyc2lvbjo=";
+                    d["properties"]["siteConfig"]["linuxFxVersion"] = "COMPOSE|not base64!";
                   },
-                  "multi-container (COMPOSE|) sites are not supported", ErrorCode::kUnsupported},
+                  "COMPOSE| must be followed by the base64 of a Compose file"},
         Rejection{
-            "sitecontainers",
+            "sitecontainers_missing",
             [](json& d) { d["properties"]["siteConfig"]["linuxFxVersion"] = "SITECONTAINERS"; },
-            "sidecar (SITECONTAINERS) sites are not supported", ErrorCode::kUnsupported},
+            "sitecontainers: missing: a SITECONTAINERS site needs its containers"},
+        Rejection{"kube",
+                  [](json& d) { d["properties"]["siteConfig"]["linuxFxVersion"] = "KUBE|eA=="; },
+                  "Kubernetes (KUBE|) sites are not supported", ErrorCode::kUnsupported},
         Rejection{"runtime_stack",
                   [](json& d) { d["properties"]["siteConfig"]["linuxFxVersion"] = "NODE|18-lts"; },
                   "\"NODE|18-lts\" is a built-in runtime stack, not a container image",
