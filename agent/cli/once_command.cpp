@@ -86,11 +86,10 @@ int runOnceCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
     said += std::string(toString(site->kind)) + ", " + std::to_string(site->containers.size()) +
             " containers";
   }
-  said += site->pull_over_vnet ? ", over the VNet (" + site->route_decided_by + ")"
-                               : ", public route";
+  said +=
+      site->pull_over_vnet ? ", over the VNet (" + site->route_decided_by + ")" : ", public route";
   printer.phaseDone(
-      "config", std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - started),
-      said);
+      "config", std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - started), said);
   if (site->kind != SiteKind::kDocker) {
     for (const auto& container : site->containers) {
       std::printf("container  %-16s %-5s %s, %s\n", container.label().c_str(),

@@ -61,8 +61,8 @@ void printContainers(const SiteState& state) {
     std::printf("  %-18s %-12s %-44s %-12s %-20s %-26s %s\n",
                 safeEscaped("- " + container.name, 18).c_str(),
                 safeEscaped(container.phase, 12).c_str(), safeEscaped(container.image, 200).c_str(),
-                safeEscaped(digest).c_str(), "", pulling ? progressText(container.progress).c_str() : "-",
-                "");
+                safeEscaped(digest).c_str(), "",
+                pulling ? progressText(container.progress).c_str() : "-", "");
   }
 }
 

@@ -28,8 +28,7 @@ std::string listOf(const auto& keys) {
 }
 
 bool contains(const auto& keys, const std::string& key) {
-  return std::any_of(std::begin(keys), std::end(keys),
-                     [&](const char* k) { return key == k; });
+  return std::any_of(std::begin(keys), std::end(keys), [&](const char* k) { return key == k; });
 }
 
 // RFC 4648 base64 (padding optional, whitespace ignored); nullopt on anything else.
@@ -119,7 +118,8 @@ Result<SiteContainer> readService(const std::string& name, const YAML::Node& ser
   }
   const std::string service_path = where + ": services." + name;
   if (!service.IsMap())
-    return makeError(ErrorCode::kInvalidArgument, service_path + lineOf(service) + ": expected a mapping");
+    return makeError(ErrorCode::kInvalidArgument,
+                     service_path + lineOf(service) + ": expected a mapping");
   for (const auto& entry : service) {
     const std::string key = entry.first.IsScalar() ? entry.first.Scalar() : "?";
     if (!contains(kServiceKeys, key)) {
@@ -150,14 +150,16 @@ Result<SiteContainer> readService(const std::string& name, const YAML::Node& ser
 
 }  // namespace
 
-Result<std::vector<SiteContainer>> readComposeServices(std::string_view base64_yaml,
-                                                       const std::optional<std::string>& server_host,
-                                                       const std::string& path) {
+Result<std::vector<SiteContainer>> readComposeServices(
+    std::string_view base64_yaml, const std::optional<std::string>& server_host,
+    const std::string& path) {
   auto yaml = decodeBase64(base64_yaml);
   if (!yaml) {
     return makeError(ErrorCode::kInvalidArgument,
-                     path + ": COMPOSE| must be followed by the base64 of a Compose file of at "
-                            "most " + std::to_string(kMaxComposeBytes / 1024) + " KiB");
+                     path +
+                         ": COMPOSE| must be followed by the base64 of a Compose file of at "
+                         "most " +
+                         std::to_string(kMaxComposeBytes / 1024) + " KiB");
   }
   if (!nestingWithin(*yaml, 32))
     return makeError(ErrorCode::kInvalidArgument, path + ": the Compose file nests too deeply");

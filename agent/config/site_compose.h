@@ -19,8 +19,8 @@ inline constexpr size_t kMaxComposeBytes = 64 * 1024;
 // Keys App Service does not support in Compose files (build, depends_on, networks, ...) are
 // errors naming the service and the key. `path` is linuxFxVersion's JSON path, for errors.
 // Images without a registry host are on `server_host` (DOCKER_REGISTRY_SERVER_URL's), if any.
-Result<std::vector<SiteContainer>> readComposeServices(std::string_view base64_yaml,
-                                                       const std::optional<std::string>& server_host,
-                                                       const std::string& path);
+Result<std::vector<SiteContainer>> readComposeServices(
+    std::string_view base64_yaml, const std::optional<std::string>& server_host,
+    const std::string& path);
 
 }  // namespace pullagent::agent::site_compose

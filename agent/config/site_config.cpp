@@ -63,8 +63,8 @@ Status checkAssignedIdentities(const json& doc, const std::vector<SiteContainer>
   // The client ids, when every assigned identity carries one (`az webapp show` does; an ARM
   // template lists resource ids only, and then nothing can be said).
   std::vector<std::string> assigned;
-  bool clients_known = identity.contains("userAssignedIdentities") &&
-                       identity["userAssignedIdentities"].is_object();
+  bool clients_known =
+      identity.contains("userAssignedIdentities") && identity["userAssignedIdentities"].is_object();
   if (clients_known) {
     for (const auto& [id, entry] : identity["userAssignedIdentities"].items()) {
       if (entry.is_object() && entry.contains("clientId") && entry["clientId"].is_string())
@@ -76,23 +76,27 @@ Status checkAssignedIdentities(const json& doc, const std::vector<SiteContainer>
   for (const auto& container : containers) {
     if (container.auth != RegistryAuth::kManagedIdentity)
       continue;
-    const std::string who = container.name.empty() ? std::string("the site's image")
-                                                   : "container " + container.name;
+    const std::string who =
+        container.name.empty() ? std::string("the site's image") : "container " + container.name;
     if (container.identity_client_id.empty() && !system) {
       return makeError(ErrorCode::kPermissionDenied,
-                       who + " pulls with the system-assigned identity, but the site has none "
-                             "(identity.type " + safeQuoted(*type) + "): enable it with "
-                             "`az webapp identity assign`");
+                       who +
+                           " pulls with the system-assigned identity, but the site has none "
+                           "(identity.type " +
+                           safeQuoted(*type) +
+                           "): enable it with "
+                           "`az webapp identity assign`");
     }
     if (!container.identity_client_id.empty() && clients_known &&
         std::find(assigned.begin(), assigned.end(), upper(container.identity_client_id)) ==
             assigned.end()) {
-      return makeError(ErrorCode::kPermissionDenied,
-                       who + " pulls with the user-assigned identity " +
-                           safeQuoted(container.identity_client_id) +
-                           ", which is not assigned to the site (identity.userAssignedIdentities " +
-                           "has " + std::to_string(assigned.size()) +
-                           "): assign it with `az webapp identity assign --identities <resource id>`");
+      return makeError(
+          ErrorCode::kPermissionDenied,
+          who + " pulls with the user-assigned identity " +
+              safeQuoted(container.identity_client_id) +
+              ", which is not assigned to the site (identity.userAssignedIdentities " + "has " +
+              std::to_string(assigned.size()) +
+              "): assign it with `az webapp identity assign --identities <resource id>`");
     }
   }
   return {};
@@ -151,11 +155,10 @@ Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
   } else {
     ASSIGN_OR_RETURN(auto credentials, site_credentials::readSiteCredentials(sections, settings));
     if (result.kind == SiteKind::kCompose) {
-      ASSIGN_OR_RETURN(result.containers,
-                       site_compose::readComposeServices(
-                           std::string_view(result.linux_fx_version).substr(
-                               result.linux_fx_version.find('|') + 1),
-                           credentials.server_host, fx_path));
+      ASSIGN_OR_RETURN(result.containers, site_compose::readComposeServices(
+                                              std::string_view(result.linux_fx_version)
+                                                  .substr(result.linux_fx_version.find('|') + 1),
+                                              credentials.server_host, fx_path));
     } else {
       ASSIGN_OR_RETURN(std::string image, dockerImageOf(result.linux_fx_version, fx_path));
       SiteContainer container;

@@ -60,13 +60,13 @@ Result<std::string> targetPort(const json& properties, const std::string& path) 
   if (!properties.contains("targetPort") || properties["targetPort"].is_null())
     return std::string();
   const json& value = properties["targetPort"];
-  std::string text = value.is_string() ? value.get<std::string>()
+  std::string text = value.is_string()           ? value.get<std::string>()
                      : value.is_number_integer() ? std::to_string(value.get<int64_t>())
                                                  : std::string("-");
   int port = 0;
-  const bool digits = !text.empty() && text.size() <= 5 &&
-                      std::all_of(text.begin(), text.end(),
-                                  [](unsigned char c) { return std::isdigit(c) != 0; });
+  const bool digits =
+      !text.empty() && text.size() <= 5 &&
+      std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
   if (digits)
     port = std::stoi(text);
   if (port < 1 || port > 65535)
@@ -108,7 +108,8 @@ Status checkVolumeMounts(const json& properties, const std::string& path) {
       return typeError(item_path, "an object", list[i]);
     ASSIGN_OR_RETURN(std::string mount, requiredString(list[i], "containerMountPath", item_path));
     if (mount.front() != '/')
-      return typeError(item_path + ".containerMountPath", "an absolute path", list[i]["containerMountPath"]);
+      return typeError(item_path + ".containerMountPath", "an absolute path",
+                       list[i]["containerMountPath"]);
     for (const char* key : {"volumeSubPath", "data"}) {
       if (auto value = optionalString(list[i], key, item_path); !value)
         return value.error();
@@ -171,8 +172,7 @@ Status readAuth(const json& properties, const std::string& path, const Settings&
                      passwordSecret(properties, path, settings, container.password_source));
     return {};
   }
-  return typeError(path + ".authType",
-                   "Anonymous, UserCredentials, SystemIdentity or UserAssigned",
+  return typeError(path + ".authType", "Anonymous, UserCredentials, SystemIdentity or UserAssigned",
                    properties["authType"]);
 }
 
@@ -200,8 +200,8 @@ Result<SiteContainer> readContainer(const json& item, const std::string& path,
   container.startup_command = command.value_or("");
   ASSIGN_OR_RETURN(container.environment, environmentVariables(properties, props_path));
   RETURN_IF_ERROR(checkVolumeMounts(properties, props_path));
-  ASSIGN_OR_RETURN(auto inherit, optionalBool(properties, "inheritAppSettingsAndConnectionStrings",
-                                              props_path));
+  ASSIGN_OR_RETURN(auto inherit,
+                   optionalBool(properties, "inheritAppSettingsAndConnectionStrings", props_path));
   container.inherit_app_settings = inherit.value_or(true);
   RETURN_IF_ERROR(readAuth(properties, props_path, settings, container));
   return container;
@@ -216,7 +216,9 @@ bool isContainerName(std::string_view name) {
          });
 }
 
-size_t countSiteContainers(const json& doc) { return siteContainerItems(doc).size(); }
+size_t countSiteContainers(const json& doc) {
+  return siteContainerItems(doc).size();
+}
 
 Result<std::vector<SiteContainer>> readSiteContainers(const json& doc, const Settings& settings) {
   if (doc.contains("sitecontainers") && !doc["sitecontainers"].is_null() &&
@@ -244,8 +246,7 @@ Result<std::vector<SiteContainer>> readSiteContainers(const json& doc, const Set
     ASSIGN_OR_RETURN(SiteContainer container, readContainer(*item, path, settings));
     if (!names.insert(container.name).second) {
       return makeError(ErrorCode::kInvalidArgument,
-                       path + ".name: container " + safeQuoted(container.name) +
-                           " is given twice");
+                       path + ".name: container " + safeQuoted(container.name) + " is given twice");
     }
     if (container.is_main)
       mains.push_back(container.name);

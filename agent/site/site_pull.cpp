@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <optional>
+#include <thread>
 
 #include "agent/common/progress.h"
 #include "agent/identity/key_vault.h"
@@ -93,8 +93,7 @@ std::string keyVaultHint(const SiteContainer& container) {
   std::string hint = "; the registry refused the password from the Key Vault reference " +
                      ref.vault_url + " secret " + ref.secret_name;
   if (ref.version) {
-    hint += " version " + *ref.version +
-            " (" + container.password_source +
+    hint += " version " + *ref.version + " (" + container.password_source +
             "): the reference pins that version; update the reference or remove the version "
             "so that it follows the secret's latest value";
   } else {
@@ -118,8 +117,7 @@ Result<SiteRoute> siteRoute(const SitePullServices& services, const SiteConfig& 
   // Identity endpoints are local to the host: always the system resolver. Everything the pull
   // itself reaches (registry, token realm, data endpoint, Key Vault) goes through the VNet's DNS
   // when the site pulls over the VNet - with no fallback to public DNS.
-  std::string said =
-      "system resolver (public route: no setting routes image pulls over the VNet)";
+  std::string said = "system resolver (public route: no setting routes image pulls over the VNet)";
   if (site.pull_over_vnet) {
     ASSIGN_OR_RETURN(auto dns, vnetDns(agent, site));
     ASSIGN_OR_RETURN(route.vnet, resolver::AresResolver::create(dns, services.clock));
@@ -201,8 +199,8 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
       return secret;
     };
     const bool own = !container.name.empty() && site.kind == SiteKind::kSiteContainers;
-    auto username = resolve(*container.registry_username,
-                            own ? "userName" : "DOCKER_REGISTRY_SERVER_USERNAME");
+    auto username =
+        resolve(*container.registry_username, own ? "userName" : "DOCKER_REGISTRY_SERVER_USERNAME");
     if (!username)
       return failed("secrets", username.error());
     auto password = resolve(*container.registry_password,
@@ -211,9 +209,8 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
       return failed("secrets", password.error());
     job.credentials.username = username->revealForWire();
     job.credentials.password = password.value();
-    phases.done("secrets", resolved.empty()
-                               ? (own ? "userName and passwordSecret" : "app settings")
-                               : "from Key Vault: " + resolved);
+    phases.done("secrets", resolved.empty() ? (own ? "userName and passwordSecret" : "app settings")
+                                            : "from Key Vault: " + resolved);
   }
 
   job.deadline = std::chrono::ceil<std::chrono::seconds>(deadline - services.clock.now());
@@ -245,8 +242,7 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
     phases.done("pull", "unchanged: the tag still points at what was pulled");
   } else {
     phases.done("pull", std::to_string(outcome->image.layers.size()) + " layers, " +
-                            std::to_string(outcome->image.blobs_downloaded) +
-                            " blobs downloaded");
+                            std::to_string(outcome->image.blobs_downloaded) + " blobs downloaded");
   }
   return outcome;
 }
@@ -298,11 +294,11 @@ Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteCon
       if (auto it = pins.find(container.label()); it != pins.end())
         pin = it->second;
       pulls.emplace_back([&, i, pin] {
-        ContainerEvents container_events(
-            events, events_mutex, count > 1 ? site.containers[i].label() + ": " : "");
-        outcomes[i] = pullContainer(services, site, site.containers[i], route.value(), env,
-                                    container_events, deadline, pin,
-                                    count == 1 && env.stderr_is_terminal);
+        ContainerEvents container_events(events, events_mutex,
+                                         count > 1 ? site.containers[i].label() + ": " : "");
+        outcomes[i] =
+            pullContainer(services, site, site.containers[i], route.value(), env, container_events,
+                          deadline, pin, count == 1 && env.stderr_is_terminal);
         std::lock_guard lock(events_mutex);
         events.containerDone(site.containers[i], outcomes[i]->ok());
       });

@@ -110,12 +110,9 @@ json progressJson(const SiteProgress& progress) {
 }
 
 json publishedJson(const PublishedImage& image) {
-  json doc = {{"image", image.image},
-              {"digest", image.digest},
-              {"path", image.path},
-              {"configSha256", image.config_sha256},
-              {"at", formatUtc(image.at)},
-              {"resolvedDigest", image.resolved_digest}};
+  json doc = {{"image", image.image},      {"digest", image.digest},
+              {"path", image.path},        {"configSha256", image.config_sha256},
+              {"at", formatUtc(image.at)}, {"resolvedDigest", image.resolved_digest}};
   if (!image.container.empty())
     doc["container"] = image.container;
   return doc;
