@@ -276,6 +276,143 @@ TEST_F(Site, OutboundVnetRoutingAndDnsConfigurationOverTheirAppSettings) {
       << result.err;
 }
 
+std::string base64Encode(const std::string& text) {
+  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  uint32_t bits = 0;
+  int count = 0;
+  for (char ch : text) {
+    bits = (bits << 8) | static_cast<unsigned char>(ch);
+    count += 8;
+    while (count >= 6) {
+      count -= 6;
+      out.push_back(alphabet[(bits >> count) & 63]);
+    }
+  }
+  if (count > 0)
+    out.push_back(alphabet[(bits << (6 - count)) & 63]);
+  while (out.size() % 4 != 0)
+    out.push_back('=');
+  return out;
+}
+
+// The site of the issue: a main container and three sidecars, each authenticated its own way,
+// pulled at once over the VNet (the private ACR resolvable only through the VNet's DNS), one
+// sidecar sharing its base layer with the main container.
+json sidecarSite(const json& azure, const TestStack& stack, const std::string& logs_image) {
+  auto container = [](const std::string& name, const std::string& image, bool is_main,
+                      json properties) {
+    properties["image"] = image;
+    properties["isMain"] = is_main;
+    return json{
+        {"name", name}, {"type", "Microsoft.Web/sites/sitecontainers"}, {"properties", properties}};
+  };
+  const std::string acr = azure["acr"];
+  return {
+      {"name", "shop"},
+      {"identity",
+       {{"type", "SystemAssigned, UserAssigned"},
+        {"userAssignedIdentities",
+         {{"/subscriptions/s/ua/web", {{"clientId", azure["user_client_id"]}}}}}}},
+      {"properties",
+       {{"outboundVnetRouting", {{"imagePullTraffic", true}}},
+        {"siteConfig",
+         {{"linuxFxVersion", "SITECONTAINERS"},
+          {"appSettings",
+           json::array(
+               {{{"name", "CACHE_REGISTRY_PASSWORD"}, {"value", stack.info()["basic_password"]}},
+                // Not for sitecontainers: were they used, the anonymous pull would fail.
+                {{"name", "DOCKER_REGISTRY_SERVER_URL"},
+                 {"value", "https://" + stack.registry("anon")}},
+                {{"name", "DOCKER_REGISTRY_SERVER_USERNAME"}, {"value", "nobody"}},
+                {{"name", "DOCKER_REGISTRY_SERVER_PASSWORD"}, {"value", "wrong"}}})}}}}},
+      {"sitecontainers",
+       json::array({container("web", acr + "/privatewebsite:lnx-v1", true,
+                              {{"authType", "UserAssigned"},
+                               {"userManagedIdentityClientId", azure["user_client_id"]},
+                               {"targetPort", "8080"}}),
+                    container("cache", stack.registry("basic") + "/test/multi:v1", false,
+                              {{"authType", "UserCredentials"},
+                               {"userName", stack.info()["basic_user"]},
+                               {"passwordSecret", "CACHE_REGISTRY_PASSWORD"}}),
+                    container("logs", stack.registry("anon") + "/" + logs_image, false,
+                              {{"authType", "Anonymous"}}),
+                    container("otel", acr + "/privatewebsite:lnx-v2", false,
+                              {{"authType", "SystemIdentity"}})})}};
+}
+
+TEST_F(Site, AMainContainerAndThreeSidecarsEachAuthenticatedItsOwnWay) {
+  Dnsmasq dns({"--cname=myreg.azurecr.io,myreg.privatelink.azurecr.io",
+               "--host-record=myreg.privatelink.azurecr.io,127.0.0.1",
+               "--host-record=myreg.westus.data.azurecr.io,127.0.0.2"});
+  json agent = agentConfig();
+  agent.erase("hostOverrides");
+  agent["vnetDnsServers"] = json::array({dns.server().str()});
+  stack().reset(stack().storage());
+  auto result = once(sidecarSite(azure(), stack(), "test/docker:v1"), agent);
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  for (const char* line :
+       {"SITECONTAINERS, 4 containers, over the VNet "
+        "(properties.outboundVnetRouting.imagePullTraffic)",
+        "container  web              main  myreg.azurecr.io", "user-assigned managed identity",
+        "container  cache",
+        "registry credentials (sitecontainers[1].properties.passwordSecret (app "
+        "setting properties.siteConfig.appSettings[0].value))",
+        "container  logs", "anonymous", "container  otel", "system-assigned managed identity",
+        "main container web", "sidecar cache", "sidecar logs", "sidecar otel"}) {
+    EXPECT_NE(result.out.find(line), std::string::npos) << line << "\n" << result.out;
+  }
+  // Every image published, the main one and the one sharing its base layer among them.
+  EXPECT_TRUE(fs::exists(imageFile(published("lnx-v1"), "home/site/wwwroot/index.html")));
+  EXPECT_TRUE(fs::exists(imageFile(published("lnx-v2"), "home/site/wwwroot/v2.txt")));
+  for (const char* image : {"test/multi:v1", "test/docker:v1"}) {
+    const std::string digest = stack().info()["images"][image]["digest"];
+    EXPECT_TRUE(fs::exists(dest_ / "state/images" / digest.substr(7))) << image;
+  }
+  // The shared base layer came from the registry once.
+  const std::string base = azure()["images"]["privatewebsite:lnx-v1"]["layers"][0]["digest"];
+  int fetched = 0;
+  auto storage = stack().stats(stack().storage());
+  for (const auto& request : storage["requests"])
+    fetched += request.value("digest", "") == base.substr(7) ? 1 : 0;
+  EXPECT_EQ(fetched, 1) << storage.dump();
+  // The password of the app setting never shows.
+  EXPECT_EQ(result.all().find(stack().info()["basic_password"].get<std::string>()),
+            std::string::npos);
+}
+
+TEST_F(Site, OneFailingSidecarFailsTheSiteAndIsNamed) {
+  auto result = once(sidecarSite(azure(), stack(), "test/nothing:v404"), agentConfig());
+  EXPECT_NE(result.exit_code, 0) << result.all();
+  EXPECT_NE(result.err.find("container logs (" + stack().registry("anon") + "/test/nothing:v404)"),
+            std::string::npos)
+      << result.err;
+}
+
+TEST_F(Site, AComposeSitePullsEveryServiceWithTheSitesCredentials) {
+  const std::string yaml =
+      "services:\n  web:\n    image: test/multi:v1\n    ports: [\"8080:80\"]\n"
+      "  worker:\n    image: test/docker:v1\n    command: work\n";
+  json site = credentialsSite(stack().info()["basic_password"]);
+  site["properties"]["siteConfig"]["linuxFxVersion"] = "COMPOSE|" + base64Encode(yaml);
+  auto result = once(site, agentConfig());
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_NE(result.out.find("COMPOSE, 2 containers"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("main container web"), std::string::npos) << result.out;
+  for (const char* image : {"test/multi:v1", "test/docker:v1"}) {
+    const std::string digest = stack().info()["images"][image]["digest"];
+    EXPECT_TRUE(fs::exists(dest_ / "state/images" / digest.substr(7))) << image;
+  }
+  // A key App Service does not support is refused before any pull, naming service and key.
+  site["properties"]["siteConfig"]["linuxFxVersion"] =
+      "COMPOSE|" + base64Encode("services:\n  web:\n    build: .\n    image: test/multi:v1\n");
+  result = once(site, agentConfig());
+  EXPECT_EQ(result.exit_code, 2) << result.all();
+  EXPECT_NE(result.err.find("services.web.build (line 3): App Service does not support"),
+            std::string::npos)
+      << result.err;
+}
+
 TEST_F(Site, VnetDnsWithoutTheNameFailsWithoutFallingBack) {
   Dnsmasq dns({});
   json agent = agentConfig();  // hostOverrides stay for the identity endpoint only
