@@ -300,6 +300,70 @@ TEST_F(Daemon, KeepsASiteOnItsConfiguredImageAndCollectsWhatNoSiteUses) {
   EXPECT_NE(log().find("Pull image successful, time taken"), std::string::npos);
 }
 
+TEST_F(Daemon, ASidecarSiteIsPublishedAsOneUnitAndABrokenSidecarKeepsThePreviousOne) {
+  auto sidecar = [&](const std::string& name, const std::string& image, bool is_main) {
+    json properties = {{"image", image}, {"isMain", is_main}};
+    if (is_main) {
+      properties["authType"] = "UserAssigned";
+      properties["userManagedIdentityClientId"] = azure()["user_client_id"];
+    } else {
+      properties["authType"] = "Anonymous";
+    }
+    return json{{"name", name}, {"properties", properties}};
+  };
+  auto shop = [&](const std::string& logs_tag) {
+    return json{
+        {"properties", {{"siteConfig", {{"linuxFxVersion", "SITECONTAINERS"}}}}},
+        {"sitecontainers",
+         json::array(
+             {sidecar("web", azure()["acr"].get<std::string>() + "/privatewebsite:lnx-v1", true),
+              sidecar("logs", stack().registry("anon") + "/test/" + logs_tag, false)})}};
+  };
+  auto digest = [&](const std::string& image) -> std::string {
+    return stack().info()["images"][image]["digest"];
+  };
+  putSite("shop", shop("docker:v1"));
+  start();
+  auto unitIs = [&](const std::string& logs_digest) {
+    return [&, logs_digest](const json& state) {
+      return state.is_object() && state["phase"] == "published" &&
+             state["published"]["digest"] == digestOf("lnx-v1") &&
+             state["published"]["container"] == "web" && state["sidecars"].size() == 1 &&
+             state["sidecars"][0]["container"] == "logs" &&
+             state["sidecars"][0]["digest"] == logs_digest;
+    };
+  };
+  ASSERT_TRUE(waitForSite("shop", unitIs(digest("test/docker:v1")))) << log();
+
+  // A sidecar's tag changed: only its image is new; the main one stays what it was.
+  putSite("shop", shop("multi:v1"));
+  ASSERT_TRUE(waitForSite("shop", unitIs(digest("test/multi:v1")))) << log();
+  const json republished = siteState("shop");
+  EXPECT_TRUE(fs::exists(imageDir(digest("test/multi:v1"))));
+
+  // A broken sidecar: the attempt fails naming it; the previous unit keeps serving.
+  putSite("shop", shop("nothing:v404"));
+  ASSERT_TRUE(waitForSite("shop", [](const json& state) {
+    return state.is_object() && state["phase"] == "failed" && state["lastError"].is_object();
+  })) << log();
+  const json failed = siteState("shop");
+  EXPECT_NE(failed["lastError"]["message"].get<std::string>().find("container logs ("),
+            std::string::npos)
+      << failed.dump(2);
+  EXPECT_EQ(failed["published"], republished["published"]);
+  EXPECT_EQ(failed["sidecars"], republished["sidecars"]);
+  auto table = runProcess({PULLAGENT_BINARY, "status", "--state", stateDir().string()});
+  EXPECT_NE(table.out.find("- logs"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("failed"), std::string::npos) << table.out;
+  // gc keeps every image of the unit, the sidecar's included.
+  EXPECT_EQ(stop(), 0);
+  auto gc = runProcess({PULLAGENT_BINARY, "gc", "--state", stateDir().string()});
+  EXPECT_EQ(gc.exit_code, 0) << gc.all();
+  EXPECT_TRUE(fs::exists(imageDir(digestOf("lnx-v1"))));
+  EXPECT_TRUE(fs::exists(imageDir(digest("test/multi:v1"))));
+  EXPECT_FALSE(fs::exists(imageDir(digest("test/docker:v1"))));
+}
+
 TEST_F(Daemon, ABrokenConfigIsRetriedAndTheFixIsPickedUp) {
   start();
   putSite("web", {{"properties", {{"siteConfig", {{"linuxFxVersion", 5}}}}}});
