@@ -76,6 +76,10 @@ Metrics::Metrics()
                           "Checks of a published site's tag (refresh, poll, webhook, start), by "
                           "result: unchanged, updated (pulled and republished) or failed (the "
                           "published image kept).")),
+      container_pulls_(counter(*registry_, "pullagent_container_pulls_total",
+                               "Container pulls of site attempts, by role (main, sidecar: "
+                               "sitecontainers and Compose services) and result (ready, "
+                               "unchanged, failed).")),
       gc_snapshots_(
           counter(*registry_, "pullagent_gc_removed_total", "").Add({{"kind", "snapshots"}})),
       snapshots_reused_(counter(*registry_, "pullagent_layer_snapshots_total",
@@ -115,6 +119,10 @@ Metrics::Metrics()
     tag_checks_.Add({{"result", result}});
   for (const char* result : {"success", "failure", "cancelled"})
     pulls_.Add({{"result", result}});
+  for (const char* role : {"main", "sidecar"}) {
+    for (const char* result : {"ready", "unchanged", "failed"})
+      container_pulls_.Add({{"role", role}, {"result", result}});
+  }
   sites_dir_healthy_.Set(1);
 }
 
@@ -188,6 +196,10 @@ void Metrics::garbageCollected(int images, int blobs, int64_t bytes) {
 
 void Metrics::tagChecked(const std::string& result) {
   tag_checks_.Add({{"result", result}}).Increment();
+}
+
+void Metrics::containerPulled(const std::string& role, const std::string& result) {
+  container_pulls_.Add({{"role", role}, {"result", result}}).Increment();
 }
 
 std::string Metrics::render() const {

@@ -48,6 +48,9 @@ class Metrics {
   // A check of a published site's tag ended (refresh, poll, webhook, start):
   // "unchanged", "updated" or "failed".
   void tagChecked(const std::string& result);
+  // One container's pull in a site's attempt ended: role "main" or "sidecar" (container names
+  // are tenants' strings: not labels), result "ready", "unchanged" or "failed".
+  void containerPulled(const std::string& role, const std::string& result);
 
   // Where a pull's requests and bytes went (mirrors, the origin), the fallbacks from its
   // mirrors by reason, and how long its requests waited for a throttled registry.
@@ -72,6 +75,7 @@ class Metrics {
   prometheus::Counter& gc_blobs_;
   prometheus::Counter& gc_bytes_;
   prometheus::Family<prometheus::Counter>& tag_checks_;
+  prometheus::Family<prometheus::Counter>& container_pulls_;
   prometheus::Counter& gc_snapshots_;
   prometheus::Counter& snapshots_reused_;
   prometheus::Counter& snapshots_unpacked_;

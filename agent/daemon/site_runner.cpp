@@ -101,9 +101,12 @@ class PhaseRecorder final : public SitePullEvents {
     observers_.push_back(std::make_unique<ProgressObserver>(activity_, index));
     return observers_.back().get();
   }
-  void containerDone(const SiteContainer& container, bool ok) override {
+  void containerDone(const SiteContainer& container,
+                     const Result<puller::PullOutcome>& outcome) override {
+    const char* phase = !outcome ? "failed" : outcome->unchanged ? "unchanged" : "ready";
+    metrics_.containerPulled(container.is_main ? "main" : "sidecar", phase);
     if (config_.containers.size() > 1)
-      activity_.setContainerPhase(indexOf(container), ok ? "ready" : "failed");
+      activity_.setContainerPhase(indexOf(container), phase);
   }
   std::string failedPhase() const { return failed_phase_.empty() ? "pull" : failed_phase_; }
 
@@ -214,7 +217,6 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
   }
   auto outcome = pullSite(pull_services, site.value(), env, phases, pins);
   metrics_.sources(tally.totals());
-  const bool several = site->containers.size() > 1;
   if (!outcome)
     return failed(phases.failedPhase(), outcome.error());
   if (outcome->unchanged()) {
@@ -227,8 +229,6 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
     PublishedImage published;
     if (pulled.unchanged) {
       published = previous.at(container.label());
-      if (several)
-        activity.setContainerPhase(i, "unchanged");
     } else {
       const auto& image = pulled.image;
       metrics_.bytesDownloaded(image.bytes_downloaded);

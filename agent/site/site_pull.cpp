@@ -300,7 +300,7 @@ Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteCon
             pullContainer(services, site, site.containers[i], route.value(), env, container_events,
                           deadline, pin, count == 1 && env.stderr_is_terminal);
         std::lock_guard lock(events_mutex);
-        events.containerDone(site.containers[i], outcomes[i]->ok());
+        events.containerDone(site.containers[i], *outcomes[i]);
       });
     }
   }

@@ -28,8 +28,9 @@ class SitePullEvents {
   // What watches one container's pull (progress), or nothing. Called once per container before
   // the pulls start; the observers are called from the pulls' threads.
   virtual puller::PullObserver* observerFor(const SiteContainer&) { return nullptr; }
-  // One container's pull ended (its image ready, or failed). Serialised with the rest.
-  virtual void containerDone(const SiteContainer&, bool /*ok*/) {}
+  // One container's pull ended: its image ready (or unchanged, a refresh), or failed.
+  // Serialised with the rest.
+  virtual void containerDone(const SiteContainer&, const Result<puller::PullOutcome>&) {}
 };
 
 // What a site pull shares with the rest of the agent.

@@ -355,6 +355,15 @@ TEST_F(Daemon, ASidecarSiteIsPublishedAsOneUnitAndABrokenSidecarKeepsThePrevious
   auto table = runProcess({PULLAGENT_BINARY, "status", "--state", stateDir().string()});
   EXPECT_NE(table.out.find("- logs"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("failed"), std::string::npos) << table.out;
+  // Metrics count containers by role, never by a tenant's name.
+  const std::string scraped = metrics();
+  EXPECT_NE(scraped.find("pullagent_container_pulls_total{result=\"ready\",role=\"sidecar\"} "),
+            std::string::npos)
+      << scraped;
+  EXPECT_EQ(scraped.find("pullagent_container_pulls_total{result=\"failed\",role=\"sidecar\"} 0"),
+            std::string::npos)
+      << scraped;
+  EXPECT_EQ(scraped.find("logs"), std::string::npos);
   // gc keeps every image of the unit, the sidecar's included.
   EXPECT_EQ(stop(), 0);
   auto gc = runProcess({PULLAGENT_BINARY, "gc", "--state", stateDir().string()});
