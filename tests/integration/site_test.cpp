@@ -186,6 +186,22 @@ TEST_F(Site, PasswordAsAKeyVaultReference) {
   EXPECT_EQ(identity[0]["query"]["msi_res_id"], azure()["kv_identity_resource_id"]);
 }
 
+TEST_F(Site, AKeyVaultPasswordTheRegistryRefusesNamesTheReferenceNotTheValue) {
+  // The reference pins the version from before the password was rotated.
+  json site =
+      credentialsSite("@Microsoft.KeyVault(SecretUri=" + azure()["key_vault"].get<std::string>() +
+                      "/secrets/acr-password/00000000000000000000000000000001)");
+  site["properties"]["keyVaultReferenceIdentity"] = azure()["kv_identity_resource_id"];
+  auto result = once(site, agentConfig());
+  EXPECT_EQ(result.exit_code, 3) << result.all();
+  EXPECT_NE(result.err.find("secret acr-password version 00000000000000000000000000000001 (app "
+                            "setting DOCKER_REGISTRY_SERVER_PASSWORD): the reference pins that "
+                            "version; update the reference or remove the version"),
+            std::string::npos)
+      << result.err;
+  EXPECT_EQ(result.all().find("rotated-away-password"), std::string::npos);
+}
+
 TEST_F(Site, UnreadableKeyVaultSecretIsAnErrorNotAPassword) {
   json site =
       credentialsSite("@Microsoft.KeyVault(SecretUri=" + azure()["key_vault"].get<std::string>() +

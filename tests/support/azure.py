@@ -226,7 +226,7 @@ def make_acr_front_handler(base_handler, aad, issuer, login_server, roles, recor
     return AcrFront
 
 
-def make_key_vault_handler(aad, secrets, readers, recorder):
+def make_key_vault_handler(aad, secrets, readers, recorder, versions=None):
     """GET /secrets/<name>[/<version>]?api-version=7.4 with a Bearer token for
     https://vault.azure.net of an identity in `readers`."""
 
@@ -251,6 +251,11 @@ def make_key_vault_handler(aad, secrets, readers, recorder):
             parts = parsed.path.strip("/").split("/")
             if len(parts) < 2 or parts[0] != "secrets" or parts[1] not in secrets:
                 return self.send_json(404, {"error": {"code": "SecretNotFound", "message": "not found"}})
+            # An older version, by its id: what a reference pinned before the secret was rotated.
+            if len(parts) >= 3 and parts[2] and (parts[1], parts[2]) in (versions or {}):
+                return self.send_json(200, {"value": versions[(parts[1], parts[2])],
+                                            "id": f"https://vault/secrets/{parts[1]}/{parts[2]}",
+                                            "attributes": {"enabled": True}})
             self.send_json(200, {"value": secrets[parts[1]],
                                  "id": f"https://vault/secrets/{parts[1]}/0123456789abcdef",
                                  "attributes": {"enabled": True}})

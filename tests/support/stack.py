@@ -235,7 +235,8 @@ def main():
     kv_recorder = servers.Recorder()
     servers.serve_tls(azure.make_key_vault_handler(
         aad, {"acr-password": BASIC_PASSWORD, "acr-username": BASIC_USER},
-        [identities.system_oid, identities.user["66666666-7777-8888-9999-000000000000"]], kv_recorder),
+        [identities.system_oid, identities.user["66666666-7777-8888-9999-000000000000"]], kv_recorder,
+        versions={("acr-password", "00000000000000000000000000000001"): "rotated-away-password"}),
         "127.0.0.1", kv_port, os.path.join(pki, "server.pem"), os.path.join(pki, "server-key.pem"))
 
     catalog = image_lib.standard_images()
