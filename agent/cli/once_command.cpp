@@ -41,6 +41,10 @@ class PhasePrinter final : public SitePullEvents {
                 what.c_str());
     std::fflush(stdout);
   }
+  void routeChosen(const std::string& route) override {
+    std::printf("%-10s %9s  %s\n", "route", "", route.c_str());
+    std::fflush(stdout);
+  }
   void phaseFailed(const std::string& phase, const Error& error) override {
     std::printf("%-10s failed\n", phase.c_str());
     std::fflush(stdout);

@@ -88,6 +88,9 @@ class PhaseRecorder final : public SitePullEvents {
     metrics_.phaseDuration(phase, std::chrono::duration<double>(took).count());
     spdlog::info("site {}: {} done in {} ms: {}", site_, phase, took.count(), what);
   }
+  void routeChosen(const std::string& route) override {
+    spdlog::info("site {}: the pull's hosts are resolved by the {}", site_, route);
+  }
   void phaseFailed(const std::string& phase, const Error&) override {
     if (failed_phase_.empty())
       failed_phase_ = phase;

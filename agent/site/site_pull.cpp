@@ -109,6 +109,7 @@ struct SiteRoute {
   std::unique_ptr<resolver::StaticHostsResolver> resolver;
   puller::HttpClientOptions http_options;
   std::unique_ptr<puller::HttpClient> http;
+  std::string said;  // in words, with the settings that decided
 };
 
 Result<SiteRoute> siteRoute(const SitePullServices& services, const SiteConfig& site) {
@@ -137,7 +138,7 @@ Result<SiteRoute> siteRoute(const SitePullServices& services, const SiteConfig& 
   if (site.pull_over_vnet)
     route.http_options.bind_to = agent.vnet_bind;
   ASSIGN_OR_RETURN(route.http, puller::CurlHttpClient::create(route.http_options));
-  spdlog::info("the pull's hosts are resolved by the {}", said);
+  route.said = std::move(said);
   return route;
 }
 
@@ -249,6 +250,10 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
 
 }  // namespace
 
+void SitePullEvents::routeChosen(const std::string& route) {
+  spdlog::info("the pull's hosts are resolved by the {}", route);
+}
+
 std::string describeAuth(const SiteContainer& container) {
   switch (container.auth) {
     case RegistryAuth::kManagedIdentity:
@@ -276,6 +281,7 @@ Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteCon
   auto route = siteRoute(services, site);
   if (!route)
     return phases.failed("config", route.error());
+  events.routeChosen(route->said);
   for (const auto& note : site.notes)
     spdlog::info("{}", note);
   // The whole attempt (identity, secrets, pull, unpack, publish) has one deadline, so that no

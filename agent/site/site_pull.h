@@ -28,6 +28,8 @@ class SitePullEvents {
   // What watches one container's pull (progress), or nothing. Called once per container before
   // the pulls start; the observers are called from the pulls' threads.
   virtual puller::PullObserver* observerFor(const SiteContainer&) { return nullptr; }
+  // How the pull's hosts are resolved, and which settings decided (route, DNS servers).
+  virtual void routeChosen(const std::string& route);
   // One container's pull ended: its image ready (or unchanged, a refresh), or failed.
   // Serialised with the rest.
   virtual void containerDone(const SiteContainer&, const Result<puller::PullOutcome>&) {}

@@ -238,7 +238,7 @@ TEST_F(Site, VnetPullResolvesEveryHostThroughTheVnetDns) {
   auto result = once(site, agent);
   ASSERT_EQ(result.exit_code, 0) << result.all();
   EXPECT_NE(result.out.find("over the VNet"), std::string::npos) << result.out;
-  EXPECT_NE(result.err.find("VNet DNS " + dns.server().str()), std::string::npos) << result.err;
+  EXPECT_NE(result.out.find("VNet DNS " + dns.server().str()), std::string::npos) << result.out;
   EXPECT_EQ(stack().stats(stack().storage())["requests"].size(), 3u);
 }
 
@@ -284,12 +284,12 @@ TEST_F(Site, OutboundVnetRoutingAndDnsConfigurationOverTheirAppSettings) {
                    {{"name", "WEBSITE_DNS_ATTEMPTS"}, {"value", "5"}}});
   auto result = once(site, agent);
   ASSERT_EQ(result.exit_code, 0) << result.all();
-  EXPECT_NE(result.err.find("VNet DNS " + dns.server().str() + ", 2 tries"), std::string::npos)
-      << result.err;
-  EXPECT_NE(result.err.find("properties.outboundVnetRouting.imagePullTraffic"), std::string::npos)
-      << result.err;
-  EXPECT_NE(result.err.find("properties.dnsConfiguration.dnsServers"), std::string::npos)
-      << result.err;
+  EXPECT_NE(result.out.find("VNet DNS " + dns.server().str() + ", 2 tries"), std::string::npos)
+      << result.out;
+  EXPECT_NE(result.out.find("properties.outboundVnetRouting.imagePullTraffic"), std::string::npos)
+      << result.out;
+  EXPECT_NE(result.out.find("properties.dnsConfiguration.dnsServers"), std::string::npos)
+      << result.out;
 }
 
 std::string base64Encode(const std::string& text) {
