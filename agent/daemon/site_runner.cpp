@@ -245,9 +245,9 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
           clock_.wallNow(),
           (image.index ? image.index->digest : image.manifest.digest).str(),
           container.name};
-      spdlog::info("site {}: {}{} ready ({}) at {}", site_name,
+      spdlog::info("site {}: {}{} ready ({}): {}", site_name,
                    container.name.empty() ? "" : container.name + " ", published.image,
-                   published.digest, published.path);
+                   published.digest, pulled.published);
     }
     published.config_sha256 = result.config_sha256;
     if (i == 0)

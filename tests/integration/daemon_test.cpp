@@ -335,9 +335,17 @@ TEST_F(Daemon, ASidecarSiteIsPublishedAsOneUnitAndABrokenSidecarKeepsThePrevious
   };
   ASSERT_TRUE(waitForSite("shop", unitIs(digest("test/docker:v1")))) << log();
 
-  // A sidecar's tag changed: only its image is new; the main one stays what it was.
+  // A sidecar's tag changed: only its image is new; the main one stays what it was, and of it
+  // only the manifest is asked for again (its image is published already, nothing unpacked).
+  stack().reset(azure()["acr_control"]);
+  stack().reset(stack().storage());
   putSite("shop", shop("multi:v1"));
   ASSERT_TRUE(waitForSite("shop", unitIs(digest("test/multi:v1")))) << log();
+  const json acr = stack().stats(azure()["acr_control"]);
+  for (const auto& request : acr["requests"])
+    EXPECT_EQ(request.value("path", "").find("/blobs/"), std::string::npos) << acr.dump();
+  EXPECT_TRUE(stack().stats(stack().storage())["requests"].empty());
+  EXPECT_NE(log().find("(already published)"), std::string::npos);
   const json republished = siteState("shop");
   EXPECT_TRUE(fs::exists(imageDir(digest("test/multi:v1"))));
 
