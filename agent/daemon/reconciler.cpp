@@ -65,7 +65,7 @@ void Reconciler::save(Site& site) {
 }
 
 void Reconciler::schedulePoll(Site& site) {
-  const bool pinned = site.state.image.find('@') != std::string::npos;
+  const bool pinned = pinnedByDigest(site.state);
   if (!site.state.continuous_deployment || pinned || !site.state.published) {
     site.next_poll.reset();
     return;
@@ -112,7 +112,7 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
       site.state = std::move(state);
       site.file.sha256 = site.state.config_sha256;
       schedulePoll(site);
-      const bool pinned = site.state.image.find('@') != std::string::npos;
+      const bool pinned = pinnedByDigest(site.state);
       if (options_.refresh_on_start && site.state.published && !pinned)
         site.refresh_due = true;  // the published image serves while the tag is checked
       sites_.emplace(site.state.site, std::move(site));
@@ -388,11 +388,16 @@ void Reconciler::refresh(const RefreshBroker::Request& request, RefreshBroker& b
   if (request.push) {
     // A registry's push reaches the sites that follow that image and tag (App Service: only
     // those with continuous deployment on).
+    // For a site with sidecars, a push to any of its containers' tags.
+    auto follows = [&](const std::string& image) {
+      auto ref = puller::ImageRef::parse(image);
+      return ref && ref->tag && !ref->digest && ref->domain == request.push->host &&
+             ref->repository == request.push->repository && *ref->tag == request.push->tag;
+    };
     for (const auto& [name, site] : sites_) {
-      auto ref = puller::ImageRef::parse(site.state.image);
-      if (!site.removed && site.state.continuous_deployment && ref && ref->tag && !ref->digest &&
-          ref->domain == request.push->host && ref->repository == request.push->repository &&
-          *ref->tag == request.push->tag) {
+      const auto images = siteImages(site.state);
+      if (!site.removed && site.state.continuous_deployment &&
+          std::any_of(images.begin(), images.end(), follows)) {
         names.push_back(name);
       }
     }
@@ -413,7 +418,7 @@ void Reconciler::refresh(const RefreshBroker::Request& request, RefreshBroker& b
     Site& site = found->second;
     const std::string from = site.state.published ? site.state.published->digest : "";
     // A digest names one image for ever: nothing to re-resolve.
-    if (site.state.image.find('@') != std::string::npos) {
+    if (pinnedByDigest(site.state)) {
       broker.record(request.id, {name, RefreshOutcome::kPinned, from, from, {}});
       continue;
     }

@@ -92,6 +92,22 @@ std::string formatUtc(std::chrono::system_clock::time_point at) {
   return text;
 }
 
+std::vector<std::string> siteImages(const SiteState& state) {
+  if (state.containers.empty())
+    return {state.image};
+  std::vector<std::string> images;
+  for (const auto& container : state.containers)
+    images.push_back(container.image);
+  return images;
+}
+
+bool pinnedByDigest(const SiteState& state) {
+  const auto images = siteImages(state);
+  return std::all_of(images.begin(), images.end(), [](const std::string& image) {
+    return image.find('@') != std::string::npos;
+  });
+}
+
 std::vector<PublishedImage> publishedUnit(const SiteState& state) {
   std::vector<PublishedImage> unit;
   if (state.published)

@@ -88,6 +88,11 @@ struct SiteState {
   std::chrono::system_clock::time_point updated_at;
 };
 
+// The images the site's config asks for: each container's (a site with several), else `image`.
+std::vector<std::string> siteImages(const SiteState& state);
+// True when every image of the site is pinned by digest: no tag to follow.
+bool pinnedByDigest(const SiteState& state);
+
 // Every image of the published unit: `published`, then the sidecars.
 std::vector<PublishedImage> publishedUnit(const SiteState& state);
 

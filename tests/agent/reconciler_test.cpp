@@ -20,8 +20,8 @@ using testing::TempDir;
 // (or until it is stopped, then it reports itself cancelled).
 class ScriptedRunner final : public SiteAttemptRunner {
  public:
-  SiteAttemptResult run(const std::string& site, const std::filesystem::path&, SiteActivity&,
-                        std::stop_token stop,
+  SiteAttemptResult run(const std::string& site, const std::filesystem::path&,
+                        SiteActivity& activity, std::stop_token stop,
                         const std::vector<PublishedImage>& refresh_of) override {
     std::unique_lock lock(mutex_);
     ++calls_[site];
@@ -39,6 +39,14 @@ class ScriptedRunner final : public SiteAttemptRunner {
     }
     SiteAttemptResult result = queued_[site].front();
     queued_[site].pop_front();
+    if (!result.sidecars.empty()) {  // a unit: its containers, as the real runner shows them
+      std::vector<ContainerActivity> containers;
+      for (const auto& image : std::vector{*result.published})
+        containers.push_back({image.container, image.image, "ready", {}});
+      for (const auto& image : result.sidecars)
+        containers.push_back({image.container, image.image, "ready", {}});
+      activity.setContainers(std::move(containers));
+    }
     return result;
   }
   void push(const std::string& site, SiteAttemptResult result) {
@@ -245,6 +253,56 @@ TEST_F(ReconcilerTest, ASiteWithContinuousDeploymentPollsItsTag) {
   settle();
   EXPECT_EQ(runner_.calls("ci"), 3);
   EXPECT_EQ(runner_.calls("plain"), 1);
+}
+
+// A site with sidecars: the whole unit is what a refresh checks, a main container pinned by
+// digest does not make the site pinned while a sidecar follows a tag, and a registry push to the
+// sidecar's tag reaches the site.
+TEST_F(ReconcilerTest, ASidecarUnitFollowsTheTagsOfAnyOfItsContainers) {
+  RefreshBroker broker(nullptr);
+  reconciler_->update(files({{"shop", "a"}}));
+  reconciler_->step();
+  SiteAttemptResult unit;
+  unit.kind = SiteAttemptResult::Kind::kPublished;
+  unit.image = "web=myreg.azurecr.io/web@sha256:m1 logs=myreg.azurecr.io/logs:v1";
+  unit.config_sha256 = "a";
+  unit.continuous_deployment = true;
+  unit.published = PublishedImage{
+      "myreg.azurecr.io/web@sha256:m1", "sha256:m1", "/s/images/m1", "a", {}, "sha256:m1", "web"};
+  unit.sidecars = {PublishedImage{
+      "myreg.azurecr.io/logs:v1", "sha256:l1", "/s/images/l1", "a", {}, "sha256:l1", "logs"}};
+  runner_.push("shop", unit);
+  settle();
+  ASSERT_EQ(state("shop")->sidecars.size(), 1u);
+  EXPECT_EQ(state("shop")->containers.size(), 2u);
+  EXPECT_FALSE(pinnedByDigest(*state("shop")));
+
+  const uint64_t id = broker.submitPush({"myreg.azurecr.io", "logs", "v1"}).value();
+  for (const auto& request : broker.take())
+    reconciler_->refresh(request, broker);
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  SiteAttemptResult moved = unit;
+  moved.sidecars[0].digest = "sha256:l2";
+  runner_.push("shop", moved);
+  settle();
+  // The refresh was told the whole unit; the new one replaced it, the old sidecar collectable.
+  const auto refreshed = runner_.refreshOf("shop");
+  ASSERT_EQ(refreshed.size(), 2u);
+  EXPECT_EQ(refreshed[1].container, "logs");
+  EXPECT_EQ(refreshed[1].resolved_digest, "sha256:l1");
+  EXPECT_EQ(state("shop")->sidecars[0].digest, "sha256:l2");
+  EXPECT_EQ(state("shop")->published->digest, "sha256:m1");
+  EXPECT_TRUE(broker.status(id)->done);
+  EXPECT_TRUE(reconciler_->takeCollectable());
+  EXPECT_EQ(reconciler_->publishedDigests(), (std::set<std::string>{"sha256:m1", "sha256:l2"}));
+
+  // A push to a tag no container follows reaches nobody.
+  broker.submitPush({"myreg.azurecr.io", "web", "v9"});
+  for (const auto& request : broker.take())
+    reconciler_->refresh(request, broker);
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 0);
 }
 
 TEST_F(ReconcilerTest, ANewSiteIsPulledOnceAndAnUnchangedOneIsLeftAlone) {
