@@ -13,11 +13,11 @@
 namespace pullagent::agent::site_compose {
 namespace {
 
-// What App Service reads of a Compose file (learn.microsoft.com "Configure a custom container":
-// supported options); anything else is refused rather than silently ignored.
-constexpr std::array kServiceKeys = {"command",     "entrypoint", "environment", "image",
-                                     "ports",       "restart",    "volumes",     "container_name",
-                                     "working_dir", "expose"};
+// What App Service reads of a Compose file (learn.microsoft.com "Configure a custom container",
+// "Docker Compose options": supported options); anything else is refused rather than silently
+// ignored, since the site would not run as its file says.
+constexpr std::array kServiceKeys = {"command", "entrypoint", "environment", "image",
+                                     "ports",   "restart",    "volumes"};
 constexpr std::array kTopLevelKeys = {"version", "services", "volumes"};
 
 std::string listOf(const auto& keys) {

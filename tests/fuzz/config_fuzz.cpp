@@ -1,6 +1,7 @@
 // Site files (a tenant's configuration), the agent config and state files read back from disk.
 // Oracle beyond "no crash": an error never repeats the registry password of the site file. Every
-// DOCKER_REGISTRY_SERVER_PASSWORD value (as {name, value} or as a member) is replaced by a marker
+// DOCKER_REGISTRY_SERVER_PASSWORD value (as {name, value} or as a member) and every sitecontainer's
+// passwordSecret is replaced by a marker
 // and the document parsed again: the marker must not appear in the error.
 #include <algorithm>
 #include <cctype>
@@ -22,7 +23,7 @@ using nlohmann::json;
 bool isPasswordName(std::string name) {
   std::transform(name.begin(), name.end(), name.begin(),
                  [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  return name == "DOCKER_REGISTRY_SERVER_PASSWORD";
+  return name == "DOCKER_REGISTRY_SERVER_PASSWORD" || name == "PASSWORDSECRET";
 }
 
 constexpr const char* kMarker = "pw-MARKER-7q";
