@@ -103,9 +103,8 @@ std::vector<std::string> siteImages(const SiteState& state) {
 
 bool pinnedByDigest(const SiteState& state) {
   const auto images = siteImages(state);
-  return std::all_of(images.begin(), images.end(), [](const std::string& image) {
-    return image.find('@') != std::string::npos;
-  });
+  return std::all_of(images.begin(), images.end(),
+                     [](const std::string& image) { return image.find('@') != std::string::npos; });
 }
 
 std::vector<PublishedImage> publishedUnit(const SiteState& state) {
