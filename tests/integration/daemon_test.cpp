@@ -300,25 +300,9 @@ TEST_F(Daemon, KeepsASiteOnItsConfiguredImageAndCollectsWhatNoSiteUses) {
   EXPECT_NE(log().find("Pull image successful, time taken"), std::string::npos);
 }
 
+// The site of the issue (main + three sidecars, four kinds of authentication) under the service.
 TEST_F(Daemon, ASidecarSiteIsPublishedAsOneUnitAndABrokenSidecarKeepsThePreviousOne) {
-  auto sidecar = [&](const std::string& name, const std::string& image, bool is_main) {
-    json properties = {{"image", image}, {"isMain", is_main}};
-    if (is_main) {
-      properties["authType"] = "UserAssigned";
-      properties["userManagedIdentityClientId"] = azure()["user_client_id"];
-    } else {
-      properties["authType"] = "Anonymous";
-    }
-    return json{{"name", name}, {"properties", properties}};
-  };
-  auto shop = [&](const std::string& logs_tag) {
-    return json{
-        {"properties", {{"siteConfig", {{"linuxFxVersion", "SITECONTAINERS"}}}}},
-        {"sitecontainers",
-         json::array(
-             {sidecar("web", azure()["acr"].get<std::string>() + "/privatewebsite:lnx-v1", true),
-              sidecar("logs", stack().registry("anon") + "/test/" + logs_tag, false)})}};
-  };
+  auto shop = [&](const std::string& logs_tag) { return sidecarSite("test/" + logs_tag); };
   auto digest = [&](const std::string& image) -> std::string {
     return stack().info()["images"][image]["digest"];
   };
@@ -326,11 +310,16 @@ TEST_F(Daemon, ASidecarSiteIsPublishedAsOneUnitAndABrokenSidecarKeepsThePrevious
   start();
   auto unitIs = [&](const std::string& logs_digest) {
     return [&, logs_digest](const json& state) {
-      return state.is_object() && state["phase"] == "published" &&
-             state["published"]["digest"] == digestOf("lnx-v1") &&
-             state["published"]["container"] == "web" && state["sidecars"].size() == 1 &&
-             state["sidecars"][0]["container"] == "logs" &&
-             state["sidecars"][0]["digest"] == logs_digest;
+      if (!state.is_object() || state["phase"] != "published" || !state["sidecars"].is_array() ||
+          state["sidecars"].size() != 3 || state["published"]["digest"] != digestOf("lnx-v1") ||
+          state["published"]["container"] != "web") {
+        return false;
+      }
+      std::map<std::string, std::string> sidecars;
+      for (const auto& image : state["sidecars"])
+        sidecars[image["container"]] = image["digest"];
+      return sidecars["cache"] == digest("test/multi:v1") && sidecars["logs"] == logs_digest &&
+             sidecars["otel"] == digestOf("lnx-v2");
     };
   };
   ASSERT_TRUE(waitForSite("shop", unitIs(digest("test/docker:v1")))) << log();
@@ -339,15 +328,15 @@ TEST_F(Daemon, ASidecarSiteIsPublishedAsOneUnitAndABrokenSidecarKeepsThePrevious
   // only the manifest is asked for again (its image is published already, nothing unpacked).
   stack().reset(azure()["acr_control"]);
   stack().reset(stack().storage());
-  putSite("shop", shop("multi:v1"));
-  ASSERT_TRUE(waitForSite("shop", unitIs(digest("test/multi:v1")))) << log();
+  putSite("shop", shop("multi:v2"));
+  ASSERT_TRUE(waitForSite("shop", unitIs(digest("test/multi:v2")))) << log();
   const json acr = stack().stats(azure()["acr_control"]);
   for (const auto& request : acr["requests"])
     EXPECT_EQ(request.value("path", "").find("/blobs/"), std::string::npos) << acr.dump();
   EXPECT_TRUE(stack().stats(stack().storage())["requests"].empty());
   EXPECT_NE(log().find("(already published)"), std::string::npos);
   const json republished = siteState("shop");
-  EXPECT_TRUE(fs::exists(imageDir(digest("test/multi:v1"))));
+  EXPECT_TRUE(fs::exists(imageDir(digest("test/multi:v2"))));
 
   // A broken sidecar: the attempt fails naming it; the previous unit keeps serving.
   putSite("shop", shop("nothing:v404"));
@@ -376,8 +365,9 @@ TEST_F(Daemon, ASidecarSiteIsPublishedAsOneUnitAndABrokenSidecarKeepsThePrevious
   EXPECT_EQ(stop(), 0);
   auto gc = runProcess({PULLAGENT_BINARY, "gc", "--state", stateDir().string()});
   EXPECT_EQ(gc.exit_code, 0) << gc.all();
-  EXPECT_TRUE(fs::exists(imageDir(digestOf("lnx-v1"))));
-  EXPECT_TRUE(fs::exists(imageDir(digest("test/multi:v1"))));
+  for (const std::string& kept :
+       {digestOf("lnx-v1"), digestOf("lnx-v2"), digest("test/multi:v1"), digest("test/multi:v2")})
+    EXPECT_TRUE(fs::exists(imageDir(kept))) << kept;
   EXPECT_FALSE(fs::exists(imageDir(digest("test/docker:v1"))));
 }
 

@@ -44,6 +44,50 @@ nlohmann::json PullTest::credentialsSite(const std::string& password) {
                     setting("DOCKER_REGISTRY_SERVER_PASSWORD", password)})}}}}}};
 }
 
+nlohmann::json PullTest::sidecarSite(const std::string& logs_image) {
+  using nlohmann::json;
+  const json& azure = this->azure();
+  const TestStack& stack = this->stack();
+  auto container = [](const std::string& name, const std::string& image, bool is_main,
+                      json properties) {
+    properties["image"] = image;
+    properties["isMain"] = is_main;
+    return json{
+        {"name", name}, {"type", "Microsoft.Web/sites/sitecontainers"}, {"properties", properties}};
+  };
+  const std::string acr = azure["acr"];
+  return {
+      {"name", "shop"},
+      {"identity",
+       {{"type", "SystemAssigned, UserAssigned"},
+        {"userAssignedIdentities",
+         {{"/subscriptions/s/ua/web", {{"clientId", azure["user_client_id"]}}}}}}},
+      {"properties",
+       {{"siteConfig",
+         {{"linuxFxVersion", "SITECONTAINERS"},
+          {"appSettings",
+           json::array(
+               {{{"name", "CACHE_REGISTRY_PASSWORD"}, {"value", stack.info()["basic_password"]}},
+                // Not for sitecontainers: were they used, the anonymous pull would fail.
+                {{"name", "DOCKER_REGISTRY_SERVER_URL"},
+                 {"value", "https://" + stack.registry("anon")}},
+                {{"name", "DOCKER_REGISTRY_SERVER_USERNAME"}, {"value", "nobody"}},
+                {{"name", "DOCKER_REGISTRY_SERVER_PASSWORD"}, {"value", "wrong"}}})}}}}},
+      {"sitecontainers",
+       json::array({container("web", acr + "/privatewebsite:lnx-v1", true,
+                              {{"authType", "UserAssigned"},
+                               {"userManagedIdentityClientId", azure["user_client_id"]},
+                               {"targetPort", "8080"}}),
+                    container("cache", stack.registry("basic") + "/test/multi:v1", false,
+                              {{"authType", "UserCredentials"},
+                               {"userName", stack.info()["basic_user"]},
+                               {"passwordSecret", "CACHE_REGISTRY_PASSWORD"}}),
+                    container("logs", stack.registry("anon") + "/" + logs_image, false,
+                              {{"authType", "Anonymous"}}),
+                    container("otel", acr + "/privatewebsite:lnx-v2", false,
+                              {{"authType", "SystemIdentity"}})})}};
+}
+
 std::string PullTest::tokenCreds() const {
   const auto& info = TestStack::shared().info();
   return info["token_user"].get<std::string>() + ":" + info["token_password"].get<std::string>();

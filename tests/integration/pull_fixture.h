@@ -29,6 +29,14 @@ class PullTest : public ::testing::Test {
   // in its app settings; `password` may be a Key Vault reference.
   nlohmann::json credentialsSite(const std::string& password);
 
+  // A SITECONTAINERS site (`az webapp show` shape with the sitecontainers list): a main
+  // container and three sidecars, each authenticated its own way: "web" (ACR, user-assigned
+  // identity, privatewebsite:lnx-v1), "cache" (htpasswd registry, UserCredentials with
+  // passwordSecret naming an app setting), "logs" (anonymous registry, `logs_image`), "otel"
+  // (ACR, system-assigned identity, lnx-v2: shares its base layer with web). The site's
+  // DOCKER_REGISTRY_SERVER_* are wrong: they must not apply.
+  nlohmann::json sidecarSite(const std::string& logs_image);
+
   std::string tokenCreds() const;
   std::string basicCreds() const;
 

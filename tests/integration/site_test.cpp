@@ -312,51 +312,8 @@ std::string base64Encode(const std::string& text) {
   return out;
 }
 
-// The site of the issue: a main container and three sidecars, each authenticated its own way,
-// pulled at once over the VNet (the private ACR resolvable only through the VNet's DNS), one
-// sidecar sharing its base layer with the main container.
-json sidecarSite(const json& azure, const TestStack& stack, const std::string& logs_image) {
-  auto container = [](const std::string& name, const std::string& image, bool is_main,
-                      json properties) {
-    properties["image"] = image;
-    properties["isMain"] = is_main;
-    return json{
-        {"name", name}, {"type", "Microsoft.Web/sites/sitecontainers"}, {"properties", properties}};
-  };
-  const std::string acr = azure["acr"];
-  return {
-      {"name", "shop"},
-      {"identity",
-       {{"type", "SystemAssigned, UserAssigned"},
-        {"userAssignedIdentities",
-         {{"/subscriptions/s/ua/web", {{"clientId", azure["user_client_id"]}}}}}}},
-      {"properties",
-       {{"outboundVnetRouting", {{"imagePullTraffic", true}}},
-        {"siteConfig",
-         {{"linuxFxVersion", "SITECONTAINERS"},
-          {"appSettings",
-           json::array(
-               {{{"name", "CACHE_REGISTRY_PASSWORD"}, {"value", stack.info()["basic_password"]}},
-                // Not for sitecontainers: were they used, the anonymous pull would fail.
-                {{"name", "DOCKER_REGISTRY_SERVER_URL"},
-                 {"value", "https://" + stack.registry("anon")}},
-                {{"name", "DOCKER_REGISTRY_SERVER_USERNAME"}, {"value", "nobody"}},
-                {{"name", "DOCKER_REGISTRY_SERVER_PASSWORD"}, {"value", "wrong"}}})}}}}},
-      {"sitecontainers",
-       json::array({container("web", acr + "/privatewebsite:lnx-v1", true,
-                              {{"authType", "UserAssigned"},
-                               {"userManagedIdentityClientId", azure["user_client_id"]},
-                               {"targetPort", "8080"}}),
-                    container("cache", stack.registry("basic") + "/test/multi:v1", false,
-                              {{"authType", "UserCredentials"},
-                               {"userName", stack.info()["basic_user"]},
-                               {"passwordSecret", "CACHE_REGISTRY_PASSWORD"}}),
-                    container("logs", stack.registry("anon") + "/" + logs_image, false,
-                              {{"authType", "Anonymous"}}),
-                    container("otel", acr + "/privatewebsite:lnx-v2", false,
-                              {{"authType", "SystemIdentity"}})})}};
-}
-
+// The site of the issue pulled at once over the VNet (the private ACR resolvable only through the
+// VNet's DNS), one sidecar sharing its base layer with the main container.
 TEST_F(Site, AMainContainerAndThreeSidecarsEachAuthenticatedItsOwnWay) {
   Dnsmasq dns({"--cname=myreg.azurecr.io,myreg.privatelink.azurecr.io",
                "--host-record=myreg.privatelink.azurecr.io,127.0.0.1",
@@ -366,7 +323,9 @@ TEST_F(Site, AMainContainerAndThreeSidecarsEachAuthenticatedItsOwnWay) {
   agent["vnetDnsServers"] = json::array({dns.server().str()});
   stack().reset(stack().storage());
   stack().reset(azure()["acr_control"]);
-  auto result = once(sidecarSite(azure(), stack(), "test/docker:v1"), agent);
+  json site = sidecarSite("test/docker:v1");
+  site["properties"]["outboundVnetRouting"] = {{"imagePullTraffic", true}};
+  auto result = once(site, agent);
   ASSERT_EQ(result.exit_code, 0) << result.all();
   for (const char* line :
        {"SITECONTAINERS, 4 containers, over the VNet "
@@ -405,7 +364,7 @@ TEST_F(Site, AMainContainerAndThreeSidecarsEachAuthenticatedItsOwnWay) {
 }
 
 TEST_F(Site, OneFailingSidecarFailsTheSiteAndIsNamed) {
-  auto result = once(sidecarSite(azure(), stack(), "test/nothing:v404"), agentConfig());
+  auto result = once(sidecarSite("test/nothing:v404"), agentConfig());
   EXPECT_NE(result.exit_code, 0) << result.all();
   EXPECT_NE(result.err.find("container logs (" + stack().registry("anon") + "/test/nothing:v404)"),
             std::string::npos)
