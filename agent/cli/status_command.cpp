@@ -40,6 +40,13 @@ std::string progressText(const SiteState& state) {
   return state.phase == SitePhase::kPulling ? progressText(state.progress) : "-";
 }
 
+// The site's image; for a site with several containers, how many (each has its line below).
+std::string imageColumn(const SiteState& state) {
+  if (!state.containers.empty())
+    return std::to_string(state.containers.size()) + " containers:";
+  return state.image.empty() ? "-" : safeEscaped(state.image, 200);
+}
+
 // A site with several containers: a line for each under the site's, with the phase of its last
 // attempt and the image the published unit serves for it.
 void printContainers(const SiteState& state) {
@@ -129,7 +136,7 @@ int runStatusCommand(const std::vector<std::string>& argv, const ProcessEnvironm
   for (const auto& state : states) {
     std::printf("%-20s %-12s %-44s %-12s %-20s %-26s %s\n", safeEscaped(state.site).c_str(),
                 std::string(toString(state.phase)).c_str(),
-                (state.image.empty() ? "-" : safeEscaped(state.image, 200)).c_str(),
+                imageColumn(state).c_str(),
                 state.published ? safeEscaped(shortDigest(state.published->digest)).c_str() : "-",
                 state.last_checked_at ? formatUtc(*state.last_checked_at).c_str() : "-",
                 progressText(state).c_str(), safeEscaped(detail(state), 2000).c_str());
