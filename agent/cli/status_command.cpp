@@ -135,8 +135,7 @@ int runStatusCommand(const std::vector<std::string>& argv, const ProcessEnvironm
   // Images and errors carry tenants' strings: escaped, so that none can drive the terminal.
   for (const auto& state : states) {
     std::printf("%-20s %-12s %-44s %-12s %-20s %-26s %s\n", safeEscaped(state.site).c_str(),
-                std::string(toString(state.phase)).c_str(),
-                imageColumn(state).c_str(),
+                std::string(toString(state.phase)).c_str(), imageColumn(state).c_str(),
                 state.published ? safeEscaped(shortDigest(state.published->digest)).c_str() : "-",
                 state.last_checked_at ? formatUtc(*state.last_checked_at).c_str() : "-",
                 progressText(state).c_str(), safeEscaped(detail(state), 2000).c_str());

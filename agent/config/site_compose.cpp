@@ -8,6 +8,7 @@
 
 #include "agent/config/site_containers.h"
 #include "agent/config/site_credentials.h"
+#include "base/base64.h"
 #include "base/redact.h"
 
 namespace pullagent::agent::site_compose {
@@ -29,46 +30,6 @@ std::string listOf(const auto& keys) {
 
 bool contains(const auto& keys, const std::string& key) {
   return std::any_of(std::begin(keys), std::end(keys), [&](const char* k) { return key == k; });
-}
-
-// RFC 4648 base64 (padding optional, whitespace ignored); nullopt on anything else.
-std::optional<std::string> decodeBase64(std::string_view text) {
-  std::string out;
-  uint32_t bits = 0;
-  int count = 0;
-  size_t padding = 0;
-  for (char c : text) {
-    int value = -1;
-    if (c >= 'A' && c <= 'Z')
-      value = c - 'A';
-    else if (c >= 'a' && c <= 'z')
-      value = c - 'a' + 26;
-    else if (c >= '0' && c <= '9')
-      value = c - '0' + 52;
-    else if (c == '+')
-      value = 62;
-    else if (c == '/')
-      value = 63;
-    else if (c == '=') {
-      ++padding;
-      continue;
-    } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
-      continue;
-    }
-    if (value < 0 || padding > 0)
-      return std::nullopt;
-    bits = (bits << 6) | static_cast<uint32_t>(value);
-    count += 6;
-    if (count >= 8) {
-      count -= 8;
-      out.push_back(static_cast<char>((bits >> count) & 0xff));
-    }
-    if (out.size() > kMaxComposeBytes)
-      return std::nullopt;
-  }
-  if (padding > 2 || count >= 6)
-    return std::nullopt;
-  return out;
 }
 
 // yaml-cpp recurses per nesting level: a hostile file of a few KB of "[[[[" would exhaust the
@@ -153,7 +114,7 @@ Result<SiteContainer> readService(const std::string& name, const YAML::Node& ser
 Result<std::vector<SiteContainer>> readComposeServices(
     std::string_view base64_yaml, const std::optional<std::string>& server_host,
     const std::string& path) {
-  auto yaml = decodeBase64(base64_yaml);
+  auto yaml = decodeBase64(base64_yaml, kMaxComposeBytes);
   if (!yaml) {
     return makeError(ErrorCode::kInvalidArgument,
                      path +

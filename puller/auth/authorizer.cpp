@@ -1,12 +1,11 @@
 #include "puller/auth/authorizer.h"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <ctime>
 
+#include "base/base64.h"
 #include "base/json_reader.h"
-
 #include "base/redact.h"
 #include "puller/http/redirects.h"
 #include "puller/http/registry_errors.h"
@@ -17,18 +16,9 @@ namespace {
 constexpr size_t kMaxTokenBody = 1024 * 1024;
 constexpr std::chrono::seconds kMinTokenLifetime{60};  // distribution's minimum (token spec)
 
-std::string base64(std::string_view raw) {
-  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(raw.data()),
-                          static_cast<int>(raw.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
 Secret basicHeader(const RegistryCredentials& credentials) {
   return Secret("Basic " +
-                base64(credentials.username + ":" + credentials.password.revealForWire()));
+                encodeBase64(credentials.username + ":" + credentials.password.revealForWire()));
 }
 
 // RFC 3339 "2024-01-02T03:04:05Z" or with fractional seconds / offset; nullopt when unreadable.

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/config/site_config.h"
+#include "base/base64.h"
 
 namespace pullagent::agent {
 namespace {
@@ -32,31 +33,10 @@ json sidecarSite(json containers) {
           {"sitecontainers", std::move(containers)}};
 }
 
-std::string base64(const std::string& text) {
-  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t bits = 0;
-  int count = 0;
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    bits = (bits << 8) | c;
-    count += 8;
-    while (count >= 6) {
-      count -= 6;
-      out.push_back(alphabet[(bits >> count) & 63]);
-    }
-  }
-  if (count > 0)
-    out.push_back(alphabet[(bits << (6 - count)) & 63]);
-  while (out.size() % 4 != 0)
-    out.push_back('=');
-  return out;
-}
-
 json composeSite(const std::string& yaml) {
   return {{"properties",
            {{"siteConfig",
-             {{"linuxFxVersion", "COMPOSE|" + base64(yaml)},
+             {{"linuxFxVersion", "COMPOSE|" + encodeBase64(yaml)},
               {"appSettings",
                json::array(
                    {{{"name", "DOCKER_REGISTRY_SERVER_URL"}, {"value", "https://myreg.azurecr.io"}},

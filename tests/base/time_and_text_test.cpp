@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "base/base64.h"
 #include "base/clock.h"
 #include "base/redact.h"
 
@@ -10,6 +11,23 @@ namespace pullagent {
 namespace {
 
 using std::chrono::seconds;
+
+TEST(Base64, BothAlphabetsPaddingOptionalNothingElse) {
+  EXPECT_EQ(decodeBase64("SGVsbG8="), "Hello");
+  EXPECT_EQ(decodeBase64("SGVsbG8"), "Hello");
+  EXPECT_EQ(decodeBase64("SGVs\nbG8=\n"), "Hello");  // line-wrapped
+  EXPECT_EQ(decodeBase64("-_8"), decodeBase64("+/8"));
+  EXPECT_EQ(decodeBase64(""), "");
+  EXPECT_FALSE(decodeBase64("SGVs!G8=").has_value());
+  EXPECT_FALSE(decodeBase64("SG=Vs").has_value());  // padding only at the end
+  EXPECT_FALSE(decodeBase64("SGVsb").has_value());  // a dangling 6 bits
+  EXPECT_FALSE(decodeBase64("SGVsbG8===").has_value());
+  EXPECT_EQ(decodeBase64("SGVsbG8=", 5), "Hello");
+  for (const char* text : {"", "a", "ab", "abc", "Hello, world\n\xff"})
+    EXPECT_EQ(decodeBase64(encodeBase64(text)), std::string(text));
+  EXPECT_EQ(encodeBase64("user:pa55"), "dXNlcjpwYTU1");
+  EXPECT_FALSE(decodeBase64("SGVsbG8=", 4).has_value());
+}
 
 TEST(AnnouncedTimes, AreClampedBeforeArithmetic) {
   EXPECT_EQ(clampedSeconds(30), seconds(30));

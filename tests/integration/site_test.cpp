@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "base/base64.h"
 #include "tests/integration/pull_fixture.h"
 #include "tests/support/dnsmasq.h"
 #include "tests/support/image_view.h"
@@ -292,26 +293,6 @@ TEST_F(Site, OutboundVnetRoutingAndDnsConfigurationOverTheirAppSettings) {
       << result.out;
 }
 
-std::string base64Encode(const std::string& text) {
-  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t bits = 0;
-  int count = 0;
-  for (char ch : text) {
-    bits = (bits << 8) | static_cast<unsigned char>(ch);
-    count += 8;
-    while (count >= 6) {
-      count -= 6;
-      out.push_back(alphabet[(bits >> count) & 63]);
-    }
-  }
-  if (count > 0)
-    out.push_back(alphabet[(bits << (6 - count)) & 63]);
-  while (out.size() % 4 != 0)
-    out.push_back('=');
-  return out;
-}
-
 // The site of the issue pulled at once over the VNet (the private ACR resolvable only through the
 // VNet's DNS), one sidecar sharing its base layer with the main container.
 TEST_F(Site, AMainContainerAndThreeSidecarsEachAuthenticatedItsOwnWay) {
@@ -376,7 +357,7 @@ TEST_F(Site, AComposeSitePullsEveryServiceWithTheSitesCredentials) {
       "services:\n  web:\n    image: test/multi:v1\n    ports: [\"8080:80\"]\n"
       "  worker:\n    image: test/docker:v1\n    command: work\n";
   json site = credentialsSite(stack().info()["basic_password"]);
-  site["properties"]["siteConfig"]["linuxFxVersion"] = "COMPOSE|" + base64Encode(yaml);
+  site["properties"]["siteConfig"]["linuxFxVersion"] = "COMPOSE|" + encodeBase64(yaml);
   auto result = once(site, agentConfig());
   ASSERT_EQ(result.exit_code, 0) << result.all();
   EXPECT_NE(result.out.find("COMPOSE, 2 containers"), std::string::npos) << result.out;
@@ -387,7 +368,7 @@ TEST_F(Site, AComposeSitePullsEveryServiceWithTheSitesCredentials) {
   }
   // A key App Service does not support is refused before any pull, naming service and key.
   site["properties"]["siteConfig"]["linuxFxVersion"] =
-      "COMPOSE|" + base64Encode("services:\n  web:\n    build: .\n    image: test/multi:v1\n");
+      "COMPOSE|" + encodeBase64("services:\n  web:\n    build: .\n    image: test/multi:v1\n");
   result = once(site, agentConfig());
   EXPECT_EQ(result.exit_code, 2) << result.all();
   EXPECT_NE(result.err.find("services.web.build (line 3): App Service does not support"),
