@@ -1,24 +1,13 @@
 #include "tests/support/dnsmasq.h"
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <stdexcept>
-#include <thread>
-
-#include "base/clock.h"
 
 namespace pullagent::testing {
-namespace {
-
-int freeUdpPort() {
-  int port = 0;
-  ::close(bindLoopbackUdp(port));
-  return port;
-}
-
-}  // namespace
 
 int bindLoopbackUdp(int& port) {
   int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
@@ -39,31 +28,27 @@ SilentServer::~SilentServer() {
   ::close(fd_);
 }
 
-Dnsmasq::Dnsmasq(std::vector<std::string> records) : port_(freeUdpPort()) {
-  std::vector<std::string> argv{"/usr/sbin/dnsmasq",
-                                "--keep-in-foreground",
-                                "--no-resolv",
-                                "--no-hosts",
-                                "--conf-file=/dev/null",
-                                "--bind-interfaces",
-                                "--listen-address=127.0.0.1",
-                                "--pid-file=",
-                                "--port=" + std::to_string(port_),
-                                "--local=/azurecr.io/",
-                                "--local=/test/"};
+Dnsmasq::Dnsmasq(const std::vector<std::string>& records) {
+  std::vector<std::string> argv{PULLAGENT_TEST_PYTHON, PULLAGENT_DNSMASQ_SCRIPT, "--"};
   argv.insert(argv.end(), records.begin(), records.end());
   process_ = std::make_unique<BackgroundProcess>(argv);
-  // Ready when a query gets an answer (NXDOMAIN is an answer).
-  for (int i = 0; i < 100; ++i) {
-    SystemClock clock;
-    auto resolver = resolver::AresResolver::create(options({server()}), clock);
-    Context ctx{&clock, {}, std::nullopt};
-    auto result = (*resolver)->resolve("ready.test", ctx);
-    if (result.ok() || result.error().code == ErrorCode::kNotFound)
-      return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  throw std::runtime_error("dnsmasq did not start");
+  // The launcher prints "READY <port>" once this dnsmasq answered a record only it has.
+  auto ready = process_->waitForLineStartingWith("READY ", std::chrono::seconds(60));
+  if (!ready)
+    throw std::runtime_error("dnsmasq did not start (tests/support/dnsmasq.py said why above)");
+  port_ = std::stoi(ready->substr(6));
+}
+
+Dnsmasq::~Dnsmasq() {
+  stop();
+}
+
+void Dnsmasq::stop() {
+  if (!process_)
+    return;
+  process_->kill(SIGTERM);  // the launcher stops dnsmasq and waits for it before it exits
+  process_->wait();
+  process_.reset();
 }
 
 resolver::AresOptions Dnsmasq::options(std::vector<resolver::DnsServer> servers) {

@@ -9,7 +9,8 @@
 
 namespace pullagent::testing {
 
-// A UDP socket bound to 127.0.0.1 on a free port; returns the fd and sets `port`.
+// A UDP socket bound to 127.0.0.1 on a port the kernel picks (bound at once: no race); returns
+// the fd and sets `port`. For the DNS servers a test plays itself.
 int bindLoopbackUdp(int& port);
 
 // A UDP socket that receives queries and never answers.
@@ -25,16 +26,21 @@ class SilentServer {
 };
 
 // dnsmasq on 127.0.0.1 and a free port, authoritative for azurecr.io and test, with the given
-// extra options (--cname=..., --host-record=...). Stopped with the object.
+// extra options (--cname=..., --host-record=...), started by tests/support/dnsmasq.py, which
+// picks the port as every server of the tests does (tests/support/ports.py). Stopped, and gone,
+// with the object or stop().
 class Dnsmasq {
  public:
-  explicit Dnsmasq(std::vector<std::string> records);
+  explicit Dnsmasq(const std::vector<std::string>& records);
+  ~Dnsmasq();
+  Dnsmasq(const Dnsmasq&) = delete;
+  Dnsmasq& operator=(const Dnsmasq&) = delete;
   resolver::DnsServer server() const { return {"127.0.0.1", port_}; }
-  void stop() { process_.reset(); }
+  void stop();
   static resolver::AresOptions options(std::vector<resolver::DnsServer> servers);
 
  private:
-  int port_;
+  int port_ = 0;
   std::unique_ptr<BackgroundProcess> process_;
 };
 

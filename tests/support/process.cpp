@@ -142,6 +142,21 @@ BackgroundProcess::~BackgroundProcess() {
 
 bool BackgroundProcess::waitForLine(const std::string& line, std::chrono::seconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto seconds_left = std::chrono::ceil<std::chrono::seconds>(deadline -
+                                                                std::chrono::steady_clock::now());
+    auto read = waitForLineStartingWith(line, seconds_left);
+    if (!read)
+      return false;
+    if (*read == line)
+      return true;
+  }
+  return false;
+}
+
+std::optional<std::string> BackgroundProcess::waitForLineStartingWith(
+    const std::string& prefix, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string pending;
   char c = 0;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -149,16 +164,16 @@ bool BackgroundProcess::waitForLine(const std::string& line, std::chrono::second
     if (::poll(&fd, 1, 100) <= 0)
       continue;
     if (::read(stdout_fd_, &c, 1) != 1)
-      return false;
+      return std::nullopt;
     if (c == '\n') {
-      if (pending == line)
-        return true;
+      if (pending.starts_with(prefix))
+        return pending;
       pending.clear();
     } else {
       pending.push_back(c);
     }
   }
-  return false;
+  return std::nullopt;
 }
 
 void BackgroundProcess::kill(int signal) {

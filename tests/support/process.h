@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,9 @@ class BackgroundProcess {
   pid_t pid() const { return pid_; }
   // Reads stdout lines until one equals `line` (true) or EOF/timeout (false).
   bool waitForLine(const std::string& line, std::chrono::seconds timeout);
+  // Reads stdout lines until one starts with `prefix`: that line, or nothing at EOF/timeout.
+  std::optional<std::string> waitForLineStartingWith(const std::string& prefix,
+                                                     std::chrono::seconds timeout);
   void kill(int signal);
   // Waits for exit; returns the exit code (128 + signal when killed).
   int wait();

@@ -26,8 +26,13 @@ class QuietServer(http.server.ThreadingHTTPServer):
         pass  # clients we reset on purpose produce tracebacks otherwise
 
 
-def serve_tls(handler, host, port, cert, key):
-    server = QuietServer((host, port), handler)
+def serve_tls(handler, listener, cert, key):
+    """Serves `handler` on `listener`, a socket from ports.listen() (bound and listening
+    already, so its port was never free for another process to take); TLS when `cert`."""
+    server = QuietServer(listener.getsockname()[:2], handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = listener
+    server.server_address = listener.getsockname()
     if cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)

@@ -19,11 +19,11 @@ Pushes the standard test images into every registry, writes DIR/stack.json descr
 prints READY and runs until SIGTERM/SIGINT or until stdin closes (so a dying parent takes the
 stack with it)."""
 import argparse
-import ctypes
+import http.client
 import json
 import os
 import signal
-import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -32,6 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import azure  # noqa: E402
 import images as image_lib  # noqa: E402
+import ports  # noqa: E402
 import servers  # noqa: E402
 from jwt_issuer import JwtIssuer  # noqa: E402
 from testpki import make_pki  # noqa: E402
@@ -44,35 +45,16 @@ TOKEN_USER, TOKEN_PASSWORD = "bob", "bob-Secret-Pass-2"
 children = []
 
 
-def die_with_parent():
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def free_port(host="127.0.0.1"):
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_port(host, port, process, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process for {host}:{port} exited with {process.returncode}")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{host}:{port} did not open")
-
-
 def start_registry(workdir, name, pki, auth_yaml, env=None):
+    """docker-registry on a free loopback port (tests/support/ports.py): ready when its /v2/
+    answers with the instance header it was configured with, over TLS from the stack's CA."""
     root = os.path.join(workdir, name)
     os.makedirs(os.path.join(root, "data"), exist_ok=True)
-    for attempt in range(5):
-        port = free_port()
+    log_path = os.path.join(root, "registry.log")
+    instance = ports.nonce()
+    context = ssl.create_default_context(cafile=os.path.join(pki, "ca.pem"))
+
+    def start(port):
         config = f"""version: 0.1
 log:
   level: warn
@@ -86,6 +68,8 @@ storage:
 http:
   addr: 127.0.0.1:{port}
   secret: pullagent-test-{name}
+  headers:
+    X-Pullagent-Instance: [{instance}]
   tls:
     certificate: {pki}/server.pem
     key: {pki}/server-key.pem
@@ -93,19 +77,26 @@ http:
         config_path = os.path.join(root, "config.yml")
         with open(config_path, "w") as f:
             f.write(config)
-        log = open(os.path.join(root, "registry.log"), "ab")
-        process = subprocess.Popen(["docker-registry", "serve", config_path], stdout=log,
-                                   stderr=log, preexec_fn=die_with_parent,
-                                   env=dict(os.environ, **(env or {})))
-        children.append(process)
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(["docker-registry", "serve", config_path], stdout=log,
+                                    stderr=log, preexec_fn=ports.die_with_parent,
+                                    env=dict(os.environ, **(env or {})))
+
+    def ready(port):
         try:
-            wait_port("127.0.0.1", port, process)
-            return port
-        except RuntimeError:
-            process.kill()
-            if attempt == 4:
-                raise
-    raise RuntimeError("unreachable")
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=2)
+            conn.request("GET", "/v2/")
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            return response.getheader("X-Pullagent-Instance") == instance
+        except (OSError, http.client.HTTPException):
+            return False
+
+    port, process = ports.start_on_free_port(f"docker-registry '{name}'", start, ready,
+                                             log_path=log_path)
+    children.append(process)
+    return port
 
 
 def main():
@@ -125,10 +116,11 @@ def main():
     issuer = JwtIssuer(os.path.join(pki, "token-key.pem"), os.path.join(pki, "token.pem"),
                        ISSUER, SERVICE)
     token_recorder, token_state = servers.Recorder(), servers.Settings(expires_in=300)
-    token_port = free_port()
+    token_listener = ports.listen()
+    token_port = token_listener.getsockname()[1]
     servers.serve_tls(servers.make_token_handler(issuer, {TOKEN_USER: TOKEN_PASSWORD},
                                                  token_recorder, token_state),
-                      "127.0.0.1", token_port, os.path.join(pki, "server.pem"),
+                      token_listener, os.path.join(pki, "server.pem"),
                       os.path.join(pki, "server-key.pem"))
 
     htpasswd = os.path.join(workdir, "htpasswd")
@@ -136,8 +128,11 @@ def main():
         f.write(subprocess.check_output(["htpasswd", "-Bbn", BASIC_USER, BASIC_PASSWORD],
                                         text=True))
     acr_login = "myreg.azurecr.io"
-    acr_front_port = free_port()
-    ports = {
+    # The ACR front's port is in the ACR registry's config (its realm), so it is bound first; the
+    # same name on the public route (127.0.0.4) has the same port.
+    acr_front_listener, acr_public_listener = ports.listen_pair("127.0.0.1", "127.0.0.4")
+    acr_front_port = acr_front_listener.getsockname()[1]
+    registry_ports = {
         "acr": start_registry(workdir, "acr", pki, f"""auth:
   token:
     realm: https://{acr_login}:{acr_front_port}/oauth2/token
@@ -163,57 +158,61 @@ def main():
     storage = {}
     storage_recorder = servers.Recorder()
     storage_state = servers.Settings(faults=[])
-    storage_port = free_port("127.0.0.2")
-    servers.serve_tls(servers.make_storage_handler(storage, storage_recorder, storage_state), "127.0.0.2",
-                      storage_port, os.path.join(pki, "server.pem"),
+    storage_listener = ports.listen("127.0.0.2")
+    storage_port = storage_listener.getsockname()[1]
+    servers.serve_tls(servers.make_storage_handler(storage, storage_recorder, storage_state),
+                      storage_listener, os.path.join(pki, "server.pem"),
                       os.path.join(pki, "server-key.pem"))
-    storage_http_port = free_port("127.0.0.3")
-    servers.serve_tls(servers.make_storage_handler(storage, storage_recorder, storage_state), "127.0.0.3",
-                      storage_http_port, None, None)
+    storage_http_listener = ports.listen("127.0.0.3")
+    storage_http_port = storage_http_listener.getsockname()[1]
+    servers.serve_tls(servers.make_storage_handler(storage, storage_recorder, storage_state),
+                      storage_http_listener, None, None)
 
     proxies = {}
     for name, upstream in (("proxy_token", "token"), ("proxy_anon", "anon")):
         recorder, state = servers.Recorder(), servers.Settings(faults=[])
-        port = free_port()
-        servers.serve_tls(servers.make_proxy_handler("127.0.0.1", ports[upstream], ca, recorder,
+        listener = ports.listen()
+        proxies[name] = listener.getsockname()[1]
+        servers.serve_tls(servers.make_proxy_handler("127.0.0.1", registry_ports[upstream], ca, recorder,
                                                      state, storage),
-                          "127.0.0.1", port, os.path.join(pki, "server.pem"),
+                          listener, os.path.join(pki, "server.pem"),
                           os.path.join(pki, "server-key.pem"))
-        proxies[name] = port
 
     # A pull-through cache: the distribution registry in proxy mode, its upstream the token
     # registry (through a recording proxy, which counts what the origin served the cache), with
     # the test token user's credentials; and a recording, fault-injecting mirror in front of it
     # that refuses credentials it was not given.
     cache_upstream_recorder = servers.Recorder()
-    cache_upstream_port = free_port()
-    servers.serve_tls(servers.make_proxy_handler("127.0.0.1", ports["token"], ca,
+    cache_upstream_listener = ports.listen()
+    cache_upstream_port = cache_upstream_listener.getsockname()[1]
+    servers.serve_tls(servers.make_proxy_handler("127.0.0.1", registry_ports["token"], ca,
                                                  cache_upstream_recorder,
                                                  servers.Settings(faults=[]), storage),
-                      "127.0.0.1", cache_upstream_port, os.path.join(pki, "server.pem"),
+                      cache_upstream_listener, os.path.join(pki, "server.pem"),
                       os.path.join(pki, "server-key.pem"))
     proxies["cache_upstream"] = cache_upstream_port
-    ports["cache"] = start_registry(workdir, "cache", pki, f"""proxy:
+    registry_ports["cache"] = start_registry(workdir, "cache", pki, f"""proxy:
   remoteurl: https://127.0.0.1:{cache_upstream_port}
   username: {TOKEN_USER}
   password: {TOKEN_PASSWORD}
 """, env={"SSL_CERT_FILE": ca})
     mirror_recorder = servers.Recorder()
-    mirror_port = free_port()
-    servers.serve_tls(servers.make_proxy_handler("127.0.0.1", ports["cache"], ca, mirror_recorder,
+    mirror_listener = ports.listen()
+    proxies["mirror"] = mirror_listener.getsockname()[1]
+    servers.serve_tls(servers.make_proxy_handler("127.0.0.1", registry_ports["cache"], ca, mirror_recorder,
                                                  servers.Settings(faults=[], mirror=True), storage),
-                      "127.0.0.1", mirror_port, os.path.join(pki, "server.pem"),
+                      mirror_listener, os.path.join(pki, "server.pem"),
                       os.path.join(pki, "server-key.pem"))
-    proxies["mirror"] = mirror_port
 
     # Azure: managed identity endpoints, the ACR front with blobs on a data endpoint, Key Vault.
     aad = azure.AadKey(os.path.join(pki, "aad-key.pem"))
     identities = azure.Identities()
     identity_header = "emulated-identity-header-" + os.urandom(8).hex()
     identity_recorder, identity_state = servers.Recorder(), servers.Settings(fail=[])
-    imds_port = free_port()
+    imds_listener = ports.listen()
+    imds_port = imds_listener.getsockname()[1]
     servers.serve_tls(azure.make_identity_handler(aad, identities, identity_recorder, identity_state,
-                                                  identity_header), "127.0.0.1", imds_port, None, None)
+                                                  identity_header), imds_listener, None, None)
     acr_issuer = JwtIssuer(os.path.join(pki, "token-key.pem"), os.path.join(pki, "token.pem"),
                            ISSUER, acr_login)
     data_endpoint = f"https://myreg.westus.data.azurecr.io:{storage_port}"
@@ -223,21 +222,22 @@ def main():
     roles = {identities.system_oid: ["privatewebsite"],
              identities.user["11111111-2222-3333-4444-555555555555"]: ["privatewebsite"]}
     servers.serve_tls(azure.make_acr_front_handler(
-        servers.make_proxy_handler("127.0.0.1", ports["acr"], ca, acr_recorder, acr_state, storage),
+        servers.make_proxy_handler("127.0.0.1", registry_ports["acr"], ca, acr_recorder, acr_state, storage),
         aad, acr_issuer, acr_login, roles, acr_recorder, acr_state, data_endpoint, retag),
-        "127.0.0.1", acr_front_port, os.path.join(pki, "server.pem"), os.path.join(pki, "server-key.pem"))
+        acr_front_listener, os.path.join(pki, "server.pem"), os.path.join(pki, "server-key.pem"))
     # The same registry name on the public route (127.0.0.4, same port): denied, as a
     # private-endpoint-only ACR answers the public internet.
-    servers.serve_tls(azure.make_public_endpoint_handler(servers.Recorder()), "127.0.0.4",
-                      acr_front_port, os.path.join(pki, "server.pem"),
+    servers.serve_tls(azure.make_public_endpoint_handler(servers.Recorder()), acr_public_listener,
+                      os.path.join(pki, "server.pem"),
                       os.path.join(pki, "server-key.pem"))
-    kv_port = free_port()
+    kv_listener = ports.listen()
+    kv_port = kv_listener.getsockname()[1]
     kv_recorder = servers.Recorder()
     servers.serve_tls(azure.make_key_vault_handler(
         aad, {"acr-password": BASIC_PASSWORD, "acr-username": BASIC_USER},
         [identities.system_oid, identities.user["66666666-7777-8888-9999-000000000000"]], kv_recorder,
         versions={("acr-password", "00000000000000000000000000000001"): "rotated-away-password"}),
-        "127.0.0.1", kv_port, os.path.join(pki, "server.pem"), os.path.join(pki, "server-key.pem"))
+        kv_listener, os.path.join(pki, "server.pem"), os.path.join(pki, "server-key.pem"))
 
     catalog = image_lib.standard_images()
     website = image_lib.website_images()
@@ -250,13 +250,13 @@ def main():
             "token": lambda repo: "Bearer " + issuer.issue(
                 "pusher", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}], 600),
         }
-        for name, port in ports.items():
+        for name, port in registry_ports.items():
             if name in ("acr", "cache"):  # the cache is filled by pulls, never pushed to
                 continue
             pusher = image_lib.Pusher(f"https://127.0.0.1:{port}", ca, auth_for[name])
             image_lib.push_all(pusher, catalog)
         # The seed's private website: lnx-v1 and lnx-v2 in the emulated ACR.
-        acr_pusher = image_lib.Pusher(f"https://127.0.0.1:{ports['acr']}", ca, lambda repo: "Bearer " + acr_issuer.issue(
+        acr_pusher = image_lib.Pusher(f"https://127.0.0.1:{registry_ports['acr']}", ca, lambda repo: "Bearer " + acr_issuer.issue(
             "pusher", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}], 600))
         for tag, spec in website.items():
             for blob in spec["blobs"].values():
@@ -273,7 +273,7 @@ def main():
     description = {
         "ca": ca,
         "other_ca": os.path.join(pki, "other-ca.pem"),
-        "registries": {name: f"127.0.0.1:{port}" for name, port in ports.items()},
+        "registries": {name: f"127.0.0.1:{port}" for name, port in registry_ports.items()},
         "proxies": {name: f"127.0.0.1:{port}" for name, port in proxies.items()},
         "token_server": f"127.0.0.1:{token_port}",
         "storage": f"https://127.0.0.2:{storage_port}",
