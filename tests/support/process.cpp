@@ -143,8 +143,8 @@ BackgroundProcess::~BackgroundProcess() {
 bool BackgroundProcess::waitForLine(const std::string& line, std::chrono::seconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    auto seconds_left = std::chrono::ceil<std::chrono::seconds>(deadline -
-                                                                std::chrono::steady_clock::now());
+    auto seconds_left =
+        std::chrono::ceil<std::chrono::seconds>(deadline - std::chrono::steady_clock::now());
     auto read = waitForLineStartingWith(line, seconds_left);
     if (!read)
       return false;
