@@ -15,6 +15,7 @@
 
 #include "puller/oci/sha256.h"
 #include "tests/support/layer_builder.h"
+#include "tests/support/privileges.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tree_snapshot.h"
 
@@ -359,13 +360,9 @@ TEST_F(LayerApplier, DirectoriesMergeAndKeepTheUpperMode) {
 }
 
 TEST_F(LayerApplier, OwnersDevicesAndFifosWhenPrivileged) {
-  if (::geteuid() != 0)
-    GTEST_SKIP() << "needs root";
-  // Root without device nodes (a container build, as podman's chroot isolation runs it).
-  const auto probe = root() / "probe";
-  if (::mknod(probe.c_str(), S_IFCHR | 0600, makedev(1, 3)) != 0)
-    GTEST_SKIP() << "device nodes cannot be created here: " << std::strerror(errno);
-  ::unlink(probe.c_str());
+  // Root without device nodes is a container build, as podman's chroot isolation runs it.
+  if (auto missing = testing::cannotMakeDeviceNodes())
+    GTEST_SKIP() << *missing;
   LayerBuilder layer;
   layer.file("owned", "x", 02755, 1234, 5678)
       .file("max", "y", 0644, 4294967294LL, 4294967294LL)
@@ -445,8 +442,10 @@ TEST_F(LayerApplier, AnOverlayLayerCannotBringOverlayXattrs) {
 class StandaloneUpper : public LayerApplier {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0)
-      GTEST_SKIP() << "whiteout devices and trusted.* xattrs need root";
+    // Whiteout devices, trusted.* xattrs and the applier's own mount namespace.
+    for (const auto& missing : {testing::cannotMakeDeviceNodes(), testing::cannotUseMountNamespaces()})
+      if (missing)
+        GTEST_SKIP() << *missing;
     LayerApplier::SetUp();
   }
   Result<AppliedLayer> applyStandalone(const std::string& tar) {

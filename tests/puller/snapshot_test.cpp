@@ -15,6 +15,7 @@
 #include "puller/snapshot/chain_id.h"
 #include "puller/snapshot/overlay_mount.h"
 #include "puller/snapshot/snapshot_store.h"
+#include "tests/support/privileges.h"
 #include "tests/support/temp_dir.h"
 
 namespace pullagent::puller {
@@ -78,8 +79,8 @@ TEST(MountSpecs, PathsOverlayfsCannotNameAreRefused) {
 }
 
 TEST(MountSpecs, ALayerListLongerThanAPageIsMountedRelativeToItsSnapshots) {
-  if (::geteuid() != 0)
-    GTEST_SKIP() << "mounting needs root";
+  if (auto missing = testing::cannotUseMountNamespaces())
+    GTEST_SKIP() << "mounting: " << *missing;
   testing::TempDir dir;
   const fs::path snapshots = dir / "snapshots";
   // Forty layers whose absolute paths make a lowerdir list longer than the page the kernel
