@@ -17,7 +17,7 @@
 namespace pullagent::agent {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kGcUsage =
     R"(usage: pullagent gc [--state DIR] [--keep DIGEST[,DIGEST...]] [--discard-unpacked-layers]
 
 Removes published images under DIR/images that are not kept, then every blob no remaining image
@@ -38,7 +38,7 @@ int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment&
   if (!parsed || parsed->flag("help") || !parsed->positionals.empty()) {
     if (!parsed)
       std::cerr << "pullagent gc: " << parsed.error().message << "\n";
-    std::cerr << kUsage;
+    std::cerr << kGcUsage;
     return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
   }
   if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {

@@ -17,7 +17,7 @@
 namespace pullagent::agent {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kImagesUsage =
     R"(usage: pullagent images [--config AGENT.json | --state DIR] [--json]
 
 Lists the images published in the state dir: how each keeps its root filesystem (overlay:
@@ -59,7 +59,7 @@ int runImagesCommand(const std::vector<std::string>& argv, const ProcessEnvironm
   if (!parsed || parsed->flag("help") || !parsed->positionals.empty()) {
     if (!parsed)
       std::cerr << "pullagent images: " << parsed.error().message << "\n";
-    std::cerr << kUsage;
+    std::cerr << kImagesUsage;
     return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
   }
   if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {

@@ -22,7 +22,7 @@
 namespace pullagent::agent {
 namespace {
 
-constexpr const char* kUsage = R"(usage: pullagent --once --site SITE.json [--config AGENT.json]
+constexpr const char* kOnceUsage = R"(usage: pullagent --once --site SITE.json [--config AGENT.json]
 
 Pulls, unpacks and publishes the images of one site (its ARM or `az webapp show` JSON: DOCKER|,
 SITECONTAINERS or COMPOSE|) with the credentials App Service would use, all containers at once,
@@ -60,11 +60,11 @@ int runOnceCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   if (!parsed || parsed->flag("help") || !parsed->option("site") || !parsed->positionals.empty()) {
     if (!parsed)
       std::cerr << "pullagent --once: " << parsed.error().message << "\n";
-    std::cerr << kUsage;
+    std::cerr << kOnceUsage;
     return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
   }
   if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
-    std::cerr << "pullagent --once: " << logging.error().message << "\n" << kUsage;
+    std::cerr << "pullagent --once: " << logging.error().message << "\n" << kOnceUsage;
     return kExitUsage;
   }
   SystemClock clock;

@@ -19,7 +19,7 @@
 namespace pullagent::agent {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kPullUsage =
     R"(usage: pullagent pull IMAGE (--dest DIR | --rootfs DIR | --bundle DIR | --state DIR)
                       [options]
 
@@ -113,7 +113,7 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   if (!parsed || parsed->flag("help") || parsed->positionals.size() != 1 || !has_target) {
     if (!parsed)
       std::cerr << "pullagent pull: " << parsed.error().message << "\n";
-    std::cerr << kUsage;
+    std::cerr << kPullUsage;
     return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
   }
   const ParsedArgs& args = parsed.value();

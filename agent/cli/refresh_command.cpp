@@ -17,7 +17,7 @@
 namespace pullagent::agent {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kRefreshUsage =
     R"(usage: pullagent refresh [SITE...] [--config AGENT.json | --socket PATH] [--no-wait]
                          [--timeout SECONDS]
 
@@ -36,7 +36,7 @@ unknown; otherwise that of the first failure (see pullagent --help).
 constexpr std::chrono::milliseconds kRequestTimeout{10000};
 constexpr std::chrono::milliseconds kPollInterval{250};
 
-std::string shortDigest(const std::string& digest) {
+std::string digestPrefix(const std::string& digest) {
   return digest.size() > 19 ? digest.substr(0, 19) : digest;
 }
 
@@ -47,10 +47,10 @@ int printOutcome(const nlohmann::json& report) {
     const std::string name = safeEscaped(site.value("site", ""));
     const std::string outcome = site.value("outcome", "");
     if (outcome == "unchanged") {
-      std::cout << name << ": unchanged (" << shortDigest(site.value("from", "")) << ")\n";
+      std::cout << name << ": unchanged (" << digestPrefix(site.value("from", "")) << ")\n";
     } else if (outcome == "updated") {
-      std::cout << name << ": updated " << shortDigest(site.value("from", "-")) << " → "
-                << shortDigest(site.value("to", "")) << "\n";
+      std::cout << name << ": updated " << digestPrefix(site.value("from", "-")) << " → "
+                << digestPrefix(site.value("to", "")) << "\n";
     } else if (outcome == "pinned") {
       std::cout << name << ": pinned to a digest, not refreshed\n";
     } else if (outcome == "unknown") {
@@ -73,7 +73,7 @@ int runRefreshCommand(const std::vector<std::string>& argv, const ProcessEnviron
   if (!parsed || parsed->flag("help")) {
     if (!parsed)
       std::cerr << "pullagent refresh: " << parsed.error().message << "\n";
-    std::cerr << kUsage;
+    std::cerr << kRefreshUsage;
     return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
   }
   if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {

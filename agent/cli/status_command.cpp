@@ -15,7 +15,7 @@
 namespace pullagent::agent {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kStatusUsage =
     R"(usage: pullagent status [SITE] [--config AGENT.json | --state DIR] [--json]
 
 Shows what the agent recorded for each site: the image asked for, the phase, progress, the
@@ -100,7 +100,7 @@ int runStatusCommand(const std::vector<std::string>& argv, const ProcessEnvironm
   if (!parsed || parsed->flag("help") || parsed->positionals.size() > 1) {
     if (!parsed)
       std::cerr << "pullagent status: " << parsed.error().message << "\n";
-    std::cerr << kUsage;
+    std::cerr << kStatusUsage;
     return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
   }
   if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {

@@ -10,7 +10,7 @@
 namespace pullagent::puller {
 namespace {
 
-constexpr size_t kMaxTokenBody = 1024 * 1024;
+constexpr size_t kMaxExchangeBody = 1024 * 1024;
 
 // How long to keep a token: until a tenth of its life (at most 5 minutes) before `exp`;
 // a token without `exp` is used once.
@@ -45,7 +45,7 @@ Result<HttpResponse> AcrTokenExchange::postForm(const Url& realm, const std::str
   request.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
                      {"Accept", "application/json"}};
   request.body = body;
-  request.max_body = kMaxTokenBody;
+  request.max_body = kMaxExchangeBody;
   // No redirects: the form carries the token and must stay on the registry.
   return http_.send(request, ctx);
 }

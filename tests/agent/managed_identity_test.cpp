@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/fixed_random.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/scripted_http.h"
 
@@ -12,11 +13,6 @@ using testing::respond;
 using testing::ScriptedHttp;
 const std::string kAcr = "https://containerregistry.azure.net";
 const std::string kClientId = "11111111-2222-3333-4444-555555555555";
-
-class FixedRandom final : public Random {
- public:
-  double uniform() override { return 1.0; }
-};
 
 class ManagedIdentity : public ::testing::Test {
  protected:
@@ -31,7 +27,7 @@ class ManagedIdentity : public ::testing::Test {
            R"(","resource":"https://containerregistry.azure.net","token_type":"Bearer"})";
   }
   testing::FakeClock clock_;
-  FixedRandom random_;
+  testing::FixedRandom random_{1.0};
   ScriptedHttp http_;
 };
 

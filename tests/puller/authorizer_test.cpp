@@ -23,8 +23,8 @@ class AuthorizerTest : public ::testing::Test {
     head.headers.push_back({"WWW-Authenticate", value});
     return head;
   }
-  static ScriptedHttp::Handler tokenAnswer(std::string json) {
-    return [json](const HttpRequest&) { return respond(200, json); };
+  static ScriptedHttp::Handler tokenAnswer(std::string body) {
+    return [body](const HttpRequest&) { return respond(200, body); };
   }
   std::unique_ptr<Authorizer> make(RegistryCredentials credentials = {}, bool insecure = false) {
     return std::make_unique<Authorizer>(http_, clock_, cache_, std::move(credentials), insecure);

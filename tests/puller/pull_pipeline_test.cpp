@@ -13,6 +13,7 @@
 #include "puller/pipeline/image_puller.h"
 #include "puller/pipeline/pull_pipeline.h"
 #include "puller/unpack/image_publisher.h"
+#include "tests/support/fixed_random.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/layer_builder.h"
 #include "tests/support/temp_dir.h"
@@ -21,11 +22,6 @@ namespace pullagent::puller {
 namespace {
 
 using nlohmann::json;
-
-class FixedRandom final : public Random {
- public:
-  double uniform() override { return 0.5; }
-};
 
 // A registry in memory for repository "app" at reg.io: manifests by tag and digest, blobs by
 // digest, streamed through on_head/on_body as libcurl does. Counts what was asked for.
@@ -196,7 +192,7 @@ class PullPipelineTest : public ::testing::Test {
 
   testing::TempDir dir_;
   testing::FakeClock clock_;
-  FixedRandom random_;
+  testing::FixedRandom random_{0.5};
   MemoryRegistry registry_;
   Digest manifest_digest_;
   Digest index_digest_;  // what the tag resolves to

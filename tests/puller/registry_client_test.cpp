@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "puller/oci/sha256.h"
+#include "tests/support/fixed_random.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/scripted_http.h"
 #include "tests/support/streaming_http.h"
@@ -17,11 +18,6 @@ using testing::stream;
 using testing::StreamingHttp;
 
 constexpr const char* kBlobUrl = "https://reg.io/v2/app/blobs/";
-
-class FixedRandom final : public Random {
- public:
-  double uniform() override { return 0.5; }
-};
 
 class RegistryClientTest : public ::testing::Test {
  protected:
@@ -59,7 +55,7 @@ class RegistryClientTest : public ::testing::Test {
 
   testing::TempDir dir_;
   testing::FakeClock clock_;
-  FixedRandom random_;
+  testing::FixedRandom random_{0.5};
   StreamingHttp http_;
   TokenCache tokens_{clock_};
   Authorizer authorizer_{http_, clock_, tokens_, RegistryCredentials{}, false};

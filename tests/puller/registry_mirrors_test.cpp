@@ -4,6 +4,7 @@
 
 #include "puller/oci/sha256.h"
 #include "puller/registry/registry_client.h"
+#include "tests/support/fixed_random.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/streaming_http.h"
 #include "tests/support/temp_dir.h"
@@ -14,11 +15,6 @@ namespace {
 using testing::respond;
 using testing::stream;
 using testing::StreamingHttp;
-
-class FixedRandom final : public Random {
- public:
-  double uniform() override { return 0.5; }
-};
 
 const char* const kManifestType = "application/vnd.oci.image.manifest.v1+json";
 
@@ -90,7 +86,7 @@ class RegistryMirrors : public ::testing::Test {
 
   testing::TempDir dir_;
   testing::FakeClock clock_;
-  FixedRandom random_;
+  testing::FixedRandom random_{0.5};
   StreamingHttp mirror_;
   StreamingHttp origin_;
   TokenCache mirror_tokens_{clock_};

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/fixed_random.h"
 #include "tests/support/fake_clock.h"
 
 namespace pullagent::puller {
@@ -58,14 +59,9 @@ TEST(Backoff, RetryAfterIsHonouredButCapped) {
   EXPECT_EQ(retryDelay(policy, error, 1, 0.5), seconds(60));
 }
 
-class FixedRandom final : public Random {
- public:
-  double uniform() override { return 1.0; }
-};
-
 TEST(RetryLoop, RetriesTransientErrorsThenSucceeds) {
   testing::FakeClock clock;
-  FixedRandom random;
+  testing::FixedRandom random{1.0};
   RetryPolicy policy;
   policy.initial_backoff = milliseconds(100);
   Context ctx{&clock, {}, std::nullopt};
@@ -82,7 +78,7 @@ TEST(RetryLoop, RetriesTransientErrorsThenSucceeds) {
 
 TEST(RetryLoop, PermanentErrorsFailAtOnce) {
   testing::FakeClock clock;
-  FixedRandom random;
+  testing::FixedRandom random{1.0};
   Context ctx{&clock, {}, std::nullopt};
   int calls = 0;
   auto status = retryLoop(RetryPolicy{}, clock, random, ctx, "test", [&](int) -> AttemptOutcome {
@@ -96,7 +92,7 @@ TEST(RetryLoop, PermanentErrorsFailAtOnce) {
 
 TEST(RetryLoop, GivesUpAfterMaxAttemptsWithoutProgress) {
   testing::FakeClock clock;
-  FixedRandom random;
+  testing::FixedRandom random{1.0};
   RetryPolicy policy;
   policy.max_attempts = 3;
   Context ctx{&clock, {}, std::nullopt};
@@ -111,7 +107,7 @@ TEST(RetryLoop, GivesUpAfterMaxAttemptsWithoutProgress) {
 
 TEST(RetryLoop, ProgressResetsTheAttemptCount) {
   testing::FakeClock clock;
-  FixedRandom random;
+  testing::FixedRandom random{1.0};
   RetryPolicy policy;
   policy.max_attempts = 2;
   Context ctx{&clock, {}, std::nullopt};
@@ -127,7 +123,7 @@ TEST(RetryLoop, ProgressResetsTheAttemptCount) {
 
 TEST(RetryLoop, HonoursRetryAfterAndTheDeadline) {
   testing::FakeClock clock;
-  FixedRandom random;
+  testing::FixedRandom random{1.0};
   Context ctx{&clock, {}, clock.now() + seconds(10)};
   int calls = 0;
   auto status = retryLoop(RetryPolicy{}, clock, random, ctx, "test", [&](int) -> AttemptOutcome {
