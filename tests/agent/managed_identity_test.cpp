@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/support/fixed_random.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/fixed_random.h"
 #include "tests/support/scripted_http.h"
 
 namespace pullagent::agent {

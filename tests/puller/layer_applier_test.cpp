@@ -443,7 +443,8 @@ class StandaloneUpper : public LayerApplier {
  protected:
   void SetUp() override {
     // Whiteout devices, trusted.* xattrs and the applier's own mount namespace.
-    for (const auto& missing : {testing::cannotMakeDeviceNodes(), testing::cannotUseMountNamespaces()})
+    for (const auto& missing :
+         {testing::cannotMakeDeviceNodes(), testing::cannotUseMountNamespaces()})
       if (missing)
         GTEST_SKIP() << *missing;
     LayerApplier::SetUp();

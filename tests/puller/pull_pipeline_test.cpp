@@ -13,8 +13,8 @@
 #include "puller/pipeline/image_puller.h"
 #include "puller/pipeline/pull_pipeline.h"
 #include "puller/unpack/image_publisher.h"
-#include "tests/support/fixed_random.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/fixed_random.h"
 #include "tests/support/layer_builder.h"
 #include "tests/support/temp_dir.h"
 

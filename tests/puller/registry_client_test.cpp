@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "puller/oci/sha256.h"
-#include "tests/support/fixed_random.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/fixed_random.h"
 #include "tests/support/scripted_http.h"
 #include "tests/support/streaming_http.h"
 #include "tests/support/temp_dir.h"

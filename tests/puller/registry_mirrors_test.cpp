@@ -4,8 +4,8 @@
 
 #include "puller/oci/sha256.h"
 #include "puller/registry/registry_client.h"
-#include "tests/support/fixed_random.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/fixed_random.h"
 #include "tests/support/streaming_http.h"
 #include "tests/support/temp_dir.h"
 
