@@ -442,12 +442,13 @@ TEST_F(LayerApplier, AnOverlayLayerCannotBringOverlayXattrs) {
 class StandaloneUpper : public LayerApplier {
  protected:
   void SetUp() override {
+    // The canary first: TearDown checks it, also after a skip.
+    LayerApplier::SetUp();
     // Whiteout devices, trusted.* xattrs and the applier's own mount namespace.
     for (const auto& missing :
          {testing::cannotMakeDeviceNodes(), testing::cannotUseMountNamespaces()})
       if (missing)
         GTEST_SKIP() << *missing;
-    LayerApplier::SetUp();
   }
   Result<AppliedLayer> applyStandalone(const std::string& tar) {
     ApplyOptions options;
