@@ -10,8 +10,6 @@
 namespace pullagent::puller {
 namespace {
 
-constexpr size_t kMaxExchangeBody = 1024 * 1024;
-
 // How long to keep a token: until a tenth of its life (at most 5 minutes) before `exp`;
 // a token without `exp` is used once.
 std::chrono::seconds lifetimeOf(const std::string& token,
@@ -45,7 +43,7 @@ Result<HttpResponse> AcrTokenExchange::postForm(const Url& realm, const std::str
   request.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
                      {"Accept", "application/json"}};
   request.body = body;
-  request.max_body = kMaxExchangeBody;
+  request.max_body = kMaxTokenResponseBody;
   // No redirects: the form carries the token and must stay on the registry.
   return http_.send(request, ctx);
 }

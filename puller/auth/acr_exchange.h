@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <map>
 #include <mutex>
 #include <string>
@@ -14,6 +15,10 @@
 #include "puller/http/url.h"
 
 namespace pullagent::puller {
+
+// The largest answer a token endpoint may send (Docker token auth, ACR's exchanges): tokens are
+// a few kB, and a server's body is read into memory.
+inline constexpr size_t kMaxTokenResponseBody = 1024 * 1024;
 
 // Azure Container Registry's token exchange (Azure/acr docs/AAD-OAuth.md): an AAD access token
 // for the identity becomes an ACR refresh token (POST /oauth2/exchange), which buys ACR access

@@ -13,7 +13,6 @@
 namespace pullagent::puller {
 namespace {
 
-constexpr size_t kMaxTokenBody = 1024 * 1024;
 constexpr std::chrono::seconds kMinTokenLifetime{60};  // distribution's minimum (token spec)
 
 Secret basicHeader(const RegistryCredentials& credentials) {
@@ -177,7 +176,7 @@ Result<IssuedToken> Authorizer::fetchToken(const Url& target, const Url& realm,
   url += "service=" + urlEncode(service) + "&scope=" + urlEncode(scope);
   HttpRequest request;
   request.url = url;
-  request.max_body = kMaxTokenBody;
+  request.max_body = kMaxTokenResponseBody;
   if (!credentials_.empty()) {
     // distribution's client adds account=<user>; token servers use it for logging only.
     request.url += "&account=" + urlEncode(credentials_.username);
@@ -197,7 +196,7 @@ Result<IssuedToken> Authorizer::fetchToken(const Url& target, const Url& realm,
     post.body = "grant_type=password&client_id=pullagent&service=" + urlEncode(service) +
                 "&scope=" + urlEncode(scope) + "&username=" + urlEncode(credentials_.username) +
                 "&password=" + urlEncode(credentials_.password.revealForWire());
-    post.max_body = kMaxTokenBody;
+    post.max_body = kMaxTokenResponseBody;
     spdlog::debug("token server {} answered GET with {}; trying the OAuth2 POST form",
                   realm.hostPort(), response->status);
     response = http_.send(post, ctx);  // not redirected: the body holds the password

@@ -32,8 +32,13 @@ def query_a(port, name, timeout=0.3):
             answer = s.recv(4096)
         except OSError:
             return None
-    if len(answer) < 12:
+    try:
+        return parse_a(answer, query_id)
+    except (IndexError, struct.error):  # whatever else holds the port may answer anything
         return None
+
+
+def parse_a(answer, query_id):
     answer_id, flags, questions, count = struct.unpack(">HHHH", answer[:8])
     if answer_id != query_id or flags & 0x000F:
         return None

@@ -103,8 +103,8 @@ def start_on_free_port(name, start, ready, host="127.0.0.1", attempts=8, timeout
     for _ in range(attempts):
         port = pick(host)
         process = start(port)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             if process.poll() is not None:
                 reasons.append(f"port {port}: exited with {process.returncode}")
                 break

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import unittest
 from unittest import mock
 
@@ -106,6 +107,17 @@ class DnsmasqProof(unittest.TestCase):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
             silent.bind(("127.0.0.1", 0))
             self.assertIsNone(dnsmasq.query_a(silent.getsockname()[1], "ready.test", timeout=0.1))
+
+    def test_a_garbled_answer_is_no_answer(self):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as liar:
+            liar.bind(("127.0.0.1", 0))
+
+            def answer():
+                packet, sender = liar.recvfrom(512)
+                liar.sendto(packet[:2] + b"\x81\x80\x00\x01\x00\x05", sender)  # cut short
+
+            threading.Thread(target=answer, daemon=True).start()
+            self.assertIsNone(dnsmasq.query_a(liar.getsockname()[1], "ready.test", timeout=2))
 
     def test_another_dnsmasq_on_the_port_is_never_taken_for_ours(self):
         first_port, first = dnsmasq.start_dnsmasq([])
