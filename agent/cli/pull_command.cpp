@@ -53,6 +53,11 @@ options:
   --stall-timeout S       abandon a transfer after S seconds without data (default 30)
   --retries N             attempts without progress before giving up (default 6)
   --deadline S            give up the whole pull after S seconds (default none)
+  --shared-blob-proof P   a blob the state dir holds from another repository of the same
+                          registry is used once the registry answers a HEAD for it in this
+                          repository (head, the default) or serves it again (fetch: strict, the
+                          registry learns nothing of what else the host holds); blobs from
+                          another registry are always fetched again
   --seccomp-profile FILE  the seccomp profile (Docker's format) for a bundle's config.json,
                           or "none" (default /usr/share/containers/seccomp.json)
   --log-level LEVEL       trace, debug, info (default), warn, error
@@ -102,12 +107,12 @@ int fail(const Error& error) {
 }  // namespace
 
 int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env) {
-  auto parsed =
-      parseArgs(argv,
-                {"dest", "rootfs", "bundle", "state", "creds", "username", "ca", "platform",
-                 "concurrency", "connect-timeout", "stall-timeout", "retries", "deadline",
-                 "seccomp-profile", "storage", "log-level", "log-format", "hosts-dir"},
-                {"insecure", "password-stdin", "allow-skip-verify", "help"});
+  auto parsed = parseArgs(
+      argv,
+      {"dest", "rootfs", "bundle", "state", "creds", "username", "ca", "platform", "concurrency",
+       "connect-timeout", "stall-timeout", "retries", "deadline", "seccomp-profile", "storage",
+       "shared-blob-proof", "log-level", "log-format", "hosts-dir"},
+      {"insecure", "password-stdin", "allow-skip-verify", "help"});
   const bool has_target = parsed && (parsed->option("dest") || parsed->option("rootfs") ||
                                      parsed->option("bundle") || parsed->option("state"));
   if (!parsed || parsed->flag("help") || parsed->positionals.size() != 1 || !has_target) {
@@ -183,6 +188,12 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   if (auto hosts = args.option("hosts-dir"))
     job.hosts_dir = std::filesystem::path(*hosts);
   job.allow_skip_verify = args.flag("allow-skip-verify");
+  if (auto proof = args.option("shared-blob-proof")) {
+    auto chosen = puller::parseSharedBlobProof(*proof);
+    if (!chosen)
+      return fail(chosen.error().context("--shared-blob-proof"));
+    job.shared_blob_proof = chosen.value();
+  }
   job.stop = env.stop;
   job.privileged = env.privileged;
   if (!job.layout && job.form == puller::PublishForm::kBundle) {

@@ -202,6 +202,11 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   RETURN_IF_ERROR(read.boolean("refreshOnStart", config.refresh_on_start));
   RETURN_IF_ERROR(read.string("storage", config.storage));
   RETURN_IF_ERROR(read.boolean("discardUnpackedLayers", config.discard_unpacked_layers));
+  RETURN_IF_ERROR(read.string("sharedBlobProof", config.shared_blob_proof));
+  if (config.shared_blob_proof != "head" && config.shared_blob_proof != "fetch") {
+    return doc["sharedBlobProof"].error("expected \"head\" or \"fetch\", got \"" +
+                                        config.shared_blob_proof + "\"");
+  }
   if (config.storage != "auto" && config.storage != "overlay" && config.storage != "flat")
     return doc["storage"].error("expected \"auto\", \"overlay\" or \"flat\", got \"" +
                                 config.storage + "\"");

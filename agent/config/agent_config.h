@@ -78,6 +78,11 @@ struct AgentConfig {
   // from them, and content/ no longer a whole OCI layout. Pulls reuse the snapshots without
   // fetching those blobs.
   bool discard_unpacked_layers = false;
+  // How a site proves it may use a blob the host holds from another repository of its own
+  // registry: "head" (a HEAD with the site's token, one request) or "fetch" (strict: downloaded
+  // again, so that no registry can tell from the requests what other sites hold). Blobs from
+  // another registry are always fetched again (puller/pipeline/blob_reuse.h).
+  std::string shared_blob_proof = "head";
   // Registry webhooks over TCP ("10.0.0.4:8099"), for registries that cannot reach the control
   // socket; every request must carry webhookSecret ("Authorization: Bearer <secret>", or
   // "?secret=<secret>" for Docker Hub, which cannot send headers). Off unless set.

@@ -174,6 +174,8 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
   job.http_options = route.http_options;
   job.runtime.seccomp_profile = agent.seccomp_profile;
   job.unless_tag_resolves_to = std::move(pin);
+  job.shared_blob_proof = agent.shared_blob_proof == "fetch" ? puller::SharedBlobProof::kFetch
+                                                             : puller::SharedBlobProof::kHead;
 
   if (container.auth == RegistryAuth::kManagedIdentity) {
     auto& identity = services.identities.identity(container.identity_client_id);

@@ -31,6 +31,7 @@ Result<Descriptor> ImagePuller::storeManifest(const FetchedManifest& fetched, co
 Result<PulledImage> ImagePuller::pull(const ImageRef& ref, const PullOptions& options,
                                       const Context& ctx) {
   PulledImage image;
+  source_ = BlobSource{ref.domain, ref.repository};
   auto fetched = registry_.fetchManifest(ref.manifestReference(), ref.digest, ctx);
   if (!fetched)
     return fetched.error();
@@ -109,15 +110,99 @@ Result<PulledImage> ImagePuller::pull(const ImageRef& ref, const PullOptions& op
 
 std::set<Digest> ImagePuller::unpackedLayers(const PulledImage& image) const {
   std::set<Digest> unpacked;
-  if (snapshots_ == nullptr)
+  if (sharing_.snapshots == nullptr || sharing_.provenance == nullptr)
     return unpacked;
   const auto chain = chainIds(image.diff_ids);
   std::set<Digest> needed;  // at some place of the image, not unpacked yet
-  for (size_t i = 0; i < image.layers.size() && i < chain.size(); ++i)
-    (snapshots_->has(chain[i]) ? unpacked : needed).insert(image.layers[i].digest);
+  for (size_t i = 0; i < image.layers.size() && i < chain.size(); ++i) {
+    // The config's diff_id selects the snapshot only where the agent itself saw this blob
+    // decompress to it.
+    const auto record = sharing_.provenance->read(image.layers[i].digest);
+    const bool mapped = record && record->diff_id == image.diff_ids[i];
+    (mapped && sharing_.snapshots->has(chain[i]) ? unpacked : needed)
+        .insert(image.layers[i].digest);
+  }
   for (const auto& digest : needed)
     unpacked.erase(digest);
   return unpacked;
+}
+
+void ImagePuller::recordSource(const Digest& digest) {
+  if (sharing_.provenance == nullptr)
+    return;
+  if (auto status = sharing_.provenance->addSource(digest, source_); !status) {
+    // The blob is good; without its record, the next pull proves it again.
+    spdlog::warn("blob {}: its source is not recorded: {}", digest.str(),
+                 status.error().describe());
+  }
+}
+
+Result<ImagePuller::Obtained> ImagePuller::obtain(const Descriptor& blob, bool unpacked,
+                                                  const Context& ctx) {
+  const bool present = store_.contains(blob.digest, blob.size);
+  if (!present && !unpacked) {
+    bool fetched = false;
+    RegistryClient::BlobFetchOptions options;
+    options.fetched_here = &fetched;
+    options.on_verified = [&] { recordSource(blob.digest); };
+    RETURN_IF_ERROR(registry_.fetchBlob(blob, store_, observer_, ctx, options));
+    if (fetched)
+      return Obtained::kDownloaded;
+    // Another pull stored it while this one waited for the ingest: the rules below decide, as
+    // for any blob held already (the same repository's pull recorded its source).
+    return obtain(blob, unpacked, ctx);
+  }
+  const std::optional<ProvenanceRecord> record =
+      sharing_.provenance != nullptr ? sharing_.provenance->read(blob.digest) : std::nullopt;
+  const ReuseRule rule = reuseRule(record, source_, sharing_.proof);
+  const Obtained held = present ? Obtained::kPresent : Obtained::kNotNeeded;
+  switch (rule) {
+    case ReuseRule::kSameRepository:
+      return held;
+    case ReuseRule::kHeadInRepository:
+      if (auto status = registry_.headBlob(blob, ctx); !status) {
+        RETURN_IF_ERROR(ctx.check());
+        return makeError(ErrorCode::kPermissionDenied,
+                         "blob " + blob.digest.str() +
+                             " is on this host from another repository of " + source_.registry +
+                             ", and " + source_.str() + " did not show it holds it (rule: " +
+                             std::string(reuseRuleName(rule)) + "): " + status.error().message +
+                             ". A digest names bytes, it does not grant them: push the blob to " +
+                             source_.repository + " or correct the image");
+      }
+      spdlog::info("blob {}: {} holds it too (HEAD), the stored copy serves", blob.digest.str(),
+                   source_.str());
+      recordSource(blob.digest);
+      return held;
+    case ReuseRule::kFetchAgain:
+      break;
+  }
+  spdlog::info("blob {}: held on this host, not from {}: fetched again to prove it",
+               blob.digest.str(), source_.str());
+  bool fetched = false;
+  RegistryClient::BlobFetchOptions options;
+  options.even_if_stored = true;
+  options.fetched_here = &fetched;
+  options.on_verified = [&] { recordSource(blob.digest); };
+  // A pull of the same repository (another site, a sidecar) may be proving it right now: once
+  // it has, its record serves this pull too.
+  options.proven_meanwhile = [&] {
+    auto now =
+        sharing_.provenance != nullptr ? sharing_.provenance->read(blob.digest) : std::nullopt;
+    return now && now->servedBy(source_);
+  };
+  if (auto status = registry_.fetchBlob(blob, store_, observer_, ctx, options); !status) {
+    RETURN_IF_ERROR(ctx.check());
+    return makeError(
+        status.error().code == ErrorCode::kDigestMismatch ? ErrorCode::kDigestMismatch
+                                                          : ErrorCode::kPermissionDenied,
+        "blob " + blob.digest.str() + " is on this host from another source, and " + source_.str() +
+            " did not serve it (rule: " + std::string(reuseRuleName(rule)) +
+            "): " + status.error().message +
+            ". A digest names bytes, it does not grant them: the stored copy is "
+            "not used");
+  }
+  return fetched ? Obtained::kDownloaded : held;  // else proven by the other pull meanwhile
 }
 
 Status ImagePuller::fetchBlobs(const std::vector<Descriptor>& blobs, int concurrency,
@@ -146,18 +231,16 @@ Status ImagePuller::fetchBlobs(const std::vector<Descriptor>& blobs, int concurr
       if (i >= unique.size() || siblings.stop_requested())
         return;
       const Descriptor& blob = unique[i];
-      const bool present = store_.contains(blob.digest, blob.size);
-      const bool not_needed = !present && unpacked.count(blob.digest) != 0;
-      Status status = present || not_needed
-                          ? Status{}
-                          : registry_.fetchBlob(blob, store_, observer_, worker_ctx);
+      auto obtained = obtain(blob, unpacked.count(blob.digest) != 0, worker_ctx);
       std::lock_guard lock(mutex);
-      if (!status) {
+      if (!obtained) {
         if (!first_error)
-          first_error = status.error();
+          first_error = obtained.error();
         siblings.request_stop();
         return;
       }
+      const bool present = *obtained == Obtained::kPresent;
+      const bool not_needed = *obtained == Obtained::kNotNeeded;
       if (not_needed) {
         spdlog::info("blob {}: not fetched, its layer is unpacked already", blob.digest.str());
         ++image.blobs_not_needed;

@@ -10,10 +10,12 @@
 #include "base/context.h"
 #include "puller/oci/manifest.h"
 #include "puller/oci/pull_observer.h"
+#include "puller/pipeline/blob_reuse.h"
 #include "puller/reference/reference.h"
 #include "puller/registry/registry_client.h"
 #include "puller/snapshot/snapshot_store.h"
 #include "puller/store/content_store.h"
+#include "puller/store/provenance.h"
 
 namespace pullagent::puller {
 
@@ -22,16 +24,32 @@ struct PullOptions {
   int concurrency = 4;  // blobs downloaded at once
 };
 
+// What a pull shares with the other pulls of the host, and how it proves it may.
+struct BlobSharing {
+  // Which source served and verified each blob, and what each layer decompresses to.
+  ProvenanceStore* provenance = nullptr;
+  SharedBlobProof proof = SharedBlobProof::kHead;
+  // With snapshots, a layer whose snapshot is made already (at every place the image has it)
+  // is not fetched when its blob is missing from the store: the publisher will reuse the
+  // snapshot and never read the blob (the blobs of unpacked layers may have been discarded).
+  const SnapshotStore* snapshots = nullptr;
+};
+
 // One image pull into a content store: manifest (through an index to the wanted platform),
 // config, then the layers, `concurrency` at a time, each verified as it streams.
+//
+// A blob the host holds already (in the store, or unpacked into a snapshot) is used only under
+// the reuse rules (ReuseRule): the pull's own registry must have served it to this repository
+// before, or answer a HEAD for it in this repository, or serve it again. A digest is a name,
+// not a proof: a manifest that names another tenant's blobs gets none of their bytes. A layer
+// snapshot counts as the layer only through the agent's own record that the layer's blob
+// decompresses to the image's diff_id.
 class ImagePuller {
  public:
-  // With `snapshots`, a layer whose snapshot is made already (at every place the image has
-  // it) is not fetched when its blob is missing from the store: the publisher will reuse the
-  // snapshot and never read the blob (the blobs of unpacked layers may have been discarded).
+  // `sharing.provenance` null: nothing stored is trusted, every blob is downloaded again.
   ImagePuller(RegistryClient& registry, ContentStore& store, PullObserver* observer,
-              const SnapshotStore* snapshots = nullptr)
-      : registry_(registry), store_(store), observer_(observer), snapshots_(snapshots) {}
+              BlobSharing sharing = {})
+      : registry_(registry), store_(store), observer_(observer), sharing_(sharing) {}
 
   Result<PulledImage> pull(const ImageRef& ref, const PullOptions& options, const Context& ctx);
 
@@ -39,13 +57,20 @@ class ImagePuller {
   Result<Descriptor> storeManifest(const FetchedManifest& fetched, const Context& ctx);
   Status fetchBlobs(const std::vector<Descriptor>& blobs, int concurrency, PulledImage& image,
                     const Context& ctx);
-  // The layer blobs the image needs no bytes of: unpacked at every place it has them.
+  // The layer blobs the image needs no bytes of: unpacked at every place it has them, through
+  // the recorded diff_id of each.
   std::set<Digest> unpackedLayers(const PulledImage& image) const;
+
+  enum class Obtained { kDownloaded, kPresent, kNotNeeded };
+  // Makes the blob usable by this pull: downloaded, or held already and allowed by the rules.
+  Result<Obtained> obtain(const Descriptor& blob, bool unpacked, const Context& ctx);
+  void recordSource(const Digest& digest);
 
   RegistryClient& registry_;
   ContentStore& store_;
   PullObserver* observer_;
-  const SnapshotStore* snapshots_;
+  BlobSharing sharing_;
+  BlobSource source_;  // the pull's registry and repository
 };
 
 }  // namespace pullagent::puller

@@ -87,6 +87,12 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
     own_store = std::move(opened);
     store = own_store.get();
   }
+  // Who served each blob, and what each layer decompresses to: the state dir's own record
+  // whenever the pull touches the state dir (its snapshots are selected through it), else the
+  // layout's.
+  ProvenanceStore provenance(layout_only ? *job.layout / ".pullagent-provenance"
+                                         : job.state / "provenance");
+  RETURN_IF_ERROR(provenance.prepare());
 
   RetryPolicy policy;
   policy.max_attempts = job.retries;
@@ -132,7 +138,7 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
     ApplyOptions apply;
     apply.privileged = job.privileged;
     publisher.emplace(
-        *store,
+        *store, provenance,
         [&job](const PulledImage& image) {
           return job.target ? *job.target : job.state / "images" / image.manifest.digest.hex();
         },
@@ -144,7 +150,11 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
     watching.push_back(&*publisher);
   watching.insert(watching.end(), job.observers.begin(), job.observers.end());
   ObserverList observers(std::move(watching));
-  ImagePuller image_puller(registry, *store, &observers, snapshots ? &*snapshots : nullptr);
+  BlobSharing sharing;
+  sharing.provenance = &provenance;
+  sharing.proof = job.shared_blob_proof;
+  sharing.snapshots = snapshots ? &*snapshots : nullptr;
+  ImagePuller image_puller(registry, *store, &observers, sharing);
 
   Context ctx{&clock, pull_stop.get_token(), std::nullopt};
   if (job.deadline)

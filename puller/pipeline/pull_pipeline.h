@@ -13,6 +13,7 @@
 #include "puller/auth/authorizer.h"
 #include "puller/http/curl_http_client.h"
 #include "puller/http/registry_throttle.h"
+#include "puller/pipeline/blob_reuse.h"
 #include "puller/pipeline/image_puller.h"
 #include "puller/registry/registry_source.h"
 #include "puller/unpack/image_publisher.h"
@@ -59,6 +60,9 @@ struct PullJob {
   // The state dir's store when the caller keeps one open (the daemon: pulls of several sites
   // then wait for each other's blobs in-process instead of through the ingest file's flock).
   ContentStore* store = nullptr;
+  // How a blob the host holds from another repository of the same registry is proven to be
+  // this pull's too (blobs from another registry are always fetched again).
+  SharedBlobProof shared_blob_proof = SharedBlobProof::kHead;
   // A refresh: when the tag still points at this digest (one HEAD request), nothing is pulled
   // or published and the outcome says `unchanged`. Ignored for a reference pinned by digest.
   std::optional<Digest> unless_tag_resolves_to;

@@ -357,7 +357,12 @@ Status RegistryClient::fetchBlobOnce(const RegistrySource& source, const Descrip
 }
 
 Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
-                                 BlobObserver* observer, const Context& ctx) {
+                                 BlobObserver* observer, const Context& ctx,
+                                 const BlobFetchOptions& options) {
+  const bool even_if_stored = options.even_if_stored;
+  bool* fetched_here = options.fetched_here;
+  if (fetched_here != nullptr)
+    *fetched_here = false;
   const std::string what = "blob " + blob.digest.str();
   // Partial bytes are bound to the origin's name whichever source delivered them: the mirrors
   // serve that registry's content, and the whole is verified against the digest at the end.
@@ -365,11 +370,16 @@ Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
   // Mirrors whose bytes were part of a blob that did not verify are not asked again.
   std::vector<bool> distrusted(sources_.size(), false);
   while (true) {
-    if (store.contains(blob.digest, blob.size))
+    if (!even_if_stored && store.contains(blob.digest, blob.size))
       return {};
-    ASSIGN_OR_RETURN(auto ingest, store.beginIngest(blob.digest, blob.size, ingest_source, ctx));
+    ASSIGN_OR_RETURN(auto ingest,
+                     store.beginIngest(blob.digest, blob.size, ingest_source, ctx, even_if_stored));
     if (!ingest)
       return {};  // another caller finished the blob while we waited for the ingest
+    if (options.proven_meanwhile && options.proven_meanwhile()) {
+      ingest->dropIfEmpty();
+      return {};
+    }
     // A partial download from an earlier attempt is resumed; if the result does not verify,
     // those earlier bytes may be what was wrong (a server that changed them, a corrupt disk).
     bool earlier_bytes = ingest->offset() > 0;
@@ -404,6 +414,10 @@ Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
     if (!status)
       return status;
     status = ingest->commit();
+    if (status && fetched_here != nullptr)
+      *fetched_here = true;
+    if (status && options.on_verified)
+      options.on_verified();
     if (status || status.error().code != ErrorCode::kDigestMismatch)
       return status;
     bool excluded_any = false;
@@ -424,6 +438,31 @@ Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
                    what, status.error().message);
     }
   }
+}
+
+Status RegistryClient::headBlob(const Descriptor& blob, const Context& ctx) {
+  const RegistrySource& source = origin();
+  const std::string what =
+      "HEAD blob " + blob.digest.str() + " in " + source.host + "/" + repository_;
+  return retryLoop(policy_, clock_, random_, ctx, what, [&](int) -> AttemptOutcome {
+    HttpRequest request;
+    request.method = "HEAD";
+    request.url = url(source, "blobs", blob.digest.str());
+    auto response = sendAuthorized(source, request, ctx);
+    if (!response)
+      return response.error().context(what);
+    if (response->status != 200)
+      return registryError(response.value(), what, clock_.wallNow());
+    int64_t announced = -1;
+    if (auto length = response->header("Content-Length"))
+      std::from_chars(length->data(), length->data() + length->size(), announced);
+    if (announced != blob.size) {
+      return makeError(ErrorCode::kDigestMismatch,
+                       what + ": the registry announces " + std::to_string(announced) +
+                           " bytes, the descriptor " + std::to_string(blob.size));
+    }
+    return Status{};
+  });
 }
 
 }  // namespace pullagent::puller

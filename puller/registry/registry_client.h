@@ -69,8 +69,31 @@ class RegistryClient {
   // Bytes a mirror delivered before it failed are kept and the next source asked for the
   // rest; should the whole then not verify, the blob is fetched again from byte 0 from the
   // sources that did not take part (the origin at last).
+  struct BlobFetchOptions {
+    // Download and verify the blob although the store holds it (the stored copy came from
+    // another registry and proves nothing for this one).
+    bool even_if_stored = false;
+    // Asked once this call holds the blob's ingest (another pull of the same source may have
+    // proven the blob while it waited): true ends the call without downloading.
+    std::function<bool()> proven_meanwhile;
+    // Set to whether this call verified bytes it downloaded itself, rather than finding the
+    // blob stored (or proven) by another pull while it waited.
+    bool* fetched_here = nullptr;
+    // Called once the downloaded bytes verified, while the ingest is still held: what a
+    // waiting pull's proven_meanwhile then sees.
+    std::function<void()> on_verified;
+  };
   Status fetchBlob(const Descriptor& blob, ContentStore& store, BlobObserver* observer,
-                   const Context& ctx);
+                   const Context& ctx, const BlobFetchOptions& options);
+  Status fetchBlob(const Descriptor& blob, ContentStore& store, BlobObserver* observer,
+                   const Context& ctx) {
+    return fetchBlob(blob, store, observer, ctx, BlobFetchOptions{});
+  }
+
+  // HEAD /v2/<repo>/blobs/<digest> at the origin with the pull's credentials: succeeds when the
+  // registry answers 200 with the blob's size, i.e. it links the blob into this repository for
+  // these credentials. Mirrors are not asked: whether they check access is not known.
+  Status headBlob(const Descriptor& blob, const Context& ctx);
 
  private:
   // One request with the source's Authorizer in the loop: on a 401 the challenge is learnt (or

@@ -80,6 +80,11 @@ Status Ingest::restart() {
   return {};
 }
 
+void Ingest::dropIfEmpty() {
+  if (offset_ == 0)
+    ::unlink(path_.c_str());
+}
+
 Status Ingest::commit() {
   if (offset_ != expected_size_) {
     return makeError(ErrorCode::kDigestMismatch,
@@ -147,7 +152,7 @@ Status ContentStore::putBlob(const Digest& digest, std::string_view bytes, const
 Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
                                                           int64_t expected_size,
                                                           std::string_view source,
-                                                          const Context& ctx) {
+                                                          const Context& ctx, bool even_if_stored) {
   const std::string key = ingestPath(digest, source).filename().string();
   {
     std::unique_lock lock(mutex_);
@@ -158,7 +163,7 @@ Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
     active_.insert(key);
   }
   // The caller we waited for may have finished this very blob.
-  if (contains(digest, expected_size)) {
+  if (!even_if_stored && contains(digest, expected_size)) {
     release(key);
     return std::unique_ptr<Ingest>();
   }
@@ -183,7 +188,7 @@ Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
 
   // Another process finished the blob while we waited for its lock: what we opened is its old
   // inode (now the blob) or an empty file we just created; drop the empty one.
-  if (contains(digest, expected_size)) {
+  if (!even_if_stored && contains(digest, expected_size)) {
     struct stat opened {};
     if (::fstat(fd, &opened) == 0 && opened.st_size == 0)
       ::unlink(path.c_str());

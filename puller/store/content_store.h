@@ -37,6 +37,8 @@ class Ingest {
   // stored meanwhile, drops its own). On a mismatch the ingest file is deleted (its bytes are
   // wrong) and kDigestMismatch returned.
   Status commit();
+  // Removes the ingest file when it holds nothing (an ingest opened, then not needed).
+  void dropIfEmpty();
 
  private:
   friend class ContentStore;
@@ -75,9 +77,12 @@ class ContentStore {
   // one that serves the same blob); whichever verified copy commits first is kept. One ingest
   // per digest and source at a time: within this process a second caller waits; across
   // processes an flock on the ingest file does the same. Returns null when, after waiting, the
-  // blob turns out to be stored already.
+  // blob turns out to be stored already, unless `even_if_stored`: a pull that must see the
+  // bytes come from its own registry (the stored copy came from another) downloads and
+  // verifies them anyway, and the commit then keeps the copy in place.
   Result<std::unique_ptr<Ingest>> beginIngest(const Digest& digest, int64_t expected_size,
-                                              std::string_view source, const Context& ctx);
+                                              std::string_view source, const Context& ctx,
+                                              bool even_if_stored = false);
   // Where the partial bytes of `digest` from `source` live.
   std::filesystem::path ingestPath(const Digest& digest, std::string_view source) const;
 

@@ -20,6 +20,7 @@
 #include "puller/snapshot/bundle_roots.h"
 #include "puller/snapshot/chain_id.h"
 #include "puller/snapshot/snapshot_store.h"
+#include "puller/store/provenance.h"
 
 namespace pullagent::puller {
 namespace fs = std::filesystem;
@@ -34,6 +35,7 @@ std::string readSmall(const fs::path& path, int64_t limit = kMaxManifestSize) {
 struct Live {
   std::set<std::string> blobs;
   std::set<Digest> snapshots;
+  std::set<std::string> named;  // every blob a kept manifest names, discarded layers too
 };
 
 // The snapshots of an image config's layer chain.
@@ -62,6 +64,7 @@ void markManifest(const fs::path& blobs, const Digest& digest, Live& live,
       chain = chainIds(config->diff_ids);
     }
     for (size_t i = 0; i < manifest->layers.size(); ++i) {
+      live.named.insert(manifest->layers[i].digest.hex());
       if (discard_unpacked_in != nullptr && i < chain.size() &&
           discard_unpacked_in->has(chain[i])) {
         continue;
@@ -210,6 +213,17 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
       ++report.blobs_removed;
       report.bytes_freed += S_ISREG(info.st_mode) ? info.st_size : 0;
     }
+  }
+  // A blob's provenance stays while its bytes do or a kept image names it (a discarded layer's
+  // record is how its snapshot is proven to be the layer).
+  ProvenanceStore provenance(state_dir / "provenance");
+  if (auto recorded = provenance.list()) {
+    for (const auto& digest : recorded.value()) {
+      if (live.blobs.count(digest.hex()) == 0 && live.named.count(digest.hex()) == 0)
+        (void)provenance.remove(digest);
+    }
+  } else {
+    spdlog::warn("gc: {}", recorded.error().describe());
   }
   // Bundles published outside the state dir over its snapshots keep theirs while they use them.
   live.snapshots.merge(BundleRoots(state_dir).collectLive());

@@ -20,11 +20,12 @@
 
 namespace pullagent::puller {
 
-ImagePublisher::ImagePublisher(const ContentStore& store, TargetFor target_for, PublishForm form,
-                               ApplyOptions options, std::stop_source stop_pull,
-                               bool reuse_existing, RuntimeOptions runtime,
-                               const SnapshotStore* snapshots)
+ImagePublisher::ImagePublisher(const ContentStore& store, ProvenanceStore& provenance,
+                               TargetFor target_for, PublishForm form, ApplyOptions options,
+                               std::stop_source stop_pull, bool reuse_existing,
+                               RuntimeOptions runtime, const SnapshotStore* snapshots)
     : store_(store),
+      provenance_(provenance),
       target_for_(std::move(target_for)),
       form_(form),
       options_(options),
@@ -136,6 +137,7 @@ Status ImagePublisher::unpackAll(const PulledImage& image) {
         !applied) {
       return applied.error();
     }
+    RETURN_IF_ERROR(provenance_.recordDiffId(image.layers[i].digest, image.diff_ids[i]));
   }
   return {};
 }
@@ -171,9 +173,9 @@ Status ImagePublisher::unpackSnapshots(const PulledImage& image) {
     for (size_t i = next++; i < count; i = next++) {
       Result<LayerSnapshot> made = makeError(ErrorCode::kCancelled, "pull abandoned");
       if (waitForLayer(image, i)) {
-        made =
-            ensureLayerSnapshot(*snapshots_, store_, chain, image.layers[i], image.diff_ids[i], i,
-                                options_, stop_pull_.get_token(), SnapshotMethod::kStandalone);
+        made = ensureLayerSnapshot(*snapshots_, store_, provenance_, chain, image.layers[i],
+                                   image.diff_ids[i], i, options_, stop_pull_.get_token(),
+                                   SnapshotMethod::kStandalone);
       }
       {
         std::lock_guard lock(attempts_mutex);
@@ -211,9 +213,9 @@ Status ImagePublisher::unpackSnapshots(const PulledImage& image) {
     if (!made)
       return made.error();
     if (made->applied.needs_lower_layers) {
-      ASSIGN_OR_RETURN(
-          made, ensureLayerSnapshot(*snapshots_, store_, chain, image.layers[i], image.diff_ids[i],
-                                    i, options_, stop_pull_.get_token()));
+      ASSIGN_OR_RETURN(made,
+                       ensureLayerSnapshot(*snapshots_, store_, provenance_, chain, image.layers[i],
+                                           image.diff_ids[i], i, options_, stop_pull_.get_token()));
       if (!made->reused)
         ++snapshots_over_lower_;
     }

@@ -14,6 +14,7 @@
 #include "puller/oci/pull_observer.h"
 #include "puller/snapshot/snapshot_store.h"
 #include "puller/store/content_store.h"
+#include "puller/store/provenance.h"
 #include "puller/unpack/layer_applier.h"
 #include "puller/unpack/runtime_spec.h"
 #include "puller/unpack/staging.h"
@@ -52,9 +53,11 @@ class ImagePublisher final : public PullObserver {
   // With `snapshots` (bundles only), each layer is unpacked into its own snapshot there, once
   // for every image that shares it, and the bundle's rootfs/ is left empty for the runtime to
   // mount as kRootfsMountsFile says; without, the root filesystem is one plain tree.
-  ImagePublisher(const ContentStore& store, TargetFor target_for, PublishForm form,
-                 ApplyOptions options, std::stop_source stop_pull, bool reuse_existing = false,
-                 RuntimeOptions runtime = {}, const SnapshotStore* snapshots = nullptr);
+  // Every layer it unpacks has its diff_id recorded in `provenance` (see ensureLayerSnapshot).
+  ImagePublisher(const ContentStore& store, ProvenanceStore& provenance, TargetFor target_for,
+                 PublishForm form, ApplyOptions options, std::stop_source stop_pull,
+                 bool reuse_existing = false, RuntimeOptions runtime = {},
+                 const SnapshotStore* snapshots = nullptr);
 
   // True when the image was already published and left as it was.
   bool reused() const { return reused_; }
@@ -89,6 +92,7 @@ class ImagePublisher final : public PullObserver {
   Status completeBundle(const PulledImage& image);
 
   const ContentStore& store_;
+  ProvenanceStore& provenance_;
   TargetFor target_for_;
   std::filesystem::path target_;
   PublishForm form_;

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <string>
 
+#include "puller/oci/sha256.h"
+
 namespace pullagent::puller {
 
 Result<AppliedLayer> unpackLayer(const ContentStore& store, const Descriptor& layer,
@@ -37,6 +39,29 @@ Result<AppliedLayer> unpackLayer(const ContentStore& store, const Descriptor& la
   spdlog::info("{} applied: {} entries, {} bytes", what, applied->entries,
                applied->uncompressed_bytes);
   return applied;
+}
+
+Result<Digest> layerDiffId(const ContentStore& store, const Descriptor& layer,
+                           const LayerLimits& limits) {
+  const std::string what = "layer " + layer.digest.str();
+  auto path = store.blobPath(layer.digest);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid())
+    return errnoError(errno, "open", path).context(what);
+  auto stream = openLayerStream(std::move(fd), layer.media_type, limits);
+  if (!stream)
+    return stream.error().context(what);
+  Sha256 hasher;
+  std::string buffer(1 << 20, '\0');
+  while (true) {
+    auto read = (*stream)->read(buffer.data(), buffer.size());
+    if (!read)
+      return read.error().context(what);
+    if (*read == 0)
+      break;
+    hasher.update({buffer.data(), *read});
+  }
+  return hasher.finish();
 }
 
 }  // namespace pullagent::puller

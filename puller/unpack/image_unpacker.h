@@ -14,4 +14,10 @@ Result<AppliedLayer> unpackLayer(const ContentStore& store, const Descriptor& la
                                  const Digest& diff_id, size_t index, const ConfinedRoot& root,
                                  const ApplyOptions& options);
 
+// What layer `layer` (a verified blob in `store`) decompresses to, computed here: the stream
+// hashed, nothing extracted. How a layer snapshot made from another blob is proven to be this
+// layer's.
+Result<Digest> layerDiffId(const ContentStore& store, const Descriptor& layer,
+                           const LayerLimits& limits);
+
 }  // namespace pullagent::puller

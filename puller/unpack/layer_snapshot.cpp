@@ -48,9 +48,26 @@ void removeScratch(const fs::path& dir) {
     (void)ConfinedRoot::removeAt(parent.get(), dir.filename().native());
 }
 
+// The snapshot of `chain` exists: it is this layer's if the agent recorded that the blob
+// decompresses to `diff_id`, or it does so now.
+Status proveSnapshotIsTheLayer(const ContentStore& store, ProvenanceStore& provenance,
+                               const Descriptor& layer, const Digest& diff_id,
+                               const LayerLimits& limits) {
+  if (auto record = provenance.read(layer.digest); record && record->diff_id == diff_id)
+    return {};
+  ASSIGN_OR_RETURN(auto actual, layerDiffId(store, layer, limits));
+  if (actual != diff_id) {
+    return makeError(ErrorCode::kDigestMismatch, "layer " + layer.digest.str() +
+                                                     " decompresses to " + actual.str() +
+                                                     ", the image config says " + diff_id.str());
+  }
+  return provenance.recordDiffId(layer.digest, actual);
+}
+
 }  // namespace
 
 Result<LayerSnapshot> ensureLayerSnapshot(const SnapshotStore& snapshots, const ContentStore& store,
+                                          ProvenanceStore& provenance,
                                           const std::vector<Digest>& chain, const Descriptor& layer,
                                           const Digest& diff_id, size_t index, ApplyOptions options,
                                           const std::stop_token& stop, SnapshotMethod method) {
@@ -59,6 +76,7 @@ Result<LayerSnapshot> ensureLayerSnapshot(const SnapshotStore& snapshots, const 
   ASSIGN_OR_RETURN(auto lock, snapshots.lock(chain[index], stop));
   LayerSnapshot result;
   if (snapshots.has(chain[index])) {
+    RETURN_IF_ERROR(proveSnapshotIsTheLayer(store, provenance, layer, diff_id, options.limits));
     result.reused = true;
     return result;
   }
@@ -102,6 +120,8 @@ Result<LayerSnapshot> ensureLayerSnapshot(const SnapshotStore& snapshots, const 
     removeScratch(staging.dir() / "merged");
   }
   RETURN_IF_ERROR(markOpaque(upper, result.applied.opaque_dirs));
+  // Recorded before the snapshot appears: no snapshot is there without its proof.
+  RETURN_IF_ERROR(provenance.recordDiffId(layer.digest, diff_id));
   RETURN_IF_ERROR(staging.publish());
   return result;
 }

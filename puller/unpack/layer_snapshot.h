@@ -6,6 +6,7 @@
 #include "puller/oci/manifest.h"
 #include "puller/snapshot/snapshot_store.h"
 #include "puller/store/content_store.h"
+#include "puller/store/provenance.h"
 #include "puller/unpack/layer_applier.h"
 
 namespace pullagent::puller {
@@ -30,10 +31,14 @@ enum class SnapshotMethod {
 // to a lower file, a path through a lower symlink, a whiteout, an opaque directory, a parent
 // directory's owner) is resolved by the kernel in the merged view, and the upper directory ends
 // up in overlayfs's own form (whiteout devices, opaque xattrs). The snapshot is renamed into
-// place only once the layer's diff_id is verified.
+// place only once the layer's diff_id is verified, and the blob's diff_id recorded in
+// `provenance`. An existing snapshot is this layer's only through that record (made by any pull
+// of a blob with this digest) or, without it, once the blob is decompressed here and hashes to
+// `diff_id`: the config's diff_ids alone never select a snapshot.
 // kOverLowerLayers from a thread that entered its own mount namespace
 // (enterPrivateMountNamespace); the bottom layer and kStandalone mount nothing.
 Result<LayerSnapshot> ensureLayerSnapshot(const SnapshotStore& snapshots, const ContentStore& store,
+                                          ProvenanceStore& provenance,
                                           const std::vector<Digest>& chain, const Descriptor& layer,
                                           const Digest& diff_id, size_t index, ApplyOptions options,
                                           const std::stop_token& stop,

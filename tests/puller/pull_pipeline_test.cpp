@@ -198,6 +198,8 @@ class PullPipelineTest : public ::testing::Test {
   Digest index_digest_;  // what the tag resolves to
   // What ImagePuller runs on, for the tests of the puller alone.
   std::unique_ptr<ContentStore> store_ = ContentStore::open(dir_.path() / "content").value();
+  ProvenanceStore provenance_{dir_.path() / "provenance"};
+  BlobSharing sharing_{&provenance_};
   TokenCache tokens_{clock_};
   Authorizer authorizer_{registry_, clock_, tokens_, {}, false};
   RegistryClient client_{registry_, authorizer_,   clock_,
@@ -207,7 +209,7 @@ class PullPipelineTest : public ::testing::Test {
 TEST_F(PullPipelineTest, PullerSelectsThePlatformAndFetchesEachBlobOnce) {
   pushImage("v1", "hello\n");
   EventLog events;
-  ImagePuller puller(client_, *store_, &events);
+  ImagePuller puller(client_, *store_, &events, sharing_);
 
   auto image = puller.pull(ref("v1"), PullOptions{}, ctx());
   ASSERT_TRUE(image.ok()) << image.error().message;
@@ -225,13 +227,31 @@ TEST_F(PullPipelineTest, PullerSelectsThePlatformAndFetchesEachBlobOnce) {
   EXPECT_EQ(requests, 3);
 
   EventLog again;
-  ImagePuller second(client_, *store_, &again);
+  ImagePuller second(client_, *store_, &again, sharing_);
   auto repeat = second.pull(ref("v1"), PullOptions{}, ctx());
   ASSERT_TRUE(repeat.ok()) << repeat.error().message;
   EXPECT_EQ(repeat->blobs_downloaded, 0);
   EXPECT_EQ(repeat->blobs_present, 3);
   EXPECT_EQ(again.present.size(), 3u);
   EXPECT_EQ(registry_.blobRequests(), requests);  // nothing fetched again
+}
+
+TEST_F(PullPipelineTest, StoredBlobsWithoutARecordOfTheirSourceAreFetchedAgain) {
+  pushImage("v1", "hello\n");
+  ImagePuller puller(client_, *store_, nullptr, sharing_);
+  ASSERT_TRUE(puller.pull(ref("v1"), PullOptions{}, ctx()).ok());
+  const int requests = registry_.blobRequests();
+  // The records lost (or never written): the stored copies prove nothing.
+  std::filesystem::remove_all(provenance_.dir());
+  ImagePuller second(client_, *store_, nullptr, sharing_);
+  auto repeat = second.pull(ref("v1"), PullOptions{}, ctx());
+  ASSERT_TRUE(repeat.ok()) << repeat.error().message;
+  EXPECT_EQ(repeat->blobs_downloaded, 3);
+  EXPECT_EQ(repeat->blobs_present, 0);
+  EXPECT_EQ(registry_.blobRequests(), 2 * requests);
+  // Fetched again and verified, they are recorded for this repository once more.
+  for (const auto& layer : repeat->layers)
+    EXPECT_TRUE(provenance_.read(layer.digest)->servedBy({"reg.io", "app"}));
 }
 
 TEST_F(PullPipelineTest, AnUnknownPlatformIsNotFound) {

@@ -356,6 +356,16 @@ def website_images():
     return images
 
 
+def private_images():
+    """One tenant's private image: the public base layer under a layer of its own secrets."""
+    base = make_layer("base", [("etc/os-release", 300, "text"), ("usr/lib/libbase.so", 200_000, "random")])
+    secret = make_layer("private", [("srv/secret.txt", 2000, "text"),
+                                    ("srv/key.bin", 150_000, "random")])
+    manifest, media_type, blobs = make_image([base, secret])
+    return {"private:v1": {"manifest": manifest, "media_type": media_type, "blobs": blobs,
+                           "extra_manifests": []}}
+
+
 def summary(images):
     out = {}
     for name, spec in images.items():

@@ -122,7 +122,8 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
 
 def make_token_handler(issuer, users, recorder, state):
     """GET realm?service=&scope= with optional Basic credentials -> {"token","access_token",
-    "expires_in","issued_at"}. Unknown users or wrong passwords get 401."""
+    "expires_in","issued_at"}. Unknown users or wrong passwords get 401. Repositories named
+    after a user (<user>/...) are pulled by that user only; the rest by every user."""
 
     class TokenHandler(BaseHandler):
         def do_POST(self):
@@ -152,6 +153,11 @@ def make_token_handler(issuer, users, recorder, state):
                       if a["type"] == "repository"]
             for entry in access:
                 entry["actions"] = [a for a in entry["actions"] if a == "pull"]
+                # A repository under a user's name ("alice/app") is that user's alone: the
+                # token names no action on it for anyone else, as a registry's ACLs would.
+                owner = entry["name"].split("/", 1)[0]
+                if owner in users and owner != subject:
+                    entry["actions"] = []
             lifetime = int(state.get("expires_in", 300))
             token = issuer.issue(subject, access, lifetime)
             recorder.add({"path": "/token", "result": "issued", "user": subject,

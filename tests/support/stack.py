@@ -41,6 +41,8 @@ SERVICE = "pullagent-test-registry"
 ISSUER = "pullagent-test-issuer"
 BASIC_USER, BASIC_PASSWORD = "alice", "alice-Secret-Pass-1"
 TOKEN_USER, TOKEN_PASSWORD = "bob", "bob-Secret-Pass-2"
+# The token registry's second user: alice/... repositories are hers alone (bob's are his).
+TOKEN_OWNER, TOKEN_OWNER_PASSWORD = "alice", "alice-Token-Pass-3"
 
 children = []
 
@@ -118,7 +120,8 @@ def main():
     token_recorder, token_state = servers.Recorder(), servers.Settings(expires_in=300)
     token_listener = ports.listen()
     token_port = token_listener.getsockname()[1]
-    servers.serve_tls(servers.make_token_handler(issuer, {TOKEN_USER: TOKEN_PASSWORD},
+    servers.serve_tls(servers.make_token_handler(issuer, {TOKEN_USER: TOKEN_PASSWORD,
+                                                                  TOKEN_OWNER: TOKEN_OWNER_PASSWORD},
                                                  token_recorder, token_state),
                       token_listener, os.path.join(pki, "server.pem"),
                       os.path.join(pki, "server-key.pem"))
@@ -241,6 +244,10 @@ def main():
 
     catalog = image_lib.standard_images()
     website = image_lib.website_images()
+    # A tenant's private image: alice/private:v1 in the Basic registry and alice/app:v1 in the
+    # token registry (alice's alone there), nowhere else. Its bytes are what another tenant
+    # who knows its digests must never get.
+    private = image_lib.private_images()
     if not args.no_push:
         import base64
         basic = "Basic " + base64.b64encode(f"{BASIC_USER}:{BASIC_PASSWORD}".encode()).decode()
@@ -255,6 +262,9 @@ def main():
                 continue
             pusher = image_lib.Pusher(f"https://127.0.0.1:{port}", ca, auth_for[name])
             image_lib.push_all(pusher, catalog)
+            if name in ("basic", "token"):
+                repo = "alice/private" if name == "basic" else "alice/app"
+                image_lib.push_all(pusher, {f"{repo}:v1": private["private:v1"]})
         # The seed's private website: lnx-v1 and lnx-v2 in the emulated ACR.
         acr_pusher = image_lib.Pusher(f"https://127.0.0.1:{registry_ports['acr']}", ca, lambda repo: "Bearer " + acr_issuer.issue(
             "pusher", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}], 600))
@@ -280,6 +290,10 @@ def main():
         "storage_http": f"http://127.0.0.3:{storage_http_port}",
         "basic_user": BASIC_USER, "basic_password": BASIC_PASSWORD,
         "token_user": TOKEN_USER, "token_password": TOKEN_PASSWORD,
+        "token_owner": TOKEN_OWNER, "token_owner_password": TOKEN_OWNER_PASSWORD,
+        "private_image": dict(image_lib.summary(private)["private:v1"],
+                              manifest_text=private["private:v1"]["manifest"].decode(),
+                              media_type=private["private:v1"]["media_type"]),
         "images": image_lib.summary(catalog),
         "azure": {
             "imds": f"http://127.0.0.1:{imds_port}/metadata/identity/oauth2/token",
