@@ -12,6 +12,7 @@
 #include "agent/common/progress.h"
 #include "agent/site/site_state.h"
 #include "base/redact.h"
+#include "puller/store/image_sources.h"
 #include "puller/unpack/published_image.h"
 
 namespace pullagent::agent {
@@ -23,7 +24,10 @@ constexpr const char* kImagesUsage =
 Lists the images published in the state dir: how each keeps its root filesystem (overlay:
 layer snapshots shared with other images; flat: a tree of its own), the disk it uses alone
 (OWN: its bundle and the snapshots no other image uses) and shares (SHARED: snapshots other
-images use too, counted in full for each), and the sites it serves.
+images use too, counted in full for each), the sites it serves, and the registry repositories
+it is proven for (PROVEN FOR: every blob of it was served by that repository, or shown to be
+there; a pull from any other source proves the blobs again before it shares them; "-" for an
+image published before sources were recorded, which its next pull proves again).
   --config FILE   agent config naming the state dir (default /etc/pullagent/agent.json)
   --state DIR     the state dir itself
   --json          the same as JSON (bytes as numbers)
@@ -77,6 +81,13 @@ int runImagesCommand(const std::vector<std::string>& argv, const ProcessEnvironm
     return exitCodeFor(usage.error());
   }
   const auto sites = sitesByImage(state.value());
+  const puller::ProvenanceStore provenance(state.value() / "provenance");
+  auto sourcesOf = [&](const puller::Digest& digest) {
+    std::vector<std::string> names;
+    for (const auto& source : puller::imageSources(state.value() / "content", provenance, digest))
+      names.push_back(source.str());
+    return names;
+  };
   auto sitesOf = [&](const puller::Digest& digest) {
     auto found = sites.find(digest.str());
     return found == sites.end() ? std::vector<std::string>{} : found->second;
@@ -90,7 +101,8 @@ int runImagesCommand(const std::vector<std::string>& argv, const ProcessEnvironm
                         {"layers", image.layers},
                         {"ownBytes", image.own_bytes},
                         {"sharedBytes", image.shared_bytes},
-                        {"sites", sitesOf(image.digest)}});
+                        {"sites", sitesOf(image.digest)},
+                        {"provenFor", sourcesOf(image.digest)}});
     }
     const nlohmann::json out = {{"images", images},
                                 {"snapshots",
@@ -102,12 +114,14 @@ int runImagesCommand(const std::vector<std::string>& argv, const ProcessEnvironm
     std::cout << out.dump(2) << "\n";
     return kExitOk;
   }
-  std::printf("%-20s %-8s %6s %10s %10s  %s\n", "IMAGE", "STORAGE", "LAYERS", "OWN", "SHARED",
-              "SITES");
+  std::printf("%-20s %-8s %6s %10s %10s  %-20s %s\n", "IMAGE", "STORAGE", "LAYERS", "OWN", "SHARED",
+              "SITES", "PROVEN FOR");
   for (const auto& image : usage->images) {
-    std::printf("sha256:%-13s %-8s %6zu %10s %10s  %s\n", image.digest.hex().substr(0, 12).c_str(),
-                image.flat ? "flat" : "overlay", image.layers, humanBytes(image.own_bytes).c_str(),
-                humanBytes(image.shared_bytes).c_str(), joined(sitesOf(image.digest)).c_str());
+    std::printf("sha256:%-13s %-8s %6zu %10s %10s  %-20s %s\n",
+                image.digest.hex().substr(0, 12).c_str(), image.flat ? "flat" : "overlay",
+                image.layers, humanBytes(image.own_bytes).c_str(),
+                humanBytes(image.shared_bytes).c_str(), joined(sitesOf(image.digest)).c_str(),
+                joined(sourcesOf(image.digest)).c_str());
   }
   std::printf(
       "snapshots: %d holding %s, %d of them (%s) shared by more than one image; "

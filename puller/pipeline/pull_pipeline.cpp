@@ -7,6 +7,7 @@
 #include "puller/pipeline/pull_sources.h"
 #include "puller/snapshot/bundle_roots.h"
 #include "puller/snapshot/chain_id.h"
+#include "puller/store/image_sources.h"
 #include "puller/store/oci_layout.h"
 #include "puller/store/state_lock.h"
 
@@ -114,7 +115,9 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
     if (job.deadline)
       check.deadline = clock.now() + *job.deadline;
     ASSIGN_OR_RETURN(auto now_at, registry.resolveTag(*job.ref.tag, check));
-    if (now_at == *job.unless_tag_resolves_to) {
+    const BlobSource source{job.ref.domain, job.ref.repository};
+    const bool same = now_at == *job.unless_tag_resolves_to;
+    if (same && imageSources(store->root(), provenance, now_at).count(source) != 0) {
       spdlog::info("{} still points at {}: nothing to pull", job.ref.str(), now_at.str());
       PullOutcome outcome;
       outcome.sources = tally.totals();
@@ -122,7 +125,16 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
       outcome.published = "unchanged (" + now_at.str() + ")";
       return outcome;
     }
-    spdlog::info("{} moved to {}", job.ref.str(), now_at.str());
+    if (same) {
+      // Published before sources were recorded (or its records were lost): what the site runs
+      // is proven to be its registry's before it counts as unchanged.
+      spdlog::info(
+          "{} still points at {}, which has no record of coming from {}: pulled again "
+          "to prove it",
+          job.ref.str(), now_at.str(), source.str());
+    } else {
+      spdlog::info("{} moved to {}", job.ref.str(), now_at.str());
+    }
   }
 
   // The pull stops on SIGTERM/SIGINT, or when the unpack running beside it fails.

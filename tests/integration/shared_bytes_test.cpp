@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 
 #include "puller/oci/sha256.h"
 #include "tests/integration/pull_fixture.h"
@@ -269,6 +270,13 @@ TEST_F(SharedBytes, AnotherRegistryServesTheBytesAgainAndThenShares) {
       << again.out;
   EXPECT_EQ(bytesServed(registry, layerDigest(1).substr(7)),
             privateImage()["layers"][1]["size"].get<int64_t>());
+  // The image is proven for both repositories now; without its records, for none.
+  auto images = runProcess({PULLAGENT_BINARY, "images", "--state", state_.string(), "--json"});
+  ASSERT_EQ(images.exit_code, 0) << images.all();
+  const auto listed = json::parse(images.out)["images"];
+  ASSERT_EQ(listed.size(), 1u) << images.out;
+  EXPECT_EQ(listed[0]["provenFor"],
+            json::array({stack().registry("basic") + "/alice/private", registry + "/alice/app"}));
   // Recorded now: a redeploy from it asks for no blob at all.
   stack().reset(registry);
   auto redeploy =

@@ -254,6 +254,11 @@ TEST_F(Snapshots, ImagesSaysWhatEachImageUsesAloneAndWhatItShares) {
   EXPECT_EQ(flat["layers"], 2);
   EXPECT_EQ(flat["sharedBytes"], 0);
   EXPECT_GT(flat["ownBytes"].get<int64_t>(), 200'000);
+  // Each is proven for the repository it came from.
+  const std::string registry = stack().registry("anon");
+  EXPECT_EQ(v1["provenFor"], nlohmann::json::array({registry + "/test/multi"}));
+  EXPECT_EQ(v2["provenFor"], nlohmann::json::array({registry + "/test/multi"}));
+  EXPECT_EQ(flat["provenFor"], nlohmann::json::array({registry + "/test/docker"}));
 
   auto table = runProcess({PULLAGENT_BINARY, "images", "--state", state_.string()});
   ASSERT_EQ(table.exit_code, 0) << table.all();

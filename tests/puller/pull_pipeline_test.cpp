@@ -330,6 +330,25 @@ TEST_F(PullPipelineTest, ARefreshCostsOneHeadUntilTheTagMoves) {
   EXPECT_FALSE(by_digest->unchanged);
 }
 
+// An image published without a record of its sources (before they were recorded, or its records
+// lost) is not "unchanged" on a refresh: its blobs are proven again first.
+TEST_F(PullPipelineTest, ARefreshOfAnImageWithoutProvenanceProvesItAgain) {
+  pushImage("moving", "v1\n");
+  ASSERT_TRUE(runPull(registry_, clock_, random_, job("moving")).ok());
+  std::filesystem::remove_all(dir_.path() / "state" / "provenance");
+  const int blobs_before = registry_.blobRequests();
+  PullJob check = job("moving");
+  check.unless_tag_resolves_to = index_digest_;
+  auto proven = runPull(registry_, clock_, random_, check);
+  ASSERT_TRUE(proven.ok()) << proven.error().message;
+  EXPECT_FALSE(proven->unchanged);
+  EXPECT_EQ(registry_.blobRequests(), blobs_before + 3);  // config and both layers, again
+  auto unchanged = runPull(registry_, clock_, random_, check);
+  ASSERT_TRUE(unchanged.ok()) << unchanged.error().message;
+  EXPECT_TRUE(unchanged->unchanged);
+  EXPECT_EQ(registry_.blobRequests(), blobs_before + 3);
+}
+
 TEST_F(PullPipelineTest, ALayerThatFailsVerificationLeavesTheTargetAsItWas) {
   pushImage("v1", "first\n");
   PullJob first = job("v1");

@@ -1,0 +1,67 @@
+#include "puller/store/image_sources.h"
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "base/bounded_read.h"
+#include "puller/oci/manifest.h"
+
+namespace pullagent::puller {
+namespace {
+
+constexpr int kMaxIndexDepth = 4;  // as the puller follows them
+
+// Intersects `sources` with what `digest` is recorded for (`first`: nothing to intersect yet).
+void narrow(const ProvenanceStore& provenance, const Digest& digest,
+            std::optional<std::set<BlobSource>>& sources) {
+  const auto record = provenance.read(digest);
+  std::set<BlobSource> recorded = record ? record->sources : std::set<BlobSource>{};
+  if (!sources) {
+    sources = std::move(recorded);
+    return;
+  }
+  std::set<BlobSource> kept;
+  for (const auto& source : *sources) {
+    if (recorded.count(source) != 0)
+      kept.insert(source);
+  }
+  sources = std::move(kept);
+}
+
+void collect(const std::filesystem::path& blobs, const ProvenanceStore& provenance,
+             const Digest& digest, int depth, bool& found,
+             std::optional<std::set<BlobSource>>& sources) {
+  auto text = readRegularFile(blobs / digest.hex(), static_cast<size_t>(kMaxManifestSize));
+  if (!text)
+    return;
+  auto parsed = parseManifest(text.value(), "");
+  if (!parsed)
+    return;
+  if (auto* manifest = std::get_if<ImageManifest>(&parsed.value())) {
+    found = true;
+    narrow(provenance, manifest->config.digest, sources);
+    for (const auto& layer : manifest->layers)
+      narrow(provenance, layer.digest, sources);
+    return;
+  }
+  if (depth >= kMaxIndexDepth)
+    return;
+  for (const auto& child : std::get<ImageIndex>(parsed.value()).manifests)
+    collect(blobs, provenance, child.digest, depth + 1, found, sources);
+}
+
+}  // namespace
+
+std::set<BlobSource> imageSources(const std::filesystem::path& content_root,
+                                  const ProvenanceStore& provenance, const Digest& manifest) {
+  bool found = false;
+  std::optional<std::set<BlobSource>> sources;
+  collect(content_root / "blobs" / "sha256", provenance, manifest, 0, found, sources);
+  if (!found || !sources)
+    return {};
+  return *sources;
+}
+
+}  // namespace pullagent::puller
