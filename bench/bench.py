@@ -155,20 +155,20 @@ def build_image(cache):
     return layers
 
 
-def push_image(layers, registry, ca, tag="v1"):
+def push_image(layers, registry, ca, tag="v1", repo="bench/image"):
     pusher = image_lib.Pusher(f"https://{registry}", ca, lambda repo: None)
     config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
               "rootfs": {"type": "layers", "diff_ids": [l["diff_id"] for l in layers]}}
     config_bytes = json.dumps(config).encode()
-    pusher.push_blob("bench/image", config_bytes)
+    pusher.push_blob(repo, config_bytes)
     for layer in layers:
-        pusher.push_blob("bench/image", open(layer["path"], "rb").read())
+        pusher.push_blob(repo, open(layer["path"], "rb").read())
     manifest = {"schemaVersion": 2, "mediaType": image_lib.OCI_MANIFEST,
                 "config": {"mediaType": image_lib.OCI_CONFIG,
                            "digest": image_lib.digest_of(config_bytes), "size": len(config_bytes)},
                 "layers": [{"mediaType": image_lib.OCI_LAYER_GZIP, "digest": l["digest"],
                             "size": l["size"]} for l in layers]}
-    pusher.push_manifest("bench/image", tag, json.dumps(manifest).encode(), image_lib.OCI_MANIFEST)
+    pusher.push_manifest(repo, tag, json.dumps(manifest).encode(), image_lib.OCI_MANIFEST)
 
 
 def timed(command, cwd=None):
@@ -190,8 +190,8 @@ def main():
     parser.add_argument("--tools", default="pullagent,pullagent-snap,skopeo+umoci,podman,gzip",
                         help="comma-separated subset of: pullagent, pullagent-snap, "
                              "skopeo+umoci, podman, gzip")
-    parser.add_argument("--scenarios", default="cold,redeploy,sites",
-                        help="comma-separated subset of: cold, redeploy, sites")
+    parser.add_argument("--scenarios", default="cold,redeploy,sites,sharing",
+                        help="comma-separated subset of: cold, redeploy, sites, sharing")
     args = parser.parse_args()
     scenarios = args.scenarios.split(",")
 
@@ -286,10 +286,12 @@ def main():
             results[name] = (statistics.median(s for s, _ in samples), max(r for _, r in samples))
         fresh()
         env = scenario_lib.Env(args.pullagent, registry, ca, certs, tmpfs, layers, args.runs, fresh,
-                               lambda app_layers, tag: push_image(app_layers, registry, ca, tag),
-                               write_layer, timed)
+                               lambda app_layers, tag, repo="bench/image":
+                                   push_image(app_layers, registry, ca, tag, repo),
+                               write_layer, timed, info["proxies"]["proxy_anon"])
         later = [scenario_lib.redeploy(env) if "redeploy" in scenarios else "",
-                 scenario_lib.sites(env) if "sites" in scenarios else ""]
+                 scenario_lib.sites(env) if "sites" in scenarios else "",
+                 scenario_lib.sharing(env) if "sharing" in scenarios else ""]
     finally:
         os.close(keepalive_w)
         stack.terminate()

@@ -8,17 +8,27 @@ unpacked images take (du, hardlinks once), one image and both.
 
 sites: ten tags, ten different app layers over the same four lower layers, all published
 (pullagent, overlay storage): the disk they take, beside what one image takes and what the flat
-layout would take (ten whole trees, computed from one: not materialised)."""
+layout would take (ten whole trees, computed from one: not materialised).
+
+sharing: what reusing stored bytes costs under the reuse rules (a digest is a name, not a
+proof). The image is published from one repository, then pulled again (overlay storage) from
+the same repository under another tag, from another repository of the same registry (a HEAD per
+blob; and strictly, `--shared-blob-proof fetch`), and from another registry holding the same
+blobs (fetched again). The second pull's registry is the recording proxy of the test stack, so
+its requests and the bytes it served are counted."""
 import collections
 import hashlib
 import io
+import json
 import os
+import ssl
 import statistics
 import subprocess
 import tarfile
+import urllib.request
 
 Env = collections.namedtuple(
-    "Env", "pullagent registry ca certs tmpfs layers runs fresh push write_layer timed")
+    "Env", "pullagent registry ca certs tmpfs layers runs fresh push write_layer timed proxy")
 MB = 1000 * 1000
 
 
@@ -50,10 +60,56 @@ def app_layer(env, name):
     return {"path": path, "size": size, "diff_id": diff_id, "digest": digest}
 
 
-def pullagent(env, tag, storage):
-    return env.timed([env.pullagent, "pull", f"{env.registry}/bench/image:{tag}", "--state",
+def pullagent(env, tag, storage, registry=None, repo="bench/image", extra=()):
+    return env.timed([env.pullagent, "pull", f"{registry or env.registry}/{repo}:{tag}", "--state",
                       f"{env.tmpfs}/state", "--ca", env.ca, "--storage", storage, "--log-level",
-                      "warn"])
+                      "warn"] + list(extra))
+
+
+def proxy_control(env, what):
+    """The recording proxy's /__control/stats or /__control/reset."""
+    context = ssl.create_default_context(cafile=env.ca)
+    with urllib.request.urlopen(f"https://{env.proxy}/__control/{what}", context=context) as answer:
+        return json.loads(answer.read() or b"{}")
+
+
+def sharing(env):
+    lower = env.layers
+    env.push(lower, "copy")                   # the same image under another tag
+    env.push(lower, "v1", repo="bench/other")  # and in another repository
+    cases = [
+        ("same repository", dict(registry=env.proxy, repo="bench/image", tag="copy"), env.proxy),
+        ("other repository (HEAD)", dict(registry=env.proxy, repo="bench/other", tag="v1"),
+         env.proxy),
+        ("other repository (strict)", dict(registry=env.proxy, repo="bench/other", tag="v1",
+                                           extra=("--shared-blob-proof", "fetch")), env.proxy),
+        ("other registry", dict(registry=env.proxy, repo="bench/image", tag="v1"), env.registry),
+    ]
+    rows = []
+    for name, case, first_registry in cases:
+        samples, counted = [], None
+        for i in range(env.runs):
+            env.fresh()
+            pullagent(env, "v1", "overlay", registry=first_registry)
+            proxy_control(env, "reset")
+            samples.append(pullagent(env, case["tag"], "overlay", registry=case["registry"],
+                                     repo=case["repo"], extra=case.get("extra", ())))
+            requests = [r for r in proxy_control(env, "stats")["requests"] if "/blobs/" in r["path"]]
+            counted = (sum(1 for r in requests if r["method"] == "HEAD"),
+                       sum(1 for r in requests if r["method"] == "GET"),
+                       sum(r.get("bytes", 0) for r in requests))
+            print(f"bench: sharing, {name} run {i + 1}: {samples[-1][0]:.2f} s", flush=True)
+        rows.append((name, statistics.median(s for s, _ in samples), max(r for _, r in samples),
+                     *counted))
+    env.fresh()
+    lines = [f"sharing: the image published, then pulled again (overlay storage); median of "
+             f"{env.runs}",
+             f"{'second pull from':<28}{'seconds':>9}{'peak RSS MiB':>14}{'blob HEADs':>12}"
+             f"{'blob GETs':>11}{'MB served':>11}"]
+    for name, seconds, rss, heads, gets, served in rows:
+        lines.append(f"{name:<28}{seconds:>9.2f}{rss:>14.0f}{heads:>12}{gets:>11}"
+                     f"{served / MB:>11.1f}")
+    return "\n".join(lines) + "\n"
 
 
 def podman(env, tag):

@@ -30,7 +30,7 @@ bool RefreshBroker::Tracked::done() const {
 }
 
 void RefreshBroker::forgetFinished() {
-  while (order_.size() >= kMaxRequests) {
+  while (order_.size() > kMaxRequests) {
     auto finished = std::find_if(order_.begin(), order_.end(), [this](uint64_t id) {
       auto found = requests_.find(id);
       return found != requests_.end() && found->second.done();
@@ -42,32 +42,54 @@ void RefreshBroker::forgetFinished() {
   }
 }
 
-std::optional<uint64_t> RefreshBroker::submit(std::vector<std::string> sites) {
+std::optional<uint64_t> RefreshBroker::admit(Request request, std::string key, bool push,
+                                             std::string repository) {
   std::lock_guard lock(mutex_);
-  forgetFinished();
-  if (order_.size() >= kMaxRequests)
+  size_t unfinished = 0;
+  size_t of_repository = 0;
+  for (const auto& [id, tracked] : requests_) {
+    if (tracked.done())
+      continue;
+    if (tracked.key == key)
+      return id;  // asked already: this one answers both
+    if (tracked.push == push) {
+      ++unfinished;
+      if (push && tracked.repository == repository)
+        ++of_repository;
+    }
+  }
+  if (unfinished >= (push ? kMaxPushRequests : kMaxRefreshRequests) ||
+      (push && of_repository >= kMaxPushesPerRepository)) {
     return std::nullopt;
+  }
   const uint64_t id = next_id_++;
-  submitted_.push_back({id, std::move(sites), std::nullopt});
-  requests_[id];  // known and not begun: pending until the loop takes it
+  request.id = id;
+  submitted_.push_back(std::move(request));
+  Tracked& tracked = requests_[id];  // known and not begun: pending until the loop takes it
+  tracked.key = std::move(key);
+  tracked.push = push;
+  tracked.repository = std::move(repository);
   order_.push_back(id);
+  forgetFinished();
   if (wake_)
     wake_();
   return id;
 }
 
+std::optional<uint64_t> RefreshBroker::submit(std::vector<std::string> sites) {
+  std::vector<std::string> sorted = sites;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  std::string key = "refresh";
+  for (const auto& site : sorted)
+    key += "\n" + site;
+  return admit(Request{0, std::move(sites), std::nullopt}, std::move(key), false, "");
+}
+
 std::optional<uint64_t> RefreshBroker::submitPush(PushEvent push) {
-  std::lock_guard lock(mutex_);
-  forgetFinished();
-  if (order_.size() >= kMaxRequests)
-    return std::nullopt;
-  const uint64_t id = next_id_++;
-  submitted_.push_back({id, {}, std::move(push)});
-  requests_[id];
-  order_.push_back(id);
-  if (wake_)
-    wake_();
-  return id;
+  std::string repository = push.host + "/" + push.repository;
+  std::string key = "push\n" + repository + ":" + push.tag;
+  return admit(Request{0, {}, std::move(push)}, std::move(key), true, std::move(repository));
 }
 
 std::vector<RefreshBroker::Request> RefreshBroker::take() {

@@ -36,11 +36,20 @@ struct SiteRefresh {
 
 // Refresh requests between the control endpoint (its HTTP threads) and the daemon's loop: the
 // endpoint submits and reads back, the loop takes what was submitted and records outcomes.
-// Bounded: at most kMaxRequests are kept (the oldest finished ones are forgotten first), and a
-// submit beyond that while all are still running is refused.
+//
+// Requests are coalesced: one that asks for what a request still unfinished asks (the same
+// sites, the same push) gets that request's id, so a flood of one request costs nothing more.
+// Capacity is split so that no source of requests takes another's: root's `pullagent refresh`
+// (the control socket) has kMaxRefreshRequests unfinished requests of its own, registry pushes
+// kMaxPushRequests, and the pushes of one repository at most kMaxPushesPerRepository of those
+// (a tenant whose tag check hangs fills its own share, not everyone's). A submit beyond its
+// share is refused; finished requests are kept for reading back, the oldest forgotten first.
 class RefreshBroker {
  public:
-  static constexpr size_t kMaxRequests = 64;
+  static constexpr size_t kMaxRefreshRequests = 16;
+  static constexpr size_t kMaxPushRequests = 48;
+  static constexpr size_t kMaxPushesPerRepository = 2;
+  static constexpr size_t kMaxRequests = kMaxRefreshRequests + kMaxPushRequests;
 
   // `wake` tells the daemon's loop that a request is waiting (it may be called on any thread).
   explicit RefreshBroker(std::function<void()> wake) : wake_(std::move(wake)) {}
@@ -79,8 +88,15 @@ class RefreshBroker {
   struct Tracked {
     bool begun = false;
     std::vector<SiteRefresh> sites;
+    std::string key;         // what it asks: equal keys coalesce while unfinished
+    bool push = false;       // a registry push (else root's refresh)
+    std::string repository;  // a push's registry/repository: its share of the pushes
     bool done() const;
   };
+  // An unfinished request asking `key`, or the share `push`/`repository` has left; the id of the
+  // request to answer with (coalesced or new), or nothing when the share is full.
+  std::optional<uint64_t> admit(Request request, std::string key, bool push,
+                                std::string repository);
   std::map<uint64_t, Tracked> requests_;
   std::deque<uint64_t> order_;  // ids, oldest first
 };

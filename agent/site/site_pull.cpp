@@ -292,6 +292,14 @@ Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteCon
   const size_t count = site.containers.size();
   std::vector<std::optional<Result<puller::PullOutcome>>> outcomes(count);
   std::mutex events_mutex;
+  // The first container to fail stops its siblings: the site cannot start without it, and they
+  // would hold the attempt (and a pull slot) to its deadline. Their partial downloads stay for
+  // the retry. A stop of the whole attempt (SIGTERM, the site removed) reaches them too.
+  std::stop_source siblings;
+  std::stop_callback forward_stop(env.stop, [&] { siblings.request_stop(); });
+  ProcessEnvironment container_env = env;
+  container_env.stop = siblings.get_token();
+  std::optional<size_t> first_failure;
   {
     // Every container at once: they share the store's blobs and snapshots, and the site is ready
     // when the slowest is.
@@ -305,14 +313,30 @@ Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteCon
         ContainerEvents container_events(events, events_mutex,
                                          count > 1 ? site.containers[i].label() + ": " : "");
         outcomes[i] =
-            pullContainer(services, site, site.containers[i], route.value(), env, container_events,
-                          deadline, pin, count == 1 && env.stderr_is_terminal);
+            pullContainer(services, site, site.containers[i], route.value(), container_env,
+                          container_events, deadline, pin, count == 1 && env.stderr_is_terminal);
         std::lock_guard lock(events_mutex);
+        if (!outcomes[i]->ok() && !first_failure && !siblings.stop_requested()) {
+          first_failure = i;
+          if (count > 1) {
+            spdlog::warn("{} failed: stopping the site's other containers",
+                         site.containers[i].label());
+          }
+          siblings.request_stop();
+        }
         events.containerDone(site.containers[i], *outcomes[i]);
       });
     }
   }
   SitePullOutcome result;
+  if (first_failure) {
+    // The container whose failure stopped the others decides the error; the others' are logged.
+    for (size_t j = 0; j < count; ++j) {
+      if (j != *first_failure && !outcomes[j]->ok())
+        spdlog::warn("also stopped or failed: {}", outcomes[j]->error().describe());
+    }
+    return outcomes[*first_failure]->error();
+  }
   for (size_t i = 0; i < count; ++i) {
     // The first failing container in the site's order decides the error; the others' are logged.
     if (!outcomes[i]->ok()) {

@@ -357,6 +357,13 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request, const Cont
                  " s (documentTimeoutSeconds): " + detail;
       }
     }
+    if (code == CURLE_OUT_OF_MEMORY && !transfer.head_delivered) {
+      // curl keeps a response header line in a buffer capped at CURL_MAX_HTTP_HEADER (100 KiB)
+      // and reports a longer one as "out of memory" without a message: the peer's doing.
+      detail = "a response header line longer than curl's " + std::to_string(CURL_MAX_HTTP_HEADER) +
+               "-byte limit (our cap on all headers: " + std::to_string(transfer.max_header_bytes) +
+               " bytes)";
+    }
     return curlError(code, what + " (" + url.host + " at " + tried + ")", detail);
   }
   if (!transfer.head_delivered) {

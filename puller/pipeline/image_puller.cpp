@@ -137,20 +137,38 @@ void ImagePuller::recordSource(const Digest& digest) {
   }
 }
 
+namespace {
+
+// A blob this pull could not get from its registry. The same text whether or not the host holds
+// the blob (and whatever rule applied): what a pull's error says must not tell a tenant what
+// other tenants hold.
+Error notServed(const Error& error) {
+  Error wrapped = error;
+  wrapped.message +=
+      "; a blob is used only once the pull's own registry serves it or shows it "
+      "holds it (a digest names bytes, it does not grant them)";
+  return wrapped;
+}
+
+}  // namespace
+
 Result<ImagePuller::Obtained> ImagePuller::obtain(const Descriptor& blob, bool unpacked,
                                                   const Context& ctx) {
-  const bool present = store_.contains(blob.digest, blob.size);
+  bool present = store_.contains(blob.digest, blob.size);
   if (!present && !unpacked) {
     bool fetched = false;
     RegistryClient::BlobFetchOptions options;
     options.fetched_here = &fetched;
     options.on_verified = [&] { recordSource(blob.digest); };
-    RETURN_IF_ERROR(registry_.fetchBlob(blob, store_, observer_, ctx, options));
+    if (auto status = registry_.fetchBlob(blob, store_, observer_, ctx, options); !status) {
+      RETURN_IF_ERROR(ctx.check());
+      return notServed(status.error());
+    }
     if (fetched)
       return Obtained::kDownloaded;
     // Another pull stored it while this one waited for the ingest: the rules below decide, as
-    // for any blob held already (the same repository's pull recorded its source).
-    return obtain(blob, unpacked, ctx);
+    // for any blob held already (a pull of the same repository recorded its source).
+    present = true;
   }
   const std::optional<ProvenanceRecord> record =
       sharing_.provenance != nullptr ? sharing_.provenance->read(blob.digest) : std::nullopt;
@@ -159,29 +177,31 @@ Result<ImagePuller::Obtained> ImagePuller::obtain(const Descriptor& blob, bool u
   switch (rule) {
     case ReuseRule::kSameRepository:
       return held;
-    case ReuseRule::kHeadInRepository:
-      if (auto status = registry_.headBlob(blob, ctx); !status) {
-        RETURN_IF_ERROR(ctx.check());
-        return makeError(ErrorCode::kPermissionDenied,
-                         "blob " + blob.digest.str() +
-                             " is on this host from another repository of " + source_.registry +
-                             ", and " + source_.str() + " did not show it holds it (rule: " +
-                             std::string(reuseRuleName(rule)) + "): " + status.error().message +
-                             ". A digest names bytes, it does not grant them: push the blob to " +
-                             source_.repository + " or correct the image");
+    case ReuseRule::kHeadInRepository: {
+      auto status = registry_.headBlob(blob, ctx);
+      if (status) {
+        spdlog::info("blob {}: {} holds it too (HEAD), the stored copy serves", blob.digest.str(),
+                     source_.str());
+        recordSource(blob.digest);
+        return held;
       }
-      spdlog::info("blob {}: {} holds it too (HEAD), the stored copy serves", blob.digest.str(),
-                   source_.str());
-      recordSource(blob.digest);
-      return held;
+      RETURN_IF_ERROR(ctx.check());
+      // Not shown to be there: asked for the bytes, as if the host held nothing.
+      spdlog::info("blob {}: {} did not show it holds it ({}): fetched instead", blob.digest.str(),
+                   source_.str(), status.error().message);
+      break;
+    }
     case ReuseRule::kFetchAgain:
+      spdlog::info("blob {}: held on this host, not from {}: fetched again to prove it",
+                   blob.digest.str(), source_.str());
       break;
   }
-  spdlog::info("blob {}: held on this host, not from {}: fetched again to prove it",
-               blob.digest.str(), source_.str());
   bool fetched = false;
   RegistryClient::BlobFetchOptions options;
   options.even_if_stored = true;
+  // The proof comes from the origin: a mirror (a host-wide _default cache among them) may serve
+  // any blob it cached for anyone by its digest alone.
+  options.origin_only = true;
   options.fetched_here = &fetched;
   options.on_verified = [&] { recordSource(blob.digest); };
   // A pull of the same repository (another site, a sidecar) may be proving it right now: once
@@ -193,14 +213,7 @@ Result<ImagePuller::Obtained> ImagePuller::obtain(const Descriptor& blob, bool u
   };
   if (auto status = registry_.fetchBlob(blob, store_, observer_, ctx, options); !status) {
     RETURN_IF_ERROR(ctx.check());
-    return makeError(
-        status.error().code == ErrorCode::kDigestMismatch ? ErrorCode::kDigestMismatch
-                                                          : ErrorCode::kPermissionDenied,
-        "blob " + blob.digest.str() + " is on this host from another source, and " + source_.str() +
-            " did not serve it (rule: " + std::string(reuseRuleName(rule)) +
-            "): " + status.error().message +
-            ". A digest names bytes, it does not grant them: the stored copy is "
-            "not used");
+    return notServed(status.error());
   }
   return fetched ? Obtained::kDownloaded : held;  // else proven by the other pull meanwhile
 }

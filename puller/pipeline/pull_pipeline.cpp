@@ -88,11 +88,10 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
     own_store = std::move(opened);
     store = own_store.get();
   }
-  // Who served each blob, and what each layer decompresses to: the state dir's own record
-  // whenever the pull touches the state dir (its snapshots are selected through it), else the
-  // layout's.
-  ProvenanceStore provenance(layout_only ? *job.layout / ".pullagent-provenance"
-                                         : job.state / "provenance");
+  // Who served each blob, and what each layer decompresses to: kept beside the store the blobs
+  // are in (an OCI layout of the caller's has its own; it never takes part in layer snapshots).
+  ProvenanceStore provenance(job.layout ? *job.layout / ".pullagent-provenance"
+                                        : job.state / "provenance");
   RETURN_IF_ERROR(provenance.prepare());
 
   RetryPolicy policy;
@@ -117,7 +116,8 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
     ASSIGN_OR_RETURN(auto now_at, registry.resolveTag(*job.ref.tag, check));
     const BlobSource source{job.ref.domain, job.ref.repository};
     const bool same = now_at == *job.unless_tag_resolves_to;
-    if (same && imageSources(store->root(), provenance, now_at).count(source) != 0) {
+    if (same &&
+        imageSources(store->root(), provenance, now_at, &job.options.platform).count(source) != 0) {
       spdlog::info("{} still points at {}: nothing to pull", job.ref.str(), now_at.str());
       PullOutcome outcome;
       outcome.sources = tally.totals();
@@ -142,7 +142,7 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
   std::stop_callback forward_signal(job.stop, [&] { pull_stop.request_stop(); });
   std::optional<ImagePublisher> publisher;
   std::optional<SnapshotStore> snapshots;
-  if (job.snapshots && job.form == PublishForm::kBundle && !layout_only) {
+  if (job.snapshots && job.form == PublishForm::kBundle && !job.layout) {
     snapshots.emplace(job.state / "snapshots");
     RETURN_IF_ERROR(snapshots->prepare());
   }

@@ -51,8 +51,9 @@ struct PullJob {
   bool privileged = false;  // running as root: ownership, devices and capabilities applied
   // Bundles (in the state dir, or a fixed target) unpack each layer once into state/snapshots
   // and describe their root filesystem as an overlay of them (needs root and overlayfs); else
-  // each image's rootfs is a plain tree of its own. A rootfs target is always a plain tree. A
-  // fixed bundle target over snapshots is recorded as a gc root (BundleRoots) of the state dir.
+  // each image's rootfs is a plain tree of its own. A rootfs target, and anything pulled into
+  // an OCI layout of the caller's (`layout`), is always a plain tree. A fixed bundle target
+  // over snapshots is recorded as a gc root (BundleRoots) of the state dir.
   bool snapshots = false;
   std::stop_token stop;  // SIGTERM, or the daemon dropping the site
   // See the pull too, in order (progress display, the daemon's site state).

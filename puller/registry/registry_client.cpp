@@ -176,6 +176,12 @@ Status RegistryClient::trySources(
       continue;
     std::string_view reason;
     Error failure;
+    if (passedOver(index)) {
+      if (tally_ != nullptr)
+        tally_->fallback("passed_over");
+      spdlog::debug("{}: passed over (it stalled earlier in this pull)", source.describe());
+      continue;
+    }
     if (throttle_ != nullptr && throttle_->paused(source.host)) {
       reason = "throttled";  // a mirror that asked for quiet is passed over, not waited for
       failure = makeError(ErrorCode::kUnavailable, what + ": still paused (it asked to slow down)");
@@ -188,6 +194,8 @@ Status RegistryClient::trySources(
       reason = fallbackReason(failure);
       if (after_mirror_failure)
         after_mirror_failure(failure);
+      if (failure.code == ErrorCode::kTimeout)
+        passOver(index, failure);
     }
     if (tally_ != nullptr)
       tally_->fallback(reason);
@@ -197,6 +205,21 @@ Status RegistryClient::trySources(
                 failure.message);
   }
   return makeError(ErrorCode::kInternal, "no origin among the registry sources");
+}
+
+bool RegistryClient::passedOver(size_t index) const {
+  std::lock_guard lock(passed_over_mutex_);
+  return passed_over_.count(index) != 0;
+}
+
+void RegistryClient::passOver(size_t index, const Error& why) {
+  {
+    std::lock_guard lock(passed_over_mutex_);
+    if (!passed_over_.insert(index).second)
+      return;
+  }
+  spdlog::warn("{} timed out ({}): passed over for the rest of this pull",
+               sources_[index].describe(), why.message);
 }
 
 AttemptOutcome RegistryClient::manifestAttempt(const RegistrySource& source,
@@ -376,10 +399,8 @@ Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
                      store.beginIngest(blob.digest, blob.size, ingest_source, ctx, even_if_stored));
     if (!ingest)
       return {};  // another caller finished the blob while we waited for the ingest
-    if (options.proven_meanwhile && options.proven_meanwhile()) {
-      ingest->dropIfEmpty();
+    if (options.proven_meanwhile && options.proven_meanwhile())
       return {};
-    }
     // A partial download from an earlier attempt is resumed; if the result does not verify,
     // those earlier bytes may be what was wrong (a server that changed them, a corrupt disk).
     bool earlier_bytes = ingest->offset() > 0;
@@ -409,8 +430,11 @@ Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
       }
     };
     auto status = trySources(
-        what, [&](size_t index) { return sources_[index].pull && !distrusted[index]; }, ctx,
-        attempt, after_mirror_failure);
+        what,
+        [&](size_t index) {
+          return sources_[index].pull && !distrusted[index] && !options.origin_only;
+        },
+        ctx, attempt, after_mirror_failure);
     if (!status)
       return status;
     status = ingest->commit();
@@ -454,8 +478,19 @@ Status RegistryClient::headBlob(const Descriptor& blob, const Context& ctx) {
     if (response->status != 200)
       return registryError(response.value(), what, clock_.wallNow());
     int64_t announced = -1;
-    if (auto length = response->header("Content-Length"))
-      std::from_chars(length->data(), length->data() + length->size(), announced);
+    if (auto length = response->header("Content-Length")) {
+      auto [end, error] =
+          std::from_chars(length->data(), length->data() + length->size(), announced);
+      if (error != std::errc() || end != length->data() + length->size())
+        announced = -1;
+    }
+    if (auto header = response->header("Docker-Content-Digest")) {
+      auto announced_digest = Digest::parse(*header);
+      if (!announced_digest || announced_digest.value() != blob.digest) {
+        return makeError(ErrorCode::kDigestMismatch,
+                         what + ": the registry answers for another digest (" + *header + ")");
+      }
+    }
     if (announced != blob.size) {
       return makeError(ErrorCode::kDigestMismatch,
                        what + ": the registry announces " + std::to_string(announced) +

@@ -2,7 +2,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,9 @@ struct FetchedManifest {
 // falls through to the next source; only the origin's failures are retried, with backoff.
 // Tags are resolved only at sources that may resolve; whatever is fetched by digest is
 // verified wherever it came from.
+//
+// A mirror that times out is passed over for the rest of the pull (said once in the log; each
+// request that skips it counts as a "passed_over" fallback).
 class RegistryClient {
  public:
   // With `throttle`, every request waits for its host's turn there, and a 429 or 503 with
@@ -73,6 +78,8 @@ class RegistryClient {
     // Download and verify the blob although the store holds it (the stored copy came from
     // another registry and proves nothing for this one).
     bool even_if_stored = false;
+    // From the origin alone, never a mirror.
+    bool origin_only = false;
     // Asked once this call holds the blob's ingest (another pull of the same source may have
     // proven the blob while it waited): true ends the call without downloading.
     std::function<bool()> proven_meanwhile;
@@ -118,6 +125,11 @@ class RegistryClient {
                   const std::string& reference) const;
   const RegistrySource& origin() const { return sources_.back(); }
 
+  // A mirror that timed out (stalled, or never answered) is passed over for the rest of the
+  // pull: each later request would wait the whole stall timeout for it again.
+  bool passedOver(size_t index) const;
+  void passOver(size_t index, const Error& why);
+
   Clock& clock_;
   Random& random_;
   RetryPolicy policy_;
@@ -125,6 +137,8 @@ class RegistryClient {
   std::vector<RegistrySource> sources_;
   RegistryThrottle* throttle_;
   SourceTally* tally_;
+  mutable std::mutex passed_over_mutex_;
+  std::set<size_t> passed_over_;
 };
 
 }  // namespace pullagent::puller

@@ -46,10 +46,11 @@ struct RegistrySource {
 
 // Why a mirror was passed over for the next source; the label of the fallbacks metric.
 std::string_view fallbackReason(const Error& error);
-// Every reason fallbackReason gives (and "throttled" for a mirror still paused).
-inline constexpr std::array<std::string_view, 9> kFallbackReasons{
+// Every reason fallbackReason gives (and "throttled" for a mirror still paused, "passed_over"
+// for a mirror that stalled earlier in the same pull).
+inline constexpr std::array<std::string_view, 10> kFallbackReasons{
     "not_found", "auth",        "digest",   "timeout", "tls",
-    "throttled", "unavailable", "protocol", "other"};
+    "throttled", "unavailable", "protocol", "other",   "passed_over"};
 
 // What a pull fetched from where: requests and bytes per kind of source, the fallbacks from a
 // mirror to the next source by reason, and the time requests waited for a throttled host.

@@ -80,11 +80,6 @@ Status Ingest::restart() {
   return {};
 }
 
-void Ingest::dropIfEmpty() {
-  if (offset_ == 0)
-    ::unlink(path_.c_str());
-}
-
 Status Ingest::commit() {
   if (offset_ != expected_size_) {
     return makeError(ErrorCode::kDigestMismatch,
@@ -169,25 +164,43 @@ Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
   }
   // From here on, release() must run on every exit: the Ingest's destructor does it.
   const auto path = ingestPath(digest, source);
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    int err = errno;
-    release(key);
-    return errnoError(err, "open ingest file", path);
-  }
-  std::unique_ptr<Ingest> ingest(new Ingest(*this, digest, expected_size, fd, path, key));
-
-  // Another process (a second agent, a debugging --once run) may be writing the same blob.
-  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK && errno != EINTR)
-      return errnoError(errno, "lock", path);
-    if (!ctx.clock->sleepFor(std::chrono::milliseconds(100), ctx.stop)) {
-      return makeError(ErrorCode::kCancelled, "stop requested");
+  std::unique_ptr<Ingest> ingest;
+  while (true) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      int err = errno;
+      if (!ingest)
+        release(key);
+      return errnoError(err, "open ingest file", path);
+    }
+    if (!ingest) {
+      ingest.reset(new Ingest(*this, digest, expected_size, fd, path, key));
+    } else {
+      ::close(ingest->fd_);
+      ingest->fd_ = fd;
+    }
+    // Another process (a second agent, a debugging --once run) may be writing the same blob.
+    while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK && errno != EINTR)
+        return errnoError(errno, "lock", path);
+      if (!ctx.clock->sleepFor(std::chrono::milliseconds(100), ctx.stop)) {
+        return makeError(ErrorCode::kCancelled, "stop requested");
+      }
+    }
+    // The holder we waited for may have committed the file (renamed it into blobs/) or removed
+    // it: then the locked inode is no longer the ingest file, and writing to it (or renaming
+    // whatever now has its name at commit) would mix two downloads. Open the name again.
+    struct stat locked {};
+    struct stat named {};
+    if (::fstat(fd, &locked) == 0 && ::lstat(path.c_str(), &named) == 0 &&
+        locked.st_dev == named.st_dev && locked.st_ino == named.st_ino) {
+      break;
     }
   }
+  const int fd = ingest->fd_;
 
-  // Another process finished the blob while we waited for its lock: what we opened is its old
-  // inode (now the blob) or an empty file we just created; drop the empty one.
+  // Another process finished the blob while we waited for its lock: what we hold is an empty
+  // file we just created; drop it (under our lock, and it is still the file at its name).
   if (!even_if_stored && contains(digest, expected_size)) {
     struct stat opened {};
     if (::fstat(fd, &opened) == 0 && opened.st_size == 0)

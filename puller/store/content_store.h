@@ -37,8 +37,6 @@ class Ingest {
   // stored meanwhile, drops its own). On a mismatch the ingest file is deleted (its bytes are
   // wrong) and kDigestMismatch returned.
   Status commit();
-  // Removes the ingest file when it holds nothing (an ingest opened, then not needed).
-  void dropIfEmpty();
 
  private:
   friend class ContentStore;

@@ -31,7 +31,7 @@ void narrow(const ProvenanceStore& provenance, const Digest& digest,
 }
 
 void collect(const std::filesystem::path& blobs, const ProvenanceStore& provenance,
-             const Digest& digest, int depth, bool& found,
+             const Digest& digest, const Platform* platform, int depth, bool& found,
              std::optional<std::set<BlobSource>>& sources) {
   auto text = readRegularFile(blobs / digest.hex(), static_cast<size_t>(kMaxManifestSize));
   if (!text)
@@ -48,17 +48,24 @@ void collect(const std::filesystem::path& blobs, const ProvenanceStore& provenan
   }
   if (depth >= kMaxIndexDepth)
     return;
-  for (const auto& child : std::get<ImageIndex>(parsed.value()).manifests)
-    collect(blobs, provenance, child.digest, depth + 1, found, sources);
+  const auto& index = std::get<ImageIndex>(parsed.value());
+  if (platform != nullptr) {
+    if (auto selected = selectPlatform(index, *platform))
+      collect(blobs, provenance, selected->digest, platform, depth + 1, found, sources);
+    return;
+  }
+  for (const auto& child : index.manifests)
+    collect(blobs, provenance, child.digest, platform, depth + 1, found, sources);
 }
 
 }  // namespace
 
 std::set<BlobSource> imageSources(const std::filesystem::path& content_root,
-                                  const ProvenanceStore& provenance, const Digest& manifest) {
+                                  const ProvenanceStore& provenance, const Digest& manifest,
+                                  const Platform* platform) {
   bool found = false;
   std::optional<std::set<BlobSource>> sources;
-  collect(content_root / "blobs" / "sha256", provenance, manifest, 0, found, sources);
+  collect(content_root / "blobs" / "sha256", provenance, manifest, platform, 0, found, sources);
   if (!found || !sources)
     return {};
   return *sources;

@@ -143,7 +143,15 @@ Status ProvenanceStore::update(const Digest& digest, Change change) {
     if (errno != EINTR)
       return errnoError(errno, "lock", lock_path);
   }
-  ProvenanceRecord record = read(digest).value_or(ProvenanceRecord{});
+  ProvenanceRecord record;
+  if (auto text = readRegularFile(pathOf(digest), kMaxProvenanceRecordBytes)) {
+    if (auto parsed = parseProvenanceRecord(text.value(), digest))
+      record = std::move(parsed.value());
+  } else if (text.error().code != ErrorCode::kNotFound &&
+             text.error().code != ErrorCode::kResourceExhausted &&
+             text.error().code != ErrorCode::kInvalidArgument) {
+    return text.error().context("provenance of " + digest.str());
+  }
   record.digest = digest;
   if (!change(record))
     return {};  // nothing new
@@ -159,10 +167,18 @@ Status ProvenanceStore::addSource(const Digest& digest, const BlobSource& source
   return update(digest, [&](ProvenanceRecord& record) {
     if (record.servedBy(source))
       return false;
-    if (record.sources.size() >= kMaxProvenanceSources) {
-      // Full: the oldest-sorting source makes way. It costs that source one proof later.
+    // Full: a source makes way (the first of the same registry when that registry holds its
+    // share, else the first of all). It costs that source one proof later.
+    auto same_registry =
+        std::find_if(record.sources.begin(), record.sources.end(),
+                     [&](const BlobSource& s) { return s.registry == source.registry; });
+    const auto of_registry = static_cast<size_t>(
+        std::count_if(record.sources.begin(), record.sources.end(),
+                      [&](const BlobSource& s) { return s.registry == source.registry; }));
+    if (of_registry >= kMaxProvenanceSourcesPerRegistry)
+      record.sources.erase(same_registry);
+    else if (record.sources.size() >= kMaxProvenanceSources)
       record.sources.erase(record.sources.begin());
-    }
     record.sources.insert(source);
     return true;
   });

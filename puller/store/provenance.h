@@ -38,8 +38,13 @@ struct ProvenanceRecord {
 };
 
 // Limits a record is read within (it is read as hostile: a state dir may hold anything).
+// 256 sources of the longest names (255 + 255 characters) serialize to about 140 kB: a record
+// this agent writes always reads back.
 inline constexpr size_t kMaxProvenanceRecordBytes = 256 * 1024;
-inline constexpr size_t kMaxProvenanceSources = 1024;
+inline constexpr size_t kMaxProvenanceSources = 256;
+// One registry's repositories in one record: a tenant adding sources for a shared public blob
+// from many repositories of its own registry evicts only that registry's entries.
+inline constexpr size_t kMaxProvenanceSourcesPerRegistry = 32;
 
 // The record's JSON: {"digest","diffId"?,"sources":[{"registry","repository"}]}. Anything else
 // (another blob's digest, a malformed source, too many of them) is an error: no proof.
@@ -70,7 +75,9 @@ class ProvenanceStore {
 
  private:
   std::filesystem::path pathOf(const Digest& digest) const;
-  // Read, change, write back under the lock. A record that does not read starts anew.
+  // Read, change, write back under the lock. A record that is missing or malformed starts anew
+  // (it proved nothing); one that could not be read (EIO, EMFILE) fails the update rather than
+  // lose the sources it holds.
   template <typename Change>
   Status update(const Digest& digest, Change change);
 

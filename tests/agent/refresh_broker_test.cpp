@@ -46,17 +46,58 @@ TEST(RefreshBroker, EveryRequestIsDoneOnceBegunEvenWithNoSites) {
 TEST(RefreshBroker, KeepsABoundedNumberOfRequestsForgettingFinishedOnesFirst) {
   RefreshBroker broker(nullptr);
   std::vector<uint64_t> ids;
-  for (size_t i = 0; i < RefreshBroker::kMaxRequests; ++i)
-    ids.push_back(broker.submit({"web"}).value());
+  for (size_t i = 0; i < RefreshBroker::kMaxRefreshRequests; ++i)
+    ids.push_back(broker.submit({"web" + std::to_string(i)}).value());
   // All still running: the next is refused.
-  EXPECT_FALSE(broker.submit({"web"}).has_value());
-  // One finishes: it is forgotten to make room, the others stay.
-  broker.begin(ids[5], {"web"});
-  broker.record(ids[5], {"web", RefreshOutcome::kUnchanged, "sha256:1", "", ""});
-  auto next = broker.submit({"web"});
+  EXPECT_FALSE(broker.submit({"other"}).has_value());
+  // One finishes: there is room again, and the finished one can still be read back.
+  broker.begin(ids[5], {"web5"});
+  broker.record(ids[5], {"web5", RefreshOutcome::kUnchanged, "sha256:1", "", ""});
+  auto next = broker.submit({"other"});
   ASSERT_TRUE(next.has_value());
-  EXPECT_FALSE(broker.status(ids[5]).has_value());
+  EXPECT_TRUE(broker.status(ids[5]).has_value());
   EXPECT_TRUE(broker.status(ids[0]).has_value());
+  broker.begin(*next, {});
+  // Finished requests beyond the bound are forgotten, the oldest first.
+  for (size_t i = 0; i < 2 * RefreshBroker::kMaxRequests; ++i) {
+    auto id = broker.submit({"later" + std::to_string(i)});
+    ASSERT_TRUE(id.has_value()) << i;
+    broker.begin(*id, {});
+  }
+  EXPECT_FALSE(broker.status(ids[5]).has_value());
+  EXPECT_TRUE(broker.status(ids[0]).has_value());  // unfinished: kept
+}
+
+TEST(RefreshBroker, TheSameRequestWhileUnfinishedIsCoalesced) {
+  RefreshBroker broker(nullptr);
+  const auto first = broker.submit({"web", "api"}).value();
+  for (int i = 0; i < 1000; ++i)
+    EXPECT_EQ(broker.submit({"api", "web"}).value(), first);
+  const PushEvent push{"myreg.azurecr.io", "app", "v1"};
+  const auto pushed = broker.submitPush(push).value();
+  for (int i = 0; i < 1000; ++i)
+    EXPECT_EQ(broker.submitPush(push).value(), pushed);
+  EXPECT_EQ(broker.take().size(), 2u);
+  // Once finished, the same request is a new one.
+  broker.begin(first, {"web"});
+  broker.record(first, {"web", RefreshOutcome::kUnchanged, "sha256:1", "", ""});
+  EXPECT_NE(broker.submit({"web", "api"}).value(), first);
+}
+
+// One tenant's pushes (its tag check hanging) fill its own share: another repository's pushes
+// and root's refresh still get through.
+TEST(RefreshBroker, OneRepositorysPushesCannotTakeAnothersCapacity) {
+  RefreshBroker broker(nullptr);
+  for (size_t i = 0; i < RefreshBroker::kMaxPushesPerRepository; ++i)
+    ASSERT_TRUE(broker.submitPush({"reg.io", "hostile", "t" + std::to_string(i)}).has_value());
+  for (int i = 0; i < 100; ++i)
+    EXPECT_FALSE(broker.submitPush({"reg.io", "hostile", "x" + std::to_string(i)}).has_value());
+  EXPECT_TRUE(broker.submitPush({"reg.io", "honest", "v2"}).has_value());
+  EXPECT_TRUE(broker.submit({}).has_value());
+  // However many repositories the pushes name, root's refresh keeps its own share.
+  for (size_t i = 0; i < 2 * RefreshBroker::kMaxPushRequests; ++i)
+    (void)broker.submitPush({"reg.io", "repo" + std::to_string(i), "v1"});
+  EXPECT_TRUE(broker.submit({"web"}).has_value());
 }
 
 }  // namespace

@@ -191,6 +191,19 @@ TEST_F(Hostile, OversizedResponseHeadersAreAProtocolErrorNamingTheHost) {
   EXPECT_NE(result.err.find(host), std::string::npos) << result.err;
 }
 
+// One header line of 10 MB in an auth challenge: curl's own line cap refuses it (as "out of
+// memory"); the error says what happened, and where.
+TEST_F(Hostile, ATenMegabyteChallengeHeaderIsNamedAsAHeaderOverTheCap) {
+  json v2 = respond("/v2/", "{}", "application/json", 401, 5);
+  v2["headers"]["WWW-Authenticate"] = "Bearer realm=\"" + std::string(10 * 1024 * 1024, 'x') + "\"";
+  script(json::array({v2}));
+  const std::string host = registry().substr(0, registry().find(':'));
+  auto result = pull(image(), {"--retries", "1"});
+  expectCleanFailure(result, kExitIntegrity, "response header line longer than");
+  EXPECT_NE(result.err.find(host), std::string::npos) << result.err;
+  EXPECT_EQ(result.err.find("Out of memory"), std::string::npos) << result.err;
+}
+
 TEST_F(Hostile, TokenAnswersThatLieAboutTypesFailCleanly) {
   const std::string realm = "https://" + registry() + "/hostile-token";
   const json challenge = {{"WWW-Authenticate", "Bearer realm=\"" + realm + "\",service=\"h\""}};

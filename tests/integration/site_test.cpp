@@ -351,6 +351,30 @@ TEST_F(Site, OneFailingSidecarFailsTheSiteAndIsNamed) {
       << result.err;
 }
 
+// The main container fails at once while a sidecar's registry hangs: the failure stops the
+// sidecar instead of leaving the site `pulling` until the hang or the attempt deadline ends.
+TEST_F(Site, AContainerThatFailsAtOnceStopsItsSiblings) {
+  const std::string hanging = stack().proxy("proxy_anon");
+  stack().setFaults(hanging, json::array({{{"match", "/v2/test/multi/manifests/"},
+                                           {"times", 10},
+                                           {"action", "hang"},
+                                           {"secs", 150}}}));
+  json site = sidecarSite("test/multi:v1");
+  site["sitecontainers"][0]["properties"]["image"] =
+      azure()["acr"].get<std::string>() + "/privatewebsite:no-such-tag";
+  site["sitecontainers"][2]["properties"]["image"] = hanging + "/test/multi:v1";
+  const auto started = std::chrono::steady_clock::now();
+  auto result = once(site, agentConfig());
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_NE(result.exit_code, 0) << result.all();
+  EXPECT_LT(result.exit_code, 128) << result.all();  // ended by itself, not by the test's timeout
+  EXPECT_NE(result.err.find("container web"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("stopping the site's other containers"), std::string::npos)
+      << result.err;
+  // Far below the hang (150 s) and the document timeout (60 s) a sidecar would have waited.
+  EXPECT_LT(took, std::chrono::seconds(45));
+}
+
 TEST_F(Site, AComposeSitePullsEveryServiceWithTheSitesCredentials) {
   const std::string yaml =
       "services:\n  web:\n    image: test/multi:v1\n    ports: [\"8080:80\"]\n"

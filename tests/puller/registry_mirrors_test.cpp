@@ -268,6 +268,29 @@ TEST_F(RegistryMirrors, AMirrorThatCannotBeReachedCostsOneTryNotTheRetryLoop) {
   EXPECT_EQ(mirror_.script.sent().size(), 1u);
 }
 
+// A mirror that stalled is not waited for again by the same pull: the later blobs go straight
+// to the origin, each counted as passed over.
+TEST_F(RegistryMirrors, AMirrorThatStalledIsPassedOverForTheRestOfThePull) {
+  const std::string first = bytes(700), second = bytes(900, 'd'), third = bytes(300, 'e');
+  mirror_.script.expect([](const HttpRequest&) -> HttpResponse {
+    throw makeError(ErrorCode::kTimeout, "less than 8192 bytes/s over the last 30 s");
+  });
+  expectOriginChallenge();
+  origin_.script.expect(stream(200, first));
+  origin_.script.expect(stream(200, second));
+  origin_.script.expect(stream(200, third));
+  auto registry = client();
+  for (const auto* content : {&first, &second, &third})
+    ASSERT_TRUE(registry.fetchBlob(blobOf(*content), *store_, nullptr, ctx()).ok());
+  EXPECT_EQ(mirror_.script.sent().size(), 1u);
+  EXPECT_EQ(tally_.totals().fallbacks.at("timeout"), 1);
+  EXPECT_EQ(tally_.totals().fallbacks.at("passed_over"), 2);
+  // Another pull (another client) asks the mirror again.
+  mirror_.script.expect(stream(200, bytes(100, 'f')));
+  ASSERT_TRUE(client().fetchBlob(blobOf(bytes(100, 'f')), *store_, nullptr, ctx()).ok());
+  EXPECT_EQ(mirror_.script.sent().size(), 2u);
+}
+
 TEST(FallbackReason, EveryReasonIsALabelTheMetricsKnow) {
   for (int code = 0; code <= static_cast<int>(ErrorCode::kInternal); ++code) {
     Error error = makeError(static_cast<ErrorCode>(code), "x");
