@@ -124,6 +124,33 @@ std::string SiteConfig::images() const {
   return out;
 }
 
+namespace {
+
+// A webhook secret guessable by trying is no secret: App Service's are 60 characters.
+constexpr size_t kMinPublishingPasswordLength = 16;
+
+Result<std::optional<SiteConfig::PublishingCredentials>> readPublishingCredentials(
+    const json& doc) {
+  const JsonReader credentials = JsonReader(doc, "site config")["publishingCredentials"];
+  if (credentials.missing())
+    return std::optional<SiteConfig::PublishingCredentials>();
+  if (!credentials.isObject())
+    return credentials.typeError("an object");
+  SiteConfig::PublishingCredentials read;
+  ASSIGN_OR_RETURN(read.user, credentials["publishingUserName"].string());
+  ASSIGN_OR_RETURN(auto password, credentials["publishingPassword"].secret().string());
+  if (read.user.empty() || read.user.find(':') != std::string::npos)
+    return credentials["publishingUserName"].error("must be a user name without ':'");
+  if (password.size() < kMinPublishingPasswordLength) {
+    return credentials["publishingPassword"].error(
+        "must be " + std::to_string(kMinPublishingPasswordLength) + " characters or more");
+  }
+  read.password = Secret(std::move(password));
+  return std::optional<SiteConfig::PublishingCredentials>(std::move(read));
+}
+
+}  // namespace
+
 Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
   ASSIGN_OR_RETURN(const json doc,
                    parseJson(json_text, "site config", ErrorCode::kInvalidArgument));
@@ -188,6 +215,7 @@ Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
     result.key_vault_identity = *kv_identity;
   auto ci = setting(settings, "DOCKER_ENABLE_CI");
   result.continuous_deployment = ci && (upper(*ci) == "TRUE" || *ci == "1");
+  ASSIGN_OR_RETURN(result.publishing, readPublishingCredentials(doc));
   return result;
 }
 

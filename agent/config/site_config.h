@@ -86,6 +86,15 @@ struct SiteConfig {
   } dns;
   // DOCKER_ENABLE_CI=true: continuous deployment; the service follows the tag (polls it).
   bool continuous_deployment = false;
+  // The site's publishing credentials (top-level "publishingCredentials", as `az webapp
+  // deployment list-publishing-credentials` prints them): App Service's CI webhook for the site
+  // (https://$site:<password>@site.scm.azurewebsites.net/api/registry/webhook) carries them,
+  // and a webhook request authenticated by them refreshes this site only.
+  struct PublishingCredentials {
+    std::string user;  // "$site"
+    Secret password;
+  };
+  std::optional<PublishingCredentials> publishing;
 
   const SiteContainer& main() const { return containers.front(); }
   // "myreg.azurecr.io/app:v1", or "main=...:v1 sidecar=...:v2" for several containers.

@@ -103,6 +103,8 @@ class Daemon {
   std::unique_ptr<SiteStateStore> store_;
   // Before the reconciler: refreshes it has not answered yet point at it.
   RefreshBroker refreshes_{[this] { wake(); }};
+  // The sites' own webhook keys, kept by the reconciler, read by the webhook server.
+  SiteWebhookKeys site_webhooks_;
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<ControlServer> control_server_;
@@ -140,10 +142,10 @@ Status Daemon::configure(AgentConfig agent) {
       agent.webhook_secret != agent_.webhook_secret) {
     std::unique_ptr<WebhookServer> server;
     if (agent.webhook_address) {
-      ASSIGN_OR_RETURN(
-          server, WebhookServer::start(*agent.webhook_address, *agent.webhook_secret, refreshes_));
-      spdlog::info("registry webhooks at http://{}/v1/webhooks/{{acr,dockerhub}}",
-                   server->address());
+      ASSIGN_OR_RETURN(server, WebhookServer::start(*agent.webhook_address, *agent.webhook_secret,
+                                                    refreshes_, site_webhooks_));
+      spdlog::info("registry webhooks at http://{}/v1/webhooks/{{acr,dockerhub}}, sites' own at {}",
+                   server->address(), kSiteWebhookPath);
     }
     webhook_server_ = std::move(server);
   }
@@ -154,6 +156,7 @@ Status Daemon::configure(AgentConfig agent) {
     store_ = std::make_unique<SiteStateStore>(agent.state_dir);
     reconciler_ = std::make_unique<Reconciler>(
         runner_, clock_, random_, *store_, metrics_, [this] { wake(); }, reconcilerOptions(agent));
+    reconciler_->setWebhookKeys(&site_webhooks_);
   }
   reconciler_->setOptions(reconcilerOptions(agent));
   // Every (re)load arms the watcher afresh: SIGHUP mends a watch on a directory that was

@@ -214,8 +214,11 @@ void Reconciler::finish(const std::string& name, Site& site) {
   site.state.containers = attempt->activity.containers();
   const auto now = clock_.now();
   const bool was_refresh = !attempt->refresh_of.empty();
-  if (!result.config_sha256.empty())
+  if (!result.config_sha256.empty()) {
     site.state.continuous_deployment = result.continuous_deployment;
+    if (webhook_keys_ != nullptr)
+      webhook_keys_->set(name, result.webhook_key);
+  }
   SiteRefresh answer{name, RefreshOutcome::kFailed, attempt->from, {}, {}};
   switch (result.kind) {
     case SiteAttemptResult::Kind::kUnchanged: {
@@ -314,6 +317,8 @@ void Reconciler::removeAbsentSites(std::optional<std::chrono::steady_clock::time
       continue;
     }
     spdlog::info("site {}: removed; its image becomes collectable", it->first);
+    if (webhook_keys_ != nullptr)
+      webhook_keys_->erase(it->first);
     site.removed = true;
     if (site.attempt) {
       site.attempt->stop.request_stop();

@@ -12,6 +12,7 @@
 #include "agent/daemon/metrics.h"
 #include "agent/daemon/refresh_broker.h"
 #include "agent/daemon/site_attempt.h"
+#include "agent/daemon/site_webhook_keys.h"
 #include "agent/daemon/sites_directory.h"
 #include "agent/site/site_state.h"
 #include "base/clock.h"
@@ -56,6 +57,8 @@ class Reconciler {
   Reconciler& operator=(const Reconciler&) = delete;
 
   void setOptions(const ReconcilerOptions& options) { options_ = options; }
+  // Where each site's own webhook key is kept as its config says (null: nowhere).
+  void setWebhookKeys(SiteWebhookKeys* keys) { webhook_keys_ = keys; }
   // Why the sites directory cannot be read now ("" when it can): shown in the status line.
   void setSitesDirectoryError(std::string error) { sites_dir_error_ = std::move(error); }
   // The sites directory as scanned now.
@@ -118,6 +121,7 @@ class Reconciler {
   Metrics& metrics_;
   std::function<void()> wake_;
   ReconcilerOptions options_;
+  SiteWebhookKeys* webhook_keys_ = nullptr;
   std::map<std::string, Site> sites_;
   std::string sites_dir_error_;
   bool loaded_ = false;

@@ -92,6 +92,10 @@ std::optional<uint64_t> RefreshBroker::submitPush(PushEvent push) {
   return admit(Request{0, {}, std::move(push)}, std::move(key), true, std::move(repository));
 }
 
+std::optional<uint64_t> RefreshBroker::submitSiteWebhook(const std::string& site) {
+  return admit(Request{0, {site}, std::nullopt}, "site\n" + site, true, "site:" + site);
+}
+
 std::vector<RefreshBroker::Request> RefreshBroker::take() {
   std::lock_guard lock(mutex_);
   return std::exchange(submitted_, {});

@@ -58,6 +58,9 @@ class RefreshBroker {
   std::optional<uint64_t> submit(std::vector<std::string> sites);
   // A registry's push: the sites with continuous deployment on that image and tag.
   std::optional<uint64_t> submitPush(PushEvent push);
+  // A site's own webhook (authenticated by that site's publishing credentials): a refresh of
+  // that site alone, from the pushes' share, the site's requests counting as one repository's.
+  std::optional<uint64_t> submitSiteWebhook(const std::string& site);
 
   struct Request {
     uint64_t id = 0;

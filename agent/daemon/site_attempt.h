@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/daemon/site_webhook_keys.h"
 #include "agent/site/site_state.h"
 
 namespace pullagent::agent {
@@ -74,6 +75,8 @@ struct SiteAttemptResult {
   std::string image;                   // what the config asked for; empty when it could not be read
   std::string config_sha256;           // of the config bytes the attempt read
   bool continuous_deployment = false;  // DOCKER_ENABLE_CI in that config
+  // The site's own webhook key from that config (its publishing credentials, hashed).
+  std::optional<SiteWebhookKeys::Key> webhook_key;
   std::optional<PublishedImage> published;  // the main container's
   std::vector<PublishedImage> sidecars;     // the unit's other containers'
   std::optional<SiteError> error;

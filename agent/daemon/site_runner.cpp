@@ -181,6 +181,10 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
     return failed("config", site.error().context(config.string()));
   result.image = site->images();
   result.continuous_deployment = site->continuous_deployment;
+  if (site->publishing) {
+    result.webhook_key =
+        SiteWebhookKeys::keyOf(site->publishing->user, site->publishing->password.revealForWire());
+  }
   activity.setImage(result.image);
   if (site->containers.size() > 1) {
     std::vector<ContainerActivity> containers;

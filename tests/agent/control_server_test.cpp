@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/base64.h"
 #include "tests/support/temp_dir.h"
 
 namespace pullagent::agent {
@@ -115,7 +116,7 @@ TEST(WebhookServer, TakesOnlyWebhooksAndOnlyWithTheSecret) {
     ServerRequest post = request("POST", std::move(path), acr);
     post.headers = std::move(headers);
     post.query = std::move(query);
-    return WebhookServer::handle(post, secret, broker).status;
+    return WebhookServer::handle(post, secret, broker, SiteWebhookKeys{}).status;
   };
   EXPECT_EQ(with({}, {}, "/v1/webhooks/acr"), 401u);
   EXPECT_EQ(with({{"authorization", "Bearer wrong-secret-of-len"}}, {}, "/v1/webhooks/acr"), 401u);
@@ -127,6 +128,48 @@ TEST(WebhookServer, TakesOnlyWebhooksAndOnlyWithTheSecret) {
   EXPECT_EQ(broker.take().size(), 1u);  // the same push while the first is unfinished: coalesced
   // The control endpoint's other routes are not on the network, secret or not.
   EXPECT_EQ(with({{"authorization", "Bearer a-long-shared-secret"}}, {}, "/v1/refresh"), 404u);
+}
+
+// App Service's CI webhook for one site carries that site's publishing credentials: they refresh
+// that site and nothing else, and the host-wide secret does not stand in for them.
+TEST(WebhookServer, ASitesOwnCredentialsRefreshThatSiteOnly) {
+  RefreshBroker broker(nullptr);
+  SiteWebhookKeys keys;
+  keys.set("web", SiteWebhookKeys::keyOf("$web", "web-publishing-password-0123456789"));
+  keys.set("api", SiteWebhookKeys::keyOf("$api", "api-publishing-password-0123456789"));
+  const Secret secret("a-long-shared-secret");
+  auto post = [&](const std::string& authorization) {
+    ServerRequest request;
+    request.method = "POST";
+    request.path = kSiteWebhookPath;
+    request.body = R"({"action":"push","target":{"repository":"anything","tag":"x"}})";
+    if (!authorization.empty())
+      request.headers["authorization"] = authorization;
+    return WebhookServer::handle(request, secret, broker, keys);
+  };
+  auto basic = [](const std::string& user, const std::string& password) {
+    return "Basic " + encodeBase64(user + ":" + password);
+  };
+  EXPECT_EQ(post("").status, 401u);
+  EXPECT_EQ(post(basic("$web", "api-publishing-password-0123456789")).status, 401u);
+  EXPECT_EQ(post(basic("$api", "web-publishing-password-0123456789")).status, 401u);
+  EXPECT_EQ(post("Bearer a-long-shared-secret").status, 401u);
+  EXPECT_EQ(post("Basic !!!").status, 401u);
+  EXPECT_TRUE(broker.take().empty());
+  auto accepted = post(basic("$web", "web-publishing-password-0123456789"));
+  EXPECT_EQ(accepted.status, 202u);
+  EXPECT_NE(accepted.body.find("\"site\":\"web\""), std::string::npos) << accepted.body;
+  auto taken = broker.take();
+  ASSERT_EQ(taken.size(), 1u);
+  EXPECT_EQ(taken[0].sites, std::vector<std::string>{"web"});
+  EXPECT_FALSE(taken[0].push.has_value());
+  // A flood of the same site's webhook is one request.
+  for (int i = 0; i < 100; ++i)
+    EXPECT_EQ(post(basic("$web", "web-publishing-password-0123456789")).status, 202u);
+  EXPECT_TRUE(broker.take().empty());
+  // A site that drops its credentials takes no more webhooks.
+  keys.set("web", std::nullopt);
+  EXPECT_EQ(post(basic("$web", "web-publishing-password-0123456789")).status, 401u);
 }
 
 TEST(ControlServer, ListensOnASocketOnlyRootCanOpen) {

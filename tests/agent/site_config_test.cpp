@@ -48,6 +48,32 @@ TEST(SiteConfig, ArmTemplateWithUserAssignedIdentity) {
   EXPECT_TRUE(site->pull_over_vnet);
 }
 
+TEST(SiteConfig, PublishingCredentialsKeyTheSitesOwnWebhook) {
+  json site = armManagedIdentity();
+  EXPECT_FALSE(parseSiteConfig(site.dump())->publishing.has_value());
+  const std::string password = "Zx8kQ1rT7vB2nM5pL0aS3dF6gH9jK4wE";
+  site["publishingCredentials"] = {{"name", "secureacrweb2021"},
+                                   {"publishingUserName", "$secureacrweb2021"},
+                                   {"publishingPassword", password}};
+  auto parsed = parseSiteConfig(site.dump());
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  ASSERT_TRUE(parsed->publishing.has_value());
+  EXPECT_EQ(parsed->publishing->user, "$secureacrweb2021");
+  EXPECT_EQ(parsed->publishing->password.revealForWire(), password);
+  // A guessable password is refused, naming the path and never the value.
+  site["publishingCredentials"]["publishingPassword"] = "short-pass";
+  auto weak = parseSiteConfig(site.dump());
+  ASSERT_FALSE(weak.ok());
+  EXPECT_NE(weak.error().message.find("publishingCredentials.publishingPassword"),
+            std::string::npos)
+      << weak.error().message;
+  EXPECT_EQ(weak.error().message.find("short-pass"), std::string::npos) << weak.error().message;
+  site["publishingCredentials"]["publishingPassword"] = 12345;
+  weak = parseSiteConfig(site.dump());
+  ASSERT_FALSE(weak.ok());
+  EXPECT_EQ(weak.error().message.find("12345"), std::string::npos) << weak.error().message;
+}
+
 TEST(SiteConfig, SystemAssignedWhenNoClientId) {
   json doc = armManagedIdentity();
   doc["properties"]["siteConfig"].erase("acrUserManagedIdentityID");

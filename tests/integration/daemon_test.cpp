@@ -720,6 +720,42 @@ TEST_F(Daemon, AnAcrPushWebhookRefreshesTheSitesThatFollowTheTag) {
   EXPECT_EQ(siteState("plain")["published"]["digest"], digestOf("lnx-v1"));
 }
 
+// App Service's CI webhook for one site, authenticated by that site's publishing credentials,
+// refreshes that site alone; another site's name, or the host-wide secret, gets nothing.
+TEST_F(Daemon, ASitesOwnWebhookRefreshesThatSiteOnly) {
+  const std::string acr = azure()["acr_control"];
+  stack().retag(acr, "moving", "lnx-v1");
+  const std::string socket = (dest_.path() / "webhook.sock").string();
+  json agent = agentConfig();
+  agent["tagPollIntervalSeconds"] = 3600;
+  agent["webhookAddress"] = "unix:" + socket;
+  agent["webhookSecret"] = "host-wide-secret-0123456789";
+  start(agent);
+  const std::string password = "own-publishing-password-0123456789";
+  json own = site("moving");
+  own["publishingCredentials"] = {{"publishingUserName", "$own"}, {"publishingPassword", password}};
+  putSite("own", own);
+  putSite("plain", site("moving"));
+  ASSERT_TRUE(waitForPublished("own", digestOf("lnx-v1"))) << siteState("own") << log();
+  ASSERT_TRUE(waitForPublished("plain", digestOf("lnx-v1"))) << siteState("plain") << log();
+
+  stack().retag(acr, "moving", "lnx-v2");
+  auto post = [&](const std::vector<std::string>& auth) {
+    std::vector<std::string> command{
+        "/usr/bin/curl", "-s",   "-o", "/dev/null", "-w", "%{http_code}",
+        "--unix-socket", socket, "-X", "POST",      "-d", "{}"};
+    command.insert(command.end(), auth.begin(), auth.end());
+    command.push_back("http://localhost/api/registry/webhook");
+    return runProcess(command).out;
+  };
+  EXPECT_EQ(post({"-u", "$plain:" + password}), "401");
+  EXPECT_EQ(post({"-H", "Authorization: Bearer host-wide-secret-0123456789"}), "401");
+  EXPECT_EQ(post({"-u", "$own:" + password}), "202");
+  ASSERT_TRUE(waitForPublished("own", digestOf("lnx-v2"))) << siteState("own") << log();
+  EXPECT_EQ(siteState("plain")["published"]["digest"], digestOf("lnx-v1"));
+  EXPECT_EQ(log().find(password), std::string::npos);
+}
+
 TEST_F(Daemon, SigtermDuringAPullStopsCleanlyAndTheNextStartResumes) {
   const auto& image = stack().image("test/multi:v1");
   const std::string big_layer = image["layers"][1]["digest"];
