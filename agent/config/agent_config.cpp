@@ -197,6 +197,7 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   if (config.max_running_pulls < config.max_concurrent_pulls)
     return doc["maxRunningPulls"].error("must be at least maxConcurrentPulls");
   RETURN_IF_ERROR(read.duration("pullSlotSeconds", config.pull_slot, 1, kDay));
+  RETURN_IF_ERROR(read.duration("pullSlotIdleSeconds", config.pull_slot_idle, 1, kDay));
   RETURN_IF_ERROR(read.duration("rescanIntervalSeconds", config.rescan_interval, 1, kDay));
   RETURN_IF_ERROR(read.duration("tagPollIntervalSeconds", config.tag_poll_interval, 1, kDay));
   RETURN_IF_ERROR(read.boolean("refreshOnStart", config.refresh_on_start));

@@ -52,6 +52,10 @@ struct AgentConfig {
   // Fairness: an attempt holds its slot for at most pull_slot; after that, waiting sites start
   // beside it, up to max_running_pulls attempts in all (a bound on threads).
   std::chrono::seconds pull_slot{60};
+  // A slot measures work, not waiting: an attempt that made no progress (256 KiB received or a
+  // layer done) for this long lets waiting sites start beside it, as one past its slot time does
+  // (so that sites whose registries trickle or hang cannot keep an honest one waiting).
+  std::chrono::seconds pull_slot_idle{2};
   int max_running_pulls = 8;
   std::chrono::seconds rescan_interval{60};
   // A site file missing from the directory is acted on (state removed, image collected) only

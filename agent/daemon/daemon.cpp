@@ -49,7 +49,7 @@ constexpr auto kStatusInterval = std::chrono::seconds(1);
 ReconcilerOptions reconcilerOptions(const AgentConfig& agent) {
   return {agent.max_concurrent_pulls,  agent.pull_slot,         agent.max_running_pulls,
           agent.retry_initial_backoff, agent.retry_max_backoff, agent.site_removal_grace,
-          agent.tag_poll_interval,     agent.refresh_on_start};
+          agent.tag_poll_interval,     agent.refresh_on_start,  agent.pull_slot_idle};
 }
 
 std::string monotonicUsec() {

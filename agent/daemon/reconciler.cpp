@@ -34,6 +34,10 @@ struct Reconciler::Attempt {
   std::atomic<bool> done{false};
   SiteAttemptResult result;
   std::chrono::steady_clock::time_point started;
+  // The last time the attempt was seen doing work, and its progress then.
+  std::chrono::steady_clock::time_point last_work;
+  int64_t work_bytes = 0;
+  int work_layers = 0;
   // A refresh: the published unit whose tags are checked (empty: not a refresh), and the main
   // image's digest then (what "updated from" names).
   std::vector<PublishedImage> refresh_of;
@@ -168,6 +172,7 @@ void Reconciler::start(const std::string& name, Site& site) {
   site.attempt = std::make_unique<Attempt>();
   Attempt& attempt = *site.attempt;
   attempt.started = clock_.now();
+  attempt.last_work = attempt.started;
   if (site.state.published) {
     attempt.from = site.state.published->digest;
     // Only the tag can have moved: the config is the one the published image was pulled for.
@@ -357,10 +362,26 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
   auto wakeAt = [&next](std::chrono::steady_clock::time_point at) {
     next = next ? std::min(*next, at) : at;
   };
-  // Attempts within their slot time hold a slot; the rest run on beside the new ones.
-  auto holdsSlot = [&](const Site& site) {
-    return site.attempt && site.attempt->started + options_.slot > now;
+  // Attempts within their slot time that keep working hold a slot; the rest run on beside the
+  // new ones. Work is sampled here: the loop comes back at least every slot_idle while sites
+  // wait (below), so an attempt that works between two samples is seen doing so.
+  for (auto& [name, site] : sites_) {
+    if (!site.attempt)
+      continue;
+    Attempt& attempt = *site.attempt;
+    const SiteProgress progress = attempt.activity.progress();
+    if (progress.bytes_done >= attempt.work_bytes + kSlotWorkBytes ||
+        progress.layers_done > attempt.work_layers) {
+      attempt.work_bytes = progress.bytes_done;
+      attempt.work_layers = progress.layers_done;
+      attempt.last_work = now;
+    }
+  }
+  auto slotEnds = [&](const Site& site) {
+    return std::min(site.attempt->started + options_.slot,
+                    site.attempt->last_work + options_.slot_idle);
   };
+  auto holdsSlot = [&](const Site& site) { return site.attempt && slotEnds(site) > now; };
   const auto holding = static_cast<int>(std::count_if(
       sites_.begin(), sites_.end(), [&](const auto& entry) { return holdsSlot(entry.second); }));
   int slots = std::min(options_.max_concurrent - holding, options_.max_running - running());
@@ -379,10 +400,10 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
     --slots;
     start(name, site);
   }
-  if (waiting) {  // come back when the first slot's time is up
+  if (waiting) {  // come back when the first slot's time is up, or its holder may be idle
     for (const auto& [name, site] : sites_) {
       if (holdsSlot(site))
-        wakeAt(site.attempt->started + options_.slot);
+        wakeAt(slotEnds(site));
     }
   }
   return next;

@@ -157,17 +157,26 @@ TEST(AgentConfig, TimeBoundsAndFairness) {
   EXPECT_EQ(defaults->document_timeout, std::chrono::seconds(60));
   EXPECT_EQ(defaults->attempt_deadline, std::chrono::seconds(1800));
   EXPECT_EQ(defaults->pull_slot, std::chrono::seconds(60));
+  EXPECT_EQ(defaults->pull_slot_idle, std::chrono::seconds(2));
+  EXPECT_EQ(defaults->shared_blob_proof, "head");
   EXPECT_EQ(defaults->max_running_pulls, 8);
   auto config = parseAgentConfig(
       R"({"minTransferRateBytesPerSecond": 1000, "documentTimeoutSeconds": 5,
-          "attemptDeadlineSeconds": 90, "pullSlotSeconds": 7, "maxConcurrentPulls": 3})",
+          "attemptDeadlineSeconds": 90, "pullSlotSeconds": 7, "maxConcurrentPulls": 3,
+          "pullSlotIdleSeconds": 4, "sharedBlobProof": "fetch"})",
       {});
   ASSERT_TRUE(config.ok()) << config.error().message;
   EXPECT_EQ(config->min_transfer_rate, 1000);
   EXPECT_EQ(config->document_timeout, std::chrono::seconds(5));
   EXPECT_EQ(config->attempt_deadline, std::chrono::seconds(90));
   EXPECT_EQ(config->pull_slot, std::chrono::seconds(7));
+  EXPECT_EQ(config->pull_slot_idle, std::chrono::seconds(4));
+  EXPECT_EQ(config->shared_blob_proof, "fetch");
   EXPECT_EQ(config->max_running_pulls, 12);  // four times maxConcurrentPulls unless set
+  auto wrong = parseAgentConfig(R"({"sharedBlobProof": "ranges"})", {});
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().message.find("sharedBlobProof"), std::string::npos)
+      << wrong.error().message;
 }
 
 }  // namespace

@@ -28,10 +28,12 @@ class ScriptedRunner final : public SiteAttemptRunner {
     unless_[site] = refresh_of.empty() ? std::nullopt
                                        : std::optional<std::string>(refresh_of[0].resolved_digest);
     refresh_of_[site] = refresh_of;
+    activity_[site] = &activity;
     ++running_;
     max_running_ = std::max(max_running_, running_);
     changed_.wait(lock, stop, [&] { return !queued_[site].empty(); });
     --running_;
+    activity_.erase(site);
     if (queued_[site].empty()) {
       SiteAttemptResult cancelled;
       cancelled.kind = SiteAttemptResult::Kind::kCancelled;
@@ -60,6 +62,15 @@ class ScriptedRunner final : public SiteAttemptRunner {
     std::lock_guard lock(mutex_);
     return calls_[site];
   }
+  // The running attempt of `site` reports this much received.
+  void progress(const std::string& site, int64_t bytes) {
+    std::lock_guard lock(mutex_);
+    activity_.at(site)->update(SiteProgress{0, 1, bytes, 1 << 30});
+  }
+  bool isRunning(const std::string& site) {
+    std::lock_guard lock(mutex_);
+    return activity_.count(site) != 0;
+  }
   int maxRunning() {
     std::lock_guard lock(mutex_);
     return max_running_;
@@ -82,6 +93,7 @@ class ScriptedRunner final : public SiteAttemptRunner {
   std::map<std::string, int> calls_;
   std::map<std::string, std::optional<std::string>> unless_;
   std::map<std::string, std::vector<PublishedImage>> refresh_of_;
+  std::map<std::string, SiteActivity*> activity_;
   int running_ = 0;
   int max_running_ = 0;
 };
@@ -386,10 +398,12 @@ TEST_F(ReconcilerTest, AtMostMaxConcurrentAttemptsRunAndTheRestWait) {
 
 TEST_F(ReconcilerTest, AttemptsPastTheirSlotTimeLetWaitingSitesStartUpToTheHardCap) {
   // "slow-a" and "slow-b" never finish on their own (registries that dribble); the others wait.
+  // (Their lack of progress is left out here: slot_idle is longer than the slot.)
   reconciler_.reset();
   reconciler_ = std::make_unique<Reconciler>(
       runner_, clock_, random_, store_, metrics_, [] {},
-      ReconcilerOptions{2, seconds(60), 3, seconds(10), seconds(40)});
+      ReconcilerOptions{2, seconds(60), 3, seconds(10), seconds(40), seconds(30), seconds(300),
+                        false, seconds(3600)});
   reconciler_->update(files({{"slow-a", "1"}, {"slow-b", "1"}, {"web", "1"}, {"zz", "1"}}));
   auto wake = reconciler_->step();
   EXPECT_EQ(reconciler_->running(), 2);
@@ -411,6 +425,36 @@ TEST_F(ReconcilerTest, AttemptsPastTheirSlotTimeLetWaitingSitesStartUpToTheHardC
   EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
   EXPECT_EQ(state("zz")->phase, SitePhase::kPulling);  // took the freed place
   for (const char* site : {"slow-a", "slow-b", "zz"})
+    runner_.push(site, published("1", std::string("sha256:") + site));
+  settle();
+}
+
+// A slot measures work, not waiting: an attempt that receives nothing (a registry that trickles
+// or hangs) for slot_idle lets a waiting site start beside it; one that keeps working holds on.
+TEST_F(ReconcilerTest, AnAttemptThatOnlyWaitsLetsAWaitingSiteStart) {
+  reconciler_.reset();
+  reconciler_ = std::make_unique<Reconciler>(
+      runner_, clock_, random_, store_, metrics_, [] {},
+      ReconcilerOptions{2, seconds(60), 8, seconds(10), seconds(40), seconds(30), seconds(300),
+                        false, seconds(5)});
+  reconciler_->update(files({{"a-busy", "1"}, {"b-hanging", "1"}, {"c-honest", "1"}}));
+  auto wake = reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 2);
+  ASSERT_TRUE(wake.has_value());
+  EXPECT_EQ(*wake, clock_.now() + seconds(5));  // when the first holder may turn out idle
+  for (int i = 0; i < 500 && !(runner_.isRunning("a-busy") && runner_.isRunning("b-hanging"));
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  clock_.advance(seconds(3));
+  runner_.progress("a-busy", kSlotWorkBytes);
+  reconciler_->step();
+  EXPECT_EQ(state("c-honest")->phase, SitePhase::kPending);
+  clock_.advance(seconds(2));  // b-hanging: 5 s without work
+  reconciler_->step();
+  EXPECT_EQ(state("c-honest")->phase, SitePhase::kPulling);
+  EXPECT_EQ(reconciler_->running(), 3);
+  for (const char* site : {"a-busy", "b-hanging", "c-honest"})
     runner_.push(site, published("1", std::string("sha256:") + site));
   settle();
 }

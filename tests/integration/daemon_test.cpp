@@ -838,6 +838,47 @@ TEST_F(Daemon, ASitesDirectoryAwayForAMomentLosesNothingAndAReplacedOneIsFollowe
   EXPECT_EQ(siteState("web")["phase"], "published");
 }
 
+// A slot measures work, not waiting: with the default settings, an honest site added beside four
+// hostile ones (two registries dribbling their manifests, two that never answer) is published
+// within seconds, not after pullSlotSeconds (60).
+TEST_F(Daemon, AnHonestSiteBesideFourHostileOnesIsPublishedWithinSeconds) {
+  const std::string hostile = stack().proxy("proxy_anon");
+  auto dribbling = [](const std::string& repository) {
+    return json{{"match", "/v2/" + repository + "/manifests/"},
+                {"times", 1000},
+                {"action", "respond"},
+                {"headers", {{"Content-Type", "application/vnd.oci.image.manifest.v1+json"}}},
+                {"body", std::string(60000, ' ')},
+                {"rate", 400}};
+  };
+  auto hanging = [](const std::string& repository) {
+    return json{{"match", "/v2/" + repository + "/manifests/"},
+                {"times", 1000},
+                {"action", "hang"},
+                {"secs", 90}};
+  };
+  stack().setFaults(hostile, json::array({dribbling("hostile/a"), dribbling("hostile/b"),
+                                          hanging("hostile/c"), hanging("hostile/d")}));
+  auto anonymous = [](const std::string& image) {
+    return json{{"properties", {{"siteConfig", {{"linuxFxVersion", "DOCKER|" + image}}}}}};
+  };
+  json agent = agentConfig();
+  agent.erase("maxConcurrentPulls");  // every limit at its default
+  start(agent);
+  for (const char* name : {"a", "b", "c", "d"})
+    putSite(std::string(name) + "-hostile", anonymous(hostile + "/hostile/" + name + ":v1"));
+  ASSERT_TRUE(waitForSite("a-hostile", [](const json& state) {
+    return state.is_object() && state["phase"] == "pulling";
+  })) << log();
+
+  const auto added = std::chrono::steady_clock::now();
+  putSite("z-honest", anonymous(stack().registry("anon") + "/test/multi:v1"));
+  ASSERT_TRUE(waitForPublished("z-honest", stack().image("test/multi:v1")["digest"]))
+      << siteState("z-honest") << log();
+  EXPECT_LT(std::chrono::steady_clock::now() - added, seconds(15));
+  EXPECT_EQ(siteState("a-hostile")["phase"], "pulling");
+}
+
 TEST_F(Daemon, HostileSitesNeitherStopTheHostNorHoldEverySlot) {
   const std::string hostile = stack().proxy("proxy_anon");
   const std::string honest_image = stack().registry("anon") + "/test/multi:v1";
