@@ -86,6 +86,10 @@ int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment&
     std::printf("kept %d layer snapshots, %s on disk\n", report->snapshots_kept,
                 humanBytes(report->snapshot_bytes).c_str());
   }
+  std::printf(
+      "provenance: %d records kept (who served each blob, what each layer decompresses "
+      "to: pullagent images shows what each image is proven for), %d removed\n",
+      report->records_kept, report->records_removed);
   return kExitOk;
 }
 

@@ -14,6 +14,8 @@
 namespace pullagent::puller {
 namespace {
 
+constexpr std::chrono::seconds kTagCheckDeadline{120};
+
 // Counts the bytes received, including those fetched again after a resume.
 class TransferCounter final : public PullObserver {
  public:
@@ -110,9 +112,11 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
   TransferCounter counter;
 
   if (job.unless_tag_resolves_to && job.ref.tag && !job.ref.digest) {
-    Context check{&clock, job.stop, std::nullopt};
+    // Bounded on its own: a registry that hangs the check holds the site's refresh (and its
+    // share of the refresh requests) for two document timeouts at most, not the attempt's.
+    Context check{&clock, job.stop, clock.now() + kTagCheckDeadline};
     if (job.deadline)
-      check.deadline = clock.now() + *job.deadline;
+      check.deadline = std::min(*check.deadline, clock.now() + *job.deadline);
     ASSIGN_OR_RETURN(auto now_at, registry.resolveTag(*job.ref.tag, check));
     const BlobSource source{job.ref.domain, job.ref.repository};
     const bool same = now_at == *job.unless_tag_resolves_to;

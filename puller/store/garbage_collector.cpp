@@ -219,8 +219,11 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
   ProvenanceStore provenance(state_dir / "provenance");
   if (auto recorded = provenance.list()) {
     for (const auto& digest : recorded.value()) {
-      if (live.blobs.count(digest.hex()) == 0 && live.named.count(digest.hex()) == 0)
-        (void)provenance.remove(digest);
+      if (live.blobs.count(digest.hex()) != 0 || live.named.count(digest.hex()) != 0) {
+        ++report.records_kept;
+      } else if (provenance.remove(digest)) {
+        ++report.records_removed;
+      }
     }
   } else {
     spdlog::warn("gc: {}", recorded.error().describe());

@@ -15,6 +15,8 @@ struct GcReport {
   int blobs_removed = 0;
   int snapshots_removed = 0;
   int snapshots_kept = 0;
+  int records_removed = 0;  // provenance records of blobs neither stored nor named any more
+  int records_kept = 0;
   int64_t snapshot_bytes = 0;  // what the kept snapshots hold on disk
   int64_t bytes_freed = 0;
 };
@@ -28,7 +30,8 @@ struct GcReport {
 // (BundleRoots). With `discard_unpacked_layers` (containerd's option of that name), the blob of
 // a layer unpacked into its snapshot is not needed either: a pull reuses the snapshot without
 // fetching it (ImagePuller), at the price of the OCI layout in content/ no longer holding
-// whole images (nor can a flat publish use them without fetching them again).
+// whole images (nor can a flat publish use them without fetching them again). A blob's
+// provenance record (<state>/provenance) stays while the blob does or a kept image names it.
 // The caller holds the state lock exclusively.
 Result<GcReport> collectGarbage(const std::filesystem::path& state_dir,
                                 const std::set<Digest>& keep, bool keep_all,

@@ -204,6 +204,13 @@ TEST_F(Snapshots, GcRemovesExactlyTheSnapshotsNoKeptImageUses) {
       {PULLAGENT_BINARY, "gc", "--state", state_.string(), "--keep", digestOf("test/multi:v2")});
   ASSERT_EQ(gc.exit_code, 0) << gc.all();
   EXPECT_NE(gc.out.find("removed 1 images, 2 layer snapshots"), std::string::npos) << gc.out;
+  // v1's own config and two layers lose their provenance records with their blobs; v2's config
+  // and two layers keep theirs (its manifest has none: manifests are always fetched).
+  EXPECT_NE(gc.out.find("provenance: 3 records kept"), std::string::npos) << gc.out;
+  EXPECT_NE(gc.out.find(", 3 removed"), std::string::npos) << gc.out;
+  const auto v1_layers = stack().image("test/multi:v1")["layers"];
+  EXPECT_FALSE(fs::exists(state_ / "provenance" /
+                          (v1_layers[1]["digest"].get<std::string>().substr(7) + ".json")));
   const auto left = snapshotDirs();
   EXPECT_EQ(left.size(), 2u);
   for (const auto& name : left)
