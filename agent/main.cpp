@@ -129,11 +129,11 @@ int main(int argc, char** argv) {
   const std::string command = args[0];
   args.erase(args.begin());
   if (command == "pull")
-    return pullagent::agent::runPullCommand(args, env);
+    return pullagent::agent::runPullCommand(args, env, environment);
   if (command == "gc")
-    return pullagent::agent::runGcCommand(args, env);
+    return pullagent::agent::runGcCommand(args, env, environment);
   if (command == "mount")
-    return pullagent::agent::runMountCommand(args, env);
+    return pullagent::agent::runMountCommand(args, env, environment);
   if (command == "unmount")
     return pullagent::agent::runUnmountCommand(args, env);
   if (command == "status")

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "agent/cli/state_dir_option.h"
 #include "agent/common/args.h"
 #include "agent/common/exit_codes.h"
 #include "agent/common/log_options.h"
@@ -23,7 +24,9 @@ constexpr const char* kGcUsage =
 Removes published images under DIR/images that are not kept, then every blob no remaining image
 uses. Kept: the images the service's sites publish (DIR/sites/*.json) and those in --keep; when
 there are no sites and no --keep, every image (a state dir used by `pullagent pull` alone).
-  --state DIR     state directory (default /var/lib/pullagent)
+  --state DIR     state directory (default: the agent config's stateDir, else
+                  /var/lib/pullagent); it must exist
+  --config FILE   agent config naming the state dir (default /etc/pullagent/agent.json)
   --keep LIST     manifest digests (sha256:...) of more images to keep
   --discard-unpacked-layers
                   also remove the blobs of layers unpacked into their snapshots (pulls reuse
@@ -32,8 +35,9 @@ there are no sites and no --keep, every image (a state dir used by `pullagent pu
 
 }  // namespace
 
-int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env) {
-  auto parsed = parseArgs(argv, {"state", "keep", "log-level", "log-format"},
+int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env,
+                 const std::map<std::string, std::string>& environment) {
+  auto parsed = parseArgs(argv, {"state", "config", "keep", "log-level", "log-format"},
                           {"help", "discard-unpacked-layers"});
   if (!parsed || parsed->flag("help") || !parsed->positionals.empty()) {
     if (!parsed)
@@ -45,7 +49,12 @@ int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment&
     std::cerr << "pullagent gc: " << logging.error().message << "\n";
     return kExitUsage;
   }
-  const std::filesystem::path state = parsed->option("state").value_or("/var/lib/pullagent");
+  auto chosen = existingStateDir(parsed.value(), environment);
+  if (!chosen) {
+    spdlog::error("gc: {}", chosen.error().describe());
+    return exitCodeFor(chosen.error());
+  }
+  const std::filesystem::path state = chosen.value();
   std::set<puller::Digest> keep;
   if (auto list = parsed->option("keep")) {
     std::stringstream items(*list);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@ namespace pullagent::agent {
 
 // `pullagent gc [--state DIR] [--keep DIGEST[,DIGEST...]]`: removes published images not kept
 // and every blob no remaining image needs. Returns the process exit code.
-int runGcCommand(const std::vector<std::string>& args, const ProcessEnvironment& env);
+int runGcCommand(const std::vector<std::string>& args, const ProcessEnvironment& env,
+                 const std::map<std::string, std::string>& environment);
 
 }  // namespace pullagent::agent

@@ -70,7 +70,7 @@ int runImagesCommand(const std::vector<std::string>& argv, const ProcessEnvironm
     std::cerr << "pullagent images: " << logging.error().message << "\n";
     return kExitUsage;
   }
-  auto state = stateDirOption(parsed.value(), environment);
+  auto state = existingStateDir(parsed.value(), environment);
   if (!state) {
     std::cerr << "pullagent images: " << state.error().describe() << "\n";
     return exitCodeFor(state.error());

@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include "agent/cli/state_dir_option.h"
 #include "agent/common/args.h"
 #include "agent/common/exit_codes.h"
 #include "agent/common/log_options.h"
@@ -26,7 +27,9 @@ IMAGE is the manifest digest (sha256:...), the image's directory (DIR/images/<he
 bundle published with `pullagent pull --bundle` (its layers in the same --state).
 
 options:
-  --state DIR         the state dir (default /var/lib/pullagent)
+  --state DIR         the state dir (default: the agent config's stateDir, else
+                      /var/lib/pullagent); it must exist
+  --config FILE       agent config naming the state dir (default /etc/pullagent/agent.json)
   --upper DIR         the writable layer
   --work DIR          overlayfs's work directory, beside --upper
   --log-level LEVEL   trace, debug, info (default), warn, error
@@ -72,8 +75,10 @@ Result<std::vector<fs::path>> layerDirectories(const fs::path& image_dir, const 
 
 }  // namespace
 
-int runMountCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env) {
-  auto parsed = parseArgs(argv, {"state", "upper", "work", "log-level", "log-format"}, {"help"});
+int runMountCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env,
+                    const std::map<std::string, std::string>& environment) {
+  auto parsed =
+      parseArgs(argv, {"state", "config", "upper", "work", "log-level", "log-format"}, {"help"});
   if (!parsed || parsed->flag("help") || parsed->positionals.size() != 2 ||
       parsed->option("upper").has_value() != parsed->option("work").has_value()) {
     if (!parsed)
@@ -85,7 +90,10 @@ int runMountCommand(const std::vector<std::string>& argv, const ProcessEnvironme
     std::cerr << "pullagent mount: " << logging.error().message << "\n";
     return kExitUsage;
   }
-  const fs::path state = fs::absolute(parsed->option("state").value_or("/var/lib/pullagent"));
+  auto chosen = existingStateDir(parsed.value(), environment);
+  if (!chosen)
+    return fail("mount", chosen.error());
+  const fs::path state = fs::absolute(chosen.value());
   auto image_dir = imageDirectory(parsed->positionals[0], state);
   if (!image_dir)
     return fail("mount", image_dir.error());

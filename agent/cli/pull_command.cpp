@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "agent/cli/pull_outcome.h"
+#include "agent/cli/state_dir_option.h"
 #include "agent/common/args.h"
 #include "agent/common/exit_codes.h"
 #include "agent/common/log_options.h"
@@ -20,7 +21,8 @@ namespace pullagent::agent {
 namespace {
 
 constexpr const char* kPullUsage =
-    R"(usage: pullagent pull IMAGE (--dest DIR | --rootfs DIR | --bundle DIR | --state DIR)
+    R"(usage: pullagent pull IMAGE (--dest DIR | --rootfs DIR | --bundle DIR | --state DIR |
+                      --config FILE)
                       [options]
 
 Pulls IMAGE (blobs verified, resumable) and, unless only --dest is given, unpacks it and
@@ -31,8 +33,11 @@ where:
   --rootfs DIR            publish the image's root filesystem at DIR
   --bundle DIR            publish an OCI runtime bundle (config.json + rootfs/) at DIR; over
                           snapshots, rootfs/ is a mount point (pullagent mount DIR TARGET)
-  --state DIR             content store and published images (default /var/lib/pullagent);
-                          alone, publishes the bundle at DIR/images/<manifest digest>
+  --state DIR             content store and published images (default: the agent config's
+                          stateDir, else /var/lib/pullagent); alone, publishes the bundle at
+                          DIR/images/<manifest digest>
+  --config FILE           agent config naming the state dir (default /etc/pullagent/agent.json);
+                          alone, publishes there as --state does
   --storage MODE          how bundles (--bundle, or --state alone) keep root filesystems:
                           overlay (each layer unpacked once into the state dir's snapshots,
                           shared by every image), flat (a tree per image) or auto (default:
@@ -106,15 +111,34 @@ int fail(const Error& error) {
 
 }  // namespace
 
-int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env) {
-  auto parsed = parseArgs(
-      argv,
-      {"dest", "rootfs", "bundle", "state", "creds", "username", "ca", "platform", "concurrency",
-       "connect-timeout", "stall-timeout", "retries", "deadline", "seccomp-profile", "storage",
-       "shared-blob-proof", "log-level", "log-format", "hosts-dir"},
-      {"insecure", "password-stdin", "allow-skip-verify", "help"});
+int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env,
+                   const std::map<std::string, std::string>& environment) {
+  auto parsed = parseArgs(argv,
+                          {"dest",
+                           "rootfs",
+                           "bundle",
+                           "state",
+                           "creds",
+                           "username",
+                           "ca",
+                           "platform",
+                           "concurrency",
+                           "connect-timeout",
+                           "stall-timeout",
+                           "retries",
+                           "deadline",
+                           "seccomp-profile",
+                           "storage",
+                           "shared-blob-proof",
+                           "log-level",
+                           "log-format",
+                           "hosts-dir",
+                           "config"},
+                          {"insecure", "password-stdin", "allow-skip-verify", "help"});
+  // --config alone publishes into the state dir it names, as --state does.
   const bool has_target = parsed && (parsed->option("dest") || parsed->option("rootfs") ||
-                                     parsed->option("bundle") || parsed->option("state"));
+                                     parsed->option("bundle") || parsed->option("state") ||
+                                     parsed->option("config"));
   if (!parsed || parsed->flag("help") || parsed->positionals.size() != 1 || !has_target) {
     if (!parsed)
       std::cerr << "pullagent pull: " << parsed.error().message << "\n";
@@ -163,7 +187,14 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
     job.runtime.seccomp_profile =
         *profile == "none" ? std::nullopt : std::optional<std::filesystem::path>(*profile);
   }
-  job.state = args.option("state").value_or("/var/lib/pullagent");
+  const bool layout_only = args.option("dest") && !args.option("rootfs") &&
+                           !args.option("bundle") && !args.option("state");
+  if (!layout_only) {
+    auto state = chooseStateDir(args, environment);
+    if (!state)
+      return fail(state.error());
+    job.state = state->path;
+  }
   if (args.option("dest"))
     job.layout = std::filesystem::path(*args.option("dest"));
   if (auto fixed = args.option("rootfs") ? args.option("rootfs") : args.option("bundle"))

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@ namespace pullagent::agent {
 
 // `pullagent pull IMAGE --dest DIR ...`: pulls an image into an OCI image layout. Returns the
 // process exit code (see exit_codes.h).
-int runPullCommand(const std::vector<std::string>& args, const ProcessEnvironment& env);
+int runPullCommand(const std::vector<std::string>& args, const ProcessEnvironment& env,
+                   const std::map<std::string, std::string>& environment);
 
 }  // namespace pullagent::agent

@@ -107,7 +107,7 @@ int runStatusCommand(const std::vector<std::string>& argv, const ProcessEnvironm
     std::cerr << "pullagent status: " << logging.error().message << "\n";
     return kExitUsage;
   }
-  auto found = stateDirOption(parsed.value(), environment);
+  auto found = existingStateDir(parsed.value(), environment);
   if (!found) {
     std::cerr << "pullagent status: " << found.error().describe() << "\n";
     return exitCodeFor(found.error());

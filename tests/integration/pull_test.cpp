@@ -142,5 +142,57 @@ TEST_F(Pull, BadReferenceIsAUsageError) {
   EXPECT_NE(result.err.find("must be lowercase"), std::string::npos) << result.err;
 }
 
+// Every command finds the state dir the same way: --state, else the agent config's stateDir.
+// On a host whose agent config moves it, pull, images, status and gc work on the moved one.
+TEST_F(Pull, EveryCommandFindsTheStateDirTheAgentConfigNames) {
+  const std::filesystem::path moved = dest_.path() / "moved-state";
+  const std::filesystem::path config = dest_.path() / "agent.json";
+  writeFile(config, nlohmann::json{{"stateDir", moved.string()}}.dump());
+  const std::string image = stack().registry("anon") + "/test/multi:v1";
+  const std::string digest = stack().image("test/multi:v1")["digest"];
+  auto pulled = runProcess({PULLAGENT_BINARY, "pull", image, "--config", config.string(), "--ca",
+                            stack().ca(), "--storage", "flat"});
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.all();
+  EXPECT_TRUE(std::filesystem::exists(moved / "images" / digest.substr(7)));
+  auto images = runProcess({PULLAGENT_BINARY, "images", "--config", config.string(), "--json"});
+  ASSERT_EQ(images.exit_code, 0) << images.all();
+  EXPECT_NE(images.out.find(digest), std::string::npos) << images.out;
+  auto status = runProcess({PULLAGENT_BINARY, "status", "--config", config.string()});
+  EXPECT_EQ(status.exit_code, 0) << status.all();
+  // gc (which keeps every published image unless told which to keep) sees the moved dir's
+  // records: the image's config and its three layers.
+  auto gc = runProcess({PULLAGENT_BINARY, "gc", "--config", config.string()});
+  ASSERT_EQ(gc.exit_code, 0) << gc.all();
+  EXPECT_NE(gc.out.find("provenance: 4 records kept"), std::string::npos) << gc.out;
+  EXPECT_TRUE(std::filesystem::exists(moved / "images" / digest.substr(7)));
+}
+
+// A state dir that does not exist is an error naming it and where it came from, for every
+// command that only reads or collects: a typo must not look like an empty host.
+TEST_F(Pull, AStateDirThatDoesNotExistIsNamedByEveryCommandThatReadsIt) {
+  const std::string missing = (dest_.path() / "no-such-state").string();
+  const std::filesystem::path config = dest_.path() / "agent.json";
+  writeFile(config, nlohmann::json{{"stateDir", missing}}.dump());
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{"status"}, {"images"}, {"gc"}, {"mount", "sha256:00", "/tmp/x"}}) {
+    std::vector<std::string> by_option{PULLAGENT_BINARY};
+    by_option.insert(by_option.end(), command.begin(), command.end());
+    std::vector<std::string> by_config = by_option;
+    by_option.insert(by_option.end(), {"--state", missing});
+    by_config.insert(by_config.end(), {"--config", config.string()});
+    auto named = runProcess(by_option);
+    EXPECT_EQ(named.exit_code, 4) << command[0] << ": " << named.all();
+    EXPECT_NE(named.err.find("state directory " + missing + " (from --state) does not exist"),
+              std::string::npos)
+        << named.err;
+    auto configured = runProcess(by_config);
+    EXPECT_EQ(configured.exit_code, 4) << command[0] << ": " << configured.all();
+    EXPECT_NE(configured.err.find("(from stateDir in " + config.string() + ") does not exist"),
+              std::string::npos)
+        << configured.err;
+    EXPECT_FALSE(std::filesystem::exists(missing)) << command[0];
+  }
+}
+
 }  // namespace
 }  // namespace pullagent::testing

@@ -311,6 +311,25 @@ TEST_F(SharedBytes, ARedeployFromTheSameRepositoryFetchesOnlyTheNewLayer) {
   EXPECT_TRUE(requests(registry, base.substr(7)).empty());
 }
 
+// Two sites on one private repository, each with its own credentials accepted: the second
+// shares every byte the first fetched, and asks the registry for no blob at all.
+TEST_F(SharedBytes, TwoSitesOnOnePrivateRepositoryShareEveryByte) {
+  const std::string registry = stack().proxy("proxy_token");
+  const fs::path first = dest_ / "site-1";
+  const fs::path second = dest_ / "site-2";
+  auto one = pullState(registry + "/alice/app:v1",
+                       {"--creds", aliceTokenCreds(), "--rootfs", first.string()});
+  ASSERT_EQ(one.exit_code, 0) << one.all();
+  stack().reset(registry);
+  auto two = pullState(registry + "/alice/app:v1",
+                       {"--creds", aliceTokenCreds(), "--rootfs", second.string()});
+  ASSERT_EQ(two.exit_code, 0) << two.all();
+  EXPECT_NE(two.out.find("blobs:      0 downloaded, 3 already present"), std::string::npos)
+      << two.out;
+  EXPECT_TRUE(requests(registry, "/blobs/").empty());
+  EXPECT_EQ(readFile(first / "srv/secret.txt"), readFile(second / "srv/secret.txt"));
+}
+
 // The service's path (`--once --site`): an anonymous site whose registry names the private
 // image's digests publishes nothing of it.
 TEST_F(SharedBytes, AnAnonymousSiteCannotPublishAnotherSitesBasicAuthLayers) {
