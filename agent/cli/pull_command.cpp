@@ -69,6 +69,28 @@ options:
   --log-format FORMAT     text (default), journal or json
 )";
 
+// The options that take a value.
+const std::vector<std::string> kPullOptions{"dest",
+                                            "rootfs",
+                                            "bundle",
+                                            "state",
+                                            "config",
+                                            "creds",
+                                            "username",
+                                            "ca",
+                                            "platform",
+                                            "concurrency",
+                                            "retries",
+                                            "connect-timeout",
+                                            "stall-timeout",
+                                            "deadline",
+                                            "seccomp-profile",
+                                            "storage",
+                                            "shared-blob-proof",
+                                            "hosts-dir",
+                                            "log-level",
+                                            "log-format"};
+
 Result<int> parsePositive(const ParsedArgs& args, const std::string& name, int fallback) {
   auto text = args.option(name);
   if (!text)
@@ -113,32 +135,12 @@ int fail(const Error& error) {
 
 int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env,
                    const std::map<std::string, std::string>& environment) {
-  auto parsed = parseArgs(argv,
-                          {"dest",
-                           "rootfs",
-                           "bundle",
-                           "state",
-                           "creds",
-                           "username",
-                           "ca",
-                           "platform",
-                           "concurrency",
-                           "connect-timeout",
-                           "stall-timeout",
-                           "retries",
-                           "deadline",
-                           "seccomp-profile",
-                           "storage",
-                           "shared-blob-proof",
-                           "log-level",
-                           "log-format",
-                           "hosts-dir",
-                           "config"},
-                          {"insecure", "password-stdin", "allow-skip-verify", "help"});
+  auto parsed =
+      parseArgs(argv, kPullOptions, {"insecure", "password-stdin", "allow-skip-verify", "help"});
   // --config alone publishes into the state dir it names, as --state does.
-  const bool has_target = parsed && (parsed->option("dest") || parsed->option("rootfs") ||
-                                     parsed->option("bundle") || parsed->option("state") ||
-                                     parsed->option("config"));
+  const bool has_target =
+      parsed && (parsed->option("dest") || parsed->option("rootfs") || parsed->option("bundle") ||
+                 parsed->option("state") || parsed->option("config"));
   if (!parsed || parsed->flag("help") || parsed->positionals.size() != 1 || !has_target) {
     if (!parsed)
       std::cerr << "pullagent pull: " << parsed.error().message << "\n";
