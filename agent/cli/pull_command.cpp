@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <iostream>
+#include <set>
 
 #include "agent/cli/pull_outcome.h"
 #include "agent/cli/state_dir_option.h"
@@ -70,26 +71,26 @@ options:
 )";
 
 // The options that take a value.
-const std::vector<std::string> kPullOptions{"dest",
-                                            "rootfs",
-                                            "bundle",
-                                            "state",
-                                            "config",
-                                            "creds",
-                                            "username",
-                                            "ca",
-                                            "platform",
-                                            "concurrency",
-                                            "retries",
-                                            "connect-timeout",
-                                            "stall-timeout",
-                                            "deadline",
-                                            "seccomp-profile",
-                                            "storage",
-                                            "shared-blob-proof",
-                                            "hosts-dir",
-                                            "log-level",
-                                            "log-format"};
+const std::set<std::string> kPullOptions{"dest",
+                                         "rootfs",
+                                         "bundle",
+                                         "state",
+                                         "config",
+                                         "creds",
+                                         "username",
+                                         "ca",
+                                         "platform",
+                                         "concurrency",
+                                         "retries",
+                                         "connect-timeout",
+                                         "stall-timeout",
+                                         "deadline",
+                                         "seccomp-profile",
+                                         "storage",
+                                         "shared-blob-proof",
+                                         "hosts-dir",
+                                         "log-level",
+                                         "log-format"};
 
 Result<int> parsePositive(const ParsedArgs& args, const std::string& name, int fallback) {
   auto text = args.option(name);
