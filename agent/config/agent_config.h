@@ -52,8 +52,8 @@ struct AgentConfig {
   // Fairness: an attempt holds its slot for at most pull_slot; after that, waiting sites start
   // beside it, up to max_running_pulls attempts in all (a bound on threads).
   std::chrono::seconds pull_slot{60};
-  // A slot measures work, not waiting: an attempt that made no progress (256 KiB received or a
-  // layer done) for this long lets waiting sites start beside it, as one past its slot time does
+  // A slot measures work, not waiting: an attempt that received less than 256 KiB more in this
+  // long lets waiting sites start beside it, as one past its slot time does
   // (so that sites whose registries trickle or hang cannot keep an honest one waiting).
   std::chrono::seconds pull_slot_idle{2};
   int max_running_pulls = 8;

@@ -131,7 +131,8 @@ constexpr size_t kMinPublishingPasswordLength = 16;
 
 Result<std::optional<SiteConfig::PublishingCredentials>> readPublishingCredentials(
     const json& doc) {
-  const JsonReader credentials = JsonReader(doc, "site config")["publishingCredentials"];
+  // Errors show types only, never a value: the object holds the password.
+  const JsonReader credentials = JsonReader(doc, "site config")["publishingCredentials"].secret();
   if (credentials.missing())
     return std::optional<SiteConfig::PublishingCredentials>();
   if (!credentials.isObject())

@@ -89,6 +89,7 @@ class Daemon {
   void rescan();
   void collectGarbage();
   void reportStatus(bool force);
+  void learnWebhookKeys(const std::map<std::string, SiteFile>& sites);
 
   const ProcessEnvironment& env_;
   const std::map<std::string, std::string>& environment_;
@@ -105,6 +106,7 @@ class Daemon {
   RefreshBroker refreshes_{[this] { wake(); }};
   // The sites' own webhook keys, kept by the reconciler, read by the webhook server.
   SiteWebhookKeys site_webhooks_;
+  std::map<std::string, std::string> webhook_key_files_;  // the file hash each key was read from
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<ControlServer> control_server_;
@@ -201,6 +203,25 @@ void Daemon::rescan() {
   reconciler_->setSitesDirectoryError("");
   metrics_.setSitesDirectoryHealthy(true);
   reconciler_->update(sites.value());
+  learnWebhookKeys(sites.value());
+}
+
+void Daemon::learnWebhookKeys(const std::map<std::string, SiteFile>& sites) {
+  // From the config as it now reads (a new or changed file, the first scan): a site's own
+  // webhook works from the start, and a rotated password stops working at once.
+  for (const auto& [name, file] : sites) {
+    auto known = webhook_key_files_.find(name);
+    if (known != webhook_key_files_.end() && known->second == file.sha256)
+      continue;
+    webhook_key_files_[name] = file.sha256;
+    auto site = loadSiteConfig(file.path);
+    std::optional<SiteWebhookKeys::Key> key;
+    if (site && site->publishing) {
+      key = SiteWebhookKeys::keyOf(site->publishing->user,
+                                   site->publishing->password.revealForWire());
+    }
+    site_webhooks_.set(name, key);
+  }
 }
 
 void Daemon::collectGarbage() {

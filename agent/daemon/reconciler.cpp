@@ -37,7 +37,6 @@ struct Reconciler::Attempt {
   // The last time the attempt was seen doing work, and its progress then.
   std::chrono::steady_clock::time_point last_work;
   int64_t work_bytes = 0;
-  int work_layers = 0;
   // A refresh: the published unit whose tags are checked (empty: not a refresh), and the main
   // image's digest then (what "updated from" names).
   std::vector<PublishedImage> refresh_of;
@@ -59,6 +58,12 @@ Reconciler::Reconciler(SiteAttemptRunner& runner, const Clock& clock, Random& ra
 
 Reconciler::~Reconciler() {
   stopAll();
+  // Refreshes still queued on a site are answered: nobody waits for ever, and their requests
+  // free their share of the broker.
+  for (auto& [name, site] : sites_) {
+    for (const auto& [id, broker] : std::exchange(site.refresh_waiting, {}))
+      broker->record(id, {name, RefreshOutcome::kFailed, {}, {}, "the service was reconfigured"});
+  }
 }
 
 void Reconciler::save(Site& site) {
@@ -221,7 +226,7 @@ void Reconciler::finish(const std::string& name, Site& site) {
   const bool was_refresh = !attempt->refresh_of.empty();
   if (!result.config_sha256.empty()) {
     site.state.continuous_deployment = result.continuous_deployment;
-    if (webhook_keys_ != nullptr)
+    if (webhook_keys_ != nullptr && !site.removed)
       webhook_keys_->set(name, result.webhook_key);
   }
   SiteRefresh answer{name, RefreshOutcome::kFailed, attempt->from, {}, {}};
@@ -370,10 +375,10 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
       continue;
     Attempt& attempt = *site.attempt;
     const SiteProgress progress = attempt.activity.progress();
-    if (progress.bytes_done >= attempt.work_bytes + kSlotWorkBytes ||
-        progress.layers_done > attempt.work_layers) {
+    // Bytes received only: layers done are no measure (an image of many tiny layers, released
+    // one at a time, would keep its slot on nothing).
+    if (progress.bytes_done >= attempt.work_bytes + kSlotWorkBytes) {
       attempt.work_bytes = progress.bytes_done;
-      attempt.work_layers = progress.layers_done;
       attempt.last_work = now;
     }
   }
@@ -450,7 +455,8 @@ void Reconciler::refresh(const RefreshBroker::Request& request, RefreshBroker& b
     }
     spdlog::info("site {}: refresh asked for", name);
     site.refresh_due = true;
-    site.refresh_waiting.emplace_back(request.id, &broker);
+    if (request.awaited)  // a push's sender does not read outcomes back
+      site.refresh_waiting.emplace_back(request.id, &broker);
     if (!site.attempt)
       site.next_attempt = now;  // asked for now: the backoff of an earlier failure is waived
   }

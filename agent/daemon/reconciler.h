@@ -37,13 +37,14 @@ struct ReconcilerOptions {
   // The sites a previous run published re-resolve their tags when loaded (the agent config's
   // refreshOnStart; off here so that tests opt in).
   bool refresh_on_start = false;
-  // A slot measures work, not waiting: an attempt that made no progress (kSlotWorkBytes more
-  // received, or a layer done) for this long counts as past its slot time, so that sites whose
-  // registries trickle or hang cannot keep an honest one waiting for `slot`.
+  // A slot measures work, not waiting: an attempt that received less than kSlotWorkBytes more
+  // in this long counts as past its slot time, so that sites whose registries trickle or hang
+  // cannot keep an honest one waiting for `slot`. (Unpacking after the last byte then no longer
+  // holds a slot either: more attempts may run, up to max_running.)
   std::chrono::seconds slot_idle{2};
 };
 
-// The progress that counts as work for a slot: this many more bytes received (or a layer done).
+// The progress that counts as work for a slot: this many more bytes received.
 inline constexpr int64_t kSlotWorkBytes = 256 * 1024;
 
 // Keeps every site's published image equal to what its config asks for. The daemon's loop

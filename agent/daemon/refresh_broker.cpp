@@ -24,9 +24,10 @@ std::string_view toString(RefreshOutcome outcome) {
 }
 
 bool RefreshBroker::Tracked::done() const {
-  return begun && std::none_of(sites.begin(), sites.end(), [](const SiteRefresh& site) {
+  return begun &&
+         (!awaited || std::none_of(sites.begin(), sites.end(), [](const SiteRefresh& site) {
            return site.outcome == RefreshOutcome::kPending;
-         });
+         }));
 }
 
 void RefreshBroker::forgetFinished() {
@@ -50,8 +51,8 @@ std::optional<uint64_t> RefreshBroker::admit(Request request, std::string key, b
   for (const auto& [id, tracked] : requests_) {
     if (tracked.done())
       continue;
-    if (tracked.key == key)
-      return id;  // asked already: this one answers both
+    if (tracked.key == key && !tracked.begun)
+      return id;  // asked already and still queued: this one answers both
     if (tracked.push == push) {
       ++unfinished;
       if (push && tracked.repository == repository)
@@ -64,11 +65,13 @@ std::optional<uint64_t> RefreshBroker::admit(Request request, std::string key, b
   }
   const uint64_t id = next_id_++;
   request.id = id;
+  request.awaited = !push;
   submitted_.push_back(std::move(request));
   Tracked& tracked = requests_[id];  // known and not begun: pending until the loop takes it
   tracked.key = std::move(key);
   tracked.push = push;
   tracked.repository = std::move(repository);
+  tracked.awaited = !push;
   order_.push_back(id);
   forgetFinished();
   if (wake_)
@@ -87,13 +90,15 @@ std::optional<uint64_t> RefreshBroker::submit(std::vector<std::string> sites) {
 }
 
 std::optional<uint64_t> RefreshBroker::submitPush(PushEvent push) {
-  std::string repository = push.host + "/" + push.repository;
-  std::string key = "push\n" + repository + ":" + push.tag;
+  // Each field with its length: ("h/x", "y") is not ("h", "x/y"), whatever a payload holds.
+  auto field = [](const std::string& text) { return std::to_string(text.size()) + ":" + text; };
+  std::string repository = field(push.host) + field(push.repository);
+  std::string key = "push " + repository + field(push.tag);
   return admit(Request{0, {}, std::move(push)}, std::move(key), true, std::move(repository));
 }
 
 std::optional<uint64_t> RefreshBroker::submitSiteWebhook(const std::string& site) {
-  return admit(Request{0, {site}, std::nullopt}, "site\n" + site, true, "site:" + site);
+  return admit(Request{0, {site}, std::nullopt}, "site " + site, true, "site " + site);
 }
 
 std::vector<RefreshBroker::Request> RefreshBroker::take() {

@@ -37,13 +37,17 @@ struct SiteRefresh {
 // Refresh requests between the control endpoint (its HTTP threads) and the daemon's loop: the
 // endpoint submits and reads back, the loop takes what was submitted and records outcomes.
 //
-// Requests are coalesced: one that asks for what a request still unfinished asks (the same
-// sites, the same push) gets that request's id, so a flood of one request costs nothing more.
-// Capacity is split so that no source of requests takes another's: root's `pullagent refresh`
-// (the control socket) has kMaxRefreshRequests unfinished requests of its own, registry pushes
-// kMaxPushRequests, and the pushes of one repository at most kMaxPushesPerRepository of those
-// (a tenant whose tag check hangs fills its own share, not everyone's). A submit beyond its
-// share is refused; finished requests are kept for reading back, the oldest forgotten first.
+// Requests are coalesced: one that asks for what a request not yet taken by the loop asks (the
+// same sites, the same push) gets that request's id, so a flood of one request costs nothing
+// more (once the loop has begun a request, a new one is queued: what it asks may have changed
+// since, as a second push of a tag does). Pushes and sites' own webhooks are not waited for by
+// their sender: they are done once the loop has begun them (the sites' refreshes run on, merged
+// per site), so they hold capacity only while queued, and a tenant whose tag check hangs holds
+// nobody's share. Capacity is split so that no source of requests takes another's: root's
+// `pullagent refresh` (the control socket, which waits for outcomes) has kMaxRefreshRequests
+// unfinished requests of its own, pushes kMaxPushRequests queued, one repository (or one site's
+// webhook) at most kMaxPushesPerRepository of those. A submit beyond its share is refused;
+// finished requests are kept for reading back, the oldest forgotten first.
 class RefreshBroker {
  public:
   static constexpr size_t kMaxRefreshRequests = 16;
@@ -66,6 +70,8 @@ class RefreshBroker {
     uint64_t id = 0;
     std::vector<std::string> sites;  // empty: every site (unless `push` says which)
     std::optional<PushEvent> push;
+    // Its sender waits for each site's outcome (root's refresh); else it is done once begun.
+    bool awaited = true;
   };
   // The loop: what was submitted since the last call.
   std::vector<Request> take();
@@ -94,6 +100,7 @@ class RefreshBroker {
     std::string key;         // what it asks: equal keys coalesce while unfinished
     bool push = false;       // a registry push (else root's refresh)
     std::string repository;  // a push's registry/repository: its share of the pushes
+    bool awaited = true;
     bool done() const;
   };
   // An unfinished request asking `key`, or the share `push`/`repository` has left; the id of the

@@ -33,16 +33,15 @@ void SiteWebhookKeys::erase(const std::string& site) {
   keys_.erase(site);
 }
 
-std::optional<std::string> SiteWebhookKeys::siteFor(const std::string& user,
-                                                    const std::string& password) const {
+std::vector<std::string> SiteWebhookKeys::sitesFor(const std::string& user,
+                                                   const std::string& password) const {
   const Key offered = keyOf(user, password);
-  std::optional<std::string> found;
+  std::vector<std::string> found;
   std::lock_guard lock(mutex_);
   for (const auto& [site, key] : keys_) {
-    const bool match =
-        sameDigest(key.password_sha256, offered.password_sha256) && key.user == offered.user;
-    if (match && !found)
-      found = site;
+    const bool match = sameDigest(key.password_sha256, offered.password_sha256);
+    if (match && key.user == offered.user)
+      found.push_back(site);
   }
   return found;
 }

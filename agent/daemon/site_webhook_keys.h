@@ -4,6 +4,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace pullagent::agent {
 
@@ -24,9 +25,10 @@ class SiteWebhookKeys {
   // The site's key as its config now says (nothing: the site takes no webhook of its own).
   void set(const std::string& site, std::optional<Key> key);
   void erase(const std::string& site);
-  // The site these credentials are the key of. Every key is compared, each in constant time,
-  // so the time taken tells nothing about any password.
-  std::optional<std::string> siteFor(const std::string& user, const std::string& password) const;
+  // The sites these credentials are the key of (App Service's user-level deployment credentials
+  // may be shared by one user's sites). Every key is compared, each in constant time, so the
+  // time taken tells nothing about any password.
+  std::vector<std::string> sitesFor(const std::string& user, const std::string& password) const;
 
  private:
   mutable std::mutex mutex_;

@@ -56,17 +56,22 @@ ServerResponse siteWebhook(const ServerRequest& request, RefreshBroker& broker,
   if (request.method != "POST")
     return {405, "application/json", R"({"error":"POST a registry's webhook payload"})"};
   auto credentials = basicCredentials(request);
-  auto site = credentials ? sites.siteFor(credentials->first, credentials->second) : std::nullopt;
-  if (!site) {
+  const auto matching = credentials ? sites.sitesFor(credentials->first, credentials->second)
+                                    : std::vector<std::string>{};
+  if (matching.empty()) {
     return {401, "application/json",
             R"({"error":"the site's publishing credentials are missing or wrong"})"};
   }
-  auto id = broker.submitSiteWebhook(*site);
-  if (!id) {
-    return {503, "application/json",
-            R"({"error":"too many refreshes running; try again when some have finished"})"};
+  auto accepted = nlohmann::json::array();
+  for (const auto& site : matching) {
+    auto id = broker.submitSiteWebhook(site);
+    if (!id) {
+      return {503, "application/json",
+              R"({"error":"too many refreshes running; try again when some have finished"})"};
+    }
+    accepted.push_back({{"id", *id}, {"site", site}});
   }
-  return {202, "application/json", nlohmann::json{{"id", *id}, {"site", *site}}.dump()};
+  return {202, "application/json", nlohmann::json{{"refreshes", accepted}}.dump()};
 }
 
 }  // namespace

@@ -159,6 +159,7 @@ TEST(WebhookServer, ASitesOwnCredentialsRefreshThatSiteOnly) {
   auto accepted = post(basic("$web", "web-publishing-password-0123456789"));
   EXPECT_EQ(accepted.status, 202u);
   EXPECT_NE(accepted.body.find("\"site\":\"web\""), std::string::npos) << accepted.body;
+  EXPECT_EQ(accepted.body.find("api"), std::string::npos) << accepted.body;
   auto taken = broker.take();
   ASSERT_EQ(taken.size(), 1u);
   EXPECT_EQ(taken[0].sites, std::vector<std::string>{"web"});

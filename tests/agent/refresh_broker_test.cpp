@@ -84,6 +84,37 @@ TEST(RefreshBroker, TheSameRequestWhileUnfinishedIsCoalesced) {
   EXPECT_NE(broker.submit({"web", "api"}).value(), first);
 }
 
+// Once the loop has begun a request, the same request is queued anew (a second push of a tag
+// may name a new digest); a push is done once begun (its sender does not wait), so a site whose
+// tag check hangs holds no push capacity; repository names cannot be spliced into each other.
+TEST(RefreshBroker, ABegunRequestIsNotJoinedAndABegunPushHoldsNoShare) {
+  RefreshBroker broker(nullptr);
+  const PushEvent push{"reg.io", "app", "v1"};
+  const auto first = broker.submitPush(push).value();
+  broker.take();
+  broker.begin(first, {"web"});
+  EXPECT_TRUE(broker.status(first)->done);
+  const auto second = broker.submitPush(push).value();
+  EXPECT_NE(second, first);
+  broker.take();
+  broker.begin(second, {"web"});
+  for (size_t i = 0; i < 10 * RefreshBroker::kMaxPushesPerRepository; ++i) {
+    auto id = broker.submitPush({"reg.io", "app", "t" + std::to_string(i)});
+    ASSERT_TRUE(id.has_value()) << i;
+    broker.take();
+    broker.begin(*id, {"web"});
+  }
+  // Root's refresh waits for its outcomes, and is not done until they are recorded.
+  const auto refresh = broker.submit({"web"}).value();
+  broker.take();
+  broker.begin(refresh, {"web"});
+  EXPECT_FALSE(broker.status(refresh)->done);
+  // ("reg.io/x", "y") and ("reg.io", "x/y") are different repositories, each with its share.
+  for (size_t i = 0; i < RefreshBroker::kMaxPushesPerRepository; ++i)
+    ASSERT_TRUE(broker.submitPush({"reg.io/x", "y", "t" + std::to_string(i)}).has_value());
+  EXPECT_TRUE(broker.submitPush({"reg.io", "x/y", "t0"}).has_value());
+}
+
 // One tenant's pushes (its tag check hanging) fill its own share: another repository's pushes
 // and root's refresh still get through.
 TEST(RefreshBroker, OneRepositorysPushesCannotTakeAnothersCapacity) {
