@@ -4,9 +4,22 @@
 
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace pullagent {
+
+// Compares a credential offered by a peer with the expected one (or their digests) without an
+// early exit, so that the time taken says nothing about where they differ.
+inline bool constantTimeEquals(std::string_view offered, std::string_view expected) {
+  unsigned difference = offered.size() == expected.size() ? 0U : 1U;
+  for (size_t i = 0; i < offered.size(); ++i) {
+    const auto want =
+        expected.empty() ? 0U : static_cast<unsigned char>(expected[i % expected.size()]);
+    difference |= static_cast<unsigned>(static_cast<unsigned char>(offered[i])) ^ want;
+  }
+  return difference == 0U;
+}
 
 // A credential. Printing it in any way yields "<redacted>"; the raw value comes out only through
 // revealForWire(), called where it goes on the wire, so every such place is one grep away.

@@ -11,16 +11,8 @@
 namespace pullagent::agent {
 namespace {
 
-// Compares without an early exit, so that the time taken says nothing about the secret.
 bool sameSecret(const std::string& offered, const std::string& expected) {
-  if (expected.empty())
-    return false;
-  unsigned difference = offered.size() == expected.size() ? 0U : 1U;
-  for (size_t i = 0; i < offered.size(); ++i) {
-    const auto want = static_cast<unsigned char>(expected[i % expected.size()]);
-    difference |= static_cast<unsigned>(static_cast<unsigned char>(offered[i]) ^ want);
-  }
-  return difference == 0U;
+  return !expected.empty() && constantTimeEquals(offered, expected);
 }
 
 bool authorised(const ServerRequest& request, const Secret& secret) {
