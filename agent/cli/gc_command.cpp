@@ -12,8 +12,8 @@
 #include "agent/common/log_options.h"
 #include "agent/common/progress.h"
 #include "agent/site/site_state.h"
-#include "puller/store/garbage_collector.h"
-#include "puller/store/state_lock.h"
+#include "puller/state/garbage_collector.h"
+#include "puller/state/state_lock.h"
 
 namespace pullagent::agent {
 namespace {
@@ -54,7 +54,7 @@ int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment&
     spdlog::error("gc: {}", chosen.error().describe());
     return exitCodeFor(chosen.error());
   }
-  const std::filesystem::path state = chosen.value();
+  const puller::StateDir state = chosen.value();
   std::set<puller::Digest> keep;
   if (auto list = parsed->option("keep")) {
     std::stringstream items(*list);

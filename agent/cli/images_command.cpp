@@ -12,8 +12,8 @@
 #include "agent/common/progress.h"
 #include "agent/site/site_state.h"
 #include "base/redact.h"
+#include "puller/state/published_image.h"
 #include "puller/store/image_sources.h"
-#include "puller/unpack/published_image.h"
 
 namespace pullagent::agent {
 namespace {
@@ -34,7 +34,7 @@ image published before sources were recorded, which its next pull proves again).
 )";
 
 // Site names by published manifest digest.
-std::map<std::string, std::vector<std::string>> sitesByImage(const std::filesystem::path& state) {
+std::map<std::string, std::vector<std::string>> sitesByImage(const puller::StateDir& state) {
   std::map<std::string, std::vector<std::string>> sites;
   for (const auto& site : SiteStateStore(state).readAll()) {
     for (const auto& image : publishedUnit(site)) {
@@ -81,10 +81,10 @@ int runImagesCommand(const std::vector<std::string>& argv, const ProcessEnvironm
     return exitCodeFor(usage.error());
   }
   const auto sites = sitesByImage(state.value());
-  const puller::ProvenanceStore provenance(state.value() / "provenance");
+  const puller::ProvenanceStore provenance(state->provenance());
   auto sourcesOf = [&](const puller::Digest& digest) {
     std::vector<std::string> names;
-    for (const auto& source : puller::imageSources(state.value() / "content", provenance, digest))
+    for (const auto& source : puller::imageSources(state->content(), provenance, digest))
       names.push_back(source.str());
     return names;
   };

@@ -10,7 +10,7 @@
 #include "agent/common/log_options.h"
 #include "puller/snapshot/overlay_mount.h"
 #include "puller/snapshot/snapshot_store.h"
-#include "puller/unpack/published_image.h"
+#include "puller/state/published_image.h"
 
 namespace pullagent::agent {
 namespace {
@@ -47,10 +47,10 @@ int fail(const std::string& command, const Error& error) {
 
 // The image's directory: in the state dir from a digest, else the path given (an image
 // directory of the state dir, or a bundle published with --bundle over its snapshots).
-Result<fs::path> imageDirectory(const std::string& image, const fs::path& state) {
+Result<fs::path> imageDirectory(const std::string& image, const puller::StateDir& state) {
   if (image.starts_with("sha256:")) {
     ASSIGN_OR_RETURN(auto digest, puller::Digest::parse(image));
-    return state / "images" / digest.hex();
+    return state.image(digest);
   }
   return fs::absolute(image).lexically_normal();
 }
@@ -58,11 +58,12 @@ Result<fs::path> imageDirectory(const std::string& image, const fs::path& state)
 // The layer directories, top first. Derived from the image config the image was published
 // with and the state dir's snapshot store, never read as paths from a file: whatever is in the
 // image directory, only snapshots of this state dir are ever mounted.
-Result<std::vector<fs::path>> layerDirectories(const fs::path& image_dir, const fs::path& state) {
+Result<std::vector<fs::path>> layerDirectories(const fs::path& image_dir,
+                                               const puller::StateDir& state) {
   ASSIGN_OR_RETURN(auto published, puller::publishedRootfs(image_dir));
   if (published.flat)
     return std::vector<fs::path>{image_dir / "rootfs"};  // a plain tree (flat storage)
-  const puller::SnapshotStore snapshots(state / "snapshots");
+  const puller::SnapshotStore snapshots(state.snapshots());
   const auto& chain = published.chain;
   for (const auto& id : chain) {
     if (!snapshots.has(id)) {
@@ -93,7 +94,7 @@ int runMountCommand(const std::vector<std::string>& argv, const ProcessEnvironme
   auto chosen = existingStateDir(parsed.value(), environment);
   if (!chosen)
     return fail("mount", chosen.error());
-  const fs::path state = fs::absolute(chosen.value());
+  const puller::StateDir state(fs::absolute(chosen->root()));
   auto image_dir = imageDirectory(parsed->positionals[0], state);
   if (!image_dir)
     return fail("mount", image_dir.error());

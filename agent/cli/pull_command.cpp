@@ -196,7 +196,7 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
     auto state = chooseStateDir(args, environment);
     if (!state)
       return fail(state.error());
-    job.state = state->path;
+    job.state = state->dir;
   }
   if (args.option("dest"))
     job.layout = std::filesystem::path(*args.option("dest"));

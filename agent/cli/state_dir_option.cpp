@@ -9,7 +9,7 @@ namespace pullagent::agent {
 Result<StateDirChoice> chooseStateDir(const ParsedArgs& args,
                                       const std::map<std::string, std::string>& environment) {
   if (auto state = args.option("state"))
-    return StateDirChoice{*state, "--state"};
+    return StateDirChoice{puller::StateDir(*state), "--state"};
   const std::string file = args.option("config").value_or(kDefaultAgentConfigPath);
   ASSIGN_OR_RETURN(auto agent, loadAgentConfig(args.option("config"), environment));
   struct stat info {};
@@ -18,15 +18,15 @@ Result<StateDirChoice> chooseStateDir(const ParsedArgs& args,
                         read_file ? "stateDir in " + file : "the default (no " + file + ")"};
 }
 
-Result<std::filesystem::path> existingStateDir(
-    const ParsedArgs& args, const std::map<std::string, std::string>& environment) {
+Result<puller::StateDir> existingStateDir(const ParsedArgs& args,
+                                          const std::map<std::string, std::string>& environment) {
   ASSIGN_OR_RETURN(auto choice, chooseStateDir(args, environment));
   struct stat info {};
-  if (::stat(choice.path.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
-    return makeError(ErrorCode::kNotFound, "state directory " + choice.path.string() + " (from " +
-                                               choice.from + ") does not exist");
+  if (::stat(choice.dir.root().c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    return makeError(ErrorCode::kNotFound, "state directory " + choice.dir.root().string() +
+                                               " (from " + choice.from + ") does not exist");
   }
-  return choice.path;
+  return choice.dir;
 }
 
 }  // namespace pullagent::agent

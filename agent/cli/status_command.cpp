@@ -112,14 +112,14 @@ int runStatusCommand(const std::vector<std::string>& argv, const ProcessEnvironm
     std::cerr << "pullagent status: " << found.error().describe() << "\n";
     return exitCodeFor(found.error());
   }
-  const std::filesystem::path state_dir = found.value();
+  const puller::StateDir state_dir = found.value();
   std::vector<SiteState> states = SiteStateStore(state_dir).readAll();
   if (!parsed->positionals.empty()) {
     const std::string& wanted = parsed->positionals[0];
     std::erase_if(states, [&](const SiteState& state) { return state.site != wanted; });
     if (states.empty()) {
       std::cerr << "pullagent status: no site " << safeQuoted(wanted) << " in "
-                << safeQuoted(state_dir.string() + "/sites") << "\n";
+                << safeQuoted(state_dir.sites().string()) << "\n";
       return kExitNotFound;
     }
   }

@@ -147,8 +147,10 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   AgentConfig config;
   const SettingsReader read(doc);
 
-  RETURN_IF_ERROR(read.path("stateDir", config.state_dir));
-  RETURN_IF_ERROR(checkStateDir(doc["stateDir"], config.state_dir));
+  std::filesystem::path state_dir = config.state_dir.root();
+  RETURN_IF_ERROR(read.path("stateDir", state_dir));
+  RETURN_IF_ERROR(checkStateDir(doc["stateDir"], state_dir));
+  config.state_dir = puller::StateDir(state_dir);
   RETURN_IF_ERROR(read.path("sitesDir", config.sites_dir));
   if (!config.sites_dir.is_absolute())
     return doc["sitesDir"].error("must be an absolute path");

@@ -11,13 +11,14 @@
 #include "agent/identity/managed_identity.h"
 #include "base/error.h"
 #include "base/secret.h"
+#include "puller/state/state_dir.h"
 
 namespace pullagent::agent {
 
 // The agent's own configuration (/etc/pullagent/agent.json; systemd/agent.example.json).
 struct AgentConfig {
-  std::filesystem::path state_dir = "/var/lib/pullagent";
-  IdentityEndpoint identity;  // IMDS unless configured or IDENTITY_ENDPOINT is set
+  puller::StateDir state_dir;  // StateDir::kDefaultRoot unless stateDir says otherwise
+  IdentityEndpoint identity;   // IMDS unless configured or IDENTITY_ENDPOINT is set
   std::string acr_audience = "https://containerregistry.azure.net";
   std::optional<std::string> ca_bundle;  // trusted in addition to the system CAs
   // Fixed addresses for names (debugging, tests): {"myreg.azurecr.io": ["10.0.0.7"]}.

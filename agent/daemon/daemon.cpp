@@ -24,8 +24,8 @@
 #include "agent/daemon/systemd_notifier.h"
 #include "agent/daemon/webhook_server.h"
 #include "agent/site/storage_choice.h"
-#include "puller/store/garbage_collector.h"
-#include "puller/store/state_lock.h"
+#include "puller/state/garbage_collector.h"
+#include "puller/state/state_lock.h"
 
 namespace pullagent::agent {
 namespace {
@@ -278,7 +278,7 @@ int Daemon::run() {
   rescan();
   reconciler_->step();
   spdlog::info("pullagent ready: sites in {}, state in {}", agent_.sites_dir.string(),
-               agent_.state_dir.string());
+               agent_.state_dir.root().string());
   notifier_.notify("READY=1\nSTATUS=" + reconciler_->statusLine());
 
   const auto watchdog = notifier_.watchdogInterval();

@@ -8,7 +8,7 @@
 #include "agent/config/config_files.h"
 #include "agent/site/site_pull.h"
 #include "puller/oci/sha256.h"
-#include "puller/store/state_lock.h"
+#include "puller/state/state_lock.h"
 
 namespace pullagent::agent {
 namespace {
@@ -138,7 +138,7 @@ Result<std::shared_ptr<DaemonServices>> DaemonServices::create(AgentConfig agent
   services->identity_http = std::move(http);
   services->identities = std::make_unique<IdentityPool>(*services->identity_http, clock, random,
                                                         services->agent.identity);
-  ASSIGN_OR_RETURN(auto store, puller::ContentStore::open(services->agent.state_dir / "content"));
+  ASSIGN_OR_RETURN(auto store, puller::ContentStore::open(services->agent.state_dir.content()));
   services->store = std::move(store);
   return services;
 }
@@ -241,14 +241,13 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
       metrics_.bytesDownloaded(image.bytes_downloaded);
       metrics_.blobs(image.blobs_downloaded, image.blobs_present, image.blobs_not_needed);
       metrics_.snapshots(pulled.snapshots_reused, pulled.snapshots_unpacked);
-      published = PublishedImage{
-          container.image.str(),
-          image.manifest.digest.str(),
-          (services->agent.state_dir / "images" / image.manifest.digest.hex()).string(),
-          result.config_sha256,
-          clock_.wallNow(),
-          (image.index ? image.index->digest : image.manifest.digest).str(),
-          container.name};
+      published = PublishedImage{container.image.str(),
+                                 image.manifest.digest.str(),
+                                 services->agent.state_dir.image(image.manifest.digest).string(),
+                                 result.config_sha256,
+                                 clock_.wallNow(),
+                                 (image.index ? image.index->digest : image.manifest.digest).str(),
+                                 container.name};
       spdlog::info("site {}: {}{} ready ({}): {}", site_name,
                    container.name.empty() ? "" : container.name + " ", published.image,
                    published.digest, pulled.published);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "puller/state/state_dir.h"
 
 namespace pullagent::agent {
 
@@ -105,7 +106,7 @@ std::string formatUtc(std::chrono::system_clock::time_point at);
 // The state files of a state directory: <state>/sites/<site>.json.
 class SiteStateStore {
  public:
-  explicit SiteStateStore(std::filesystem::path state_dir) : dir_(std::move(state_dir) / "sites") {}
+  explicit SiteStateStore(const puller::StateDir& state) : dir_(state.sites()) {}
   const std::filesystem::path& dir() const { return dir_; }
   Status write(const SiteState& state) const;
   Status remove(const std::string& site) const;

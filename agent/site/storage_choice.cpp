@@ -11,7 +11,7 @@ bool isStorageMode(const std::string& mode) {
   return mode == "auto" || mode == "overlay" || mode == "flat";
 }
 
-Result<bool> chooseSnapshots(const std::string& mode, const std::filesystem::path& state_dir,
+Result<bool> chooseSnapshots(const std::string& mode, const puller::StateDir& state_dir,
                              bool privileged) {
   auto flat = [&](const std::string& why) {
     spdlog::info("storage: a plain root filesystem tree per image ({})", why);
@@ -26,7 +26,7 @@ Result<bool> chooseSnapshots(const std::string& mode, const std::filesystem::pat
   if (!privileged) {
     usable = makeError(ErrorCode::kPermissionDenied, "overlay snapshots need root");
   } else {
-    puller::SnapshotStore snapshots(state_dir / "snapshots");
+    puller::SnapshotStore snapshots(state_dir.snapshots());
     usable = snapshots.prepare();
     if (usable)
       usable = puller::probeOverlaySupport(snapshots.root());
@@ -37,7 +37,7 @@ Result<bool> chooseSnapshots(const std::string& mode, const std::filesystem::pat
     return flat("overlayfs is not usable here: " + usable.error().describe());
   }
   spdlog::info("storage: each layer unpacked once into {}, images composed with overlayfs",
-               (state_dir / "snapshots").string());
+               state_dir.snapshots().string());
   return true;
 }
 

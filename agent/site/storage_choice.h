@@ -4,6 +4,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "puller/state/state_dir.h"
 
 namespace pullagent::agent {
 
@@ -12,7 +13,7 @@ namespace pullagent::agent {
 // "auto" (overlay where it works: as root, with overlayfs able to use the state dir's
 // filesystem as an upper layer). Says which, and why, in one log line.
 // True for snapshots; an error when "overlay" is asked for and cannot work here.
-Result<bool> chooseSnapshots(const std::string& mode, const std::filesystem::path& state_dir,
+Result<bool> chooseSnapshots(const std::string& mode, const puller::StateDir& state_dir,
                              bool privileged);
 
 // Whether `mode` is one of the three.

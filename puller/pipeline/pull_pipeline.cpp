@@ -5,11 +5,11 @@
 #include <atomic>
 
 #include "puller/pipeline/pull_sources.h"
-#include "puller/snapshot/bundle_roots.h"
 #include "puller/snapshot/chain_id.h"
+#include "puller/state/bundle_roots.h"
+#include "puller/state/state_lock.h"
 #include "puller/store/image_sources.h"
 #include "puller/store/oci_layout.h"
-#include "puller/store/state_lock.h"
 
 namespace pullagent::puller {
 namespace {
@@ -76,7 +76,7 @@ Result<std::unique_ptr<PullSources>> pullSources(const PullJob& job, HttpClient&
 
 Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, const PullJob& job) {
   const bool layout_only = job.layout && !job.target;
-  const std::filesystem::path store_root = job.layout ? *job.layout : job.state / "content";
+  const std::filesystem::path store_root = job.layout ? *job.layout : job.state.content();
   // Pulls into the state dir hold its lock shared: gc never collects what they fetch.
   std::optional<StateLock> state_lock;
   if (!layout_only) {
@@ -93,7 +93,7 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
   // Who served each blob, and what each layer decompresses to: kept beside the store the blobs
   // are in (an OCI layout of the caller's has its own; it never takes part in layer snapshots).
   ProvenanceStore provenance(job.layout ? *job.layout / ".pullagent-provenance"
-                                        : job.state / "provenance");
+                                        : job.state.provenance());
   RETURN_IF_ERROR(provenance.prepare());
 
   RetryPolicy policy;
@@ -147,7 +147,7 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
   std::optional<ImagePublisher> publisher;
   std::optional<SnapshotStore> snapshots;
   if (job.snapshots && job.form == PublishForm::kBundle && !job.layout) {
-    snapshots.emplace(job.state / "snapshots");
+    snapshots.emplace(job.state.snapshots());
     RETURN_IF_ERROR(snapshots->prepare());
   }
   if (!layout_only) {
@@ -156,7 +156,7 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
     publisher.emplace(
         *store, provenance,
         [&job](const PulledImage& image) {
-          return job.target ? *job.target : job.state / "images" / image.manifest.digest.hex();
+          return job.target ? *job.target : job.state.image(image.manifest.digest);
         },
         job.form, apply, pull_stop, /*reuse_existing=*/!job.target, job.runtime,
         snapshots ? &*snapshots : nullptr);

@@ -16,6 +16,7 @@
 #include "puller/pipeline/blob_reuse.h"
 #include "puller/pipeline/image_puller.h"
 #include "puller/registry/registry_source.h"
+#include "puller/state/state_dir.h"
 #include "puller/unpack/image_publisher.h"
 
 namespace pullagent::puller {
@@ -43,7 +44,7 @@ struct PullJob {
   bool insecure = false;
   int retries = 6;
   std::optional<std::chrono::seconds> deadline;
-  std::filesystem::path state = "/var/lib/pullagent";
+  StateDir state;  // StateDir::kDefaultRoot unless the caller names another
   std::optional<std::filesystem::path> layout;  // only pull, into this OCI layout
   std::optional<std::filesystem::path> target;  // publish here; else state/images/<digest>
   PublishForm form = PublishForm::kBundle;

@@ -110,7 +110,7 @@ Status Ingest::commit() {
 
 Result<std::unique_ptr<ContentStore>> ContentStore::open(const fs::path& root) {
   std::error_code ec;
-  for (const auto& dir : {root / "blobs" / "sha256", root / "ingest"}) {
+  for (const auto& dir : {blobsDir(root), root / "ingest"}) {
     fs::create_directories(dir, ec);
     if (ec)
       return errnoError(ec.value(), "create directory", dir);
@@ -119,7 +119,7 @@ Result<std::unique_ptr<ContentStore>> ContentStore::open(const fs::path& root) {
 }
 
 fs::path ContentStore::blobPath(const Digest& digest) const {
-  return root_ / "blobs" / "sha256" / digest.hex();
+  return blobsDir(root_) / digest.hex();
 }
 
 bool ContentStore::contains(const Digest& digest, int64_t size) const {

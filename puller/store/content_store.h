@@ -59,6 +59,10 @@ class Ingest {
 class ContentStore {
  public:
   static Result<std::unique_ptr<ContentStore>> open(const std::filesystem::path& root);
+  // Where a store rooted at `root` keeps its committed blobs, one file per sha256 hex digest.
+  static std::filesystem::path blobsDir(const std::filesystem::path& root) {
+    return root / "blobs" / "sha256";
+  }
 
   const std::filesystem::path& root() const { return root_; }
   std::filesystem::path blobPath(const Digest& digest) const;

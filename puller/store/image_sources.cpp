@@ -65,7 +65,7 @@ std::set<BlobSource> imageSources(const std::filesystem::path& content_root,
                                   const Platform* platform) {
   bool found = false;
   std::optional<std::set<BlobSource>> sources;
-  collect(content_root / "blobs" / "sha256", provenance, manifest, platform, 0, found, sources);
+  collect(ContentStore::blobsDir(content_root), provenance, manifest, platform, 0, found, sources);
   if (!found || !sources)
     return {};
   return *sources;

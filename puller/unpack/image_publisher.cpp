@@ -258,7 +258,7 @@ Status ImagePublisher::completeBundle(const PulledImage& image) {
     ASSIGN_OR_RETURN(spec, makeRuntimeSpec(config, root, runtime_));
   }
   for (auto [name, content] :
-       {std::pair{"config.json", &spec}, std::pair{"image-config.json", &config},
+       {std::pair{"config.json", &spec}, std::pair{kPublishedConfigFile, &config},
         std::pair{"manifest.json", &manifest}}) {
     RETURN_IF_ERROR(writeFileAtomic(staging_->dir() / name, *content));
   }

@@ -31,6 +31,8 @@ enum class PublishForm {
 // written last, published by the same rename as the tree. gc, reuse and mount go by it, never by
 // the directory alone. (A rootfs target has none: it is the container's root.)
 inline constexpr const char* kPublishedMarker = "pullagent-published";
+// The image config the image was published with, beside config.json (gc and `images` read it).
+inline constexpr const char* kPublishedConfigFile = "image-config.json";
 
 // Layer snapshots of one image unpacked at once, at most (and at most one per core).
 inline constexpr size_t kMaxParallelUnpacks = 4;

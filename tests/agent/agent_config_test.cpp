@@ -11,7 +11,7 @@ namespace {
 TEST(AgentConfig, DefaultsWhenEmpty) {
   auto config = parseAgentConfig("{}", {});
   ASSERT_TRUE(config.ok()) << config.error().message;
-  EXPECT_EQ(config->state_dir, "/var/lib/pullagent");
+  EXPECT_EQ(config->state_dir.root(), puller::StateDir::kDefaultRoot);
   EXPECT_EQ(config->identity.kind, IdentityEndpoint::Kind::kImds);
   EXPECT_EQ(config->acr_audience, "https://containerregistry.azure.net");
   EXPECT_EQ(config->storage, "auto");
@@ -33,7 +33,7 @@ TEST(AgentConfig, FieldsAndHostOverrides) {
           "hostOverrides":{"myreg.azurecr.io":["10.0.0.7","10.0.0.8"]}})",
       {});
   ASSERT_TRUE(config.ok()) << config.error().message;
-  EXPECT_EQ(config->state_dir, "/srv/pa");
+  EXPECT_EQ(config->state_dir.root(), "/srv/pa");
   EXPECT_EQ(config->concurrency, 8);
   EXPECT_EQ(config->stall_timeout, std::chrono::seconds(60));
   EXPECT_EQ(config->host_overrides.at("myreg.azurecr.io").size(), 2u);

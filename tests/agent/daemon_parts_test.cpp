@@ -86,7 +86,7 @@ TEST(SiteState, RoundTripsThroughItsJson) {
 
 TEST(SiteState, TheStoreWritesReadsAndRemoves) {
   TempDir dir;
-  SiteStateStore store(dir.path());
+  SiteStateStore store(puller::StateDir(dir.path()));
   SiteState a;
   a.site = "a";
   SiteState b;
@@ -133,7 +133,7 @@ TEST(SitesDirectory, TakesOnlySiteFilesAndFingerprintsTheirBytes) {
 
 TEST(SiteStateStore, AStateFileSpeaksOnlyForTheSiteItsNameNames) {
   TempDir dir;
-  SiteStateStore store(dir.path());
+  SiteStateStore store(puller::StateDir(dir.path()));
   SiteState web;
   web.site = "web";
   ASSERT_TRUE(store.write(web).ok());

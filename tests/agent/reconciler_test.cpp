@@ -155,7 +155,7 @@ class ReconcilerTest : public ::testing::Test {
   TempDir dir_{"reconciler"};
   FakeClock clock_;
   SetRandom random_;  // 1.0 unless a test says otherwise: the backoff is the whole ceiling
-  SiteStateStore store_{dir_.path()};
+  SiteStateStore store_{puller::StateDir(dir_.path())};
   Metrics metrics_;
   ScriptedRunner runner_;
   std::unique_ptr<Reconciler> reconciler_;

@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "puller/oci/sha256.h"
-#include "puller/store/state_lock.h"
+#include "puller/state/state_lock.h"
 #include "tests/integration/pull_fixture.h"
 #include "tests/support/image_view.h"
 
@@ -363,7 +363,8 @@ TEST_F(HostSide, TheGeneratedBundleRunsUnderRuncWithDockersDefaultsOnly) {
 TEST_F(HostSide, GcWaitingForTheStateLockEndsOnSigterm) {
   TempDir state("pullagent-host-gc");
   // A pull holds the state shared: gc waits for it, and SIGTERM must still end it.
-  auto held = puller::StateLock::acquire(state.path(), puller::StateLock::Mode::kShared);
+  auto held =
+      puller::StateLock::acquire(puller::StateDir(state.path()), puller::StateLock::Mode::kShared);
   ASSERT_TRUE(held.ok()) << held.error().message;
   BackgroundProcess gc({PULLAGENT_BINARY, "gc", "--state", state.path().string()});
   std::this_thread::sleep_for(std::chrono::milliseconds(500));

@@ -1,4 +1,4 @@
-#include "puller/store/garbage_collector.h"
+#include "puller/state/garbage_collector.h"
 
 #include <gtest/gtest.h>
 
@@ -39,8 +39,8 @@ TEST_F(GarbageCollector, RemovesUnkeptImagesAndUnusedBlobs) {
   fs::create_directories(image('b') / "rootfs");
   const Digest blob = Sha256::of("orphan");
   writeFile(state() / "content" / "blobs" / "sha256" / blob.hex(), "orphan");
-  auto report =
-      collectGarbage(state(), {Digest::parse("sha256:" + std::string(64, 'a')).value()}, false);
+  auto report = collectGarbage(StateDir(state()),
+                               {Digest::parse("sha256:" + std::string(64, 'a')).value()}, false);
   ASSERT_TRUE(report.ok()) << report.error().message;
   EXPECT_EQ(report->images_removed, 1);
   EXPECT_EQ(report->blobs_removed, 1);
@@ -52,7 +52,7 @@ TEST_F(GarbageCollector, NeverFollowsALinkedImagesOrBlobsDirectory) {
   // images/ and blobs/sha256/ replaced by links into the canary: nothing there may go.
   fs::remove_all(state() / "images");
   fs::create_directory_symlink(canary(), state() / "images");
-  auto images = collectGarbage(state(), {}, false);
+  auto images = collectGarbage(StateDir(state()), {}, false);
   ASSERT_FALSE(images.ok());
   EXPECT_EQ(images.error().code, ErrorCode::kPermissionDenied);
 
@@ -60,7 +60,7 @@ TEST_F(GarbageCollector, NeverFollowsALinkedImagesOrBlobsDirectory) {
   fs::create_directories(state() / "images");
   fs::remove_all(state() / "content" / "blobs" / "sha256");
   fs::create_directory_symlink(canary() / "sub", state() / "content" / "blobs" / "sha256");
-  auto blobs = collectGarbage(state(), {}, false);
+  auto blobs = collectGarbage(StateDir(state()), {}, false);
   ASSERT_FALSE(blobs.ok());
   EXPECT_EQ(blobs.error().code, ErrorCode::kPermissionDenied);
 }
@@ -70,7 +70,7 @@ TEST_F(GarbageCollector, AnImageIsRenamedAsideBeforeItIsDeletedAndLeftoversAreFi
   // under the published name; the next gc finishes it.
   fs::create_directories(state() / "images" / (".trash-" + std::string(64, 'c')) / "rootfs");
   fs::create_symlink(canary(), state() / "images" / (".trash-" + std::string(64, 'c')) / "l");
-  auto report = collectGarbage(state(), {}, false);
+  auto report = collectGarbage(StateDir(state()), {}, false);
   ASSERT_TRUE(report.ok()) << report.error().message;
   EXPECT_TRUE(fs::is_empty(state() / "images"));
 }
@@ -78,7 +78,7 @@ TEST_F(GarbageCollector, AnImageIsRenamedAsideBeforeItIsDeletedAndLeftoversAreFi
 TEST_F(GarbageCollector, AnImageWithALinkInsideIsRemovedWithoutFollowingIt) {
   fs::create_directories(image('d') / "rootfs");
   fs::create_directory_symlink(canary(), image('d') / "rootfs" / "etc");
-  auto report = collectGarbage(state(), {}, false);
+  auto report = collectGarbage(StateDir(state()), {}, false);
   ASSERT_TRUE(report.ok()) << report.error().message;
   EXPECT_FALSE(fs::exists(image('d')));
 }

@@ -185,7 +185,7 @@ class PullPipelineTest : public ::testing::Test {
   PullJob job(const std::string& tag) {
     PullJob job;
     job.ref = ref(tag);
-    job.state = dir_.path() / "state";
+    job.state = StateDir(dir_.path() / "state");
     job.runtime.seccomp_profile.reset();
     return job;
   }

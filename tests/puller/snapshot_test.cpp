@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "puller/oci/sha256.h"
-#include "puller/snapshot/bundle_roots.h"
 #include "puller/snapshot/chain_id.h"
 #include "puller/snapshot/overlay_mount.h"
 #include "puller/snapshot/snapshot_store.h"
+#include "puller/state/bundle_roots.h"
 #include "tests/support/privileges.h"
 #include "tests/support/temp_dir.h"
 
@@ -197,7 +197,7 @@ class BundleRootsTest : public ::testing::Test {
   pullagent::testing::TempDir dir;
   const fs::path state = dir / "state";
   const fs::path bundle = dir / "bundle";
-  const BundleRoots roots{state};
+  const BundleRoots roots{StateDir(state)};
 };
 
 TEST_F(BundleRootsTest, KeepABundlesChainsWhileItUsesSnapshotsAndForgetItAfter) {

@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "puller/oci/digest.h"
+#include "puller/state/state_dir.h"
 
 namespace pullagent::puller {
 
@@ -41,6 +42,6 @@ struct StateDiskUsage {
 
 // Walks the state dir's images, snapshots and blobs (st_blocks, each inode once per tree).
 // Reads only: run it beside a pull or the service (figures are those of the moment).
-Result<StateDiskUsage> stateDiskUsage(const std::filesystem::path& state_dir);
+Result<StateDiskUsage> stateDiskUsage(const StateDir& state);
 
 }  // namespace pullagent::puller

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "puller/oci/digest.h"
+#include "puller/state/state_dir.h"
 
 namespace pullagent::puller {
 
@@ -17,7 +18,7 @@ namespace pullagent::puller {
 // A bundle is kept by its path: one moved elsewhere is not.
 class BundleRoots {
  public:
-  explicit BundleRoots(std::filesystem::path state_dir);
+  explicit BundleRoots(const StateDir& state) : dir_(state.bundleRoots()) {}
 
   // The chain ids recorded for the bundle at `bundle` (an absolute path); none if no root.
   std::set<Digest> chains(const std::filesystem::path& bundle) const;

@@ -1,4 +1,4 @@
-#include "puller/unpack/published_image.h"
+#include "puller/state/published_image.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,6 +13,7 @@
 #include "puller/snapshot/chain_id.h"
 #include "puller/snapshot/overlay_mount.h"
 #include "puller/snapshot/snapshot_store.h"
+#include "puller/store/content_store.h"
 #include "puller/unpack/image_publisher.h"
 
 namespace pullagent::puller {
@@ -23,7 +24,8 @@ Result<PublishedRootfs> publishedRootfs(const fs::path& image_dir) {
   if (::lstat((image_dir / kPublishedMarker).c_str(), &info) != 0)
     return makeError(ErrorCode::kNotFound, "no image published at " + image_dir.string());
   const bool flat = ::lstat((image_dir / kRootfsMountsFile).c_str(), &info) != 0;
-  auto text = readRegularFile(image_dir / "image-config.json", static_cast<size_t>(kMaxConfigSize));
+  auto text =
+      readRegularFile(image_dir / kPublishedConfigFile, static_cast<size_t>(kMaxConfigSize));
   auto config = text ? parseImageConfig(*text) : Result<ImageConfigSummary>(text.error());
   if (!config) {
     if (flat)
@@ -33,9 +35,9 @@ Result<PublishedRootfs> publishedRootfs(const fs::path& image_dir) {
   return PublishedRootfs{flat, chainIds(config->diff_ids)};
 }
 
-Result<StateDiskUsage> stateDiskUsage(const fs::path& state_dir) {
+Result<StateDiskUsage> stateDiskUsage(const StateDir& state_dir) {
   StateDiskUsage usage;
-  const SnapshotStore snapshots(state_dir / "snapshots");
+  const SnapshotStore snapshots(state_dir.snapshots());
   std::map<Digest, int64_t> snapshot_bytes;
   if (auto present = snapshots.list()) {
     for (const auto& chain : *present)
@@ -48,14 +50,14 @@ Result<StateDiskUsage> stateDiskUsage(const fs::path& state_dir) {
   std::map<Digest, PublishedRootfs> rootfs;
   std::map<Digest, int> users;
   UniqueFd images(
-      ::open((state_dir / "images").c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      ::open(state_dir.images().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (images.valid()) {
     ASSIGN_OR_RETURN(auto names, ConfinedRoot::list(images.get(), "images"));
     for (const auto& name : names) {
       auto digest = Digest::parse("sha256:" + name);
       if (!digest)
         continue;  // staging directories and lock files
-      auto published = publishedRootfs(state_dir / "images" / name);
+      auto published = publishedRootfs(state_dir.images() / name);
       if (!published)
         continue;
       // An image lists a chain once even if its layers repeat one (a duplicated layer); a flat
@@ -76,7 +78,7 @@ Result<StateDiskUsage> stateDiskUsage(const fs::path& state_dir) {
   }
   for (const auto& [digest, published] : rootfs) {
     ImageDiskUsage image{digest, published.flat, published.chain.size(), 0, 0};
-    image.own_bytes = diskUsage(state_dir / "images" / digest.hex());
+    image.own_bytes = diskUsage(state_dir.image(digest));
     const std::set<Digest> chains =
         published.flat ? std::set<Digest>{}
                        : std::set<Digest>(published.chain.begin(), published.chain.end());
@@ -88,7 +90,7 @@ Result<StateDiskUsage> stateDiskUsage(const fs::path& state_dir) {
     }
     usage.images.push_back(image);
   }
-  usage.blob_bytes = diskUsage(state_dir / "content" / "blobs");
+  usage.blob_bytes = diskUsage(ContentStore::blobsDir(state_dir.content()));
   return usage;
 }
 

@@ -1,4 +1,4 @@
-#include "puller/snapshot/bundle_roots.h"
+#include "puller/state/bundle_roots.h"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -57,8 +57,6 @@ bool usesSnapshots(const fs::path& bundle) {
 }
 
 }  // namespace
-
-BundleRoots::BundleRoots(fs::path state_dir) : dir_(std::move(state_dir) / "bundle-roots") {}
 
 fs::path BundleRoots::fileFor(const fs::path& bundle) const {
   return dir_ / (Sha256::of(bundle.lexically_normal().string()).hex() + std::string(kRootSuffix));

@@ -1,4 +1,4 @@
-#include "puller/store/garbage_collector.h"
+#include "puller/state/garbage_collector.h"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -17,10 +17,12 @@
 #include "base/json_reader.h"
 #include "base/unique_fd.h"
 #include "puller/oci/manifest.h"
-#include "puller/snapshot/bundle_roots.h"
 #include "puller/snapshot/chain_id.h"
 #include "puller/snapshot/snapshot_store.h"
+#include "puller/state/bundle_roots.h"
+#include "puller/store/content_store.h"
 #include "puller/store/provenance.h"
+#include "puller/unpack/image_publisher.h"
 
 namespace pullagent::puller {
 namespace fs = std::filesystem;
@@ -76,8 +78,8 @@ void markManifest(const fs::path& blobs, const Digest& digest, Live& live,
 }
 
 // Removes the snapshots no kept image uses, and what interrupted runs left there.
-Status collectSnapshots(const fs::path& state_dir, const std::set<Digest>& live, GcReport& report) {
-  const SnapshotStore snapshots(state_dir / "snapshots");
+Status collectSnapshots(const StateDir& state, const std::set<Digest>& live, GcReport& report) {
+  const SnapshotStore snapshots(state.snapshots());
   snapshots.removeLeftovers();
   ASSIGN_OR_RETURN(auto present, snapshots.list());
   for (const auto& chain : present) {
@@ -128,19 +130,19 @@ Status removeImage(int images, const std::string& name) {
 
 }  // namespace
 
-Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest>& keep,
+Result<GcReport> collectGarbage(const StateDir& state_dir, const std::set<Digest>& keep,
                                 bool keep_all, bool discard_unpacked_layers) {
   GcReport report;
-  const SnapshotStore snapshot_store(state_dir / "snapshots");
+  const SnapshotStore snapshot_store(state_dir.snapshots());
   const SnapshotStore* discard = discard_unpacked_layers ? &snapshot_store : nullptr;
-  const fs::path blobs = state_dir / "content" / "blobs" / "sha256";
+  const fs::path blobs = ContentStore::blobsDir(state_dir.content());
   Live live;
   std::set<std::string> kept_images;
 
-  UniqueFd state(::open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd state(::open(state_dir.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!state.valid())
-    return errnoError(errno, "open", state_dir);
-  if (auto images = openDirectoryAt(state.get(), "images", state_dir / "images")) {
+    return errnoError(errno, "open", state_dir.root());
+  if (auto images = openDirectoryAt(state.get(), StateDir::kImages, state_dir.images())) {
     ASSIGN_OR_RETURN(auto names, ConfinedRoot::list(images->get(), "images"));
     for (const auto& name : names) {
       if (name.starts_with(kTrashPrefix)) {
@@ -155,7 +157,7 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
         markManifest(blobs, digest.value(), live, discard);
         // The config the image was published with, too: its snapshots stay even if a blob
         // went missing from the store.
-        markConfig(readSmall(state_dir / "images" / name / "image-config.json", kMaxConfigSize),
+        markConfig(readSmall(state_dir.images() / name / kPublishedConfigFile, kMaxConfigSize),
                    live);
         continue;
       }
@@ -174,12 +176,12 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
     markManifest(blobs, digest, live, discard);
   }
 
-  auto content = openDirectoryAt(state.get(), "content", state_dir / "content");
+  auto content = openDirectoryAt(state.get(), StateDir::kContent, state_dir.content());
   if (!content)
     return content.error().code == ErrorCode::kNotFound ? Result<GcReport>(report)
                                                         : Result<GcReport>(content.error());
   // index.json: keep the entries of kept images (and mark the indexes they came through).
-  const fs::path index_path = state_dir / "content" / "index.json";
+  const fs::path index_path = state_dir.content() / "index.json";
   auto index = parseJson(readSmall(index_path), "index.json");
   if (index && index->is_object()) {
     nlohmann::json remaining = nlohmann::json::array();
@@ -216,7 +218,7 @@ Result<GcReport> collectGarbage(const fs::path& state_dir, const std::set<Digest
   }
   // A blob's provenance stays while its bytes do or a kept image names it (a discarded layer's
   // record is how its snapshot is proven to be the layer).
-  ProvenanceStore provenance(state_dir / "provenance");
+  ProvenanceStore provenance(state_dir.provenance());
   if (auto recorded = provenance.list()) {
     for (const auto& digest : recorded.value()) {
       if (live.blobs.count(digest.hex()) != 0 || live.named.count(digest.hex()) != 0) {

@@ -1,4 +1,4 @@
-#include "puller/store/state_lock.h"
+#include "puller/state/state_lock.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -10,20 +10,20 @@
 
 namespace pullagent::puller {
 
-Result<StateLock> StateLock::acquire(const std::filesystem::path& state_dir, Mode mode) {
-  return lock(state_dir, mode, true);
+Result<StateLock> StateLock::acquire(const StateDir& state, Mode mode) {
+  return lock(state, mode, true);
 }
 
-Result<StateLock> StateLock::tryAcquire(const std::filesystem::path& state_dir, Mode mode) {
-  return lock(state_dir, mode, false);
+Result<StateLock> StateLock::tryAcquire(const StateDir& state, Mode mode) {
+  return lock(state, mode, false);
 }
 
-Result<StateLock> StateLock::lock(const std::filesystem::path& state_dir, Mode mode, bool wait) {
+Result<StateLock> StateLock::lock(const StateDir& state, Mode mode, bool wait) {
   std::error_code ec;
-  std::filesystem::create_directories(state_dir, ec);
+  std::filesystem::create_directories(state.root(), ec);
   if (ec)
-    return errnoError(ec.value(), "create directory", state_dir);
-  auto path = state_dir / "state.lock";
+    return errnoError(ec.value(), "create directory", state.root());
+  const auto path = state.lockFile();
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!fd.valid())
     return errnoError(errno, "open", path);

@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "puller/state/state_dir.h"
 
 namespace pullagent::puller {
 
@@ -12,14 +13,14 @@ namespace pullagent::puller {
 class StateLock {
  public:
   enum class Mode { kShared, kExclusive };
-  static Result<StateLock> acquire(const std::filesystem::path& state_dir, Mode mode);
+  static Result<StateLock> acquire(const StateDir& state, Mode mode);
   // Without waiting: kUnavailable while another holder has it (the daemon's collection skips a
   // turn rather than stall its loop behind a debugging pull).
-  static Result<StateLock> tryAcquire(const std::filesystem::path& state_dir, Mode mode);
+  static Result<StateLock> tryAcquire(const StateDir& state, Mode mode);
 
  private:
   explicit StateLock(UniqueFd fd) : fd_(std::move(fd)) {}
-  static Result<StateLock> lock(const std::filesystem::path& state_dir, Mode mode, bool wait);
+  static Result<StateLock> lock(const StateDir& state, Mode mode, bool wait);
   UniqueFd fd_;
 };
 
