@@ -31,7 +31,7 @@ foreach(file IN LISTS FILES)
 endforeach()
 if(violations)
   list(JOIN violations "\n  " text)
-  message(FATAL_ERROR "Module ${MODULE} includes against the module graph (declare the dependency in "
+  message(FATAL_ERROR "${MODULE} includes against the module graph (declare the dependency in "
                       "its CMakeLists.txt, or move the code below both):\n  ${text}")
 endif()
 file(TOUCH "${STAMP}")

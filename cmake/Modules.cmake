@@ -1,7 +1,9 @@
 # Modules: one static library per directory, with the modules it may use declared. The build
 # enforces the direction: every module's sources and headers are scanned (cmake/CheckIncludes.cmake)
 # before it compiles, and an `#include "<module>/..."` of a module that is neither the module
-# itself nor among its declared dependencies (transitively) fails the build, naming the file.
+# itself nor one of its declared dependencies fails the build, naming the file. Declared means
+# directly: a module that includes a header of base declares base, even if another of its
+# dependencies brings base along. The executable and the test suites are checked the same way.
 # Abseil's per-component targets are the model; the include graph stays a DAG by construction.
 #
 #   pullagent_module(<name> DIR <dir> SOURCES <files...> DEPENDS <modules...>
@@ -25,27 +27,39 @@ function(pullagent_module name)
   endforeach()
   target_link_libraries(${target} PUBLIC ${deps} ${M_PUBLIC_LIBS} PRIVATE ${M_PRIVATE_LIBS})
 
-  # What the module may include: its own directory and, transitively, its dependencies'.
-  set(allowed "${M_DIR}")
-  foreach(dep IN LISTS M_DEPENDS)
-    get_property(dep_allowed GLOBAL PROPERTY PULLAGENT_MODULE_ALLOWED_${dep})
-    list(APPEND allowed ${dep_allowed})
-  endforeach()
-  list(REMOVE_DUPLICATES allowed)
-  set_property(GLOBAL PROPERTY PULLAGENT_MODULE_ALLOWED_${name} "${allowed}")
+  set_property(GLOBAL PROPERTY PULLAGENT_MODULE_DIR_${name} "${M_DIR}")
+  set_property(GLOBAL APPEND PROPERTY PULLAGENT_MODULE_NAMES ${name})
   set_property(GLOBAL APPEND PROPERTY PULLAGENT_MODULES "${M_DIR}")
 
   file(GLOB headers CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/${M_DIR}/*.h")
-  set(stamp "${CMAKE_CURRENT_BINARY_DIR}/${name}.includes-checked")
+  pullagent_check_includes(${target} NAME "module ${name}" DIR "${M_DIR}"
+                           FILES ${M_SOURCES} ${headers} DEPENDS ${M_DEPENDS})
+endfunction()
+
+# Checks, before `target` compiles, that FILES include only headers of DIR (when given) and of
+# the modules in DEPENDS: direct dependencies, not what they bring along, so that every module,
+# the executable and the test suites declare what they use. NAME is how errors call it.
+function(pullagent_check_includes target)
+  cmake_parse_arguments(PARSE_ARGV 1 C "" "NAME;DIR" "FILES;DEPENDS")
+  set(allowed ${C_DIR})
+  foreach(dep IN LISTS C_DEPENDS)
+    get_property(dep_dir GLOBAL PROPERTY PULLAGENT_MODULE_DIR_${dep})
+    if(NOT dep_dir)
+      message(FATAL_ERROR "${C_NAME}: dependency ${dep} is not a module defined before it")
+    endif()
+    list(APPEND allowed "${dep_dir}")
+  endforeach()
+  string(MAKE_C_IDENTIFIER "${target}" stamp_name)
+  set(stamp "${CMAKE_CURRENT_BINARY_DIR}/${stamp_name}.includes-checked")
   add_custom_command(
     OUTPUT "${stamp}"
-    COMMAND ${CMAKE_COMMAND} "-DMODULE=${name}" "-DALLOWED=${allowed}"
-            "-DFILES=${M_SOURCES};${headers}" "-DSTAMP=${stamp}"
+    COMMAND ${CMAKE_COMMAND} "-DMODULE=${C_NAME}" "-DALLOWED=${allowed}"
+            "-DFILES=${C_FILES}" "-DSTAMP=${stamp}"
             "-DMODULES_FILE=${PROJECT_BINARY_DIR}/pullagent-modules.txt"
             -P "${PROJECT_SOURCE_DIR}/cmake/CheckIncludes.cmake"
-    DEPENDS ${M_SOURCES} ${headers} "${PROJECT_SOURCE_DIR}/cmake/CheckIncludes.cmake"
+    DEPENDS ${C_FILES} "${PROJECT_SOURCE_DIR}/cmake/CheckIncludes.cmake"
             "${PROJECT_BINARY_DIR}/pullagent-modules.txt"
-    COMMENT "Checking the includes of module ${name}"
+    COMMENT "Checking the includes of ${C_NAME}"
     VERBATIM)
   add_custom_target(${target}_includes DEPENDS "${stamp}")
   add_dependencies(${target} ${target}_includes)

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 
@@ -12,6 +13,71 @@ namespace pullagent::agent {
 namespace {
 
 constexpr int64_t kDay = 86400;
+
+// Every key the agent config has, and those of its identity object. A key outside them is an
+// error: a misspelt setting ("stateDIr") must not leave the host on the default silently.
+constexpr std::array<std::string_view, 39> kTopLevelKeys = {"stateDir",
+                                                            "sitesDir",
+                                                            "identity",
+                                                            "acrAudience",
+                                                            "caBundle",
+                                                            "hostOverrides",
+                                                            "vnetDnsServers",
+                                                            "vnetBindTo",
+                                                            "dnsTimeoutMs",
+                                                            "dnsTries",
+                                                            "metricsAddress",
+                                                            "controlSocket",
+                                                            "maxConcurrentPulls",
+                                                            "maxRunningPulls",
+                                                            "pullSlotSeconds",
+                                                            "pullSlotIdleSeconds",
+                                                            "rescanIntervalSeconds",
+                                                            "tagPollIntervalSeconds",
+                                                            "refreshOnStart",
+                                                            "storage",
+                                                            "discardUnpackedLayers",
+                                                            "sharedBlobProof",
+                                                            "webhookAddress",
+                                                            "webhookSecret",
+                                                            "registryHostsDir",
+                                                            "allowSkipVerify",
+                                                            "shareRegistryThrottle",
+                                                            "maxRequestsPerRegistry",
+                                                            "siteRemovalGraceSeconds",
+                                                            "retryInitialBackoffSeconds",
+                                                            "retryMaxBackoffSeconds",
+                                                            "connectTimeoutSeconds",
+                                                            "stallTimeoutSeconds",
+                                                            "minTransferRateBytesPerSecond",
+                                                            "documentTimeoutSeconds",
+                                                            "attemptDeadlineSeconds",
+                                                            "seccompProfile",
+                                                            "concurrency",
+                                                            "retries"};
+constexpr std::array<std::string_view, 2> kIdentityKeys = {"kind", "endpoint"};
+
+template <size_t N>
+Status checkKeys(const JsonReader& object, const std::array<std::string_view, N>& known,
+                 std::string_view what) {
+  ASSIGN_OR_RETURN(auto members, object.members());
+  for (const auto& [key, value] : members) {
+    if (std::find(known.begin(), known.end(), key) != known.end())
+      continue;
+    std::string hint;
+    for (const auto candidate : known) {
+      if (candidate.size() == key.size() &&
+          std::equal(key.begin(), key.end(), candidate.begin(), [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) ==
+                   std::tolower(static_cast<unsigned char>(b));
+          })) {
+        hint = " (did you mean \"" + std::string(candidate) + "\"?)";
+      }
+    }
+    return value.error("is not a setting of " + std::string(what) + hint);
+  }
+  return {};
+}
 
 bool isIpAddress(const std::string& text) {
   std::array<unsigned char, 16> buffer{};
@@ -111,6 +177,7 @@ Result<IdentityEndpoint> readIdentity(const JsonReader& doc,
   if (!section.missing()) {
     if (!section.isObject())
       return section.typeError("an object");
+    RETURN_IF_ERROR(checkKeys(section, kIdentityKeys, "the identity"));
     ASSIGN_OR_RETURN(auto kind, section["kind"].optionalString());
     if (kind == "appService") {
       identity.kind = IdentityEndpoint::Kind::kAppService;
@@ -138,12 +205,24 @@ Result<IdentityEndpoint> readIdentity(const JsonReader& doc,
 
 }  // namespace
 
+std::vector<std::string> agentConfigKeys() {
+  std::vector<std::string> keys;
+  for (const auto key : kTopLevelKeys) {
+    if (key != "identity")  // an object: its own keys are the settings
+      keys.emplace_back(key);
+  }
+  for (const auto key : kIdentityKeys)
+    keys.push_back("identity." + std::string(key));
+  return keys;
+}
+
 Result<AgentConfig> parseAgentConfig(std::string_view json_text,
                                      const std::map<std::string, std::string>& environment) {
   ASSIGN_OR_RETURN(auto parsed, parseJson(json_text, "agent config", ErrorCode::kInvalidArgument));
   const JsonReader doc(parsed, "agent config", ErrorCode::kInvalidArgument);
   if (!doc.isObject())
     return doc.typeError("an object");
+  RETURN_IF_ERROR(checkKeys(doc, kTopLevelKeys, "the agent config"));
   AgentConfig config;
   const SettingsReader read(doc);
 

@@ -109,8 +109,13 @@ struct AgentConfig {
 };
 
 // Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service
-// sets them) when the file names no identity endpoint. Errors name the JSON path.
+// sets them) when the file names no identity endpoint. Errors name the JSON path. A key that
+// is not a setting is an error.
 Result<AgentConfig> parseAgentConfig(std::string_view json_text,
                                      const std::map<std::string, std::string>& environment);
+
+// Every setting of the agent config, nested ones dotted ("identity.kind"). docs/service.md's
+// reference lists exactly these (tests/agent/config/settings_docs_test.cpp).
+std::vector<std::string> agentConfigKeys();
 
 }  // namespace pullagent::agent

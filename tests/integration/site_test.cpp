@@ -337,7 +337,7 @@ TEST_F(Site, AMainContainerAndThreeSidecarsEachAuthenticatedItsOwnWay) {
     const bool blob = request.value("path", "").find("/blobs/" + base) != std::string::npos;
     fetched += blob && request.value("method", "GET") == "GET" ? 1 : 0;
   }
-  EXPECT_EQ(fetched, 1);
+  EXPECT_EQ(fetched, 1) << front["requests"].dump(1) << "\n" << result.all();
   // The password of the app setting never shows.
   EXPECT_EQ(result.all().find(stack().info()["basic_password"].get<std::string>()),
             std::string::npos);

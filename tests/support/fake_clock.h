@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/context.h"
 
 namespace pullagent::testing {
 
@@ -17,6 +18,8 @@ class FakeClock final : public Clock {
   bool sleepFor(std::chrono::milliseconds duration, std::stop_token stop) const override;
 
   void advance(std::chrono::milliseconds by);
+  // A call's context on this clock: no deadline, never stopped.
+  Context context() const { return Context{this, {}, std::nullopt}; }
   std::vector<std::chrono::milliseconds> sleeps() const;
 
  private:

@@ -28,7 +28,6 @@ class RegistryMirrors : public ::testing::Test {
     store_ = std::move(store.value());
     policy_.initial_backoff = std::chrono::milliseconds(100);
   }
-  Context ctx() { return Context{&clock_, {}, std::nullopt}; }
 
   RegistrySource mirrorSource(bool resolve = true) {
     RegistrySource source;
@@ -105,7 +104,7 @@ TEST_F(RegistryMirrors, ABlobTheMirrorHasComesFromItWithTheRegistryNamedAndItsOw
   const std::string content = bytes(5000);
   const Descriptor blob = blobOf(content);
   mirror_.script.expect(stream(200, content));
-  ASSERT_TRUE(client().fetchBlob(blob, *store_, nullptr, ctx()).ok());
+  ASSERT_TRUE(client().fetchBlob(blob, *store_, nullptr, clock_.context()).ok());
   ASSERT_EQ(mirror_.script.sent().size(), 1u);
   const auto& sent = mirror_.script.sent()[0];
   EXPECT_EQ(sent.url, "https://mirror.local:5000/v2/app/blobs/" + blob.digest.str() + "?ns=reg.io");
@@ -126,7 +125,7 @@ TEST_F(RegistryMirrors, AMirrorCutMidBlobIsFinishedByTheOriginFromTheByteItStopp
   expectOriginChallenge();
   origin_.script.expect(
       stream(206, content.substr(3000), {{"Content-Range", "bytes 3000-9999/10000"}}));
-  ASSERT_TRUE(client().fetchBlob(blob, *store_, nullptr, ctx()).ok());
+  ASSERT_TRUE(client().fetchBlob(blob, *store_, nullptr, clock_.context()).ok());
   ASSERT_EQ(origin_.script.sent().size(), 2u);
   EXPECT_EQ(header(origin_.script.sent()[1], "Range"), "bytes=3000-");
   EXPECT_EQ(origin_.script.sent()[1].url.find("ns="), std::string::npos);
@@ -144,7 +143,7 @@ TEST_F(RegistryMirrors, BytesFromAMirrorThatDoNotVerifyAreFetchedAgainWholeFromT
   expectOriginChallenge();
   origin_.script.expect(stream(200, content));
   auto registry = client();
-  ASSERT_TRUE(registry.fetchBlob(blob, *store_, nullptr, ctx()).ok());
+  ASSERT_TRUE(registry.fetchBlob(blob, *store_, nullptr, clock_.context()).ok());
   EXPECT_EQ(header(origin_.script.sent()[1], "Range"), "");  // from byte 0
   EXPECT_EQ(storedBlob(blob), content);
   EXPECT_EQ(tally_.totals().fallbacks.at("digest"), 1);
@@ -158,7 +157,7 @@ TEST_F(RegistryMirrors, AMirrorThatBreaksTheProtocolLeavesNoBytesForTheOriginToR
   mirror_.script.expect(stream(200, content + "trailing"));
   expectOriginChallenge();
   origin_.script.expect(stream(200, content));
-  ASSERT_TRUE(client().fetchBlob(blob, *store_, nullptr, ctx()).ok());
+  ASSERT_TRUE(client().fetchBlob(blob, *store_, nullptr, clock_.context()).ok());
   EXPECT_EQ(header(origin_.script.sent()[1], "Range"), "");
   EXPECT_EQ(storedBlob(blob), content);
 }
@@ -173,9 +172,9 @@ TEST_F(RegistryMirrors, TheOriginsCredentialsNeverReachTheMirror) {
   origin_.script.expect(stream(200, first));
   origin_.script.expect(stream(200, second));
   auto registry = client();
-  ASSERT_TRUE(registry.fetchBlob(blobOf(first), *store_, nullptr, ctx()).ok());
+  ASSERT_TRUE(registry.fetchBlob(blobOf(first), *store_, nullptr, clock_.context()).ok());
   // Now the origin's Basic credentials are sent up front; the mirror still gets none.
-  ASSERT_TRUE(registry.fetchBlob(blobOf(second), *store_, nullptr, ctx()).ok());
+  ASSERT_TRUE(registry.fetchBlob(blobOf(second), *store_, nullptr, clock_.context()).ok());
   ASSERT_EQ(origin_.script.sent().size(), 3u);
   EXPECT_TRUE(origin_.script.sent()[2].authorization.starts_with("Basic "));
   ASSERT_EQ(mirror_.script.sent().size(), 2u);
@@ -191,7 +190,7 @@ TEST_F(RegistryMirrors, AMirrorsOwnConfiguredAuthorizationIsTheOnlyOneItGets) {
   mirror.authorization = Secret("Bearer mirror-own");
   RegistryClient registry(clock_, random_, policy_, "app", {mirror, originSource()}, &throttle_,
                           &tally_);
-  ASSERT_TRUE(registry.fetchBlob(blobOf(content), *store_, nullptr, ctx()).ok());
+  ASSERT_TRUE(registry.fetchBlob(blobOf(content), *store_, nullptr, clock_.context()).ok());
   EXPECT_EQ(mirror_.script.sent().at(0).authorization, "Bearer mirror-own");
 }
 
@@ -203,14 +202,14 @@ TEST_F(RegistryMirrors, ATagIsResolvedOnlyWhereResolvingIsAllowedAndDigestsAnywh
   origin_.script.expect([&](const HttpRequest&) {
     return respond(200, manifest, {{"Content-Type", kManifestType}});
   });
-  auto by_tag = registry.fetchManifest("v1", std::nullopt, ctx());
+  auto by_tag = registry.fetchManifest("v1", std::nullopt, clock_.context());
   ASSERT_TRUE(by_tag.ok()) << by_tag.error().describe();
   EXPECT_TRUE(mirror_.script.sent().empty());
 
   mirror_.script.expect([&](const HttpRequest&) {
     return respond(200, manifest, {{"Content-Type", kManifestType}});
   });
-  auto by_digest = registry.fetchManifest(digest.str(), digest, ctx());
+  auto by_digest = registry.fetchManifest(digest.str(), digest, clock_.context());
   ASSERT_TRUE(by_digest.ok()) << by_digest.error().describe();
   EXPECT_EQ(mirror_.script.sent().size(), 1u);
   EXPECT_EQ(origin_.script.sent().size(), 2u);
@@ -227,7 +226,7 @@ TEST_F(RegistryMirrors, AManifestFromAMirrorThatIsNotTheOneAskedForFallsThrough)
   origin_.script.expect([&](const HttpRequest&) {
     return respond(200, manifest, {{"Content-Type", kManifestType}});
   });
-  auto fetched = client().fetchManifest(digest.str(), digest, ctx());
+  auto fetched = client().fetchManifest(digest.str(), digest, clock_.context());
   ASSERT_TRUE(fetched.ok()) << fetched.error().describe();
   EXPECT_EQ(fetched->bytes, manifest);
   EXPECT_EQ(tally_.totals().fallbacks.at("digest"), 1);
@@ -243,15 +242,15 @@ TEST_F(RegistryMirrors, AMirrorThatAskedForQuietIsPassedOverUntilItsPauseEnds) {
   origin_.script.expect(stream(200, second));
   auto registry = client();
   const auto start = clock_.now();
-  ASSERT_TRUE(registry.fetchBlob(blobOf(first), *store_, nullptr, ctx()).ok());
-  ASSERT_TRUE(registry.fetchBlob(blobOf(second), *store_, nullptr, ctx()).ok());
+  ASSERT_TRUE(registry.fetchBlob(blobOf(first), *store_, nullptr, clock_.context()).ok());
+  ASSERT_TRUE(registry.fetchBlob(blobOf(second), *store_, nullptr, clock_.context()).ok());
   EXPECT_LT(clock_.now() - start, std::chrono::seconds(30));  // nobody waited for the mirror
   EXPECT_EQ(mirror_.script.sent().size(), 1u);
   EXPECT_EQ(tally_.totals().fallbacks.at("throttled"), 2);
   // Once the pause is over the mirror is asked again.
   clock_.advance(std::chrono::seconds(31));
   mirror_.script.expect(stream(200, third));
-  ASSERT_TRUE(registry.fetchBlob(blobOf(third), *store_, nullptr, ctx()).ok());
+  ASSERT_TRUE(registry.fetchBlob(blobOf(third), *store_, nullptr, clock_.context()).ok());
   EXPECT_EQ(mirror_.script.sent().size(), 2u);
 }
 
@@ -263,7 +262,7 @@ TEST_F(RegistryMirrors, AMirrorThatCannotBeReachedCostsOneTryNotTheRetryLoop) {
   expectOriginChallenge();
   origin_.script.expect(stream(200, content));
   const auto start = clock_.now();
-  ASSERT_TRUE(client().fetchBlob(blobOf(content), *store_, nullptr, ctx()).ok());
+  ASSERT_TRUE(client().fetchBlob(blobOf(content), *store_, nullptr, clock_.context()).ok());
   EXPECT_EQ(clock_.now() - start, std::chrono::nanoseconds(0));  // no backoff
   EXPECT_EQ(mirror_.script.sent().size(), 1u);
 }
@@ -281,13 +280,13 @@ TEST_F(RegistryMirrors, AMirrorThatStalledIsPassedOverForTheRestOfThePull) {
   origin_.script.expect(stream(200, third));
   auto registry = client();
   for (const auto* content : {&first, &second, &third})
-    ASSERT_TRUE(registry.fetchBlob(blobOf(*content), *store_, nullptr, ctx()).ok());
+    ASSERT_TRUE(registry.fetchBlob(blobOf(*content), *store_, nullptr, clock_.context()).ok());
   EXPECT_EQ(mirror_.script.sent().size(), 1u);
   EXPECT_EQ(tally_.totals().fallbacks.at("timeout"), 1);
   EXPECT_EQ(tally_.totals().fallbacks.at("passed_over"), 2);
   // Another pull (another client) asks the mirror again.
   mirror_.script.expect(stream(200, bytes(100, 'f')));
-  ASSERT_TRUE(client().fetchBlob(blobOf(bytes(100, 'f')), *store_, nullptr, ctx()).ok());
+  ASSERT_TRUE(client().fetchBlob(blobOf(bytes(100, 'f')), *store_, nullptr, clock_.context()).ok());
   EXPECT_EQ(mirror_.script.sent().size(), 2u);
 }
 

@@ -27,7 +27,6 @@ class RegistryClientTest : public ::testing::Test {
     store_ = std::move(store.value());
     policy_.initial_backoff = std::chrono::milliseconds(100);
   }
-  Context ctx() { return Context{&clock_, {}, std::nullopt}; }
   RegistryClient client() {
     return RegistryClient(http_, authorizer_, clock_, random_, policy_, {"https", "reg.io", "app"});
   }
@@ -79,7 +78,7 @@ TEST_F(RegistryClientTest, UnauthorizedFetchesATokenAndSendsTheRequestOnceMore) 
   });
 
   auto registry = client();
-  auto fetched = registry.fetchManifest("v1", std::nullopt, ctx());
+  auto fetched = registry.fetchManifest("v1", std::nullopt, clock_.context());
   ASSERT_TRUE(fetched.ok()) << fetched.error().message;
   EXPECT_EQ(fetched->digest, Sha256::of(manifest));
   EXPECT_EQ(fetched->media_type, "application/vnd.oci.image.manifest.v1+json");
@@ -98,7 +97,7 @@ TEST_F(RegistryClientTest, ATagResolvesWithOneHeadRequest) {
   http_.script.expect([&](const HttpRequest&) {
     return respond(200, "", {{"Docker-Content-Digest", digest.str()}});
   });
-  auto resolved = client().resolveTag("moving", ctx());
+  auto resolved = client().resolveTag("moving", clock_.context());
   ASSERT_TRUE(resolved.ok()) << resolved.error().message;
   EXPECT_EQ(resolved.value(), digest);
   const auto& sent = http_.script.sent();
@@ -121,7 +120,7 @@ TEST_F(RegistryClientTest, ATagResolvesWithAGetWhereHeadGivesNoDigest) {
     });
   }
   for (int round = 0; round < 4; ++round) {
-    auto resolved = client().resolveTag("moving", ctx());
+    auto resolved = client().resolveTag("moving", clock_.context());
     ASSERT_TRUE(resolved.ok()) << round << ": " << resolved.error().message;
     EXPECT_EQ(resolved.value(), Sha256::of(manifest)) << round;
   }
@@ -133,7 +132,7 @@ TEST_F(RegistryClientTest, ATagResolvesWithAGetWhereHeadGivesNoDigest) {
 
 TEST_F(RegistryClientTest, AMissingTagIsNotFoundWithoutAGet) {
   http_.script.expect([](const HttpRequest&) { return respond(404, ""); });
-  auto resolved = client().resolveTag("gone", ctx());
+  auto resolved = client().resolveTag("gone", clock_.context());
   ASSERT_FALSE(resolved.ok());
   EXPECT_EQ(resolved.error().code, ErrorCode::kNotFound) << resolved.error().message;
   EXPECT_EQ(http_.script.sent().size(), 1u);
@@ -149,7 +148,7 @@ TEST_F(RegistryClientTest, ATokenTheRegistryRefusesTwiceIsAnAuthenticationError)
   http_.script.expect([&](const HttpRequest&) { return respond(401, "", {challenge}); });
 
   auto registry = client();
-  auto fetched = registry.fetchManifest("v1", std::nullopt, ctx());
+  auto fetched = registry.fetchManifest("v1", std::nullopt, clock_.context());
   ASSERT_FALSE(fetched.ok());
   EXPECT_EQ(fetched.error().code, ErrorCode::kUnauthenticated) << fetched.error().message;
 }
@@ -163,7 +162,7 @@ TEST_F(RegistryClientTest, ADroppedTransferResumesWithRangeAndVerifies) {
   });
 
   auto registry = client();
-  auto status = registry.fetchBlob(blob, *store_, nullptr, ctx());
+  auto status = registry.fetchBlob(blob, *store_, nullptr, clock_.context());
   ASSERT_TRUE(status.ok()) << status.error().message;
   EXPECT_TRUE(store_->contains(blob.digest, blob.size));
   EXPECT_EQ(testing::readFile(store_->blobPath(blob.digest)), content);
@@ -181,7 +180,7 @@ TEST_F(RegistryClientTest, RangeNotSatisfiableStartsTheBlobOver) {
   http_.script.expect(stream(200, content));
 
   auto registry = client();
-  auto status = registry.fetchBlob(blob, *store_, nullptr, ctx());
+  auto status = registry.fetchBlob(blob, *store_, nullptr, clock_.context());
   ASSERT_TRUE(status.ok()) << status.error().message;
   EXPECT_EQ(testing::readFile(store_->blobPath(blob.digest)), content);
   ASSERT_EQ(http_.script.sent().size(), 3u);
@@ -197,7 +196,7 @@ TEST_F(RegistryClientTest, ContentThatDoesNotHashToTheDigestNeverBecomesVisible)
   http_.script.expect(stream(200, tampered));
 
   auto registry = client();
-  auto status = registry.fetchBlob(blob, *store_, nullptr, ctx());
+  auto status = registry.fetchBlob(blob, *store_, nullptr, clock_.context());
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.error().code, ErrorCode::kDigestMismatch) << status.error().message;
   EXPECT_FALSE(store_->contains(blob.digest, blob.size));
@@ -211,7 +210,7 @@ TEST_F(RegistryClientTest, ResumedBytesThatFailVerificationAreFetchedOnceMoreFro
   changed[100] = '!';  // an earlier pull kept wrong bytes; the registry's are right
   policy_.max_attempts = 1;
   http_.script.expect(stream(200, changed, {}, 2000));
-  auto earlier = client().fetchBlob(blob, *store_, nullptr, ctx());
+  auto earlier = client().fetchBlob(blob, *store_, nullptr, clock_.context());
   ASSERT_FALSE(earlier.ok());
   EXPECT_EQ(earlier.error().code, ErrorCode::kUnavailable);
 
@@ -219,7 +218,7 @@ TEST_F(RegistryClientTest, ResumedBytesThatFailVerificationAreFetchedOnceMoreFro
     return stream(206, content.substr(2000), {{"Content-Range", "bytes 2000-5999/6000"}})(request);
   });
   http_.script.expect(stream(200, content));
-  auto status = client().fetchBlob(blob, *store_, nullptr, ctx());
+  auto status = client().fetchBlob(blob, *store_, nullptr, clock_.context());
   ASSERT_TRUE(status.ok()) << status.error().message;
   EXPECT_EQ(testing::readFile(store_->blobPath(blob.digest)), content);
   ASSERT_EQ(http_.script.sent().size(), 3u);
@@ -235,7 +234,7 @@ TEST_F(RegistryClientTest, ANotFoundBlobIsNotRetried) {
   });
 
   auto registry = client();
-  auto status = registry.fetchBlob(blob, *store_, nullptr, ctx());
+  auto status = registry.fetchBlob(blob, *store_, nullptr, clock_.context());
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.error().code, ErrorCode::kNotFound);
   EXPECT_EQ(http_.script.sent().size(), 1u);
@@ -249,7 +248,7 @@ TEST_F(RegistryClientTest, AServerErrorIsRetriedWithBackoff) {
   http_.script.expect(stream(200, content));
 
   auto registry = client();
-  auto status = registry.fetchBlob(blob, *store_, nullptr, ctx());
+  auto status = registry.fetchBlob(blob, *store_, nullptr, clock_.context());
   ASSERT_TRUE(status.ok()) << status.error().message;
   EXPECT_EQ(clock_.sleeps().size(), 1u);
 }
@@ -265,7 +264,7 @@ TEST_F(RegistryClientTest, ATooManyRequestsPausesEveryPullSharingTheThrottle) {
   RegistryClient first(http_, authorizer_, clock_, random_, policy_, {"https", "reg.io", "app"},
                        &throttle);
   const auto start = clock_.now();
-  ASSERT_TRUE(first.fetchBlob(blob, *store_, nullptr, ctx()).ok());
+  ASSERT_TRUE(first.fetchBlob(blob, *store_, nullptr, clock_.context()).ok());
   EXPECT_GE(clock_.now() - start, std::chrono::seconds(7));
   EXPECT_EQ(throttle.stats("reg.io").pauses, 1);
 
@@ -279,7 +278,7 @@ TEST_F(RegistryClientTest, ATooManyRequestsPausesEveryPullSharingTheThrottle) {
   RegistryClient second(http_, authorizer_, clock_, random_, policy_, {"https", "reg.io", "other"},
                         &throttle);
   const auto asked = clock_.now();
-  ASSERT_TRUE(second.fetchManifest("v1", std::nullopt, ctx()).ok());
+  ASSERT_TRUE(second.fetchManifest("v1", std::nullopt, clock_.context()).ok());
   EXPECT_GE(clock_.now() - asked, std::chrono::seconds(5));
   EXPECT_EQ(http_.script.sent().size(), 3u);  // no request was sent during the pause
 }

@@ -16,7 +16,6 @@ const std::string kClientId = "11111111-2222-3333-4444-555555555555";
 
 class ManagedIdentity : public ::testing::Test {
  protected:
-  Context ctx() { return Context{&clock_, {}, std::nullopt}; }
   ManagedIdentityTokenSource imds(const std::string& client_id = "") {
     return ManagedIdentityTokenSource(http_, clock_, random_, IdentityEndpoint{}, client_id);
   }
@@ -34,7 +33,7 @@ class ManagedIdentity : public ::testing::Test {
 TEST_F(ManagedIdentity, ImdsRequestForAUserAssignedIdentity) {
   http_.expect([](const puller::HttpRequest&) { return respond(200, tokenJson(1767229200)); });
   auto source = imds(kClientId);
-  auto token = source.token(kAcr, ctx());
+  auto token = source.token(kAcr, clock_.context());
   ASSERT_TRUE(token.ok()) << token.error().message;
   EXPECT_EQ(token->token.revealForWire(), "aad-token");
   EXPECT_EQ(std::chrono::system_clock::to_time_t(token->expires_on), 1767229200);
@@ -55,7 +54,7 @@ TEST_F(ManagedIdentity, AppServiceEndpointSendsTheIdentityHeader) {
   http_.expect([](const puller::HttpRequest&) {
     return respond(200, R"({"access_token":"t","expires_on":1767229200,"token_type":"Bearer"})");
   });
-  ASSERT_TRUE(source.token(kAcr, ctx()).ok());
+  ASSERT_TRUE(source.token(kAcr, clock_.context()).ok());
   EXPECT_EQ(http_.sent()[0].url,
             "http://127.0.0.1:41741/msi/token?api-version=2019-08-01"
             "&resource=https%3A%2F%2Fcontainerregistry.azure.net");
@@ -66,13 +65,13 @@ TEST_F(ManagedIdentity, AppServiceEndpointSendsTheIdentityHeader) {
 TEST_F(ManagedIdentity, CachedUntilTwoMinutesBeforeExpiry) {
   auto source = imds();
   http_.expect([](const puller::HttpRequest&) { return respond(200, tokenJson(1767226800)); });
-  ASSERT_TRUE(source.token(kAcr, ctx()).ok());
+  ASSERT_TRUE(source.token(kAcr, clock_.context()).ok());
   clock_.advance(std::chrono::seconds(1079));  // 20 min token: refreshed at 18 min
-  ASSERT_TRUE(source.token(kAcr, ctx()).ok());
+  ASSERT_TRUE(source.token(kAcr, clock_.context()).ok());
   EXPECT_EQ(http_.sent().size(), 1u);
   clock_.advance(std::chrono::seconds(1));
   http_.expect([](const puller::HttpRequest&) { return respond(200, tokenJson(1767230000)); });
-  ASSERT_TRUE(source.token(kAcr, ctx()).ok());
+  ASSERT_TRUE(source.token(kAcr, clock_.context()).ok());
   EXPECT_EQ(http_.sent().size(), 2u);
 }
 
@@ -82,7 +81,7 @@ TEST_F(ManagedIdentity, TransientAnswersAreRetriedThenSucceed) {
     http_.expect(
         [status](const puller::HttpRequest&) { return respond(status, R"({"error":"busy"})"); });
   http_.expect([](const puller::HttpRequest&) { return respond(200, tokenJson(1767229200)); });
-  auto token = source.token(kAcr, ctx());
+  auto token = source.token(kAcr, clock_.context());
   ASSERT_TRUE(token.ok()) << token.error().message;
   EXPECT_EQ(http_.sent().size(), 6u);
   EXPECT_EQ(clock_.sleeps().size(), 5u);  // backoff between attempts, on the fake clock
@@ -93,7 +92,7 @@ TEST_F(ManagedIdentity, UnassignedIdentityIsNotRetriedAndSaysWhatToFix) {
   http_.expect([](const puller::HttpRequest&) {
     return respond(400, R"({"error":"invalid_request","error_description":"Identity not found"})");
   });
-  auto token = source.token(kAcr, ctx());
+  auto token = source.token(kAcr, clock_.context());
   ASSERT_FALSE(token.ok());
   EXPECT_EQ(token.error().code, ErrorCode::kUnauthenticated);
   EXPECT_NE(token.error().message.find("user-assigned identity " + kClientId), std::string::npos);
@@ -118,7 +117,7 @@ TEST_F(ManagedIdentity, ExpiresInIsTheFallback) {
   http_.expect([](const puller::HttpRequest&) {
     return respond(200, R"({"access_token":"t","expires_in":"600"})");
   });
-  auto token = source.token(kAcr, ctx());
+  auto token = source.token(kAcr, clock_.context());
   ASSERT_TRUE(token.ok());
   EXPECT_EQ(token->expires_on, clock_.wallNow() + std::chrono::seconds(600));
 }

@@ -46,7 +46,6 @@ class FakeAad final : public AadTokenSource {
 
 class AcrExchange : public ::testing::Test {
  protected:
-  Context ctx() { return Context{&clock_, {}, std::nullopt}; }
   Url registry() { return Url::parse("https://myreg.azurecr.io/v2/app/manifests/v1").value(); }
   Url realm() { return Url::parse("https://myreg.azurecr.io/oauth2/token").value(); }
   testing::FakeClock clock_;  // wall time 1767225600
@@ -62,8 +61,8 @@ TEST_F(AcrExchange, AadTokenBecomesRefreshThenAccessToken) {
       [&](const HttpRequest&) { return respond(200, R"({"refresh_token":")" + refresh + "\"}"); });
   http_.expect(
       [&](const HttpRequest&) { return respond(200, R"({"access_token":")" + access + "\"}"); });
-  auto token =
-      exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:app:pull", ctx());
+  auto token = exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:app:pull",
+                                     clock_.context());
   ASSERT_TRUE(token.ok()) << token.error().message;
   EXPECT_EQ(token->token.revealForWire(), access);
   EXPECT_EQ(token->lifetime, std::chrono::seconds(4500));
@@ -91,12 +90,14 @@ TEST_F(AcrExchange, RefreshTokenIsReusedForOtherScopes) {
   http_.expect([&](const HttpRequest&) {
     return respond(200, R"({"access_token":")" + jwt(1767230100) + "\"}");
   });
-  ASSERT_TRUE(
-      exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull", ctx())
-          .ok());
-  ASSERT_TRUE(
-      exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:b:pull", ctx())
-          .ok());
+  ASSERT_TRUE(exchange_
+                  .accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull",
+                               clock_.context())
+                  .ok());
+  ASSERT_TRUE(exchange_
+                  .accessToken(registry(), realm(), "myreg.azurecr.io", "repository:b:pull",
+                               clock_.context())
+                  .ok());
   EXPECT_EQ(http_.sent().size(), 3u);  // one exchange, two token requests
 }
 
@@ -112,9 +113,10 @@ TEST_F(AcrExchange, RevokedRefreshTokenIsExchangedAgainOnce) {
   http_.expect([&](const HttpRequest&) {
     return respond(200, R"({"access_token":")" + jwt(1767230100) + "\"}");
   });
-  ASSERT_TRUE(
-      exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull", ctx())
-          .ok());
+  ASSERT_TRUE(exchange_
+                  .accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull",
+                               clock_.context())
+                  .ok());
   EXPECT_EQ(http_.sent().size(), 4u);
 }
 
@@ -123,7 +125,7 @@ TEST_F(AcrExchange, RealmOnAnotherHostGetsNoToken) {
        {"https://evil.example.com/oauth2/token", "http://myreg.azurecr.io/oauth2/token",
         "https://myreg.azurecr.io:8443/oauth2/token"}) {
     auto token = exchange_.accessToken(registry(), Url::parse(other).value(), "myreg.azurecr.io",
-                                       "repository:a:pull", ctx());
+                                       "repository:a:pull", clock_.context());
     ASSERT_FALSE(token.ok()) << other;
     EXPECT_EQ(token.error().code, ErrorCode::kUntrusted);
   }
@@ -133,8 +135,8 @@ TEST_F(AcrExchange, RealmOnAnotherHostGetsNoToken) {
 
 TEST_F(AcrExchange, RefusedIdentitySaysWhatToFix) {
   http_.expect([](const HttpRequest&) { return respond(401, "{}"); });
-  auto token =
-      exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull", ctx());
+  auto token = exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull",
+                                     clock_.context());
   ASSERT_FALSE(token.ok());
   EXPECT_EQ(token.error().code, ErrorCode::kUnauthenticated);
   EXPECT_NE(token.error().message.find("user-assigned identity abc"), std::string::npos);
@@ -146,8 +148,8 @@ TEST_F(AcrExchange, NoPullRightsOnTheRepository) {
     return respond(200, R"({"refresh_token":")" + jwt(1767236400) + "\"}");
   });
   http_.expect([](const HttpRequest&) { return respond(403, "{}"); });
-  auto token =
-      exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull", ctx());
+  auto token = exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull",
+                                     clock_.context());
   ASSERT_FALSE(token.ok());
   EXPECT_EQ(token.error().code, ErrorCode::kPermissionDenied);
 }

@@ -18,7 +18,6 @@ class ContentStoreTest : public ::testing::Test {
     ASSERT_TRUE(opened.ok());
     store_ = std::move(opened.value());
   }
-  Context ctx() { return Context{&clock_, {}, std::nullopt}; }
 
   testing::TempDir dir_;
   testing::FakeClock clock_;
@@ -29,7 +28,7 @@ class ContentStoreTest : public ::testing::Test {
 };
 
 TEST_F(ContentStoreTest, CommitMakesVerifiedBlobVisible) {
-  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
+  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
   ASSERT_TRUE(ingest.ok());
   ASSERT_TRUE((*ingest)->write(content_.substr(0, 10)).ok());
   EXPECT_FALSE(store_->contains(digest_, size_));  // nothing unverified is visible
@@ -43,7 +42,7 @@ TEST_F(ContentStoreTest, CommitMakesVerifiedBlobVisible) {
 TEST_F(ContentStoreTest, WrongBytesAreDiscardedNotCommitted) {
   std::string altered = content_;
   altered[5] ^= 1;
-  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
+  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
   ASSERT_TRUE((*ingest)->write(altered).ok());
   auto status = (*ingest)->commit();
   ASSERT_FALSE(status.ok());
@@ -53,25 +52,25 @@ TEST_F(ContentStoreTest, WrongBytesAreDiscardedNotCommitted) {
 }
 
 TEST_F(ContentStoreTest, LongerThanDescriptorIsRefusedWhileStreaming) {
-  auto ingest = store_->beginIngest(digest_, 5, "registry.test/repo", ctx());
+  auto ingest = store_->beginIngest(digest_, 5, "registry.test/repo", clock_.context());
   auto status = (*ingest)->write(content_);
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.error().code, ErrorCode::kDigestMismatch);
 }
 
 TEST_F(ContentStoreTest, ShortBlobIsRefusedAtCommit) {
-  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
+  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
   ASSERT_TRUE((*ingest)->write(content_.substr(0, 4)).ok());
   EXPECT_EQ((*ingest)->commit().error().code, ErrorCode::kDigestMismatch);
 }
 
 TEST_F(ContentStoreTest, PartialIngestResumesAcrossStoreInstances) {
   {
-    auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
+    auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
     ASSERT_TRUE((*ingest)->write(content_.substr(0, 12)).ok());
   }  // as if the process died: the partial file stays
   auto reopened = ContentStore::open(dir_.path());
-  auto ingest = (*reopened)->beginIngest(digest_, size_, "registry.test/repo", ctx());
+  auto ingest = (*reopened)->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
   ASSERT_TRUE(ingest.ok());
   EXPECT_EQ((*ingest)->offset(), 12);
   ASSERT_TRUE((*ingest)->write(content_.substr(12)).ok());
@@ -80,7 +79,7 @@ TEST_F(ContentStoreTest, PartialIngestResumesAcrossStoreInstances) {
 
 TEST_F(ContentStoreTest, OversizedPartialIsStartedOver) {
   testing::writeFile(store_->ingestPath(digest_, "registry.test/repo"), content_ + "garbage");
-  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
+  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
   EXPECT_EQ((*ingest)->offset(), 0);
 }
 
@@ -88,25 +87,25 @@ TEST_F(ContentStoreTest, PartialBytesAreResumedOnlyFromTheirOwnSource) {
   const std::string hostile = "evil.example/app";
   const std::string honest = "registry.test/repo";
   {
-    auto partial = store_->beginIngest(digest_, size_, hostile, ctx());
+    auto partial = store_->beginIngest(digest_, size_, hostile, clock_.context());
     ASSERT_TRUE(partial.ok());
     ASSERT_TRUE((*partial)->write("poisoned").ok());
   }
-  auto ingest = store_->beginIngest(digest_, size_, honest, ctx());
+  auto ingest = store_->beginIngest(digest_, size_, honest, clock_.context());
   ASSERT_TRUE(ingest.ok());
   EXPECT_EQ((*ingest)->offset(), 0);  // the hostile source's bytes are not ours to continue
   ASSERT_TRUE((*ingest)->write(content_).ok());
   EXPECT_TRUE((*ingest)->commit().ok());
-  auto again = store_->beginIngest(digest_, size_, hostile, ctx());
+  auto again = store_->beginIngest(digest_, size_, hostile, clock_.context());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, nullptr);  // stored now, whoever asks
 }
 
 TEST_F(ContentStoreTest, ADownloadNeverWaitsForAnotherSource) {
-  auto stalled = store_->beginIngest(digest_, size_, "evil.example/app", ctx());
+  auto stalled = store_->beginIngest(digest_, size_, "evil.example/app", clock_.context());
   ASSERT_TRUE(stalled.ok());
   // Held open (a dribbling registry); the honest source gets its own ingest at once.
-  auto honest = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
+  auto honest = store_->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
   ASSERT_TRUE(honest.ok());
   ASSERT_NE(*honest, nullptr);
   ASSERT_TRUE((*honest)->write(content_).ok());
@@ -119,7 +118,7 @@ TEST_F(ContentStoreTest, ADownloadNeverWaitsForAnotherSource) {
 }
 
 TEST_F(ContentStoreTest, OneIngestPerDigestAtATime) {
-  auto first = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
+  auto first = store_->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
   ASSERT_TRUE(first.ok());
   std::atomic<bool> second_started{false};
   std::thread waiter([&] {
@@ -139,7 +138,7 @@ TEST_F(ContentStoreTest, OneIngestPerDigestAtATime) {
 }
 
 TEST_F(ContentStoreTest, AWaiterFindsTheFinishedBlobAndLeavesNoIngestBehind) {
-  auto first = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
+  auto first = store_->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
   ASSERT_TRUE(first.ok());
   std::thread waiter([&] {
     SystemClock real;
@@ -154,16 +153,16 @@ TEST_F(ContentStoreTest, AWaiterFindsTheFinishedBlobAndLeavesNoIngestBehind) {
   waiter.join();
   EXPECT_TRUE(store_->contains(digest_, size_));
   EXPECT_TRUE(std::filesystem::is_empty(dir_ / "ingest"));
-  auto later = store_->beginIngest(digest_, size_, "registry.test/repo", ctx());
+  auto later = store_->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
   ASSERT_TRUE(later.ok());
   EXPECT_EQ(later->get(), nullptr);
   EXPECT_TRUE(std::filesystem::is_empty(dir_ / "ingest"));
 }
 
 TEST_F(ContentStoreTest, PutBlobVerifiesInMemoryContent) {
-  EXPECT_TRUE(store_->putBlob(digest_, content_, ctx()).ok());
+  EXPECT_TRUE(store_->putBlob(digest_, content_, clock_.context()).ok());
   EXPECT_TRUE(store_->contains(digest_, size_));
-  EXPECT_EQ(store_->putBlob(Sha256::of("other"), content_, ctx()).error().code,
+  EXPECT_EQ(store_->putBlob(Sha256::of("other"), content_, clock_.context()).error().code,
             ErrorCode::kDigestMismatch);
 }
 

@@ -179,7 +179,6 @@ class PullPipelineTest : public ::testing::Test {
     manifest_digest_ = manifest_digest;
   }
 
-  Context ctx() { return Context{&clock_, {}, std::nullopt}; }
   ImageRef ref(const std::string& tag) { return ImageRef::parse("reg.io/app:" + tag).value(); }
 
   PullJob job(const std::string& tag) {
@@ -211,7 +210,7 @@ TEST_F(PullPipelineTest, PullerSelectsThePlatformAndFetchesEachBlobOnce) {
   EventLog events;
   ImagePuller puller(client_, *store_, &events, sharing_);
 
-  auto image = puller.pull(ref("v1"), PullOptions{}, ctx());
+  auto image = puller.pull(ref("v1"), PullOptions{}, clock_.context());
   ASSERT_TRUE(image.ok()) << image.error().message;
   EXPECT_EQ(image->manifest.digest, manifest_digest_);
   ASSERT_TRUE(image->index.has_value());
@@ -228,7 +227,7 @@ TEST_F(PullPipelineTest, PullerSelectsThePlatformAndFetchesEachBlobOnce) {
 
   EventLog again;
   ImagePuller second(client_, *store_, &again, sharing_);
-  auto repeat = second.pull(ref("v1"), PullOptions{}, ctx());
+  auto repeat = second.pull(ref("v1"), PullOptions{}, clock_.context());
   ASSERT_TRUE(repeat.ok()) << repeat.error().message;
   EXPECT_EQ(repeat->blobs_downloaded, 0);
   EXPECT_EQ(repeat->blobs_present, 3);
@@ -239,12 +238,12 @@ TEST_F(PullPipelineTest, PullerSelectsThePlatformAndFetchesEachBlobOnce) {
 TEST_F(PullPipelineTest, StoredBlobsWithoutARecordOfTheirSourceAreFetchedAgain) {
   pushImage("v1", "hello\n");
   ImagePuller puller(client_, *store_, nullptr, sharing_);
-  ASSERT_TRUE(puller.pull(ref("v1"), PullOptions{}, ctx()).ok());
+  ASSERT_TRUE(puller.pull(ref("v1"), PullOptions{}, clock_.context()).ok());
   const int requests = registry_.blobRequests();
   // The records lost (or never written): the stored copies prove nothing.
   std::filesystem::remove_all(provenance_.dir());
   ImagePuller second(client_, *store_, nullptr, sharing_);
-  auto repeat = second.pull(ref("v1"), PullOptions{}, ctx());
+  auto repeat = second.pull(ref("v1"), PullOptions{}, clock_.context());
   ASSERT_TRUE(repeat.ok()) << repeat.error().message;
   EXPECT_EQ(repeat->blobs_downloaded, 3);
   EXPECT_EQ(repeat->blobs_present, 0);
@@ -259,7 +258,7 @@ TEST_F(PullPipelineTest, AnUnknownPlatformIsNotFound) {
   ImagePuller puller(client_, *store_, nullptr);
   PullOptions options;
   options.platform = Platform{"linux", "s390x", "", ""};
-  auto image = puller.pull(ref("v1"), options, ctx());
+  auto image = puller.pull(ref("v1"), options, clock_.context());
   ASSERT_FALSE(image.ok());
   EXPECT_EQ(image.error().code, ErrorCode::kNotFound) << image.error().message;
 }

@@ -13,7 +13,6 @@ using testing::ScriptedHttp;
 
 class Redirects : public ::testing::Test {
  protected:
-  Context ctx() { return Context{&clock_, {}, std::nullopt}; }
   HttpRequest authorized(const std::string& url) {
     HttpRequest request;
     request.url = url;
@@ -33,8 +32,8 @@ TEST_F(Redirects, CredentialsStayWithTheOriginalOrigin) {
   http_.expect(redirectTo("https://reg.io/back"));  // back home: still no credentials
   http_.expect([](const HttpRequest&) { return respond(200, "blob"); });
   std::string final_url;
-  auto response =
-      sendFollowingRedirects(http_, authorized("https://reg.io/v2/a/blobs/x"), ctx(), &final_url);
+  auto response = sendFollowingRedirects(http_, authorized("https://reg.io/v2/a/blobs/x"),
+                                         clock_.context(), &final_url);
   ASSERT_TRUE(response.ok()) << response.error().message;
   EXPECT_EQ(response->body, "blob");
   ASSERT_EQ(http_.sent().size(), 4u);
@@ -49,13 +48,14 @@ TEST_F(Redirects, CredentialsStayWithTheOriginalOrigin) {
 TEST_F(Redirects, AnotherPortIsAnotherOrigin) {
   http_.expect(redirectTo("https://reg.io:8443/x"));
   http_.expect([](const HttpRequest&) { return respond(200); });
-  ASSERT_TRUE(sendFollowingRedirects(http_, authorized("https://reg.io/v2/"), ctx()).ok());
+  ASSERT_TRUE(
+      sendFollowingRedirects(http_, authorized("https://reg.io/v2/"), clock_.context()).ok());
   EXPECT_EQ(http_.sent()[1].authorization, "");
 }
 
 TEST_F(Redirects, HttpsToHttpIsRefused) {
   http_.expect(redirectTo("http://reg.io/v2/x"));
-  auto response = sendFollowingRedirects(http_, authorized("https://reg.io/v2/"), ctx());
+  auto response = sendFollowingRedirects(http_, authorized("https://reg.io/v2/"), clock_.context());
   ASSERT_FALSE(response.ok());
   EXPECT_EQ(response.error().code, ErrorCode::kUntrusted);
   EXPECT_EQ(http_.sent().size(), 1u);
@@ -64,7 +64,7 @@ TEST_F(Redirects, HttpsToHttpIsRefused) {
 TEST_F(Redirects, AtMostTenAreFollowed) {
   for (int i = 0; i <= kMaxRedirects; ++i)
     http_.expect(redirectTo("/loop" + std::to_string(i)));
-  auto response = sendFollowingRedirects(http_, authorized("https://reg.io/v2/"), ctx());
+  auto response = sendFollowingRedirects(http_, authorized("https://reg.io/v2/"), clock_.context());
   ASSERT_FALSE(response.ok());
   EXPECT_EQ(response.error().code, ErrorCode::kProtocol);
   EXPECT_EQ(http_.sent().size(), static_cast<size_t>(kMaxRedirects + 1));
@@ -72,7 +72,7 @@ TEST_F(Redirects, AtMostTenAreFollowed) {
 
 TEST_F(Redirects, RedirectWithoutLocationIsAProtocolError) {
   http_.expect([](const HttpRequest&) { return respond(302); });
-  auto response = sendFollowingRedirects(http_, authorized("https://reg.io/v2/"), ctx());
+  auto response = sendFollowingRedirects(http_, authorized("https://reg.io/v2/"), clock_.context());
   EXPECT_EQ(response.error().code, ErrorCode::kProtocol);
 }
 
