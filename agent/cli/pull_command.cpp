@@ -178,7 +178,7 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   if (!credentials)
     return fail(credentials.error());
 
-  puller::PullJob job;
+  puller::PullRequest job;
   job.ref = ref.value();
   job.options = options;
   job.credentials = credentials.value();
@@ -239,7 +239,8 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
   }
   PullProgress progress(clock, env.stderr_is_terminal);
   job.observers.push_back(&progress);
-  auto outcome = puller::runPull(**http, clock, random, job);
+  puller::PullServices own(**http, clock, random);
+  auto outcome = puller::runPull(job, own);
   if (!outcome)
     return fail(outcome.error());
   printOutcome(job.ref, outcome.value());

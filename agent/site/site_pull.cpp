@@ -158,7 +158,7 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
   auto failed = [&](const std::string& phase, const Error& error) {
     return phases.failed(phase, who.empty() ? error : error.context(who));
   };
-  puller::PullJob job;
+  puller::PullRequest job;
   job.ref = container.image;
   job.options.concurrency = agent.concurrency;
   job.retries = agent.retries;
@@ -166,9 +166,6 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
   job.stop = env.stop;
   job.privileged = env.privileged;
   job.snapshots = env.snapshots;
-  job.store = services.store;
-  job.throttle = services.throttle;
-  job.tally = services.tally;
   job.hosts_dir = agent.registry_hosts_dir;
   job.allow_skip_verify = agent.allow_skip_verify;
   job.http_options = route.http_options;
@@ -221,7 +218,9 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
   job.observers.push_back(&progress);
   if (auto* observer = events.observerFor(container))
     job.observers.push_back(observer);
-  auto outcome = puller::runPull(*route.http, services.clock, services.random, job);
+  puller::PullServices lent(*route.http, services.clock, services.random,
+                            {services.store, services.throttle, services.tally});
+  auto outcome = puller::runPull(job, lent);
   if (!outcome) {
     Error error = outcome.error();
     if (error.code == ErrorCode::kTimeout && services.clock.now() >= deadline) {

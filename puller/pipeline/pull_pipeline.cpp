@@ -30,8 +30,9 @@ class TransferCounter final : public PullObserver {
 // (BundleRoots) true at every moment: before the publish the root keeps both the old bundle's
 // snapshots and the new one's, after it the new one's only (none for a plain tree); a failed
 // publish leaves the old bundle, and its root, as they were.
-Status finishBundleOutside(ImagePublisher& publisher, const PullJob& job, const PulledImage* image,
-                           const Status& pull_status, bool over_snapshots) {
+Status finishBundleOutside(ImagePublisher& publisher, const PullRequest& job,
+                           const PulledImage* image, const Status& pull_status,
+                           bool over_snapshots) {
   const BundleRoots roots(job.state);
   const auto bundle = std::filesystem::absolute(*job.target);
   const std::set<Digest> before = roots.chains(bundle);
@@ -52,7 +53,7 @@ Status finishBundleOutside(ImagePublisher& publisher, const PullJob& job, const 
 }
 
 // The mirrors of job.hosts_dir (none without it), then the origin.
-Result<std::unique_ptr<PullSources>> pullSources(const PullJob& job, HttpClient& http,
+Result<std::unique_ptr<PullSources>> pullSources(const PullRequest& job, HttpClient& http,
                                                  const Clock& clock) {
   PullSources::Inputs inputs;
   inputs.registry = job.ref.domain;
@@ -74,22 +75,32 @@ Result<std::unique_ptr<PullSources>> pullSources(const PullJob& job, HttpClient&
 
 }  // namespace
 
-Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, const PullJob& job) {
-  const bool layout_only = job.layout && !job.target;
-  const std::filesystem::path store_root = job.layout ? *job.layout : job.state.content();
+PullServices::PullServices(HttpClient& http, Clock& clock, Random& random, SharedPullParts shared)
+    : http_(http), clock_(clock), random_(random), shared_(shared) {
+  if (shared_.throttle == nullptr)
+    own_throttle_.emplace(clock);  // one pull's blob threads share one at least
+}
+
+Result<ContentStore*> PullServices::storeFor(const PullRequest& request) {
+  if (shared_.store != nullptr && !request.layout)
+    return shared_.store;
+  if (!own_store_) {
+    ASSIGN_OR_RETURN(
+        own_store_, ContentStore::open(request.layout ? *request.layout : request.state.content()));
+  }
+  return own_store_.get();
+}
+
+Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
+  Clock& clock = services.clock();
+  const bool layout_only = job.layoutOnly();
   // Pulls into the state dir hold its lock shared: gc never collects what they fetch.
   std::optional<StateLock> state_lock;
   if (!layout_only) {
     ASSIGN_OR_RETURN(auto lock, StateLock::acquire(job.state, StateLock::Mode::kShared));
     state_lock.emplace(std::move(lock));
   }
-  std::unique_ptr<ContentStore> own_store;
-  ContentStore* store = job.store;
-  if (store == nullptr || job.layout) {
-    ASSIGN_OR_RETURN(auto opened, ContentStore::open(store_root));
-    own_store = std::move(opened);
-    store = own_store.get();
-  }
+  ASSIGN_OR_RETURN(ContentStore * store, services.storeFor(job));
   // Who served each blob, and what each layer decompresses to: kept beside the store the blobs
   // are in (an OCI layout of the caller's has its own; it never takes part in layer snapshots).
   ProvenanceStore provenance(job.layout ? *job.layout / ".pullagent-provenance"
@@ -98,17 +109,12 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
 
   RetryPolicy policy;
   policy.max_attempts = job.retries;
-  // One pull's blob threads share a throttle at least: a 429 on one holds the others.
-  std::optional<RegistryThrottle> own_throttle;
-  if (job.throttle == nullptr)
-    own_throttle.emplace(clock);
-  SourceTally own_tally;
-  SourceTally& tally = job.tally != nullptr ? *job.tally : own_tally;
-  ASSIGN_OR_RETURN(auto sources, pullSources(job, http, clock));
+  SourceTally& tally = services.tally();
+  ASSIGN_OR_RETURN(auto sources, pullSources(job, services.http(), clock));
   if (sources->sources().size() > 1)
     spdlog::info("{} is fetched from {}", job.ref.domain, sources->describe());
-  RegistryClient registry(clock, random, policy, job.ref.repository, sources->sources(),
-                          job.throttle != nullptr ? job.throttle : &*own_throttle, &tally);
+  RegistryClient registry(clock, services.random(), policy, job.ref.repository, sources->sources(),
+                          &services.throttle(), &tally);
   TransferCounter counter;
 
   if (job.unless_tag_resolves_to && job.ref.tag && !job.ref.digest) {
@@ -197,7 +203,7 @@ Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, cons
     return status.error();
   }
   PullOutcome outcome;
-  outcome.published = "OCI layout " + store_root.string() + " (ref name " + ref_name + ")";
+  outcome.published = "OCI layout " + store->root().string() + " (ref name " + ref_name + ")";
   if (publisher) {
     outcome.published = (job.form == PublishForm::kRootfs ? "rootfs " : "bundle ") +
                         publisher->target().string() +

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -21,29 +22,31 @@
 
 namespace pullagent::puller {
 
-// One pull from a registry to a published image: what the command line, `--once --site` and
-// the daemon's sites ask for.
-struct PullJob {
+// What a pull is asked: the image and the credentials for it, where it comes from, where it
+// goes and how. The command line, `--once --site` and the daemon's sites fill one in.
+struct PullRequest {
+  // The image.
   ImageRef ref;
-  // Shared by every pull of the process (the service's sites): one host's "slow down" holds
-  // them all. Null: this pull keeps its own.
-  RegistryThrottle* throttle = nullptr;
-  PullOptions options;
+  PullOptions options;  // platform, download concurrency
   RegistryCredentials credentials;
-  // Mirrors and the origin's TLS, the way containerd reads them: a config_path directory of
-  // <registry>/hosts.toml (/etc/containerd/certs.d). Unset: the origin alone.
+  // A refresh: when the tag still points at this digest (one HEAD request), nothing is pulled
+  // or published and the outcome says `unchanged`. Ignored for a reference pinned by digest.
+  std::optional<Digest> unless_tag_resolves_to;
+
+  // Where it comes from. Mirrors and the origin's TLS, the way containerd reads them: a
+  // config_path directory of <registry>/hosts.toml (/etc/containerd/certs.d). Unset: the origin
+  // alone.
   std::optional<std::filesystem::path> hosts_dir;
   bool allow_skip_verify = false;
   // The options the pull's HTTP client was made with: hosts with TLS settings of their own get
   // clients made from them.
   std::optional<HttpClientOptions> http_options;
-  // Where the pull's requests and bytes went, kept by the caller to read even when the pull
-  // fails (the service's metrics). Null: the pull keeps its own (PullOutcome::sources).
-  SourceTally* tally = nullptr;
-
   bool insecure = false;
-  int retries = 6;
-  std::optional<std::chrono::seconds> deadline;
+  // How a blob the host holds from another repository of the same registry is proven to be
+  // this pull's too (blobs from another registry are always fetched again).
+  SharedBlobProof shared_blob_proof = SharedBlobProof::kHead;
+
+  // Where it goes.
   StateDir state;  // StateDir::kDefaultRoot unless the caller names another
   std::optional<std::filesystem::path> layout;  // only pull, into this OCI layout
   std::optional<std::filesystem::path> target;  // publish here; else state/images/<digest>
@@ -56,18 +59,59 @@ struct PullJob {
   // an OCI layout of the caller's (`layout`), is always a plain tree. A fixed bundle target
   // over snapshots is recorded as a gc root (BundleRoots) of the state dir.
   bool snapshots = false;
+
+  // How.
+  int retries = 6;
+  std::optional<std::chrono::seconds> deadline;
   std::stop_token stop;  // SIGTERM, or the daemon dropping the site
   // See the pull too, in order (progress display, the daemon's site state).
   std::vector<PullObserver*> observers;
-  // The state dir's store when the caller keeps one open (the daemon: pulls of several sites
-  // then wait for each other's blobs in-process instead of through the ingest file's flock).
+
+  // Only into an OCI layout of the caller's: nothing is unpacked or published, and the state
+  // dir is not used at all.
+  bool layoutOnly() const { return layout && !target; }
+};
+
+// What the pulls of one process share when they run side by side (the service's sites).
+struct SharedPullParts {
+  // The state dir's store, kept open: pulls of several sites wait for each other's blobs
+  // in-process instead of through the ingest file's flock.
   ContentStore* store = nullptr;
-  // How a blob the host holds from another repository of the same registry is proven to be
-  // this pull's too (blobs from another registry are always fetched again).
-  SharedBlobProof shared_blob_proof = SharedBlobProof::kHead;
-  // A refresh: when the tag still points at this digest (one HEAD request), nothing is pulled
-  // or published and the outcome says `unchanged`. Ignored for a reference pinned by digest.
-  std::optional<Digest> unless_tag_resolves_to;
+  // One host's "slow down" holds every pull to it.
+  RegistryThrottle* throttle = nullptr;
+  // Where the pull's requests and bytes went, read by the caller even when the pull fails (the
+  // service's metrics).
+  SourceTally* tally = nullptr;
+};
+
+// What a caller lends a pull: the clients it talks through and, when it runs beside other pulls
+// of the process, the parts they share. What is not lent, the pull keeps of its own: a
+// command's pull is PullServices(http, clock, random).
+class PullServices {
+ public:
+  PullServices(HttpClient& http, Clock& clock, Random& random, SharedPullParts shared = {});
+  PullServices(const PullServices&) = delete;
+  PullServices& operator=(const PullServices&) = delete;
+
+  HttpClient& http() const { return http_; }
+  Clock& clock() const { return clock_; }
+  Random& random() const { return random_; }
+  RegistryThrottle& throttle() {
+    return shared_.throttle != nullptr ? *shared_.throttle : *own_throttle_;
+  }
+  SourceTally& tally() { return shared_.tally != nullptr ? *shared_.tally : own_tally_; }
+  // The store the request's blobs go to: the lent one for the state dir, else one of its own
+  // (an OCI layout of the caller's always has its own), opened on first use.
+  Result<ContentStore*> storeFor(const PullRequest& request);
+
+ private:
+  HttpClient& http_;
+  Clock& clock_;
+  Random& random_;
+  SharedPullParts shared_;
+  std::optional<RegistryThrottle> own_throttle_;
+  SourceTally own_tally_;
+  std::unique_ptr<ContentStore> own_store_;
 };
 
 struct PullOutcome {
@@ -84,9 +128,9 @@ struct PullOutcome {
 };
 
 // The pull pipeline: the registry client behind the authorizer, the image puller's download
-// pool filling the content store, and (unless the job is layout-only) the image publisher
+// pool filling the content store, and (unless the request is layout-only) the image publisher
 // unpacking each layer the moment it is verified while later ones still download, then
 // publishing atomically. Holds the state dir's lock shared for the whole pull.
-Result<PullOutcome> runPull(HttpClient& http, Clock& clock, Random& random, const PullJob& job);
+Result<PullOutcome> runPull(const PullRequest& request, PullServices& services);
 
 }  // namespace pullagent::puller

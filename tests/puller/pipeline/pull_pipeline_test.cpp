@@ -181,8 +181,13 @@ class PullPipelineTest : public ::testing::Test {
 
   ImageRef ref(const std::string& tag) { return ImageRef::parse("reg.io/app:" + tag).value(); }
 
-  PullJob job(const std::string& tag) {
-    PullJob job;
+  // A pull of its own, as a command makes one.
+  Result<PullOutcome> pull(const PullRequest& request) {
+    PullServices own(registry_, clock_, random_);
+    return runPull(request, own);
+  }
+  PullRequest job(const std::string& tag) {
+    PullRequest job;
     job.ref = ref(tag);
     job.state = StateDir(dir_.path() / "state");
     job.runtime.seccomp_profile.reset();
@@ -266,9 +271,9 @@ TEST_F(PullPipelineTest, AnUnknownPlatformIsNotFound) {
 TEST_F(PullPipelineTest, RunPullPublishesABundleInTheStateDir) {
   pushImage("v1", "hello\n");
   EventLog events;
-  PullJob pull = job("v1");
-  pull.observers.push_back(&events);
-  auto outcome = runPull(registry_, clock_, random_, pull);
+  PullRequest request = job("v1");
+  request.observers.push_back(&events);
+  auto outcome = pull(request);
   ASSERT_TRUE(outcome.ok()) << outcome.error().message;
   const auto image_dir = dir_.path() / "state" / "images" / manifest_digest_.hex();
   EXPECT_EQ(testing::readFile(image_dir / "rootfs" / "app" / "index.html"), "hello\n");
@@ -281,7 +286,7 @@ TEST_F(PullPipelineTest, RunPullPublishesABundleInTheStateDir) {
   EXPECT_GT(outcome->transferred, 0);
 
   // The same image again: already published, nothing downloaded or unpacked.
-  auto again = runPull(registry_, clock_, random_, job("v1"));
+  auto again = pull(job("v1"));
   ASSERT_TRUE(again.ok()) << again.error().message;
   EXPECT_NE(again->published.find("already published"), std::string::npos) << again->published;
   EXPECT_EQ(again->transferred, 0);
@@ -290,7 +295,7 @@ TEST_F(PullPipelineTest, RunPullPublishesABundleInTheStateDir) {
 // A refresh: one HEAD while the tag stays; once it moves, a pull of what changed.
 TEST_F(PullPipelineTest, ARefreshCostsOneHeadUntilTheTagMoves) {
   pushImage("moving", "v1\n");
-  auto first = runPull(registry_, clock_, random_, job("moving"));
+  auto first = pull(job("moving"));
   ASSERT_TRUE(first.ok()) << first.error().message;
   ASSERT_TRUE(first->image.index.has_value());
   EXPECT_EQ(first->image.index->digest, index_digest_);
@@ -298,9 +303,9 @@ TEST_F(PullPipelineTest, ARefreshCostsOneHeadUntilTheTagMoves) {
 
   const int blobs_before = registry_.blobRequests();
   const int gets_before = registry_.manifestRequests("GET");
-  PullJob check = job("moving");
+  PullRequest check = job("moving");
   check.unless_tag_resolves_to = index_digest_;
-  auto unchanged = runPull(registry_, clock_, random_, check);
+  auto unchanged = pull(check);
   ASSERT_TRUE(unchanged.ok()) << unchanged.error().message;
   EXPECT_TRUE(unchanged->unchanged);
   EXPECT_EQ(registry_.manifestRequests("HEAD"), 1);
@@ -309,7 +314,7 @@ TEST_F(PullPipelineTest, ARefreshCostsOneHeadUntilTheTagMoves) {
 
   // The tag moves to an image whose app layer (and so config and manifests) changed.
   pushImage("moving", "v2\n");
-  auto moved = runPull(registry_, clock_, random_, check);
+  auto moved = pull(check);
   ASSERT_TRUE(moved.ok()) << moved.error().message;
   EXPECT_FALSE(moved->unchanged);
   EXPECT_EQ(moved->image.manifest.digest, manifest_digest_);
@@ -321,10 +326,10 @@ TEST_F(PullPipelineTest, ARefreshCostsOneHeadUntilTheTagMoves) {
             "v2\n");
 
   // A reference pinned by digest is never checked.
-  PullJob pinned = job("moving");
+  PullRequest pinned = job("moving");
   pinned.ref = ImageRef::parse("reg.io/app@" + manifest_digest_.str()).value();
   pinned.unless_tag_resolves_to = manifest_digest_;
-  auto by_digest = runPull(registry_, clock_, random_, pinned);
+  auto by_digest = pull(pinned);
   ASSERT_TRUE(by_digest.ok()) << by_digest.error().message;
   EXPECT_FALSE(by_digest->unchanged);
 }
@@ -333,16 +338,16 @@ TEST_F(PullPipelineTest, ARefreshCostsOneHeadUntilTheTagMoves) {
 // lost) is not "unchanged" on a refresh: its blobs are proven again first.
 TEST_F(PullPipelineTest, ARefreshOfAnImageWithoutProvenanceProvesItAgain) {
   pushImage("moving", "v1\n");
-  ASSERT_TRUE(runPull(registry_, clock_, random_, job("moving")).ok());
+  ASSERT_TRUE(pull(job("moving")).ok());
   std::filesystem::remove_all(dir_.path() / "state" / "provenance");
   const int blobs_before = registry_.blobRequests();
-  PullJob check = job("moving");
+  PullRequest check = job("moving");
   check.unless_tag_resolves_to = index_digest_;
-  auto proven = runPull(registry_, clock_, random_, check);
+  auto proven = pull(check);
   ASSERT_TRUE(proven.ok()) << proven.error().message;
   EXPECT_FALSE(proven->unchanged);
   EXPECT_EQ(registry_.blobRequests(), blobs_before + 3);  // config and both layers, again
-  auto unchanged = runPull(registry_, clock_, random_, check);
+  auto unchanged = pull(check);
   ASSERT_TRUE(unchanged.ok()) << unchanged.error().message;
   EXPECT_TRUE(unchanged->unchanged);
   EXPECT_EQ(registry_.blobRequests(), blobs_before + 3);
@@ -350,18 +355,18 @@ TEST_F(PullPipelineTest, ARefreshOfAnImageWithoutProvenanceProvesItAgain) {
 
 TEST_F(PullPipelineTest, ALayerThatFailsVerificationLeavesTheTargetAsItWas) {
   pushImage("v1", "first\n");
-  PullJob first = job("v1");
+  PullRequest first = job("v1");
   first.target = dir_.path() / "site-rootfs";
   first.form = PublishForm::kRootfs;
-  ASSERT_TRUE(runPull(registry_, clock_, random_, first).ok());
+  ASSERT_TRUE(pull(first).ok());
   ASSERT_EQ(testing::readFile(dir_.path() / "site-rootfs" / "app" / "index.html"), "first\n");
 
   pushImage("v2", "second\n", /*corrupt_app_layer=*/true);
-  PullJob second = job("v2");
+  PullRequest second = job("v2");
   second.target = dir_.path() / "site-rootfs";
   second.form = PublishForm::kRootfs;
   second.retries = 1;
-  auto outcome = runPull(registry_, clock_, random_, second);
+  auto outcome = pull(second);
   ASSERT_FALSE(outcome.ok());
   EXPECT_EQ(outcome.error().code, ErrorCode::kDigestMismatch) << outcome.error().message;
   EXPECT_EQ(testing::readFile(dir_.path() / "site-rootfs" / "app" / "index.html"), "first\n");
