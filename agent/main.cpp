@@ -14,34 +14,12 @@
 #include <thread>
 #include <vector>
 
-#include "agent/cli/gc_command.h"
-#include "agent/cli/images_command.h"
-#include "agent/cli/mount_command.h"
-#include "agent/cli/once_command.h"
-#include "agent/cli/pull_command.h"
-#include "agent/cli/refresh_command.h"
-#include "agent/cli/status_command.h"
-#include "agent/cli/version_command.h"
+#include "agent/cli/command.h"
+#include "agent/cli/commands.h"
 #include "agent/common/exit_codes.h"
 #include "agent/daemon/daemon.h"
 
 namespace {
-
-constexpr const char* kUsage = R"(usage: pullagent [COMMAND] [options]
-
-commands:
-  (none)                   run as the service: keep every site's image published
-                           (pullagent --help-daemon)
-  --once --site SITE.json  pull and publish one App Service site's image (--once --help)
-  status [SITE]            what the service recorded for each site (pullagent status --help)
-  refresh [SITE...]        have the service re-resolve the sites' tags now (refresh --help)
-  pull IMAGE ...           pull an image; unpack and publish it (pullagent pull --help)
-  images                   the published images and the disk each uses (images --help)
-  gc                       remove images, snapshots and blobs no longer kept (gc --help)
-  mount IMAGE TARGET       mount a published image's root filesystem (pullagent mount --help)
-  unmount TARGET           unmount it again
-  --version                this build and the libraries it runs with
-)";
 
 // systemd sets JOURNAL_STREAM to "<dev>:<inode>" of the stream it connected to stderr.
 bool stderrIsJournal() {
@@ -58,13 +36,20 @@ extern char** environ;
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-    std::cerr << kUsage;
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h" || args[0] == "help")) {
+    std::cout << pullagent::agent::mainUsage();
     return pullagent::agent::kExitOk;
   }
-  if (!args.empty() && (args[0] == "--version" || args[0] == "version")) {
-    pullagent::agent::printVersion();
-    return pullagent::agent::kExitOk;
+  if (!args.empty() && args[0] == "version")
+    args[0] = "--version";
+  // The service, unless the first argument names a command (the service's options start with
+  // "--" too).
+  const pullagent::agent::Command* command =
+      args.empty() ? nullptr : pullagent::agent::findCommand(args[0]);
+  if (command == nullptr && !args.empty() && !args[0].starts_with("--")) {
+    std::cerr << "pullagent: unknown command \"" << args[0] << "\"\n"
+              << pullagent::agent::mainUsage();
+    return pullagent::agent::kExitUsage;
   }
 
   // SIGINT/SIGTERM become a stop request that every blocking call observes, SIGHUP a reload
@@ -80,8 +65,7 @@ int main(int argc, char** argv) {
   const int reload_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   // status and images only read, and gc is crash-safe (it renames a tree aside before deleting it):
   // they end at once on a signal. Every command ends at once on a second one.
-  const bool exit_at_once =
-      !args.empty() && (args[0] == "status" || args[0] == "images" || args[0] == "gc");
+  const bool exit_at_once = command != nullptr && command->ends_at_once;
   std::jthread signal_waiter([&stop, signals, reload_fd, exit_at_once] {
     bool stopping = false;
     while (true) {
@@ -120,30 +104,11 @@ int main(int argc, char** argv) {
       environment[text.substr(0, eq)] = text.substr(eq + 1);
   }
 
-  if (args.empty() || args[0] == "--help-daemon" ||
-      (args[0].starts_with("--") && args[0] != "--once")) {
+  if (command == nullptr) {
     if (!args.empty() && args[0] == "--help-daemon")
       args[0] = "--help";
     return pullagent::agent::runDaemon(args, env, environment);
   }
-  const std::string command = args[0];
   args.erase(args.begin());
-  if (command == "pull")
-    return pullagent::agent::runPullCommand(args, env, environment);
-  if (command == "gc")
-    return pullagent::agent::runGcCommand(args, env, environment);
-  if (command == "mount")
-    return pullagent::agent::runMountCommand(args, env, environment);
-  if (command == "unmount")
-    return pullagent::agent::runUnmountCommand(args, env);
-  if (command == "status")
-    return pullagent::agent::runStatusCommand(args, env, environment);
-  if (command == "images")
-    return pullagent::agent::runImagesCommand(args, env, environment);
-  if (command == "refresh")
-    return pullagent::agent::runRefreshCommand(args, env, environment);
-  if (command == "--once")
-    return pullagent::agent::runOnceCommand(args, env, environment);
-  std::cerr << "pullagent: unknown command \"" << command << "\"\n" << kUsage;
-  return pullagent::agent::kExitUsage;
+  return pullagent::agent::runCommand(*command, args, env, environment);
 }

@@ -35,28 +35,18 @@ there are no sites and no --keep, every image (a state dir used by `pullagent pu
 
 }  // namespace
 
-int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env,
-                 const std::map<std::string, std::string>& environment) {
-  auto parsed = parseArgs(argv, {"state", "config", "keep", "log-level", "log-format"},
-                          {"help", "discard-unpacked-layers"});
-  if (!parsed || parsed->flag("help") || !parsed->positionals.empty()) {
-    if (!parsed)
-      std::cerr << "pullagent gc: " << parsed.error().message << "\n";
-    std::cerr << kGcUsage;
-    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
-  }
-  if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
-    std::cerr << "pullagent gc: " << logging.error().message << "\n";
-    return kExitUsage;
-  }
-  auto chosen = existingStateDir(parsed.value(), environment);
+namespace {
+
+int runGc(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
+          const Environment& environment) {
+  auto chosen = existingStateDir(args, environment);
   if (!chosen) {
     spdlog::error("gc: {}", chosen.error().describe());
     return exitCodeFor(chosen.error());
   }
   const puller::StateDir state = chosen.value();
   std::set<puller::Digest> keep;
-  if (auto list = parsed->option("keep")) {
+  if (auto list = args.option("keep")) {
     std::stringstream items(*list);
     std::string item;
     while (std::getline(items, item, ',')) {
@@ -81,9 +71,8 @@ int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment&
         keep.insert(digest.value());
     }
   }
-  const bool keep_all = sites.empty() && !parsed->option("keep");
-  auto report =
-      puller::collectGarbage(state, keep, keep_all, parsed->flag("discard-unpacked-layers"));
+  const bool keep_all = sites.empty() && !args.option("keep");
+  auto report = puller::collectGarbage(state, keep, keep_all, args.flag("discard-unpacked-layers"));
   if (!report) {
     spdlog::error("gc failed: {}", report.error().describe());
     return exitCodeFor(report.error());
@@ -100,6 +89,23 @@ int runGcCommand(const std::vector<std::string>& argv, const ProcessEnvironment&
       "to: pullagent images shows what each image is proven for), %d removed\n",
       report->records_kept, report->records_removed);
   return kExitOk;
+}
+
+}  // namespace
+
+const Command& gcCommand() {
+  static const Command command{"gc",
+                               "[--state DIR] [--keep DIGEST,...]",
+                               "remove images, snapshots and blobs no longer kept",
+                               kGcUsage,
+                               {"state", "config", "keep"},
+                               {"discard-unpacked-layers"},
+                               0,
+                               0,
+                               {},
+                               true,
+                               runGc};
+  return command;
 }
 
 }  // namespace pullagent::agent

@@ -57,20 +57,11 @@ std::string joined(const std::vector<std::string>& names) {
 
 }  // namespace
 
-int runImagesCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env,
-                     const std::map<std::string, std::string>& environment) {
-  auto parsed = parseArgs(argv, {"config", "state", "log-level", "log-format"}, {"json", "help"});
-  if (!parsed || parsed->flag("help") || !parsed->positionals.empty()) {
-    if (!parsed)
-      std::cerr << "pullagent images: " << parsed.error().message << "\n";
-    std::cerr << kImagesUsage;
-    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
-  }
-  if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
-    std::cerr << "pullagent images: " << logging.error().message << "\n";
-    return kExitUsage;
-  }
-  auto state = existingStateDir(parsed.value(), environment);
+namespace {
+
+int runImages(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
+              const Environment& environment) {
+  auto state = existingStateDir(args, environment);
   if (!state) {
     std::cerr << "pullagent images: " << state.error().describe() << "\n";
     return exitCodeFor(state.error());
@@ -93,7 +84,7 @@ int runImagesCommand(const std::vector<std::string>& argv, const ProcessEnvironm
     return found == sites.end() ? std::vector<std::string>{} : found->second;
   };
 
-  if (parsed->flag("json")) {
+  if (args.flag("json")) {
     auto images = nlohmann::json::array();
     for (const auto& image : usage->images) {
       images.push_back({{"digest", image.digest.str()},
@@ -129,6 +120,23 @@ int runImagesCommand(const std::vector<std::string>& argv, const ProcessEnvironm
       usage->snapshots, humanBytes(usage->snapshot_bytes).c_str(), usage->shared_snapshots,
       humanBytes(usage->shared_snapshot_bytes).c_str(), humanBytes(usage->blob_bytes).c_str());
   return kExitOk;
+}
+
+}  // namespace
+
+const Command& imagesCommand() {
+  static const Command command{"images",
+                               "[--state DIR] [--json]",
+                               "the published images and the disk each uses",
+                               kImagesUsage,
+                               {"config", "state"},
+                               {"json"},
+                               0,
+                               0,
+                               {},
+                               true,
+                               runImages};
+  return command;
 }
 
 }  // namespace pullagent::agent

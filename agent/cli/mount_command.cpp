@@ -76,58 +76,77 @@ Result<std::vector<fs::path>> layerDirectories(const fs::path& image_dir,
 
 }  // namespace
 
-int runMountCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env,
-                    const std::map<std::string, std::string>& environment) {
-  auto parsed =
-      parseArgs(argv, {"state", "config", "upper", "work", "log-level", "log-format"}, {"help"});
-  if (!parsed || parsed->flag("help") || parsed->positionals.size() != 2 ||
-      parsed->option("upper").has_value() != parsed->option("work").has_value()) {
-    if (!parsed)
-      std::cerr << "pullagent mount: " << parsed.error().message << "\n";
-    std::cerr << kMountUsage;
-    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
-  }
-  if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
-    std::cerr << "pullagent mount: " << logging.error().message << "\n";
-    return kExitUsage;
-  }
-  auto chosen = existingStateDir(parsed.value(), environment);
+namespace {
+
+int runMount(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
+             const Environment& environment) {
+  if (args.option("upper").has_value() != args.option("work").has_value())
+    return usageError(mountCommand(), "--upper and --work go together");
+  auto chosen = existingStateDir(args, environment);
   if (!chosen)
     return fail("mount", chosen.error());
   const puller::StateDir state(fs::absolute(chosen->root()));
-  auto image_dir = imageDirectory(parsed->positionals[0], state);
+  auto image_dir = imageDirectory(args.positionals[0], state);
   if (!image_dir)
     return fail("mount", image_dir.error());
   auto lowers = layerDirectories(*image_dir, state);
   if (!lowers)
     return fail("mount", lowers.error());
-  auto spec = parsed->option("upper")
-                  ? puller::writableView(*lowers, fs::absolute(*parsed->option("upper")),
-                                         fs::absolute(*parsed->option("work")))
+  auto spec = args.option("upper")
+                  ? puller::writableView(*lowers, fs::absolute(*args.option("upper")),
+                                         fs::absolute(*args.option("work")))
                   : puller::readOnlyView(*lowers);
   if (!spec)
     return fail("mount", spec.error());
-  const fs::path target = fs::absolute(parsed->positionals[1]);
+  const fs::path target = fs::absolute(args.positionals[1]);
   if (auto mounted = puller::mountSpec(*spec, target); !mounted)
     return fail("mount", mounted.error());
   spdlog::info("mounted {} at {} ({} layers{})", image_dir->filename().string(), target.string(),
-               lowers->size(), parsed->option("upper") ? ", writable" : ", read-only");
+               lowers->size(), args.option("upper") ? ", writable" : ", read-only");
   return kExitOk;
 }
 
-int runUnmountCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env) {
-  auto parsed = parseArgs(argv, {"log-level", "log-format"}, {"help"});
-  if (!parsed || parsed->flag("help") || parsed->positionals.size() != 1) {
-    std::cerr << kUnmountUsage;
-    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
-  }
-  if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
-    std::cerr << "pullagent unmount: " << logging.error().message << "\n";
-    return kExitUsage;
-  }
-  if (auto done = puller::unmount(fs::absolute(parsed->positionals[0])); !done)
+}  // namespace
+
+const Command& mountCommand() {
+  static const Command command{"mount",
+                               "IMAGE TARGET",
+                               "mount a published image's root filesystem",
+                               kMountUsage,
+                               {"state", "config", "upper", "work"},
+                               {},
+                               2,
+                               2,
+                               {},
+                               false,
+                               runMount};
+  return command;
+}
+
+namespace {
+
+int runUnmount(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
+               const Environment& /*environment*/) {
+  if (auto done = puller::unmount(fs::absolute(args.positionals[0])); !done)
     return fail("unmount", done.error());
   return kExitOk;
+}
+
+}  // namespace
+
+const Command& unmountCommand() {
+  static const Command command{"unmount",
+                               "TARGET",
+                               "unmount what `pullagent mount` mounted",
+                               kUnmountUsage,
+                               {},
+                               {},
+                               1,
+                               1,
+                               {},
+                               false,
+                               runUnmount};
+  return command;
 }
 
 }  // namespace pullagent::agent

@@ -54,30 +54,20 @@ class PhasePrinter final : public SitePullEvents {
 
 }  // namespace
 
-int runOnceCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env,
-                   const std::map<std::string, std::string>& environment) {
-  auto parsed = parseArgs(argv, {"site", "config", "log-level", "log-format"}, {"help"});
-  if (!parsed || parsed->flag("help") || !parsed->option("site") || !parsed->positionals.empty()) {
-    if (!parsed)
-      std::cerr << "pullagent --once: " << parsed.error().message << "\n";
-    std::cerr << kOnceUsage;
-    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
-  }
-  if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
-    std::cerr << "pullagent --once: " << logging.error().message << "\n" << kOnceUsage;
-    return kExitUsage;
-  }
+namespace {
+
+int runOnce(const ParsedArgs& args, const ProcessEnvironment& env, const Environment& environment) {
   SystemClock clock;
   SystemRandom random;
   PhasePrinter printer;
   const auto started = clock.now();
 
-  auto agent = loadAgentConfig(parsed->option("config"), environment);
+  auto agent = loadAgentConfig(args.option("config"), environment);
   if (!agent) {
     printer.phaseFailed("config", agent.error());
     return exitCodeFor(agent.error());
   }
-  const std::string site_path = *parsed->option("site");
+  const std::string site_path = *args.option("site");
   auto site = loadSiteConfig(site_path);
   if (!site) {
     printer.phaseFailed("config", site.error());
@@ -127,6 +117,23 @@ int runOnceCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
     printOutcome(container.image, pulled);
   }
   return kExitOk;
+}
+
+}  // namespace
+
+const Command& onceCommand() {
+  static const Command command{"--once",
+                               "--site SITE.json",
+                               "pull and publish one App Service site's image",
+                               kOnceUsage,
+                               {"site", "config"},
+                               {},
+                               0,
+                               0,
+                               {"site"},
+                               false,
+                               runOnce};
+  return command;
 }
 
 }  // namespace pullagent::agent

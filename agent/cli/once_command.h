@@ -1,16 +1,11 @@
 #pragma once
 
-#include <map>
-#include <string>
-#include <vector>
-
-#include "agent/common/process_environment.h"
+#include "agent/cli/command.h"
 
 namespace pullagent::agent {
 
 // `pullagent --once --site SITE.json [--config agent.json]`: what the daemon does for one site,
-// once, printing each phase with its time. Returns the process exit code.
-int runOnceCommand(const std::vector<std::string>& args, const ProcessEnvironment& env,
-                   const std::map<std::string, std::string>& environment);
+// once, printing each phase with its time.
+const Command& onceCommand();
 
 }  // namespace pullagent::agent

@@ -70,7 +70,7 @@ options:
   --log-format FORMAT     text (default), journal or json
 )";
 
-// The options that take a value.
+// The options that take a value (--log-level and --log-format: every command's).
 const std::set<std::string> kPullOptions{"dest",
                                          "rootfs",
                                          "bundle",
@@ -88,9 +88,7 @@ const std::set<std::string> kPullOptions{"dest",
                                          "seccomp-profile",
                                          "storage",
                                          "shared-blob-proof",
-                                         "hosts-dir",
-                                         "log-level",
-                                         "log-format"};
+                                         "hosts-dir"};
 
 Result<int> parsePositive(const ParsedArgs& args, const std::string& name, int fallback) {
   auto text = args.option(name);
@@ -134,26 +132,9 @@ int fail(const Error& error) {
 
 }  // namespace
 
-int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env,
-                   const std::map<std::string, std::string>& environment) {
-  auto parsed =
-      parseArgs(argv, kPullOptions, {"insecure", "password-stdin", "allow-skip-verify", "help"});
-  // --config alone publishes into the state dir it names, as --state does.
-  const bool has_target =
-      parsed && (parsed->option("dest") || parsed->option("rootfs") || parsed->option("bundle") ||
-                 parsed->option("state") || parsed->option("config"));
-  if (!parsed || parsed->flag("help") || parsed->positionals.size() != 1 || !has_target) {
-    if (!parsed)
-      std::cerr << "pullagent pull: " << parsed.error().message << "\n";
-    std::cerr << kPullUsage;
-    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
-  }
-  const ParsedArgs& args = parsed.value();
-  if (auto logging = initLoggingFromArgs(args, env); !logging) {
-    std::cerr << "pullagent pull: " << logging.error().message << "\n";
-    return kExitUsage;
-  }
+namespace {
 
+int runPull(const ParsedArgs& args, const ProcessEnvironment& env, const Environment& environment) {
   auto ref = puller::ImageRef::parse(args.positionals[0]);
   if (!ref)
     return fail(ref.error());
@@ -245,6 +226,23 @@ int runPullCommand(const std::vector<std::string>& argv, const ProcessEnvironmen
     return fail(outcome.error());
   printOutcome(job.ref, outcome.value());
   return kExitOk;
+}
+
+}  // namespace
+
+const Command& pullCommand() {
+  static const Command command{"pull",
+                               "IMAGE (--dest DIR | --rootfs DIR | --bundle DIR | --state DIR)",
+                               "pull an image; unpack and publish it",
+                               kPullUsage,
+                               kPullOptions,
+                               {"insecure", "password-stdin", "allow-skip-verify"},
+                               1,
+                               1,
+                               {"dest", "rootfs", "bundle", "state", "config"},
+                               false,
+                               runPull};
+  return command;
 }
 
 }  // namespace pullagent::agent

@@ -1,16 +1,11 @@
 #pragma once
 
-#include <map>
-#include <string>
-#include <vector>
-
-#include "agent/common/process_environment.h"
+#include "agent/cli/command.h"
 
 namespace pullagent::agent {
 
-// `pullagent pull IMAGE --dest DIR ...`: pulls an image into an OCI image layout. Returns the
-// process exit code (see exit_codes.h).
-int runPullCommand(const std::vector<std::string>& args, const ProcessEnvironment& env,
-                   const std::map<std::string, std::string>& environment);
+// `pullagent pull IMAGE (--dest DIR | --rootfs DIR | --bundle DIR | --state DIR)`: pulls an
+// image into an OCI image layout, or unpacks and publishes it.
+const Command& pullCommand();
 
 }  // namespace pullagent::agent

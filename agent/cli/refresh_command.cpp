@@ -66,22 +66,12 @@ int printOutcome(const nlohmann::json& report) {
 
 }  // namespace
 
-int runRefreshCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env,
-                      const std::map<std::string, std::string>& environment) {
-  auto parsed = parseArgs(argv, {"config", "socket", "timeout", "log-level", "log-format"},
-                          {"no-wait", "help"});
-  if (!parsed || parsed->flag("help")) {
-    if (!parsed)
-      std::cerr << "pullagent refresh: " << parsed.error().message << "\n";
-    std::cerr << kRefreshUsage;
-    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
-  }
-  if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
-    std::cerr << "pullagent refresh: " << logging.error().message << "\n";
-    return kExitUsage;
-  }
+namespace {
+
+int runRefresh(const ParsedArgs& args, const ProcessEnvironment& env,
+               const Environment& environment) {
   int timeout_seconds = 900;
-  if (auto text = parsed->option("timeout")) {
+  if (auto text = args.option("timeout")) {
     auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), timeout_seconds);
     if (error != std::errc() || end != text->data() + text->size() || timeout_seconds < 1) {
       std::cerr << "pullagent refresh: --timeout: expected a number of seconds, got "
@@ -90,10 +80,10 @@ int runRefreshCommand(const std::vector<std::string>& argv, const ProcessEnviron
     }
   }
   std::string socket;
-  if (auto path = parsed->option("socket")) {
+  if (auto path = args.option("socket")) {
     socket = *path;
   } else {
-    auto agent = loadAgentConfig(parsed->option("config"), environment);
+    auto agent = loadAgentConfig(args.option("config"), environment);
     if (!agent) {
       std::cerr << "pullagent refresh: " << agent.error().describe() << "\n";
       return exitCodeFor(agent.error());
@@ -101,7 +91,7 @@ int runRefreshCommand(const std::vector<std::string>& argv, const ProcessEnviron
     socket = agent->control_socket.string();
   }
 
-  const nlohmann::json request = {{"sites", parsed->positionals}};
+  const nlohmann::json request = {{"sites", args.positionals}};
   auto started = controlRequest(socket, "POST", "/v1/refresh", request.dump(), kRequestTimeout);
   if (!started) {
     std::cerr << "pullagent refresh: " << started.error().message << "\n";
@@ -116,7 +106,7 @@ int runRefreshCommand(const std::vector<std::string>& argv, const ProcessEnviron
     return started->status == 400 ? kExitUsage : kExitFailure;
   }
   const uint64_t id = answer["id"];
-  if (parsed->flag("no-wait")) {
+  if (args.flag("no-wait")) {
     std::cout << "refresh " << id << " queued\n";
     return kExitOk;
   }
@@ -141,6 +131,23 @@ int runRefreshCommand(const std::vector<std::string>& argv, const ProcessEnviron
   std::cerr << "pullagent refresh: stopped waiting; refresh " << id
             << " goes on in the service (pullagent status shows it)\n";
   return kExitTransient;
+}
+
+}  // namespace
+
+const Command& refreshCommand() {
+  static const Command command{"refresh",
+                               "[SITE...] [--no-wait]",
+                               "have the service re-resolve the sites' tags now",
+                               kRefreshUsage,
+                               {"config", "socket", "timeout"},
+                               {"no-wait"},
+                               0,
+                               Command::kAny,
+                               {},
+                               false,
+                               runRefresh};
+  return command;
 }
 
 }  // namespace pullagent::agent

@@ -94,28 +94,19 @@ std::string detail(const SiteState& state) {
 
 }  // namespace
 
-int runStatusCommand(const std::vector<std::string>& argv, const ProcessEnvironment& env,
-                     const std::map<std::string, std::string>& environment) {
-  auto parsed = parseArgs(argv, {"config", "state", "log-level", "log-format"}, {"json", "help"});
-  if (!parsed || parsed->flag("help") || parsed->positionals.size() > 1) {
-    if (!parsed)
-      std::cerr << "pullagent status: " << parsed.error().message << "\n";
-    std::cerr << kStatusUsage;
-    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
-  }
-  if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
-    std::cerr << "pullagent status: " << logging.error().message << "\n";
-    return kExitUsage;
-  }
-  auto found = existingStateDir(parsed.value(), environment);
+namespace {
+
+int runStatus(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
+              const Environment& environment) {
+  auto found = existingStateDir(args, environment);
   if (!found) {
     std::cerr << "pullagent status: " << found.error().describe() << "\n";
     return exitCodeFor(found.error());
   }
   const puller::StateDir state_dir = found.value();
   std::vector<SiteState> states = SiteStateStore(state_dir).readAll();
-  if (!parsed->positionals.empty()) {
-    const std::string& wanted = parsed->positionals[0];
+  if (!args.positionals.empty()) {
+    const std::string& wanted = args.positionals[0];
     std::erase_if(states, [&](const SiteState& state) { return state.site != wanted; });
     if (states.empty()) {
       std::cerr << "pullagent status: no site " << safeQuoted(wanted) << " in "
@@ -123,7 +114,7 @@ int runStatusCommand(const std::vector<std::string>& argv, const ProcessEnvironm
       return kExitNotFound;
     }
   }
-  if (parsed->flag("json")) {
+  if (args.flag("json")) {
     auto array = nlohmann::json::array();
     for (const auto& state : states)
       array.push_back(nlohmann::json::parse(siteStateJson(state)));
@@ -142,6 +133,23 @@ int runStatusCommand(const std::vector<std::string>& argv, const ProcessEnvironm
     printContainers(state);
   }
   return kExitOk;
+}
+
+}  // namespace
+
+const Command& statusCommand() {
+  static const Command command{"status",
+                               "[SITE] [--json]",
+                               "what the service recorded for each site",
+                               kStatusUsage,
+                               {"config", "state"},
+                               {"json"},
+                               0,
+                               1,
+                               {},
+                               true,
+                               runStatus};
+  return command;
 }
 
 }  // namespace pullagent::agent

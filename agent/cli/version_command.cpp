@@ -23,4 +23,36 @@ void printVersion() {
   std::printf("  inflate     %s\n", puller::decompressorVersions().c_str());
 }
 
+namespace {
+
+constexpr const char* kVersionUsage = R"(usage: pullagent --version
+
+Prints this build's version and git revision, then the versions of the libraries that do the
+work as they report themselves at run time (a distribution update changes them without a
+rebuild of pullagent).
+)";
+
+int runVersion(const ParsedArgs& /*args*/, const ProcessEnvironment& /*env*/,
+               const Environment& /*environment*/) {
+  printVersion();
+  return 0;
+}
+
+}  // namespace
+
+const Command& versionCommand() {
+  static const Command command{"--version",
+                               "",
+                               "this build and the libraries it runs with",
+                               kVersionUsage,
+                               {},
+                               {},
+                               0,
+                               0,
+                               {},
+                               true,
+                               runVersion};
+  return command;
+}
+
 }  // namespace pullagent::agent
