@@ -437,11 +437,12 @@ Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
         ctx, attempt, after_mirror_failure);
     if (!status)
       return status;
-    status = ingest->commit();
+    // The source is recorded before the blob is visible and before the ingest file, which
+    // other pulls of this repository wait on, is gone: a pull that then finds the blob, or
+    // takes the ingest next, finds the record too and does not fetch it again.
+    status = ingest->commit(options.on_verified);
     if (status && fetched_here != nullptr)
       *fetched_here = true;
-    if (status && options.on_verified)
-      options.on_verified();
     if (status || status.error().code != ErrorCode::kDigestMismatch)
       return status;
     bool excluded_any = false;

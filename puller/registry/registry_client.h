@@ -86,8 +86,9 @@ class RegistryClient {
     // Set to whether this call verified bytes it downloaded itself, rather than finding the
     // blob stored (or proven) by another pull while it waited.
     bool* fetched_here = nullptr;
-    // Called once the downloaded bytes verified, while the ingest is still held: what a
-    // waiting pull's proven_meanwhile then sees.
+    // Called once the downloaded bytes verified, before the blob is visible in the store and
+    // while the ingest file is still in place and held: what a pull that then finds the blob,
+    // or waits for the ingest (proven_meanwhile), sees.
     std::function<void()> on_verified;
   };
   Status fetchBlob(const Descriptor& blob, ContentStore& store, BlobObserver* observer,

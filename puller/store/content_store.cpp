@@ -80,7 +80,7 @@ Status Ingest::restart() {
   return {};
 }
 
-Status Ingest::commit() {
+Status Ingest::commit(const std::function<void()>& verified) {
   if (offset_ != expected_size_) {
     return makeError(ErrorCode::kDigestMismatch,
                      "blob " + digest_.str() + " has " + std::to_string(offset_) +
@@ -93,6 +93,8 @@ Status Ingest::commit() {
         ErrorCode::kDigestMismatch,
         "blob content hashes to " + actual.str() + ", expected " + digest_.str() + " (discarded)");
   }
+  if (verified)
+    verified();
   if (store_.contains(digest_, expected_size_)) {
     // Another source's verified copy won the race: the same bytes are already in place.
     ::unlink(path_.c_str());

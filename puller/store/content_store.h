@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -35,8 +36,10 @@ class Ingest {
   Status restart();
   // Verifies size and digest, fsyncs, renames into place (or, when another source's copy was
   // stored meanwhile, drops its own). On a mismatch the ingest file is deleted (its bytes are
-  // wrong) and kDigestMismatch returned.
-  Status commit();
+  // wrong) and kDigestMismatch returned. `verified` runs once the bytes verified and before the
+  // blob is visible or the ingest file is gone: what it records about the blob (its source) is
+  // there before any other pull can see the blob or take the ingest's place.
+  Status commit(const std::function<void()>& verified = {});
 
  private:
   friend class ContentStore;

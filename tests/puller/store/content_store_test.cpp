@@ -39,6 +39,36 @@ TEST_F(ContentStoreTest, CommitMakesVerifiedBlobVisible) {
   EXPECT_FALSE(std::filesystem::exists(store_->ingestPath(digest_, "registry.test/repo")));
 }
 
+// What the pull records on verification (the blob's source) must be there before another pull
+// can find the blob, or take a fresh ingest file at the same name: else that pull sees a stored
+// blob without its source and fetches it again (two GETs for one blob under load).
+TEST_F(ContentStoreTest, TheVerifiedCallbackRunsBeforeTheBlobIsVisibleOrTheIngestFileGone) {
+  const auto ingest_path = store_->ingestPath(digest_, "registry.test/repo");
+  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
+  ASSERT_TRUE(ingest.ok());
+  ASSERT_TRUE((*ingest)->write(content_).ok());
+  int called = 0;
+  ASSERT_TRUE((*ingest)
+                  ->commit([&] {
+                    ++called;
+                    EXPECT_FALSE(store_->contains(digest_, size_));
+                    EXPECT_TRUE(std::filesystem::exists(ingest_path));
+                  })
+                  .ok());
+  EXPECT_EQ(called, 1);
+  EXPECT_TRUE(store_->contains(digest_, size_));
+
+  // Wrong bytes are never "verified".
+  std::string altered = content_;
+  altered[0] ^= 1;
+  const Digest other = Sha256::of(content_ + "!");
+  auto wrong = store_->beginIngest(other, size_, "registry.test/repo", clock_.context());
+  ASSERT_TRUE(wrong.ok());
+  ASSERT_TRUE((*wrong)->write(altered).ok());
+  EXPECT_FALSE((*wrong)->commit([&] { ++called; }).ok());
+  EXPECT_EQ(called, 1);
+}
+
 TEST_F(ContentStoreTest, WrongBytesAreDiscardedNotCommitted) {
   std::string altered = content_;
   altered[5] ^= 1;
