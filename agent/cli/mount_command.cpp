@@ -33,6 +33,7 @@ options:
   --upper DIR         the writable layer
   --work DIR          overlayfs's work directory, beside --upper
   --log-level LEVEL   trace, debug, info (default), warn, error
+  --log-format FORMAT text (default), journal or json
 )";
 
 constexpr const char* kUnmountUsage = R"(usage: pullagent unmount TARGET

@@ -56,7 +56,8 @@ options:
   --insecure              plain HTTP (only for a registry without TLS)
   --concurrency N         blobs downloaded at once (default 4)
   --connect-timeout S     per-connection connect timeout (default 15)
-  --stall-timeout S       abandon a transfer after S seconds without data (default 30)
+  --stall-timeout S       abandon (and resume) a transfer averaging under 8 KiB/s over S
+                          seconds (default 30)
   --retries N             attempts without progress before giving up (default 6)
   --deadline S            give up the whole pull after S seconds (default none)
   --shared-blob-proof P   a blob the state dir holds from another repository of the same

@@ -185,8 +185,17 @@ Result<IdentityEndpoint> readIdentity(const JsonReader& doc,
       return section["kind"].typeError("\"imds\" or \"appService\"");
     }
     ASSIGN_OR_RETURN(auto endpoint, section["endpoint"].optionalString());
-    if (endpoint)
+    if (endpoint) {
       identity.url = *endpoint;
+    } else if (identity.kind == IdentityEndpoint::Kind::kAppService) {
+      // App Service names its identity endpoint in the environment; never the IMDS address.
+      auto from_environment = environment.find("IDENTITY_ENDPOINT");
+      if (from_environment == environment.end())
+        return section["endpoint"].error(
+            "missing: \"appService\" needs the endpoint here or IDENTITY_ENDPOINT in the "
+            "environment");
+      identity.url = from_environment->second;
+    }
   } else if (auto endpoint = environment.find("IDENTITY_ENDPOINT"); endpoint != environment.end()) {
     identity.kind = IdentityEndpoint::Kind::kAppService;
     identity.url = endpoint->second;

@@ -342,11 +342,15 @@ int Daemon::run() {
 int runDaemon(const std::vector<std::string>& argv, const ProcessEnvironment& env,
               const std::map<std::string, std::string>& environment) {
   auto parsed = parseArgs(argv, {"config", "log-level", "log-format"}, {"help"});
-  if (!parsed || parsed->flag("help") || !parsed->positionals.empty()) {
+  if (parsed && parsed->flag("help")) {
+    std::cout << kUsage;  // asked for: on stdout, as every command's --help
+    return kExitOk;
+  }
+  if (!parsed || !parsed->positionals.empty()) {
     if (!parsed)
       std::cerr << "pullagent: " << parsed.error().message << "\n";
     std::cerr << kUsage;
-    return parsed && parsed->flag("help") ? kExitOk : kExitUsage;
+    return kExitUsage;
   }
   if (auto logging = initLoggingFromArgs(parsed.value(), env); !logging) {
     std::cerr << "pullagent: " << logging.error().message << "\n" << kUsage;

@@ -101,7 +101,8 @@ class PullServices {
   }
   SourceTally& tally() { return shared_.tally != nullptr ? *shared_.tally : own_tally_; }
   // The store the request's blobs go to: the lent one for the state dir, else one of its own
-  // (an OCI layout of the caller's always has its own), opened on first use.
+  // (an OCI layout of the caller's always has its own), opened on first use and again for a
+  // request with another root.
   Result<ContentStore*> storeFor(const PullRequest& request);
 
  private:

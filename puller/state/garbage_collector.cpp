@@ -22,7 +22,6 @@
 #include "puller/state/bundle_roots.h"
 #include "puller/store/content_store.h"
 #include "puller/store/provenance.h"
-#include "puller/unpack/image_publisher.h"
 
 namespace pullagent::puller {
 namespace fs = std::filesystem;

@@ -14,7 +14,6 @@
 #include "puller/snapshot/overlay_mount.h"
 #include "puller/snapshot/snapshot_store.h"
 #include "puller/store/content_store.h"
-#include "puller/unpack/image_publisher.h"
 
 namespace pullagent::puller {
 namespace fs = std::filesystem;

@@ -48,4 +48,13 @@ class StateDir {
   std::filesystem::path root_;
 };
 
+// A published image's directory (StateDir::image, or a bundle published outside the state dir)
+// holds these beside config.json and rootfs/.
+// The file that says it is complete: written last, published by the same rename as the tree.
+// gc, reuse and mount go by it, never by the directory alone. (A rootfs target has none: it is
+// the container's root.)
+inline constexpr const char* kPublishedMarker = "pullagent-published";
+// The image config the image was published with (gc, `images` and `mount` read it).
+inline constexpr const char* kPublishedConfigFile = "image-config.json";
+
 }  // namespace pullagent::puller

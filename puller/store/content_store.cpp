@@ -50,7 +50,15 @@ Ingest::~Ingest() {
   store_.release(key_);
 }
 
+Status Ingest::dropped() const {
+  return makeError(
+      ErrorCode::kResourceExhausted,
+      "blob " + digest_.str() + ": its partial download was dropped when the disk filled up");
+}
+
 Status Ingest::write(std::string_view bytes) {
+  if (dropped_)
+    return dropped();
   if (offset_ + static_cast<int64_t>(bytes.size()) > expected_size_) {
     return makeError(ErrorCode::kDigestMismatch, "blob " + digest_.str() + " is longer than the " +
                                                      std::to_string(expected_size_) +
@@ -58,9 +66,12 @@ Status Ingest::write(std::string_view bytes) {
   }
   if (auto status = writeAll(fd_, bytes, path_); !status) {
     if (status.error().native == ENOSPC || status.error().native == EDQUOT) {
-      // A full disk: the partial blob cannot be finished now and only keeps the disk full.
+      // A full disk: the partial blob cannot be finished now and only keeps the disk full. Its
+      // name is gone, so this ingest is done: another may take the name at once, and nothing
+      // written here may ever be renamed over what that one writes.
       if (::ftruncate(fd_, 0) == 0)
         ::unlink(path_.c_str());
+      dropped_ = true;
       offset_ = 0;
       hasher_ = Sha256();
     }
@@ -72,6 +83,8 @@ Status Ingest::write(std::string_view bytes) {
 }
 
 Status Ingest::restart() {
+  if (dropped_)
+    return dropped();
   if (::ftruncate(fd_, 0) != 0 || ::lseek(fd_, 0, SEEK_SET) != 0) {
     return errnoError(errno, "truncate", path_);
   }
@@ -81,6 +94,8 @@ Status Ingest::restart() {
 }
 
 Status Ingest::commit(const std::function<void()>& verified) {
+  if (dropped_)
+    return dropped();
   if (offset_ != expected_size_) {
     return makeError(ErrorCode::kDigestMismatch,
                      "blob " + digest_.str() + " has " + std::to_string(offset_) +
@@ -103,6 +118,16 @@ Status Ingest::commit(const std::function<void()>& verified) {
   }
   if (::fsync(fd_) != 0)
     return errnoError(errno, "fsync", path_);
+  // The rename goes by name: the name must still be this file's, or it would publish whatever
+  // another writer has there now.
+  struct stat held {};
+  struct stat named {};
+  if (::fstat(fd_, &held) != 0 || ::lstat(path_.c_str(), &named) != 0 ||
+      held.st_dev != named.st_dev || held.st_ino != named.st_ino) {
+    return makeError(ErrorCode::kUnavailable,
+                     "blob " + digest_.str() + ": its ingest file " + path_.string() +
+                         " was replaced under this download; not committed");
+  }
   auto target = store_.blobPath(digest_);
   if (::rename(path_.c_str(), target.c_str()) != 0)
     return errnoError(errno, "rename", target);

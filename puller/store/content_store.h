@@ -55,6 +55,9 @@ class Ingest {
   int64_t offset_ = 0;
   Sha256 hasher_;
   bool committed_ = false;
+  bool dropped_ = false;  // its file was removed (disk full): nothing more is written or kept
+
+  Status dropped() const;
 };
 
 // A content-addressed blob store laid out as an OCI image layout's blobs/ directory, with an

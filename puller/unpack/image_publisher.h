@@ -13,6 +13,7 @@
 #include "base/unique_fd.h"
 #include "puller/oci/pull_observer.h"
 #include "puller/snapshot/snapshot_store.h"
+#include "puller/state/state_dir.h"
 #include "puller/store/content_store.h"
 #include "puller/store/provenance.h"
 #include "puller/unpack/layer_applier.h"
@@ -26,13 +27,6 @@ enum class PublishForm {
   kBundle,  // the target is an OCI runtime bundle: config.json, rootfs/, plus manifest.json and
             // image-config.json for reference; its top directory is 0700
 };
-
-// The file inside a state-dir image (images/<digest>/) or a bundle that says it is complete:
-// written last, published by the same rename as the tree. gc, reuse and mount go by it, never by
-// the directory alone. (A rootfs target has none: it is the container's root.)
-inline constexpr const char* kPublishedMarker = "pullagent-published";
-// The image config the image was published with, beside config.json (gc and `images` read it).
-inline constexpr const char* kPublishedConfigFile = "image-config.json";
 
 // Layer snapshots of one image unpacked at once, at most (and at most one per core).
 inline constexpr size_t kMaxParallelUnpacks = 4;

@@ -27,6 +27,19 @@ TEST(AgentConfig, AppServiceEndpointFromTheEnvironment) {
   EXPECT_FALSE(parseAgentConfig("{}", {{"IDENTITY_ENDPOINT", "http://x"}}).ok());
 }
 
+TEST(AgentConfig, AnAppServiceIdentityWithoutAnEndpointTakesTheEnvironmentsNeverImds) {
+  auto config = parseAgentConfig(
+      R"({"identity": {"kind": "appService"}})",
+      {{"IDENTITY_ENDPOINT", "http://localhost:4141/msi/token"}, {"IDENTITY_HEADER", "h"}});
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->identity.url, "http://localhost:4141/msi/token");
+  auto missing =
+      parseAgentConfig(R"({"identity": {"kind": "appService"}})", {{"IDENTITY_HEADER", "h"}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("identity.endpoint"), std::string::npos)
+      << missing.error().message;
+}
+
 TEST(AgentConfig, FieldsAndHostOverrides) {
   auto config = parseAgentConfig(
       R"({"stateDir":"/srv/pa","concurrency":8,"stallTimeoutSeconds":60,

@@ -88,6 +88,24 @@ TEST(SettingsDocs, TheDocumentedExamplesTogetherAreAValidAgentConfig) {
   ASSERT_TRUE(parsed.ok()) << parsed.error().message << "\n" << config.dump(2);
 }
 
+// agentConfigKeys() is the list the parser refuses other keys by; each of them must be one the
+// parser reads: a value of the wrong type is refused, naming the key.
+TEST(SettingsDocs, EverySettingTheParserListsItReads) {
+  for (const auto& key : agentConfigKeys()) {
+    nlohmann::json config = nlohmann::json::object();
+    const nlohmann::json wrong = nlohmann::json::array({nlohmann::json::object()});
+    const auto dot = key.find('.');
+    if (dot == std::string::npos)
+      config[key] = wrong;
+    else
+      config[key.substr(0, dot)][key.substr(dot + 1)] = wrong;
+    auto parsed = parseAgentConfig(config.dump(), {});
+    ASSERT_FALSE(parsed.ok()) << key << " = " << wrong.dump() << " was accepted";
+    EXPECT_NE(parsed.error().message.find(key), std::string::npos)
+        << key << ": " << parsed.error().message;
+  }
+}
+
 TEST(SettingsDocs, AMisspeltSettingIsRefusedWithTheOneMeant) {
   auto parsed = parseAgentConfig(R"({"stateDIr": "/srv/pullagent"})", {});
   ASSERT_FALSE(parsed.ok());

@@ -69,6 +69,22 @@ TEST_F(ContentStoreTest, TheVerifiedCallbackRunsBeforeTheBlobIsVisibleOrTheInges
   EXPECT_EQ(called, 1);
 }
 
+// The commit renames by name: when the ingest file at that name is no longer the one written
+// (removed and made again by another writer), nothing is published from it.
+TEST_F(ContentStoreTest, AnIngestFileReplacedUnderTheDownloadIsNotCommitted) {
+  const auto ingest_path = store_->ingestPath(digest_, "registry.test/repo");
+  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
+  ASSERT_TRUE(ingest.ok());
+  ASSERT_TRUE((*ingest)->write(content_).ok());
+  std::filesystem::remove(ingest_path);
+  testing::writeFile(ingest_path, "someone else's partial bytes");
+  auto status = (*ingest)->commit();
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.error().message.find("replaced"), std::string::npos) << status.error().message;
+  EXPECT_FALSE(store_->contains(digest_, size_));
+  EXPECT_EQ(testing::readFile(ingest_path), "someone else's partial bytes");
+}
+
 TEST_F(ContentStoreTest, WrongBytesAreDiscardedNotCommitted) {
   std::string altered = content_;
   altered[5] ^= 1;
