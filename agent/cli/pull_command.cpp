@@ -30,7 +30,9 @@ Pulls IMAGE (blobs verified, resumable) and, unless only --dest is given, unpack
 publishes the result atomically.
 
 where:
-  --dest DIR              only pull: write the OCI image layout DIR (created if missing)
+  --dest DIR              only pull: write the OCI image layout DIR (created if missing);
+                          with --rootfs or --bundle, the layout they publish from; not with
+                          --state or --config alone
   --rootfs DIR            publish the image's root filesystem at DIR
   --bundle DIR            publish an OCI runtime bundle (config.json + rootfs/) at DIR; over
                           snapshots, rootfs/ is a mount point (pullagent mount DIR TARGET)
@@ -172,8 +174,17 @@ int runPull(const ParsedArgs& args, const ProcessEnvironment& env, const Environ
     job.runtime.seccomp_profile =
         *profile == "none" ? std::nullopt : std::optional<std::filesystem::path>(*profile);
   }
-  const bool layout_only = args.option("dest") && !args.option("rootfs") &&
-                           !args.option("bundle") && !args.option("state");
+  // --dest alone only pulls into an OCI layout; --state or --config alone publish into a state
+  // dir. Both at once would leave one of them unused: said, rather than silently ignored.
+  const bool publishes = args.option("rootfs") || args.option("bundle");
+  if (args.option("dest") && !publishes && (args.option("state") || args.option("config"))) {
+    return usageError(pullCommand(),
+                      "--dest only pulls into that OCI layout, --" +
+                          std::string(args.option("state") ? "state" : "config") +
+                          " publishes into a state dir: give one of them (or --rootfs/--bundle "
+                          "to publish from the layout)");
+  }
+  const bool layout_only = args.option("dest") && !publishes;
   if (!layout_only) {
     auto state = chooseStateDir(args, environment);
     if (!state)
@@ -185,9 +196,6 @@ int runPull(const ParsedArgs& args, const ProcessEnvironment& env, const Environ
   if (auto fixed = args.option("rootfs") ? args.option("rootfs") : args.option("bundle"))
     job.target = std::filesystem::path(*fixed);
   job.form = args.option("rootfs") ? puller::PublishForm::kRootfs : puller::PublishForm::kBundle;
-  // --state alone publishes into the state dir: treat it as "not layout only".
-  if (args.option("state") && job.layout && !job.target)
-    job.layout.reset();
 
   SystemClock clock;
   SystemRandom random;

@@ -116,6 +116,26 @@ bool isValidTag(std::string_view tag) {
 
 }  // namespace
 
+bool isValidRegistryDomain(std::string_view domain) {
+  return domain.size() <= kMaxNameLength && isValidDomain(domain);
+}
+
+bool isValidRepositoryName(std::string_view repository) {
+  if (repository.empty() || repository.size() > kMaxNameLength)
+    return false;
+  size_t start = 0;
+  while (true) {
+    const size_t slash = repository.find('/', start);
+    if (!isValidPathComponent(repository.substr(
+            start, slash == std::string_view::npos ? std::string_view::npos : slash - start))) {
+      return false;
+    }
+    if (slash == std::string_view::npos)
+      return true;
+    start = slash + 1;
+  }
+}
+
 Result<ImageRef> ImageRef::parse(std::string_view text) {
   if (text.empty())
     return invalid(text, "empty");

@@ -29,4 +29,10 @@ struct ImageRef {
   std::string pullScope() const;
 };
 
+// The grammar's parts, for names that arrive on their own rather than in a whole reference (the
+// sources in a provenance record): what ImageRef::parse accepts as `domain` (host[:port]) and as
+// `repository` (path components joined by '/').
+bool isValidRegistryDomain(std::string_view domain);
+bool isValidRepositoryName(std::string_view repository);
+
 }  // namespace pullagent::puller

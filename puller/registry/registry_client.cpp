@@ -488,8 +488,9 @@ Status RegistryClient::headBlob(const Descriptor& blob, const Context& ctx) {
     if (auto header = response->header("Docker-Content-Digest")) {
       auto announced_digest = Digest::parse(*header);
       if (!announced_digest || announced_digest.value() != blob.digest) {
-        return makeError(ErrorCode::kDigestMismatch,
-                         what + ": the registry answers for another digest (" + *header + ")");
+        return makeError(
+            ErrorCode::kDigestMismatch,
+            what + ": the registry answers for another digest (" + safeQuoted(*header, 100) + ")");
       }
     }
     if (announced != blob.size) {

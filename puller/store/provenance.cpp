@@ -13,47 +13,13 @@
 #include "base/bounded_read.h"
 #include "base/json_reader.h"
 #include "base/unique_fd.h"
+#include "puller/reference/reference.h"
 
 namespace pullagent::puller {
 namespace fs = std::filesystem;
 namespace {
 
 constexpr std::string_view kSuffix = ".json";
-constexpr size_t kMaxNameLength = 255;
-
-bool allOf(std::string_view text, bool (*allowed)(char)) {
-  return !text.empty() && text.size() <= kMaxNameLength &&
-         std::all_of(text.begin(), text.end(), allowed);
-}
-
-bool registryChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
-}
-
-bool repositoryChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' ||
-         c == '/';
-}
-
-// The distribution grammar's path components: lowercase alphanumerics joined by separators
-// (., _, -), never empty, never starting or ending with a separator ("..", "/x", "x/" fail).
-bool validRepository(std::string_view repository) {
-  if (!allOf(repository, repositoryChar))
-    return false;
-  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-  size_t start = 0;
-  while (true) {
-    const size_t end = std::min(repository.find('/', start), repository.size());
-    const std::string_view part = repository.substr(start, end - start);
-    if (part.empty() || !alnum(part.front()) || !alnum(part.back()))
-      return false;
-    if (end == repository.size())
-      return true;
-    start = end + 1;
-  }
-}
-
 }  // namespace
 
 bool ProvenanceRecord::servedByRegistry(const std::string& registry) const {
@@ -62,7 +28,8 @@ bool ProvenanceRecord::servedByRegistry(const std::string& registry) const {
 }
 
 bool validBlobSource(const BlobSource& source) {
-  return allOf(source.registry, registryChar) && validRepository(source.repository);
+  // The reference grammar itself: a record names only what an image reference can.
+  return isValidRegistryDomain(source.registry) && isValidRepositoryName(source.repository);
 }
 
 Result<ProvenanceRecord> parseProvenanceRecord(std::string_view text, const Digest& expected) {

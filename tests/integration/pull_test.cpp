@@ -194,5 +194,27 @@ TEST_F(Pull, AStateDirThatDoesNotExistIsNamedByEveryCommandThatReadsIt) {
   }
 }
 
+// --dest alone only pulls into an OCI layout, --state or --config alone publish into a state
+// dir: given together, one of them would go unused, so the command refuses them before any
+// request, naming both.
+TEST_F(Pull, AnOciLayoutAndAStateDirTogetherAreRefusedNotOneOfThemIgnored) {
+  const std::filesystem::path config = dest_.path() / "agent.json";
+  writeFile(config, nlohmann::json{{"stateDir", (dest_.path() / "state").string()}}.dump());
+  for (const std::vector<std::string>& publish :
+       {std::vector<std::string>{"--state", (dest_.path() / "state").string()},
+        {"--config", config.string()}}) {
+    std::vector<std::string> argv{PULLAGENT_BINARY, "pull", "127.0.0.1:9/app:v1", "--dest",
+                                  (dest_.path() / "layout").string()};
+    argv.insert(argv.end(), publish.begin(), publish.end());
+    auto refused = runProcess(argv);
+    EXPECT_EQ(refused.exit_code, 2) << refused.all();
+    EXPECT_NE(refused.err.find("--dest only pulls into that OCI layout, " + publish[0]),
+              std::string::npos)
+        << refused.err;
+    EXPECT_FALSE(std::filesystem::exists(dest_.path() / "layout"));
+    EXPECT_FALSE(std::filesystem::exists(dest_.path() / "state"));
+  }
+}
+
 }  // namespace
 }  // namespace pullagent::testing

@@ -12,6 +12,7 @@
 
 #include "puller/oci/sha256.h"
 #include "puller/pipeline/blob_reuse.h"
+#include "puller/reference/reference.h"
 #include "tests/support/temp_dir.h"
 
 namespace pullagent::puller {
@@ -89,6 +90,11 @@ TEST_F(ProvenanceTest, HostileRecordsAreNoProof) {
                                                         {"reg io", "alice/app"},
                                                         {"", "alice/app"},
                                                         {"reg.io/x", "alice/app"},
+                                                        // separators the reference grammar
+                                                        // never puts side by side
+                                                        {"reg.io", "alice/a-.b"},
+                                                        {"reg.io", "alice/a..b"},
+                                                        {"reg.io:port", "alice/app"},
                                                         {std::string(300, 'r'), "alice/app"}}) {
     testing::writeFile(recordPath(blob_), with_source(registry, repository));
     EXPECT_FALSE(store_.read(blob_).has_value()) << registry << " " << repository;
@@ -103,6 +109,20 @@ TEST_F(ProvenanceTest, HostileRecordsAreNoProof) {
   fs::remove(recordPath(blob_));
   ASSERT_EQ(::mkfifo(recordPath(blob_).c_str(), 0600), 0);
   EXPECT_FALSE(store_.read(blob_).has_value());
+}
+
+// A record names exactly what an image reference can: the same grammar decides.
+TEST_F(ProvenanceTest, EverySourceAReferenceCanNameIsKept) {
+  ASSERT_TRUE(store_.prepare().ok());
+  for (const char* text : {"myreg.azurecr.io/alice/app:v1", "127.0.0.1:5000/a__b/c-d.e:v1",
+                           "[::1]:5000/app:v1", "localhost/x/y/z:v1"}) {
+    auto ref = ImageRef::parse(text);
+    ASSERT_TRUE(ref.ok()) << text;
+    ASSERT_TRUE(store_.addSource(blob_, {ref->domain, ref->repository}).ok()) << text;
+    auto record = store_.read(blob_);
+    ASSERT_TRUE(record.has_value()) << text;
+    EXPECT_TRUE(record->servedBy({ref->domain, ref->repository})) << text;
+  }
 }
 
 TEST_F(ProvenanceTest, AnInvalidSourceIsNeverWritten) {
