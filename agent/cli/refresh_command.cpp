@@ -53,6 +53,8 @@ int printOutcome(const nlohmann::json& report) {
                 << digestPrefix(site.value("to", "")) << "\n";
     } else if (outcome == "pinned") {
       std::cout << name << ": pinned to a digest, not refreshed\n";
+    } else if (outcome == "stopped") {
+      std::cout << name << ": stopped, not refreshed (its tag is checked when it starts)\n";
     } else if (outcome == "unknown") {
       std::cout << name << ": no such site\n";
       exit_code = exit_code == kExitOk ? kExitNotFound : exit_code;

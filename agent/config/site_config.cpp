@@ -150,7 +150,27 @@ Result<std::optional<SiteConfig::PublishingCredentials>> readPublishingCredentia
   return std::optional<SiteConfig::PublishingCredentials>(std::move(read));
 }
 
+// "state": "Running" / "Stopped" (ARM's SiteProperties.state), where the document keeps it.
+Result<bool> readStopped(const json& doc, const json& site, const std::string& site_path) {
+  for (const auto* holder : {&site, &doc}) {
+    const std::string path = holder == &site ? site_path : "";
+    ASSIGN_OR_RETURN(auto state, optionalString(*holder, "state", path.empty() ? "$" : path));
+    if (state)
+      return upper(*state) == "STOPPED";
+  }
+  return false;
+}
+
 }  // namespace
+
+bool siteStoppedIn(std::string_view json_text) {
+  auto doc = parseJson(json_text, "site config", ErrorCode::kInvalidArgument);
+  if (!doc || !doc->is_object())
+    return false;
+  const bool arm = doc->contains("properties") && (*doc)["properties"].is_object();
+  auto stopped = readStopped(*doc, arm ? (*doc)["properties"] : *doc, arm ? "properties" : "");
+  return stopped && stopped.value();
+}
 
 Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
   ASSIGN_OR_RETURN(const json doc,
@@ -217,6 +237,11 @@ Result<SiteConfig> parseSiteConfig(std::string_view json_text) {
   auto ci = setting(settings, "DOCKER_ENABLE_CI");
   result.continuous_deployment = ci && (upper(*ci) == "TRUE" || *ci == "1");
   ASSIGN_OR_RETURN(result.publishing, readPublishingCredentials(doc));
+  ASSIGN_OR_RETURN(result.stopped, readStopped(doc, site, site_path));
+  ASSIGN_OR_RETURN(auto start_limit,
+                   integerSetting(settings, "WEBSITES_CONTAINER_START_TIME_LIMIT", 1, 1800));
+  if (start_limit)
+    result.start_time_limit = std::chrono::seconds(*start_limit);
   return result;
 }
 

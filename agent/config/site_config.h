@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -95,6 +96,12 @@ struct SiteConfig {
     Secret password;
   };
   std::optional<PublishingCredentials> publishing;
+  // The site's run state ("state": "Stopped" in the ARM body or `az webapp show`): a stopped
+  // site costs no registry request and keeps its published image while space allows.
+  bool stopped = false;
+  // WEBSITES_CONTAINER_START_TIME_LIMIT (App Service's container start budget, 1 to 1800 s):
+  // when set, it bounds each attempt of the site (below the agent's attemptDeadlineSeconds).
+  std::optional<std::chrono::seconds> start_time_limit;
 
   const SiteContainer& main() const { return containers.front(); }
   // "myreg.azurecr.io/app:v1", or "main=...:v1 sidecar=...:v2" for several containers.
@@ -109,5 +116,10 @@ struct SiteConfig {
 // Unknown fields are ignored; a wrong type or a missing required field is an error naming the
 // JSON path and the value.
 Result<SiteConfig> parseSiteConfig(std::string_view json_text);
+
+// True when the site document says the site is stopped ("state": "Stopped", under
+// "properties" or at the top, any case). The service reads it for every file it scans, before
+// any pull: a document that does not parse is not stopped (its attempt says what is wrong).
+bool siteStoppedIn(std::string_view json_text);
 
 }  // namespace pullagent::agent

@@ -88,7 +88,7 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::duePolls() {
   std::optional<std::chrono::steady_clock::time_point> next;
   const auto now = clock_.now();
   for (auto& [name, site] : sites_) {
-    if (!site.next_poll || site.attempt || site.removed || site.refresh_due)
+    if (!site.next_poll || site.attempt || site.removed || site.refresh_due || site.file.stopped)
       continue;
     if (*site.next_poll > now) {
       next = next ? std::min(*next, *site.next_poll) : *site.next_poll;
@@ -107,7 +107,7 @@ void Reconciler::answerRemoved(const std::string& name, Site& site) {
 }
 
 bool Reconciler::wanted(const Site& site) const {
-  return !site.removed &&
+  return !site.removed && !site.file.stopped &&
          (!site.state.published || site.state.published->config_sha256 != site.file.sha256 ||
           site.refresh_due);
 }
@@ -133,19 +133,35 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
     auto [it, added] = sites_.try_emplace(name);
     Site& site = it->second;
     const bool changed = added || site.file.sha256 != file.sha256 || site.removed;
+    const bool starts = !added && site.file.stopped && !file.stopped;
     site.removed = false;
     site.file = file;
     site.state.site = name;
     site.state.config_file = file.path.string();
     if (!changed) {
       // A state left as "pulling" by a process that died after publishing says so no longer.
-      if (!site.attempt && !wanted(site) && site.state.phase != SitePhase::kPublished) {
-        site.state.phase = SitePhase::kPublished;
+      if (!site.attempt && !wanted(site) && site.state.phase != restingPhase(site)) {
+        site.state.phase = restingPhase(site);
         save(site);
       }
       continue;
     }
     site.state.config_sha256 = file.sha256;
+    if (file.stopped) {
+      // A stopped site costs nothing: no pull, no tag check; its image stays published.
+      spdlog::info("site {}: stopped{}", name, site.attempt ? "; cancelling its pull" : "");
+      if (site.attempt)
+        site.attempt->stop.request_stop();
+      site.next_poll.reset();
+      site.state.phase = SitePhase::kStopped;
+      site.state.next_attempt_at.reset();
+      save(site);
+      continue;
+    }
+    if (starts && site.state.published && !pinnedByDigest(site.state)) {
+      // Started again: its tag is checked, as App Service pulls when it starts a container.
+      site.refresh_due = true;
+    }
     if (site.attempt) {
       spdlog::info("site {}: config changed during a pull; starting over with the new one", name);
       site.attempt->stop.request_stop();
@@ -156,8 +172,8 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
       site.state.next_attempt_at.reset();
       site.state.phase = SitePhase::kPending;
       save(site);
-    } else if (site.state.phase != SitePhase::kPublished) {
-      site.state.phase = SitePhase::kPublished;
+    } else if (site.state.phase != restingPhase(site)) {
+      site.state.phase = restingPhase(site);
       save(site);
     }
   }
@@ -305,6 +321,8 @@ void Reconciler::finish(const std::string& name, Site& site) {
     metrics_.tagChecked(std::string(toString(answer.outcome)));
   if (!stopping_ && !site.refresh_due)
     schedulePoll(site);
+  if (site.file.stopped && !site.removed)
+    site.state.phase = SitePhase::kStopped;  // stopped during the attempt: nothing follows
   if (site.removed)
     collectable_ = collectable_ || site.state.published.has_value();
   else
@@ -427,7 +445,7 @@ void Reconciler::refresh(const RefreshBroker::Request& request, RefreshBroker& b
     };
     for (const auto& [name, site] : sites_) {
       const auto images = siteImages(site.state);
-      if (!site.removed && site.state.continuous_deployment &&
+      if (!site.removed && !site.file.stopped && site.state.continuous_deployment &&
           std::any_of(images.begin(), images.end(), follows)) {
         names.push_back(name);
       }
@@ -448,6 +466,10 @@ void Reconciler::refresh(const RefreshBroker::Request& request, RefreshBroker& b
     }
     Site& site = found->second;
     const std::string from = site.state.published ? site.state.published->digest : "";
+    if (site.file.stopped) {
+      broker.record(request.id, {name, RefreshOutcome::kStopped, from, from, {}});
+      continue;
+    }
     // A digest names one image for ever: nothing to re-resolve.
     if (pinnedByDigest(site.state)) {
       broker.record(request.id, {name, RefreshOutcome::kPinned, from, from, {}});
@@ -500,7 +522,7 @@ int Reconciler::running() const {
 
 std::string Reconciler::statusLine() const {
   std::string line;
-  int published = 0, failing = 0;
+  int published = 0, failing = 0, stopped = 0;
   for (const auto& [name, site] : sites_) {
     if (site.attempt) {
       const SiteProgress p = site.attempt->activity.progress();
@@ -512,6 +534,8 @@ std::string Reconciler::statusLine() const {
       ++published;
     } else if (site.state.phase == SitePhase::kFailed) {
       ++failing;
+    } else if (site.state.phase == SitePhase::kStopped) {
+      ++stopped;
     }
   }
   if (!sites_dir_error_.empty())
@@ -520,7 +544,8 @@ std::string Reconciler::statusLine() const {
   if (!line.empty())
     return line;
   return "idle: " + std::to_string(sites_.size()) + " sites, " + std::to_string(published) +
-         " published, " + std::to_string(failing) + " failing";
+         " published, " + std::to_string(failing) + " failing" +
+         (stopped > 0 ? ", " + std::to_string(stopped) + " stopped" : "");
 }
 
 std::set<std::string> Reconciler::publishedDigests() const {

@@ -111,6 +111,10 @@ class Reconciler {
   };
 
   bool wanted(const Site& site) const;
+  // The phase of a site with nothing to do: published, or stopped.
+  static SitePhase restingPhase(const Site& site) {
+    return site.file.stopped ? SitePhase::kStopped : SitePhase::kPublished;
+  }
   // Schedules the next tag check of a site with continuous deployment, from now.
   void schedulePoll(Site& site);
   // Sites whose poll is due get a refresh; returns when the next poll is due.

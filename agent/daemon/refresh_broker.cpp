@@ -17,6 +17,8 @@ std::string_view toString(RefreshOutcome outcome) {
       return "failed";
     case RefreshOutcome::kPinned:
       return "pinned";
+    case RefreshOutcome::kStopped:
+      return "stopped";
     case RefreshOutcome::kUnknown:
       return "unknown";
   }

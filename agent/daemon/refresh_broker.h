@@ -21,6 +21,7 @@ enum class RefreshOutcome {
   kUpdated,    // the tag moved: the new image is published
   kFailed,     // the check or the pull failed; the published image stays
   kPinned,     // the site names a digest: nothing to refresh
+  kStopped,    // the site is stopped: no registry request until it starts
   kUnknown,    // no such site
 };
 

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "agent/config/config_files.h"
+#include "agent/config/site_config.h"
 #include "agent/site/site_state.h"
 #include "base/atomic_file.h"
 #include "base/redact.h"
@@ -29,8 +30,10 @@ Result<std::map<std::string, SiteFile>> scanSites(const std::filesystem::path& d
     auto text = readConfigText(it->path());
     if (!text && text.error().code == ErrorCode::kNotFound)
       continue;  // removed between the listing and the read
-    if (text)
+    if (text) {
       file.sha256 = puller::Sha256::of(text.value()).hex();
+      file.stopped = siteStoppedIn(text.value());
+    }
     sites.emplace(name.substr(0, name.size() - 5), std::move(file));
   }
   if (ec)

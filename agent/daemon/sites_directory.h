@@ -13,6 +13,7 @@ namespace pullagent::agent {
 struct SiteFile {
   std::filesystem::path path;
   std::string sha256;  // of its bytes: what "changed" means; empty when unreadable
+  bool stopped = false;  // the site says "state": "Stopped" (siteStoppedIn)
 };
 
 // The site files of `dir` by site name. A missing or unreadable directory is an error, never

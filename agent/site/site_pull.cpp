@@ -155,7 +155,10 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
       site.containers.size() > 1 || !container.name.empty()
           ? "container " + container.label() + " (" + container.image.str() + ")"
           : "";
-  auto failed = [&](const std::string& phase, const Error& error) {
+  auto failed = [&](const std::string& phase, Error error) {
+    // Past the attempt's deadline, in any phase: say which budget ended it.
+    if (error.code == ErrorCode::kTimeout && services.clock.now() >= deadline)
+      error.message += " (the attempt's deadline: " + attemptBudget(agent, site).said + ")";
     return phases.failed(phase, who.empty() ? error : error.context(who));
   };
   puller::PullRequest job;
@@ -223,10 +226,6 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
   auto outcome = puller::runPull(job, lent);
   if (!outcome) {
     Error error = outcome.error();
-    if (error.code == ErrorCode::kTimeout && services.clock.now() >= deadline) {
-      error.message += " (the attempt's deadline, attemptDeadlineSeconds = " +
-                       std::to_string(agent.attempt_deadline.count()) + ")";
-    }
     // The seed's pitfall: a registry reachable only through its private endpoint refuses the
     // public route with 403 DENIED "... is not allowed access".
     if (!site.pull_over_vnet && error.code == ErrorCode::kPermissionDenied &&
@@ -250,6 +249,15 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
 }
 
 }  // namespace
+
+AttemptBudget attemptBudget(const AgentConfig& agent, const SiteConfig& site) {
+  if (site.start_time_limit && *site.start_time_limit < agent.attempt_deadline) {
+    return {*site.start_time_limit, "WEBSITES_CONTAINER_START_TIME_LIMIT = " +
+                                        std::to_string(site.start_time_limit->count()) + " s"};
+  }
+  return {agent.attempt_deadline,
+          "attemptDeadlineSeconds = " + std::to_string(agent.attempt_deadline.count()) + " s"};
+}
 
 void SitePullEvents::routeChosen(const std::string& route) {
   spdlog::info("the pull's hosts are resolved by the {}", route);
@@ -287,7 +295,7 @@ Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteCon
     spdlog::info("{}", note);
   // The whole attempt (identity, secrets, pull, unpack, publish) has one deadline, so that no
   // registry or identity endpoint can hold a site, or a pull slot, for ever.
-  const auto deadline = services.clock.now() + services.agent.attempt_deadline;
+  const auto deadline = services.clock.now() + attemptBudget(services.agent, site).seconds;
   const size_t count = site.containers.size();
   std::vector<std::optional<Result<puller::PullOutcome>>> outcomes(count);
   std::mutex events_mutex;

@@ -50,6 +50,14 @@ struct SitePullServices {
   puller::SourceTally* tally = nullptr;
 };
 
+// How long one attempt of the site may take, and the setting that decided it: the agent's
+// attemptDeadlineSeconds, or the site's WEBSITES_CONTAINER_START_TIME_LIMIT when shorter.
+struct AttemptBudget {
+  std::chrono::seconds seconds;
+  std::string said;  // "WEBSITES_CONTAINER_START_TIME_LIMIT = 230 s"
+};
+AttemptBudget attemptBudget(const AgentConfig& agent, const SiteConfig& site);
+
 // How a container is authenticated, in words ("user-assigned managed identity <client id>").
 std::string describeAuth(const SiteContainer& container);
 

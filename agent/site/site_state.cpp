@@ -23,12 +23,13 @@ namespace fs = std::filesystem;
 
 constexpr size_t kMaxStateFileBytes = 1 << 20;
 
-constexpr std::array<std::pair<SitePhase, std::string_view>, 5> kPhases{{
+constexpr std::array<std::pair<SitePhase, std::string_view>, 6> kPhases{{
     {SitePhase::kPending, "pending"},
     {SitePhase::kPulling, "pulling"},
     {SitePhase::kPublished, "published"},
     {SitePhase::kFailed, "failed"},
     {SitePhase::kInterrupted, "interrupted"},
+    {SitePhase::kStopped, "stopped"},
 }};
 
 std::optional<std::chrono::system_clock::time_point> parseUtc(const std::string& text) {

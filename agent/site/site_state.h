@@ -25,6 +25,7 @@ enum class SitePhase {
   kPublished,    // the published image is what the config asks for
   kFailed,       // the last attempt failed; another follows at next_attempt_at
   kInterrupted,  // the agent stopped during a pull; the next start resumes it
+  kStopped,      // the site is stopped ("state": "Stopped"): no pull, no tag check
 };
 
 std::string_view toString(SitePhase phase);

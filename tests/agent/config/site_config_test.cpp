@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/site/site_pull.h"
+
 namespace pullagent::agent {
 namespace {
 
@@ -361,7 +363,57 @@ INSTANTIATE_TEST_SUITE_P(
                                       {"value", "@Microsoft.KeyVault(VaultName=v)"}}});
                   },
                   "properties.siteConfig.appSettings[1].value: invalid Key Vault reference"},
+        Rejection{"state_wrong_type", [](json& d) { d["properties"]["state"] = false; },
+                  "properties.state: expected a string, got false"},
+        Rejection{"start_time_limit_too_long",
+                  [](json& d) {
+                    d["properties"]["siteConfig"]["appSettings"] = json::array(
+                        {{{"name", "WEBSITES_CONTAINER_START_TIME_LIMIT"}, {"value", "1801"}}});
+                  },
+                  "app setting WEBSITES_CONTAINER_START_TIME_LIMIT must be a whole number from 1 "
+                  "to 1800, got \"1801\""},
         Rejection{"not_json", [](json& d) { d = "[1,2"; }, "expected an object"}));
+
+// "state": "Stopped" (ARM's properties.state, or the flattened `az webapp show` top level),
+// read both by the full parser and by the cheap check the service runs on every scan.
+TEST(SiteConfig, AStoppedSiteIsSeenInEveryShape) {
+  json arm = armManagedIdentity();
+  EXPECT_FALSE(parseSiteConfig(arm.dump())->stopped);
+  EXPECT_FALSE(siteStoppedIn(arm.dump()));
+  arm["properties"]["state"] = "Stopped";
+  EXPECT_TRUE(parseSiteConfig(arm.dump())->stopped);
+  EXPECT_TRUE(siteStoppedIn(arm.dump()));
+  arm["properties"]["state"] = "Running";
+  EXPECT_FALSE(siteStoppedIn(arm.dump()));
+
+  json flat = {{"state", "stopped"},
+               {"siteConfig", {{"linuxFxVersion", "DOCKER|reg.io/app:v1"}}}};
+  EXPECT_TRUE(parseSiteConfig(flat.dump())->stopped);
+  EXPECT_TRUE(siteStoppedIn(flat.dump()));
+  // What does not parse is not stopped: its attempt says what is wrong.
+  EXPECT_FALSE(siteStoppedIn("{\"state\": \"Stopped\""));
+  EXPECT_FALSE(siteStoppedIn("{\"state\": 5}"));
+}
+
+TEST(SiteConfig, TheStartTimeLimitBoundsTheAttemptWhenShorter) {
+  json doc = armCredentials(credentialSettings());
+  AgentConfig agent;
+  auto plain = parseSiteConfig(doc.dump());
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  EXPECT_FALSE(plain->start_time_limit.has_value());
+  EXPECT_EQ(attemptBudget(agent, *plain).seconds, std::chrono::seconds(1800));
+  EXPECT_EQ(attemptBudget(agent, *plain).said, "attemptDeadlineSeconds = 1800 s");
+
+  doc["properties"]["siteConfig"]["appSettings"].push_back(
+      {{"name", "WEBSITES_CONTAINER_START_TIME_LIMIT"}, {"value", "230"}});
+  auto limited = parseSiteConfig(doc.dump());
+  ASSERT_TRUE(limited.ok()) << limited.error().message;
+  EXPECT_EQ(limited->start_time_limit, std::chrono::seconds(230));
+  EXPECT_EQ(attemptBudget(agent, *limited).seconds, std::chrono::seconds(230));
+  EXPECT_EQ(attemptBudget(agent, *limited).said, "WEBSITES_CONTAINER_START_TIME_LIMIT = 230 s");
+  agent.attempt_deadline = std::chrono::seconds(100);  // the agent's bound is shorter
+  EXPECT_EQ(attemptBudget(agent, *limited).seconds, std::chrono::seconds(100));
+}
 
 TEST(SiteConfig, InvalidJsonIsSaidSo) {
   auto site = parseSiteConfig("{\"properties\": ");

@@ -609,6 +609,61 @@ TEST_F(ReconcilerTest, ASiteFileBackWithinTheGracePeriodIsNeitherRemovedNorPulle
   EXPECT_FALSE(reconciler_->takeCollectable());
 }
 
+// "state": "Stopped": no attempt at all (no pull, no tag poll, no refresh), the published
+// image kept; a pull running when the site stops is cancelled; starting it again checks the tag.
+TEST_F(ReconcilerTest, AStoppedSiteCostsNoAttemptAndStartingItChecksItsTag) {
+  reconciler_ = std::make_unique<Reconciler>(
+      runner_, clock_, random_, store_, metrics_, [] {},
+      ReconcilerOptions{2, seconds(60), 8, seconds(10), seconds(40), seconds(30), seconds(100)});
+  auto stopped = [&](std::map<std::string, std::string> shas, std::set<std::string> which) {
+    auto result = files(std::move(shas));
+    for (const auto& name : which)
+      result[name].stopped = true;
+    return result;
+  };
+  reconciler_->update(stopped({{"web", "a"}, {"new", "n"}}, {"new"}));
+  reconciler_->step();
+  EXPECT_FALSE(runner_.isRunning("new"));
+  EXPECT_EQ(state("new")->phase, SitePhase::kStopped);
+  SiteAttemptResult with_ci = published("a", "sha256:d1");
+  with_ci.continuous_deployment = true;
+  runner_.push("web", with_ci);
+  settle();
+
+  reconciler_->update(stopped({{"web", "s"}, {"new", "n"}}, {"web", "new"}));
+  EXPECT_EQ(state("web")->phase, SitePhase::kStopped);
+  RefreshBroker broker(nullptr);
+  const uint64_t id = broker.submit({"web"}).value();
+  for (const auto& request : broker.take())
+    reconciler_->refresh(request, broker);
+  EXPECT_EQ(broker.status(id)->sites.at(0).outcome, RefreshOutcome::kStopped);
+  for (int i = 0; i < 5; ++i) {  // several poll intervals: no attempt
+    clock_.advance(seconds(200));
+    reconciler_->step();
+    EXPECT_EQ(reconciler_->running(), 0);
+  }
+  EXPECT_EQ(runner_.calls("web"), 1);
+  EXPECT_EQ(runner_.calls("new"), 0);
+  EXPECT_EQ(reconciler_->publishedDigests(), std::set<std::string>{"sha256:d1"});
+  EXPECT_NE(reconciler_->statusLine().find("2 stopped"), std::string::npos);
+
+  // Started again with the config it was published for: the tag is checked.
+  reconciler_->update(stopped({{"web", "a"}, {"new", "n"}}, {"new"}));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  for (int i = 0; i < 500 && !runner_.isRunning("web"); ++i)  // its thread has begun
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(runner_.unless("web"), "sha256:d1");
+  // Stopped in the middle of that: the attempt is cancelled and the image stays.
+  reconciler_->update(stopped({{"web", "s2"}, {"new", "n"}}, {"web", "new"}));
+  settle();
+  EXPECT_EQ(state("web")->phase, SitePhase::kStopped);
+  EXPECT_EQ(state("web")->published->digest, "sha256:d1");
+  clock_.advance(seconds(400));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 0);
+}
+
 TEST_F(ReconcilerTest, AnUnreadableSitesDirectoryIsSaidInTheStatusLine) {
   reconciler_->setSitesDirectoryError("not found: read the sites directory /x");
   EXPECT_NE(reconciler_->statusLine().find("sites directory unreadable"), std::string::npos);
