@@ -16,7 +16,7 @@ constexpr int64_t kDay = 86400;
 
 // Every key the agent config has, and those of its identity object. A key outside them is an
 // error: a misspelt setting ("stateDIr") must not leave the host on the default silently.
-constexpr std::array<std::string_view, 39> kTopLevelKeys = {"stateDir",
+constexpr std::array<std::string_view, 45> kTopLevelKeys = {"stateDir",
                                                             "sitesDir",
                                                             "identity",
                                                             "acrAudience",
@@ -54,7 +54,13 @@ constexpr std::array<std::string_view, 39> kTopLevelKeys = {"stateDir",
                                                             "attemptDeadlineSeconds",
                                                             "seccompProfile",
                                                             "concurrency",
-                                                            "retries"};
+                                                            "retries",
+                                                            "diskHighWatermarkPercent",
+                                                            "diskLowWatermarkPercent",
+                                                            "stateDirHighWatermarkBytes",
+                                                            "stateDirLowWatermarkBytes",
+                                                            "diskCheckIntervalSeconds",
+                                                            "keepPreviousImages"};
 constexpr std::array<std::string_view, 2> kIdentityKeys = {"kind", "endpoint"};
 
 template <size_t N>
@@ -225,6 +231,40 @@ std::vector<std::string> agentConfigKeys() {
   return keys;
 }
 
+namespace {
+
+// The disk settings: watermarks of the state dir's filesystem and of its own bytes, how often
+// they are checked, and the previous images each site keeps while space allows.
+Status readDisk(const JsonReader& doc, const SettingsReader& read, AgentConfig& config) {
+  auto& marks = config.disk_watermarks;
+  RETURN_IF_ERROR(read.integer("diskHighWatermarkPercent", marks.high_percent, 1, 100));
+  RETURN_IF_ERROR(read.integer("diskLowWatermarkPercent", marks.low_percent, 0, 99));
+  if (marks.low_percent >= marks.high_percent) {
+    return doc["diskLowWatermarkPercent"].error("must be below diskHighWatermarkPercent (" +
+                                                std::to_string(marks.high_percent) + "), got " +
+                                                std::to_string(marks.low_percent));
+  }
+  ASSIGN_OR_RETURN(marks.high_bytes,
+                   doc["stateDirHighWatermarkBytes"].optionalInteger(1, int64_t{1} << 56));
+  ASSIGN_OR_RETURN(marks.low_bytes,
+                   doc["stateDirLowWatermarkBytes"].optionalInteger(0, int64_t{1} << 56));
+  if (marks.high_bytes.has_value() != marks.low_bytes.has_value()) {
+    return doc[marks.high_bytes ? "stateDirLowWatermarkBytes" : "stateDirHighWatermarkBytes"].error(
+        "must be set with " +
+        std::string(marks.high_bytes ? "stateDirHighWatermarkBytes" : "stateDirLowWatermarkBytes"));
+  }
+  if (marks.high_bytes && *marks.low_bytes >= *marks.high_bytes) {
+    return doc["stateDirLowWatermarkBytes"].error("must be below stateDirHighWatermarkBytes (" +
+                                                  std::to_string(*marks.high_bytes) + "), got " +
+                                                  std::to_string(*marks.low_bytes));
+  }
+  RETURN_IF_ERROR(read.duration("diskCheckIntervalSeconds", config.disk_check_interval, 1, kDay));
+  RETURN_IF_ERROR(read.integer("keepPreviousImages", config.keep_previous_images, 0, 10));
+  return {};
+}
+
+}  // namespace
+
 Result<AgentConfig> parseAgentConfig(std::string_view json_text,
                                      const std::map<std::string, std::string>& environment) {
   ASSIGN_OR_RETURN(auto parsed, parseJson(json_text, "agent config", ErrorCode::kInvalidArgument));
@@ -348,6 +388,7 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   RETURN_IF_ERROR(read.integer("retries", config.retries, 1, 100));
 
   ASSIGN_OR_RETURN(config.identity, readIdentity(doc, environment));
+  RETURN_IF_ERROR(readDisk(doc, read, config));
 
   if (!doc["hostOverrides"].missing()) {
     ASSIGN_OR_RETURN(auto hosts, doc["hostOverrides"].members());

@@ -11,6 +11,7 @@
 #include "agent/identity/managed_identity.h"
 #include "base/error.h"
 #include "base/secret.h"
+#include "puller/state/disk_space.h"
 #include "puller/state/state_dir.h"
 
 namespace pullagent::agent {
@@ -106,6 +107,15 @@ struct AgentConfig {
   // One registry's "slow down" (429/503 with Retry-After) pauses every site's pulls to it;
   // false: each pull backs off on its own (as containerd does), for comparison.
   bool share_registry_throttle = true;
+
+  // Disk (docs/storage.md, "Disk is finite"): above a high watermark (of the state dir's
+  // filesystem, df's Use%, or of the state dir's own bytes), images no running site uses are
+  // evicted, least recently used first, until below the low ones; checked before each pull
+  // (admission), after each publish and every disk_check_interval.
+  puller::DiskWatermarks disk_watermarks;
+  std::chrono::seconds disk_check_interval{60};
+  // Each site keeps this many previous images (units, with sidecars) while space allows.
+  int keep_previous_images = 1;
 };
 
 // Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service

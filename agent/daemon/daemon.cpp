@@ -15,6 +15,7 @@
 #include "agent/common/progress.h"
 #include "agent/config/config_files.h"
 #include "agent/daemon/control_server.h"
+#include "agent/daemon/disk_keeper.h"
 #include "agent/daemon/metrics.h"
 #include "agent/daemon/metrics_server.h"
 #include "agent/daemon/reconciler.h"
@@ -24,7 +25,6 @@
 #include "agent/daemon/systemd_notifier.h"
 #include "agent/daemon/webhook_server.h"
 #include "agent/site/storage_choice.h"
-#include "puller/state/garbage_collector.h"
 #include "puller/state/state_lock.h"
 
 namespace pullagent::agent {
@@ -49,7 +49,8 @@ constexpr auto kStatusInterval = std::chrono::seconds(1);
 ReconcilerOptions reconcilerOptions(const AgentConfig& agent) {
   return {agent.max_concurrent_pulls,  agent.pull_slot,         agent.max_running_pulls,
           agent.retry_initial_backoff, agent.retry_max_backoff, agent.site_removal_grace,
-          agent.tag_poll_interval,     agent.refresh_on_start,  agent.pull_slot_idle};
+          agent.tag_poll_interval,     agent.refresh_on_start,  agent.pull_slot_idle,
+          agent.keep_previous_images};
 }
 
 std::string monotonicUsec() {
@@ -87,7 +88,9 @@ class Daemon {
     }
   }
   void rescan();
-  void collectGarbage();
+  // Between pulls: garbage collection when something became collectable, and the disk check
+  // (eviction above the high watermark or for a pull waiting for space) when due.
+  void housekeep();
   void reportStatus(bool force);
   void learnWebhookKeys(const std::map<std::string, SiteFile>& sites);
 
@@ -100,6 +103,7 @@ class Daemon {
   SystemdNotifier notifier_;
   UniqueFd wake_;
   SitePullRunner runner_;
+  DiskKeeper disk_{metrics_};
   AgentConfig agent_;
   std::unique_ptr<SiteStateStore> store_;
   // Before the reconciler: refreshes it has not answered yet point at it.
@@ -121,6 +125,7 @@ Status Daemon::configure(AgentConfig agent) {
   ASSIGN_OR_RETURN(auto services, DaemonServices::create(agent, clock_, random_));
   ASSIGN_OR_RETURN(services->snapshots,
                    chooseSnapshots(agent.storage, agent.state_dir, env_.privileged));
+  services->admission = disk_.configure(agent);
   if (agent.metrics_address != agent_.metrics_address || !metrics_server_) {
     // The new endpoint first: if it cannot listen, the old one keeps serving.
     std::unique_ptr<MetricsServer> server;
@@ -224,35 +229,28 @@ void Daemon::learnWebhookKeys(const std::map<std::string, SiteFile>& sites) {
   }
 }
 
-void Daemon::collectGarbage() {
+void Daemon::housekeep() {
   const bool published = reconciler_->takePublished();
   if (reconciler_->takeCollectable() || (agent_.discard_unpacked_layers && published))
     collect_pending_ = true;
+  const auto held = reconciler_->heldImages();
+  disk_.noteUse(held, clock_.wallNow());
+  const auto now = steady_clock::now();
+  const bool check_due = disk_.due(now) || published;
   // Only between pulls (a pull holds the state lock shared, and the loop must not wait), and
   // only while the sites directory reads: what it says is what gc keeps.
-  if (!collect_pending_ || reconciler_->running() != 0 || !sites_dir_error_.empty())
+  if ((!collect_pending_ && !check_due) || reconciler_->running() != 0 ||
+      !sites_dir_error_.empty()) {
     return;
+  }
   auto lock = puller::StateLock::tryAcquire(agent_.state_dir, puller::StateLock::Mode::kExclusive);
   if (!lock)
     return;  // a `pullagent pull`/`--once` run holds it; next turn
-  collect_pending_ = false;
-  std::set<puller::Digest> keep;
-  for (const auto& digest : reconciler_->publishedDigests()) {
-    if (auto parsed = puller::Digest::parse(digest))
-      keep.insert(parsed.value());
+  const bool collect = std::exchange(collect_pending_, false);
+  if (disk_.housekeep(held, collect, now)) {
+    reconciler_->spaceMade();
+    wake();  // their attempts start at the next turn
   }
-  auto report =
-      puller::collectGarbage(agent_.state_dir, keep, false, agent_.discard_unpacked_layers);
-  if (!report) {
-    spdlog::warn("garbage collection failed: {}", report.error().describe());
-    return;
-  }
-  metrics_.garbageCollected(report->images_removed, report->blobs_removed, report->bytes_freed);
-  metrics_.snapshotsCollected(report->snapshots_removed);
-  metrics_.snapshotsOnDisk(report->snapshots_kept, report->snapshot_bytes);
-  spdlog::info("garbage collection: removed {} images, {} layer snapshots and {} blobs, freed {}",
-               report->images_removed, report->snapshots_removed, report->blobs_removed,
-               humanBytes(report->bytes_freed));
 }
 
 void Daemon::reportStatus(bool force) {
@@ -276,6 +274,7 @@ int Daemon::run() {
   }
   std::stop_callback wake_on_stop(env_.stop, [this] { wake(); });
   rescan();
+  housekeep();  // what admission knows, before the first pull asks it
   reconciler_->step();
   spdlog::info("pullagent ready: sites in {}, state in {}", agent_.sites_dir.string(),
                agent_.state_dir.root().string());
@@ -320,7 +319,11 @@ int Daemon::run() {
     for (const auto& request : refreshes_.take())
       reconciler_->refresh(request, refreshes_);
     next_retry = reconciler_->step().value_or(kNever);
-    collectGarbage();
+    housekeep();
+    // Come back for the next disk check (one held back by running pulls comes with the status
+    // line's turn, or when they end).
+    if (disk_.nextCheck() > steady_clock::now())
+      next_retry = std::min(next_retry, disk_.nextCheck());
     if (now >= next_status || reconciler_->running() == 0) {
       reportStatus(false);
       next_status = now + kStatusInterval;

@@ -112,7 +112,22 @@ Metrics::Metrics()
                                  "Time requests waited for a registry that asked to slow down "
                                  "(429/503 with Retry-After) or for a slot under "
                                  "maxRequestsPerRegistry.")
+                             .Add({})),
+      disk_bytes_(gauge(*registry_, "pullagent_disk_bytes",
+                        "The state dir's disk at the last check, by kind: used and available "
+                        "(its filesystem, as df counts them), state (what the state dir holds), "
+                        "evictable (what eviction could free).")),
+      evicted_bytes_(counter(*registry_, "pullagent_disk_evicted_bytes_total",
+                             "Bytes eviction freed above the high watermark, by reason: "
+                             "unpacked-layer-blob, unused-image.")),
+      admission_refused_(counter(*registry_, "pullagent_pull_admission_refused_total",
+                                 "Pulls refused before their first byte: they could not fit "
+                                 "even after eviction.")
                              .Add({})) {
+  for (const char* kind : {"used", "available", "state", "evictable"})
+    disk_bytes_.Add({{"kind", kind}});
+  for (const char* reason : {"unpacked-layer-blob", "unused-image"})
+    evicted_bytes_.Add({{"reason", reason}});
   for (const auto reason : puller::kFallbackReasons)
     fallbacks_.Add({{"reason", std::string(reason)}});
   for (const char* result : {"unchanged", "updated", "failed"})
@@ -204,6 +219,18 @@ void Metrics::containerPulled(const std::string& role, const std::string& result
 
 std::string Metrics::render() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+void Metrics::diskBytes(const std::string& kind, int64_t bytes) {
+  disk_bytes_.Add({{"kind", kind}}).Set(static_cast<double>(bytes));
+}
+
+void Metrics::evicted(const std::string& reason, int64_t bytes) {
+  evicted_bytes_.Add({{"reason", reason}}).Increment(static_cast<double>(bytes));
+}
+
+void Metrics::admissionRefused() {
+  admission_refused_.Increment();
 }
 
 }  // namespace pullagent::agent

@@ -56,6 +56,14 @@ class Metrics {
   // mirrors by reason, and how long its requests waited for a throttled registry.
   void sources(const puller::SourceTally::Totals& totals);
 
+  // The state dir's disk after each check, by kind: "used" and "available" of its filesystem
+  // (df's), "state" (what the state dir holds), "evictable" (what eviction could free).
+  void diskBytes(const std::string& kind, int64_t bytes);
+  // Eviction under pressure freed this much, by reason: "unpacked-layer-blob", "unused-image".
+  void evicted(const std::string& reason, int64_t bytes);
+  // A pull refused before its first byte: it cannot fit even after eviction.
+  void admissionRefused();
+
   std::string render() const;
 
  private:
@@ -87,6 +95,9 @@ class Metrics {
   prometheus::Counter& mirror_bytes_;
   prometheus::Family<prometheus::Counter>& fallbacks_;
   prometheus::Counter& throttled_seconds_;
+  prometheus::Family<prometheus::Gauge>& disk_bytes_;
+  prometheus::Family<prometheus::Counter>& evicted_bytes_;
+  prometheus::Counter& admission_refused_;
 };
 
 }  // namespace pullagent::agent

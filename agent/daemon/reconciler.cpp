@@ -6,6 +6,7 @@
 #include <atomic>
 #include <set>
 
+#include "agent/site/disk_admission.h"
 #include "puller/reference/reference.h"
 
 namespace pullagent::agent {
@@ -201,6 +202,7 @@ void Reconciler::start(const std::string& name, Site& site) {
       attempt.refresh_of = publishedUnit(site.state);
   }
   site.refresh_due = false;
+  site.waiting_for_space = false;
   attempt.waiting = std::exchange(site.refresh_waiting, {});
   site.state.phase = SitePhase::kPulling;
   site.state.progress = {};
@@ -265,6 +267,7 @@ void Reconciler::finish(const std::string& name, Site& site) {
       const auto after = digestsOf(unitOf(result));
       if (!std::includes(after.begin(), after.end(), before.begin(), before.end()))
         collectable_ = true;  // an image it replaced
+      keepPrevious(site, publishedUnit(site.state), after);
       site.state.published = result.published;
       site.state.sidecars = result.sidecars;
       site.state.last_checked_at = clock_.wallNow();
@@ -281,6 +284,19 @@ void Reconciler::finish(const std::string& name, Site& site) {
     case SiteAttemptResult::Kind::kFailed: {
       metrics_.pullFinished("failure", seconds);
       site.state.last_error = result.error;
+      if (result.error && result.error->phase == kDiskPhase &&
+          result.error->message.find(kWaitingForSpace) != std::string::npos) {
+        // Not a failure of the site: it is tried again as soon as eviction made room (or, if
+        // nothing tells it so, after the longest backoff), its attempts not counted.
+        answer.error = result.error->message;
+        site.refresh_due = site.refresh_due || was_refresh;
+        site.waiting_for_space = true;
+        site.state.phase = SitePhase::kPending;
+        site.next_attempt = now + options_.max_backoff;
+        site.state.next_attempt_at = clock_.wallNow() + options_.max_backoff;
+        spdlog::info("site {}: {}", name, result.error->message);
+        break;
+      }
       answer.error = result.error ? result.error->phase + ": " + result.error->message : "failed";
       // A failed refresh is tried again with the usual backoff; the published image stays.
       site.refresh_due = site.refresh_due || was_refresh;
@@ -328,6 +344,32 @@ void Reconciler::finish(const std::string& name, Site& site) {
   else
     save(site);
   metrics_.setPullsInFlight(running());
+}
+
+void Reconciler::spaceMade() {
+  const auto now = clock_.now();
+  for (auto& [name, site] : sites_) {
+    if (std::exchange(site.waiting_for_space, false) && !site.attempt)
+      site.next_attempt = now;
+  }
+}
+
+void Reconciler::keepPrevious(Site& site, const std::vector<PublishedImage>& replaced,
+                              const std::set<std::string>& now_published) {
+  std::vector<std::vector<PublishedImage>> previous;
+  if (!replaced.empty() && digestsOf(replaced) != now_published)
+    previous.push_back(replaced);
+  for (const auto& unit : site.state.previous) {
+    // A unit published again is current, not previous.
+    if (digestsOf(unit) != now_published && digestsOf(unit) != digestsOf(replaced))
+      previous.push_back(unit);
+  }
+  const auto keep = static_cast<size_t>(std::max(options_.keep_previous, 0));
+  if (previous.size() > keep) {
+    previous.resize(keep);
+    collectable_ = true;
+  }
+  site.state.previous = std::move(previous);
 }
 
 void Reconciler::removeAbsentSites(std::optional<std::chrono::steady_clock::time_point>& next) {
@@ -522,7 +564,7 @@ int Reconciler::running() const {
 
 std::string Reconciler::statusLine() const {
   std::string line;
-  int published = 0, failing = 0, stopped = 0;
+  int published = 0, failing = 0, stopped = 0, waiting_for_space = 0;
   for (const auto& [name, site] : sites_) {
     if (site.attempt) {
       const SiteProgress p = site.attempt->activity.progress();
@@ -537,6 +579,8 @@ std::string Reconciler::statusLine() const {
     } else if (site.state.phase == SitePhase::kStopped) {
       ++stopped;
     }
+    if (site.waiting_for_space && !site.attempt)
+      ++waiting_for_space;
   }
   if (!sites_dir_error_.empty())
     line = "sites directory unreadable (sites kept as last seen): " + sites_dir_error_ +
@@ -545,7 +589,9 @@ std::string Reconciler::statusLine() const {
     return line;
   return "idle: " + std::to_string(sites_.size()) + " sites, " + std::to_string(published) +
          " published, " + std::to_string(failing) + " failing" +
-         (stopped > 0 ? ", " + std::to_string(stopped) + " stopped" : "");
+         (stopped > 0 ? ", " + std::to_string(stopped) + " stopped" : "") +
+         (waiting_for_space > 0 ? ", " + std::to_string(waiting_for_space) + " waiting for space"
+                                : "");
 }
 
 std::set<std::string> Reconciler::publishedDigests() const {
@@ -557,6 +603,30 @@ std::set<std::string> Reconciler::publishedDigests() const {
       digests.insert(image.digest);
   }
   return digests;
+}
+
+std::vector<HeldImage> Reconciler::heldImages() const {
+  std::map<std::string, HeldImage> held;
+  auto hold = [&](const std::string& digest, bool in_use, std::string held_as) {
+    auto [it, added] = held.try_emplace(digest, HeldImage{digest, in_use, held_as});
+    if (!added && in_use && !it->second.in_use)
+      it->second = HeldImage{digest, in_use, std::move(held_as)};
+  };
+  for (const auto& [name, site] : sites_) {
+    if (site.removed)
+      continue;
+    const bool running = !site.file.stopped;
+    for (const auto& image : publishedUnit(site.state))
+      hold(image.digest, running, (running ? "site " : "stopped site ") + name);
+    for (const auto& unit : site.state.previous) {
+      for (const auto& image : unit)
+        hold(image.digest, false, "previous image of site " + name);
+    }
+  }
+  std::vector<HeldImage> images;
+  for (auto& [digest, image] : held)
+    images.push_back(std::move(image));
+  return images;
 }
 
 bool Reconciler::takeCollectable() {

@@ -42,6 +42,17 @@ struct ReconcilerOptions {
   // cannot keep an honest one waiting for `slot`. (Unpacking after the last byte then no longer
   // holds a slot either: more attempts may run, up to max_running.)
   std::chrono::seconds slot_idle{2};
+  // Each site keeps this many previous units (its images before the last publish) while space
+  // allows.
+  int keep_previous = 1;
+};
+
+// An image the sites keep: in use by a running site, or kept while space allows (a previous
+// image, a stopped site's).
+struct HeldImage {
+  std::string digest;
+  bool in_use = false;
+  std::string held_as;  // "site web", "previous image of site web", "stopped site web"
 };
 
 // The progress that counts as work for a slot: this many more bytes received.
@@ -85,8 +96,13 @@ class Reconciler {
   int running() const;
   // "pulling site-a: 3/5 layers, 120/300 MB; site-b ..." or a summary when idle.
   std::string statusLine() const;
-  // Manifest digests of every site's published image: what garbage collection keeps.
+  // Manifest digests of every site's published image.
   std::set<std::string> publishedDigests() const;
+  // Every image the sites keep, each once (in use wins): what garbage collection keeps, and
+  // what eviction may take (those not in use).
+  std::vector<HeldImage> heldImages() const;
+  // Eviction made room: sites waiting for space are tried again now.
+  void spaceMade();
   // True once after something became collectable (a replaced image, a removed site).
   bool takeCollectable();
   // True once after a site published an image (whose layer blobs may then be discarded).
@@ -107,6 +123,8 @@ class Reconciler {
     std::optional<std::chrono::steady_clock::time_point> next_poll;
     std::vector<std::pair<uint64_t, RefreshBroker*>> refresh_waiting;
     std::chrono::steady_clock::time_point next_attempt{};
+    // Its last attempt fits once eviction makes room: tried again when spaceMade() says so.
+    bool waiting_for_space = false;
     std::unique_ptr<Attempt> attempt;
   };
 
@@ -124,6 +142,9 @@ class Reconciler {
   void removeAbsentSites(std::optional<std::chrono::steady_clock::time_point>& next);
   void start(const std::string& name, Site& site);
   void finish(const std::string& name, Site& site);
+  // Records the unit a publish replaced among the site's previous ones (keep_previous of them).
+  void keepPrevious(Site& site, const std::vector<PublishedImage>& replaced,
+                    const std::set<std::string>& now_published);
   void save(Site& site);
 
   SiteAttemptRunner& runner_;

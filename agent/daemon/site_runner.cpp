@@ -211,7 +211,8 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
                                  services->system_resolver,
                                  services->store.get(),
                                  services->agent.share_registry_throttle ? &throttle_ : nullptr,
-                                 &tally};
+                                 &tally,
+                                 services->admission.get()};
   // A refresh pins each container to what its tag resolved to (a hand-edited state file's bad
   // digest pins nothing: a full pull decides).
   TagPins pins;

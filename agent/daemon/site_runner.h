@@ -6,6 +6,7 @@
 #include "agent/config/agent_config.h"
 #include "agent/daemon/metrics.h"
 #include "agent/daemon/site_attempt.h"
+#include "agent/site/disk_admission.h"
 #include "agent/site/identity_pool.h"
 #include "base/clock.h"
 #include "base/random.h"
@@ -30,6 +31,8 @@ struct DaemonServices {
   std::unique_ptr<puller::ContentStore> store;
   // Images published over layer snapshots (the agent config's `storage`, decided at load).
   bool snapshots = false;
+  // Admission before each pull's first byte (the daemon's DiskKeeper owns what it knows).
+  std::shared_ptr<DiskAdmission> admission;
 
   static Result<std::shared_ptr<DaemonServices>> create(AgentConfig agent, Clock& clock,
                                                         Random& random);

@@ -216,6 +216,14 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
                                             : "from Key Vault: " + resolved);
   }
 
+  bool not_admitted = false;
+  if (services.admission != nullptr) {
+    job.options.admit = [&](const puller::PullDemand& demand) {
+      auto admitted = services.admission->admit(demand);
+      not_admitted = !admitted.ok();
+      return admitted;
+    };
+  }
   job.deadline = std::chrono::ceil<std::chrono::seconds>(deadline - services.clock.now());
   PullProgress progress(services.clock, terminal);
   job.observers.push_back(&progress);
@@ -237,7 +245,7 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
     } else if (error.code == ErrorCode::kUnauthenticated) {
       error.message += keyVaultHint(container);
     }
-    return failed("pull", error);
+    return failed(not_admitted ? kDiskPhase : "pull", error);
   }
   if (outcome->unchanged) {
     phases.done("pull", "unchanged: the tag still points at what was pulled");

@@ -9,6 +9,7 @@
 #include "agent/common/process_environment.h"
 #include "agent/config/agent_config.h"
 #include "agent/config/site_config.h"
+#include "agent/site/disk_admission.h"
 #include "agent/site/identity_pool.h"
 #include "base/clock.h"
 #include "base/host_resolver.h"
@@ -48,6 +49,8 @@ struct SitePullServices {
   puller::RegistryThrottle* throttle = nullptr;
   // Counts where the pull's requests went, failed pulls included (the service's metrics).
   puller::SourceTally* tally = nullptr;
+  // Admission before the first byte (the service's); null: every pull is admitted.
+  DiskAdmission* admission = nullptr;
 };
 
 // How long one attempt of the site may take, and the setting that decided it: the agent's

@@ -221,6 +221,15 @@ std::string siteStateJson(const SiteState& state) {
     for (const auto& image : state.sidecars)
       doc["sidecars"].push_back(publishedJson(image));
   }
+  if (!state.previous.empty()) {
+    doc["previous"] = json::array();
+    for (const auto& unit : state.previous) {
+      json images = json::array();
+      for (const auto& image : unit)
+        images.push_back(publishedJson(image));
+      doc["previous"].push_back(std::move(images));
+    }
+  }
   if (!state.containers.empty()) {
     doc["containers"] = json::array();
     for (const auto& container : state.containers) {
@@ -261,6 +270,10 @@ Result<SiteState> parseSiteState(std::string_view json_text) {
     ASSIGN_OR_RETURN(state.published, parsePublished(published));
   }
   ASSIGN_OR_RETURN(state.sidecars, parseList<PublishedImage>(doc["sidecars"], parsePublished));
+  ASSIGN_OR_RETURN(state.previous, parseList<std::vector<PublishedImage>>(
+                                       doc["previous"], [](const JsonReader& unit) {
+                                         return parseList<PublishedImage>(unit, parsePublished);
+                                       }));
   ASSIGN_OR_RETURN(state.containers,
                    parseList<ContainerActivity>(
                        doc["containers"], [](const JsonReader& item) -> Result<ContainerActivity> {

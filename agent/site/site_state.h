@@ -79,6 +79,9 @@ struct SiteState {
   // The other containers of the published unit (sidecars, Compose services): `published` is
   // the main container's; all of them were replaced together, when every one was ready.
   std::vector<PublishedImage> sidecars;
+  // The units the site published before, newest first (the agent's keepPreviousImages of
+  // them), each as publishedUnit gives it: kept while space allows.
+  std::vector<std::vector<PublishedImage>> previous;
   // The last attempt's containers, for a site with several (`progress` is their sum).
   std::vector<ContainerActivity> containers;
   std::optional<std::chrono::system_clock::time_point> last_attempt_at;

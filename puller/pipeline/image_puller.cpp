@@ -80,6 +80,10 @@ Result<PulledImage> ImagePuller::pull(const ImageRef& ref, const PullOptions& op
   image.layers = manifest.layers;
   if (observer_ != nullptr)
     observer_->onManifest(image.manifest, image.layers);
+  if (options.admit) {
+    RETURN_IF_ERROR(options.admit(predictDemand(image.manifest, manifest.config, manifest.layers,
+                                                store_, sharing_.provenance, sharing_.snapshots)));
+  }
 
   if (auto status = fetchBlobs({manifest.config}, 1, image, ctx); !status)
     return status.error();

@@ -11,6 +11,7 @@
 #include "puller/oci/manifest.h"
 #include "puller/oci/pull_observer.h"
 #include "puller/pipeline/blob_reuse.h"
+#include "puller/pipeline/pull_demand.h"
 #include "puller/reference/reference.h"
 #include "puller/registry/registry_client.h"
 #include "puller/snapshot/snapshot_store.h"
@@ -22,6 +23,9 @@ namespace pullagent::puller {
 struct PullOptions {
   Platform platform{"linux", "amd64", "", ""};
   int concurrency = 4;  // blobs downloaded at once
+  // Asked before the config or any layer is fetched, with what the pull will write; an error
+  // ends the pull there (unset: every pull is admitted).
+  AdmissionCheck admit;
 };
 
 // What a pull shares with the other pulls of the host, and how it proves it may.

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "puller/snapshot/chain_id.h"
 #include "puller/snapshot/snapshot_store.h"
 #include "puller/state/bundle_roots.h"
+#include "puller/state/last_use.h"
 #include "puller/store/content_store.h"
 #include "puller/store/provenance.h"
 
@@ -127,7 +129,68 @@ Status removeImage(int images, const std::string& name) {
   return ConfinedRoot::removeAt(images, trash);
 }
 
+// The content store's blobs directory, opened without following a link at any step.
+Result<UniqueFd> openBlobsDir(const StateDir& state_dir) {
+  UniqueFd state(::open(state_dir.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!state.valid())
+    return errnoError(errno, "open", state_dir.root());
+  const fs::path blobs = ContentStore::blobsDir(state_dir.content());
+  ASSIGN_OR_RETURN(auto content,
+                   openDirectoryAt(state.get(), StateDir::kContent, state_dir.content()));
+  ASSIGN_OR_RETURN(auto parent, openDirectoryAt(content.get(), "blobs", blobs.parent_path()));
+  return openDirectoryAt(parent.get(), "sha256", blobs);
+}
+
 }  // namespace
+
+std::set<Digest> blobsNeeded(const StateDir& state, const std::set<Digest>& images,
+                             bool snapshots_suffice) {
+  const SnapshotStore snapshots(state.snapshots());
+  const fs::path blobs = ContentStore::blobsDir(state.content());
+  Live live;
+  for (const auto& image : images)
+    markManifest(blobs, image, live, snapshots_suffice ? &snapshots : nullptr);
+  std::set<Digest> needed;
+  for (const auto& hex : live.blobs) {
+    if (auto digest = Digest::parse("sha256:" + hex))
+      needed.insert(*digest);
+  }
+  return needed;
+}
+
+Result<std::vector<StoredBlob>> storedBlobs(const StateDir& state, const std::set<Digest>& blobs) {
+  ASSIGN_OR_RETURN(auto dir, openBlobsDir(state));
+  std::vector<StoredBlob> found;
+  for (const auto& digest : blobs) {
+    struct stat info {};
+    if (::fstatat(dir.get(), digest.hex().c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(info.st_mode)) {
+      found.push_back({digest, static_cast<int64_t>(info.st_blocks) * 512});
+    }
+  }
+  std::sort(found.begin(), found.end(), [](const StoredBlob& a, const StoredBlob& b) {
+    return a.bytes != b.bytes ? a.bytes > b.bytes : a.digest < b.digest;
+  });
+  return found;
+}
+
+Result<std::vector<StoredBlob>> unpackedLayerBlobs(const StateDir& state,
+                                                   const std::set<Digest>& images) {
+  std::set<Digest> unpacked = blobsNeeded(state, images, false);
+  for (const auto& digest : blobsNeeded(state, images, true))
+    unpacked.erase(digest);
+  return storedBlobs(state, unpacked);
+}
+
+Result<int64_t> removeBlob(const StateDir& state, const Digest& blob) {
+  ASSIGN_OR_RETURN(auto dir, openBlobsDir(state));
+  struct stat info {};
+  if (::fstatat(dir.get(), blob.hex().c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0)
+    return errnoError(errno, "stat", ContentStore::blobsDir(state.content()) / blob.hex());
+  if (::unlinkat(dir.get(), blob.hex().c_str(), 0) != 0)
+    return errnoError(errno, "remove", ContentStore::blobsDir(state.content()) / blob.hex());
+  return static_cast<int64_t>(info.st_blocks) * 512;
+}
 
 Result<GcReport> collectGarbage(const StateDir& state_dir, const std::set<Digest>& keep,
                                 bool keep_all, bool discard_unpacked_layers) {
@@ -173,6 +236,14 @@ Result<GcReport> collectGarbage(const StateDir& state_dir, const std::set<Digest
   for (const auto& digest : keep) {
     kept_images.insert(digest.hex());
     markManifest(blobs, digest, live, discard);
+  }
+  {
+    std::set<Digest> kept;
+    for (const auto& hex : kept_images) {
+      if (auto digest = Digest::parse("sha256:" + hex))
+        kept.insert(*digest);
+    }
+    LastUse(state_dir).keepOnly(kept);  // an image gone has no use left to remember
   }
 
   auto content = openDirectoryAt(state.get(), StateDir::kContent, state_dir.content());

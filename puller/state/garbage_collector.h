@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "puller/oci/digest.h"
@@ -35,5 +36,28 @@ struct GcReport {
 // The caller holds the state lock exclusively.
 Result<GcReport> collectGarbage(const StateDir& state, const std::set<Digest>& keep, bool keep_all,
                                 bool discard_unpacked_layers = false);
+
+// A blob the content store holds, and the disk it takes.
+struct StoredBlob {
+  Digest digest;
+  int64_t bytes = 0;
+};
+
+// The layer blobs of the images in `images` whose snapshots are made: what discard mode drops
+// (a pull reuses the snapshot without them). Largest first. The caller holds the state lock
+// exclusively.
+Result<std::vector<StoredBlob>> unpackedLayerBlobs(const StateDir& state,
+                                                   const std::set<Digest>& images);
+
+// The blobs `images` need, by digest: each one's manifest, config and layers, except (with
+// `snapshots_suffice`) the layer blobs whose snapshots are made.
+std::set<Digest> blobsNeeded(const StateDir& state, const std::set<Digest>& images,
+                             bool snapshots_suffice);
+
+// The blobs among `blobs` that the store holds, and the disk each takes. Largest first.
+Result<std::vector<StoredBlob>> storedBlobs(const StateDir& state, const std::set<Digest>& blobs);
+
+// Removes one blob from the content store (never through a link); returns the disk it took.
+Result<int64_t> removeBlob(const StateDir& state, const Digest& blob);
 
 }  // namespace pullagent::puller

@@ -17,6 +17,8 @@ namespace pullagent::puller {
 //   bundle-roots/  bundles published outside over the snapshots (BundleRoots: gc roots)
 //   sites/         what the service recorded for each site (agent's SiteStateStore)
 //   state.lock     held shared by pulls, exclusively by gc (StateLock)
+//   last-use/<hex> when each image was last used: the eviction order (LastUse)
+//   unpack-ratio.json  how much disk a compressed layer takes unpacked (UnpackRatio)
 //
 // Which directory a command uses is chosen by the agent (agent/cli/state_dir_option.h:
 // --state, else the agent config's stateDir, else kDefaultRoot).
@@ -37,6 +39,8 @@ class StateDir {
   std::filesystem::path bundleRoots() const { return root_ / "bundle-roots"; }
   std::filesystem::path sites() const { return root_ / "sites"; }
   std::filesystem::path lockFile() const { return root_ / "state.lock"; }
+  std::filesystem::path lastUse() const { return root_ / "last-use"; }
+  std::filesystem::path unpackRatio() const { return root_ / "unpack-ratio.json"; }
 
   // For walking the root through directory descriptors (gc never follows a link there).
   static constexpr const char* kContent = "content";

@@ -364,7 +364,7 @@ INSTANTIATE_TEST_SUITE_P(
                   },
                   "properties.siteConfig.appSettings[1].value: invalid Key Vault reference"},
         Rejection{"state_wrong_type", [](json& d) { d["properties"]["state"] = false; },
-                  "properties.state: expected a string, got false"},
+                  "properties.state: expected a string, got boolean false"},
         Rejection{"start_time_limit_too_long",
                   [](json& d) {
                     d["properties"]["siteConfig"]["appSettings"] = json::array(
@@ -386,8 +386,7 @@ TEST(SiteConfig, AStoppedSiteIsSeenInEveryShape) {
   arm["properties"]["state"] = "Running";
   EXPECT_FALSE(siteStoppedIn(arm.dump()));
 
-  json flat = {{"state", "stopped"},
-               {"siteConfig", {{"linuxFxVersion", "DOCKER|reg.io/app:v1"}}}};
+  json flat = {{"state", "stopped"}, {"siteConfig", {{"linuxFxVersion", "DOCKER|reg.io/app:v1"}}}};
   EXPECT_TRUE(parseSiteConfig(flat.dump())->stopped);
   EXPECT_TRUE(siteStoppedIn(flat.dump()));
   // What does not parse is not stopped: its attempt says what is wrong.

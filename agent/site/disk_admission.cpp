@@ -1,0 +1,75 @@
+#include "agent/site/disk_admission.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "agent/common/progress.h"
+#include "puller/state/unpack_ratio.h"
+
+namespace pullagent::agent {
+
+DiskAdmission::DiskAdmission(puller::StateDir state, puller::DiskWatermarks marks,
+                             puller::DiskMeter& meter, std::function<void()> on_refused)
+    : state_(std::move(state)), marks_(marks), meter_(meter), on_refused_(std::move(on_refused)) {}
+
+int64_t DiskAdmission::predictedBytes(const puller::PullDemand& demand) const {
+  struct stat info {};
+  // An image published already is reused as it is: nothing of it is unpacked again.
+  const bool published =
+      ::lstat((state_.image(demand.manifest) / puller::kPublishedMarker).c_str(), &info) == 0;
+  const double unpacked = published ? 0.0
+                                    : std::ceil(static_cast<double>(demand.unpack_source_bytes) *
+                                                puller::UnpackRatio(state_).ratio());
+  return demand.download_bytes + static_cast<int64_t>(unpacked);
+}
+
+Status DiskAdmission::admit(const puller::PullDemand& demand) {
+  const int64_t needed = predictedBytes(demand);
+  if (needed == 0)
+    return {};
+  ASSIGN_OR_RETURN(auto space, puller::diskSpaceOf(state_.root()));
+  const int64_t state_bytes = marks_.high_bytes ? meter_.stateBytes(state_) : 0;
+  const int64_t room = puller::roomLeft(space, state_bytes, marks_);
+  if (needed <= room)
+    return {};
+  std::lock_guard lock(mutex_);
+  const std::string figures =
+      "needs " + humanBytes(needed) + " (" + std::to_string(demand.layers_to_download) + " of " +
+      std::to_string(demand.layers) + " layers to download, " +
+      std::to_string(demand.layers_to_unpack) + " to unpack), " + humanBytes(room) + " free" +
+      (marks_.high_bytes ? " within stateDirHighWatermarkBytes" : "") + ", " +
+      humanBytes(evictable_) + " evictable";
+  if (needed <= room + evictable_) {
+    wanted_ = std::max(wanted_, needed - room);
+    return makeError(ErrorCode::kResourceExhausted,
+                     std::string(kWaitingForSpace) + figures + "; evicting unused images first");
+  }
+  if (on_refused_)
+    on_refused_();
+  return makeError(ErrorCode::kResourceExhausted,
+                   "image " + demand.manifest.str() + " does not fit on " + state_.root().string() +
+                       ": " + figures +
+                       "; the published image stays. Free disk on the host, raise "
+                       "stateDirHighWatermarkBytes, or move stateDir to a larger disk");
+}
+
+void DiskAdmission::setEvictable(int64_t bytes) {
+  std::lock_guard lock(mutex_);
+  evictable_ = bytes;
+}
+
+bool DiskAdmission::waiting() {
+  std::lock_guard lock(mutex_);
+  return wanted_ > 0;
+}
+
+int64_t DiskAdmission::takeWanted() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(wanted_, 0);
+}
+
+}  // namespace pullagent::agent

@@ -1,0 +1,53 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string_view>
+
+#include "base/error.h"
+#include "puller/pipeline/pull_demand.h"
+#include "puller/state/disk_meter.h"
+#include "puller/state/disk_space.h"
+#include "puller/state/state_dir.h"
+
+namespace pullagent::agent {
+
+// A site error that means "the pull fits once eviction makes room": the service evicts and
+// tries the site again at once, without backoff.
+inline constexpr std::string_view kWaitingForSpace = "waiting for space: ";
+inline constexpr const char* kDiskPhase = "disk";
+
+// Admission before the first byte (docs/storage.md, "Disk is finite"): a pull's peak, predicted
+// from its manifest (the blobs missing from the store, plus their unpacked size from the ratio
+// this host learned), must fit in the room the state dir's filesystem and budget leave. A pull
+// that fits is admitted; one that fits only once eviction frees what may go waits for that
+// (an error starting with kWaitingForSpace); one that cannot fit even then is refused at once
+// with needed, free and evictable bytes, the published image kept. Thread-safe: the pulls of
+// every site ask it.
+class DiskAdmission {
+ public:
+  DiskAdmission(puller::StateDir state, puller::DiskWatermarks marks, puller::DiskMeter& meter,
+                std::function<void()> on_refused);
+
+  Status admit(const puller::PullDemand& demand);
+  // What eviction could free, as the last check measured it.
+  void setEvictable(int64_t bytes);
+  // The most any waiting pull needs freed since the last take (0: none waits).
+  int64_t takeWanted();
+  bool waiting();
+
+  // The disk a pull will write at its peak.
+  int64_t predictedBytes(const puller::PullDemand& demand) const;
+
+ private:
+  const puller::StateDir state_;
+  const puller::DiskWatermarks marks_;
+  puller::DiskMeter& meter_;
+  std::function<void()> on_refused_;
+  std::mutex mutex_;
+  int64_t evictable_ = 0;
+  int64_t wanted_ = 0;
+};
+
+}  // namespace pullagent::agent

@@ -1,0 +1,58 @@
+#include "puller/state/last_use.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include <nlohmann/json.hpp>
+
+#include "base/atomic_file.h"
+#include "base/bounded_read.h"
+
+namespace pullagent::puller {
+namespace {
+
+constexpr size_t kMaxLastUseBytes = 256;
+
+}  // namespace
+
+Status LastUse::touch(const Digest& image, std::chrono::system_clock::time_point at) const {
+  if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST)
+    return errnoError(errno, "create", dir_);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
+  return writeFileAtomic(dir_ / image.hex(), nlohmann::json{{"unixMs", ms}}.dump() + "\n");
+}
+
+std::optional<std::chrono::system_clock::time_point> LastUse::read(const Digest& image) const {
+  auto text = readRegularFile(dir_ / image.hex(), kMaxLastUseBytes);
+  if (!text)
+    return std::nullopt;
+  auto doc = nlohmann::json::parse(*text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("unixMs") ||
+      !doc["unixMs"].is_number_integer()) {
+    return std::nullopt;
+  }
+  const auto ms = doc["unixMs"].get<int64_t>();
+  if (ms < 0)
+    return std::nullopt;
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+
+void LastUse::keepOnly(const std::set<Digest>& images) const {
+  std::error_code ec;
+  std::filesystem::directory_iterator entries(dir_, ec);
+  if (ec)
+    return;
+  for (auto it = entries; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    auto digest = Digest::parse("sha256:" + name);
+    // Names that are no record (a write in progress beside it) are not this function's.
+    if (digest && images.count(*digest) == 0)
+      std::filesystem::remove(it->path(), ec);
+    if (ec)
+      break;
+  }
+}
+
+}  // namespace pullagent::puller
