@@ -139,8 +139,11 @@ void DiskKeeper::check(const std::vector<HeldImage>& held, int64_t wanted) {
   const puller::LastUse last_use(state_);
   for (const auto& image : held) {
     auto digest = puller::Digest::parse(image.digest);
-    if (!image.in_use && digest && in_use.count(*digest) == 0)
+    // Only what is there: a site's previous image may have gone in an earlier eviction.
+    if (!image.in_use && digest && in_use.count(*digest) == 0 &&
+        puller::publishedRootfs(state_.image(*digest)).ok()) {
       candidates.push_back({*digest, last_use.read(*digest), image.held_as});
+    }
   }
   puller::sortForEviction(candidates);
 

@@ -336,6 +336,21 @@ def standard_images():
     return images
 
 
+def disk_images(versions=6, app_bytes=2 * 1024 * 1024):
+    """test/disk:v1..vN: a shared base and an app layer of its own per version (incompressible,
+    so that each version costs its size twice: blob and snapshot): the redeploys of the disk
+    tests, more than their small filesystem holds."""
+    base = make_layer("base", [("etc/os-release", 300, "text"), ("usr/lib/libbase.so", 200_000, "random")])
+    images = {}
+    for version in range(1, versions + 1):
+        app = make_layer(f"disk-v{version}", [("app/data.bin", app_bytes, "random"),
+                                              ("app/version.txt", 20, "text")])
+        manifest, media_type, blobs = make_image([base, app])
+        images[f"test/disk:v{version}"] = {"manifest": manifest, "media_type": media_type,
+                                           "blobs": blobs, "extra_manifests": []}
+    return images
+
+
 def website_images():
     """The seed's `privatewebsite` image in two versions sharing their base layer."""
     base = make_layer("base", [("etc/os-release", 300, "text"), ("usr/lib/libbase.so", 200_000, "random")])

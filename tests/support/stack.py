@@ -243,6 +243,7 @@ def main():
         kv_listener, os.path.join(pki, "server.pem"), os.path.join(pki, "server-key.pem"))
 
     catalog = image_lib.standard_images()
+    disk = image_lib.disk_images()
     website = image_lib.website_images()
     # A tenant's private image: alice/private:v1 in the Basic registry and alice/app:v1 in the
     # token registry (alice's alone there), nowhere else. Its bytes are what another tenant
@@ -262,6 +263,8 @@ def main():
                 continue
             pusher = image_lib.Pusher(f"https://127.0.0.1:{port}", ca, auth_for[name])
             image_lib.push_all(pusher, catalog)
+            if name == "anon":
+                image_lib.push_all(pusher, disk)
             if name in ("basic", "token"):
                 repo = "alice/private" if name == "basic" else "alice/app"
                 image_lib.push_all(pusher, {f"{repo}:v1": private["private:v1"]})
@@ -295,6 +298,7 @@ def main():
                               manifest_text=private["private:v1"]["manifest"].decode(),
                               media_type=private["private:v1"]["media_type"]),
         "images": image_lib.summary(catalog),
+        "disk_images": image_lib.summary(disk),
         "azure": {
             "imds": f"http://127.0.0.1:{imds_port}/metadata/identity/oauth2/token",
             "app_service": f"http://127.0.0.1:{imds_port}/msi/token",

@@ -6,6 +6,7 @@
 #include <deque>
 #include <thread>
 
+#include "agent/site/disk_admission.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/temp_dir.h"
 
@@ -662,6 +663,86 @@ TEST_F(ReconcilerTest, AStoppedSiteCostsNoAttemptAndStartingItChecksItsTag) {
   clock_.advance(seconds(400));
   reconciler_->step();
   EXPECT_EQ(reconciler_->running(), 0);
+}
+
+// keepPreviousImages: a publish keeps the unit it replaced (newest first, as many as asked);
+// the images held say which are in use and which may be evicted.
+TEST_F(ReconcilerTest, ASiteKeepsItsPreviousImagesWhichAreHeldButNotInUse) {
+  ReconcilerOptions options{2, seconds(60), 8, seconds(10), seconds(40)};
+  options.keep_previous = 2;
+  reconciler_ = std::make_unique<Reconciler>(
+      runner_, clock_, random_, store_, metrics_, [] {}, options);
+  for (const auto& [sha, digest] : std::vector<std::pair<std::string, std::string>>{
+           {"a", "sha256:1"}, {"b", "sha256:2"}, {"c", "sha256:3"}, {"d", "sha256:4"}}) {
+    reconciler_->update(files({{"web", sha}}));
+    reconciler_->step();
+    runner_.push("web", published(sha, digest));
+    settle();
+  }
+  ASSERT_EQ(state("web")->previous.size(), 2u);
+  EXPECT_EQ(state("web")->previous[0].at(0).digest, "sha256:3");
+  EXPECT_EQ(state("web")->previous[1].at(0).digest, "sha256:2");
+  EXPECT_TRUE(reconciler_->takeCollectable());  // sha256:1 fell off
+  auto held = reconciler_->heldImages();
+  ASSERT_EQ(held.size(), 3u);
+  EXPECT_EQ(held[0].digest, "sha256:2");
+  EXPECT_FALSE(held[0].in_use);
+  EXPECT_EQ(held[0].held_as, "previous image of site web");
+  EXPECT_TRUE(held[2].in_use);
+  EXPECT_EQ(held[2].held_as, "site web");
+
+  // Back to an earlier image: it is current, not previous any more.
+  reconciler_->update(files({{"web", "b"}}));
+  reconciler_->step();
+  runner_.push("web", published("b", "sha256:2"));
+  settle();
+  ASSERT_EQ(state("web")->previous.size(), 2u);
+  EXPECT_EQ(state("web")->previous[0].at(0).digest, "sha256:4");
+  EXPECT_EQ(state("web")->previous[1].at(0).digest, "sha256:3");
+
+  // A stopped site's image is held, not in use; another site using it keeps it in use.
+  reconciler_->update([&] {
+    auto result = files({{"web", "s"}, {"api", "x"}});
+    result["web"].stopped = true;
+    return result;
+  }());
+  reconciler_->step();
+  for (const auto& image : reconciler_->heldImages()) {
+    if (image.digest == "sha256:2") {
+      EXPECT_FALSE(image.in_use);
+      EXPECT_EQ(image.held_as, "stopped site web");
+    }
+  }
+  runner_.push("api", published("x", "sha256:2"));
+  settle();
+  for (const auto& image : reconciler_->heldImages()) {
+    if (image.digest == "sha256:2") {
+      EXPECT_TRUE(image.in_use) << image.held_as;
+    }
+  }
+}
+
+// A pull that fits once eviction makes room is no failure: no backoff, tried again as soon as
+// the daemon says space was made.
+TEST_F(ReconcilerTest, ASiteWaitingForSpaceIsTriedAgainOnceSpaceIsMade) {
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  SiteAttemptResult waiting = failed("a");
+  waiting.error = SiteError{kDiskPhase, std::string(kWaitingForSpace) + "needs 2 GB", {}};
+  runner_.push("web", waiting);
+  settle();
+  EXPECT_EQ(state("web")->phase, SitePhase::kPending);
+  EXPECT_EQ(state("web")->attempts, 0);
+  EXPECT_NE(reconciler_->statusLine().find("1 waiting for space"), std::string::npos);
+  clock_.advance(seconds(30));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 0);  // not before space is made
+  reconciler_->spaceMade();
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  runner_.push("web", published("a", "sha256:1"));
+  settle();
+  EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
 }
 
 TEST_F(ReconcilerTest, AnUnreadableSitesDirectoryIsSaidInTheStatusLine) {

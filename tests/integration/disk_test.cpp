@@ -1,0 +1,255 @@
+// Disk is finite: the service on a small loop-mounted ext4 (root only), redeploying more
+// versions than fit; admission before the first byte; stopped sites.
+#include <gtest/gtest.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include "tests/integration/daemon_fixture.h"
+#include "tests/support/image_view.h"
+
+namespace pullagent::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr int64_t kMiB = 1024 * 1024;
+
+class Disk : public DaemonFixture {
+ protected:
+  void TearDown() override {
+    DaemonFixture::TearDown();
+    if (mounted_)
+      runProcess({"/usr/bin/umount", "-l", stateDir().string()});
+  }
+
+  // The state dir on an ext4 of its own, `mib` MiB in a file: what a full disk does, without
+  // filling the host's. Skips the test where loop devices are missing (not root, a container).
+  void mountSmallDisk(int mib) {
+    if (::geteuid() != 0)
+      GTEST_SKIP() << "needs root to mount a loop ext4 (the disk tests run as root in CI)";
+    const fs::path file = dest_.path() / "disk.img";
+    fs::create_directories(stateDir());
+    auto made = runProcess({"/usr/bin/truncate", "-s", std::to_string(mib) + "M", file.string()});
+    ASSERT_EQ(made.exit_code, 0) << made.all();
+    // No blocks reserved for root: the agent runs as root, and df's Use% should be the whole.
+    auto formatted = runProcess({"/usr/sbin/mkfs.ext4", "-q", "-F", "-m", "0", file.string()});
+    ASSERT_EQ(formatted.exit_code, 0) << formatted.all();
+    auto mounted = runProcess({"/usr/bin/mount", "-o", "loop", file.string(), stateDir().string()});
+    if (mounted.exit_code != 0)
+      GTEST_SKIP() << "cannot mount a loop device here: " << mounted.all();
+    mounted_ = true;
+    ::chmod(stateDir().c_str(), 0700);
+  }
+  double usedPercent() const {
+    struct statvfs info {};
+    if (::statvfs(stateDir().c_str(), &info) != 0)
+      return 0;
+    const double used = static_cast<double>(info.f_blocks - info.f_bfree);
+    return 100.0 * used / (used + static_cast<double>(info.f_bavail));
+  }
+  int64_t totalBytes() const {
+    struct statvfs info {};
+    ::statvfs(stateDir().c_str(), &info);
+    return static_cast<int64_t>(info.f_blocks) * static_cast<int64_t>(info.f_frsize);
+  }
+
+  static json anonymousSite(const std::string& image) {
+    return {{"properties", {{"siteConfig", {{"linuxFxVersion", "DOCKER|" + image}}}}}};
+  }
+  std::string diskImage(int version) {
+    return stack().registry("anon") + "/test/disk:v" + std::to_string(version);
+  }
+  std::string diskDigest(int version) {
+    return stack().info()["disk_images"]["test/disk:v" + std::to_string(version)]["digest"];
+  }
+  // The last-use records, by image hex.
+  std::map<std::string, std::string> lastUse() const {
+    std::map<std::string, std::string> records;
+    std::error_code ec;
+    for (fs::directory_iterator it(stateDir() / "last-use", ec), end; !ec && it != end;
+         it.increment(ec)) {
+      records[it->path().filename().string()] = readFile(it->path());
+    }
+    return records;
+  }
+  // The images eviction removed, in order, from the service's log.
+  std::vector<std::string> evicted() const {
+    std::vector<std::string> images;
+    const std::string text = log();
+    const std::string marker = "eviction: removed image sha256:";
+    for (size_t at = text.find(marker); at != std::string::npos;
+         at = text.find(marker, at + marker.size())) {
+      images.push_back(text.substr(at + marker.size(), 64));
+    }
+    return images;
+  }
+
+  bool mounted_ = false;
+};
+
+// Two sites redeploy six versions each (a 2 MiB app layer over a shared base) on a 32 MiB disk
+// while keeping every previous image: more than fits below the marks. Sampled all along, the disk
+// never goes past the high watermark by more than one pull; no pull fails for space; what is
+// published is whole; and the eviction order a restarted service follows is the recorded one.
+TEST_F(Disk, RedeploysMoreThanFitsStayBelowTheMarksAndEvictInTheRecordedOrder) {
+  ASSERT_NO_FATAL_FAILURE(mountSmallDisk(32));
+  if (IsSkipped())
+    return;
+  json agent = agentConfig();
+  agent["keepPreviousImages"] = 10;
+  agent["diskHighWatermarkPercent"] = 40;
+  agent["diskLowWatermarkPercent"] = 30;
+  agent["diskCheckIntervalSeconds"] = 1;
+  start(agent);
+  std::atomic<double> highest{0};
+  std::jthread sampler([&](const std::stop_token& stop) {
+    while (!stop.stop_requested()) {
+      highest = std::max(highest.load(), usedPercent());
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+  });
+  auto deploy = [&](int version) {
+    putSite("a", anonymousSite(diskImage(version)));
+    putSite("b", anonymousSite(diskImage(version)));
+    EXPECT_TRUE(waitForPublished("a", diskDigest(version))) << siteState("a") << log();
+    EXPECT_TRUE(waitForPublished("b", diskDigest(version))) << siteState("b") << log();
+  };
+  for (int version = 1; version <= 4; ++version)
+    deploy(version);
+  ASSERT_FALSE(evicted().empty()) << "nothing was evicted: the test no longer tests eviction\n"
+                                  << log();
+
+  // A restart in the middle: the candidates' records stay as they were, and the next eviction
+  // takes the oldest of them.
+  EXPECT_EQ(stop(), 0);
+  auto records = lastUse();
+  std::vector<std::pair<std::string, std::string>> candidates;  // (record, hex)
+  for (const auto& [hex, record] : records) {
+    if (hex != diskDigest(4).substr(7) && fs::exists(stateDir() / "images" / hex))
+      candidates.emplace_back(json::parse(record)["unixMs"].dump(), hex);
+  }
+  ASSERT_FALSE(candidates.empty());
+  std::sort(candidates.begin(), candidates.end(), [](const auto& x, const auto& y) {
+    return x.first.size() != y.first.size() ? x.first.size() < y.first.size() : x < y;
+  });
+  fs::rename(dest_.path() / "daemon.log", dest_.path() / "daemon-1.log");
+  start(agent);
+  for (const auto& [record, hex] : candidates)
+    EXPECT_EQ(lastUse()[hex], records[hex]) << hex;  // the start touched no candidate
+  deploy(5);
+  deploy(6);
+  sampler.request_stop();
+  sampler.join();
+  const auto after_restart = evicted();
+  ASSERT_FALSE(after_restart.empty()) << log();
+  EXPECT_EQ(after_restart.front(), candidates.front().second) << log();
+
+  // One pull's worth past the high mark at most: the 2 MiB layer and its unpacked copy.
+  const double one_pull = 100.0 * static_cast<double>(5 * kMiB) / static_cast<double>(totalBytes());
+  EXPECT_LE(highest.load(), 40.0 + one_pull);
+  EXPECT_LE(usedPercent(), 40.0);
+  const std::string logs = readFile(dest_.path() / "daemon-1.log") + log();
+  EXPECT_EQ(logs.find("No space left"), std::string::npos) << logs;
+  EXPECT_EQ(logs.find("does not fit"), std::string::npos) << logs;
+  // What is published is whole: the sites' images, and the previous ones still kept.
+  for (const auto& entry : fs::directory_iterator(stateDir() / "images")) {
+    const std::string hex = entry.path().filename().string();
+    if (hex.starts_with("."))
+      continue;
+    for (int version = 1; version <= 6; ++version) {
+      if (diskDigest(version).substr(7) == hex) {
+        EXPECT_NE(readFile(imageFile(entry.path(), "app/version.txt"))
+                      .find("disk-v" + std::to_string(version)),
+                  std::string::npos)
+            << hex;
+      }
+    }
+  }
+  EXPECT_NE(metrics().find("pullagent_disk_evicted_bytes_total{reason=\"unused-image\"}"),
+            std::string::npos);
+}
+
+// A pull that cannot fit even after eviction is refused from its manifest alone: no blob is
+// requested, the error says needed, free and evictable bytes, and the published image stays.
+TEST_F(Disk, APullThatCannotFitIsRefusedBeforeItsFirstBlobAndThePublishedImageStays) {
+  ASSERT_NO_FATAL_FAILURE(mountSmallDisk(24));
+  if (IsSkipped())
+    return;
+  json agent = agentConfig();
+  start(agent);
+  const std::string proxy = stack().proxy("proxy_anon");
+  putSite("web", anonymousSite(proxy + "/test/disk:v1"));
+  ASSERT_TRUE(waitForPublished("web", diskDigest(1))) << siteState("web") << log();
+  // Ballast leaves about 1 MiB: v2 needs its 2 MiB layer twice, and eviction could free only
+  // v1's layer blobs (its snapshots stay: v1 is in use).
+  struct statvfs info {};
+  ASSERT_EQ(::statvfs(stateDir().c_str(), &info), 0);
+  const int64_t available =
+      static_cast<int64_t>(info.f_bavail) * static_cast<int64_t>(info.f_frsize);
+  auto filled = runProcess({"/usr/bin/fallocate", "-l", std::to_string(available - kMiB),
+                            (stateDir() / "ballast").string()});
+  ASSERT_EQ(filled.exit_code, 0) << filled.all();
+  stack().reset(proxy);
+  putSite("web", anonymousSite(proxy + "/test/disk:v2"));
+  ASSERT_TRUE(waitForSite("web",
+                          [](const json& state) {
+                            return state.is_object() && state["lastError"].is_object() &&
+                                   state["lastError"]["phase"] == "disk";
+                          }))
+      << siteState("web") << log();
+  const std::string message = siteState("web")["lastError"]["message"];
+  for (const char* part : {"does not fit", "needs", "free", "evictable", "published image stays"})
+    EXPECT_NE(message.find(part), std::string::npos) << part << ": " << message;
+  EXPECT_TRUE(requests(proxy, "/blobs/").empty()) << stack().stats(proxy).dump(2);
+  EXPECT_FALSE(requests(proxy, "/manifests/").empty());
+  EXPECT_EQ(siteState("web")["published"]["digest"], diskDigest(1));
+  EXPECT_NE(readFile(imageFile(imageDir(diskDigest(1)), "app/version.txt")).find("disk-v1"),
+            std::string::npos);
+  EXPECT_NE(metrics().find("pullagent_pull_admission_refused_total "), std::string::npos);
+  EXPECT_EQ(metrics().find("pullagent_pull_admission_refused_total 0"), std::string::npos);
+
+  // Space comes back: the retry fits.
+  fs::remove(stateDir() / "ballast");
+  EXPECT_TRUE(waitForPublished("web", diskDigest(2))) << siteState("web") << log();
+}
+
+// "state": "Stopped": no registry request over several poll intervals; started again, its tag
+// is checked.
+TEST_F(Disk, AStoppedSiteCostsNoRegistryRequestAndStartingItChecksItsTag) {
+  json agent = agentConfig();
+  agent["tagPollIntervalSeconds"] = 1;
+  start(agent);
+  const std::string proxy = stack().proxy("proxy_anon");
+  json site = anonymousSite(proxy + "/test/disk:v1");
+  site["properties"]["siteConfig"]["appSettings"] =
+      json::array({{{"name", "DOCKER_ENABLE_CI"}, {"value", "true"}}});
+  putSite("web", site);
+  ASSERT_TRUE(waitForPublished("web", diskDigest(1))) << siteState("web") << log();
+
+  site["properties"]["state"] = "Stopped";
+  putSite("web", site);
+  ASSERT_TRUE(waitForSite(
+      "web", [](const json& state) { return state.is_object() && state["phase"] == "stopped"; }))
+      << siteState("web") << log();
+  stack().reset(proxy);
+  std::this_thread::sleep_for(seconds(4));  // four poll intervals
+  EXPECT_TRUE(stack().stats(proxy)["requests"].empty()) << stack().stats(proxy).dump(2);
+  EXPECT_EQ(siteState("web")["published"]["digest"], diskDigest(1));
+  EXPECT_TRUE(fs::exists(imageDir(diskDigest(1))));
+
+  site["properties"]["state"] = "Running";
+  putSite("web", site);
+  EXPECT_TRUE(waitUntil([&] { return !requests(proxy, "/manifests/").empty(); })) << log();
+  EXPECT_TRUE(waitForPublished("web", diskDigest(1))) << siteState("web") << log();
+}
+
+}  // namespace
+}  // namespace pullagent::testing
