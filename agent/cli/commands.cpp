@@ -8,6 +8,7 @@
 #include "agent/cli/once_command.h"
 #include "agent/cli/pull_command.h"
 #include "agent/cli/refresh_command.h"
+#include "agent/cli/rollback_command.h"
 #include "agent/cli/status_command.h"
 #include "agent/cli/version_command.h"
 
@@ -15,8 +16,8 @@ namespace pullagent::agent {
 
 const std::vector<const Command*>& allCommands() {
   static const std::vector<const Command*> commands{
-      &onceCommand(), &statusCommand(), &refreshCommand(), &pullCommand(),   &imagesCommand(),
-      &gcCommand(),   &mountCommand(),  &unmountCommand(), &versionCommand()};
+      &onceCommand(),   &statusCommand(), &refreshCommand(), &rollbackCommand(), &pullCommand(),
+      &imagesCommand(), &gcCommand(),     &mountCommand(),   &unmountCommand(),  &versionCommand()};
   return commands;
 }
 

@@ -12,6 +12,7 @@
 #include "agent/common/progress.h"
 #include "agent/site/site_state.h"
 #include "base/redact.h"
+#include "puller/state/last_use.h"
 #include "puller/state/published_image.h"
 #include "puller/store/image_sources.h"
 
@@ -24,28 +25,42 @@ constexpr const char* kImagesUsage =
 Lists the images published in the state dir: how each keeps its root filesystem (overlay:
 layer snapshots shared with other images; flat: a tree of its own), the disk it uses alone
 (OWN: its bundle and the snapshots no other image uses) and shares (SHARED: snapshots other
-images use too, counted in full for each), the sites it serves, and the registry repositories
-it is proven for (PROVEN FOR: every blob of it was served by that repository, or shown to be
-there; a pull from any other source proves the blobs again before it shares them; "-" for an
-image published before sources were recorded, which its next pull proves again).
+images use too, counted in full for each), when a site last used it (the order eviction
+follows, oldest first), the sites that hold it (SITES: "web" publishes it, "web:stopped" is a
+stopped site's, "web:previous" is kept for a rollback while space allows), and the registry
+repositories it is proven for (PROVEN FOR: every blob of it was served by that repository, or
+shown to be there; a pull from any other source proves the blobs again before it shares them;
+"-" for an image published before sources were recorded, which its next pull proves again).
   --config FILE   agent config naming the state dir (default /etc/pullagent/agent.json)
   --state DIR     the state dir itself
   --json          the same as JSON (bytes as numbers)
 )";
 
-// Site names by published manifest digest.
+// The sites holding each image, by manifest digest: "web" (published), "web:stopped" (the
+// published image of a stopped site), "web:previous" (kept for a rollback while space allows).
 std::map<std::string, std::vector<std::string>> sitesByImage(const puller::StateDir& state) {
   std::map<std::string, std::vector<std::string>> sites;
+  auto add = [&](const SiteState& site, const PublishedImage& image, const char* how) {
+    auto& names = sites[image.digest];
+    const std::string name =
+        (image.container.empty() ? site.site : site.site + "/" + image.container) + how;
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      names.push_back(name);
+  };
   for (const auto& site : SiteStateStore(state).readAll()) {
-    for (const auto& image : publishedUnit(site)) {
-      auto& names = sites[image.digest];
-      const std::string name =
-          image.container.empty() ? site.site : site.site + "/" + image.container;
-      if (std::find(names.begin(), names.end(), name) == names.end())
-        names.push_back(name);
+    const bool stopped = site.phase == SitePhase::kStopped;
+    for (const auto& image : publishedUnit(site))
+      add(site, image, stopped ? ":stopped" : "");
+    for (const auto& unit : site.previous) {
+      for (const auto& image : unit)
+        add(site, image, ":previous");
     }
   }
   return sites;
+}
+
+std::string lastUsedText(const std::optional<std::chrono::system_clock::time_point>& at) {
+  return at ? formatUtc(*at) : "-";
 }
 
 std::string joined(const std::vector<std::string>& names) {
@@ -72,6 +87,7 @@ int runImages(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
     return exitCodeFor(usage.error());
   }
   const auto sites = sitesByImage(state.value());
+  const puller::LastUse last_use(state.value());
   const puller::ProvenanceStore provenance(state->provenance());
   auto sourcesOf = [&](const puller::Digest& digest) {
     std::vector<std::string> names;
@@ -93,6 +109,9 @@ int runImages(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
                         {"ownBytes", image.own_bytes},
                         {"sharedBytes", image.shared_bytes},
                         {"sites", sitesOf(image.digest)},
+                        {"lastUsed", last_use.read(image.digest)
+                                         ? nlohmann::json(lastUsedText(last_use.read(image.digest)))
+                                         : nlohmann::json(nullptr)},
                         {"provenFor", sourcesOf(image.digest)}});
     }
     const nlohmann::json out = {{"images", images},
@@ -105,14 +124,15 @@ int runImages(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
     std::cout << out.dump(2) << "\n";
     return kExitOk;
   }
-  std::printf("%-20s %-8s %6s %10s %10s  %-20s %s\n", "IMAGE", "STORAGE", "LAYERS", "OWN", "SHARED",
-              "SITES", "PROVEN FOR");
+  std::printf("%-20s %-8s %6s %10s %10s  %-20s  %-20s %s\n", "IMAGE", "STORAGE", "LAYERS", "OWN",
+              "SHARED", "LAST USED", "SITES", "PROVEN FOR");
   for (const auto& image : usage->images) {
-    std::printf("sha256:%-13s %-8s %6zu %10s %10s  %-20s %s\n",
+    std::printf("sha256:%-13s %-8s %6zu %10s %10s  %-20s  %-20s %s\n",
                 image.digest.hex().substr(0, 12).c_str(), image.flat ? "flat" : "overlay",
                 image.layers, humanBytes(image.own_bytes).c_str(),
-                humanBytes(image.shared_bytes).c_str(), joined(sitesOf(image.digest)).c_str(),
-                joined(sourcesOf(image.digest)).c_str());
+                humanBytes(image.shared_bytes).c_str(),
+                lastUsedText(last_use.read(image.digest)).c_str(),
+                joined(sitesOf(image.digest)).c_str(), joined(sourcesOf(image.digest)).c_str());
   }
   std::printf(
       "snapshots: %d holding %s, %d of them (%s) shared by more than one image; "

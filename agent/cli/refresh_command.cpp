@@ -68,40 +68,39 @@ int printOutcome(const nlohmann::json& report) {
 
 }  // namespace
 
-namespace {
-
-int runRefresh(const ParsedArgs& args, const ProcessEnvironment& env,
-               const Environment& environment) {
+int askServiceAndWait(const ParsedArgs& args, const ProcessEnvironment& env,
+                      const Environment& environment, const std::string& command,
+                      const std::string& path, const nlohmann::json& request) {
+  const std::string who = "pullagent " + command + ": ";
   int timeout_seconds = 900;
   if (auto text = args.option("timeout")) {
     auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), timeout_seconds);
     if (error != std::errc() || end != text->data() + text->size() || timeout_seconds < 1) {
-      std::cerr << "pullagent refresh: --timeout: expected a number of seconds, got "
-                << safeQuoted(*text) << "\n";
+      std::cerr << who << "--timeout: expected a number of seconds, got " << safeQuoted(*text)
+                << "\n";
       return kExitUsage;
     }
   }
   std::string socket;
-  if (auto path = args.option("socket")) {
-    socket = *path;
+  if (auto socket_path = args.option("socket")) {
+    socket = *socket_path;
   } else {
     auto agent = loadAgentConfig(args.option("config"), environment);
     if (!agent) {
-      std::cerr << "pullagent refresh: " << agent.error().describe() << "\n";
+      std::cerr << who << agent.error().describe() << "\n";
       return exitCodeFor(agent.error());
     }
     socket = agent->control_socket.string();
   }
 
-  const nlohmann::json request = {{"sites", args.positionals}};
-  auto started = controlRequest(socket, "POST", "/v1/refresh", request.dump(), kRequestTimeout);
+  auto started = controlRequest(socket, "POST", path, request.dump(), kRequestTimeout);
   if (!started) {
-    std::cerr << "pullagent refresh: " << started.error().message << "\n";
+    std::cerr << who << started.error().message << "\n";
     return exitCodeFor(started.error());
   }
   auto answer = nlohmann::json::parse(started->body, nullptr, false);
   if (started->status != 202 || !answer.is_object() || !answer["id"].is_number_unsigned()) {
-    std::cerr << "pullagent refresh: the service refused: "
+    std::cerr << who << "the service refused: "
               << safeEscaped(answer.is_object() ? answer.value("error", started->body)
                                                 : started->body)
               << "\n";
@@ -109,7 +108,7 @@ int runRefresh(const ParsedArgs& args, const ProcessEnvironment& env,
   }
   const uint64_t id = answer["id"];
   if (args.flag("no-wait")) {
-    std::cout << "refresh " << id << " queued\n";
+    std::cout << command << " " << id << " queued\n";
     return kExitOk;
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
@@ -117,22 +116,29 @@ int runRefresh(const ParsedArgs& args, const ProcessEnvironment& env,
     auto polled =
         controlRequest(socket, "GET", "/v1/refresh/" + std::to_string(id), "", kRequestTimeout);
     if (!polled) {
-      std::cerr << "pullagent refresh: " << polled.error().message << "\n";
+      std::cerr << who << polled.error().message << "\n";
       return exitCodeFor(polled.error());
     }
     auto report = nlohmann::json::parse(polled->body, nullptr, false);
     if (polled->status != 200 || !report.is_object()) {
-      std::cerr << "pullagent refresh: refresh " << id << ": unexpected answer " << polled->status
-                << "\n";
+      std::cerr << who << command << " " << id << ": unexpected answer " << polled->status << "\n";
       return kExitFailure;
     }
     if (report.value("done", false))
       return printOutcome(report);
     std::this_thread::sleep_for(kPollInterval);
   }
-  std::cerr << "pullagent refresh: stopped waiting; refresh " << id
+  std::cerr << who << "stopped waiting; " << command << " " << id
             << " goes on in the service (pullagent status shows it)\n";
   return kExitTransient;
+}
+
+namespace {
+
+int runRefresh(const ParsedArgs& args, const ProcessEnvironment& env,
+               const Environment& environment) {
+  return askServiceAndWait(args, env, environment, "refresh", "/v1/refresh",
+                           nlohmann::json{{"sites", args.positionals}});
 }
 
 }  // namespace

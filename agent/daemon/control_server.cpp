@@ -12,6 +12,7 @@ namespace pullagent::agent {
 namespace {
 
 constexpr std::string_view kRefreshPath = "/v1/refresh";
+constexpr std::string_view kRollbackPath = "/v1/rollback";
 constexpr const char* kJson = "application/json";
 
 ServerResponse json(unsigned status, const nlohmann::json& body) {
@@ -48,6 +49,24 @@ ServerResponse submit(const ServerRequest& request, RefreshBroker& broker) {
   auto id = broker.submit(std::move(sites.value()));
   if (!id)
     return problem(503, "too many refreshes running; try again when some have finished");
+  return json(202, {{"id", *id}});
+}
+
+// POST /v1/rollback {"site": NAME}: the site back to its previous image.
+ServerResponse rollback(const ServerRequest& request, RefreshBroker& broker) {
+  auto doc = parseJson(request.body, "rollback request", ErrorCode::kInvalidArgument);
+  if (!doc)
+    return problem(400, doc.error().message);
+  JsonReader reader(doc.value(), "rollback request", ErrorCode::kInvalidArgument);
+  auto site = reader.isObject() ? reader["site"].string()
+                                : Result<std::string>(reader.typeError("an object"));
+  if (!site)
+    return problem(400, site.error().message);
+  if (!isSiteFileName(*site + ".json"))
+    return problem(400, "rollback request: site: not a site name: " + safeQuoted(*site));
+  auto id = broker.submitRollback(*site);
+  if (!id)
+    return problem(503, "too many requests running; try again when some have finished");
   return json(202, {{"id", *id}});
 }
 
@@ -91,6 +110,11 @@ ServerResponse ControlServer::handle(const ServerRequest& request, RefreshBroker
     if (request.method != "POST")
       return problem(405, "POST to start a refresh");
     return submit(request, broker);
+  }
+  if (request.path == kRollbackPath) {
+    if (request.method != "POST")
+      return problem(405, "POST to roll a site back");
+    return rollback(request, broker);
   }
   if (request.path == "/v1/webhooks/acr" || request.path == "/v1/webhooks/dockerhub") {
     if (request.method != "POST")

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <set>
 
 #include "agent/site/disk_admission.h"
 #include "puller/reference/reference.h"
+#include "puller/state/state_dir.h"
 
 namespace pullagent::agent {
 namespace {
@@ -76,7 +78,8 @@ void Reconciler::save(Site& site) {
 
 void Reconciler::schedulePoll(Site& site) {
   const bool pinned = pinnedByDigest(site.state);
-  if (!site.state.continuous_deployment || pinned || !site.state.published) {
+  if (!site.state.continuous_deployment || pinned || !site.state.published ||
+      site.state.rolled_back) {
     site.next_poll.reset();
     return;
   }
@@ -123,7 +126,7 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
       site.file.sha256 = site.state.config_sha256;
       schedulePoll(site);
       const bool pinned = pinnedByDigest(site.state);
-      if (options_.refresh_on_start && site.state.published && !pinned)
+      if (options_.refresh_on_start && site.state.published && !pinned && !site.state.rolled_back)
         site.refresh_due = true;  // the published image serves while the tag is checked
       sites_.emplace(site.state.site, std::move(site));
     }
@@ -148,6 +151,8 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
       continue;
     }
     site.state.config_sha256 = file.sha256;
+    if (!added)
+      site.state.rolled_back = false;  // a new config is followed again
     if (file.stopped) {
       // A stopped site costs nothing: no pull, no tag check; its image stays published.
       spdlog::info("site {}: stopped{}", name, site.attempt ? "; cancelling its pull" : "");
@@ -268,6 +273,7 @@ void Reconciler::finish(const std::string& name, Site& site) {
       if (!std::includes(after.begin(), after.end(), before.begin(), before.end()))
         collectable_ = true;  // an image it replaced
       keepPrevious(site, publishedUnit(site.state), after);
+      site.state.rolled_back = false;
       site.state.published = result.published;
       site.state.sidecars = result.sidecars;
       site.state.last_checked_at = clock_.wallNow();
@@ -344,6 +350,59 @@ void Reconciler::finish(const std::string& name, Site& site) {
   else
     save(site);
   metrics_.setPullsInFlight(running());
+}
+
+SiteRefresh Reconciler::rollback(const std::string& name) {
+  SiteRefresh answer{name, RefreshOutcome::kFailed, {}, {}, {}};
+  auto found = sites_.find(name);
+  if (found == sites_.end() || found->second.removed) {
+    answer.outcome = RefreshOutcome::kUnknown;
+    return answer;
+  }
+  Site& site = found->second;
+  answer.from = site.state.published ? site.state.published->digest : "";
+  if (site.attempt) {
+    answer.error = "the site is pulling; roll back once the pull has ended";
+    return answer;
+  }
+  if (site.state.previous.empty()) {
+    answer.error =
+        "the site keeps no previous image (keepPreviousImages, or it was published "
+        "once only)";
+    return answer;
+  }
+  std::vector<PublishedImage> unit = site.state.previous.front();
+  for (const auto& image : unit) {
+    // Eviction may have taken it: then only a pull brings it back.
+    if (!std::filesystem::exists(std::filesystem::path(image.path) / puller::kPublishedMarker)) {
+      answer.error = "its previous image " + image.digest +
+                     " is no longer on the host (evicted for space); change the site's image "
+                     "back to pull it again";
+      return answer;
+    }
+  }
+  // The unit it leaves becomes the previous one: a second rollback goes forward again.
+  auto current = publishedUnit(site.state);
+  site.state.previous.erase(site.state.previous.begin());
+  if (!current.empty())
+    site.state.previous.insert(site.state.previous.begin(), current);
+  // It satisfies the config as it reads now: no pull until the config changes.
+  for (auto& image : unit)
+    image.config_sha256 = site.file.sha256;
+  site.state.published = unit.front();
+  site.state.sidecars.assign(unit.begin() + 1, unit.end());
+  site.state.rolled_back = true;
+  site.state.last_error.reset();
+  site.state.attempts = 0;
+  site.refresh_due = false;
+  site.next_poll.reset();
+  site.state.phase = restingPhase(site);
+  save(site);
+  published_ = true;
+  answer.outcome = RefreshOutcome::kUpdated;
+  answer.to = unit.front().digest;
+  spdlog::info("site {}: rolled back from {} to {}", name, answer.from, answer.to);
+  return answer;
 }
 
 void Reconciler::spaceMade() {
@@ -499,6 +558,11 @@ void Reconciler::refresh(const RefreshBroker::Request& request, RefreshBroker& b
     }
   }
   broker.begin(request.id, names);
+  if (request.rollback) {
+    for (const auto& name : names)
+      broker.record(request.id, rollback(name));
+    return;
+  }
   const auto now = clock_.now();
   for (const auto& name : names) {
     auto found = sites_.find(name);

@@ -101,6 +101,9 @@ class Reconciler {
   // Every image the sites keep, each once (in use wins): what garbage collection keeps, and
   // what eviction may take (those not in use).
   std::vector<HeldImage> heldImages() const;
+  // `pullagent rollback SITE`: the site's previous unit published again at once, if it is
+  // still on the host; the unit it leaves becomes the previous one.
+  SiteRefresh rollback(const std::string& name);
   // Eviction made room: sites waiting for space are tried again now.
   void spaceMade();
   // True once after something became collectable (a replaced image, a removed site).

@@ -103,6 +103,12 @@ std::optional<uint64_t> RefreshBroker::submitSiteWebhook(const std::string& site
   return admit(Request{0, {site}, std::nullopt}, "site " + site, true, "site " + site);
 }
 
+std::optional<uint64_t> RefreshBroker::submitRollback(const std::string& site) {
+  Request request{0, {site}, std::nullopt};
+  request.rollback = true;
+  return admit(std::move(request), "rollback\n" + site, false, "");
+}
+
 std::vector<RefreshBroker::Request> RefreshBroker::take() {
   std::lock_guard lock(mutex_);
   return std::exchange(submitted_, {});

@@ -66,6 +66,9 @@ class RefreshBroker {
   // A site's own webhook (authenticated by that site's publishing credentials): a refresh of
   // that site alone, from the pushes' share, the site's requests counting as one repository's.
   std::optional<uint64_t> submitSiteWebhook(const std::string& site);
+  // Root's `pullagent rollback SITE`: the site's previous image republished at once, from the
+  // share of root's refreshes; read back as a refresh is.
+  std::optional<uint64_t> submitRollback(const std::string& site);
 
   struct Request {
     uint64_t id = 0;
@@ -73,6 +76,7 @@ class RefreshBroker {
     std::optional<PushEvent> push;
     // Its sender waits for each site's outcome (root's refresh); else it is done once begun.
     bool awaited = true;
+    bool rollback = false;  // `sites` (one) goes back to its previous image, nothing pulled
   };
   // The loop: what was submitted since the last call.
   std::vector<Request> take();

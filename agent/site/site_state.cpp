@@ -221,6 +221,8 @@ std::string siteStateJson(const SiteState& state) {
     for (const auto& image : state.sidecars)
       doc["sidecars"].push_back(publishedJson(image));
   }
+  if (state.rolled_back)
+    doc["rolledBack"] = true;
   if (!state.previous.empty()) {
     doc["previous"] = json::array();
     for (const auto& unit : state.previous) {
@@ -270,6 +272,9 @@ Result<SiteState> parseSiteState(std::string_view json_text) {
     ASSIGN_OR_RETURN(state.published, parsePublished(published));
   }
   ASSIGN_OR_RETURN(state.sidecars, parseList<PublishedImage>(doc["sidecars"], parsePublished));
+  if (const JsonReader rolled_back = doc["rolledBack"]; !rolled_back.missing()) {
+    ASSIGN_OR_RETURN(state.rolled_back, rolled_back.boolean());
+  }
   ASSIGN_OR_RETURN(state.previous, parseList<std::vector<PublishedImage>>(
                                        doc["previous"], [](const JsonReader& unit) {
                                          return parseList<PublishedImage>(unit, parsePublished);

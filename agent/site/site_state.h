@@ -82,6 +82,9 @@ struct SiteState {
   // The units the site published before, newest first (the agent's keepPreviousImages of
   // them), each as publishedUnit gives it: kept while space allows.
   std::vector<std::vector<PublishedImage>> previous;
+  // `pullagent rollback` put the site back on a previous unit: it stays there (no tag check, no
+  // refresh on start) until its config changes or a refresh is asked for.
+  bool rolled_back = false;
   // The last attempt's containers, for a site with several (`progress` is their sum).
   std::vector<ContainerActivity> containers;
   std::optional<std::chrono::system_clock::time_point> last_attempt_at;

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "agent/site/disk_admission.h"
+#include "puller/state/state_dir.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/temp_dir.h"
 
@@ -743,6 +744,66 @@ TEST_F(ReconcilerTest, ASiteWaitingForSpaceIsTriedAgainOnceSpaceIsMade) {
   runner_.push("web", published("a", "sha256:1"));
   settle();
   EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
+}
+
+// `pullagent rollback`: the previous unit again at once, no pull; it stays until the config
+// changes; an image eviction took cannot be rolled back to.
+TEST_F(ReconcilerTest, ARollbackPublishesThePreviousImageAtOnceAndHoldsItUntilTheConfigChanges) {
+  auto on_disk = [&](const std::string& sha, const std::string& digest) {
+    SiteAttemptResult result = published(sha, digest);
+    result.published->path = (dir_.path() / "images" / digest.substr(7)).string();
+    std::filesystem::create_directories(result.published->path);
+    testing::writeFile(std::filesystem::path(result.published->path) / puller::kPublishedMarker,
+                       "");
+    return result;
+  };
+  RefreshBroker broker(nullptr);
+  auto roll = [&](const std::string& site) {
+    const uint64_t id = broker.submitRollback(site).value();
+    for (const auto& request : broker.take())
+      reconciler_->refresh(request, broker);
+    return broker.status(id).value().sites.at(0);
+  };
+  EXPECT_EQ(roll("nope").outcome, RefreshOutcome::kUnknown);
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  runner_.push("web", on_disk("a", "sha256:1"));
+  settle();
+  EXPECT_NE(roll("web").error.find("keeps no previous image"), std::string::npos);
+  reconciler_->update(files({{"web", "b"}}));
+  reconciler_->step();
+  runner_.push("web", on_disk("b", "sha256:2"));
+  settle();
+
+  auto back = roll("web");
+  EXPECT_EQ(back.outcome, RefreshOutcome::kUpdated) << back.error;
+  EXPECT_EQ(back.from, "sha256:2");
+  EXPECT_EQ(back.to, "sha256:1");
+  EXPECT_EQ(state("web")->published->digest, "sha256:1");
+  EXPECT_TRUE(state("web")->rolled_back);
+  EXPECT_EQ(state("web")->previous.at(0).at(0).digest, "sha256:2");
+  clock_.advance(seconds(600));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 0);  // held there: the config did not change
+  EXPECT_EQ(runner_.calls("web"), 2);
+  reset();  // a restart keeps it there too
+  reconciler_->update(files({{"web", "b"}}));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 0);
+
+  // Forward again; then the image it would go back to is evicted.
+  EXPECT_EQ(roll("web").to, "sha256:2");
+  std::filesystem::remove_all(dir_.path() / "images" / "1");
+  EXPECT_NE(roll("web").error.find("no longer on the host"), std::string::npos);
+  EXPECT_EQ(state("web")->published->digest, "sha256:2");
+
+  // A new config is followed again.
+  reconciler_->update(files({{"web", "c"}}));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  runner_.push("web", on_disk("c", "sha256:3"));
+  settle();
+  EXPECT_FALSE(state("web")->rolled_back);
 }
 
 TEST_F(ReconcilerTest, AnUnreadableSitesDirectoryIsSaidInTheStatusLine) {
