@@ -65,10 +65,16 @@ int runGc(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
   }
   // Read under the lock: the service records a site's new image before it lets go of its share.
   const auto sites = SiteStateStore(state).readAll();
+  auto keepImage = [&](const PublishedImage& image) {
+    if (auto digest = puller::Digest::parse(image.digest))
+      keep.insert(digest.value());
+  };
   for (const auto& site : sites) {
-    for (const auto& image : publishedUnit(site)) {  // the main container's and the sidecars'
-      if (auto digest = puller::Digest::parse(image.digest))
-        keep.insert(digest.value());
+    for (const auto& image : publishedUnit(site))  // the main container's and the sidecars'
+      keepImage(image);
+    for (const auto& unit : site.previous) {  // kept for a rollback; eviction decides on them
+      for (const auto& image : unit)
+        keepImage(image);
     }
   }
   const bool keep_all = sites.empty() && !args.option("keep");
