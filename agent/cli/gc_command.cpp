@@ -12,6 +12,7 @@
 #include "agent/common/log_options.h"
 #include "agent/common/progress.h"
 #include "agent/site/site_state.h"
+#include "agent/site/warm_records.h"
 #include "puller/state/garbage_collector.h"
 #include "puller/state/state_lock.h"
 
@@ -76,6 +77,10 @@ int runGc(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
       for (const auto& image : unit)
         keepImage(image);
     }
+  }
+  for (const auto& [image, record] : readWarmRecords(state)) {  // the service's warm images
+    if (auto digest = puller::Digest::parse(record.digest))
+      keep.insert(digest.value());
   }
   const bool keep_all = sites.empty() && !args.option("keep");
   auto report = puller::collectGarbage(state, keep, keep_all, args.flag("discard-unpacked-layers"));

@@ -11,6 +11,7 @@
 #include "agent/common/log_options.h"
 #include "agent/common/progress.h"
 #include "agent/site/site_state.h"
+#include "agent/site/warm_records.h"
 #include "base/redact.h"
 #include "puller/state/last_use.h"
 #include "puller/state/published_image.h"
@@ -27,7 +28,8 @@ layer snapshots shared with other images; flat: a tree of its own), the disk it 
 (OWN: its bundle and the snapshots no other image uses) and shares (SHARED: snapshots other
 images use too, counted in full for each), when a site last used it (the order eviction
 follows, oldest first), the sites that hold it (SITES: "web" publishes it, "web:stopped" is a
-stopped site's, "web:previous" is kept for a rollback while space allows), and the registry
+stopped site's, "web:previous" is kept for a rollback while space allows, "warm" is one of the
+agent config's warmImages, never evicted), and the registry
 repositories it is proven for (PROVEN FOR: every blob of it was served by that repository, or
 shown to be there; a pull from any other source proves the blobs again before it shares them;
 "-" for an image published before sources were recorded, which its next pull proves again).
@@ -37,7 +39,8 @@ shown to be there; a pull from any other source proves the blobs again before it
 )";
 
 // The sites holding each image, by manifest digest: "web" (published), "web:stopped" (the
-// published image of a stopped site), "web:previous" (kept for a rollback while space allows).
+// published image of a stopped site), "web:previous" (kept for a rollback while space allows),
+// "warm" (a warm image the service pulled).
 std::map<std::string, std::vector<std::string>> sitesByImage(const puller::StateDir& state) {
   std::map<std::string, std::vector<std::string>> sites;
   auto add = [&](const SiteState& site, const PublishedImage& image, const char* how) {
@@ -55,6 +58,11 @@ std::map<std::string, std::vector<std::string>> sitesByImage(const puller::State
       for (const auto& image : unit)
         add(site, image, ":previous");
     }
+  }
+  for (const auto& [image, record] : readWarmRecords(state)) {
+    auto& names = sites[record.digest];
+    if (std::find(names.begin(), names.end(), "warm") == names.end())
+      names.push_back("warm");
   }
   return sites;
 }

@@ -16,7 +16,7 @@ constexpr int64_t kDay = 86400;
 
 // Every key the agent config has, and those of its identity object. A key outside them is an
 // error: a misspelt setting ("stateDIr") must not leave the host on the default silently.
-constexpr std::array<std::string_view, 45> kTopLevelKeys = {"stateDir",
+constexpr std::array<std::string_view, 46> kTopLevelKeys = {"stateDir",
                                                             "sitesDir",
                                                             "identity",
                                                             "acrAudience",
@@ -60,7 +60,8 @@ constexpr std::array<std::string_view, 45> kTopLevelKeys = {"stateDir",
                                                             "stateDirHighWatermarkBytes",
                                                             "stateDirLowWatermarkBytes",
                                                             "diskCheckIntervalSeconds",
-                                                            "keepPreviousImages"};
+                                                            "keepPreviousImages",
+                                                            "warmImages"};
 constexpr std::array<std::string_view, 2> kIdentityKeys = {"kind", "endpoint"};
 
 template <size_t N>
@@ -263,6 +264,61 @@ Status readDisk(const JsonReader& doc, const SettingsReader& read, AgentConfig& 
   return {};
 }
 
+constexpr size_t kMaxWarmImages = 64;
+constexpr std::array<std::string_view, 4> kWarmImageKeys = {"image", "managedIdentity", "username",
+                                                            "passwordFile"};
+
+// warmImages: [{"image": REF, "managedIdentity": "system" | CLIENT_ID} | {"image": REF,
+// "username": U, "passwordFile": PATH} | {"image": REF}].
+Result<std::vector<WarmImageConfig>> readWarmImages(const JsonReader& list) {
+  std::vector<WarmImageConfig> images;
+  if (list.missing())
+    return images;
+  ASSIGN_OR_RETURN(auto entries, list.elements());
+  if (entries.size() > kMaxWarmImages)
+    return list.error("at most " + std::to_string(kMaxWarmImages) + " warm images");
+  for (const auto& entry : entries) {
+    if (!entry.isObject())
+      return entry.typeError("an object");
+    RETURN_IF_ERROR(checkKeys(entry, kWarmImageKeys, "warm image setting"));
+    WarmImageConfig image;
+    ASSIGN_OR_RETURN(auto text, entry["image"].string());
+    auto ref = puller::ImageRef::parse(text);
+    if (!ref)
+      return entry["image"].error(ref.error().message);
+    image.ref = std::move(ref.value());
+    ASSIGN_OR_RETURN(auto identity, entry["managedIdentity"].optionalString());
+    ASSIGN_OR_RETURN(auto username, entry["username"].optionalString());
+    ASSIGN_OR_RETURN(auto password_file, entry["passwordFile"].optionalString());
+    if (identity && (username || password_file))
+      return entry.error(
+          "managedIdentity and username/passwordFile are two ways to sign in: "
+          "name one");
+    if (identity) {
+      image.auth = WarmImageConfig::Auth::kManagedIdentity;
+      if (*identity != "system")
+        image.identity_client_id = *identity;
+      if (image.identity_client_id.empty() && *identity != "system")
+        return entry["managedIdentity"].error("\"system\" or a user-assigned identity's client id");
+    } else if (username || password_file) {
+      if (!username || username->empty() || !password_file)
+        return entry.error("username and passwordFile go together");
+      if (!std::filesystem::path(*password_file).is_absolute())
+        return entry["passwordFile"].error("must be an absolute path");
+      image.auth = WarmImageConfig::Auth::kBasic;
+      image.username = *username;
+      image.password_file = *password_file;
+    }
+    if (std::any_of(images.begin(), images.end(), [&](const WarmImageConfig& other) {
+          return other.ref.str() == image.ref.str();
+        })) {
+      return entry.error("\"" + text + "\" is listed twice");
+    }
+    images.push_back(std::move(image));
+  }
+  return images;
+}
+
 }  // namespace
 
 Result<AgentConfig> parseAgentConfig(std::string_view json_text,
@@ -389,6 +445,7 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
 
   ASSIGN_OR_RETURN(config.identity, readIdentity(doc, environment));
   RETURN_IF_ERROR(readDisk(doc, read, config));
+  ASSIGN_OR_RETURN(config.warm_images, readWarmImages(doc["warmImages"]));
 
   if (!doc["hostOverrides"].missing()) {
     ASSIGN_OR_RETURN(auto hosts, doc["hostOverrides"].members());

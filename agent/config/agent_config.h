@@ -11,10 +11,22 @@
 #include "agent/identity/managed_identity.h"
 #include "base/error.h"
 #include "base/secret.h"
+#include "puller/reference/reference.h"
 #include "puller/state/disk_space.h"
 #include "puller/state/state_dir.h"
 
 namespace pullagent::agent {
+
+// An image the host keeps warm (the agent config's warmImages): pulled at low priority, kept
+// published, never evicted. Credentials as a site's: anonymous, a managed identity, or Basic
+// with the password in a file of its own (never in the agent config).
+struct WarmImageConfig {
+  puller::ImageRef ref;
+  enum class Auth { kAnonymous, kManagedIdentity, kBasic } auth = Auth::kAnonymous;
+  std::string identity_client_id;  // kManagedIdentity: empty = system-assigned
+  std::string username;            // kBasic
+  std::filesystem::path password_file;
+};
 
 // The agent's own configuration (/etc/pullagent/agent.json; systemd/agent.example.json).
 struct AgentConfig {
@@ -116,6 +128,9 @@ struct AgentConfig {
   std::chrono::seconds disk_check_interval{60};
   // Each site keeps this many previous images (units, with sidecars) while space allows.
   int keep_previous_images = 1;
+  // Pulled when no site pull runs or waits (a site pull that wants to start pauses them),
+  // re-checked every tag_poll_interval, never evicted.
+  std::vector<WarmImageConfig> warm_images;
 };
 
 // Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service

@@ -23,6 +23,7 @@
 #include "agent/daemon/site_runner.h"
 #include "agent/daemon/sites_directory.h"
 #include "agent/daemon/systemd_notifier.h"
+#include "agent/daemon/warm_images.h"
 #include "agent/daemon/webhook_server.h"
 #include "agent/site/storage_choice.h"
 #include "puller/state/state_lock.h"
@@ -104,6 +105,7 @@ class Daemon {
   UniqueFd wake_;
   SitePullRunner runner_;
   DiskKeeper disk_{metrics_};
+  WarmImages warm_{clock_, random_, env_.privileged, [this] { wake(); }};
   AgentConfig agent_;
   std::unique_ptr<SiteStateStore> store_;
   // Before the reconciler: refreshes it has not answered yet point at it.
@@ -125,7 +127,6 @@ Status Daemon::configure(AgentConfig agent) {
   ASSIGN_OR_RETURN(auto services, DaemonServices::create(agent, clock_, random_));
   ASSIGN_OR_RETURN(services->snapshots,
                    chooseSnapshots(agent.storage, agent.state_dir, env_.privileged));
-  services->admission = disk_.configure(agent);
   if (agent.metrics_address != agent_.metrics_address || !metrics_server_) {
     // The new endpoint first: if it cannot listen, the old one keeps serving.
     std::unique_ptr<MetricsServer> server;
@@ -169,6 +170,10 @@ Status Daemon::configure(AgentConfig agent) {
   // Every (re)load arms the watcher afresh: SIGHUP mends a watch on a directory that was
   // replaced in a way inotify could not follow.
   watcher_ = SitesWatcher::create(agent.sites_dir);
+  // Last, once nothing can fail: the disk keeper and the warm images follow the state dir the
+  // sites and the lock are on.
+  services->admission = disk_.configure(agent);
+  warm_.configure(services);
   runner_.setServices(std::move(services));
   agent_ = std::move(agent);
   return {};
@@ -233,13 +238,15 @@ void Daemon::housekeep() {
   const bool published = reconciler_->takePublished();
   if (reconciler_->takeCollectable() || (agent_.discard_unpacked_layers && published))
     collect_pending_ = true;
-  const auto held = reconciler_->heldImages();
+  auto held = reconciler_->heldImages();
+  for (auto& image : warm_.held())
+    held.push_back(std::move(image));
   disk_.noteUse(held, clock_.wallNow());
   const auto now = steady_clock::now();
   const bool check_due = disk_.due(now) || published;
   // Only between pulls (a pull holds the state lock shared, and the loop must not wait), and
   // only while the sites directory reads: what it says is what gc keeps.
-  if ((!collect_pending_ && !check_due) || reconciler_->running() != 0 ||
+  if ((!collect_pending_ && !check_due) || reconciler_->running() != 0 || warm_.running() ||
       !sites_dir_error_.empty()) {
     return;
   }
@@ -318,8 +325,12 @@ int Daemon::run() {
     }
     for (const auto& request : refreshes_.take())
       reconciler_->refresh(request, refreshes_);
+    // Above the high watermark, eviction needs a turn with no pull running: new attempts wait
+    // for it (else a busy host would never get below the mark).
+    reconciler_->holdStarts(disk_.needsTurn(now));
     next_retry = reconciler_->step().value_or(kNever);
     housekeep();
+    next_retry = std::min(next_retry, warm_.step(reconciler_->sitesBusy()).value_or(kNever));
     // Come back for the next disk check (one held back by running pulls comes with the status
     // line's turn, or when they end).
     if (disk_.nextCheck() > steady_clock::now())
@@ -333,6 +344,7 @@ int Daemon::run() {
                reconciler_->running());
   notifier_.notify("STOPPING=1\nSTATUS=stopping");
   reconciler_->stopAll();
+  warm_.stop();
   webhook_server_.reset();
   control_server_.reset();
   metrics_server_.reset();

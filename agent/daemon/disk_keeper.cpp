@@ -84,8 +84,11 @@ void DiskKeeper::learnRatio(const puller::Digest& image) {
   if (manifest == nullptr)
     return;
   int64_t compressed = 0;
-  for (const auto& layer : manifest->layers)
-    compressed += layer.size;
+  std::set<puller::Digest> layers;  // a layer listed twice is unpacked once per chain: once here
+  for (const auto& layer : manifest->layers) {
+    if (layers.insert(layer.digest).second)
+      compressed += layer.size;
+  }
   int64_t unpacked = 0;
   if (rootfs->flat) {
     unpacked = meter_.treeBytes(dir);
@@ -100,6 +103,10 @@ void DiskKeeper::learnRatio(const puller::Digest& image) {
 
 bool DiskKeeper::due(std::chrono::steady_clock::time_point now) {
   return now >= next_check_ || (admission_ && admission_->waiting());
+}
+
+bool DiskKeeper::needsTurn(std::chrono::steady_clock::time_point now) {
+  return (above_high_ && now >= next_check_) || (admission_ && admission_->waiting());
 }
 
 bool DiskKeeper::housekeep(const std::vector<HeldImage>& held, bool collect,
@@ -122,17 +129,20 @@ bool DiskKeeper::housekeep(const std::vector<HeldImage>& held, bool collect,
     }
   }
   const int64_t wanted = admission_ ? admission_->takeWanted() : 0;
-  check(held, wanted);
+  const int64_t freed = check(held, wanted);
   next_check_ = now + interval_;
-  return wanted > 0;
+  // Waiting pulls are tried again only when room was made for them: else they would ask again
+  // at once, and again.
+  return wanted > 0 && freed >= wanted;
 }
 
-void DiskKeeper::check(const std::vector<HeldImage>& held, int64_t wanted) {
+int64_t DiskKeeper::check(const std::vector<HeldImage>& held, int64_t wanted) {
   auto space = puller::diskSpaceOf(state_.root());
   if (!space) {
     spdlog::warn("disk check: {}", space.error().describe());
-    return;
+    return 0;
   }
+  int64_t freed = 0;
   int64_t state_bytes = meter_.stateBytes(state_);
   const std::set<puller::Digest> in_use = digestsOf(held, true);
   std::vector<puller::EvictionCandidate> candidates;
@@ -152,9 +162,12 @@ void DiskKeeper::check(const std::vector<HeldImage>& held, int64_t wanted) {
     spdlog::info("disk: {:.1f}% used, the state dir holds {}: evicting {} ({})",
                  space->usedPercent(), humanBytes(state_bytes), humanBytes(bytes),
                  relieve > 0 ? "above the high watermark" : "a pull waits for space");
-    puller::EvictionPlan plan{bytes, in_use, candidates, discard_unpacked_layers_};
+    std::set<puller::Digest> keep = in_use;  // every held image not evicted stays
+    keep.merge(digestsOf(held, false));
+    puller::EvictionPlan plan{bytes, in_use, candidates, discard_unpacked_layers_, keep};
     auto report = puller::evict(state_, plan);
     if (report) {
+      freed = report->freed;
       for (const auto& item : report->items)
         metrics_.evicted(item.reason, item.bytes);
       const std::string said =
@@ -184,10 +197,13 @@ void DiskKeeper::check(const std::vector<HeldImage>& held, int64_t wanted) {
   const int64_t evictable = measured ? *measured : 0;
   if (admission_)
     admission_->setEvictable(evictable);
+  // Only worth a turn when something may go.
+  above_high_ = puller::bytesToRelieve(*space, state_bytes, marks_) > 0 && evictable > 0;
   metrics_.diskBytes("used", space->used);
   metrics_.diskBytes("available", space->available);
   metrics_.diskBytes("state", state_bytes);
   metrics_.diskBytes("evictable", evictable);
+  return freed;
 }
 
 }  // namespace pullagent::agent

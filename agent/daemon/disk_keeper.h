@@ -35,6 +35,9 @@ class DiskKeeper {
   // True when a check is due: its interval passed, or a pull waits for space.
   bool due(std::chrono::steady_clock::time_point now);
   std::chrono::steady_clock::time_point nextCheck() const { return next_check_; }
+  // True when the disk was above a high mark at the last check with something left to evict
+  // and a check is due, or a pull waits for space: it needs a turn with no pull running.
+  bool needsTurn(std::chrono::steady_clock::time_point now);
   // With the state lock held exclusively and no pull running: garbage collection first when
   // `collect` (keeping every held image), then the check. Returns true when pulls waited for
   // space (they may be tried again now).
@@ -43,7 +46,8 @@ class DiskKeeper {
 
  private:
   void learnRatio(const puller::Digest& image);
-  void check(const std::vector<HeldImage>& held, int64_t wanted);
+  // Returns what eviction freed.
+  int64_t check(const std::vector<HeldImage>& held, int64_t wanted);
 
   Metrics& metrics_;
   puller::StateDir state_;
@@ -54,6 +58,7 @@ class DiskKeeper {
   std::shared_ptr<DiskAdmission> admission_;
   std::optional<std::set<std::string>> in_use_;  // as of the last noteUse
   std::chrono::steady_clock::time_point next_check_{};
+  bool above_high_ = false;  // at the last check, after its eviction, with something evictable
 };
 
 }  // namespace pullagent::agent

@@ -1,10 +1,10 @@
 #include "agent/daemon/reconciler.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
-#include <filesystem>
 #include <set>
 
 #include "agent/site/disk_admission.h"
@@ -137,7 +137,9 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
     auto [it, added] = sites_.try_emplace(name);
     Site& site = it->second;
     const bool changed = added || site.file.sha256 != file.sha256 || site.removed;
-    const bool starts = !added && site.file.stopped && !file.stopped;
+    // Started again: stopped when last seen, or (a state the previous run wrote) recorded so.
+    const bool starts =
+        !added && !file.stopped && (site.file.stopped || site.state.phase == SitePhase::kStopped);
     site.removed = false;
     site.file = file;
     site.state.site = name;
@@ -159,14 +161,22 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
       if (site.attempt)
         site.attempt->stop.request_stop();
       site.next_poll.reset();
+      site.refresh_due = false;
+      for (const auto& [id, broker] : std::exchange(site.refresh_waiting, {})) {
+        broker->record(id, {name, RefreshOutcome::kStopped, "", "", {}});
+      }
       site.state.phase = SitePhase::kStopped;
       site.state.next_attempt_at.reset();
       save(site);
       continue;
     }
-    if (starts && site.state.published && !pinnedByDigest(site.state)) {
-      // Started again: its tag is checked, as App Service pulls when it starts a container.
-      site.refresh_due = true;
+    if (starts && site.state.published) {
+      // Started again: its tag is checked, as App Service pulls when it starts a container;
+      // an image eviction took while it was stopped is pulled again, even by digest.
+      if (!publishedOnHost(site))
+        site.state.published->config_sha256.clear();
+      else if (!pinnedByDigest(site.state))
+        site.refresh_due = true;
     }
     if (site.attempt) {
       spdlog::info("site {}: config changed during a pull; starting over with the new one", name);
@@ -255,6 +265,7 @@ void Reconciler::finish(const std::string& name, Site& site) {
   SiteRefresh answer{name, RefreshOutcome::kFailed, attempt->from, {}, {}};
   switch (result.kind) {
     case SiteAttemptResult::Kind::kUnchanged: {
+      site.state.rolled_back = false;  // a refresh was asked for: the tag is followed again
       site.state.last_checked_at = clock_.wallNow();
       site.state.attempts = 0;
       site.state.last_error.reset();
@@ -290,19 +301,8 @@ void Reconciler::finish(const std::string& name, Site& site) {
     case SiteAttemptResult::Kind::kFailed: {
       metrics_.pullFinished("failure", seconds);
       site.state.last_error = result.error;
-      if (result.error && result.error->phase == kDiskPhase &&
-          result.error->message.find(kWaitingForSpace) != std::string::npos) {
-        // Not a failure of the site: it is tried again as soon as eviction made room (or, if
-        // nothing tells it so, after the longest backoff), its attempts not counted.
-        answer.error = result.error->message;
-        site.refresh_due = site.refresh_due || was_refresh;
-        site.waiting_for_space = true;
-        site.state.phase = SitePhase::kPending;
-        site.next_attempt = now + options_.max_backoff;
-        site.state.next_attempt_at = clock_.wallNow() + options_.max_backoff;
-        spdlog::info("site {}: {}", name, result.error->message);
-        break;
-      }
+      const bool waits = result.error && result.error->phase == kDiskPhase &&
+                         result.error->message.find(kWaitingForSpace) != std::string::npos;
       answer.error = result.error ? result.error->phase + ": " + result.error->message : "failed";
       // A failed refresh is tried again with the usual backoff; the published image stays.
       site.refresh_due = site.refresh_due || was_refresh;
@@ -321,6 +321,16 @@ void Reconciler::finish(const std::string& name, Site& site) {
       site.failed_sha256 = site.file.sha256;
       site.next_attempt = now + backoff;
       site.state.next_attempt_at = clock_.wallNow() + backoff;
+      if (waits) {
+        // It fits once eviction makes room: tried again as soon as that is done when this is
+        // its first trouble (spaceMade), else after the backoff: a site whose pulls keep
+        // asking for room (a manifest claiming sizes it never serves) cannot have the host
+        // evict other sites' kept images for it faster than any failing pull is retried.
+        site.waiting_for_space = true;
+        site.state.phase = SitePhase::kPending;
+        spdlog::info("site {}: {}", name, result.error->message);
+        break;
+      }
       site.state.phase = SitePhase::kFailed;
       metrics_.retryScheduled();
       spdlog::warn("Pull image failed for site {} ({} phase): {}; retrying in {} s (attempt {})",
@@ -352,6 +362,23 @@ void Reconciler::finish(const std::string& name, Site& site) {
   metrics_.setPullsInFlight(running());
 }
 
+std::filesystem::path Reconciler::imageOnHost(const PublishedImage& image) const {
+  auto digest = puller::Digest::parse(image.digest);
+  if (!digest)
+    return {};
+  const auto dir = store_.stateDir().image(*digest);
+  struct stat info {};
+  if (::lstat((dir / puller::kPublishedMarker).c_str(), &info) != 0 || !S_ISREG(info.st_mode))
+    return {};
+  return dir;
+}
+
+bool Reconciler::publishedOnHost(const Site& site) const {
+  const auto unit = publishedUnit(site.state);
+  return std::all_of(unit.begin(), unit.end(),
+                     [&](const PublishedImage& image) { return !imageOnHost(image).empty(); });
+}
+
 SiteRefresh Reconciler::rollback(const std::string& name) {
   SiteRefresh answer{name, RefreshOutcome::kFailed, {}, {}, {}};
   auto found = sites_.find(name);
@@ -372,14 +399,17 @@ SiteRefresh Reconciler::rollback(const std::string& name) {
     return answer;
   }
   std::vector<PublishedImage> unit = site.state.previous.front();
-  for (const auto& image : unit) {
-    // Eviction may have taken it: then only a pull brings it back.
-    if (!std::filesystem::exists(std::filesystem::path(image.path) / puller::kPublishedMarker)) {
+  for (auto& image : unit) {
+    // The image is found by its digest in this state dir, never by a path the state file
+    // holds; eviction may have taken it: then only a pull brings it back.
+    const auto dir = imageOnHost(image);
+    if (dir.empty()) {
       answer.error = "its previous image " + image.digest +
                      " is no longer on the host (evicted for space); change the site's image "
                      "back to pull it again";
       return answer;
     }
+    image.path = dir.string();
   }
   // The unit it leaves becomes the previous one: a second rollback goes forward again.
   auto current = publishedUnit(site.state);
@@ -395,6 +425,10 @@ SiteRefresh Reconciler::rollback(const std::string& name) {
   site.state.last_error.reset();
   site.state.attempts = 0;
   site.refresh_due = false;
+  for (const auto& [id, broker] : std::exchange(site.refresh_waiting, {})) {
+    broker->record(id, {name, RefreshOutcome::kFailed, answer.from, "",
+                        "the site was rolled back before its tag was checked"});
+  }
   site.next_poll.reset();
   site.state.phase = restingPhase(site);
   save(site);
@@ -408,8 +442,9 @@ SiteRefresh Reconciler::rollback(const std::string& name) {
 void Reconciler::spaceMade() {
   const auto now = clock_.now();
   for (auto& [name, site] : sites_) {
-    if (std::exchange(site.waiting_for_space, false) && !site.attempt)
+    if (std::exchange(site.waiting_for_space, false) && !site.attempt && site.state.attempts <= 1) {
       site.next_attempt = now;
+    }
   }
 }
 
@@ -508,7 +543,9 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
   auto holdsSlot = [&](const Site& site) { return site.attempt && slotEnds(site) > now; };
   const auto holding = static_cast<int>(std::count_if(
       sites_.begin(), sites_.end(), [&](const auto& entry) { return holdsSlot(entry.second); }));
-  int slots = std::min(options_.max_concurrent - holding, options_.max_running - running());
+  int slots = hold_starts_
+                  ? 0
+                  : std::min(options_.max_concurrent - holding, options_.max_running - running());
   bool waiting = false;
   for (auto& [name, site] : sites_) {
     if (site.attempt || !wanted(site) || site.absent_since)
@@ -546,8 +583,8 @@ void Reconciler::refresh(const RefreshBroker::Request& request, RefreshBroker& b
     };
     for (const auto& [name, site] : sites_) {
       const auto images = siteImages(site.state);
-      if (!site.removed && !site.file.stopped && site.state.continuous_deployment &&
-          std::any_of(images.begin(), images.end(), follows)) {
+      if (!site.removed && !site.file.stopped && !site.state.rolled_back &&
+          site.state.continuous_deployment && std::any_of(images.begin(), images.end(), follows)) {
         names.push_back(name);
       }
     }
@@ -624,6 +661,15 @@ int Reconciler::running() const {
   return static_cast<int>(std::count_if(sites_.begin(), sites_.end(), [](const auto& entry) {
     return entry.second.attempt != nullptr;
   }));
+}
+
+bool Reconciler::sitesBusy() const {
+  const auto now = clock_.now();
+  return std::any_of(sites_.begin(), sites_.end(), [&](const auto& entry) {
+    const Site& site = entry.second;
+    return site.attempt != nullptr ||
+           (wanted(site) && !site.absent_since && site.next_attempt <= now);
+  });
 }
 
 std::string Reconciler::statusLine() const {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -94,6 +95,11 @@ class Reconciler {
   void stopAll();
 
   int running() const;
+  // True while a site pull runs or a site waits for a slot (warm pulls give way).
+  bool sitesBusy() const;
+  // While held, no new attempt starts (running ones go on): the disk keeper waits for a turn
+  // between pulls.
+  void holdStarts(bool hold) { hold_starts_ = hold; }
   // "pulling site-a: 3/5 layers, 120/300 MB; site-b ..." or a summary when idle.
   std::string statusLine() const;
   // Manifest digests of every site's published image.
@@ -132,6 +138,10 @@ class Reconciler {
   };
 
   bool wanted(const Site& site) const;
+  // The directory of an image published in the state dir, found by its digest (never by a
+  // path a state file holds); empty when it is not there (evicted, never published).
+  std::filesystem::path imageOnHost(const PublishedImage& image) const;
+  bool publishedOnHost(const Site& site) const;
   // The phase of a site with nothing to do: published, or stopped.
   static SitePhase restingPhase(const Site& site) {
     return site.file.stopped ? SitePhase::kStopped : SitePhase::kPublished;
@@ -164,6 +174,7 @@ class Reconciler {
   bool collectable_ = false;
   bool published_ = false;
   bool stopping_ = false;
+  bool hold_starts_ = false;
 };
 
 }  // namespace pullagent::agent

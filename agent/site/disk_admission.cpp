@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "agent/common/progress.h"
@@ -22,32 +23,49 @@ int64_t DiskAdmission::predictedBytes(const puller::PullDemand& demand) const {
   const bool published =
       ::lstat((state_.image(demand.manifest) / puller::kPublishedMarker).c_str(), &info) == 0;
   const double unpacked = published ? 0.0
-                                    : std::ceil(static_cast<double>(demand.unpack_source_bytes) *
-                                                puller::UnpackRatio(state_).ratio());
-  return demand.download_bytes + static_cast<int64_t>(unpacked);
+                                    : static_cast<double>(demand.unpack_source_bytes) *
+                                          puller::UnpackRatio(state_).ratio();
+  // The manifest's sizes are the registry's word: bounded, never an overflow.
+  constexpr double kMax = static_cast<double>(std::numeric_limits<int64_t>::max() / 2);
+  const double total =
+      std::min(static_cast<double>(demand.download_bytes) + std::ceil(unpacked), kMax);
+  return static_cast<int64_t>(total);
 }
 
-Status DiskAdmission::admit(const puller::PullDemand& demand) {
+Result<int64_t> DiskAdmission::admit(const puller::PullDemand& demand) {
   const int64_t needed = predictedBytes(demand);
   if (needed == 0)
-    return {};
+    return int64_t{0};
   ASSIGN_OR_RETURN(auto space, puller::diskSpaceOf(state_.root()));
   const int64_t state_bytes = marks_.high_bytes ? meter_.stateBytes(state_) : 0;
-  const int64_t room = puller::roomLeft(space, state_bytes, marks_);
-  if (needed <= room)
-    return {};
   std::lock_guard lock(mutex_);
+  const int64_t room =
+      std::max<int64_t>(0, puller::roomLeft(space, state_bytes, marks_) - reserved_);
+  const int64_t below_high =
+      std::max<int64_t>(0, puller::roomBelowHigh(space, state_bytes, marks_) - reserved_);
+  auto admitted = [&] {
+    reserved_ += needed;
+    return needed;
+  };
+  if (needed <= below_high)
+    return admitted();
   const std::string figures =
       "needs " + humanBytes(needed) + " (" + std::to_string(demand.layers_to_download) + " of " +
       std::to_string(demand.layers) + " layers to download, " +
       std::to_string(demand.layers_to_unpack) + " to unpack), " + humanBytes(room) + " free" +
       (marks_.high_bytes ? " within stateDirHighWatermarkBytes" : "") + ", " +
       humanBytes(evictable_) + " evictable";
-  if (needed <= room + evictable_) {
-    wanted_ = std::max(wanted_, needed - room);
+  auto wait = [&](int64_t more) -> Result<int64_t> {
+    wanted_ = std::max(wanted_, more);
     return makeError(ErrorCode::kResourceExhausted,
                      std::string(kWaitingForSpace) + figures + "; evicting unused images first");
-  }
+  };
+  if (evictable_ > 0 && needed <= below_high + evictable_)
+    return wait(needed - below_high);  // room made below the high mark first
+  if (needed <= room)
+    return admitted();  // above the high mark, but nothing more may go
+  if (needed <= room + evictable_)
+    return wait(needed - room);
   if (on_refused_)
     on_refused_();
   return makeError(ErrorCode::kResourceExhausted,
@@ -55,6 +73,11 @@ Status DiskAdmission::admit(const puller::PullDemand& demand) {
                        ": " + figures +
                        "; the published image stays. Free disk on the host, raise "
                        "stateDirHighWatermarkBytes, or move stateDir to a larger disk");
+}
+
+void DiskAdmission::release(int64_t reserved) {
+  std::lock_guard lock(mutex_);
+  reserved_ = std::max<int64_t>(0, reserved_ - reserved);
 }
 
 void DiskAdmission::setEvictable(int64_t bytes) {

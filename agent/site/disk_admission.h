@@ -20,17 +20,22 @@ inline constexpr const char* kDiskPhase = "disk";
 
 // Admission before the first byte (docs/storage.md, "Disk is finite"): a pull's peak, predicted
 // from its manifest (the blobs missing from the store, plus their unpacked size from the ratio
-// this host learned), must fit in the room the state dir's filesystem and budget leave. A pull
-// that fits is admitted; one that fits only once eviction frees what may go waits for that
-// (an error starting with kWaitingForSpace); one that cannot fit even then is refused at once
-// with needed, free and evictable bytes, the published image kept. Thread-safe: the pulls of
-// every site ask it.
+// this host learned), is weighed against the room the state dir's filesystem and budget leave,
+// less what pulls admitted before it and still running reserved. A pull that fits below the
+// high mark is admitted; one that would cross it while eviction could make room waits for that
+// (an error starting with kWaitingForSpace); one that fits the disk only above the high mark,
+// nothing being evictable, is admitted; one that cannot fit even after eviction is refused at
+// once with needed, free and evictable bytes, the published image kept. Thread-safe: the pulls
+// of every site ask it.
 class DiskAdmission {
  public:
   DiskAdmission(puller::StateDir state, puller::DiskWatermarks marks, puller::DiskMeter& meter,
                 std::function<void()> on_refused);
 
-  Status admit(const puller::PullDemand& demand);
+  // Admitted: the bytes reserved for the pull until release(), so that pulls admitted side by
+  // side do not count the same room twice. Else an error: wait for space, or refused.
+  Result<int64_t> admit(const puller::PullDemand& demand);
+  void release(int64_t reserved);
   // What eviction could free, as the last check measured it.
   void setEvictable(int64_t bytes);
   // The most any waiting pull needs freed since the last take (0: none waits).
@@ -48,6 +53,7 @@ class DiskAdmission {
   std::mutex mutex_;
   int64_t evictable_ = 0;
   int64_t wanted_ = 0;
+  int64_t reserved_ = 0;  // by admitted pulls still running
 };
 
 }  // namespace pullagent::agent

@@ -217,11 +217,24 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
   }
 
   bool not_admitted = false;
+  // What admission reserved for this pull, given back when it ends (its bytes are on disk
+  // then, or not at all).
+  struct Reservation {
+    DiskAdmission* admission = nullptr;
+    int64_t bytes = 0;
+    ~Reservation() {
+      if (admission != nullptr && bytes > 0)
+        admission->release(bytes);
+    }
+  } reservation{services.admission};
   if (services.admission != nullptr) {
-    job.options.admit = [&](const puller::PullDemand& demand) {
+    job.options.admit = [&](const puller::PullDemand& demand) -> Status {
       auto admitted = services.admission->admit(demand);
       not_admitted = !admitted.ok();
-      return admitted;
+      if (!admitted)
+        return admitted.error();
+      reservation.bytes = *admitted;
+      return {};
     };
   }
   job.deadline = std::chrono::ceil<std::chrono::seconds>(deadline - services.clock.now());

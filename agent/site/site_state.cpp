@@ -14,6 +14,7 @@
 #include "base/bounded_read.h"
 #include "base/clock.h"
 #include "base/json_reader.h"
+#include "puller/oci/digest.h"
 
 namespace pullagent::agent {
 namespace {
@@ -279,6 +280,12 @@ Result<SiteState> parseSiteState(std::string_view json_text) {
                                        doc["previous"], [](const JsonReader& unit) {
                                          return parseList<PublishedImage>(unit, parsePublished);
                                        }));
+  // A unit is its images, each named by a digest: anything else is no unit to go back to.
+  std::erase_if(state.previous, [](const std::vector<PublishedImage>& unit) {
+    return unit.empty() || std::any_of(unit.begin(), unit.end(), [](const PublishedImage& image) {
+             return !puller::Digest::parse(image.digest).ok();
+           });
+  });
   ASSIGN_OR_RETURN(state.containers,
                    parseList<ContainerActivity>(
                        doc["containers"], [](const JsonReader& item) -> Result<ContainerActivity> {

@@ -113,7 +113,8 @@ std::string formatUtc(std::chrono::system_clock::time_point at);
 // The state files of a state directory: <state>/sites/<site>.json.
 class SiteStateStore {
  public:
-  explicit SiteStateStore(const puller::StateDir& state) : dir_(state.sites()) {}
+  explicit SiteStateStore(const puller::StateDir& state) : state_(state), dir_(state.sites()) {}
+  const puller::StateDir& stateDir() const { return state_; }
   const std::filesystem::path& dir() const { return dir_; }
   Status write(const SiteState& state) const;
   Status remove(const std::string& site) const;
@@ -121,6 +122,7 @@ class SiteStateStore {
   std::vector<SiteState> readAll() const;
 
  private:
+  puller::StateDir state_;
   std::filesystem::path dir_;
 };
 

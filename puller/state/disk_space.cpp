@@ -47,4 +47,9 @@ int64_t roomLeft(const DiskSpace& space, int64_t state_bytes, const DiskWatermar
   return std::max<int64_t>(0, room);
 }
 
+int64_t roomBelowHigh(const DiskSpace& space, int64_t state_bytes, const DiskWatermarks& marks) {
+  return std::clamp<int64_t>(usedAtPercent(space, marks.high_percent) - space.used, 0,
+                             roomLeft(space, state_bytes, marks));
+}
+
 }  // namespace pullagent::puller

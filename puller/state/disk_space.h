@@ -41,4 +41,7 @@ int64_t bytesToRelieve(const DiskSpace& space, int64_t state_bytes, const DiskWa
 // state dir's budget leaves.
 int64_t roomLeft(const DiskSpace& space, int64_t state_bytes, const DiskWatermarks& marks);
 
+// The bytes that may be written before the filesystem reaches its high mark (within roomLeft).
+int64_t roomBelowHigh(const DiskSpace& space, int64_t state_bytes, const DiskWatermarks& marks);
+
 }  // namespace pullagent::puller

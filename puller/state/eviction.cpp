@@ -1,6 +1,7 @@
 #include "puller/state/eviction.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -25,6 +26,7 @@ Result<EvictionReport> evict(const StateDir& state, const EvictionPlan& plan) {
     return report;
 
   std::set<Digest> kept = plan.protect;
+  kept.insert(plan.keep.begin(), plan.keep.end());
   for (const auto& candidate : plan.candidates)
     kept.insert(candidate.image);
   ASSIGN_OR_RETURN(auto blobs, unpackedLayerBlobs(state, kept));
@@ -49,7 +51,10 @@ Result<EvictionReport> evict(const StateDir& state, const EvictionPlan& plan) {
     kept.erase(candidate.image);
     ASSIGN_OR_RETURN(auto collected,
                      collectGarbage(state, kept, false, plan.discard_unpacked_layers));
-    const int64_t freed = image_bytes + collected.bytes_freed;
+    struct stat info {};
+    const bool gone = ::lstat(state.image(candidate.image).c_str(), &info) != 0;
+    // Counted only if it went (gc warns and goes on when it cannot remove a tree).
+    const int64_t freed = (gone ? image_bytes : 0) + collected.bytes_freed;
     spdlog::info("eviction: removed image {} ({}), freeing {} bytes", candidate.image.str(),
                  candidate.kept_as, freed);
     report.freed += freed;

@@ -42,6 +42,7 @@ struct EvictionPlan {
   std::set<Digest> protect;                   // never evicted: published, warm
   std::vector<EvictionCandidate> candidates;  // in eviction order (sortForEviction)
   bool discard_unpacked_layers = false;       // the agent's setting, for the gc in between
+  std::set<Digest> keep;  // every image to keep besides protect and the candidates not reached
 };
 
 // Frees at least `plan.bytes`, one item at a time, stopping at the first that reaches it (so

@@ -283,7 +283,8 @@ Result<GcReport> collectGarbage(const StateDir& state_dir, const std::set<Digest
     }
     if (::unlinkat(blobs_dir.get(), name.c_str(), 0) == 0) {
       ++report.blobs_removed;
-      report.bytes_freed += S_ISREG(info.st_mode) ? info.st_size : 0;
+      // The disk it took, as snapshots and eviction count it.
+      report.bytes_freed += S_ISREG(info.st_mode) ? static_cast<int64_t>(info.st_blocks) * 512 : 0;
     }
   }
   // A blob's provenance stays while its bytes do or a kept image names it (a discarded layer's

@@ -14,11 +14,21 @@ namespace {
 
 constexpr size_t kMaxLastUseBytes = 256;
 
+// The records' directory is the state dir's own: a link in its place is never followed.
+bool ownDirectory(const std::filesystem::path& dir) {
+  struct stat info {};
+  return ::lstat(dir.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
 }  // namespace
 
 Status LastUse::touch(const Digest& image, std::chrono::system_clock::time_point at) const {
   if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST)
     return errnoError(errno, "create", dir_);
+  if (!ownDirectory(dir_)) {
+    return makeError(ErrorCode::kPermissionDenied,
+                     dir_.string() + " is not a directory of its own (a symbolic link?)");
+  }
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
   return writeFileAtomic(dir_ / image.hex(), nlohmann::json{{"unixMs", ms}}.dump() + "\n");
@@ -40,6 +50,8 @@ std::optional<std::chrono::system_clock::time_point> LastUse::read(const Digest&
 }
 
 void LastUse::keepOnly(const std::set<Digest>& images) const {
+  if (!ownDirectory(dir_))
+    return;
   std::error_code ec;
   std::filesystem::directory_iterator entries(dir_, ec);
   if (ec)

@@ -19,6 +19,7 @@ namespace pullagent::puller {
 //   state.lock     held shared by pulls, exclusively by gc (StateLock)
 //   last-use/<hex> when each image was last used: the eviction order (LastUse)
 //   unpack-ratio.json  how much disk a compressed layer takes unpacked (UnpackRatio)
+//   warm.json      the warm images the service pulled (agent's WarmRecords)
 //
 // Which directory a command uses is chosen by the agent (agent/cli/state_dir_option.h:
 // --state, else the agent config's stateDir, else kDefaultRoot).
@@ -41,6 +42,7 @@ class StateDir {
   std::filesystem::path lockFile() const { return root_ / "state.lock"; }
   std::filesystem::path lastUse() const { return root_ / "last-use"; }
   std::filesystem::path unpackRatio() const { return root_ / "unpack-ratio.json"; }
+  std::filesystem::path warm() const { return root_ / "warm.json"; }
 
   // For walking the root through directory descriptors (gc never follows a link there).
   static constexpr const char* kContent = "content";

@@ -1,6 +1,7 @@
 #include "puller/state/unpack_ratio.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <nlohmann/json.hpp>
 
@@ -10,49 +11,53 @@
 namespace pullagent::puller {
 namespace {
 
-constexpr size_t kMaxRatioRecordBytes = 1024;
-constexpr int64_t kHalveAbove = int64_t{1} << 40;
+constexpr size_t kMaxRatioRecordBytes = 4096;
 
 }  // namespace
 
-UnpackRatio::Totals UnpackRatio::read() const {
+std::vector<double> UnpackRatio::read() const {
+  std::vector<double> recent;
   auto text = readRegularFile(path_, kMaxRatioRecordBytes);
   if (!text)
-    return {};
+    return recent;
   auto doc = nlohmann::json::parse(*text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object())
-    return {};
-  auto number = [&](const char* key) -> int64_t {
-    return doc.contains(key) && doc[key].is_number_integer() ? doc[key].get<int64_t>() : 0;
-  };
-  Totals totals{number("compressedBytes"), number("unpackedBytes")};
-  if (totals.compressed <= 0 || totals.unpacked <= 0)
-    return {};
-  return totals;
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("recent") ||
+      !doc["recent"].is_array()) {
+    return recent;
+  }
+  for (const auto& value : doc["recent"]) {
+    if (!value.is_number())
+      continue;
+    const double ratio = value.get<double>();
+    if (std::isfinite(ratio))
+      recent.push_back(std::clamp(ratio, kMin, kMax));
+  }
+  if (recent.size() > kKept)
+    recent.erase(recent.begin(), recent.end() - static_cast<std::ptrdiff_t>(kKept));
+  return recent;
 }
 
 double UnpackRatio::ratio() const {
-  const Totals totals = read();
-  if (totals.compressed <= 0)
+  std::vector<double> recent = read();
+  if (recent.empty())
     return kDefault;
-  return std::clamp(static_cast<double>(totals.unpacked) / static_cast<double>(totals.compressed),
-                    kMin, kMax);
+  std::sort(recent.begin(), recent.end());
+  const size_t middle = recent.size() / 2;
+  return recent.size() % 2 == 1 ? recent[middle] : (recent[middle - 1] + recent[middle]) / 2;
 }
 
 Status UnpackRatio::learn(int64_t compressed_bytes, int64_t unpacked_bytes) const {
   if (compressed_bytes <= 0 || unpacked_bytes <= 0)
     return {};
-  Totals totals = read();
-  totals.compressed += compressed_bytes;
-  totals.unpacked += unpacked_bytes;
-  while (totals.compressed > kHalveAbove || totals.unpacked > kHalveAbove) {
-    totals.compressed /= 2;
-    totals.unpacked /= 2;
-  }
-  return writeFileAtomic(path_, nlohmann::json{{"compressedBytes", totals.compressed},
-                                               {"unpackedBytes", totals.unpacked}}
-                                        .dump() +
-                                    "\n");
+  std::vector<double> recent = read();
+  recent.push_back(std::clamp(
+      static_cast<double>(unpacked_bytes) / static_cast<double>(compressed_bytes), kMin, kMax));
+  if (recent.size() > kKept)
+    recent.erase(recent.begin());
+  nlohmann::json values = nlohmann::json::array();
+  for (const double ratio : recent)
+    values.push_back(std::round(ratio * 1000) / 1000);
+  return writeFileAtomic(path_, nlohmann::json{{"recent", values}}.dump() + "\n");
 }
 
 }  // namespace pullagent::puller

@@ -627,10 +627,14 @@ TEST_F(ReconcilerTest, AStoppedSiteCostsNoAttemptAndStartingItChecksItsTag) {
   reconciler_->step();
   EXPECT_FALSE(runner_.isRunning("new"));
   EXPECT_EQ(state("new")->phase, SitePhase::kStopped);
-  SiteAttemptResult with_ci = published("a", "sha256:d1");
+  const std::string d1 = "sha256:" + std::string(64, 'd');
+  SiteAttemptResult with_ci = published("a", d1);
   with_ci.continuous_deployment = true;
   runner_.push("web", with_ci);
   settle();
+  const auto image_dir = dir_.path() / "images" / d1.substr(7);  // on the host
+  std::filesystem::create_directories(image_dir);
+  testing::writeFile(image_dir / puller::kPublishedMarker, "");
 
   reconciler_->update(stopped({{"web", "s"}, {"new", "n"}}, {"web", "new"}));
   EXPECT_EQ(state("web")->phase, SitePhase::kStopped);
@@ -646,7 +650,7 @@ TEST_F(ReconcilerTest, AStoppedSiteCostsNoAttemptAndStartingItChecksItsTag) {
   }
   EXPECT_EQ(runner_.calls("web"), 1);
   EXPECT_EQ(runner_.calls("new"), 0);
-  EXPECT_EQ(reconciler_->publishedDigests(), std::set<std::string>{"sha256:d1"});
+  EXPECT_EQ(reconciler_->publishedDigests(), std::set<std::string>{d1});
   EXPECT_NE(reconciler_->statusLine().find("2 stopped"), std::string::npos);
 
   // Started again with the config it was published for: the tag is checked.
@@ -655,15 +659,29 @@ TEST_F(ReconcilerTest, AStoppedSiteCostsNoAttemptAndStartingItChecksItsTag) {
   EXPECT_EQ(reconciler_->running(), 1);
   for (int i = 0; i < 500 && !runner_.isRunning("web"); ++i)  // its thread has begun
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  EXPECT_EQ(runner_.unless("web"), "sha256:d1");
+  EXPECT_EQ(runner_.unless("web"), d1);
   // Stopped in the middle of that: the attempt is cancelled and the image stays.
   reconciler_->update(stopped({{"web", "s2"}, {"new", "n"}}, {"web", "new"}));
   settle();
   EXPECT_EQ(state("web")->phase, SitePhase::kStopped);
-  EXPECT_EQ(state("web")->published->digest, "sha256:d1");
+  EXPECT_EQ(state("web")->published->digest, d1);
   clock_.advance(seconds(400));
   reconciler_->step();
   EXPECT_EQ(reconciler_->running(), 0);
+
+  // Eviction took its image while it was stopped, and the service restarted: starting it
+  // pulls it whole (no refresh against a tag that has not moved).
+  std::filesystem::remove_all(image_dir);
+  reset();
+  reconciler_->update(stopped({{"web", "s2"}, {"new", "n"}}, {"web", "new"}));
+  reconciler_->update(stopped({{"web", "a"}, {"new", "n"}}, {"new"}));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  for (int i = 0; i < 500 && !runner_.isRunning("web"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_FALSE(runner_.unless("web").has_value());
+  runner_.push("web", published("a", d1));
+  settle();
 }
 
 // keepPreviousImages: a publish keeps the unit it replaced (newest first, as many as asked);
@@ -673,20 +691,21 @@ TEST_F(ReconcilerTest, ASiteKeepsItsPreviousImagesWhichAreHeldButNotInUse) {
   options.keep_previous = 2;
   reconciler_ = std::make_unique<Reconciler>(
       runner_, clock_, random_, store_, metrics_, [] {}, options);
-  for (const auto& [sha, digest] : std::vector<std::pair<std::string, std::string>>{
-           {"a", "sha256:1"}, {"b", "sha256:2"}, {"c", "sha256:3"}, {"d", "sha256:4"}}) {
+  auto digest = [](char c) { return "sha256:" + std::string(64, c); };
+  for (const auto& [sha, c] :
+       std::vector<std::pair<std::string, char>>{{"a", '1'}, {"b", '2'}, {"c", '3'}, {"d", '4'}}) {
     reconciler_->update(files({{"web", sha}}));
     reconciler_->step();
-    runner_.push("web", published(sha, digest));
+    runner_.push("web", published(sha, digest(c)));
     settle();
   }
   ASSERT_EQ(state("web")->previous.size(), 2u);
-  EXPECT_EQ(state("web")->previous[0].at(0).digest, "sha256:3");
-  EXPECT_EQ(state("web")->previous[1].at(0).digest, "sha256:2");
-  EXPECT_TRUE(reconciler_->takeCollectable());  // sha256:1 fell off
+  EXPECT_EQ(state("web")->previous[0].at(0).digest, digest('3'));
+  EXPECT_EQ(state("web")->previous[1].at(0).digest, digest('2'));
+  EXPECT_TRUE(reconciler_->takeCollectable());  // the first fell off
   auto held = reconciler_->heldImages();
   ASSERT_EQ(held.size(), 3u);
-  EXPECT_EQ(held[0].digest, "sha256:2");
+  EXPECT_EQ(held[0].digest, digest('2'));
   EXPECT_FALSE(held[0].in_use);
   EXPECT_EQ(held[0].held_as, "previous image of site web");
   EXPECT_TRUE(held[2].in_use);
@@ -695,11 +714,11 @@ TEST_F(ReconcilerTest, ASiteKeepsItsPreviousImagesWhichAreHeldButNotInUse) {
   // Back to an earlier image: it is current, not previous any more.
   reconciler_->update(files({{"web", "b"}}));
   reconciler_->step();
-  runner_.push("web", published("b", "sha256:2"));
+  runner_.push("web", published("b", digest('2')));
   settle();
   ASSERT_EQ(state("web")->previous.size(), 2u);
-  EXPECT_EQ(state("web")->previous[0].at(0).digest, "sha256:4");
-  EXPECT_EQ(state("web")->previous[1].at(0).digest, "sha256:3");
+  EXPECT_EQ(state("web")->previous[0].at(0).digest, digest('4'));
+  EXPECT_EQ(state("web")->previous[1].at(0).digest, digest('3'));
 
   // A stopped site's image is held, not in use; another site using it keeps it in use.
   reconciler_->update([&] {
@@ -709,15 +728,15 @@ TEST_F(ReconcilerTest, ASiteKeepsItsPreviousImagesWhichAreHeldButNotInUse) {
   }());
   reconciler_->step();
   for (const auto& image : reconciler_->heldImages()) {
-    if (image.digest == "sha256:2") {
+    if (image.digest == digest('2')) {
       EXPECT_FALSE(image.in_use);
       EXPECT_EQ(image.held_as, "stopped site web");
     }
   }
-  runner_.push("api", published("x", "sha256:2"));
+  runner_.push("api", published("x", digest('2')));
   settle();
   for (const auto& image : reconciler_->heldImages()) {
-    if (image.digest == "sha256:2") {
+    if (image.digest == digest('2')) {
       EXPECT_TRUE(image.in_use) << image.held_as;
     }
   }
@@ -733,30 +752,44 @@ TEST_F(ReconcilerTest, ASiteWaitingForSpaceIsTriedAgainOnceSpaceIsMade) {
   runner_.push("web", waiting);
   settle();
   EXPECT_EQ(state("web")->phase, SitePhase::kPending);
-  EXPECT_EQ(state("web")->attempts, 0);
   EXPECT_NE(reconciler_->statusLine().find("1 waiting for space"), std::string::npos);
-  clock_.advance(seconds(30));
+  clock_.advance(seconds(5));
   reconciler_->step();
-  EXPECT_EQ(reconciler_->running(), 0);  // not before space is made
+  EXPECT_EQ(reconciler_->running(), 0);  // not before space is made (or the backoff passed)
   reconciler_->spaceMade();
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  // Waiting again: no longer tried at once when space is made, but after the backoff (a site
+  // whose pulls keep asking for room has the host evict for it no faster than that).
+  runner_.push("web", waiting);
+  settle();
+  reconciler_->spaceMade();
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 0);
+  clock_.advance(seconds(21));
   reconciler_->step();
   EXPECT_EQ(reconciler_->running(), 1);
   runner_.push("web", published("a", "sha256:1"));
   settle();
   EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
+  EXPECT_EQ(state("web")->attempts, 0);
 }
 
 // `pullagent rollback`: the previous unit again at once, no pull; it stays until the config
 // changes; an image eviction took cannot be rolled back to.
 TEST_F(ReconcilerTest, ARollbackPublishesThePreviousImageAtOnceAndHoldsItUntilTheConfigChanges) {
-  auto on_disk = [&](const std::string& sha, const std::string& digest) {
+  // Images named by real digests ("sha256:111…"), published in the state dir.
+  auto on_disk = [&](const std::string& sha, char digit) {
+    const std::string digest = "sha256:" + std::string(64, digit);
     SiteAttemptResult result = published(sha, digest);
-    result.published->path = (dir_.path() / "images" / digest.substr(7)).string();
-    std::filesystem::create_directories(result.published->path);
-    testing::writeFile(std::filesystem::path(result.published->path) / puller::kPublishedMarker,
-                       "");
+    result.published->path = "/elsewhere";  // never used: the digest finds the image
+    const auto dir = dir_.path() / "images" / digest.substr(7);
+    std::filesystem::create_directories(dir);
+    testing::writeFile(dir / puller::kPublishedMarker, "");
     return result;
   };
+  const std::string one = "sha256:" + std::string(64, '1');
+  const std::string two = "sha256:" + std::string(64, '2');
   RefreshBroker broker(nullptr);
   auto roll = [&](const std::string& site) {
     const uint64_t id = broker.submitRollback(site).value();
@@ -767,21 +800,22 @@ TEST_F(ReconcilerTest, ARollbackPublishesThePreviousImageAtOnceAndHoldsItUntilTh
   EXPECT_EQ(roll("nope").outcome, RefreshOutcome::kUnknown);
   reconciler_->update(files({{"web", "a"}}));
   reconciler_->step();
-  runner_.push("web", on_disk("a", "sha256:1"));
+  runner_.push("web", on_disk("a", '1'));
   settle();
   EXPECT_NE(roll("web").error.find("keeps no previous image"), std::string::npos);
   reconciler_->update(files({{"web", "b"}}));
   reconciler_->step();
-  runner_.push("web", on_disk("b", "sha256:2"));
+  runner_.push("web", on_disk("b", '2'));
   settle();
 
   auto back = roll("web");
   EXPECT_EQ(back.outcome, RefreshOutcome::kUpdated) << back.error;
-  EXPECT_EQ(back.from, "sha256:2");
-  EXPECT_EQ(back.to, "sha256:1");
-  EXPECT_EQ(state("web")->published->digest, "sha256:1");
+  EXPECT_EQ(back.from, two);
+  EXPECT_EQ(back.to, one);
+  EXPECT_EQ(state("web")->published->digest, one);
+  EXPECT_EQ(state("web")->published->path, (dir_.path() / "images" / one.substr(7)).string());
   EXPECT_TRUE(state("web")->rolled_back);
-  EXPECT_EQ(state("web")->previous.at(0).at(0).digest, "sha256:2");
+  EXPECT_EQ(state("web")->previous.at(0).at(0).digest, two);
   clock_.advance(seconds(600));
   reconciler_->step();
   EXPECT_EQ(reconciler_->running(), 0);  // held there: the config did not change
@@ -792,16 +826,16 @@ TEST_F(ReconcilerTest, ARollbackPublishesThePreviousImageAtOnceAndHoldsItUntilTh
   EXPECT_EQ(reconciler_->running(), 0);
 
   // Forward again; then the image it would go back to is evicted.
-  EXPECT_EQ(roll("web").to, "sha256:2");
-  std::filesystem::remove_all(dir_.path() / "images" / "1");
+  EXPECT_EQ(roll("web").to, two);
+  std::filesystem::remove_all(dir_.path() / "images" / one.substr(7));
   EXPECT_NE(roll("web").error.find("no longer on the host"), std::string::npos);
-  EXPECT_EQ(state("web")->published->digest, "sha256:2");
+  EXPECT_EQ(state("web")->published->digest, two);
 
   // A new config is followed again.
   reconciler_->update(files({{"web", "c"}}));
   reconciler_->step();
   EXPECT_EQ(reconciler_->running(), 1);
-  runner_.push("web", on_disk("c", "sha256:3"));
+  runner_.push("web", on_disk("c", '3'));
   settle();
   EXPECT_FALSE(state("web")->rolled_back);
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "tests/support/notify_socket.h"
+#include "tests/support/temp_dir.h"
 
 namespace pullagent::agent {
 namespace {
@@ -38,8 +39,8 @@ class ScopedEnv {
 };
 
 TEST(SystemdNotifier, SendsToTheSocketAndReadsTheWatchdog) {
-  TempDir dir;
-  testing::NotifySocket socket((dir / "notify").string());
+  testing::TempDir dir{"pullagent-notify"};
+  testing::NotifySocket socket((dir.path() / "notify").string());
   {
     ScopedEnv notify_socket("NOTIFY_SOCKET", socket.path().c_str());
     ScopedEnv usec("WATCHDOG_USEC", "3000000");

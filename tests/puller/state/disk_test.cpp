@@ -79,17 +79,21 @@ TEST(LastUse, SurvivesAsWrittenAndAnythingUnreadableIsNeverUsed) {
   EXPECT_FALSE(last_use.read(a).has_value());
 }
 
-TEST(UnpackRatio, DefaultUntilLearnedThenTheWeightedRatioWithinBounds) {
+TEST(UnpackRatio, DefaultUntilLearnedThenTheMedianOfRecentImagesWithinBounds) {
   TempDir dir{"pullagent-ratio"};
   const StateDir state(dir.path());
   const UnpackRatio ratio(state);
   EXPECT_DOUBLE_EQ(ratio.ratio(), UnpackRatio::kDefault);
   ASSERT_TRUE(ratio.learn(100, 250).ok());
-  ASSERT_TRUE(ratio.learn(300, 650).ok());
-  EXPECT_DOUBLE_EQ(ratio.ratio(), 900.0 / 400.0);
+  ASSERT_TRUE(ratio.learn(300, 600).ok());
+  EXPECT_DOUBLE_EQ(ratio.ratio(), 2.25);  // the median of 2.5 and 2.0
+  // One tenant's gzip bomb moves it by one place, not by its size.
   ASSERT_TRUE(ratio.learn(1, 1000000).ok());
-  EXPECT_DOUBLE_EQ(ratio.ratio(), UnpackRatio::kMax);
-  writeFile(state.unpackRatio(), "{\"compressedBytes\": 0, \"unpackedBytes\": 5}");
+  EXPECT_DOUBLE_EQ(ratio.ratio(), 2.5);
+  for (int i = 0; i < 40; ++i)  // only the last kKept count
+    ASSERT_TRUE(ratio.learn(100, 120).ok());
+  EXPECT_DOUBLE_EQ(ratio.ratio(), 1.2);
+  writeFile(state.unpackRatio(), "{\"recent\": [\"x\", 1e400]}");
   EXPECT_DOUBLE_EQ(ratio.ratio(), UnpackRatio::kDefault);
   writeFile(state.unpackRatio(), "not json");
   EXPECT_DOUBLE_EQ(ratio.ratio(), UnpackRatio::kDefault);
@@ -196,7 +200,8 @@ TEST_F(Eviction, BlobsOfMadeSnapshotsGoFirstThenImagesOldestFirstStoppingAtTheFi
   const Image newer = publish({base, std::string(100 * 1024, 'n')});
 
   // Asked for a little: one blob of a made snapshot (the largest, the shared base) suffices.
-  EvictionPlan plan{1, {in_use.manifest}, {candidate(old_one, 10), candidate(newer, 20)}, false};
+  EvictionPlan plan{
+      1, {in_use.manifest}, {candidate(old_one, 10), candidate(newer, 20)}, false, {}};
   auto first = evict(state_, plan);
   ASSERT_TRUE(first.ok()) << first.error().message;
   ASSERT_EQ(first->items.size(), 1u);
@@ -250,7 +255,7 @@ TEST_F(Eviction, WhatCouldBeFreedIsMeasuredAndTheStateDirsBytesCounted) {
   EXPECT_LT(*none, *evictable);
   const int64_t before = meter.stateBytes(state_);
   EXPECT_GE(before, 300 * 1024 + 2 * 100 * 1024 + 3 * 64 * 1024);
-  EvictionPlan plan{int64_t{1} << 40, {in_use.manifest}, {candidate(old_one, -1)}, false};
+  EvictionPlan plan{int64_t{1} << 40, {in_use.manifest}, {candidate(old_one, -1)}, false, {}};
   ASSERT_TRUE(evict(state_, plan).ok());
   meter.prune();
   EXPECT_LT(meter.stateBytes(state_), before);
