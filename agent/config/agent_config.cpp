@@ -280,7 +280,7 @@ Result<std::vector<WarmImageConfig>> readWarmImages(const JsonReader& list) {
   for (const auto& entry : entries) {
     if (!entry.isObject())
       return entry.typeError("an object");
-    RETURN_IF_ERROR(checkKeys(entry, kWarmImageKeys, "warm image setting"));
+    RETURN_IF_ERROR(checkKeys(entry, kWarmImageKeys, "a warm image"));
     WarmImageConfig image;
     ASSIGN_OR_RETURN(auto text, entry["image"].string());
     auto ref = puller::ImageRef::parse(text);

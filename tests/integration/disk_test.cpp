@@ -282,5 +282,45 @@ TEST_F(Disk, ARollbackPublishesThePreviousImageWithoutARegistryRequest) {
   EXPECT_EQ(unknown.exit_code, 4) << unknown.all();
 }
 
+// warmImages: pulled at low priority (a site pull that wants to start pauses it, and it resumes
+// from its partial download afterwards), recorded, shown by `images`, kept when no site uses it.
+TEST_F(Disk, AWarmImageGivesWayToASitePullThenResumesAndIsKept) {
+  const std::string proxy = stack().proxy("proxy_anon");
+  const json layers = stack().info()["disk_images"]["test/disk:v3"]["layers"];
+  const std::string app_layer = layers[1]["digest"].get<std::string>().substr(7);
+  // The warm image's 2 MiB layer dribbles (about 7 s) the first time it is asked for.
+  stack().setFaults(proxy, json::array({{{"match", app_layer}, {"times", 1}, {"rate", 300000}}}));
+  json agent = agentConfig();
+  agent["warmImages"] = json::array({{{"image", proxy + "/test/disk:v3"}}});
+  start(agent);
+  ASSERT_TRUE(waitUntil([&] { return !requests(proxy, app_layer).empty(); })) << log();
+
+  putSite("web", anonymousSite(proxy + "/test/disk:v1"));
+  ASSERT_TRUE(waitForPublished("web", diskDigest(1))) << siteState("web") << log();
+  const fs::path records = stateDir() / "warm.json";
+  // Published while the warm pull was paused, not after it.
+  EXPECT_TRUE(!fs::exists(records) || readFile(records).find(diskDigest(3)) == std::string::npos)
+      << readFile(records);
+  EXPECT_NE(log().find("paused for site pulls"), std::string::npos) << log();
+
+  ASSERT_TRUE(waitUntil([&] { return readFile(records).find(diskDigest(3)) != std::string::npos; },
+                        seconds(60)))
+      << log();
+  auto asked = requests(proxy, app_layer);
+  ASSERT_GE(asked.size(), 2u);
+  EXPECT_TRUE(asked.back()["range"].is_string()) << asked.back().dump();  // resumed, not again
+  EXPECT_TRUE(fs::exists(imageDir(diskDigest(3)) / "pullagent-published"));
+  auto images = runProcess({PULLAGENT_BINARY, "images", "--state", stateDir().string()});
+  EXPECT_NE(images.out.find("warm"), std::string::npos) << images.all();
+
+  // No site uses it, and gc (the service's, after the site moves; the command's) keeps it.
+  putSite("web", anonymousSite(proxy + "/test/disk:v2"));
+  ASSERT_TRUE(waitForPublished("web", diskDigest(2))) << siteState("web") << log();
+  EXPECT_EQ(stop(), 0);
+  auto collected = runProcess({PULLAGENT_BINARY, "gc", "--state", stateDir().string()});
+  EXPECT_EQ(collected.exit_code, 0) << collected.all();
+  EXPECT_TRUE(fs::exists(imageDir(diskDigest(3)) / "pullagent-published"));
+}
+
 }  // namespace
 }  // namespace pullagent::testing

@@ -145,12 +145,60 @@ TEST(AgentConfig, ErrorsNameThePathAndValue) {
            Case{R"({"storage": "zfs"})",
                 "storage: expected \"auto\", \"overlay\" or \"flat\", got \"zfs\""},
            Case{"[", "not valid JSON"},
+           Case{R"({"diskLowWatermarkPercent": 90})",
+                "diskLowWatermarkPercent: must be below diskHighWatermarkPercent (85), got 90"},
+           Case{R"({"stateDirHighWatermarkBytes": 100})",
+                "stateDirLowWatermarkBytes: must be set with stateDirHighWatermarkBytes"},
+           Case{R"({"stateDirHighWatermarkBytes": 100, "stateDirLowWatermarkBytes": 100})",
+                "stateDirLowWatermarkBytes: must be below stateDirHighWatermarkBytes (100)"},
+           Case{R"({"keepPreviousImages": 11})", "keepPreviousImages: expected a whole number"},
+           Case{R"({"warmImages": [{"image": "Bad/Ref"}]})", "warmImages[0].image"},
+           Case{R"({"warmImages": [{"image": "r.io/a:1", "managedIdentity": "system",
+                                    "username": "u", "passwordFile": "/p"}]})",
+                "two ways to sign in"},
+           Case{R"({"warmImages": [{"image": "r.io/a:1", "username": "u"}]})",
+                "username and passwordFile go together"},
+           Case{R"({"warmImages": [{"image": "r.io/a:1", "username": "u", "passwordFile": "p"}]})",
+                "warmImages[0].passwordFile: must be an absolute path"},
+           Case{R"({"warmImages": [{"image": "r.io/a:1"}, {"image": "r.io/a:1"}]})",
+                "is listed twice"},
+           Case{R"({"warmImages": [{"image": "r.io/a:1", "password": "x"}]})",
+                "warmImages[0].password: is not a setting of a warm image"},
        }) {
     auto config = parseAgentConfig(c.text, {});
     ASSERT_FALSE(config.ok()) << c.text;
     EXPECT_EQ(config.error().code, ErrorCode::kInvalidArgument) << c.text;
     EXPECT_NE(config.error().message.find(c.message), std::string::npos) << config.error().message;
   }
+}
+
+TEST(AgentConfig, DiskSettingsAndWarmImages) {
+  auto config = parseAgentConfig(R"({
+    "diskHighWatermarkPercent": 90, "diskLowWatermarkPercent": 70,
+    "stateDirHighWatermarkBytes": 1000, "stateDirLowWatermarkBytes": 800,
+    "diskCheckIntervalSeconds": 5, "keepPreviousImages": 3,
+    "warmImages": [{"image": "mcr.microsoft.com/appsvc/staticsite:latest"},
+                   {"image": "myreg.azurecr.io/base:1", "managedIdentity": "system"},
+                   {"image": "myreg.azurecr.io/base:2", "managedIdentity": "1111-2222"},
+                   {"image": "reg.io/x@sha256:)" +
+                                     std::string(64, 'a') + R"(",
+                    "username": "u", "passwordFile": "/etc/pullagent/x.password"}]})",
+                                 {});
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->disk_watermarks.high_percent, 90);
+  EXPECT_EQ(config->disk_watermarks.low_percent, 70);
+  EXPECT_EQ(config->disk_watermarks.high_bytes, 1000);
+  EXPECT_EQ(config->disk_watermarks.low_bytes, 800);
+  EXPECT_EQ(config->disk_check_interval, std::chrono::seconds(5));
+  EXPECT_EQ(config->keep_previous_images, 3);
+  ASSERT_EQ(config->warm_images.size(), 4u);
+  EXPECT_EQ(config->warm_images[0].auth, WarmImageConfig::Auth::kAnonymous);
+  EXPECT_EQ(config->warm_images[1].auth, WarmImageConfig::Auth::kManagedIdentity);
+  EXPECT_EQ(config->warm_images[1].identity_client_id, "");
+  EXPECT_EQ(config->warm_images[2].identity_client_id, "1111-2222");
+  EXPECT_EQ(config->warm_images[3].auth, WarmImageConfig::Auth::kBasic);
+  EXPECT_EQ(config->warm_images[3].password_file, "/etc/pullagent/x.password");
+  EXPECT_TRUE(config->warm_images[3].ref.digest.has_value());
 }
 
 TEST(AgentConfig, DeeplyNestedValuesAreRefusedWithoutRecursion) {
