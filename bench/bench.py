@@ -14,10 +14,12 @@ root filesystem" on a tmpfs, cold (empty store) every run, median of N runs:
 
 Reports seconds, MB/s of uncompressed content, ratios and peak RSS (/usr/bin/time).
 
-Two more scenarios (bench/scenarios.py) follow the cold pull:
+More scenarios follow the cold pull (bench/scenarios.py, bench/warm.py):
   redeploy   the image published, then a new tag with the same four lower layers and a new
              15 kB app layer: time to have it published, disk for both images
-  sites      ten images, ten different app layers over the shared base: disk for all ten"""
+  sites      ten images, ten different app layers over the shared base: disk for all ten
+  sharing    what reusing stored bytes costs under the reuse rules
+  warm       the service publishing a site's image alone, and while a warm image is pulled"""
 import argparse
 import gzip
 import hashlib
@@ -36,6 +38,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 import images as image_lib  # noqa: E402
 import scenarios as scenario_lib  # noqa: E402
+import warm as warm_lib  # noqa: E402
 
 CACHE_VERSION = "v2"  # v2: every layer holds its parent directories
 MB = 1000 * 1000
@@ -190,8 +193,8 @@ def main():
     parser.add_argument("--tools", default="pullagent,pullagent-snap,skopeo+umoci,podman,gzip",
                         help="comma-separated subset of: pullagent, pullagent-snap, "
                              "skopeo+umoci, podman, gzip")
-    parser.add_argument("--scenarios", default="cold,redeploy,sites,sharing",
-                        help="comma-separated subset of: cold, redeploy, sites, sharing")
+    parser.add_argument("--scenarios", default="cold,redeploy,sites,sharing,warm",
+                        help="comma-separated subset of: cold, redeploy, sites, sharing, warm")
     args = parser.parse_args()
     scenarios = args.scenarios.split(",")
 
@@ -291,7 +294,8 @@ def main():
                                write_layer, timed, info["proxies"]["proxy_anon"])
         later = [scenario_lib.redeploy(env) if "redeploy" in scenarios else "",
                  scenario_lib.sites(env) if "sites" in scenarios else "",
-                 scenario_lib.sharing(env) if "sharing" in scenarios else ""]
+                 scenario_lib.sharing(env) if "sharing" in scenarios else "",
+                 warm_lib.warm(env) if "warm" in scenarios else ""]
     finally:
         os.close(keepalive_w)
         stack.terminate()
