@@ -16,7 +16,7 @@ constexpr int64_t kDay = 86400;
 
 // Every key the agent config has, and those of its identity object. A key outside them is an
 // error: a misspelt setting ("stateDIr") must not leave the host on the default silently.
-constexpr std::array<std::string_view, 46> kTopLevelKeys = {"stateDir",
+constexpr std::array<std::string_view, 47> kTopLevelKeys = {"stateDir",
                                                             "sitesDir",
                                                             "identity",
                                                             "acrAudience",
@@ -61,7 +61,8 @@ constexpr std::array<std::string_view, 46> kTopLevelKeys = {"stateDir",
                                                             "stateDirLowWatermarkBytes",
                                                             "diskCheckIntervalSeconds",
                                                             "keepPreviousImages",
-                                                            "warmImages"};
+                                                            "warmImages",
+                                                            "additionalStores"};
 constexpr std::array<std::string_view, 2> kIdentityKeys = {"kind", "endpoint"};
 
 template <size_t N>
@@ -319,6 +320,43 @@ Result<std::vector<WarmImageConfig>> readWarmImages(const JsonReader& list) {
   return images;
 }
 
+constexpr size_t kMaxAdditionalStores = 16;
+constexpr std::array<std::string_view, 2> kStoreKeys = {"path", "registries"};
+
+// additionalStores: [{"path": "/var/lib/pullagent-seed", "registries": ["myreg.azurecr.io"]}].
+Result<std::vector<puller::AdditionalStore>> readAdditionalStores(const JsonReader& list,
+                                                                  const AgentConfig& config) {
+  std::vector<puller::AdditionalStore> stores;
+  if (list.missing())
+    return stores;
+  ASSIGN_OR_RETURN(auto entries, list.elements());
+  if (entries.size() > kMaxAdditionalStores)
+    return list.error("at most " + std::to_string(kMaxAdditionalStores) + " stores");
+  for (const auto& entry : entries) {
+    if (!entry.isObject())
+      return entry.typeError("an object");
+    RETURN_IF_ERROR(checkKeys(entry, kStoreKeys, "an additional store"));
+    puller::AdditionalStore store;
+    ASSIGN_OR_RETURN(auto path, entry["path"].string());
+    store.root = std::filesystem::path(path).lexically_normal();
+    if (!store.root.is_absolute())
+      return entry["path"].error("must be an absolute path, got \"" + path + "\"");
+    if (store.root == config.state_dir.root())
+      return entry["path"].error("is the state dir itself");
+    ASSIGN_OR_RETURN(auto registries, entry["registries"].elements());
+    if (registries.empty())
+      return entry["registries"].error("name the registries the store holds images of");
+    for (const auto& registry : registries) {
+      ASSIGN_OR_RETURN(auto host, registry.string());
+      if (!puller::isValidRegistryDomain(host))
+        return registry.error("not a registry host: \"" + host.substr(0, 80) + "\"");
+      store.registries.push_back(host);
+    }
+    stores.push_back(std::move(store));
+  }
+  return stores;
+}
+
 }  // namespace
 
 Result<AgentConfig> parseAgentConfig(std::string_view json_text,
@@ -446,6 +484,7 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   ASSIGN_OR_RETURN(config.identity, readIdentity(doc, environment));
   RETURN_IF_ERROR(readDisk(doc, read, config));
   ASSIGN_OR_RETURN(config.warm_images, readWarmImages(doc["warmImages"]));
+  ASSIGN_OR_RETURN(config.additional_stores, readAdditionalStores(doc["additionalStores"], config));
 
   if (!doc["hostOverrides"].missing()) {
     ASSIGN_OR_RETURN(auto hosts, doc["hostOverrides"].members());

@@ -14,6 +14,7 @@
 #include "puller/reference/reference.h"
 #include "puller/state/disk_space.h"
 #include "puller/state/state_dir.h"
+#include "puller/store/additional_store.h"
 
 namespace pullagent::agent {
 
@@ -131,6 +132,9 @@ struct AgentConfig {
   // Pulled when no site pull runs or waits (a site pull that wants to start pauses them),
   // re-checked every tag_poll_interval, never evicted.
   std::vector<WarmImageConfig> warm_images;
+  // Read-only image stores (a state dir or OCI layout, mounted read-only), consulted before the
+  // network for the registries each lists.
+  std::vector<puller::AdditionalStore> additional_stores;
 };
 
 // Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service

@@ -176,6 +176,7 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
   job.unless_tag_resolves_to = std::move(pin);
   job.shared_blob_proof = agent.shared_blob_proof == "fetch" ? puller::SharedBlobProof::kFetch
                                                              : puller::SharedBlobProof::kHead;
+  job.additional_stores = agent.additional_stores;
 
   if (container.auth == RegistryAuth::kManagedIdentity) {
     auto& identity = services.identities.identity(container.identity_client_id);

@@ -156,10 +156,36 @@ Error notServed(const Error& error) {
 
 }  // namespace
 
+Result<bool> ImagePuller::fromAdditionalStore(const Descriptor& blob, const Context& ctx) {
+  if (sharing_.stores == nullptr)
+    return false;
+  for (const auto& additional : *sharing_.stores) {
+    if (!additional.serves(source_.registry))
+      continue;
+    auto copied = copyFromStore(additional, blob, store_, ctx, [&] { recordSource(blob.digest); });
+    if (copied && *copied) {
+      spdlog::info("blob {}: from the additional store {} (verified)", blob.digest.str(),
+                   additional.root.string());
+      return true;
+    }
+    RETURN_IF_ERROR(ctx.check());
+    if (!copied) {
+      spdlog::warn(
+          "blob {}: the additional store {} does not hold it whole ({}): fetched from "
+          "{} instead",
+          blob.digest.str(), additional.root.string(), copied.error().message, source_.registry);
+    }
+  }
+  return false;
+}
+
 Result<ImagePuller::Obtained> ImagePuller::obtain(const Descriptor& blob, bool unpacked,
                                                   const Context& ctx) {
   bool present = store_.contains(blob.digest, blob.size);
   if (!present && !unpacked) {
+    ASSIGN_OR_RETURN(const bool from_store, fromAdditionalStore(blob, ctx));
+    if (from_store)
+      return Obtained::kPresent;
     bool fetched = false;
     RegistryClient::BlobFetchOptions options;
     options.fetched_here = &fetched;

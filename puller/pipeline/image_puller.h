@@ -15,6 +15,7 @@
 #include "puller/reference/reference.h"
 #include "puller/registry/registry_client.h"
 #include "puller/snapshot/snapshot_store.h"
+#include "puller/store/additional_store.h"
 #include "puller/store/content_store.h"
 #include "puller/store/provenance.h"
 
@@ -37,6 +38,9 @@ struct BlobSharing {
   // is not fetched when its blob is missing from the store: the publisher will reuse the
   // snapshot and never read the blob (the blobs of unpacked layers may have been discarded).
   const SnapshotStore* snapshots = nullptr;
+  // Read-only stores the host provides, consulted before the network for the registries each
+  // is configured for; their bytes verified as a download's, and counted as that registry's.
+  const std::vector<AdditionalStore>* stores = nullptr;
 };
 
 // One image pull into a content store: manifest (through an index to the wanted platform),
@@ -68,6 +72,9 @@ class ImagePuller {
   enum class Obtained { kDownloaded, kPresent, kNotNeeded };
   // Makes the blob usable by this pull: downloaded, or held already and allowed by the rules.
   Result<Obtained> obtain(const Descriptor& blob, bool unpacked, const Context& ctx);
+  // True when an additional store configured for this pull's registry held the blob and its
+  // bytes verified (now in the content store, its source recorded).
+  Result<bool> fromAdditionalStore(const Descriptor& blob, const Context& ctx);
   void recordSource(const Digest& digest);
 
   RegistryClient& registry_;

@@ -176,6 +176,7 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   sharing.provenance = &provenance;
   sharing.proof = job.shared_blob_proof;
   sharing.snapshots = snapshots ? &*snapshots : nullptr;
+  sharing.stores = &job.additional_stores;
   ImagePuller image_puller(registry, *store, &observers, sharing);
 
   Context ctx{&clock, pull_stop.get_token(), std::nullopt};

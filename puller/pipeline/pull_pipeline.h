@@ -45,6 +45,8 @@ struct PullRequest {
   // How a blob the host holds from another repository of the same registry is proven to be
   // this pull's too (blobs from another registry are always fetched again).
   SharedBlobProof shared_blob_proof = SharedBlobProof::kHead;
+  // Read-only stores the host provides, consulted before the network for their registries.
+  std::vector<AdditionalStore> additional_stores;
 
   // Where it goes.
   StateDir state;  // StateDir::kDefaultRoot unless the caller names another

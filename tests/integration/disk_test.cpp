@@ -322,5 +322,67 @@ TEST_F(Disk, AWarmImageGivesWayToASitePullThenResumesAndIsKept) {
   EXPECT_TRUE(fs::exists(imageDir(diskDigest(3)) / "pullagent-published"));
 }
 
+// additionalStores: a read-only store of the base layer serves a site of the registry it is
+// configured for (only the new layer is fetched); a flipped byte in the store is caught and the
+// blob fetched from the registry; a store configured for another registry is not consulted.
+TEST_F(Disk, AReadOnlyStoreServesOnlyItsRegistriesAndAFlippedByteIsFetchedInstead) {
+  const std::string proxy = stack().proxy("proxy_anon");
+  const fs::path seed = dest_.path() / "seed";
+  auto seeded = runProcess({PULLAGENT_BINARY, "pull", stack().registry("anon") + "/test/disk:v1",
+                            "--state", seed.string(), "--ca", stack().ca(), "--storage", "flat"});
+  ASSERT_EQ(seeded.exit_code, 0) << seeded.all();
+  const fs::path broken = dest_.path() / "broken-seed";
+  fs::copy(seed, broken, fs::copy_options::recursive);
+  const json v2 = stack().info()["disk_images"]["test/disk:v2"];
+  const std::string base = v2["layers"][0]["digest"].get<std::string>().substr(7);
+  const std::string app = v2["layers"][1]["digest"].get<std::string>().substr(7);
+  {
+    const fs::path blob = broken / "content" / "blobs" / "sha256" / base;
+    std::string bytes = readFile(blob);
+    bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x01);
+    fs::remove(blob);
+    writeFile(blob, bytes);
+  }
+  bool read_only = false;
+  if (::geteuid() == 0) {  // the store as hosts mount it: read-only
+    read_only =
+        runProcess({"/usr/bin/mount", "--bind", seed.string(), seed.string()}).exit_code == 0 &&
+        runProcess({"/usr/bin/mount", "-o", "remount,bind,ro", seed.string()}).exit_code == 0;
+  }
+  struct Unmount {
+    fs::path path;
+    bool mounted;
+    ~Unmount() {
+      if (mounted)
+        runProcess({"/usr/bin/umount", "-l", path.string()});
+    }
+  } unmount{seed, read_only};
+
+  json agent = agentConfig();
+  agent["additionalStores"] = json::array({{{"path", seed.string()}, {"registries", {proxy}}}});
+  start(agent);
+  putSite("web", anonymousSite(proxy + "/test/disk:v2"));
+  ASSERT_TRUE(waitForPublished("web", diskDigest(2))) << siteState("web") << log();
+  EXPECT_TRUE(requests(proxy, base).empty()) << stack().stats(proxy).dump(2);  // from the store
+  EXPECT_FALSE(requests(proxy, app).empty());
+  EXPECT_NE(log().find("from the additional store"), std::string::npos) << log();
+  EXPECT_NE(readFile(imageFile(imageDir(diskDigest(2)), "app/version.txt")).find("disk-v2"),
+            std::string::npos);
+  EXPECT_EQ(stop(), 0);
+
+  // Afresh: the broken copy is the proxy's store, the good one another registry's.
+  fs::rename(stateDir(), dest_.path() / "old-state");
+  fs::rename(dest_.path() / "daemon.log", dest_.path() / "daemon-1.log");
+  stack().reset(proxy);
+  agent["additionalStores"] =
+      json::array({{{"path", broken.string()}, {"registries", {proxy}}},
+                   {{"path", seed.string()}, {"registries", {stack().registry("anon")}}}});
+  start(agent);
+  putSite("web", anonymousSite(proxy + "/test/disk:v2"));
+  ASSERT_TRUE(waitForPublished("web", diskDigest(2))) << siteState("web") << log();
+  EXPECT_FALSE(requests(proxy, base).empty()) << log();  // fetched from the registry
+  EXPECT_NE(log().find("does not hold it whole"), std::string::npos) << log();
+}
+
 }  // namespace
 }  // namespace pullagent::testing

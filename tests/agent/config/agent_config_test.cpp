@@ -162,6 +162,14 @@ TEST(AgentConfig, ErrorsNameThePathAndValue) {
                 "warmImages[0].passwordFile: must be an absolute path"},
            Case{R"({"warmImages": [{"image": "r.io/a:1"}, {"image": "r.io/a:1"}]})",
                 "is listed twice"},
+           Case{R"({"additionalStores": [{"path": "seed", "registries": ["r.io"]}]})",
+                "additionalStores[0].path: must be an absolute path"},
+           Case{R"({"additionalStores": [{"path": "/seed", "registries": []}]})",
+                "additionalStores[0].registries: name the registries"},
+           Case{R"({"additionalStores": [{"path": "/seed", "registries": ["a b"]}]})",
+                "not a registry host"},
+           Case{R"({"additionalStores": [{"path": "/var/lib/pullagent", "registries": ["r.io"]}]})",
+                "is the state dir itself"},
            Case{R"({"warmImages": [{"image": "r.io/a:1", "password": "x"}]})",
                 "warmImages[0].password: is not a setting of a warm image"},
        }) {
@@ -199,6 +207,14 @@ TEST(AgentConfig, DiskSettingsAndWarmImages) {
   EXPECT_EQ(config->warm_images[3].auth, WarmImageConfig::Auth::kBasic);
   EXPECT_EQ(config->warm_images[3].password_file, "/etc/pullagent/x.password");
   EXPECT_TRUE(config->warm_images[3].ref.digest.has_value());
+  auto stores = parseAgentConfig(
+      R"({"additionalStores": [{"path": "/srv/seed/", "registries": ["myreg.azurecr.io", "reg:5000"]}]})",
+      {});
+  ASSERT_TRUE(stores.ok()) << stores.error().message;
+  ASSERT_EQ(stores->additional_stores.size(), 1u);
+  EXPECT_EQ(stores->additional_stores[0].root, "/srv/seed/");
+  EXPECT_TRUE(stores->additional_stores[0].serves("reg:5000"));
+  EXPECT_FALSE(stores->additional_stores[0].serves("other.io"));
 }
 
 TEST(AgentConfig, DeeplyNestedValuesAreRefusedWithoutRecursion) {
