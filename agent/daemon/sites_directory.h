@@ -12,7 +12,7 @@ namespace pullagent::agent {
 // A site config file as last seen in the sites directory.
 struct SiteFile {
   std::filesystem::path path;
-  std::string sha256;  // of its bytes: what "changed" means; empty when unreadable
+  std::string sha256;    // of its bytes: what "changed" means; empty when unreadable
   bool stopped = false;  // the site says "state": "Stopped" (siteStoppedIn)
 };
 
