@@ -46,6 +46,8 @@ stateDir. SIGHUP reloads the agent config; SIGTERM stops, keeping partial downlo
 // Files that change in bursts (an editor, a deployment writing several sites) settle first.
 constexpr auto kDebounce = std::chrono::milliseconds(200);
 constexpr auto kStatusInterval = std::chrono::seconds(1);
+// The longest new site attempts wait for the disk keeper's turn between pulls.
+constexpr auto kMaxHold = std::chrono::seconds(60);
 
 ReconcilerOptions reconcilerOptions(const AgentConfig& agent) {
   return {agent.max_concurrent_pulls,  agent.pull_slot,         agent.max_running_pulls,
@@ -121,6 +123,8 @@ class Daemon {
   std::string last_status_;
   std::string sites_dir_error_;  // why the last scan failed; empty while it reads
   bool collect_pending_ = false;
+  // Since when new site attempts wait for the disk keeper's turn.
+  std::optional<steady_clock::time_point> held_since_;
 };
 
 Status Daemon::configure(AgentConfig agent) {
@@ -327,10 +331,18 @@ int Daemon::run() {
       reconciler_->refresh(request, refreshes_);
     // Above the high watermark, eviction needs a turn with no pull running: new attempts wait
     // for it (else a busy host would never get below the mark).
-    reconciler_->holdStarts(disk_.needsTurn(now));
+    // Held only while the turn can come (the sites directory reads; gc's lock is not held by a
+    // command for long): never more than kMaxHold in a row.
+    const bool hold = disk_.needsTurn(now) && sites_dir_error_.empty();
+    if (!hold)
+      held_since_.reset();
+    else if (!held_since_)
+      held_since_ = now;
+    reconciler_->holdStarts(hold && now - *held_since_ < kMaxHold);
     next_retry = reconciler_->step().value_or(kNever);
     housekeep();
-    next_retry = std::min(next_retry, warm_.step(reconciler_->sitesBusy()).value_or(kNever));
+    const bool warm_gives_way = reconciler_->sitesBusy() || disk_.needsTurn(now);
+    next_retry = std::min(next_retry, warm_.step(warm_gives_way).value_or(kNever));
     // Come back for the next disk check (one held back by running pulls comes with the status
     // line's turn, or when they end).
     if (disk_.nextCheck() > steady_clock::now())

@@ -129,20 +129,19 @@ bool DiskKeeper::housekeep(const std::vector<HeldImage>& held, bool collect,
     }
   }
   const int64_t wanted = admission_ ? admission_->takeWanted() : 0;
-  const int64_t freed = check(held, wanted);
+  const bool room_made = check(held, wanted);
   next_check_ = now + interval_;
-  // Waiting pulls are tried again only when room was made for them: else they would ask again
-  // at once, and again.
-  return wanted > 0 && freed >= wanted;
+  // Waiting pulls are tried again only when there is room for them now: else they would ask
+  // again at once, and again.
+  return wanted > 0 && room_made;
 }
 
-int64_t DiskKeeper::check(const std::vector<HeldImage>& held, int64_t wanted) {
+bool DiskKeeper::check(const std::vector<HeldImage>& held, int64_t wanted) {
   auto space = puller::diskSpaceOf(state_.root());
   if (!space) {
     spdlog::warn("disk check: {}", space.error().describe());
-    return 0;
+    return false;
   }
-  int64_t freed = 0;
   int64_t state_bytes = meter_.stateBytes(state_);
   const std::set<puller::Digest> in_use = digestsOf(held, true);
   std::vector<puller::EvictionCandidate> candidates;
@@ -158,16 +157,19 @@ int64_t DiskKeeper::check(const std::vector<HeldImage>& held, int64_t wanted) {
   puller::sortForEviction(candidates);
 
   const int64_t relieve = puller::bytesToRelieve(*space, state_bytes, marks_);
-  if (const int64_t bytes = std::max(relieve, wanted); bytes > 0) {
+  // A waiting pull's need weighed against the disk as it is now, no pull running.
+  const int64_t shortfall =
+      wanted > 0 ? std::max<int64_t>(0, wanted - puller::roomBelowHigh(*space, state_bytes, marks_))
+                 : 0;
+  if (const int64_t bytes = std::max(relieve, shortfall); bytes > 0) {
     spdlog::info("disk: {:.1f}% used, the state dir holds {}: evicting {} ({})",
                  space->usedPercent(), humanBytes(state_bytes), humanBytes(bytes),
-                 relieve > 0 ? "above the high watermark" : "a pull waits for space");
+                 relieve >= shortfall ? "above the high watermark" : "a pull waits for space");
     std::set<puller::Digest> keep = in_use;  // every held image not evicted stays
     keep.merge(digestsOf(held, false));
     puller::EvictionPlan plan{bytes, in_use, candidates, discard_unpacked_layers_, keep};
     auto report = puller::evict(state_, plan);
     if (report) {
-      freed = report->freed;
       for (const auto& item : report->items)
         metrics_.evicted(item.reason, item.bytes);
       const std::string said =
@@ -203,7 +205,8 @@ int64_t DiskKeeper::check(const std::vector<HeldImage>& held, int64_t wanted) {
   metrics_.diskBytes("available", space->available);
   metrics_.diskBytes("state", state_bytes);
   metrics_.diskBytes("evictable", evictable);
-  return freed;
+  return wanted <= puller::roomBelowHigh(*space, state_bytes, marks_) ||
+         (wanted <= puller::roomLeft(*space, state_bytes, marks_) && evictable == 0);
 }
 
 }  // namespace pullagent::agent

@@ -46,8 +46,9 @@ class DiskKeeper {
 
  private:
   void learnRatio(const puller::Digest& image);
-  // Returns what eviction freed.
-  int64_t check(const std::vector<HeldImage>& held, int64_t wanted);
+  // Returns whether `wanted` bytes fit now (below the high mark, or on the disk with nothing
+  // left to evict).
+  bool check(const std::vector<HeldImage>& held, int64_t wanted);
 
   Metrics& metrics_;
   puller::StateDir state_;

@@ -667,7 +667,8 @@ bool Reconciler::sitesBusy() const {
   const auto now = clock_.now();
   return std::any_of(sites_.begin(), sites_.end(), [&](const auto& entry) {
     const Site& site = entry.second;
-    return site.attempt != nullptr ||
+    // A site waiting for space counts too: a warm pull must not take the room it waits for.
+    return site.attempt != nullptr || (wanted(site) && site.waiting_for_space) ||
            (wanted(site) && !site.absent_since && site.next_attempt <= now);
   });
 }

@@ -79,11 +79,35 @@ void WarmImages::configure(std::shared_ptr<DaemonServices> services) {
       })) {
     stop();
   }
+  pruneRecords();
+}
+
+void WarmImages::pruneRecords() {
+  const auto& images = services_->agent.warm_images;
+  const size_t before = records_.size();
+  std::erase_if(records_, [&](const auto& entry) {
+    return std::none_of(images.begin(), images.end(), [&](const WarmImageConfig& image) {
+      return image.ref.str() == entry.first;
+    });
+  });
+  if (records_.size() != before) {
+    if (auto status = writeWarmRecords(services_->agent.state_dir, records_); !status)
+      spdlog::warn("cannot record the warm images: {}", status.error().describe());
+  }
+}
+
+bool WarmImages::onHost(const WarmRecord& record) const {
+  auto digest = puller::Digest::parse(record.digest);
+  return digest && std::filesystem::exists(services_->agent.state_dir.image(*digest) /
+                                           puller::kPublishedMarker);
 }
 
 std::optional<std::chrono::steady_clock::time_point> WarmImages::step(bool sites_busy) {
-  if (pull_ && pull_->done)
+  if (pull_ && pull_->done) {
     finish();
+    // Not the next one in the same turn: the loop gets its turn between pulls (gc, eviction).
+    return clock_.now();
+  }
   if (!services_)
     return std::nullopt;
   if (pull_) {
@@ -101,12 +125,7 @@ std::optional<std::chrono::steady_clock::time_point> WarmImages::step(bool sites
     auto [it, added] = due_.try_emplace(name);
     if (added) {
       auto record = records_.find(name);
-      const bool on_host = record != records_.end() &&
-                           std::filesystem::exists(
-                               services_->agent.state_dir.root() / puller::StateDir::kImages /
-                               record->second.digest.substr(record->second.digest.find(':') + 1) /
-                               puller::kPublishedMarker);
-      if (on_host) {
+      if (record != records_.end() && onHost(record->second)) {
         // Checked again a poll interval after the last check, as a site's tag is.
         const auto since = clock_.wallNow() - record->second.checked_at;
         const auto wait = services_->agent.tag_poll_interval -
@@ -134,12 +153,17 @@ void WarmImages::start(const WarmImageConfig& image) {
   pull_->image = image.ref.str();
   TagPins pins;
   auto record = records_.find(pull_->image);
-  if (record != records_.end() && !image.ref.digest) {
+  // A tag check only for an image still on the host: one that went is pulled whole.
+  if (record != records_.end() && !image.ref.digest && onHost(record->second)) {
     if (auto digest = puller::Digest::parse(record->second.resolved_digest))
       pins.emplace("main", *digest);
   }
   spdlog::info("warm image {}: {}", pull_->image, pins.empty() ? "pulling" : "checking its tag");
   pull_->thread = std::jthread([this, image, pins, services = services_, pull = pull_.get()] {
+    if (auto lock = puller::StateLock::acquire(services->agent.state_dir,
+                                               puller::StateLock::Mode::kShared)) {
+      pull->lock = std::move(lock.value());
+    }  // else the pull's own acquire reports the problem
     auto site = warmSite(image);
     if (!site) {
       pull->outcome = site.error();
@@ -156,7 +180,8 @@ void WarmImages::start(const WarmImageConfig& image) {
                                      services->store.get(),
                                      nullptr,
                                      nullptr,
-                                     services->admission.get()};
+                                     services->admission.get(),
+                                     true};
       WarmEvents events(pull->image);
       try {
         pull->outcome = pullSite(pull_services, site.value(), env, events, pins);
@@ -174,7 +199,7 @@ void WarmImages::finish() {
   pull->thread.join();
   Due& due = due_[pull->image];
   const auto now = clock_.now();
-  if (pull->paused) {
+  if (pull->paused && !pull->outcome.ok() && pull->outcome.error().code == ErrorCode::kCancelled) {
     due.at = now;  // resumed as soon as the sites are done
     return;
   }
@@ -190,7 +215,14 @@ void WarmImages::finish() {
     return;
   }
   due.failures = 0;
-  due.at = now + services_->agent.tag_poll_interval;
+  auto configured =
+      std::find_if(services_->agent.warm_images.begin(), services_->agent.warm_images.end(),
+                   [&](const WarmImageConfig& image) { return image.ref.str() == pull->image; });
+  if (configured == services_->agent.warm_images.end())
+    return;  // taken off the list while it was pulled
+  // A digest never moves: checked again only when the service starts.
+  due.at = configured->ref.digest ? std::chrono::steady_clock::time_point::max()
+                                  : now + services_->agent.tag_poll_interval;
   WarmRecord& record = records_[pull->image];
   record.checked_at = clock_.wallNow();
   const auto& [container, pulled] = pull->outcome->containers.front();

@@ -15,6 +15,7 @@
 #include "agent/site/warm_records.h"
 #include "base/clock.h"
 #include "base/random.h"
+#include "puller/state/state_lock.h"
 
 namespace pullagent::agent {
 
@@ -52,6 +53,9 @@ class WarmImages {
     std::atomic<bool> done{false};
     bool paused = false;  // stopped for a site pull, not failed
     Result<SitePullOutcome> outcome{makeError(ErrorCode::kCancelled, "not run")};
+    // The state dir's lock, shared, from the pull until its record is written: a `pullagent gc`
+    // never sees the image before warm.json names it.
+    std::optional<puller::StateLock> lock;
     std::jthread thread;  // last: joined before the rest goes
   };
   struct Due {
@@ -61,6 +65,10 @@ class WarmImages {
 
   void start(const WarmImageConfig& image);
   void finish();
+  // Keeps the records of the images configured (an image taken off the list is forgotten, and
+  // collected once no site uses it).
+  void pruneRecords();
+  bool onHost(const WarmRecord& record) const;
 
   Clock& clock_;
   Random& random_;

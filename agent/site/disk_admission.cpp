@@ -32,7 +32,7 @@ int64_t DiskAdmission::predictedBytes(const puller::PullDemand& demand) const {
   return static_cast<int64_t>(total);
 }
 
-Result<int64_t> DiskAdmission::admit(const puller::PullDemand& demand) {
+Result<int64_t> DiskAdmission::admit(const puller::PullDemand& demand, bool low_priority) {
   const int64_t needed = predictedBytes(demand);
   if (needed == 0)
     return int64_t{0};
@@ -44,28 +44,38 @@ Result<int64_t> DiskAdmission::admit(const puller::PullDemand& demand) {
   const int64_t below_high =
       std::max<int64_t>(0, puller::roomBelowHigh(space, state_bytes, marks_) - reserved_);
   auto admitted = [&] {
+    if (low_priority)
+      return int64_t{0};
     reserved_ += needed;
     return needed;
   };
   if (needed <= below_high)
     return admitted();
+  if (low_priority) {
+    return makeError(ErrorCode::kResourceExhausted,
+                     "image " + demand.manifest.str() +
+                         " would take the disk past its high mark (" + humanBytes(needed) +
+                         " needed, " + humanBytes(below_high) +
+                         " below it): a warm image waits for room of its own, nothing is "
+                         "evicted for it");
+  }
   const std::string figures =
       "needs " + humanBytes(needed) + " (" + std::to_string(demand.layers_to_download) + " of " +
       std::to_string(demand.layers) + " layers to download, " +
       std::to_string(demand.layers_to_unpack) + " to unpack), " + humanBytes(room) + " free" +
       (marks_.high_bytes ? " within stateDirHighWatermarkBytes" : "") + ", " +
       humanBytes(evictable_) + " evictable";
-  auto wait = [&](int64_t more) -> Result<int64_t> {
-    wanted_ = std::max(wanted_, more);
+  auto wait = [&]() -> Result<int64_t> {
+    wanted_ = std::max(wanted_, needed);
     return makeError(ErrorCode::kResourceExhausted,
                      std::string(kWaitingForSpace) + figures + "; evicting unused images first");
   };
   if (evictable_ > 0 && needed <= below_high + evictable_)
-    return wait(needed - below_high);  // room made below the high mark first
+    return wait();  // room made below the high mark first
   if (needed <= room)
     return admitted();  // above the high mark, but nothing more may go
   if (needed <= room + evictable_)
-    return wait(needed - room);
+    return wait();
   if (on_refused_)
     on_refused_();
   return makeError(ErrorCode::kResourceExhausted,

@@ -34,11 +34,15 @@ class DiskAdmission {
 
   // Admitted: the bytes reserved for the pull until release(), so that pulls admitted side by
   // side do not count the same room twice. Else an error: wait for space, or refused.
-  Result<int64_t> admit(const puller::PullDemand& demand);
+  // A low-priority pull (a warm image) is admitted only below the high mark, reserves nothing
+  // (site pulls pause it) and never waits for space: no eviction is ever made for it.
+  Result<int64_t> admit(const puller::PullDemand& demand, bool low_priority = false);
   void release(int64_t reserved);
   // What eviction could free, as the last check measured it.
   void setEvictable(int64_t bytes);
-  // The most any waiting pull needs freed since the last take (0: none waits).
+  // The most any waiting pull needs written since the last take (0: none waits): what it needs
+  // in all, not the shortfall of its moment (the keeper weighs it against the disk as it is
+  // when no pull runs).
   int64_t takeWanted();
   bool waiting();
 

@@ -230,7 +230,7 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
   } reservation{services.admission};
   if (services.admission != nullptr) {
     job.options.admit = [&](const puller::PullDemand& demand) -> Status {
-      auto admitted = services.admission->admit(demand);
+      auto admitted = services.admission->admit(demand, services.low_priority);
       not_admitted = !admitted.ok();
       if (!admitted)
         return admitted.error();

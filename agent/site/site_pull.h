@@ -51,6 +51,8 @@ struct SitePullServices {
   puller::SourceTally* tally = nullptr;
   // Admission before the first byte (the service's); null: every pull is admitted.
   DiskAdmission* admission = nullptr;
+  // A warm image's pull: admitted only below the high mark, nothing evicted or reserved for it.
+  bool low_priority = false;
 };
 
 // How long one attempt of the site may take, and the setting that decided it: the agent's

@@ -1,5 +1,7 @@
 #include "agent/site/warm_records.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "agent/site/site_state.h"
@@ -37,9 +39,11 @@ WarmRecords readWarmRecords(const puller::StateDir& state) {
         !puller::Digest::parse(record.resolved_digest)) {
       continue;
     }
+    // Bounded, so that the conversion to the clock's nanoseconds cannot overflow.
+    constexpr int64_t kMaxMs = int64_t{1} << 52;
     const auto ms =
         entry.contains("checkedAtUnixMs") && entry["checkedAtUnixMs"].is_number_integer()
-            ? entry["checkedAtUnixMs"].get<int64_t>()
+            ? std::clamp<int64_t>(entry["checkedAtUnixMs"].get<int64_t>(), 0, kMaxMs)
             : 0;
     record.checked_at = std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
     records[image] = std::move(record);

@@ -159,9 +159,21 @@ Error notServed(const Error& error) {
 Result<bool> ImagePuller::fromAdditionalStore(const Descriptor& blob, const Context& ctx) {
   if (sharing_.stores == nullptr)
     return false;
+  bool shown = false;  // the registry answered a HEAD for the blob in this repository
   for (const auto& additional : *sharing_.stores) {
     if (!additional.serves(source_.registry))
       continue;
+    // The host's store vouches for the bytes, the registry for the right to them: the blob is
+    // used only once the pull's own registry shows it holds it in this repository (one HEAD,
+    // as for a blob another repository of the registry served), so that a store seeded with
+    // many tenants' images gives none of them to a manifest that merely names their digests.
+    if (!shown) {
+      if (auto head = registry_.headBlob(blob, ctx); !head) {
+        RETURN_IF_ERROR(ctx.check());
+        return false;  // fetched as if no store held it (and refused as such)
+      }
+      shown = true;
+    }
     auto copied = copyFromStore(additional, blob, store_, ctx, [&] { recordSource(blob.digest); });
     if (copied && *copied) {
       spdlog::info("blob {}: from the additional store {} (verified)", blob.digest.str(),
