@@ -60,7 +60,8 @@ TEST(Manifest, ParsesDockerSchema2) {
   json doc = ociManifest();
   doc["mediaType"] = media_type::kDockerManifest;
   doc["config"]["mediaType"] = media_type::kDockerConfig;
-  doc["layers"] = {layer('a', "application/vnd.docker.image.rootfs.diff.tar.gzip")};
+  // json::array: a braced single json is a copy under clang, a one-element array under gcc.
+  doc["layers"] = json::array({layer('a', "application/vnd.docker.image.rootfs.diff.tar.gzip")});
   auto parsed = parseManifest(doc.dump(), media_type::kDockerManifest);
   ASSERT_TRUE(parsed.ok()) << parsed.error().message;
   EXPECT_EQ(std::get<ImageManifest>(parsed.value()).media_type, media_type::kDockerManifest);
