@@ -19,7 +19,9 @@ More scenarios follow the cold pull (bench/scenarios.py, bench/warm.py):
              15 kB app layer: time to have it published, disk for both images
   sites      ten images, ten different app layers over the shared base: disk for all ten
   sharing    what reusing stored bytes costs under the reuse rules
-  warm       the service publishing a site's image alone, and while a warm image is pulled"""
+  warm       the service publishing a site's image alone, and while a warm image is pulled
+  disk       disk over time for a site's redeploys: pullagent with and without watermarks,
+             podman with and without image prune, a kubelet-style image GC (bench/disk.py)"""
 import argparse
 import gzip
 import hashlib
@@ -39,6 +41,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 import images as image_lib  # noqa: E402
 import scenarios as scenario_lib  # noqa: E402
 import warm as warm_lib  # noqa: E402
+import disk as disk_lib  # noqa: E402
 
 CACHE_VERSION = "v2"  # v2: every layer holds its parent directories
 MB = 1000 * 1000
@@ -193,8 +196,9 @@ def main():
     parser.add_argument("--tools", default="pullagent,pullagent-snap,skopeo+umoci,podman,gzip",
                         help="comma-separated subset of: pullagent, pullagent-snap, "
                              "skopeo+umoci, podman, gzip")
-    parser.add_argument("--scenarios", default="cold,redeploy,sites,sharing,warm",
-                        help="comma-separated subset of: cold, redeploy, sites, sharing, warm")
+    parser.add_argument("--scenarios", default="cold,redeploy,sites,sharing,warm,disk",
+                        help="comma-separated subset of: cold, redeploy, sites, sharing, warm, "
+                             "disk")
     args = parser.parse_args()
     scenarios = args.scenarios.split(",")
 
@@ -295,7 +299,8 @@ def main():
         later = [scenario_lib.redeploy(env) if "redeploy" in scenarios else "",
                  scenario_lib.sites(env) if "sites" in scenarios else "",
                  scenario_lib.sharing(env) if "sharing" in scenarios else "",
-                 warm_lib.warm(env) if "warm" in scenarios else ""]
+                 warm_lib.warm(env) if "warm" in scenarios else "",
+                 disk_lib.disk(env) if "disk" in scenarios else ""]
     finally:
         os.close(keepalive_w)
         stack.terminate()
