@@ -16,6 +16,7 @@
 #include "base/random.h"
 #include "puller/http/curl_http_client.h"
 #include "puller/pipeline/pull_pipeline.h"
+#include "puller/trust/containers_policy.h"
 #include "resolver/system_resolver.h"
 
 namespace pullagent::agent {
@@ -67,6 +68,9 @@ options:
                           repository (head, the default) or serves it again (fetch: strict, the
                           registry learns nothing of what else the host holds); blobs from
                           another registry are always fetched again
+  --signature-policy FILE a containers-policy.json(5): the image is refused before its first
+                          layer unless its scope's requirements hold (cosign signatures by the
+                          keys it names, reject, insecureAcceptAnything)
   --seccomp-profile FILE  the seccomp profile (Docker's format) for a bundle's config.json,
                           or "none" (default /usr/share/containers/seccomp.json)
   --log-level LEVEL       trace, debug, info (default), warn, error
@@ -89,6 +93,7 @@ const std::set<std::string> kPullOptions{"dest",
                                          "stall-timeout",
                                          "deadline",
                                          "seccomp-profile",
+                                         "signature-policy",
                                          "storage",
                                          "shared-blob-proof",
                                          "hosts-dir"};
@@ -217,6 +222,13 @@ int runPull(const ParsedArgs& args, const ProcessEnvironment& env, const Environ
     if (!chosen)
       return fail(chosen.error().context("--shared-blob-proof"));
     job.shared_blob_proof = chosen.value();
+  }
+  if (auto policy_path = args.option("signature-policy")) {
+    auto policy = puller::ContainersPolicy::load(*policy_path);
+    if (!policy)
+      return fail(policy.error().context("--signature-policy"));
+    job.signature_policy =
+        std::make_shared<const puller::ContainersPolicy>(std::move(policy).value());
   }
   job.stop = env.stop;
   job.privileged = env.privileged;

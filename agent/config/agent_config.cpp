@@ -16,7 +16,7 @@ constexpr int64_t kDay = 86400;
 
 // Every key the agent config has, and those of its identity object. A key outside them is an
 // error: a misspelt setting ("stateDIr") must not leave the host on the default silently.
-constexpr std::array<std::string_view, 47> kTopLevelKeys = {"stateDir",
+constexpr std::array<std::string_view, 48> kTopLevelKeys = {"stateDir",
                                                             "sitesDir",
                                                             "identity",
                                                             "acrAudience",
@@ -62,7 +62,8 @@ constexpr std::array<std::string_view, 47> kTopLevelKeys = {"stateDir",
                                                             "diskCheckIntervalSeconds",
                                                             "keepPreviousImages",
                                                             "warmImages",
-                                                            "additionalStores"};
+                                                            "additionalStores",
+                                                            "signaturePolicy"};
 constexpr std::array<std::string_view, 2> kIdentityKeys = {"kind", "endpoint"};
 
 template <size_t N>
@@ -485,6 +486,18 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   RETURN_IF_ERROR(readDisk(doc, read, config));
   ASSIGN_OR_RETURN(config.warm_images, readWarmImages(doc["warmImages"]));
   ASSIGN_OR_RETURN(config.additional_stores, readAdditionalStores(doc["additionalStores"], config));
+  ASSIGN_OR_RETURN(auto policy_path, doc["signaturePolicy"].optionalString());
+  if (policy_path) {
+    if (!std::filesystem::path(*policy_path).is_absolute())
+      return doc["signaturePolicy"].error("must be an absolute path, got \"" + *policy_path + "\"");
+    // Read with the config, so that a broken policy is a config error at start and at reload
+    // (the running config stays), and a reload takes an edited policy.
+    auto policy = puller::ContainersPolicy::load(*policy_path);
+    if (!policy)
+      return doc["signaturePolicy"].error(policy.error().message);
+    config.signature_policy =
+        std::make_shared<const puller::ContainersPolicy>(std::move(policy).value());
+  }
 
   if (!doc["hostOverrides"].missing()) {
     ASSIGN_OR_RETURN(auto hosts, doc["hostOverrides"].members());

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 #include "puller/state/disk_space.h"
 #include "puller/state/state_dir.h"
 #include "puller/store/additional_store.h"
+#include "puller/trust/containers_policy.h"
 
 namespace pullagent::agent {
 
@@ -135,6 +137,10 @@ struct AgentConfig {
   // Read-only image stores (a state dir or OCI layout, mounted read-only), consulted before the
   // network for the registries each lists.
   std::vector<puller::AdditionalStore> additional_stores;
+  // The host's signature policy (containers-policy.json(5), read from the file
+  // `signaturePolicy` names): every site's and warm image is checked against it before its
+  // first layer, at every pull. Unset: images are not checked.
+  std::shared_ptr<const puller::ContainersPolicy> signature_policy;
 };
 
 // Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service

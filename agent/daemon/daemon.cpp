@@ -123,6 +123,7 @@ class Daemon {
   std::string last_status_;
   std::string sites_dir_error_;  // why the last scan failed; empty while it reads
   bool collect_pending_ = false;
+  bool configured_ = false;  // a config was applied: a later one is a reload
   // Since when new site attempts wait for the disk keeper's turn.
   std::optional<steady_clock::time_point> held_since_;
 };
@@ -179,6 +180,14 @@ Status Daemon::configure(AgentConfig agent) {
   services->admission = disk_.configure(agent);
   warm_.configure(services);
   runner_.setServices(std::move(services));
+  const auto policyHash = [](const AgentConfig& config) {
+    return config.signature_policy ? config.signature_policy->hash().str() : std::string();
+  };
+  if (configured_ && policyHash(agent) != policyHash(agent_)) {
+    spdlog::info("the signature policy changed: every published site's image is checked again");
+    reconciler_->recheckPublished();
+  }
+  configured_ = true;
   agent_ = std::move(agent);
   return {};
 }

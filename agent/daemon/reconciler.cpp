@@ -1,7 +1,6 @@
 #include "agent/daemon/reconciler.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -9,6 +8,7 @@
 
 #include "agent/site/disk_admission.h"
 #include "puller/reference/reference.h"
+#include "puller/state/published_image.h"
 #include "puller/state/state_dir.h"
 
 namespace pullagent::agent {
@@ -103,6 +103,17 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::duePolls() {
     site.next_attempt = now;
   }
   return next;
+}
+
+void Reconciler::recheckPublished() {
+  const auto now = clock_.now();
+  for (auto& [name, site] : sites_) {
+    if (site.removed || site.file.stopped || site.state.rolled_back || !site.state.published)
+      continue;
+    site.next_poll.reset();  // set again when the check ends
+    site.refresh_due = true;
+    site.next_attempt = now;
+  }
 }
 
 void Reconciler::answerRemoved(const std::string& name, Site& site) {
@@ -366,11 +377,9 @@ std::filesystem::path Reconciler::imageOnHost(const PublishedImage& image) const
   auto digest = puller::Digest::parse(image.digest);
   if (!digest)
     return {};
-  const auto dir = store_.stateDir().image(*digest);
-  struct stat info {};
-  if (::lstat((dir / puller::kPublishedMarker).c_str(), &info) != 0 || !S_ISREG(info.st_mode))
+  if (!puller::isPublished(store_.stateDir(), *digest))
     return {};
-  return dir;
+  return store_.stateDir().image(*digest);
 }
 
 bool Reconciler::publishedOnHost(const Site& site) const {

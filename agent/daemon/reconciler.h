@@ -91,6 +91,10 @@ class Reconciler {
   void refresh(const RefreshBroker::Request& request, RefreshBroker& broker);
   // Persists the progress of running pulls (the loop calls it about once a second).
   void refreshProgress();
+  // The signature policy changed: every published site (not stopped, not rolled back) checks
+  // its image against it again, as a refresh does (the tag re-resolved, the verdict taken; the
+  // published image stays while the check runs, and when it fails).
+  void recheckPublished();
   // Cancels running attempts, waits for them and records them as interrupted.
   void stopAll();
 

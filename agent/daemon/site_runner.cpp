@@ -212,7 +212,9 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
                                  services->store.get(),
                                  services->agent.share_registry_throttle ? &throttle_ : nullptr,
                                  &tally,
-                                 services->admission.get()};
+                                 services->admission.get(),
+                                 false,
+                                 &verdicts_};
   // A refresh pins each container to what its tag resolved to (a hand-edited state file's bad
   // digest pins nothing: a full pull decides).
   TagPins pins;

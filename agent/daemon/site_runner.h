@@ -13,6 +13,7 @@
 #include "puller/http/http_client.h"
 #include "puller/http/registry_throttle.h"
 #include "puller/store/content_store.h"
+#include "puller/trust/verdict_cache.h"
 #include "resolver/static_hosts_resolver.h"
 #include "resolver/system_resolver.h"
 
@@ -61,6 +62,9 @@ class SitePullRunner final : public SiteAttemptRunner {
   const bool privileged_;
   // One registry host's "slow down" holds every site's pulls to it; kept across reloads.
   puller::RegistryThrottle throttle_;
+  // What the signature policy accepted: a tag that did not move, under the same policy, is not
+  // decided again (keyed by the policy's hash, so a reload with another policy decides anew).
+  puller::VerdictCache verdicts_;
   std::mutex mutex_;
   std::shared_ptr<DaemonServices> services_;
 };

@@ -8,6 +8,7 @@
 
 #include "agent/site/site_pull.h"
 #include "base/bounded_read.h"
+#include "puller/state/published_image.h"
 #include "puller/state/state_dir.h"
 
 namespace pullagent::agent {
@@ -98,8 +99,7 @@ void WarmImages::pruneRecords() {
 
 bool WarmImages::onHost(const WarmRecord& record) const {
   auto digest = puller::Digest::parse(record.digest);
-  return digest && std::filesystem::exists(services_->agent.state_dir.image(*digest) /
-                                           puller::kPublishedMarker);
+  return digest && puller::isPublished(services_->agent.state_dir, *digest);
 }
 
 std::optional<std::chrono::steady_clock::time_point> WarmImages::step(bool sites_busy) {
@@ -181,7 +181,8 @@ void WarmImages::start(const WarmImageConfig& image) {
                                      nullptr,
                                      nullptr,
                                      services->admission.get(),
-                                     true};
+                                     true,
+                                     nullptr};
       WarmEvents events(pull->image);
       try {
         pull->outcome = pullSite(pull_services, site.value(), env, events, pins);

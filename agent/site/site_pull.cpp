@@ -177,6 +177,9 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
   job.shared_blob_proof = agent.shared_blob_proof == "fetch" ? puller::SharedBlobProof::kFetch
                                                              : puller::SharedBlobProof::kHead;
   job.additional_stores = agent.additional_stores;
+  job.signature_policy = agent.signature_policy;
+  bool refused_by_policy = false;
+  job.refused_by_signature_policy = &refused_by_policy;
 
   if (container.auth == RegistryAuth::kManagedIdentity) {
     auto& identity = services.identities.identity(container.identity_client_id);
@@ -244,7 +247,7 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
   if (auto* observer = events.observerFor(container))
     job.observers.push_back(observer);
   puller::PullServices lent(*route.http, services.clock, services.random,
-                            {services.store, services.throttle, services.tally});
+                            {services.store, services.throttle, services.tally, services.verdicts});
   auto outcome = puller::runPull(job, lent);
   if (!outcome) {
     Error error = outcome.error();
@@ -259,7 +262,7 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
     } else if (error.code == ErrorCode::kUnauthenticated) {
       error.message += keyVaultHint(container);
     }
-    return failed(not_admitted ? kDiskPhase : "pull", error);
+    return failed(not_admitted ? kDiskPhase : refused_by_policy ? "signature" : "pull", error);
   }
   if (outcome->unchanged) {
     phases.done("pull", "unchanged: the tag still points at what was pulled");

@@ -53,6 +53,9 @@ struct SitePullServices {
   DiskAdmission* admission = nullptr;
   // A warm image's pull: admitted only below the high mark, nothing evicted or reserved for it.
   bool low_priority = false;
+  // What the signature policy accepted already (the service's); null: a refresh under a policy
+  // pulls again to take the verdict.
+  puller::VerdictCache* verdicts = nullptr;
 };
 
 // How long one attempt of the site may take, and the setting that decided it: the agent's

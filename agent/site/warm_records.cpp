@@ -7,6 +7,7 @@
 #include "agent/site/site_state.h"
 #include "base/atomic_file.h"
 #include "base/bounded_read.h"
+#include "base/json_reader.h"
 #include "puller/oci/digest.h"
 
 namespace pullagent::agent {
@@ -21,16 +22,17 @@ WarmRecords readWarmRecords(const puller::StateDir& state) {
   auto text = readRegularFile(state.warm(), kMaxWarmRecordsBytes);
   if (!text)
     return records;
-  auto doc = nlohmann::json::parse(*text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("images") ||
-      !doc["images"].is_array()) {
+  // A damaged file or entry is skipped: the warm image is pulled again, nothing worse.
+  auto doc = parseJson(*text, "warm records", ErrorCode::kProtocol, 8);
+  if (!doc)
     return records;
-  }
-  for (const auto& entry : doc["images"]) {
-    if (!entry.is_object())
-      continue;
+  auto entries = JsonReader(*doc, "warm records")["images"].elements();
+  if (!entries)
+    return records;
+  for (const auto& entry : *entries) {
     auto string = [&](const char* key) {
-      return entry.contains(key) && entry[key].is_string() ? entry[key].get<std::string>() : "";
+      auto value = entry[key].string();
+      return value ? *value : std::string();
     };
     WarmRecord record{string("digest"), string("resolvedDigest"), {}};
     const std::string image = string("image");
@@ -39,12 +41,9 @@ WarmRecords readWarmRecords(const puller::StateDir& state) {
         !puller::Digest::parse(record.resolved_digest)) {
       continue;
     }
-    // Bounded, so that the conversion to the clock's nanoseconds cannot overflow.
-    constexpr int64_t kMaxMs = int64_t{1} << 52;
-    const auto ms =
-        entry.contains("checkedAtUnixMs") && entry["checkedAtUnixMs"].is_number_integer()
-            ? std::clamp<int64_t>(entry["checkedAtUnixMs"].get<int64_t>(), 0, kMaxMs)
-            : 0;
+    // At most 2^43 ms (about 278 years): the clock's nanoseconds cannot overflow.
+    auto checked = entry["checkedAtUnixMs"].integer(0, int64_t{1} << 43);
+    const int64_t ms = checked ? *checked : 0;
     record.checked_at = std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
     records[image] = std::move(record);
   }

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -27,6 +28,12 @@ struct PullOptions {
   // Asked before the config or any layer is fetched, with what the pull will write; an error
   // ends the pull there (unset: every pull is admitted).
   AdmissionCheck admit;
+  // Asked first of all, once the manifest is resolved (through its index, if any): whether the
+  // host trusts the image (its signatures under the signature policy). An error ends the pull
+  // before any blob is requested. Unset: no policy.
+  std::function<Status(const std::optional<Descriptor>& index, const Descriptor& manifest,
+                       const Context& ctx)>
+      verify;
 };
 
 // What a pull shares with the other pulls of the host, and how it proves it may.

@@ -10,6 +10,7 @@
 #include "puller/state/state_lock.h"
 #include "puller/store/image_sources.h"
 #include "puller/store/oci_layout.h"
+#include "puller/trust/signature_verifier.h"
 
 namespace pullagent::puller {
 namespace {
@@ -126,7 +127,11 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
     ASSIGN_OR_RETURN(auto now_at, registry.resolveTag(*job.ref.tag, check));
     const BlobSource source{job.ref.domain, job.ref.repository};
     const bool same = now_at == *job.unless_tag_resolves_to;
-    if (same &&
+    // Under a signature policy, unchanged only when the policy of now accepted it already.
+    const bool trusted = !job.signature_policy ||
+                         (services.verdicts() != nullptr &&
+                          services.verdicts()->accepted(*job.signature_policy, job.ref, now_at));
+    if (same && trusted &&
         imageSources(store->root(), provenance, now_at, &job.options.platform).count(source) != 0) {
       spdlog::info("{} still points at {}: nothing to pull", job.ref.str(), now_at.str());
       PullOutcome outcome;
@@ -135,7 +140,12 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
       outcome.published = "unchanged (" + now_at.str() + ")";
       return outcome;
     }
-    if (same) {
+    if (same && !trusted) {
+      spdlog::info(
+          "{} still points at {}; the signature policy has not decided it yet: pulled "
+          "again to check",
+          job.ref.str(), now_at.str());
+    } else if (same) {
       // Published before sources were recorded (or its records were lost): what the site runs
       // is proven to be its registry's before it counts as unchanged.
       spdlog::info(
@@ -182,9 +192,27 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   Context ctx{&clock, pull_stop.get_token(), std::nullopt};
   if (job.deadline)
     ctx.deadline = clock.now() + *job.deadline;
+  PullOptions options = job.options;
+  if (job.signature_policy) {
+    options.verify = [&](const std::optional<Descriptor>& index, const Descriptor& manifest,
+                         const Context& verify_ctx) -> Status {
+      SignatureVerifier verifier(*job.signature_policy);
+      auto verdict =
+          verifier.verify(registry, *store, job.ref, SignedSubjects{index, manifest}, verify_ctx);
+      if (!verdict) {
+        if (job.refused_by_signature_policy != nullptr)
+          *job.refused_by_signature_policy = verifier.refused();
+        return verdict.error();
+      }
+      if (services.verdicts() != nullptr)
+        services.verdicts()->remember(*job.signature_policy, job.ref,
+                                      index ? index->digest : manifest.digest);
+      return {};
+    };
+  }
   spdlog::info("Pulling image {}", job.ref.str());
   const auto started = clock.now();
-  auto image = image_puller.pull(job.ref, job.options, ctx);
+  auto image = image_puller.pull(job.ref, options, ctx);
   observers.onPullDone();
   if (publisher) {
     Status pull_status = image ? Status{} : Status{image.error()};

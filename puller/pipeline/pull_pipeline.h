@@ -18,6 +18,8 @@
 #include "puller/pipeline/image_puller.h"
 #include "puller/registry/registry_source.h"
 #include "puller/state/state_dir.h"
+#include "puller/trust/containers_policy.h"
+#include "puller/trust/verdict_cache.h"
 #include "puller/unpack/image_publisher.h"
 
 namespace pullagent::puller {
@@ -47,6 +49,11 @@ struct PullRequest {
   SharedBlobProof shared_blob_proof = SharedBlobProof::kHead;
   // Read-only stores the host provides, consulted before the network for their registries.
   std::vector<AdditionalStore> additional_stores;
+  // The host's signature policy (containers-policy.json): the image is refused before any
+  // blob is fetched unless its scope's requirements hold. Unset: every image is accepted.
+  std::shared_ptr<const ContainersPolicy> signature_policy;
+  // Set to true when the policy refused the image (rather than the pull failing otherwise).
+  bool* refused_by_signature_policy = nullptr;
 
   // Where it goes.
   StateDir state;  // StateDir::kDefaultRoot unless the caller names another
@@ -84,6 +91,10 @@ struct SharedPullParts {
   // Where the pull's requests and bytes went, read by the caller even when the pull fails (the
   // service's metrics).
   SourceTally* tally = nullptr;
+  // What the signature policy accepted already: a refresh whose tag did not move costs no
+  // signature requests unless the policy changed. Null: a refresh under a policy pulls again
+  // (its blobs local) to take the verdict.
+  VerdictCache* verdicts = nullptr;
 };
 
 // What a caller lends a pull: the clients it talks through and, when it runs beside other pulls
@@ -102,6 +113,7 @@ class PullServices {
     return shared_.throttle != nullptr ? *shared_.throttle : *own_throttle_;
   }
   SourceTally& tally() { return shared_.tally != nullptr ? *shared_.tally : own_tally_; }
+  VerdictCache* verdicts() const { return shared_.verdicts; }
   // The store the request's blobs go to: the lent one for the state dir, else one of its own
   // (an OCI layout of the caller's always has its own), opened on first use and again for a
   // request with another root.

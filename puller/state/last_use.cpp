@@ -8,6 +8,7 @@
 
 #include "base/atomic_file.h"
 #include "base/bounded_read.h"
+#include "base/json_reader.h"
 
 namespace pullagent::puller {
 namespace {
@@ -38,15 +39,15 @@ std::optional<std::chrono::system_clock::time_point> LastUse::read(const Digest&
   auto text = readRegularFile(dir_ / image.hex(), kMaxLastUseBytes);
   if (!text)
     return std::nullopt;
-  auto doc = nlohmann::json::parse(*text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("unixMs") ||
-      !doc["unixMs"].is_number_integer()) {
+  // Anything but a record written by write() reads as "oldest" (no time): never an error.
+  auto doc = parseJson(*text, "last use", ErrorCode::kProtocol, 4);
+  if (!doc)
     return std::nullopt;
-  }
-  const auto ms = doc["unixMs"].get<int64_t>();
-  if (ms < 0)
+  // At most 2^43 ms (about 278 years): the clock's nanoseconds cannot overflow.
+  auto ms = JsonReader(*doc, "last use")["unixMs"].integer(0, int64_t{1} << 43);
+  if (!ms)
     return std::nullopt;
-  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms));
 }
 
 void LastUse::keepOnly(const std::set<Digest>& images) const {

@@ -18,6 +18,12 @@
 namespace pullagent::puller {
 namespace fs = std::filesystem;
 
+bool isPublished(const StateDir& state, const Digest& digest) {
+  struct stat info {};
+  return ::lstat((state.image(digest) / kPublishedMarker).c_str(), &info) == 0 &&
+         S_ISREG(info.st_mode);
+}
+
 Result<PublishedRootfs> publishedRootfs(const fs::path& image_dir) {
   struct stat info {};
   if (::lstat((image_dir / kPublishedMarker).c_str(), &info) != 0)

@@ -23,6 +23,11 @@ struct PublishedRootfs {
 // state dir's own store are named. kNotFound when no image is published at `image_dir`.
 Result<PublishedRootfs> publishedRootfs(const std::filesystem::path& image_dir);
 
+// Whether the image `digest` is published whole in `state`: its marker, written last by the
+// publish, is a regular file (lstat: a link or anything else in its place is not, and no
+// error of the path can throw).
+bool isPublished(const StateDir& state, const Digest& digest);
+
 // The disk a state dir's published images use, each snapshot counted once.
 struct ImageDiskUsage {
   Digest digest;  // the manifest's

@@ -7,6 +7,7 @@
 
 #include "base/atomic_file.h"
 #include "base/bounded_read.h"
+#include "base/json_reader.h"
 
 namespace pullagent::puller {
 namespace {
@@ -20,17 +21,17 @@ std::vector<double> UnpackRatio::read() const {
   auto text = readRegularFile(path_, kMaxRatioRecordBytes);
   if (!text)
     return recent;
-  auto doc = nlohmann::json::parse(*text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("recent") ||
-      !doc["recent"].is_array()) {
+  // A damaged record is no record: the default ratio until pulls teach it again.
+  auto doc = parseJson(*text, "unpack ratio", ErrorCode::kProtocol, 4);
+  if (!doc)
     return recent;
-  }
-  for (const auto& value : doc["recent"]) {
-    if (!value.is_number())
-      continue;
-    const double ratio = value.get<double>();
-    if (std::isfinite(ratio))
-      recent.push_back(std::clamp(ratio, kMin, kMax));
+  auto values = JsonReader(*doc, "unpack ratio")["recent"].elements();
+  if (!values)
+    return recent;
+  for (const auto& value : *values) {
+    auto ratio = value.number();
+    if (ratio && std::isfinite(*ratio))
+      recent.push_back(std::clamp(*ratio, kMin, kMax));
   }
   if (recent.size() > kKept)
     recent.erase(recent.begin(), recent.end() - static_cast<std::ptrdiff_t>(kKept));

@@ -31,6 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import azure  # noqa: E402
+import cosign  # noqa: E402
 import images as image_lib  # noqa: E402
 import ports  # noqa: E402
 import servers  # noqa: E402
@@ -244,6 +245,11 @@ def main():
 
     catalog = image_lib.standard_images()
     disk = image_lib.disk_images()
+    # The signature tests' images, signed in the anonymous registry by fresh keys whose public
+    # halves are written beside the stack (cosign.py: python3-cryptography, not our code).
+    cosign_keys_dir = os.path.join(workdir, "cosign-keys")
+    signing_keys = cosign.write_keys(cosign_keys_dir)
+    signed = cosign.signed_images(f"127.0.0.1:{registry_ports['anon']}", signing_keys)
     website = image_lib.website_images()
     # A tenant's private image: alice/private:v1 in the Basic registry and alice/app:v1 in the
     # token registry (alice's alone there), nowhere else. Its bytes are what another tenant
@@ -265,6 +271,7 @@ def main():
             image_lib.push_all(pusher, catalog)
             if name == "anon":
                 image_lib.push_all(pusher, disk)
+                cosign.push_signed(pusher, signed)
             if name in ("basic", "token"):
                 repo = "alice/private" if name == "basic" else "alice/app"
                 image_lib.push_all(pusher, {f"{repo}:v1": private["private:v1"]})
@@ -299,6 +306,9 @@ def main():
                               media_type=private["private:v1"]["media_type"]),
         "images": image_lib.summary(catalog),
         "disk_images": image_lib.summary(disk),
+        "signed": {"keys": {name: os.path.join(cosign_keys_dir, f"{name}.pub")
+                            for name in signing_keys},
+                   "images": image_lib.summary(signed)},
         "azure": {
             "imds": f"http://127.0.0.1:{imds_port}/metadata/identity/oauth2/token",
             "app_service": f"http://127.0.0.1:{imds_port}/msi/token",

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <string>
 
+#include "agent/site/site_state.h"
 #include "tests/support/temp_dir.h"
 
 namespace pullagent::agent {

@@ -1,0 +1,59 @@
+#include "puller/trust/cosign_signature.h"
+
+#include "base/json_reader.h"
+
+namespace pullagent::puller {
+
+std::string cosignSignatureTag(const Digest& signed_digest) {
+  return "sha256-" + signed_digest.hex() + ".sig";
+}
+
+Result<std::vector<Descriptor>> parseSignatureManifest(std::string_view bytes) {
+  ASSIGN_OR_RETURN(auto doc, parseJson(bytes, "signature manifest", ErrorCode::kProtocol, 16));
+  const JsonReader root(doc, "signature manifest");
+  ASSIGN_OR_RETURN(auto version, root["schemaVersion"].integer());
+  if (version != 2)
+    return root["schemaVersion"].error("expected 2");
+  ASSIGN_OR_RETURN(auto layers, root["layers"].elements());
+  std::vector<Descriptor> out;
+  for (const auto& layer : layers) {
+    Descriptor descriptor;
+    ASSIGN_OR_RETURN(descriptor.media_type, layer["mediaType"].string());
+    ASSIGN_OR_RETURN(auto digest, layer["digest"].string());
+    auto parsed = Digest::parse(digest);
+    if (!parsed)
+      return layer["digest"].error(parsed.error().message);
+    descriptor.digest = parsed.value();
+    ASSIGN_OR_RETURN(descriptor.size, layer["size"].integer(0));
+    if (!layer["annotations"].missing()) {
+      ASSIGN_OR_RETURN(auto annotations, layer["annotations"].members());
+      for (const auto& [key, value] : annotations) {
+        ASSIGN_OR_RETURN(descriptor.annotations[key], value.string());
+      }
+    }
+    out.push_back(std::move(descriptor));
+  }
+  return out;
+}
+
+Result<SimpleSigningClaims> parseSimpleSigning(std::string_view payload) {
+  if (payload.size() > static_cast<size_t>(cosign::kMaxPayloadSize))
+    return makeError(ErrorCode::kUntrusted, "cosign payload: larger than 64 KiB");
+  ASSIGN_OR_RETURN(auto doc, parseJson(payload, "cosign payload", ErrorCode::kUntrusted, 16));
+  const JsonReader root(doc, "cosign payload", ErrorCode::kUntrusted);
+  const JsonReader critical = root["critical"];
+  ASSIGN_OR_RETURN(auto type, critical["type"].string());
+  if (type != "cosign container image signature")
+    return critical["type"].error("expected \"cosign container image signature\"");
+  SimpleSigningClaims claims;
+  const JsonReader digest = critical["image"]["docker-manifest-digest"];
+  ASSIGN_OR_RETURN(auto digest_text, digest.string());
+  auto parsed = Digest::parse(digest_text);
+  if (!parsed)
+    return digest.error(parsed.error().message);
+  claims.manifest_digest = parsed.value();
+  ASSIGN_OR_RETURN(claims.docker_reference, critical["identity"]["docker-reference"].string());
+  return claims;
+}
+
+}  // namespace pullagent::puller

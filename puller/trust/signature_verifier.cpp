@@ -1,0 +1,181 @@
+#include "puller/trust/signature_verifier.h"
+
+#include <spdlog/spdlog.h>
+
+#include "base/base64.h"
+#include "puller/trust/cosign_signature.h"
+
+namespace pullagent::puller {
+namespace {
+
+Error refusal(const ContainersPolicy& policy, const PolicyScope& scope, const std::string& why,
+              const std::string& fix) {
+  return makeError(ErrorCode::kUntrusted, "refused by the signature policy " + policy.document() +
+                                              " (scope " + scope.name + "): " + why + ". " + fix);
+}
+
+std::string subjectsText(const SignedSubjects& subjects) {
+  std::string text = "the manifest " + subjects.manifest.digest.str();
+  if (subjects.index)
+    text = "the index " + subjects.index->digest.str() + " or " + text;
+  return text;
+}
+
+}  // namespace
+
+Status SignatureVerifier::collect(RegistryClient& registry, const SignedSubjects& subjects,
+                                  const Context& ctx) {
+  if (collected_)
+    return {};
+  std::vector<Digest> digests;
+  if (subjects.index)
+    digests.push_back(subjects.index->digest);
+  digests.push_back(subjects.manifest.digest);
+  for (const auto& subject : digests) {
+    const std::string tag = cosignSignatureTag(subject);
+    auto fetched = registry.fetchManifest(tag, std::nullopt, ctx);
+    if (!fetched) {
+      if (fetched.error().code == ErrorCode::kNotFound)
+        continue;  // not signed this way
+      return fetched.error().context("cosign signatures of " + subject.str());
+    }
+    auto layers = parseSignatureManifest(fetched->bytes);
+    if (!layers) {
+      skipped_.push_back("the tag " + tag + " is not a signature manifest (" +
+                         layers.error().message + ")");
+      continue;
+    }
+    for (const auto& layer : *layers) {
+      if (candidates_.size() == cosign::kMaxSignatures) {
+        skipped_.push_back("signatures past the first " + std::to_string(cosign::kMaxSignatures) +
+                           " were not read");
+        break;
+      }
+      if (layer.media_type != cosign::kSimpleSigning)
+        continue;
+      const std::string where = "signature " + layer.digest.str() + " (" + tag + ")";
+      auto annotation = layer.annotations.find(std::string(cosign::kSignatureAnnotation));
+      if (annotation == layer.annotations.end()) {
+        skipped_.push_back(where + ": no " + std::string(cosign::kSignatureAnnotation) +
+                           " annotation");
+        continue;
+      }
+      auto signature = decodeBase64(annotation->second);
+      if (!signature || signature->empty()) {
+        skipped_.push_back(where + ": the annotation is not base64");
+        continue;
+      }
+      if (layer.size <= 0 || layer.size > cosign::kMaxPayloadSize) {
+        skipped_.push_back(where + ": a payload of " + std::to_string(layer.size) +
+                           " bytes (at most 64 KiB)");
+        continue;
+      }
+      candidates_.push_back({subject, fetched->digest, layer, std::move(*signature)});
+    }
+  }
+  collected_ = true;
+  return {};
+}
+
+Result<std::string> SignatureVerifier::payloadOf(RegistryClient& registry, ContentStore& store,
+                                                 const Candidate& candidate, const Context& ctx) {
+  // Whoever stored the bytes, they are checked against the digest on the way in, and the
+  // signature over them is what proves them.
+  if (!store.contains(candidate.payload.digest, candidate.payload.size))
+    RETURN_IF_ERROR(registry.fetchBlob(candidate.payload, store, nullptr, ctx));
+  return store.readBlob(candidate.payload.digest, cosign::kMaxPayloadSize);
+}
+
+Result<SignatureVerifier::Decision> SignatureVerifier::sigstoreSigned(
+    RegistryClient& registry, ContentStore& store, const ImageRef& ref,
+    const PolicyRequirement& requirement, const SignedSubjects& subjects, const Context& ctx) {
+  RETURN_IF_ERROR(collect(registry, subjects, ctx));
+  std::vector<std::string> reasons = skipped_;
+  for (const auto& candidate : candidates_) {
+    const std::string name = "signature " + candidate.payload.digest.str();
+    ASSIGN_OR_RETURN(auto payload, payloadOf(registry, store, candidate, ctx));
+    const PublicKey* signer = nullptr;
+    for (const auto& key : requirement.keys) {
+      if (key->verify(payload, candidate.signature)) {
+        signer = key.get();
+        break;
+      }
+    }
+    if (signer == nullptr) {
+      reasons.push_back(name + ": integrity/authenticity: it verifies with none of the " +
+                        std::to_string(requirement.keys.size()) + " trusted key(s)");
+      continue;
+    }
+    auto claims = parseSimpleSigning(payload);
+    if (!claims) {
+      reasons.push_back(name + ": " + claims.error().message);
+      continue;
+    }
+    if (claims->manifest_digest != candidate.subject) {
+      reasons.push_back(name + ": digest: it signs " + claims->manifest_digest.str() + ", not " +
+                        candidate.subject.str());
+      continue;
+    }
+    if (auto identity = checkSignedIdentity(requirement.identity, ref, claims->docker_reference);
+        !identity) {
+      reasons.push_back(name + ": identity: " + identity.error().message);
+      continue;
+    }
+    return Decision{true, "cosign signature " + candidate.payload.digest.str() + " of " +
+                              candidate.subject.str() + " by the " + signer->describe() + " key"};
+  }
+  std::string why;
+  if (candidates_.empty())
+    why = "no cosign signature of " + subjectsText(subjects) + " (tags sha256-<hex>.sig)";
+  else
+    why = "no cosign signature satisfies " + requirement.where;
+  for (const auto& reason : reasons)
+    why += "; " + reason;
+  return Decision{false, why};
+}
+
+Result<SignatureVerdict> SignatureVerifier::verify(RegistryClient& registry, ContentStore& store,
+                                                   const ImageRef& ref,
+                                                   const SignedSubjects& subjects,
+                                                   const Context& ctx) {
+  const PolicyScope scope = policy_.scopeFor(ref);
+  SignatureVerdict verdict{scope.name, ""};
+  for (const auto& requirement : *scope.requirements) {
+    std::string accepted;
+    switch (requirement.type) {
+      case PolicyRequirement::Type::kInsecureAcceptAnything:
+        accepted = "insecureAcceptAnything";
+        break;
+      case PolicyRequirement::Type::kReject:
+        refused_ = true;
+        return refusal(
+            policy_, scope, requirement.where + " rejects every image",
+            "Change the policy to allow images from " + ref.domain + "/" + ref.repository);
+      case PolicyRequirement::Type::kUnsupported:
+        refused_ = true;
+        return refusal(policy_, scope, requirement.where + ": " + requirement.unsupported,
+                       "Change the policy");
+      case PolicyRequirement::Type::kSigstoreSigned: {
+        // An error is the registry failing to answer: no verdict, the attempt fails as any
+        // request's failure does.
+        ASSIGN_OR_RETURN(auto decision,
+                         sigstoreSigned(registry, store, ref, requirement, subjects, ctx));
+        if (!decision.accepted) {
+          refused_ = true;
+          return refusal(policy_, scope, decision.text,
+                         "Sign " + ref.str() +
+                             " with a key the policy trusts (cosign sign "
+                             "--key …) and push the signature, or change the policy");
+        }
+        accepted = decision.text;
+        break;
+      }
+    }
+    verdict.summary += (verdict.summary.empty() ? "" : ", ") + accepted;
+  }
+  spdlog::info("{}: accepted by the signature policy {} (scope {}): {}", ref.str(),
+               policy_.document(), scope.name, verdict.summary);
+  return verdict;
+}
+
+}  // namespace pullagent::puller

@@ -1,0 +1,86 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/context.h"
+#include "base/error.h"
+#include "puller/oci/manifest.h"
+#include "puller/reference/reference.h"
+#include "puller/registry/registry_client.h"
+#include "puller/store/content_store.h"
+#include "puller/trust/containers_policy.h"
+
+namespace pullagent::puller {
+
+// What a pull resolved before any layer blob: the index it came through (if any) and the
+// manifest it will unpack. A signature over either stands for the image (cosign signs what it
+// is given: a multi-platform tag's index, or one platform's manifest).
+struct SignedSubjects {
+  std::optional<Descriptor> index;
+  Descriptor manifest;
+};
+
+struct SignatureVerdict {
+  std::string scope;    // the policy scope that decided
+  std::string summary;  // "insecureAcceptAnything", "cosign signature sha256:… by ECDSA P-256"
+};
+
+// Decides whether an image may be published under a containers-policy.json, before any of its
+// layers is fetched. Every requirement of the image's scope must hold: reject refuses,
+// insecureAcceptAnything accepts, sigstoreSigned needs one cosign signature that verifies with
+// one of its keys, whose payload names the index's or the manifest's digest and whose identity
+// the signedIdentity rule admits.
+//
+// Signatures are found as cosign attaches them, under the tag "sha256-<hex>.sig" of the index
+// and of the manifest (an image manifest with one simple-signing layer per signature, its
+// signature in the layer's annotation). What the registry answers is hostile input: at most
+// cosign::kMaxSignatures signatures and 64 KiB per payload are read, the pull's deadline and
+// credentials apply, and a payload's bytes are checked against their digest like any blob.
+// Only a requirement that needs signatures costs requests (one manifest GET per subject, one
+// blob GET per signature not stored yet).
+//
+// A refusal is kUntrusted and names the policy file, the scope, each signature's digest with
+// the check it failed (integrity, identity, digest), and what to fix.
+class SignatureVerifier {
+ public:
+  explicit SignatureVerifier(const ContainersPolicy& policy) : policy_(policy) {}
+
+  Result<SignatureVerdict> verify(RegistryClient& registry, ContentStore& store,
+                                  const ImageRef& ref, const SignedSubjects& subjects,
+                                  const Context& ctx);
+  // After verify failed: whether the policy refused the image (else the registry could not be
+  // asked, and there is no verdict).
+  bool refused() const { return refused_; }
+
+ private:
+  struct Candidate {
+    Digest subject;             // the index or manifest whose .sig tag held it
+    Digest signature_manifest;  // the .sig manifest
+    Descriptor payload;         // the simple-signing layer
+    std::string signature;      // decoded from its annotation
+  };
+  // The cosign signatures attached to the subjects; errors other than "no such tag" end the
+  // pull (a registry that fails to say whether an image is signed does not get it published).
+  Status collect(RegistryClient& registry, const SignedSubjects& subjects, const Context& ctx);
+  Result<std::string> payloadOf(RegistryClient& registry, ContentStore& store,
+                                const Candidate& candidate, const Context& ctx);
+  // What accepted the image, or why each signature failed; an error only when the registry
+  // could not be asked.
+  struct Decision {
+    bool accepted = false;
+    std::string text;
+  };
+  Result<Decision> sigstoreSigned(RegistryClient& registry, ContentStore& store,
+                                  const ImageRef& ref, const PolicyRequirement& requirement,
+                                  const SignedSubjects& subjects, const Context& ctx);
+
+  const ContainersPolicy& policy_;
+  bool refused_ = false;
+  bool collected_ = false;
+  std::vector<Candidate> candidates_;
+  std::vector<std::string> skipped_;  // signatures not considered, and why
+};
+
+}  // namespace pullagent::puller

@@ -1,0 +1,34 @@
+#include "puller/trust/verdict_cache.h"
+
+namespace pullagent::puller {
+
+// Bounded: when full, the verdicts of other policies go first (a changed policy never matches
+// them again), then all.
+constexpr size_t kMaxVerdicts = 4096;
+
+std::string VerdictCache::key(const ContainersPolicy& policy, const ImageRef& ref,
+                              const Digest& digest) {
+  return policy.hash().str() + " " + ref.str() + " " + digest.str();
+}
+
+bool VerdictCache::accepted(const ContainersPolicy& policy, const ImageRef& ref,
+                            const Digest& digest) const {
+  std::lock_guard lock(mutex_);
+  return accepted_.count(key(policy, ref, digest)) != 0;
+}
+
+void VerdictCache::remember(const ContainersPolicy& policy, const ImageRef& ref,
+                            const Digest& digest) {
+  std::lock_guard lock(mutex_);
+  const std::string prefix = policy.hash().str() + " ";
+  if (accepted_.size() >= kMaxVerdicts) {
+    // Keep only this policy's verdicts; if they alone fill it, start over.
+    for (auto it = accepted_.begin(); it != accepted_.end();)
+      it = it->compare(0, prefix.size(), prefix) == 0 ? std::next(it) : accepted_.erase(it);
+    if (accepted_.size() >= kMaxVerdicts)
+      accepted_.clear();
+  }
+  accepted_.insert(key(policy, ref, digest));
+}
+
+}  // namespace pullagent::puller

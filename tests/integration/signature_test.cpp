@@ -1,0 +1,276 @@
+// Signature policies against Debian's docker-registry: cosign signatures made by the stack with
+// python3-cryptography (tests/support/cosign.py) under the tag sha256-<hex>.sig, a
+// containers-policy.json as podman and CRI-O read it, and `pullagent pull --signature-policy`.
+// Every refused image is refused before any of its layers is asked for (the recording proxy in
+// front of the registry says so), and the refusal names the check that failed.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/integration/daemon_fixture.h"
+#include "tests/integration/pull_fixture.h"
+
+namespace pullagent::testing {
+namespace {
+
+using nlohmann::json;
+
+class Signatures : public PullTest {
+ protected:
+  const json& signedInfo() { return stack().info()["signed"]; }
+  std::string key(const std::string& name) { return signedInfo()["keys"][name]; }
+  const json& image(const std::string& tag) { return signedInfo()["images"]["test/signed:" + tag]; }
+
+  // Through the recording proxy in front of the anonymous registry; the signatures name the
+  // registry itself, so the policy maps the proxy's names onto it (remapIdentity, as for a
+  // mirror).
+  std::string proxied(const std::string& tag) {
+    return stack().proxy("proxy_anon") + "/test/signed:" + tag;
+  }
+  json remap() {
+    return {{"type", "remapIdentity"},
+            {"prefix", stack().proxy("proxy_anon")},
+            {"signedPrefix", stack().registry("anon")}};
+  }
+  // Everything from the proxy must carry a signature by one of `keys`; anything else is
+  // rejected.
+  std::string policyFile(const std::vector<std::string>& keys, json identity) {
+    json key_paths = json::array();
+    for (const auto& name : keys)
+      key_paths.push_back(key(name));
+    json requirement = {{"type", "sigstoreSigned"}, {"keyPaths", key_paths}};
+    if (!identity.is_null())
+      requirement["signedIdentity"] = identity;
+    json policy = {
+        {"default", json::array({{{"type", "reject"}}})},
+        {"transports", {{"docker", {{stack().proxy("proxy_anon"), json::array({requirement})}}}}}};
+    const auto path =
+        dest_.path().parent_path() / ("policy-" + std::to_string(++policies_) + ".json");
+    writeFile(path, policy.dump(2));
+    written_.push_back(path);
+    return path.string();
+  }
+  void TearDown() override {
+    for (const auto& path : written_)
+      std::filesystem::remove(path);
+  }
+  // The layer blobs of `tag` the proxy was asked for (GET or HEAD).
+  size_t layerRequests(const std::string& tag) {
+    size_t count = 0;
+    const json& info = image(tag);
+    const json& layers = info.contains("amd64") ? info["amd64"]["layers"] : info["layers"];
+    for (const auto& layer : layers)
+      count += requests(stack().proxy("proxy_anon"), layer["digest"].get<std::string>()).size();
+    return count;
+  }
+  ProcessResult pullWith(const std::string& tag, const std::string& policy) {
+    return pull(proxied(tag), {"--signature-policy", policy});
+  }
+
+  int policies_ = 0;
+  std::vector<std::filesystem::path> written_;
+};
+
+TEST_F(Signatures, ImagesSignedByATrustedKeyArePulledWhateverTheKeyKind) {
+  const auto policy = policyFile({"trusted", "rsa", "ed25519"}, remap());
+  for (const std::string tag : {"ecdsa", "rsa", "ed25519", "twosigs"}) {
+    auto result = pullWith(tag, policy);
+    EXPECT_EQ(result.exit_code, 0) << tag << "\n" << result.all();
+    EXPECT_NE(result.err.find("accepted by the signature policy"), std::string::npos)
+        << result.all();
+    EXPECT_GT(layerRequests(tag), 0u) << tag;
+  }
+  // The cost of a signed pull: the .sig manifest and one payload blob per signature.
+  auto sig = requests(stack().proxy("proxy_anon"),
+                      "/manifests/sha256-" + image("ecdsa")["digest"].get<std::string>().substr(7));
+  EXPECT_EQ(sig.size(), 1u);
+}
+
+TEST_F(Signatures, EachFailedCheckIsNamedAndNoLayerIsAskedFor) {
+  struct Case {
+    std::string tag;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"unsigned",
+       "no cosign signature of the manifest " + image("unsigned")["digest"].get<std::string>()},
+      {"untrusted", "integrity/authenticity: it verifies with none of the 1 trusted key(s)"},
+      {"wrongdigest", "digest: it signs " + image("ecdsa")["digest"].get<std::string>()},
+      {"tampered", "integrity/authenticity"},
+      {"elsewhere",
+       "identity: the signature is for \"" + stack().registry("anon") + "/test/other:elsewhere\""},
+      {"bare", "identity: the signature is for \"" + stack().registry("anon") + "/test/signed\""},
+  };
+  const auto policy = policyFile({"trusted"}, remap());
+  for (const auto& c : cases) {
+    auto result = pullWith(c.tag, policy);
+    EXPECT_NE(result.exit_code, 0) << c.tag;
+    EXPECT_NE(result.err.find("refused by the signature policy containers policy " + policy +
+                              " (scope " + stack().proxy("proxy_anon") + ")"),
+              std::string::npos)
+        << c.tag << "\n"
+        << result.all();
+    EXPECT_NE(result.err.find(c.says), std::string::npos) << c.tag << "\n" << result.all();
+    EXPECT_NE(result.err.find("Sign " + proxied(c.tag) + " with a key the policy trusts"),
+              std::string::npos)
+        << result.all();
+    EXPECT_EQ(layerRequests(c.tag), 0u) << c.tag;
+    EXPECT_EQ(
+        requests(stack().proxy("proxy_anon"), image(c.tag)["config"].get<std::string>()).size(), 0u)
+        << c.tag;
+  }
+}
+
+TEST_F(Signatures, ABareRepositoryIsEnoughUnderMatchRepositoryNotUnderTheDefault) {
+  // cosign writes the repository without a tag; containers/image's default rule never admits a
+  // bare name, by tag or by digest.
+  const auto by_default = policyFile({"trusted"}, remap());
+  EXPECT_NE(pullWith("bare", by_default).exit_code, 0);
+  const std::string pinned =
+      stack().proxy("proxy_anon") + "/test/signed@" + image("bare")["digest"].get<std::string>();
+  EXPECT_NE(pull(pinned, {"--signature-policy", by_default}).exit_code, 0);
+  // matchRepository admits it, and only for its own repository: the proxy's name is not the
+  // signed one, so this policy scopes the registry itself.
+  json policy = {{"default", json::array({{{"type", "reject"}}})},
+                 {"transports",
+                  {{"docker",
+                    {{stack().registry("anon"),
+                      json::array({{{"type", "sigstoreSigned"},
+                                    {"keyPath", key("trusted")},
+                                    {"signedIdentity", {{"type", "matchRepository"}}}}})}}}}}};
+  const auto path = dest_.path().parent_path() / "policy-repository.json";
+  writeFile(path, policy.dump());
+  written_.push_back(path);
+  auto accepted =
+      pull(stack().registry("anon") + "/test/signed:bare", {"--signature-policy", path.string()});
+  EXPECT_EQ(accepted.exit_code, 0) << accepted.all();
+  auto elsewhere = pull(stack().registry("anon") + "/test/signed:elsewhere",
+                        {"--signature-policy", path.string()});
+  EXPECT_NE(elsewhere.exit_code, 0) << elsewhere.all();
+}
+
+TEST_F(Signatures, AMultiPlatformImageMaySignItsIndexOrItsPlatformManifest) {
+  const auto policy = policyFile({"trusted"}, remap());
+  for (const std::string tag : {"index-signed", "platform-signed"}) {
+    auto result = pullWith(tag, policy);
+    EXPECT_EQ(result.exit_code, 0) << tag << "\n" << result.all();
+    EXPECT_GT(layerRequests(tag), 0u) << tag;
+  }
+}
+
+TEST_F(Signatures, RejectAndUnsupportedRequirementsRefuseWithoutARequestForSignatures) {
+  json policy = {
+      {"default", json::array({{{"type", "reject"}}})},
+      {"transports",
+       {{"docker",
+         {{stack().proxy("proxy_anon") + "/test/signed:ecdsa",
+           json::array(
+               {{{"type", "signedBy"}, {"keyType", "GPGKeys"}, {"keyPath", "/k.gpg"}}})}}}}}};
+  const auto path = dest_.path().parent_path() / "policy-reject.json";
+  writeFile(path, policy.dump());
+  written_.push_back(path);
+  auto unsupported = pullWith("ecdsa", path.string());
+  EXPECT_NE(unsupported.exit_code, 0);
+  EXPECT_NE(unsupported.err.find("signedBy (GPG simple signing) is not supported"),
+            std::string::npos)
+      << unsupported.all();
+  auto rejected = pullWith("rsa", path.string());
+  EXPECT_NE(rejected.exit_code, 0);
+  EXPECT_NE(rejected.err.find("(scope default)"), std::string::npos) << rejected.all();
+  EXPECT_NE(rejected.err.find("default[0] rejects every image"), std::string::npos)
+      << rejected.all();
+  EXPECT_EQ(requests(stack().proxy("proxy_anon"), "/manifests/sha256-").size(), 0u);
+  EXPECT_EQ(layerRequests("ecdsa") + layerRequests("rsa"), 0u);
+}
+
+TEST_F(Signatures, AStricterPolicyRefusesAnImageWhoseBlobsAreAllOnTheHost) {
+  // The unsigned image published into a state dir under a policy that accepts anything...
+  const auto state = dest_.path() / "state";
+  json lenient = {{"default", json::array({{{"type", "insecureAcceptAnything"}}})}};
+  const auto lenient_path = dest_.path().parent_path() / "policy-lenient.json";
+  writeFile(lenient_path, lenient.dump());
+  written_.push_back(lenient_path);
+  auto first = runProcess({PULLAGENT_BINARY, "pull", proxied("unsigned"), "--state", state.string(),
+                           "--ca", stack().ca(), "--signature-policy", lenient_path.string()});
+  ASSERT_EQ(first.exit_code, 0) << first.all();
+  // ...is refused to a pull under a policy that wants a signature, though every blob is local.
+  stack().reset(stack().proxy("proxy_anon"));
+  auto second =
+      runProcess({PULLAGENT_BINARY, "pull", proxied("unsigned"), "--state", state.string(), "--ca",
+                  stack().ca(), "--signature-policy", policyFile({"trusted"}, remap())});
+  EXPECT_NE(second.exit_code, 0) << second.all();
+  EXPECT_NE(second.err.find("no cosign signature"), std::string::npos) << second.all();
+}
+
+// The service checks every site's image under the agent config's signaturePolicy: a signed
+// image is published, an unsigned one fails in the phase "signature" with the refusal, before
+// any of its layers is asked for, and the site keeps retrying on the usual backoff.
+class SignedSites : public DaemonFixture {};
+
+TEST_F(SignedSites, TheServicePublishesSignedImagesAndRefusesTheOthersInTheirOwnPhase) {
+  const json& images = stack().info()["signed"]["images"];
+  const std::string proxy = stack().proxy("proxy_anon");
+  json requirement = {
+      {"type", "sigstoreSigned"},
+      {"keyPath", stack().info()["signed"]["keys"]["trusted"]},
+      {"signedIdentity",
+       {{"type", "remapIdentity"}, {"prefix", proxy}, {"signedPrefix", stack().registry("anon")}}}};
+  json policy = {{"default", json::array({{{"type", "reject"}}})},
+                 {"transports", {{"docker", {{proxy, json::array({requirement})}}}}}};
+  writeFile(dest_.path() / "policy.json", policy.dump());
+  json agent = agentConfig();
+  agent["signaturePolicy"] = (dest_.path() / "policy.json").string();
+  start(agent);
+  auto anonymous = [](const std::string& image) {
+    return json{{"properties", {{"siteConfig", {{"linuxFxVersion", "DOCKER|" + image}}}}}};
+  };
+  putSite("signed", anonymous(proxy + "/test/signed:ecdsa"));
+  putSite("unsigned", anonymous(proxy + "/test/signed:unsigned"));
+  ASSERT_TRUE(waitForPublished("signed", images["test/signed:ecdsa"]["digest"]))
+      << siteState("signed") << log();
+  ASSERT_TRUE(waitForSite("unsigned",
+                          [](const json& state) {
+                            return state.is_object() && state["phase"] == "failed" &&
+                                   state["lastError"].is_object() &&
+                                   state["lastError"]["phase"] == "signature";
+                          }))
+      << siteState("unsigned") << log();
+  const std::string message = siteState("unsigned")["lastError"]["message"];
+  EXPECT_NE(message.find("no cosign signature"), std::string::npos) << message;
+  EXPECT_NE(message.find("(scope " + proxy + ")"), std::string::npos) << message;
+  for (const auto& layer : images["test/signed:unsigned"]["layers"])
+    EXPECT_TRUE(requests(proxy, layer["digest"].get<std::string>()).empty());
+  auto status = runProcess({PULLAGENT_BINARY, "status", "--state", stateDir().string()});
+  EXPECT_NE(status.out.find("signature"), std::string::npos) << status.out;
+
+  // A refresh that finds the tag where it was, under the same policy, takes no new verdict: no
+  // signature request.
+  stack().reset(proxy);
+  auto refresh = runProcess({PULLAGENT_BINARY, "refresh", "signed", "--socket",
+                             (dest_.path() / "control.sock").string()});
+  EXPECT_EQ(refresh.exit_code, 0) << refresh.all() << log();
+  EXPECT_TRUE(requests(proxy, "/manifests/sha256-").empty());
+
+  // A stricter policy, and a reload: the published site is checked again and refused in the
+  // phase "signature"; its published image stays.
+  writeFile(dest_.path() / "policy.json",
+            json{{"default", json::array({{{"type", "reject"}}})}}.dump());
+  const size_t mark = notify_->mark();
+  daemon_->kill(SIGHUP);
+  ASSERT_TRUE(notify_->waitForLine("READY=1", seconds(5), mark)) << notify_->all();
+  ASSERT_TRUE(waitForSite("signed",
+                          [](const json& state) {
+                            return state.is_object() && state["lastError"].is_object() &&
+                                   state["lastError"]["phase"] == "signature";
+                          }))
+      << siteState("signed") << log();
+  EXPECT_NE(
+      siteState("signed")["lastError"]["message"].get<std::string>().find("rejects every image"),
+      std::string::npos);
+  EXPECT_EQ(siteState("signed")["published"]["digest"], images["test/signed:ecdsa"]["digest"]);
+  EXPECT_NE(log().find("the signature policy changed"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pullagent::testing
