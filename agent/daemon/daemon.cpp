@@ -123,12 +123,12 @@ class Daemon {
   std::string last_status_;
   std::string sites_dir_error_;  // why the last scan failed; empty while it reads
   bool collect_pending_ = false;
-  bool configured_ = false;  // a config was applied: a later one is a reload
   // Since when new site attempts wait for the disk keeper's turn.
   std::optional<steady_clock::time_point> held_since_;
 };
 
 Status Daemon::configure(AgentConfig agent) {
+  bool fresh_reconciler = false;  // made by this call: no site of it was checked yet
   ASSIGN_OR_RETURN(auto services, DaemonServices::create(agent, clock_, random_));
   ASSIGN_OR_RETURN(services->snapshots,
                    chooseSnapshots(agent.storage, agent.state_dir, env_.privileged));
@@ -169,6 +169,7 @@ Status Daemon::configure(AgentConfig agent) {
     store_ = std::make_unique<SiteStateStore>(agent.state_dir);
     reconciler_ = std::make_unique<Reconciler>(
         runner_, clock_, random_, *store_, metrics_, [this] { wake(); }, reconcilerOptions(agent));
+    fresh_reconciler = true;
     reconciler_->setWebhookKeys(&site_webhooks_);
   }
   reconciler_->setOptions(reconcilerOptions(agent));
@@ -180,14 +181,17 @@ Status Daemon::configure(AgentConfig agent) {
   services->admission = disk_.configure(agent);
   warm_.configure(services);
   runner_.setServices(std::move(services));
+  // Every published image is checked under a policy the reconciler has not seen: at start (a
+  // policy added or changed while the service was down), after a reload that changed the file
+  // or a key (another hash), and on a new state dir.
   const auto policyHash = [](const AgentConfig& config) {
     return config.signature_policy ? config.signature_policy->hash().str() : std::string();
   };
-  if (configured_ && policyHash(agent) != policyHash(agent_)) {
-    spdlog::info("the signature policy changed: every published site's image is checked again");
+  if (agent.signature_policy && (fresh_reconciler || policyHash(agent) != policyHash(agent_))) {
+    spdlog::info("signature policy {}: every published site's image is checked against it",
+                 agent.signature_policy->document());
     reconciler_->recheckPublished();
   }
-  configured_ = true;
   agent_ = std::move(agent);
   return {};
 }

@@ -106,10 +106,18 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::duePolls() {
 }
 
 void Reconciler::recheckPublished() {
+  if (!loaded_) {
+    recheck_on_load_ = true;  // the states are read at the first update
+    return;
+  }
   const auto now = clock_.now();
   for (auto& [name, site] : sites_) {
-    if (site.removed || site.file.stopped || site.state.rolled_back || !site.state.published)
+    // A running attempt may have taken its verdict under the old policy: it is checked again
+    // once it ends.
+    if (site.removed || site.file.stopped || site.state.rolled_back ||
+        (!site.state.published && !site.attempt)) {
       continue;
+    }
     site.next_poll.reset();  // set again when the check ends
     site.refresh_due = true;
     site.next_attempt = now;
@@ -142,6 +150,8 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
       sites_.emplace(site.state.site, std::move(site));
     }
     loaded_ = true;
+    if (std::exchange(recheck_on_load_, false))
+      recheckPublished();
   }
   const auto now = clock_.now();
   for (const auto& [name, file] : files) {

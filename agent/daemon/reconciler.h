@@ -91,9 +91,11 @@ class Reconciler {
   void refresh(const RefreshBroker::Request& request, RefreshBroker& broker);
   // Persists the progress of running pulls (the loop calls it about once a second).
   void refreshProgress();
-  // The signature policy changed: every published site (not stopped, not rolled back) checks
-  // its image against it again, as a refresh does (the tag re-resolved, the verdict taken; the
-  // published image stays while the check runs, and when it fails).
+  // The signature policy is new to this reconciler (the service started with one, or a reload
+  // changed it): every published site (not stopped, not rolled back), and every site pulling
+  // now, checks its image against it again, as a refresh does (the tag re-resolved, the
+  // verdict taken; the published image stays while the check runs, and when it fails). Before
+  // the states are loaded, it applies to them once they are.
   void recheckPublished();
   // Cancels running attempts, waits for them and records them as interrupted.
   void stopAll();
@@ -175,6 +177,7 @@ class Reconciler {
   std::map<std::string, Site> sites_;
   std::string sites_dir_error_;
   bool loaded_ = false;
+  bool recheck_on_load_ = false;  // recheckPublished() came before the states were read
   bool collectable_ = false;
   bool published_ = false;
   bool stopping_ = false;

@@ -130,7 +130,8 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
     // Under a signature policy, unchanged only when the policy of now accepted it already.
     const bool trusted = !job.signature_policy ||
                          (services.verdicts() != nullptr &&
-                          services.verdicts()->accepted(*job.signature_policy, job.ref, now_at));
+                          services.verdicts()->accepted(*job.signature_policy, job.ref, now_at,
+                                                        job.options.platform.str()));
     if (same && trusted &&
         imageSources(store->root(), provenance, now_at, &job.options.platform).count(source) != 0) {
       spdlog::info("{} still points at {}: nothing to pull", job.ref.str(), now_at.str());
@@ -206,7 +207,8 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
       }
       if (services.verdicts() != nullptr)
         services.verdicts()->remember(*job.signature_policy, job.ref,
-                                      index ? index->digest : manifest.digest);
+                                      index ? index->digest : manifest.digest,
+                                      job.options.platform.str());
       return {};
     };
   }

@@ -29,6 +29,61 @@ Status onlyKeys(const JsonReader& value, std::initializer_list<std::string_view>
   return {};
 }
 
+// The name (domain/repository) of a reference, with Docker's normalisation.
+std::string nameOf(const ImageRef& ref) {
+  return ref.domain + "/" + ref.repository;
+}
+
+// What a reference written in a signature or a policy says, without the default ":latest" a
+// pull would add: a bare name stays bare.
+struct WrittenReference {
+  ImageRef ref;
+  bool name_only = false;
+  std::string str() const { return name_only ? nameOf(ref) : ref.str(); }
+};
+
+Result<WrittenReference> parseWritten(std::string_view text) {
+  WrittenReference written;
+  ASSIGN_OR_RETURN(written.ref, ImageRef::parse(text));
+  const auto slash = text.rfind('/');
+  const auto colon = text.rfind(':');
+  const bool tagged =
+      colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash);
+  written.name_only = text.find('@') == std::string_view::npos && !tagged;
+  if (written.name_only)
+    written.ref.tag.reset();
+  return written;
+}
+
+// A remapIdentity prefix, as containers/image accepts it: host[:port], host[:port]/namespace…
+// or a whole repository, without a tag or digest (a prefix that can never match would quietly
+// leave the default rule in its place).
+Status checkPrefix(const JsonReader& at, const std::string& prefix) {
+  const auto slash = prefix.find('/');
+  const std::string host = prefix.substr(0, slash);
+  if (prefix.empty() || prefix.back() == '/' || !isValidRegistryDomain(host) ||
+      (slash != std::string::npos && !isValidRepositoryName(prefix.substr(slash + 1)))) {
+    return at.error("\"" + prefix + "\" is not host[:port], host[:port]/namespace or a repository");
+  }
+  return {};
+}
+
+// A scope is compared with normalised names: one written otherwise ("nginx" for
+// docker.io/library/nginx) could never match, so it is refused with the form that would.
+Status checkScope(const JsonReader& at, const std::string& scope) {
+  if (scope.find('/') == std::string::npos) {
+    if (!isValidRegistryDomain(scope))
+      return at.error("the scope is neither a registry host nor a reference");
+    return {};
+  }
+  auto written = parseWritten(scope);
+  if (!written)
+    return at.error("the scope is not a reference: " + written.error().message);
+  if (written->str() != scope)
+    return at.error("the scope is compared as \"" + written->str() + "\": write it so");
+  return {};
+}
+
 Result<SignedIdentity> parseIdentity(const JsonReader& value) {
   SignedIdentity identity;
   if (value.missing())
@@ -43,9 +98,12 @@ Result<SignedIdentity> parseIdentity(const JsonReader& value) {
     RETURN_IF_ERROR(onlyKeys(value, {"type", "dockerReference"}));
     identity.rule = Rule::kExactReference;
     ASSIGN_OR_RETURN(identity.reference, value["dockerReference"].string());
-    auto ref = ImageRef::parse(identity.reference);
+    auto ref = parseWritten(identity.reference);
     if (!ref)
       return value["dockerReference"].error(ref.error().message);
+    if (ref->name_only)
+      return value["dockerReference"].error("\"" + identity.reference +
+                                            "\" has neither a tag nor a digest");
   } else if (type == "exactRepository") {
     RETURN_IF_ERROR(onlyKeys(value, {"type", "dockerRepository"}));
     identity.rule = Rule::kExactRepository;
@@ -58,6 +116,8 @@ Result<SignedIdentity> parseIdentity(const JsonReader& value) {
     identity.rule = Rule::kRemapIdentity;
     ASSIGN_OR_RETURN(identity.prefix, value["prefix"].string());
     ASSIGN_OR_RETURN(identity.signed_prefix, value["signedPrefix"].string());
+    RETURN_IF_ERROR(checkPrefix(value["prefix"], identity.prefix));
+    RETURN_IF_ERROR(checkPrefix(value["signedPrefix"], identity.signed_prefix));
   } else {
     return value["type"].error(
         "expected matchExact, matchRepoDigestOrExact, matchRepository, "
@@ -179,32 +239,6 @@ class PolicyParser {
   Sha256& hasher_;
 };
 
-// The name (domain/repository) of a reference, with Docker's normalisation.
-std::string nameOf(const ImageRef& ref) {
-  return ref.domain + "/" + ref.repository;
-}
-
-// What a reference written in a signature or a policy says, without the default ":latest" a
-// pull would add: a bare name stays bare.
-struct WrittenReference {
-  ImageRef ref;
-  bool name_only = false;
-  std::string str() const { return name_only ? nameOf(ref) : ref.str(); }
-};
-
-Result<WrittenReference> parseWritten(std::string_view text) {
-  WrittenReference written;
-  ASSIGN_OR_RETURN(written.ref, ImageRef::parse(text));
-  const auto slash = text.rfind('/');
-  const auto colon = text.rfind(':');
-  const bool tagged =
-      colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash);
-  written.name_only = text.find('@') == std::string_view::npos && !tagged;
-  if (written.name_only)
-    written.ref.tag.reset();
-  return written;
-}
-
 // matchRepoDigestOrExact, as containers/image decides it: a signature naming a bare repository
 // never matches; pulled by tag, the whole reference must be the signed one; pulled by digest
 // alone, the repository.
@@ -249,9 +283,7 @@ Result<ContainersPolicy> ContainersPolicy::parse(std::string_view text,
         continue;  // other transports never reach a registry pull
       for (const auto& [scope, list] : members) {
         if (!scope.empty() && scope.find("*") == std::string::npos) {
-          auto scope_ref = ImageRef::parse(scope);
-          if (!scope_ref)
-            return list.error("the scope is not a reference: " + scope_ref.error().message);
+          RETURN_IF_ERROR(checkScope(list, scope));
         } else if (!scope.empty() && (scope.rfind("*.", 0) != 0 || scope.size() < 3 ||
                                       scope.find_first_of("*/:@", 1) != std::string::npos)) {
           return list.error("a wildcard scope is \"*.\" and a domain (\"*.example.com\")");
@@ -342,10 +374,13 @@ Status checkSignedIdentity(const SignedIdentity& identity, const ImageRef& pulle
           (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
            name[prefix.size()] == '/')) {
         std::string rewritten = identity.signed_prefix + name.substr(prefix.size());
-        if (auto ref = ImageRef::parse(rewritten)) {
-          remapped.domain = ref->domain;
-          remapped.repository = ref->repository;
+        auto ref = ImageRef::parse(rewritten);
+        if (!ref) {
+          return makeError(ErrorCode::kUntrusted,
+                           "remapIdentity makes \"" + rewritten + "\", not a reference");
         }
+        remapped.domain = ref->domain;
+        remapped.repository = ref->repository;
       }
       ok = repoDigestOrExact(remapped, signed_ref);
       wanted = (remapped.tag ? "exactly " + remapped.str() : "the repository " + nameOf(remapped)) +

@@ -42,6 +42,12 @@ Result<SimpleSigningClaims> parseSimpleSigning(std::string_view payload) {
   ASSIGN_OR_RETURN(auto doc, parseJson(payload, "cosign payload", ErrorCode::kUntrusted, 16));
   const JsonReader root(doc, "cosign payload", ErrorCode::kUntrusted);
   const JsonReader critical = root["critical"];
+  // As containers/image reads it: nothing in "critical" but what it defines.
+  ASSIGN_OR_RETURN(auto members, critical.members());
+  for (const auto& [key, member] : members) {
+    if (key != "type" && key != "image" && key != "identity")
+      return member.error("unknown key");
+  }
   ASSIGN_OR_RETURN(auto type, critical["type"].string());
   if (type != "cosign container image signature")
     return critical["type"].error("expected \"cosign container image signature\"");

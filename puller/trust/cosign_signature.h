@@ -42,8 +42,9 @@ struct SimpleSigningClaims {
   std::string docker_reference;  // as the signer wrote it
 };
 
-// Every field of "critical" is checked for its type; "optional" is ignored, as cosign does.
-// Errors are kUntrusted, naming the field.
+// "critical" may hold only type, image and identity, each checked for its type (as
+// containers/image reads it); "optional" is ignored, as cosign does. Errors are kUntrusted,
+// naming the field.
 Result<SimpleSigningClaims> parseSimpleSigning(std::string_view payload);
 
 }  // namespace pullagent::puller

@@ -24,6 +24,11 @@ Result<std::shared_ptr<const PublicKey>> PublicKey::fromPem(std::string_view pem
                                                             const std::string& where) {
   if (pem.size() > 64 * 1024 || pem.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
     return makeError(ErrorCode::kInvalidArgument, where + ": a public key is not this large");
+  // Whatever OpenSSL queues here is said in our error; nothing else may read it later.
+  ERR_set_mark();
+  struct PopMark {
+    ~PopMark() { ERR_pop_to_mark(); }
+  } pop_mark;
   BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
   if (bio == nullptr)
     return makeError(ErrorCode::kInternal, where + ": out of memory");
@@ -31,7 +36,6 @@ Result<std::shared_ptr<const PublicKey>> PublicKey::fromPem(std::string_view pem
   key->pkey = PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);
   if (key->pkey == nullptr) {
-    ERR_clear_error();  // what OpenSSL queued is said here; nothing else may read it later
     return makeError(ErrorCode::kInvalidArgument,
                      where + ": not a PEM public key (\"-----BEGIN PUBLIC KEY-----\")");
   }
@@ -64,13 +68,23 @@ Result<std::shared_ptr<const PublicKey>> PublicKey::fromPem(std::string_view pem
     return makeError(ErrorCode::kUnsupported,
                      where + ": the key is neither ECDSA, RSA nor Ed25519");
   }
+  // Defence in depth against a key that accepts forgeries (an RSA exponent of 1, a point off
+  // its curve): the key comes from the host's admin, but a typo should not make it so.
+  EVP_PKEY_CTX* check = EVP_PKEY_CTX_new(key->pkey, nullptr);
+  const bool sound = check != nullptr && EVP_PKEY_public_check(check) == 1;
+  EVP_PKEY_CTX_free(check);
+  if (!sound)
+    return makeError(ErrorCode::kInvalidArgument, where + ": the public key fails its checks");
   return std::shared_ptr<const PublicKey>(new PublicKey(std::move(key), std::move(description)));
 }
 
 Status PublicKey::verify(std::string_view message, std::string_view signature) const {
+  ERR_set_mark();  // a failed check queues errors: they are ours, dropped below
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  if (ctx == nullptr)
+  if (ctx == nullptr) {
+    ERR_pop_to_mark();
     return makeError(ErrorCode::kInternal, "out of memory");
+  }
   const EVP_MD* md = key_->digest_sha256 ? EVP_sha256() : nullptr;
   int ok = EVP_DigestVerifyInit(ctx, nullptr, md, nullptr, key_->pkey);
   if (ok == 1) {
@@ -79,8 +93,8 @@ Status PublicKey::verify(std::string_view message, std::string_view signature) c
                           message.size());
   }
   EVP_MD_CTX_free(ctx);
+  ERR_pop_to_mark();
   if (ok != 1) {
-    ERR_clear_error();
     return makeError(ErrorCode::kUntrusted,
                      "the signature does not verify with the " + description_ + " key");
   }

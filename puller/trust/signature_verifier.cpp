@@ -21,7 +21,22 @@ std::string subjectsText(const SignedSubjects& subjects) {
   return text;
 }
 
+// Reasons kept for the error text: a hostile registry can offer thousands of broken
+// signatures, and the text ends up in the site's state file and every retry's log line.
+constexpr size_t kMaxReasons = 8;
+constexpr size_t kMaxReasonText = 300;
+
 }  // namespace
+
+void SignatureVerifier::skip(std::string reason) {
+  if (skipped_.size() < kMaxReasons) {
+    if (reason.size() > kMaxReasonText)
+      reason = reason.substr(0, kMaxReasonText) + "…";
+    skipped_.push_back(std::move(reason));
+  } else {
+    ++skipped_more_;
+  }
+}
 
 Status SignatureVerifier::collect(RegistryClient& registry, const SignedSubjects& subjects,
                                   const Context& ctx) {
@@ -41,33 +56,35 @@ Status SignatureVerifier::collect(RegistryClient& registry, const SignedSubjects
     }
     auto layers = parseSignatureManifest(fetched->bytes);
     if (!layers) {
-      skipped_.push_back("the tag " + tag + " is not a signature manifest (" +
-                         layers.error().message + ")");
+      skip("the tag " + tag + " is not a signature manifest (" + layers.error().message + ")");
       continue;
     }
-    for (const auto& layer : *layers) {
-      if (candidates_.size() == cosign::kMaxSignatures) {
-        skipped_.push_back("signatures past the first " + std::to_string(cosign::kMaxSignatures) +
-                           " were not read");
+    // Newest first: `cosign sign` appends, so after many re-signs (or a key rotation) the
+    // signature that counts is at the end.
+    size_t read = 0;
+    for (auto it = layers->rbegin(); it != layers->rend(); ++it) {
+      const Descriptor& layer = *it;
+      if (read == cosign::kMaxSignatures) {
+        skip("signatures under " + tag + " past the newest " +
+             std::to_string(cosign::kMaxSignatures) + " were not read");
         break;
       }
+      ++read;
       if (layer.media_type != cosign::kSimpleSigning)
         continue;
       const std::string where = "signature " + layer.digest.str() + " (" + tag + ")";
       auto annotation = layer.annotations.find(std::string(cosign::kSignatureAnnotation));
       if (annotation == layer.annotations.end()) {
-        skipped_.push_back(where + ": no " + std::string(cosign::kSignatureAnnotation) +
-                           " annotation");
+        skip(where + ": no " + std::string(cosign::kSignatureAnnotation) + " annotation");
         continue;
       }
       auto signature = decodeBase64(annotation->second);
       if (!signature || signature->empty()) {
-        skipped_.push_back(where + ": the annotation is not base64");
+        skip(where + ": the annotation is not base64");
         continue;
       }
       if (layer.size <= 0 || layer.size > cosign::kMaxPayloadSize) {
-        skipped_.push_back(where + ": a payload of " + std::to_string(layer.size) +
-                           " bytes (at most 64 KiB)");
+        skip(where + ": a payload of " + std::to_string(layer.size) + " bytes (at most 64 KiB)");
         continue;
       }
       candidates_.push_back({subject, fetched->digest, layer, std::move(*signature)});
@@ -79,10 +96,13 @@ Status SignatureVerifier::collect(RegistryClient& registry, const SignedSubjects
 
 Result<std::string> SignatureVerifier::payloadOf(RegistryClient& registry, ContentStore& store,
                                                  const Candidate& candidate, const Context& ctx) {
-  // Whoever stored the bytes, they are checked against the digest on the way in, and the
-  // signature over them is what proves them.
-  if (!store.contains(candidate.payload.digest, candidate.payload.size))
-    RETURN_IF_ERROR(registry.fetchBlob(candidate.payload, store, nullptr, ctx));
+  // Always asked of the pull's registry, even when the store holds the bytes: payloads are
+  // predictable (a reference and a digest), so a registry that named another tenant's payload
+  // and saw no request would learn what this host pulled. The bytes are checked against the
+  // digest on the way in; the signature over them is what proves them.
+  RegistryClient::BlobFetchOptions options;
+  options.even_if_stored = true;
+  RETURN_IF_ERROR(registry.fetchBlob(candidate.payload, store, nullptr, ctx, options));
   return store.readBlob(candidate.payload.digest, cosign::kMaxPayloadSize);
 }
 
@@ -90,10 +110,20 @@ Result<SignatureVerifier::Decision> SignatureVerifier::sigstoreSigned(
     RegistryClient& registry, ContentStore& store, const ImageRef& ref,
     const PolicyRequirement& requirement, const SignedSubjects& subjects, const Context& ctx) {
   RETURN_IF_ERROR(collect(registry, subjects, ctx));
-  std::vector<std::string> reasons = skipped_;
+  std::vector<std::string> reasons;
   for (const auto& candidate : candidates_) {
     const std::string name = "signature " + candidate.payload.digest.str();
-    ASSIGN_OR_RETURN(auto payload, payloadOf(registry, store, candidate, ctx));
+    auto fetched = payloadOf(registry, store, candidate, ctx);
+    if (!fetched) {
+      // Stopped or out of time: no verdict. Otherwise this signature is unusable, not the
+      // image: the others are still read.
+      if (fetched.error().code == ErrorCode::kCancelled ||
+          fetched.error().code == ErrorCode::kTimeout)
+        return fetched.error();
+      reasons.push_back(name + ": its payload could not be read: " + fetched.error().message);
+      continue;
+    }
+    const std::string& payload = *fetched;
     const PublicKey* signer = nullptr;
     for (const auto& key : requirement.keys) {
       if (key->verify(payload, candidate.signature)) {
@@ -129,8 +159,20 @@ Result<SignatureVerifier::Decision> SignatureVerifier::sigstoreSigned(
     why = "no cosign signature of " + subjectsText(subjects) + " (tags sha256-<hex>.sig)";
   else
     why = "no cosign signature satisfies " + requirement.where;
-  for (const auto& reason : reasons)
+  // Bounded: the first few reasons of each kind, and how many more.
+  size_t more = skipped_more_;
+  std::vector<std::string> said = skipped_;
+  for (auto& reason : reasons) {
+    if (said.size() < 2 * kMaxReasons)
+      said.push_back(reason.size() > kMaxReasonText ? reason.substr(0, kMaxReasonText) + "…"
+                                                    : reason);
+    else
+      ++more;
+  }
+  for (const auto& reason : said)
     why += "; " + reason;
+  if (more > 0)
+    why += "; and " + std::to_string(more) + " more";
   return Decision{false, why};
 }
 

@@ -35,11 +35,12 @@ struct SignatureVerdict {
 //
 // Signatures are found as cosign attaches them, under the tag "sha256-<hex>.sig" of the index
 // and of the manifest (an image manifest with one simple-signing layer per signature, its
-// signature in the layer's annotation). What the registry answers is hostile input: at most
-// cosign::kMaxSignatures signatures and 64 KiB per payload are read, the pull's deadline and
-// credentials apply, and a payload's bytes are checked against their digest like any blob.
-// Only a requirement that needs signatures costs requests (one manifest GET per subject, one
-// blob GET per signature not stored yet).
+// signature in the layer's annotation). What the registry answers is hostile input: the newest
+// cosign::kMaxSignatures signatures of each subject and 64 KiB per payload are read, the pull's
+// deadline and credentials apply, a payload's bytes are checked against their digest like any
+// blob, and the error text is bounded. Only a requirement that needs signatures costs requests
+// (one manifest GET per subject, one blob GET per signature read; a payload is always asked of
+// the pull's registry, never taken from the store unasked).
 //
 // A refusal is kUntrusted and names the policy file, the scope, each signature's digest with
 // the check it failed (integrity, identity, digest), and what to fix.
@@ -76,11 +77,15 @@ class SignatureVerifier {
                                   const ImageRef& ref, const PolicyRequirement& requirement,
                                   const SignedSubjects& subjects, const Context& ctx);
 
+  // Keeps the first few reasons a signature was not considered, counts the rest.
+  void skip(std::string reason);
+
   const ContainersPolicy& policy_;
   bool refused_ = false;
   bool collected_ = false;
   std::vector<Candidate> candidates_;
   std::vector<std::string> skipped_;  // signatures not considered, and why
+  size_t skipped_more_ = 0;
 };
 
 }  // namespace pullagent::puller

@@ -7,18 +7,18 @@ namespace pullagent::puller {
 constexpr size_t kMaxVerdicts = 4096;
 
 std::string VerdictCache::key(const ContainersPolicy& policy, const ImageRef& ref,
-                              const Digest& digest) {
-  return policy.hash().str() + " " + ref.str() + " " + digest.str();
+                              const Digest& digest, const std::string& platform) {
+  return policy.hash().str() + " " + ref.str() + " " + digest.str() + " " + platform;
 }
 
 bool VerdictCache::accepted(const ContainersPolicy& policy, const ImageRef& ref,
-                            const Digest& digest) const {
+                            const Digest& digest, const std::string& platform) const {
   std::lock_guard lock(mutex_);
-  return accepted_.count(key(policy, ref, digest)) != 0;
+  return accepted_.count(key(policy, ref, digest, platform)) != 0;
 }
 
 void VerdictCache::remember(const ContainersPolicy& policy, const ImageRef& ref,
-                            const Digest& digest) {
+                            const Digest& digest, const std::string& platform) {
   std::lock_guard lock(mutex_);
   const std::string prefix = policy.hash().str() + " ";
   if (accepted_.size() >= kMaxVerdicts) {
@@ -28,7 +28,7 @@ void VerdictCache::remember(const ContainersPolicy& policy, const ImageRef& ref,
     if (accepted_.size() >= kMaxVerdicts)
       accepted_.clear();
   }
-  accepted_.insert(key(policy, ref, digest));
+  accepted_.insert(key(policy, ref, digest, platform));
 }
 
 }  // namespace pullagent::puller

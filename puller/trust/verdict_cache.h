@@ -10,18 +10,22 @@
 
 namespace pullagent::puller {
 
-// The images a signature policy accepted in this process, by (policy hash, reference, digest):
+// The images a signature policy accepted in this process, by (policy hash, reference, digest,
+// platform: an index's verdict holds for the platform whose manifest was checked):
 // a tag poll or refresh that finds its tag where it was skips the pull only when the policy of
 // now accepted that digest under that name (the identity rules read the name); a changed
 // policy file (another hash) decides every image again. Refusals are not kept: a refused image
 // is asked again at the next attempt (a signature may have been pushed since). Thread-safe.
 class VerdictCache {
  public:
-  bool accepted(const ContainersPolicy& policy, const ImageRef& ref, const Digest& digest) const;
-  void remember(const ContainersPolicy& policy, const ImageRef& ref, const Digest& digest);
+  bool accepted(const ContainersPolicy& policy, const ImageRef& ref, const Digest& digest,
+                const std::string& platform) const;
+  void remember(const ContainersPolicy& policy, const ImageRef& ref, const Digest& digest,
+                const std::string& platform);
 
  private:
-  static std::string key(const ContainersPolicy& policy, const ImageRef& ref, const Digest& digest);
+  static std::string key(const ContainersPolicy& policy, const ImageRef& ref, const Digest& digest,
+                         const std::string& platform);
 
   mutable std::mutex mutex_;
   std::set<std::string> accepted_;

@@ -8,6 +8,7 @@
 
 #include "base/base64.h"
 #include "puller/trust/containers_policy.h"
+#include "puller/trust/verdict_cache.h"
 
 namespace pullagent::puller {
 namespace {
@@ -19,7 +20,7 @@ std::string keyPath(const std::string& kind) {
   return (kKeys / (kind + ".pub")).string();
 }
 
-ImageRef ref(const std::string& text) {
+ImageRef parsedRef(const std::string& text) {
   auto parsed = ImageRef::parse(text);
   EXPECT_TRUE(parsed.ok()) << text;
   return parsed.value();
@@ -53,7 +54,7 @@ TEST(ContainersPolicy, TheMostSpecificScopeWins) {
       "docker-daemon": {"": [{"type": "reject"}]}
     }})";
   auto policy = policyOf(text);
-  auto scope = [&](const std::string& image) { return policy.scopeFor(ref(image)).name; };
+  auto scope = [&](const std::string& image) { return policy.scopeFor(parsedRef(image)).name; };
   EXPECT_EQ(scope("myreg.azurecr.io/team/app:stable"), "myreg.azurecr.io/team/app:stable");
   EXPECT_EQ(scope("myreg.azurecr.io/team/app:v2"), "myreg.azurecr.io/team/app");
   EXPECT_EQ(scope("myreg.azurecr.io/team/web:v1"), "myreg.azurecr.io/team");
@@ -61,21 +62,22 @@ TEST(ContainersPolicy, TheMostSpecificScopeWins) {
   EXPECT_EQ(scope("reg.eu.example.com/a:v1"), "*.eu.example.com");
   EXPECT_EQ(scope("reg.us.example.com:5000/a:v1"), "*.example.com");
   EXPECT_EQ(scope("ubuntu"), "the docker transport's default (\"\")");
-  const auto* requirements = policy.scopeFor(ref("myreg.azurecr.io/team/app:v2")).requirements;
+  const auto* requirements =
+      policy.scopeFor(parsedRef("myreg.azurecr.io/team/app:v2")).requirements;
   ASSERT_EQ(requirements->size(), 1u);
   EXPECT_EQ((*requirements)[0].type, PolicyRequirement::Type::kReject);
   EXPECT_EQ((*requirements)[0].where,
             "policy.json: transports.docker.myreg.azurecr.io/team/app[0]");
 
   auto only_default = policyOf(R"({"default": [{"type": "insecureAcceptAnything"}]})");
-  EXPECT_EQ(only_default.scopeFor(ref("ubuntu")).name, "default");
+  EXPECT_EQ(only_default.scopeFor(parsedRef("ubuntu")).name, "default");
 }
 
 TEST(ContainersPolicy, KeysAreReadWhenTheFileIsAndChangeItsHash) {
   const std::string by_path =
       R"({"default": [{"type": "sigstoreSigned", "keyPath": ")" + keyPath("ecdsa") + R"("}]})";
   auto policy = policyOf(by_path);
-  const auto& requirement = (*policy.scopeFor(ref("a/b:c")).requirements)[0];
+  const auto& requirement = (*policy.scopeFor(parsedRef("a/b:c")).requirements)[0];
   EXPECT_EQ(requirement.type, PolicyRequirement::Type::kSigstoreSigned);
   ASSERT_EQ(requirement.keys.size(), 1u);
   EXPECT_EQ(requirement.keys[0]->describe(), "ECDSA P-256");
@@ -84,7 +86,7 @@ TEST(ContainersPolicy, KeysAreReadWhenTheFileIsAndChangeItsHash) {
   auto two = policyOf(R"({"default": [{"type": "sigstoreSigned", "keyPaths": [")" +
                       keyPath("ecdsa") + R"(", ")" + keyPath("ed25519") +
                       R"("], "signedIdentity": {"type": "matchRepository"}}]})");
-  EXPECT_EQ((*two.scopeFor(ref("a/b:c")).requirements)[0].keys.size(), 2u);
+  EXPECT_EQ((*two.scopeFor(parsedRef("a/b:c")).requirements)[0].keys.size(), 2u);
   EXPECT_NE(two.hash(), policy.hash());
 
   std::ifstream in(keyPath("rsa"));
@@ -92,7 +94,8 @@ TEST(ContainersPolicy, KeysAreReadWhenTheFileIsAndChangeItsHash) {
   pem << in.rdbuf();
   auto inline_key = policyOf(R"({"default": [{"type": "sigstoreSigned", "keyData": ")" +
                              encodeBase64(pem.str()) + R"("}]})");
-  EXPECT_EQ((*inline_key.scopeFor(ref("a/b:c")).requirements)[0].keys[0]->describe(), "RSA 3072");
+  EXPECT_EQ((*inline_key.scopeFor(parsedRef("a/b:c")).requirements)[0].keys[0]->describe(),
+            "RSA 3072");
 }
 
 TEST(ContainersPolicy, WhatItDoesNotCheckRefusesTheImagesItCoversNotTheFile) {
@@ -103,10 +106,10 @@ TEST(ContainersPolicy, WhatItDoesNotCheckRefusesTheImagesItCoversNotTheFile) {
       "keyless.example.com": [{"type": "sigstoreSigned", "fulcio": {"caPath": "/f.pem",
           "oidcIssuer": "https://issuer", "subjectEmail": "a@b"}, "rekorPublicKeyPath": "/r.pub"}]
     }}})");
-  const auto& gpg = (*policy.scopeFor(ref("gpg.example.com/a:v1")).requirements)[0];
+  const auto& gpg = (*policy.scopeFor(parsedRef("gpg.example.com/a:v1")).requirements)[0];
   EXPECT_EQ(gpg.type, PolicyRequirement::Type::kUnsupported);
   EXPECT_NE(gpg.unsupported.find("signedBy (GPG"), std::string::npos);
-  const auto& keyless = (*policy.scopeFor(ref("keyless.example.com/a:v1")).requirements)[0];
+  const auto& keyless = (*policy.scopeFor(parsedRef("keyless.example.com/a:v1")).requirements)[0];
   EXPECT_EQ(keyless.type, PolicyRequirement::Type::kUnsupported);
   EXPECT_NE(keyless.unsupported.find("fulcio"), std::string::npos);
 }
@@ -135,11 +138,30 @@ TEST(ContainersPolicy, MistakesAreConfigErrorsNamingThePath) {
                     keyPath("rsa-1024") + R"("}]})")
                 .find("too weak"),
             std::string::npos);
+  // Scopes: a host or a normalised reference; one that could never match is refused with the
+  // form that would.
+  auto scopeError = [](const std::string& scope) {
+    return errorOf(R"({"default": [{"type": "reject"}], "transports": {"docker": {")" + scope +
+                   R"(": [{"type": "reject"}]}}})");
+  };
+  EXPECT_NE(scopeError("Not A Ref!").find("the scope is neither a registry host nor a reference"),
+            std::string::npos);
   EXPECT_NE(
-      errorOf(
-          R"({"default": [{"type": "reject"}], "transports": {"docker": {"Not A Ref!": [{"type": "reject"}]}}})")
-          .find("the scope is not a reference"),
+      scopeError("docker.io/nginx").find("the scope is compared as \"docker.io/library/nginx\""),
       std::string::npos);
+  EXPECT_NE(scopeError("reg.io/a/Bad").find("the scope is not a reference"), std::string::npos);
+  // remapIdentity prefixes that could never match, and an exactReference without tag or digest.
+  for (const char* identity :
+       {R"({"type": "remapIdentity", "prefix": "", "signedPrefix": "reg.io"})",
+        R"({"type": "remapIdentity", "prefix": "mirror.io/", "signedPrefix": "reg.io"})",
+        R"({"type": "remapIdentity", "prefix": "mirror.io", "signedPrefix": "reg.io/a:v1"})",
+        R"({"type": "exactReference", "dockerReference": "reg.io/app"})"}) {
+    EXPECT_NE(errorOf(R"({"default": [{"type": "sigstoreSigned", "keyPath": ")" + keyPath("ecdsa") +
+                      R"(", "signedIdentity": )" + identity + "}]}")
+                  .find("default[0].signedIdentity."),
+              std::string::npos)
+        << identity;
+  }
   EXPECT_NE(
       errorOf(
           R"({"default": [{"type": "reject"}], "transports": {"docker": {"*example.com": [{"type": "reject"}]}}})")
@@ -157,7 +179,7 @@ TEST(SignedIdentityRules, AsContainersImageDecidesThem) {
   using Rule = SignedIdentity::Rule;
   auto check = [](SignedIdentity identity, const std::string& pulled,
                   const std::string& signed_ref) {
-    return checkSignedIdentity(identity, ref(pulled), signed_ref).ok();
+    return checkSignedIdentity(identity, parsedRef(pulled), signed_ref).ok();
   };
   const std::string digest = "@sha256:" + std::string(64, 'd');
   SignedIdentity by_default;
@@ -194,14 +216,35 @@ TEST(SignedIdentityRules, AsContainersImageDecidesThem) {
   EXPECT_TRUE(check(remap, "mirror.local/origin/team/app:v1", "reg.io/team/app:v1"));
   EXPECT_FALSE(check(remap, "mirror.local/origin/team/app:v1", "reg.io/team/app:v2"));
   // The prefix matches whole path components only.
-  EXPECT_FALSE(check(remap, "mirror.local/originals/app:v1", "reg.io/als/app:v1"));
+  EXPECT_FALSE(check(remap, "mirror.local/originals/app:v1", "reg.ioals/app:v1"));
 
-  auto said = checkSignedIdentity(by_default, ref("reg.io/team/app:v1"), "reg.io/team/app");
+  auto said = checkSignedIdentity(by_default, parsedRef("reg.io/team/app:v1"), "reg.io/team/app");
   ASSERT_FALSE(said.ok());
   EXPECT_EQ(said.error().message,
             "the signature is for \"reg.io/team/app\", the policy wants exactly "
             "reg.io/team/app:v1 (matchRepoDigestOrExact)");
-  EXPECT_FALSE(checkSignedIdentity(by_default, ref("reg.io/a:v1"), "Not A Reference").ok());
+  EXPECT_FALSE(checkSignedIdentity(by_default, parsedRef("reg.io/a:v1"), "Not A Reference").ok());
+}
+
+TEST(VerdictCache, HoldsOnlyForTheSamePolicyNameDigestAndPlatform) {
+  auto lenient = policyOf(R"({"default": [{"type": "insecureAcceptAnything"}]})");
+  auto strict = policyOf(R"({"default": [{"type": "reject"}]})");
+  const auto image = parsedRef("reg.io/app:v1");
+  const auto digest = Digest::parse("sha256:" + std::string(64, 'a')).value();
+  const auto other = Digest::parse("sha256:" + std::string(64, 'b')).value();
+  VerdictCache cache;
+  EXPECT_FALSE(cache.accepted(lenient, image, digest, "linux/amd64"));
+  cache.remember(lenient, image, digest, "linux/amd64");
+  EXPECT_TRUE(cache.accepted(lenient, image, digest, "linux/amd64"));
+  EXPECT_FALSE(cache.accepted(strict, image, digest, "linux/amd64"));  // another policy
+  EXPECT_FALSE(cache.accepted(lenient, parsedRef("reg.io/app:v2"), digest, "linux/amd64"));
+  EXPECT_FALSE(cache.accepted(lenient, image, other, "linux/amd64"));
+  EXPECT_FALSE(cache.accepted(lenient, image, digest, "linux/arm64"));
+  // Full: the other policies' verdicts go first.
+  for (int i = 0; i < 5000; ++i)
+    cache.remember(strict, parsedRef("reg.io/app:t" + std::to_string(i)), digest, "linux/amd64");
+  EXPECT_FALSE(cache.accepted(lenient, image, digest, "linux/amd64"));
+  EXPECT_TRUE(cache.accepted(strict, parsedRef("reg.io/app:t4999"), digest, "linux/amd64"));
 }
 
 }  // namespace

@@ -116,7 +116,19 @@ TEST(CosignPayload, EveryCriticalFieldIsCheckedAndNamed) {
       << no_identity.error().message;
   EXPECT_FALSE(parse("not json").ok());
   EXPECT_FALSE(parse(std::string(70 * 1024, ' ')).ok());
-  EXPECT_FALSE(parse(std::string(100, '[') + std::string(100, ']')).ok());
+  // Nested past the payload's depth limit inside "critical": refused before it is walked.
+  auto deep = parse(R"({"critical":{"type":"cosign container image signature","x":)" +
+                    std::string(100, '[') + std::string(100, ']') + "}}");
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.error().message.find("nested deeper than"), std::string::npos)
+      << deep.error().message;
+  // containers/image refuses what it does not know in "critical", and so does this.
+  auto extra = parse(
+      R"({"critical":{"type":"cosign container image signature","image":{"docker-manifest-digest":")" +
+      digest + R"("},"identity":{"docker-reference":"a/b"},"also":1}})");
+  ASSERT_FALSE(extra.ok());
+  EXPECT_NE(extra.error().message.find("critical.also"), std::string::npos)
+      << extra.error().message;
 }
 
 TEST(CosignSignatureManifest, ReadsEachLayerWithItsAnnotationsAndNamesWhatIsWrong) {
