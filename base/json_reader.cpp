@@ -1,5 +1,6 @@
 #include "base/json_reader.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "base/redact.h"
@@ -225,6 +226,15 @@ Result<std::vector<std::string>> JsonReader::optionalStrings() const {
     out.push_back(std::move(text));
   }
   return out;
+}
+
+Status JsonReader::onlyKeys(std::initializer_list<std::string_view> allowed) const {
+  ASSIGN_OR_RETURN(auto all, members());
+  for (const auto& [key, member] : all) {
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+      return member.error("unknown key");
+  }
+  return {};
 }
 
 }  // namespace pullagent

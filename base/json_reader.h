@@ -74,6 +74,10 @@ class JsonReader {
   // An array of strings; missing or null reads as empty.
   Result<std::vector<std::string>> optionalStrings() const;
 
+  // An object with no member but `allowed`: a misspelt key must not silently weaken what the
+  // document says. The error names the first other member ("…: policy.defualt: unknown key").
+  Status onlyKeys(std::initializer_list<std::string_view> allowed) const;
+
   // An error about this value: "<document>: <path>: <why>".
   Error error(std::string_view why) const;
   Error typeError(std::string_view expected) const;

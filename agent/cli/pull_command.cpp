@@ -16,7 +16,7 @@
 #include "base/random.h"
 #include "puller/http/curl_http_client.h"
 #include "puller/pipeline/pull_pipeline.h"
-#include "puller/trust/containers_policy.h"
+#include "puller/trust/trust_policy.h"
 #include "resolver/system_resolver.h"
 
 namespace pullagent::agent {
@@ -71,6 +71,10 @@ options:
   --signature-policy FILE a containers-policy.json(5): the image is refused before its first
                           layer unless its scope's requirements hold (cosign signatures by the
                           keys it names, reject, insecureAcceptAnything)
+  --notation-dir DIR      a Notation configuration directory (trustpolicy.json and
+                          truststore/x509/…, as ~/.config/notation): the image is refused before
+                          its first layer unless a Notary Project signature satisfies the
+                          statement covering its repository; with --signature-policy, both
   --seccomp-profile FILE  the seccomp profile (Docker's format) for a bundle's config.json,
                           or "none" (default /usr/share/containers/seccomp.json)
   --log-level LEVEL       trace, debug, info (default), warn, error
@@ -94,6 +98,7 @@ const std::set<std::string> kPullOptions{"dest",
                                          "deadline",
                                          "seccomp-profile",
                                          "signature-policy",
+                                         "notation-dir",
                                          "storage",
                                          "shared-blob-proof",
                                          "hosts-dir"};
@@ -223,13 +228,23 @@ int runPull(const ParsedArgs& args, const ProcessEnvironment& env, const Environ
       return fail(chosen.error().context("--shared-blob-proof"));
     job.shared_blob_proof = chosen.value();
   }
+  std::shared_ptr<const puller::ContainersPolicy> containers_policy;
   if (auto policy_path = args.option("signature-policy")) {
     auto policy = puller::ContainersPolicy::load(*policy_path);
     if (!policy)
       return fail(policy.error().context("--signature-policy"));
-    job.signature_policy =
-        std::make_shared<const puller::ContainersPolicy>(std::move(policy).value());
+    containers_policy = std::make_shared<const puller::ContainersPolicy>(std::move(policy).value());
   }
+  std::shared_ptr<const puller::NotationPolicy> notation_policy;
+  if (auto directory = args.option("notation-dir")) {
+    auto policy = puller::NotationPolicy::load(*directory);
+    if (!policy)
+      return fail(policy.error().context("--notation-dir"));
+    notation_policy = std::make_shared<const puller::NotationPolicy>(std::move(policy).value());
+  }
+  if (containers_policy || notation_policy)
+    job.signature_policy = std::make_shared<const puller::TrustPolicy>(std::move(containers_policy),
+                                                                       std::move(notation_policy));
   job.stop = env.stop;
   job.privileged = env.privileged;
   if (!job.layout && job.form == puller::PublishForm::kBundle) {

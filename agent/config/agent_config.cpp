@@ -16,7 +16,7 @@ constexpr int64_t kDay = 86400;
 
 // Every key the agent config has, and those of its identity object. A key outside them is an
 // error: a misspelt setting ("stateDIr") must not leave the host on the default silently.
-constexpr std::array<std::string_view, 48> kTopLevelKeys = {"stateDir",
+constexpr std::array<std::string_view, 49> kTopLevelKeys = {"stateDir",
                                                             "sitesDir",
                                                             "identity",
                                                             "acrAudience",
@@ -63,7 +63,8 @@ constexpr std::array<std::string_view, 48> kTopLevelKeys = {"stateDir",
                                                             "keepPreviousImages",
                                                             "warmImages",
                                                             "additionalStores",
-                                                            "signaturePolicy"};
+                                                            "signaturePolicy",
+                                                            "notationDir"};
 constexpr std::array<std::string_view, 2> kIdentityKeys = {"kind", "endpoint"};
 
 template <size_t N>
@@ -486,6 +487,7 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   RETURN_IF_ERROR(readDisk(doc, read, config));
   ASSIGN_OR_RETURN(config.warm_images, readWarmImages(doc["warmImages"]));
   ASSIGN_OR_RETURN(config.additional_stores, readAdditionalStores(doc["additionalStores"], config));
+  std::shared_ptr<const puller::ContainersPolicy> containers_policy;
   ASSIGN_OR_RETURN(auto policy_path, doc["signaturePolicy"].optionalString());
   if (policy_path) {
     if (!std::filesystem::path(*policy_path).is_absolute())
@@ -495,9 +497,21 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
     auto policy = puller::ContainersPolicy::load(*policy_path);
     if (!policy)
       return doc["signaturePolicy"].error(policy.error().message);
-    config.signature_policy =
-        std::make_shared<const puller::ContainersPolicy>(std::move(policy).value());
+    containers_policy = std::make_shared<const puller::ContainersPolicy>(std::move(policy).value());
   }
+  std::shared_ptr<const puller::NotationPolicy> notation_policy;
+  ASSIGN_OR_RETURN(auto notation_dir, doc["notationDir"].optionalString());
+  if (notation_dir) {
+    if (!std::filesystem::path(*notation_dir).is_absolute())
+      return doc["notationDir"].error("must be an absolute path, got \"" + *notation_dir + "\"");
+    auto policy = puller::NotationPolicy::load(*notation_dir);
+    if (!policy)
+      return doc["notationDir"].error(policy.error().message);
+    notation_policy = std::make_shared<const puller::NotationPolicy>(std::move(policy).value());
+  }
+  if (containers_policy || notation_policy)
+    config.signature_policy = std::make_shared<const puller::TrustPolicy>(
+        std::move(containers_policy), std::move(notation_policy));
 
   if (!doc["hostOverrides"].missing()) {
     ASSIGN_OR_RETURN(auto hosts, doc["hostOverrides"].members());

@@ -16,7 +16,7 @@
 #include "puller/state/disk_space.h"
 #include "puller/state/state_dir.h"
 #include "puller/store/additional_store.h"
-#include "puller/trust/containers_policy.h"
+#include "puller/trust/trust_policy.h"
 
 namespace pullagent::agent {
 
@@ -137,10 +137,11 @@ struct AgentConfig {
   // Read-only image stores (a state dir or OCI layout, mounted read-only), consulted before the
   // network for the registries each lists.
   std::vector<puller::AdditionalStore> additional_stores;
-  // The host's signature policy (containers-policy.json(5), read from the file
-  // `signaturePolicy` names): every site's and warm image is checked against it before its
-  // first layer, at every pull. Unset: images are not checked.
-  std::shared_ptr<const puller::ContainersPolicy> signature_policy;
+  // The host's signature policies: a containers-policy.json(5) (the file `signaturePolicy`
+  // names) and a Notation configuration (the directory `notationDir` names, as
+  // ~/.config/notation). Every site's and warm image is checked against them before its first
+  // layer, at every pull. Unset: images are not checked.
+  std::shared_ptr<const puller::TrustPolicy> signature_policy;
 };
 
 // Parses agent.json; `environment` supplies IDENTITY_ENDPOINT / IDENTITY_HEADER (App Service

@@ -33,6 +33,32 @@ Result<Platform> parsePlatform(const JsonReader& value) {
   return platform;
 }
 
+bool isAttestation(const Descriptor& descriptor) {
+  auto it = descriptor.annotations.find("vnd.docker.reference.type");
+  if (it != descriptor.annotations.end() && it->second == "attestation-manifest")
+    return true;
+  return descriptor.platform && descriptor.platform->os == "unknown" &&
+         descriptor.platform->architecture == "unknown";
+}
+
+// Variants acceptable for `want`, best first.
+std::vector<std::string> variantPreference(const Platform& want) {
+  std::vector<std::string> order{want.variant};
+  auto lowerFrom = [&](char prefix, int from, int to) {
+    for (int v = from - 1; v >= to; --v)
+      order.push_back(std::string(1, prefix) + std::to_string(v));
+  };
+  if (want.architecture == "amd64" && want.variant.size() == 2 && want.variant[0] == 'v') {
+    lowerFrom('v', want.variant[1] - '0', 2);
+    order.push_back("");  // v1 is normalised to no variant
+  } else if (want.architecture == "arm" && want.variant.size() == 2 && want.variant[0] == 'v') {
+    lowerFrom('v', want.variant[1] - '0', 5);
+  }
+  return order;
+}
+
+}  // namespace
+
 Result<Descriptor> parseDescriptor(const JsonReader& value) {
   if (!value.isObject())
     return value.typeError("a descriptor object");
@@ -64,32 +90,6 @@ Result<Descriptor> parseDescriptor(const JsonReader& value) {
   }
   return descriptor;
 }
-
-bool isAttestation(const Descriptor& descriptor) {
-  auto it = descriptor.annotations.find("vnd.docker.reference.type");
-  if (it != descriptor.annotations.end() && it->second == "attestation-manifest")
-    return true;
-  return descriptor.platform && descriptor.platform->os == "unknown" &&
-         descriptor.platform->architecture == "unknown";
-}
-
-// Variants acceptable for `want`, best first.
-std::vector<std::string> variantPreference(const Platform& want) {
-  std::vector<std::string> order{want.variant};
-  auto lowerFrom = [&](char prefix, int from, int to) {
-    for (int v = from - 1; v >= to; --v)
-      order.push_back(std::string(1, prefix) + std::to_string(v));
-  };
-  if (want.architecture == "amd64" && want.variant.size() == 2 && want.variant[0] == 'v') {
-    lowerFrom('v', want.variant[1] - '0', 2);
-    order.push_back("");  // v1 is normalised to no variant
-  } else if (want.architecture == "arm" && want.variant.size() == 2 && want.variant[0] == 'v') {
-    lowerFrom('v', want.variant[1] - '0', 5);
-  }
-  return order;
-}
-
-}  // namespace
 
 Result<Platform> Platform::parse(std::string_view text) {
   Platform platform;

@@ -11,6 +11,10 @@
 #include "base/error.h"
 #include "puller/oci/digest.h"
 
+namespace pullagent {
+class JsonReader;
+}
+
 namespace pullagent::puller {
 
 namespace media_type {
@@ -74,6 +78,10 @@ using ManifestDocument = std::variant<ImageManifest, ImageIndex>;
 // an index and a manifest, a mediaType field that contradicts the Content-Type, descriptors
 // with bad digests or negative sizes, layers of a type that is not a layer.
 Result<ManifestDocument> parseManifest(std::string_view bytes, std::string_view content_type);
+
+// One descriptor object (mediaType, digest, size, platform, annotations, urls), typed: errors
+// name the JSON path under `value`.
+Result<Descriptor> parseDescriptor(const JsonReader& value);
 
 bool isIndexMediaType(std::string_view type);
 bool isManifestMediaType(std::string_view type);

@@ -10,7 +10,7 @@
 #include "puller/state/state_lock.h"
 #include "puller/store/image_sources.h"
 #include "puller/store/oci_layout.h"
-#include "puller/trust/signature_verifier.h"
+#include "puller/trust/trust_policy.h"
 
 namespace pullagent::puller {
 namespace {
@@ -197,14 +197,11 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   if (job.signature_policy) {
     options.verify = [&](const std::optional<Descriptor>& index, const Descriptor& manifest,
                          const Context& verify_ctx) -> Status {
-      SignatureVerifier verifier(*job.signature_policy);
       auto verdict =
-          verifier.verify(registry, *store, job.ref, SignedSubjects{index, manifest}, verify_ctx);
-      if (!verdict) {
-        if (job.refused_by_signature_policy != nullptr)
-          *job.refused_by_signature_policy = verifier.refused();
+          job.signature_policy->verify(registry, *store, job.ref, SignedSubjects{index, manifest},
+                                       verify_ctx, job.refused_by_signature_policy);
+      if (!verdict)
         return verdict.error();
-      }
       if (services.verdicts() != nullptr)
         services.verdicts()->remember(*job.signature_policy, job.ref,
                                       index ? index->digest : manifest.digest,

@@ -18,7 +18,7 @@
 #include "puller/pipeline/image_puller.h"
 #include "puller/registry/registry_source.h"
 #include "puller/state/state_dir.h"
-#include "puller/trust/containers_policy.h"
+#include "puller/trust/trust_policy.h"
 #include "puller/trust/verdict_cache.h"
 #include "puller/unpack/image_publisher.h"
 
@@ -51,7 +51,7 @@ struct PullRequest {
   std::vector<AdditionalStore> additional_stores;
   // The host's signature policy (containers-policy.json): the image is refused before any
   // blob is fetched unless its scope's requirements hold. Unset: every image is accepted.
-  std::shared_ptr<const ContainersPolicy> signature_policy;
+  std::shared_ptr<const TrustPolicy> signature_policy;
   // Set to true when the policy refused the image (rather than the pull failing otherwise).
   bool* refused_by_signature_policy = nullptr;
 

@@ -274,6 +274,66 @@ Result<FetchedManifest> RegistryClient::fetchManifest(const std::string& referen
   return fetched;
 }
 
+namespace {
+
+// The target of a Link header's rel="next" (RFC 8288), when it is a path on the same host.
+std::optional<std::string> nextPage(const HttpResponse& response) {
+  auto link = response.header("Link");
+  if (!link || link->find("rel=\"next\"") == std::string::npos)
+    return std::nullopt;
+  const auto open = link->find('<');
+  const auto close = link->find('>', open == std::string::npos ? 0 : open);
+  if (open == std::string::npos || close == std::string::npos)
+    return std::nullopt;
+  std::string target = link->substr(open + 1, close - open - 1);
+  if (!target.starts_with("/v2/") || target.find_first_of(" \r\n") != std::string::npos)
+    return std::nullopt;
+  return target;
+}
+
+}  // namespace
+
+Result<std::optional<std::vector<std::string>>> RegistryClient::fetchReferrers(
+    const Digest& subject, std::string_view artifact_type, const Context& ctx) {
+  const std::string what = "referrers of " + repository_ + "@" + subject.str();
+  std::optional<std::vector<std::string>> pages;
+  auto attempt = [&](const RegistrySource& source) -> AttemptOutcome {
+    const std::string where = "referrers " + source.host + "/" + repository_ + "@" + subject.str();
+    std::vector<std::string> read;
+    std::string next = url(source, "referrers", subject.str());
+    next += std::string(next.find('?') == std::string::npos ? "?" : "&") +
+            "artifactType=" + std::string(artifact_type);
+    for (int page = 0; page < kMaxReferrerPages; ++page) {
+      HttpRequest request;
+      request.url = next;
+      request.headers.push_back({"Accept", std::string(media_type::kOciIndex)});
+      request.max_body = static_cast<size_t>(kMaxManifestSize);
+      auto response = sendAuthorized(source, request, ctx);
+      if (!response)
+        return response.error().context(where);
+      if (page == 0 &&
+          (response->status == 404 || response->status == 405 || response->status == 501)) {
+        pages.reset();
+        return {};
+      }
+      if (response->status != 200)
+        return registryError(response.value(), where, clock_.wallNow());
+      if (tally_ != nullptr)
+        tally_->bytes(source.origin, static_cast<int64_t>(response->body.size()));
+      read.push_back(std::move(response->body));
+      auto link = nextPage(response.value());
+      if (!link)
+        break;
+      next = source.scheme + "://" + source.host + *link;
+    }
+    pages = std::move(read);
+    return {};
+  };
+  RETURN_IF_ERROR(trySources(
+      what, [&](size_t index) { return sources_[index].resolve; }, ctx, attempt));
+  return pages;
+}
+
 Result<Digest> RegistryClient::resolveTag(const std::string& tag, const Context& ctx) {
   const std::string what = "manifest " + repository_ + ":" + tag;
   std::optional<Digest> resolved;

@@ -63,6 +63,17 @@ class RegistryClient {
   Result<FetchedManifest> fetchManifest(const std::string& reference,
                                         const std::optional<Digest>& expected, const Context& ctx);
 
+  // GET /v2/<repo>/referrers/<subject>?artifactType=<type> (OCI distribution 1.1): the image
+  // index pages listing the manifests that refer to `subject`, following Link rel="next" for at
+  // most kMaxReferrerPages pages on the same host. nullopt when the registry has no referrers
+  // API (404, 405, 501: Debian's docker-registry 2.8), so that the caller reads the tag schema's
+  // "sha256-<hex>" index instead. Asked of the sources that may resolve tags (the list changes
+  // as signatures are pushed), with the pull's credentials.
+  static constexpr int kMaxReferrerPages = 4;
+  Result<std::optional<std::vector<std::string>>> fetchReferrers(const Digest& subject,
+                                                                 std::string_view artifact_type,
+                                                                 const Context& ctx);
+
   // What a tag points at now, for the cheapest check that it moved: HEAD
   // /v2/<repo>/manifests/<tag> and its Docker-Content-Digest (one request). A registry that
   // refuses HEAD (405, 501) or answers it without a valid digest gets the GET of

@@ -17,17 +17,6 @@ using Rule = SignedIdentity::Rule;
 
 // Refuses members other than `allowed`, as containers/image does: a misspelt key must not
 // silently weaken a policy.
-Status onlyKeys(const JsonReader& value, std::initializer_list<std::string_view> allowed) {
-  ASSIGN_OR_RETURN(auto members, value.members());
-  for (const auto& [key, member] : members) {
-    bool known = false;
-    for (auto name : allowed)
-      known = known || key == name;
-    if (!known)
-      return member.error("unknown key");
-  }
-  return {};
-}
 
 // The name (domain/repository) of a reference, with Docker's normalisation.
 std::string nameOf(const ImageRef& ref) {
@@ -90,12 +79,12 @@ Result<SignedIdentity> parseIdentity(const JsonReader& value) {
     return identity;
   ASSIGN_OR_RETURN(auto type, value["type"].string());
   if (type == "matchExact" || type == "matchRepoDigestOrExact" || type == "matchRepository") {
-    RETURN_IF_ERROR(onlyKeys(value, {"type"}));
+    RETURN_IF_ERROR(value.onlyKeys({"type"}));
     identity.rule = type == "matchExact"               ? Rule::kMatchExact
                     : type == "matchRepoDigestOrExact" ? Rule::kMatchRepoDigestOrExact
                                                        : Rule::kMatchRepository;
   } else if (type == "exactReference") {
-    RETURN_IF_ERROR(onlyKeys(value, {"type", "dockerReference"}));
+    RETURN_IF_ERROR(value.onlyKeys({"type", "dockerReference"}));
     identity.rule = Rule::kExactReference;
     ASSIGN_OR_RETURN(identity.reference, value["dockerReference"].string());
     auto ref = parseWritten(identity.reference);
@@ -105,14 +94,14 @@ Result<SignedIdentity> parseIdentity(const JsonReader& value) {
       return value["dockerReference"].error("\"" + identity.reference +
                                             "\" has neither a tag nor a digest");
   } else if (type == "exactRepository") {
-    RETURN_IF_ERROR(onlyKeys(value, {"type", "dockerRepository"}));
+    RETURN_IF_ERROR(value.onlyKeys({"type", "dockerRepository"}));
     identity.rule = Rule::kExactRepository;
     ASSIGN_OR_RETURN(identity.reference, value["dockerRepository"].string());
     auto ref = ImageRef::parse(identity.reference);
     if (!ref)
       return value["dockerRepository"].error(ref.error().message);
   } else if (type == "remapIdentity") {
-    RETURN_IF_ERROR(onlyKeys(value, {"type", "prefix", "signedPrefix"}));
+    RETURN_IF_ERROR(value.onlyKeys({"type", "prefix", "signedPrefix"}));
     identity.rule = Rule::kRemapIdentity;
     ASSIGN_OR_RETURN(identity.prefix, value["prefix"].string());
     ASSIGN_OR_RETURN(identity.signed_prefix, value["signedPrefix"].string());
@@ -151,12 +140,12 @@ class PolicyParser {
     requirement.where = value.where();
     ASSIGN_OR_RETURN(auto type, value["type"].string());
     if (type == "insecureAcceptAnything" || type == "reject") {
-      RETURN_IF_ERROR(onlyKeys(value, {"type"}));
+      RETURN_IF_ERROR(value.onlyKeys({"type"}));
       requirement.type = type == "reject" ? PolicyRequirement::Type::kReject
                                           : PolicyRequirement::Type::kInsecureAcceptAnything;
     } else if (type == "signedBy") {
       RETURN_IF_ERROR(
-          onlyKeys(value, {"type", "keyType", "keyPath", "keyPaths", "keyData", "signedIdentity"}));
+          value.onlyKeys({"type", "keyType", "keyPath", "keyPaths", "keyData", "signedIdentity"}));
       requirement.type = PolicyRequirement::Type::kUnsupported;
       requirement.unsupported =
           "signedBy (GPG simple signing) is not supported by pullagent: sign with cosign and "
@@ -174,8 +163,8 @@ class PolicyParser {
 
   Status sigstore(const JsonReader& value, PolicyRequirement& requirement) {
     RETURN_IF_ERROR(
-        onlyKeys(value, {"type", "keyPath", "keyPaths", "keyData", "fulcio", "rekorPublicKeyPath",
-                         "rekorPublicKeyPaths", "rekorPublicKeyData", "signedIdentity"}));
+        value.onlyKeys({"type", "keyPath", "keyPaths", "keyData", "fulcio", "rekorPublicKeyPath",
+                        "rekorPublicKeyPaths", "rekorPublicKeyData", "signedIdentity"}));
     requirement.type = PolicyRequirement::Type::kSigstoreSigned;
     ASSIGN_OR_RETURN(requirement.identity, parseIdentity(value["signedIdentity"]));
     int sources = 0;
@@ -266,7 +255,7 @@ Result<ContainersPolicy> ContainersPolicy::parse(std::string_view text,
   const JsonReader root(doc, document, ErrorCode::kInvalidArgument);
   if (!root.isObject())
     return root.typeError("an object");
-  RETURN_IF_ERROR(onlyKeys(root, {"default", "transports"}));
+  RETURN_IF_ERROR(root.onlyKeys({"default", "transports"}));
   ContainersPolicy policy;
   policy.document_ = document;
   Sha256 hasher;

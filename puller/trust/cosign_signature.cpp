@@ -17,20 +17,7 @@ Result<std::vector<Descriptor>> parseSignatureManifest(std::string_view bytes) {
   ASSIGN_OR_RETURN(auto layers, root["layers"].elements());
   std::vector<Descriptor> out;
   for (const auto& layer : layers) {
-    Descriptor descriptor;
-    ASSIGN_OR_RETURN(descriptor.media_type, layer["mediaType"].string());
-    ASSIGN_OR_RETURN(auto digest, layer["digest"].string());
-    auto parsed = Digest::parse(digest);
-    if (!parsed)
-      return layer["digest"].error(parsed.error().message);
-    descriptor.digest = parsed.value();
-    ASSIGN_OR_RETURN(descriptor.size, layer["size"].integer(0));
-    if (!layer["annotations"].missing()) {
-      ASSIGN_OR_RETURN(auto annotations, layer["annotations"].members());
-      for (const auto& [key, value] : annotations) {
-        ASSIGN_OR_RETURN(descriptor.annotations[key], value.string());
-      }
-    }
+    ASSIGN_OR_RETURN(auto descriptor, parseDescriptor(layer));
     out.push_back(std::move(descriptor));
   }
   return out;

@@ -21,22 +21,7 @@ std::string subjectsText(const SignedSubjects& subjects) {
   return text;
 }
 
-// Reasons kept for the error text: a hostile registry can offer thousands of broken
-// signatures, and the text ends up in the site's state file and every retry's log line.
-constexpr size_t kMaxReasons = 8;
-constexpr size_t kMaxReasonText = 300;
-
 }  // namespace
-
-void SignatureVerifier::skip(std::string reason) {
-  if (skipped_.size() < kMaxReasons) {
-    if (reason.size() > kMaxReasonText)
-      reason = reason.substr(0, kMaxReasonText) + "…";
-    skipped_.push_back(std::move(reason));
-  } else {
-    ++skipped_more_;
-  }
-}
 
 Status SignatureVerifier::collect(RegistryClient& registry, const SignedSubjects& subjects,
                                   const Context& ctx) {
@@ -56,7 +41,8 @@ Status SignatureVerifier::collect(RegistryClient& registry, const SignedSubjects
     }
     auto layers = parseSignatureManifest(fetched->bytes);
     if (!layers) {
-      skip("the tag " + tag + " is not a signature manifest (" + layers.error().message + ")");
+      skipped_.add("the tag " + tag + " is not a signature manifest (" + layers.error().message +
+                   ")");
       continue;
     }
     // Newest first: `cosign sign` appends, so after many re-signs (or a key rotation) the
@@ -65,8 +51,8 @@ Status SignatureVerifier::collect(RegistryClient& registry, const SignedSubjects
     for (auto it = layers->rbegin(); it != layers->rend(); ++it) {
       const Descriptor& layer = *it;
       if (read == cosign::kMaxSignatures) {
-        skip("signatures under " + tag + " past the newest " +
-             std::to_string(cosign::kMaxSignatures) + " were not read");
+        skipped_.add("signatures under " + tag + " past the newest " +
+                     std::to_string(cosign::kMaxSignatures) + " were not read");
         break;
       }
       ++read;
@@ -75,16 +61,17 @@ Status SignatureVerifier::collect(RegistryClient& registry, const SignedSubjects
       const std::string where = "signature " + layer.digest.str() + " (" + tag + ")";
       auto annotation = layer.annotations.find(std::string(cosign::kSignatureAnnotation));
       if (annotation == layer.annotations.end()) {
-        skip(where + ": no " + std::string(cosign::kSignatureAnnotation) + " annotation");
+        skipped_.add(where + ": no " + std::string(cosign::kSignatureAnnotation) + " annotation");
         continue;
       }
       auto signature = decodeBase64(annotation->second);
       if (!signature || signature->empty()) {
-        skip(where + ": the annotation is not base64");
+        skipped_.add(where + ": the annotation is not base64");
         continue;
       }
       if (layer.size <= 0 || layer.size > cosign::kMaxPayloadSize) {
-        skip(where + ": a payload of " + std::to_string(layer.size) + " bytes (at most 64 KiB)");
+        skipped_.add(where + ": a payload of " + std::to_string(layer.size) +
+                     " bytes (at most 64 KiB)");
         continue;
       }
       candidates_.push_back({subject, fetched->digest, layer, std::move(*signature)});
@@ -110,7 +97,7 @@ Result<SignatureVerifier::Decision> SignatureVerifier::sigstoreSigned(
     RegistryClient& registry, ContentStore& store, const ImageRef& ref,
     const PolicyRequirement& requirement, const SignedSubjects& subjects, const Context& ctx) {
   RETURN_IF_ERROR(collect(registry, subjects, ctx));
-  std::vector<std::string> reasons;
+  SignatureReasons reasons;
   for (const auto& candidate : candidates_) {
     const std::string name = "signature " + candidate.payload.digest.str();
     auto fetched = payloadOf(registry, store, candidate, ctx);
@@ -120,7 +107,7 @@ Result<SignatureVerifier::Decision> SignatureVerifier::sigstoreSigned(
       if (fetched.error().code == ErrorCode::kCancelled ||
           fetched.error().code == ErrorCode::kTimeout)
         return fetched.error();
-      reasons.push_back(name + ": its payload could not be read: " + fetched.error().message);
+      reasons.add(name + ": its payload could not be read: " + fetched.error().message);
       continue;
     }
     const std::string& payload = *fetched;
@@ -132,23 +119,23 @@ Result<SignatureVerifier::Decision> SignatureVerifier::sigstoreSigned(
       }
     }
     if (signer == nullptr) {
-      reasons.push_back(name + ": integrity/authenticity: it verifies with none of the " +
-                        std::to_string(requirement.keys.size()) + " trusted key(s)");
+      reasons.add(name + ": integrity/authenticity: it verifies with none of the " +
+                  std::to_string(requirement.keys.size()) + " trusted key(s)");
       continue;
     }
     auto claims = parseSimpleSigning(payload);
     if (!claims) {
-      reasons.push_back(name + ": " + claims.error().message);
+      reasons.add(name + ": " + claims.error().message);
       continue;
     }
     if (claims->manifest_digest != candidate.subject) {
-      reasons.push_back(name + ": digest: it signs " + claims->manifest_digest.str() + ", not " +
-                        candidate.subject.str());
+      reasons.add(name + ": digest: it signs " + claims->manifest_digest.str() + ", not " +
+                  candidate.subject.str());
       continue;
     }
     if (auto identity = checkSignedIdentity(requirement.identity, ref, claims->docker_reference);
         !identity) {
-      reasons.push_back(name + ": identity: " + identity.error().message);
+      reasons.add(name + ": identity: " + identity.error().message);
       continue;
     }
     return Decision{true, "cosign signature " + candidate.payload.digest.str() + " of " +
@@ -159,20 +146,7 @@ Result<SignatureVerifier::Decision> SignatureVerifier::sigstoreSigned(
     why = "no cosign signature of " + subjectsText(subjects) + " (tags sha256-<hex>.sig)";
   else
     why = "no cosign signature satisfies " + requirement.where;
-  // Bounded: the first few reasons of each kind, and how many more.
-  size_t more = skipped_more_;
-  std::vector<std::string> said = skipped_;
-  for (auto& reason : reasons) {
-    if (said.size() < 2 * kMaxReasons)
-      said.push_back(reason.size() > kMaxReasonText ? reason.substr(0, kMaxReasonText) + "…"
-                                                    : reason);
-    else
-      ++more;
-  }
-  for (const auto& reason : said)
-    why += "; " + reason;
-  if (more > 0)
-    why += "; and " + std::to_string(more) + " more";
+  why += reasons.joined() + skipped_.joined();
   return Decision{false, why};
 }
 

@@ -11,6 +11,7 @@
 #include "puller/registry/registry_client.h"
 #include "puller/store/content_store.h"
 #include "puller/trust/containers_policy.h"
+#include "puller/trust/signature_reasons.h"
 
 namespace pullagent::puller {
 
@@ -77,15 +78,11 @@ class SignatureVerifier {
                                   const ImageRef& ref, const PolicyRequirement& requirement,
                                   const SignedSubjects& subjects, const Context& ctx);
 
-  // Keeps the first few reasons a signature was not considered, counts the rest.
-  void skip(std::string reason);
-
   const ContainersPolicy& policy_;
   bool refused_ = false;
   bool collected_ = false;
   std::vector<Candidate> candidates_;
-  std::vector<std::string> skipped_;  // signatures not considered, and why
-  size_t skipped_more_ = 0;
+  SignatureReasons skipped_;  // signatures not considered, and why
 };
 
 }  // namespace pullagent::puller

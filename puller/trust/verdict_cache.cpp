@@ -6,19 +6,19 @@ namespace pullagent::puller {
 // them again), then all.
 constexpr size_t kMaxVerdicts = 4096;
 
-std::string VerdictCache::key(const ContainersPolicy& policy, const ImageRef& ref,
-                              const Digest& digest, const std::string& platform) {
+std::string VerdictCache::key(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
+                              const std::string& platform) {
   return policy.hash().str() + " " + ref.str() + " " + digest.str() + " " + platform;
 }
 
-bool VerdictCache::accepted(const ContainersPolicy& policy, const ImageRef& ref,
-                            const Digest& digest, const std::string& platform) const {
+bool VerdictCache::accepted(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
+                            const std::string& platform) const {
   std::lock_guard lock(mutex_);
   return accepted_.count(key(policy, ref, digest, platform)) != 0;
 }
 
-void VerdictCache::remember(const ContainersPolicy& policy, const ImageRef& ref,
-                            const Digest& digest, const std::string& platform) {
+void VerdictCache::remember(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
+                            const std::string& platform) {
   std::lock_guard lock(mutex_);
   const std::string prefix = policy.hash().str() + " ";
   if (accepted_.size() >= kMaxVerdicts) {

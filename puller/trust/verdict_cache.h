@@ -6,7 +6,7 @@
 
 #include "puller/oci/digest.h"
 #include "puller/reference/reference.h"
-#include "puller/trust/containers_policy.h"
+#include "puller/trust/trust_policy.h"
 
 namespace pullagent::puller {
 
@@ -18,13 +18,13 @@ namespace pullagent::puller {
 // is asked again at the next attempt (a signature may have been pushed since). Thread-safe.
 class VerdictCache {
  public:
-  bool accepted(const ContainersPolicy& policy, const ImageRef& ref, const Digest& digest,
+  bool accepted(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
                 const std::string& platform) const;
-  void remember(const ContainersPolicy& policy, const ImageRef& ref, const Digest& digest,
+  void remember(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
                 const std::string& platform);
 
  private:
-  static std::string key(const ContainersPolicy& policy, const ImageRef& ref, const Digest& digest,
+  static std::string key(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
                          const std::string& platform);
 
   mutable std::mutex mutex_;

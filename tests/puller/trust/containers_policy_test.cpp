@@ -227,8 +227,12 @@ TEST(SignedIdentityRules, AsContainersImageDecidesThem) {
 }
 
 TEST(VerdictCache, HoldsOnlyForTheSamePolicyNameDigestAndPlatform) {
-  auto lenient = policyOf(R"({"default": [{"type": "insecureAcceptAnything"}]})");
-  auto strict = policyOf(R"({"default": [{"type": "reject"}]})");
+  const TrustPolicy lenient(std::make_shared<const ContainersPolicy>(
+                                policyOf(R"({"default": [{"type": "insecureAcceptAnything"}]})")),
+                            nullptr);
+  const TrustPolicy strict(
+      std::make_shared<const ContainersPolicy>(policyOf(R"({"default": [{"type": "reject"}]})")),
+      nullptr);
   const auto image = parsedRef("reg.io/app:v1");
   const auto digest = Digest::parse("sha256:" + std::string(64, 'a')).value();
   const auto other = Digest::parse("sha256:" + std::string(64, 'b')).value();

@@ -1,0 +1,145 @@
+#include "puller/trust/notary_signature.h"
+
+#include <algorithm>
+
+#include "puller/trust/jws_envelope.h"
+
+namespace pullagent::puller {
+namespace {
+
+std::string utcText(std::time_t when) {
+  struct tm parts {};
+  gmtime_r(&when, &parts);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &parts);
+  return text;
+}
+
+std::string storesText(bool signing_authority) {
+  return signing_authority ? "its signingAuthority trust stores" : "its ca trust stores";
+}
+
+// The chain's own rules (notation-core-go ValidateCodeSigningCertChain): leaf first, each
+// certificate issued and signed by the next, the last self-signed; the leaf a code signing
+// certificate, the others CAs whose path lengths allow the chain below them.
+Status checkChain(const CertificateChain& chain) {
+  RETURN_IF_ERROR(chain.front()->checkLeaf());
+  for (size_t i = 1; i < chain.size(); ++i) {
+    if (chain[i - 1]->selfSigned())
+      return makeError(ErrorCode::kUntrusted, "\"" + chain[i - 1]->subject() +
+                                                  "\" is self-signed, yet not the chain's last");
+    if (!chain[i - 1]->issuedBy(*chain[i]))
+      return makeError(ErrorCode::kUntrusted, "\"" + chain[i - 1]->subject() +
+                                                  "\" is not issued and signed by the next "
+                                                  "certificate of the chain, \"" +
+                                                  chain[i]->subject() + "\"");
+    RETURN_IF_ERROR(chain[i]->checkCa(static_cast<int>(i) - 1));
+  }
+  if (!chain.back()->selfSigned())
+    return makeError(ErrorCode::kUntrusted, "the chain ends at \"" + chain.back()->subject() +
+                                                "\", which is not self-signed (a root)");
+  return {};
+}
+
+}  // namespace
+
+NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustPolicy& statement,
+                                    const Descriptor& subject, std::time_t now) {
+  NotaryOutcome outcome;
+  auto failed = [&](std::string why) {
+    outcome.failure = std::move(why);
+    return outcome;
+  };
+  // integrity: the envelope, the chain's own rules, the signature, and that it signs what is
+  // pulled. Never overridden.
+  auto envelope = notation::parseJws(bytes);
+  if (!envelope)
+    return failed("integrity: " + envelope.error().message);
+  if (auto chain = checkChain(envelope->chain); !chain)
+    return failed("integrity: " + chain.error().message);
+  const Certificate& leaf = *envelope->chain.front();
+  if (auto verified =
+          leaf.verifyJws(envelope->algorithm, envelope->signing_input, envelope->signature);
+      !verified)
+    return failed("integrity: " + verified.error().message);
+  auto target = notation::parsePayload(envelope->payload);
+  if (!target)
+    return failed("integrity: " + target.error().message);
+  if (target->digest != subject.digest || target->size != subject.size ||
+      target->media_type != subject.media_type)
+    return failed("integrity: it signs " + target->digest.str() + " (" +
+                  target->media_type.substr(0, 80) + ", " + std::to_string(target->size) +
+                  " bytes), not " + subject.digest.str() + " (" + subject.media_type + ", " +
+                  std::to_string(subject.size) + " bytes)");
+  const std::string signer = leaf.subject();
+  outcome.signer = signer;
+
+  // Every other check: enforced ones fail the signature, logged ones are kept for the log.
+  auto fail = [&](NotationCheck check, const std::string& why) {
+    const std::string text = std::string(notationCheckName(check)) + ": " + why;
+    if (statement.action(check) == CheckAction::kEnforce) {
+      if (!outcome.failure)
+        outcome.failure = text;
+    } else if (statement.action(check) == CheckAction::kLog) {
+      outcome.logged.push_back(text);
+    }
+  };
+  const bool signing_authority = envelope->signing_scheme == notation::kSchemeSigningAuthority;
+  if (statement.action(NotationCheck::kAuthenticity) != CheckAction::kSkip) {
+    const CertificateChain& trusted =
+        signing_authority ? statement.signing_authority : statement.ca;
+    const bool anchored =
+        std::any_of(envelope->chain.begin(), envelope->chain.end(), [&](const auto& certificate) {
+          return std::any_of(trusted.begin(), trusted.end(),
+                             [&](const auto& anchor) { return *anchor == *certificate; });
+        });
+    if (!anchored) {
+      fail(NotationCheck::kAuthenticity,
+           "the chain of \"" + signer + "\" (root \"" + envelope->chain.back()->subject() +
+               "\") holds no certificate of " + storesText(signing_authority));
+    } else if (!statement.any_identity) {
+      const auto leaf_name = leafIdentity(leaf.subjectAttributes());
+      const bool known =
+          leaf_name &&
+          std::any_of(statement.identities.begin(), statement.identities.end(),
+                      [&](const auto& identity) { return identityMatches(identity, *leaf_name); });
+      if (!known)
+        fail(NotationCheck::kAuthenticity,
+             "the signing certificate \"" + signer + "\" is none of the trusted identities");
+    }
+  }
+  if (statement.action(NotationCheck::kAuthenticTimestamp) != CheckAction::kSkip) {
+    // notary.x509 without a verified timestamp: the chain must be valid now. signingAuthority:
+    // at the signing time the signing service vouches for.
+    const std::time_t at = signing_authority ? *envelope->authentic_signing_time : now;
+    for (const auto& certificate : envelope->chain) {
+      if (!certificate->validAt(at)) {
+        fail(NotationCheck::kAuthenticTimestamp,
+             "the certificate \"" + certificate->subject() + "\" is not valid at " + utcText(at) +
+                 " (valid from " + certificate->notBefore() + " to " + certificate->notAfter() +
+                 ")" +
+                 (envelope->timestamped
+                      ? "; the signature's RFC 3161 timestamp is not verified by this agent yet"
+                      : ""));
+        break;
+      }
+    }
+  }
+  if (statement.action(NotationCheck::kExpiry) != CheckAction::kSkip && envelope->expiry &&
+      *envelope->expiry <= now)
+    fail(NotationCheck::kExpiry, "the signature expired at " + utcText(*envelope->expiry));
+  if (statement.action(NotationCheck::kRevocation) != CheckAction::kSkip) {
+    for (const auto& certificate : envelope->chain) {
+      if (certificate->namesRevocationService()) {
+        fail(NotationCheck::kRevocation,
+             "the certificate \"" + certificate->subject() +
+                 "\" names an OCSP responder or a CRL, and this agent does not check "
+                 "revocation yet (override revocation to log or skip to accept it)");
+        break;
+      }
+    }
+  }
+  return outcome;
+}
+
+}  // namespace pullagent::puller

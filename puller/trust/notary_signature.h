@@ -1,0 +1,40 @@
+#pragma once
+
+#include <ctime>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "puller/oci/manifest.h"
+#include "puller/trust/notation_policy.h"
+
+namespace pullagent::puller {
+
+struct NotaryOutcome {
+  // Why the signature does not satisfy the statement ("integrity: …", "authenticity: …"), or
+  // nothing when it does.
+  std::optional<std::string> failure;
+  // The failures of checks the statement's level logs rather than enforces.
+  std::vector<std::string> logged;
+  std::string signer;  // the signing certificate's subject, once integrity holds
+};
+
+// One Notary Project signature envelope (JWS) against a trust policy statement, for the
+// manifest or index `subject`, at the time `now` — the checks of notation-go, in its order:
+//   integrity (always enforced): the envelope's format and critical attributes, the chain's
+//     X.509 rules (leaf first, each issued by the next, ending at a self-signed root; the leaf
+//     a code signing certificate, no SHA-1, RSA 2048+ or P-256/384/521), the signature by the
+//     leaf's key with the algorithm its key calls for, and a payload whose targetArtifact has
+//     the subject's media type, digest and size;
+//   authenticity: a certificate of the chain is byte for byte one of the statement's ca trust
+//     stores (signingAuthority stores for that scheme), and the leaf's subject matches a
+//     trusted identity;
+//   authenticTimestamp: every certificate valid now (notary.x509; RFC 3161 timestamps are not
+//     verified yet) or at the authentic signing time (signingAuthority);
+//   expiry: io.cncf.notary.expiry not passed;
+//   revocation: not checked yet, so a certificate naming an OCSP responder or a CRL fails it.
+NotaryOutcome verifyNotarySignature(std::string_view envelope, const NotationTrustPolicy& statement,
+                                    const Descriptor& subject, std::time_t now);
+
+}  // namespace pullagent::puller

@@ -1,0 +1,197 @@
+#include "puller/trust/notation_verifier.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "puller/trust/jws_envelope.h"
+#include "puller/trust/notary_signature.h"
+#include "puller/trust/referrers.h"
+
+namespace pullagent::puller {
+
+Status NotationVerifier::collectFor(RegistryClient& registry, const Descriptor& subject,
+                                    const Context& ctx) {
+  const std::string type(notation::kSignatureArtifactType);
+  std::vector<std::string> pages;
+  std::string where;
+  ASSIGN_OR_RETURN(auto listed, registry.fetchReferrers(subject.digest, type, ctx));
+  if (listed) {
+    pages = std::move(*listed);
+    where = "the referrers of " + subject.digest.str();
+  } else {
+    // No referrers API: the tag schema's index, which `notation sign` writes then.
+    const std::string tag = referrersTag(subject.digest);
+    auto fetched = registry.fetchManifest(tag, std::nullopt, ctx);
+    if (!fetched) {
+      if (fetched.error().code == ErrorCode::kNotFound)
+        return {};
+      return fetched.error().context("Notary signatures of " + subject.digest.str());
+    }
+    pages.push_back(std::move(fetched->bytes));
+    where = "the tag " + tag;
+  }
+  size_t read = 0;
+  for (const auto& page : pages) {
+    size_t cut = 0;
+    auto referrers = parseReferrers(page, type, &cut);
+    if (!referrers) {
+      skipped_.add(where + " is not a referrers index (" + referrers.error().message + ")");
+      continue;
+    }
+    if (cut > 0)
+      skipped_.add(std::to_string(cut) + " older signatures in " + where + " were not read");
+    for (const auto& referrer : *referrers) {
+      if (read == kMaxReferrers) {
+        skipped_.add("signatures in " + where + " past " + std::to_string(kMaxReferrers) +
+                     " were not read");
+        return {};
+      }
+      ++read;
+      const Digest& digest = referrer.descriptor.digest;
+      if (referrer.descriptor.size > kMaxManifestSize) {
+        skipped_.add("signature " + digest.str() + ": a manifest of " +
+                     std::to_string(referrer.descriptor.size) + " bytes");
+        continue;
+      }
+      auto fetched = registry.fetchManifest(digest.str(), digest, ctx);
+      if (!fetched) {
+        if (fetched.error().code == ErrorCode::kCancelled ||
+            fetched.error().code == ErrorCode::kTimeout)
+          return fetched.error();
+        skipped_.add("signature " + digest.str() + ": " + fetched.error().message);
+        continue;
+      }
+      auto manifest = parseArtifactManifest(fetched->bytes);
+      if (!manifest) {
+        skipped_.add("signature " + digest.str() + ": " + manifest.error().message);
+        continue;
+      }
+      if (manifest->artifact_type != type) {
+        skipped_.add("signature " + digest.str() + ": its manifest is of the type \"" +
+                     manifest->artifact_type.substr(0, 80) + "\", not a Notary signature");
+        continue;
+      }
+      if (!manifest->subject || manifest->subject->digest != subject.digest) {
+        skipped_.add("signature " + digest.str() + ": its subject is not " + subject.digest.str());
+        continue;
+      }
+      if (manifest->layers.size() != 1) {
+        skipped_.add("signature " + digest.str() + ": " + std::to_string(manifest->layers.size()) +
+                     " layers, not one envelope");
+        continue;
+      }
+      const Descriptor& envelope = manifest->layers.front();
+      if (envelope.size <= 0 || envelope.size > notation::kMaxEnvelopeSize) {
+        skipped_.add("signature " + digest.str() + ": an envelope of " +
+                     std::to_string(envelope.size) + " bytes (at most " +
+                     std::to_string(notation::kMaxEnvelopeSize / 1024) + " KiB)");
+        continue;
+      }
+      candidates_.push_back({subject, digest, envelope});
+    }
+  }
+  return {};
+}
+
+Status NotationVerifier::collect(RegistryClient& registry, const SignedSubjects& subjects,
+                                 const Context& ctx) {
+  if (subjects.index)
+    RETURN_IF_ERROR(collectFor(registry, *subjects.index, ctx));
+  return collectFor(registry, subjects.manifest, ctx);
+}
+
+Result<SignatureVerdict> NotationVerifier::verify(RegistryClient& registry, ContentStore& store,
+                                                  const ImageRef& ref,
+                                                  const SignedSubjects& subjects,
+                                                  const Context& ctx) {
+  const NotationTrustPolicy* statement = policy_.policyFor(ref);
+  const std::string repository = ref.domain + "/" + ref.repository;
+  if (statement == nullptr) {
+    refused_ = true;
+    return makeError(ErrorCode::kUntrusted,
+                     "refused by the signature policy " + policy_.document() +
+                         ": no statement's registryScopes covers " + repository +
+                         ". Add a statement for \"" + repository + "\" (or \"*\")");
+  }
+  SignatureVerdict verdict{statement->name, ""};
+  if (statement->skip) {
+    verdict.summary = "Notation level skip (" + statement->where + ")";
+    spdlog::info("{}: not verified: {}", ref.str(), verdict.summary);
+    return verdict;
+  }
+  const auto refusal = [&](const std::string& why, const std::string& fix) {
+    refused_ = true;
+    return makeError(ErrorCode::kUntrusted, "refused by the signature policy " + statement->where +
+                                                " (level " + statement->level + "): " + why + ". " +
+                                                fix);
+  };
+  RETURN_IF_ERROR(collect(registry, subjects, ctx));
+  const std::time_t now = std::chrono::system_clock::to_time_t(ctx.clock->wallNow());
+  SignatureReasons reasons;
+  for (const auto& candidate : candidates_) {
+    const std::string name = "signature " + candidate.signature_manifest.str();
+    if (candidate.envelope.media_type == notation::kCoseMediaType) {
+      reasons.add(name + ": a COSE envelope, which this agent does not verify yet");
+      continue;
+    }
+    if (candidate.envelope.media_type != notation::kJwsMediaType) {
+      reasons.add(name + ": an envelope of the type \"" +
+                  candidate.envelope.media_type.substr(0, 80) + "\"");
+      continue;
+    }
+    // Always asked of the pull's registry, never taken from the store unasked (see the cosign
+    // verifier: a registry that saw no request would learn what this host holds).
+    RegistryClient::BlobFetchOptions options;
+    options.even_if_stored = true;
+    if (auto fetched = registry.fetchBlob(candidate.envelope, store, nullptr, ctx, options);
+        !fetched) {
+      if (fetched.error().code == ErrorCode::kCancelled ||
+          fetched.error().code == ErrorCode::kTimeout)
+        return fetched.error();
+      reasons.add(name + ": its envelope could not be read: " + fetched.error().message);
+      continue;
+    }
+    auto bytes = store.readBlob(candidate.envelope.digest, notation::kMaxEnvelopeSize);
+    if (!bytes) {
+      reasons.add(name + ": its envelope could not be read: " + bytes.error().message);
+      continue;
+    }
+    const auto outcome = verifyNotarySignature(*bytes, *statement, candidate.subject, now);
+    if (outcome.failure) {
+      reasons.add(name + ": " + *outcome.failure);
+      continue;
+    }
+    const std::string& signer = outcome.signer;
+    for (const auto& text : outcome.logged)
+      spdlog::warn("{}: Notary {} of {} accepted under level {} of {}, although {}", ref.str(),
+                   name, candidate.subject.digest.str(), statement->level, statement->where, text);
+    verdict.summary = "Notary " + name + " of " + candidate.subject.digest.str() + " by \"" +
+                      signer + "\" (" + statement->where + ", level " + statement->level + ")";
+    spdlog::info("{}: accepted: {}", ref.str(), verdict.summary);
+    return verdict;
+  }
+  const std::string subjects_text = subjects.index
+                                        ? "the index " + subjects.index->digest.str() +
+                                              " or the manifest " + subjects.manifest.digest.str()
+                                        : "the manifest " + subjects.manifest.digest.str();
+  if (candidates_.empty()) {
+    if (statement->level == "audit") {
+      spdlog::warn("{}: no Notary signature of {}; published under level audit of {}{}", ref.str(),
+                   subjects_text, statement->where, skipped_.joined());
+      verdict.summary = "unsigned, published under Notation level audit (" + statement->where + ")";
+      return verdict;
+    }
+    return refusal("no Notary signature of " + subjects_text +
+                       " (referrers, or the tag sha256-<hex>)" + skipped_.joined(),
+                   "Sign " + ref.str() + " with `notation sign` and a certificate the policy " +
+                       "trusts, or change the policy");
+  }
+  return refusal(
+      "no Notary signature of " + subjects_text + " passes" + reasons.joined() + skipped_.joined(),
+      "Sign " + ref.str() + " with a certificate of the statement's trust stores " +
+          "and trusted identities, or change the policy");
+}
+
+}  // namespace pullagent::puller

@@ -1,0 +1,47 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/context.h"
+#include "base/error.h"
+#include "puller/oci/digest.h"
+#include "puller/reference/reference.h"
+#include "puller/registry/registry_client.h"
+#include "puller/store/content_store.h"
+#include "puller/trust/containers_policy.h"
+#include "puller/trust/notation_policy.h"
+#include "puller/trust/signature_verifier.h"
+
+namespace pullagent::puller {
+
+// The signature policies a host applies to what it publishes: a containers-policy.json (cosign
+// signatures), a Notation configuration (Notary Project signatures), or both, in which case an
+// image must satisfy both. Immutable; a reload builds a new one.
+class TrustPolicy {
+ public:
+  TrustPolicy(std::shared_ptr<const ContainersPolicy> containers,
+              std::shared_ptr<const NotationPolicy> notation);
+
+  const ContainersPolicy* containers() const { return containers_.get(); }
+  const NotationPolicy* notation() const { return notation_.get(); }
+  // Of every file either policy read: a verdict taken under one hash holds until it changes.
+  const Digest& hash() const { return hash_; }
+  // "containers policy /etc/…/policy.json and notation trust policy /etc/…/trustpolicy.json"
+  const std::string& document() const { return document_; }
+
+  // Every policy's verdict, before any layer blob (see SignatureVerifier, NotationVerifier).
+  // `refused` (optional) is set when a policy refused the image; an error without it is the
+  // registry failing to answer.
+  Result<SignatureVerdict> verify(RegistryClient& registry, ContentStore& store,
+                                  const ImageRef& ref, const SignedSubjects& subjects,
+                                  const Context& ctx, bool* refused) const;
+
+ private:
+  std::shared_ptr<const ContainersPolicy> containers_;
+  std::shared_ptr<const NotationPolicy> notation_;
+  Digest hash_;
+  std::string document_;
+};
+
+}  // namespace pullagent::puller

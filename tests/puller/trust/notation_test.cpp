@@ -1,0 +1,531 @@
+// Notary Project signatures and Notation trust policies. data/notation-go holds envelopes and
+// trust stores the Notary Project's own tests use (made by Notation); data/notation holds this
+// project's, made by tests/support/notation.py with python3-cryptography and python3-jwcrypto
+// (`notation.py fixtures DIR`), never by the code under test.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+#include "base/json_reader.h"
+#include "puller/trust/jws_envelope.h"
+#include "puller/trust/notary_signature.h"
+#include "puller/trust/notation_policy.h"
+#include "puller/trust/referrers.h"
+#include "tests/support/temp_dir.h"
+
+namespace pullagent::puller {
+namespace {
+
+using testing::readFile;
+using testing::TempDir;
+using testing::writeFile;
+
+const std::filesystem::path kNotationGo =
+    std::filesystem::path(PULLAGENT_SOURCE_DIR) / "tests/puller/trust/data/notation-go";
+const std::filesystem::path kOurs =
+    std::filesystem::path(PULLAGENT_SOURCE_DIR) / "tests/puller/trust/data/notation";
+
+std::time_t nowSeconds() {
+  return std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+}
+
+ImageRef notationRef(const std::string& text) {
+  auto parsed = ImageRef::parse(text);
+  EXPECT_TRUE(parsed.ok()) << text;
+  return parsed.value();
+}
+
+Descriptor descriptorOf(const std::string& media_type, const std::string& digest, int64_t size) {
+  Descriptor descriptor;
+  descriptor.media_type = media_type;
+  descriptor.digest = Digest::parse(digest).value();
+  descriptor.size = size;
+  return descriptor;
+}
+
+// What notation-go's mock envelopes sign.
+const Descriptor kMockSubject =
+    descriptorOf("application/vnd.docker.distribution.manifest.v2+json",
+                 "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e", 528);
+
+// One statement for the scope "*", in a policy read against `store`.
+std::string statementJson(const std::string& level, const nlohmann::json& stores,
+                          const nlohmann::json& identities,
+                          const nlohmann::json& overrides = nullptr) {
+  nlohmann::json verification = {{"level", level}};
+  if (!overrides.is_null())
+    verification["override"] = overrides;
+  nlohmann::json statement = {
+      {"name", "test"}, {"registryScopes", {"*"}}, {"signatureVerification", verification}};
+  if (!stores.is_null())
+    statement["trustStores"] = stores;
+  if (!identities.is_null())
+    statement["trustedIdentities"] = identities;
+  return nlohmann::json{{"version", "1.0"}, {"trustPolicies", {statement}}}.dump();
+}
+
+NotationPolicy notationPolicyOf(const std::string& text, const std::filesystem::path& store) {
+  auto parsed = NotationPolicy::parse(text, "trustpolicy.json", store);
+  EXPECT_TRUE(parsed.ok()) << parsed.error().message;
+  return std::move(parsed).value();
+}
+
+std::string notationPolicyError(const std::string& text,
+                                const std::filesystem::path& store = kNotationGo / "truststore") {
+  auto parsed = NotationPolicy::parse(text, "trustpolicy.json", store);
+  EXPECT_FALSE(parsed.ok()) << text;
+  return parsed.ok() ? "" : parsed.error().message;
+}
+
+NotaryOutcome verifyWith(const NotationPolicy& policy, const std::filesystem::path& envelope,
+                         const Descriptor& subject, std::time_t at = nowSeconds()) {
+  const NotationTrustPolicy* statement = policy.policyFor(notationRef("reg.io/app:v1"));
+  EXPECT_NE(statement, nullptr);
+  return verifyNotarySignature(readFile(envelope), *statement, subject, at);
+}
+
+// Notation's own signatures, against notation-go's trust stores.
+class NotationGoEnvelopes : public ::testing::Test {
+ protected:
+  NotationPolicy strict(const nlohmann::json& stores = {"ca:valid-trust-store"},
+                        const std::string& level = "strict",
+                        const nlohmann::json& overrides = nullptr) {
+    return notationPolicyOf(statementJson(level, stores,
+                                          {"x509.subject: C=US, ST=WA, L=Seattle, O=Notary, "
+                                           "CN=Notation Test Root"},
+                                          overrides),
+                            kNotationGo / "truststore");
+  }
+  std::filesystem::path envelope(const std::string& name) {
+    return kNotationGo / "envelopes" / name;
+  }
+};
+
+TEST_F(NotationGoEnvelopes, AValidSignatureOfTheNotaryX509SchemeVerifies) {
+  auto outcome = verifyWith(strict(), envelope("ca_valid_sig_env.json"), kMockSubject);
+  EXPECT_FALSE(outcome.failure) << *outcome.failure;
+  EXPECT_TRUE(outcome.logged.empty());
+  EXPECT_EQ(outcome.signer, "CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US");
+}
+
+TEST_F(NotationGoEnvelopes, ASignatureOverOtherBytesFailsIntegrity) {
+  // notation-go's invalid envelope: its payload is padded base64url, which JWS does not allow.
+  auto outcome = verifyWith(strict(), envelope("ca_invalid_sig_env.json"), kMockSubject);
+  ASSERT_TRUE(outcome.failure);
+  EXPECT_EQ(*outcome.failure, "integrity: JWS envelope: payload: not base64url");
+  // The valid one with its signature's last bytes changed.
+  auto tampered = nlohmann::json::parse(readFile(envelope("ca_valid_sig_env.json")));
+  std::string signature = tampered["signature"];
+  signature.replace(signature.size() - 4, 4, signature.ends_with("AAAA") ? "BBBB" : "AAAA");
+  tampered["signature"] = signature;
+  TempDir dir;
+  writeFile(dir / "tampered.json", tampered.dump());
+  outcome = verifyWith(strict(), dir / "tampered.json", kMockSubject);
+  ASSERT_TRUE(outcome.failure);
+  EXPECT_EQ(outcome.failure->rfind("integrity: the signature does not verify", 0), 0u)
+      << *outcome.failure;
+}
+
+TEST_F(NotationGoEnvelopes, AnExpiredSignatureIsRefusedUnderStrictAndLoggedUnderPermissive) {
+  auto outcome = verifyWith(strict(), envelope("ca_expired_sig_env.json"), kMockSubject);
+  ASSERT_TRUE(outcome.failure);
+  EXPECT_EQ(*outcome.failure, "expiry: the signature expired at 2022-07-29 23:59:00 UTC");
+  outcome = verifyWith(strict({"ca:valid-trust-store"}, "permissive"),
+                       envelope("ca_expired_sig_env.json"), kMockSubject);
+  EXPECT_FALSE(outcome.failure);
+  ASSERT_EQ(outcome.logged.size(), 1u);
+  EXPECT_EQ(outcome.logged[0], "expiry: the signature expired at 2022-07-29 23:59:00 UTC");
+  // The override of strict: expiry only logged.
+  outcome = verifyWith(strict({"ca:valid-trust-store"}, "strict", {{"expiry", "log"}}),
+                       envelope("ca_expired_sig_env.json"), kMockSubject);
+  EXPECT_FALSE(outcome.failure);
+}
+
+TEST_F(NotationGoEnvelopes, AnUnknownCriticalAttributeFailsIntegrity) {
+  // Marked critical for a verification plugin this agent does not run.
+  auto outcome = verifyWith(strict(), envelope("ca_plugin_sig_env.json"), kMockSubject);
+  ASSERT_TRUE(outcome.failure);
+  EXPECT_NE(outcome.failure->find("is unknown to this verifier"), std::string::npos)
+      << *outcome.failure;
+}
+
+TEST_F(NotationGoEnvelopes, TheSigningAuthoritySchemeNeedsASigningAuthorityStore) {
+  auto outcome = verifyWith(strict({"signingAuthority:valid-trust-store"}),
+                            envelope("sa_valid_sig_env.json"), kMockSubject);
+  EXPECT_FALSE(outcome.failure) << *outcome.failure;
+  outcome = verifyWith(strict(), envelope("sa_valid_sig_env.json"), kMockSubject);
+  ASSERT_TRUE(outcome.failure);
+  EXPECT_NE(outcome.failure->find("authenticity: the chain of"), std::string::npos)
+      << *outcome.failure;
+  EXPECT_NE(outcome.failure->find("signingAuthority trust stores"), std::string::npos);
+}
+
+TEST_F(NotationGoEnvelopes, ASignatureOfAnotherManifestFailsIntegrity) {
+  for (const auto& subject :
+       {descriptorOf(kMockSubject.media_type, "sha256:" + std::string(64, 'a'), 528),
+        descriptorOf(kMockSubject.media_type, kMockSubject.digest.str(), 529),
+        descriptorOf("application/vnd.oci.image.manifest.v1+json", kMockSubject.digest.str(),
+                     528)}) {
+    auto outcome = verifyWith(strict(), envelope("ca_valid_sig_env.json"), subject);
+    ASSERT_TRUE(outcome.failure);
+    EXPECT_EQ(outcome.failure->rfind("integrity: it signs " + kMockSubject.digest.str(), 0), 0u)
+        << *outcome.failure;
+  }
+}
+
+TEST_F(NotationGoEnvelopes, ASelfSignedSigningCertificateInTheStoreVerifiesAndItsTimestampIsSaid) {
+  const auto subject =
+      descriptorOf("application/vnd.docker.distribution.manifest.v2+json",
+                   "sha256:c0669ef34cdc14332c0f1ab0c2c01acb91d96014b172f1a76f3a39e63d1f0bda", 528);
+  auto policy = notationPolicyOf(statementJson("strict", {"ca:valid-trust-store"}, {"*"}),
+                                 kNotationGo / "truststore");
+  auto outcome = verifyWith(policy, envelope("withoutTimestamp.sig"), subject);
+  EXPECT_FALSE(outcome.failure) << *outcome.failure;
+  auto parsed = notation::parseJws(readFile(envelope("jwsWithTimestamp.sig")));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_TRUE(parsed->timestamped);
+  // Once its certificate expired (2033-05-10), the timestamp that would keep it valid is not
+  // verified yet: the refusal says so.
+  const std::time_t later = nowSeconds() + 400L * 24 * 3600 * 10;
+  outcome = verifyWith(policy, envelope("jwsWithTimestamp.sig"), subject, later);
+  ASSERT_TRUE(outcome.failure);
+  EXPECT_NE(outcome.failure->find("authenticTimestamp: the certificate \"CN=alpine"),
+            std::string::npos)
+      << *outcome.failure;
+  EXPECT_NE(outcome.failure->find("RFC 3161 timestamp is not verified by this agent yet"),
+            std::string::npos);
+}
+
+TEST_F(NotationGoEnvelopes, TheConformanceEnvelopeIsRefusedForItsUnknownCriticalAttribute) {
+  // notation-core-go's conformance envelope marks an extended attribute critical (and has no
+  // chain): the specification says such an envelope fails.
+  auto parsed = notation::parseJws(readFile(envelope("core-jws-conformance.json")));
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.error().message,
+            "JWS protected header: crit[1]: the critical attribute \"signedCritKey1\" is unknown "
+            "to this verifier");
+}
+
+// This project's signers: one per rule of the Notary Project's X.509 profile.
+class OurEnvelopes : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto parsed = parseJson(readFile(kOurs / "subject.json"), "subject");
+    ASSERT_TRUE(parsed.ok());
+    auto descriptor = parseDescriptor(JsonReader(*parsed, "subject"));
+    ASSERT_TRUE(descriptor.ok());
+    subject_ = *descriptor;
+  }
+  NotationPolicy policy(const std::string& level = "strict",
+                        const nlohmann::json& identities = {"x509.subject: C=US, ST=WA, O=Acme"},
+                        const nlohmann::json& overrides = nullptr,
+                        const nlohmann::json& stores = {"ca:acme"}) {
+    return notationPolicyOf(statementJson(level, stores, identities, overrides),
+                            kOurs / "truststore");
+  }
+  NotaryOutcome verify(const NotationPolicy& with, const std::string& signer) {
+    return verifyWith(with, kOurs / (signer + ".jws"), subject_);
+  }
+  std::string failure(const NotationPolicy& with, const std::string& signer) {
+    auto outcome = verify(with, signer);
+    EXPECT_TRUE(outcome.failure) << signer;
+    return outcome.failure.value_or("");
+  }
+  Descriptor subject_;
+};
+
+TEST_F(OurEnvelopes, RsaPssAndEcdsaSignaturesByTheTrustedCaVerify) {
+  const auto strict = policy();
+  for (const std::string signer : {"ecdsa", "rsa", "rsa3072"}) {
+    auto outcome = verify(strict, signer);
+    EXPECT_FALSE(outcome.failure) << signer << ": " << *outcome.failure;
+    EXPECT_EQ(outcome.signer, "CN=acme-" + signer + ",O=Acme,L=Seattle,ST=WA,C=US");
+  }
+}
+
+TEST_F(OurEnvelopes, EachBrokenRuleIsNamed) {
+  const auto strict = policy();
+  EXPECT_EQ(failure(strict, "serverauth"),
+            "integrity: the signing certificate \"CN=acme-serverauth,O=Acme,L=Seattle,ST=WA,C=US\""
+            ": its extendedKeyUsage allows more than code signing (serverAuth, clientAuth, "
+            "emailProtection, timeStamping, OCSPSigning or any)");
+  EXPECT_EQ(failure(strict, "sha1"),
+            "integrity: the certificate \"CN=acme-sha1,O=Acme,L=Seattle,ST=WA,C=US\" is signed "
+            "with SHA1; the Notary Project accepts SHA-256, SHA-384 and SHA-512 only");
+  EXPECT_EQ(failure(strict, "wrongalg"),
+            "integrity: the algorithm PS256 does not fit the certificate's key (PS384)");
+  EXPECT_EQ(failure(strict, "unknowncrit"),
+            "integrity: JWS protected header: crit[1]: the critical attribute "
+            "\"io.example.unknownCritical\" is unknown to this verifier");
+  EXPECT_EQ(failure(strict, "sigexpired"),
+            "expiry: the signature expired at 2021-01-01 00:00:00 UTC");
+  EXPECT_EQ(failure(strict, "untrusted").rfind("authenticity: the chain of \"CN=acme-untrusted", 0),
+            0u);
+  EXPECT_EQ(failure(strict, "mallory-org"),
+            "authenticity: the signing certificate \"CN=acme-ecdsa,O=Mallory,L=Seattle,ST=WA,C=US\""
+            " is none of the trusted identities");
+  EXPECT_EQ(
+      failure(strict, "expired")
+          .rfind("authenticTimestamp: the certificate \"CN=acme-expired,O=Acme,L=Seattle,ST=WA,"
+                 "C=US\" is not valid at ",
+                 0),
+      0u);
+  EXPECT_NE(failure(strict, "revocable").find("names an OCSP responder or a CRL"),
+            std::string::npos);
+}
+
+TEST_F(OurEnvelopes, LevelsAndOverridesDecideWhatOnlyGetsLogged) {
+  // permissive: authenticTimestamp, expiry and revocation logged.
+  const auto permissive = policy("permissive");
+  for (const std::string signer : {"expired", "sigexpired", "revocable"}) {
+    auto outcome = verify(permissive, signer);
+    EXPECT_FALSE(outcome.failure) << signer << ": " << *outcome.failure;
+    EXPECT_EQ(outcome.logged.size(), 1u) << signer;
+  }
+  EXPECT_TRUE(verify(permissive, "untrusted").failure);
+  EXPECT_TRUE(verify(permissive, "serverauth").failure);  // integrity, at every level
+  // audit: authenticity logged too, integrity still enforced.
+  const auto audit = policy("audit");
+  EXPECT_FALSE(verify(audit, "untrusted").failure);
+  EXPECT_FALSE(verify(audit, "mallory-org").failure);
+  EXPECT_TRUE(verify(audit, "sha1").failure);
+  // strict with revocation skipped: the revocable signer passes, nothing logged.
+  auto outcome =
+      verify(policy("strict", {"x509.subject: C=US, ST=WA, O=Acme"}, {{"revocation", "skip"}}),
+             "revocable");
+  EXPECT_FALSE(outcome.failure);
+  EXPECT_TRUE(outcome.logged.empty());
+  // Any identity.
+  EXPECT_FALSE(verify(policy("strict", {"*"}), "mallory-org").failure);
+  // The other store trusts only the other root.
+  EXPECT_FALSE(verify(policy("strict", {"*"}, nullptr, {"ca:mallory"}), "untrusted").failure);
+  EXPECT_TRUE(verify(policy("strict", {"*"}, nullptr, {"ca:mallory"}), "ecdsa").failure);
+}
+
+TEST(NotationPolicies, AStatementIsChosenByItsExactRepositoryBeforeTheWildcard) {
+  const std::string text = R"({"version": "1.0", "trustPolicies": [
+    {"name": "any", "registryScopes": ["*"], "signatureVerification": {"level": "skip"}},
+    {"name": "app", "registryScopes": ["reg.io/team/app", "reg.io/other"],
+     "signatureVerification": {"level": "strict"},
+     "trustStores": ["ca:acme"], "trustedIdentities": ["*"]}]})";
+  auto policy = notationPolicyOf(text, kOurs / "truststore");
+  EXPECT_EQ(policy.policyFor(notationRef("reg.io/team/app:v1"))->name, "app");
+  EXPECT_EQ(policy.policyFor(notationRef("reg.io/team/app@sha256:" + std::string(64, 'a')))->name,
+            "app");
+  EXPECT_EQ(policy.policyFor(notationRef("reg.io/other:v1"))->name, "app");
+  EXPECT_EQ(policy.policyFor(notationRef("reg.io/team/app2:v1"))->name, "any");
+  EXPECT_TRUE(policy.policyFor(notationRef("reg.io/team/app2:v1"))->skip);
+  const std::string no_wildcard = R"({"version": "1.0", "trustPolicies": [
+    {"name": "app", "registryScopes": ["reg.io/team/app"],
+     "signatureVerification": {"level": "audit"},
+     "trustStores": ["ca:acme"], "trustedIdentities": ["*"]}]})";
+  EXPECT_EQ(
+      notationPolicyOf(no_wildcard, kOurs / "truststore").policyFor(notationRef("reg.io/x:v1")),
+      nullptr);
+}
+
+TEST(NotationPolicies, EveryRuleOfTheFormatIsAConfigErrorNamingItsPath) {
+  auto statement = [](const std::string& fields) {
+    return R"({"version": "1.0", "trustPolicies": [{"name": "p", "registryScopes": ["*"], )" +
+           fields + "}]}";
+  };
+  const std::string strict = R"("signatureVerification": {"level": "strict"}, )";
+  const std::string valid_store = R"("trustStores": ["ca:valid-trust-store"], )";
+  EXPECT_EQ(notationPolicyError(R"({"version": "2.0", "trustPolicies": []})"),
+            "trustpolicy.json: version: this agent reads version \"1.0\", got \"2.0\"");
+  EXPECT_EQ(notationPolicyError(statement(R"("signatureVerification": {"level": "skip"},
+                                      "trustStores": ["ca:valid-trust-store"])")),
+            "trustpolicy.json: trustPolicies[0]: its level is skip, yet it names trust stores or "
+            "trusted identities: remove them");
+  EXPECT_EQ(notationPolicyError(statement(strict + R"("trustStores": ["ca:valid-trust-store"])")),
+            "trustpolicy.json: trustPolicies[0]: trustStores and trustedIdentities are both "
+            "required unless the level is skip");
+  EXPECT_EQ(notationPolicyError(
+                statement(strict + R"("trustStores": ["ca:../x"], "trustedIdentities": ["*"])")),
+            "trustpolicy.json: trustPolicies[0].trustStores[0]: expected ca:<name>, "
+            "signingAuthority:<name> or tsa:<name>, got \"ca:../x\"");
+  EXPECT_EQ(notationPolicyError(
+                statement(strict + R"("trustStores": ["ca:missing"], "trustedIdentities": ["*"])")),
+            "trustpolicy.json: trustPolicies[0].trustStores[0]: the trust store " +
+                (kNotationGo / "truststore/x509/ca/missing").string() + " does not exist");
+  EXPECT_EQ(notationPolicyError(statement(R"("signatureVerification": {"level": "strict",
+                                      "override": {"integrity": "log"}}, )" +
+                                          valid_store + R"("trustedIdentities": ["*"])")),
+            "trustpolicy.json: trustPolicies[0].signatureVerification.override.integrity: "
+            "integrity cannot be overridden");
+  EXPECT_EQ(notationPolicyError(statement(R"("signatureVerification": {"level": "strict",
+                                      "override": {"authenticity": "skip"}}, )" +
+                                          valid_store + R"("trustedIdentities": ["*"])")),
+            "trustpolicy.json: trustPolicies[0].signatureVerification.override.authenticity: "
+            "authenticity can be enforced or logged, not skipped");
+  EXPECT_EQ(notationPolicyError(
+                statement(strict + valid_store +
+                          R"("trustedIdentities": ["*", "x509.subject: C=US, ST=WA, O=A"])")),
+            "trustpolicy.json: trustPolicies[0].trustedIdentities[0]: \"*\" must be the only "
+            "trusted identity of its statement");
+  EXPECT_EQ(notationPolicyError(statement(strict + valid_store +
+                                          R"("trustedIdentities": ["x509.subject: C=US, O=A"])")),
+            "trustpolicy.json: trustPolicies[0].trustedIdentities[0]: the distinguished name has "
+            "no ST (C, ST and O are required)");
+  EXPECT_EQ(notationPolicyError(statement(strict + valid_store +
+                                          R"("trustedIdentities": ["x509.subject: C=US, ST=WA, O=A",
+                                     "x509.subject: C=US, ST=WA, O=A, CN=b"])")),
+            "trustpolicy.json: trustPolicies[0].trustedIdentities[1]: overlaps another trusted "
+            "identity of its statement");
+  EXPECT_EQ(notationPolicyError(R"({"version": "1.0", "trustPolicies": [
+    {"name": "p", "registryScopes": ["*", "reg.io/a"], "signatureVerification": {"level": "skip"}}]})"),
+            "trustpolicy.json: trustPolicies[0].registryScopes: \"*\" must be the only scope of "
+            "its statement");
+  EXPECT_EQ(notationPolicyError(R"({"version": "1.0", "trustPolicies": [
+    {"name": "p", "registryScopes": ["reg.io/a"], "signatureVerification": {"level": "skip"}},
+    {"name": "q", "registryScopes": ["reg.io/a"], "signatureVerification": {"level": "skip"}}]})"),
+            "trustpolicy.json: trustPolicies[1].registryScopes[0]: \"reg.io/a\" is the scope of "
+            "another statement too");
+  EXPECT_EQ(notationPolicyError(R"({"version": "1.0", "trustPolicies": [
+    {"name": "p", "registryScopes": ["reg.io/A:v1"], "signatureVerification": {"level": "skip"}}]})"),
+            "trustpolicy.json: trustPolicies[0].registryScopes[0]: \"reg.io/A:v1\" is not \"*\" "
+            "nor a repository (registry/repository, no tag or digest)");
+  EXPECT_EQ(notationPolicyError(statement(R"("signatureVerification": {"levle": "strict"})")),
+            "trustpolicy.json: trustPolicies[0].signatureVerification.levle: unknown key");
+}
+
+TEST(NotationPolicies, TrustStoresHoldOnlyCertificatesNotationAdmits) {
+  auto error = [](const std::string& store) {
+    return notationPolicyError(statementJson("strict", {store}, {"*"}));
+  };
+  EXPECT_NE(error("ca:trust-store-with-leaf-certs")
+                .find("is neither a CA certificate nor a self-signed signing certificate"),
+            std::string::npos);
+  EXPECT_NE(error("ca:trust-store-with-invalid-certs").find("invalid"), std::string::npos);
+  EXPECT_NE(error("ca:trust-store-with-directories").find("sub-dir"), std::string::npos);
+  EXPECT_NE(error("tsa:test-nonSelfIssued").find("is not a root, which a tsa store holds"),
+            std::string::npos);
+}
+
+TEST(NotationPolicies, SymbolicLinksInATrustStoreAreRefused) {
+  TempDir dir;
+  const auto store = dir / "truststore";
+  std::filesystem::create_directories(store / "x509/ca/linked");
+  std::filesystem::copy_file(kOurs / "truststore/x509/ca/acme/root.pem", dir / "root.pem");
+  std::filesystem::create_symlink(dir / "root.pem", store / "x509/ca/linked/root.pem");
+  auto text = statementJson("strict", {"ca:linked"}, {"*"});
+  EXPECT_NE(
+      notationPolicyError(text, store).find("root.pem is a symbolic link, which Notation refuses"),
+      std::string::npos);
+  // A linked store directory too.
+  std::filesystem::remove_all(store / "x509/ca/linked");
+  std::filesystem::create_directory_symlink(kOurs / "truststore/x509/ca/acme",
+                                            store / "x509/ca/linked");
+  EXPECT_NE(notationPolicyError(text, store).find("is a symbolic link, which Notation refuses"),
+            std::string::npos);
+}
+
+TEST(NotationPolicies, TheDirectoryIsReadAsNotationKeepsIt) {
+  TempDir dir;
+  std::filesystem::copy(kOurs / "truststore", dir / "truststore",
+                        std::filesystem::copy_options::recursive);
+  writeFile(dir / "trustpolicy.json", statementJson("strict", {"ca:acme"}, {"*"}));
+  auto loaded = NotationPolicy::load(dir.path());
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_EQ(loaded->document(), "notation trust policy " + (dir / "trustpolicy.json").string());
+  const auto first = loaded->hash();
+  // The newer name wins; and a changed trust store is another hash.
+  writeFile(dir / "trustpolicy.oci.json", statementJson("audit", {"ca:acme"}, {"*"}));
+  loaded = NotationPolicy::load(dir.path());
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->policyFor(notationRef("reg.io/a:v1"))->level, "audit");
+  std::filesystem::remove(dir / "trustpolicy.oci.json");
+  std::filesystem::copy_file(kOurs / "truststore/x509/ca/mallory/root.pem",
+                             dir / "truststore/x509/ca/acme/second.pem");
+  loaded = NotationPolicy::load(dir.path());
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_NE(loaded->hash(), first);
+}
+
+TEST(DistinguishedNames, ParsedAsRfc4514WritesThem) {
+  auto name = parseDistinguishedName(R"( C=US; S=WA, O=Acme\, Inc., CN=a\2Bb )");
+  ASSERT_TRUE(name.ok()) << name.error().message;
+  const DistinguishedName expected = {
+      {"C", "US"}, {"ST", "WA"}, {"O", "Acme, Inc."}, {"CN", "a+b"}};
+  EXPECT_EQ(*name, expected);
+  EXPECT_FALSE(parseDistinguishedName("C=US+O=Acme").ok());
+  EXPECT_FALSE(parseDistinguishedName("C=US, C=CA").ok());
+  EXPECT_FALSE(parseDistinguishedName("C=#0403").ok());
+  EXPECT_FALSE(parseDistinguishedName("C=US,").ok());
+  EXPECT_FALSE(parseDistinguishedName("").ok());
+  EXPECT_TRUE(identityMatches({{"O", "Acme"}}, {{"C", "US"}, {"O", "Acme"}}));
+  EXPECT_FALSE(identityMatches({{"O", "acme"}}, {{"C", "US"}, {"O", "Acme"}}));
+  // Go's pkix cannot print an emailAddress attribute as Notation reads it; two OUs are a
+  // multi-valued attribute to it; of two CNs the last counts.
+  EXPECT_FALSE(leafIdentity({{"C", "US"}, {"emailAddress", "a@b"}}));
+  EXPECT_FALSE(leafIdentity({{"OU", "a"}, {"OU", "b"}}));
+  EXPECT_EQ(leafIdentity({{"CN", "a"}, {"CN", "b"}, {"serialNumber", "7"}}),
+            (DistinguishedName{{"CN", "b"}, {"SERIALNUMBER", "7"}}));
+}
+
+TEST(Rfc3339, TimesWithZonesAndFractions) {
+  EXPECT_EQ(notation::parseRfc3339("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(notation::parseRfc3339("2020-11-09T07:00:00Z"), 1604905200);
+  EXPECT_EQ(notation::parseRfc3339("2020-11-09T08:00:00.123+01:00"), 1604905200);
+  EXPECT_EQ(notation::parseRfc3339("2020-11-09T06:30:00-00:30"), 1604905200);
+  for (const char* bad : {"2020-11-09 07:00:00Z", "2020-02-30T00:00:00Z", "2020-11-09T07:00:00",
+                          "2020-11-09T07:00:00+1:00", "2020-11-09T25:00:00Z",
+                          "2020-11-09T07:00:00.Z", "2020-11-09T07:00:00Zjunk"})
+    EXPECT_FALSE(notation::parseRfc3339(bad)) << bad;
+}
+
+TEST(Referrers, OnlySignaturesAreKeptAndTheNewestWhenThereAreTooMany) {
+  nlohmann::json index = {{"schemaVersion", 2},
+                          {"mediaType", "application/vnd.oci.image.index.v1+json"},
+                          {"manifests", nlohmann::json::array()}};
+  for (int i = 0; i < 50; ++i) {
+    char hex[65];
+    std::snprintf(hex, sizeof hex, "%064x", i);
+    index["manifests"].push_back(
+        {{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+         {"digest", std::string("sha256:") + hex},
+         {"size", 100},
+         {"artifactType",
+          i % 4 == 0 ? "application/vnd.example.sbom" : "application/vnd.cncf.notary.signature"}});
+  }
+  size_t cut = 0;
+  auto referrers = parseReferrers(index.dump(), notation::kSignatureArtifactType, &cut);
+  ASSERT_TRUE(referrers.ok()) << referrers.error().message;
+  EXPECT_EQ(referrers->size(), kMaxReferrers);
+  EXPECT_EQ(cut, 37u - kMaxReferrers);  // 50 entries, 13 of them SBOMs
+  EXPECT_EQ(referrers->back().descriptor.digest.hex(), std::string(62, '0') + "31");
+  EXPECT_FALSE(parseReferrers(R"({"schemaVersion": 2, "mediaType": "text/plain"})",
+                              notation::kSignatureArtifactType)
+                   .ok());
+}
+
+TEST(Referrers, ASignatureManifestIsTypedByArtifactTypeOrItsConfig) {
+  const std::string digest = "sha256:" + std::string(64, 'c');
+  const nlohmann::json layer = {
+      {"mediaType", "application/jose+json"}, {"digest", digest}, {"size", 10}};
+  nlohmann::json oci11 = {
+      {"schemaVersion", 2},
+      {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+      {"artifactType", "application/vnd.cncf.notary.signature"},
+      {"config",
+       {{"mediaType", "application/vnd.oci.empty.v1+json"}, {"digest", digest}, {"size", 2}}},
+      {"layers", {layer}},
+      {"subject", layer}};
+  auto parsed = parseArtifactManifest(oci11.dump());
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(parsed->artifact_type, "application/vnd.cncf.notary.signature");
+  ASSERT_TRUE(parsed->subject);
+  oci11.erase("artifactType");
+  oci11["config"]["mediaType"] = "application/vnd.cncf.notary.signature";
+  parsed = parseArtifactManifest(oci11.dump());
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->artifact_type, "application/vnd.cncf.notary.signature");
+  oci11["config"]["mediaType"] = "application/vnd.oci.empty.v1+json";
+  EXPECT_EQ(parseArtifactManifest(oci11.dump())->artifact_type, "");
+}
+
+}  // namespace
+}  // namespace pullagent::puller

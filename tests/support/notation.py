@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Notary Project signatures made with python3-cryptography (certificates) and python3-jwcrypto
+(JWS envelopes), never with the code under test.
+
+What `notation sign` attaches (notaryproject/specifications, protocols.md §17): an OCI image
+manifest of artifactType application/vnd.cncf.notary.signature whose one layer is the envelope
+(application/jose+json) and whose subject is the signed manifest; the envelope's payload is
+{"targetArtifact": <descriptor of the signed manifest>}, its protected header carries alg, cty,
+crit and the io.cncf.notary.* attributes, its unprotected header the certificate chain (x5c,
+leaf first). A registry without the referrers API (Debian's docker-registry 2.8) lists the
+signatures in the index under the tag sha256-<hex of the subject digest>.
+
+  notation.py fixtures DIR    writes the unit tests' fixtures (a trust store, envelopes)
+"""
+import base64
+import datetime
+import json
+import os
+import sys
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from jwcrypto import jwk, jws
+from jwcrypto.common import JWSEHeaderParameter, json_encode
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import images as image_lib  # noqa: E402
+
+SIGNATURE_TYPE = "application/vnd.cncf.notary.signature"
+JWS_TYPE = "application/jose+json"
+COSE_TYPE = "application/cose"
+PAYLOAD_TYPE = "application/vnd.cncf.notary.payload.v1+json"
+EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+# The attributes a Notary signer puts in the protected header; jwcrypto signs only headers it
+# is told about.
+NOTARY_HEADERS = ["io.cncf.notary.signingScheme", "io.cncf.notary.signingTime",
+                  "io.cncf.notary.expiry", "io.cncf.notary.authenticSigningTime",
+                  "io.example.unknownCritical"]
+
+NOW = datetime.datetime.utcnow().replace(microsecond=0)
+LONG_AGO = datetime.datetime(2020, 1, 1)
+FAR_AHEAD = datetime.datetime(2120, 1, 1)
+
+
+def name(cn, org="Acme", country="US", state="WA"):
+    return x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, country),
+                      x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, state),
+                      x509.NameAttribute(NameOID.LOCALITY_NAME, "Seattle"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def key_usage(sign_certs):
+    return x509.KeyUsage(digital_signature=not sign_certs, content_commitment=False,
+                         key_encipherment=False, data_encipherment=False, key_agreement=False,
+                         key_cert_sign=sign_certs, crl_sign=sign_certs, encipher_only=False,
+                         decipher_only=False)
+
+
+def certificate(subject, key, issuer=None, ca=False, not_before=LONG_AGO, not_after=FAR_AHEAD,
+                digest=hashes.SHA256(), usages=(ExtendedKeyUsageOID.CODE_SIGNING,), ocsp=None):
+    """issuer: (name, key) or None for self-signed."""
+    issuer_name, issuer_key = issuer or (subject, key)
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(not_before).not_valid_after(not_after)
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+               .add_extension(key_usage(ca), critical=True))
+    if usages:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
+    if ocsp:
+        builder = builder.add_extension(x509.AuthorityInformationAccess([
+            x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
+                                   x509.UniformResourceIdentifier(ocsp))]), critical=False)
+    return builder.sign(issuer_key, digest)
+
+
+def pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def der_b64(cert):
+    return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+
+
+class Pki:
+    """A root and an intermediate CA (the trust store holds the root), a second root nobody
+    trusts, and signing certificates, each named for what it tests."""
+
+    def __init__(self):
+        self.root_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        self.root = certificate(name("Acme Root CA"), self.root_key, ca=True,
+                                usages=())
+        self.ca_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        self.ca = certificate(name("Acme Signing CA"), self.ca_key,
+                              issuer=(self.root.subject, self.root_key), ca=True, usages=())
+        self.other_root_key = ec.generate_private_key(ec.SECP384R1())
+        self.other_root = certificate(name("Mallory Root CA", org="Mallory"), self.other_root_key,
+                                      ca=True, usages=())
+        issued = (self.ca.subject, self.ca_key)
+        self.signers = {}
+
+        def signer(label, key, cert_name=None, chain_top=None, **options):
+            cert = certificate(cert_name or name(f"acme-{label}"), key,
+                               issuer=options.pop("issuer", issued), **options)
+            self.signers[label] = (key, [cert] + (chain_top or [self.ca, self.root]))
+
+        signer("ecdsa", ec.generate_private_key(ec.SECP256R1()))
+        signer("rsa", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        signer("rsa3072", rsa.generate_private_key(public_exponent=65537, key_size=3072))
+        signer("expired", ec.generate_private_key(ec.SECP256R1()),
+               not_before=LONG_AGO, not_after=datetime.datetime(2021, 1, 1))
+        signer("serverauth", ec.generate_private_key(ec.SECP256R1()),
+               usages=(ExtendedKeyUsageOID.SERVER_AUTH,))
+        signer("sha1", ec.generate_private_key(ec.SECP256R1()), digest=hashes.SHA1())
+        signer("revocable", ec.generate_private_key(ec.SECP256R1()),
+               ocsp="http://127.0.0.1:9/ocsp")
+        signer("mallory-org", ec.generate_private_key(ec.SECP256R1()),
+               cert_name=name("acme-ecdsa", org="Mallory"))
+        signer("untrusted", ec.generate_private_key(ec.SECP256R1()),
+               issuer=(self.other_root.subject, self.other_root_key),
+               chain_top=[self.other_root])
+
+    def write_trust_store(self, root):
+        """root/x509/ca/acme/root.pem, root/x509/ca/mallory/root.pem."""
+        for store, cert in (("acme", self.root), ("mallory", self.other_root)):
+            directory = os.path.join(root, "x509", "ca", store)
+            os.makedirs(directory, exist_ok=True)
+            with open(os.path.join(directory, "root.pem"), "wb") as f:
+                f.write(pem(cert))
+
+
+def envelope(signer, target, expiry=None, critical_extra=False, signing_time=None,
+             alg=None, timestamp=None):
+    """A JWS envelope (bytes) by signer=(key, chain) over a payload naming `target`."""
+    key, chain = signer
+    if alg is None:
+        if isinstance(key, rsa.RSAPrivateKey):
+            alg = {2048: "PS256", 3072: "PS384", 4096: "PS512"}[key.key_size]
+        else:
+            alg = {256: "ES256", 384: "ES384", 521: "ES512"}[key.curve.key_size]
+    header = {"alg": alg, "cty": PAYLOAD_TYPE, "crit": ["io.cncf.notary.signingScheme"],
+              "io.cncf.notary.signingScheme": "notary.x509",
+              "io.cncf.notary.signingTime": (signing_time or NOW).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if expiry is not None:
+        header["io.cncf.notary.expiry"] = expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
+        header["crit"].append("io.cncf.notary.expiry")
+    if critical_extra:
+        header["io.example.unknownCritical"] = "must be understood"
+        header["crit"].append("io.example.unknownCritical")
+    payload = json.dumps({"targetArtifact": target}, separators=(",", ":")).encode()
+    registry = {h: JWSEHeaderParameter("Notary attribute", False, True, None)
+                for h in NOTARY_HEADERS}
+    token = jws.JWS(payload, header_registry=registry)
+    unprotected = {"x5c": [der_b64(c) for c in chain],
+                   "io.cncf.notary.signingAgent": "pullagent-tests/notation.py"}
+    if timestamp is not None:
+        unprotected["io.cncf.notary.timestampSignature"] = timestamp
+    token.add_signature(jwk.JWK.from_pyca(key), None, json_encode(header),
+                        json_encode(unprotected))
+    return token.serialize(compact=False).encode()
+
+
+def descriptor(body, media_type):
+    return {"mediaType": media_type, "digest": image_lib.digest_of(body), "size": len(body)}
+
+
+def signature_manifest(subject, envelope_bytes, envelope_type=JWS_TYPE):
+    """(manifest bytes, blobs) as `notation sign` writes a signature in OCI 1.1 form."""
+    config = b"{}"
+    manifest = {"schemaVersion": 2, "mediaType": image_lib.OCI_MANIFEST,
+                "artifactType": SIGNATURE_TYPE,
+                "config": descriptor(config, EMPTY_CONFIG),
+                "layers": [descriptor(envelope_bytes, envelope_type)],
+                "subject": subject,
+                "annotations": {"io.cncf.notary.x509chain.thumbprint#S256": "[]"}}
+    blobs = {image_lib.digest_of(config): config,
+             image_lib.digest_of(envelope_bytes): envelope_bytes}
+    return json.dumps(manifest, separators=(",", ":")).encode(), blobs
+
+
+def referrers_index(signatures):
+    """The tag schema's index listing signature manifests (list of bytes)."""
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                       "manifests": [dict(descriptor(m, image_lib.OCI_MANIFEST),
+                                          artifactType=SIGNATURE_TYPE)
+                                     for m in signatures]},
+                      separators=(",", ":")).encode()
+
+
+def notary_images(pki):
+    """The Notation tests' images: {name: spec} as images.py makes them, each spec with
+    "referrers": {subject digest: [(signature manifest bytes, blobs)]} to push beside."""
+    images = {}
+    signers = pki.signers
+
+    def image(tag):
+        layer = image_lib.make_layer(f"notary-{tag}", [("app/notary.txt", 500, "text")])
+        manifest, media_type, blobs = image_lib.make_image([layer])
+        spec = {"manifest": manifest, "media_type": media_type, "blobs": blobs,
+                "extra_manifests": [], "referrers": {}}
+        images[f"test/notary:{tag}"] = spec
+        return spec, descriptor(manifest, media_type)
+
+    def attach(spec, subject, *envelopes, envelope_type=JWS_TYPE):
+        spec["referrers"].setdefault(subject["digest"], []).extend(
+            signature_manifest(subject, e, envelope_type) for e in envelopes)
+
+    for tag in ("ecdsa", "rsa", "rsa3072", "expired", "serverauth", "sha1", "revocable",
+                "mallory-org", "untrusted"):
+        spec, subject = image(tag)
+        attach(spec, subject, envelope(signers[tag], subject))
+    image("unsigned")
+    spec, subject = image("twosigs")
+    attach(spec, subject, envelope(signers["untrusted"], subject),
+           envelope(signers["ecdsa"], subject))
+    spec, subject = image("wrongdigest")
+    other = images["test/notary:ecdsa"]
+    attach(spec, subject, envelope(signers["ecdsa"],
+                                   descriptor(other["manifest"], other["media_type"])))
+    spec, subject = image("wrongsize")
+    attach(spec, subject, envelope(signers["ecdsa"], dict(subject, size=subject["size"] + 1)))
+    spec, subject = image("unknowncrit")
+    attach(spec, subject, envelope(signers["ecdsa"], subject, critical_extra=True))
+    spec, subject = image("sigexpired")
+    attach(spec, subject, envelope(signers["ecdsa"], subject, signing_time=LONG_AGO,
+                                   expiry=datetime.datetime(2021, 1, 1)))
+    spec, subject = image("tampered")
+    good = envelope(signers["ecdsa"], subject)
+    parsed = json.loads(good)
+    parsed["signature"] = parsed["signature"][:-4] + ("AAAA" if parsed["signature"][-4:] != "AAAA"
+                                                      else "BBBB")
+    attach(spec, subject, json.dumps(parsed).encode())
+    spec, subject = image("cose")
+    attach(spec, subject, b"\xd2\x84" + b"\x00" * 64, envelope_type=COSE_TYPE)
+    # Larger than any envelope: refused by its descriptor's size, never downloaded.
+    spec, subject = image("bigenvelope")
+    attach(spec, subject, b"{" + b" " * (5 * 1024 * 1024) + b"}")
+
+    # Multi-platform: one index signed on the index, one signed on its amd64 manifest only.
+    for tag, on_index in (("index-signed", True), ("platform-signed", False)):
+        layer = image_lib.make_layer(f"notary-{tag}", [("app/notary.txt", 500, "text")])
+        amd64 = image_lib.make_image([layer])
+        arm64 = image_lib.make_image([layer], arch="arm64")
+        index_bytes, index_type = image_lib.make_index([
+            (amd64[0], amd64[1], {"os": "linux", "architecture": "amd64"}, None),
+            (arm64[0], arm64[1], {"os": "linux", "architecture": "arm64"}, None)])
+        blobs = dict(amd64[2])
+        blobs.update(arm64[2])
+        spec = {"manifest": index_bytes, "media_type": index_type, "blobs": blobs,
+                "extra_manifests": [(amd64[0], amd64[1]), (arm64[0], arm64[1])],
+                "referrers": {}}
+        images[f"test/notary:{tag}"] = spec
+        subject = descriptor(index_bytes, index_type) if on_index else descriptor(amd64[0],
+                                                                                  amd64[1])
+        attach(spec, subject, envelope(signers["ecdsa"], subject))
+    return images
+
+
+def push_notary(pusher, images):
+    """The images, their signature manifests, and per subject the tag schema's index."""
+    image_lib.push_all(pusher, images)
+    for name, spec in images.items():
+        repo = name.partition(":")[0]
+        for subject, signatures in spec["referrers"].items():
+            for manifest, blobs in signatures:
+                for blob in blobs.values():
+                    pusher.push_blob(repo, blob)
+                pusher.push_manifest(repo, image_lib.digest_of(manifest), manifest,
+                                     image_lib.OCI_MANIFEST)
+            pusher.push_manifest(repo, subject.replace(":", "-"),
+                                 referrers_index([m for m, _ in signatures]), OCI_INDEX)
+
+
+def write_fixtures(directory):
+    """For the unit tests: a Notation directory (a trust policy and its trust store) and
+    envelopes over one subject, by each signer."""
+    pki = Pki()
+    pki.write_trust_store(os.path.join(directory, "truststore"))
+    with open(os.path.join(directory, "trustpolicy.json"), "w") as f:
+        json.dump({"version": "1.0", "trustPolicies": [{
+            "name": "acme", "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
+            "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme"]}]}, f, indent=2)
+    subject = {"mediaType": image_lib.OCI_MANIFEST, "digest": "sha256:" + "ab" * 32, "size": 1234}
+    with open(os.path.join(directory, "subject.json"), "w") as f:
+        json.dump(subject, f)
+    for label, signer in pki.signers.items():
+        with open(os.path.join(directory, f"{label}.jws"), "wb") as f:
+            f.write(envelope(signer, subject))
+    cases = {
+        "unknowncrit": envelope(pki.signers["ecdsa"], subject, critical_extra=True),
+        "sigexpired": envelope(pki.signers["ecdsa"], subject, signing_time=LONG_AGO,
+                               expiry=datetime.datetime(2021, 1, 1)),
+        "wrongalg": envelope(pki.signers["rsa3072"], subject, alg="PS256"),
+    }
+    for label, body in cases.items():
+        with open(os.path.join(directory, f"{label}.jws"), "wb") as f:
+            f.write(body)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "fixtures":
+        write_fixtures(sys.argv[2])
+    else:
+        sys.exit(__doc__)
