@@ -32,6 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import azure  # noqa: E402
 import cosign  # noqa: E402
+import notation  # noqa: E402
 import images as image_lib  # noqa: E402
 import ports  # noqa: E402
 import servers  # noqa: E402
@@ -250,6 +251,13 @@ def main():
     cosign_keys_dir = os.path.join(workdir, "cosign-keys")
     signing_keys = cosign.write_keys(cosign_keys_dir)
     signed = cosign.signed_images(f"127.0.0.1:{registry_ports['anon']}", signing_keys)
+    # Notary Project signatures (notation.py: python3-cryptography and python3-jwcrypto), listed
+    # through the tag schema's index, as `notation sign` writes them to a registry without the
+    # referrers API; the CAs' roots are written as a Notation trust store.
+    notary_pki = notation.Pki()
+    notation_store = os.path.join(workdir, "notation", "truststore")
+    notary_pki.write_trust_store(notation_store)
+    notary = notation.notary_images(notary_pki)
     website = image_lib.website_images()
     # A tenant's private image: alice/private:v1 in the Basic registry and alice/app:v1 in the
     # token registry (alice's alone there), nowhere else. Its bytes are what another tenant
@@ -272,6 +280,7 @@ def main():
             if name == "anon":
                 image_lib.push_all(pusher, disk)
                 cosign.push_signed(pusher, signed)
+                notation.push_notary(pusher, notary)
             if name in ("basic", "token"):
                 repo = "alice/private" if name == "basic" else "alice/app"
                 image_lib.push_all(pusher, {f"{repo}:v1": private["private:v1"]})
@@ -309,6 +318,7 @@ def main():
         "signed": {"keys": {name: os.path.join(cosign_keys_dir, f"{name}.pub")
                             for name in signing_keys},
                    "images": image_lib.summary(signed)},
+        "notary": {"truststore": notation_store, "images": image_lib.summary(notary)},
         "azure": {
             "imds": f"http://127.0.0.1:{imds_port}/metadata/identity/oauth2/token",
             "app_service": f"http://127.0.0.1:{imds_port}/msi/token",

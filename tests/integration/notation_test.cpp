@@ -1,0 +1,230 @@
+// Notary Project signatures against Debian's docker-registry: JWS envelopes made by the stack with
+// python3-cryptography and python3-jwcrypto (tests/support/notation.py), listed through the tag
+// schema's index (the registry has no referrers API), a Notation directory as `notation` keeps
+// it, and `pullagent pull --notation-dir`. Every refused image is refused before any of its
+// layers is asked for (the recording proxy in front of the registry says so), and the refusal
+// names the check that failed.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/integration/daemon_fixture.h"
+#include "tests/integration/pull_fixture.h"
+
+namespace pullagent::testing {
+namespace {
+
+using nlohmann::json;
+
+// A Notation directory: the stack's trust store (ca:acme trusts the Acme root, ca:mallory the
+// other one) and a trust policy with one statement for `scope`.
+std::filesystem::path writeNotationDir(
+    const std::filesystem::path& directory, const std::filesystem::path& truststore,
+    const std::string& scope, const std::string& level,
+    const json& identities = {"x509.subject: C=US, ST=WA, O=Acme"},
+    const json& overrides = nullptr) {
+  std::filesystem::remove_all(directory);
+  std::filesystem::create_directories(directory);
+  std::filesystem::copy(truststore, directory / "truststore",
+                        std::filesystem::copy_options::recursive);
+  json verification = {{"level", level}};
+  if (!overrides.is_null())
+    verification["override"] = overrides;
+  json statement = {
+      {"name", "proxied"}, {"registryScopes", {scope}}, {"signatureVerification", verification}};
+  if (level != "skip") {
+    statement["trustStores"] = {"ca:acme"};
+    statement["trustedIdentities"] = identities;
+  }
+  writeFile(directory / "trustpolicy.json",
+            json{{"version", "1.0"}, {"trustPolicies", {statement}}}.dump(2));
+  return directory;
+}
+
+class Notation : public PullTest {
+ protected:
+  const json& image(const std::string& tag) {
+    return stack().info()["notary"]["images"]["test/notary:" + tag];
+  }
+  std::string proxy() { return stack().proxy("proxy_anon"); }
+  std::string truststore() { return stack().info()["notary"]["truststore"]; }
+  std::string proxied(const std::string& tag) { return proxy() + "/test/notary:" + tag; }
+  // A Notation directory whose one statement covers the proxied repository.
+  std::string notationDir(const std::string& level, const json& overrides = nullptr,
+                          const std::string& scope = "") {
+    const auto directory = dest_.path().parent_path() / ("notation-" + std::to_string(++dirs_));
+    written_.push_back(directory);
+    return writeNotationDir(directory, truststore(),
+                            scope.empty() ? proxy() + "/test/notary" : scope, level,
+                            {"x509.subject: C=US, ST=WA, O=Acme"}, overrides)
+        .string();
+  }
+  void TearDown() override {
+    for (const auto& path : written_)
+      std::filesystem::remove_all(path);
+  }
+  // The layer blobs and config of `tag` the proxy was asked for (GET or HEAD).
+  size_t layerRequests(const std::string& tag) {
+    size_t count = 0;
+    const json& info = image(tag);
+    const json& layers = info.contains("amd64") ? info["amd64"]["layers"] : info["layers"];
+    for (const auto& layer : layers)
+      count += requests(proxy(), layer["digest"].get<std::string>()).size();
+    if (info.contains("config"))
+      count += requests(proxy(), info["config"].get<std::string>()).size();
+    return count;
+  }
+  ProcessResult pullWith(const std::string& tag, const std::string& directory) {
+    return pull(proxied(tag), {"--notation-dir", directory});
+  }
+
+  int dirs_ = 0;
+  std::vector<std::filesystem::path> written_;
+};
+
+TEST_F(Notation, SignedImagesArePulledWhateverTheKeyAndWhicheverManifestIsSigned) {
+  const auto strict = notationDir("strict");
+  for (const std::string tag :
+       {"ecdsa", "rsa", "rsa3072", "twosigs", "index-signed", "platform-signed"}) {
+    stack().reset(proxy());
+    auto result = pullWith(tag, strict);
+    EXPECT_EQ(result.exit_code, 0) << tag << "\n" << result.all();
+    EXPECT_NE(result.err.find("accepted: Notary signature"), std::string::npos) << result.all();
+    EXPECT_GT(layerRequests(tag), 0u) << tag;
+  }
+  // The cost of a signed pull of one manifest, stated in docs/signatures.md: the referrers API
+  // (404 here), the tag schema's index, the signature's manifest and its envelope.
+  stack().reset(proxy());
+  ASSERT_EQ(pullWith("ecdsa", strict).exit_code, 0);
+  const std::string hex = image("ecdsa")["digest"].get<std::string>().substr(7);
+  EXPECT_EQ(requests(proxy(), "/referrers/sha256:" + hex).size(), 1u);
+  EXPECT_EQ(requests(proxy(), "/manifests/sha256-" + hex).size(), 1u);
+}
+
+TEST_F(Notation, EachFailedCheckIsNamedAndNoLayerIsAskedFor) {
+  struct Case {
+    std::string tag;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"unsigned",
+       "no Notary signature of the manifest " + image("unsigned")["digest"].get<std::string>()},
+      {"wrongdigest", "integrity: it signs " + image("ecdsa")["digest"].get<std::string>()},
+      {"wrongsize", "integrity: it signs " + image("wrongsize")["digest"].get<std::string>()},
+      {"unknowncrit", "\"io.example.unknownCritical\" is unknown to this verifier"},
+      {"tampered", "integrity: the signature does not verify"},
+      {"sha1", "is signed with SHA1"},
+      {"serverauth", "its extendedKeyUsage allows more than code signing"},
+      {"untrusted", "authenticity: the chain of \"CN=acme-untrusted"},
+      {"mallory-org", "is none of the trusted identities"},
+      {"expired", "authenticTimestamp: the certificate \"CN=acme-expired"},
+      {"sigexpired", "expiry: the signature expired at 2021-01-01 00:00:00 UTC"},
+      {"revocable", "revocation: the certificate \"CN=acme-revocable"},
+      {"cose", "a COSE envelope, which this agent does not verify yet"},
+      {"bigenvelope", "an envelope of 5242882 bytes (at most 256 KiB)"},
+  };
+  const auto strict = notationDir("strict");
+  for (const auto& c : cases) {
+    stack().reset(proxy());
+    auto result = pullWith(c.tag, strict);
+    EXPECT_NE(result.exit_code, 0) << c.tag;
+    EXPECT_NE(result.err.find("refused by the signature policy notation trust policy " + strict +
+                              "/trustpolicy.json: trustPolicies[0] (proxied) (level strict)"),
+              std::string::npos)
+        << c.tag << "\n"
+        << result.all();
+    EXPECT_NE(result.err.find(c.says), std::string::npos) << c.tag << "\n" << result.all();
+    EXPECT_EQ(layerRequests(c.tag), 0u) << c.tag;
+  }
+}
+
+TEST_F(Notation, LevelsDecideWhatIsOnlyLogged) {
+  // permissive: an expired certificate, an expired signature and an unchecked revocation are
+  // logged; authenticity still refuses.
+  const auto permissive = notationDir("permissive");
+  for (const std::string tag : {"expired", "sigexpired", "revocable"}) {
+    auto result = pullWith(tag, permissive);
+    EXPECT_EQ(result.exit_code, 0) << tag << "\n" << result.all();
+    EXPECT_NE(result.err.find("accepted under level permissive"), std::string::npos)
+        << result.all();
+  }
+  EXPECT_NE(pullWith("untrusted", permissive).exit_code, 0);
+  // audit: an unsigned image and an untrusted signer are published with a warning; a signature
+  // that fails integrity still refuses.
+  const auto audit = notationDir("audit");
+  auto unsigned_pull = pullWith("unsigned", audit);
+  EXPECT_EQ(unsigned_pull.exit_code, 0) << unsigned_pull.all();
+  EXPECT_NE(unsigned_pull.err.find("no Notary signature"), std::string::npos);
+  EXPECT_EQ(pullWith("untrusted", audit).exit_code, 0);
+  EXPECT_NE(pullWith("tampered", audit).exit_code, 0);
+  // strict with revocation skipped.
+  EXPECT_EQ(pullWith("revocable", notationDir("strict", {{"revocation", "skip"}})).exit_code, 0);
+  // skip: no signature is even looked for.
+  stack().reset(proxy());
+  auto skipped = pullWith("unsigned", notationDir("skip"));
+  EXPECT_EQ(skipped.exit_code, 0) << skipped.all();
+  EXPECT_TRUE(requests(proxy(), "/referrers/").empty());
+  EXPECT_TRUE(requests(proxy(), "/manifests/sha256-").empty());
+}
+
+TEST_F(Notation, AnImageNoStatementCoversIsRefusedBeforeAnyRequestForSignatures) {
+  stack().reset(proxy());
+  auto result = pullWith("ecdsa", notationDir("strict", nullptr, "example.com/other"));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.err.find("no statement's registryScopes covers " + proxy() + "/test/notary"),
+            std::string::npos)
+      << result.all();
+  EXPECT_TRUE(requests(proxy(), "/referrers/").empty());
+  EXPECT_EQ(layerRequests("ecdsa"), 0u);
+}
+
+TEST_F(Notation, WithAContainersPolicyTooBothMustAccept) {
+  json reject = {{"default", json::array({{{"type", "reject"}}})}};
+  const auto policy = dest_.path().parent_path() / "notation-reject.json";
+  writeFile(policy, reject.dump());
+  written_.push_back(policy);
+  auto result = pull(proxied("ecdsa"), {"--notation-dir", notationDir("strict"),
+                                        "--signature-policy", policy.string()});
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.err.find("rejects every image"), std::string::npos) << result.all();
+}
+
+// The service under the agent config's notationDir: a site whose image another site published
+// (every blob local) is refused once its statement is stricter, and a reload re-decides.
+class NotationSites : public DaemonFixture {};
+
+TEST_F(NotationSites, APublishedUnsignedImageIsRefusedWhenTheTrustPolicyTightens) {
+  const json& images = stack().info()["notary"]["images"];
+  const std::string proxy = stack().proxy("proxy_anon");
+  const auto directory = dest_.path() / "notation";
+  const std::string truststore = stack().info()["notary"]["truststore"];
+  writeNotationDir(directory, truststore, proxy + "/test/notary", "audit");
+  json agent = agentConfig();
+  agent["notationDir"] = directory.string();
+  start(agent);
+  auto anonymous = [](const std::string& image) {
+    return json{{"properties", {{"siteConfig", {{"linuxFxVersion", "DOCKER|" + image}}}}}};
+  };
+  putSite("web", anonymous(proxy + "/test/notary:unsigned"));
+  ASSERT_TRUE(waitForPublished("web", images["test/notary:unsigned"]["digest"]))
+      << siteState("web") << log();
+  // strict now: the published image is checked again and refused; it stays published.
+  writeNotationDir(directory, truststore, proxy + "/test/notary", "strict");
+  const size_t mark = notify_->mark();
+  daemon_->kill(SIGHUP);
+  ASSERT_TRUE(notify_->waitForLine("READY=1", seconds(5), mark)) << notify_->all();
+  ASSERT_TRUE(waitForSite("web",
+                          [](const json& state) {
+                            return state.is_object() && state["lastError"].is_object() &&
+                                   state["lastError"]["phase"] == "signature";
+                          }))
+      << siteState("web") << log();
+  const std::string message = siteState("web")["lastError"]["message"];
+  EXPECT_NE(message.find("no Notary signature"), std::string::npos) << message;
+  EXPECT_NE(message.find("(level strict)"), std::string::npos) << message;
+  EXPECT_EQ(siteState("web")["published"]["digest"], images["test/notary:unsigned"]["digest"]);
+}
+
+}  // namespace
+}  // namespace pullagent::testing
