@@ -191,6 +191,10 @@ bool Certificate::validAt(std::time_t when) const {
          X509_cmp_time(X509_get0_notAfter(handle_->x509), &when) == 1;
 }
 
+bool Certificate::expiredBy(std::time_t when) const {
+  return X509_cmp_time(X509_get0_notAfter(handle_->x509), &when) == -1;
+}
+
 std::string Certificate::notAfter() const {
   return timeText(X509_get0_notAfter(handle_->x509));
 }

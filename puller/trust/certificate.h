@@ -37,7 +37,8 @@ class Certificate {
   // The hex SHA-256 of the DER bytes (what Notation calls the thumbprint).
   std::string thumbprint() const;
   bool validAt(std::time_t when) const;
-  std::string notAfter() const;  // "2027-01-05 10:00:00 UTC"
+  bool expiredBy(std::time_t when) const;  // notAfter before `when`
+  std::string notAfter() const;            // "2027-01-05 10:00:00 UTC"
   std::string notBefore() const;
 
   // The Notary Project's X.509 rules for one certificate, by role. Every rule that fails is

@@ -225,7 +225,15 @@ Result<Envelope> parseJws(std::string_view bytes) {
       return entry.error(certificate.error().message);
     envelope.chain.push_back(std::move(certificate).value());
   }
-  envelope.timestamped = !unprotected["io.cncf.notary.timestampSignature"].missing();
+  const JsonReader timestamp = unprotected["io.cncf.notary.timestampSignature"];
+  if (!timestamp.missing()) {
+    ASSIGN_OR_RETURN(auto text, timestamp.string());
+    auto token = decodeBase64(text, 64 * 1024);
+    if (!token || token->empty())
+      return timestamp.error("not base64");
+    envelope.timestamped = true;
+    envelope.timestamp_token = std::move(*token);
+  }
   return envelope;
 }
 

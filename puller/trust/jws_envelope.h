@@ -34,8 +34,9 @@ struct Envelope {
   std::optional<std::time_t> signing_time;            // notary.x509
   std::optional<std::time_t> authentic_signing_time;  // notary.x509.signingAuthority
   std::optional<std::time_t> expiry;
-  CertificateChain chain;    // leaf first
-  bool timestamped = false;  // carries an RFC 3161 countersignature
+  CertificateChain chain;       // leaf first
+  bool timestamped = false;     // carries an RFC 3161 countersignature
+  std::string timestamp_token;  // its DER
 };
 
 // The JWS JSON serialization of a Notary Project signature (signature-envelope-jws.md):

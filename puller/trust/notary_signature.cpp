@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "puller/trust/jws_envelope.h"
+#include "puller/trust/timestamp.h"
 
 namespace pullagent::puller {
 namespace {
@@ -39,6 +40,52 @@ Status checkChain(const CertificateChain& chain) {
     return makeError(ErrorCode::kUntrusted, "the chain ends at \"" + chain.back()->subject() +
                                                 "\", which is not self-signed (a root)");
   return {};
+}
+
+std::string validityText(const Certificate& certificate) {
+  return "valid from " + certificate.notBefore() + " to " + certificate.notAfter();
+}
+
+// When the chain counts as valid (notation-go's verifyAuthenticTimestamp): signingAuthority at
+// the signing time the signing service vouches for; notary.x509 at the time an RFC 3161
+// timestamp by a tsa store's authority attests, when the statement has tsa stores (and, with
+// verifyTimestamp afterCertExpiry, only once a certificate expired), else now.
+std::optional<std::string> authenticTimestamp(const notation::Envelope& envelope,
+                                              const NotationTrustPolicy& statement,
+                                              std::time_t now) {
+  const bool signing_authority = envelope.signing_scheme == notation::kSchemeSigningAuthority;
+  const bool any_expired =
+      std::any_of(envelope.chain.begin(), envelope.chain.end(),
+                  [&](const auto& certificate) { return certificate->expiredBy(now); });
+  if (!signing_authority && !statement.tsa.empty() && (statement.timestamp_always || any_expired)) {
+    if (!envelope.timestamped)
+      return std::string(
+          "the statement verifies timestamps (it names a tsa trust store), and "
+          "the signature has none");
+    auto timestamp = verifyTimestamp(envelope.timestamp_token, envelope.signature, statement.tsa);
+    if (!timestamp)
+      return timestamp.error().message;
+    const std::time_t from = timestamp->time - timestamp->accuracy;
+    const std::time_t to = timestamp->time + timestamp->accuracy;
+    for (const auto& certificate : envelope.chain) {
+      if (!certificate->validAt(from) || !certificate->validAt(to))
+        return "the certificate \"" + certificate->subject() + "\" was not valid at the " +
+               "timestamp's time, " + utcText(timestamp->time) + " (" + validityText(*certificate) +
+               ")";
+    }
+    return std::nullopt;
+  }
+  const std::time_t at = signing_authority ? *envelope.authentic_signing_time : now;
+  for (const auto& certificate : envelope.chain) {
+    if (!certificate->validAt(at))
+      return "the certificate \"" + certificate->subject() + "\" is not valid at " + utcText(at) +
+             " (" + validityText(*certificate) + ")" +
+             (envelope.timestamped && statement.tsa.empty()
+                  ? "; its signature has an RFC 3161 timestamp, which a tsa trust store would "
+                    "let count"
+                  : "");
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -109,21 +156,8 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustP
     }
   }
   if (statement.action(NotationCheck::kAuthenticTimestamp) != CheckAction::kSkip) {
-    // notary.x509 without a verified timestamp: the chain must be valid now. signingAuthority:
-    // at the signing time the signing service vouches for.
-    const std::time_t at = signing_authority ? *envelope->authentic_signing_time : now;
-    for (const auto& certificate : envelope->chain) {
-      if (!certificate->validAt(at)) {
-        fail(NotationCheck::kAuthenticTimestamp,
-             "the certificate \"" + certificate->subject() + "\" is not valid at " + utcText(at) +
-                 " (valid from " + certificate->notBefore() + " to " + certificate->notAfter() +
-                 ")" +
-                 (envelope->timestamped
-                      ? "; the signature's RFC 3161 timestamp is not verified by this agent yet"
-                      : ""));
-        break;
-      }
-    }
+    if (auto why = authenticTimestamp(*envelope, statement, now))
+      fail(NotationCheck::kAuthenticTimestamp, *why);
   }
   if (statement.action(NotationCheck::kExpiry) != CheckAction::kSkip && envelope->expiry &&
       *envelope->expiry <= now)

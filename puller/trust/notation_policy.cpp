@@ -181,8 +181,9 @@ Result<NotationTrustPolicy> readStatement(const JsonReader& at, const std::strin
     return verification["override"].error("a statement whose level is skip has no checks");
   RETURN_IF_ERROR(readOverrides(verification["override"], policy.actions));
   ASSIGN_OR_RETURN(auto timestamp, verification["verifyTimestamp"].optionalString());
-  if (timestamp && *timestamp != "always" && *timestamp != "afterCertExpiry")
+  if (timestamp && !timestamp->empty() && *timestamp != "always" && *timestamp != "afterCertExpiry")
     return verification["verifyTimestamp"].error("expected always or afterCertExpiry");
+  policy.timestamp_always = !timestamp || *timestamp != "afterCertExpiry";
 
   ASSIGN_OR_RETURN(auto stores, at["trustStores"].optionalStrings());
   ASSIGN_OR_RETURN(auto identities, at["trustedIdentities"].optionalStrings());
@@ -355,14 +356,16 @@ std::optional<DistinguishedName> leafIdentity(
       {"CN", "CN"},
       {"serialNumber", "SERIALNUMBER"}};
   DistinguishedName name;
-  for (const auto& [short_name, value] : attributes) {
+  for (const auto& attribute : attributes) {
+    const std::string& short_name = attribute.first;
+    const std::string& value = attribute.second;
     const auto known = std::find_if(kNames.begin(), kNames.end(),
                                     [&](const auto& entry) { return entry.first == short_name; });
     if (known == kNames.end())
       return std::nullopt;
     const std::string type(known->second);
     auto existing = std::find_if(name.begin(), name.end(),
-                                 [&](const auto& attribute) { return attribute.first == type; });
+                                 [&](const auto& entry) { return entry.first == type; });
     if (existing != name.end()) {
       if (type != "CN")
         return std::nullopt;     // two values: a multi-valued attribute to Notation
@@ -375,10 +378,11 @@ std::optional<DistinguishedName> leafIdentity(
 }
 
 bool identityMatches(const DistinguishedName& trusted, const DistinguishedName& subject) {
-  for (const auto& [type, value] : trusted) {
-    const auto found = std::find_if(subject.begin(), subject.end(),
-                                    [&](const auto& attribute) { return attribute.first == type; });
-    if (found == subject.end() || found->second != value)
+  for (const auto& wanted : trusted) {
+    const auto found = std::find_if(subject.begin(), subject.end(), [&](const auto& attribute) {
+      return attribute.first == wanted.first;
+    });
+    if (found == subject.end() || found->second != wanted.second)
       return false;
   }
   return true;

@@ -35,6 +35,9 @@ struct NotationTrustPolicy {
   std::string level;                // strict, permissive, audit, skip
   std::array<CheckAction, kNotationChecks> actions{};
   bool skip = false;  // level skip: no signature is read at all
+  // With tsa trust stores: verify the signature's timestamp always (the default), or only once
+  // a certificate of its chain expired ("afterCertExpiry").
+  bool timestamp_always = true;
   // Certificates of the named trust stores, by type.
   CertificateChain ca;
   CertificateChain signing_authority;

@@ -176,27 +176,72 @@ TEST_F(NotationGoEnvelopes, ASignatureOfAnotherManifestFailsIntegrity) {
   }
 }
 
-TEST_F(NotationGoEnvelopes, ASelfSignedSigningCertificateInTheStoreVerifiesAndItsTimestampIsSaid) {
-  const auto subject =
+// notation-go's timestamp envelopes: a self-signed signing certificate (CN=alpine, valid
+// 2023-05-09 to 2033-05-10) in the ca store, the timestamp by GlobalSign's TSA (2024-06-18).
+class NotationGoTimestamps : public NotationGoEnvelopes {
+ protected:
+  const Descriptor subject_ =
       descriptorOf("application/vnd.docker.distribution.manifest.v2+json",
                    "sha256:c0669ef34cdc14332c0f1ab0c2c01acb91d96014b172f1a76f3a39e63d1f0bda", 528);
-  auto policy = notationPolicyOf(statementJson("strict", {"ca:valid-trust-store"}, {"*"}),
-                                 kNotationGo / "truststore");
-  auto outcome = verifyWith(policy, envelope("withoutTimestamp.sig"), subject);
+  const std::time_t after_expiry_ = notation::parseRfc3339("2034-01-01T00:00:00Z").value();
+
+  NotationPolicy policy(const nlohmann::json& stores, const std::string& verify_timestamp = "") {
+    auto text = nlohmann::json::parse(statementJson("strict", stores, {"*"}));
+    if (!verify_timestamp.empty())
+      text["trustPolicies"][0]["signatureVerification"]["verifyTimestamp"] = verify_timestamp;
+    return notationPolicyOf(text.dump(), kNotationGo / "truststore");
+  }
+};
+
+TEST_F(NotationGoTimestamps, ATimestampKeepsASignatureValidAfterItsCertificateExpired) {
+  const auto with_tsa = policy({"ca:valid-trust-store", "tsa:test-timestamp"});
+  auto outcome = verifyWith(with_tsa, envelope("jwsWithTimestamp.sig"), subject_, after_expiry_);
   EXPECT_FALSE(outcome.failure) << *outcome.failure;
-  auto parsed = notation::parseJws(readFile(envelope("jwsWithTimestamp.sig")));
-  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
-  EXPECT_TRUE(parsed->timestamped);
-  // Once its certificate expired (2033-05-10), the timestamp that would keep it valid is not
-  // verified yet: the refusal says so.
-  const std::time_t later = nowSeconds() + 400L * 24 * 3600 * 10;
-  outcome = verifyWith(policy, envelope("jwsWithTimestamp.sig"), subject, later);
+  // Without a tsa store the timestamp counts for nothing, and the refusal says what would.
+  outcome = verifyWith(policy({"ca:valid-trust-store"}), envelope("jwsWithTimestamp.sig"), subject_,
+                       after_expiry_);
   ASSERT_TRUE(outcome.failure);
-  EXPECT_NE(outcome.failure->find("authenticTimestamp: the certificate \"CN=alpine"),
+  EXPECT_EQ(outcome.failure->rfind("authenticTimestamp: the certificate \"CN=alpine", 0), 0u)
+      << *outcome.failure;
+  EXPECT_NE(outcome.failure->find("which a tsa trust store would let count"), std::string::npos);
+  // Before the certificate expired, it is valid either way.
+  EXPECT_FALSE(
+      verifyWith(policy({"ca:valid-trust-store"}), envelope("withoutTimestamp.sig"), subject_)
+          .failure);
+}
+
+TEST_F(NotationGoTimestamps, WithATsaStoreATimestampIsRequiredUnlessOnlyAfterExpiry) {
+  const auto always = policy({"ca:valid-trust-store", "tsa:test-timestamp"});
+  auto outcome = verifyWith(always, envelope("withoutTimestamp.sig"), subject_);
+  ASSERT_TRUE(outcome.failure);
+  EXPECT_EQ(*outcome.failure,
+            "authenticTimestamp: the statement verifies timestamps (it names a tsa trust store), "
+            "and the signature has none");
+  const auto after_expiry =
+      policy({"ca:valid-trust-store", "tsa:test-timestamp"}, "afterCertExpiry");
+  EXPECT_FALSE(verifyWith(after_expiry, envelope("withoutTimestamp.sig"), subject_).failure);
+  EXPECT_TRUE(
+      verifyWith(after_expiry, envelope("withoutTimestamp.sig"), subject_, after_expiry_).failure);
+}
+
+TEST_F(NotationGoTimestamps, ATimestampOverOtherBytesOrByAnUntrustedAuthorityFails) {
+  // The token of one envelope moved onto another signature: its imprint does not match.
+  auto moved = nlohmann::json::parse(readFile(envelope("withoutTimestamp.sig")));
+  moved["header"]["io.cncf.notary.timestampSignature"] = nlohmann::json::parse(
+      readFile(envelope("jwsWithTimestamp.sig")))["header"]["io.cncf.notary.timestampSignature"];
+  TempDir dir;
+  writeFile(dir / "moved.sig", moved.dump());
+  const auto with_tsa = policy({"ca:valid-trust-store", "tsa:test-timestamp"});
+  auto outcome = verifyWith(with_tsa, dir / "moved.sig", subject_, after_expiry_);
+  ASSERT_TRUE(outcome.failure);
+  EXPECT_NE(outcome.failure->find("authenticTimestamp: the RFC 3161 timestamp by "),
             std::string::npos)
       << *outcome.failure;
-  EXPECT_NE(outcome.failure->find("RFC 3161 timestamp is not verified by this agent yet"),
-            std::string::npos);
+  // A timestamp taken before the signing certificate was valid.
+  outcome = verifyWith(with_tsa, envelope("timestampBeforeNotBefore.sig"), subject_);
+  ASSERT_TRUE(outcome.failure);
+  EXPECT_NE(outcome.failure->find("was not valid at the timestamp's time"), std::string::npos)
+      << *outcome.failure;
 }
 
 TEST_F(NotationGoEnvelopes, TheConformanceEnvelopeIsRefusedForItsUnknownCriticalAttribute) {

@@ -1,0 +1,121 @@
+#include "puller/trust/timestamp.h"
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pkcs7.h>
+#include <openssl/ts.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include <limits>
+#include <memory>
+
+namespace pullagent::puller {
+namespace {
+
+struct ErrorScope {
+  ErrorScope() { ERR_set_mark(); }
+  ~ErrorScope() { ERR_pop_to_mark(); }
+  ErrorScope(const ErrorScope&) = delete;
+  ErrorScope& operator=(const ErrorScope&) = delete;
+};
+
+template <auto Free>
+struct Freer {
+  template <typename T>
+  void operator()(T* pointer) const {
+    Free(pointer);
+  }
+};
+using Pkcs7 = std::unique_ptr<PKCS7, Freer<PKCS7_free>>;
+using TstInfo = std::unique_ptr<TS_TST_INFO, Freer<TS_TST_INFO_free>>;
+using VerifyContext = std::unique_ptr<TS_VERIFY_CTX, Freer<TS_VERIFY_CTX_free>>;
+
+Error untrusted(const std::string& why) {
+  return makeError(ErrorCode::kUntrusted, "the RFC 3161 timestamp " + why);
+}
+
+std::time_t secondsOf(const ASN1_INTEGER* value) {
+  int64_t number = 0;
+  if (value == nullptr || ASN1_INTEGER_get_int64(&number, value) != 1 || number < 0)
+    return 0;
+  return static_cast<std::time_t>(number);
+}
+
+std::string nameOf(const GENERAL_NAME* name) {
+  if (name == nullptr || name->type != GEN_DIRNAME)
+    return "an unnamed authority";
+  char text[256] = {};
+  X509_NAME_oneline(name->d.directoryName, text, sizeof text);
+  return text;
+}
+
+}  // namespace
+
+Result<Timestamp> verifyTimestamp(std::string_view token, std::string_view message,
+                                  const CertificateChain& roots) {
+  if (token.empty() || token.size() > 64 * 1024)
+    return untrusted("token has " + std::to_string(token.size()) + " bytes");
+  if (message.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
+    return untrusted("covers too large a message");
+  ErrorScope scope;
+  const auto* in = reinterpret_cast<const unsigned char*>(token.data());
+  Pkcs7 signed_data(d2i_PKCS7(nullptr, &in, static_cast<long>(token.size())));
+  if (!signed_data)
+    return untrusted("token is not DER CMS SignedData");
+  TstInfo info(PKCS7_to_TS_TST_INFO(signed_data.get()));
+  if (!info)
+    return untrusted("token carries no TSTInfo");
+  struct tm parts {};
+  const ASN1_GENERALIZEDTIME* generated = TS_TST_INFO_get_time(info.get());
+  if (generated == nullptr || ASN1_TIME_to_tm(generated, &parts) != 1)
+    return untrusted("token has no readable time");
+  Timestamp timestamp;
+  timestamp.time = timegm(&parts);
+  if (const TS_ACCURACY* accuracy = TS_TST_INFO_get_accuracy(info.get())) {
+    // Rounded up to whole seconds: the range must hold at its widest.
+    timestamp.accuracy = secondsOf(TS_ACCURACY_get_seconds(accuracy)) +
+                         ((TS_ACCURACY_get_millis(accuracy) != nullptr ||
+                           TS_ACCURACY_get_micros(accuracy) != nullptr)
+                              ? 1
+                              : 0);
+  }
+  timestamp.authority = nameOf(TS_TST_INFO_get_tsa(info.get()));
+
+  // The TSA's chain is checked at the time the token states: a TSA certificate that expired
+  // since still vouches for what it signed while valid.
+  X509_STORE* store = X509_STORE_new();
+  if (store == nullptr)
+    return makeError(ErrorCode::kInternal, "out of memory");
+  VerifyContext context(TS_VERIFY_CTX_new());
+  if (!context) {
+    X509_STORE_free(store);
+    return makeError(ErrorCode::kInternal, "out of memory");
+  }
+  TS_VERIFY_CTX_set_store(context.get(), store);  // owned by the context from here
+  for (const auto& root : roots) {
+    const auto* der = reinterpret_cast<const unsigned char*>(root->der().data());
+    X509* certificate = d2i_X509(nullptr, &der, static_cast<long>(root->der().size()));
+    if (certificate == nullptr)
+      continue;
+    X509_STORE_add_cert(store, certificate);
+    X509_free(certificate);
+  }
+  X509_VERIFY_PARAM_set_time(X509_STORE_get0_param(store), timestamp.time);
+  BIO* data = BIO_new_mem_buf(message.data(), static_cast<int>(message.size()));
+  if (data == nullptr)
+    return makeError(ErrorCode::kInternal, "out of memory");
+  TS_VERIFY_CTX_set_data(context.get(), data);  // owned by the context too
+  TS_VERIFY_CTX_set_flags(context.get(), TS_VFY_VERSION | TS_VFY_SIGNATURE | TS_VFY_DATA);
+  if (TS_RESP_verify_token(context.get(), signed_data.get()) != 1) {
+    const unsigned long code = ERR_peek_last_error();
+    char reason[160] = {};
+    ERR_error_string_n(code, reason, sizeof reason);
+    return untrusted("by " + timestamp.authority + " does not verify against the tsa trust " +
+                     "stores, or is not over this signature (" + reason + ")");
+  }
+  return timestamp;
+}
+
+}  // namespace pullagent::puller
