@@ -6,7 +6,9 @@
 // names the check that failed.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/daemon_fixture.h"
@@ -22,8 +24,8 @@ using nlohmann::json;
 std::filesystem::path writeNotationDir(
     const std::filesystem::path& directory, const std::filesystem::path& truststore,
     const std::string& scope, const std::string& level,
-    const json& identities = {"x509.subject: C=US, ST=WA, O=Acme"},
-    const json& overrides = nullptr) {
+    const json& identities = {"x509.subject: C=US, ST=WA, O=Acme"}, const json& overrides = nullptr,
+    const json& stores = {"ca:acme"}) {
   std::filesystem::remove_all(directory);
   std::filesystem::create_directories(directory);
   std::filesystem::copy(truststore, directory / "truststore",
@@ -34,7 +36,7 @@ std::filesystem::path writeNotationDir(
   json statement = {
       {"name", "proxied"}, {"registryScopes", {scope}}, {"signatureVerification", verification}};
   if (level != "skip") {
-    statement["trustStores"] = {"ca:acme"};
+    statement["trustStores"] = stores;
     statement["trustedIdentities"] = identities;
   }
   writeFile(directory / "trustpolicy.json",
@@ -52,12 +54,12 @@ class Notation : public PullTest {
   std::string proxied(const std::string& tag) { return proxy() + "/test/notary:" + tag; }
   // A Notation directory whose one statement covers the proxied repository.
   std::string notationDir(const std::string& level, const json& overrides = nullptr,
-                          const std::string& scope = "") {
+                          const std::string& scope = "", const json& stores = {"ca:acme"}) {
     const auto directory = dest_.path().parent_path() / ("notation-" + std::to_string(++dirs_));
     written_.push_back(directory);
     return writeNotationDir(directory, truststore(),
                             scope.empty() ? proxy() + "/test/notary" : scope, level,
-                            {"x509.subject: C=US, ST=WA, O=Acme"}, overrides)
+                            {"x509.subject: C=US, ST=WA, O=Acme"}, overrides, stores)
         .string();
   }
   void TearDown() override {
@@ -166,6 +168,29 @@ TEST_F(Notation, LevelsDecideWhatIsOnlyLogged) {
   EXPECT_EQ(skipped.exit_code, 0) << skipped.all();
   EXPECT_TRUE(requests(proxy(), "/referrers/").empty());
   EXPECT_TRUE(requests(proxy(), "/manifests/sha256-").empty());
+}
+
+TEST_F(Notation, ATimestampKeepsTheSignatureOfAnExpiredCertificateGood) {
+  // The "expiring" signer's certificate was valid for a few seconds after the stack started;
+  // the RFC 3161 authority (`openssl ts`) countersigned one of its signatures meanwhile.
+  const auto expired_at = std::chrono::system_clock::from_time_t(
+      stack().info()["notary"]["expiring_not_after"].get<std::time_t>());
+  std::this_thread::sleep_until(expired_at + std::chrono::seconds(1));
+  const auto with_tsa = notationDir("strict", nullptr, "", {"ca:acme", "tsa:acme"});
+  auto timestamped = pullWith("timestamped", with_tsa);
+  EXPECT_EQ(timestamped.exit_code, 0) << timestamped.all();
+  auto untimestamped = pullWith("expiring", with_tsa);
+  EXPECT_NE(untimestamped.exit_code, 0);
+  EXPECT_NE(untimestamped.err.find("authenticTimestamp: the statement verifies timestamps"),
+            std::string::npos)
+      << untimestamped.all();
+  // Without a tsa store the timestamp counts for nothing: the certificate has expired.
+  auto without_tsa = pullWith("timestamped", notationDir("strict"));
+  EXPECT_NE(without_tsa.exit_code, 0);
+  EXPECT_NE(without_tsa.err.find("authenticTimestamp: the certificate \"CN=acme-expiring"),
+            std::string::npos)
+      << without_tsa.all();
+  EXPECT_EQ(layerRequests("expiring"), 0u);
 }
 
 TEST_F(Notation, AnImageNoStatementCoversIsRefusedBeforeAnyRequestForSignatures) {

@@ -16,7 +16,9 @@ import base64
 import datetime
 import json
 import os
+import subprocess
 import sys
+import tempfile
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -42,6 +44,23 @@ NOTARY_HEADERS = ["io.cncf.notary.signingScheme", "io.cncf.notary.signingTime",
                   "io.example.unknownCritical"]
 
 NOW = datetime.datetime.utcnow().replace(microsecond=0)
+EXPIRING_SECONDS = 5
+# `openssl ts -reply`'s settings for the test authority.
+TSA_CONFIG = """
+[ tsa ]
+default_tsa = tsa_config
+[ tsa_config ]
+serial = {serial}
+crypto_device = builtin
+signer_digest = sha256
+default_policy = 1.3.6.1.4.1.4146.2.3
+digests = sha256, sha384, sha512
+accuracy = secs:1
+ordering = no
+tsa_name = yes
+ess_cert_id_chain = no
+ess_cert_id_alg = sha256
+"""
 LONG_AGO = datetime.datetime(2020, 1, 1)
 FAR_AHEAD = datetime.datetime(2120, 1, 1)
 
@@ -124,11 +143,65 @@ class Pki:
         signer("untrusted", ec.generate_private_key(ec.SECP256R1()),
                issuer=(self.other_root.subject, self.other_root_key),
                chain_top=[self.other_root])
+        self._signer = signer
+        self.expiring_not_after = None
+        # An RFC 3161 authority: its root (the tsa trust store) and its timeStamping certificate.
+        self.tsa_root_key = ec.generate_private_key(ec.SECP384R1())
+        self.tsa_root = certificate(name("Acme TSA Root"), self.tsa_root_key, ca=True, usages=())
+        self.tsa_key = ec.generate_private_key(ec.SECP256R1())
+        self.tsa = (x509.CertificateBuilder().subject_name(name("Acme TSA"))
+                    .issuer_name(self.tsa_root.subject).public_key(self.tsa_key.public_key())
+                    .serial_number(x509.random_serial_number())
+                    .not_valid_before(LONG_AGO).not_valid_after(FAR_AHEAD)
+                    .add_extension(key_usage(False), critical=True)
+                    .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
+                                   critical=True)
+                    .sign(self.tsa_root_key, hashes.SHA256()))
+
+    def expiring_signer(self):
+        """A signer whose certificate is valid for a few seconds from now (made when asked, so
+        that its signatures and their timestamps fall inside): the tests wait until it has
+        expired, so that only a timestamp taken while it was valid keeps its signatures good."""
+        if "expiring" not in self.signers:
+            self.expiring_not_after = (datetime.datetime.utcnow().replace(microsecond=0)
+                                       + datetime.timedelta(seconds=EXPIRING_SECONDS))
+            self._signer("expiring", ec.generate_private_key(ec.SECP256R1()),
+                         not_before=LONG_AGO, not_after=self.expiring_not_after)
+        return self.signers["expiring"]
+
+    def timestamp(self, message):
+        """An RFC 3161 token over `message` by this PKI's authority, made by `openssl ts`
+        (base64 of its DER, as the envelope carries it)."""
+        with tempfile.TemporaryDirectory() as work:
+            def path(name):
+                return os.path.join(work, name)
+            with open(path("message"), "wb") as f:
+                f.write(message)
+            with open(path("tsa.pem"), "wb") as f:
+                f.write(pem(self.tsa))
+            with open(path("tsa.key"), "wb") as f:
+                f.write(self.tsa_key.private_bytes(serialization.Encoding.PEM,
+                                                   serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()))
+            with open(path("serial"), "w") as f:
+                f.write("01\n")
+            with open(path("ts.cnf"), "w") as f:
+                f.write(TSA_CONFIG.format(serial=path("serial")))
+            subprocess.run(["openssl", "ts", "-query", "-data", path("message"), "-sha256",
+                            "-cert", "-out", path("query.tsq")], check=True,
+                           capture_output=True)
+            subprocess.run(["openssl", "ts", "-reply", "-config", path("ts.cnf"),
+                            "-queryfile", path("query.tsq"), "-signer", path("tsa.pem"),
+                            "-inkey", path("tsa.key"), "-token_out", "-out", path("token.der")],
+                           check=True, capture_output=True)
+            with open(path("token.der"), "rb") as f:
+                return base64.b64encode(f.read()).decode()
 
     def write_trust_store(self, root):
-        """root/x509/ca/acme/root.pem, root/x509/ca/mallory/root.pem."""
-        for store, cert in (("acme", self.root), ("mallory", self.other_root)):
-            directory = os.path.join(root, "x509", "ca", store)
+        """root/x509/ca/acme/root.pem, root/x509/ca/mallory/root.pem, root/x509/tsa/acme/…"""
+        for kind, store, cert in (("ca", "acme", self.root), ("ca", "mallory", self.other_root),
+                                  ("tsa", "acme", self.tsa_root)):
+            directory = os.path.join(root, "x509", kind, store)
             os.makedirs(directory, exist_ok=True)
             with open(os.path.join(directory, "root.pem"), "wb") as f:
                 f.write(pem(cert))
@@ -136,7 +209,8 @@ class Pki:
 
 def envelope(signer, target, expiry=None, critical_extra=False, signing_time=None,
              alg=None, timestamp=None):
-    """A JWS envelope (bytes) by signer=(key, chain) over a payload naming `target`."""
+    """A JWS envelope (bytes) by signer=(key, chain) over a payload naming `target`; with
+    `timestamp` (a Pki), countersigned by its RFC 3161 authority."""
     key, chain = signer
     if alg is None:
         if isinstance(key, rsa.RSAPrivateKey):
@@ -158,11 +232,15 @@ def envelope(signer, target, expiry=None, critical_extra=False, signing_time=Non
     token = jws.JWS(payload, header_registry=registry)
     unprotected = {"x5c": [der_b64(c) for c in chain],
                    "io.cncf.notary.signingAgent": "pullagent-tests/notation.py"}
-    if timestamp is not None:
-        unprotected["io.cncf.notary.timestampSignature"] = timestamp
     token.add_signature(jwk.JWK.from_pyca(key), None, json_encode(header),
                         json_encode(unprotected))
-    return token.serialize(compact=False).encode()
+    serialized = json.loads(token.serialize(compact=False))
+    if timestamp is not None:
+        # Over the signature's bytes, as the Notary Project countersigns (the header is not
+        # signed, so it is added after).
+        signature = base64.urlsafe_b64decode(serialized["signature"] + "==")
+        serialized["header"]["io.cncf.notary.timestampSignature"] = timestamp.timestamp(signature)
+    return json.dumps(serialized).encode()
 
 
 def descriptor(body, media_type):
@@ -215,6 +293,10 @@ def notary_images(pki):
         spec, subject = image(tag)
         attach(spec, subject, envelope(signers[tag], subject))
     image("unsigned")
+    spec, subject = image("timestamped")
+    attach(spec, subject, envelope(pki.expiring_signer(), subject, timestamp=pki))
+    spec, subject = image("expiring")
+    attach(spec, subject, envelope(pki.expiring_signer(), subject))
     spec, subject = image("twosigs")
     attach(spec, subject, envelope(signers["untrusted"], subject),
            envelope(signers["ecdsa"], subject))

@@ -19,6 +19,7 @@ Pushes the standard test images into every registry, writes DIR/stack.json descr
 prints READY and runs until SIGTERM/SIGINT or until stdin closes (so a dying parent takes the
 stack with it)."""
 import argparse
+import datetime
 import http.client
 import json
 import os
@@ -318,7 +319,9 @@ def main():
         "signed": {"keys": {name: os.path.join(cosign_keys_dir, f"{name}.pub")
                             for name in signing_keys},
                    "images": image_lib.summary(signed)},
-        "notary": {"truststore": notation_store, "images": image_lib.summary(notary)},
+        "notary": {"truststore": notation_store, "images": image_lib.summary(notary),
+                   "expiring_not_after": int(notary_pki.expiring_not_after.replace(
+                       tzinfo=datetime.timezone.utc).timestamp())},
         "azure": {
             "imds": f"http://127.0.0.1:{imds_port}/metadata/identity/oauth2/token",
             "app_service": f"http://127.0.0.1:{imds_port}/msi/token",
