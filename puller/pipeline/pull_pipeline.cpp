@@ -197,9 +197,9 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   if (job.signature_policy) {
     options.verify = [&](const std::optional<Descriptor>& index, const Descriptor& manifest,
                          const Context& verify_ctx) -> Status {
-      auto verdict =
-          job.signature_policy->verify(registry, *store, job.ref, SignedSubjects{index, manifest},
-                                       verify_ctx, job.refused_by_signature_policy);
+      auto verdict = job.signature_policy->verify(
+          registry, *store, job.ref, SignedSubjects{index, manifest}, verify_ctx,
+          job.refused_by_signature_policy, &services.http());
       if (!verdict)
         return verdict.error();
       if (services.verdicts() != nullptr)

@@ -14,18 +14,10 @@
 #include <limits>
 
 #include "puller/oci/sha256.h"
+#include "puller/trust/openssl_handles.h"
 
 namespace pullagent::puller {
 namespace {
-
-// Whatever OpenSSL queues while we parse or verify is ours, dropped on the way out: nothing
-// else may read it later (a TLS handshake on this thread would take it for its own).
-struct ErrorMark {
-  ErrorMark() { ERR_set_mark(); }
-  ~ErrorMark() { ERR_pop_to_mark(); }
-  ErrorMark(const ErrorMark&) = delete;
-  ErrorMark& operator=(const ErrorMark&) = delete;
-};
 
 std::string timeText(const ASN1_TIME* time) {
   struct tm parts {};
@@ -86,7 +78,7 @@ Result<std::shared_ptr<const Certificate>> Certificate::fromDer(std::string_view
   if (der.empty() || der.size() > kMaxBytes)
     return makeError(ErrorCode::kInvalidArgument,
                      "a certificate of " + std::to_string(der.size()) + " bytes");
-  ErrorMark mark;
+  OpenSslErrorMark mark;
   auto handle = std::make_unique<Handle>();
   const auto* in = reinterpret_cast<const unsigned char*>(der.data());
   handle->x509 = d2i_X509(nullptr, &in, static_cast<long>(der.size()));
@@ -112,7 +104,7 @@ Result<std::vector<std::shared_ptr<const Certificate>>> Certificate::fromFile(
   }
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
     return makeError(ErrorCode::kInvalidArgument, "too large");
-  ErrorMark mark;
+  OpenSslErrorMark mark;
   BIO* bio = BIO_new_mem_buf(bytes.data(), static_cast<int>(bytes.size()));
   if (bio == nullptr)
     return makeError(ErrorCode::kInternal, "out of memory");
@@ -239,7 +231,7 @@ Status Certificate::checkCommon() const {
 }
 
 Status Certificate::checkLeaf() const {
-  ErrorMark mark;
+  OpenSslErrorMark mark;
   RETURN_IF_ERROR(checkCommon());
   X509* x509 = handle_->x509;
   const std::string who = "the signing certificate \"" + subject() + "\"";
@@ -274,7 +266,7 @@ Status Certificate::checkLeaf() const {
 }
 
 Status Certificate::checkCa(int certificates_below) const {
-  ErrorMark mark;
+  OpenSslErrorMark mark;
   RETURN_IF_ERROR(checkCommon());
   X509* x509 = handle_->x509;
   const std::string who = "the CA certificate \"" + subject() + "\"";
@@ -297,12 +289,62 @@ Status Certificate::checkCa(int certificates_below) const {
   return {};
 }
 
+x509_st* Certificate::openssl() const {
+  return handle_->x509;
+}
+
+namespace {
+
+bool webUrl(const std::string& url) {
+  return (url.starts_with("http://") || url.starts_with("https://")) && url.size() <= 2048 &&
+         url.find_first_of(" \r\n") == std::string::npos;
+}
+
+}  // namespace
+
+std::vector<std::string> Certificate::ocspUrls() const {
+  std::vector<std::string> urls;
+  STACK_OF(OPENSSL_STRING)* responders = X509_get1_ocsp(handle_->x509);
+  for (int i = 0; responders != nullptr && i < sk_OPENSSL_STRING_num(responders); ++i) {
+    std::string url = sk_OPENSSL_STRING_value(responders, i);
+    if (webUrl(url))
+      urls.push_back(std::move(url));
+  }
+  X509_email_free(responders);
+  return urls;
+}
+
+std::vector<std::string> Certificate::crlUrls() const {
+  std::vector<std::string> urls;
+  OpenSslErrorMark mark;
+  auto* points = static_cast<CRL_DIST_POINTS*>(
+      X509_get_ext_d2i(handle_->x509, NID_crl_distribution_points, nullptr, nullptr));
+  for (int i = 0; points != nullptr && i < sk_DIST_POINT_num(points); ++i) {
+    const DIST_POINT* point = sk_DIST_POINT_value(points, i);
+    if (point->distpoint == nullptr || point->distpoint->type != 0)
+      continue;  // not a fullName
+    const GENERAL_NAMES* names = point->distpoint->name.fullname;
+    for (int j = 0; j < sk_GENERAL_NAME_num(names); ++j) {
+      const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, j);
+      if (name->type != GEN_URI)
+        continue;
+      const ASN1_IA5STRING* uri = name->d.uniformResourceIdentifier;
+      std::string url(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
+                      static_cast<size_t>(ASN1_STRING_length(uri)));
+      if (webUrl(url))
+        urls.push_back(std::move(url));
+    }
+  }
+  CRL_DIST_POINTS_free(points);
+  return urls;
+}
+
 bool Certificate::isCa() const {
   return (X509_get_extension_flags(handle_->x509) & EXFLAG_CA) != 0;
 }
 
 bool Certificate::namesRevocationService() const {
-  ErrorMark mark;
+  OpenSslErrorMark mark;
   STACK_OF(OPENSSL_STRING)* responders = X509_get1_ocsp(handle_->x509);
   const bool ocsp = responders != nullptr && sk_OPENSSL_STRING_num(responders) > 0;
   X509_email_free(responders);
@@ -310,7 +352,7 @@ bool Certificate::namesRevocationService() const {
 }
 
 bool Certificate::issuedBy(const Certificate& issuer) const {
-  ErrorMark mark;
+  OpenSslErrorMark mark;
   if (X509_NAME_cmp(X509_get_issuer_name(handle_->x509),
                     X509_get_subject_name(issuer.handle_->x509)) != 0)
     return false;
@@ -368,7 +410,7 @@ Status Certificate::verifyJws(std::string_view alg, std::string_view message,
                                                   " bytes, not " + std::to_string(2 * half));
     der_signature = std::move(*converted);
   }
-  ErrorMark mark;
+  OpenSslErrorMark mark;
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   if (ctx == nullptr)
     return makeError(ErrorCode::kInternal, "out of memory");

@@ -9,6 +9,8 @@
 
 #include "base/error.h"
 
+struct x509_st;  // OpenSSL's X509
+
 namespace pullagent::puller {
 
 // One X.509 certificate of a Notary Project signature's chain or of a trust store, parsed by
@@ -28,6 +30,11 @@ class Certificate {
   Certificate& operator=(const Certificate&) = delete;
 
   const std::string& der() const { return der_; }
+  // OpenSSL's certificate, for the protocols built on it (OCSP, CRLs, timestamps); owned here.
+  x509_st* openssl() const;
+  // The OCSP responders (AIA) and CRL distribution points it names (http and https only).
+  std::vector<std::string> ocspUrls() const;
+  std::vector<std::string> crlUrls() const;
   bool operator==(const Certificate& other) const { return der_ == other.der_; }
   // "CN=leaf,O=Example,ST=WA,C=US" (RFC 2253), for texts.
   std::string subject() const;

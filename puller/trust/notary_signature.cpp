@@ -91,7 +91,8 @@ std::optional<std::string> authenticTimestamp(const notation::Envelope& envelope
 }  // namespace
 
 NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustPolicy& statement,
-                                    const Descriptor& subject, std::time_t now) {
+                                    const Descriptor& subject, std::time_t now,
+                                    const RevocationCheck& revocation) {
   NotaryOutcome outcome;
   auto failed = [&](std::string why) {
     outcome.failure = std::move(why);
@@ -132,7 +133,10 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustP
     }
   };
   const bool signing_authority = envelope->signing_scheme == notation::kSchemeSigningAuthority;
-  if (statement.action(NotationCheck::kAuthenticity) != CheckAction::kSkip) {
+  // Whether a trust store vouches for the chain: only then are the revocation services its
+  // certificates name asked anything (a forged chain could name any address).
+  bool vouched = false;
+  {
     const CertificateChain& trusted =
         signing_authority ? statement.signing_authority : statement.ca;
     const bool anchored =
@@ -153,6 +157,9 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustP
       if (!known)
         fail(NotationCheck::kAuthenticity,
              "the signing certificate \"" + signer + "\" is none of the trusted identities");
+      vouched = known;
+    } else {
+      vouched = true;
     }
   }
   if (statement.action(NotationCheck::kAuthenticTimestamp) != CheckAction::kSkip) {
@@ -162,15 +169,21 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustP
   if (statement.action(NotationCheck::kExpiry) != CheckAction::kSkip && envelope->expiry &&
       *envelope->expiry <= now)
     fail(NotationCheck::kExpiry, "the signature expired at " + utcText(*envelope->expiry));
-  if (statement.action(NotationCheck::kRevocation) != CheckAction::kSkip) {
-    for (const auto& certificate : envelope->chain) {
-      if (certificate->namesRevocationService()) {
-        fail(NotationCheck::kRevocation,
-             "the certificate \"" + certificate->subject() +
-                 "\" names an OCSP responder or a CRL, and this agent does not check "
-                 "revocation yet (override revocation to log or skip to accept it)");
-        break;
-      }
+  if (statement.action(NotationCheck::kRevocation) != CheckAction::kSkip &&
+      std::any_of(envelope->chain.begin(), envelope->chain.end(),
+                  [](const auto& certificate) { return certificate->namesRevocationService(); })) {
+    if (!vouched) {
+      fail(NotationCheck::kRevocation,
+           "not checked: no trust store vouches for the chain, so the services it names are "
+           "not asked");
+    } else if (!revocation) {
+      fail(NotationCheck::kRevocation,
+           "the chain names OCSP responders or CRLs, and no "
+           "network is at hand to ask them");
+    } else {
+      const auto result = revocation(envelope->chain);
+      if (result.status != RevocationResult::Status::kGood)
+        fail(NotationCheck::kRevocation, result.detail);
     }
   }
   return outcome;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -8,6 +9,7 @@
 
 #include "puller/oci/manifest.h"
 #include "puller/trust/notation_policy.h"
+#include "puller/trust/revocation.h"
 
 namespace pullagent::puller {
 
@@ -33,8 +35,11 @@ struct NotaryOutcome {
 //   authenticTimestamp: every certificate valid now (notary.x509; RFC 3161 timestamps are not
 //     verified yet) or at the authentic signing time (signingAuthority);
 //   expiry: io.cncf.notary.expiry not passed;
-//   revocation: not checked yet, so a certificate naming an OCSP responder or a CRL fails it.
+//   revocation: `revocation` (checkRevocation, by OCSP and CRL) for a chain that names either
+//     and that a trust store vouches for; without `revocation` such a chain fails the check.
+using RevocationCheck = std::function<RevocationResult(const CertificateChain&)>;
 NotaryOutcome verifyNotarySignature(std::string_view envelope, const NotationTrustPolicy& statement,
-                                    const Descriptor& subject, std::time_t now);
+                                    const Descriptor& subject, std::time_t now,
+                                    const RevocationCheck& revocation = {});
 
 }  // namespace pullagent::puller

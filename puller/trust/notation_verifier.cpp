@@ -105,7 +105,7 @@ Status NotationVerifier::collect(RegistryClient& registry, const SignedSubjects&
 Result<SignatureVerdict> NotationVerifier::verify(RegistryClient& registry, ContentStore& store,
                                                   const ImageRef& ref,
                                                   const SignedSubjects& subjects,
-                                                  const Context& ctx) {
+                                                  const Context& ctx, HttpClient* http) {
   const NotationTrustPolicy* statement = policy_.policyFor(ref);
   const std::string repository = ref.domain + "/" + ref.repository;
   if (statement == nullptr) {
@@ -158,7 +158,13 @@ Result<SignatureVerdict> NotationVerifier::verify(RegistryClient& registry, Cont
       reasons.add(name + ": its envelope could not be read: " + bytes.error().message);
       continue;
     }
-    const auto outcome = verifyNotarySignature(*bytes, *statement, candidate.subject, now);
+    RevocationCheck revocation;
+    if (http != nullptr)
+      revocation = [&](const CertificateChain& chain) {
+        return checkRevocation(*http, chain, now, ctx);
+      };
+    const auto outcome =
+        verifyNotarySignature(*bytes, *statement, candidate.subject, now, revocation);
     if (outcome.failure) {
       reasons.add(name + ": " + *outcome.failure);
       continue;

@@ -28,9 +28,8 @@ namespace pullagent::puller {
 // application/vnd.cncf.notary.signature. At most kMaxReferrers per subject are read, each
 // envelope at most notation::kMaxEnvelopeSize bytes, always from the pull's registry with its
 // credentials and deadline. Envelopes: JWS; COSE is refused by name (not verified yet).
-// Without a verified RFC 3161 timestamp (not verified yet) a notary.x509 chain must be valid
-// now; revocation cannot be checked yet, so a certificate that names an OCSP responder or a
-// CRL fails an enforced revocation check, saying so.
+// RFC 3161 timestamps count with a tsa trust store; revocation is asked by OCSP and CRL
+// (checkRevocation) of the services a trusted chain names.
 //
 // An image no statement covers is refused, as Notation does. Under level audit an image
 // without any signature is published with a warning (audit is how a host adopts signing before
@@ -39,9 +38,10 @@ class NotationVerifier {
  public:
   explicit NotationVerifier(const NotationPolicy& policy) : policy_(policy) {}
 
+  // `http` (optional) asks the OCSP responders and CRLs a trusted chain names.
   Result<SignatureVerdict> verify(RegistryClient& registry, ContentStore& store,
                                   const ImageRef& ref, const SignedSubjects& subjects,
-                                  const Context& ctx);
+                                  const Context& ctx, HttpClient* http = nullptr);
   bool refused() const { return refused_; }
 
  private:

@@ -11,26 +11,14 @@
 #include <limits>
 #include <memory>
 
+#include "puller/trust/openssl_handles.h"
+
 namespace pullagent::puller {
 namespace {
 
-struct ErrorScope {
-  ErrorScope() { ERR_set_mark(); }
-  ~ErrorScope() { ERR_pop_to_mark(); }
-  ErrorScope(const ErrorScope&) = delete;
-  ErrorScope& operator=(const ErrorScope&) = delete;
-};
-
-template <auto Free>
-struct Freer {
-  template <typename T>
-  void operator()(T* pointer) const {
-    Free(pointer);
-  }
-};
-using Pkcs7 = std::unique_ptr<PKCS7, Freer<PKCS7_free>>;
-using TstInfo = std::unique_ptr<TS_TST_INFO, Freer<TS_TST_INFO_free>>;
-using VerifyContext = std::unique_ptr<TS_VERIFY_CTX, Freer<TS_VERIFY_CTX_free>>;
+using Pkcs7 = std::unique_ptr<PKCS7, OpenSslFree<PKCS7_free>>;
+using TstInfo = std::unique_ptr<TS_TST_INFO, OpenSslFree<TS_TST_INFO_free>>;
+using VerifyContext = std::unique_ptr<TS_VERIFY_CTX, OpenSslFree<TS_VERIFY_CTX_free>>;
 
 Error untrusted(const std::string& why) {
   return makeError(ErrorCode::kUntrusted, "the RFC 3161 timestamp " + why);
@@ -59,7 +47,7 @@ Result<Timestamp> verifyTimestamp(std::string_view token, std::string_view messa
     return untrusted("token has " + std::to_string(token.size()) + " bytes");
   if (message.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
     return untrusted("covers too large a message");
-  ErrorScope scope;
+  OpenSslErrorMark mark;
   const auto* in = reinterpret_cast<const unsigned char*>(token.data());
   Pkcs7 signed_data(d2i_PKCS7(nullptr, &in, static_cast<long>(token.size())));
   if (!signed_data)

@@ -22,7 +22,8 @@ TrustPolicy::TrustPolicy(std::shared_ptr<const ContainersPolicy> containers,
 
 Result<SignatureVerdict> TrustPolicy::verify(RegistryClient& registry, ContentStore& store,
                                              const ImageRef& ref, const SignedSubjects& subjects,
-                                             const Context& ctx, bool* refused) const {
+                                             const Context& ctx, bool* refused,
+                                             HttpClient* http) const {
   SignatureVerdict verdict;
   if (containers_) {
     SignatureVerifier verifier(*containers_);
@@ -36,7 +37,7 @@ Result<SignatureVerdict> TrustPolicy::verify(RegistryClient& registry, ContentSt
   }
   if (notation_) {
     NotationVerifier verifier(*notation_);
-    auto notary = verifier.verify(registry, store, ref, subjects, ctx);
+    auto notary = verifier.verify(registry, store, ref, subjects, ctx, http);
     if (!notary) {
       if (refused != nullptr)
         *refused = verifier.refused();

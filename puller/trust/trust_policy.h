@@ -32,10 +32,11 @@ class TrustPolicy {
 
   // Every policy's verdict, before any layer blob (see SignatureVerifier, NotationVerifier).
   // `refused` (optional) is set when a policy refused the image; an error without it is the
-  // registry failing to answer.
+  // registry failing to answer. `http` asks revocation services (Notation).
   Result<SignatureVerdict> verify(RegistryClient& registry, ContentStore& store,
                                   const ImageRef& ref, const SignedSubjects& subjects,
-                                  const Context& ctx, bool* refused) const;
+                                  const Context& ctx, bool* refused,
+                                  HttpClient* http = nullptr) const;
 
  private:
   std::shared_ptr<const ContainersPolicy> containers_;

@@ -193,6 +193,41 @@ TEST_F(Notation, ATimestampKeepsTheSignatureOfAnExpiredCertificateGood) {
   EXPECT_EQ(layerRequests("expiring"), 0u);
 }
 
+TEST_F(Notation, RevocationIsAskedOfTheOcspResponderOrCrlATrustedChainNames) {
+  const std::string revocation = stack().info()["notary"]["revocation"];
+  stack().reset(revocation);
+  const auto strict = notationDir("strict");
+  for (const std::string tag : {"ocsp-good", "crl-good"}) {
+    auto result = pullWith(tag, strict);
+    EXPECT_EQ(result.exit_code, 0) << tag << "\n" << result.all();
+  }
+  EXPECT_EQ(requests(revocation, "/ocsp").size(), 1u);
+  EXPECT_EQ(requests(revocation, "/crl").size(), 1u);
+  struct Case {
+    std::string tag;
+    std::string says;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"ocsp-revoked", "\" is revoked (OCSP " + revocation + "/ocsp)"},
+           {"crl-revoked", "\" is revoked (CRL " + revocation + "/crl)"},
+           {"revocable", "revocation status unknown (OCSP http://127.0.0.1:9/ocsp: "}}) {
+    auto result = pullWith(c.tag, strict);
+    EXPECT_NE(result.exit_code, 0) << c.tag;
+    EXPECT_NE(result.err.find("revocation: the certificate \"CN=acme-" + c.tag), std::string::npos)
+        << c.tag << "\n"
+        << result.all();
+    EXPECT_NE(result.err.find(c.says), std::string::npos) << c.tag << "\n" << result.all();
+    EXPECT_EQ(layerRequests(c.tag), 0u);
+  }
+  // permissive logs it; strict with revocation skipped never asks.
+  auto logged = pullWith("ocsp-revoked", notationDir("permissive"));
+  EXPECT_EQ(logged.exit_code, 0) << logged.all();
+  EXPECT_NE(logged.err.find("is revoked"), std::string::npos) << logged.all();
+  stack().reset(revocation);
+  EXPECT_EQ(pullWith("crl-revoked", notationDir("strict", {{"revocation", "skip"}})).exit_code, 0);
+  EXPECT_TRUE(requests(revocation, "/").empty());
+}
+
 TEST_F(Notation, AnImageNoStatementCoversIsRefusedBeforeAnyRequestForSignatures) {
   stack().reset(proxy());
   auto result = pullWith("ecdsa", notationDir("strict", nullptr, "example.com/other"));

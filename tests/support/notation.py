@@ -23,6 +23,7 @@ import tempfile
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from jwcrypto import jwk, jws
 from jwcrypto.common import JWSEHeaderParameter, json_encode
@@ -81,7 +82,8 @@ def key_usage(sign_certs):
 
 
 def certificate(subject, key, issuer=None, ca=False, not_before=LONG_AGO, not_after=FAR_AHEAD,
-                digest=hashes.SHA256(), usages=(ExtendedKeyUsageOID.CODE_SIGNING,), ocsp=None):
+                digest=hashes.SHA256(), usages=(ExtendedKeyUsageOID.CODE_SIGNING,), ocsp=None,
+                crl=None):
     """issuer: (name, key) or None for self-signed."""
     issuer_name, issuer_key = issuer or (subject, key)
     builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
@@ -95,6 +97,11 @@ def certificate(subject, key, issuer=None, ca=False, not_before=LONG_AGO, not_af
         builder = builder.add_extension(x509.AuthorityInformationAccess([
             x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
                                    x509.UniformResourceIdentifier(ocsp))]), critical=False)
+    if crl:
+        builder = builder.add_extension(x509.CRLDistributionPoints([
+            x509.DistributionPoint(full_name=[x509.UniformResourceIdentifier(crl)],
+                                   relative_name=None, reasons=None, crl_issuer=None)]),
+            critical=False)
     return builder.sign(issuer_key, digest)
 
 
@@ -110,7 +117,9 @@ class Pki:
     """A root and an intermediate CA (the trust store holds the root), a second root nobody
     trusts, and signing certificates, each named for what it tests."""
 
-    def __init__(self):
+    def __init__(self, revocation_base=None):
+        """revocation_base: the URL of the revocation server (make_revocation_handler) the
+        signers "ocsp-good", "ocsp-revoked", "crl-good" and "crl-revoked" name."""
         self.root_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
         self.root = certificate(name("Acme Root CA"), self.root_key, ca=True,
                                 usages=())
@@ -145,6 +154,17 @@ class Pki:
                chain_top=[self.other_root])
         self._signer = signer
         self.expiring_not_after = None
+        # What the revocation server answers, by serial number: (certificate, revoked).
+        self.revocation = {}
+        if revocation_base:
+            for label, revoked, where in (("ocsp-good", False, "ocsp"),
+                                          ("ocsp-revoked", True, "ocsp"),
+                                          ("crl-good", False, "crl"),
+                                          ("crl-revoked", True, "crl")):
+                signer(label, ec.generate_private_key(ec.SECP256R1()),
+                       **{where: f"{revocation_base}/{where}"})
+                cert = self.signers[label][1][0]
+                self.revocation[cert.serial_number] = (cert, revoked)
         # An RFC 3161 authority: its root (the tsa trust store) and its timeStamping certificate.
         self.tsa_root_key = ec.generate_private_key(ec.SECP384R1())
         self.tsa_root = certificate(name("Acme TSA Root"), self.tsa_root_key, ca=True, usages=())
@@ -205,6 +225,66 @@ class Pki:
             os.makedirs(directory, exist_ok=True)
             with open(os.path.join(directory, "root.pem"), "wb") as f:
                 f.write(pem(cert))
+
+
+def make_revocation_handler(pki, recorder):
+    """POST /ocsp (RFC 6960) and GET /crl (RFC 5280) for the certificates the signing CA issued
+    with a revocation service, signed by that CA with python3-cryptography."""
+    import servers
+    settings = servers.Settings()
+
+    class Handler(servers.BaseHandler):
+        def answer(self, body, content_type):
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):
+            if self.path.startswith("/__control/"):
+                return self.handle_control(recorder, settings)
+            body = self.read_body()
+            recorder.add({"method": "POST", "path": self.path})
+            now = datetime.datetime.utcnow()
+            try:
+                request = ocsp.load_der_ocsp_request(body)
+                cert, revoked = pki.revocation[request.serial_number]
+            except (ValueError, KeyError):
+                response = ocsp.OCSPResponseBuilder.build_unsuccessful(
+                    ocsp.OCSPResponseStatus.UNAUTHORIZED)
+            else:
+                response = (ocsp.OCSPResponseBuilder()
+                            .add_response(cert=cert, issuer=pki.ca, algorithm=hashes.SHA1(),
+                                          cert_status=(ocsp.OCSPCertStatus.REVOKED if revoked
+                                                       else ocsp.OCSPCertStatus.GOOD),
+                                          this_update=now - datetime.timedelta(minutes=1),
+                                          next_update=now + datetime.timedelta(hours=1),
+                                          revocation_time=(now - datetime.timedelta(hours=1)
+                                                           if revoked else None),
+                                          revocation_reason=None)
+                            .responder_id(ocsp.OCSPResponderEncoding.HASH, pki.ca)
+                            .sign(pki.ca_key, hashes.SHA256()))
+            self.answer(response.public_bytes(serialization.Encoding.DER),
+                        "application/ocsp-response")
+
+        def do_GET(self):
+            if self.path.startswith("/__control/"):
+                return self.handle_control(recorder, settings)
+            recorder.add({"method": "GET", "path": self.path})
+            now = datetime.datetime.utcnow()
+            builder = (x509.CertificateRevocationListBuilder().issuer_name(pki.ca.subject)
+                       .last_update(now - datetime.timedelta(minutes=1))
+                       .next_update(now + datetime.timedelta(hours=1)))
+            for serial, (_, revoked) in pki.revocation.items():
+                if revoked:
+                    builder = builder.add_revoked_certificate(
+                        x509.RevokedCertificateBuilder().serial_number(serial)
+                        .revocation_date(now - datetime.timedelta(hours=1)).build())
+            crl = builder.sign(pki.ca_key, hashes.SHA256())
+            self.answer(crl.public_bytes(serialization.Encoding.DER), "application/pkix-crl")
+
+    return Handler
 
 
 def envelope(signer, target, expiry=None, critical_extra=False, signing_time=None,
@@ -289,7 +369,8 @@ def notary_images(pki):
             signature_manifest(subject, e, envelope_type) for e in envelopes)
 
     for tag in ("ecdsa", "rsa", "rsa3072", "expired", "serverauth", "sha1", "revocable",
-                "mallory-org", "untrusted"):
+                "mallory-org", "untrusted", "ocsp-good", "ocsp-revoked", "crl-good",
+                "crl-revoked"):
         spec, subject = image(tag)
         attach(spec, subject, envelope(signers[tag], subject))
     image("unsigned")

@@ -255,7 +255,13 @@ def main():
     # Notary Project signatures (notation.py: python3-cryptography and python3-jwcrypto), listed
     # through the tag schema's index, as `notation sign` writes them to a registry without the
     # referrers API; the CAs' roots are written as a Notation trust store.
-    notary_pki = notation.Pki()
+    # Their OCSP responder and CRL server: the certificates name it, so its port comes first.
+    revocation_listener = ports.listen()
+    revocation_url = f"http://127.0.0.1:{revocation_listener.getsockname()[1]}"
+    notary_pki = notation.Pki(revocation_base=revocation_url)
+    revocation_recorder = servers.Recorder()
+    servers.serve_tls(notation.make_revocation_handler(notary_pki, revocation_recorder),
+                      revocation_listener, None, None)
     notation_store = os.path.join(workdir, "notation", "truststore")
     notary_pki.write_trust_store(notation_store)
     notary = notation.notary_images(notary_pki)
@@ -320,6 +326,7 @@ def main():
                             for name in signing_keys},
                    "images": image_lib.summary(signed)},
         "notary": {"truststore": notation_store, "images": image_lib.summary(notary),
+                   "revocation": revocation_url,
                    "expiring_not_after": int(notary_pki.expiring_not_after.replace(
                        tzinfo=datetime.timezone.utc).timestamp())},
         "azure": {

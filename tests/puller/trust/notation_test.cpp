@@ -9,17 +9,21 @@
 #include <filesystem>
 #include <string>
 
+#include "base/clock.h"
 #include "base/json_reader.h"
 #include "puller/trust/jws_envelope.h"
 #include "puller/trust/notary_signature.h"
 #include "puller/trust/notation_policy.h"
 #include "puller/trust/referrers.h"
+#include "puller/trust/revocation.h"
+#include "tests/support/scripted_http.h"
 #include "tests/support/temp_dir.h"
 
 namespace pullagent::puller {
 namespace {
 
 using testing::readFile;
+using testing::ScriptedHttp;
 using testing::TempDir;
 using testing::writeFile;
 
@@ -280,6 +284,7 @@ class OurEnvelopes : public ::testing::Test {
     return outcome.failure.value_or("");
   }
   Descriptor subject_;
+  SystemClock clock_;
 };
 
 TEST_F(OurEnvelopes, RsaPssAndEcdsaSignaturesByTheTrustedCaVerify) {
@@ -318,8 +323,44 @@ TEST_F(OurEnvelopes, EachBrokenRuleIsNamed) {
                  "C=US\" is not valid at ",
                  0),
       0u);
-  EXPECT_NE(failure(strict, "revocable").find("names an OCSP responder or a CRL"),
-            std::string::npos);
+  EXPECT_EQ(failure(strict, "revocable"),
+            "revocation: the chain names OCSP responders or CRLs, and no network is at hand to "
+            "ask them");
+}
+
+TEST_F(OurEnvelopes, RevocationIsAskedOnlyForAChainATrustStoreVouchesFor) {
+  // The revocable signer names an OCSP responder (http://127.0.0.1:9/ocsp).
+  ScriptedHttp http;
+  http.expect([](const HttpRequest&) { return testing::respond(500); });
+  const auto strict = policy();
+  const RevocationCheck ask = [&](const CertificateChain& chain) {
+    return checkRevocation(http, chain, nowSeconds(), Context{&clock_, {}, std::nullopt});
+  };
+  auto outcome = verifyNotarySignature(readFile(kOurs / "revocable.jws"),
+                                       *strict.policyFor(notationRef("reg.io/a:v1")), subject_,
+                                       nowSeconds(), ask);
+  ASSERT_TRUE(outcome.failure);
+  EXPECT_EQ(*outcome.failure,
+            "revocation: the certificate \"CN=acme-revocable,O=Acme,L=Seattle,ST=WA,C=US\": "
+            "revocation status unknown (OCSP http://127.0.0.1:9/ocsp: HTTP 500)");
+  ASSERT_EQ(http.sent().size(), 1u);
+  EXPECT_EQ(http.sent()[0].method, "POST");
+  EXPECT_EQ(http.sent()[0].url, "http://127.0.0.1:9/ocsp");
+  // Garbage for an answer is no answer.
+  http.expect([](const HttpRequest&) { return testing::respond(200, "not DER"); });
+  outcome = verifyNotarySignature(readFile(kOurs / "revocable.jws"),
+                                  *strict.policyFor(notationRef("reg.io/a:v1")), subject_,
+                                  nowSeconds(), ask);
+  ASSERT_TRUE(outcome.failure);
+  EXPECT_NE(outcome.failure->find("not an OCSP response"), std::string::npos) << *outcome.failure;
+  // A statement whose identities the signer is not: its services are not asked.
+  const auto other = policy("audit", {"x509.subject: C=US, ST=WA, O=Other"});
+  outcome = verifyNotarySignature(readFile(kOurs / "revocable.jws"),
+                                  *other.policyFor(notationRef("reg.io/a:v1")), subject_,
+                                  nowSeconds(), ask);
+  EXPECT_FALSE(outcome.failure);
+  EXPECT_EQ(outcome.logged.size(), 2u);
+  EXPECT_EQ(http.sent().size(), 2u);
 }
 
 TEST_F(OurEnvelopes, LevelsAndOverridesDecideWhatOnlyGetsLogged) {

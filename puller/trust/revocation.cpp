@@ -1,0 +1,196 @@
+#include "puller/trust/revocation.h"
+
+#include <openssl/err.h>
+#include <openssl/ocsp.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <memory>
+
+#include "puller/trust/openssl_handles.h"
+
+namespace pullagent::puller {
+namespace {
+
+using RevocationStatus = RevocationResult::Status;
+
+constexpr size_t kMaxOcspResponse = 64 * 1024;
+constexpr size_t kMaxCrl = 8 * 1024 * 1024;
+constexpr auto kRequestTimeout = std::chrono::seconds(10);
+// Clock skew allowed between a responder and this host, as OpenSSL's ocsp command allows.
+constexpr long kLeewaySeconds = 300;
+
+using OcspRequest = std::unique_ptr<OCSP_REQUEST, OpenSslFree<OCSP_REQUEST_free>>;
+using OcspResponse = std::unique_ptr<OCSP_RESPONSE, OpenSslFree<OCSP_RESPONSE_free>>;
+using OcspBasic = std::unique_ptr<OCSP_BASICRESP, OpenSslFree<OCSP_BASICRESP_free>>;
+using OcspId = std::unique_ptr<OCSP_CERTID, OpenSslFree<OCSP_CERTID_free>>;
+using Crl = std::unique_ptr<X509_CRL, OpenSslFree<X509_CRL_free>>;
+using Store = std::unique_ptr<X509_STORE, OpenSslFree<X509_STORE_free>>;
+
+// One answer: what the source said, or why it said nothing usable.
+struct RevocationAnswer {
+  std::optional<RevocationStatus> status;  // kGood or kRevoked
+  std::string why;
+};
+
+Context revocationRequestContext(const Context& ctx) {
+  Context request = ctx;
+  const auto limit = ctx.clock->now() + kRequestTimeout;
+  request.deadline = ctx.deadline ? std::min(*ctx.deadline, limit) : limit;
+  return request;
+}
+
+RevocationAnswer askOcsp(HttpClient& http, const std::string& url, const Certificate& certificate,
+                         const Certificate& issuer, const CertificateChain& chain,
+                         const Context& ctx) {
+  OpenSslErrorMark mark;
+  OcspId id(OCSP_cert_to_id(EVP_sha1(), certificate.openssl(), issuer.openssl()));
+  OcspRequest request(OCSP_REQUEST_new());
+  if (!id || !request)
+    return {std::nullopt, "out of memory"};
+  OCSP_CERTID* added = OCSP_CERTID_dup(id.get());
+  if (added == nullptr || OCSP_request_add0_id(request.get(), added) == nullptr) {
+    OCSP_CERTID_free(added);
+    return {std::nullopt, "out of memory"};
+  }
+  unsigned char* der = nullptr;
+  const int length = i2d_OCSP_REQUEST(request.get(), &der);
+  if (length <= 0)
+    return {std::nullopt, "the request could not be encoded"};
+  HttpRequest post;
+  post.method = "POST";
+  post.url = url;
+  post.body.assign(reinterpret_cast<char*>(der), static_cast<size_t>(length));
+  OPENSSL_free(der);
+  post.headers.push_back({"Content-Type", "application/ocsp-request"});
+  post.headers.push_back({"Accept", "application/ocsp-response"});
+  post.max_body = kMaxOcspResponse;
+  auto response = http.send(post, revocationRequestContext(ctx));
+  if (!response)
+    return {std::nullopt, "OCSP " + url + ": " + response.error().message};
+  if (response->status != 200)
+    return {std::nullopt, "OCSP " + url + ": HTTP " + std::to_string(response->status)};
+  const auto* in = reinterpret_cast<const unsigned char*>(response->body.data());
+  OcspResponse parsed(d2i_OCSP_RESPONSE(nullptr, &in, static_cast<long>(response->body.size())));
+  if (!parsed)
+    return {std::nullopt, "OCSP " + url + ": not an OCSP response"};
+  if (OCSP_response_status(parsed.get()) != OCSP_RESPONSE_STATUS_SUCCESSFUL)
+    return {std::nullopt, "OCSP " + url + ": the responder answered " +
+                              OCSP_response_status_str(OCSP_response_status(parsed.get()))};
+  OcspBasic basic(OCSP_response_get1_basic(parsed.get()));
+  if (!basic)
+    return {std::nullopt, "OCSP " + url + ": no basic response"};
+  // Signed by the issuer, or by a responder the issuer delegated to (OCSPSigning), whose chain
+  // leads to the chain's own root.
+  Store store(X509_STORE_new());
+  STACK_OF(X509)* untrusted = sk_X509_new_null();
+  if (!store || untrusted == nullptr) {
+    sk_X509_free(untrusted);
+    return {std::nullopt, "out of memory"};
+  }
+  X509_STORE_add_cert(store.get(), chain.back()->openssl());
+  for (const auto& member : chain)
+    sk_X509_push(untrusted, member->openssl());
+  const int verified = OCSP_basic_verify(basic.get(), untrusted, store.get(), 0);
+  sk_X509_free(untrusted);
+  if (verified != 1)
+    return {std::nullopt, "OCSP " + url +
+                              ": the response is not signed by the issuer or a "
+                              "responder it delegated to"};
+  int status = -1;
+  int reason = -1;
+  ASN1_GENERALIZEDTIME* revoked_at = nullptr;
+  ASN1_GENERALIZEDTIME* this_update = nullptr;
+  ASN1_GENERALIZEDTIME* next_update = nullptr;
+  if (OCSP_resp_find_status(basic.get(), id.get(), &status, &reason, &revoked_at, &this_update,
+                            &next_update) != 1)
+    return {std::nullopt, "OCSP " + url + ": the response does not answer for the certificate"};
+  if (OCSP_check_validity(this_update, next_update, kLeewaySeconds, -1) != 1)
+    return {std::nullopt, "OCSP " + url + ": the response is not current"};
+  if (status == V_OCSP_CERTSTATUS_GOOD)
+    return {RevocationStatus::kGood, ""};
+  if (status == V_OCSP_CERTSTATUS_REVOKED)
+    return {RevocationStatus::kRevoked, "revoked (OCSP " + url + ")"};
+  return {std::nullopt, "OCSP " + url + ": the responder does not know the certificate"};
+}
+
+RevocationAnswer askCrl(HttpClient& http, const std::string& url, const Certificate& certificate,
+                        const Certificate& issuer, std::time_t now, const Context& ctx) {
+  OpenSslErrorMark mark;
+  HttpRequest get;
+  get.url = url;
+  get.max_body = kMaxCrl;
+  auto response = http.send(get, revocationRequestContext(ctx));
+  if (!response)
+    return {std::nullopt, "CRL " + url + ": " + response.error().message};
+  if (response->status != 200)
+    return {std::nullopt, "CRL " + url + ": HTTP " + std::to_string(response->status)};
+  const auto* in = reinterpret_cast<const unsigned char*>(response->body.data());
+  Crl crl(d2i_X509_CRL(nullptr, &in, static_cast<long>(response->body.size())));
+  if (!crl)
+    return {std::nullopt, "CRL " + url + ": not a DER CRL"};
+  if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(issuer.openssl())) != 0)
+    return {std::nullopt, "CRL " + url + ": issued by another authority"};
+  EVP_PKEY* key = X509_get0_pubkey(issuer.openssl());
+  if (key == nullptr || X509_CRL_verify(crl.get(), key) != 1)
+    return {std::nullopt, "CRL " + url + ": not signed by the issuer"};
+  const ASN1_TIME* next_update = X509_CRL_get0_nextUpdate(crl.get());
+  const std::time_t late = now - kLeewaySeconds;
+  if (next_update == nullptr || X509_cmp_time(next_update, const_cast<std::time_t*>(&late)) != 1)
+    return {std::nullopt, "CRL " + url + ": not current (past its nextUpdate)"};
+  X509_REVOKED* entry = nullptr;
+  if (X509_CRL_get0_by_serial(crl.get(), &entry, X509_get0_serialNumber(certificate.openssl())) ==
+      1)
+    return {RevocationStatus::kRevoked, "revoked (CRL " + url + ")"};
+  return {RevocationStatus::kGood, ""};
+}
+
+}  // namespace
+
+RevocationResult checkRevocation(HttpClient& http, const CertificateChain& chain, std::time_t now,
+                                 const Context& ctx) {
+  // The root (self-signed) has no issuer to ask.
+  for (size_t i = 0; i + 1 < chain.size(); ++i) {
+    const Certificate& certificate = *chain[i];
+    const Certificate& issuer = *chain[i + 1];
+    const auto ocsp = certificate.ocspUrls();
+    const auto crls = certificate.crlUrls();
+    if (ocsp.empty() && crls.empty())
+      continue;  // cannot be revoked
+    std::string tried;
+    std::optional<RevocationStatus> decided;
+    std::string said;
+    for (const auto& url : ocsp) {
+      if (decided)
+        break;
+      auto answer = askOcsp(http, url, certificate, issuer, chain, ctx);
+      decided = answer.status;
+      said = answer.status ? answer.why : said;
+      if (!answer.status)
+        tried += (tried.empty() ? "" : "; ") + answer.why;
+    }
+    for (const auto& url : crls) {
+      if (decided)
+        break;
+      auto answer = askCrl(http, url, certificate, issuer, now, ctx);
+      decided = answer.status;
+      said = answer.status ? answer.why : said;
+      if (!answer.status)
+        tried += (tried.empty() ? "" : "; ") + answer.why;
+    }
+    const std::string who = "the certificate \"" + certificate.subject() + "\"";
+    if (!decided) {
+      if (tried.size() > 600)
+        tried = tried.substr(0, 600) + "…";
+      return {RevocationStatus::kUnknown, who + ": revocation status unknown (" + tried + ")"};
+    }
+    if (*decided == RevocationStatus::kRevoked)
+      return {RevocationStatus::kRevoked, who + " is " + said};
+  }
+  return {};
+}
+
+}  // namespace pullagent::puller

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <ctime>
+#include <string>
+
+#include "base/context.h"
+#include "puller/http/http_client.h"
+#include "puller/trust/certificate.h"
+
+namespace pullagent::puller {
+
+struct RevocationResult {
+  enum class Status { kGood, kRevoked, kUnknown };
+  Status status = Status::kGood;
+  std::string detail;  // for kRevoked and kUnknown: which certificate, and what was asked
+};
+
+// Whether a code signing chain (leaf first, root last) is revoked, as the Notary Project checks
+// it (notation-core-go's revocation package): every certificate but the self-signed root is
+// asked of the OCSP responder it names (POST, RFC 6960), and, when it names none or no
+// responder gives a good answer, of the CRLs at its distribution points (RFC 5280). A
+// certificate that names neither cannot be revoked and passes; one no source answers for is
+// kUnknown. Answers are hostile input: an OCSP response must be signed by the issuer (or a
+// responder it delegated to) and current; a CRL signed by the issuer, for it, and current.
+// Each request is bounded in size (64 KiB for OCSP, 8 MiB for a CRL) and in time (10 s, and
+// the pull's deadline); no credential is ever sent.
+//
+// The URLs come from the certificates: call this only for a chain the trust store vouches for,
+// whose issuing CA chose them.
+RevocationResult checkRevocation(HttpClient& http, const CertificateChain& chain, std::time_t now,
+                                 const Context& ctx);
+
+}  // namespace pullagent::puller
