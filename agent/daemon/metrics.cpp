@@ -123,7 +123,12 @@ Metrics::Metrics()
       admission_refused_(counter(*registry_, "pullagent_pull_admission_refused_total",
                                  "Pulls refused before their first byte: they could not fit "
                                  "even after eviction.")
-                             .Add({})) {
+                             .Add({})),
+      signature_verifications_(counter(
+          *registry_, "pullagent_signature_verifications_total",
+          "Signature policy verdicts, by result (accepted; logged: a failed check the level only "
+          "logs; refused; error: the registry did not answer) and check.")) {
+  signature_verifications_.Add({{"result", "accepted"}, {"check", "none"}});
   for (const char* kind : {"used", "available", "state", "evictable"})
     disk_bytes_.Add({{"kind", kind}});
   for (const char* reason : {"unpacked-layer-blob", "unused-image"})
@@ -231,6 +236,12 @@ void Metrics::evicted(const std::string& reason, int64_t bytes) {
 
 void Metrics::admissionRefused() {
   admission_refused_.Increment();
+}
+
+void Metrics::signatureVerifications(const std::string& result, const std::string& check,
+                                     int64_t count) {
+  signature_verifications_.Add({{"result", result}, {"check", check}})
+      .Increment(static_cast<double>(count));
 }
 
 }  // namespace pullagent::agent

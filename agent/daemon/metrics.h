@@ -63,6 +63,9 @@ class Metrics {
   void evicted(const std::string& reason, int64_t bytes);
   // A pull refused before its first byte: it cannot fit even after eviction.
   void admissionRefused();
+  // Signature verdicts since the last call, by result (accepted, logged, refused, error) and
+  // check (none, unsigned, integrity, authenticity, …: a fixed set of the verifiers').
+  void signatureVerifications(const std::string& result, const std::string& check, int64_t count);
 
   std::string render() const;
 
@@ -98,6 +101,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& disk_bytes_;
   prometheus::Family<prometheus::Counter>& evicted_bytes_;
   prometheus::Counter& admission_refused_;
+  prometheus::Family<prometheus::Counter>& signature_verifications_;
 };
 
 }  // namespace pullagent::agent

@@ -227,6 +227,8 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
   }
   auto outcome = pullSite(pull_services, site.value(), env, phases, pins);
   metrics_.sources(tally.totals());
+  for (const auto& [labels, count] : verdicts_.takeCounts())
+    metrics_.signatureVerifications(labels.first, labels.second, count);
   if (!outcome)
     return failed(phases.failedPhase(), outcome.error());
   if (outcome->unchanged()) {

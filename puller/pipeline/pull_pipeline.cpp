@@ -197,15 +197,26 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   if (job.signature_policy) {
     options.verify = [&](const std::optional<Descriptor>& index, const Descriptor& manifest,
                          const Context& verify_ctx) -> Status {
-      auto verdict = job.signature_policy->verify(
-          registry, *store, job.ref, SignedSubjects{index, manifest}, verify_ctx,
-          job.refused_by_signature_policy, &services.http());
-      if (!verdict)
+      TrustPolicy::Report report;
+      auto verdict =
+          job.signature_policy->verify(registry, *store, job.ref, SignedSubjects{index, manifest},
+                                       verify_ctx, &report, &services.http());
+      VerdictCache* verdicts = services.verdicts();
+      if (!verdict) {
+        if (job.refused_by_signature_policy != nullptr)
+          *job.refused_by_signature_policy = report.refused;
+        if (verdicts != nullptr)
+          verdicts->count(report.refused ? "refused" : "error",
+                          report.refused ? report.check : "registry");
         return verdict.error();
-      if (services.verdicts() != nullptr)
-        services.verdicts()->remember(*job.signature_policy, job.ref,
-                                      index ? index->digest : manifest.digest,
-                                      job.options.platform.str());
+      }
+      if (verdicts != nullptr) {
+        verdicts->remember(*job.signature_policy, job.ref, index ? index->digest : manifest.digest,
+                           job.options.platform.str());
+        verdicts->count("accepted", "none");
+        for (const auto& check : verdict->logged_checks)
+          verdicts->count("logged", check);
+      }
       return {};
     };
   }

@@ -96,6 +96,7 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustP
   NotaryOutcome outcome;
   auto failed = [&](std::string why) {
     outcome.failure = std::move(why);
+    outcome.failed_check = "integrity";
     return outcome;
   };
   // integrity: the envelope, the chain's own rules, the signature, and that it signs what is
@@ -124,14 +125,19 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustP
 
   // Every other check: enforced ones fail the signature, logged ones are kept for the log.
   auto fail = [&](NotationCheck check, const std::string& why) {
-    const std::string text = std::string(notationCheckName(check)) + ": " + why;
+    const std::string name(notationCheckName(check));
+    const std::string text = name + ": " + why;
     if (statement.action(check) == CheckAction::kEnforce) {
-      if (!outcome.failure)
+      if (!outcome.failure) {
         outcome.failure = text;
+        outcome.failed_check = name;
+      }
     } else if (statement.action(check) == CheckAction::kLog) {
       outcome.logged.push_back(text);
+      outcome.logged_checks.push_back(name);
     }
   };
+
   const bool signing_authority = envelope->signing_scheme == notation::kSchemeSigningAuthority;
   // Whether a trust store vouches for the chain: only then are the revocation services its
   // certificates name asked anything (a forged chain could name any address).

@@ -17,8 +17,10 @@ struct NotaryOutcome {
   // Why the signature does not satisfy the statement ("integrity: …", "authenticity: …"), or
   // nothing when it does.
   std::optional<std::string> failure;
+  std::string failed_check;  // its check's name ("integrity", "authenticity", …)
   // The failures of checks the statement's level logs rather than enforces.
   std::vector<std::string> logged;
+  std::vector<std::string> logged_checks;  // their checks' names
   std::string signer;  // the signing certificate's subject, once integrity holds
 };
 

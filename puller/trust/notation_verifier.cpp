@@ -110,12 +110,13 @@ Result<SignatureVerdict> NotationVerifier::verify(RegistryClient& registry, Cont
   const std::string repository = ref.domain + "/" + ref.repository;
   if (statement == nullptr) {
     refused_ = true;
+    refused_check_ = "scope";
     return makeError(ErrorCode::kUntrusted,
                      "refused by the signature policy " + policy_.document() +
                          ": no statement's registryScopes covers " + repository +
                          ". Add a statement for \"" + repository + "\" (or \"*\")");
   }
-  SignatureVerdict verdict{statement->name, ""};
+  SignatureVerdict verdict{statement->name, "", {}};
   if (statement->skip) {
     verdict.summary = "Notation level skip (" + statement->where + ")";
     spdlog::info("{}: not verified: {}", ref.str(), verdict.summary);
@@ -130,13 +131,16 @@ Result<SignatureVerdict> NotationVerifier::verify(RegistryClient& registry, Cont
   RETURN_IF_ERROR(collect(registry, subjects, ctx));
   const std::time_t now = std::chrono::system_clock::to_time_t(ctx.clock->wallNow());
   SignatureReasons reasons;
+  std::string first_check;  // of the first signature that failed
   for (const auto& candidate : candidates_) {
     const std::string name = "signature " + candidate.signature_manifest.str();
     if (candidate.envelope.media_type == notation::kCoseMediaType) {
       reasons.add(name + ": a COSE envelope, which this agent does not verify yet");
+      first_check = first_check.empty() ? "envelope" : first_check;
       continue;
     }
     if (candidate.envelope.media_type != notation::kJwsMediaType) {
+      first_check = first_check.empty() ? "envelope" : first_check;
       reasons.add(name + ": an envelope of the type \"" +
                   candidate.envelope.media_type.substr(0, 80) + "\"");
       continue;
@@ -151,11 +155,13 @@ Result<SignatureVerdict> NotationVerifier::verify(RegistryClient& registry, Cont
           fetched.error().code == ErrorCode::kTimeout)
         return fetched.error();
       reasons.add(name + ": its envelope could not be read: " + fetched.error().message);
+      first_check = first_check.empty() ? "envelope" : first_check;
       continue;
     }
     auto bytes = store.readBlob(candidate.envelope.digest, notation::kMaxEnvelopeSize);
     if (!bytes) {
       reasons.add(name + ": its envelope could not be read: " + bytes.error().message);
+      first_check = first_check.empty() ? "envelope" : first_check;
       continue;
     }
     RevocationCheck revocation;
@@ -167,8 +173,10 @@ Result<SignatureVerdict> NotationVerifier::verify(RegistryClient& registry, Cont
         verifyNotarySignature(*bytes, *statement, candidate.subject, now, revocation);
     if (outcome.failure) {
       reasons.add(name + ": " + *outcome.failure);
+      first_check = first_check.empty() ? outcome.failed_check : first_check;
       continue;
     }
+    verdict.logged_checks = outcome.logged_checks;
     const std::string& signer = outcome.signer;
     for (const auto& text : outcome.logged)
       spdlog::warn("{}: Notary {} of {} accepted under level {} of {}, although {}", ref.str(),
@@ -187,13 +195,16 @@ Result<SignatureVerdict> NotationVerifier::verify(RegistryClient& registry, Cont
       spdlog::warn("{}: no Notary signature of {}; published under level audit of {}{}", ref.str(),
                    subjects_text, statement->where, skipped_.joined());
       verdict.summary = "unsigned, published under Notation level audit (" + statement->where + ")";
+      verdict.logged_checks = {"unsigned"};
       return verdict;
     }
+    refused_check_ = "unsigned";
     return refusal("no Notary signature of " + subjects_text +
                        " (referrers, or the tag sha256-<hex>)" + skipped_.joined(),
                    "Sign " + ref.str() + " with `notation sign` and a certificate the policy " +
                        "trusts, or change the policy");
   }
+  refused_check_ = first_check.empty() ? "envelope" : first_check;
   return refusal(
       "no Notary signature of " + subjects_text + " passes" + reasons.joined() + skipped_.joined(),
       "Sign " + ref.str() + " with a certificate of the statement's trust stores " +

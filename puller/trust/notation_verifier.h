@@ -43,6 +43,9 @@ class NotationVerifier {
                                   const ImageRef& ref, const SignedSubjects& subjects,
                                   const Context& ctx, HttpClient* http = nullptr);
   bool refused() const { return refused_; }
+  // After a refusal: the check that decided it ("scope", "unsigned", "envelope", or the
+  // first signature's failed check: "integrity", "authenticity", …), for the metrics.
+  const std::string& refusedCheck() const { return refused_check_; }
 
  private:
   struct Candidate {
@@ -55,6 +58,7 @@ class NotationVerifier {
 
   const NotationPolicy& policy_;
   bool refused_ = false;
+  std::string refused_check_;
   std::vector<Candidate> candidates_;
   SignatureReasons skipped_;
 };

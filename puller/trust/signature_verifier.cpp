@@ -98,6 +98,12 @@ Result<SignatureVerifier::Decision> SignatureVerifier::sigstoreSigned(
     const PolicyRequirement& requirement, const SignedSubjects& subjects, const Context& ctx) {
   RETURN_IF_ERROR(collect(registry, subjects, ctx));
   SignatureReasons reasons;
+  std::string first_check;  // of the first signature that failed
+  auto reason = [&](const std::string& check, std::string text) {
+    if (first_check.empty())
+      first_check = check;
+    reasons.add(std::move(text));
+  };
   for (const auto& candidate : candidates_) {
     const std::string name = "signature " + candidate.payload.digest.str();
     auto fetched = payloadOf(registry, store, candidate, ctx);
@@ -107,7 +113,7 @@ Result<SignatureVerifier::Decision> SignatureVerifier::sigstoreSigned(
       if (fetched.error().code == ErrorCode::kCancelled ||
           fetched.error().code == ErrorCode::kTimeout)
         return fetched.error();
-      reasons.add(name + ": its payload could not be read: " + fetched.error().message);
+      reason("payload", name + ": its payload could not be read: " + fetched.error().message);
       continue;
     }
     const std::string& payload = *fetched;
@@ -119,27 +125,29 @@ Result<SignatureVerifier::Decision> SignatureVerifier::sigstoreSigned(
       }
     }
     if (signer == nullptr) {
-      reasons.add(name + ": integrity/authenticity: it verifies with none of the " +
-                  std::to_string(requirement.keys.size()) + " trusted key(s)");
+      reason("integrity", name + ": integrity/authenticity: it verifies with none of the " +
+                              std::to_string(requirement.keys.size()) + " trusted key(s)");
       continue;
     }
     auto claims = parseSimpleSigning(payload);
     if (!claims) {
-      reasons.add(name + ": " + claims.error().message);
+      reason("payload", name + ": " + claims.error().message);
       continue;
     }
     if (claims->manifest_digest != candidate.subject) {
-      reasons.add(name + ": digest: it signs " + claims->manifest_digest.str() + ", not " +
-                  candidate.subject.str());
+      reason("digest", name + ": digest: it signs " + claims->manifest_digest.str() + ", not " +
+                           candidate.subject.str());
       continue;
     }
     if (auto identity = checkSignedIdentity(requirement.identity, ref, claims->docker_reference);
         !identity) {
-      reasons.add(name + ": identity: " + identity.error().message);
+      reason("identity", name + ": identity: " + identity.error().message);
       continue;
     }
-    return Decision{true, "cosign signature " + candidate.payload.digest.str() + " of " +
-                              candidate.subject.str() + " by the " + signer->describe() + " key"};
+    return Decision{true,
+                    "cosign signature " + candidate.payload.digest.str() + " of " +
+                        candidate.subject.str() + " by the " + signer->describe() + " key",
+                    ""};
   }
   std::string why;
   if (candidates_.empty())
@@ -147,7 +155,7 @@ Result<SignatureVerifier::Decision> SignatureVerifier::sigstoreSigned(
   else
     why = "no cosign signature satisfies " + requirement.where;
   why += reasons.joined() + skipped_.joined();
-  return Decision{false, why};
+  return Decision{false, why, candidates_.empty() ? "unsigned" : first_check};
 }
 
 Result<SignatureVerdict> SignatureVerifier::verify(RegistryClient& registry, ContentStore& store,
@@ -155,7 +163,7 @@ Result<SignatureVerdict> SignatureVerifier::verify(RegistryClient& registry, Con
                                                    const SignedSubjects& subjects,
                                                    const Context& ctx) {
   const PolicyScope scope = policy_.scopeFor(ref);
-  SignatureVerdict verdict{scope.name, ""};
+  SignatureVerdict verdict{scope.name, "", {}};
   for (const auto& requirement : *scope.requirements) {
     std::string accepted;
     switch (requirement.type) {
@@ -164,11 +172,13 @@ Result<SignatureVerdict> SignatureVerifier::verify(RegistryClient& registry, Con
         break;
       case PolicyRequirement::Type::kReject:
         refused_ = true;
+        refused_check_ = "reject";
         return refusal(
             policy_, scope, requirement.where + " rejects every image",
             "Change the policy to allow images from " + ref.domain + "/" + ref.repository);
       case PolicyRequirement::Type::kUnsupported:
         refused_ = true;
+        refused_check_ = "unsupported";
         return refusal(policy_, scope, requirement.where + ": " + requirement.unsupported,
                        "Change the policy");
       case PolicyRequirement::Type::kSigstoreSigned: {
@@ -178,6 +188,7 @@ Result<SignatureVerdict> SignatureVerifier::verify(RegistryClient& registry, Con
                          sigstoreSigned(registry, store, ref, requirement, subjects, ctx));
         if (!decision.accepted) {
           refused_ = true;
+          refused_check_ = decision.check;
           return refusal(policy_, scope, decision.text,
                          "Sign " + ref.str() +
                              " with a key the policy trusts (cosign sign "

@@ -26,6 +26,8 @@ struct SignedSubjects {
 struct SignatureVerdict {
   std::string scope;    // the policy scope that decided
   std::string summary;  // "insecureAcceptAnything", "cosign signature sha256:… by ECDSA P-256"
+  // The checks that failed and were only logged (Notation's levels): published all the same.
+  std::vector<std::string> logged_checks;
 };
 
 // Decides whether an image may be published under a containers-policy.json, before any of its
@@ -55,6 +57,9 @@ class SignatureVerifier {
   // After verify failed: whether the policy refused the image (else the registry could not be
   // asked, and there is no verdict).
   bool refused() const { return refused_; }
+  // After a refusal: the check that decided it ("reject", "unsupported", "unsigned", "payload",
+  // "integrity", "digest", "identity"), for the metrics.
+  const std::string& refusedCheck() const { return refused_check_; }
 
  private:
   struct Candidate {
@@ -73,6 +78,7 @@ class SignatureVerifier {
   struct Decision {
     bool accepted = false;
     std::string text;
+    std::string check;  // refused: what decided
   };
   Result<Decision> sigstoreSigned(RegistryClient& registry, ContentStore& store,
                                   const ImageRef& ref, const PolicyRequirement& requirement,
@@ -80,6 +86,7 @@ class SignatureVerifier {
 
   const ContainersPolicy& policy_;
   bool refused_ = false;
+  std::string refused_check_;
   bool collected_ = false;
   std::vector<Candidate> candidates_;
   SignatureReasons skipped_;  // signatures not considered, and why

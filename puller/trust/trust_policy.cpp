@@ -22,15 +22,15 @@ TrustPolicy::TrustPolicy(std::shared_ptr<const ContainersPolicy> containers,
 
 Result<SignatureVerdict> TrustPolicy::verify(RegistryClient& registry, ContentStore& store,
                                              const ImageRef& ref, const SignedSubjects& subjects,
-                                             const Context& ctx, bool* refused,
+                                             const Context& ctx, Report* report,
                                              HttpClient* http) const {
   SignatureVerdict verdict;
   if (containers_) {
     SignatureVerifier verifier(*containers_);
     auto cosign = verifier.verify(registry, store, ref, subjects, ctx);
     if (!cosign) {
-      if (refused != nullptr)
-        *refused = verifier.refused();
+      if (report != nullptr)
+        *report = {verifier.refused(), verifier.refusedCheck()};
       return cosign.error();
     }
     verdict = std::move(cosign).value();
@@ -39,10 +39,11 @@ Result<SignatureVerdict> TrustPolicy::verify(RegistryClient& registry, ContentSt
     NotationVerifier verifier(*notation_);
     auto notary = verifier.verify(registry, store, ref, subjects, ctx, http);
     if (!notary) {
-      if (refused != nullptr)
-        *refused = verifier.refused();
+      if (report != nullptr)
+        *report = {verifier.refused(), verifier.refusedCheck()};
       return notary.error();
     }
+    verdict.logged_checks = notary->logged_checks;
     verdict.scope += (verdict.scope.empty() ? "" : ", ") + notary->scope;
     verdict.summary += (verdict.summary.empty() ? "" : "; ") + notary->summary;
   }

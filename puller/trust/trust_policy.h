@@ -30,12 +30,16 @@ class TrustPolicy {
   // "containers policy /etc/…/policy.json and notation trust policy /etc/…/trustpolicy.json"
   const std::string& document() const { return document_; }
 
+  // What a verification ended in, for the caller's state and metrics.
+  struct Report {
+    bool refused = false;  // a policy refused (else an error is the registry failing to answer)
+    std::string check;     // refused: the check that decided ("unsigned", "integrity", …)
+  };
   // Every policy's verdict, before any layer blob (see SignatureVerifier, NotationVerifier).
-  // `refused` (optional) is set when a policy refused the image; an error without it is the
-  // registry failing to answer. `http` asks revocation services (Notation).
+  // `report` (optional) says how it ended; `http` asks revocation services (Notation).
   Result<SignatureVerdict> verify(RegistryClient& registry, ContentStore& store,
                                   const ImageRef& ref, const SignedSubjects& subjects,
-                                  const Context& ctx, bool* refused,
+                                  const Context& ctx, Report* report,
                                   HttpClient* http = nullptr) const;
 
  private:

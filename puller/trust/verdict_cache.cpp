@@ -31,4 +31,14 @@ void VerdictCache::remember(const TrustPolicy& policy, const ImageRef& ref, cons
   accepted_.insert(key(policy, ref, digest, platform));
 }
 
+void VerdictCache::count(const std::string& result, const std::string& check) {
+  std::lock_guard lock(mutex_);
+  ++counts_[{result, check}];
+}
+
+VerdictCache::Counts VerdictCache::takeCounts() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(counts_, {});
+}
+
 }  // namespace pullagent::puller

@@ -1,8 +1,11 @@
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <utility>
 
 #include "puller/oci/digest.h"
 #include "puller/reference/reference.h"
@@ -23,12 +26,20 @@ class VerdictCache {
   void remember(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
                 const std::string& platform);
 
+  // Every verification's end, by result ("accepted", "logged": a failed check the level only
+  // logs, "refused", "error": the registry did not answer) and check ("none" when accepted),
+  // until taken for the metrics (pullagent_signature_verifications_total).
+  using Counts = std::map<std::pair<std::string, std::string>, int64_t>;
+  void count(const std::string& result, const std::string& check);
+  Counts takeCounts();
+
  private:
   static std::string key(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
                          const std::string& platform);
 
   mutable std::mutex mutex_;
   std::set<std::string> accepted_;
+  Counts counts_;
 };
 
 }  // namespace pullagent::puller

@@ -269,6 +269,10 @@ TEST_F(NotationSites, APublishedUnsignedImageIsRefusedWhenTheTrustPolicyTightens
   putSite("web", anonymous(proxy + "/test/notary:unsigned"));
   ASSERT_TRUE(waitForPublished("web", images["test/notary:unsigned"]["digest"]))
       << siteState("web") << log();
+  EXPECT_NE(metrics().find("pullagent_signature_verifications_total{check=\"unsigned\",result="
+                           "\"logged\"} 1\n"),
+            std::string::npos)
+      << metrics();
   // strict now: the published image is checked again and refused; it stays published.
   writeNotationDir(directory, truststore, proxy + "/test/notary", "strict");
   const size_t mark = notify_->mark();
@@ -284,6 +288,10 @@ TEST_F(NotationSites, APublishedUnsignedImageIsRefusedWhenTheTrustPolicyTightens
   EXPECT_NE(message.find("no Notary signature"), std::string::npos) << message;
   EXPECT_NE(message.find("(level strict)"), std::string::npos) << message;
   EXPECT_EQ(siteState("web")["published"]["digest"], images["test/notary:unsigned"]["digest"]);
+  EXPECT_NE(metrics().find("pullagent_signature_verifications_total{check=\"unsigned\",result="
+                           "\"refused\"}"),
+            std::string::npos)
+      << metrics();
 }
 
 }  // namespace
