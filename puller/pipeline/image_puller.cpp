@@ -80,6 +80,8 @@ Result<PulledImage> ImagePuller::pull(const ImageRef& ref, const PullOptions& op
   image.layers = manifest.layers;
   if (options.verify)
     RETURN_IF_ERROR(options.verify(image.index, image.manifest, ctx));
+  if (options.stop_after_verify)
+    return image;
   if (observer_ != nullptr)
     observer_->onManifest(image.manifest, image.layers);
   if (options.admit) {

@@ -34,6 +34,9 @@ struct PullOptions {
   std::function<Status(const std::optional<Descriptor>& index, const Descriptor& manifest,
                        const Context& ctx)>
       verify;
+  // End the pull once `verify` accepted the image: no config or layer is fetched, the image
+  // returned names them only (`pullagent verify`).
+  bool stop_after_verify = false;
 };
 
 // What a pull shares with the other pulls of the host, and how it proves it may.

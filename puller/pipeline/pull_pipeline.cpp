@@ -194,6 +194,13 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   if (job.deadline)
     ctx.deadline = clock.now() + *job.deadline;
   PullOptions options = job.options;
+  std::optional<SignatureVerdict> accepted;
+  if (job.verify_only) {
+    if (!job.signature_policy || !layout_only)
+      return makeError(ErrorCode::kInvalidArgument,
+                       "a verification needs a signature policy and a layout for its payloads");
+    options.stop_after_verify = true;
+  }
   if (job.signature_policy) {
     options.verify = [&](const std::optional<Descriptor>& index, const Descriptor& manifest,
                          const Context& verify_ctx) -> Status {
@@ -217,6 +224,7 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
         for (const auto& check : verdict->logged_checks)
           verdicts->count("logged", check);
       }
+      accepted = std::move(verdict).value();
       return {};
     };
   }
@@ -234,6 +242,15 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
     }
   } else if (!image) {
     return image.error();
+  }
+  if (job.verify_only) {
+    PullOutcome outcome;
+    outcome.published = "nothing (verified only)";
+    outcome.seconds = std::chrono::duration<double>(clock.now() - started).count();
+    outcome.sources = tally.totals();
+    outcome.image = std::move(image.value());
+    outcome.verdict = std::move(accepted);
+    return outcome;
   }
 
   const std::string ref_name = job.ref.tag ? *job.ref.tag : image->manifest.digest.str();

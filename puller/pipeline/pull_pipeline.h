@@ -49,11 +49,15 @@ struct PullRequest {
   SharedBlobProof shared_blob_proof = SharedBlobProof::kHead;
   // Read-only stores the host provides, consulted before the network for their registries.
   std::vector<AdditionalStore> additional_stores;
-  // The host's signature policy (containers-policy.json): the image is refused before any
-  // blob is fetched unless its scope's requirements hold. Unset: every image is accepted.
+  // The host's signature policies: the image is refused before any blob is fetched unless
+  // they accept it. Unset: every image is accepted.
   std::shared_ptr<const TrustPolicy> signature_policy;
   // Set to true when the policy refused the image (rather than the pull failing otherwise).
   bool* refused_by_signature_policy = nullptr;
+  // Only take the policies' verdict (`pullagent verify`): resolve the manifest, verify, and
+  // fetch no config or layer, publish nothing; the outcome's `verdict` says what was decided.
+  // Needs a layout (where signature payloads go) and a policy.
+  bool verify_only = false;
 
   // Where it goes.
   StateDir state;  // StateDir::kDefaultRoot unless the caller names another
@@ -140,6 +144,8 @@ struct PullOutcome {
   int snapshots_over_lower = 0;  // of those, made over the layers below (not side by side)
   // Requests and bytes from mirrors and the origin, fallbacks from mirrors, throttled time.
   SourceTally::Totals sources;
+  // The signature policies' verdict, when they accepted the image.
+  std::optional<SignatureVerdict> verdict;
 };
 
 // The pull pipeline: the registry client behind the authorizer, the image puller's download

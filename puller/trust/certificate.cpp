@@ -178,12 +178,14 @@ std::string Certificate::thumbprint() const {
 }
 
 bool Certificate::validAt(std::time_t when) const {
+  OpenSslErrorMark mark;
   // X509_cmp_time: -1 when the certificate's time is at or before `when`, 1 after, 0 on error.
   return X509_cmp_time(X509_get0_notBefore(handle_->x509), &when) == -1 &&
          X509_cmp_time(X509_get0_notAfter(handle_->x509), &when) == 1;
 }
 
 bool Certificate::expiredBy(std::time_t when) const {
+  OpenSslErrorMark mark;
   return X509_cmp_time(X509_get0_notAfter(handle_->x509), &when) == -1;
 }
 
@@ -261,6 +263,8 @@ Status Certificate::checkLeaf() const {
                        who +
                            ": its extendedKeyUsage allows more than code signing (serverAuth, "
                            "clientAuth, emailProtection, timeStamping, OCSPSigning or any)");
+    if ((extended & XKU_CODE_SIGN) == 0)
+      return makeError(ErrorCode::kUntrusted, who + ": its extendedKeyUsage lacks codeSigning");
   }
   return {};
 }
@@ -304,6 +308,7 @@ bool webUrl(const std::string& url) {
 
 std::vector<std::string> Certificate::ocspUrls() const {
   std::vector<std::string> urls;
+  OpenSslErrorMark mark;
   STACK_OF(OPENSSL_STRING)* responders = X509_get1_ocsp(handle_->x509);
   for (int i = 0; responders != nullptr && i < sk_OPENSSL_STRING_num(responders); ++i) {
     std::string url = sk_OPENSSL_STRING_value(responders, i);
@@ -361,6 +366,7 @@ bool Certificate::issuedBy(const Certificate& issuer) const {
 }
 
 Result<std::string> Certificate::jwsAlgorithm() const {
+  OpenSslErrorMark mark;
   EVP_PKEY* key = X509_get0_pubkey(handle_->x509);
   if (key != nullptr && EVP_PKEY_is_a(key, "RSA")) {
     switch (EVP_PKEY_get_bits(key)) {

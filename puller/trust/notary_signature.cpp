@@ -140,16 +140,24 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustP
 
   const bool signing_authority = envelope->signing_scheme == notation::kSchemeSigningAuthority;
   // Whether a trust store vouches for the chain: only then are the revocation services its
-  // certificates name asked anything (a forged chain could name any address).
+  // certificates name asked anything, and only those of the certificates from the leaf up to
+  // the one in the store. Above it x5c is unsigned input: a certificate copying the real
+  // issuer's name and key could name any address.
   bool vouched = false;
+  CertificateChain vouched_part;  // the leaf up to the trust store's certificate
   {
     const CertificateChain& trusted =
         signing_authority ? statement.signing_authority : statement.ca;
-    const bool anchored =
-        std::any_of(envelope->chain.begin(), envelope->chain.end(), [&](const auto& certificate) {
-          return std::any_of(trusted.begin(), trusted.end(),
-                             [&](const auto& anchor) { return *anchor == *certificate; });
-        });
+    bool anchored = false;
+    for (const auto& certificate : envelope->chain) {
+      vouched_part.push_back(certificate);
+      anchored = std::any_of(trusted.begin(), trusted.end(),
+                             [&](const auto& stored) { return *stored == *certificate; });
+      if (anchored)
+        break;
+    }
+    if (!anchored)
+      vouched_part.clear();
     if (!anchored) {
       fail(NotationCheck::kAuthenticity,
            "the chain of \"" + signer + "\" (root \"" + envelope->chain.back()->subject() +
@@ -175,9 +183,14 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustP
   if (statement.action(NotationCheck::kExpiry) != CheckAction::kSkip && envelope->expiry &&
       *envelope->expiry <= now)
     fail(NotationCheck::kExpiry, "the signature expired at " + utcText(*envelope->expiry));
-  if (statement.action(NotationCheck::kRevocation) != CheckAction::kSkip &&
-      std::any_of(envelope->chain.begin(), envelope->chain.end(),
-                  [](const auto& certificate) { return certificate->namesRevocationService(); })) {
+  // The trust store's certificate itself is the host's choice, not asked about.
+  const size_t asked = vouched ? vouched_part.size() - 1 : envelope->chain.size();
+  bool revocable = false;
+  for (size_t i = 0; i < asked; ++i) {
+    const CertificateChain& chain = vouched ? vouched_part : envelope->chain;
+    revocable = revocable || chain[i]->namesRevocationService();
+  }
+  if (statement.action(NotationCheck::kRevocation) != CheckAction::kSkip && revocable) {
     if (!vouched) {
       fail(NotationCheck::kRevocation,
            "not checked: no trust store vouches for the chain, so the services it names are "
@@ -187,7 +200,7 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustP
            "the chain names OCSP responders or CRLs, and no "
            "network is at hand to ask them");
     } else {
-      const auto result = revocation(envelope->chain);
+      const auto result = revocation(vouched_part);
       if (result.status != RevocationResult::Status::kGood)
         fail(NotationCheck::kRevocation, result.detail);
     }

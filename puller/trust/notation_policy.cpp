@@ -35,6 +35,12 @@ Result<Actions> levelActions(std::string_view level) {
   return makeError(ErrorCode::kInvalidArgument, "");
 }
 
+std::string lowercaseHost(std::string host) {
+  for (char& c : host)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return host;
+}
+
 bool isLink(const std::filesystem::path& path) {
   struct stat info {};
   return ::lstat(path.c_str(), &info) == 0 && S_ISLNK(info.st_mode);
@@ -158,8 +164,12 @@ Result<NotationTrustPolicy> readStatement(const JsonReader& at, const std::strin
     return at["registryScopes"].error("is empty");
   for (const auto& scope : scopes) {
     ASSIGN_OR_RETURN(auto text, scope.string());
-    if (text != "*")
+    if (text != "*") {
       RETURN_IF_ERROR(checkRegistryScope(scope, text));
+      // Host names are compared without case ("Registry.corp" is registry.corp).
+      const auto slash = text.find('/');
+      text = lowercaseHost(text.substr(0, slash)) + text.substr(slash);
+    }
     if (std::find(policy.scopes.begin(), policy.scopes.end(), text) != policy.scopes.end())
       return scope.error("\"" + text + "\" is listed twice");
     policy.scopes.push_back(std::move(text));
@@ -437,7 +447,7 @@ Result<NotationPolicy> NotationPolicy::parse(std::string_view text, const std::s
 }
 
 const NotationTrustPolicy* NotationPolicy::policyFor(const ImageRef& ref) const {
-  const std::string repository = ref.domain + "/" + ref.repository;
+  const std::string repository = lowercaseHost(ref.domain) + "/" + ref.repository;
   const NotationTrustPolicy* wildcard = nullptr;
   for (const auto& policy : policies_) {
     for (const auto& scope : policy.scopes) {

@@ -22,6 +22,11 @@ constexpr size_t kMaxCrl = 8 * 1024 * 1024;
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
 // Clock skew allowed between a responder and this host, as OpenSSL's ocsp command allows.
 constexpr long kLeewaySeconds = 300;
+// An answer without nextUpdate is current for this long after it was made (a "good" answer
+// replayed from before a revocation must not count forever).
+constexpr long kMaxOcspAgeSeconds = 7 * 24 * 3600;
+// Sources asked per certificate: a certificate naming thousands of URLs costs no more.
+constexpr size_t kMaxSourcesPerKind = 2;
 
 using OcspRequest = std::unique_ptr<OCSP_REQUEST, OpenSslFree<OCSP_REQUEST_free>>;
 using OcspResponse = std::unique_ptr<OCSP_RESPONSE, OpenSslFree<OCSP_RESPONSE_free>>;
@@ -91,7 +96,9 @@ RevocationAnswer askOcsp(HttpClient& http, const std::string& url, const Certifi
     sk_X509_free(untrusted);
     return {std::nullopt, "out of memory"};
   }
+  // The anchor need not be self-signed (a trust store may hold an intermediate).
   X509_STORE_add_cert(store.get(), chain.back()->openssl());
+  X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN);
   for (const auto& member : chain)
     sk_X509_push(untrusted, member->openssl());
   const int verified = OCSP_basic_verify(basic.get(), untrusted, store.get(), 0);
@@ -108,7 +115,7 @@ RevocationAnswer askOcsp(HttpClient& http, const std::string& url, const Certifi
   if (OCSP_resp_find_status(basic.get(), id.get(), &status, &reason, &revoked_at, &this_update,
                             &next_update) != 1)
     return {std::nullopt, "OCSP " + url + ": the response does not answer for the certificate"};
-  if (OCSP_check_validity(this_update, next_update, kLeewaySeconds, -1) != 1)
+  if (OCSP_check_validity(this_update, next_update, kLeewaySeconds, kMaxOcspAgeSeconds) != 1)
     return {std::nullopt, "OCSP " + url + ": the response is not current"};
   if (status == V_OCSP_CERTSTATUS_GOOD)
     return {RevocationStatus::kGood, ""};
@@ -134,9 +141,25 @@ RevocationAnswer askCrl(HttpClient& http, const std::string& url, const Certific
     return {std::nullopt, "CRL " + url + ": not a DER CRL"};
   if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(issuer.openssl())) != 0)
     return {std::nullopt, "CRL " + url + ": issued by another authority"};
+  if ((X509_get_extension_flags(issuer.openssl()) & EXFLAG_KUSAGE) != 0 &&
+      (X509_get_key_usage(issuer.openssl()) & KU_CRL_SIGN) == 0)
+    return {std::nullopt, "CRL " + url + ": its issuer may not sign CRLs (no cRLSign)"};
   EVP_PKEY* key = X509_get0_pubkey(issuer.openssl());
   if (key == nullptr || X509_CRL_verify(crl.get(), key) != 1)
     return {std::nullopt, "CRL " + url + ": not signed by the issuer"};
+  // A complete CRL of the whole authority, as this reads it: no delta, no partition
+  // (issuingDistributionPoint), no critical extension it does not know.
+  for (int i = 0; i < X509_CRL_get_ext_count(crl.get()); ++i) {
+    X509_EXTENSION* extension = X509_CRL_get_ext(crl.get(), i);
+    const int nid = OBJ_obj2nid(X509_EXTENSION_get_object(extension));
+    if (nid == NID_delta_crl || nid == NID_issuing_distribution_point ||
+        (X509_EXTENSION_get_critical(extension) == 1 && nid != NID_crl_number &&
+         nid != NID_authority_key_identifier))
+      return {std::nullopt, "CRL " + url + ": a delta, partitioned or critically extended CRL"};
+  }
+  const std::time_t early = now + kLeewaySeconds;
+  if (X509_cmp_time(X509_CRL_get0_lastUpdate(crl.get()), const_cast<std::time_t*>(&early)) != -1)
+    return {std::nullopt, "CRL " + url + ": issued in the future"};
   const ASN1_TIME* next_update = X509_CRL_get0_nextUpdate(crl.get());
   const std::time_t late = now - kLeewaySeconds;
   if (next_update == nullptr || X509_cmp_time(next_update, const_cast<std::time_t*>(&late)) != 1)
@@ -156,10 +179,19 @@ RevocationResult checkRevocation(HttpClient& http, const CertificateChain& chain
   for (size_t i = 0; i + 1 < chain.size(); ++i) {
     const Certificate& certificate = *chain[i];
     const Certificate& issuer = *chain[i + 1];
-    const auto ocsp = certificate.ocspUrls();
-    const auto crls = certificate.crlUrls();
-    if (ocsp.empty() && crls.empty())
+    auto ocsp = certificate.ocspUrls();
+    auto crls = certificate.crlUrls();
+    const std::string who = "the certificate \"" + certificate.subject() + "\"";
+    if (ocsp.empty() && crls.empty()) {
+      if (certificate.namesRevocationService())
+        return {RevocationStatus::kUnknown,
+                who +
+                    ": revocation status unknown (it names revocation services, none of "
+                    "them at an http or https address)"};
       continue;  // cannot be revoked
+    }
+    ocsp.resize(std::min(ocsp.size(), kMaxSourcesPerKind));
+    crls.resize(std::min(crls.size(), kMaxSourcesPerKind));
     std::string tried;
     std::optional<RevocationStatus> decided;
     std::string said;
@@ -181,7 +213,6 @@ RevocationResult checkRevocation(HttpClient& http, const CertificateChain& chain
       if (!answer.status)
         tried += (tried.empty() ? "" : "; ") + answer.why;
     }
-    const std::string who = "the certificate \"" + certificate.subject() + "\"";
     if (!decided) {
       if (tried.size() > 600)
         tried = tried.substr(0, 600) + "…";

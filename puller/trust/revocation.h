@@ -15,12 +15,14 @@ struct RevocationResult {
   std::string detail;  // for kRevoked and kUnknown: which certificate, and what was asked
 };
 
-// Whether a code signing chain (leaf first, root last) is revoked, as the Notary Project checks
-// it (notation-core-go's revocation package): every certificate but the self-signed root is
-// asked of the OCSP responder it names (POST, RFC 6960), and, when it names none or no
-// responder gives a good answer, of the CRLs at its distribution points (RFC 5280). A
-// certificate that names neither cannot be revoked and passes; one no source answers for is
-// kUnknown. Answers are hostile input: an OCSP response must be signed by the issuer (or a
+// Whether a code signing chain is revoked, as the Notary Project checks it (notation-core-go's
+// revocation package). `chain` runs from the leaf to the certificate the trust store holds (the
+// anchor, trusted as it is, and the root of every OCSP answer's verification): each
+// certificate below the anchor is asked of the OCSP responders it names (POST, RFC 6960; the
+// first two), and, when it names none or none gives a good answer, of the CRLs at its
+// distribution points (RFC 5280; the first two). A certificate that names neither cannot be
+// revoked and passes; one that names a service this cannot ask (ldap, say), or that no source
+// answers for, is kUnknown. Answers are hostile input: an OCSP response must be signed by the issuer (or a
 // responder it delegated to) and current; a CRL signed by the issuer, for it, and current.
 // Each request is bounded in size (64 KiB for OCSP, 8 MiB for a CRL) and in time (10 s, and
 // the pull's deadline); no credential is ever sent.

@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include <algorithm>
 #include <limits>
 #include <memory>
 
@@ -28,7 +29,7 @@ std::time_t secondsOf(const ASN1_INTEGER* value) {
   int64_t number = 0;
   if (value == nullptr || ASN1_INTEGER_get_int64(&number, value) != 1 || number < 0)
     return 0;
-  return static_cast<std::time_t>(number);
+  return static_cast<std::time_t>(std::min<int64_t>(number, 1 << 30));  // then refused
 }
 
 std::string nameOf(const GENERAL_NAME* name) {
@@ -59,6 +60,11 @@ Result<Timestamp> verifyTimestamp(std::string_view token, std::string_view messa
   const ASN1_GENERALIZEDTIME* generated = TS_TST_INFO_get_time(info.get());
   if (generated == nullptr || ASN1_TIME_to_tm(generated, &parts) != 1)
     return untrusted("token has no readable time");
+  // The imprint's hash: SHA-2 only (TS_VFY_DATA would take SHA-1 or MD5 as given).
+  const X509_ALGOR* imprint = TS_MSG_IMPRINT_get_algo(TS_TST_INFO_get_msg_imprint(info.get()));
+  const int hash = imprint == nullptr ? NID_undef : OBJ_obj2nid(imprint->algorithm);
+  if (hash != NID_sha256 && hash != NID_sha384 && hash != NID_sha512)
+    return untrusted("token hashes its message with other than SHA-256, SHA-384 or SHA-512");
   Timestamp timestamp;
   timestamp.time = timegm(&parts);
   if (const TS_ACCURACY* accuracy = TS_TST_INFO_get_accuracy(info.get())) {
@@ -69,6 +75,9 @@ Result<Timestamp> verifyTimestamp(std::string_view token, std::string_view messa
                               ? 1
                               : 0);
   }
+  // An accuracy beyond a day says nothing a certificate's validity could be checked against.
+  if (timestamp.accuracy > 24 * 3600)
+    return untrusted("token's accuracy is more than a day");
   timestamp.authority = nameOf(TS_TST_INFO_get_tsa(info.get()));
 
   // The TSA's chain is checked at the time the token states: a TSA certificate that expired

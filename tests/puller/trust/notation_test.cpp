@@ -402,6 +402,8 @@ TEST(NotationPolicies, AStatementIsChosenByItsExactRepositoryBeforeTheWildcard) 
   EXPECT_EQ(policy.policyFor(notationRef("reg.io/team/app@sha256:" + std::string(64, 'a')))->name,
             "app");
   EXPECT_EQ(policy.policyFor(notationRef("reg.io/other:v1"))->name, "app");
+  // A host in other case is the same host.
+  EXPECT_EQ(policy.policyFor(notationRef("REG.io/team/app:v1"))->name, "app");
   EXPECT_EQ(policy.policyFor(notationRef("reg.io/team/app2:v1"))->name, "any");
   EXPECT_TRUE(policy.policyFor(notationRef("reg.io/team/app2:v1"))->skip);
   const std::string no_wildcard = R"({"version": "1.0", "trustPolicies": [
