@@ -10,14 +10,16 @@
 #include "agent/cli/refresh_command.h"
 #include "agent/cli/rollback_command.h"
 #include "agent/cli/status_command.h"
+#include "agent/cli/verify_command.h"
 #include "agent/cli/version_command.h"
 
 namespace pullagent::agent {
 
 const std::vector<const Command*>& allCommands() {
   static const std::vector<const Command*> commands{
-      &onceCommand(),   &statusCommand(), &refreshCommand(), &rollbackCommand(), &pullCommand(),
-      &imagesCommand(), &gcCommand(),     &mountCommand(),   &unmountCommand(),  &versionCommand()};
+      &onceCommand(),  &statusCommand(),  &refreshCommand(), &rollbackCommand(),
+      &pullCommand(),  &verifyCommand(),  &imagesCommand(),  &gcCommand(),
+      &mountCommand(), &unmountCommand(), &versionCommand()};
   return commands;
 }
 

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "agent/cli/pull_outcome.h"
+#include "agent/cli/registry_options.h"
 #include "agent/cli/state_dir_option.h"
 #include "agent/common/args.h"
 #include "agent/common/exit_codes.h"
@@ -103,41 +104,6 @@ const std::set<std::string> kPullOptions{"dest",
                                          "shared-blob-proof",
                                          "hosts-dir"};
 
-Result<int> parsePositive(const ParsedArgs& args, const std::string& name, int fallback) {
-  auto text = args.option(name);
-  if (!text)
-    return fallback;
-  int value = 0;
-  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (ec != std::errc() || ptr != text->data() + text->size() || value <= 0) {
-    return makeError(ErrorCode::kInvalidArgument,
-                     "--" + name + " needs a positive whole number, got \"" + *text + "\"");
-  }
-  return value;
-}
-
-Result<puller::RegistryCredentials> credentialsFrom(const ParsedArgs& args) {
-  puller::RegistryCredentials credentials;
-  if (auto creds = args.option("creds")) {
-    auto colon = creds->find(':');
-    if (colon == std::string::npos || colon == 0) {
-      return makeError(ErrorCode::kInvalidArgument, "--creds needs USER:PASS");
-    }
-    credentials.username = creds->substr(0, colon);
-    credentials.password = Secret(creds->substr(colon + 1));
-  }
-  if (args.flag("password-stdin")) {
-    auto user = args.option("username");
-    if (!user)
-      return makeError(ErrorCode::kInvalidArgument, "--password-stdin needs --username");
-    std::string password;
-    std::getline(std::cin, password);
-    credentials.username = *user;
-    credentials.password = Secret(password);
-  }
-  return credentials;
-}
-
 int fail(const Error& error) {
   spdlog::error("pull failed: {}", error.describe());
   return exitCodeFor(error);
@@ -228,23 +194,10 @@ int runPull(const ParsedArgs& args, const ProcessEnvironment& env, const Environ
       return fail(chosen.error().context("--shared-blob-proof"));
     job.shared_blob_proof = chosen.value();
   }
-  std::shared_ptr<const puller::ContainersPolicy> containers_policy;
-  if (auto policy_path = args.option("signature-policy")) {
-    auto policy = puller::ContainersPolicy::load(*policy_path);
-    if (!policy)
-      return fail(policy.error().context("--signature-policy"));
-    containers_policy = std::make_shared<const puller::ContainersPolicy>(std::move(policy).value());
-  }
-  std::shared_ptr<const puller::NotationPolicy> notation_policy;
-  if (auto directory = args.option("notation-dir")) {
-    auto policy = puller::NotationPolicy::load(*directory);
-    if (!policy)
-      return fail(policy.error().context("--notation-dir"));
-    notation_policy = std::make_shared<const puller::NotationPolicy>(std::move(policy).value());
-  }
-  if (containers_policy || notation_policy)
-    job.signature_policy = std::make_shared<const puller::TrustPolicy>(std::move(containers_policy),
-                                                                       std::move(notation_policy));
+  auto trust = trustPolicyFrom(args);
+  if (!trust)
+    return fail(trust.error());
+  job.signature_policy = std::move(trust).value();
   job.stop = env.stop;
   job.privileged = env.privileged;
   if (!job.layout && job.form == puller::PublishForm::kBundle) {

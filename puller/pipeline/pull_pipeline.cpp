@@ -212,6 +212,8 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
       if (!verdict) {
         if (job.refused_by_signature_policy != nullptr)
           *job.refused_by_signature_policy = report.refused;
+        if (job.refusing_check != nullptr)
+          *job.refusing_check = report.check;
         if (verdicts != nullptr)
           verdicts->count(report.refused ? "refused" : "error",
                           report.refused ? report.check : "registry");

@@ -52,8 +52,10 @@ struct PullRequest {
   // The host's signature policies: the image is refused before any blob is fetched unless
   // they accept it. Unset: every image is accepted.
   std::shared_ptr<const TrustPolicy> signature_policy;
-  // Set to true when the policy refused the image (rather than the pull failing otherwise).
+  // Set to true when the policy refused the image (rather than the pull failing otherwise), and
+  // to the check that decided ("unsigned", "integrity", …).
   bool* refused_by_signature_policy = nullptr;
+  std::string* refusing_check = nullptr;
   // Only take the policies' verdict (`pullagent verify`): resolve the manifest, verify, and
   // fetch no config or layer, publish nothing; the outcome's `verdict` says what was decided.
   // Needs a layout (where signature payloads go) and a policy.

@@ -228,6 +228,36 @@ TEST_F(Notation, RevocationIsAskedOfTheOcspResponderOrCrlATrustedChainNames) {
   EXPECT_TRUE(requests(revocation, "/").empty());
 }
 
+TEST_F(Notation, VerifyTakesTheVerdictWithoutPullingTheImage) {
+  const auto strict = notationDir("strict");
+  auto verify = [&](const std::string& tag, const std::string& directory) {
+    return runProcess({PULLAGENT_BINARY, "verify", proxied(tag), "--ca", stack().ca(),
+                       "--notation-dir", directory, "--json"});
+  };
+  stack().reset(proxy());
+  auto accepted = verify("ecdsa", strict);
+  ASSERT_EQ(accepted.exit_code, 0) << accepted.all();
+  auto report = json::parse(accepted.out);
+  EXPECT_EQ(report["result"], "accepted");
+  EXPECT_EQ(report["manifest"], image("ecdsa")["digest"]);
+  EXPECT_EQ(report["scope"], "proxied");
+  EXPECT_NE(report["summary"].get<std::string>().find("Notary signature"), std::string::npos);
+  EXPECT_EQ(layerRequests("ecdsa"), 0u);  // no layer, no config
+  auto refused = verify("untrusted", strict);
+  EXPECT_EQ(refused.exit_code, 6) << refused.all();
+  report = json::parse(refused.out);
+  EXPECT_EQ(report["result"], "refused");
+  EXPECT_EQ(report["check"], "authenticity");
+  EXPECT_NE(report["error"].get<std::string>().find("authenticity: the chain of"),
+            std::string::npos);
+  auto audited = verify("unsigned", notationDir("audit"));
+  ASSERT_EQ(audited.exit_code, 0) << audited.all();
+  EXPECT_EQ(json::parse(audited.out)["logged"], json::array({"unsigned"}));
+  // Without a policy there is nothing to verify against.
+  auto usage = runProcess({PULLAGENT_BINARY, "verify", proxied("ecdsa")});
+  EXPECT_EQ(usage.exit_code, 2) << usage.all();
+}
+
 TEST_F(Notation, AnImageNoStatementCoversIsRefusedBeforeAnyRequestForSignatures) {
   stack().reset(proxy());
   auto result = pullWith("ecdsa", notationDir("strict", nullptr, "example.com/other"));

@@ -1,0 +1,25 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "agent/common/args.h"
+#include "base/error.h"
+#include "puller/auth/authorizer.h"
+#include "puller/trust/trust_policy.h"
+
+namespace pullagent::agent {
+
+// The options every command that talks to a registry reads alike (pull, verify).
+
+// --NAME as a positive whole number, or `fallback` when absent.
+Result<int> parsePositive(const ParsedArgs& args, const std::string& name, int fallback);
+
+// --creds USER:PASS, or --username USER with --password-stdin.
+Result<puller::RegistryCredentials> credentialsFrom(const ParsedArgs& args);
+
+// --signature-policy FILE (containers-policy.json) and --notation-dir DIR (a Notation
+// directory): null when neither is given. Errors name the option.
+Result<std::shared_ptr<const puller::TrustPolicy>> trustPolicyFrom(const ParsedArgs& args);
+
+}  // namespace pullagent::agent
