@@ -76,6 +76,8 @@ options:
                           truststore/x509/…, as ~/.config/notation): the image is refused before
                           its first layer unless a Notary Project signature satisfies the
                           statement covering its repository; with --signature-policy, both
+  --verifier-dir DIR      containerd's image verifiers (io.containerd.image-verifier.v1.bindir):
+                          every executable in DIR must allow the image, before its first layer
   --seccomp-profile FILE  the seccomp profile (Docker's format) for a bundle's config.json,
                           or "none" (default /usr/share/containers/seccomp.json)
   --log-level LEVEL       trace, debug, info (default), warn, error
@@ -83,26 +85,13 @@ options:
 )";
 
 // The options that take a value (--log-level and --log-format: every command's).
-const std::set<std::string> kPullOptions{"dest",
-                                         "rootfs",
-                                         "bundle",
-                                         "state",
-                                         "config",
-                                         "creds",
-                                         "username",
-                                         "ca",
-                                         "platform",
-                                         "concurrency",
-                                         "retries",
-                                         "connect-timeout",
-                                         "stall-timeout",
-                                         "deadline",
-                                         "seccomp-profile",
-                                         "signature-policy",
-                                         "notation-dir",
-                                         "storage",
-                                         "shared-blob-proof",
-                                         "hosts-dir"};
+const std::set<std::string> kPullOptions{
+    "dest",          "rootfs",       "bundle",          "state",
+    "config",        "creds",        "username",        "ca",
+    "platform",      "concurrency",  "retries",         "connect-timeout",
+    "stall-timeout", "deadline",     "seccomp-profile", "signature-policy",
+    "notation-dir",  "verifier-dir", "storage",         "shared-blob-proof",
+    "hosts-dir"};
 
 int fail(const Error& error) {
   spdlog::error("pull failed: {}", error.describe());

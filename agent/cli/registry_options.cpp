@@ -55,10 +55,15 @@ Result<std::shared_ptr<const puller::TrustPolicy>> trustPolicyFrom(const ParsedA
       return policy.error().context("--notation-dir");
     notation_policy = std::make_shared<const puller::NotationPolicy>(std::move(policy).value());
   }
-  if (!containers_policy && !notation_policy)
+  std::optional<puller::ExternalVerifierConfig> verifiers;
+  if (auto directory = args.option("verifier-dir")) {
+    verifiers.emplace();
+    verifiers->bin_dir = *directory;
+  }
+  if (!containers_policy && !notation_policy && !verifiers)
     return std::shared_ptr<const puller::TrustPolicy>();
-  return std::make_shared<const puller::TrustPolicy>(std::move(containers_policy),
-                                                     std::move(notation_policy));
+  return std::make_shared<const puller::TrustPolicy>(
+      std::move(containers_policy), std::move(notation_policy), std::move(verifiers));
 }
 
 }  // namespace pullagent::agent

@@ -18,8 +18,9 @@ Result<int> parsePositive(const ParsedArgs& args, const std::string& name, int f
 // --creds USER:PASS, or --username USER with --password-stdin.
 Result<puller::RegistryCredentials> credentialsFrom(const ParsedArgs& args);
 
-// --signature-policy FILE (containers-policy.json) and --notation-dir DIR (a Notation
-// directory): null when neither is given. Errors name the option.
+// --signature-policy FILE (containers-policy.json), --notation-dir DIR (a Notation directory)
+// and --verifier-dir DIR (containerd's image verifiers, 10 at most, 10 s each): null when none
+// is given. Errors name the option.
 Result<std::shared_ptr<const puller::TrustPolicy>> trustPolicyFrom(const ParsedArgs& args);
 
 }  // namespace pullagent::agent

@@ -19,7 +19,8 @@ namespace pullagent::agent {
 namespace {
 
 constexpr const char* kVerifyUsage =
-    R"(usage: pullagent verify IMAGE (--signature-policy FILE | --notation-dir DIR) [options]
+    R"(usage: pullagent verify IMAGE (--signature-policy FILE | --notation-dir DIR |
+                        --verifier-dir DIR) [options]
 
 Takes the signature policies' verdict on IMAGE as a pull takes it, and stops there: resolves
 the tag (and an index's manifest for the platform), finds and checks the signatures, and
@@ -30,6 +31,7 @@ where:
   --signature-policy FILE a containers-policy.json(5): cosign signatures by the keys it names
   --notation-dir DIR      a Notation configuration directory (trustpolicy.json and
                           truststore/x509/…, as ~/.config/notation): Notary Project signatures
+  --verifier-dir DIR      containerd's image verifiers: every executable in DIR must allow it
 
 options:
   --json                  the verdict as one JSON object on stdout: image, manifest, index,
@@ -52,8 +54,8 @@ options:
 )";
 
 const std::set<std::string> kVerifyOptions{
-    "signature-policy", "notation-dir",    "creds",         "username", "ca",      "hosts-dir",
-    "platform",         "connect-timeout", "stall-timeout", "retries",  "deadline"};
+    "signature-policy", "notation-dir", "verifier-dir",    "creds",         "username", "ca",
+    "hosts-dir",        "platform",     "connect-timeout", "stall-timeout", "retries",  "deadline"};
 
 // Where the signatures' payloads go while they are checked: a layout of this run's own,
 // removed after.
@@ -197,7 +199,7 @@ const Command& verifyCommand() {
                                {"json", "insecure", "password-stdin", "allow-skip-verify"},
                                1,
                                1,
-                               {"signature-policy", "notation-dir"},
+                               {"signature-policy", "notation-dir", "verifier-dir"},
                                true,
                                runVerify};
   return command;

@@ -16,7 +16,7 @@ constexpr int64_t kDay = 86400;
 
 // Every key the agent config has, and those of its identity object. A key outside them is an
 // error: a misspelt setting ("stateDIr") must not leave the host on the default silently.
-constexpr std::array<std::string_view, 49> kTopLevelKeys = {"stateDir",
+constexpr std::array<std::string_view, 52> kTopLevelKeys = {"stateDir",
                                                             "sitesDir",
                                                             "identity",
                                                             "acrAudience",
@@ -64,7 +64,10 @@ constexpr std::array<std::string_view, 49> kTopLevelKeys = {"stateDir",
                                                             "warmImages",
                                                             "additionalStores",
                                                             "signaturePolicy",
-                                                            "notationDir"};
+                                                            "notationDir",
+                                                            "imageVerifierDir",
+                                                            "imageVerifierMax",
+                                                            "imageVerifierTimeoutSeconds"};
 constexpr std::array<std::string_view, 2> kIdentityKeys = {"kind", "endpoint"};
 
 template <size_t N>
@@ -509,9 +512,28 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
       return doc["notationDir"].error(policy.error().message);
     notation_policy = std::make_shared<const puller::NotationPolicy>(std::move(policy).value());
   }
-  if (containers_policy || notation_policy)
+  std::optional<puller::ExternalVerifierConfig> verifiers;
+  ASSIGN_OR_RETURN(auto verifier_dir, doc["imageVerifierDir"].optionalString());
+  if (verifier_dir) {
+    if (!std::filesystem::path(*verifier_dir).is_absolute())
+      return doc["imageVerifierDir"].error("must be an absolute path, got \"" + *verifier_dir +
+                                           "\"");
+    puller::ExternalVerifierConfig settings;
+    settings.bin_dir = *verifier_dir;
+    RETURN_IF_ERROR(read.integer("imageVerifierMax", settings.max_verifiers, -1, 1000));
+    int timeout = 10;
+    RETURN_IF_ERROR(read.integer("imageVerifierTimeoutSeconds", timeout, 1, 3600));
+    settings.per_verifier_timeout = std::chrono::seconds(timeout);
+    verifiers = settings;
+  } else {
+    for (const char* key : {"imageVerifierMax", "imageVerifierTimeoutSeconds"}) {
+      if (!doc[key].missing())
+        return doc[key].error("applies only with imageVerifierDir");
+    }
+  }
+  if (containers_policy || notation_policy || verifiers)
     config.signature_policy = std::make_shared<const puller::TrustPolicy>(
-        std::move(containers_policy), std::move(notation_policy));
+        std::move(containers_policy), std::move(notation_policy), std::move(verifiers));
 
   if (!doc["hostOverrides"].missing()) {
     ASSIGN_OR_RETURN(auto hosts, doc["hostOverrides"].members());

@@ -22,10 +22,10 @@ struct RevocationResult {
 // first two), and, when it names none or none gives a good answer, of the CRLs at its
 // distribution points (RFC 5280; the first two). A certificate that names neither cannot be
 // revoked and passes; one that names a service this cannot ask (ldap, say), or that no source
-// answers for, is kUnknown. Answers are hostile input: an OCSP response must be signed by the issuer (or a
-// responder it delegated to) and current; a CRL signed by the issuer, for it, and current.
-// Each request is bounded in size (64 KiB for OCSP, 8 MiB for a CRL) and in time (10 s, and
-// the pull's deadline); no credential is ever sent.
+// answers for, is kUnknown. Answers are hostile input: an OCSP response must be signed by the
+// issuer (or a responder it delegated to) and current; a CRL signed by the issuer, for it, and
+// current. Each request is bounded in size (64 KiB for OCSP, 8 MiB for a CRL) and in time (10 s,
+// and the pull's deadline); no credential is ever sent.
 //
 // The URLs come from the certificates: call this only for a chain the trust store vouches for,
 // whose issuing CA chose them.

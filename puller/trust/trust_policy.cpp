@@ -6,8 +6,11 @@
 namespace pullagent::puller {
 
 TrustPolicy::TrustPolicy(std::shared_ptr<const ContainersPolicy> containers,
-                         std::shared_ptr<const NotationPolicy> notation)
-    : containers_(std::move(containers)), notation_(std::move(notation)) {
+                         std::shared_ptr<const NotationPolicy> notation,
+                         std::optional<ExternalVerifierConfig> verifiers)
+    : containers_(std::move(containers)),
+      notation_(std::move(notation)),
+      verifiers_(std::move(verifiers)) {
   Sha256 hasher;
   if (containers_) {
     hasher.update("containers " + containers_->hash().str() + "\n");
@@ -16,6 +19,14 @@ TrustPolicy::TrustPolicy(std::shared_ptr<const ContainersPolicy> containers,
   if (notation_) {
     hasher.update("notation " + notation_->hash().str() + "\n");
     document_ += (document_.empty() ? "" : " and ") + notation_->document();
+  }
+  if (verifiers_) {
+    // Its settings; the directory is read at every verification, as containerd reads it.
+    hasher.update("verifiers " + verifiers_->bin_dir.string() + " " +
+                  std::to_string(verifiers_->max_verifiers) + " " +
+                  std::to_string(verifiers_->per_verifier_timeout.count()) + "\n");
+    document_ += (document_.empty() ? "" : " and ") + std::string("the image verifiers in ") +
+                 verifiers_->bin_dir.string();
   }
   hash_ = hasher.finish();
 }
@@ -46,6 +57,21 @@ Result<SignatureVerdict> TrustPolicy::verify(RegistryClient& registry, ContentSt
     verdict.logged_checks = notary->logged_checks;
     verdict.scope += (verdict.scope.empty() ? "" : ", ") + notary->scope;
     verdict.summary += (verdict.summary.empty() ? "" : "; ") + notary->summary;
+  }
+  if (verifiers_) {
+    bool blocked = false;
+    auto judged =
+        runExternalVerifiers(*verifiers_, ref.str(),
+                             subjects.index ? *subjects.index : subjects.manifest, ctx, &blocked);
+    if (!judged) {
+      if (report != nullptr)
+        *report = {blocked, blocked ? "external" : ""};
+      return judged.error();
+    }
+    verdict.scope += (verdict.scope.empty() ? "" : ", ") + std::string("image verifiers");
+    verdict.summary += (verdict.summary.empty() ? "" : "; ") + *judged;
+    spdlog::info("{}: allowed by the image verifiers in {}: {}", ref.str(),
+                 verifiers_->bin_dir.string(), *judged);
   }
   return verdict;
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/context.h"
@@ -10,21 +11,25 @@
 #include "puller/registry/registry_client.h"
 #include "puller/store/content_store.h"
 #include "puller/trust/containers_policy.h"
+#include "puller/trust/external_verifiers.h"
 #include "puller/trust/notation_policy.h"
 #include "puller/trust/signature_verifier.h"
 
 namespace pullagent::puller {
 
 // The signature policies a host applies to what it publishes: a containers-policy.json (cosign
-// signatures), a Notation configuration (Notary Project signatures), or both, in which case an
-// image must satisfy both. Immutable; a reload builds a new one.
+// signatures), a Notation configuration (Notary Project signatures), containerd's external
+// image verifiers, or any of them together, in which case an image must satisfy each.
+// Immutable; a reload builds a new one.
 class TrustPolicy {
  public:
   TrustPolicy(std::shared_ptr<const ContainersPolicy> containers,
-              std::shared_ptr<const NotationPolicy> notation);
+              std::shared_ptr<const NotationPolicy> notation,
+              std::optional<ExternalVerifierConfig> verifiers = std::nullopt);
 
   const ContainersPolicy* containers() const { return containers_.get(); }
   const NotationPolicy* notation() const { return notation_.get(); }
+  const std::optional<ExternalVerifierConfig>& verifiers() const { return verifiers_; }
   // Of every file either policy read: a verdict taken under one hash holds until it changes.
   const Digest& hash() const { return hash_; }
   // "containers policy /etc/…/policy.json and notation trust policy /etc/…/trustpolicy.json"
@@ -45,6 +50,7 @@ class TrustPolicy {
  private:
   std::shared_ptr<const ContainersPolicy> containers_;
   std::shared_ptr<const NotationPolicy> notation_;
+  std::optional<ExternalVerifierConfig> verifiers_;
   Digest hash_;
   std::string document_;
 };

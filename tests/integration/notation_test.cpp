@@ -280,6 +280,51 @@ TEST_F(Notation, WithAContainersPolicyTooBothMustAccept) {
   EXPECT_NE(result.err.find("rejects every image"), std::string::npos) << result.all();
 }
 
+// containerd's image verifiers (bindir): a verifier written for containerd, here a shell script
+// that allows one digest, decides before the first layer.
+class ImageVerifiers : public Notation {};
+
+TEST_F(ImageVerifiers, AVerifierWrittenForContainerdAllowsOrBlocksBeforeTheFirstLayer) {
+  const auto bin = dest_.path().parent_path() / "verifiers";
+  std::filesystem::create_directories(bin);
+  written_.push_back(bin);
+  std::filesystem::permissions(
+      bin, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+               std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+               std::filesystem::perms::others_exec);
+  const std::string allowed = image("ecdsa")["digest"];
+  writeFile(bin / "allowlist",
+            "#!/bin/sh\n"
+            "while [ $# -gt 0 ]; do\n"
+            "  case \"$1\" in -digest) digest=\"$2\"; shift 2;; *) shift;; esac\n"
+            "done\n"
+            "cat > /dev/null\n"
+            "if [ \"$digest\" = \"" +
+                allowed +
+                "\" ]; then echo \"on the list\"; exit 0; fi\n"
+                "echo \"not on the list: $digest\"; exit 1\n");
+  std::filesystem::permissions(bin / "allowlist", std::filesystem::perms::owner_all |
+                                                      std::filesystem::perms::group_read |
+                                                      std::filesystem::perms::group_exec |
+                                                      std::filesystem::perms::others_read |
+                                                      std::filesystem::perms::others_exec);
+  stack().reset(proxy());
+  auto ok = pull(proxied("ecdsa"), {"--verifier-dir", bin.string()});
+  EXPECT_EQ(ok.exit_code, 0) << ok.all();
+  EXPECT_NE(ok.err.find("allowed by the image verifiers in " + bin.string() +
+                        ": allowlist => on the list"),
+            std::string::npos)
+      << ok.all();
+  auto blocked = pull(proxied("rsa"), {"--verifier-dir", bin.string()});
+  EXPECT_NE(blocked.exit_code, 0);
+  EXPECT_NE(blocked.err.find(
+                "verifier allowlist rejected " + proxied("rsa") +
+                " (exit code 1): not on the list: " + image("rsa")["digest"].get<std::string>()),
+            std::string::npos)
+      << blocked.all();
+  EXPECT_EQ(layerRequests("rsa"), 0u);
+}
+
 // The service under the agent config's notationDir: a site whose image another site published
 // (every blob local) is refused once its statement is stricter, and a reload re-decides.
 class NotationSites : public DaemonFixture {};
