@@ -130,6 +130,8 @@ int runStatus(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
                 state.published ? safeEscaped(shortDigest(state.published->digest)).c_str() : "-",
                 state.last_checked_at ? formatUtc(*state.last_checked_at).c_str() : "-",
                 progressText(state).c_str(), safeEscaped(detail(state), 2000).c_str());
+    if (state.published && !state.published->signature.empty())
+      std::printf("  signature: %s\n", safeEscaped(state.published->signature, 2000).c_str());
     printContainers(state);
   }
   return kExitOk;

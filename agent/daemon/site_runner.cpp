@@ -252,7 +252,8 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
                                  result.config_sha256,
                                  clock_.wallNow(),
                                  (image.index ? image.index->digest : image.manifest.digest).str(),
-                                 container.name};
+                                 container.name,
+                                 pulled.verdict ? pulled.verdict->summary : ""};
       spdlog::info("site {}: {}{} ready ({}): {}", site_name,
                    container.name.empty() ? "" : container.name + " ", published.image,
                    published.digest, pulled.published);

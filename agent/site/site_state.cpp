@@ -132,6 +132,8 @@ json publishedJson(const PublishedImage& image) {
               {"at", formatUtc(image.at)}, {"resolvedDigest", image.resolved_digest}};
   if (!image.container.empty())
     doc["container"] = image.container;
+  if (!image.signature.empty())
+    doc["signature"] = image.signature;
   return doc;
 }
 
@@ -168,6 +170,7 @@ Result<PublishedImage> parsePublished(const JsonReader& published) {
   ASSIGN_OR_RETURN(image.digest, text(published["digest"]));
   ASSIGN_OR_RETURN(image.path, text(published["path"]));
   ASSIGN_OR_RETURN(image.config_sha256, text(published["configSha256"]));
+  ASSIGN_OR_RETURN(image.signature, text(published["signature"]));
   image.at = timeField(published["at"]).value_or(std::chrono::system_clock::time_point{});
   // State files from before tags were followed have no resolvedDigest: the manifest's digest
   // is what they resolved to unless the image was multi-platform (then one check re-pulls).

@@ -49,6 +49,9 @@ struct PublishedImage {
   // multi-platform image, else the manifest's. A tag still pointing there has not moved.
   std::string resolved_digest;
   std::string container;  // the sitecontainer or Compose service; "" for a DOCKER| site
+  // The signature policies' verdict when it was published ("" without a policy): what
+  // accepted it ("Notary signature sha256:… by \"CN=…\" (…, level strict)").
+  std::string signature;
 };
 
 // One container of a site with several (sitecontainers, Compose), as its pull goes.

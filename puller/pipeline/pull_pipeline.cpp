@@ -276,6 +276,7 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   }
   outcome.sources = tally.totals();
   outcome.image = std::move(image.value());
+  outcome.verdict = std::move(accepted);
   spdlog::info("Pull image successful, time taken {:.2f} s", outcome.seconds);
   return outcome;
 }

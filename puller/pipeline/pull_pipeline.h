@@ -146,7 +146,7 @@ struct PullOutcome {
   int snapshots_over_lower = 0;  // of those, made over the layers below (not side by side)
   // Requests and bytes from mirrors and the origin, fallbacks from mirrors, throttled time.
   SourceTally::Totals sources;
-  // The signature policies' verdict, when they accepted the image.
+  // The signature policies' verdict, when they accepted the image (none for an unmoved tag).
   std::optional<SignatureVerdict> verdict;
 };
 

@@ -348,6 +348,15 @@ TEST_F(NotationSites, APublishedUnsignedImageIsRefusedWhenTheTrustPolicyTightens
                            "\"logged\"} 1\n"),
             std::string::npos)
       << metrics();
+  // The verdict it was published under, in the state and in `pullagent status`.
+  EXPECT_NE(siteState("web")["published"]["signature"].get<std::string>().find(
+                "unsigned, published under Notation level audit"),
+            std::string::npos)
+      << siteState("web");
+  auto status = runProcess({PULLAGENT_BINARY, "status", "web", "--state", stateDir().string()});
+  EXPECT_NE(status.out.find("  signature: unsigned, published under Notation level audit"),
+            std::string::npos)
+      << status.out;
   // strict now: the published image is checked again and refused; it stays published.
   writeNotationDir(directory, truststore, proxy + "/test/notary", "strict");
   const size_t mark = notify_->mark();

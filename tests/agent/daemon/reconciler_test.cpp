@@ -111,7 +111,8 @@ SiteAttemptResult published(const std::string& sha, const std::string& digest) {
   result.kind = SiteAttemptResult::Kind::kPublished;
   result.image = "myreg.azurecr.io/app:v1";
   result.config_sha256 = sha;
-  result.published = PublishedImage{result.image, digest, "/state/images/x", sha, {}, digest, ""};
+  result.published =
+      PublishedImage{result.image, digest, "/state/images/x", sha, {}, digest, "", ""};
   return result;
 }
 
@@ -281,10 +282,16 @@ TEST_F(ReconcilerTest, ASidecarUnitFollowsTheTagsOfAnyOfItsContainers) {
   unit.image = "web=myreg.azurecr.io/web@sha256:m1 logs=myreg.azurecr.io/logs:v1";
   unit.config_sha256 = "a";
   unit.continuous_deployment = true;
-  unit.published = PublishedImage{
-      "myreg.azurecr.io/web@sha256:m1", "sha256:m1", "/s/images/m1", "a", {}, "sha256:m1", "web"};
+  unit.published = PublishedImage{"myreg.azurecr.io/web@sha256:m1",
+                                  "sha256:m1",
+                                  "/s/images/m1",
+                                  "a",
+                                  {},
+                                  "sha256:m1",
+                                  "web",
+                                  ""};
   unit.sidecars = {PublishedImage{
-      "myreg.azurecr.io/logs:v1", "sha256:l1", "/s/images/l1", "a", {}, "sha256:l1", "logs"}};
+      "myreg.azurecr.io/logs:v1", "sha256:l1", "/s/images/l1", "a", {}, "sha256:l1", "logs", ""}};
   runner_.push("shop", unit);
   settle();
   ASSERT_EQ(state("shop")->sidecars.size(), 1u);

@@ -31,10 +31,11 @@ TEST(SiteState, RoundTripsThroughItsJson) {
                                    "abd",
                                    std::chrono::system_clock::from_time_t(1780000000),
                                    "sha256:index",
-                                   "web"};
+                                   "web",
+                                   "Notary signature sha256:s of sha256:index by \"CN=a\""};
   state.sidecars.push_back(PublishedImage{"docker.io/library/redis:7", "sha256:r", "/s/images/r",
                                           "abd", std::chrono::system_clock::from_time_t(1780000000),
-                                          "sha256:r", "cache"});
+                                          "sha256:r", "cache", ""});
   state.containers = {{"web", "myreg.azurecr.io/app:v1", "ready", {2, 2, 20, 20}},
                       {"cache", "docker.io/library/redis:7", "failed", {0, 3, 5, 300}}};
   state.next_attempt_at = std::chrono::system_clock::from_time_t(1790000020);
@@ -52,6 +53,7 @@ TEST(SiteState, RoundTripsThroughItsJson) {
   EXPECT_EQ(parsed->published->digest, "sha256:1");
   EXPECT_EQ(parsed->published->resolved_digest, "sha256:index");
   EXPECT_EQ(parsed->published->container, "web");
+  EXPECT_EQ(parsed->published->signature, "Notary signature sha256:s of sha256:index by \"CN=a\"");
   ASSERT_EQ(parsed->sidecars.size(), 1u);
   EXPECT_EQ(parsed->sidecars[0].container, "cache");
   EXPECT_EQ(parsed->sidecars[0].digest, "sha256:r");
