@@ -285,3 +285,63 @@ TEST_F(RegistryClientTest, ATooManyRequestsPausesEveryPullSharingTheThrottle) {
 
 }  // namespace
 }  // namespace pullagent::puller
+
+namespace pullagent::puller {
+namespace {
+
+class RegistryReferrersTest : public ::testing::Test {
+ protected:
+  RegistryClient client() {
+    return RegistryClient(http_, authorizer_, clock_, random_, policy_, {"https", "reg.io", "app"});
+  }
+  const Digest subject_ = Digest::parse("sha256:" + std::string(64, 'c')).value();
+  testing::FakeClock clock_;
+  testing::FixedRandom random_{0.5};
+  StreamingHttp http_;
+  TokenCache tokens_{clock_};
+  Authorizer authorizer_{http_, clock_, tokens_, RegistryCredentials{}, false};
+  RetryPolicy policy_;
+};
+
+TEST_F(RegistryReferrersTest, PagesAreFollowedOnTheSameHostAndBounded) {
+  // Each page links to the next, past the bound.
+  for (int page = 0; page < RegistryClient::kMaxReferrerPages + 2; ++page) {
+    http_.script.expect([page](const HttpRequest&) {
+      return respond(
+          200, "page " + std::to_string(page),
+          {{"Content-Type", "application/vnd.oci.image.index.v1+json"},
+           {"Link", "</v2/app/referrers/x?n=" + std::to_string(page + 1) + ">; rel=\"next\""}});
+    });
+  }
+  auto registry = client();
+  auto pages = registry.fetchReferrers(subject_, "application/vnd.cncf.notary.signature",
+                                       Context{&clock_, {}, std::nullopt});
+  ASSERT_TRUE(pages.ok()) << pages.error().message;
+  ASSERT_TRUE(pages->has_value());
+  ASSERT_EQ((*pages)->size(), static_cast<size_t>(RegistryClient::kMaxReferrerPages));
+  EXPECT_EQ((*pages)->back(), "page 3");
+  const auto& sent = http_.script.sent();
+  EXPECT_EQ(sent[0].url, "https://reg.io/v2/app/referrers/" + subject_.str() +
+                             "?artifactType=application/vnd.cncf.notary.signature");
+  EXPECT_EQ(sent[1].url, "https://reg.io/v2/app/referrers/x?n=1");
+}
+
+TEST_F(RegistryReferrersTest, NoApiIsNoAnswerAndALinkElsewhereIsNotFollowed) {
+  http_.script.expect([](const HttpRequest&) { return respond(404, "404 page not found"); });
+  auto registry = client();
+  const Context ctx{&clock_, {}, std::nullopt};
+  auto none = registry.fetchReferrers(subject_, "t", ctx);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  http_.script.expect([](const HttpRequest&) {
+    return respond(200, "{}", {{"Link", "<https://elsewhere.example/v2/x>; rel=\"next\""}});
+  });
+  auto one = registry.fetchReferrers(subject_, "t", ctx);
+  ASSERT_TRUE(one.ok());
+  ASSERT_TRUE(one->has_value());
+  EXPECT_EQ((*one)->size(), 1u);
+  EXPECT_EQ(http_.script.pending(), 0u);
+}
+
+}  // namespace
+}  // namespace pullagent::puller
