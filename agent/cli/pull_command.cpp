@@ -77,7 +77,8 @@ options:
                           its first layer unless a Notary Project signature satisfies the
                           statement covering its repository; with --signature-policy, both
   --verifier-dir DIR      containerd's image verifiers (io.containerd.image-verifier.v1.bindir):
-                          every executable in DIR must allow the image, before its first layer
+                          every file of DIR (executables) must allow the image, before its first
+                          layer
   --seccomp-profile FILE  the seccomp profile (Docker's format) for a bundle's config.json,
                           or "none" (default /usr/share/containers/seccomp.json)
   --log-level LEVEL       trace, debug, info (default), warn, error

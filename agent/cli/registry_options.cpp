@@ -1,6 +1,7 @@
 #include "agent/cli/registry_options.h"
 
 #include <charconv>
+#include <filesystem>
 #include <iostream>
 
 namespace pullagent::agent {
@@ -57,6 +58,12 @@ Result<std::shared_ptr<const puller::TrustPolicy>> trustPolicyFrom(const ParsedA
   }
   std::optional<puller::ExternalVerifierConfig> verifiers;
   if (auto directory = args.option("verifier-dir")) {
+    // The service, as containerd, blocks nothing when its directory is missing; asked for by
+    // hand, a missing one is a typo, not an approval.
+    std::error_code error;
+    if (!std::filesystem::is_directory(*directory, error))
+      return makeError(ErrorCode::kInvalidArgument,
+                       "--verifier-dir: " + *directory + " is not a directory");
     verifiers.emplace();
     verifiers->bin_dir = *directory;
   }

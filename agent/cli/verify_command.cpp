@@ -25,13 +25,13 @@ constexpr const char* kVerifyUsage =
 Takes the signature policies' verdict on IMAGE as a pull takes it, and stops there: resolves
 the tag (and an index's manifest for the platform), finds and checks the signatures, and
 fetches no config or layer, publishes nothing. Exit 0 when the policies accept the image, 6
-when they refuse it, the codes of pull otherwise.
+when they refuse it (and only then), the codes of pull otherwise (1 where pull gives 6).
 
 where:
   --signature-policy FILE a containers-policy.json(5): cosign signatures by the keys it names
   --notation-dir DIR      a Notation configuration directory (trustpolicy.json and
                           truststore/x509/…, as ~/.config/notation): Notary Project signatures
-  --verifier-dir DIR      containerd's image verifiers: every executable in DIR must allow it
+  --verifier-dir DIR      containerd's image verifiers: every file of DIR (executables) must allow it
 
 options:
   --json                  the verdict as one JSON object on stdout: image, manifest, index,
@@ -89,7 +89,12 @@ int runVerify(const ParsedArgs& args, const ProcessEnvironment& env, const Envir
     if (json)
       std::cout << report.dump(2) << "\n";
     spdlog::error("verify: {}", error.describe());
-    return exitCodeFor(error);
+    // 6 says "refused" and nothing else; an error that pull would give 6 (a corrupt answer)
+    // is a failure here.
+    const int code = exitCodeFor(error);
+    if (result == "refused")
+      return static_cast<int>(kExitIntegrity);
+    return code == kExitIntegrity ? static_cast<int>(kExitFailure) : code;
   };
   auto ref = puller::ImageRef::parse(args.positionals[0]);
   if (!ref)
@@ -192,7 +197,8 @@ int runVerify(const ParsedArgs& args, const ProcessEnvironment& env, const Envir
 
 const Command& verifyCommand() {
   static const Command command{"verify",
-                               "IMAGE (--signature-policy FILE | --notation-dir DIR)",
+                               "IMAGE (--signature-policy FILE | --notation-dir DIR | "
+                               "--verifier-dir DIR)",
                                "the signature policies' verdict on an image, without pulling it",
                                kVerifyUsage,
                                kVerifyOptions,
@@ -200,7 +206,9 @@ const Command& verifyCommand() {
                                1,
                                1,
                                {"signature-policy", "notation-dir", "verifier-dir"},
-                               true,
+                               // Stops as a pull does: its verifiers are killed and its
+                               // scratch directory removed.
+                               false,
                                runVerify};
   return command;
 }

@@ -127,7 +127,8 @@ Metrics::Metrics()
       signature_verifications_(counter(
           *registry_, "pullagent_signature_verifications_total",
           "Signature policy verdicts, by result (accepted; logged: a failed check the level does "
-          "not enforce; refused; error: the registry did not answer) and check.")) {
+          "not enforce; refused; error: no verdict, the registry or a verifier did not answer) "
+          "and check.")) {
   signature_verifications_.Add({{"result", "accepted"}, {"check", "none"}});
   for (const char* kind : {"used", "available", "state", "evictable"})
     disk_bytes_.Add({{"kind", kind}});

@@ -95,6 +95,11 @@ Result<ContentStore*> PullServices::storeFor(const PullRequest& request) {
 Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   Clock& clock = services.clock();
   const bool layout_only = job.layoutOnly();
+  // Checked before anything is opened: a verification writes nowhere but its layout.
+  if (job.verify_only && (!job.signature_policy || !layout_only || job.unless_tag_resolves_to))
+    return makeError(ErrorCode::kInvalidArgument,
+                     "a verification needs a signature policy and a layout for its payloads, "
+                     "and takes its verdict whether or not the tag moved");
   // Pulls into the state dir hold its lock shared: gc never collects what they fetch.
   std::optional<StateLock> state_lock;
   if (!layout_only) {
@@ -195,12 +200,8 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
     ctx.deadline = clock.now() + *job.deadline;
   PullOptions options = job.options;
   std::optional<SignatureVerdict> accepted;
-  if (job.verify_only) {
-    if (!job.signature_policy || !layout_only)
-      return makeError(ErrorCode::kInvalidArgument,
-                       "a verification needs a signature policy and a layout for its payloads");
+  if (job.verify_only)
     options.stop_after_verify = true;
-  }
   if (job.signature_policy) {
     options.verify = [&](const std::optional<Descriptor>& index, const Descriptor& manifest,
                          const Context& verify_ctx) -> Status {
@@ -214,9 +215,10 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
           *job.refused_by_signature_policy = report.refused;
         if (job.refusing_check != nullptr)
           *job.refusing_check = report.check;
-        if (verdicts != nullptr)
+        const bool stopped = verdict.error().code == ErrorCode::kCancelled;
+        if (verdicts != nullptr && !stopped)
           verdicts->count(report.refused ? "refused" : "error",
-                          report.refused ? report.check : "registry");
+                          report.check.empty() ? "registry" : report.check);
         return verdict.error();
       }
       if (verdicts != nullptr) {

@@ -276,19 +276,34 @@ Result<FetchedManifest> RegistryClient::fetchManifest(const std::string& referen
 
 namespace {
 
-// The target of a Link header's rel="next" (RFC 8288), when it is a path on the same host.
-std::optional<std::string> nextPage(const HttpResponse& response) {
-  auto link = response.header("Link");
-  if (!link || link->find("rel=\"next\"") == std::string::npos)
+// The target of a Link header's rel="next" (RFC 8288: link-values separated by commas, each
+// "<target>; param=value…", rel quoted or not), as a path, when it stays on `origin`
+// ("https://host:port"): a registry does not send the agent elsewhere with its credentials.
+std::optional<std::string> nextPage(const HttpResponse& response, const std::string& origin) {
+  auto header = response.header("Link");
+  if (!header)
     return std::nullopt;
-  const auto open = link->find('<');
-  const auto close = link->find('>', open == std::string::npos ? 0 : open);
-  if (open == std::string::npos || close == std::string::npos)
-    return std::nullopt;
-  std::string target = link->substr(open + 1, close - open - 1);
-  if (!target.starts_with("/v2/") || target.find_first_of(" \r\n") != std::string::npos)
-    return std::nullopt;
-  return target;
+  std::string_view rest = *header;
+  while (!rest.empty()) {
+    const auto open = rest.find('<');
+    const auto close = rest.find('>', open == std::string_view::npos ? 0 : open);
+    if (open == std::string_view::npos || close == std::string_view::npos)
+      return std::nullopt;
+    std::string target(rest.substr(open + 1, close - open - 1));
+    const auto end = rest.find(',', close);
+    const std::string_view params = rest.substr(
+        close + 1, end == std::string_view::npos ? std::string_view::npos : end - close - 1);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    if (params.find("rel=\"next\"") == std::string_view::npos &&
+        params.find("rel=next") == std::string_view::npos)
+      continue;
+    if (target.starts_with(origin + "/"))
+      target = target.substr(origin.size());
+    if (!target.starts_with("/v2/") || target.find_first_of(" \r\n") != std::string::npos)
+      return std::nullopt;
+    return target;
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -321,7 +336,7 @@ Result<std::optional<std::vector<std::string>>> RegistryClient::fetchReferrers(
       if (tally_ != nullptr)
         tally_->bytes(source.origin, static_cast<int64_t>(response->body.size()));
       read.push_back(std::move(response->body));
-      auto link = nextPage(response.value());
+      auto link = nextPage(response.value(), source.scheme + "://" + source.host);
       if (!link)
         break;
       next = source.scheme + "://" + source.host + *link;

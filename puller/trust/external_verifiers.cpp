@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "puller/oci/sha256.h"
 #include "puller/trust/verifier_process.h"
 
 namespace pullagent::puller {
@@ -39,6 +40,32 @@ std::string descriptorJson(const Descriptor& subject) {
 }
 
 }  // namespace
+
+std::string verifierFingerprint(const ExternalVerifierConfig& config) {
+  std::string listing;
+  auto add = [&](const std::filesystem::path& path) {
+    struct stat info {};
+    if (::lstat(path.c_str(), &info) != 0) {
+      listing += path.filename().string() + " missing\n";
+      return;
+    }
+    listing += path.filename().string() + " " + std::to_string(info.st_size) + " " +
+               std::to_string(info.st_mtim.tv_sec) + "." + std::to_string(info.st_mtim.tv_nsec) +
+               " " + std::to_string(info.st_ino) + " " + std::to_string(info.st_mode) + " " +
+               std::to_string(info.st_uid) + "\n";
+  };
+  add(config.bin_dir);
+  std::vector<std::filesystem::path> entries;
+  std::error_code error;
+  for (auto it = std::filesystem::directory_iterator(config.bin_dir, error);
+       !error && it != std::filesystem::directory_iterator() && entries.size() <= 1000;
+       it.increment(error))
+    entries.push_back(it->path());
+  std::sort(entries.begin(), entries.end());
+  for (const auto& entry : entries)
+    add(entry);
+  return Sha256::of(listing).hex();
+}
 
 Result<std::string> runExternalVerifiers(const ExternalVerifierConfig& config,
                                          const std::string& name, const Descriptor& subject,
@@ -91,6 +118,10 @@ Result<std::string> runExternalVerifiers(const ExternalVerifierConfig& config,
       return refuse(verifier.string() + " is not a regular file (a symbolic link, a directory?)");
     if (auto unsafe = unsafeOwnership(verifier, info))
       return refuse(*unsafe);
+    if ((info.st_mode & S_IXUSR) == 0)
+      return refuse(verifier.string() +
+                    " is not executable (every file of the directory is a "
+                    "verifier)");
     const std::string bin = verifier.filename().string();
     auto run = runVerifierProcess(
         verifier, arguments, input,

@@ -19,7 +19,8 @@ namespace pullagent::puller {
 // with the resolved descriptor (the index a tag names, else the manifest) as JSON on stdin;
 // each must exit 0 within `per_verifier_timeout`, and what it prints on stdout is the reason.
 // A directory that does not exist or holds no file blocks nothing, as in containerd; it is read
-// at every verification (a verifier added takes effect at the next verdict).
+// at every verification, and kept verdicts are keyed by verifierFingerprint (a verifier added
+// or replaced decides the next refresh of an unmoved tag).
 //
 // The agent runs as root: the directory and every verifier must belong to root (or to the
 // agent's user) and be writable by no one else, or the image is refused saying so. A verifier
@@ -33,6 +34,11 @@ struct ExternalVerifierConfig {
 };
 
 inline constexpr std::string_view kDescriptorMediaType = "application/vnd.oci.descriptor.v1+json";
+
+// What the directory holds now (names, sizes, times, inodes, modes, owners), as a digest: a
+// verdict taken under one fingerprint is not reused under another (a verifier added, replaced
+// or removed decides the next refresh).
+std::string verifierFingerprint(const ExternalVerifierConfig& config);
 
 // Every verifier's judgement on the image `name` resolved to `subject`: the reasons they gave
 // when all allowed it; kUntrusted (and *refused) when one blocked it, naming it, its exit code

@@ -31,6 +31,10 @@ TrustPolicy::TrustPolicy(std::shared_ptr<const ContainersPolicy> containers,
   hash_ = hasher.finish();
 }
 
+std::string TrustPolicy::verdictKey() const {
+  return verifiers_ ? hash_.str() + "+" + verifierFingerprint(*verifiers_) : hash_.str();
+}
+
 Result<SignatureVerdict> TrustPolicy::verify(RegistryClient& registry, ContentStore& store,
                                              const ImageRef& ref, const SignedSubjects& subjects,
                                              const Context& ctx, Report* report,
@@ -65,7 +69,7 @@ Result<SignatureVerdict> TrustPolicy::verify(RegistryClient& registry, ContentSt
                              subjects.index ? *subjects.index : subjects.manifest, ctx, &blocked);
     if (!judged) {
       if (report != nullptr)
-        *report = {blocked, blocked ? "external" : ""};
+        *report = {blocked, "external"};
       return judged.error();
     }
     verdict.scope += (verdict.scope.empty() ? "" : ", ") + std::string("image verifiers");

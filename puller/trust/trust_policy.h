@@ -32,13 +32,18 @@ class TrustPolicy {
   const std::optional<ExternalVerifierConfig>& verifiers() const { return verifiers_; }
   // Of every file either policy read: a verdict taken under one hash holds until it changes.
   const Digest& hash() const { return hash_; }
+  // What a kept verdict is keyed by: the hash, and with image verifiers what their directory
+  // holds now (read at each use, as the verifiers are).
+  std::string verdictKey() const;
   // "containers policy /etc/…/policy.json and notation trust policy /etc/…/trustpolicy.json"
   const std::string& document() const { return document_; }
 
   // What a verification ended in, for the caller's state and metrics.
   struct Report {
     bool refused = false;  // a policy refused (else an error is the registry failing to answer)
-    std::string check;     // refused: the check that decided ("unsigned", "integrity", …)
+    // refused: the check that decided ("unsigned", "integrity", …); else what gave no verdict
+    // ("external": a verifier that could not be run or finish; "": the registry)
+    std::string check;
   };
   // Every policy's verdict, before any layer blob (see SignatureVerifier, NotationVerifier).
   // `report` (optional) says how it ended; `http` asks revocation services (Notation).

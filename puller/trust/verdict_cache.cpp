@@ -8,7 +8,7 @@ constexpr size_t kMaxVerdicts = 4096;
 
 std::string VerdictCache::key(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
                               const std::string& platform) {
-  return policy.hash().str() + " " + ref.str() + " " + digest.str() + " " + platform;
+  return policy.verdictKey() + " " + ref.str() + " " + digest.str() + " " + platform;
 }
 
 bool VerdictCache::accepted(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
@@ -20,7 +20,7 @@ bool VerdictCache::accepted(const TrustPolicy& policy, const ImageRef& ref, cons
 void VerdictCache::remember(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
                             const std::string& platform) {
   std::lock_guard lock(mutex_);
-  const std::string prefix = policy.hash().str() + " ";
+  const std::string prefix = policy.verdictKey() + " ";
   if (accepted_.size() >= kMaxVerdicts) {
     // Keep only this policy's verdicts; if they alone fill it, start over.
     for (auto it = accepted_.begin(); it != accepted_.end();)

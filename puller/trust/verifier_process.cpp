@@ -11,6 +11,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include <pthread.h>
 
@@ -86,6 +87,9 @@ Result<VerifierRun> runVerifierProcess(const std::filesystem::path& program,
   posix_spawn_file_actions_adddup2(&actions, out.write.get(), 1);
   posix_spawn_file_actions_adddup2(&actions, err.write.get(), 2);
   posix_spawn_file_actions_addchdir_np(&actions, "/");
+  // Nothing else of the agent's reaches a verifier (sockets other threads opened without
+  // O_CLOEXEC, say).
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   posix_spawnattr_setpgroup(&attributes, 0);
@@ -130,10 +134,34 @@ Result<VerifierRun> runVerifierProcess(const std::filesystem::path& program,
     in.write.reset();
   VerifierRun run;
   const auto started = ctx.clock->now();
-  bool killed = false;
-  Status ended;
+  std::optional<Error> failure;
+  // Once the verifier itself has exited, what it left in its group may hold the pipes: they get
+  // a moment more (as Go's WaitDelay), then the group goes.
+  std::optional<std::chrono::steady_clock::time_point> exited_at;
+  constexpr auto kGrace = std::chrono::seconds(1);
   std::array<char, 4096> buffer{};
-  while (out.read.valid() || err.read.valid()) {
+  for (;;) {
+    // Waited for without being reaped: the pid stays ours, and so does its process group,
+    // until the group is killed below.
+    siginfo_t info{};
+    if (!exited_at &&
+        ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        info.si_pid == pid)
+      exited_at = ctx.clock->now();
+    const bool pipes_open = out.read.valid() || err.read.valid();
+    if (exited_at && (!pipes_open || ctx.clock->now() - *exited_at >= kGrace))
+      break;
+    auto left =
+        timeout - std::chrono::duration_cast<std::chrono::milliseconds>(ctx.clock->now() - started);
+    if (auto remaining = ctx.remaining())
+      left = std::min(left, *remaining);
+    if (left.count() <= 0 || ctx.stopRequested()) {
+      failure = ctx.stopRequested() ? makeError(ErrorCode::kCancelled, "stop requested")
+                                    : makeError(ErrorCode::kTimeout,
+                                                program.filename().string() + " took longer than " +
+                                                    std::to_string(timeout.count() / 1000) + " s");
+      break;
+    }
     std::vector<pollfd> fds;
     if (in.write.valid())
       fds.push_back({in.write.get(), POLLOUT, 0});
@@ -141,23 +169,17 @@ Result<VerifierRun> runVerifierProcess(const std::filesystem::path& program,
       fds.push_back({out.read.get(), POLLIN, 0});
     if (err.read.valid())
       fds.push_back({err.read.get(), POLLIN, 0});
-    auto left =
-        timeout - std::chrono::duration_cast<std::chrono::milliseconds>(ctx.clock->now() - started);
-    if (auto remaining = ctx.remaining())
-      left = std::min(left, *remaining);
-    if (left.count() <= 0 || ctx.stopRequested()) {
-      ended = ctx.stopRequested() ? makeError(ErrorCode::kCancelled, "stop requested")
-                                  : makeError(ErrorCode::kTimeout,
-                                              program.filename().string() + " took longer than " +
-                                                  std::to_string(timeout.count() / 1000) + " s");
-      ::kill(-pid, SIGKILL);
-      killed = true;
+    // A short tick: the exit of a verifier that closed its pipes is seen by waitid above.
+    const int tick = static_cast<int>(std::min<int64_t>(left.count(), 50));
+    int ready = 0;
+    if (fds.empty())
+      ::usleep(static_cast<useconds_t>(tick) * 1000);
+    else
+      ready = ::poll(fds.data(), fds.size(), tick);
+    if (ready < 0 && errno != EINTR) {
+      failure = makeError(ErrorCode::kInternal, std::string("poll: ") + std::strerror(errno));
       break;
     }
-    const int ready =
-        ::poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(left.count(), 200)));
-    if (ready < 0 && errno != EINTR)
-      break;
     for (const auto& fd : fds) {
       if (fd.revents == 0)
         continue;
@@ -184,13 +206,18 @@ Result<VerifierRun> runVerifierProcess(const std::filesystem::path& program,
       into.append(buffer.data(), std::min(room, static_cast<size_t>(n)));
     }
   }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  // The group goes while its leader is not yet reaped (its id cannot have been reused); a
+  // process that left the group (setsid) is beyond this.
+  ::kill(-pid, SIGKILL);
+  int status = -1;
+  pid_t reaped = -1;
+  while ((reaped = ::waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
-  if (!killed)
-    ::kill(-pid, SIGKILL);  // whatever it left behind in its group goes with it
-  if (killed)
-    return ended.error();
+  if (failure)
+    return *failure;
+  if (reaped != pid)
+    return makeError(ErrorCode::kInternal,
+                     "waitpid " + program.filename().string() + ": " + std::strerror(errno));
   if (WIFSIGNALED(status))
     return makeError(ErrorCode::kInternal, program.filename().string() + " was killed by signal " +
                                                std::to_string(WTERMSIG(status)));

@@ -307,10 +307,12 @@ TEST_F(RegistryReferrersTest, PagesAreFollowedOnTheSameHostAndBounded) {
   // Each page links to the next, past the bound.
   for (int page = 0; page < RegistryClient::kMaxReferrerPages + 2; ++page) {
     http_.script.expect([page](const HttpRequest&) {
-      return respond(
-          200, "page " + std::to_string(page),
-          {{"Content-Type", "application/vnd.oci.image.index.v1+json"},
-           {"Link", "</v2/app/referrers/x?n=" + std::to_string(page + 1) + ">; rel=\"next\""}});
+      return respond(200, "page " + std::to_string(page),
+                     {{"Content-Type", "application/vnd.oci.image.index.v1+json"},
+                      {"Link", "</v2/app/referrers/first>; rel=\"first\", " +
+                                   std::string(page == 1 ? "<https://reg.io" : "<") +
+                                   "/v2/app/referrers/x?n=" + std::to_string(page + 1) +
+                                   ">; rel=" + std::string(page == 2 ? "next" : "\"next\"")}});
     });
   }
   auto registry = client();
@@ -324,6 +326,8 @@ TEST_F(RegistryReferrersTest, PagesAreFollowedOnTheSameHostAndBounded) {
   EXPECT_EQ(sent[0].url, "https://reg.io/v2/app/referrers/" + subject_.str() +
                              "?artifactType=application/vnd.cncf.notary.signature");
   EXPECT_EQ(sent[1].url, "https://reg.io/v2/app/referrers/x?n=1");
+  EXPECT_EQ(sent[2].url, "https://reg.io/v2/app/referrers/x?n=2");  // given absolute
+  EXPECT_EQ(sent[3].url, "https://reg.io/v2/app/referrers/x?n=3");  // rel unquoted
 }
 
 TEST_F(RegistryReferrersTest, NoApiIsNoAnswerAndALinkElsewhereIsNotFollowed) {

@@ -56,6 +56,23 @@ TEST_F(VerifierProcess, ItsTimeIsBoundedAndItsGroupKilled) {
   EXPECT_LT(clock_.now() - started, 10s);
 }
 
+TEST_F(VerifierProcess, OneThatClosesItsOutputIsStillBoundInTime) {
+  const auto started = clock_.now();
+  auto run = shell("exec >&- 2>&-; sleep 30", "", 300ms);
+  ASSERT_FALSE(run.ok());
+  EXPECT_EQ(run.error().code, ErrorCode::kTimeout);
+  EXPECT_LT(clock_.now() - started, 10s);
+}
+
+TEST_F(VerifierProcess, WhatItLeavesBehindHoldingThePipesDoesNotTurnAnAnswerIntoATimeout) {
+  const auto started = clock_.now();
+  auto run = shell("sleep 30 & echo allowed; exit 0", "", 10000ms);
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  EXPECT_EQ(run->exit_code, 0);
+  EXPECT_EQ(run->out, "allowed\n");
+  EXPECT_LT(clock_.now() - started, 5s);
+}
+
 TEST_F(VerifierProcess, OutputIsBoundedAndAnUnreadInputDoesNotHurtTheAgent) {
   auto run = shell("head -c 100000 /dev/zero; exit 0", std::string(1 << 20, 'x'));
   ASSERT_TRUE(run.ok()) << run.error().message;
