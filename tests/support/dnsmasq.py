@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ports  # noqa: E402
@@ -88,11 +89,16 @@ def start_dnsmasq(records):
 def main():
     records = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
     port, process = start_dnsmasq(records)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    # A flag, not a threading.Event: a signal handler that sets an Event can deadlock on the
+    # Event's own lock when the signal lands while the main thread holds it in wait() (a test
+    # that stopped dnsmasq hung in CI so). A list's append takes no lock of ours.
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    threading.Thread(target=lambda: (sys.stdin.read(), stopping.append(True)),
+                     daemon=True).start()
     print(f"READY {port}", flush=True)
-    while not stop.wait(0.2):
+    while not stopping:
+        time.sleep(0.2)
         if process.poll() is not None:
             print(f"dnsmasq exited with {process.returncode}", file=sys.stderr)
             break

@@ -353,11 +353,15 @@ def main():
     os.rename(tmp, os.path.join(workdir, "stack.json"))
     print("READY", flush=True)
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-    stop.wait()
+    # A flag, not a threading.Event: a signal handler that sets an Event can deadlock on the
+    # Event's own lock when the signal lands while the main thread holds it (see dnsmasq.py).
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    threading.Thread(target=lambda: (sys.stdin.read(), stopping.append(True)),
+                     daemon=True).start()
+    while not stopping:
+        time.sleep(0.2)
     for process in children:
         process.terminate()
     for process in children:
