@@ -115,11 +115,9 @@ int runPull(const ParsedArgs& args, const ProcessEnvironment& env, const Environ
     options.platform = platform.value();
   }
   auto concurrency = parsePositive(args, "concurrency", 4);
-  auto connect_timeout = parsePositive(args, "connect-timeout", 15);
-  auto stall_timeout = parsePositive(args, "stall-timeout", 30);
   auto retries = parsePositive(args, "retries", 6);
   auto deadline = parsePositive(args, "deadline", 0);
-  for (const auto* value : {&concurrency, &connect_timeout, &stall_timeout, &retries, &deadline}) {
+  for (const auto* value : {&concurrency, &retries, &deadline}) {
     if (!*value)
       return fail(value->error());
   }
@@ -166,15 +164,13 @@ int runPull(const ParsedArgs& args, const ProcessEnvironment& env, const Environ
   SystemClock clock;
   SystemRandom random;
   resolver::SystemResolver resolver;
-  puller::HttpClientOptions http_options;
-  http_options.resolver = &resolver;
-  http_options.extra_ca_file = args.option("ca");
-  http_options.connect_timeout = std::chrono::seconds(connect_timeout.value());
-  http_options.stall_timeout = std::chrono::seconds(stall_timeout.value());
-  auto http = puller::CurlHttpClient::create(http_options);
+  auto http_options = httpOptionsFrom(args, resolver);
+  if (!http_options)
+    return fail(http_options.error());
+  auto http = puller::CurlHttpClient::create(*http_options);
   if (!http)
     return fail(http.error());
-  job.http_options = http_options;
+  job.http_options = *http_options;
   if (auto hosts = args.option("hosts-dir"))
     job.hosts_dir = std::filesystem::path(*hosts);
   job.allow_skip_verify = args.flag("allow-skip-verify");

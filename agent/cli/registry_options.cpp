@@ -41,6 +41,17 @@ Result<puller::RegistryCredentials> credentialsFrom(const ParsedArgs& args) {
   return credentials;
 }
 
+Result<puller::HttpClientOptions> httpOptionsFrom(const ParsedArgs& args, HostResolver& resolver) {
+  ASSIGN_OR_RETURN(auto connect_timeout, parsePositive(args, "connect-timeout", 15));
+  ASSIGN_OR_RETURN(auto stall_timeout, parsePositive(args, "stall-timeout", 30));
+  puller::HttpClientOptions options;
+  options.resolver = &resolver;
+  options.extra_ca_file = args.option("ca");
+  options.connect_timeout = std::chrono::seconds(connect_timeout);
+  options.stall_timeout = std::chrono::seconds(stall_timeout);
+  return options;
+}
+
 Result<std::shared_ptr<const puller::TrustPolicy>> trustPolicyFrom(const ParsedArgs& args) {
   std::shared_ptr<const puller::ContainersPolicy> containers_policy;
   if (auto path = args.option("signature-policy")) {

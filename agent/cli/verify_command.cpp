@@ -108,11 +108,9 @@ int runVerify(const ParsedArgs& args, const ProcessEnvironment& env, const Envir
     job.options.platform = platform.value();
   }
   report["platform"] = job.options.platform.str();
-  auto connect_timeout = parsePositive(args, "connect-timeout", 15);
-  auto stall_timeout = parsePositive(args, "stall-timeout", 30);
   auto retries = parsePositive(args, "retries", 6);
   auto deadline = parsePositive(args, "deadline", 0);
-  for (const auto* value : {&connect_timeout, &stall_timeout, &retries, &deadline}) {
+  for (const auto* value : {&retries, &deadline}) {
     if (!*value)
       return finish(value->error(), "error");
   }
@@ -149,15 +147,13 @@ int runVerify(const ParsedArgs& args, const ProcessEnvironment& env, const Envir
   SystemClock clock;
   SystemRandom random;
   resolver::SystemResolver resolver;
-  puller::HttpClientOptions http_options;
-  http_options.resolver = &resolver;
-  http_options.extra_ca_file = args.option("ca");
-  http_options.connect_timeout = std::chrono::seconds(connect_timeout.value());
-  http_options.stall_timeout = std::chrono::seconds(stall_timeout.value());
-  auto http = puller::CurlHttpClient::create(http_options);
+  auto http_options = httpOptionsFrom(args, resolver);
+  if (!http_options)
+    return finish(http_options.error(), "error");
+  auto http = puller::CurlHttpClient::create(*http_options);
   if (!http)
     return finish(http.error(), "error");
-  job.http_options = http_options;
+  job.http_options = *http_options;
   puller::PullServices own(**http, clock, random);
   auto outcome = puller::runPull(job, own);
   if (!outcome) {

@@ -7,6 +7,19 @@ namespace {
 
 constexpr std::string_view kEmptyConfig = "application/vnd.oci.empty.v1+json";
 
+// What both documents begin with: an object, schemaVersion 2, and (when given) `expected_type`.
+Status checkHeader(const JsonReader& root, std::string_view expected_type) {
+  if (!root.isObject())
+    return root.typeError("an object");
+  ASSIGN_OR_RETURN(auto version, root["schemaVersion"].integer());
+  if (version != 2)
+    return root["schemaVersion"].error("expected 2");
+  ASSIGN_OR_RETURN(auto type, root["mediaType"].optionalString());
+  if (type && *type != expected_type)
+    return root["mediaType"].error("expected " + std::string(expected_type));
+  return {};
+}
+
 }  // namespace
 
 std::string referrersTag(const Digest& subject) {
@@ -17,14 +30,7 @@ Result<std::vector<Referrer>> parseReferrers(std::string_view bytes, std::string
                                              size_t* cut) {
   ASSIGN_OR_RETURN(auto doc, parseJson(bytes, "referrers index", ErrorCode::kProtocol, 16));
   const JsonReader root(doc, "referrers index");
-  if (!root.isObject())
-    return root.typeError("an object");
-  ASSIGN_OR_RETURN(auto version, root["schemaVersion"].integer());
-  if (version != 2)
-    return root["schemaVersion"].error("expected 2");
-  ASSIGN_OR_RETURN(auto type, root["mediaType"].optionalString());
-  if (type && *type != media_type::kOciIndex)
-    return root["mediaType"].error("expected " + std::string(media_type::kOciIndex));
+  RETURN_IF_ERROR(checkHeader(root, media_type::kOciIndex));
   std::vector<Referrer> referrers;
   if (root["manifests"].missing())
     return referrers;
@@ -50,14 +56,7 @@ Result<std::vector<Referrer>> parseReferrers(std::string_view bytes, std::string
 Result<ArtifactManifest> parseArtifactManifest(std::string_view bytes) {
   ASSIGN_OR_RETURN(auto doc, parseJson(bytes, "signature manifest", ErrorCode::kProtocol, 16));
   const JsonReader root(doc, "signature manifest");
-  if (!root.isObject())
-    return root.typeError("an object");
-  ASSIGN_OR_RETURN(auto version, root["schemaVersion"].integer());
-  if (version != 2)
-    return root["schemaVersion"].error("expected 2");
-  ASSIGN_OR_RETURN(auto type, root["mediaType"].optionalString());
-  if (type && *type != media_type::kOciManifest)
-    return root["mediaType"].error("expected " + std::string(media_type::kOciManifest));
+  RETURN_IF_ERROR(checkHeader(root, media_type::kOciManifest));
   ArtifactManifest manifest;
   ASSIGN_OR_RETURN(auto config, parseDescriptor(root["config"]));
   ASSIGN_OR_RETURN(auto artifact_type, root["artifactType"].optionalString());
