@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "agent/cli/diagnose_command.h"
 #include "agent/cli/gc_command.h"
 #include "agent/cli/images_command.h"
 #include "agent/cli/mount_command.h"
@@ -18,7 +19,7 @@ namespace pullagent::agent {
 const std::vector<const Command*>& allCommands() {
   static const std::vector<const Command*> commands{
       &onceCommand(),  &statusCommand(),  &refreshCommand(), &rollbackCommand(),
-      &pullCommand(),  &verifyCommand(),  &imagesCommand(),  &gcCommand(),
+      &pullCommand(),  &verifyCommand(),  &diagnoseCommand(),  &imagesCommand(),  &gcCommand(),
       &mountCommand(), &unmountCommand(), &versionCommand()};
   return commands;
 }

@@ -5,6 +5,21 @@
 #include "puller/http/url.h"
 
 namespace pullagent::agent {
+namespace {
+
+// Key Vault's answer for a disabled secret (or secret version): 403 with
+// {"error": {"code": "Forbidden", "innererror": {"code": "SecretDisabled"}}}. Not a permission
+// the identity lacks: granting more would change nothing.
+bool disabledSecret(const std::string& body) {
+  auto parsed = parseJson(body, "Key Vault error");
+  if (!parsed)
+    return false;
+  const JsonReader error = JsonReader(parsed.value(), "Key Vault error")["error"];
+  auto inner = error["innererror"]["code"].string();
+  return inner && inner.value() == "SecretDisabled";
+}
+
+}  // namespace
 
 Result<Secret> readKeyVaultSecret(puller::HttpClient& http, puller::AadTokenSource& identity,
                                   const KeyVaultReference& reference, const Context& ctx) {
@@ -23,6 +38,14 @@ Result<Secret> readKeyVaultSecret(puller::HttpClient& http, puller::AadTokenSour
   auto response = http.send(request, ctx);  // no redirects: the request carries the token
   if (!response)
     return response.error().context(what);
+  if (response->status == 403 && disabledSecret(response->body)) {
+    return makeError(ErrorCode::kPermissionDenied,
+                     what + (reference.version ? " version " + *reference.version : "") +
+                         " is disabled (HTTP 403 SecretDisabled): " +
+                         (reference.version ? "the reference pins a disabled version; drop the "
+                                              "version or point it at the current one"
+                                            : "enable the secret in the vault"));
+  }
   if (response->status == 401 || response->status == 403) {
     return makeError(ErrorCode::kPermissionDenied,
                      what + ": the " + identity.identityName() + " may not read it (HTTP " +

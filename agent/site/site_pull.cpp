@@ -10,9 +10,7 @@
 
 #include "agent/common/progress.h"
 #include "agent/identity/key_vault.h"
-#include "puller/http/curl_http_client.h"
-#include "resolver/ares_resolver.h"
-#include "resolver/static_hosts_resolver.h"
+#include "agent/site/site_route.h"
 
 namespace pullagent::agent {
 namespace {
@@ -37,26 +35,6 @@ class PhaseTimer {
   SitePullEvents& events_;
   std::chrono::steady_clock::time_point start_;
 };
-
-// The VNet's DNS for this site: its dnsConfiguration / WEBSITE_DNS_* servers, attempts and
-// timeout, else the agent's defaults.
-Result<resolver::AresOptions> vnetDns(const AgentConfig& agent, const SiteConfig& site) {
-  std::vector<std::string> names = agent.vnet_dns_servers;
-  if (!site.dns.servers.empty())
-    names = site.dns.servers;
-  if (site.dns.alt_server)
-    names.push_back(*site.dns.alt_server);
-  resolver::AresOptions dns;
-  dns.timeout = site.dns.timeout_seconds
-                    ? std::chrono::milliseconds(std::chrono::seconds(*site.dns.timeout_seconds))
-                    : agent.dns_timeout;
-  dns.tries = site.dns.attempts.value_or(agent.dns_tries);
-  for (const auto& name : names) {
-    ASSIGN_OR_RETURN(auto server, resolver::DnsServer::parse(name));
-    dns.servers.push_back(server);
-  }
-  return dns;
-}
 
 // Serialises the events of a site's concurrent container pulls, naming the container in what
 // they say when the site has several.
@@ -101,45 +79,6 @@ std::string keyVaultHint(const SiteContainer& container) {
             ", latest version): update the secret in the vault to the registry's password";
   }
   return hint;
-}
-
-// What every container of a site pulls through: the route's resolver and HTTP client.
-struct SiteRoute {
-  std::unique_ptr<resolver::AresResolver> vnet;
-  std::unique_ptr<resolver::StaticHostsResolver> resolver;
-  puller::HttpClientOptions http_options;
-  std::unique_ptr<puller::HttpClient> http;
-  std::string said;  // in words, with the settings that decided
-};
-
-Result<SiteRoute> siteRoute(const SitePullServices& services, const SiteConfig& site) {
-  const AgentConfig& agent = services.agent;
-  SiteRoute route;
-  // Identity endpoints are local to the host: always the system resolver. Everything the pull
-  // itself reaches (registry, token realm, data endpoint, Key Vault) goes through the VNet's DNS
-  // when the site pulls over the VNet - with no fallback to public DNS.
-  std::string said = "system resolver (public route: no setting routes image pulls over the VNet)";
-  if (site.pull_over_vnet) {
-    ASSIGN_OR_RETURN(auto dns, vnetDns(agent, site));
-    ASSIGN_OR_RETURN(route.vnet, resolver::AresResolver::create(dns, services.clock));
-    said = "VNet DNS";
-    for (const auto& server : dns.servers)
-      said += " " + server.str();
-    said += ", " + std::to_string(dns.tries) + " tries of " + std::to_string(dns.timeout.count()) +
-            " ms (image pulls over the VNet: " + site.route_decided_by;
-    for (const auto& source : site.dns.decided_by)
-      said += "; " + source;
-    said += ")";
-  }
-  HostResolver& base = route.vnet ? static_cast<HostResolver&>(*route.vnet)
-                                  : static_cast<HostResolver&>(services.system_resolver);
-  route.resolver = std::make_unique<resolver::StaticHostsResolver>(agent.host_overrides, base);
-  route.http_options = agentHttpOptions(agent, *route.resolver);
-  if (site.pull_over_vnet)
-    route.http_options.bind_to = agent.vnet_bind;
-  ASSIGN_OR_RETURN(route.http, puller::CurlHttpClient::create(route.http_options));
-  route.said = std::move(said);
-  return route;
 }
 
 // One container's identity, secrets and pull, within the site's attempt.
@@ -312,7 +251,7 @@ Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteCon
                                  const ProcessEnvironment& env, SitePullEvents& events,
                                  const TagPins& pins) {
   PhaseTimer phases(services.clock, events);
-  auto route = siteRoute(services, site);
+  auto route = siteRoute(services.agent, services.clock, services.system_resolver, site);
   if (!route)
     return phases.failed("config", route.error());
   events.routeChosen(route->said);

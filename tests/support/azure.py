@@ -226,9 +226,10 @@ def make_acr_front_handler(base_handler, aad, issuer, login_server, roles, recor
     return AcrFront
 
 
-def make_key_vault_handler(aad, secrets, readers, recorder, versions=None):
+def make_key_vault_handler(aad, secrets, readers, recorder, versions=None, disabled=()):
     """GET /secrets/<name>[/<version>]?api-version=7.4 with a Bearer token for
-    https://vault.azure.net of an identity in `readers`."""
+    https://vault.azure.net of an identity in `readers`. A (name, version) in `disabled` is a
+    disabled secret version: 403 Forbidden with innererror SecretDisabled, as Key Vault answers."""
 
     class KeyVault(servers.BaseHandler):
         def do_POST(self):
@@ -251,6 +252,11 @@ def make_key_vault_handler(aad, secrets, readers, recorder, versions=None):
             parts = parsed.path.strip("/").split("/")
             if len(parts) < 2 or parts[0] != "secrets" or parts[1] not in secrets:
                 return self.send_json(404, {"error": {"code": "SecretNotFound", "message": "not found"}})
+            if len(parts) >= 3 and (parts[1], parts[2]) in disabled:
+                return self.send_json(403, {"error": {
+                    "code": "Forbidden",
+                    "message": "Operation get is not allowed on a disabled secret.",
+                    "innererror": {"code": "SecretDisabled"}}})
             # An older version, by its id: what a reference pinned before the secret was rotated.
             if len(parts) >= 3 and parts[2] and (parts[1], parts[2]) in (versions or {}):
                 return self.send_json(200, {"value": versions[(parts[1], parts[2])],

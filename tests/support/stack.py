@@ -242,7 +242,8 @@ def main():
     servers.serve_tls(azure.make_key_vault_handler(
         aad, {"acr-password": BASIC_PASSWORD, "acr-username": BASIC_USER},
         [identities.system_oid, identities.user["66666666-7777-8888-9999-000000000000"]], kv_recorder,
-        versions={("acr-password", "00000000000000000000000000000001"): "rotated-away-password"}),
+        versions={("acr-password", "00000000000000000000000000000001"): "rotated-away-password"},
+        disabled={("acr-password", "00000000000000000000000000000002")}),
         kv_listener, os.path.join(pki, "server.pem"), os.path.join(pki, "server-key.pem"))
 
     catalog = image_lib.standard_images()

@@ -1,0 +1,98 @@
+#include "agent/diagnose/diagnosis.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "agent/common/exit_codes.h"
+
+namespace pullagent::agent {
+
+const std::vector<StepDefinition>& stepCatalog() {
+  static const std::vector<StepDefinition> steps{
+      {"site.config", "the site config parses; its containers and images"},
+      {"site.route", "VNet or public route, the DNS servers, and the settings that decided"},
+      {"site.credentials", "which credentials a container pulls with, and the setting that decided"},
+      {"site.key-vault", "each Key Vault reference reads: vault, secret, version, identity used"},
+      {"dns.registry", "the registry's name on the route: CNAME chain, addresses, private or public"},
+      {"tcp.registry", "a TCP connection to the registry, from the route's source"},
+      {"tls.registry", "the registry's certificate: chain, the name checked, expiry, trusted CAs"},
+      {"http.challenge", "GET /v2/ without credentials: the challenge (realm, service)"},
+      {"identity.token", "a managed-identity token for ACR: endpoint, client id, assignment"},
+      {"registry.token", "the registry's token (ACR exchange, token server or Basic) and the "
+                         "scope it grants"},
+      {"registry.manifest", "the tag or digest: digest, media type, platforms, the host's among them"},
+      {"registry.config", "the image config blob exists for these credentials"},
+      {"registry.blob", "one layer blob: served by the registry or redirected (where to)"},
+      {"dns.data-endpoint", "the redirect target's name on the same route"},
+      {"http.data-endpoint", "the redirect target answers on the same route (no credentials sent)"},
+      {"host.mirrors", "hosts.toml mirrors that apply to the registry, and whether they answer"},
+      {"host.state-dir", "the state dir is writable and has room for the images"},
+      {"host.published", "the image the site has published now, and its age"},
+  };
+  return steps;
+}
+
+std::string_view toString(StepResult result) {
+  switch (result) {
+    case StepResult::kOk:
+      return "ok";
+    case StepResult::kFailed:
+      return "failed";
+    case StepResult::kSkipped:
+      break;
+  }
+  return "skipped";
+}
+
+const DiagnosisStep* Diagnosis::firstFailure() const {
+  auto it = std::find_if(steps.begin(), steps.end(),
+                         [](const DiagnosisStep& step) { return step.result == StepResult::kFailed; });
+  return it == steps.end() ? nullptr : &*it;
+}
+
+int Diagnosis::exitCode() const {
+  const DiagnosisStep* failed = firstFailure();
+  if (failed == nullptr)
+    return kExitOk;
+  return failed->error ? exitCodeFor(*failed->error) : kExitFailure;
+}
+
+nlohmann::json Diagnosis::toJson() const {
+  nlohmann::json out = {{"site", site}, {"healthy", firstFailure() == nullptr}};
+  out["steps"] = nlohmann::json::array();
+  for (const auto& step : steps) {
+    nlohmann::json entry = {{"id", step.id},
+                            {"container", step.container},
+                            {"result", toString(step.result)},
+                            {"seconds", static_cast<double>(step.took.count()) / 1000.0},
+                            {"detail", step.detail}};
+    entry["fix"] = step.fix.empty() ? nlohmann::json(nullptr) : nlohmann::json(step.fix);
+    out["steps"].push_back(std::move(entry));
+  }
+  if (const DiagnosisStep* failed = firstFailure())
+    out["first_failure"] = failed->id;
+  out["exit_code"] = exitCode();
+  return out;
+}
+
+std::string Diagnosis::toText() const {
+  std::string text;
+  char line[96];
+  for (const auto& step : steps) {
+    std::snprintf(line, sizeof line, "%-7s %-19s %-10s %6.2f s  ",
+                  std::string(toString(step.result)).c_str(), step.id.c_str(),
+                  step.container.empty() ? "-" : step.container.c_str(),
+                  static_cast<double>(step.took.count()) / 1000.0);
+    text += line + step.detail + "\n";
+    if (!step.fix.empty())
+      text += std::string(45, ' ') + "fix: " + step.fix + "\n";
+  }
+  const DiagnosisStep* failed = firstFailure();
+  text += failed == nullptr ? "\nevery step ok: a pull of this site would succeed\n"
+                            : "\nfirst failure: " + failed->id +
+                                  (failed->container.empty() ? "" : " (" + failed->container + ")") +
+                                  "\n";
+  return text;
+}
+
+}  // namespace pullagent::agent

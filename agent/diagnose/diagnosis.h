@@ -1,0 +1,50 @@
+#pragma once
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+
+namespace pullagent::agent {
+
+// One step of a site's route, in the order a pull takes them. The ids are a fixed, documented
+// list (stepCatalog(), docs/diagnose.md): tools match on them.
+struct StepDefinition {
+  std::string_view id;
+  std::string_view checks;  // what the step looks at, one line
+};
+const std::vector<StepDefinition>& stepCatalog();
+
+enum class StepResult { kOk, kFailed, kSkipped };
+std::string_view toString(StepResult result);
+
+struct DiagnosisStep {
+  std::string id;         // from stepCatalog()
+  std::string container;  // the container's label; "" for a step of the whole site
+  StepResult result = StepResult::kOk;
+  std::chrono::milliseconds took{0};
+  std::string detail;  // what was seen (never a secret)
+  std::string fix;     // a failed step: what to change, in one line
+  // A failed step's error: its class decides the exit code.
+  std::optional<Error> error;
+};
+
+// Every step of a site's diagnosis, in the order they ran.
+struct Diagnosis {
+  std::string site;
+  std::vector<DiagnosisStep> steps;
+
+  const DiagnosisStep* firstFailure() const;
+  // 0 when a pull would succeed, else the exit code of the first failed step's error class.
+  int exitCode() const;
+  // {"site", "healthy", "steps": [{id, container, result, seconds, detail, fix}]}
+  nlohmann::json toJson() const;
+  // One line a step, then the fixes of the failed ones.
+  std::string toText() const;
+};
+
+}  // namespace pullagent::agent
