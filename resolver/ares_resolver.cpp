@@ -66,7 +66,7 @@ extern "C" void onAddrinfo(void* arg, int status, int, struct ares_addrinfo* res
   }
   int ttl = INT32_MAX;
   for (auto* cname = result->cnames; cname != nullptr; cname = cname->next) {
-    lookup->chain.push_back(cname->alias ? cname->alias : "");
+    lookup->chain.push_back(cname->name ? cname->name : "");
     ttl = std::min(ttl, cname->ttl);
   }
   for (auto* node = result->nodes; node != nullptr; node = node->ai_next) {
@@ -126,6 +126,25 @@ struct AresResolver::Impl {
   ~Impl() {
     if (channel != nullptr)
       ares_destroy(channel);
+  }
+
+  // One uncached lookup; the caller holds `mutex`.
+  Result<DnsAnswer> query(const std::string& host, const Context& ctx) {
+    Lookup lookup;
+    ares_addrinfo_hints hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_flags = ARES_AI_CANONNAME | ARES_AI_NOSORT;
+    ares_getaddrinfo(channel, host.c_str(), nullptr, &hints, &onAddrinfo, &lookup);
+    if (auto status = wait(lookup, ctx); !status)
+      return status.error().context("resolve " + host + " via VNet DNS " + servers_text);
+    if (lookup.status != ARES_SUCCESS) {
+      return makeError(codeFor(lookup.status),
+                       "resolve " + host + " via VNet DNS " + servers_text + ": " +
+                           statusText(lookup.status) +
+                           "; no other resolver is asked for a VNet pull",
+                       lookup.status);
+    }
+    return DnsAnswer{std::move(lookup.addresses), std::move(lookup.chain), lookup.ttl};
   }
 
   Status wait(Lookup& lookup, const Context& ctx) {
@@ -201,6 +220,11 @@ Result<std::unique_ptr<AresResolver>> AresResolver::create(AresOptions options,
 AresResolver::AresResolver(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 AresResolver::~AresResolver() = default;
 
+Result<DnsAnswer> AresResolver::lookup(const std::string& host, const Context& ctx) {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->query(host, ctx);
+}
+
 Result<std::vector<std::string>> AresResolver::resolve(const std::string& host,
                                                        const Context& ctx) {
   std::lock_guard lock(impl_->mutex);
@@ -211,39 +235,27 @@ Result<std::vector<std::string>> AresResolver::resolve(const std::string& host,
     impl_->cache.erase(it);
     impl_->order.remove(host);
   }
-  Lookup lookup;
-  ares_addrinfo_hints hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_flags = ARES_AI_CANONNAME | ARES_AI_NOSORT;
-  ares_getaddrinfo(impl_->channel, host.c_str(), nullptr, &hints, &onAddrinfo, &lookup);
-  if (auto status = impl_->wait(lookup, ctx); !status)
-    return status.error().context("resolve " + host + " via VNet DNS " + impl_->servers_text);
-  if (lookup.status != ARES_SUCCESS) {
-    return makeError(codeFor(lookup.status),
-                     "resolve " + host + " via VNet DNS " + impl_->servers_text + ": " +
-                         statusText(lookup.status) + "; no other resolver is asked for a VNet pull",
-                     lookup.status);
-  }
+  ASSIGN_OR_RETURN(auto answer, impl_->query(host, ctx));
   std::string chain;
-  for (const auto& name : lookup.chain)
+  for (const auto& name : answer.chain)
     chain += " -> " + name;
-  spdlog::debug("VNet DNS: {}{} -> {} (ttl {} s)", host, chain, lookup.addresses.front(),
-                lookup.ttl);
-  if (std::all_of(lookup.addresses.begin(), lookup.addresses.end(), isPublicAddress)) {
+  spdlog::debug("VNet DNS: {}{} -> {} (ttl {} s)", host, chain, answer.addresses.front(),
+                answer.ttl);
+  if (std::all_of(answer.addresses.begin(), answer.addresses.end(), isPublicAddress)) {
     spdlog::warn(
         "{} resolves to the public address {} through the VNet DNS: private endpoint DNS "
         "zone not linked to the VNet?",
-        host, lookup.addresses.front());
+        host, answer.addresses.front());
   }
-  if (lookup.ttl > 0 && impl_->options.cache_entries > 0) {
+  if (answer.ttl > 0 && impl_->options.cache_entries > 0) {
     if (impl_->cache.size() >= impl_->options.cache_entries) {
       impl_->cache.erase(impl_->order.front());
       impl_->order.pop_front();
     }
-    impl_->cache[host] = Impl::Cached{lookup.addresses, now + std::chrono::seconds(lookup.ttl)};
+    impl_->cache[host] = Impl::Cached{answer.addresses, now + std::chrono::seconds(answer.ttl)};
     impl_->order.push_back(host);
   }
-  return lookup.addresses;
+  return std::move(answer.addresses);
 }
 
 std::string caresVersion() {

@@ -21,6 +21,13 @@ struct AresOptions {
   size_t cache_entries = 1024;
 };
 
+// One name's answer with what led to it.
+struct DnsAnswer {
+  std::vector<std::string> addresses;
+  std::vector<std::string> chain;  // the CNAME targets followed, in order
+  int ttl = 0;
+};
+
 // Resolves names with c-ares against the given servers only: never /etc/hosts, resolv.conf or
 // search domains, and never another resolver as a fallback (a VNet pull must not leak to public
 // DNS). CNAME chains are followed, A and AAAA both asked; answers are cached for their TTL.
@@ -30,6 +37,9 @@ class AresResolver final : public HostResolver {
   ~AresResolver() override;
 
   Result<std::vector<std::string>> resolve(const std::string& host, const Context& ctx) override;
+  // The same question asked afresh (never from the cache), with the CNAME chain: what
+  // `pullagent diagnose` shows.
+  Result<DnsAnswer> lookup(const std::string& host, const Context& ctx);
 
  private:
   struct Impl;

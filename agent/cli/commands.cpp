@@ -18,9 +18,9 @@ namespace pullagent::agent {
 
 const std::vector<const Command*>& allCommands() {
   static const std::vector<const Command*> commands{
-      &onceCommand(),  &statusCommand(),  &refreshCommand(), &rollbackCommand(),
-      &pullCommand(),  &verifyCommand(),  &diagnoseCommand(),  &imagesCommand(),  &gcCommand(),
-      &mountCommand(), &unmountCommand(), &versionCommand()};
+      &onceCommand(), &statusCommand(), &refreshCommand(),  &rollbackCommand(),
+      &pullCommand(), &verifyCommand(), &diagnoseCommand(), &imagesCommand(),
+      &gcCommand(),   &mountCommand(),  &unmountCommand(),  &versionCommand()};
   return commands;
 }
 

@@ -108,8 +108,12 @@ int runOnce(const ParsedArgs& args, const ProcessEnvironment& env, const Environ
   pull_env.snapshots = snapshots.value();
   SitePullServices services{agent.value(), clock, random, identities, system_resolver};
   auto outcome = pullSite(services, site.value(), pull_env, printer);
-  if (!outcome)
+  if (!outcome) {
+    std::fprintf(stderr, "every step of the site's route: pullagent diagnose --site %s%s%s\n",
+                 site_path.c_str(), args.option("config") ? " --config " : "",
+                 args.option("config") ? args.option("config")->c_str() : "");
     return exitCodeFor(outcome.error());
+  }
   for (const auto& [container, pulled] : outcome->containers) {
     if (!container.name.empty())
       std::printf("\n%s %s\n", container.is_main ? "main container" : "sidecar",

@@ -354,10 +354,12 @@ void Reconciler::finish(const std::string& name, Site& site) {
       }
       site.state.phase = SitePhase::kFailed;
       metrics_.retryScheduled();
-      spdlog::warn("Pull image failed for site {} ({} phase): {}; retrying in {} s (attempt {})",
-                   name, result.error ? result.error->phase : "?",
-                   result.error ? result.error->message : "unknown error", backoff.count(),
-                   site.state.attempts);
+      spdlog::warn(
+          "Pull image failed for site {} ({} phase): {}; retrying in {} s (attempt {}); "
+          "`pullagent diagnose {}` checks every step of its route",
+          name, result.error ? result.error->phase : "?",
+          result.error ? result.error->message : "unknown error", backoff.count(),
+          site.state.attempts, name);
       break;
     }
     case SiteAttemptResult::Kind::kCancelled:

@@ -68,8 +68,7 @@ Status bindSource(int fd, int family, const std::string& bind_to) {
 }
 
 // One non-blocking connect, waited for within `timeout`.
-Result<UniqueFd> connectOne(const std::string& address, int port,
-                            std::chrono::milliseconds timeout,
+Result<UniqueFd> connectOne(const std::string& address, int port, std::chrono::milliseconds timeout,
                             const std::optional<std::string>& bind_to) {
   sockaddr_storage remote{};
   socklen_t size = 0;
@@ -115,8 +114,8 @@ std::string nameOf(const X509_NAME* name) {
 
 std::vector<std::string> altNames(X509* leaf) {
   std::vector<std::string> names;
-  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr,
-                                                            nullptr));
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr));
   if (sans == nullptr)
     return names;
   for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {

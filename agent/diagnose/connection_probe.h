@@ -27,16 +27,16 @@ Result<TcpConnection> connectFirst(const std::vector<std::string>& addresses, in
 
 // What a TLS handshake showed of the server, whether or not it is to be trusted.
 struct TlsFacts {
-  std::string protocol;               // "TLSv1.3"
-  std::vector<std::string> chain;     // the subjects the server sent, leaf first
-  std::string issuer;                 // the leaf's issuer
-  std::vector<std::string> names;     // the leaf's subjectAltName DNS names and IP addresses
+  std::string protocol;            // "TLSv1.3"
+  std::vector<std::string> chain;  // the subjects the server sent, leaf first
+  std::string issuer;              // the leaf's issuer
+  std::vector<std::string> names;  // the leaf's subjectAltName DNS names and IP addresses
   std::chrono::system_clock::time_point not_after;
-  bool name_matches = false;          // the leaf names the host asked for
-  bool expired = false;               // the chain's verification ended on an expired certificate
-  long verify_code = 0;               // X509_V_OK, or why the chain is not trusted
-  std::string verify_error;           // X509_verify_cert_error_string, "" when trusted
-  std::string trust;                  // "the system CAs and caBundle /etc/...": what was trusted
+  bool name_matches = false;  // the leaf names the host asked for
+  bool expired = false;       // the chain's verification ended on an expired certificate
+  long verify_code = 0;       // X509_V_OK, or why the chain is not trusted
+  std::string verify_error;   // X509_verify_cert_error_string, "" when trusted
+  std::string trust;          // "the system CAs and caBundle /etc/...": what was trusted
 };
 
 // A TLS handshake on `fd` with SNI `host`, the chain checked against the system CAs and

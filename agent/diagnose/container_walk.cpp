@@ -104,8 +104,8 @@ class Walk {
                 (container_.registry_password->key_vault ? " (a Key Vault reference)" : "");
         break;
       case RegistryAuth::kAnonymous:
-        said += ": no managed identity and no registry credentials apply to " +
-                container_.image.domain;
+        said +=
+            ": no managed identity and no registry credentials apply to " + container_.image.domain;
         break;
     }
     log_.ok("site.credentials", said);
@@ -187,8 +187,7 @@ class Walk {
   bool networkSteps() {
     auto addresses = dnsStep("dns.registry", registry_.host);
     if (!addresses) {
-      skipRest(log_, {"tcp.registry", "tls.registry", "http.challenge"},
-               "dns.registry failed");
+      skipRest(log_, {"tcp.registry", "tls.registry", "http.challenge"}, "dns.registry failed");
       return false;
     }
     log_.begin();
@@ -247,8 +246,9 @@ class Walk {
                         "own record)"
                   : "make the VNet's DNS servers resolve " + host;
       } else {
-        fix = "the VNet's DNS servers do not answer: check dnsConfiguration.dnsServers / "
-              "WEBSITE_DNS_SERVER and that they are reachable from the host";
+        fix =
+            "the VNet's DNS servers do not answer: check dnsConfiguration.dnsServers / "
+            "WEBSITE_DNS_SERVER and that they are reachable from the host";
       }
       log_.failed(id, answer.error(), fix);
       return std::nullopt;
@@ -256,8 +256,8 @@ class Walk {
     std::string said = host;
     for (const auto& name : answer->chain)
       said += " -> " + name;
-    said += " -> " + joined(answer->addresses) + " (VNet DNS, ttl " +
-            std::to_string(answer->ttl) + " s)";
+    said += " -> " + joined(answer->addresses) + " (VNet DNS, ttl " + std::to_string(answer->ttl) +
+            " s)";
     const DnsJudgement judgement = judgeDnsAnswer(answer->chain, answer->addresses);
     if (judgement.zone_not_linked) {
       log_.failed(id,
@@ -267,8 +267,8 @@ class Walk {
                       " to the site's VNet (the VNet's DNS answers from public DNS)");
       return std::nullopt;
     }
-    const bool all_public = std::all_of(answer->addresses.begin(), answer->addresses.end(),
-                                        resolver::isPublicAddress);
+    const bool all_public =
+        std::all_of(answer->addresses.begin(), answer->addresses.end(), resolver::isPublicAddress);
     log_.ok(id, said + (all_public ? ", public addresses" : ", private addresses"));
     return std::move(answer->addresses);
   }
@@ -277,9 +277,9 @@ class Walk {
     auto facts = probeTls(fd, registry_.host, agent_.ca_bundle,
                           std::chrono::milliseconds(agent_.connect_timeout));
     if (!facts) {
-      log_.failed("tls.registry", facts.error().context(registry_.hostPort()),
-                  "the registry must speak TLS 1.2 or later on port " +
-                      std::to_string(registry_.port));
+      log_.failed(
+          "tls.registry", facts.error().context(registry_.hostPort()),
+          "the registry must speak TLS 1.2 or later on port " + std::to_string(registry_.port));
       return false;
     }
     const std::string until = formatUtc(facts->not_after);
@@ -303,10 +303,10 @@ class Walk {
       return false;
     }
     if (facts->verify_code != 0) {
-      log_.failed("tls.registry",
-                  makeError(ErrorCode::kUntrusted, said + ": " + facts->verify_error),
-                  "trust the registry's CA: add it to caBundle in the agent config (now: " +
-                      facts->trust + ")");
+      log_.failed(
+          "tls.registry", makeError(ErrorCode::kUntrusted, said + ": " + facts->verify_error),
+          "trust the registry's CA: add it to caBundle in the agent config (now: " + facts->trust +
+              ")");
       return false;
     }
     log_.ok("tls.registry", said);
@@ -380,7 +380,8 @@ class Walk {
                         " to the site (Identity > User assigned), or correct "
                         "acrUserManagedIdentityID";
       } else {
-        fix = "the identity endpoint " + endpoint + " does not answer: check the host's "
+        fix = "the identity endpoint " + endpoint +
+              " does not answer: check the host's "
               "identity service";
       }
       log_.failed("identity.token", token.error(), fix);
@@ -443,8 +444,8 @@ class Walk {
     }
     auto claims = puller::readJwtClaims(value.substr(std::string_view("Bearer ").size()));
     if (!claims || !claims->access) {
-      log_.ok("registry.token", "a bearer token for " + scope() +
-                                    " (opaque: what it grants cannot be read)");
+      log_.ok("registry.token",
+              "a bearer token for " + scope() + " (opaque: what it grants cannot be read)");
       return true;
     }
     const std::string wanted = "repository:" + container_.image.repository + ":";
@@ -456,8 +457,7 @@ class Walk {
           return actions.find(",pull,") != std::string::npos ||
                  actions.find(",*,") != std::string::npos;
         });
-    const std::string grants =
-        claims->access->empty() ? "nothing" : joined(*claims->access, " ");
+    const std::string grants = claims->access->empty() ? "nothing" : joined(*claims->access, " ");
     if (!granted) {
       Error denied = makeError(ErrorCode::kPermissionDenied,
                                "the registry's token for " + scope() + " grants " + grants);
@@ -483,8 +483,8 @@ class Walk {
         }
         if (container_.registry_password->key_vault) {
           const KeyVaultReference& ref = *container_.registry_password->key_vault;
-          return ref.version ? "the Key Vault reference pins version " + *ref.version +
-                                   " of " + ref.secret_name +
+          return ref.version ? "the Key Vault reference pins version " + *ref.version + " of " +
+                                   ref.secret_name +
                                    ", which the registry refuses: drop the version or point it "
                                    "at the current password"
                              : "set the secret " + ref.secret_name + " in " + ref.vault_url +
@@ -523,8 +523,9 @@ class Walk {
     if (auto head = client.headBlob(manifest->config, ctx_); !head) {
       log_.failed("registry.config", head.error(),
                   "the registry lists the image but not its config blob " +
-                      manifest->config.digest.str() + " for these credentials: push the image "
-                                                      "again");
+                      manifest->config.digest.str() +
+                      " for these credentials: push the image "
+                      "again");
     } else {
       log_.ok("registry.config", manifest->config.digest.str() + ", " +
                                      std::to_string(manifest->config.size) + " bytes");
@@ -562,7 +563,8 @@ class Walk {
                   "push the image again with a current Docker or OCI client");
       return std::nullopt;
     }
-    std::string said = reference + " -> " + fetched->digest.str() + " (" + fetched->media_type + ")";
+    std::string said =
+        reference + " -> " + fetched->digest.str() + " (" + fetched->media_type + ")";
     if (auto* index = std::get_if<puller::ImageIndex>(&document.value())) {
       const puller::Platform want = puller::PullOptions{}.platform;
       std::vector<std::string> platforms;
@@ -575,8 +577,10 @@ class Walk {
       if (!chosen) {
         log_.failed("registry.manifest",
                     makeError(ErrorCode::kNotFound, said + ": none is " + want.str()),
-                    "build and push the image for " + want.str() + " (docker buildx build "
-                    "--platform " + want.str() + ")");
+                    "build and push the image for " + want.str() +
+                        " (docker buildx build "
+                        "--platform " +
+                        want.str() + ")");
         return std::nullopt;
       }
       auto platform_manifest = client.fetchManifest(chosen->digest.str(), chosen->digest, ctx_);
@@ -600,8 +604,8 @@ class Walk {
     int64_t bytes = manifest.config.size;
     for (const auto& layer : manifest.layers)
       bytes += layer.size;
-    said += ", " + std::to_string(manifest.layers.size()) + " layers, " +
-            std::to_string(bytes) + " bytes compressed";
+    said += ", " + std::to_string(manifest.layers.size()) + " layers, " + std::to_string(bytes) +
+            " bytes compressed";
     log_.ok("registry.manifest", said);
     return manifest;
   }
@@ -669,8 +673,8 @@ class Walk {
       skipRest(log_, {"dns.data-endpoint", "http.data-endpoint"}, "registry.blob failed");
       return;
     }
-    log_.ok("registry.blob", layer.digest.str() + ": HTTP " + std::to_string(status) +
-                                 " to " + redactUrl(target->str()));
+    log_.ok("registry.blob", layer.digest.str() + ": HTTP " + std::to_string(status) + " to " +
+                                 redactUrl(target->str()));
     if (target->sameOrigin(registry_)) {
       skipRest(log_, {"dns.data-endpoint", "http.data-endpoint"}, "redirected to the registry");
       return;
@@ -691,14 +695,13 @@ class Walk {
       return;
     }
     if (answer->status != 200 && answer->status != 206) {
-      log_.failed("http.data-endpoint",
-                  makeError(answer->status == 403 ? ErrorCode::kPermissionDenied
-                                                  : ErrorCode::kUnavailable,
-                            target->hostPort() + " answered HTTP " +
-                                std::to_string(answer->status)),
-                  "the data endpoint " + target->host +
-                      " refuses this host: allow the route's address in the registry's "
-                      "networking rules");
+      log_.failed(
+          "http.data-endpoint",
+          makeError(answer->status == 403 ? ErrorCode::kPermissionDenied : ErrorCode::kUnavailable,
+                    target->hostPort() + " answered HTTP " + std::to_string(answer->status)),
+          "the data endpoint " + target->host +
+              " refuses this host: allow the route's address in the registry's "
+              "networking rules");
       return;
     }
     log_.ok("http.data-endpoint",

@@ -11,16 +11,20 @@ const std::vector<StepDefinition>& stepCatalog() {
   static const std::vector<StepDefinition> steps{
       {"site.config", "the site config parses; its containers and images"},
       {"site.route", "VNet or public route, the DNS servers, and the settings that decided"},
-      {"site.credentials", "which credentials a container pulls with, and the setting that decided"},
+      {"site.credentials",
+       "which credentials a container pulls with, and the setting that decided"},
       {"site.key-vault", "each Key Vault reference reads: vault, secret, version, identity used"},
-      {"dns.registry", "the registry's name on the route: CNAME chain, addresses, private or public"},
+      {"dns.registry",
+       "the registry's name on the route: CNAME chain, addresses, private or public"},
       {"tcp.registry", "a TCP connection to the registry, from the route's source"},
       {"tls.registry", "the registry's certificate: chain, the name checked, expiry, trusted CAs"},
       {"http.challenge", "GET /v2/ without credentials: the challenge (realm, service)"},
       {"identity.token", "a managed-identity token for ACR: endpoint, client id, assignment"},
-      {"registry.token", "the registry's token (ACR exchange, token server or Basic) and the "
-                         "scope it grants"},
-      {"registry.manifest", "the tag or digest: digest, media type, platforms, the host's among them"},
+      {"registry.token",
+       "the registry's token (ACR exchange, token server or Basic) and the "
+       "scope it grants"},
+      {"registry.manifest",
+       "the tag or digest: digest, media type, platforms, the host's among them"},
       {"registry.config", "the image config blob exists for these credentials"},
       {"registry.blob", "one layer blob: served by the registry or redirected (where to)"},
       {"dns.data-endpoint", "the redirect target's name on the same route"},
@@ -45,8 +49,9 @@ std::string_view toString(StepResult result) {
 }
 
 const DiagnosisStep* Diagnosis::firstFailure() const {
-  auto it = std::find_if(steps.begin(), steps.end(),
-                         [](const DiagnosisStep& step) { return step.result == StepResult::kFailed; });
+  auto it = std::find_if(steps.begin(), steps.end(), [](const DiagnosisStep& step) {
+    return step.result == StepResult::kFailed;
+  });
   return it == steps.end() ? nullptr : &*it;
 }
 
@@ -88,10 +93,10 @@ std::string Diagnosis::toText() const {
       text += std::string(45, ' ') + "fix: " + step.fix + "\n";
   }
   const DiagnosisStep* failed = firstFailure();
-  text += failed == nullptr ? "\nevery step ok: a pull of this site would succeed\n"
-                            : "\nfirst failure: " + failed->id +
-                                  (failed->container.empty() ? "" : " (" + failed->container + ")") +
-                                  "\n";
+  text += failed == nullptr
+              ? "\nevery step ok: a pull of this site would succeed\n"
+              : "\nfirst failure: " + failed->id +
+                    (failed->container.empty() ? "" : " (" + failed->container + ")") + "\n";
   return text;
 }
 

@@ -73,9 +73,10 @@ void stateDirStep(const AgentConfig& agent, StepLog& log, int64_t compressed, bo
     return;
   }
   const double ratio = puller::UnpackRatio(agent.state_dir).ratio();
-  const auto needed = static_cast<int64_t>(std::ceil(static_cast<double>(compressed) * (1.0 + ratio)));
-  std::string said = root.string() + (existing == root ? "" : " (not made yet; " +
-                                                                  existing.string() + " is)") +
+  const auto needed =
+      static_cast<int64_t>(std::ceil(static_cast<double>(compressed) * (1.0 + ratio)));
+  std::string said = root.string() +
+                     (existing == root ? "" : " (not made yet; " + existing.string() + " is)") +
                      " writable, " + bytesText(space->available) + " free";
   if (!sized) {
     log.ok("host.state-dir", said + "; the images' size is not known (no manifest was read)");
@@ -99,8 +100,8 @@ void publishedStep(const AgentConfig& agent, const std::string& site_key, StepLo
   const auto file = agent.state_dir.sites() / (site_key + ".json");
   std::ifstream in(file);
   if (!in) {
-    log.ok("host.published", "nothing published for " + site_key + " yet (" + file.string() +
-                                 " does not exist)");
+    log.ok("host.published",
+           "nothing published for " + site_key + " yet (" + file.string() + " does not exist)");
     return;
   }
   std::stringstream text;

@@ -23,8 +23,8 @@ Result<resolver::AresOptions> vnetDns(const AgentConfig& agent, const SiteConfig
   return dns;
 }
 
-Result<SiteRoute> siteRoute(const AgentConfig& agent, const Clock& clock, HostResolver& system_resolver,
-                            const SiteConfig& site) {
+Result<SiteRoute> siteRoute(const AgentConfig& agent, const Clock& clock,
+                            HostResolver& system_resolver, const SiteConfig& site) {
   SiteRoute route;
   // Identity endpoints are local to the host: always the system resolver. Everything the pull
   // itself reaches (registry, token realm, data endpoint, Key Vault) goes through the VNet's DNS

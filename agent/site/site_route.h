@@ -25,8 +25,8 @@ struct SiteRoute {
 // The route of a site's pulls: the VNet's DNS (c-ares, never a fallback to public DNS) and the
 // VNet's source address when the site pulls over the VNet, else `system_resolver`; the agent's
 // hostOverrides above either. Identity endpoints never go through it.
-Result<SiteRoute> siteRoute(const AgentConfig& agent, const Clock& clock, HostResolver& system_resolver,
-                            const SiteConfig& site);
+Result<SiteRoute> siteRoute(const AgentConfig& agent, const Clock& clock,
+                            HostResolver& system_resolver, const SiteConfig& site);
 
 // The VNet's DNS for this site: its dnsConfiguration / WEBSITE_DNS_* servers, attempts and
 // timeout, else the agent's defaults.

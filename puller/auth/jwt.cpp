@@ -25,6 +25,20 @@ Result<JwtClaims> readJwtClaims(std::string_view token) {
     result.expires = fromUnixSeconds(exp.value());
   if (auto tid = claims["tid"].string())
     result.tenant = std::move(tid.value());
+  if (auto access = claims["access"].elements()) {
+    result.access.emplace();
+    for (const auto& entry : access.value()) {
+      auto type = entry["type"].string();
+      auto name = entry["name"].string();
+      auto actions = entry["actions"].optionalStrings();
+      if (!type || !name || !actions)
+        continue;
+      std::string granted;
+      for (const auto& action : actions.value())
+        granted += (granted.empty() ? "" : ",") + action;
+      result.access->push_back(type.value() + ":" + name.value() + ":" + granted);
+    }
+  }
   return result;
 }
 

@@ -97,6 +97,9 @@ TEST_F(Site, IdentityNotAssignedSaysSo) {
             std::string::npos)
       << result.err;
   EXPECT_NE(result.err.find("assigned to the site"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("pullagent diagnose --site " + (dest_ / "site.json").string()),
+            std::string::npos)
+      << result.err;
 }
 
 TEST_F(Site, IdentityWithoutAcrPullSaysWhatToGrant) {

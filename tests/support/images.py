@@ -333,6 +333,11 @@ def standard_images():
         blobs.update(part[2])
     add("test/index:v1", index_bytes, index_type, blobs,
         extra_manifests=[(m[0], m[1]) for m in (amd64, arm64, attestation)])
+    # An image built for arm64 alone: an amd64 host has nothing to run.
+    arm_index, arm_index_type = make_index([
+        (arm64[0], arm64[1], {"os": "linux", "architecture": "arm64", "variant": "v8"}, None)])
+    add("test/armonly:v1", arm_index, arm_index_type, dict(arm64[2]),
+        extra_manifests=[(arm64[0], arm64[1])])
     return images
 
 

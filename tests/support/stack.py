@@ -236,6 +236,12 @@ def main():
     servers.serve_tls(azure.make_public_endpoint_handler(servers.Recorder()), acr_public_listener,
                       os.path.join(pki, "server.pem"),
                       os.path.join(pki, "server-key.pem"))
+    # A registry name whose certificate expired yesterday (it answers like the public endpoint:
+    # nothing gets past its TLS).
+    expired_listener = ports.listen()
+    expired_port = expired_listener.getsockname()[1]
+    servers.serve_tls(azure.make_public_endpoint_handler(servers.Recorder()), expired_listener,
+                      os.path.join(pki, "expired.pem"), os.path.join(pki, "expired-key.pem"))
     kv_listener = ports.listen()
     kv_port = kv_listener.getsockname()[1]
     kv_recorder = servers.Recorder()
@@ -313,6 +319,7 @@ def main():
         "registries": {name: f"127.0.0.1:{port}" for name, port in registry_ports.items()},
         "proxies": {name: f"127.0.0.1:{port}" for name, port in proxies.items()},
         "token_server": f"127.0.0.1:{token_port}",
+        "expired_tls": f"127.0.0.1:{expired_port}",
         "storage": f"https://127.0.0.2:{storage_port}",
         "storage_http": f"http://127.0.0.3:{storage_http_port}",
         "basic_user": BASIC_USER, "basic_password": BASIC_PASSWORD,

@@ -29,7 +29,8 @@ def _pem_key(key):
 
 
 def make_pki(directory, dns_names, ip_addresses):
-    """Writes ca.pem, server.pem, server-key.pem, token.pem, token-key.pem, other-ca.pem."""
+    """Writes ca.pem, server.pem, server-key.pem, expired.pem, expired-key.pem, token.pem,
+    token-key.pem, other-ca.pem."""
     os.makedirs(directory, exist_ok=True)
     now = datetime.datetime.utcnow() - datetime.timedelta(minutes=5)
     later = now + datetime.timedelta(days=2)
@@ -60,6 +61,19 @@ def make_pki(directory, dns_names, ip_addresses):
               .sign(ca_key, hashes.SHA256()))
     _write(os.path.join(directory, "server.pem"), server.public_bytes(serialization.Encoding.PEM))
     _write(os.path.join(directory, "server-key.pem"), _pem_key(server_key))
+
+    # The same names on a certificate that expired yesterday: what a registry that forgot to
+    # renew serves.
+    expired_key = _key()
+    expired = (x509.CertificateBuilder().subject_name(_name(dns_names[0]))
+               .issuer_name(ca_cert.subject).public_key(expired_key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(days=3))
+               .not_valid_after(now - datetime.timedelta(days=1))
+               .add_extension(x509.SubjectAlternativeName(san), critical=False)
+               .sign(ca_key, hashes.SHA256()))
+    _write(os.path.join(directory, "expired.pem"), expired.public_bytes(serialization.Encoding.PEM))
+    _write(os.path.join(directory, "expired-key.pem"), _pem_key(expired_key))
 
     _write(os.path.join(directory, "aad-key.pem"), _pem_key(_key()))  # emulated AAD signer
 
