@@ -2,13 +2,19 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <variant>
 
+#include "agent/cli/control_client.h"
 #include "agent/common/args.h"
 #include "agent/common/exit_codes.h"
 #include "agent/config/config_files.h"
 #include "agent/diagnose/site_diagnosis.h"
 #include "agent/site/identity_pool.h"
 #include "agent/site/site_state.h"
+#include "base/redact.h"
 #include "resolver/static_hosts_resolver.h"
 #include "resolver/system_resolver.h"
 
@@ -16,7 +22,8 @@ namespace pullagent::agent {
 namespace {
 
 constexpr const char* kDiagnoseUsage =
-    R"(usage: pullagent diagnose (SITE | --site SITE.json) [--config AGENT.json] [--json]
+    R"(usage: pullagent diagnose (SITE | --site SITE.json) [--config AGENT.json] [--socket PATH]
+                          [--json]
 
 Walks every step a pull of the site takes, from this host and as the service takes it (the
 site's route and DNS, identities, credentials and Key Vault references), for each container:
@@ -24,7 +31,10 @@ DNS, TCP, TLS, the registry's challenge, the identity and registry tokens and wh
 the manifest and the host's platform, a layer's redirect to the data endpoint, mirrors, and the
 state dir's room. Each step is ok, failed (with the fix) or skipped (when one it depends on
 failed). Nothing is pulled or written; a running service is not disturbed.
-  SITE               a site of the service: <sitesDir>/SITE.json of the agent config
+  SITE               a site of the service: asked of the running service over its control
+                     socket, which diagnoses it with its own environment and identities; when
+                     the service is not running, <sitesDir>/SITE.json diagnosed here
+  --socket PATH      the service's control socket (default: controlSocket of the agent config)
   --site FILE        a site config file (its ARM or `az webapp show` JSON)
   --config FILE      agent config (default /etc/pullagent/agent.json; defaults if it is absent)
   --json             {"site", "healthy", "steps": [{id, container, result, seconds, detail,
@@ -36,10 +46,65 @@ Exit status: 0 when a pull would succeed, else that of the first failed step's c
 docs/diagnose.md, man pullagent.
 )";
 
-void print(const Diagnosis& diagnosis, bool json) {
-  const std::string text = json ? diagnosis.toJson().dump(2) + "\n" : diagnosis.toText();
+constexpr std::chrono::milliseconds kServiceRequestTimeout{10000};
+constexpr std::chrono::milliseconds kServicePollInterval{200};
+
+void print(const nlohmann::json& report, bool json) {
+  const std::string text =
+      json ? report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"
+           : diagnosisText(report);
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
+}
+
+int exitCodeOf(const nlohmann::json& report) {
+  const auto code = report.find("exit_code");
+  return code != report.end() && code->is_number_integer() ? code->get<int>() : kExitFailure;
+}
+
+// SITE's diagnosis by the running service: nullopt when no service listens on `socket` (the
+// caller diagnoses here instead), an exit code when the service failed to give one.
+std::optional<std::variant<nlohmann::json, int>> askService(const std::string& socket,
+                                                            const std::string& site,
+                                                            const std::stop_token& stop) {
+  auto started = controlRequest(socket, "POST", "/v1/diagnose",
+                                nlohmann::json{{"site", site}}.dump(), kServiceRequestTimeout);
+  if (!started) {
+    if (started.error().code == ErrorCode::kUnavailable)
+      return std::nullopt;
+    std::fprintf(stderr, "pullagent diagnose: %s\n", started.error().message.c_str());
+    return exitCodeFor(started.error());
+  }
+  auto answer = nlohmann::json::parse(started->body, nullptr, false);
+  if (started->status != 202 || !answer.is_object() || !answer["id"].is_number_unsigned()) {
+    std::fprintf(
+        stderr, "pullagent diagnose: the service refused: %s\n",
+        safeEscaped(answer.is_object() ? answer.value("error", started->body) : started->body)
+            .c_str());
+    return started->status == 400 ? kExitUsage : kExitFailure;
+  }
+  const std::string path = "/v1/diagnose/" + std::to_string(answer["id"].get<uint64_t>());
+  // The service bounds the diagnosis by the site's attempt deadline; SIGINT ends the wait.
+  while (!stop.stop_requested()) {
+    auto polled = controlRequest(socket, "GET", path, "", kServiceRequestTimeout);
+    if (!polled) {
+      std::fprintf(stderr, "pullagent diagnose: %s\n", polled.error().message.c_str());
+      return exitCodeFor(polled.error());
+    }
+    auto result = nlohmann::json::parse(polled->body, nullptr, false);
+    if (polled->status != 200 || !result.is_object()) {
+      std::fprintf(stderr, "pullagent diagnose: unexpected answer %ld from the service\n",
+                   polled->status);
+      return kExitFailure;
+    }
+    if (result.value("done", false) && result["report"].is_object()) {
+      nlohmann::json report = std::move(result["report"]);
+      report["diagnosed_by"] = "the service (control socket " + socket + ")";
+      return report;
+    }
+    std::this_thread::sleep_for(kServicePollInterval);
+  }
+  return kExitTransient;
 }
 
 int runDiagnose(const ParsedArgs& args, const ProcessEnvironment& env,
@@ -64,6 +129,19 @@ int runDiagnose(const ParsedArgs& args, const ProcessEnvironment& env,
       return kExitUsage;
     }
     site_path = agent->sites_dir / (named.front() + ".json");
+    const std::string socket = args.option("socket").value_or(agent->control_socket.string());
+    auto asked = askService(socket, named.front(), env.stop);
+    if (asked) {
+      if (const int* code = std::get_if<int>(&*asked))
+        return *code;
+      const auto& report = std::get<nlohmann::json>(*asked);
+      print(report, json);
+      return exitCodeOf(report);
+    }
+    std::fprintf(stderr,
+                 "pullagent diagnose: no service answers on %s: diagnosing %s from this "
+                 "process\n",
+                 socket.c_str(), site_path.c_str());
   }
   const std::string site_key = site_path.stem().string();
 
@@ -80,7 +158,7 @@ int runDiagnose(const ParsedArgs& args, const ProcessEnvironment& env,
     step.fix = "correct " + site_path.string() + " where the error points";
     step.error = site.error();
     failed.steps.push_back(std::move(step));
-    print(failed, json);
+    print(failed.toJson(), json);
     return failed.exitCode();
   }
   resolver::SystemResolver system_resolver;
@@ -93,7 +171,9 @@ int runDiagnose(const ParsedArgs& args, const ProcessEnvironment& env,
   IdentityPool identities(**identity_http, clock, random, agent->identity);
   DiagnoseServices services{agent.value(), clock, random, identities, system_resolver};
   const Diagnosis diagnosis = diagnoseSite(services, site.value(), site_key, env.stop);
-  print(diagnosis, json);
+  nlohmann::json report = diagnosis.toJson();
+  report["diagnosed_by"] = "this process";
+  print(report, json);
   return diagnosis.exitCode();
 }
 
@@ -104,7 +184,7 @@ const Command& diagnoseCommand() {
                                "(SITE | --site SITE.json)",
                                "check every step of a site's route from this host, with fixes",
                                kDiagnoseUsage,
-                               {"site", "config"},
+                               {"site", "config", "socket"},
                                {"json"},
                                0,
                                1,

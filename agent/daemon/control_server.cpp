@@ -13,6 +13,7 @@ namespace {
 
 constexpr std::string_view kRefreshPath = "/v1/refresh";
 constexpr std::string_view kRollbackPath = "/v1/rollback";
+constexpr std::string_view kDiagnosePath = "/v1/diagnose";
 constexpr const char* kJson = "application/json";
 
 ServerResponse json(unsigned status, const nlohmann::json& body) {
@@ -84,11 +85,45 @@ ServerResponse pushed(const ServerRequest& request, RefreshBroker& broker) {
   return json(202, {{"id", *id}});
 }
 
-ServerResponse report(std::string_view id_text, RefreshBroker& broker) {
+std::optional<uint64_t> requestId(std::string_view text) {
   uint64_t id = 0;
-  auto [end, error] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
-  if (error != std::errc() || end != id_text.data() + id_text.size())
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (error != std::errc() || end != text.data() + text.size())
+    return std::nullopt;
+  return id;
+}
+
+// POST /v1/diagnose {"site": NAME}: `pullagent diagnose SITE` in the service.
+ServerResponse diagnose(const ServerRequest& request, DiagnosisRunner& diagnoses) {
+  auto doc = parseJson(request.body, "diagnose request", ErrorCode::kInvalidArgument);
+  if (!doc)
+    return problem(400, doc.error().message);
+  JsonReader reader(doc.value(), "diagnose request", ErrorCode::kInvalidArgument);
+  auto site = reader.isObject() ? reader["site"].string()
+                                : Result<std::string>(reader.typeError("an object"));
+  if (!site)
+    return problem(400, site.error().message);
+  if (!isSiteFileName(*site + ".json"))
+    return problem(400, "diagnose request: site: not a site name: " + safeQuoted(*site));
+  auto id = diagnoses.start(*site);
+  if (!id)
+    return problem(503, "too many diagnoses running; try again when some have finished");
+  return json(202, {{"id", *id}});
+}
+
+ServerResponse diagnosisReport(std::string_view id_text, DiagnosisRunner& diagnoses) {
+  auto id = requestId(id_text);
+  auto result = id ? diagnoses.result(*id) : std::nullopt;
+  if (!result)
+    return problem(404, "no such diagnosis (or finished long ago)");
+  return json(200, *result);
+}
+
+ServerResponse report(std::string_view id_text, RefreshBroker& broker) {
+  auto parsed = requestId(id_text);
+  if (!parsed)
     return problem(404, "no such refresh");
+  const uint64_t id = *parsed;
   auto status = broker.status(id);
   if (!status)
     return problem(404, "no such refresh (or finished long ago)");
@@ -105,7 +140,19 @@ ServerResponse report(std::string_view id_text, RefreshBroker& broker) {
 
 }  // namespace
 
-ServerResponse ControlServer::handle(const ServerRequest& request, RefreshBroker& broker) {
+ServerResponse ControlServer::handle(const ServerRequest& request, RefreshBroker& broker,
+                                     DiagnosisRunner* diagnoses) {
+  if (diagnoses != nullptr && request.path == kDiagnosePath) {
+    if (request.method != "POST")
+      return problem(405, "POST to start a diagnosis");
+    return diagnose(request, *diagnoses);
+  }
+  if (diagnoses != nullptr && request.path.starts_with(std::string(kDiagnosePath) + "/")) {
+    if (request.method != "GET")
+      return problem(405, "GET to read a diagnosis");
+    return diagnosisReport(std::string_view(request.path).substr(kDiagnosePath.size() + 1),
+                           *diagnoses);
+  }
   if (request.path == kRefreshPath) {
     if (request.method != "POST")
       return problem(405, "POST to start a refresh");
@@ -131,16 +178,18 @@ ServerResponse ControlServer::handle(const ServerRequest& request, RefreshBroker
 }
 
 Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& socket_path,
-                                                            RefreshBroker& broker) {
+                                                            RefreshBroker& broker,
+                                                            DiagnosisRunner& diagnoses) {
   // systemd makes /run/pullagent (RuntimeDirectory=); started any other way, we do.
   const std::filesystem::path parent = std::filesystem::path(socket_path).parent_path();
   std::error_code ignored;
   std::filesystem::create_directories(parent, ignored);  // binding names what went wrong
-  ASSIGN_OR_RETURN(auto server,
-                   HttpServer::start(
-                       "unix:" + socket_path, "control socket",
-                       [&broker](const ServerRequest& request) { return handle(request, broker); },
-                       HttpServerLimits{}, 0600));
+  ASSIGN_OR_RETURN(auto server, HttpServer::start(
+                                    "unix:" + socket_path, "control socket",
+                                    [&broker, &diagnoses](const ServerRequest& request) {
+                                      return handle(request, broker, &diagnoses);
+                                    },
+                                    HttpServerLimits{}, 0600));
   return std::unique_ptr<ControlServer>(new ControlServer(std::move(server)));
 }
 

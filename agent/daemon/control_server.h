@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "agent/daemon/diagnosis_runner.h"
 #include "agent/daemon/http_server.h"
 #include "agent/daemon/refresh_broker.h"
 #include "base/error.h"
@@ -15,6 +16,9 @@ namespace pullagent::agent {
 //                             → 202 {"id": N}; 503 while 64 requests are still running
 //   GET  /v1/refresh/<id>     → 200 {"done": bool, "sites": [{"site", "outcome", "from", "to",
 //                             "error"}]}; 404 for an id it does not know (or forgot)
+//   POST /v1/diagnose         {"site": "web"} → 202 {"id": N}: `pullagent diagnose web` run in
+//                             the service (DiagnosisRunner); 503 while 4 are running
+//   GET  /v1/diagnose/<id>    → 200 {"done": bool, "report": {...}}; 404 for an unknown id
 //   POST /v1/webhooks/acr     an ACR webhook payload; /v1/webhooks/dockerhub a Docker Hub one:
 //                             the sites with continuous deployment on that image and tag
 //                             refresh → 202 {"id": N}; 200 {"ignored"} for other events
@@ -22,11 +26,14 @@ namespace pullagent::agent {
 class ControlServer {
  public:
   static Result<std::unique_ptr<ControlServer>> start(const std::string& socket_path,
-                                                      RefreshBroker& broker);
+                                                      RefreshBroker& broker,
+                                                      DiagnosisRunner& diagnoses);
   const std::string& address() const { return server_->address(); }
 
   // The request handling, without the server (tests drive it directly too).
-  static ServerResponse handle(const ServerRequest& request, RefreshBroker& broker);
+  // Without `diagnoses`, /v1/diagnose is not served.
+  static ServerResponse handle(const ServerRequest& request, RefreshBroker& broker,
+                               DiagnosisRunner* diagnoses = nullptr);
 
  private:
   explicit ControlServer(std::unique_ptr<HttpServer> server) : server_(std::move(server)) {}

@@ -117,6 +117,8 @@ class Daemon {
   std::map<std::string, std::string> webhook_key_files_;  // the file hash each key was read from
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<MetricsServer> metrics_server_;
+  // `pullagent diagnose SITE` in the service; before the control server, which points at it.
+  DiagnosisRunner diagnoses_{clock_, random_};
   std::unique_ptr<ControlServer> control_server_;
   std::unique_ptr<WebhookServer> webhook_server_;
   SitesWatcher watcher_;
@@ -147,7 +149,8 @@ Status Daemon::configure(AgentConfig agent) {
   }
   if (agent.control_socket != agent_.control_socket || !control_server_) {
     // As with the metrics: the new socket first, the old one kept if it cannot listen.
-    ASSIGN_OR_RETURN(auto control, ControlServer::start(agent.control_socket.string(), refreshes_));
+    ASSIGN_OR_RETURN(auto control,
+                     ControlServer::start(agent.control_socket.string(), refreshes_, diagnoses_));
     spdlog::info("control socket at {}", control->address());
     control_server_ = std::move(control);
   }
@@ -180,6 +183,7 @@ Status Daemon::configure(AgentConfig agent) {
   // sites and the lock are on.
   services->admission = disk_.configure(agent);
   warm_.configure(services);
+  diagnoses_.setServices(services);
   runner_.setServices(std::move(services));
   // Every published image is checked under a policy the reconciler has not seen: at start (a
   // policy added or changed while the service was down), after a reload that changed the file

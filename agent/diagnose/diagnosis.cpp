@@ -81,22 +81,39 @@ nlohmann::json Diagnosis::toJson() const {
 }
 
 std::string Diagnosis::toText() const {
+  return diagnosisText(toJson());
+}
+
+std::string diagnosisText(const nlohmann::json& report) {
+  auto text_of = [](const nlohmann::json& entry, const char* key) {
+    const auto it = entry.find(key);
+    return it != entry.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
   std::string text;
   char line[96];
-  for (const auto& step : steps) {
-    std::snprintf(line, sizeof line, "%-7s %-19s %-10s %6.2f s  ",
-                  std::string(toString(step.result)).c_str(), step.id.c_str(),
-                  step.container.empty() ? "-" : step.container.c_str(),
-                  static_cast<double>(step.took.count()) / 1000.0);
-    text += line + step.detail + "\n";
-    if (!step.fix.empty())
-      text += std::string(45, ' ') + "fix: " + step.fix + "\n";
+  for (const auto& step : report.value("steps", nlohmann::json::array())) {
+    const std::string container = text_of(step, "container");
+    const auto seconds = step.find("seconds");
+    std::snprintf(line, sizeof line, "%-7s %-19s %-10s %6.2f s  ", text_of(step, "result").c_str(),
+                  text_of(step, "id").c_str(), container.empty() ? "-" : container.c_str(),
+                  seconds != step.end() && seconds->is_number() ? seconds->get<double>() : 0.0);
+    text += line + text_of(step, "detail") + "\n";
+    if (const std::string fix = text_of(step, "fix"); !fix.empty())
+      text += std::string(45, ' ') + "fix: " + fix + "\n";
   }
-  const DiagnosisStep* failed = firstFailure();
-  text += failed == nullptr
-              ? "\nevery step ok: a pull of this site would succeed\n"
-              : "\nfirst failure: " + failed->id +
-                    (failed->container.empty() ? "" : " (" + failed->container + ")") + "\n";
+  const std::string first = text_of(report, "first_failure");
+  if (first.empty()) {
+    text += "\nevery step ok: a pull of this site would succeed\n";
+    return text;
+  }
+  std::string where;
+  for (const auto& step : report.value("steps", nlohmann::json::array())) {
+    if (text_of(step, "result") == "failed") {
+      where = text_of(step, "container");
+      break;
+    }
+  }
+  text += "\nfirst failure: " + first + (where.empty() ? "" : " (" + where + ")") + "\n";
   return text;
 }
 

@@ -43,8 +43,12 @@ struct Diagnosis {
   int exitCode() const;
   // {"site", "healthy", "steps": [{id, container, result, seconds, detail, fix}]}
   nlohmann::json toJson() const;
-  // One line a step, then the fixes of the failed ones.
+  // diagnosisText(toJson()).
   std::string toText() const;
 };
+
+// A report (Diagnosis::toJson(), here or from the service) for people: one line a step, the
+// fix under a failed one, then the first failure.
+std::string diagnosisText(const nlohmann::json& report);
 
 }  // namespace pullagent::agent

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 
+#include "tests/integration/daemon_fixture.h"
 #include "tests/integration/pull_fixture.h"
 #include "tests/support/dnsmasq.h"
 
@@ -283,6 +284,40 @@ TEST_F(Diagnose, NoSecretInTheOutput) {
     }
   }
   EXPECT_EQ(vault.exit_code, 0) << vault.all();
+}
+
+class DiagnoseService : public DaemonFixture {};
+
+TEST_F(DiagnoseService, ASiteOfTheServiceIsDiagnosedByTheServiceWithItsEnvironment) {
+  // The service gets its identity endpoint from its environment (App Service's
+  // IDENTITY_ENDPOINT and IDENTITY_HEADER); the command does not have them: only a diagnosis
+  // in the service sees the identity the service's pulls use.
+  json agent = agentConfig();
+  agent.erase("identity");
+  start(agent, {"IDENTITY_ENDPOINT=" + azure()["app_service"].get<std::string>(),
+                "IDENTITY_HEADER=" + azure()["identity_header"].get<std::string>()});
+  putSite("web", site("lnx-v1"));
+  ASSERT_TRUE(waitForPublished("web", digestOf("lnx-v1"))) << siteState("web") << log();
+  const json before = siteState("web");
+
+  auto result = runProcess({PULLAGENT_BINARY, "diagnose", "web", "--config",
+                            (dest_.path() / "agent.json").string(), "--json"},
+                           seconds(120));
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  auto report = json::parse(result.out, nullptr, false);
+  ASSERT_TRUE(report.is_object()) << result.all();
+  EXPECT_TRUE(report["healthy"]) << report.dump(2);
+  EXPECT_NE(report["diagnosed_by"].get<std::string>().find("the service"), std::string::npos);
+  for (const auto& entry : report["steps"]) {
+    if (entry["id"] == "identity.token") {
+      EXPECT_EQ(entry["result"], "ok") << entry.dump(2);
+    } else if (entry["id"] == "host.published") {
+      EXPECT_NE(entry["detail"].get<std::string>().find(digestOf("lnx-v1")), std::string::npos);
+    }
+  }
+  // Nothing was pulled or written for it: the site's state is as it was.
+  EXPECT_EQ(siteState("web"), before);
+  EXPECT_EQ(result.all().find(azure()["identity_header"].get<std::string>()), std::string::npos);
 }
 
 }  // namespace

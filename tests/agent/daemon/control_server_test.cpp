@@ -176,12 +176,38 @@ TEST(WebhookServer, ASitesOwnCredentialsRefreshThatSiteOnly) {
 TEST(ControlServer, ListensOnASocketOnlyRootCanOpen) {
   testing::TempDir dir;
   RefreshBroker broker(nullptr);
+  SystemClock clock;
+  SystemRandom random;
+  DiagnosisRunner diagnoses(clock, random);
   const std::string path = (dir / "control.sock").string();
-  auto server = ControlServer::start(path, broker);
+  auto server = ControlServer::start(path, broker, diagnoses);
   ASSERT_TRUE(server.ok()) << server.error().message;
   struct stat info {};
   ASSERT_EQ(::lstat(path.c_str(), &info), 0);
   EXPECT_EQ(info.st_mode & 0777, 0600u);
+}
+
+TEST(ControlServer, ADiagnosisNeedsASiteName) {
+  RefreshBroker broker(nullptr);
+  SystemClock clock;
+  SystemRandom random;
+  DiagnosisRunner diagnoses(clock, random);
+  auto post = [&](const std::string& body) {
+    return ControlServer::handle({"POST", "/v1/diagnose", {}, {}, body}, broker, &diagnoses);
+  };
+  EXPECT_EQ(post(R"({"site": "../etc/passwd"})").status, 400u);
+  EXPECT_EQ(post(R"({"sites": ["web"]})").status, 400u);
+  EXPECT_EQ(post("not json").status, 400u);
+  // Before the service has its config, nothing can be diagnosed.
+  EXPECT_EQ(post(R"({"site": "web"})").status, 503u);
+  EXPECT_EQ(ControlServer::handle({"GET", "/v1/diagnose/7", {}, {}, ""}, broker, &diagnoses).status,
+            404u);
+  EXPECT_EQ(ControlServer::handle({"GET", "/v1/diagnose", {}, {}, ""}, broker, &diagnoses).status,
+            405u);
+  // A control server without diagnoses (tests) does not know the path.
+  EXPECT_EQ(
+      ControlServer::handle({"POST", "/v1/diagnose", {}, {}, R"({"site": "web"})"}, broker).status,
+      404u);
 }
 
 }  // namespace

@@ -1,0 +1,99 @@
+#include "agent/daemon/diagnosis_runner.h"
+
+#include <algorithm>
+
+#include "agent/config/config_files.h"
+#include "agent/diagnose/site_diagnosis.h"
+
+namespace pullagent::agent {
+namespace {
+
+// What the service concludes of one site, as `pullagent diagnose --site` would in its place.
+Diagnosis diagnoseForService(DaemonServices& services, Clock& clock, Random& random,
+                             const std::string& site, const std::stop_token& stop) {
+  const auto path = services.agent.sites_dir / (site + ".json");
+  auto config = loadSiteConfig(path);
+  if (!config) {
+    Diagnosis failed;
+    failed.site = site;
+    DiagnosisStep step;
+    step.id = "site.config";
+    step.result = StepResult::kFailed;
+    step.detail = config.error().describe();
+    step.fix = "correct " + path.string() + " where the error points";
+    step.error = config.error();
+    failed.steps.push_back(std::move(step));
+    return failed;
+  }
+  // The identity pool's token sources are shared with the pulls (tokens are cached, not
+  // duplicated); the system resolver is stateless.
+  DiagnoseServices lent{services.agent, clock, random, *services.identities,
+                        services.system_resolver};
+  return diagnoseSite(lent, config.value(), site, stop);
+}
+
+}  // namespace
+
+DiagnosisRunner::~DiagnosisRunner() {
+  std::list<Entry> entries;
+  {
+    std::lock_guard lock(mutex_);
+    entries.swap(entries_);
+  }
+  // jthread's destructor requests the stop and joins.
+}
+
+void DiagnosisRunner::setServices(std::shared_ptr<DaemonServices> services) {
+  std::lock_guard lock(mutex_);
+  services_ = std::move(services);
+}
+
+std::optional<uint64_t> DiagnosisRunner::start(const std::string& site) {
+  std::lock_guard lock(mutex_);
+  if (!services_)
+    return std::nullopt;
+  const auto running = std::count_if(entries_.begin(), entries_.end(),
+                                     [](const Entry& entry) { return !entry.done; });
+  if (static_cast<size_t>(running) >= kMaxRunning)
+    return std::nullopt;
+  forgetOldest();
+  Entry& entry = entries_.emplace_back();
+  entry.id = next_id_++;
+  const uint64_t id = entry.id;
+  entry.thread = std::jthread([this, id, site, services = services_](std::stop_token stop) {
+    nlohmann::json report = diagnoseForService(*services, clock_, random_, site, stop).toJson();
+    std::lock_guard done_lock(mutex_);
+    for (auto& kept : entries_) {
+      if (kept.id == id) {
+        kept.report = std::move(report);
+        kept.done = true;
+      }
+    }
+  });
+  return id;
+}
+
+std::optional<nlohmann::json> DiagnosisRunner::result(uint64_t id) {
+  std::lock_guard lock(mutex_);
+  for (const auto& entry : entries_) {
+    if (entry.id != id)
+      continue;
+    if (!entry.done)
+      return nlohmann::json{{"done", false}};
+    return nlohmann::json{{"done", true}, {"report", entry.report}};
+  }
+  return std::nullopt;
+}
+
+void DiagnosisRunner::forgetOldest() {
+  // Only finished entries are forgotten (their threads have ended: the join is immediate).
+  while (entries_.size() >= kMaxKept) {
+    auto finished = std::find_if(entries_.begin(), entries_.end(),
+                                 [](const Entry& entry) { return entry.done; });
+    if (finished == entries_.end())
+      return;
+    entries_.erase(finished);
+  }
+}
+
+}  // namespace pullagent::agent
