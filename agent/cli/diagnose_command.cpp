@@ -144,6 +144,16 @@ int runDiagnose(const ParsedArgs& args, const ProcessEnvironment& env,
                  socket.c_str(), site_path.c_str());
   }
   const std::string site_key = site_path.stem().string();
+  // A file of the sites directory is a site of the service, whose published image the state
+  // dir records; any other file is not.
+  std::optional<std::string> service_site;
+  std::error_code ignored;
+  if (named.size() == 1 ||
+      (isSiteFileName(site_path.filename().string()) &&
+       std::filesystem::equivalent(site_path.parent_path().empty() ? "." : site_path.parent_path(),
+                                   agent->sites_dir, ignored))) {
+    service_site = site_key;
+  }
 
   SystemClock clock;
   SystemRandom random;
@@ -170,7 +180,8 @@ int runDiagnose(const ParsedArgs& args, const ProcessEnvironment& env,
   }
   IdentityPool identities(**identity_http, clock, random, agent->identity);
   DiagnoseServices services{agent.value(), clock, random, identities, system_resolver};
-  const Diagnosis diagnosis = diagnoseSite(services, site.value(), site_key, env.stop);
+  const Diagnosis diagnosis =
+      diagnoseSite(services, site.value(), site_key, service_site, env.stop);
   nlohmann::json report = diagnosis.toJson();
   report["diagnosed_by"] = "this process";
   print(report, json);

@@ -29,7 +29,7 @@ Diagnosis diagnoseForService(DaemonServices& services, Clock& clock, Random& ran
   // duplicated); the system resolver is stateless.
   DiagnoseServices lent{services.agent, clock, random, *services.identities,
                         services.system_resolver};
-  return diagnoseSite(lent, config.value(), site, stop);
+  return diagnoseSite(lent, config.value(), site, site, stop);
 }
 
 }  // namespace

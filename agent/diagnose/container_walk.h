@@ -1,7 +1,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
 
 #include "agent/diagnose/site_diagnosis.h"
 #include "agent/diagnose/step_log.h"
@@ -13,22 +12,20 @@ namespace pullagent::agent {
 // What one container's walk learnt that the site's host steps use.
 struct ContainerFindings {
   bool manifest_read = false;
-  int64_t compressed_bytes = 0;  // the platform manifest's config and layers
+  // The platform manifest's config and layers that the state dir's store does not hold yet
+  // (saturating), and the manifest's digest.
+  int64_t missing_bytes = 0;
+  std::string manifest_digest;
 };
 
 // One container's steps, from its credentials to the data endpoint and its mirrors
-// (site.credentials ... host.mirrors of stepCatalog()), appended to `log`.
+// (site.credentials ... host.mirrors of stepCatalog(), each exactly once and in that order),
+// appended to `log`.
 ContainerFindings walkContainer(const DiagnoseServices& services, const SiteConfig& site,
                                 const SiteContainer& container, const SiteRoute& route,
                                 StepLog& log, const Context& ctx);
 
-// The step's words for a name's DNS answer, and whether it is a private-link name answered with
-// a public address (the private DNS zone is not linked to the VNet): split out for tests.
-struct DnsJudgement {
-  bool zone_not_linked = false;
-  std::string zone;  // "privatelink.azurecr.io"
-};
-DnsJudgement judgeDnsAnswer(const std::vector<std::string>& chain,
-                            const std::vector<std::string>& addresses);
+// The container steps as skipped, for a site whose route cannot be made.
+void skipContainer(StepLog& log, const std::string& why);
 
 }  // namespace pullagent::agent

@@ -40,6 +40,8 @@ std::string_view toString(StepResult result) {
   switch (result) {
     case StepResult::kOk:
       return "ok";
+    case StepResult::kWarning:
+      return "warning";
     case StepResult::kFailed:
       return "failed";
     case StepResult::kSkipped:

@@ -19,7 +19,9 @@ struct StepDefinition {
 };
 const std::vector<StepDefinition>& stepCatalog();
 
-enum class StepResult { kOk, kFailed, kSkipped };
+// kWarning: something to fix that does not stop a pull (a mirror that fails, which pulls pass
+// over); it has a fix but does not count as a failure.
+enum class StepResult { kOk, kWarning, kFailed, kSkipped };
 std::string_view toString(StepResult result);
 
 struct DiagnosisStep {
@@ -28,7 +30,7 @@ struct DiagnosisStep {
   StepResult result = StepResult::kOk;
   std::chrono::milliseconds took{0};
   std::string detail;  // what was seen (never a secret)
-  std::string fix;     // a failed step: what to change, in one line
+  std::string fix;     // a failed step or a warning: what to change, in one line
   // A failed step's error: its class decides the exit code.
   std::optional<Error> error;
 };

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <optional>
+#include <stop_token>
 #include <string>
 
 #include "agent/config/agent_config.h"
@@ -25,9 +27,11 @@ struct DiagnoseServices {
 // Walks every step a pull of `site` takes, for each of its containers, as the service would
 // take them (the same route, DNS, identities and credentials), and reports each one: what was
 // seen, and for a failure the fix. A failure skips only the steps that depend on it. Bounded by
-// the site's attempt budget, as a pull is. `site_key`: the site's name in the state dir (its
-// config file's name without .json), for the image it has published.
+// the site's attempt budget, as a pull is. `name`: what the report calls the site.
+// `service_site`: its name among the service's sites (its file in sitesDir without .json),
+// whose published image the state dir records; nullopt for a site file elsewhere.
 Diagnosis diagnoseSite(const DiagnoseServices& services, const SiteConfig& site,
-                       const std::string& site_key, const std::stop_token& stop);
+                       const std::string& name, const std::optional<std::string>& service_site,
+                       const std::stop_token& stop);
 
 }  // namespace pullagent::agent

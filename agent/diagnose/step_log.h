@@ -22,6 +22,9 @@ class StepLog {
   void failed(std::string id, const Error& error, std::string fix) {
     add(std::move(id), StepResult::kFailed, error.describe(), std::move(fix), error);
   }
+  void warning(std::string id, std::string detail, std::string fix) {
+    add(std::move(id), StepResult::kWarning, std::move(detail), std::move(fix), std::nullopt);
+  }
   void skipped(std::string id, std::string why) {
     add(std::move(id), StepResult::kSkipped, std::move(why), "", std::nullopt);
   }

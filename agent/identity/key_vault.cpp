@@ -19,7 +19,14 @@ bool disabledSecret(const std::string& body) {
   return inner && inner.value() == "SecretDisabled";
 }
 
+constexpr std::string_view kDisabledMarker = "(HTTP 403 SecretDisabled)";
+
 }  // namespace
+
+bool isDisabledSecretError(const Error& error) {
+  return error.code == ErrorCode::kPermissionDenied &&
+         error.message.find(kDisabledMarker) != std::string::npos;
+}
 
 Result<Secret> readKeyVaultSecret(puller::HttpClient& http, puller::AadTokenSource& identity,
                                   const KeyVaultReference& reference, const Context& ctx) {
@@ -41,7 +48,7 @@ Result<Secret> readKeyVaultSecret(puller::HttpClient& http, puller::AadTokenSour
   if (response->status == 403 && disabledSecret(response->body)) {
     return makeError(ErrorCode::kPermissionDenied,
                      what + (reference.version ? " version " + *reference.version : "") +
-                         " is disabled (HTTP 403 SecretDisabled): " +
+                         " is disabled " + std::string(kDisabledMarker) + ": " +
                          (reference.version ? "the reference pins a disabled version; drop the "
                                               "version or point it at the current one"
                                             : "enable the secret in the vault"));

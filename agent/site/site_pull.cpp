@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "agent/common/progress.h"
-#include "agent/identity/key_vault.h"
+#include "agent/site/registry_credentials.h"
 #include "agent/site/site_route.h"
 
 namespace pullagent::agent {
@@ -130,33 +130,20 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
     job.credentials.aad = &identity;
     job.credentials.aad_resource = agent.acr_audience;
   } else if (container.auth == RegistryAuth::kBasic) {
-    const bool system =
-        site.key_vault_identity.empty() || site.key_vault_identity == "SystemAssigned";
+    auto credentials =
+        resolveBasicCredentials(services.identities, site, container, *route.http, ctx);
+    if (!credentials)
+      return failed("secrets", credentials.error());
+    job.credentials.username = credentials->username;
+    job.credentials.password = credentials->password;
     std::string resolved;
-    auto resolve = [&](const SettingValue& value, const std::string& name) -> Result<Secret> {
-      if (!value.key_vault)
-        return value.literal;
-      auto& vault_identity =
-          services.identities.identity("", system ? "" : site.key_vault_identity);
-      auto secret = readKeyVaultSecret(*route.http, vault_identity, *value.key_vault, ctx);
-      if (!secret)
-        return secret.error().context(name + " (Key Vault reference)");
-      resolved += (resolved.empty() ? "" : ", ") + name;
-      return secret;
-    };
-    const bool own = !container.name.empty() && site.kind == SiteKind::kSiteContainers;
-    auto username =
-        resolve(*container.registry_username, own ? "userName" : "DOCKER_REGISTRY_SERVER_USERNAME");
-    if (!username)
-      return failed("secrets", username.error());
-    auto password = resolve(*container.registry_password,
-                            own ? container.password_source : "DOCKER_REGISTRY_SERVER_PASSWORD");
-    if (!password)
-      return failed("secrets", password.error());
-    job.credentials.username = username->revealForWire();
-    job.credentials.password = password.value();
-    phases.done("secrets", resolved.empty() ? (own ? "userName and passwordSecret" : "app settings")
-                                            : "from Key Vault: " + resolved);
+    for (const auto& read : credentials->read_from_key_vault)
+      resolved += (resolved.empty() ? "" : ", ") + read.setting;
+    phases.done("secrets", resolved.empty()
+                               ? (container.name.empty() || site.kind != SiteKind::kSiteContainers
+                                      ? "app settings"
+                                      : "userName and passwordSecret")
+                               : "from Key Vault: " + resolved);
   }
 
   bool not_admitted = false;

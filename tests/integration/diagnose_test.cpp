@@ -86,6 +86,29 @@ class Diagnose : public PullTest {
     ADD_FAILURE() << "no step " << id << " in " << report.dump(2);
     return json::object();
   }
+  // Every step of the catalogue, each once and in order, whatever failed.
+  static void expectEveryStep(const json& report) {
+    std::vector<std::string> ids;
+    for (const auto& entry : report.value("steps", json::array()))
+      ids.push_back(entry["id"]);
+    EXPECT_EQ(ids, (std::vector<std::string>{
+                       "site.config", "site.route", "site.credentials", "site.key-vault",
+                       "dns.registry", "tcp.registry", "tls.registry", "http.challenge",
+                       "identity.token", "registry.token", "registry.manifest", "registry.config",
+                       "registry.blob", "dns.data-endpoint", "http.data-endpoint", "host.mirrors",
+                       "host.state-dir", "host.published"}));
+  }
+  static int freePort() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    socklen_t size = sizeof address;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+    ::close(fd);
+    return static_cast<int>(ntohs(address.sin_port));
+  }
   // The first failed step is `id`, its fix mentions `object`, and the exit code is `exit_code`.
   static void expectFailure(const json& report, const std::string& id, const std::string& object,
                             int exit_code) {
@@ -107,18 +130,11 @@ TEST_F(Diagnose, AHealthySiteOverTheVnetHasEveryStepOk) {
       diagnose(overVnet(managedIdentitySite(azure()["user_client_id"])), vnetAgent(dns), &process);
   EXPECT_EQ(process.exit_code, 0) << process.all();
   EXPECT_TRUE(report["healthy"]) << report.dump(2);
-  std::vector<std::string> ids;
+  expectEveryStep(report);
   for (const auto& entry : report["steps"]) {
-    ids.push_back(entry["id"]);
     EXPECT_NE(entry["result"], "failed") << entry.dump(2);
     EXPECT_TRUE(entry["seconds"].is_number());
   }
-  EXPECT_EQ(
-      ids, (std::vector<std::string>{
-               "site.config", "site.route", "site.credentials", "site.key-vault", "dns.registry",
-               "tcp.registry", "tls.registry", "http.challenge", "identity.token", "registry.token",
-               "registry.manifest", "registry.config", "registry.blob", "dns.data-endpoint",
-               "http.data-endpoint", "host.mirrors", "host.state-dir", "host.published"}));
   EXPECT_NE(step(report, "site.route")["detail"].get<std::string>().find(dns.server().str()),
             std::string::npos);
   EXPECT_NE(step(report, "dns.registry")["detail"].get<std::string>().find(
@@ -147,6 +163,7 @@ TEST_F(Diagnose, IdentityNotAssigned) {
 TEST_F(Diagnose, AcrPullMissing) {
   json report = diagnose(managedIdentitySite(azure()["kv_client_id"]), agentConfig());
   expectFailure(report, "registry.token", "assign AcrPull on myreg.azurecr.io", 3);
+  expectEveryStep(report);
   EXPECT_NE(step(report, "registry.token")["fix"].get<std::string>().find(
                 azure()["kv_client_id"].get<std::string>()),
             std::string::npos);
@@ -205,6 +222,7 @@ TEST_F(Diagnose, KeyVaultReferencePinnedToADisabledVersion) {
                       "/secrets/acr-password/" + version + ")"),
       agentConfig());
   expectFailure(report, "site.key-vault", "pins version " + version + ", which is disabled", 3);
+  expectEveryStep(report);
 }
 
 TEST_F(Diagnose, TagMissing) {
@@ -221,21 +239,29 @@ TEST_F(Diagnose, NoImageForTheHostsPlatform) {
 }
 
 TEST_F(Diagnose, RegistryDown) {
-  // A port nothing listens on: the socket is closed again at once.
-  const int port = [] {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    socklen_t size = sizeof address;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
-    ::close(fd);
-    return static_cast<int>(ntohs(address.sin_port));
-  }();
+  const int port = freePort();  // nothing listens there
   json report =
       diagnose(anonymousSite("127.0.0.1:" + std::to_string(port) + "/app:v1"), agentConfig());
   expectFailure(report, "tcp.registry", "open TCP port " + std::to_string(port), 5);
+  expectEveryStep(report);
+}
+
+TEST_F(Diagnose, AMirrorThatDoesNotAnswerIsAWarningNotAFailure) {
+  const std::string registry = stack().registry("anon");
+  const fs::path hosts = dest_ / "certs.d";
+  fs::create_directories(hosts / registry);
+  writeFile(hosts / registry / "hosts.toml",
+            "server = \"https://" + registry + "\"\n[host.\"https://127.0.0.1:" +
+                std::to_string(freePort()) + "\"]\n  capabilities = [\"pull\", \"resolve\"]\n");
+  json agent = agentConfig();
+  agent["registryHostsDir"] = hosts.string();
+  ProcessResult process;
+  json report = diagnose(anonymousSite(registry + "/test/multi:v1"), agent, &process);
+  EXPECT_EQ(process.exit_code, 0) << process.all();
+  EXPECT_TRUE(report["healthy"]) << report.dump(2);
+  const json mirrors = step(report, "host.mirrors");
+  EXPECT_EQ(mirrors["result"], "warning") << mirrors.dump(2);
+  EXPECT_NE(mirrors["fix"].get<std::string>().find("hosts.toml"), std::string::npos);
 }
 
 TEST_F(Diagnose, StateDirWithoutRoomForTheImage) {

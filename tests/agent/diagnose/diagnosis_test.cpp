@@ -8,7 +8,7 @@
 #include <set>
 #include <sstream>
 
-#include "agent/diagnose/container_walk.h"
+#include "agent/diagnose/dns_judgement.h"
 #include "base/base64.h"
 #include "puller/auth/jwt.h"
 
