@@ -77,10 +77,9 @@ std::optional<std::variant<nlohmann::json, int>> askService(const std::string& s
   }
   auto answer = nlohmann::json::parse(started->body, nullptr, false);
   if (started->status != 202 || !answer.is_object() || !answer["id"].is_number_unsigned()) {
-    std::fprintf(
-        stderr, "pullagent diagnose: the service refused: %s\n",
-        safeEscaped(answer.is_object() ? answer.value("error", started->body) : started->body)
-            .c_str());
+    const bool said = answer.is_object() && answer["error"].is_string();
+    std::fprintf(stderr, "pullagent diagnose: the service refused: %s\n",
+                 safeEscaped(said ? answer["error"].get<std::string>() : started->body).c_str());
     return started->status == 400 ? kExitUsage : kExitFailure;
   }
   const std::string path = "/v1/diagnose/" + std::to_string(answer["id"].get<uint64_t>());
@@ -97,8 +96,16 @@ std::optional<std::variant<nlohmann::json, int>> askService(const std::string& s
                    polled->status);
       return kExitFailure;
     }
-    if (result.value("done", false) && result["report"].is_object()) {
+    if (result["done"].is_boolean() && result["done"].get<bool>()) {
       nlohmann::json report = std::move(result["report"]);
+      // Ids start again when the service does: a report of another site is not this one's.
+      if (!report.is_object() || !report["site"].is_string() ||
+          report["site"].get<std::string>() != site) {
+        std::fprintf(stderr,
+                     "pullagent diagnose: the service restarted during the diagnosis; "
+                     "run it again\n");
+        return kExitTransient;
+      }
       report["diagnosed_by"] = "the service (control socket " + socket + ")";
       return report;
     }

@@ -105,10 +105,13 @@ ServerResponse diagnose(const ServerRequest& request, DiagnosisRunner& diagnoses
     return problem(400, site.error().message);
   if (!isSiteFileName(*site + ".json"))
     return problem(400, "diagnose request: site: not a site name: " + safeQuoted(*site));
-  auto id = diagnoses.start(*site);
-  if (!id)
-    return problem(503, "too many diagnoses running; try again when some have finished");
-  return json(202, {{"id", *id}});
+  auto started = diagnoses.start(*site);
+  if (const auto* refusal = std::get_if<DiagnosisRunner::Refusal>(&started)) {
+    return problem(503, *refusal == DiagnosisRunner::Refusal::kStarting
+                            ? "the service is still starting; try again in a moment"
+                            : "too many diagnoses running; try again when some have finished");
+  }
+  return json(202, {{"id", std::get<uint64_t>(started)}});
 }
 
 ServerResponse diagnosisReport(std::string_view id_text, DiagnosisRunner& diagnoses) {

@@ -376,6 +376,7 @@ int Daemon::run() {
   warm_.stop();
   webhook_server_.reset();
   control_server_.reset();
+  diagnoses_.stopAll();
   metrics_server_.reset();
   spdlog::info("stopped");
   return kExitOk;

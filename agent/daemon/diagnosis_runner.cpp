@@ -8,6 +8,20 @@
 namespace pullagent::agent {
 namespace {
 
+// A report of one failed step, for a diagnosis that could not run.
+nlohmann::json failedDiagnosis(const std::string& site, const std::string& why) {
+  Diagnosis failed;
+  failed.site = site;
+  DiagnosisStep step;
+  step.id = "site.config";
+  step.result = StepResult::kFailed;
+  step.detail = why;
+  step.fix = "see the service's log";
+  step.error = makeError(ErrorCode::kInternal, why);
+  failed.steps.push_back(std::move(step));
+  return failed.toJson();
+}
+
 // What the service concludes of one site, as `pullagent diagnose --site` would in its place.
 Diagnosis diagnoseForService(DaemonServices& services, Clock& clock, Random& random,
                              const std::string& site, const std::stop_token& stop) {
@@ -34,13 +48,16 @@ Diagnosis diagnoseForService(DaemonServices& services, Clock& clock, Random& ran
 
 }  // namespace
 
-DiagnosisRunner::~DiagnosisRunner() {
+void DiagnosisRunner::stopAll() {
   std::list<Entry> entries;
   {
     std::lock_guard lock(mutex_);
     entries.swap(entries_);
   }
-  // jthread's destructor requests the stop and joins.
+  // Outside the lock: a finishing diagnosis takes it to record its report (and finds nothing).
+  for (auto& entry : entries)
+    entry.thread.request_stop();
+  entries.clear();  // joins
 }
 
 void DiagnosisRunner::setServices(std::shared_ptr<DaemonServices> services) {
@@ -48,20 +65,17 @@ void DiagnosisRunner::setServices(std::shared_ptr<DaemonServices> services) {
   services_ = std::move(services);
 }
 
-std::optional<uint64_t> DiagnosisRunner::start(const std::string& site) {
+std::variant<uint64_t, DiagnosisRunner::Refusal> DiagnosisRunner::start(const std::string& site) {
   std::lock_guard lock(mutex_);
   if (!services_)
-    return std::nullopt;
+    return Refusal::kStarting;
   const auto running = std::count_if(entries_.begin(), entries_.end(),
                                      [](const Entry& entry) { return !entry.done; });
   if (static_cast<size_t>(running) >= kMaxRunning)
-    return std::nullopt;
+    return Refusal::kBusy;
   forgetOldest();
-  Entry& entry = entries_.emplace_back();
-  entry.id = next_id_++;
-  const uint64_t id = entry.id;
-  entry.thread = std::jthread([this, id, site, services = services_](std::stop_token stop) {
-    nlohmann::json report = diagnoseForService(*services, clock_, random_, site, stop).toJson();
+  const uint64_t id = next_id_++;
+  auto record = [this, id](nlohmann::json report) {
     std::lock_guard done_lock(mutex_);
     for (auto& kept : entries_) {
       if (kept.id == id) {
@@ -69,7 +83,21 @@ std::optional<uint64_t> DiagnosisRunner::start(const std::string& site) {
         kept.done = true;
       }
     }
+  };
+  // Made before the entry is listed: a thread that cannot start leaves nothing behind.
+  std::jthread thread([this, site, record, services = services_](std::stop_token stop) {
+    // As a site's pull: whatever one diagnosis runs into ends that diagnosis, never the service.
+    try {
+      record(diagnoseForService(*services, clock_, random_, site, stop).toJson());
+    } catch (const std::exception& error) {
+      record(failedDiagnosis(site, "an unexpected failure: " + std::string(error.what())));
+    } catch (...) {
+      record(failedDiagnosis(site, "an unexpected failure"));
+    }
   });
+  Entry& entry = entries_.emplace_back();
+  entry.id = id;
+  entry.thread = std::move(thread);
   return id;
 }
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <variant>
 
 #include "agent/daemon/site_runner.h"
 #include "base/clock.h"
@@ -27,7 +28,7 @@ class DiagnosisRunner {
   static constexpr size_t kMaxKept = 16;
 
   DiagnosisRunner(Clock& clock, Random& random) : clock_(clock), random_(random) {}
-  ~DiagnosisRunner();  // stops and joins every running diagnosis
+  ~DiagnosisRunner() { stopAll(); }
   DiagnosisRunner(const DiagnosisRunner&) = delete;
   DiagnosisRunner& operator=(const DiagnosisRunner&) = delete;
 
@@ -35,9 +36,12 @@ class DiagnosisRunner {
   // keeps the ones it started with.
   void setServices(std::shared_ptr<DaemonServices> services);
 
-  // Starts the diagnosis of `site` (<sitesDir>/<site>.json, read afresh). nullopt when
-  // kMaxRunning are running, or before the services are set.
-  std::optional<uint64_t> start(const std::string& site);
+  // Starts the diagnosis of `site` (<sitesDir>/<site>.json, read afresh): its id, or why not.
+  enum class Refusal { kBusy, kStarting };
+  std::variant<uint64_t, Refusal> start(const std::string& site);
+
+  // Stops every running diagnosis and waits for it (the service is stopping).
+  void stopAll();
 
   // {"done": false} while it runs, {"done": true, "report": <Diagnosis::toJson()>} after;
   // nullopt for an id it does not know (or has forgotten).

@@ -267,6 +267,9 @@ Result<TlsFacts> probeTls(int fd, const std::string& host, const TlsProbeOptions
       return makeError(ErrorCode::kInvalidArgument, "TLS: the CA file " + file + " cannot be read");
   }
   if (options.client_certificate) {
+    // An encrypted key would have OpenSSL prompt on the terminal: refused instead, as curl
+    // without a passphrase does.
+    SSL_CTX_set_default_passwd_cb(context.get(), [](char*, int, int, void*) { return 0; });
     const auto& [certificate, key] = *options.client_certificate;
     const std::string& key_file = key.empty() ? certificate : key;
     if (SSL_CTX_use_certificate_chain_file(context.get(), certificate.c_str()) != 1 ||

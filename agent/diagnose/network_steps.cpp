@@ -57,10 +57,14 @@ bool tlsStep(Walk& walk, int fd) {
   options.trust_said = joined(said, " and ");
   auto facts = probeTls(fd, host, options, walk.ctx);
   if (!facts) {
+    const ErrorCode code = facts.error().code;
     walk.log.failed("tls.registry", facts.error().context(walk.registry.hostPort()),
-                    facts.error().code == ErrorCode::kUntrusted
+                    code == ErrorCode::kUntrusted
                         ? "the registry must speak TLS 1.2 or later on port " +
                               std::to_string(walk.registry.port)
+                    : code == ErrorCode::kInvalidArgument
+                        ? "correct the CA or client certificate files named above (caBundle, "
+                          "or the registry's hosts.toml)"
                         : "the connection to " + walk.registry.hostPort() +
                               " broke during the TLS handshake: check the network path");
     return false;

@@ -80,8 +80,11 @@ std::optional<puller::ImageManifest> manifestStep(Walk& walk, puller::RegistryCl
     auto platform = client.fetchManifest(chosen->digest.str(), chosen->digest, walk.ctx);
     if (!platform) {
       walk.log.failed("registry.manifest", platform.error(),
-                      "the index lists a manifest the registry does not serve: push the image "
-                      "again");
+                      platform.error().code == ErrorCode::kNotFound
+                          ? "the index lists a manifest the registry does not serve: push the "
+                            "image again"
+                          : "the registry fails to serve the platform's manifest: try again "
+                            "later");
       return std::nullopt;
     }
     document = puller::parseManifest(platform->bytes, platform->media_type);
@@ -250,11 +253,14 @@ void registrySteps(Walk& walk) {
 
   walk.log.begin();
   if (auto head = client.headBlob(manifest->config, walk.ctx); !head) {
+    const ErrorCode code = head.error().code;
     walk.log.failed("registry.config", head.error(),
-                    head.error().code == ErrorCode::kNotFound
+                    code == ErrorCode::kNotFound
                         ? "the registry lists the image but not its config blob " +
                               manifest->config.digest.str() + ": push the image again"
-                        : credentialsFix(walk, head.error()));
+                    : code == ErrorCode::kUnauthenticated || code == ErrorCode::kPermissionDenied
+                        ? credentialsFix(walk, head.error())
+                        : "the registry fails to serve its blobs: try again later");
   } else {
     walk.log.ok("registry.config", manifest->config.digest.str() + ", " +
                                        std::to_string(manifest->config.size) + " bytes");
