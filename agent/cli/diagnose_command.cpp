@@ -166,15 +166,8 @@ int runDiagnose(const ParsedArgs& args, const ProcessEnvironment& env,
   SystemRandom random;
   auto site = loadSiteConfig(site_path);
   if (!site) {
-    Diagnosis failed;
-    failed.site = site_key;
-    DiagnosisStep step;
-    step.id = "site.config";
-    step.result = StepResult::kFailed;
-    step.detail = site.error().describe();
-    step.fix = "correct " + site_path.string() + " where the error points";
-    step.error = site.error();
-    failed.steps.push_back(std::move(step));
+    const Diagnosis failed = configFailure(
+        site_key, site.error(), "correct " + site_path.string() + " where the error points");
     print(failed.toJson(), json);
     return failed.exitCode();
   }

@@ -1,5 +1,7 @@
 #include "agent/daemon/diagnosis_runner.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "agent/config/config_files.h"
@@ -8,37 +10,14 @@
 namespace pullagent::agent {
 namespace {
 
-// A report of one failed step, for a diagnosis that could not run.
-nlohmann::json failedDiagnosis(const std::string& site, const std::string& why) {
-  Diagnosis failed;
-  failed.site = site;
-  DiagnosisStep step;
-  step.id = "site.config";
-  step.result = StepResult::kFailed;
-  step.detail = why;
-  step.fix = "see the service's log";
-  step.error = makeError(ErrorCode::kInternal, why);
-  failed.steps.push_back(std::move(step));
-  return failed.toJson();
-}
-
 // What the service concludes of one site, as `pullagent diagnose --site` would in its place.
 Diagnosis diagnoseForService(DaemonServices& services, Clock& clock, Random& random,
                              const std::string& site, const std::stop_token& stop) {
   const auto path = services.agent.sites_dir / (site + ".json");
   auto config = loadSiteConfig(path);
-  if (!config) {
-    Diagnosis failed;
-    failed.site = site;
-    DiagnosisStep step;
-    step.id = "site.config";
-    step.result = StepResult::kFailed;
-    step.detail = config.error().describe();
-    step.fix = "correct " + path.string() + " where the error points";
-    step.error = config.error();
-    failed.steps.push_back(std::move(step));
-    return failed;
-  }
+  if (!config)
+    return configFailure(site, config.error(),
+                         "correct " + path.string() + " where the error points");
   // The identity pool's token sources are shared with the pulls (tokens are cached, not
   // duplicated); the system resolver is stateless.
   DiagnoseServices lent{services.agent, clock, random, *services.identities,
@@ -90,9 +69,17 @@ std::variant<uint64_t, DiagnosisRunner::Refusal> DiagnosisRunner::start(const st
     try {
       record(diagnoseForService(*services, clock_, random_, site, stop).toJson());
     } catch (const std::exception& error) {
-      record(failedDiagnosis(site, "an unexpected failure: " + std::string(error.what())));
+      spdlog::error("the diagnosis of site {} failed unexpectedly: {}", site, error.what());
+      record(configFailure(site,
+                           makeError(ErrorCode::kInternal,
+                                     "an unexpected failure: " + std::string(error.what())),
+                           "see the service's log")
+                 .toJson());
     } catch (...) {
-      record(failedDiagnosis(site, "an unexpected failure"));
+      spdlog::error("the diagnosis of site {} failed unexpectedly", site);
+      record(configFailure(site, makeError(ErrorCode::kInternal, "an unexpected failure"),
+                           "see the service's log")
+                 .toJson());
     }
   });
   Entry& entry = entries_.emplace_back();

@@ -82,6 +82,19 @@ nlohmann::json Diagnosis::toJson() const {
   return out;
 }
 
+Diagnosis configFailure(const std::string& site, const Error& error, std::string fix) {
+  Diagnosis failed;
+  failed.site = site;
+  DiagnosisStep step;
+  step.id = "site.config";
+  step.result = StepResult::kFailed;
+  step.detail = error.describe();
+  step.fix = std::move(fix);
+  step.error = error;
+  failed.steps.push_back(std::move(step));
+  return failed;
+}
+
 std::string Diagnosis::toText() const {
   return diagnosisText(toJson());
 }

@@ -49,6 +49,10 @@ struct Diagnosis {
   std::string toText() const;
 };
 
+// The diagnosis of a site that could not be walked at all: its one failed step, site.config
+// (the config does not read, or the diagnosis could not run).
+Diagnosis configFailure(const std::string& site, const Error& error, std::string fix);
+
 // A report (Diagnosis::toJson(), here or from the service) for people: one line a step, the
 // fix under a failed one, then the first failure.
 std::string diagnosisText(const nlohmann::json& report);
