@@ -53,18 +53,25 @@ ServerResponse submit(const ServerRequest& request, RefreshBroker& broker) {
   return json(202, {{"id", *id}});
 }
 
+// The one site a request names: {"site": NAME}, a name of the sites directory and nothing else.
+Result<std::string> requestedSite(const std::string& body, const std::string& what) {
+  ASSIGN_OR_RETURN(auto doc, parseJson(body, what, ErrorCode::kInvalidArgument));
+  JsonReader reader(doc, what, ErrorCode::kInvalidArgument);
+  if (!reader.isObject())
+    return reader.typeError("an object");
+  ASSIGN_OR_RETURN(auto site, reader["site"].string());
+  if (!isSiteFileName(site + ".json")) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     what + ": site: not a site name: " + safeQuoted(site));
+  }
+  return site;
+}
+
 // POST /v1/rollback {"site": NAME}: the site back to its previous image.
 ServerResponse rollback(const ServerRequest& request, RefreshBroker& broker) {
-  auto doc = parseJson(request.body, "rollback request", ErrorCode::kInvalidArgument);
-  if (!doc)
-    return problem(400, doc.error().message);
-  JsonReader reader(doc.value(), "rollback request", ErrorCode::kInvalidArgument);
-  auto site = reader.isObject() ? reader["site"].string()
-                                : Result<std::string>(reader.typeError("an object"));
+  auto site = requestedSite(request.body, "rollback request");
   if (!site)
     return problem(400, site.error().message);
-  if (!isSiteFileName(*site + ".json"))
-    return problem(400, "rollback request: site: not a site name: " + safeQuoted(*site));
   auto id = broker.submitRollback(*site);
   if (!id)
     return problem(503, "too many requests running; try again when some have finished");
@@ -95,16 +102,9 @@ std::optional<uint64_t> requestId(std::string_view text) {
 
 // POST /v1/diagnose {"site": NAME}: `pullagent diagnose SITE` in the service.
 ServerResponse diagnose(const ServerRequest& request, DiagnosisRunner& diagnoses) {
-  auto doc = parseJson(request.body, "diagnose request", ErrorCode::kInvalidArgument);
-  if (!doc)
-    return problem(400, doc.error().message);
-  JsonReader reader(doc.value(), "diagnose request", ErrorCode::kInvalidArgument);
-  auto site = reader.isObject() ? reader["site"].string()
-                                : Result<std::string>(reader.typeError("an object"));
+  auto site = requestedSite(request.body, "diagnose request");
   if (!site)
     return problem(400, site.error().message);
-  if (!isSiteFileName(*site + ".json"))
-    return problem(400, "diagnose request: site: not a site name: " + safeQuoted(*site));
   auto started = diagnoses.start(*site);
   if (const auto* refusal = std::get_if<DiagnosisRunner::Refusal>(&started)) {
     return problem(503, *refusal == DiagnosisRunner::Refusal::kStarting

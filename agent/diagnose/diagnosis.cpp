@@ -101,12 +101,20 @@ std::string Diagnosis::toText() const {
 
 std::string diagnosisText(const nlohmann::json& report) {
   auto text_of = [](const nlohmann::json& entry, const char* key) {
+    if (!entry.is_object())
+      return std::string();
     const auto it = entry.find(key);
     return it != entry.end() && it->is_string() ? it->get<std::string>() : std::string();
   };
+  // A report may come from the service: every field is checked for its type before use.
+  static const nlohmann::json kNoSteps = nlohmann::json::array();
+  const auto found = report.is_object() ? report.find("steps") : report.end();
+  const nlohmann::json& steps = found != report.end() && found->is_array() ? *found : kNoSteps;
   std::string text;
   char line[96];
-  for (const auto& step : report.value("steps", nlohmann::json::array())) {
+  for (const auto& step : steps) {
+    if (!step.is_object())
+      continue;
     const std::string container = text_of(step, "container");
     const auto seconds = step.find("seconds");
     std::snprintf(line, sizeof line, "%-7s %-19s %-10s %6.2f s  ", text_of(step, "result").c_str(),
@@ -122,8 +130,8 @@ std::string diagnosisText(const nlohmann::json& report) {
     return text;
   }
   std::string where;
-  for (const auto& step : report.value("steps", nlohmann::json::array())) {
-    if (text_of(step, "result") == "failed") {
+  for (const auto& step : steps) {
+    if (step.is_object() && text_of(step, "result") == "failed") {
       where = text_of(step, "container");
       break;
     }

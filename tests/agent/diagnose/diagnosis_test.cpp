@@ -67,6 +67,22 @@ TEST(Diagnosis, JsonHasEveryStepWithItsFields) {
   EXPECT_NE(text.find("first failure: dns.registry (main)"), std::string::npos) << text;
 }
 
+TEST(Diagnosis, AReportOfOddShapeIsPrintedWithoutThrowing) {
+  // The service's answer is parsed JSON: fields of another type are passed over, not trusted.
+  for (const char* text :
+       {R"([])", R"("x")", R"({"steps": 5})", R"({"steps": [1, "a", {"id": 7, "seconds": "x"}]})",
+        R"({"steps": [{"id": "dns.registry", "result": "failed", "fix": ["x"]}],
+            "first_failure": 3})"}) {
+    EXPECT_NO_THROW(diagnosisText(nlohmann::json::parse(text))) << text;
+  }
+  const std::string text = diagnosisText(nlohmann::json::parse(
+      R"({"steps": [{"id": "tcp.registry", "container": "main", "result": "failed",
+          "seconds": 1.5, "detail": "refused", "fix": "open it"}],
+          "first_failure": "tcp.registry"})"));
+  EXPECT_NE(text.find("fix: open it"), std::string::npos) << text;
+  EXPECT_NE(text.find("first failure: tcp.registry (main)"), std::string::npos) << text;
+}
+
 TEST(Diagnosis, APrivateLinkNameWithAPublicAddressIsAnUnlinkedZone) {
   auto judged =
       judgeDnsAnswer({"myreg.privatelink.azurecr.io", "westus.fe.azcr.io"}, {"20.45.122.144"});
