@@ -104,6 +104,9 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
     def handle_control(self, recorder, state):
         """/__control/{stats,reset,faults,config}: shared by every server of the stack."""
         path = urllib.parse.urlparse(self.path).path
+        # Read whatever the request carries, even where it is not used: the client keeps its
+        # connection alive, and unread bytes would start its next request.
+        body = self.read_body()
         if path == "/__control/stats":
             self.send_json(200, recorder.snapshot())
         elif path == "/__control/reset":
@@ -111,10 +114,10 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
             state.restore()
             self.send_json(200, {})
         elif path == "/__control/faults":
-            state["faults"] = json.loads(self.read_body() or b"[]")
+            state["faults"] = json.loads(body or b"[]")
             self.send_json(200, {})
         elif path == "/__control/config":
-            state.update(json.loads(self.read_body() or b"{}"))
+            state.update(json.loads(body or b"{}"))
             self.send_json(200, {})
         else:
             self.send_json(404, {"error": "unknown control path"})

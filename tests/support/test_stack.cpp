@@ -37,6 +37,22 @@ TestStack::TestStack() {
   info_ = nlohmann::json::parse(readFile(dir_ / "stack.json"));
 }
 
+puller::HttpClient& TestStack::controlClient(const std::string& server) const {
+  std::lock_guard lock(control_clients_mutex_);
+  auto& client = control_clients_[server];
+  if (!client) {
+    static resolver::SystemResolver resolver;
+    puller::HttpClientOptions options;
+    options.resolver = &resolver;
+    options.extra_ca_file = ca();
+    auto created = puller::CurlHttpClient::create(options);
+    if (!created)
+      throw std::runtime_error(created.error().describe());
+    client = std::move(*created);
+  }
+  return *client;
+}
+
 TestStack::~TestStack() = default;
 
 std::string TestStack::registry(const std::string& name) const {
@@ -49,22 +65,20 @@ std::string TestStack::proxy(const std::string& name) const {
 
 nlohmann::json TestStack::control(const std::string& server, const std::string& what,
                                   const std::string& body) const {
-  static resolver::SystemResolver resolver;
   static SystemClock clock;
-  puller::HttpClientOptions options;
-  options.resolver = &resolver;
-  options.extra_ca_file = ca();
-  auto client = puller::CurlHttpClient::create(options);
-  if (!client)
-    throw std::runtime_error(client.error().describe());
   puller::HttpRequest request;
   request.url = (server.starts_with("http") ? server : "https://" + server) + "/__control/" + what;
   request.method = body.empty() && what == "stats" ? "GET" : "POST";
   request.body = body;
   Context ctx{&clock, {}, std::nullopt};
-  auto response = (*client)->send(request, ctx);
-  if (!response || response->status != 200) {
-    throw std::runtime_error("control " + what + " on " + server + " failed");
+  auto response = controlClient(server).send(request, ctx);
+  if (!response) {
+    throw std::runtime_error("control " + what + " on " + server +
+                             " failed: " + response.error().describe());
+  }
+  if (response->status != 200) {
+    throw std::runtime_error("control " + what + " on " + server + " failed: HTTP " +
+                             std::to_string(response->status) + " " + response->body);
   }
   return nlohmann::json::parse(response->body);
 }
