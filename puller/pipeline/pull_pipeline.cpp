@@ -135,8 +135,9 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
     // Under a signature policy, unchanged only when the policy of now accepted it already.
     const bool trusted = !job.signature_policy ||
                          (services.verdicts() != nullptr &&
-                          services.verdicts()->accepted(*job.signature_policy, job.ref, now_at,
-                                                        job.options.platform.str()));
+                          services.verdicts()->accepted(
+                              *job.signature_policy, job.ref, now_at, job.options.platform.str(),
+                              std::chrono::system_clock::to_time_t(clock.wallNow())));
     if (same && trusted &&
         imageSources(store->root(), provenance, now_at, &job.options.platform).count(source) != 0) {
       spdlog::info("{} still points at {}: nothing to pull", job.ref.str(), now_at.str());
@@ -223,7 +224,7 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
       }
       if (verdicts != nullptr) {
         verdicts->remember(*job.signature_policy, job.ref, index ? index->digest : manifest.digest,
-                           job.options.platform.str());
+                           job.options.platform.str(), verdict->holds_until);
         verdicts->count("accepted", "none");
         for (const auto& check : verdict->logged_checks)
           verdicts->count("logged", check);

@@ -189,6 +189,14 @@ bool Certificate::expiredBy(std::time_t when) const {
   return X509_cmp_time(X509_get0_notAfter(handle_->x509), &when) == -1;
 }
 
+std::optional<std::time_t> Certificate::notAfterTime() const {
+  OpenSslErrorMark mark;
+  std::tm parts{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(handle_->x509), &parts) != 1)
+    return std::nullopt;
+  return ::timegm(&parts);
+}
+
 std::string Certificate::notAfter() const {
   return timeText(X509_get0_notAfter(handle_->x509));
 }

@@ -2,6 +2,7 @@
 
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,8 +45,9 @@ class Certificate {
   // The hex SHA-256 of the DER bytes (what Notation calls the thumbprint).
   std::string thumbprint() const;
   bool validAt(std::time_t when) const;
-  bool expiredBy(std::time_t when) const;  // notAfter before `when`
-  std::string notAfter() const;            // "2027-01-05 10:00:00 UTC"
+  bool expiredBy(std::time_t when) const;           // notAfter before `when`
+  std::string notAfter() const;                     // "2027-01-05 10:00:00 UTC"
+  std::optional<std::time_t> notAfterTime() const;  // the same, as a time (none if unreadable)
   std::string notBefore() const;
 
   // The Notary Project's X.509 rules for one certificate, by role. Every rule that fails is

@@ -88,6 +88,34 @@ std::optional<std::string> authenticTimestamp(const notation::Envelope& envelope
   return std::nullopt;
 }
 
+// How long an acceptance taken at `now` holds by the clock alone (NotaryOutcome::holds_until):
+// only what is enforced limits it; a logged check that starts failing later is only logged.
+std::optional<std::time_t> holdsUntil(const notation::Envelope& envelope,
+                                      const NotationTrustPolicy& statement, std::time_t now,
+                                      bool asked_revocation) {
+  std::optional<std::time_t> until;
+  auto limit = [&](std::time_t when) { until = until ? std::min(*until, when) : when; };
+  if (statement.action(NotationCheck::kExpiry) == CheckAction::kEnforce && envelope.expiry)
+    limit(*envelope.expiry);
+  // The chain's validity was judged at now unless a timestamp or the signing authority's
+  // signing time stood for it (authenticTimestamp): then it holds until a certificate expires.
+  const bool signing_authority = envelope.signing_scheme == notation::kSchemeSigningAuthority;
+  const bool any_expired =
+      std::any_of(envelope.chain.begin(), envelope.chain.end(),
+                  [&](const auto& certificate) { return certificate->expiredBy(now); });
+  const bool at_timestamp = !statement.tsa.empty() && (statement.timestamp_always || any_expired);
+  if (statement.action(NotationCheck::kAuthenticTimestamp) == CheckAction::kEnforce &&
+      !signing_authority && !at_timestamp) {
+    for (const auto& certificate : envelope.chain)
+      limit(certificate->notAfterTime().value_or(now));
+  }
+  // A certificate good now may be revoked in an hour: a kept verdict asks again by then.
+  constexpr std::time_t kRevocationRecheck = 3600;
+  if (asked_revocation && statement.action(NotationCheck::kRevocation) == CheckAction::kEnforce)
+    limit(now + kRevocationRecheck);
+  return until;
+}
+
 }  // namespace
 
 NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustPolicy& statement,
@@ -186,6 +214,7 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustP
   // The trust store's certificate itself is the host's choice, not asked about.
   const size_t asked = vouched ? vouched_part.size() - 1 : envelope->chain.size();
   bool revocable = false;
+  bool asked_revocation = false;
   for (size_t i = 0; i < asked; ++i) {
     const CertificateChain& chain = vouched ? vouched_part : envelope->chain;
     revocable = revocable || chain[i]->namesRevocationService();
@@ -203,8 +232,10 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustP
       const auto result = revocation(vouched_part);
       if (result.status != RevocationResult::Status::kGood)
         fail(NotationCheck::kRevocation, result.detail);
+      asked_revocation = true;
     }
   }
+  outcome.holds_until = holdsUntil(*envelope, statement, now, asked_revocation);
   return outcome;
 }
 

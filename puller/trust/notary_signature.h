@@ -22,6 +22,12 @@ struct NotaryOutcome {
   std::vector<std::string> logged;
   std::vector<std::string> logged_checks;  // their checks' names
   std::string signer;  // the signing certificate's subject, once integrity holds
+  // When an acceptance taken at `now` stops holding by the clock alone, if it does: the
+  // signature's expiry (enforced), the first notAfter of the chain when its validity was
+  // judged at `now` (enforced; not at a timestamp's or signing authority's time), and an hour
+  // after `now` when revocation services were asked (their answer may change). A verdict kept
+  // for later refreshes is taken again from then on.
+  std::optional<std::time_t> holds_until;
 };
 
 // One Notary Project signature envelope (JWS) against a trust policy statement, for the

@@ -116,7 +116,7 @@ Result<SignatureVerdict> NotationVerifier::verify(RegistryClient& registry, Cont
                          ": no statement's registryScopes covers " + repository +
                          ". Add a statement for \"" + repository + "\" (or \"*\")");
   }
-  SignatureVerdict verdict{statement->name, "", {}};
+  SignatureVerdict verdict{statement->name, "", {}, std::nullopt};
   if (statement->skip) {
     verdict.summary = "Notation level skip (" + statement->where + ")";
     spdlog::info("{}: not verified: {}", ref.str(), verdict.summary);
@@ -177,6 +177,7 @@ Result<SignatureVerdict> NotationVerifier::verify(RegistryClient& registry, Cont
       continue;
     }
     verdict.logged_checks = outcome.logged_checks;
+    verdict.holds_until = outcome.holds_until;
     const std::string& signer = outcome.signer;
     for (const auto& text : outcome.logged)
       spdlog::warn("{}: Notary {} of {} accepted under level {} of {}, although {}", ref.str(),

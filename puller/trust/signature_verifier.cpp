@@ -163,7 +163,7 @@ Result<SignatureVerdict> SignatureVerifier::verify(RegistryClient& registry, Con
                                                    const SignedSubjects& subjects,
                                                    const Context& ctx) {
   const PolicyScope scope = policy_.scopeFor(ref);
-  SignatureVerdict verdict{scope.name, "", {}};
+  SignatureVerdict verdict{scope.name, "", {}, std::nullopt};
   for (const auto& requirement : *scope.requirements) {
     std::string accepted;
     switch (requirement.type) {

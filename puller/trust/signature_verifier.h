@@ -1,5 +1,6 @@
 #pragma once
 
+#include <ctime>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,10 @@ struct SignatureVerdict {
   std::string summary;  // "insecureAcceptAnything", "cosign signature sha256:… by ECDSA P-256"
   // The checks that failed and were only logged (Notation's levels): published all the same.
   std::vector<std::string> logged_checks;
+  // When the acceptance stops holding by the clock alone (a Notary signature's expiry, its
+  // certificates' end, a revocation answer's age: NotaryOutcome::holds_until); none: until the
+  // policy or the image changes.
+  std::optional<std::time_t> holds_until;
 };
 
 // Decides whether an image may be published under a containers-policy.json, before any of its

@@ -59,6 +59,7 @@ Result<SignatureVerdict> TrustPolicy::verify(RegistryClient& registry, ContentSt
       return notary.error();
     }
     verdict.logged_checks = notary->logged_checks;
+    verdict.holds_until = notary->holds_until;
     verdict.scope += (verdict.scope.empty() ? "" : ", ") + notary->scope;
     verdict.summary += (verdict.summary.empty() ? "" : "; ") + notary->summary;
   }

@@ -12,23 +12,24 @@ std::string VerdictCache::key(const TrustPolicy& policy, const ImageRef& ref, co
 }
 
 bool VerdictCache::accepted(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
-                            const std::string& platform) const {
+                            const std::string& platform, std::time_t now) const {
   std::lock_guard lock(mutex_);
-  return accepted_.count(key(policy, ref, digest, platform)) != 0;
+  const auto found = accepted_.find(key(policy, ref, digest, platform));
+  return found != accepted_.end() && (!found->second || now < *found->second);
 }
 
 void VerdictCache::remember(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
-                            const std::string& platform) {
+                            const std::string& platform, std::optional<std::time_t> holds_until) {
   std::lock_guard lock(mutex_);
   const std::string prefix = policy.verdictKey() + " ";
   if (accepted_.size() >= kMaxVerdicts) {
     // Keep only this policy's verdicts; if they alone fill it, start over.
     for (auto it = accepted_.begin(); it != accepted_.end();)
-      it = it->compare(0, prefix.size(), prefix) == 0 ? std::next(it) : accepted_.erase(it);
+      it = it->first.compare(0, prefix.size(), prefix) == 0 ? std::next(it) : accepted_.erase(it);
     if (accepted_.size() >= kMaxVerdicts)
       accepted_.clear();
   }
-  accepted_.insert(key(policy, ref, digest, platform));
+  accepted_.insert_or_assign(key(policy, ref, digest, platform), holds_until);
 }
 
 void VerdictCache::count(const std::string& result, const std::string& check) {

@@ -1,9 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <map>
 #include <mutex>
-#include <set>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -18,13 +19,15 @@ namespace pullagent::puller {
 // a tag poll or refresh that finds its tag where it was skips the pull only when the policy of
 // now accepted that digest under that name (the identity rules read the name); a changed
 // policy file (another hash) decides every image again. Refusals are not kept: a refused image
-// is asked again at the next attempt (a signature may have been pushed since). Thread-safe.
+// is asked again at the next attempt (a signature may have been pushed since). An acceptance
+// that holds only until a time (SignatureVerdict::holds_until: a Notary signature's expiry, its
+// certificates' end, a revocation answer's age) is not one from then on. Thread-safe.
 class VerdictCache {
  public:
   bool accepted(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
-                const std::string& platform) const;
+                const std::string& platform, std::time_t now) const;
   void remember(const TrustPolicy& policy, const ImageRef& ref, const Digest& digest,
-                const std::string& platform);
+                const std::string& platform, std::optional<std::time_t> holds_until);
 
   // Every verification's end, by result ("accepted", "logged": a failed check the level only
   // logs, "refused", "error": the registry did not answer) and check ("none" when accepted),
@@ -38,7 +41,7 @@ class VerdictCache {
                          const std::string& platform);
 
   mutable std::mutex mutex_;
-  std::set<std::string> accepted_;
+  std::map<std::string, std::optional<std::time_t>> accepted_;  // key -> holds until
   Counts counts_;
 };
 

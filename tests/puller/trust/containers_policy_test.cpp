@@ -236,19 +236,40 @@ TEST(VerdictCache, HoldsOnlyForTheSamePolicyNameDigestAndPlatform) {
   const auto image = parsedRef("reg.io/app:v1");
   const auto digest = Digest::parse("sha256:" + std::string(64, 'a')).value();
   const auto other = Digest::parse("sha256:" + std::string(64, 'b')).value();
+  const std::time_t now = 1'800'000'000;
   VerdictCache cache;
-  EXPECT_FALSE(cache.accepted(lenient, image, digest, "linux/amd64"));
-  cache.remember(lenient, image, digest, "linux/amd64");
-  EXPECT_TRUE(cache.accepted(lenient, image, digest, "linux/amd64"));
-  EXPECT_FALSE(cache.accepted(strict, image, digest, "linux/amd64"));  // another policy
-  EXPECT_FALSE(cache.accepted(lenient, parsedRef("reg.io/app:v2"), digest, "linux/amd64"));
-  EXPECT_FALSE(cache.accepted(lenient, image, other, "linux/amd64"));
-  EXPECT_FALSE(cache.accepted(lenient, image, digest, "linux/arm64"));
+  EXPECT_FALSE(cache.accepted(lenient, image, digest, "linux/amd64", now));
+  cache.remember(lenient, image, digest, "linux/amd64", std::nullopt);
+  EXPECT_TRUE(cache.accepted(lenient, image, digest, "linux/amd64", now));
+  EXPECT_FALSE(cache.accepted(strict, image, digest, "linux/amd64", now));  // another policy
+  EXPECT_FALSE(cache.accepted(lenient, parsedRef("reg.io/app:v2"), digest, "linux/amd64", now));
+  EXPECT_FALSE(cache.accepted(lenient, image, other, "linux/amd64", now));
+  EXPECT_FALSE(cache.accepted(lenient, image, digest, "linux/arm64", now));
   // Full: the other policies' verdicts go first.
   for (int i = 0; i < 5000; ++i)
-    cache.remember(strict, parsedRef("reg.io/app:t" + std::to_string(i)), digest, "linux/amd64");
-  EXPECT_FALSE(cache.accepted(lenient, image, digest, "linux/amd64"));
-  EXPECT_TRUE(cache.accepted(strict, parsedRef("reg.io/app:t4999"), digest, "linux/amd64"));
+    cache.remember(strict, parsedRef("reg.io/app:t" + std::to_string(i)), digest, "linux/amd64",
+                   std::nullopt);
+  EXPECT_FALSE(cache.accepted(lenient, image, digest, "linux/amd64", now));
+  EXPECT_TRUE(cache.accepted(strict, parsedRef("reg.io/app:t4999"), digest, "linux/amd64", now));
+}
+
+// An acceptance that holds until a time (a signature's expiry, its certificate's end) is not
+// one from that time on: the refresh verifies again instead of trusting what was.
+TEST(VerdictCache, AnAcceptanceEndsWhenItsSignatureStopsHolding) {
+  const TrustPolicy lenient(std::make_shared<const ContainersPolicy>(
+                                policyOf(R"({"default": [{"type": "insecureAcceptAnything"}]})")),
+                            nullptr);
+  const auto image = parsedRef("reg.io/app:v1");
+  const auto digest = Digest::parse("sha256:" + std::string(64, 'a')).value();
+  const std::time_t until = 1'800'000'000;
+  VerdictCache cache;
+  cache.remember(lenient, image, digest, "linux/amd64", until);
+  EXPECT_TRUE(cache.accepted(lenient, image, digest, "linux/amd64", until - 1));
+  EXPECT_FALSE(cache.accepted(lenient, image, digest, "linux/amd64", until));
+  EXPECT_FALSE(cache.accepted(lenient, image, digest, "linux/amd64", until + 3600));
+  // Taken again, it holds again, for as long as the new verdict says.
+  cache.remember(lenient, image, digest, "linux/amd64", std::nullopt);
+  EXPECT_TRUE(cache.accepted(lenient, image, digest, "linux/amd64", until + 3600));
 }
 
 }  // namespace

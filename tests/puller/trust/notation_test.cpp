@@ -214,6 +214,29 @@ TEST_F(NotationGoTimestamps, ATimestampKeepsASignatureValidAfterItsCertificateEx
           .failure);
 }
 
+// A kept verdict (VerdictCache) lasts as long as the acceptance holds by the clock: a chain
+// judged valid now holds until its first certificate ends, and from that second on the same
+// signature fails; a chain judged at a timestamp's time does not end with its certificates.
+TEST_F(NotationGoTimestamps, AnAcceptanceHoldsUntilTheChainItWasJudgedByEnds) {
+  const auto without_tsa = policy({"ca:valid-trust-store"});
+  auto outcome = verifyWith(without_tsa, envelope("withoutTimestamp.sig"), subject_);
+  ASSERT_FALSE(outcome.failure) << *outcome.failure;
+  ASSERT_TRUE(outcome.holds_until);
+  EXPECT_GT(*outcome.holds_until, nowSeconds());
+  EXPECT_FALSE(
+      verifyWith(without_tsa, envelope("withoutTimestamp.sig"), subject_, *outcome.holds_until - 1)
+          .failure);
+  auto ended =
+      verifyWith(without_tsa, envelope("withoutTimestamp.sig"), subject_, *outcome.holds_until);
+  ASSERT_TRUE(ended.failure);
+  EXPECT_EQ(ended.failure->rfind("authenticTimestamp: ", 0), 0u) << *ended.failure;
+  // Judged at the timestamp's time, it does not end with the certificates.
+  const auto with_tsa = policy({"ca:valid-trust-store", "tsa:test-timestamp"});
+  outcome = verifyWith(with_tsa, envelope("jwsWithTimestamp.sig"), subject_, after_expiry_);
+  ASSERT_FALSE(outcome.failure) << *outcome.failure;
+  EXPECT_FALSE(outcome.holds_until);
+}
+
 TEST_F(NotationGoTimestamps, WithATsaStoreATimestampIsRequiredUnlessOnlyAfterExpiry) {
   const auto always = policy({"ca:valid-trust-store", "tsa:test-timestamp"});
   auto outcome = verifyWith(always, envelope("withoutTimestamp.sig"), subject_);
