@@ -26,8 +26,7 @@ endif()
 # modules get libFuzzer's coverage instrumentation (pullagent_fuzz_coverage, linked PRIVATE by
 # every module, so it does not spread to what links them), and the fuzz targets link libFuzzer's
 # main (tests/fuzz). One build for both saves CI a whole build of the tree. The test programs
-# are not instrumented: nothing fuzzes them, and the hooks made their largest translation units
-# slower to compile.
+# are not instrumented: nothing fuzzes them.
 option(PULLAGENT_FUZZ "Build the libFuzzer targets (needs clang and PULLAGENT_SANITIZE)" OFF)
 add_library(pullagent_fuzz_coverage INTERFACE)
 if(PULLAGENT_FUZZ)
