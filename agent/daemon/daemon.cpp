@@ -107,7 +107,7 @@ class Daemon {
   UniqueFd wake_;
   SitePullRunner runner_;
   DiskKeeper disk_{metrics_};
-  WarmImages warm_{clock_, random_, env_.privileged, [this] { wake(); }};
+  WarmImages warm_{clock_, random_, metrics_, env_.privileged, [this] { wake(); }};
   AgentConfig agent_;
   std::unique_ptr<SiteStateStore> store_;
   // Before the reconciler: refreshes it has not answered yet point at it.

@@ -182,7 +182,7 @@ void WarmImages::start(const WarmImageConfig& image) {
                                      nullptr,
                                      services->admission.get(),
                                      true,
-                                     nullptr};
+                                     &verdicts_};
       WarmEvents events(pull->image);
       try {
         pull->outcome = pullSite(pull_services, site.value(), env, events, pins);
@@ -198,6 +198,8 @@ void WarmImages::start(const WarmImageConfig& image) {
 void WarmImages::finish() {
   std::unique_ptr<Pull> pull = std::move(pull_);
   pull->thread.join();
+  for (const auto& [labels, count] : verdicts_.takeCounts())
+    metrics_.signatureVerifications(labels.first, labels.second, count);
   Due& due = due_[pull->image];
   const auto now = clock_.now();
   if (pull->paused && !pull->outcome.ok() && pull->outcome.error().code == ErrorCode::kCancelled) {

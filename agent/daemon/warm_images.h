@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/daemon/metrics.h"
 #include "agent/daemon/reconciler.h"
 #include "agent/daemon/site_runner.h"
 #include "agent/site/site_pull.h"
@@ -16,6 +17,7 @@
 #include "base/clock.h"
 #include "base/random.h"
 #include "puller/state/state_lock.h"
+#include "puller/trust/verdict_cache.h"
 
 namespace pullagent::agent {
 
@@ -25,12 +27,20 @@ namespace pullagent::agent {
 // or waits; a site pull that wants to start pauses it at once (its partial downloads stay in
 // the store's ingest and the next warm pull resumes them). Each is pulled when missing and its
 // tag checked every tagPollIntervalSeconds; what was pulled is recorded (WarmRecords) so that a
-// restart keeps them held. Warm images are in use for eviction: never evicted. Only the loop's
-// thread calls it; one pull runs at a time, on a thread of its own.
+// restart keeps them held. Warm images are in use for eviction: never evicted. Under a signature
+// policy, each pull takes its verdict (counted in the metrics as the sites' are) and keeps it,
+// as a site does, so that a tag check that finds the tag where it was costs no signature
+// request while the verdict holds. Only the loop's thread calls it; one pull runs at a time, on
+// a thread of its own.
 class WarmImages {
  public:
-  WarmImages(Clock& clock, Random& random, bool privileged, std::function<void()> wake)
-      : clock_(clock), random_(random), privileged_(privileged), wake_(std::move(wake)) {}
+  WarmImages(Clock& clock, Random& random, Metrics& metrics, bool privileged,
+             std::function<void()> wake)
+      : clock_(clock),
+        random_(random),
+        metrics_(metrics),
+        privileged_(privileged),
+        wake_(std::move(wake)) {}
   ~WarmImages() { stop(); }
   WarmImages(const WarmImages&) = delete;
   WarmImages& operator=(const WarmImages&) = delete;
@@ -72,11 +82,14 @@ class WarmImages {
 
   Clock& clock_;
   Random& random_;
+  Metrics& metrics_;
   const bool privileged_;
   std::function<void()> wake_;
   std::shared_ptr<DaemonServices> services_;
   WarmRecords records_;
   std::map<std::string, Due> due_;  // by image as configured
+  // The warm pulls' signature verdicts (thread-safe: taken on the pull's thread).
+  puller::VerdictCache verdicts_;
   std::unique_ptr<Pull> pull_;
 };
 

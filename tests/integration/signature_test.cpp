@@ -275,5 +275,46 @@ TEST_F(SignedSites, TheServicePublishesSignedImagesAndRefusesTheOthersInTheirOwn
   EXPECT_NE(log().find("every published site's image is checked against it"), std::string::npos);
 }
 
+// A warm image is checked under the signature policy as a site's image is, and its verdict is
+// counted in pullagent_signature_verifications_total: a signed one is pulled and recorded, an
+// unsigned one is refused before any of its layers is asked for.
+TEST_F(SignedSites, AWarmImageTakesItsVerdictAndIsCountedAsASitePullIs) {
+  const json& images = stack().info()["signed"]["images"];
+  const std::string proxy = stack().proxy("proxy_anon");
+  json requirement = {
+      {"type", "sigstoreSigned"},
+      {"keyPath", stack().info()["signed"]["keys"]["trusted"]},
+      {"signedIdentity",
+       {{"type", "remapIdentity"}, {"prefix", proxy}, {"signedPrefix", stack().registry("anon")}}}};
+  json policy = {{"default", json::array({{{"type", "reject"}}})},
+                 {"transports", {{"docker", {{proxy, json::array({requirement})}}}}}};
+  writeFile(dest_.path() / "policy.json", policy.dump());
+  json agent = agentConfig();
+  agent["signaturePolicy"] = (dest_.path() / "policy.json").string();
+  agent["warmImages"] = json::array(
+      {{{"image", proxy + "/test/signed:ecdsa"}}, {{"image", proxy + "/test/signed:unsigned"}}});
+  start(agent);
+  const std::string signed_digest = images["test/signed:ecdsa"]["digest"];
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        return std::filesystem::exists(stateDir() / "warm.json") &&
+               readFile(stateDir() / "warm.json").find(signed_digest) != std::string::npos;
+      },
+      seconds(60)))
+      << log();
+  ASSERT_TRUE(waitUntil([&] {
+    const std::string scraped = metrics();
+    return scraped.find(
+               "pullagent_signature_verifications_total{check=\"none\",result="
+               "\"accepted\"} 1\n") != std::string::npos &&
+           scraped.find("result=\"refused\"}") != std::string::npos;
+  })) << metrics()
+      << log();
+  EXPECT_EQ(readFile(stateDir() / "warm.json").find(images["test/signed:unsigned"]["digest"]),
+            std::string::npos);
+  for (const auto& layer : images["test/signed:unsigned"]["layers"])
+    EXPECT_TRUE(requests(proxy, layer["digest"].get<std::string>()).empty());
+}
+
 }  // namespace
 }  // namespace pullagent::testing
