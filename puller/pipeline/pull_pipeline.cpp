@@ -149,8 +149,8 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
     }
     if (same && !trusted) {
       spdlog::info(
-          "{} still points at {}; the signature policy has not decided it yet: pulled "
-          "again to check",
+          "{} still points at {}; the signature policy has no verdict on it that still holds: "
+          "pulled again to check",
           job.ref.str(), now_at.str());
     } else if (same) {
       // Published before sources were recorded (or its records were lost): what the site runs
