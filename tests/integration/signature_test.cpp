@@ -206,21 +206,30 @@ TEST_F(Signatures, AStricterPolicyRefusesAnImageWhoseBlobsAreAllOnTheHost) {
 // The service checks every site's image under the agent config's signaturePolicy: a signed
 // image is published, an unsigned one fails in the phase "signature" with the refusal, before
 // any of its layers is asked for, and the site keeps retrying on the usual backoff.
-class SignedSites : public DaemonFixture {};
+class SignedSites : public DaemonFixture {
+ protected:
+  // The agent config with a signaturePolicy (policy.json in the test's directory) that rejects
+  // everything but images under `proxy` signed by the trusted key, as the anonymous registry.
+  json signedAgentConfig(const std::string& proxy) {
+    json requirement = {{"type", "sigstoreSigned"},
+                        {"keyPath", stack().info()["signed"]["keys"]["trusted"]},
+                        {"signedIdentity",
+                         {{"type", "remapIdentity"},
+                          {"prefix", proxy},
+                          {"signedPrefix", stack().registry("anon")}}}};
+    json policy = {{"default", json::array({{{"type", "reject"}}})},
+                   {"transports", {{"docker", {{proxy, json::array({requirement})}}}}}};
+    writeFile(dest_.path() / "policy.json", policy.dump());
+    json agent = agentConfig();
+    agent["signaturePolicy"] = (dest_.path() / "policy.json").string();
+    return agent;
+  }
+};
 
 TEST_F(SignedSites, TheServicePublishesSignedImagesAndRefusesTheOthersInTheirOwnPhase) {
   const json& images = stack().info()["signed"]["images"];
   const std::string proxy = stack().proxy("proxy_anon");
-  json requirement = {
-      {"type", "sigstoreSigned"},
-      {"keyPath", stack().info()["signed"]["keys"]["trusted"]},
-      {"signedIdentity",
-       {{"type", "remapIdentity"}, {"prefix", proxy}, {"signedPrefix", stack().registry("anon")}}}};
-  json policy = {{"default", json::array({{{"type", "reject"}}})},
-                 {"transports", {{"docker", {{proxy, json::array({requirement})}}}}}};
-  writeFile(dest_.path() / "policy.json", policy.dump());
-  json agent = agentConfig();
-  agent["signaturePolicy"] = (dest_.path() / "policy.json").string();
+  json agent = signedAgentConfig(proxy);
   start(agent);
   auto anonymous = [](const std::string& image) {
     return json{{"properties", {{"siteConfig", {{"linuxFxVersion", "DOCKER|" + image}}}}}};
@@ -281,16 +290,7 @@ TEST_F(SignedSites, TheServicePublishesSignedImagesAndRefusesTheOthersInTheirOwn
 TEST_F(SignedSites, AWarmImageTakesItsVerdictAndIsCountedAsASitePullIs) {
   const json& images = stack().info()["signed"]["images"];
   const std::string proxy = stack().proxy("proxy_anon");
-  json requirement = {
-      {"type", "sigstoreSigned"},
-      {"keyPath", stack().info()["signed"]["keys"]["trusted"]},
-      {"signedIdentity",
-       {{"type", "remapIdentity"}, {"prefix", proxy}, {"signedPrefix", stack().registry("anon")}}}};
-  json policy = {{"default", json::array({{{"type", "reject"}}})},
-                 {"transports", {{"docker", {{proxy, json::array({requirement})}}}}}};
-  writeFile(dest_.path() / "policy.json", policy.dump());
-  json agent = agentConfig();
-  agent["signaturePolicy"] = (dest_.path() / "policy.json").string();
+  json agent = signedAgentConfig(proxy);
   agent["warmImages"] = json::array(
       {{{"image", proxy + "/test/signed:ecdsa"}}, {{"image", proxy + "/test/signed:unsigned"}}});
   start(agent);
