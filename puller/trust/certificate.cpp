@@ -402,8 +402,8 @@ Result<std::string> Certificate::jwsAlgorithm() const {
   return makeError(ErrorCode::kUntrusted, "a key the Notary Project does not sign with");
 }
 
-Status Certificate::verifyJws(std::string_view alg, std::string_view message,
-                              std::string_view signature) const {
+Status Certificate::verifySignature(std::string_view alg, std::string_view message,
+                                    std::string_view signature) const {
   ASSIGN_OR_RETURN(auto expected, jwsAlgorithm());
   if (alg != expected)
     return makeError(ErrorCode::kUntrusted, "the algorithm " + std::string(alg.substr(0, 16)) +

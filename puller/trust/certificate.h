@@ -62,13 +62,14 @@ class Certificate {
   bool selfSigned() const { return issuedBy(*this); }
   bool isCa() const;  // basicConstraints cA=true
 
-  // A signature of this certificate's key over `message`, as JWS algorithm `alg` makes it:
-  // PS256/384/512 (RSASSA-PSS; signers use a salt as long as the hash, and any salt
-  // length is accepted, as notation-core-go does) or ES256/384/512 (ECDSA, the raw r||s
-  // of JWS). The algorithm must be the one the key's type and size call for (RSA 2048: PS256,
+  // A signature of this certificate's key over `message`, as the algorithm `alg` (by its JWS
+  // name; COSE's identifiers name the same algorithms) makes it: PS256/384/512 (RSASSA-PSS;
+  // signers use a salt as long as the hash, and any salt length is accepted, as
+  // notation-core-go does) or ES256/384/512 (ECDSA, the raw r||s that JWS and COSE both
+  // write). The algorithm must be the one the key's type and size call for (RSA 2048: PS256,
   // 3072: PS384, 4096: PS512; P-256: ES256, P-384: ES384, P-521: ES512), as Notation requires.
-  Status verifyJws(std::string_view alg, std::string_view message,
-                   std::string_view signature) const;
+  Status verifySignature(std::string_view alg, std::string_view message,
+                         std::string_view signature) const;
   // The JWS algorithm this certificate's key signs with, or an error for a key Notation
   // refuses (RSA other than 2048/3072/4096, curves other than P-256/384/521, other types).
   Result<std::string> jwsAlgorithm() const;

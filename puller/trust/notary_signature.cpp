@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "puller/trust/jws_envelope.h"
+#include "puller/trust/notary_envelope.h"
 #include "puller/trust/timestamp.h"
 
 namespace pullagent::puller {
@@ -118,9 +118,9 @@ std::optional<std::time_t> holdsUntil(const notation::Envelope& envelope,
 
 }  // namespace
 
-NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustPolicy& statement,
-                                    const Descriptor& subject, std::time_t now,
-                                    const RevocationCheck& revocation) {
+NotaryOutcome verifyNotarySignature(std::string_view bytes, std::string_view media_type,
+                                    const NotationTrustPolicy& statement, const Descriptor& subject,
+                                    std::time_t now, const RevocationCheck& revocation) {
   NotaryOutcome outcome;
   auto failed = [&](std::string why) {
     outcome.failure = std::move(why);
@@ -129,14 +129,14 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, const NotationTrustP
   };
   // integrity: the envelope, the chain's own rules, the signature, and that it signs what is
   // pulled. Never overridden.
-  auto envelope = notation::parseJws(bytes);
+  auto envelope = notation::parseEnvelope(media_type, bytes);
   if (!envelope)
     return failed("integrity: " + envelope.error().message);
   if (auto chain = checkChain(envelope->chain); !chain)
     return failed("integrity: " + chain.error().message);
   const Certificate& leaf = *envelope->chain.front();
   if (auto verified =
-          leaf.verifyJws(envelope->algorithm, envelope->signing_input, envelope->signature);
+          leaf.verifySignature(envelope->algorithm, envelope->signing_input, envelope->signature);
       !verified)
     return failed("integrity: " + verified.error().message);
   auto target = notation::parsePayload(envelope->payload);

@@ -30,7 +30,8 @@ struct NotaryOutcome {
   std::optional<std::time_t> holds_until;
 };
 
-// One Notary Project signature envelope (JWS) against a trust policy statement, for the
+// One Notary Project signature envelope (`media_type` application/jose+json or
+// application/cose) against a trust policy statement, for the
 // manifest or index `subject`, at the time `now` — the checks of notation-go, in its order:
 //   integrity (always enforced): the envelope's format and critical attributes, the chain's
 //     X.509 rules (leaf first, each issued by the next, ending at a self-signed root; the leaf
@@ -46,8 +47,8 @@ struct NotaryOutcome {
 //   revocation: `revocation` (checkRevocation, by OCSP and CRL) for a chain that names either
 //     and that a trust store vouches for; without `revocation` such a chain fails the check.
 using RevocationCheck = std::function<RevocationResult(const CertificateChain&)>;
-NotaryOutcome verifyNotarySignature(std::string_view envelope, const NotationTrustPolicy& statement,
-                                    const Descriptor& subject, std::time_t now,
-                                    const RevocationCheck& revocation = {});
+NotaryOutcome verifyNotarySignature(std::string_view envelope, std::string_view media_type,
+                                    const NotationTrustPolicy& statement, const Descriptor& subject,
+                                    std::time_t now, const RevocationCheck& revocation = {});
 
 }  // namespace pullagent::puller

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "puller/trust/jws_envelope.h"
+#include "puller/trust/notary_envelope.h"
 #include "puller/trust/notary_signature.h"
 #include "puller/trust/referrers.h"
 
@@ -134,15 +134,11 @@ Result<SignatureVerdict> NotationVerifier::verify(RegistryClient& registry, Cont
   std::string first_check;  // of the first signature that failed
   for (const auto& candidate : candidates_) {
     const std::string name = "signature " + candidate.signature_manifest.str();
-    if (candidate.envelope.media_type == notation::kCoseMediaType) {
-      reasons.add(name + ": a COSE envelope, which this agent does not verify yet");
-      first_check = first_check.empty() ? "envelope" : first_check;
-      continue;
-    }
-    if (candidate.envelope.media_type != notation::kJwsMediaType) {
+    if (candidate.envelope.media_type != notation::kJwsMediaType &&
+        candidate.envelope.media_type != notation::kCoseMediaType) {
       first_check = first_check.empty() ? "envelope" : first_check;
       reasons.add(name + ": an envelope of the type \"" +
-                  candidate.envelope.media_type.substr(0, 80) + "\"");
+                  candidate.envelope.media_type.substr(0, 80) + "\", neither JWS nor COSE");
       continue;
     }
     // Always asked of the pull's registry, never taken from the store unasked (see the cosign
@@ -169,8 +165,8 @@ Result<SignatureVerdict> NotationVerifier::verify(RegistryClient& registry, Cont
       revocation = [&](const CertificateChain& chain) {
         return checkRevocation(*http, chain, now, ctx);
       };
-    const auto outcome =
-        verifyNotarySignature(*bytes, *statement, candidate.subject, now, revocation);
+    const auto outcome = verifyNotarySignature(*bytes, candidate.envelope.media_type, *statement,
+                                               candidate.subject, now, revocation);
     if (outcome.failure) {
       reasons.add(name + ": " + *outcome.failure);
       first_check = first_check.empty() ? outcome.failed_check : first_check;

@@ -27,7 +27,7 @@ namespace pullagent::puller {
 // "sha256-<hex>" index when the registry has none, filtered by the artifact type
 // application/vnd.cncf.notary.signature. At most kMaxReferrers per subject are read, each
 // envelope at most notation::kMaxEnvelopeSize bytes, always from the pull's registry with its
-// credentials and deadline. Envelopes: JWS; COSE is refused by name (not verified yet).
+// credentials and deadline. Envelopes: JWS and COSE.
 // RFC 3161 timestamps count with a tsa trust store; revocation is asked by OCSP and CRL
 // (checkRevocation) of the services a trusted chain names.
 //

@@ -28,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     descriptor.size = 1234;
     return descriptor;
   }();
-  (void)verifyNotarySignature(text, statement, subject, 1'800'000'000);
+  (void)verifyNotarySignature(text, notation::kJwsMediaType, statement, subject, 1'800'000'000);
+  (void)verifyNotarySignature(text, notation::kCoseMediaType, statement, subject, 1'800'000'000);
   (void)parseReferrers(text, notation::kSignatureArtifactType);
   (void)parseArtifactManifest(text);
   (void)notation::parseRfc3339(text);

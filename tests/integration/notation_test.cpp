@@ -1,5 +1,6 @@
-// Notary Project signatures against Debian's docker-registry: JWS envelopes made by the stack with
-// python3-cryptography and python3-jwcrypto (tests/support/notation.py), listed through the tag
+// Notary Project signatures against Debian's docker-registry: JWS and COSE envelopes made by the
+// stack with python3-cryptography, python3-jwcrypto and python3-cbor2
+// (tests/support/notation.py), listed through the tag
 // schema's index (the registry has no referrers API), a Notation directory as `notation` keeps
 // it, and `pullagent pull --notation-dir`. Every refused image is refused before any of its
 // layers is asked for (the recording proxy in front of the registry says so), and the refusal
@@ -87,8 +88,8 @@ class Notation : public PullTest {
 
 TEST_F(Notation, SignedImagesArePulledWhateverTheKeyAndWhicheverManifestIsSigned) {
   const auto strict = notationDir("strict");
-  for (const std::string tag :
-       {"ecdsa", "rsa", "rsa3072", "twosigs", "index-signed", "platform-signed"}) {
+  for (const std::string tag : {"ecdsa", "rsa", "rsa3072", "cose-ecdsa", "cose-rsa", "twosigs",
+                                "index-signed", "platform-signed"}) {
     stack().reset(proxy());
     auto result = pullWith(tag, strict);
     EXPECT_EQ(result.exit_code, 0) << tag << "\n" << result.all();
@@ -123,7 +124,10 @@ TEST_F(Notation, EachFailedCheckIsNamedAndNoLayerIsAskedFor) {
       {"expired", "authenticTimestamp: the certificate \"CN=acme-expired"},
       {"sigexpired", "expiry: the signature expired at 2021-01-01 00:00:00 UTC"},
       {"revocable", "revocation: the certificate \"CN=acme-revocable"},
-      {"cose", "a COSE envelope, which this agent does not verify yet"},
+      {"cose-unknowncrit",
+       "COSE envelope: protected header: crit[1]: the critical attribute "
+       "\"io.example.unknownCritical\" is unknown to this verifier"},
+      {"cose-tampered", "integrity: the signature does not verify"},
       {"bigenvelope", "an envelope of 5242882 bytes (at most 256 KiB)"},
   };
   const auto strict = notationDir("strict");

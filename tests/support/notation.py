@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Notary Project signatures made with python3-cryptography (certificates) and python3-jwcrypto
-(JWS envelopes), never with the code under test.
+"""Notary Project signatures made with python3-cryptography (certificates and COSE signatures),
+python3-jwcrypto (JWS envelopes) and python3-cbor2 (COSE envelopes), never with the code under
+test.
 
 What `notation sign` attaches (notaryproject/specifications, protocols.md §17): an OCI image
 manifest of artifactType application/vnd.cncf.notary.signature whose one layer is the envelope
 (application/jose+json) and whose subject is the signed manifest; the envelope's payload is
 {"targetArtifact": <descriptor of the signed manifest>}, its protected header carries alg, cty,
 crit and the io.cncf.notary.* attributes, its unprotected header the certificate chain (x5c,
-leaf first). A registry without the referrers API (Debian's docker-registry 2.8) lists the
+leaf first). The COSE form (application/cose) carries the same in a COSE_Sign1_Tagged message
+(signature-envelope-cose.md). A registry without the referrers API (Debian's docker-registry 2.8) lists the
 signatures in the index under the tag sha256-<hex of the subject digest>.
 
   notation.py fixtures DIR    writes the unit tests' fixtures (a trust store, envelopes)
@@ -22,9 +24,11 @@ import tempfile
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+import cbor2
 from jwcrypto import jwk, jws
 from jwcrypto.common import JWSEHeaderParameter, json_encode
 
@@ -287,16 +291,19 @@ def make_revocation_handler(pki, recorder):
     return Handler
 
 
+def default_alg(key):
+    """The algorithm Notation signs with for the key's type and size (JWS names)."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return {2048: "PS256", 3072: "PS384", 4096: "PS512"}[key.key_size]
+    return {256: "ES256", 384: "ES384", 521: "ES512"}[key.curve.key_size]
+
+
 def envelope(signer, target, expiry=None, critical_extra=False, signing_time=None,
              alg=None, timestamp=None):
     """A JWS envelope (bytes) by signer=(key, chain) over a payload naming `target`; with
     `timestamp` (a Pki), countersigned by its RFC 3161 authority."""
     key, chain = signer
-    if alg is None:
-        if isinstance(key, rsa.RSAPrivateKey):
-            alg = {2048: "PS256", 3072: "PS384", 4096: "PS512"}[key.key_size]
-        else:
-            alg = {256: "ES256", 384: "ES384", 521: "ES512"}[key.curve.key_size]
+    alg = alg or default_alg(key)
     header = {"alg": alg, "cty": PAYLOAD_TYPE, "crit": ["io.cncf.notary.signingScheme"],
               "io.cncf.notary.signingScheme": "notary.x509",
               "io.cncf.notary.signingTime": (signing_time or NOW).strftime("%Y-%m-%dT%H:%M:%SZ")}
@@ -321,6 +328,83 @@ def envelope(signer, target, expiry=None, critical_extra=False, signing_time=Non
         signature = base64.urlsafe_b64decode(serialized["signature"] + "==")
         serialized["header"]["io.cncf.notary.timestampSignature"] = timestamp.timestamp(signature)
     return json.dumps(serialized).encode()
+
+
+COSE_ALGORITHMS = {"PS256": -37, "PS384": -38, "PS512": -39, "ES256": -7, "ES384": -35,
+                   "ES512": -36}
+
+
+def cose_sign(key, alg, message):
+    """A COSE signature (RFC 9053, RFC 8230): RSASSA-PSS with a salt as long as the hash, or
+    ECDSA as the raw r||s, each half as long as the curve's order."""
+    digest = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}[alg[2:]]
+    if alg.startswith("PS"):
+        return key.sign(message, padding.PSS(mgf=padding.MGF1(digest),
+                                             salt_length=digest.digest_size), digest)
+    r, s = decode_dss_signature(key.sign(message, ec.ECDSA(digest)))
+    half = (key.curve.key_size + 7) // 8
+    return r.to_bytes(half, "big") + s.to_bytes(half, "big")
+
+
+def cose_envelope(signer, target, expiry=None, critical_extra=False, signing_time=None,
+                  alg=None, timestamp=None):
+    """The COSE_Sign1_Tagged form of `envelope`, as notation-core-go writes it: tag 1 epoch
+    times, the chain under label 33 (x5chain), the timestamp over the signature's bytes."""
+    key, chain = signer
+    alg = alg or default_alg(key)
+    protected = {1: COSE_ALGORITHMS[alg], 2: ["io.cncf.notary.signingScheme"], 3: PAYLOAD_TYPE,
+                 "io.cncf.notary.signingScheme": "notary.x509",
+                 "io.cncf.notary.signingTime": cbor2.CBORTag(1, int(
+                     (signing_time or NOW).replace(tzinfo=datetime.timezone.utc).timestamp()))}
+    if expiry is not None:
+        protected["io.cncf.notary.expiry"] = cbor2.CBORTag(1, int(
+            expiry.replace(tzinfo=datetime.timezone.utc).timestamp()))
+        protected[2].append("io.cncf.notary.expiry")
+    if critical_extra:
+        protected["io.example.unknownCritical"] = "must be understood"
+        protected[2].append("io.example.unknownCritical")
+    protected_bytes = cbor2.dumps(protected)
+    payload = json.dumps({"targetArtifact": target}, separators=(",", ":")).encode()
+    to_sign = cbor2.dumps(["Signature1", protected_bytes, b"", payload])
+    signature = cose_sign(key, alg, to_sign)
+    unprotected = {33: [c.public_bytes(serialization.Encoding.DER) for c in chain],
+                   "io.cncf.notary.signingAgent": "pullagent-tests/notation.py"}
+    if timestamp is not None:
+        unprotected["io.cncf.notary.timestampSignature"] = base64.b64decode(
+            timestamp.timestamp(signature))
+    return cbor2.dumps(cbor2.CBORTag(18, [protected_bytes, unprotected, payload, signature]))
+
+
+def rewrite_cose(message, change):
+    """The COSE_Sign1_Tagged `message` with change(parts) applied to its
+    [protected, unprotected, payload, signature], encoded again."""
+    parts = cbor2.loads(message).value
+    change(parts)
+    return cbor2.dumps(cbor2.CBORTag(18, parts))
+
+
+def _flip_last_byte(parts):
+    parts[3] = parts[3][:-1] + bytes([parts[3][-1] ^ 1])
+
+
+def _respell_protected(parts):
+    """The same protected map in other bytes (alg -7 in two bytes, 38 06, not one, 26): the
+    signature covers the bytes as sent, so a verifier that signs what it re-encoded, or that
+    compares meanings, would accept what was not signed."""
+    header = parts[0]
+    assert header[1:3] == b"\x01\x26", header[:4].hex()  # {1: -7, …}
+    parts[0] = header[:2] + b"\x38\x06" + header[3:]
+
+
+COSE_BREAKAGES = {
+    "cose-tampered": _flip_last_byte,
+    "cose-respelt": _respell_protected,
+    # A detached payload: the registry's manifest could then be anything.
+    "cose-detached": lambda parts: parts.__setitem__(2, None),
+    # A signed label again unsigned: which one counts would be the verifier's guess.
+    "cose-twice": lambda parts: parts[1].__setitem__("io.cncf.notary.signingScheme",
+                                                     "notary.x509"),
+}
 
 
 def descriptor(body, media_type):
@@ -398,8 +482,16 @@ def notary_images(pki):
     parsed["signature"] = parsed["signature"][:-4] + ("AAAA" if parsed["signature"][-4:] != "AAAA"
                                                       else "BBBB")
     attach(spec, subject, json.dumps(parsed).encode())
-    spec, subject = image("cose")
-    attach(spec, subject, b"\xd2\x84" + b"\x00" * 64, envelope_type=COSE_TYPE)
+    # COSE envelopes: by RSA-PSS and ECDSA, with an unknown critical attribute, tampered.
+    for tag, signer in (("cose-ecdsa", "ecdsa"), ("cose-rsa", "rsa")):
+        spec, subject = image(tag)
+        attach(spec, subject, cose_envelope(signers[signer], subject), envelope_type=COSE_TYPE)
+    spec, subject = image("cose-unknowncrit")
+    attach(spec, subject, cose_envelope(signers["ecdsa"], subject, critical_extra=True),
+           envelope_type=COSE_TYPE)
+    spec, subject = image("cose-tampered")
+    attach(spec, subject, rewrite_cose(cose_envelope(signers["ecdsa"], subject), _flip_last_byte),
+           envelope_type=COSE_TYPE)
     # Larger than any envelope: refused by its descriptor's size, never downloaded.
     spec, subject = image("bigenvelope")
     attach(spec, subject, b"{" + b" " * (5 * 1024 * 1024) + b"}")
@@ -452,19 +544,22 @@ def write_fixtures(directory):
     subject = {"mediaType": image_lib.OCI_MANIFEST, "digest": "sha256:" + "ab" * 32, "size": 1234}
     with open(os.path.join(directory, "subject.json"), "w") as f:
         json.dump(subject, f)
-    for label, signer in pki.signers.items():
-        with open(os.path.join(directory, f"{label}.jws"), "wb") as f:
-            f.write(envelope(signer, subject))
-    cases = {
-        "unknowncrit": envelope(pki.signers["ecdsa"], subject, critical_extra=True),
-        "sigexpired": envelope(pki.signers["ecdsa"], subject, signing_time=LONG_AGO,
+    # Each signer's signature in both envelopes: label.jws and label.cose.
+    for form, make in (("jws", envelope), ("cose", cose_envelope)):
+        cases = {label: make(signer, subject) for label, signer in pki.signers.items()}
+        cases.update({
+            "unknowncrit": make(pki.signers["ecdsa"], subject, critical_extra=True),
+            "sigexpired": make(pki.signers["ecdsa"], subject, signing_time=LONG_AGO,
                                expiry=datetime.datetime(2021, 1, 1)),
-        "wrongalg": envelope(pki.signers["rsa3072"], subject, alg="PS256"),
-    }
-    for label, body in cases.items():
-        with open(os.path.join(directory, f"{label}.jws"), "wb") as f:
-            f.write(body)
-
+            "wrongalg": make(pki.signers["rsa3072"], subject, alg="PS256"),
+        })
+        for label, body in cases.items():
+            with open(os.path.join(directory, f"{label}.{form}"), "wb") as f:
+                f.write(body)
+    # COSE messages a signer never writes, each made from a valid one.
+    for label, change in COSE_BREAKAGES.items():
+        with open(os.path.join(directory, f"{label}.cose"), "wb") as f:
+            f.write(rewrite_cose(cose_envelope(pki.signers["ecdsa"], subject), change))
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "fixtures":

@@ -11,6 +11,7 @@
 
 #include "base/clock.h"
 #include "base/json_reader.h"
+#include "puller/trust/cose_envelope.h"
 #include "puller/trust/jws_envelope.h"
 #include "puller/trust/notary_signature.h"
 #include "puller/trust/notation_policy.h"
@@ -84,11 +85,19 @@ std::string notationPolicyError(const std::string& text,
   return parsed.ok() ? "" : parsed.error().message;
 }
 
+// COSE envelopes are the files named *.cose (ours) or cose*.sig (notation-go's); the others are
+// JWS.
+std::string_view envelopeType(const std::filesystem::path& envelope) {
+  return envelope.extension() == ".cose" || envelope.filename().string().starts_with("cose")
+             ? notation::kCoseMediaType
+             : notation::kJwsMediaType;
+}
+
 NotaryOutcome verifyWith(const NotationPolicy& policy, const std::filesystem::path& envelope,
                          const Descriptor& subject, std::time_t at = nowSeconds()) {
   const NotationTrustPolicy* statement = policy.policyFor(notationRef("reg.io/app:v1"));
   EXPECT_NE(statement, nullptr);
-  return verifyNotarySignature(readFile(envelope), *statement, subject, at);
+  return verifyNotarySignature(readFile(envelope), envelopeType(envelope), *statement, subject, at);
 }
 
 // Notation's own signatures, against notation-go's trust stores.
@@ -201,6 +210,13 @@ TEST_F(NotationGoTimestamps, ATimestampKeepsASignatureValidAfterItsCertificateEx
   const auto with_tsa = policy({"ca:valid-trust-store", "tsa:test-timestamp"});
   auto outcome = verifyWith(with_tsa, envelope("jwsWithTimestamp.sig"), subject_, after_expiry_);
   EXPECT_FALSE(outcome.failure) << *outcome.failure;
+  // The same signature as Notation writes it in COSE.
+  outcome = verifyWith(with_tsa, envelope("coseWithTimestamp.sig"), subject_, after_expiry_);
+  EXPECT_FALSE(outcome.failure) << *outcome.failure;
+  EXPECT_EQ(outcome.signer, "CN=alpine,O=Notary,L=Seattle,ST=WA,C=US");
+  EXPECT_TRUE(verifyWith(policy({"ca:valid-trust-store"}), envelope("coseWithTimestamp.sig"),
+                         subject_, after_expiry_)
+                  .failure);
   // Without a tsa store the timestamp counts for nothing, and the refusal says what would.
   outcome = verifyWith(policy({"ca:valid-trust-store"}), envelope("jwsWithTimestamp.sig"), subject_,
                        after_expiry_);
@@ -271,6 +287,21 @@ TEST_F(NotationGoTimestamps, ATimestampOverOtherBytesOrByAnUntrustedAuthorityFai
       << *outcome.failure;
 }
 
+TEST_F(NotationGoEnvelopes, TheCoseConformanceEnvelopeIsRefusedForItsUnknownCriticalAttribute) {
+  // notation-core-go's COSE conformance message (its expectedOutput): signed by a key its test
+  // makes at run time, and again with a critical extended attribute.
+  auto conformance = nlohmann::json::parse(readFile(envelope("core-cose-conformance.json")));
+  std::string bytes;
+  const std::string hex = conformance["expectedOutput"]["cborHex"];
+  for (size_t i = 0; i + 1 < hex.size(); i += 2)
+    bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  auto parsed = notation::parseCose(bytes);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.error().message,
+            "COSE envelope: protected header: crit[2]: the critical attribute \"signedCritKey1\" "
+            "is unknown to this verifier");
+}
+
 TEST_F(NotationGoEnvelopes, TheConformanceEnvelopeIsRefusedForItsUnknownCriticalAttribute) {
   // notation-core-go's conformance envelope marks an extended attribute critical (and has no
   // chain): the specification says such an envelope fails.
@@ -281,15 +312,13 @@ TEST_F(NotationGoEnvelopes, TheConformanceEnvelopeIsRefusedForItsUnknownCritical
             "to this verifier");
 }
 
-// This project's signers: one per rule of the Notary Project's X.509 profile.
-class OurEnvelopes : public ::testing::Test {
+// This project's signers (data/notation), their subject and a policy trusting the Acme root.
+class OurSigners {
  protected:
-  void SetUp() override {
+  OurSigners() {
     auto parsed = parseJson(readFile(kOurs / "subject.json"), "subject");
-    ASSERT_TRUE(parsed.ok());
-    auto descriptor = parseDescriptor(JsonReader(*parsed, "subject"));
-    ASSERT_TRUE(descriptor.ok());
-    subject_ = *descriptor;
+    EXPECT_TRUE(parsed.ok());
+    subject_ = parseDescriptor(JsonReader(*parsed, "subject")).value();
   }
   NotationPolicy policy(const std::string& level = "strict",
                         const nlohmann::json& identities = {"x509.subject: C=US, ST=WA, O=Acme"},
@@ -298,19 +327,28 @@ class OurEnvelopes : public ::testing::Test {
     return notationPolicyOf(statementJson(level, stores, identities, overrides),
                             kOurs / "truststore");
   }
+  Descriptor subject_;
+  SystemClock clock_;
+};
+
+// One signer per rule of the Notary Project's X.509 profile, each in both envelopes (the
+// parameter: "jws" or "cose").
+class OurEnvelopes : public ::testing::TestWithParam<std::string>, protected OurSigners {
+ protected:
+  std::filesystem::path envelope(const std::string& signer) {
+    return kOurs / (signer + "." + GetParam());
+  }
   NotaryOutcome verify(const NotationPolicy& with, const std::string& signer) {
-    return verifyWith(with, kOurs / (signer + ".jws"), subject_);
+    return verifyWith(with, envelope(signer), subject_);
   }
   std::string failure(const NotationPolicy& with, const std::string& signer) {
     auto outcome = verify(with, signer);
     EXPECT_TRUE(outcome.failure) << signer;
     return outcome.failure.value_or("");
   }
-  Descriptor subject_;
-  SystemClock clock_;
 };
 
-TEST_F(OurEnvelopes, RsaPssAndEcdsaSignaturesByTheTrustedCaVerify) {
+TEST_P(OurEnvelopes, RsaPssAndEcdsaSignaturesByTheTrustedCaVerify) {
   const auto strict = policy();
   for (const std::string signer : {"ecdsa", "rsa", "rsa3072"}) {
     auto outcome = verify(strict, signer);
@@ -319,7 +357,7 @@ TEST_F(OurEnvelopes, RsaPssAndEcdsaSignaturesByTheTrustedCaVerify) {
   }
 }
 
-TEST_F(OurEnvelopes, EachBrokenRuleIsNamed) {
+TEST_P(OurEnvelopes, EachBrokenRuleIsNamed) {
   const auto strict = policy();
   EXPECT_EQ(failure(strict, "serverauth"),
             "integrity: the signing certificate \"CN=acme-serverauth,O=Acme,L=Seattle,ST=WA,C=US\""
@@ -331,8 +369,10 @@ TEST_F(OurEnvelopes, EachBrokenRuleIsNamed) {
   EXPECT_EQ(failure(strict, "wrongalg"),
             "integrity: the algorithm PS256 does not fit the certificate's key (PS384)");
   EXPECT_EQ(failure(strict, "unknowncrit"),
-            "integrity: JWS protected header: crit[1]: the critical attribute "
-            "\"io.example.unknownCritical\" is unknown to this verifier");
+            std::string("integrity: ") +
+                (GetParam() == "jws" ? "JWS protected header" : "COSE envelope: protected header") +
+                ": crit[1]: the critical attribute \"io.example.unknownCritical\" is unknown to "
+                "this verifier");
   EXPECT_EQ(failure(strict, "sigexpired"),
             "expiry: the signature expired at 2021-01-01 00:00:00 UTC");
   EXPECT_EQ(failure(strict, "untrusted").rfind("authenticity: the chain of \"CN=acme-untrusted", 0),
@@ -351,7 +391,7 @@ TEST_F(OurEnvelopes, EachBrokenRuleIsNamed) {
             "ask them");
 }
 
-TEST_F(OurEnvelopes, RevocationIsAskedOnlyForAChainATrustStoreVouchesFor) {
+TEST_P(OurEnvelopes, RevocationIsAskedOnlyForAChainATrustStoreVouchesFor) {
   // The revocable signer names an OCSP responder (http://127.0.0.1:9/ocsp).
   ScriptedHttp http;
   http.expect([](const HttpRequest&) { return testing::respond(500); });
@@ -359,9 +399,9 @@ TEST_F(OurEnvelopes, RevocationIsAskedOnlyForAChainATrustStoreVouchesFor) {
   const RevocationCheck ask = [&](const CertificateChain& chain) {
     return checkRevocation(http, chain, nowSeconds(), Context{&clock_, {}, std::nullopt});
   };
-  auto outcome = verifyNotarySignature(readFile(kOurs / "revocable.jws"),
-                                       *strict.policyFor(notationRef("reg.io/a:v1")), subject_,
-                                       nowSeconds(), ask);
+  auto outcome = verifyNotarySignature(
+      readFile(envelope("revocable")), envelopeType(envelope("revocable")),
+      *strict.policyFor(notationRef("reg.io/a:v1")), subject_, nowSeconds(), ask);
   ASSERT_TRUE(outcome.failure);
   EXPECT_EQ(*outcome.failure,
             "revocation: the certificate \"CN=acme-revocable,O=Acme,L=Seattle,ST=WA,C=US\": "
@@ -371,22 +411,22 @@ TEST_F(OurEnvelopes, RevocationIsAskedOnlyForAChainATrustStoreVouchesFor) {
   EXPECT_EQ(http.sent()[0].url, "http://127.0.0.1:9/ocsp");
   // Garbage for an answer is no answer.
   http.expect([](const HttpRequest&) { return testing::respond(200, "not DER"); });
-  outcome = verifyNotarySignature(readFile(kOurs / "revocable.jws"),
-                                  *strict.policyFor(notationRef("reg.io/a:v1")), subject_,
-                                  nowSeconds(), ask);
+  outcome = verifyNotarySignature(
+      readFile(envelope("revocable")), envelopeType(envelope("revocable")),
+      *strict.policyFor(notationRef("reg.io/a:v1")), subject_, nowSeconds(), ask);
   ASSERT_TRUE(outcome.failure);
   EXPECT_NE(outcome.failure->find("not an OCSP response"), std::string::npos) << *outcome.failure;
   // A statement whose identities the signer is not: its services are not asked.
   const auto other = policy("audit", {"x509.subject: C=US, ST=WA, O=Other"});
-  outcome = verifyNotarySignature(readFile(kOurs / "revocable.jws"),
-                                  *other.policyFor(notationRef("reg.io/a:v1")), subject_,
-                                  nowSeconds(), ask);
+  outcome = verifyNotarySignature(
+      readFile(envelope("revocable")), envelopeType(envelope("revocable")),
+      *other.policyFor(notationRef("reg.io/a:v1")), subject_, nowSeconds(), ask);
   EXPECT_FALSE(outcome.failure);
   EXPECT_EQ(outcome.logged.size(), 2u);
   EXPECT_EQ(http.sent().size(), 2u);
 }
 
-TEST_F(OurEnvelopes, LevelsAndOverridesDecideWhatOnlyGetsLogged) {
+TEST_P(OurEnvelopes, LevelsAndOverridesDecideWhatOnlyGetsLogged) {
   // permissive: authenticTimestamp, expiry and revocation logged.
   const auto permissive = policy("permissive");
   for (const std::string signer : {"expired", "sigexpired", "revocable"}) {
@@ -412,6 +452,58 @@ TEST_F(OurEnvelopes, LevelsAndOverridesDecideWhatOnlyGetsLogged) {
   // The other store trusts only the other root.
   EXPECT_FALSE(verify(policy("strict", {"*"}, nullptr, {"ca:mallory"}), "untrusted").failure);
   EXPECT_TRUE(verify(policy("strict", {"*"}, nullptr, {"ca:mallory"}), "ecdsa").failure);
+}
+
+std::string envelopeForm(const ::testing::TestParamInfo<std::string>& form) {
+  return form.param;
+}
+INSTANTIATE_TEST_SUITE_P(BothEnvelopes, OurEnvelopes, ::testing::Values("jws", "cose"),
+                         envelopeForm);
+
+// COSE messages no signer writes (tests/support/notation.py COSE_BREAKAGES, each made from a
+// valid one by the ECDSA signer).
+class OurCoseMessages : public ::testing::Test, protected OurSigners {
+ protected:
+  std::string failure(const std::string& name, const std::string& bytes) {
+    const auto strict = policy();
+    auto outcome = verifyNotarySignature(bytes, notation::kCoseMediaType,
+                                         *strict.policyFor(notationRef("reg.io/app:v1")), subject_,
+                                         nowSeconds());
+    EXPECT_TRUE(outcome.failure) << name;
+    EXPECT_EQ(outcome.failed_check, "integrity") << name;
+    return outcome.failure.value_or("");
+  }
+  std::string failure(const std::string& name) {
+    return failure(name, readFile(kOurs / (name + ".cose")));
+  }
+};
+
+TEST_F(OurCoseMessages, TheSignatureCoversTheProtectedBytesAsSent) {
+  EXPECT_EQ(failure("cose-tampered").rfind("integrity: the signature does not verify", 0), 0u);
+  // The same header map spelt in other bytes: not what was signed.
+  EXPECT_EQ(failure("cose-respelt").rfind("integrity: the signature does not verify", 0), 0u);
+  // The valid message it was made from.
+  const auto strict = policy();
+  EXPECT_FALSE(verifyNotarySignature(readFile(kOurs / "ecdsa.cose"), notation::kCoseMediaType,
+                                     *strict.policyFor(notationRef("reg.io/app:v1")), subject_,
+                                     nowSeconds())
+                   .failure);
+}
+
+TEST_F(OurCoseMessages, AMessageWithTwoReadingsIsRefusedByName) {
+  EXPECT_EQ(failure("cose-detached"), "integrity: COSE envelope: payload: is not attached");
+  EXPECT_EQ(failure("cose-twice"),
+            "integrity: COSE envelope: unprotected header: \"io.cncf.notary.signingScheme\": is "
+            "in the protected one too");
+  const std::string valid = readFile(kOurs / "ecdsa.cose");
+  EXPECT_EQ(failure("trailing", valid + '\0'), "integrity: COSE envelope: CBOR: at byte " +
+                                                   std::to_string(valid.size()) +
+                                                   ": 1 bytes after the item");
+  // The JWS envelope handed over as COSE, and COSE's without its tag.
+  EXPECT_EQ(failure("jws", readFile(kOurs / "ecdsa.jws")).rfind("integrity: COSE envelope: ", 0),
+            0u);
+  EXPECT_EQ(failure("untagged", valid.substr(1)),
+            "integrity: COSE envelope: message: is an array, not a COSE_Sign1_Tagged (tag 18)");
 }
 
 TEST(NotationPolicies, AStatementIsChosenByItsExactRepositoryBeforeTheWildcard) {
