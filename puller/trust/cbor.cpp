@@ -92,19 +92,21 @@ class Decoder {
         out.type = Item::Type::kMap;
         if (value > (bytes_.size() - at_) / 2)
           return errorAt(start, "a map of " + std::to_string(value) + " entries, past the end");
-        out.entries.reserve(value);
+        out.keys.reserve(value);
+        out.items.reserve(value);
         for (uint64_t i = 0; i < value; ++i) {
           const size_t key_at = at_;
           ASSIGN_OR_RETURN(auto key, item(depth + 1));
           if (key.type != Item::Type::kUnsigned && key.type != Item::Type::kNegative &&
               key.type != Item::Type::kText)
             return errorAt(key_at, "a map key that is neither an integer nor a text");
-          for (const auto& [seen, unused] : out.entries) {
+          for (const auto& seen : out.keys) {
             if (seen.type == key.type && seen.number == key.number && seen.bytes == key.bytes)
               return errorAt(key_at, "the map key " + key.describe() + " a second time");
           }
           ASSIGN_OR_RETURN(auto entry, item(depth + 1));
-          out.entries.emplace_back(std::move(key), std::move(entry));
+          out.keys.push_back(std::move(key));
+          out.items.push_back(std::move(entry));
         }
         return out;
       }
@@ -154,17 +156,17 @@ std::optional<int64_t> Item::integer() const {
 }
 
 const Item* Item::find(int64_t key) const {
-  for (const auto& [candidate, value] : entries) {
-    if (candidate.type != Type::kText && candidate.integer() == key)
-      return &value;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i].type != Type::kText && keys[i].integer() == key)
+      return &items[i];
   }
   return nullptr;
 }
 
 const Item* Item::find(std::string_view key) const {
-  for (const auto& [candidate, value] : entries) {
-    if (candidate.isText(key))
-      return &value;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i].isText(key))
+      return &items[i];
   }
   return nullptr;
 }

@@ -18,9 +18,11 @@ struct Item {
   // kUnsigned: the value; kNegative: n for the value -1 - n; kTag: the tag number; kSimple:
   // the simple value (20 false, 21 true, 22 null, 23 undefined).
   uint64_t number = 0;
-  std::string bytes;        // kBytes, kText (UTF-8 unchecked: compared byte for byte)
-  std::vector<Item> items;  // kArray: the elements; kTag: the one tagged item
-  std::vector<std::pair<Item, Item>> entries;  // kMap, in the encoded order
+  std::string bytes;  // kBytes, kText (UTF-8 unchecked: compared byte for byte)
+  // kArray: the elements; kTag: the one tagged item; kMap: the values, in the encoded order,
+  // each under the key of the same index in `keys`.
+  std::vector<Item> items;
+  std::vector<Item> keys;  // kMap
 
   bool isText(std::string_view text) const { return type == Type::kText && bytes == text; }
   // The integer as a signed value, if it is an integer that fits.

@@ -142,7 +142,7 @@ Status readUnprotected(const cbor::Item& header, const cbor::Item& protected_hea
   if (header.type != cbor::Item::Type::kMap)
     return coseError("unprotected header", "is " + header.describe() + ", not a map");
   // RFC 9052 §3: a label is in one bucket only; else which one counts would be a choice.
-  for (const auto& [label, unused] : header.entries) {
+  for (const auto& label : header.keys) {
     const bool twice = label.type == cbor::Item::Type::kText
                            ? protected_header.find(label.bytes) != nullptr
                            : label.integer() && protected_header.find(*label.integer()) != nullptr;
