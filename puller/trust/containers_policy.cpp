@@ -385,4 +385,17 @@ Status checkSignedIdentity(const SignedIdentity& identity, const ImageRef& pulle
   return {};
 }
 
+Status checkUnnamedIdentity(const SignedIdentity& identity) {
+  if (identity.rule == Rule::kMatchRepoDigestOrExact || identity.rule == Rule::kMatchRepository ||
+      identity.rule == Rule::kRemapIdentity)
+    return {};
+  const std::string name = identity.rule == Rule::kMatchExact       ? "matchExact"
+                           : identity.rule == Rule::kExactReference ? "exactReference"
+                                                                    : "exactRepository";
+  return makeError(ErrorCode::kUntrusted,
+                   "the signature names no reference (a Sigstore bundle signs the digest only), "
+                   "and the policy's signedIdentity " +
+                       name + " wants one");
+}
+
 }  // namespace pullagent::puller

@@ -88,4 +88,12 @@ class ContainersPolicy {
 Status checkSignedIdentity(const SignedIdentity& identity, const ImageRef& pulled,
                            std::string_view signed_reference);
 
+// Whether a signature that names no reference at all (a cosign v3 bundle signs the digest
+// only) may stand for an image under `identity`. The rules that compare the signed name with
+// the image's own (matchRepoDigestOrExact, the default; matchRepository; remapIdentity, which
+// only maps the image's name first) are satisfied by the digest, as `cosign verify` accepts
+// such a bundle: the digest is the image. The rules that pin a reference the signer must have
+// named (matchExact, exactReference, exactRepository) are not. Errors (kUntrusted) say so.
+Status checkUnnamedIdentity(const SignedIdentity& identity);
+
 }  // namespace pullagent::puller

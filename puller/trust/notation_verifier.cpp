@@ -7,91 +7,17 @@
 
 #include "puller/trust/notary_envelope.h"
 #include "puller/trust/notary_signature.h"
-#include "puller/trust/referrers.h"
+#include "puller/trust/referrer_discovery.h"
 
 namespace pullagent::puller {
 
 Status NotationVerifier::collectFor(RegistryClient& registry, const Descriptor& subject,
                                     const Context& ctx) {
-  const std::string type(notation::kSignatureArtifactType);
-  std::vector<std::string> pages;
-  std::string where;
-  ASSIGN_OR_RETURN(auto listed, registry.fetchReferrers(subject.digest, type, ctx));
-  if (listed) {
-    pages = std::move(*listed);
-    where = "the referrers of " + subject.digest.str();
-  } else {
-    // No referrers API: the tag schema's index, which `notation sign` writes then.
-    const std::string tag = referrersTag(subject.digest);
-    auto fetched = registry.fetchManifest(tag, std::nullopt, ctx);
-    if (!fetched) {
-      if (fetched.error().code == ErrorCode::kNotFound)
-        return {};
-      return fetched.error().context("Notary signatures of " + subject.digest.str());
-    }
-    pages.push_back(std::move(fetched->bytes));
-    where = "the tag " + tag;
-  }
-  size_t read = 0;
-  for (const auto& page : pages) {
-    size_t cut = 0;
-    auto referrers = parseReferrers(page, type, &cut);
-    if (!referrers) {
-      skipped_.add(where + " is not a referrers index (" + referrers.error().message + ")");
-      continue;
-    }
-    if (cut > 0)
-      skipped_.add(std::to_string(cut) + " older signatures in " + where + " were not read");
-    for (const auto& referrer : *referrers) {
-      if (read == kMaxReferrers) {
-        skipped_.add("signatures in " + where + " past " + std::to_string(kMaxReferrers) +
-                     " were not read");
-        return {};
-      }
-      ++read;
-      const Digest& digest = referrer.descriptor.digest;
-      if (referrer.descriptor.size > kMaxManifestSize) {
-        skipped_.add("signature " + digest.str() + ": a manifest of " +
-                     std::to_string(referrer.descriptor.size) + " bytes");
-        continue;
-      }
-      auto fetched = registry.fetchManifest(digest.str(), digest, ctx);
-      if (!fetched) {
-        if (fetched.error().code == ErrorCode::kCancelled ||
-            fetched.error().code == ErrorCode::kTimeout)
-          return fetched.error();
-        skipped_.add("signature " + digest.str() + ": " + fetched.error().message);
-        continue;
-      }
-      auto manifest = parseArtifactManifest(fetched->bytes);
-      if (!manifest) {
-        skipped_.add("signature " + digest.str() + ": " + manifest.error().message);
-        continue;
-      }
-      if (manifest->artifact_type != type) {
-        skipped_.add("signature " + digest.str() + ": its manifest is of the type \"" +
-                     manifest->artifact_type.substr(0, 80) + "\", not a Notary signature");
-        continue;
-      }
-      if (!manifest->subject || manifest->subject->digest != subject.digest) {
-        skipped_.add("signature " + digest.str() + ": its subject is not " + subject.digest.str());
-        continue;
-      }
-      if (manifest->layers.size() != 1) {
-        skipped_.add("signature " + digest.str() + ": " + std::to_string(manifest->layers.size()) +
-                     " layers, not one envelope");
-        continue;
-      }
-      const Descriptor& envelope = manifest->layers.front();
-      if (envelope.size <= 0 || envelope.size > notation::kMaxEnvelopeSize) {
-        skipped_.add("signature " + digest.str() + ": an envelope of " +
-                     std::to_string(envelope.size) + " bytes (at most " +
-                     std::to_string(notation::kMaxEnvelopeSize / 1024) + " KiB)");
-        continue;
-      }
-      candidates_.push_back({subject, digest, envelope});
-    }
-  }
+  const ArtifactQuery query{notation::kSignatureArtifactType, notation::kMaxEnvelopeSize,
+                            "Notary signature"};
+  ASSIGN_OR_RETURN(auto found, discoverReferrers(registry, subject, query, ctx, skipped_));
+  for (auto& artifact : found)
+    candidates_.push_back({artifact.subject, artifact.manifest, artifact.layer});
   return {};
 }
 

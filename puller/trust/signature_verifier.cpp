@@ -2,8 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "base/base64.h"
 #include "puller/trust/cosign_signature.h"
+#include "puller/trust/referrer_discovery.h"
+#include "puller/trust/sigstore_bundle.h"
 
 namespace pullagent::puller {
 namespace {
@@ -81,6 +85,31 @@ Status SignatureVerifier::collect(RegistryClient& registry, const SignedSubjects
   return {};
 }
 
+Status SignatureVerifier::collectBundles(RegistryClient& registry, const SignedSubjects& subjects,
+                                         const Context& ctx) {
+  if (bundles_collected_)
+    return {};
+  const ArtifactQuery query{sigstore::kBundleMediaType, sigstore::kMaxBundleSize,
+                            "Sigstore bundle"};
+  std::vector<Descriptor> described;
+  if (subjects.index)
+    described.push_back(*subjects.index);
+  described.push_back(subjects.manifest);
+  for (const auto& subject : described) {
+    ASSIGN_OR_RETURN(auto found, discoverReferrers(registry, subject, query, ctx, skipped_));
+    for (auto& artifact : found) {
+      Candidate candidate;
+      candidate.subject = artifact.subject.digest;
+      candidate.signature_manifest = artifact.manifest;
+      candidate.payload = artifact.layer;
+      candidate.bundle = true;
+      bundles_.push_back(std::move(candidate));
+    }
+  }
+  bundles_collected_ = true;
+  return {};
+}
+
 Result<std::string> SignatureVerifier::payloadOf(RegistryClient& registry, ContentStore& store,
                                                  const Candidate& candidate, const Context& ctx) {
   // Always asked of the pull's registry, even when the store holds the bytes: payloads are
@@ -90,7 +119,75 @@ Result<std::string> SignatureVerifier::payloadOf(RegistryClient& registry, Conte
   RegistryClient::BlobFetchOptions options;
   options.even_if_stored = true;
   RETURN_IF_ERROR(registry.fetchBlob(candidate.payload, store, nullptr, ctx, options));
-  return store.readBlob(candidate.payload.digest, cosign::kMaxPayloadSize);
+  return store.readBlob(candidate.payload.digest,
+                        candidate.bundle ? sigstore::kMaxBundleSize : cosign::kMaxPayloadSize);
+}
+
+SignatureVerifier::Judgement SignatureVerifier::judge(const std::string& payload,
+                                                      const ImageRef& ref,
+                                                      const PolicyRequirement& requirement,
+                                                      const Candidate& candidate) {
+  const std::string name =
+      (candidate.bundle ? "Sigstore bundle " : "signature ") + candidate.payload.digest.str();
+  const auto failed = [&](const std::string& check, const std::string& why) {
+    return Judgement{false, check, name + ": " + why};
+  };
+  // What is signed, the signatures over it, and what they sign: a simple-signing payload with
+  // the signature from its annotation, or a bundle's DSSE envelope (its statement, under the
+  // pre-authentication encoding).
+  std::string signed_bytes = payload;
+  std::vector<std::string> signatures{candidate.signature};
+  std::string statement;
+  if (candidate.bundle) {
+    auto envelope = parseSigstoreBundle(payload);
+    if (!envelope)
+      return failed("bundle", envelope.error().message);
+    signed_bytes = dssePae(envelope->payload_type, envelope->payload);
+    signatures = std::move(envelope->signatures);
+    statement = std::move(envelope->payload);
+  }
+  const PublicKey* signer = nullptr;
+  for (const auto& key : requirement.keys) {
+    for (const auto& signature : signatures) {
+      if (key->verify(signed_bytes, signature)) {
+        signer = key.get();
+        break;
+      }
+    }
+    if (signer != nullptr)
+      break;
+  }
+  if (signer == nullptr)
+    return failed("integrity", "integrity/authenticity: it verifies with none of the " +
+                                   std::to_string(requirement.keys.size()) + " trusted key(s)");
+  const std::string accepted =
+      (candidate.bundle ? "cosign Sigstore bundle " : "cosign signature ") +
+      candidate.payload.digest.str() + " of " + candidate.subject.str() + " by the " +
+      signer->describe() + " key";
+  if (candidate.bundle) {
+    auto claims = parseCosignStatement(statement);
+    if (!claims)
+      return failed("payload", claims.error().message);
+    if (std::find(claims->subjects.begin(), claims->subjects.end(), candidate.subject) ==
+        claims->subjects.end())
+      return failed("digest", "digest: its statement names " +
+                                  (claims->subjects.empty() ? std::string("no sha256 digest")
+                                                            : claims->subjects.front().str()) +
+                                  ", not " + candidate.subject.str());
+    if (auto identity = checkUnnamedIdentity(requirement.identity); !identity)
+      return failed("identity", "identity: " + identity.error().message);
+    return {true, "", accepted};
+  }
+  auto claims = parseSimpleSigning(payload);
+  if (!claims)
+    return failed("payload", claims.error().message);
+  if (claims->manifest_digest != candidate.subject)
+    return failed("digest", "digest: it signs " + claims->manifest_digest.str() + ", not " +
+                                candidate.subject.str());
+  if (auto identity = checkSignedIdentity(requirement.identity, ref, claims->docker_reference);
+      !identity)
+    return failed("identity", "identity: " + identity.error().message);
+  return {true, "", accepted};
 }
 
 Result<SignatureVerifier::Decision> SignatureVerifier::sigstoreSigned(
@@ -104,58 +201,37 @@ Result<SignatureVerifier::Decision> SignatureVerifier::sigstoreSigned(
       first_check = check;
     reasons.add(std::move(text));
   };
-  for (const auto& candidate : candidates_) {
-    const std::string name = "signature " + candidate.payload.digest.str();
-    auto fetched = payloadOf(registry, store, candidate, ctx);
-    if (!fetched) {
-      // Stopped or out of time: no verdict. Otherwise this signature is unusable, not the
-      // image: the others are still read.
-      if (fetched.error().code == ErrorCode::kCancelled ||
-          fetched.error().code == ErrorCode::kTimeout)
-        return fetched.error();
-      reason("payload", name + ": its payload could not be read: " + fetched.error().message);
-      continue;
-    }
-    const std::string& payload = *fetched;
-    const PublicKey* signer = nullptr;
-    for (const auto& key : requirement.keys) {
-      if (key->verify(payload, candidate.signature)) {
-        signer = key.get();
-        break;
+  // The legacy attachments first; the referrers are asked only when none of them satisfies.
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1)
+      RETURN_IF_ERROR(collectBundles(registry, subjects, ctx));
+    for (const auto& candidate : pass == 0 ? candidates_ : bundles_) {
+      auto fetched = payloadOf(registry, store, candidate, ctx);
+      if (!fetched) {
+        // Stopped or out of time: no verdict. Otherwise this signature is unusable, not the
+        // image: the others are still read.
+        if (fetched.error().code == ErrorCode::kCancelled ||
+            fetched.error().code == ErrorCode::kTimeout)
+          return fetched.error();
+        reason("payload", (candidate.bundle ? "Sigstore bundle " : "signature ") +
+                              candidate.payload.digest.str() +
+                              ": it could not be read: " + fetched.error().message);
+        continue;
       }
+      auto judgement = judge(*fetched, ref, requirement, candidate);
+      if (judgement.accepted)
+        return Decision{true, judgement.text, ""};
+      reason(judgement.check, judgement.text);
     }
-    if (signer == nullptr) {
-      reason("integrity", name + ": integrity/authenticity: it verifies with none of the " +
-                              std::to_string(requirement.keys.size()) + " trusted key(s)");
-      continue;
-    }
-    auto claims = parseSimpleSigning(payload);
-    if (!claims) {
-      reason("payload", name + ": " + claims.error().message);
-      continue;
-    }
-    if (claims->manifest_digest != candidate.subject) {
-      reason("digest", name + ": digest: it signs " + claims->manifest_digest.str() + ", not " +
-                           candidate.subject.str());
-      continue;
-    }
-    if (auto identity = checkSignedIdentity(requirement.identity, ref, claims->docker_reference);
-        !identity) {
-      reason("identity", name + ": identity: " + identity.error().message);
-      continue;
-    }
-    return Decision{true,
-                    "cosign signature " + candidate.payload.digest.str() + " of " +
-                        candidate.subject.str() + " by the " + signer->describe() + " key",
-                    ""};
   }
   std::string why;
-  if (candidates_.empty())
-    why = "no cosign signature of " + subjectsText(subjects) + " (tags sha256-<hex>.sig)";
+  if (candidates_.empty() && bundles_.empty())
+    why = "no cosign signature of " + subjectsText(subjects) +
+          " (tags sha256-<hex>.sig, nor a Sigstore bundle among its referrers)";
   else
     why = "no cosign signature satisfies " + requirement.where;
   why += reasons.joined() + skipped_.joined();
-  return Decision{false, why, candidates_.empty() ? "unsigned" : first_check};
+  return Decision{false, why, candidates_.empty() && bundles_.empty() ? "unsigned" : first_check};
 }
 
 Result<SignatureVerdict> SignatureVerifier::verify(RegistryClient& registry, ContentStore& store,

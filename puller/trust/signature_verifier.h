@@ -41,14 +41,16 @@ struct SignatureVerdict {
 // one of its keys, whose payload names the index's or the manifest's digest and whose identity
 // the signedIdentity rule admits.
 //
-// Signatures are found as cosign attaches them, under the tag "sha256-<hex>.sig" of the index
+// Signatures are found as cosign attaches them: under the tag "sha256-<hex>.sig" of the index
 // and of the manifest (an image manifest with one simple-signing layer per signature, its
-// signature in the layer's annotation). What the registry answers is hostile input: the newest
-// cosign::kMaxSignatures signatures of each subject and 64 KiB per payload are read, the pull's
-// deadline and credentials apply, a payload's bytes are checked against their digest like any
-// blob, and the error text is bounded. Only a requirement that needs signatures costs requests
-// (one manifest GET per subject, one blob GET per signature read; a payload is always asked of
-// the pull's registry, never taken from the store unasked).
+// signature in the layer's annotation), and, when none of those satisfies a requirement, as
+// cosign v3 does, Sigstore bundles among the subjects' OCI 1.1 referrers (a DSSE envelope over
+// an in-toto statement naming the digest; checkUnnamedIdentity decides its identity). What the
+// registry answers is hostile input: the newest cosign::kMaxSignatures signatures of each subject
+// and 64 KiB per payload are read, the pull's deadline and credentials apply, a payload's bytes are
+// checked against their digest like any blob, and the error text is bounded. Only a requirement
+// that needs signatures costs requests (one manifest GET per subject, one blob GET per signature
+// read; a payload is always asked of the pull's registry, never taken from the store unasked).
 //
 // A refusal is kUntrusted and names the policy file, the scope, each signature's digest with
 // the check it failed (integrity, identity, digest), and what to fix.
@@ -63,21 +65,35 @@ class SignatureVerifier {
   // asked, and there is no verdict).
   bool refused() const { return refused_; }
   // After a refusal: the check that decided it ("reject", "unsupported", "unsigned", "payload",
-  // "integrity", "digest", "identity"), for the metrics.
+  // "integrity", "digest", "identity", "bundle"), for the metrics.
   const std::string& refusedCheck() const { return refused_check_; }
 
  private:
   struct Candidate {
-    Digest subject;             // the index or manifest whose .sig tag held it
-    Digest signature_manifest;  // the .sig manifest
-    Descriptor payload;         // the simple-signing layer
-    std::string signature;      // decoded from its annotation
+    Digest subject;             // the index or manifest it signs
+    Digest signature_manifest;  // the .sig manifest, or the bundle's referrer manifest
+    Descriptor payload;         // the simple-signing layer, or the bundle
+    std::string signature;      // decoded from its annotation (none in a bundle)
+    bool bundle = false;        // a Sigstore bundle (cosign v3)
   };
   // The cosign signatures attached to the subjects; errors other than "no such tag" end the
   // pull (a registry that fails to say whether an image is signed does not get it published).
   Status collect(RegistryClient& registry, const SignedSubjects& subjects, const Context& ctx);
+  // The Sigstore bundles among the subjects' referrers (asked only when no legacy signature
+  // satisfied a requirement, so that a legacy-signed pull costs what it did).
+  Status collectBundles(RegistryClient& registry, const SignedSubjects& subjects,
+                        const Context& ctx);
   Result<std::string> payloadOf(RegistryClient& registry, ContentStore& store,
                                 const Candidate& candidate, const Context& ctx);
+  // One signature against a requirement: the text that accepts the image, or the check that
+  // failed and why.
+  struct Judgement {
+    bool accepted = false;
+    std::string check;
+    std::string text;
+  };
+  Judgement judge(const std::string& payload, const ImageRef& ref,
+                  const PolicyRequirement& requirement, const Candidate& candidate);
   // What accepted the image, or why each signature failed; an error only when the registry
   // could not be asked.
   struct Decision {
@@ -93,7 +109,9 @@ class SignatureVerifier {
   bool refused_ = false;
   std::string refused_check_;
   bool collected_ = false;
+  bool bundles_collected_ = false;
   std::vector<Candidate> candidates_;
+  std::vector<Candidate> bundles_;
   SignatureReasons skipped_;  // signatures not considered, and why
 };
 

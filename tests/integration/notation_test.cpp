@@ -128,7 +128,7 @@ TEST_F(Notation, EachFailedCheckIsNamedAndNoLayerIsAskedFor) {
        "COSE envelope: protected header: crit[1]: the critical attribute "
        "\"io.example.unknownCritical\" is unknown to this verifier"},
       {"cose-tampered", "integrity: the signature does not verify"},
-      {"bigenvelope", "an envelope of 5242882 bytes (at most 256 KiB)"},
+      {"bigenvelope", "a layer of 5242882 bytes (at most 256 KiB)"},
   };
   const auto strict = notationDir("strict");
   for (const auto& c : cases) {

@@ -101,6 +101,10 @@ TEST_F(Signatures, EachFailedCheckIsNamedAndNoLayerIsAskedFor) {
       {"elsewhere",
        "identity: the signature is for \"" + stack().registry("anon") + "/test/other:elsewhere\""},
       {"bare", "identity: the signature is for \"" + stack().registry("anon") + "/test/signed\""},
+      {"bundle-untrusted", "Sigstore bundle sha256:"},
+      {"bundle-wrongdigest",
+       "digest: its statement names " + image("ecdsa")["digest"].get<std::string>()},
+      {"bundle-attestation", "is an attestation, not an image signature"},
   };
   const auto policy = policyFile({"trusted"}, remap());
   for (const auto& c : cases) {
@@ -148,6 +152,37 @@ TEST_F(Signatures, ABareRepositoryIsEnoughUnderMatchRepositoryNotUnderTheDefault
   auto elsewhere = pull(stack().registry("anon") + "/test/signed:elsewhere",
                         {"--signature-policy", path.string()});
   EXPECT_NE(elsewhere.exit_code, 0) << elsewhere.all();
+}
+
+// cosign v3 attaches a Sigstore bundle as a referrer (here through the tag schema's index): a
+// DSSE statement naming the digest and nothing else. It is looked for only when no legacy
+// signature satisfies, and it cannot satisfy a rule that pins a reference.
+TEST_F(Signatures, ACosignV3BundleSignsTheDigestAndIsFoundAmongTheReferrers) {
+  const std::string hex = image("bundle-ecdsa")["digest"].get<std::string>().substr(7);
+  auto accepted = pullWith("bundle-ecdsa", policyFile({"trusted"}, remap()));
+  EXPECT_EQ(accepted.exit_code, 0) << accepted.all();
+  EXPECT_NE(accepted.err.find("cosign Sigstore bundle sha256:"), std::string::npos)
+      << accepted.all();
+  EXPECT_GT(layerRequests("bundle-ecdsa"), 0u);
+  // Its cost: the legacy tag (404), the referrers API (404) and the tag schema's index, then
+  // the bundle's manifest and blob.
+  EXPECT_EQ(requests(stack().proxy("proxy_anon"), "/manifests/sha256-" + hex + ".sig").size(), 1u);
+  EXPECT_EQ(requests(stack().proxy("proxy_anon"), "/referrers/sha256:" + hex).size(), 1u);
+  stack().reset(stack().proxy("proxy_anon"));
+  auto pinned = pullWith("bundle-ecdsa",
+                         policyFile({"trusted"}, {{"type", "exactReference"},
+                                                  {"dockerReference", proxied("bundle-ecdsa")}}));
+  EXPECT_NE(pinned.exit_code, 0);
+  EXPECT_NE(pinned.err.find("identity: the signature names no reference (a Sigstore bundle "
+                            "signs the digest only), and the policy's signedIdentity "
+                            "exactReference wants one"),
+            std::string::npos)
+      << pinned.all();
+  EXPECT_EQ(layerRequests("bundle-ecdsa"), 0u);
+  // A legacy-signed image costs what it did: its referrers are not asked.
+  stack().reset(stack().proxy("proxy_anon"));
+  ASSERT_EQ(pullWith("ecdsa", policyFile({"trusted"}, remap())).exit_code, 0);
+  EXPECT_TRUE(requests(stack().proxy("proxy_anon"), "/referrers/").empty());
 }
 
 TEST_F(Signatures, AMultiPlatformImageMaySignItsIndexOrItsPlatformManifest) {

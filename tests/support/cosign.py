@@ -15,9 +15,21 @@ and whose annotation dev.cosignproject.cosign/signature is the base64 of the sig
 those bytes: ECDSA P-256 (ASN.1 DER) or RSA PKCS #1 v1.5 over their SHA-256, Ed25519 over the
 bytes.
 
+cosign v3 (sigstore/cosign specs/BUNDLE_SPEC.md) attaches a Sigstore bundle instead, as an OCI
+1.1 referrer: a manifest of artifactType application/vnd.dev.sigstore.bundle.v0.3+json whose
+subject is the signed manifest and whose one layer is the bundle, a DSSE envelope over the
+in-toto statement
+
+  {"_type": "https://in-toto.io/Statement/v1", "subject": [{"digest": {"sha256": "<hex>"}}],
+   "predicateType": "https://sigstore.dev/cosign/sign/v1", "predicate": {}}
+
+signed over DSSE's pre-authentication encoding. A registry without the referrers API lists it
+in the index under the tag sha256-<hex>.
+
   cosign.py fixtures DIR    writes the unit tests' fixtures (public keys, payloads, signatures)
 """
 import base64
+import hashlib
 import json
 import os
 import sys
@@ -30,6 +42,11 @@ import images as image_lib  # noqa: E402
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+INTOTO_TYPE = "application/vnd.in-toto+json"
+COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 def generate(kind):
@@ -65,6 +82,52 @@ def payload(docker_reference, manifest_digest):
                                     "image": {"docker-manifest-digest": manifest_digest},
                                     "type": "cosign container image signature"},
                        "optional": None}, separators=(",", ":")).encode()
+
+
+def statement(manifest_digest, predicate_type=COSIGN_SIGN_PREDICATE):
+    """The in-toto statement `cosign sign` signs into a bundle (protojson: no spaces)."""
+    return json.dumps({"_type": "https://in-toto.io/Statement/v1",
+                       "subject": [{"digest": {"sha256": manifest_digest.partition(":")[2]}}],
+                       "predicateType": predicate_type, "predicate": {}},
+                      separators=(",", ":")).encode()
+
+
+def pae(payload_type, body):
+    """DSSE's pre-authentication encoding."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(body), body)
+
+
+def bundle(key, body):
+    """A Sigstore bundle v0.3 (bytes) of a DSSE envelope over the statement `body`, signed by
+    `key`, as cosign v3 writes one for a key (the hint is the key's SHA-256, no log entry)."""
+    der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return json.dumps({
+        "mediaType": BUNDLE_TYPE,
+        "verificationMaterial": {"publicKey": {"hint": base64.b64encode(
+            hashlib.sha256(der).digest()).decode()}, "tlogEntries": []},
+        "dsseEnvelope": {"payload": base64.b64encode(body).decode(), "payloadType": INTOTO_TYPE,
+                         "signatures": [{"sig": base64.b64encode(
+                             sign(key, pae(INTOTO_TYPE, body))).decode(), "keyid": ""}]},
+    }, separators=(",", ":")).encode()
+
+
+def bundle_referrer(subject, bundle_bytes):
+    """(manifest bytes, blobs) of the referrer cosign v3 pushes for a bundle."""
+    config = b"{}"
+    manifest = {"schemaVersion": 2, "mediaType": image_lib.OCI_MANIFEST,
+                "artifactType": BUNDLE_TYPE,
+                "config": {"mediaType": EMPTY_CONFIG, "digest": image_lib.digest_of(config),
+                           "size": len(config)},
+                "layers": [{"mediaType": BUNDLE_TYPE, "digest": image_lib.digest_of(bundle_bytes),
+                            "size": len(bundle_bytes)}],
+                "subject": subject,
+                "annotations": {"dev.sigstore.bundle.content": "dsse-envelope",
+                                "dev.sigstore.bundle.predicateType": COSIGN_SIGN_PREDICATE}}
+    blobs = {image_lib.digest_of(config): config,
+             image_lib.digest_of(bundle_bytes): bundle_bytes}
+    return json.dumps(manifest, separators=(",", ":")).encode(), blobs
 
 
 def signature_manifest(signatures):
@@ -147,6 +210,21 @@ def signed_images(registry, keys):
     digest = image_lib.digest_of(spec["manifest"])
     attach(spec, digest, [signed(keys["trusted"], name, digest)])
 
+    # cosign v3's bundles, as referrers: by the trusted key, by another key, naming another
+    # digest, and an attestation (another predicate) by the trusted key.
+    other = image_lib.digest_of(images["test/signed:ecdsa"]["manifest"])
+    for tag, key, names, predicate in (
+            ("bundle-ecdsa", "trusted", None, COSIGN_SIGN_PREDICATE),
+            ("bundle-untrusted", "other", None, COSIGN_SIGN_PREDICATE),
+            ("bundle-wrongdigest", "trusted", other, COSIGN_SIGN_PREDICATE),
+            ("bundle-attestation", "trusted", None, "https://slsa.dev/provenance/v1")):
+        spec = image(tag, tag)
+        digest = image_lib.digest_of(spec["manifest"])
+        subject = {"mediaType": spec["media_type"], "digest": digest,
+                   "size": len(spec["manifest"])}
+        spec["referrers"] = {digest: [bundle_referrer(
+            subject, bundle(keys[key], statement(names or digest, predicate)))]}
+
     # Multi-platform: one index signed on the index, one signed on its amd64 manifest only.
     for tag, on_index in (("index-signed", True), ("platform-signed", False)):
         layer = image_lib.make_layer(f"signed-{tag}", [("app/signed.txt", 500, "text")])
@@ -167,6 +245,8 @@ def signed_images(registry, keys):
 
 
 def push_signed(pusher, images):
+    """The images, their .sig manifests, and their bundles' referrers with the tag schema's
+    index per subject (the registry has no referrers API)."""
     image_lib.push_all(pusher, images)
     for name, spec in images.items():
         repo = name.partition(":")[0]
@@ -174,6 +254,18 @@ def push_signed(pusher, images):
             for blob in blobs.values():
                 pusher.push_blob(repo, blob)
             pusher.push_manifest(repo, tag, manifest, image_lib.OCI_MANIFEST)
+        for subject, referrers in spec.get("referrers", {}).items():
+            listed = []
+            for manifest, blobs in referrers:
+                for blob in blobs.values():
+                    pusher.push_blob(repo, blob)
+                digest = image_lib.digest_of(manifest)
+                pusher.push_manifest(repo, digest, manifest, image_lib.OCI_MANIFEST)
+                listed.append({"mediaType": image_lib.OCI_MANIFEST, "digest": digest,
+                               "size": len(manifest), "artifactType": BUNDLE_TYPE})
+            index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed},
+                               separators=(",", ":")).encode()
+            pusher.push_manifest(repo, subject.replace(":", "-"), index, OCI_INDEX)
 
 
 def write_keys(directory):
