@@ -11,11 +11,14 @@ constexpr const char* kRollbackUsage =
     R"(usage: pullagent rollback SITE [--config AGENT.json | --socket PATH] [--no-wait]
                           [--timeout SECONDS]
 
-Asks the running service to publish the site's previous image again, at once and without a
-pull: each site keeps keepPreviousImages previous images (with their sidecars) while space
-allows. The image it leaves becomes the previous one (a second rollback goes forward again).
-The site stays on it, its tag unchecked, until its config changes or `pullagent refresh` asks.
-Fails when the site keeps no previous image, when eviction took it, or while the site pulls.
+Asks the running service to publish the site's previous image again, without a pull: each
+site keeps keepPreviousImages previous images (with their sidecars) while space allows. The
+image it leaves becomes the previous one (a second rollback goes forward again). The site stays
+on it, its tag unchecked, until its config changes or `pullagent refresh` asks. Under a
+signature policy (signaturePolicy, notationDir, imageVerifierDir) the policies decide the
+previous image again first, as at any publish; otherwise it happens at once. Fails when the
+site keeps no previous image, when eviction took it, while the site pulls, or when the
+policies refuse it (the site stays where it is).
   --config FILE     agent config naming the control socket (default /etc/pullagent/agent.json)
   --socket PATH     the control socket itself
   --no-wait         return once the service has the request

@@ -55,6 +55,10 @@ struct SiteContainer {
   std::vector<std::pair<std::string, std::string>> environment;  // variable -> app setting name
   bool inherit_app_settings = true;
 
+  // A rollback's container (never read from a config): its tag taken at this digest, what it
+  // resolved to when the image was published (PullOptions::resolve_at).
+  std::optional<puller::Digest> resolve_at;
+
   // "main" for a DOCKER| site's one container, else its name.
   std::string label() const { return name.empty() ? "main" : name; }
 };

@@ -50,10 +50,17 @@ constexpr auto kStatusInterval = std::chrono::seconds(1);
 constexpr auto kMaxHold = std::chrono::seconds(60);
 
 ReconcilerOptions reconcilerOptions(const AgentConfig& agent) {
-  return {agent.max_concurrent_pulls,  agent.pull_slot,         agent.max_running_pulls,
-          agent.retry_initial_backoff, agent.retry_max_backoff, agent.site_removal_grace,
-          agent.tag_poll_interval,     agent.refresh_on_start,  agent.pull_slot_idle,
-          agent.keep_previous_images};
+  return {agent.max_concurrent_pulls,
+          agent.pull_slot,
+          agent.max_running_pulls,
+          agent.retry_initial_backoff,
+          agent.retry_max_backoff,
+          agent.site_removal_grace,
+          agent.tag_poll_interval,
+          agent.refresh_on_start,
+          agent.pull_slot_idle,
+          agent.keep_previous_images,
+          agent.signature_policy != nullptr};
 }
 
 std::string monotonicUsec() {

@@ -43,6 +43,8 @@ struct Reconciler::Attempt {
   // A refresh: the published unit whose tags are checked (empty: not a refresh), and the main
   // image's digest then (what "updated from" names).
   std::vector<PublishedImage> refresh_of;
+  // A rollback awaiting the policies' verdict (empty: not one): the unit it goes back to.
+  std::vector<PublishedImage> rollback_to;
   std::string from;
   std::vector<std::pair<uint64_t, RefreshBroker*>> waiting;
   std::jthread thread;  // declared last: joined before the rest is destroyed
@@ -226,20 +228,27 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
   metrics_.setSites(static_cast<int>(files.size()));
 }
 
-void Reconciler::start(const std::string& name, Site& site) {
+void Reconciler::start(const std::string& name, Site& site,
+                       std::vector<PublishedImage> rollback_to) {
   site.attempt = std::make_unique<Attempt>();
   Attempt& attempt = *site.attempt;
   attempt.started = clock_.now();
   attempt.last_work = attempt.started;
-  if (site.state.published) {
+  if (site.state.published)
     attempt.from = site.state.published->digest;
+  if (!rollback_to.empty()) {
+    // A refresh asked for meanwhile stays due, and its askers wait for it: the rollback ends
+    // it when it lands (applyRollback), else the refresh follows.
+    attempt.rollback_to = std::move(rollback_to);
+  } else {
     // Only the tag can have moved: the config is the one the published image was pulled for.
-    if (site.refresh_due && site.state.published->config_sha256 == site.file.sha256)
+    if (site.state.published && site.refresh_due &&
+        site.state.published->config_sha256 == site.file.sha256)
       attempt.refresh_of = publishedUnit(site.state);
+    site.refresh_due = false;
+    attempt.waiting = std::exchange(site.refresh_waiting, {});
   }
-  site.refresh_due = false;
   site.waiting_for_space = false;
-  attempt.waiting = std::exchange(site.refresh_waiting, {});
   site.state.phase = SitePhase::kPulling;
   site.state.progress = {};
   site.state.last_attempt_at = clock_.wallNow();
@@ -249,8 +258,8 @@ void Reconciler::start(const std::string& name, Site& site) {
     // Crash isolation at the site boundary: whatever one site's attempt throws (a bug, an
     // allocation failure on a hostile document) fails that attempt, never the daemon.
     try {
-      attempt.result =
-          runner_.run(name, path, attempt.activity, attempt.stop.get_token(), attempt.refresh_of);
+      attempt.result = runner_.run(name, path, attempt.activity, attempt.stop.get_token(),
+                                   AttemptPlan{attempt.refresh_of, attempt.rollback_to});
     } catch (const std::exception& e) {
       attempt.result = SiteAttemptResult{};
       attempt.result.kind = SiteAttemptResult::Kind::kFailed;
@@ -270,6 +279,11 @@ void Reconciler::start(const std::string& name, Site& site) {
 void Reconciler::finish(const std::string& name, Site& site) {
   std::unique_ptr<Attempt> attempt = std::move(site.attempt);
   attempt->thread.join();
+  if (!attempt->rollback_to.empty()) {
+    finishRollback(name, site, *attempt);
+    metrics_.setPullsInFlight(running());
+    return;
+  }
   SiteAttemptResult& result = attempt->result;
   const double seconds = std::chrono::duration<double>(clock_.now() - attempt->started).count();
   if (!result.image.empty())
@@ -400,7 +414,8 @@ bool Reconciler::publishedOnHost(const Site& site) const {
                      [&](const PublishedImage& image) { return !imageOnHost(image).empty(); });
 }
 
-SiteRefresh Reconciler::rollback(const std::string& name) {
+std::optional<SiteRefresh> Reconciler::rollback(const std::string& name, RefreshBroker* broker,
+                                                uint64_t id) {
   SiteRefresh answer{name, RefreshOutcome::kFailed, {}, {}, {}};
   auto found = sites_.find(name);
   if (found == sites_.end() || found->second.removed) {
@@ -432,6 +447,23 @@ SiteRefresh Reconciler::rollback(const std::string& name) {
     }
     image.path = dir.string();
   }
+  if (!options_.rollback_verifies)
+    return applyRollback(name, site, std::move(unit));
+  // Under a signature policy: the verdict first, then the same swap (finishRollback). The
+  // attempt takes no pull slot's place in line: root asked for it now.
+  spdlog::info("site {}: rolling back to {} once the signature policies accept it again", name,
+               unit.front().digest);
+  start(name, site, std::move(unit));
+  // Read by the loop only (finishRollback), never by the attempt's thread.
+  if (broker != nullptr)
+    site.attempt->waiting.emplace_back(id, broker);
+  return std::nullopt;
+}
+
+SiteRefresh Reconciler::applyRollback(const std::string& name, Site& site,
+                                      std::vector<PublishedImage> unit) {
+  SiteRefresh answer{name, RefreshOutcome::kFailed, {}, {}, {}};
+  answer.from = site.state.published ? site.state.published->digest : "";
   // The unit it leaves becomes the previous one: a second rollback goes forward again.
   auto current = publishedUnit(site.state);
   site.state.previous.erase(site.state.previous.begin());
@@ -458,6 +490,39 @@ SiteRefresh Reconciler::rollback(const std::string& name) {
   answer.to = unit.front().digest;
   spdlog::info("site {}: rolled back from {} to {}", name, answer.from, answer.to);
   return answer;
+}
+
+void Reconciler::finishRollback(const std::string& name, Site& site, Attempt& attempt) {
+  SiteAttemptResult& result = attempt.result;
+  SiteRefresh answer{name, RefreshOutcome::kFailed, attempt.from, {}, {}};
+  const bool same_unit =
+      result.published && result.published->digest == attempt.rollback_to.front().digest;
+  const bool unchanged_since =
+      !site.state.previous.empty() &&
+      digestsOf(site.state.previous.front()) == digestsOf(attempt.rollback_to);
+  if (result.kind == SiteAttemptResult::Kind::kPublished && same_unit && unchanged_since &&
+      !site.removed) {
+    answer = applyRollback(name, site, attempt.rollback_to);
+  } else {
+    // Refused, or the registry could not say: the site stays on its image, and no retry
+    // follows (the rollback was asked for once; it is asked again or the config changed).
+    answer.error =
+        result.kind == SiteAttemptResult::Kind::kCancelled ? "cancelled: the site changed"
+        : result.error ? "its previous image was not published again: " + result.error->phase +
+                             ": " + result.error->message
+                       : "its previous image was not published again";
+    spdlog::warn("site {}: rollback to {} refused: {}", name, attempt.rollback_to.front().digest,
+                 answer.error);
+    site.state.phase = restingPhase(site);
+    if (!site.removed)
+      save(site);
+  }
+  for (const auto& [id, broker] : attempt.waiting)
+    broker->record(id, answer);
+  if (!stopping_)
+    schedulePoll(site);
+  if (site.file.stopped && !site.removed)
+    site.state.phase = SitePhase::kStopped;
 }
 
 void Reconciler::spaceMade() {
@@ -617,8 +682,10 @@ void Reconciler::refresh(const RefreshBroker::Request& request, RefreshBroker& b
   }
   broker.begin(request.id, names);
   if (request.rollback) {
-    for (const auto& name : names)
-      broker.record(request.id, rollback(name));
+    for (const auto& name : names) {
+      if (auto answer = rollback(name, &broker, request.id))
+        broker.record(request.id, *answer);
+    }
     return;
   }
   const auto now = clock_.now();

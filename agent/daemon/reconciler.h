@@ -46,6 +46,11 @@ struct ReconcilerOptions {
   // Each site keeps this many previous units (its images before the last publish) while space
   // allows.
   int keep_previous = 1;
+  // A signature policy is in effect (the agent config names one): a rollback is a publish like
+  // any other, so the previous unit is taken again through an attempt (AttemptPlan::rollback_to)
+  // and published only when the policies accept it now. Without one a rollback needs no
+  // network and happens at once.
+  bool rollback_verifies = false;
 };
 
 // An image the sites keep: in use by a running site, or kept while space allows (a previous
@@ -113,9 +118,12 @@ class Reconciler {
   // Every image the sites keep, each once (in use wins): what garbage collection keeps, and
   // what eviction may take (those not in use).
   std::vector<HeldImage> heldImages() const;
-  // `pullagent rollback SITE`: the site's previous unit published again at once, if it is
-  // still on the host; the unit it leaves becomes the previous one.
-  SiteRefresh rollback(const std::string& name);
+  // `pullagent rollback SITE`: the site's previous unit published again, if it is still on the
+  // host; the unit it leaves becomes the previous one. At once, or, with rollback_verifies,
+  // once an attempt has had the signature policies accept it again (the answer goes to
+  // `broker` then; nullopt here).
+  std::optional<SiteRefresh> rollback(const std::string& name, RefreshBroker* broker = nullptr,
+                                      uint64_t id = 0);
   // Eviction made room: sites waiting for space are tried again now.
   void spaceMade();
   // True once after something became collectable (a replaced image, a removed site).
@@ -125,6 +133,11 @@ class Reconciler {
 
  private:
   struct Attempt;
+  struct Site;
+  // The rollback's unit made to stand as published (a second rollback goes forward again).
+  SiteRefresh applyRollback(const std::string& name, Site& site, std::vector<PublishedImage> unit);
+  // A rollback attempt ended: applied when the policies accepted the unit, else the site stays.
+  void finishRollback(const std::string& name, Site& site, Attempt& attempt);
   struct Site {
     SiteState state;
     SiteFile file;
@@ -159,7 +172,9 @@ class Reconciler {
   // Refreshes still waiting on a site that goes away are answered as failed.
   void answerRemoved(const std::string& name, Site& site);
   void removeAbsentSites(std::optional<std::chrono::steady_clock::time_point>& next);
-  void start(const std::string& name, Site& site);
+  // `rollback_to`: a rollback's attempt (AttemptPlan::rollback_to), not a pull of the config's
+  // images.
+  void start(const std::string& name, Site& site, std::vector<PublishedImage> rollback_to = {});
   void finish(const std::string& name, Site& site);
   // Records the unit a publish replaced among the site's previous ones (keep_previous of them).
   void keepPrevious(Site& site, const std::vector<PublishedImage>& replaced,

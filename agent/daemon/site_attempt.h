@@ -85,17 +85,27 @@ struct SiteAttemptResult {
   std::shared_ptr<void> hold_until_recorded;
 };
 
+// What an attempt is asked for beyond pulling what the site's config names.
+struct AttemptPlan {
+  // A refresh of a published unit whose config did not change (empty: none). A container whose
+  // tag still points where it did is not pulled, its image stays in the unit; when none moved,
+  // nothing is pulled (kUnchanged).
+  std::vector<PublishedImage> refresh_of;
+  // A rollback under a signature policy (empty: none): this unit, the site's previous one and
+  // on the host, is taken again by digest under each image's own name, with the credentials of
+  // the site's config as it reads now, so that the policies in effect now decide it like any
+  // publish; nothing else is pulled. kPublished when they accept it.
+  std::vector<PublishedImage> rollback_to;
+};
+
 // Runs one attempt: reads the site's config afresh and pulls and publishes its image. The
 // daemon's runner does real pulls; tests script it.
 class SiteAttemptRunner {
  public:
   virtual ~SiteAttemptRunner() = default;
-  // `refresh_of`: a refresh of a published unit whose config did not change (empty: none). A
-  // container whose tag still points where it did is not pulled, its image stays in the unit;
-  // when none moved, nothing is pulled (kUnchanged).
   virtual SiteAttemptResult run(const std::string& site, const std::filesystem::path& config,
                                 SiteActivity& activity, std::stop_token stop,
-                                const std::vector<PublishedImage>& refresh_of) = 0;
+                                const AttemptPlan& plan) = 0;
 };
 
 }  // namespace pullagent::agent

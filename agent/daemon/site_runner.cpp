@@ -13,6 +13,36 @@
 namespace pullagent::agent {
 namespace {
 
+// A rollback's attempt (AttemptPlan::rollback_to): the site's containers as they were
+// published in `unit`, each under its own name then with its tag taken at the digest it
+// resolved to (so that the policies judge the name as at its publish), with the credentials
+// the config gives them now. The unit's main image comes first, as the config's does.
+Result<SiteConfig> rollbackConfig(const SiteConfig& site, const std::vector<PublishedImage>& unit) {
+  SiteConfig back = site;
+  back.containers.clear();
+  for (const auto& image : unit) {
+    const std::string label = image.container.empty() ? "main" : image.container;
+    auto found = std::find_if(site.containers.begin(), site.containers.end(),
+                              [&](const SiteContainer& c) { return c.label() == label; });
+    if (found == site.containers.end())
+      return makeError(ErrorCode::kInvalidArgument,
+                       "the container " + label +
+                           " of the previous unit is no longer in the site's config; put the "
+                           "config back to roll back");
+    auto ref = puller::ImageRef::parse(image.image);
+    auto digest = puller::Digest::parse(image.resolved_digest);
+    if (!ref || !digest)
+      return makeError(ErrorCode::kInvalidArgument,
+                       "the site's state names the previous image as \"" + image.image + "@" +
+                           image.resolved_digest + "\", which is not a reference");
+    SiteContainer container = *found;
+    container.image = std::move(ref).value();
+    container.resolve_at = *digest;
+    back.containers.push_back(std::move(container));
+  }
+  return back;
+}
+
 // Feeds a pull's events to the site's activity: layers and bytes done of the total (of the
 // site, or of one container of a site with several).
 class ProgressObserver final : public puller::PullObserver {
@@ -152,8 +182,7 @@ void SitePullRunner::setServices(std::shared_ptr<DaemonServices> services) {
 
 SiteAttemptResult SitePullRunner::run(const std::string& site_name,
                                       const std::filesystem::path& config, SiteActivity& activity,
-                                      std::stop_token stop,
-                                      const std::vector<PublishedImage>& refresh_of) {
+                                      std::stop_token stop, const AttemptPlan& plan) {
   std::shared_ptr<DaemonServices> services;
   {
     std::lock_guard lock(mutex_);
@@ -219,11 +248,17 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
   // digest pins nothing: a full pull decides).
   TagPins pins;
   std::map<std::string, PublishedImage> previous;
-  for (const auto& image : refresh_of) {
+  for (const auto& image : plan.refresh_of) {
     const std::string label = image.container.empty() ? "main" : image.container;
     if (auto digest = puller::Digest::parse(image.resolved_digest))
       pins.emplace(label, digest.value());
     previous.emplace(label, image);
+  }
+  if (!plan.rollback_to.empty()) {
+    auto unit = rollbackConfig(site.value(), plan.rollback_to);
+    if (!unit)
+      return failed("config", unit.error());
+    site = std::move(unit);
   }
   auto outcome = pullSite(pull_services, site.value(), env, phases, pins);
   metrics_.sources(tally.totals());

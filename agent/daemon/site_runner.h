@@ -53,7 +53,7 @@ class SitePullRunner final : public SiteAttemptRunner {
   void setServices(std::shared_ptr<DaemonServices> services);
   SiteAttemptResult run(const std::string& site, const std::filesystem::path& config,
                         SiteActivity& activity, std::stop_token stop,
-                        const std::vector<PublishedImage>& refresh_of) override;
+                        const AttemptPlan& plan) override;
 
  private:
   Clock& clock_;

@@ -113,6 +113,7 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
   job.http_options = route.http_options;
   job.runtime.seccomp_profile = agent.seccomp_profile;
   job.unless_tag_resolves_to = std::move(pin);
+  job.options.resolve_at = container.resolve_at;
   job.shared_blob_proof = agent.shared_blob_proof == "fetch" ? puller::SharedBlobProof::kFetch
                                                              : puller::SharedBlobProof::kHead;
   job.additional_stores = agent.additional_stores;

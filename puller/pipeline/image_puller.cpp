@@ -32,7 +32,8 @@ Result<PulledImage> ImagePuller::pull(const ImageRef& ref, const PullOptions& op
                                       const Context& ctx) {
   PulledImage image;
   source_ = BlobSource{ref.domain, ref.repository};
-  auto fetched = registry_.fetchManifest(ref.manifestReference(), ref.digest, ctx);
+  const std::optional<Digest> at = options.resolve_at ? options.resolve_at : ref.digest;
+  auto fetched = registry_.fetchManifest(at ? at->str() : ref.manifestReference(), at, ctx);
   if (!fetched)
     return fetched.error();
 

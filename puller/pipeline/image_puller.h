@@ -37,6 +37,10 @@ struct PullOptions {
   // End the pull once `verify` accepted the image: no config or layer is fetched, the image
   // returned names them only (`pullagent verify`).
   bool stop_after_verify = false;
+  // The reference taken at this digest instead of resolving its tag (a rollback to what the
+  // tag resolved to before): the manifest or index is fetched by the digest, while `verify`
+  // and everything else see the reference as it is, by its tag.
+  std::optional<Digest> resolve_at;
 };
 
 // What a pull shares with the other pulls of the host, and how it proves it may.

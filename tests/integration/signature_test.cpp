@@ -5,6 +5,9 @@
 // front of the registry says so), and the refusal names the check that failed.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include <string>
 #include <vector>
 
@@ -317,6 +320,67 @@ TEST_F(SignedSites, TheServicePublishesSignedImagesAndRefusesTheOthersInTheirOwn
       std::string::npos);
   EXPECT_EQ(siteState("signed")["published"]["digest"], images["test/signed:ecdsa"]["digest"]);
   EXPECT_NE(log().find("every published site's image is checked against it"), std::string::npos);
+}
+
+// A rollback under a signature policy is a publish like any other: the previous image is decided
+// again by the policy of now. One that scope now rejects is refused and the site stays; allowed
+// again, the same rollback lands (over the registry: its signature read again).
+TEST_F(SignedSites, ARollbackIsDecidedAgainByThePolicyOfNow) {
+  const json& images = stack().info()["signed"]["images"];
+  const std::string proxy = stack().proxy("proxy_anon");
+  json agent = signedAgentConfig(proxy);
+  agent["keepPreviousImages"] = 1;
+  const json lenient = json::parse(readFile(dest_.path() / "policy.json"));
+  start(agent);
+  auto anonymous = [](const std::string& image) {
+    return json{{"properties", {{"siteConfig", {{"linuxFxVersion", "DOCKER|" + image}}}}}};
+  };
+  putSite("web", anonymous(proxy + "/test/signed:ecdsa"));
+  ASSERT_TRUE(waitForPublished("web", images["test/signed:ecdsa"]["digest"])) << log();
+  putSite("web", anonymous(proxy + "/test/signed:twosigs"));
+  ASSERT_TRUE(waitForPublished("web", images["test/signed:twosigs"]["digest"])) << log();
+
+  // The policy of now rejects the previous image's name.
+  json stricter = lenient;
+  stricter["transports"]["docker"][proxy + "/test/signed:ecdsa"] =
+      json::array({{{"type", "reject"}}});
+  auto reload = [&](const json& policy) {
+    writeFile(dest_.path() / "policy.json", policy.dump());
+    const size_t mark = notify_->mark();
+    daemon_->kill(SIGHUP);
+    ASSERT_TRUE(notify_->waitForLine("READY=1", seconds(5), mark)) << notify_->all();
+  };
+  // A reload checks the published site again: the rollback is asked once that has ended.
+  auto rollback = [&] {
+    ProcessResult result;
+    for (int i = 0; i < 100; ++i) {
+      result = runProcess({PULLAGENT_BINARY, "rollback", "web", "--socket",
+                           (dest_.path() / "control.sock").string()});
+      if (result.all().find("the site is pulling") == std::string::npos)
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return result;
+  };
+  reload(stricter);
+  auto refused = rollback();
+  EXPECT_EQ(refused.exit_code, 1) << refused.all() << log();
+  EXPECT_NE(refused.all().find("its previous image was not published again: signature: "),
+            std::string::npos)
+      << refused.all();
+  EXPECT_NE(refused.all().find("rejects every image"), std::string::npos) << refused.all();
+  EXPECT_EQ(siteState("web")["published"]["digest"], images["test/signed:twosigs"]["digest"]);
+
+  reload(lenient);
+  stack().reset(proxy);
+  auto rolled = rollback();
+  EXPECT_EQ(rolled.exit_code, 0) << rolled.all() << log();
+  EXPECT_EQ(siteState("web")["published"]["digest"], images["test/signed:ecdsa"]["digest"]);
+  EXPECT_TRUE(siteState("web")["rolledBack"].get<bool>());
+  const std::string hex = images["test/signed:ecdsa"]["digest"].get<std::string>().substr(7);
+  EXPECT_FALSE(requests(proxy, "/manifests/sha256-" + hex + ".sig").empty());
+  for (const auto& layer : images["test/signed:ecdsa"]["layers"])
+    EXPECT_TRUE(requests(proxy, layer["digest"].get<std::string>()).empty());
 }
 
 // A warm image is checked under the signature policy as a site's image is, and its verdict is

@@ -24,9 +24,11 @@ class ScriptedRunner final : public SiteAttemptRunner {
  public:
   SiteAttemptResult run(const std::string& site, const std::filesystem::path&,
                         SiteActivity& activity, std::stop_token stop,
-                        const std::vector<PublishedImage>& refresh_of) override {
+                        const AttemptPlan& plan) override {
+    const auto& refresh_of = plan.refresh_of;
     std::unique_lock lock(mutex_);
     ++calls_[site];
+    rollback_to_[site] = plan.rollback_to;
     unless_[site] = refresh_of.empty() ? std::nullopt
                                        : std::optional<std::string>(refresh_of[0].resolved_digest);
     refresh_of_[site] = refresh_of;
@@ -82,6 +84,11 @@ class ScriptedRunner final : public SiteAttemptRunner {
     std::lock_guard lock(mutex_);
     return refresh_of_[site];
   }
+  // The unit the last attempt of `site` was to take again for a rollback.
+  std::vector<PublishedImage> rollbackTo(const std::string& site) {
+    std::lock_guard lock(mutex_);
+    return rollback_to_[site];
+  }
   // What the last attempt of `site` was told the main tag resolved to (a refresh), if anything.
   std::optional<std::string> unless(const std::string& site) {
     std::lock_guard lock(mutex_);
@@ -95,6 +102,7 @@ class ScriptedRunner final : public SiteAttemptRunner {
   std::map<std::string, int> calls_;
   std::map<std::string, std::optional<std::string>> unless_;
   std::map<std::string, std::vector<PublishedImage>> refresh_of_;
+  std::map<std::string, std::vector<PublishedImage>> rollback_to_;
   std::map<std::string, SiteActivity*> activity_;
   int running_ = 0;
   int max_running_ = 0;
@@ -472,7 +480,7 @@ TEST_F(ReconcilerTest, AnAttemptThatOnlyWaitsLetsAWaitingSiteStart) {
 class ThrowingRunner final : public SiteAttemptRunner {
  public:
   SiteAttemptResult run(const std::string&, const std::filesystem::path&, SiteActivity&,
-                        std::stop_token, const std::vector<PublishedImage>&) override {
+                        std::stop_token, const AttemptPlan&) override {
     throw std::runtime_error("type_error: hostile JSON");
   }
 };
@@ -845,6 +853,77 @@ TEST_F(ReconcilerTest, ARollbackPublishesThePreviousImageAtOnceAndHoldsItUntilTh
   runner_.push("web", on_disk("c", '3'));
   settle();
   EXPECT_FALSE(state("web")->rolled_back);
+}
+
+// Under a signature policy a rollback is a publish like any other: an attempt takes the
+// previous unit again (AttemptPlan::rollback_to) and it lands only when the policies accept it;
+// refused, the site stays on its image and nothing is retried.
+TEST_F(ReconcilerTest, UnderASignaturePolicyARollbackLandsOnlyOnceThePoliciesAcceptItAgain) {
+  ReconcilerOptions options{2, seconds(60), 8, seconds(10), seconds(40)};
+  options.rollback_verifies = true;
+  reconciler_->setOptions(options);
+  auto on_disk = [&](const std::string& sha, char digit) {
+    const std::string digest = "sha256:" + std::string(64, digit);
+    SiteAttemptResult result = published(sha, digest);
+    const auto dir = dir_.path() / "images" / digest.substr(7);
+    std::filesystem::create_directories(dir);
+    testing::writeFile(dir / puller::kPublishedMarker, "");
+    return result;
+  };
+  const std::string one = "sha256:" + std::string(64, '1');
+  const std::string two = "sha256:" + std::string(64, '2');
+  RefreshBroker broker(nullptr);
+  reconciler_->update(files({{"web", "a"}}));
+  reconciler_->step();
+  runner_.push("web", on_disk("a", '1'));
+  settle();
+  reconciler_->update(files({{"web", "b"}}));
+  reconciler_->step();
+  runner_.push("web", on_disk("b", '2'));
+  settle();
+  auto ask = [&] {
+    const uint64_t id = broker.submitRollback("web").value();
+    for (const auto& request : broker.take())
+      reconciler_->refresh(request, broker);
+    return id;
+  };
+
+  // Refused: the answer says why, the site stays on two, and no attempt follows.
+  uint64_t id = ask();
+  EXPECT_EQ(reconciler_->running(), 1);
+  for (int i = 0; i < 500 && !runner_.isRunning("web"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(runner_.rollbackTo("web").size(), 1u);
+  EXPECT_EQ(runner_.rollbackTo("web")[0].digest, one);
+  EXPECT_TRUE(runner_.refreshOf("web").empty());
+  SiteAttemptResult refused;
+  refused.kind = SiteAttemptResult::Kind::kFailed;
+  refused.error = SiteError{"signature", "refused by the signature policy p: unsigned", {}};
+  runner_.push("web", refused);
+  settle();
+  auto answer = broker.status(id).value().sites.at(0);
+  EXPECT_EQ(answer.outcome, RefreshOutcome::kFailed);
+  EXPECT_EQ(answer.error,
+            "its previous image was not published again: signature: refused by the signature "
+            "policy p: unsigned");
+  EXPECT_EQ(state("web")->published->digest, two);
+  EXPECT_FALSE(state("web")->rolled_back);
+  EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
+  clock_.advance(seconds(600));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 0);
+  EXPECT_EQ(runner_.calls("web"), 3);
+
+  // Accepted: it lands as a rollback does.
+  id = ask();
+  runner_.push("web", on_disk("a", '1'));
+  settle();
+  answer = broker.status(id).value().sites.at(0);
+  EXPECT_EQ(answer.outcome, RefreshOutcome::kUpdated) << answer.error;
+  EXPECT_EQ(answer.to, one);
+  EXPECT_EQ(state("web")->published->digest, one);
+  EXPECT_TRUE(state("web")->rolled_back);
+  EXPECT_EQ(state("web")->previous.at(0).at(0).digest, two);
 }
 
 TEST_F(ReconcilerTest, AnUnreadableSitesDirectoryIsSaidInTheStatusLine) {
