@@ -43,8 +43,11 @@ struct Reconciler::Attempt {
   // A refresh: the published unit whose tags are checked (empty: not a refresh), and the main
   // image's digest then (what "updated from" names).
   std::vector<PublishedImage> refresh_of;
-  // A rollback awaiting the policies' verdict (empty: not one): the unit it goes back to.
+  // A rollback awaiting the policies' verdict (empty: not one): the unit it goes back to; or,
+  // with `recheck`, the rolled-back unit published now, decided again under a new policy.
   std::vector<PublishedImage> rollback_to;
+  bool recheck = false;
+  uint64_t policy_generation = 0;  // Reconciler::policy_generation_ when it started
   std::string from;
   std::vector<std::pair<uint64_t, RefreshBroker*>> waiting;
   std::jthread thread;  // declared last: joined before the rest is destroyed
@@ -113,7 +116,15 @@ void Reconciler::recheckPublished() {
     return;
   }
   const auto now = clock_.now();
+  ++policy_generation_;
   for (auto& [name, site] : sites_) {
+    // A rolled-back site does not follow its tag: its unit is decided again by digest.
+    if (site.state.rolled_back && options_.rollback_verifies && !site.removed &&
+        !site.file.stopped && site.state.published) {
+      site.verify_due = true;
+      site.next_attempt = now;
+      continue;
+    }
     // A running attempt may have taken its verdict under the old policy: it is checked again
     // once it ends.
     if (site.removed || site.file.stopped || site.state.rolled_back ||
@@ -134,7 +145,7 @@ void Reconciler::answerRemoved(const std::string& name, Site& site) {
 bool Reconciler::wanted(const Site& site) const {
   return !site.removed && !site.file.stopped &&
          (!site.state.published || site.state.published->config_sha256 != site.file.sha256 ||
-          site.refresh_due);
+          site.refresh_due || site.verify_due);
 }
 
 void Reconciler::update(const std::map<std::string, SiteFile>& files) {
@@ -236,6 +247,7 @@ void Reconciler::start(const std::string& name, Site& site,
   attempt.last_work = attempt.started;
   if (site.state.published)
     attempt.from = site.state.published->digest;
+  attempt.policy_generation = policy_generation_;
   if (!rollback_to.empty()) {
     // A refresh asked for meanwhile stays due, and its askers wait for it: the rollback ends
     // it when it lands (applyRollback), else the refresh follows.
@@ -495,28 +507,60 @@ SiteRefresh Reconciler::applyRollback(const std::string& name, Site& site,
 void Reconciler::finishRollback(const std::string& name, Site& site, Attempt& attempt) {
   SiteAttemptResult& result = attempt.result;
   SiteRefresh answer{name, RefreshOutcome::kFailed, attempt.from, {}, {}};
-  const bool same_unit =
-      result.published && result.published->digest == attempt.rollback_to.front().digest;
-  const bool unchanged_since =
-      !site.state.previous.empty() &&
-      digestsOf(site.state.previous.front()) == digestsOf(attempt.rollback_to);
-  if (result.kind == SiteAttemptResult::Kind::kPublished && same_unit && unchanged_since &&
-      !site.removed) {
+  const bool accepted = result.kind == SiteAttemptResult::Kind::kPublished &&
+                        digestsOf(unitOf(result)) == digestsOf(attempt.rollback_to);
+  // What the verdict was taken for still holds: the config it read (a change or a stop
+  // meanwhile stopped it), the policy it was taken under, and (a rollback) the previous unit.
+  const bool current =
+      !site.removed && !attempt.stop.stop_requested() &&
+      (result.config_sha256 == site.file.sha256 ||
+       (result.config_sha256.empty() && result.kind != SiteAttemptResult::Kind::kPublished)) &&
+      attempt.policy_generation == policy_generation_;
+  if (attempt.recheck) {
+    if (current && accepted) {
+      site.state.last_error.reset();
+      site.state.phase = restingPhase(site);
+    } else if (current && result.kind == SiteAttemptResult::Kind::kFailed) {
+      // Refused by the new policy (or the registry could not say): said in the site's state,
+      // the image stays, as for a site that follows its tag.
+      site.state.last_error = result.error;
+      site.state.phase = SitePhase::kFailed;
+      spdlog::warn(
+          "site {}: its rolled-back image {} is not accepted by the signature policy "
+          "now: {}",
+          name, attempt.from, result.error ? result.error->message : "failed");
+    } else {
+      site.state.phase = restingPhase(site);
+    }
+  } else if (current && accepted && !site.state.previous.empty() &&
+             digestsOf(site.state.previous.front()) == digestsOf(attempt.rollback_to)) {
     answer = applyRollback(name, site, attempt.rollback_to);
   } else {
-    // Refused, or the registry could not say: the site stays on its image, and no retry
-    // follows (the rollback was asked for once; it is asked again or the config changed).
-    answer.error =
-        result.kind == SiteAttemptResult::Kind::kCancelled ? "cancelled: the site changed"
-        : result.error ? "its previous image was not published again: " + result.error->phase +
-                             ": " + result.error->message
-                       : "its previous image was not published again";
+    // Refused, out of date, or the registry could not say: the site stays on its image, and no
+    // retry follows (the rollback was asked for once).
+    if (stopping_)
+      answer.error = "the service is stopping";
+    else if (!current)
+      answer.error =
+          "cancelled: the site's config or the signature policy changed while the previous "
+          "image was decided; ask again";
+    else if (result.kind == SiteAttemptResult::Kind::kCancelled)
+      answer.error = "cancelled: the site changed";
+    else if (result.error)
+      answer.error = "its previous image was not published again: " + result.error->phase + ": " +
+                     result.error->message;
+    else
+      answer.error = "its previous image was not published again";
     spdlog::warn("site {}: rollback to {} refused: {}", name, attempt.rollback_to.front().digest,
                  answer.error);
-    site.state.phase = restingPhase(site);
-    if (!site.removed)
-      save(site);
+    // A config changed meanwhile is pulled now.
+    site.next_attempt = clock_.now();
+    site.state.phase = wanted(site) ? SitePhase::kPending : restingPhase(site);
   }
+  if (site.removed)
+    collectable_ = collectable_ || site.state.published.has_value();
+  else
+    save(site);
   for (const auto& [id, broker] : attempt.waiting)
     broker->record(id, answer);
   if (!stopping_)
@@ -645,7 +689,14 @@ std::optional<std::chrono::steady_clock::time_point> Reconciler::step() {
       continue;
     }
     --slots;
-    start(name, site);
+    if (site.verify_due && site.state.rolled_back && !site.refresh_due &&
+        site.state.published->config_sha256 == site.file.sha256) {
+      start(name, site, publishedUnit(site.state));
+      site.attempt->recheck = true;  // read by the loop only (finishRollback)
+    } else {
+      start(name, site);
+    }
+    site.verify_due = false;
   }
   if (waiting) {  // come back when the first slot's time is up, or its holder may be idle
     for (const auto& [name, site] : sites_) {

@@ -150,6 +150,10 @@ class Reconciler {
     // When a site with continuous deployment next checks its tag (unset: not polled).
     std::optional<std::chrono::steady_clock::time_point> next_poll;
     std::vector<std::pair<uint64_t, RefreshBroker*>> refresh_waiting;
+    // A rolled-back unit to be decided again (the signature policy changed): an attempt takes
+    // it by digest (AttemptPlan::rollback_to), and a refusal is recorded; its tag is not
+    // followed.
+    bool verify_due = false;
     std::chrono::steady_clock::time_point next_attempt{};
     // Its last attempt fits once eviction makes room: tried again when spaceMade() says so.
     bool waiting_for_space = false;
@@ -193,6 +197,8 @@ class Reconciler {
   std::string sites_dir_error_;
   bool loaded_ = false;
   bool recheck_on_load_ = false;  // recheckPublished() came before the states were read
+  // Counts recheckPublished(): a rollback decided under an earlier policy does not land.
+  uint64_t policy_generation_ = 0;
   bool collectable_ = false;
   bool published_ = false;
   bool stopping_ = false;

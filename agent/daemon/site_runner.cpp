@@ -35,6 +35,13 @@ Result<SiteConfig> rollbackConfig(const SiteConfig& site, const std::vector<Publ
       return makeError(ErrorCode::kInvalidArgument,
                        "the site's state names the previous image as \"" + image.image + "@" +
                            image.resolved_digest + "\", which is not a reference");
+    // The config's credentials are for the registry it names now: never sent to another one
+    // (managed identity tokens and passwords alike).
+    if (ref->domain != found->image.domain && found->auth != RegistryAuth::kAnonymous)
+      return makeError(ErrorCode::kInvalidArgument,
+                       "the previous image of " + label + " is on " + ref->domain +
+                           ", and the site's config now gives credentials for " +
+                           found->image.domain + " only; put the config back to roll back");
     SiteContainer container = *found;
     container.image = std::move(ref).value();
     container.resolve_at = *digest;

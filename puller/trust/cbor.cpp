@@ -78,9 +78,12 @@ class Decoder {
         return out;
       case kArrayMajor: {
         out.type = Item::Type::kArray;
-        // Every element takes a byte at least.
+        // Every element takes a byte at least, and counts against the item budget: checked
+        // before anything is reserved for them.
         if (value > bytes_.size() - at_)
           return errorAt(start, "an array of " + std::to_string(value) + " items, past the end");
+        if (value > limits_.max_items - items_)
+          return errorAt(start, "more than " + std::to_string(limits_.max_items) + " items");
         out.items.reserve(value);
         for (uint64_t i = 0; i < value; ++i) {
           ASSIGN_OR_RETURN(auto element, item(depth + 1));
@@ -92,6 +95,8 @@ class Decoder {
         out.type = Item::Type::kMap;
         if (value > (bytes_.size() - at_) / 2)
           return errorAt(start, "a map of " + std::to_string(value) + " entries, past the end");
+        if (value > (limits_.max_items - items_) / 2)
+          return errorAt(start, "more than " + std::to_string(limits_.max_items) + " items");
         out.keys.reserve(value);
         out.items.reserve(value);
         for (uint64_t i = 0; i < value; ++i) {

@@ -385,17 +385,24 @@ Status checkSignedIdentity(const SignedIdentity& identity, const ImageRef& pulle
   return {};
 }
 
-Status checkUnnamedIdentity(const SignedIdentity& identity) {
-  if (identity.rule == Rule::kMatchRepoDigestOrExact || identity.rule == Rule::kMatchRepository ||
-      identity.rule == Rule::kRemapIdentity)
-    return {};
-  const std::string name = identity.rule == Rule::kMatchExact       ? "matchExact"
-                           : identity.rule == Rule::kExactReference ? "exactReference"
-                                                                    : "exactRepository";
-  return makeError(ErrorCode::kUntrusted,
-                   "the signature names no reference (a Sigstore bundle signs the digest only), "
-                   "and the policy's signedIdentity " +
-                       name + " wants one");
+Status checkUnnamedIdentity(const SignedIdentity& identity, const ImageRef& pulled) {
+  if (identity.rule == Rule::kMatchExact || identity.rule == Rule::kExactReference ||
+      identity.rule == Rule::kExactRepository) {
+    const std::string name = identity.rule == Rule::kMatchExact       ? "matchExact"
+                             : identity.rule == Rule::kExactReference ? "exactReference"
+                                                                      : "exactRepository";
+    return makeError(ErrorCode::kUntrusted,
+                     "the signature names no reference (a Sigstore bundle signs the digest "
+                     "only), and the policy's signedIdentity " +
+                         name + " wants one");
+  }
+  if (!pulled.digest)
+    return makeError(ErrorCode::kUntrusted,
+                     "the signature names no repository (a Sigstore bundle signs the digest "
+                     "only), so it stands only for an image pulled by digest; pulled by tag, "
+                     "the registry chooses the digest. Pin the digest in the site's image, or "
+                     "sign with legacy signatures too (cosign sign --new-bundle-format=false)");
+  return {};
 }
 
 }  // namespace pullagent::puller

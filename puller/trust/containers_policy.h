@@ -89,11 +89,13 @@ Status checkSignedIdentity(const SignedIdentity& identity, const ImageRef& pulle
                            std::string_view signed_reference);
 
 // Whether a signature that names no reference at all (a cosign v3 bundle signs the digest
-// only) may stand for an image under `identity`. The rules that compare the signed name with
-// the image's own (matchRepoDigestOrExact, the default; matchRepository; remapIdentity, which
-// only maps the image's name first) are satisfied by the digest, as `cosign verify` accepts
-// such a bundle: the digest is the image. The rules that pin a reference the signer must have
-// named (matchExact, exactReference, exactRepository) are not. Errors (kUntrusted) say so.
-Status checkUnnamedIdentity(const SignedIdentity& identity);
+// only) may stand for `pulled` under `identity`. It cannot bind the image to a repository, so it
+// stands only for an image pulled by digest, where the site (not the registry) chose the bytes,
+// and only under the rules that ask for no more than the image's own repository
+// (matchRepoDigestOrExact, the default; matchRepository; remapIdentity). Pulled by tag, the
+// registry chooses the digest, and a digest another repository's image was signed for under the
+// same key would pass; the rules that pin a reference (matchExact, exactReference,
+// exactRepository) want a name the signature does not have. Errors (kUntrusted) say which.
+Status checkUnnamedIdentity(const SignedIdentity& identity, const ImageRef& pulled);
 
 }  // namespace pullagent::puller

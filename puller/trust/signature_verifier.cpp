@@ -97,14 +97,9 @@ Status SignatureVerifier::collectBundles(RegistryClient& registry, const SignedS
   described.push_back(subjects.manifest);
   for (const auto& subject : described) {
     ASSIGN_OR_RETURN(auto found, discoverReferrers(registry, subject, query, ctx, skipped_));
-    for (auto& artifact : found) {
-      Candidate candidate;
-      candidate.subject = artifact.subject.digest;
-      candidate.signature_manifest = artifact.manifest;
-      candidate.payload = artifact.layer;
-      candidate.bundle = true;
-      bundles_.push_back(std::move(candidate));
-    }
+    for (auto& artifact : found)
+      bundles_.push_back(Candidate{artifact.subject.digest, artifact.manifest,
+                                   std::move(artifact.layer), std::string(), true});
   }
   bundles_collected_ = true;
   return {};
@@ -174,7 +169,7 @@ SignatureVerifier::Judgement SignatureVerifier::judge(const std::string& payload
                                   (claims->subjects.empty() ? std::string("no sha256 digest")
                                                             : claims->subjects.front().str()) +
                                   ", not " + candidate.subject.str());
-    if (auto identity = checkUnnamedIdentity(requirement.identity); !identity)
+    if (auto identity = checkUnnamedIdentity(requirement.identity, ref); !identity)
       return failed("identity", "identity: " + identity.error().message);
     return {true, "", accepted};
   }

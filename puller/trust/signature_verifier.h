@@ -45,7 +45,8 @@ struct SignatureVerdict {
 // and of the manifest (an image manifest with one simple-signing layer per signature, its
 // signature in the layer's annotation), and, when none of those satisfies a requirement, as
 // cosign v3 does, Sigstore bundles among the subjects' OCI 1.1 referrers (a DSSE envelope over
-// an in-toto statement naming the digest; checkUnnamedIdentity decides its identity). What the
+// an in-toto statement naming the digest only: checkUnnamedIdentity admits it for an image
+// pulled by digest). What the
 // registry answers is hostile input: the newest cosign::kMaxSignatures signatures of each subject
 // and 64 KiB per payload are read, the pull's deadline and credentials apply, a payload's bytes are
 // checked against their digest like any blob, and the error text is bounded. Only a requirement

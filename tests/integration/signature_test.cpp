@@ -159,10 +159,14 @@ TEST_F(Signatures, ABareRepositoryIsEnoughUnderMatchRepositoryNotUnderTheDefault
 
 // cosign v3 attaches a Sigstore bundle as a referrer (here through the tag schema's index): a
 // DSSE statement naming the digest and nothing else. It is looked for only when no legacy
-// signature satisfies, and it cannot satisfy a rule that pins a reference.
-TEST_F(Signatures, ACosignV3BundleSignsTheDigestAndIsFoundAmongTheReferrers) {
-  const std::string hex = image("bundle-ecdsa")["digest"].get<std::string>().substr(7);
-  auto accepted = pullWith("bundle-ecdsa", policyFile({"trusted"}, remap()));
+// signature satisfies; it stands only for an image pulled by digest (pulled by tag, the registry
+// would choose which signed digest to serve), and never under a rule that pins a reference.
+TEST_F(Signatures, ACosignV3BundleSignsTheDigestAndStandsForAnImagePulledByIt) {
+  const std::string digest = image("bundle-ecdsa")["digest"];
+  const std::string hex = digest.substr(7);
+  const std::string pinned = stack().proxy("proxy_anon") + "/test/signed@" + digest;
+  const auto policy = policyFile({"trusted"}, remap());
+  auto accepted = pull(pinned, {"--signature-policy", policy});
   EXPECT_EQ(accepted.exit_code, 0) << accepted.all();
   EXPECT_NE(accepted.err.find("cosign Sigstore bundle sha256:"), std::string::npos)
       << accepted.all();
@@ -171,20 +175,26 @@ TEST_F(Signatures, ACosignV3BundleSignsTheDigestAndIsFoundAmongTheReferrers) {
   // the bundle's manifest and blob.
   EXPECT_EQ(requests(stack().proxy("proxy_anon"), "/manifests/sha256-" + hex + ".sig").size(), 1u);
   EXPECT_EQ(requests(stack().proxy("proxy_anon"), "/referrers/sha256:" + hex).size(), 1u);
+
   stack().reset(stack().proxy("proxy_anon"));
-  auto pinned = pullWith("bundle-ecdsa",
-                         policyFile({"trusted"}, {{"type", "exactReference"},
-                                                  {"dockerReference", proxied("bundle-ecdsa")}}));
-  EXPECT_NE(pinned.exit_code, 0);
-  EXPECT_NE(pinned.err.find("identity: the signature names no reference (a Sigstore bundle "
-                            "signs the digest only), and the policy's signedIdentity "
-                            "exactReference wants one"),
+  auto by_tag = pullWith("bundle-ecdsa", policy);
+  EXPECT_NE(by_tag.exit_code, 0);
+  EXPECT_NE(by_tag.err.find("identity: the signature names no repository (a Sigstore bundle "
+                            "signs the digest only), so it stands only for an image pulled by "
+                            "digest"),
             std::string::npos)
-      << pinned.all();
+      << by_tag.all();
+  auto exact = pull(
+      pinned, {"--signature-policy",
+               policyFile({"trusted"}, {{"type", "exactReference"}, {"dockerReference", pinned}})});
+  EXPECT_NE(exact.exit_code, 0);
+  EXPECT_NE(exact.err.find("the policy's signedIdentity exactReference wants one"),
+            std::string::npos)
+      << exact.all();
   EXPECT_EQ(layerRequests("bundle-ecdsa"), 0u);
   // A legacy-signed image costs what it did: its referrers are not asked.
   stack().reset(stack().proxy("proxy_anon"));
-  ASSERT_EQ(pullWith("ecdsa", policyFile({"trusted"}, remap())).exit_code, 0);
+  ASSERT_EQ(pullWith("ecdsa", policy).exit_code, 0);
   EXPECT_TRUE(requests(stack().proxy("proxy_anon"), "/referrers/").empty());
 }
 

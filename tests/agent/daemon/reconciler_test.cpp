@@ -898,6 +898,7 @@ TEST_F(ReconcilerTest, UnderASignaturePolicyARollbackLandsOnlyOnceThePoliciesAcc
   EXPECT_TRUE(runner_.refreshOf("web").empty());
   SiteAttemptResult refused;
   refused.kind = SiteAttemptResult::Kind::kFailed;
+  refused.config_sha256 = "b";  // the attempt read the config as it is
   refused.error = SiteError{"signature", "refused by the signature policy p: unsigned", {}};
   runner_.push("web", refused);
   settle();
@@ -916,7 +917,7 @@ TEST_F(ReconcilerTest, UnderASignaturePolicyARollbackLandsOnlyOnceThePoliciesAcc
 
   // Accepted: it lands as a rollback does.
   id = ask();
-  runner_.push("web", on_disk("a", '1'));
+  runner_.push("web", on_disk("b", '1'));
   settle();
   answer = broker.status(id).value().sites.at(0);
   EXPECT_EQ(answer.outcome, RefreshOutcome::kUpdated) << answer.error;
@@ -924,6 +925,50 @@ TEST_F(ReconcilerTest, UnderASignaturePolicyARollbackLandsOnlyOnceThePoliciesAcc
   EXPECT_EQ(state("web")->published->digest, one);
   EXPECT_TRUE(state("web")->rolled_back);
   EXPECT_EQ(state("web")->previous.at(0).at(0).digest, two);
+
+  // A new policy decides the rolled-back unit again, by digest; a refusal is recorded and the
+  // image stays (its tag is not followed).
+  reconciler_->recheckPublished();
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  for (int i = 0; i < 500 && !runner_.isRunning("web"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(runner_.rollbackTo("web").size(), 1u);
+  EXPECT_EQ(runner_.rollbackTo("web")[0].digest, one);
+  runner_.push("web", refused);
+  settle();
+  EXPECT_EQ(state("web")->published->digest, one);
+  EXPECT_TRUE(state("web")->rolled_back);
+  ASSERT_TRUE(state("web")->last_error);
+  EXPECT_EQ(state("web")->last_error->phase, "signature");
+  clock_.advance(seconds(600));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 0);  // not retried until the policy changes again
+
+  // A rollback whose config changes meanwhile does not land; the new config is pulled.
+  id = ask();
+  for (int i = 0; i < 500 && !runner_.isRunning("web"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const int calls = runner_.calls("web");
+  reconciler_->update(files({{"web", "c"}}));
+  // The rollback's attempt is stopped and answered; the new config's starts at once.
+  for (int i = 0; i < 500 && runner_.calls("web") == calls; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    reconciler_->step();
+  }
+  answer = broker.status(id).value().sites.at(0);
+  EXPECT_EQ(answer.outcome, RefreshOutcome::kFailed);
+  EXPECT_NE(answer.error.find("changed while the previous image was decided"), std::string::npos)
+      << answer.error;
+  EXPECT_EQ(state("web")->published->digest, one);
+  EXPECT_EQ(reconciler_->running(), 1);
+  for (int i = 0; i < 500 && !runner_.isRunning("web"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(runner_.rollbackTo("web").empty());
+  runner_.push("web", on_disk("c", '3'));
+  settle();
+  EXPECT_EQ(state("web")->published->digest, "sha256:" + std::string(64, '3'));
+  EXPECT_FALSE(state("web")->rolled_back);
 }
 
 TEST_F(ReconcilerTest, AnUnreadableSitesDirectoryIsSaidInTheStatusLine) {

@@ -96,12 +96,19 @@ TEST(SigstoreBundles, DssePreAuthenticationEncoding) {
             "DSSEv1 29 http://example.com/HelloWorld 11 hello world");
 }
 
-TEST(SigstoreBundles, OnlyRulesThatCompareTheImagesOwnNameAreSatisfiedByTheDigest) {
+TEST(SigstoreBundles, ABundleStandsOnlyForAnImagePulledByDigest) {
   using Rule = SignedIdentity::Rule;
-  for (auto rule : {Rule::kMatchRepoDigestOrExact, Rule::kMatchRepository, Rule::kRemapIdentity})
-    EXPECT_TRUE(checkUnnamedIdentity(SignedIdentity{rule, "", "", ""}).ok());
+  const auto by_digest = ImageRef::parse("reg.io/app@sha256:" + kHex).value();
+  const auto by_tag = ImageRef::parse("reg.io/app:v1").value();
+  for (auto rule : {Rule::kMatchRepoDigestOrExact, Rule::kMatchRepository, Rule::kRemapIdentity}) {
+    EXPECT_TRUE(checkUnnamedIdentity(SignedIdentity{rule, "", "", ""}, by_digest).ok());
+    auto tagged = checkUnnamedIdentity(SignedIdentity{rule, "", "", ""}, by_tag);
+    ASSERT_FALSE(tagged.ok());
+    EXPECT_NE(tagged.error().message.find("stands only for an image pulled by digest"),
+              std::string::npos);
+  }
   for (auto rule : {Rule::kMatchExact, Rule::kExactReference, Rule::kExactRepository})
-    EXPECT_FALSE(checkUnnamedIdentity(SignedIdentity{rule, "", "", ""}).ok());
+    EXPECT_FALSE(checkUnnamedIdentity(SignedIdentity{rule, "", "", ""}, by_digest).ok());
 }
 
 }  // namespace
