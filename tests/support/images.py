@@ -2,13 +2,13 @@
 API, so that tests know every digest in advance and images are identical on every run."""
 import gzip
 import hashlib
+import http.client
 import io
 import json
 import ssl
 import tarfile
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -243,24 +243,54 @@ def make_index(entries):
 
 
 class Pusher:
-    """Pushes blobs and manifests through the registry API (monolithic uploads)."""
+    """Pushes blobs and manifests through the registry API (monolithic uploads), over one
+    kept-alive connection: the stack pushes about a thousand requests at every start, and a TLS
+    handshake each was most of that time."""
 
     def __init__(self, base_url, ca_file, auth_header_for):
         self.base = base_url.rstrip("/")
         self.context = ssl.create_default_context(cafile=ca_file)
         self.auth_header_for = auth_header_for  # repo -> "Bearer ..." / "Basic ..." / None
+        self._parsed = urllib.parse.urlsplit(self.base)
+        self._connection = None
+        self._lock = threading.Lock()  # the stack's control handlers push from their threads
+
+    def _connect(self):
+        if self._connection is None:
+            if self._parsed.scheme == "https":
+                self._connection = http.client.HTTPSConnection(
+                    self._parsed.hostname, self._parsed.port, context=self.context, timeout=60)
+            else:
+                self._connection = http.client.HTTPConnection(
+                    self._parsed.hostname, self._parsed.port, timeout=60)
+        return self._connection
 
     def _request(self, method, url, repo, data=None, headers=None):
         headers = dict(headers or {})
         auth = self.auth_header_for(repo)
         if auth:
             headers["Authorization"] = auth
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, context=self.context) as response:
-                return response.status, response.headers, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.headers, error.read()
+        target = urllib.parse.urlsplit(url)
+        if (target.hostname, target.port) != (self._parsed.hostname, self._parsed.port):
+            raise RuntimeError(f"{url} is not on {self.base}")
+        path = target.path + ("?" + target.query if target.query else "")
+        with self._lock:
+            # A kept connection the registry closed meanwhile fails once: then a new one.
+            for attempt in (0, 1):
+                connection = self._connect()
+                try:
+                    connection.request(method, path, body=data, headers=headers)
+                    response = connection.getresponse()
+                    body = response.read()
+                    if response.will_close:
+                        connection.close()
+                        self._connection = None
+                    return response.status, response.headers, body
+                except (http.client.HTTPException, OSError):
+                    connection.close()
+                    self._connection = None
+                    if attempt == 1:
+                        raise
 
     def push_blob(self, repo, blob):
         digest = digest_of(blob)

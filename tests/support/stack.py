@@ -286,9 +286,7 @@ def main():
             "token": lambda repo: "Bearer " + issuer.issue(
                 "pusher", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}], 600),
         }
-        for name, port in registry_ports.items():
-            if name in ("acr", "cache"):  # the cache is filled by pulls, never pushed to
-                continue
+        def fill(name, port):
             pusher = image_lib.Pusher(f"https://127.0.0.1:{port}", ca, auth_for[name])
             image_lib.push_all(pusher, catalog)
             if name == "anon":
@@ -298,13 +296,36 @@ def main():
             if name in ("basic", "token"):
                 repo = "alice/private" if name == "basic" else "alice/app"
                 image_lib.push_all(pusher, {f"{repo}:v1": private["private:v1"]})
+
         # The seed's private website: lnx-v1 and lnx-v2 in the emulated ACR.
         acr_pusher = image_lib.Pusher(f"https://127.0.0.1:{registry_ports['acr']}", ca, lambda repo: "Bearer " + acr_issuer.issue(
             "pusher", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}], 600))
-        for tag, spec in website.items():
-            for blob in spec["blobs"].values():
-                acr_pusher.push_blob("privatewebsite", blob)
-            acr_pusher.push_manifest("privatewebsite", tag, spec["manifest"], spec["media_type"])
+
+        def fill_acr():
+            for tag, spec in website.items():
+                for blob in spec["blobs"].values():
+                    acr_pusher.push_blob("privatewebsite", blob)
+                acr_pusher.push_manifest("privatewebsite", tag, spec["manifest"],
+                                         spec["media_type"])
+
+        # Each registry filled on a thread of its own: they are separate processes, and a push
+        # mostly waits for the registry's answer. The cache is filled by pulls, never pushed to.
+        failures = []
+
+        def guarded(target, *args):
+            try:
+                target(*args)
+            except Exception as error:  # noqa: BLE001 (raised below, on the main thread)
+                failures.append(error)
+        fillers = [threading.Thread(target=guarded, args=(fill, name, port))
+                   for name, port in registry_ports.items() if name not in ("acr", "cache")]
+        fillers.append(threading.Thread(target=guarded, args=(fill_acr,)))
+        for filler in fillers:
+            filler.start()
+        for filler in fillers:
+            filler.join()
+        if failures:
+            raise failures[0]
 
         def move_tag(tag, to):
             spec = website[to]
