@@ -2,6 +2,7 @@
 
 #include <array>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 #include "puller/oci/digest.h"
 #include "puller/reference/reference.h"
 #include "puller/trust/certificate.h"
+#include "puller/trust/revocation.h"
 
 namespace pullagent::puller {
 
@@ -69,11 +71,15 @@ class NotationPolicy {
   // The sha256 of the policy file and every trust store file it reads (names and bytes).
   const Digest& hash() const { return hash_; }
   const std::string& document() const { return document_; }
+  // The revocation answers of this policy's verifications (and of its copies): a policy lives
+  // from one (re)load of the config to the next, so a reload asks afresh.
+  RevocationCache& revocationCache() const { return *revocation_cache_; }
 
  private:
   std::string document_;
   std::vector<NotationTrustPolicy> policies_;
   Digest hash_;
+  std::shared_ptr<RevocationCache> revocation_cache_ = std::make_shared<RevocationCache>();
 };
 
 // "x509.subject: C=US, ST=WA, O=Example" without its prefix, parsed as RFC 4514 writes it

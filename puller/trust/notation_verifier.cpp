@@ -89,7 +89,7 @@ Result<SignatureVerdict> NotationVerifier::verify(RegistryClient& registry, Cont
     RevocationCheck revocation;
     if (http != nullptr)
       revocation = [&](const CertificateChain& chain) {
-        return checkRevocation(*http, chain, now, ctx);
+        return checkRevocation(*http, chain, now, ctx, &policy_.revocationCache());
       };
     const auto outcome = verifyNotarySignature(*bytes, candidate.envelope.media_type, *statement,
                                                candidate.subject, now, revocation);

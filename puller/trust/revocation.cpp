@@ -35,11 +35,23 @@ using OcspId = std::unique_ptr<OCSP_CERTID, OpenSslFree<OCSP_CERTID_free>>;
 using Crl = std::unique_ptr<X509_CRL, OpenSslFree<X509_CRL_free>>;
 using Store = std::unique_ptr<X509_STORE, OpenSslFree<X509_STORE_free>>;
 
-// One answer: what the source said, or why it said nothing usable.
+// Kept answers are asked again after a day at most, whatever their nextUpdate says.
+constexpr std::time_t kMaxKeptSeconds = 24 * 3600;
+
+// One answer: what the source said, or why it said nothing usable, and until when it is
+// current (when it says something).
 struct RevocationAnswer {
   std::optional<RevocationStatus> status;  // kGood or kRevoked
   std::string why;
+  std::time_t until = 0;
 };
+
+std::optional<std::time_t> timeOf(const ASN1_TIME* time) {
+  struct tm parts {};
+  if (time == nullptr || ASN1_TIME_to_tm(time, &parts) != 1)
+    return std::nullopt;
+  return timegm(&parts);
+}
 
 Context revocationRequestContext(const Context& ctx) {
   Context request = ctx;
@@ -117,10 +129,14 @@ RevocationAnswer askOcsp(HttpClient& http, const std::string& url, const Certifi
     return {std::nullopt, "OCSP " + url + ": the response does not answer for the certificate"};
   if (OCSP_check_validity(this_update, next_update, kLeewaySeconds, kMaxOcspAgeSeconds) != 1)
     return {std::nullopt, "OCSP " + url + ": the response is not current"};
+  // Current until its nextUpdate, or (without one) as long as OCSP_check_validity lets it.
+  const auto made = timeOf(this_update);
+  const auto next = timeOf(next_update);
+  const std::time_t until = next ? *next : made ? *made + kMaxOcspAgeSeconds : 0;
   if (status == V_OCSP_CERTSTATUS_GOOD)
-    return {RevocationStatus::kGood, ""};
+    return {RevocationStatus::kGood, "", until};
   if (status == V_OCSP_CERTSTATUS_REVOKED)
-    return {RevocationStatus::kRevoked, "revoked (OCSP " + url + ")"};
+    return {RevocationStatus::kRevoked, "revoked (OCSP " + url + ")", until};
   return {std::nullopt, "OCSP " + url + ": the responder does not know the certificate"};
 }
 
@@ -164,17 +180,52 @@ RevocationAnswer askCrl(HttpClient& http, const std::string& url, const Certific
   const std::time_t late = now - kLeewaySeconds;
   if (next_update == nullptr || X509_cmp_time(next_update, const_cast<std::time_t*>(&late)) != 1)
     return {std::nullopt, "CRL " + url + ": not current (past its nextUpdate)"};
+  const std::time_t until = timeOf(next_update).value_or(0);
   X509_REVOKED* entry = nullptr;
   if (X509_CRL_get0_by_serial(crl.get(), &entry, X509_get0_serialNumber(certificate.openssl())) ==
       1)
-    return {RevocationStatus::kRevoked, "revoked (CRL " + url + ")"};
-  return {RevocationStatus::kGood, ""};
+    return {RevocationStatus::kRevoked, "revoked (CRL " + url + ")", until};
+  return {RevocationStatus::kGood, "", until};
+}
+
+// The cache's key: the certificate, its issuer and the source, by their bytes.
+std::string answerKey(const Certificate& certificate, const Certificate& issuer,
+                      const std::string& url) {
+  return certificate.thumbprint() + " " + issuer.thumbprint() + " " + url;
 }
 
 }  // namespace
 
+std::optional<RevocationCache::Answer> RevocationCache::find(const std::string& key,
+                                                             std::time_t now) const {
+  std::lock_guard lock(mutex_);
+  auto found = answers_.find(key);
+  if (found == answers_.end() || found->second.until <= now)
+    return std::nullopt;
+  return found->second;
+}
+
+void RevocationCache::keep(const std::string& key, Answer answer, std::time_t now) {
+  answer.until = std::min(answer.until, now + kMaxKeptSeconds);
+  if (answer.until <= now)
+    return;
+  std::lock_guard lock(mutex_);
+  // Bounded: past kMaxEntries the answers no longer current go, then (if still full) all.
+  if (answers_.size() >= kMaxEntries && answers_.count(key) == 0) {
+    std::erase_if(answers_, [&](const auto& entry) { return entry.second.until <= now; });
+    if (answers_.size() >= kMaxEntries)
+      answers_.clear();
+  }
+  answers_[key] = std::move(answer);
+}
+
+size_t RevocationCache::size() const {
+  std::lock_guard lock(mutex_);
+  return answers_.size();
+}
+
 RevocationResult checkRevocation(HttpClient& http, const CertificateChain& chain, std::time_t now,
-                                 const Context& ctx) {
+                                 const Context& ctx, RevocationCache* cache) {
   // The root (self-signed) has no issuer to ask.
   for (size_t i = 0; i + 1 < chain.size(); ++i) {
     const Certificate& certificate = *chain[i];
@@ -195,10 +246,22 @@ RevocationResult checkRevocation(HttpClient& http, const CertificateChain& chain
     std::string tried;
     std::optional<RevocationStatus> decided;
     std::string said;
+    // A kept answer, else the source's, kept when it decides.
+    auto ask = [&](const std::string& url, auto&& asking) {
+      const std::string key = answerKey(certificate, issuer, url);
+      if (cache != nullptr) {
+        if (auto kept = cache->find(key, now))
+          return RevocationAnswer{kept->status, kept->why, kept->until};
+      }
+      RevocationAnswer answer = asking();
+      if (cache != nullptr && answer.status)
+        cache->keep(key, {*answer.status, answer.why, answer.until}, now);
+      return answer;
+    };
     for (const auto& url : ocsp) {
       if (decided)
         break;
-      auto answer = askOcsp(http, url, certificate, issuer, chain, ctx);
+      auto answer = ask(url, [&] { return askOcsp(http, url, certificate, issuer, chain, ctx); });
       decided = answer.status;
       said = answer.status ? answer.why : said;
       if (!answer.status)
@@ -207,7 +270,7 @@ RevocationResult checkRevocation(HttpClient& http, const CertificateChain& chain
     for (const auto& url : crls) {
       if (decided)
         break;
-      auto answer = askCrl(http, url, certificate, issuer, now, ctx);
+      auto answer = ask(url, [&] { return askCrl(http, url, certificate, issuer, now, ctx); });
       decided = answer.status;
       said = answer.status ? answer.why : said;
       if (!answer.status)

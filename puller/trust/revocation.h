@@ -1,7 +1,11 @@
 #pragma once
 
 #include <ctime>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <tuple>
 
 #include "base/context.h"
 #include "puller/http/http_client.h"
@@ -13,6 +17,29 @@ struct RevocationResult {
   enum class Status { kGood, kRevoked, kUnknown };
   Status status = Status::kGood;
   std::string detail;  // for kRevoked and kUnknown: which certificate, and what was asked
+};
+
+// What OCSP responders and CRLs answered, kept while the answer is current: until its
+// nextUpdate (an OCSP answer without one: a week after it was made, as it counts), and at most
+// a day, so that a signature decided again at every publish asks its services once per answer,
+// not once per pull. Per (certificate, issuer, source URL), by the certificates' DER bytes.
+// Only answers that decide (good, revoked) are kept; a source that failed is asked again.
+// Shared by the pulls of a process.
+class RevocationCache {
+ public:
+  struct Answer {
+    RevocationResult::Status status = RevocationResult::Status::kGood;
+    std::string why;
+    std::time_t until = 0;
+  };
+  std::optional<Answer> find(const std::string& key, std::time_t now) const;
+  void keep(const std::string& key, Answer answer, std::time_t now);
+  size_t size() const;
+
+ private:
+  static constexpr size_t kMaxEntries = 4096;
+  mutable std::mutex mutex_;
+  std::map<std::string, Answer> answers_;
 };
 
 // Whether a code signing chain is revoked, as the Notary Project checks it (notation-core-go's
@@ -28,8 +55,8 @@ struct RevocationResult {
 // and the pull's deadline); no credential is ever sent.
 //
 // The URLs come from the certificates: call this only for a chain the trust store vouches for,
-// whose issuing CA chose them.
+// whose issuing CA chose them. With `cache`, answers still current are taken from it.
 RevocationResult checkRevocation(HttpClient& http, const CertificateChain& chain, std::time_t now,
-                                 const Context& ctx);
+                                 const Context& ctx, RevocationCache* cache = nullptr);
 
 }  // namespace pullagent::puller

@@ -329,6 +329,32 @@ TEST_F(ImageVerifiers, AVerifierWrittenForContainerdAllowsOrBlocksBeforeTheFirst
   EXPECT_EQ(layerRequests("rsa"), 0u);
 }
 
+// The service keeps what an OCSP responder answered while it is current: a second image by the
+// same signing certificate costs no revocation request.
+class NotationRevocation : public DaemonFixture {};
+
+TEST_F(NotationRevocation, AnAnswerStillCurrentIsNotAskedAgain) {
+  const json& images = stack().info()["notary"]["images"];
+  const std::string proxy = stack().proxy("proxy_anon");
+  const std::string revocation = stack().info()["notary"]["revocation"];
+  const auto directory = dest_.path() / "notation";
+  writeNotationDir(directory, stack().info()["notary"]["truststore"], proxy + "/test/notary",
+                   "strict");
+  json agent = agentConfig();
+  agent["notationDir"] = directory.string();
+  stack().reset(revocation);
+  start(agent);
+  auto anonymous = [](const std::string& image) {
+    return json{{"properties", {{"siteConfig", {{"linuxFxVersion", "DOCKER|" + image}}}}}};
+  };
+  putSite("a", anonymous(proxy + "/test/notary:ocsp-good"));
+  ASSERT_TRUE(waitForPublished("a", images["test/notary:ocsp-good"]["digest"])) << log();
+  EXPECT_EQ(requests(revocation, "/ocsp").size(), 1u);
+  putSite("b", anonymous(proxy + "/test/notary:ocsp-good-2"));
+  ASSERT_TRUE(waitForPublished("b", images["test/notary:ocsp-good-2"]["digest"])) << log();
+  EXPECT_EQ(requests(revocation, "/ocsp").size(), 1u);
+}
+
 // The service under the agent config's notationDir: a site whose image another site published
 // (every blob local) is refused once its statement is stricter, and a reload re-decides.
 class NotationSites : public DaemonFixture {};

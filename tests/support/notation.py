@@ -458,6 +458,10 @@ def notary_images(pki):
         spec, subject = image(tag)
         attach(spec, subject, envelope(signers[tag], subject))
     image("unsigned")
+    if "ocsp-good" in signers:
+        # A second image by the same signing certificate: its revocation answer is kept.
+        spec, subject = image("ocsp-good-2")
+        attach(spec, subject, envelope(signers["ocsp-good"], subject))
     spec, subject = image("timestamped")
     attach(spec, subject, envelope(pki.expiring_signer(), subject, timestamp=pki))
     spec, subject = image("expiring")

@@ -454,6 +454,25 @@ TEST_P(OurEnvelopes, LevelsAndOverridesDecideWhatOnlyGetsLogged) {
   EXPECT_TRUE(verify(policy("strict", {"*"}, nullptr, {"ca:mallory"}), "ecdsa").failure);
 }
 
+// Kept answers (the service's: tests/integration/notation_test.cpp NotationRevocation): while
+// current, at most a day, and only answers that decide.
+TEST(RevocationCache, AnAnswerIsKeptWhileItIsCurrentAndADayAtMost) {
+  RevocationCache cache;
+  const std::time_t now = 1'800'000'000;
+  cache.keep("good", {RevocationResult::Status::kGood, "", now + 600}, now);
+  cache.keep("stale", {RevocationResult::Status::kGood, "", now}, now);
+  cache.keep("long", {RevocationResult::Status::kRevoked, "revoked (CRL x)", now + 30 * 86400},
+             now);
+  EXPECT_TRUE(cache.find("good", now + 599));
+  EXPECT_FALSE(cache.find("good", now + 600));
+  EXPECT_FALSE(cache.find("stale", now));
+  EXPECT_FALSE(cache.find("other", now));
+  ASSERT_TRUE(cache.find("long", now + 86399));
+  EXPECT_EQ(cache.find("long", now)->status, RevocationResult::Status::kRevoked);
+  EXPECT_FALSE(cache.find("long", now + 86400));
+  EXPECT_EQ(cache.size(), 2u);
+}
+
 std::string envelopeForm(const ::testing::TestParamInfo<std::string>& form) {
   return form.param;
 }
