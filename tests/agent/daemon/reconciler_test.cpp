@@ -155,6 +155,17 @@ class ReconcilerTest : public ::testing::Test {
     }
     ASSERT_EQ(reconciler_->running(), 0);
   }
+  // A publish of the image named by the real digest "sha256:<digit × 64>", the image in the
+  // state dir; the state's path is never used (the digest finds the image).
+  SiteAttemptResult publishedOnDisk(const std::string& sha, char digit) {
+    const std::string digest = "sha256:" + std::string(64, digit);
+    SiteAttemptResult result = published(sha, digest);
+    result.published->path = "/elsewhere";
+    const auto dir = dir_.path() / "images" / digest.substr(7);
+    std::filesystem::create_directories(dir);
+    testing::writeFile(dir / puller::kPublishedMarker, "");
+    return result;
+  }
   std::optional<SiteState> state(const std::string& site) {
     for (auto& each : store_.readAll()) {
       if (each.site == site)
@@ -793,16 +804,6 @@ TEST_F(ReconcilerTest, ASiteWaitingForSpaceIsTriedAgainOnceSpaceIsMade) {
 // `pullagent rollback`: the previous unit again at once, no pull; it stays until the config
 // changes; an image eviction took cannot be rolled back to.
 TEST_F(ReconcilerTest, ARollbackPublishesThePreviousImageAtOnceAndHoldsItUntilTheConfigChanges) {
-  // Images named by real digests ("sha256:111…"), published in the state dir.
-  auto on_disk = [&](const std::string& sha, char digit) {
-    const std::string digest = "sha256:" + std::string(64, digit);
-    SiteAttemptResult result = published(sha, digest);
-    result.published->path = "/elsewhere";  // never used: the digest finds the image
-    const auto dir = dir_.path() / "images" / digest.substr(7);
-    std::filesystem::create_directories(dir);
-    testing::writeFile(dir / puller::kPublishedMarker, "");
-    return result;
-  };
   const std::string one = "sha256:" + std::string(64, '1');
   const std::string two = "sha256:" + std::string(64, '2');
   RefreshBroker broker(nullptr);
@@ -815,12 +816,12 @@ TEST_F(ReconcilerTest, ARollbackPublishesThePreviousImageAtOnceAndHoldsItUntilTh
   EXPECT_EQ(roll("nope").outcome, RefreshOutcome::kUnknown);
   reconciler_->update(files({{"web", "a"}}));
   reconciler_->step();
-  runner_.push("web", on_disk("a", '1'));
+  runner_.push("web", publishedOnDisk("a", '1'));
   settle();
   EXPECT_NE(roll("web").error.find("keeps no previous image"), std::string::npos);
   reconciler_->update(files({{"web", "b"}}));
   reconciler_->step();
-  runner_.push("web", on_disk("b", '2'));
+  runner_.push("web", publishedOnDisk("b", '2'));
   settle();
 
   auto back = roll("web");
@@ -850,7 +851,7 @@ TEST_F(ReconcilerTest, ARollbackPublishesThePreviousImageAtOnceAndHoldsItUntilTh
   reconciler_->update(files({{"web", "c"}}));
   reconciler_->step();
   EXPECT_EQ(reconciler_->running(), 1);
-  runner_.push("web", on_disk("c", '3'));
+  runner_.push("web", publishedOnDisk("c", '3'));
   settle();
   EXPECT_FALSE(state("web")->rolled_back);
 }
@@ -862,24 +863,16 @@ TEST_F(ReconcilerTest, UnderASignaturePolicyARollbackLandsOnlyOnceThePoliciesAcc
   ReconcilerOptions options{2, seconds(60), 8, seconds(10), seconds(40)};
   options.rollback_verifies = true;
   reconciler_->setOptions(options);
-  auto on_disk = [&](const std::string& sha, char digit) {
-    const std::string digest = "sha256:" + std::string(64, digit);
-    SiteAttemptResult result = published(sha, digest);
-    const auto dir = dir_.path() / "images" / digest.substr(7);
-    std::filesystem::create_directories(dir);
-    testing::writeFile(dir / puller::kPublishedMarker, "");
-    return result;
-  };
   const std::string one = "sha256:" + std::string(64, '1');
   const std::string two = "sha256:" + std::string(64, '2');
   RefreshBroker broker(nullptr);
   reconciler_->update(files({{"web", "a"}}));
   reconciler_->step();
-  runner_.push("web", on_disk("a", '1'));
+  runner_.push("web", publishedOnDisk("a", '1'));
   settle();
   reconciler_->update(files({{"web", "b"}}));
   reconciler_->step();
-  runner_.push("web", on_disk("b", '2'));
+  runner_.push("web", publishedOnDisk("b", '2'));
   settle();
   auto ask = [&] {
     const uint64_t id = broker.submitRollback("web").value();
@@ -917,7 +910,7 @@ TEST_F(ReconcilerTest, UnderASignaturePolicyARollbackLandsOnlyOnceThePoliciesAcc
 
   // Accepted: it lands as a rollback does.
   id = ask();
-  runner_.push("web", on_disk("b", '1'));
+  runner_.push("web", publishedOnDisk("b", '1'));
   settle();
   answer = broker.status(id).value().sites.at(0);
   EXPECT_EQ(answer.outcome, RefreshOutcome::kUpdated) << answer.error;
@@ -965,7 +958,7 @@ TEST_F(ReconcilerTest, UnderASignaturePolicyARollbackLandsOnlyOnceThePoliciesAcc
   for (int i = 0; i < 500 && !runner_.isRunning("web"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_TRUE(runner_.rollbackTo("web").empty());
-  runner_.push("web", on_disk("c", '3'));
+  runner_.push("web", publishedOnDisk("c", '3'));
   settle();
   EXPECT_EQ(state("web")->published->digest, "sha256:" + std::string(64, '3'));
   EXPECT_FALSE(state("web")->rolled_back);
