@@ -6,49 +6,13 @@
 #include <map>
 
 #include "agent/config/config_files.h"
+#include "agent/daemon/rollback_config.h"
 #include "agent/site/site_pull.h"
 #include "puller/oci/sha256.h"
 #include "puller/state/state_lock.h"
 
 namespace pullagent::agent {
 namespace {
-
-// A rollback's attempt (AttemptPlan::rollback_to): the site's containers as they were
-// published in `unit`, each under its own name then with its tag taken at the digest it
-// resolved to (so that the policies judge the name as at its publish), with the credentials
-// the config gives them now. The unit's main image comes first, as the config's does.
-Result<SiteConfig> rollbackConfig(const SiteConfig& site, const std::vector<PublishedImage>& unit) {
-  SiteConfig back = site;
-  back.containers.clear();
-  for (const auto& image : unit) {
-    const std::string label = image.container.empty() ? "main" : image.container;
-    auto found = std::find_if(site.containers.begin(), site.containers.end(),
-                              [&](const SiteContainer& c) { return c.label() == label; });
-    if (found == site.containers.end())
-      return makeError(ErrorCode::kInvalidArgument,
-                       "the container " + label +
-                           " of the previous unit is no longer in the site's config; put the "
-                           "config back to roll back");
-    auto ref = puller::ImageRef::parse(image.image);
-    auto digest = puller::Digest::parse(image.resolved_digest);
-    if (!ref || !digest)
-      return makeError(ErrorCode::kInvalidArgument,
-                       "the site's state names the previous image as \"" + image.image + "@" +
-                           image.resolved_digest + "\", which is not a reference");
-    // The config's credentials are for the registry it names now: never sent to another one
-    // (managed identity tokens and passwords alike).
-    if (ref->domain != found->image.domain && found->auth != RegistryAuth::kAnonymous)
-      return makeError(ErrorCode::kInvalidArgument,
-                       "the previous image of " + label + " is on " + ref->domain +
-                           ", and the site's config now gives credentials for " +
-                           found->image.domain + " only; put the config back to roll back");
-    SiteContainer container = *found;
-    container.image = std::move(ref).value();
-    container.resolve_at = *digest;
-    back.containers.push_back(std::move(container));
-  }
-  return back;
-}
 
 // Feeds a pull's events to the site's activity: layers and bytes done of the total (of the
 // site, or of one container of a site with several).
