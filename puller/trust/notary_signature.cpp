@@ -50,9 +50,15 @@ std::string validityText(const Certificate& certificate) {
 // the signing time the signing service vouches for; notary.x509 at the time an RFC 3161
 // timestamp by a tsa store's authority attests, when the statement has tsa stores (and, with
 // verifyTimestamp afterCertExpiry, only once a certificate expired), else now.
+//
+// A timestamp counts only while its authority's chain is not revoked (notation-go's
+// verifyTimestamp): the certificates below the tsa store's are asked by `revocation`, and a
+// status that cannot be had fails the check as a revoked one does. `asked_revocation` says
+// whether any service was asked.
 std::optional<std::string> authenticTimestamp(const notation::Envelope& envelope,
-                                              const NotationTrustPolicy& statement,
-                                              std::time_t now) {
+                                              const NotationTrustPolicy& statement, std::time_t now,
+                                              const RevocationCheck& revocation,
+                                              bool& asked_revocation) {
   const bool signing_authority = envelope.signing_scheme == notation::kSchemeSigningAuthority;
   const bool any_expired =
       std::any_of(envelope.chain.begin(), envelope.chain.end(),
@@ -73,6 +79,19 @@ std::optional<std::string> authenticTimestamp(const notation::Envelope& envelope
                "timestamp's time, " + utcText(timestamp->time) + " (" + validityText(*certificate) +
                ")";
     }
+    const CertificateChain& authority = timestamp->chain;
+    const bool revocable =
+        std::any_of(authority.begin(), std::prev(authority.end()),
+                    [](const auto& certificate) { return certificate->namesRevocationService(); });
+    if (!revocable)
+      return std::nullopt;
+    if (!revocation)
+      return "the timestamping chain of \"" + authority.front()->subject() +
+             "\" names OCSP responders or CRLs, and no network is at hand to ask them";
+    asked_revocation = true;
+    const auto result = revocation(authority, std::nullopt);
+    if (result.status != RevocationResult::Status::kGood)
+      return "the timestamp's authority: " + result.detail;
     return std::nullopt;
   }
   const std::time_t at = signing_authority ? *envelope.authentic_signing_time : now;
@@ -92,7 +111,7 @@ std::optional<std::string> authenticTimestamp(const notation::Envelope& envelope
 // only what is enforced limits it; a logged check that starts failing later is only logged.
 std::optional<std::time_t> holdsUntil(const notation::Envelope& envelope,
                                       const NotationTrustPolicy& statement, std::time_t now,
-                                      bool asked_revocation) {
+                                      bool enforced_revocation) {
   std::optional<std::time_t> until;
   auto limit = [&](std::time_t when) { until = until ? std::min(*until, when) : when; };
   if (statement.action(NotationCheck::kExpiry) == CheckAction::kEnforce && envelope.expiry)
@@ -111,7 +130,7 @@ std::optional<std::time_t> holdsUntil(const notation::Envelope& envelope,
   }
   // A certificate good now may be revoked in an hour: a kept verdict asks again by then.
   constexpr std::time_t kRevocationRecheck = 3600;
-  if (asked_revocation && statement.action(NotationCheck::kRevocation) == CheckAction::kEnforce)
+  if (enforced_revocation)
     limit(now + kRevocationRecheck);
   return until;
 }
@@ -204,9 +223,15 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, std::string_view med
       vouched = true;
     }
   }
+  // Whether an enforced check took a revocation service's answer (the verdict then holds for
+  // an hour: holdsUntil).
+  bool enforced_revocation = false;
   if (statement.action(NotationCheck::kAuthenticTimestamp) != CheckAction::kSkip) {
-    if (auto why = authenticTimestamp(*envelope, statement, now))
+    bool asked = false;
+    if (auto why = authenticTimestamp(*envelope, statement, now, revocation, asked))
       fail(NotationCheck::kAuthenticTimestamp, *why);
+    enforced_revocation =
+        asked && statement.action(NotationCheck::kAuthenticTimestamp) == CheckAction::kEnforce;
   }
   if (statement.action(NotationCheck::kExpiry) != CheckAction::kSkip && envelope->expiry &&
       *envelope->expiry <= now)
@@ -214,7 +239,6 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, std::string_view med
   // The trust store's certificate itself is the host's choice, not asked about.
   const size_t asked = vouched ? vouched_part.size() - 1 : envelope->chain.size();
   bool revocable = false;
-  bool asked_revocation = false;
   for (size_t i = 0; i < asked; ++i) {
     const CertificateChain& chain = vouched ? vouched_part : envelope->chain;
     revocable = revocable || chain[i]->namesRevocationService();
@@ -229,13 +253,18 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, std::string_view med
            "the chain names OCSP responders or CRLs, and no "
            "network is at hand to ask them");
     } else {
-      const auto result = revocation(vouched_part);
+      // A signing authority vouches for its signing time: a certificate revoked with an
+      // invalidity date after it still counts (notation-go's verifyRevocation).
+      const auto result =
+          revocation(vouched_part, signing_authority ? envelope->authentic_signing_time
+                                                     : std::optional<std::time_t>());
       if (result.status != RevocationResult::Status::kGood)
         fail(NotationCheck::kRevocation, result.detail);
-      asked_revocation = true;
+      enforced_revocation = enforced_revocation ||
+                            statement.action(NotationCheck::kRevocation) == CheckAction::kEnforce;
     }
   }
-  outcome.holds_until = holdsUntil(*envelope, statement, now, asked_revocation);
+  outcome.holds_until = holdsUntil(*envelope, statement, now, enforced_revocation);
   return outcome;
 }
 

@@ -41,12 +41,17 @@ struct NotaryOutcome {
 //   authenticity: a certificate of the chain is byte for byte one of the statement's ca trust
 //     stores (signingAuthority stores for that scheme), and the leaf's subject matches a
 //     trusted identity;
-//   authenticTimestamp: every certificate valid now (notary.x509; RFC 3161 timestamps are not
-//     verified yet) or at the authentic signing time (signingAuthority);
+//   authenticTimestamp: every certificate valid at the authentic signing time (signingAuthority),
+//     or (notary.x509) at the time of an RFC 3161 timestamp by an authority of the statement's
+//     tsa stores whose own chain is not revoked, when the statement names a tsa store, else now;
 //   expiry: io.cncf.notary.expiry not passed;
 //   revocation: `revocation` (checkRevocation, by OCSP and CRL) for a chain that names either
 //     and that a trust store vouches for; without `revocation` such a chain fails the check.
-using RevocationCheck = std::function<RevocationResult(const CertificateChain&)>;
+// `revocation` is given the chain from a certificate up to the store's, and the authentic
+// signing time when there is one (signingAuthority; revoked with an invalidity date after it,
+// a certificate still counts).
+using RevocationCheck = std::function<RevocationResult(
+    const CertificateChain&, std::optional<std::time_t> authentic_signing_time)>;
 NotaryOutcome verifyNotarySignature(std::string_view envelope, std::string_view media_type,
                                     const NotationTrustPolicy& statement, const Descriptor& subject,
                                     std::time_t now, const RevocationCheck& revocation = {});

@@ -88,8 +88,8 @@ Result<SignatureVerdict> NotationVerifier::verify(RegistryClient& registry, Cont
     }
     RevocationCheck revocation;
     if (http != nullptr)
-      revocation = [&](const CertificateChain& chain) {
-        return checkRevocation(*http, chain, now, ctx, &policy_.revocationCache());
+      revocation = [&](const CertificateChain& chain, std::optional<std::time_t> signing_time) {
+        return checkRevocation(*http, chain, {now, signing_time, &policy_.revocationCache()}, ctx);
       };
     const auto outcome = verifyNotarySignature(*bytes, candidate.envelope.media_type, *statement,
                                                candidate.subject, now, revocation);

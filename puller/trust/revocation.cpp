@@ -44,7 +44,21 @@ struct RevocationAnswer {
   std::optional<RevocationStatus> status;  // kGood or kRevoked
   std::string why;
   std::time_t until = 0;
+  std::optional<std::time_t> invalid_since;  // revoked: the invalidityDate, when given
 };
+
+using GeneralizedTime =
+    std::unique_ptr<ASN1_GENERALIZEDTIME, OpenSslFree<ASN1_GENERALIZEDTIME_free>>;
+using Enumerated = std::unique_ptr<ASN1_ENUMERATED, OpenSslFree<ASN1_ENUMERATED_free>>;
+
+// A source that said nothing usable, and why.
+RevocationAnswer noAnswer(std::string why) {
+  return {std::nullopt, std::move(why), 0, std::nullopt};
+}
+
+// CRLReason values (RFC 5280 5.3.1) read apart from "revoked".
+constexpr long kReasonCertificateHold = 6;
+constexpr long kReasonRemoveFromCrl = 8;
 
 std::optional<std::time_t> timeOf(const ASN1_TIME* time) {
   struct tm parts {};
@@ -67,16 +81,16 @@ RevocationAnswer askOcsp(HttpClient& http, const std::string& url, const Certifi
   OcspId id(OCSP_cert_to_id(EVP_sha1(), certificate.openssl(), issuer.openssl()));
   OcspRequest request(OCSP_REQUEST_new());
   if (!id || !request)
-    return {std::nullopt, "out of memory"};
+    return noAnswer("out of memory");
   OCSP_CERTID* added = OCSP_CERTID_dup(id.get());
   if (added == nullptr || OCSP_request_add0_id(request.get(), added) == nullptr) {
     OCSP_CERTID_free(added);
-    return {std::nullopt, "out of memory"};
+    return noAnswer("out of memory");
   }
   unsigned char* der = nullptr;
   const int length = i2d_OCSP_REQUEST(request.get(), &der);
   if (length <= 0)
-    return {std::nullopt, "the request could not be encoded"};
+    return noAnswer("the request could not be encoded");
   HttpRequest post;
   post.method = "POST";
   post.url = url;
@@ -87,26 +101,26 @@ RevocationAnswer askOcsp(HttpClient& http, const std::string& url, const Certifi
   post.max_body = kMaxOcspResponse;
   auto response = http.send(post, revocationRequestContext(ctx));
   if (!response)
-    return {std::nullopt, "OCSP " + url + ": " + response.error().message};
+    return noAnswer("OCSP " + url + ": " + response.error().message);
   if (response->status != 200)
-    return {std::nullopt, "OCSP " + url + ": HTTP " + std::to_string(response->status)};
+    return noAnswer("OCSP " + url + ": HTTP " + std::to_string(response->status));
   const auto* in = reinterpret_cast<const unsigned char*>(response->body.data());
   OcspResponse parsed(d2i_OCSP_RESPONSE(nullptr, &in, static_cast<long>(response->body.size())));
   if (!parsed)
-    return {std::nullopt, "OCSP " + url + ": not an OCSP response"};
+    return noAnswer("OCSP " + url + ": not an OCSP response");
   if (OCSP_response_status(parsed.get()) != OCSP_RESPONSE_STATUS_SUCCESSFUL)
-    return {std::nullopt, "OCSP " + url + ": the responder answered " +
-                              OCSP_response_status_str(OCSP_response_status(parsed.get()))};
+    return noAnswer("OCSP " + url + ": the responder answered " +
+                    OCSP_response_status_str(OCSP_response_status(parsed.get())));
   OcspBasic basic(OCSP_response_get1_basic(parsed.get()));
   if (!basic)
-    return {std::nullopt, "OCSP " + url + ": no basic response"};
+    return noAnswer("OCSP " + url + ": no basic response");
   // Signed by the issuer, or by a responder the issuer delegated to (OCSPSigning), whose chain
   // leads to the chain's own root.
   Store store(X509_STORE_new());
   STACK_OF(X509)* untrusted = sk_X509_new_null();
   if (!store || untrusted == nullptr) {
     sk_X509_free(untrusted);
-    return {std::nullopt, "out of memory"};
+    return noAnswer("out of memory");
   }
   // The anchor need not be self-signed (a trust store may hold an intermediate).
   X509_STORE_add_cert(store.get(), chain.back()->openssl());
@@ -116,9 +130,9 @@ RevocationAnswer askOcsp(HttpClient& http, const std::string& url, const Certifi
   const int verified = OCSP_basic_verify(basic.get(), untrusted, store.get(), 0);
   sk_X509_free(untrusted);
   if (verified != 1)
-    return {std::nullopt, "OCSP " + url +
-                              ": the response is not signed by the issuer or a "
-                              "responder it delegated to"};
+    return noAnswer("OCSP " + url +
+                    ": the response is not signed by the issuer or a "
+                    "responder it delegated to");
   int status = -1;
   int reason = -1;
   ASN1_GENERALIZEDTIME* revoked_at = nullptr;
@@ -126,18 +140,28 @@ RevocationAnswer askOcsp(HttpClient& http, const std::string& url, const Certifi
   ASN1_GENERALIZEDTIME* next_update = nullptr;
   if (OCSP_resp_find_status(basic.get(), id.get(), &status, &reason, &revoked_at, &this_update,
                             &next_update) != 1)
-    return {std::nullopt, "OCSP " + url + ": the response does not answer for the certificate"};
+    return noAnswer("OCSP " + url + ": the response does not answer for the certificate");
   if (OCSP_check_validity(this_update, next_update, kLeewaySeconds, kMaxOcspAgeSeconds) != 1)
-    return {std::nullopt, "OCSP " + url + ": the response is not current"};
+    return noAnswer("OCSP " + url + ": the response is not current");
   // Current until its nextUpdate, or (without one) as long as OCSP_check_validity lets it.
   const auto made = timeOf(this_update);
   const auto next = timeOf(next_update);
   const std::time_t until = next ? *next : made ? *made + kMaxOcspAgeSeconds : 0;
   if (status == V_OCSP_CERTSTATUS_GOOD)
-    return {RevocationStatus::kGood, "", until};
-  if (status == V_OCSP_CERTSTATUS_REVOKED)
-    return {RevocationStatus::kRevoked, "revoked (OCSP " + url + ")", until};
-  return {std::nullopt, "OCSP " + url + ": the responder does not know the certificate"};
+    return {RevocationStatus::kGood, "", until, std::nullopt};
+  if (status == V_OCSP_CERTSTATUS_REVOKED) {
+    // The invalidityDate, a singleExtension of the answer (RFC 6960 4.4.7 allows the CRL entry
+    // extensions there).
+    std::optional<std::time_t> invalid_since;
+    if (OCSP_SINGLERESP* single =
+            OCSP_resp_get0(basic.get(), OCSP_resp_find(basic.get(), id.get(), -1))) {
+      GeneralizedTime date(static_cast<ASN1_GENERALIZEDTIME*>(
+          OCSP_SINGLERESP_get1_ext_d2i(single, NID_invalidity_date, nullptr, nullptr)));
+      invalid_since = timeOf(date.get());
+    }
+    return {RevocationStatus::kRevoked, "revoked (OCSP " + url + ")", until, invalid_since};
+  }
+  return noAnswer("OCSP " + url + ": the responder does not know the certificate");
 }
 
 RevocationAnswer askCrl(HttpClient& http, const std::string& url, const Certificate& certificate,
@@ -148,21 +172,21 @@ RevocationAnswer askCrl(HttpClient& http, const std::string& url, const Certific
   get.max_body = kMaxCrl;
   auto response = http.send(get, revocationRequestContext(ctx));
   if (!response)
-    return {std::nullopt, "CRL " + url + ": " + response.error().message};
+    return noAnswer("CRL " + url + ": " + response.error().message);
   if (response->status != 200)
-    return {std::nullopt, "CRL " + url + ": HTTP " + std::to_string(response->status)};
+    return noAnswer("CRL " + url + ": HTTP " + std::to_string(response->status));
   const auto* in = reinterpret_cast<const unsigned char*>(response->body.data());
   Crl crl(d2i_X509_CRL(nullptr, &in, static_cast<long>(response->body.size())));
   if (!crl)
-    return {std::nullopt, "CRL " + url + ": not a DER CRL"};
+    return noAnswer("CRL " + url + ": not a DER CRL");
   if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(issuer.openssl())) != 0)
-    return {std::nullopt, "CRL " + url + ": issued by another authority"};
+    return noAnswer("CRL " + url + ": issued by another authority");
   if ((X509_get_extension_flags(issuer.openssl()) & EXFLAG_KUSAGE) != 0 &&
       (X509_get_key_usage(issuer.openssl()) & KU_CRL_SIGN) == 0)
-    return {std::nullopt, "CRL " + url + ": its issuer may not sign CRLs (no cRLSign)"};
+    return noAnswer("CRL " + url + ": its issuer may not sign CRLs (no cRLSign)");
   EVP_PKEY* key = X509_get0_pubkey(issuer.openssl());
   if (key == nullptr || X509_CRL_verify(crl.get(), key) != 1)
-    return {std::nullopt, "CRL " + url + ": not signed by the issuer"};
+    return noAnswer("CRL " + url + ": not signed by the issuer");
   // A complete CRL of the whole authority, as this reads it: no delta, no partition
   // (issuingDistributionPoint), no critical extension it does not know.
   for (int i = 0; i < X509_CRL_get_ext_count(crl.get()); ++i) {
@@ -171,21 +195,32 @@ RevocationAnswer askCrl(HttpClient& http, const std::string& url, const Certific
     if (nid == NID_delta_crl || nid == NID_issuing_distribution_point ||
         (X509_EXTENSION_get_critical(extension) == 1 && nid != NID_crl_number &&
          nid != NID_authority_key_identifier))
-      return {std::nullopt, "CRL " + url + ": a delta, partitioned or critically extended CRL"};
+      return noAnswer("CRL " + url + ": a delta, partitioned or critically extended CRL");
   }
   const std::time_t early = now + kLeewaySeconds;
   if (X509_cmp_time(X509_CRL_get0_lastUpdate(crl.get()), const_cast<std::time_t*>(&early)) != -1)
-    return {std::nullopt, "CRL " + url + ": issued in the future"};
+    return noAnswer("CRL " + url + ": issued in the future");
   const ASN1_TIME* next_update = X509_CRL_get0_nextUpdate(crl.get());
   const std::time_t late = now - kLeewaySeconds;
   if (next_update == nullptr || X509_cmp_time(next_update, const_cast<std::time_t*>(&late)) != 1)
-    return {std::nullopt, "CRL " + url + ": not current (past its nextUpdate)"};
+    return noAnswer("CRL " + url + ": not current (past its nextUpdate)");
   const std::time_t until = timeOf(next_update).value_or(0);
   X509_REVOKED* entry = nullptr;
-  if (X509_CRL_get0_by_serial(crl.get(), &entry, X509_get0_serialNumber(certificate.openssl())) ==
+  if (X509_CRL_get0_by_serial(crl.get(), &entry, X509_get0_serialNumber(certificate.openssl())) !=
       1)
-    return {RevocationStatus::kRevoked, "revoked (CRL " + url + ")", until};
-  return {RevocationStatus::kGood, "", until};
+    return {RevocationStatus::kGood, "", until, std::nullopt};
+  // A complete CRL lists a certificate once; removeFromCRL there says it is no longer revoked
+  // (a hold lifted), certificateHold that it is, for now.
+  Enumerated reason(static_cast<ASN1_ENUMERATED*>(
+      X509_REVOKED_get_ext_d2i(entry, NID_crl_reason, nullptr, nullptr)));
+  if (reason && ASN1_ENUMERATED_get(reason.get()) == kReasonRemoveFromCrl)
+    return {RevocationStatus::kGood, "", until, std::nullopt};
+  GeneralizedTime date(static_cast<ASN1_GENERALIZEDTIME*>(
+      X509_REVOKED_get_ext_d2i(entry, NID_invalidity_date, nullptr, nullptr)));
+  const bool on_hold = reason && ASN1_ENUMERATED_get(reason.get()) == kReasonCertificateHold;
+  return {RevocationStatus::kRevoked,
+          std::string(on_hold ? "on hold" : "revoked") + " (CRL " + url + ")", until,
+          timeOf(date.get())};
 }
 
 // The cache's key: the certificate, its issuer and the source, by their bytes.
@@ -224,8 +259,10 @@ size_t RevocationCache::size() const {
   return answers_.size();
 }
 
-RevocationResult checkRevocation(HttpClient& http, const CertificateChain& chain, std::time_t now,
-                                 const Context& ctx, RevocationCache* cache) {
+RevocationResult checkRevocation(HttpClient& http, const CertificateChain& chain,
+                                 const RevocationQuery& query, const Context& ctx) {
+  const std::time_t now = query.now;
+  RevocationCache* cache = query.cache;
   // The root (self-signed) has no issuer to ask.
   for (size_t i = 0; i + 1 < chain.size(); ++i) {
     const Certificate& certificate = *chain[i];
@@ -251,17 +288,26 @@ RevocationResult checkRevocation(HttpClient& http, const CertificateChain& chain
       const std::string key = answerKey(certificate, issuer, url);
       if (cache != nullptr) {
         if (auto kept = cache->find(key, now))
-          return RevocationAnswer{kept->status, kept->why, kept->until};
+          return RevocationAnswer{kept->status, kept->why, kept->until, kept->invalid_since};
       }
       RevocationAnswer answer = asking();
       if (cache != nullptr && answer.status)
-        cache->keep(key, {*answer.status, answer.why, answer.until}, now);
+        cache->keep(key, {*answer.status, answer.why, answer.until, answer.invalid_since}, now);
+      return answer;
+    };
+    // Revoked from a date after an authentic signing time: good when it signed
+    // (notation-core-go compares the signing time before the reason).
+    auto atSigning = [&](RevocationAnswer answer) {
+      if (answer.status == RevocationStatus::kRevoked && query.signing_time &&
+          answer.invalid_since && *query.signing_time < *answer.invalid_since)
+        answer.status = RevocationStatus::kGood;
       return answer;
     };
     for (const auto& url : ocsp) {
       if (decided)
         break;
-      auto answer = ask(url, [&] { return askOcsp(http, url, certificate, issuer, chain, ctx); });
+      auto answer =
+          atSigning(ask(url, [&] { return askOcsp(http, url, certificate, issuer, chain, ctx); }));
       decided = answer.status;
       said = answer.status ? answer.why : said;
       if (!answer.status)
@@ -270,7 +316,8 @@ RevocationResult checkRevocation(HttpClient& http, const CertificateChain& chain
     for (const auto& url : crls) {
       if (decided)
         break;
-      auto answer = ask(url, [&] { return askCrl(http, url, certificate, issuer, now, ctx); });
+      auto answer =
+          atSigning(ask(url, [&] { return askCrl(http, url, certificate, issuer, now, ctx); }));
       decided = answer.status;
       said = answer.status ? answer.why : said;
       if (!answer.status)

@@ -31,6 +31,8 @@ class RevocationCache {
     RevocationResult::Status status = RevocationResult::Status::kGood;
     std::string why;
     std::time_t until = 0;
+    // Revoked: when the key became invalid, when the source says (an invalidityDate).
+    std::optional<std::time_t> invalid_since;
   };
   std::optional<Answer> find(const std::string& key, std::time_t now) const;
   void keep(const std::string& key, Answer answer, std::time_t now);
@@ -54,9 +56,18 @@ class RevocationCache {
 // current. Each request is bounded in size (64 KiB for OCSP, 8 MiB for a CRL) and in time (10 s,
 // and the pull's deadline); no credential is ever sent.
 //
+// A revoked answer is read as notation-core-go reads it: with `signing_time` (an authentic one)
+// before the invalidityDate the answer gives, the certificate was good when it signed; a CRL's
+// certificateHold is revoked, its removeFromCRL is not.
+//
 // The URLs come from the certificates: call this only for a chain the trust store vouches for,
 // whose issuing CA chose them. With `cache`, answers still current are taken from it.
-RevocationResult checkRevocation(HttpClient& http, const CertificateChain& chain, std::time_t now,
-                                 const Context& ctx, RevocationCache* cache = nullptr);
+struct RevocationQuery {
+  std::time_t now = 0;
+  std::optional<std::time_t> signing_time;
+  RevocationCache* cache = nullptr;
+};
+RevocationResult checkRevocation(HttpClient& http, const CertificateChain& chain,
+                                 const RevocationQuery& query, const Context& ctx);
 
 }  // namespace pullagent::puller

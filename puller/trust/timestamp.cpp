@@ -20,6 +20,7 @@ namespace {
 using Pkcs7 = std::unique_ptr<PKCS7, OpenSslFree<PKCS7_free>>;
 using TstInfo = std::unique_ptr<TS_TST_INFO, OpenSslFree<TS_TST_INFO_free>>;
 using VerifyContext = std::unique_ptr<TS_VERIFY_CTX, OpenSslFree<TS_VERIFY_CTX_free>>;
+using StoreContext = std::unique_ptr<X509_STORE_CTX, OpenSslFree<X509_STORE_CTX_free>>;
 
 Error untrusted(const std::string& why) {
   return makeError(ErrorCode::kUntrusted, "the RFC 3161 timestamp " + why);
@@ -38,6 +39,42 @@ std::string nameOf(const GENERAL_NAME* name) {
   char text[256] = {};
   X509_NAME_oneline(name->d.directoryName, text, sizeof text);
   return text;
+}
+
+// The chain TS_RESP_verify_token accepted, built again the same way (the token's certificates
+// as untrusted intermediates, the store's as anchors, at the token's time, for time stamping):
+// OpenSSL does not hand out the chain it verified.
+Result<CertificateChain> authorityChain(PKCS7* signed_data, X509_STORE* store, std::time_t at) {
+  STACK_OF(X509)* included = signed_data->d.sign->cert;  // may be null
+  STACK_OF(X509)* signers = PKCS7_get0_signers(signed_data, included, 0);
+  if (signers == nullptr || sk_X509_num(signers) != 1) {
+    sk_X509_free(signers);
+    return untrusted("token names no single signing certificate");
+  }
+  X509* signer = sk_X509_value(signers, 0);
+  sk_X509_free(signers);  // the certificates stay the token's
+  StoreContext context(X509_STORE_CTX_new());
+  if (!context || X509_STORE_CTX_init(context.get(), store, signer, included) != 1)
+    return makeError(ErrorCode::kInternal, "out of memory");
+  X509_STORE_CTX_set_purpose(context.get(), X509_PURPOSE_TIMESTAMP_SIGN);
+  X509_STORE_CTX_set_time(context.get(), 0, at);
+  if (X509_verify_cert(context.get()) != 1)
+    return untrusted("token's certificate chain does not verify again");
+  CertificateChain chain;
+  STACK_OF(X509)* verified = X509_STORE_CTX_get0_chain(context.get());
+  for (int i = 0; i < sk_X509_num(verified); ++i) {
+    unsigned char* der = nullptr;
+    const int length = i2d_X509(sk_X509_value(verified, i), &der);
+    if (length <= 0)
+      return makeError(ErrorCode::kInternal, "a TSA certificate could not be encoded");
+    auto certificate = Certificate::fromDer(
+        std::string_view(reinterpret_cast<char*>(der), static_cast<size_t>(length)));
+    OPENSSL_free(der);
+    if (!certificate)
+      return untrusted("token's certificate chain: " + certificate.error().message);
+    chain.push_back(std::move(*certificate));
+  }
+  return chain;
 }
 
 }  // namespace
@@ -112,6 +149,7 @@ Result<Timestamp> verifyTimestamp(std::string_view token, std::string_view messa
     return untrusted("by " + timestamp.authority + " does not verify against the tsa trust " +
                      "stores, or is not over this signature (" + reason + ")");
   }
+  ASSIGN_OR_RETURN(timestamp.chain, authorityChain(signed_data.get(), store, timestamp.time));
   return timestamp;
 }
 

@@ -232,6 +232,35 @@ TEST_F(Notation, RevocationIsAskedOfTheOcspResponderOrCrlATrustedChainNames) {
   EXPECT_TRUE(requests(revocation, "/").empty());
 }
 
+// notation-go's verifyTimestamp: the timestamping authority's own chain is asked about, and a
+// timestamp by a revoked authority does not count, whether or not the signing certificate
+// expired. An authority that names no revocation service is asked nothing.
+TEST_F(Notation, ATimestampByARevokedAuthorityDoesNotCount) {
+  const std::string revocation = stack().info()["notary"]["revocation"];
+  const auto with_tsa = notationDir("strict", nullptr, "", {"ca:acme", "tsa:acme"});
+  stack().reset(revocation);
+  auto refused = pullWith("timestamped-by-revoked-tsa", with_tsa);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("authenticTimestamp: the timestamp's authority: the certificate "
+                             "\"CN=Acme TSA (revoked),O=Acme,L=Seattle,ST=WA,C=US\" is revoked "
+                             "(OCSP " +
+                             revocation + "/ocsp)"),
+            std::string::npos)
+      << refused.all();
+  EXPECT_EQ(layerRequests("timestamped-by-revoked-tsa"), 0u);
+  EXPECT_EQ(requests(revocation, "/ocsp").size(), 1u);
+  // permissive only logs the timestamp check.
+  auto logged = pullWith("timestamped-by-revoked-tsa",
+                         notationDir("permissive", nullptr, "", {"ca:acme", "tsa:acme"}));
+  EXPECT_EQ(logged.exit_code, 0) << logged.all();
+  EXPECT_NE(logged.err.find("is revoked"), std::string::npos) << logged.all();
+  // The authority of the other timestamps names no responder.
+  stack().reset(revocation);
+  auto timestamped = pullWith("timestamped", with_tsa);
+  EXPECT_EQ(timestamped.exit_code, 0) << timestamped.all();
+  EXPECT_TRUE(requests(revocation, "/").empty());
+}
+
 TEST_F(Notation, VerifyTakesTheVerdictWithoutPullingTheImage) {
   const auto strict = notationDir("strict");
   auto verify = [&](const std::string& tag, const std::string& directory) {

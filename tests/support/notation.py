@@ -13,6 +13,7 @@ leaf first). The COSE form (application/cose) carries the same in a COSE_Sign1_T
 signatures in the index under the tag sha256-<hex of the subject digest>.
 
   notation.py fixtures DIR    writes the unit tests' fixtures (a trust store, envelopes)
+  notation.py revocation-fixtures DIR    writes checkRevocation's (a CA, its CRL, certificates)
 """
 import base64
 import datetime
@@ -158,7 +159,8 @@ class Pki:
                chain_top=[self.other_root])
         self._signer = signer
         self.expiring_not_after = None
-        # What the revocation server answers, by serial number: (certificate, revoked).
+        # What the revocation server answers, by serial number: (certificate, revoked, issuer,
+        # issuer's key).
         self.revocation = {}
         if revocation_base:
             for label, revoked, where in (("ocsp-good", False, "ocsp"),
@@ -168,7 +170,7 @@ class Pki:
                 signer(label, ec.generate_private_key(ec.SECP256R1()),
                        **{where: f"{revocation_base}/{where}"})
                 cert = self.signers[label][1][0]
-                self.revocation[cert.serial_number] = (cert, revoked)
+                self.revocation[cert.serial_number] = (cert, revoked, self.ca, self.ca_key)
         # An RFC 3161 authority: its root (the tsa trust store) and its timeStamping certificate.
         self.tsa_root_key = ec.generate_private_key(ec.SECP384R1())
         self.tsa_root = certificate(name("Acme TSA Root"), self.tsa_root_key, ca=True, usages=())
@@ -181,6 +183,27 @@ class Pki:
                     .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
                                    critical=True)
                     .sign(self.tsa_root_key, hashes.SHA256()))
+        # Timestamping authorities by name: the one above, and (with a revocation server) one
+        # under the same root whose certificate names its OCSP responder, which says revoked.
+        self.authorities = {"tsa": (self.tsa, self.tsa_key)}
+        if revocation_base:
+            key = ec.generate_private_key(ec.SECP256R1())
+            revoked_tsa = (x509.CertificateBuilder().subject_name(name("Acme TSA (revoked)"))
+                           .issuer_name(self.tsa_root.subject).public_key(key.public_key())
+                           .serial_number(x509.random_serial_number())
+                           .not_valid_before(LONG_AGO).not_valid_after(FAR_AHEAD)
+                           .add_extension(key_usage(False), critical=True)
+                           .add_extension(x509.ExtendedKeyUsage(
+                               [ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+                           .add_extension(x509.AuthorityInformationAccess([
+                               x509.AccessDescription(
+                                   AuthorityInformationAccessOID.OCSP,
+                                   x509.UniformResourceIdentifier(
+                                       f"{revocation_base}/ocsp"))]), critical=False)
+                           .sign(self.tsa_root_key, hashes.SHA256()))
+            self.authorities["tsa-revoked"] = (revoked_tsa, key)
+            self.revocation[revoked_tsa.serial_number] = (revoked_tsa, True, self.tsa_root,
+                                                          self.tsa_root_key)
 
     def expiring_signer(self):
         """A signer whose certificate is valid for a few seconds from now (made when asked, so
@@ -193,18 +216,19 @@ class Pki:
                          not_before=LONG_AGO, not_after=self.expiring_not_after)
         return self.signers["expiring"]
 
-    def timestamp(self, message):
-        """An RFC 3161 token over `message` by this PKI's authority, made by `openssl ts`
-        (base64 of its DER, as the envelope carries it)."""
+    def timestamp(self, message, authority="tsa"):
+        """An RFC 3161 token over `message` by one of this PKI's authorities, made by
+        `openssl ts` (base64 of its DER, as the envelope carries it)."""
+        tsa, tsa_key = self.authorities[authority]
         with tempfile.TemporaryDirectory() as work:
             def path(name):
                 return os.path.join(work, name)
             with open(path("message"), "wb") as f:
                 f.write(message)
             with open(path("tsa.pem"), "wb") as f:
-                f.write(pem(self.tsa))
+                f.write(pem(tsa))
             with open(path("tsa.key"), "wb") as f:
-                f.write(self.tsa_key.private_bytes(serialization.Encoding.PEM,
+                f.write(tsa_key.private_bytes(serialization.Encoding.PEM,
                                                    serialization.PrivateFormat.PKCS8,
                                                    serialization.NoEncryption()))
             with open(path("serial"), "w") as f:
@@ -253,13 +277,13 @@ def make_revocation_handler(pki, recorder):
             now = datetime.datetime.utcnow()
             try:
                 request = ocsp.load_der_ocsp_request(body)
-                cert, revoked = pki.revocation[request.serial_number]
+                cert, revoked, issuer, issuer_key = pki.revocation[request.serial_number]
             except (ValueError, KeyError):
                 response = ocsp.OCSPResponseBuilder.build_unsuccessful(
                     ocsp.OCSPResponseStatus.UNAUTHORIZED)
             else:
                 response = (ocsp.OCSPResponseBuilder()
-                            .add_response(cert=cert, issuer=pki.ca, algorithm=hashes.SHA1(),
+                            .add_response(cert=cert, issuer=issuer, algorithm=hashes.SHA1(),
                                           cert_status=(ocsp.OCSPCertStatus.REVOKED if revoked
                                                        else ocsp.OCSPCertStatus.GOOD),
                                           this_update=now - datetime.timedelta(minutes=1),
@@ -267,8 +291,8 @@ def make_revocation_handler(pki, recorder):
                                           revocation_time=(now - datetime.timedelta(hours=1)
                                                            if revoked else None),
                                           revocation_reason=None)
-                            .responder_id(ocsp.OCSPResponderEncoding.HASH, pki.ca)
-                            .sign(pki.ca_key, hashes.SHA256()))
+                            .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer)
+                            .sign(issuer_key, hashes.SHA256()))
             self.answer(response.public_bytes(serialization.Encoding.DER),
                         "application/ocsp-response")
 
@@ -280,8 +304,8 @@ def make_revocation_handler(pki, recorder):
             builder = (x509.CertificateRevocationListBuilder().issuer_name(pki.ca.subject)
                        .last_update(now - datetime.timedelta(minutes=1))
                        .next_update(now + datetime.timedelta(hours=1)))
-            for serial, (_, revoked) in pki.revocation.items():
-                if revoked:
+            for serial, (_, revoked, issuer, _) in pki.revocation.items():
+                if revoked and issuer is pki.ca:
                     builder = builder.add_revoked_certificate(
                         x509.RevokedCertificateBuilder().serial_number(serial)
                         .revocation_date(now - datetime.timedelta(hours=1)).build())
@@ -299,9 +323,9 @@ def default_alg(key):
 
 
 def envelope(signer, target, expiry=None, critical_extra=False, signing_time=None,
-             alg=None, timestamp=None):
+             alg=None, timestamp=None, timestamp_authority="tsa"):
     """A JWS envelope (bytes) by signer=(key, chain) over a payload naming `target`; with
-    `timestamp` (a Pki), countersigned by its RFC 3161 authority."""
+    `timestamp` (a Pki), countersigned by its RFC 3161 authority `timestamp_authority`."""
     key, chain = signer
     alg = alg or default_alg(key)
     header = {"alg": alg, "cty": PAYLOAD_TYPE, "crit": ["io.cncf.notary.signingScheme"],
@@ -326,7 +350,8 @@ def envelope(signer, target, expiry=None, critical_extra=False, signing_time=Non
         # Over the signature's bytes, as the Notary Project countersigns (the header is not
         # signed, so it is added after).
         signature = base64.urlsafe_b64decode(serialized["signature"] + "==")
-        serialized["header"]["io.cncf.notary.timestampSignature"] = timestamp.timestamp(signature)
+        serialized["header"]["io.cncf.notary.timestampSignature"] = timestamp.timestamp(
+            signature, timestamp_authority)
     return json.dumps(serialized).encode()
 
 
@@ -466,6 +491,10 @@ def notary_images(pki):
     attach(spec, subject, envelope(pki.expiring_signer(), subject, timestamp=pki))
     spec, subject = image("expiring")
     attach(spec, subject, envelope(pki.expiring_signer(), subject))
+    if "tsa-revoked" in pki.authorities:
+        spec, subject = image("timestamped-by-revoked-tsa")
+        attach(spec, subject, envelope(signers["ecdsa"], subject, timestamp=pki,
+                                       timestamp_authority="tsa-revoked"))
     spec, subject = image("twosigs")
     attach(spec, subject, envelope(signers["untrusted"], subject),
            envelope(signers["ecdsa"], subject))
@@ -565,8 +594,54 @@ def write_fixtures(directory):
         with open(os.path.join(directory, f"{label}.cose"), "wb") as f:
             f.write(rewrite_cose(cose_envelope(pki.signers["ecdsa"], subject), change))
 
+def write_revocation_fixtures(directory):
+    """For checkRevocation's unit tests (tests/puller/trust/revocation_test.cpp): a CA, with its
+    key for the OCSP answers a test signs as it runs (they must be current), certificates it
+    issued naming a CRL (and "compromised" an OCSP responder too), and that CRL, current until
+    FAR_AHEAD: "held" on certificateHold, "lifted" (a hold removed: removeFromCRL),
+    "compromised" revoked for keyCompromise with an invalidityDate of 2024-01-01, "revoked"
+    with no date, and "good" not listed."""
+    os.makedirs(directory, exist_ok=True)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = certificate(name("Acme Revocation CA"), ca_key, ca=True, usages=())
+    crl_url = "http://127.0.0.1:9/revocation.crl"
+    listed = {"held": (x509.ReasonFlags.certificate_hold, None),
+              "lifted": (x509.ReasonFlags.remove_from_crl, None),
+              "compromised": (x509.ReasonFlags.key_compromise, datetime.datetime(2024, 1, 1)),
+              "revoked": (None, None)}
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
+               .last_update(LONG_AGO).next_update(FAR_AHEAD))
+    for label in ("held", "lifted", "compromised", "revoked", "good"):
+        # "compromised" names an OCSP responder too, asked first.
+        cert = certificate(name(f"acme-{label}"), ec.generate_private_key(ec.SECP256R1()),
+                           issuer=(ca.subject, ca_key), crl=crl_url,
+                           ocsp="http://127.0.0.1:9/ocsp" if label == "compromised" else None)
+        with open(os.path.join(directory, f"{label}.pem"), "wb") as f:
+            f.write(pem(cert))
+        if label not in listed:
+            continue
+        reason, invalid_since = listed[label]
+        entry = (x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
+                 .revocation_date(datetime.datetime(2025, 1, 1)))
+        if reason is not None:
+            entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+        if invalid_since is not None:
+            entry = entry.add_extension(x509.InvalidityDate(invalid_since), critical=False)
+        builder = builder.add_revoked_certificate(entry.build())
+    with open(os.path.join(directory, "ca.pem"), "wb") as f:
+        f.write(pem(ca))
+    with open(os.path.join(directory, "ca.key"), "wb") as f:
+        f.write(ca_key.private_bytes(serialization.Encoding.PEM,
+                                     serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    with open(os.path.join(directory, "revocation.crl"), "wb") as f:
+        f.write(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "fixtures":
         write_fixtures(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "revocation-fixtures":
+        write_revocation_fixtures(sys.argv[2])
     else:
         sys.exit(__doc__)

@@ -94,10 +94,12 @@ std::string_view envelopeType(const std::filesystem::path& envelope) {
 }
 
 NotaryOutcome verifyWith(const NotationPolicy& policy, const std::filesystem::path& envelope,
-                         const Descriptor& subject, std::time_t at = nowSeconds()) {
+                         const Descriptor& subject, std::time_t at = nowSeconds(),
+                         const RevocationCheck& revocation = {}) {
   const NotationTrustPolicy* statement = policy.policyFor(notationRef("reg.io/app:v1"));
   EXPECT_NE(statement, nullptr);
-  return verifyNotarySignature(readFile(envelope), envelopeType(envelope), *statement, subject, at);
+  return verifyNotarySignature(readFile(envelope), envelopeType(envelope), *statement, subject, at,
+                               revocation);
 }
 
 // Notation's own signatures, against notation-go's trust stores.
@@ -204,6 +206,19 @@ class NotationGoTimestamps : public NotationGoEnvelopes {
       text["trustPolicies"][0]["signatureVerification"]["verifyTimestamp"] = verify_timestamp;
     return notationPolicyOf(text.dump(), kNotationGo / "truststore");
   }
+
+  // GlobalSign's TSA chain names OCSP responders and CRLs, which a timestamp's verification asks
+  // about: here they answer `answer_`, and every chain asked about is kept in `asked_`.
+  RevocationResult answer_;
+  std::vector<CertificateChain> asked_;
+  NotaryOutcome verifyWith(const NotationPolicy& policy, const std::filesystem::path& envelope,
+                           const Descriptor& subject, std::time_t at = nowSeconds()) {
+    return puller::verifyWith(policy, envelope, subject, at,
+                              [this](const CertificateChain& chain, std::optional<std::time_t>) {
+                                asked_.push_back(chain);
+                                return answer_;
+                              });
+  }
 };
 
 TEST_F(NotationGoTimestamps, ATimestampKeepsASignatureValidAfterItsCertificateExpired) {
@@ -246,11 +261,13 @@ TEST_F(NotationGoTimestamps, AnAcceptanceHoldsUntilTheChainItWasJudgedByEnds) {
       verifyWith(without_tsa, envelope("withoutTimestamp.sig"), subject_, *outcome.holds_until);
   ASSERT_TRUE(ended.failure);
   EXPECT_EQ(ended.failure->rfind("authenticTimestamp: ", 0), 0u) << *ended.failure;
-  // Judged at the timestamp's time, it does not end with the certificates.
+  // Judged at the timestamp's time, it does not end with the certificates: only the answer
+  // about the TSA's revocation is asked again, an hour on.
   const auto with_tsa = policy({"ca:valid-trust-store", "tsa:test-timestamp"});
   outcome = verifyWith(with_tsa, envelope("jwsWithTimestamp.sig"), subject_, after_expiry_);
   ASSERT_FALSE(outcome.failure) << *outcome.failure;
-  EXPECT_FALSE(outcome.holds_until);
+  ASSERT_TRUE(outcome.holds_until);
+  EXPECT_EQ(*outcome.holds_until, after_expiry_ + 3600);
 }
 
 TEST_F(NotationGoTimestamps, WithATsaStoreATimestampIsRequiredUnlessOnlyAfterExpiry) {
@@ -265,6 +282,48 @@ TEST_F(NotationGoTimestamps, WithATsaStoreATimestampIsRequiredUnlessOnlyAfterExp
   EXPECT_FALSE(verifyWith(after_expiry, envelope("withoutTimestamp.sig"), subject_).failure);
   EXPECT_TRUE(
       verifyWith(after_expiry, envelope("withoutTimestamp.sig"), subject_, after_expiry_).failure);
+}
+
+// notation-go's verifyTimestamp: the TSA's own chain is asked about, without a signing time, and
+// a revoked or unknown status fails the timestamp.
+TEST_F(NotationGoTimestamps, ATimestampCountsOnlyWhileItsAuthorityIsNotRevoked) {
+  const auto with_tsa = policy({"ca:valid-trust-store", "tsa:test-timestamp"});
+  auto outcome = verifyWith(with_tsa, envelope("jwsWithTimestamp.sig"), subject_, after_expiry_);
+  ASSERT_FALSE(outcome.failure) << *outcome.failure;
+  ASSERT_EQ(asked_.size(), 1u);
+  // From the TSA's certificate up to the tsa store's.
+  ASSERT_GE(asked_[0].size(), 2u);
+  EXPECT_EQ(asked_[0].front()->subject(),
+            "CN=Globalsign TSA for Advanced - G4 - 202311,O=GlobalSign nv-sa,C=BE")
+      << asked_[0].front()->subject();
+  EXPECT_TRUE(asked_[0].back()->selfSigned());
+  // An acceptance that took a revocation answer is taken again within the hour.
+  ASSERT_TRUE(outcome.holds_until);
+  EXPECT_EQ(*outcome.holds_until, after_expiry_ + 3600);
+
+  answer_ = {RevocationResult::Status::kRevoked, "the certificate \"CN=TSA\" is revoked (OCSP x)"};
+  outcome = verifyWith(with_tsa, envelope("coseWithTimestamp.sig"), subject_, after_expiry_);
+  ASSERT_TRUE(outcome.failure);
+  EXPECT_EQ(*outcome.failure,
+            "authenticTimestamp: the timestamp's authority: the certificate \"CN=TSA\" is revoked "
+            "(OCSP x)");
+  answer_ = {RevocationResult::Status::kUnknown, "revocation status unknown"};
+  outcome = verifyWith(with_tsa, envelope("jwsWithTimestamp.sig"), subject_, after_expiry_);
+  ASSERT_TRUE(outcome.failure);
+  EXPECT_EQ(outcome.failed_check, "authenticTimestamp");
+
+  // With no network at hand the status cannot be had: the timestamp does not count.
+  outcome = puller::verifyWith(with_tsa, envelope("jwsWithTimestamp.sig"), subject_, after_expiry_);
+  ASSERT_TRUE(outcome.failure);
+  EXPECT_NE(outcome.failure->find("names OCSP responders or CRLs, and no network is at hand"),
+            std::string::npos)
+      << *outcome.failure;
+  // A timestamp that is not verified (afterCertExpiry, certificates still valid) asks nothing.
+  asked_.clear();
+  EXPECT_FALSE(verifyWith(policy({"ca:valid-trust-store", "tsa:test-timestamp"}, "afterCertExpiry"),
+                          envelope("jwsWithTimestamp.sig"), subject_)
+                   .failure);
+  EXPECT_TRUE(asked_.empty());
 }
 
 TEST_F(NotationGoTimestamps, ATimestampOverOtherBytesOrByAnUntrustedAuthorityFails) {
@@ -396,8 +455,9 @@ TEST_P(OurEnvelopes, RevocationIsAskedOnlyForAChainATrustStoreVouchesFor) {
   ScriptedHttp http;
   http.expect([](const HttpRequest&) { return testing::respond(500); });
   const auto strict = policy();
-  const RevocationCheck ask = [&](const CertificateChain& chain) {
-    return checkRevocation(http, chain, nowSeconds(), Context{&clock_, {}, std::nullopt});
+  const RevocationCheck ask = [&](const CertificateChain& chain, std::optional<std::time_t>) {
+    return checkRevocation(http, chain, {nowSeconds(), std::nullopt, nullptr},
+                           Context{&clock_, {}, std::nullopt});
   };
   auto outcome = verifyNotarySignature(
       readFile(envelope("revocable")), envelopeType(envelope("revocable")),
@@ -452,25 +512,6 @@ TEST_P(OurEnvelopes, LevelsAndOverridesDecideWhatOnlyGetsLogged) {
   // The other store trusts only the other root.
   EXPECT_FALSE(verify(policy("strict", {"*"}, nullptr, {"ca:mallory"}), "untrusted").failure);
   EXPECT_TRUE(verify(policy("strict", {"*"}, nullptr, {"ca:mallory"}), "ecdsa").failure);
-}
-
-// Kept answers (the service's: tests/integration/notation_test.cpp NotationRevocation): while
-// current, at most a day, and only answers that decide.
-TEST(RevocationCache, AnAnswerIsKeptWhileItIsCurrentAndADayAtMost) {
-  RevocationCache cache;
-  const std::time_t now = 1'800'000'000;
-  cache.keep("good", {RevocationResult::Status::kGood, "", now + 600}, now);
-  cache.keep("stale", {RevocationResult::Status::kGood, "", now}, now);
-  cache.keep("long", {RevocationResult::Status::kRevoked, "revoked (CRL x)", now + 30 * 86400},
-             now);
-  EXPECT_TRUE(cache.find("good", now + 599));
-  EXPECT_FALSE(cache.find("good", now + 600));
-  EXPECT_FALSE(cache.find("stale", now));
-  EXPECT_FALSE(cache.find("other", now));
-  ASSERT_TRUE(cache.find("long", now + 86399));
-  EXPECT_EQ(cache.find("long", now)->status, RevocationResult::Status::kRevoked);
-  EXPECT_FALSE(cache.find("long", now + 86400));
-  EXPECT_EQ(cache.size(), 2u);
 }
 
 std::string envelopeForm(const ::testing::TestParamInfo<std::string>& form) {
