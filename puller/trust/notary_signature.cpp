@@ -52,12 +52,14 @@ std::string validityText(const Certificate& certificate) {
 // verifyTimestamp afterCertExpiry, only once a certificate expired), else now.
 //
 // A timestamp counts only while its authority's chain is not revoked (notation-go's
-// verifyTimestamp): the certificates below the tsa store's are asked by `revocation`, and a
-// status that cannot be had fails the check as a revoked one does. `asked_revocation` says
+// verifyTimestamp): every certificate of the chain TS verification built but its root is asked
+// by `revocation`, and a status that cannot be had fails the check as a revoked one does. Not
+// with `ask_services` false (an enforced check failed already: the signature is refused
+// whatever they answer, and notation-go would not have come this far). `asked_revocation` says
 // whether any service was asked.
 std::optional<std::string> authenticTimestamp(const notation::Envelope& envelope,
                                               const NotationTrustPolicy& statement, std::time_t now,
-                                              const RevocationCheck& revocation,
+                                              const RevocationCheck& revocation, bool ask_services,
                                               bool& asked_revocation) {
   const bool signing_authority = envelope.signing_scheme == notation::kSchemeSigningAuthority;
   const bool any_expired =
@@ -81,9 +83,10 @@ std::optional<std::string> authenticTimestamp(const notation::Envelope& envelope
     }
     const CertificateChain& authority = timestamp->chain;
     const bool revocable =
+        authority.size() > 1 &&
         std::any_of(authority.begin(), std::prev(authority.end()),
                     [](const auto& certificate) { return certificate->namesRevocationService(); });
-    if (!revocable)
+    if (!revocable || !ask_services)
       return std::nullopt;
     if (!revocation)
       return "the timestamping chain of \"" + authority.front()->subject() +
@@ -228,7 +231,8 @@ NotaryOutcome verifyNotarySignature(std::string_view bytes, std::string_view med
   bool enforced_revocation = false;
   if (statement.action(NotationCheck::kAuthenticTimestamp) != CheckAction::kSkip) {
     bool asked = false;
-    if (auto why = authenticTimestamp(*envelope, statement, now, revocation, asked))
+    if (auto why = authenticTimestamp(*envelope, statement, now, revocation,
+                                      !outcome.failure.has_value(), asked))
       fail(NotationCheck::kAuthenticTimestamp, *why);
     enforced_revocation =
         asked && statement.action(NotationCheck::kAuthenticTimestamp) == CheckAction::kEnforce;

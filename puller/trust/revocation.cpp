@@ -205,22 +205,55 @@ RevocationAnswer askCrl(HttpClient& http, const std::string& url, const Certific
   if (next_update == nullptr || X509_cmp_time(next_update, const_cast<std::time_t*>(&late)) != 1)
     return noAnswer("CRL " + url + ": not current (past its nextUpdate)");
   const std::time_t until = timeOf(next_update).value_or(0);
-  X509_REVOKED* entry = nullptr;
-  if (X509_CRL_get0_by_serial(crl.get(), &entry, X509_get0_serialNumber(certificate.openssl())) !=
-      1)
-    return {RevocationStatus::kGood, "", until, std::nullopt};
-  // A complete CRL lists a certificate once; removeFromCRL there says it is no longer revoked
-  // (a hold lifted), certificateHold that it is, for now.
-  Enumerated reason(static_cast<ASN1_ENUMERATED*>(
-      X509_REVOKED_get_ext_d2i(entry, NID_crl_reason, nullptr, nullptr)));
-  if (reason && ASN1_ENUMERATED_get(reason.get()) == kReasonRemoveFromCrl)
-    return {RevocationStatus::kGood, "", until, std::nullopt};
-  GeneralizedTime date(static_cast<ASN1_GENERALIZEDTIME*>(
-      X509_REVOKED_get_ext_d2i(entry, NID_invalidity_date, nullptr, nullptr)));
-  const bool on_hold = reason && ASN1_ENUMERATED_get(reason.get()) == kReasonCertificateHold;
-  return {RevocationStatus::kRevoked,
-          std::string(on_hold ? "on hold" : "revoked") + " (CRL " + url + ")", until,
-          timeOf(date.get())};
+  // Every entry for the serial, in the CRL's order, read as notation-core-go reads them
+  // (crl.go checkRevocation): an entry for a permanent reason revokes; certificateHold and
+  // removeFromCRL are temporary, and the latest of them by revocation date decides (a hold is
+  // revoked, a hold lifted is not). An authentic signing time before the invalidityDate of an
+  // entry read up to the first permanent one makes the certificate good for that signature
+  // (atSigning, with the latest such date).
+  const ASN1_INTEGER* serial = X509_get0_serialNumber(certificate.openssl());
+  STACK_OF(X509_REVOKED)* entries = X509_CRL_get_REVOKED(crl.get());
+  bool permanent = false;
+  const X509_REVOKED* latest_temporary = nullptr;
+  long latest_temporary_reason = -1;
+  std::optional<std::time_t> invalid_since;
+  for (int i = 0; i < sk_X509_REVOKED_num(entries) && !permanent; ++i) {
+    const X509_REVOKED* entry = sk_X509_REVOKED_value(entries, i);
+    if (ASN1_INTEGER_cmp(X509_REVOKED_get0_serialNumber(entry), serial) != 0)
+      continue;
+    // An entry extension marked critical that this does not read: the entry cannot be read.
+    for (int j = 0; j < X509_REVOKED_get_ext_count(entry); ++j) {
+      X509_EXTENSION* extension = X509_REVOKED_get_ext(entry, j);
+      const int nid = OBJ_obj2nid(X509_EXTENSION_get_object(extension));
+      if (X509_EXTENSION_get_critical(extension) == 1 && nid != NID_crl_reason &&
+          nid != NID_invalidity_date)
+        return noAnswer("CRL " + url +
+                        ": its entry for the certificate has a critical "
+                        "extension this does not know");
+    }
+    GeneralizedTime date(static_cast<ASN1_GENERALIZEDTIME*>(
+        X509_REVOKED_get_ext_d2i(entry, NID_invalidity_date, nullptr, nullptr)));
+    if (const auto since = timeOf(date.get()))
+      invalid_since = invalid_since ? std::max(*invalid_since, *since) : *since;
+    Enumerated reason(static_cast<ASN1_ENUMERATED*>(
+        X509_REVOKED_get_ext_d2i(entry, NID_crl_reason, nullptr, nullptr)));
+    const long code = reason ? ASN1_ENUMERATED_get(reason.get()) : -1;
+    if (code != kReasonCertificateHold && code != kReasonRemoveFromCrl) {
+      permanent = true;
+      continue;
+    }
+    if (latest_temporary == nullptr ||
+        ASN1_TIME_compare(X509_REVOKED_get0_revocationDate(latest_temporary),
+                          X509_REVOKED_get0_revocationDate(entry)) < 0) {
+      latest_temporary = entry;
+      latest_temporary_reason = code;
+    }
+  }
+  if (permanent)
+    return {RevocationStatus::kRevoked, "revoked (CRL " + url + ")", until, invalid_since};
+  if (latest_temporary != nullptr && latest_temporary_reason == kReasonCertificateHold)
+    return {RevocationStatus::kRevoked, "on hold (CRL " + url + ")", until, invalid_since};
+  return {RevocationStatus::kGood, "", until, std::nullopt};
 }
 
 // The cache's key: the certificate, its issuer and the source, by their bytes.

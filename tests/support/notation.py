@@ -323,14 +323,22 @@ def default_alg(key):
 
 
 def envelope(signer, target, expiry=None, critical_extra=False, signing_time=None,
-             alg=None, timestamp=None, timestamp_authority="tsa"):
+             alg=None, timestamp=None, timestamp_authority="tsa", signing_authority=False):
     """A JWS envelope (bytes) by signer=(key, chain) over a payload naming `target`; with
-    `timestamp` (a Pki), countersigned by its RFC 3161 authority `timestamp_authority`."""
+    `timestamp` (a Pki), countersigned by its RFC 3161 authority `timestamp_authority`; with
+    `signing_authority`, of the notary.x509.signingAuthority scheme (signing_time is then the
+    authentic signing time, a critical attribute)."""
     key, chain = signer
     alg = alg or default_alg(key)
+    when = (signing_time or NOW).strftime("%Y-%m-%dT%H:%M:%SZ")
     header = {"alg": alg, "cty": PAYLOAD_TYPE, "crit": ["io.cncf.notary.signingScheme"],
               "io.cncf.notary.signingScheme": "notary.x509",
-              "io.cncf.notary.signingTime": (signing_time or NOW).strftime("%Y-%m-%dT%H:%M:%SZ")}
+              "io.cncf.notary.signingTime": when}
+    if signing_authority:
+        del header["io.cncf.notary.signingTime"]
+        header["io.cncf.notary.signingScheme"] = "notary.x509.signingAuthority"
+        header["io.cncf.notary.authenticSigningTime"] = when
+        header["crit"].append("io.cncf.notary.authenticSigningTime")
     if expiry is not None:
         header["io.cncf.notary.expiry"] = expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
         header["crit"].append("io.cncf.notary.expiry")
@@ -600,7 +608,10 @@ def write_revocation_fixtures(directory):
     issued naming a CRL (and "compromised" an OCSP responder too), and that CRL, current until
     FAR_AHEAD: "held" on certificateHold, "lifted" (a hold removed: removeFromCRL),
     "compromised" revoked for keyCompromise with an invalidityDate of 2024-01-01, "revoked"
-    with no date, and "good" not listed."""
+    with no date, and "good" not listed; "critical.crl" lists "revoked" with a critical entry
+    extension nobody knows. And two signatures by "compromised" of the signingAuthority scheme
+    over subject.json, signed (so its signing service says) on 2023-06-01 and 2024-06-01, with
+    a trust store whose signingAuthority store "acme" holds the CA."""
     os.makedirs(directory, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = certificate(name("Acme Revocation CA"), ca_key, ca=True, usages=())
@@ -611,11 +622,14 @@ def write_revocation_fixtures(directory):
               "revoked": (None, None)}
     builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
                .last_update(LONG_AGO).next_update(FAR_AHEAD))
+    issued = {}
     for label in ("held", "lifted", "compromised", "revoked", "good"):
         # "compromised" names an OCSP responder too, asked first.
-        cert = certificate(name(f"acme-{label}"), ec.generate_private_key(ec.SECP256R1()),
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = certificate(name(f"acme-{label}"), key,
                            issuer=(ca.subject, ca_key), crl=crl_url,
                            ocsp="http://127.0.0.1:9/ocsp" if label == "compromised" else None)
+        issued[label] = (key, [cert, ca])
         with open(os.path.join(directory, f"{label}.pem"), "wb") as f:
             f.write(pem(cert))
         if label not in listed:
@@ -636,6 +650,27 @@ def write_revocation_fixtures(directory):
                                      serialization.NoEncryption()))
     with open(os.path.join(directory, "revocation.crl"), "wb") as f:
         f.write(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    unknown = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00")
+    critical = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
+                .last_update(LONG_AGO).next_update(FAR_AHEAD)
+                .add_revoked_certificate(
+                    x509.RevokedCertificateBuilder()
+                    .serial_number(issued["revoked"][1][0].serial_number)
+                    .revocation_date(datetime.datetime(2025, 1, 1))
+                    .add_extension(unknown, critical=True).build()))
+    with open(os.path.join(directory, "critical.crl"), "wb") as f:
+        f.write(critical.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    subject = {"mediaType": image_lib.OCI_MANIFEST, "digest": "sha256:" + "cd" * 32, "size": 4321}
+    with open(os.path.join(directory, "subject.json"), "w") as f:
+        json.dump(subject, f)
+    for year in (2023, 2024):
+        with open(os.path.join(directory, f"compromised-signed-{year}.jws"), "wb") as f:
+            f.write(envelope(issued["compromised"], subject, signing_authority=True,
+                             signing_time=datetime.datetime(year, 6, 1)))
+    store = os.path.join(directory, "truststore", "x509", "signingAuthority", "acme")
+    os.makedirs(store, exist_ok=True)
+    with open(os.path.join(store, "ca.pem"), "wb") as f:
+        f.write(pem(ca))
 
 
 if __name__ == "__main__":

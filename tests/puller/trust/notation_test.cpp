@@ -213,11 +213,13 @@ class NotationGoTimestamps : public NotationGoEnvelopes {
   std::vector<CertificateChain> asked_;
   NotaryOutcome verifyWith(const NotationPolicy& policy, const std::filesystem::path& envelope,
                            const Descriptor& subject, std::time_t at = nowSeconds()) {
-    return puller::verifyWith(policy, envelope, subject, at,
-                              [this](const CertificateChain& chain, std::optional<std::time_t>) {
-                                asked_.push_back(chain);
-                                return answer_;
-                              });
+    return puller::verifyWith(
+        policy, envelope, subject, at,
+        [this](const CertificateChain& chain, std::optional<std::time_t> signing_time) {
+          EXPECT_FALSE(signing_time);  // a TSA's chain is asked about without one
+          asked_.push_back(chain);
+          return answer_;
+        });
   }
 };
 
@@ -318,12 +320,70 @@ TEST_F(NotationGoTimestamps, ATimestampCountsOnlyWhileItsAuthorityIsNotRevoked) 
   EXPECT_NE(outcome.failure->find("names OCSP responders or CRLs, and no network is at hand"),
             std::string::npos)
       << *outcome.failure;
+  // The revocation check's level does not decide it: skipped, the TSA is still asked.
+  asked_.clear();
+  answer_ = {};
+  auto skipping = nlohmann::json::parse(statementJson(
+      "strict", {"ca:valid-trust-store", "tsa:test-timestamp"}, {"*"}, {{"revocation", "skip"}}));
+  EXPECT_FALSE(verifyWith(notationPolicyOf(skipping.dump(), kNotationGo / "truststore"),
+                          envelope("jwsWithTimestamp.sig"), subject_, after_expiry_)
+                   .failure);
+  EXPECT_EQ(asked_.size(), 1u);
+  // A signature refused already (an untrusted identity, enforced) asks nothing more.
+  asked_.clear();
+  auto stranger =
+      nlohmann::json::parse(statementJson("strict", {"ca:valid-trust-store", "tsa:test-timestamp"},
+                                          {"x509.subject: C=US, ST=WA, O=Someone Else"}));
+  EXPECT_TRUE(verifyWith(notationPolicyOf(stranger.dump(), kNotationGo / "truststore"),
+                         envelope("jwsWithTimestamp.sig"), subject_, after_expiry_)
+                  .failure);
+  EXPECT_TRUE(asked_.empty());
   // A timestamp that is not verified (afterCertExpiry, certificates still valid) asks nothing.
   asked_.clear();
   EXPECT_FALSE(verifyWith(policy({"ca:valid-trust-store", "tsa:test-timestamp"}, "afterCertExpiry"),
                           envelope("jwsWithTimestamp.sig"), subject_)
                    .failure);
   EXPECT_TRUE(asked_.empty());
+}
+
+// A signing authority vouches for its signing time: a certificate revoked with an
+// invalidityDate after it still counts (notation-go's verifyRevocation), end to end from the
+// envelope to the CRL. The "compromised" signer's CRL entry dates the compromise 2024-01-01
+// (tests/support/notation.py revocation-fixtures).
+TEST(SigningAuthorityRevocation, ASignatureMadeBeforeTheKeyWasCompromisedStillCounts) {
+  const auto fixtures =
+      std::filesystem::path(PULLAGENT_SOURCE_DIR) / "tests/puller/trust/data/revocation";
+  const auto subject_json = nlohmann::json::parse(readFile(fixtures / "subject.json"));
+  const Descriptor subject =
+      descriptorOf(subject_json["mediaType"], subject_json["digest"], subject_json["size"]);
+  const auto policy = notationPolicyOf(statementJson("strict", {"signingAuthority:acme"}, {"*"}),
+                                       fixtures / "truststore");
+  SystemClock clock;
+  ScriptedHttp http;
+  std::vector<std::optional<std::time_t>> signing_times;
+  const RevocationCheck ask = [&](const CertificateChain& chain,
+                                  std::optional<std::time_t> signing_time) {
+    signing_times.push_back(signing_time);
+    // Its OCSP responder fails; the CRL decides.
+    http.expect([](const HttpRequest&) { return testing::respond(500); });
+    http.expect([&](const HttpRequest&) {
+      return testing::respond(200, readFile(fixtures / "revocation.crl"));
+    });
+    return checkRevocation(http, chain, {nowSeconds(), signing_time, nullptr},
+                           Context{&clock, {}, std::nullopt});
+  };
+  auto before =
+      verifyWith(policy, fixtures / "compromised-signed-2023.jws", subject, nowSeconds(), ask);
+  EXPECT_FALSE(before.failure) << *before.failure;
+  auto after =
+      verifyWith(policy, fixtures / "compromised-signed-2024.jws", subject, nowSeconds(), ask);
+  ASSERT_TRUE(after.failure);
+  EXPECT_EQ(*after.failure,
+            "revocation: the certificate \"CN=acme-compromised,O=Acme,L=Seattle,ST=WA,C=US\" is "
+            "revoked (CRL http://127.0.0.1:9/revocation.crl)");
+  ASSERT_EQ(signing_times.size(), 2u);
+  EXPECT_EQ(signing_times[0], notation::parseRfc3339("2023-06-01T00:00:00Z").value());
+  EXPECT_EQ(signing_times[1], notation::parseRfc3339("2024-06-01T00:00:00Z").value());
 }
 
 TEST_F(NotationGoTimestamps, ATimestampOverOtherBytesOrByAnUntrustedAuthorityFails) {
@@ -455,8 +515,10 @@ TEST_P(OurEnvelopes, RevocationIsAskedOnlyForAChainATrustStoreVouchesFor) {
   ScriptedHttp http;
   http.expect([](const HttpRequest&) { return testing::respond(500); });
   const auto strict = policy();
-  const RevocationCheck ask = [&](const CertificateChain& chain, std::optional<std::time_t>) {
-    return checkRevocation(http, chain, {nowSeconds(), std::nullopt, nullptr},
+  const RevocationCheck ask = [&](const CertificateChain& chain,
+                                  std::optional<std::time_t> signing_time) {
+    EXPECT_FALSE(signing_time);  // notary.x509: the signing time is the signer's word only
+    return checkRevocation(http, chain, {nowSeconds(), signing_time, nullptr},
                            Context{&clock_, {}, std::nullopt});
   };
   auto outcome = verifyNotarySignature(

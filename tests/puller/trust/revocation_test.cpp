@@ -164,7 +164,8 @@ TEST(RevocationCache, AnAnswerIsKeptWhileItIsCurrentAndADayAtMost) {
   EXPECT_EQ(cache.size(), 2u);
 }
 
-// A kept answer keeps its date: the rule is applied per signature, not once for all.
+// A kept answer keeps its date: the rule is applied per signature, not once for all (a "good"
+// kept for the first signature would show in the others).
 TEST_F(Revocation, AKeptAnswerIsReadAgainForEachSigningTime) {
   RevocationCache cache;
   http_.expect([](const HttpRequest&) {
@@ -172,13 +173,27 @@ TEST_F(Revocation, AKeptAnswerIsReadAgainForEachSigningTime) {
   });
   const CertificateChain chain = {certificateOf("compromised"), certificateOf("ca")};
   const Context ctx{&clock_, {}, std::nullopt};
-  EXPECT_EQ(checkRevocation(http_, chain, {std::time(nullptr), k2025, &cache}, ctx).status,
-            RevocationResult::Status::kRevoked);
   EXPECT_EQ(checkRevocation(http_, chain, {std::time(nullptr), k2023, &cache}, ctx).status,
             RevocationResult::Status::kGood);
+  EXPECT_EQ(checkRevocation(http_, chain, {std::time(nullptr), k2025, &cache}, ctx).status,
+            RevocationResult::Status::kRevoked);
   EXPECT_EQ(checkRevocation(http_, chain, {std::time(nullptr), std::nullopt, &cache}, ctx).status,
             RevocationResult::Status::kRevoked);
   EXPECT_EQ(http_.sent().size(), 1u);
+}
+
+// An entry extension marked critical that this does not read makes the certificate's entry
+// unreadable: the status is unknown, neither revoked nor good.
+TEST_F(Revocation, ACrlWithAnUnknownCriticalEntryExtensionAnswersNothing) {
+  http_.expect([](const HttpRequest&) {
+    return testing::respond(200, readFile(kFixtures / "critical.crl"));
+  });
+  const auto result = check("revoked", std::nullopt);
+  EXPECT_EQ(result.status, RevocationResult::Status::kUnknown);
+  EXPECT_NE(result.detail.find("its entry for the certificate has a critical extension this does "
+                               "not know"),
+            std::string::npos)
+      << result.detail;
 }
 
 }  // namespace
