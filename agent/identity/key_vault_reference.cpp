@@ -1,8 +1,11 @@
 #include "agent/identity/key_vault_reference.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <map>
+
+#include "base/redact.h"
 
 namespace pullagent::agent {
 namespace {
@@ -35,6 +38,35 @@ Error invalid(std::string why) {
   return makeError(ErrorCode::kInvalidArgument, "invalid Key Vault reference: " + std::move(why));
 }
 
+// Key Vault's DNS suffixes (public, China, US Government, Germany clouds). The site's identity
+// token for Key Vault goes to the SecretUri's host: a host that is no vault (a typo, a pasted
+// URL) must not receive it. A private endpoint keeps the vault's name (privatelink CNAMEs it).
+constexpr std::array<std::string_view, 4> kVaultSuffixes{
+    ".vault.azure.net", ".vault.azure.cn", ".vault.usgovcloudapi.net", ".vault.microsoftazure.de"};
+
+// One DNS label: the vault's name before the suffix (no dots: a.b.vault.azure.net is no vault).
+bool validLabel(std::string_view name) {
+  return !name.empty() && name.size() <= 63 && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-';
+  });
+}
+
+bool isVaultHost(std::string_view host) {
+  // The name without its port, if it names one ("myvault.vault.azure.net:8443").
+  if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
+    const auto port = host.substr(colon + 1);
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string_view::npos)
+      return false;
+    host = host.substr(0, colon);
+  }
+  return std::any_of(kVaultSuffixes.begin(), kVaultSuffixes.end(), [&](std::string_view suffix) {
+    return host.size() > suffix.size() &&
+           equalsIgnoreCase(host.substr(host.size() - suffix.size()), suffix) &&
+           validLabel(host.substr(0, host.size() - suffix.size()));
+  });
+}
+
 Result<KeyVaultReference> fromSecretUri(std::string_view uri) {
   if (!uri.starts_with("https://"))
     return invalid("SecretUri must be an https:// URL");
@@ -47,6 +79,11 @@ Result<KeyVaultReference> fromSecretUri(std::string_view uri) {
   if (host.empty() || host.find_first_of("@?#") != std::string_view::npos) {
     return invalid("SecretUri has a bad host");
   }
+  if (!isVaultHost(host))
+    return invalid("SecretUri's host " + safeQuoted(host, 80) +
+                   " is not a Key Vault (<name>.vault.azure.net, or .vault.azure.cn, "
+                   ".vault.usgovcloudapi.net, .vault.microsoftazure.de): the site's Key Vault "
+                   "token goes only to a vault");
   if (!path.starts_with("/secrets/"))
     return invalid("SecretUri path must start with /secrets/");
   path.remove_prefix(9);

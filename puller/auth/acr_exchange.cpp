@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
+
 #include "base/json_reader.h"
 
 #include "puller/auth/jwt.h"
@@ -18,6 +21,19 @@ std::chrono::seconds lifetimeOf(const std::string& token,
   if (!claims || !claims->expires)
     return std::chrono::seconds(0);
   return secondsUntil(*claims->expires, now);
+}
+
+// Azure Container Registry's login servers (public, China and US Government clouds). An
+// identity's AAD token is exchanged only with these: a registry elsewhere is not ACR, and the
+// token (good for the identity's whole audience) must not reach it. A private endpoint keeps
+// the login server's name.
+constexpr std::array<std::string_view, 3> kAcrSuffixes{".azurecr.io", ".azurecr.cn", ".azurecr.us"};
+
+bool isAcrLoginServer(std::string_view host) {  // lowercase, as Url keeps it
+  return std::any_of(kAcrSuffixes.begin(), kAcrSuffixes.end(), [&](std::string_view suffix) {
+    return host.size() > suffix.size() && host.ends_with(suffix) &&
+           host.substr(0, host.size() - suffix.size()).find('.') == std::string_view::npos;
+  });
 }
 
 // The string `name` of a JSON answer, or "" when the answer has no such string.
@@ -91,6 +107,15 @@ Result<Secret> AcrTokenExchange::refreshToken(const Url& realm, const std::strin
 Result<IssuedToken> AcrTokenExchange::accessToken(const Url& registry, const Url& realm,
                                                   const std::string& service,
                                                   const std::string& scope, const Context& ctx) {
+  if (!isAcrLoginServer(registry.host)) {
+    return makeError(ErrorCode::kUntrusted,
+                     "refusing to send the " + aad_.identityName() + "'s token to " +
+                         registry.hostPort() +
+                         ": managed-identity credentials (acrUseManagedIdentityCreds) are "
+                         "exchanged only with Azure Container Registry login servers "
+                         "(<name>.azurecr.io, .azurecr.cn, .azurecr.us); for another registry "
+                         "set DOCKER_REGISTRY_SERVER_USERNAME and DOCKER_REGISTRY_SERVER_PASSWORD");
+  }
   if (realm.scheme != "https" ||
       !realm.sameOrigin(Url{"https", registry.host, registry.port, ""})) {
     return makeError(ErrorCode::kUntrusted, "refusing to send the " + aad_.identityName() +

@@ -36,7 +36,13 @@ INSTANTIATE_TEST_SUITE_P(
             "@microsoft.keyvault(vaultname=my-vault;secretname=acr-pass;secretversion=abc123)",
             "https://my-vault.vault.azure.net/secrets/acr-pass/abc123?api-version=7.4"},
         GoodReference{"  @Microsoft.KeyVault(SecretName=s1;VaultName=vault1;)  ",
-                      "https://vault1.vault.azure.net/secrets/s1?api-version=7.4"}));
+                      "https://vault1.vault.azure.net/secrets/s1?api-version=7.4"},
+        // Other clouds' vaults, a port, and the host's case as written.
+        GoodReference{"@Microsoft.KeyVault(SecretUri=https://cnvault.vault.azure.cn/secrets/s)",
+                      "https://cnvault.vault.azure.cn/secrets/s?api-version=7.4"},
+        GoodReference{
+            "@Microsoft.KeyVault(SecretUri=https://gov.Vault.UsGovCloudApi.net:8443/secrets/s)",
+            "https://gov.Vault.UsGovCloudApi.net:8443/secrets/s?api-version=7.4"}));
 
 TEST(KeyVaultReference, PlainValuesAreNotReferences) {
   for (std::string value : {"hunter2", "", "Microsoft.KeyVault(x)", "@Microsoft.KeyVaul(x)"}) {
@@ -54,11 +60,28 @@ TEST_P(KeyVaultReferenceRejects, Malformed) {
   EXPECT_EQ(parsed.error().code, ErrorCode::kInvalidArgument);
 }
 
+TEST(KeyVaultReference, AHostThatIsNoVaultIsNamedAndRefused) {
+  auto parsed =
+      parseKeyVaultReference("@Microsoft.KeyVault(SecretUri=https://evil.example.com/secrets/s)");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.error().message,
+            "invalid Key Vault reference: SecretUri's host \"evil.example.com\" is not a Key Vault "
+            "(<name>.vault.azure.net, or .vault.azure.cn, .vault.usgovcloudapi.net, "
+            ".vault.microsoftazure.de): the site's Key Vault token goes only to a vault");
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Table, KeyVaultReferenceRejects,
     ::testing::Values("@Microsoft.KeyVault(SecretUri=http://v.vault.azure.net/secrets/s)",
                       "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/keys/s)",
                       "@Microsoft.KeyVault(SecretUri=https://user@evil/secrets/s)",
+                      // Hosts that are no vault: the site's Key Vault token would go there.
+                      "@Microsoft.KeyVault(SecretUri=https://evil.example.com/secrets/s)",
+                      "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net.evil.com/secrets/s)",
+                      "@Microsoft.KeyVault(SecretUri=https://vault.azure.net/secrets/s)",
+                      "@Microsoft.KeyVault(SecretUri=https://a.b.vault.azure.net/secrets/s)",
+                      "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net:x/secrets/s)",
+                      "@Microsoft.KeyVault(SecretUri=https://127.0.0.1:8443/secrets/s)",
                       "@Microsoft.KeyVault(VaultName=myvault)",
                       "@Microsoft.KeyVault(VaultName=a;SecretName=s)",
                       "@Microsoft.KeyVault(VaultName=myvault;SecretName=../x)",

@@ -133,6 +133,28 @@ TEST_F(AcrExchange, RealmOnAnotherHostGetsNoToken) {
   EXPECT_TRUE(aad_.resources.empty());  // not even an AAD token was fetched
 }
 
+// An identity's token is for Azure Container Registry: a registry that is not an ACR login
+// server gets nothing, even with a realm on itself.
+TEST_F(AcrExchange, ARegistryThatIsNotAnAcrLoginServerGetsNoToken) {
+  for (const char* other :
+       {"https://evil.example.com/v2/a/manifests/v1",
+        "https://myreg.azurecr.io.evil.com/v2/a/manifests/v1",
+        "https://a.b.azurecr.io/v2/a/manifests/v1", "https://azurecr.io/v2/a/manifests/v1"}) {
+    const auto registry = Url::parse(other).value();
+    auto token =
+        exchange_.accessToken(registry, Url{"https", registry.host, registry.port, "/oauth2/token"},
+                              registry.host, "repository:a:pull", clock_.context());
+    ASSERT_FALSE(token.ok()) << other;
+    EXPECT_EQ(token.error().code, ErrorCode::kUntrusted);
+    EXPECT_NE(token.error().message.find("exchanged only with Azure Container Registry login "
+                                         "servers"),
+              std::string::npos)
+        << token.error().message;
+  }
+  EXPECT_TRUE(http_.sent().empty());
+  EXPECT_TRUE(aad_.resources.empty());
+}
+
 TEST_F(AcrExchange, RefusedIdentitySaysWhatToFix) {
   http_.expect([](const HttpRequest&) { return respond(401, "{}"); });
   auto token = exchange_.accessToken(registry(), realm(), "myreg.azurecr.io", "repository:a:pull",
