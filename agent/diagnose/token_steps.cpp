@@ -138,6 +138,12 @@ std::string credentialsFix(const Walk& walk, const Error& error) {
   const std::string& registry = container.image.domain;
   switch (container.auth) {
     case RegistryAuth::kManagedIdentity:
+      // Refused before any token left: a registry that is no ACR login server.
+      if (error.code == ErrorCode::kUntrusted &&
+          error.message.find("exchanged only with Azure Container Registry") != std::string::npos)
+        return "pull from " + registry +
+               " with DOCKER_REGISTRY_SERVER_USERNAME/PASSWORD: a managed identity's token goes "
+               "only to an Azure Container Registry (<name>.azurecr.io)";
       return "assign AcrPull on " + registry + " to the " +
              (container.identity_client_id.empty() ? std::string("site's system-assigned identity")
                                                    : "identity " + container.identity_client_id);

@@ -35,6 +35,9 @@ Result<Secret> readKeyVaultSecret(puller::HttpClient& http, puller::AadTokenSour
   auto url = puller::Url::parse(reference.secretUrl());
   if (!url || url->scheme != "https")
     return makeError(ErrorCode::kInvalidArgument, what + ": the vault URL must be https");
+  // Checked where the reference is read too; here, where the token is sent.
+  if (!isKeyVaultHost(url->host))
+    return makeError(ErrorCode::kUntrusted, what + ": not a Key Vault host, no token sent");
   auto token = identity.token("https://vault.azure.net", ctx);
   if (!token)
     return token.error().context(what);

@@ -1,8 +1,8 @@
 #include "agent/identity/key_vault_reference.h"
 
 #include <algorithm>
-#include <array>
 #include <cctype>
+#include <charconv>
 #include <map>
 
 #include "base/redact.h"
@@ -38,11 +38,11 @@ Error invalid(std::string why) {
   return makeError(ErrorCode::kInvalidArgument, "invalid Key Vault reference: " + std::move(why));
 }
 
-// Key Vault's DNS suffixes (public, China, US Government, Germany clouds). The site's identity
-// token for Key Vault goes to the SecretUri's host: a host that is no vault (a typo, a pasted
-// URL) must not receive it. A private endpoint keeps the vault's name (privatelink CNAMEs it).
-constexpr std::array<std::string_view, 4> kVaultSuffixes{
-    ".vault.azure.net", ".vault.azure.cn", ".vault.usgovcloudapi.net", ".vault.microsoftazure.de"};
+// Key Vault's DNS suffix in the public cloud, the one whose audience (https://vault.azure.net)
+// the token is asked for: the site's identity token for Key Vault goes to the SecretUri's host,
+// and a host that is no vault there (a typo, a pasted URL, another cloud's vault) must not
+// receive it. A private endpoint keeps the vault's name (privatelink CNAMEs it).
+constexpr std::string_view kVaultSuffix = ".vault.azure.net";
 
 // One DNS label: the vault's name before the suffix (no dots: a.b.vault.azure.net is no vault).
 bool validLabel(std::string_view name) {
@@ -51,21 +51,25 @@ bool validLabel(std::string_view name) {
   });
 }
 
-bool isVaultHost(std::string_view host) {
+}  // namespace
+
+bool isKeyVaultHost(std::string_view host) {
   // The name without its port, if it names one ("myvault.vault.azure.net:8443").
   if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
     const auto port = host.substr(colon + 1);
-    if (port.empty() || port.size() > 5 ||
-        port.find_first_not_of("0123456789") != std::string_view::npos)
+    int number = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+    if (port.empty() || ec != std::errc() || end != port.data() + port.size() || number < 1 ||
+        number > 65535)
       return false;
     host = host.substr(0, colon);
   }
-  return std::any_of(kVaultSuffixes.begin(), kVaultSuffixes.end(), [&](std::string_view suffix) {
-    return host.size() > suffix.size() &&
-           equalsIgnoreCase(host.substr(host.size() - suffix.size()), suffix) &&
-           validLabel(host.substr(0, host.size() - suffix.size()));
-  });
+  return host.size() > kVaultSuffix.size() &&
+         equalsIgnoreCase(host.substr(host.size() - kVaultSuffix.size()), kVaultSuffix) &&
+         validLabel(host.substr(0, host.size() - kVaultSuffix.size()));
 }
+
+namespace {
 
 Result<KeyVaultReference> fromSecretUri(std::string_view uri) {
   if (!uri.starts_with("https://"))
@@ -79,11 +83,10 @@ Result<KeyVaultReference> fromSecretUri(std::string_view uri) {
   if (host.empty() || host.find_first_of("@?#") != std::string_view::npos) {
     return invalid("SecretUri has a bad host");
   }
-  if (!isVaultHost(host))
+  if (!isKeyVaultHost(host))
     return invalid("SecretUri's host " + safeQuoted(host, 80) +
-                   " is not a Key Vault (<name>.vault.azure.net, or .vault.azure.cn, "
-                   ".vault.usgovcloudapi.net, .vault.microsoftazure.de): the site's Key Vault "
-                   "token goes only to a vault");
+                   " is not a Key Vault (<name>.vault.azure.net): the site's Key Vault token "
+                   "goes only to a vault");
   if (!path.starts_with("/secrets/"))
     return invalid("SecretUri path must start with /secrets/");
   path.remove_prefix(9);

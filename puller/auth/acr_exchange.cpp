@@ -2,9 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-#include <array>
-
 #include "base/json_reader.h"
 
 #include "puller/auth/jwt.h"
@@ -23,17 +20,16 @@ std::chrono::seconds lifetimeOf(const std::string& token,
   return secondsUntil(*claims->expires, now);
 }
 
-// Azure Container Registry's login servers (public, China and US Government clouds). An
+// Azure Container Registry's login servers in the public cloud (the audience the agent asks
+// tokens for, acrAudience, is the public cloud's by default; other clouds are not supported). An
 // identity's AAD token is exchanged only with these: a registry elsewhere is not ACR, and the
-// token (good for the identity's whole audience) must not reach it. A private endpoint keeps
-// the login server's name.
-constexpr std::array<std::string_view, 3> kAcrSuffixes{".azurecr.io", ".azurecr.cn", ".azurecr.us"};
+// token must not reach it. A private endpoint keeps the login server's name; a data endpoint
+// (<name>.<region>.data.azurecr.io) is no login server.
+constexpr std::string_view kAcrSuffix = ".azurecr.io";
 
 bool isAcrLoginServer(std::string_view host) {  // lowercase, as Url keeps it
-  return std::any_of(kAcrSuffixes.begin(), kAcrSuffixes.end(), [&](std::string_view suffix) {
-    return host.size() > suffix.size() && host.ends_with(suffix) &&
-           host.substr(0, host.size() - suffix.size()).find('.') == std::string_view::npos;
-  });
+  return host.size() > kAcrSuffix.size() && host.ends_with(kAcrSuffix) &&
+         host.substr(0, host.size() - kAcrSuffix.size()).find('.') == std::string_view::npos;
 }
 
 // The string `name` of a JSON answer, or "" when the answer has no such string.
@@ -113,7 +109,7 @@ Result<IssuedToken> AcrTokenExchange::accessToken(const Url& registry, const Url
                          registry.hostPort() +
                          ": managed-identity credentials (acrUseManagedIdentityCreds) are "
                          "exchanged only with Azure Container Registry login servers "
-                         "(<name>.azurecr.io, .azurecr.cn, .azurecr.us); for another registry "
+                         "(<name>.azurecr.io); for another registry "
                          "set DOCKER_REGISTRY_SERVER_USERNAME and DOCKER_REGISTRY_SERVER_PASSWORD");
   }
   if (realm.scheme != "https" ||

@@ -215,6 +215,20 @@ TEST_F(Diagnose, BasicCredentialsRejected) {
   expectFailure(report, "registry.token", "DOCKER_REGISTRY_SERVER_PASSWORD", 3);
 }
 
+// A managed identity's token goes only to an ACR login server: the emulated ACR reached by its
+// address is refused before any token leaves, and the fix says what to use instead.
+TEST_F(Diagnose, AManagedIdentityForARegistryThatIsNoAcr) {
+  const std::string acr = azure()["acr"];  // myreg.azurecr.io:<port>
+  json site = managedIdentitySite(azure()["user_client_id"]);
+  site["properties"]["siteConfig"]["linuxFxVersion"] =
+      "DOCKER|127.0.0.1" + acr.substr(acr.find(':')) + "/privatewebsite:lnx-v1";
+  stack().reset(azure()["acr_control"]);
+  json report = diagnose(site, agentConfig());
+  expectFailure(report, "registry.token", "with DOCKER_REGISTRY_SERVER_USERNAME/PASSWORD", 6);
+  for (const auto& request : stack().stats(azure()["acr_control"])["requests"])
+    EXPECT_EQ(request.value("path", "").find("/oauth2/"), std::string::npos) << request.dump();
+}
+
 TEST_F(Diagnose, KeyVaultReferencePinnedToADisabledVersion) {
   const std::string version = "00000000000000000000000000000002";
   json report = diagnose(

@@ -37,12 +37,10 @@ INSTANTIATE_TEST_SUITE_P(
             "https://my-vault.vault.azure.net/secrets/acr-pass/abc123?api-version=7.4"},
         GoodReference{"  @Microsoft.KeyVault(SecretName=s1;VaultName=vault1;)  ",
                       "https://vault1.vault.azure.net/secrets/s1?api-version=7.4"},
-        // Other clouds' vaults, a port, and the host's case as written.
-        GoodReference{"@Microsoft.KeyVault(SecretUri=https://cnvault.vault.azure.cn/secrets/s)",
-                      "https://cnvault.vault.azure.cn/secrets/s?api-version=7.4"},
+        // A port, and the host's case as written.
         GoodReference{
-            "@Microsoft.KeyVault(SecretUri=https://gov.Vault.UsGovCloudApi.net:8443/secrets/s)",
-            "https://gov.Vault.UsGovCloudApi.net:8443/secrets/s?api-version=7.4"}));
+            "@Microsoft.KeyVault(SecretUri=https://My-Vault.Vault.Azure.NET:8443/secrets/s)",
+            "https://My-Vault.Vault.Azure.NET:8443/secrets/s?api-version=7.4"}));
 
 TEST(KeyVaultReference, PlainValuesAreNotReferences) {
   for (std::string value : {"hunter2", "", "Microsoft.KeyVault(x)", "@Microsoft.KeyVaul(x)"}) {
@@ -66,29 +64,32 @@ TEST(KeyVaultReference, AHostThatIsNoVaultIsNamedAndRefused) {
   ASSERT_FALSE(parsed.ok());
   EXPECT_EQ(parsed.error().message,
             "invalid Key Vault reference: SecretUri's host \"evil.example.com\" is not a Key Vault "
-            "(<name>.vault.azure.net, or .vault.azure.cn, .vault.usgovcloudapi.net, "
-            ".vault.microsoftazure.de): the site's Key Vault token goes only to a vault");
+            "(<name>.vault.azure.net): the site's Key Vault token goes only to a vault");
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Table, KeyVaultReferenceRejects,
-    ::testing::Values("@Microsoft.KeyVault(SecretUri=http://v.vault.azure.net/secrets/s)",
-                      "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/keys/s)",
-                      "@Microsoft.KeyVault(SecretUri=https://user@evil/secrets/s)",
-                      // Hosts that are no vault: the site's Key Vault token would go there.
-                      "@Microsoft.KeyVault(SecretUri=https://evil.example.com/secrets/s)",
-                      "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net.evil.com/secrets/s)",
-                      "@Microsoft.KeyVault(SecretUri=https://vault.azure.net/secrets/s)",
-                      "@Microsoft.KeyVault(SecretUri=https://a.b.vault.azure.net/secrets/s)",
-                      "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net:x/secrets/s)",
-                      "@Microsoft.KeyVault(SecretUri=https://127.0.0.1:8443/secrets/s)",
-                      "@Microsoft.KeyVault(VaultName=myvault)",
-                      "@Microsoft.KeyVault(VaultName=a;SecretName=s)",
-                      "@Microsoft.KeyVault(VaultName=myvault;SecretName=../x)",
-                      "@Microsoft.KeyVault(VaultName=myvault;SecretName=s;Other=1)",
-                      "@Microsoft.KeyVault(VaultName=myvault;VaultName=x;SecretName=s)",
-                      "@Microsoft.KeyVault(VaultName=myvault;SecretName=s",
-                      "@Microsoft.KeyVault(garbage)"));
+    ::testing::Values(
+        "@Microsoft.KeyVault(SecretUri=http://v.vault.azure.net/secrets/s)",
+        "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/keys/s)",
+        "@Microsoft.KeyVault(SecretUri=https://user@evil/secrets/s)",
+        // Hosts that are no vault: the site's Key Vault token would go there.
+        "@Microsoft.KeyVault(SecretUri=https://evil.example.com/secrets/s)",
+        "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net.evil.com/secrets/s)",
+        "@Microsoft.KeyVault(SecretUri=https://vault.azure.net/secrets/s)",
+        "@Microsoft.KeyVault(SecretUri=https://a.b.vault.azure.net/secrets/s)",
+        "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net:x/secrets/s)",
+        "@Microsoft.KeyVault(SecretUri=https://127.0.0.1:8443/secrets/s)",
+        "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net:99999/secrets/s)",
+        "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net./secrets/s)",
+        // Other clouds' vaults: the token asked for is the public cloud's.
+        "@Microsoft.KeyVault(SecretUri=https://cn.vault.azure.cn/secrets/s)",
+        "@Microsoft.KeyVault(SecretUri=https://gov.vault.usgovcloudapi.net/secrets/s)",
+        "@Microsoft.KeyVault(VaultName=myvault)", "@Microsoft.KeyVault(VaultName=a;SecretName=s)",
+        "@Microsoft.KeyVault(VaultName=myvault;SecretName=../x)",
+        "@Microsoft.KeyVault(VaultName=myvault;SecretName=s;Other=1)",
+        "@Microsoft.KeyVault(VaultName=myvault;VaultName=x;SecretName=s)",
+        "@Microsoft.KeyVault(VaultName=myvault;SecretName=s", "@Microsoft.KeyVault(garbage)"));
 
 }  // namespace
 }  // namespace pullagent::agent

@@ -139,7 +139,9 @@ TEST_F(AcrExchange, ARegistryThatIsNotAnAcrLoginServerGetsNoToken) {
   for (const char* other :
        {"https://evil.example.com/v2/a/manifests/v1",
         "https://myreg.azurecr.io.evil.com/v2/a/manifests/v1",
-        "https://a.b.azurecr.io/v2/a/manifests/v1", "https://azurecr.io/v2/a/manifests/v1"}) {
+        "https://a.b.azurecr.io/v2/a/manifests/v1", "https://azurecr.io/v2/a/manifests/v1",
+        "https://myreg.westus.data.azurecr.io/v2/a/manifests/v1",
+        "https://myreg.azurecr.cn/v2/a/manifests/v1"}) {
     const auto registry = Url::parse(other).value();
     auto token =
         exchange_.accessToken(registry, Url{"https", registry.host, registry.port, "/oauth2/token"},
