@@ -1,0 +1,20 @@
+// What an eStargz layer's footer and table of contents say (lazy pulling reads them from a
+// registry's bytes before anything else): the footer, the TOC's gzip member up to its digest
+// check, and the TOC JSON with every entry's bounds and names.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "puller/lazy/estargz_toc.h"
+#include "puller/oci/digest.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace pullagent::puller;
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  constexpr uint64_t kTocOffset = uint64_t{1} << 40;
+  static const Digest digest = Digest::parse("sha256:" + std::string(64, 'a')).value();
+  (void)estargz::parseFooter(text, kTocOffset);
+  (void)estargz::readToc(text, digest, kTocOffset);
+  (void)estargz::parseTocJson(text, kTocOffset);
+  return 0;
+}
