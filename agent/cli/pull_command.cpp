@@ -59,6 +59,10 @@ options:
   --platform OS/ARCH[/V]  platform to select from an index (default linux/amd64)
   --insecure              plain HTTP (only for a registry without TLS)
   --concurrency N         blobs downloaded at once (default 4)
+  --range-concurrency N   connections for one large blob, each fetching a range of it
+                          (default 4; 1: one stream per blob)
+  --range-part-mib N      no range smaller than N MiB: blobs under twice that are one
+                          stream (default 16)
   --connect-timeout S     per-connection connect timeout (default 15)
   --stall-timeout S       abandon (and resume) a transfer averaging under 8 KiB/s over S
                           seconds (default 30)
@@ -86,13 +90,29 @@ options:
 )";
 
 // The options that take a value (--log-level and --log-format: every command's).
-const std::set<std::string> kPullOptions{
-    "dest",          "rootfs",       "bundle",          "state",
-    "config",        "creds",        "username",        "ca",
-    "platform",      "concurrency",  "retries",         "connect-timeout",
-    "stall-timeout", "deadline",     "seccomp-profile", "signature-policy",
-    "notation-dir",  "verifier-dir", "storage",         "shared-blob-proof",
-    "hosts-dir"};
+const std::set<std::string> kPullOptions{"dest",
+                                         "rootfs",
+                                         "bundle",
+                                         "state",
+                                         "config",
+                                         "creds",
+                                         "username",
+                                         "ca",
+                                         "platform",
+                                         "concurrency",
+                                         "retries",
+                                         "connect-timeout",
+                                         "stall-timeout",
+                                         "deadline",
+                                         "seccomp-profile",
+                                         "signature-policy",
+                                         "notation-dir",
+                                         "verifier-dir",
+                                         "storage",
+                                         "shared-blob-proof",
+                                         "hosts-dir",
+                                         "range-concurrency",
+                                         "range-part-mib"};
 
 int fail(const Error& error) {
   spdlog::error("pull failed: {}", error.describe());
@@ -117,9 +137,16 @@ int runPull(const ParsedArgs& args, const ProcessEnvironment& env, const Environ
   auto concurrency = parsePositive(args, "concurrency", 4);
   auto retries = parsePositive(args, "retries", 6);
   auto deadline = parsePositive(args, "deadline", 0);
-  for (const auto* value : {&concurrency, &retries, &deadline}) {
+  auto range_concurrency = parsePositive(args, "range-concurrency", 4);
+  auto range_part_mib = parsePositive(args, "range-part-mib", 16);
+  for (const auto* value :
+       {&concurrency, &retries, &deadline, &range_concurrency, &range_part_mib}) {
     if (!*value)
       return fail(value->error());
+  }
+  if (range_concurrency.value() > 16 || range_part_mib.value() > 1024) {
+    return fail(makeError(ErrorCode::kInvalidArgument,
+                          "--range-concurrency takes at most 16, --range-part-mib at most 1024"));
   }
   options.concurrency = concurrency.value();
   auto credentials = credentialsFrom(args);
@@ -132,6 +159,8 @@ int runPull(const ParsedArgs& args, const ProcessEnvironment& env, const Environ
   job.credentials = credentials.value();
   job.insecure = args.flag("insecure");
   job.retries = retries.value();
+  job.ranges.connections = range_concurrency.value();
+  job.ranges.min_part = int64_t{range_part_mib.value()} << 20;
   if (args.option("deadline"))
     job.deadline = std::chrono::seconds(deadline.value());
   if (auto profile = args.option("seccomp-profile")) {

@@ -16,7 +16,7 @@ constexpr int64_t kDay = 86400;
 
 // Every key the agent config has, and those of its identity object. A key outside them is an
 // error: a misspelt setting ("stateDIr") must not leave the host on the default silently.
-constexpr std::array<std::string_view, 52> kTopLevelKeys = {"stateDir",
+constexpr std::array<std::string_view, 54> kTopLevelKeys = {"stateDir",
                                                             "sitesDir",
                                                             "identity",
                                                             "acrAudience",
@@ -55,6 +55,8 @@ constexpr std::array<std::string_view, 52> kTopLevelKeys = {"stateDir",
                                                             "seccompProfile",
                                                             "concurrency",
                                                             "retries",
+                                                            "rangeConcurrency",
+                                                            "rangePartMiB",
                                                             "diskHighWatermarkPercent",
                                                             "diskLowWatermarkPercent",
                                                             "stateDirHighWatermarkBytes",
@@ -485,6 +487,8 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
     config.seccomp_profile = *seccomp;
   RETURN_IF_ERROR(read.integer("concurrency", config.concurrency, 1, 64));
   RETURN_IF_ERROR(read.integer("retries", config.retries, 1, 100));
+  RETURN_IF_ERROR(read.integer("rangeConcurrency", config.range_concurrency, 1, 16));
+  RETURN_IF_ERROR(read.integer("rangePartMiB", config.range_part_mib, 1, 1024));
 
   ASSIGN_OR_RETURN(config.identity, readIdentity(doc, environment));
   RETURN_IF_ERROR(readDisk(doc, read, config));

@@ -54,6 +54,10 @@ struct AgentConfig {
   std::chrono::seconds attempt_deadline{1800};
   int concurrency = 4;
   int retries = 6;
+  // A blob of at least two parts of range_part_mib comes over range_concurrency connections,
+  // a range each (puller/registry/blob_ranges.h).
+  int range_concurrency = 4;
+  int range_part_mib = 16;
   // VNet image pulls: the VNet's DNS servers (Azure DNS unless the VNet has its own), used
   // unless the site sets WEBSITE_DNS_SERVER / WEBSITE_DNS_ALT_SERVER.
   std::vector<std::string> vnet_dns_servers = {"168.63.129.16"};

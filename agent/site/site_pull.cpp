@@ -104,6 +104,8 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
   job.ref = container.image;
   job.options.concurrency = agent.concurrency;
   job.retries = agent.retries;
+  job.ranges.connections = agent.range_concurrency;
+  job.ranges.min_part = int64_t{agent.range_part_mib} << 20;
   job.state = agent.state_dir;
   job.stop = env.stop;
   job.privileged = env.privileged;

@@ -121,6 +121,7 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
     spdlog::info("{} is fetched from {}", job.ref.domain, sources->describe());
   RegistryClient registry(clock, services.random(), policy, job.ref.repository, sources->sources(),
                           &services.throttle(), &tally);
+  registry.setRanges(job.ranges);
   TransferCounter counter;
 
   if (job.unless_tag_resolves_to && job.ref.tag && !job.ref.digest) {

@@ -16,6 +16,7 @@
 #include "puller/http/registry_throttle.h"
 #include "puller/pipeline/blob_reuse.h"
 #include "puller/pipeline/image_puller.h"
+#include "puller/registry/blob_ranges.h"
 #include "puller/registry/registry_source.h"
 #include "puller/state/state_dir.h"
 #include "puller/trust/trust_policy.h"
@@ -77,6 +78,8 @@ struct PullRequest {
 
   // How.
   int retries = 6;
+  // Large blobs over several connections in ranges (puller/registry/blob_ranges.h).
+  RangeSettings ranges;
   std::optional<std::chrono::seconds> deadline;
   std::stop_token stop;  // SIGTERM, or the daemon dropping the site
   // See the pull too, in order (progress display, the daemon's site state).

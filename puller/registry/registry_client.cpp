@@ -11,6 +11,7 @@
 #include "puller/http/redirects.h"
 #include "puller/http/registry_errors.h"
 #include "puller/oci/sha256.h"
+#include "puller/registry/blob_ranges.h"
 
 namespace pullagent::puller {
 namespace {
@@ -18,37 +19,9 @@ namespace {
 // "bytes <start>-<end>/<total|*>": the start must be where we resume and the total (when
 // given) the blob's size; anything else would splice wrong bytes into the blob.
 Status checkContentRange(const std::optional<std::string>& header, int64_t offset, int64_t size) {
-  if (!header) {
-    return makeError(ErrorCode::kProtocol, "206 answer without Content-Range");
-  }
-  std::string_view value = *header;
-  if (!value.starts_with("bytes ")) {
-    return makeError(ErrorCode::kProtocol, "unexpected Content-Range \"" + *header + "\"");
-  }
-  value.remove_prefix(6);
-  int64_t start = -1;
-  int64_t end = -1;
-  auto dash = value.find('-');
-  auto slash = value.find('/');
-  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) {
-    return makeError(ErrorCode::kProtocol, "malformed Content-Range \"" + *header + "\"");
-  }
-  auto number = [](std::string_view text, int64_t& out) {
-    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-    return ec == std::errc() && ptr == text.data() + text.size();
-  };
-  auto total = value.substr(slash + 1);
-  int64_t total_value = -1;
-  if (!number(value.substr(0, dash), start) ||
-      !number(value.substr(dash + 1, slash - dash - 1), end) ||
-      (total != "*" && !number(total, total_value))) {
-    return makeError(ErrorCode::kProtocol, "malformed Content-Range \"" + *header + "\"");
-  }
-  if (start != offset || end < start || end >= size || (total_value >= 0 && total_value != size)) {
-    return makeError(ErrorCode::kProtocol, "Content-Range \"" + *header + "\" does not match the " +
-                                               "request for bytes " + std::to_string(offset) +
-                                               "- of a " + std::to_string(size) + "-byte blob");
-  }
+  auto checked = checkPartRange(header, offset, size - 1, size);
+  if (!checked)
+    return checked.error();
   return {};
 }
 
@@ -481,13 +454,26 @@ Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
     bool earlier_bytes = ingest->offset() > 0;
     std::vector<size_t> contributors;
     size_t current = 0;
+    // The ranges of this ingest and what each received: kept from one attempt (and source) to
+    // the next, so that each asks only for what is missing.
+    std::optional<BlobParts> parts;
     auto attempt = [&](const RegistrySource& source) -> AttemptOutcome {
       current = static_cast<size_t>(&source - sources_.data());
       const int64_t before = ingest->offset();
       if (before == blob.size)
         return Status{};
-      Status fetched = fetchBlobOnce(source, blob, *ingest, observer, ctx);
-      const bool progress = ingest->offset() > before;
+      if (!parts && ranges_.connections > 1)
+        parts.emplace(before, blob.size, ranges_);
+      Status fetched;
+      bool progress = false;
+      if (parts && parts->ranged()) {
+        const int64_t received = parts->received();
+        fetched = fetchBlobRanges(source, blob, *ingest, *parts, observer, ctx);
+        progress = parts->received() > received;
+      } else {
+        fetched = fetchBlobOnce(source, blob, *ingest, observer, ctx);
+        progress = ingest->offset() > before;
+      }
       if (progress &&
           std::find(contributors.begin(), contributors.end(), current) == contributors.end()) {
         contributors.push_back(current);
@@ -498,6 +484,7 @@ Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
     // a connection that merely ended leaves bytes the digest will judge at the end.
     auto after_mirror_failure = [&](const Error& error) {
       if (error.code == ErrorCode::kDigestMismatch || error.code == ErrorCode::kProtocol) {
+        parts.reset();
         if (ingest->restart()) {
           std::erase(contributors, current);
           earlier_bytes = false;

@@ -16,6 +16,7 @@
 #include "puller/http/retry.h"
 #include "puller/oci/manifest.h"
 #include "puller/oci/pull_observer.h"
+#include "puller/registry/blob_ranges.h"
 #include "puller/registry/registry_source.h"
 #include "puller/store/content_store.h"
 
@@ -80,6 +81,11 @@ class RegistryClient {
   // fetchManifest instead, and the digest is that of the bytes.
   Result<Digest> resolveTag(const std::string& tag, const Context& ctx);
 
+  // Blobs of at least two parts are fetched in ranges over several connections (blob_ranges.h):
+  // the parts side by side, each cut part asked again for its rest alone, one stream where the
+  // server ignores Range. One stream for every blob unless set.
+  void setRanges(const RangeSettings& ranges) { ranges_ = ranges; }
+
   // Downloads a blob into `store` unless it is already there. Resumes partial ingests with
   // Range, retries transient failures, verifies size and digest before the blob is visible.
   // Bytes a mirror delivered before it failed are kept and the next source asked for the
@@ -133,6 +139,10 @@ class RegistryClient {
                                  const Context& ctx);
   Status fetchBlobOnce(const RegistrySource& source, const Descriptor& blob, Ingest& ingest,
                        BlobObserver* observer, const Context& ctx);
+  // The missing bytes of `parts` over one connection per part (registry_client_ranges.cpp);
+  // what arrived without a gap from the start joins the ingest's verified prefix.
+  Status fetchBlobRanges(const RegistrySource& source, const Descriptor& blob, Ingest& ingest,
+                         BlobParts& parts, BlobObserver* observer, const Context& ctx);
   std::string url(const RegistrySource& source, const std::string& kind,
                   const std::string& reference) const;
   const RegistrySource& origin() const { return sources_.back(); }
@@ -149,6 +159,7 @@ class RegistryClient {
   std::vector<RegistrySource> sources_;
   RegistryThrottle* throttle_;
   SourceTally* tally_;
+  RangeSettings ranges_{1, RangeSettings{}.min_part};
   mutable std::mutex passed_over_mutex_;
   std::set<size_t> passed_over_;
 };

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <system_error>
 
@@ -19,6 +20,9 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr size_t kReadChunk = 1 << 20;
+// How far the verified prefix of a download in ranges moves before its record is rewritten:
+// what a killed process loses at most of it.
+constexpr int64_t kPrefixRecordStep = int64_t{8} << 20;
 
 Status writeAll(int fd, std::string_view bytes, const fs::path& path) {
   while (!bytes.empty()) {
@@ -45,6 +49,12 @@ Ingest::Ingest(ContentStore& store, Digest digest, int64_t expected_size, int fd
       key_(std::move(key)) {}
 
 Ingest::~Ingest() {
+  // Bytes written ahead that never joined the prefix would be taken for received bytes by the
+  // next attempt to resume this file, and the holes between them for zeros.
+  if (fd_ >= 0 && !committed_ && !dropped_ && written_end_ > offset_)
+    (void)::ftruncate(fd_, offset_);
+  if (recording_)
+    ::unlink(prefixRecordPath().c_str());
   if (fd_ >= 0)
     ::close(fd_);  // also releases the flock; the partial file stays for resume
   store_.release(key_);
@@ -56,6 +66,21 @@ Status Ingest::dropped() const {
       "blob " + digest_.str() + ": its partial download was dropped when the disk filled up");
 }
 
+Status Ingest::fail(Status status) {
+  if (status.error().native == ENOSPC || status.error().native == EDQUOT) {
+    // A full disk: the partial blob cannot be finished now and only keeps the disk full. Its
+    // name is gone, so this ingest is done: another may take the name at once, and nothing
+    // written here may ever be renamed over what that one writes.
+    if (::ftruncate(fd_, 0) == 0)
+      ::unlink(path_.c_str());
+    dropped_ = true;
+    offset_ = 0;
+    written_end_ = 0;
+    hasher_ = Sha256();
+  }
+  return status;
+}
+
 Status Ingest::write(std::string_view bytes) {
   if (dropped_)
     return dropped();
@@ -64,21 +89,106 @@ Status Ingest::write(std::string_view bytes) {
                                                      std::to_string(expected_size_) +
                                                      " bytes its descriptor declares");
   }
-  if (auto status = writeAll(fd_, bytes, path_); !status) {
-    if (status.error().native == ENOSPC || status.error().native == EDQUOT) {
-      // A full disk: the partial blob cannot be finished now and only keeps the disk full. Its
-      // name is gone, so this ingest is done: another may take the name at once, and nothing
-      // written here may ever be renamed over what that one writes.
-      if (::ftruncate(fd_, 0) == 0)
-        ::unlink(path_.c_str());
-      dropped_ = true;
-      offset_ = 0;
-      hasher_ = Sha256();
-    }
-    return status;
-  }
+  if (auto status = writeAll(fd_, bytes, path_); !status)
+    return fail(std::move(status));
   hasher_.update(bytes);
   offset_ += static_cast<int64_t>(bytes.size());
+  return {};
+}
+
+std::filesystem::path Ingest::prefixRecordPath() const {
+  return path_.string() + ".prefix";
+}
+
+Status Ingest::recordPrefix() {
+  const std::string text = std::to_string(offset_);
+  int fd = ::open(prefixRecordPath().c_str(),
+                  O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (recording_ ? 0 : O_TRUNC), 0600);
+  if (fd < 0)
+    return errnoError(errno, "open", prefixRecordPath());
+  // Fixed width: a shorter number never leaves digits of a longer one behind.
+  std::string padded(20 - text.size(), '0');
+  padded += text;
+  const bool written =
+      ::pwrite(fd, padded.data(), padded.size(), 0) == static_cast<ssize_t>(padded.size());
+  const int err = errno;
+  ::close(fd);
+  if (!written)
+    return errnoError(err, "write", prefixRecordPath());
+  recording_ = true;
+  recorded_ = offset_;
+  return {};
+}
+
+Status Ingest::keepRecordedPrefix() {
+  const auto record = prefixRecordPath();
+  int fd = ::open(record.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT ? Status{} : errnoError(errno, "open", record);
+  char text[21] = {};
+  const ssize_t n = ::read(fd, text, 20);
+  ::close(fd);
+  int64_t prefix = 0;
+  auto [end, error] = std::from_chars(text, text + std::max<ssize_t>(n, 0), prefix);
+  if (n != 20 || error != std::errc() || end != text + 20 || prefix < 0 || prefix > expected_size_)
+    prefix = 0;  // unreadable: nothing it held can be told from scratch
+  if (::ftruncate(fd_, prefix) != 0)
+    return errnoError(errno, "truncate", path_);
+  ::unlink(record.c_str());
+  return {};
+}
+
+Status Ingest::writeAt(int64_t position, std::string_view bytes) {
+  if (dropped_)
+    return dropped();
+  if (!recording_)
+    RETURN_IF_ERROR(recordPrefix());
+  const auto size = static_cast<int64_t>(bytes.size());
+  if (position < offset_ || position > expected_size_ - size) {
+    return makeError(ErrorCode::kDigestMismatch,
+                     "blob " + digest_.str() + ": " + std::to_string(size) + " bytes at " +
+                         std::to_string(position) + " lie outside the " +
+                         std::to_string(expected_size_) + " bytes its descriptor declares");
+  }
+  while (!bytes.empty()) {
+    ssize_t n = ::pwrite(fd_, bytes.data(), bytes.size(), position);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return fail(errnoError(errno, "write", path_));
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+    position += n;
+    written_end_ = std::max(written_end_, position);
+  }
+  return {};
+}
+
+Status Ingest::adopt(int64_t length) {
+  if (dropped_)
+    return dropped();
+  if (length < 0 || length > written_end_ - offset_) {
+    return makeError(ErrorCode::kInternal, "blob " + digest_.str() + ": adopting " +
+                                               std::to_string(length) +
+                                               " bytes that were not written");
+  }
+  std::string buffer(static_cast<size_t>(std::min<int64_t>(length, kReadChunk)), '\0');
+  while (length > 0) {
+    const auto want = static_cast<size_t>(std::min<int64_t>(length, kReadChunk));
+    ssize_t n = ::pread(fd_, buffer.data(), want, offset_);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return errnoError(n < 0 ? errno : EIO, "read back", path_);
+    hasher_.update({buffer.data(), static_cast<size_t>(n)});
+    offset_ += n;
+    length -= n;
+  }
+  // write() appends at the file position: it follows the prefix.
+  if (::lseek(fd_, offset_, SEEK_SET) != offset_)
+    return errnoError(errno, "seek", path_);
+  if (offset_ - recorded_ >= kPrefixRecordStep || offset_ == expected_size_)
+    return recordPrefix();
   return {};
 }
 
@@ -90,6 +200,9 @@ Status Ingest::restart() {
   }
   hasher_ = Sha256();
   offset_ = 0;
+  written_end_ = 0;
+  if (recording_)
+    return recordPrefix();
   return {};
 }
 
@@ -234,7 +347,10 @@ Result<std::unique_ptr<Ingest>> ContentStore::beginIngest(const Digest& digest,
       ::unlink(path.c_str());
     return std::unique_ptr<Ingest>();
   }
-  // Resume: re-hash what an earlier attempt left, keeping only whole 1 MiB-aligned reads.
+  // A download in ranges that ended without its Ingest (a killed process) left bytes past its
+  // prefix, and holes between them: only the prefix its record names is kept.
+  RETURN_IF_ERROR(ingest->keepRecordedPrefix());
+  // Resume: re-hash what an earlier attempt left.
   struct stat info {};
   if (::fstat(fd, &info) != 0)
     return errnoError(errno, "stat", path);

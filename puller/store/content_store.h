@@ -32,6 +32,15 @@ class Ingest {
   int64_t offset() const { return offset_; }
   int64_t expectedSize() const { return expected_size_; }
   Status write(std::string_view bytes);
+  // Bytes of the blob at `position`, past the verified prefix, written by one of several
+  // connections fetching ranges of it (RegistryClient): not hashed, not part of offset(), until
+  // adopt() reads them back in order. Until then they are only scratch: an Ingest that goes
+  // without adopting them cuts its file back to offset(), so that what stays for a resume is
+  // always a prefix of the blob as it was received.
+  Status writeAt(int64_t position, std::string_view bytes);
+  // The next `length` bytes after offset(), written by writeAt, join the prefix: read back,
+  // hashed, and offset() moves past them.
+  Status adopt(int64_t length);
   // Starts over from byte 0 (the partial data cannot be trusted or continued).
   Status restart();
   // Verifies size and digest, fsyncs, renames into place (or, when another source's copy was
@@ -55,7 +64,18 @@ class Ingest {
   int64_t offset_ = 0;
   Sha256 hasher_;
   bool committed_ = false;
-  bool dropped_ = false;  // its file was removed (disk full): nothing more is written or kept
+  bool dropped_ = false;     // its file was removed (disk full): nothing more is written or kept
+  int64_t written_end_ = 0;  // the end of the farthest writeAt (0: none past offset_)
+  // Once bytes are written ahead, <ingest>.prefix records how much of the file is the prefix
+  // (rewritten every few MiB of it), for a resume after a process that was killed.
+  bool recording_ = false;
+  int64_t recorded_ = 0;
+
+  std::filesystem::path prefixRecordPath() const;
+  Status recordPrefix();
+  Status keepRecordedPrefix();  // a resume: cut the file to what the record names
+
+  Status fail(Status status);  // a write failed: a full disk drops the ingest
 
   Status dropped() const;
 };
