@@ -21,7 +21,9 @@ More scenarios follow the cold pull (bench/scenarios.py, bench/warm.py):
   sharing    what reusing stored bytes costs under the reuse rules
   warm       the service publishing a site's image alone, and while a warm image is pulled
   disk       disk over time for a site's redeploys: pullagent with and without watermarks,
-             podman with and without image prune, a kubelet-style image GC (bench/disk.py)"""
+             podman with and without image prune, a kubelet-style image GC (bench/disk.py)
+  ranges     one 200 MB layer behind a proxy capping each connection at 20 MB/s, and
+             unthrottled: four ranges against one stream and skopeo (bench/ranges.py)"""
 import argparse
 import gzip
 import hashlib
@@ -42,6 +44,7 @@ import images as image_lib  # noqa: E402
 import scenarios as scenario_lib  # noqa: E402
 import warm as warm_lib  # noqa: E402
 import disk as disk_lib  # noqa: E402
+import ranges as ranges_lib  # noqa: E402
 
 CACHE_VERSION = "v2"  # v2: every layer holds its parent directories
 MB = 1000 * 1000
@@ -196,9 +199,9 @@ def main():
     parser.add_argument("--tools", default="pullagent,pullagent-snap,skopeo+umoci,podman,gzip",
                         help="comma-separated subset of: pullagent, pullagent-snap, "
                              "skopeo+umoci, podman, gzip")
-    parser.add_argument("--scenarios", default="cold,redeploy,sites,sharing,warm,disk",
+    parser.add_argument("--scenarios", default="cold,redeploy,sites,sharing,warm,disk,ranges",
                         help="comma-separated subset of: cold, redeploy, sites, sharing, warm, "
-                             "disk")
+                             "disk, ranges")
     args = parser.parse_args()
     scenarios = args.scenarios.split(",")
 
@@ -300,7 +303,8 @@ def main():
                  scenario_lib.sites(env) if "sites" in scenarios else "",
                  scenario_lib.sharing(env) if "sharing" in scenarios else "",
                  warm_lib.warm(env) if "warm" in scenarios else "",
-                 disk_lib.disk(env) if "disk" in scenarios else ""]
+                 disk_lib.disk(env) if "disk" in scenarios else "",
+                 ranges_lib.ranges(env) if "ranges" in scenarios else ""]
     finally:
         os.close(keepalive_w)
         stack.terminate()

@@ -154,6 +154,42 @@ TEST_F(Faults, MismatchedContentRangeIsRejected) {
   EXPECT_FALSE(hasBlob(bigDigest()));
 }
 
+// Parallel ranges (docs/storage.md): the big layer (4 MiB) in four parts of about 1 MiB.
+TEST_F(Faults, ABigLayerComesInRangesAndACutRangeIsAskedForItsRestAlone) {
+  const int64_t part = bigSize() / 4;  // the parts' sizes differ by a byte at most
+  const int64_t third = 2 * part + std::min<int64_t>(bigSize() % 4, 2);
+  fault(anon(), {{"match", bigDigest()},
+                 {"range_from", third},
+                 {"times", 1},
+                 {"action", "reset_at"},
+                 {"at", 100000}});
+  auto result = pull(anon() + "/test/multi:v1", {"--range-part-mib", "1"});
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_TRUE(hasBlob(bigDigest()));
+  auto blob = requests(anon(), bigDigest());
+  ASSERT_EQ(blob.size(), 5u);
+  EXPECT_EQ(rangeStart(blob[0]), 0);  // the first range asks first
+  std::vector<int64_t> starts;
+  for (const auto& request : blob)
+    starts.push_back(rangeStart(request));
+  std::sort(starts.begin(), starts.end());
+  EXPECT_EQ(starts[2], third);
+  // The cut range alone was asked again, for its rest: nothing it had delivered came twice.
+  EXPECT_GT(starts[3], third);
+  EXPECT_LE(starts[3], third + 100000);
+  EXPECT_LE(bytesServed(anon(), bigDigest()), bigSize() + (third + 100000 - starts[3]));
+  EXPECT_TRUE(ingestFiles().empty());
+}
+
+TEST_F(Faults, AServerIgnoringRangeIsAskedOnceForTheWholeBigLayer) {
+  fault(anon(), {{"match", bigDigest()}, {"times", 1}, {"action", "ignore_range"}});
+  auto result = pull(anon() + "/test/multi:v1", {"--range-part-mib", "1"});
+  ASSERT_EQ(result.exit_code, 0) << result.all();
+  EXPECT_TRUE(hasBlob(bigDigest()));
+  EXPECT_EQ(requests(anon(), bigDigest()).size(), 1u);
+  EXPECT_NE(result.err.find("ignores Range"), std::string::npos) << result.err;
+}
+
 TEST_F(Faults, RedirectToAnotherHostCarriesNoCredentials) {
   const std::string proxy = stack().proxy("proxy_token");
   stack().setFaults(proxy, json::array({{{"match", "/blobs/"},

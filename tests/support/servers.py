@@ -210,11 +210,14 @@ def make_storage_handler(store, recorder, state, require_no_auth=True):
             status = 200
             headers = {}
             range_header = self.headers.get("Range")
+            end = len(data) - 1
             if range_header and range_header.startswith("bytes="):
-                start = int(range_header[6:].split("-")[0])
+                first, _, last = range_header[6:].partition("-")
+                start = int(first)
+                end = min(int(last), end) if last else end
                 status = 206
-                headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
-            body = data[start:]
+                headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+            body = data[start:end + 1]
             digest = hashlib.sha256(data).hexdigest()
             entry["digest"] = digest
             fault = take_fault(digest)
@@ -261,6 +264,7 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
     The setting `rate_limit` {"per_second": N, "retry_after": S, "count_rejected": bool}
     answers 429 with Retry-After: S to a request beyond N in the last second (as ACR
     throttles); with count_rejected the refused requests count as well.
+    A fault with "range_from": N applies only to a request whose Range starts at byte N.
     Every forwarded request is recorded: path, Range, whether Authorization was present, bytes
     of body sent, X-Mirror-Key. With the setting `mirror` (a registry mirror in front of a
     pull-through cache), a request carrying an Authorization other than the setting
@@ -268,9 +272,12 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
 
     context = ssl.create_default_context(cafile=ca_file)
 
-    def take_fault(path):
+    def take_fault(path, range_header=None):
         with recorder.lock:
             for fault in state.get("faults", []):
+                if "range_from" in fault and not (range_header or "").startswith(
+                        f"bytes={fault['range_from']}-"):
+                    continue
                 if fault.get("match", "") in path and fault.get("times", 1) > 0:
                     fault["times"] = fault.get("times", 1) - 1
                     return dict(fault)
@@ -297,7 +304,7 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
             return conn, conn.getresponse()
 
         def forward(self, method):
-            fault = take_fault(self.path)
+            fault = take_fault(self.path, self.headers.get("Range"))
             action = fault.get("action") if fault else None
             headers = {k: v for k, v in self.headers.items()
                        if k.lower() not in ("host", "connection")}
