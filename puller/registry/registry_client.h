@@ -115,6 +115,15 @@ class RegistryClient {
     return fetchBlob(blob, store, observer, ctx, BlobFetchOptions{});
   }
 
+  // Bytes [first, last] of a blob, with one Range request at a source that may serve it
+  // (mirrors first, as fetchBlob), every byte of the answer checked against the range asked
+  // for: a 206 with exactly that Content-Range and length. A server that ignores Range
+  // (answers 200) is kUnsupported: reading a blob in place needs Range. The bytes are not
+  // verified here: the caller checks them against what the digest-verified manifest names.
+  static constexpr int64_t kMaxRangeBytes = int64_t{64} << 20;
+  Result<std::string> fetchRange(const Descriptor& blob, int64_t first, int64_t last,
+                                 const Context& ctx);
+
   // HEAD /v2/<repo>/blobs/<digest> at the origin with the pull's credentials: succeeds when the
   // registry answers 200 with the blob's size, i.e. it links the blob into this repository for
   // these credentials. Mirrors are not asked: whether they check access is not known.

@@ -8,6 +8,7 @@
 #include <stop_token>
 #include <thread>
 
+#include "puller/http/registry_errors.h"
 #include "puller/registry/blob_ranges.h"
 #include "puller/registry/registry_client.h"
 
@@ -219,6 +220,60 @@ Status RegistryClient::fetchBlobRanges(const RegistrySource& source, const Descr
                                                   std::to_string(blob.size) + " bytes");
   }
   return {};
+}
+
+Result<std::string> RegistryClient::fetchRange(const Descriptor& blob, int64_t first, int64_t last,
+                                               const Context& ctx) {
+  const std::string range = "bytes=" + std::to_string(first) + "-" + std::to_string(last);
+  const std::string what = "blob " + blob.digest.str() + " (" + range + ")";
+  if (first < 0 || last < first || last >= blob.size || last - first + 1 > kMaxRangeBytes) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     what + ": outside the blob's " + std::to_string(blob.size) +
+                         " bytes or over " + std::to_string(kMaxRangeBytes));
+  }
+  std::string bytes;
+  auto attempt = [&](const RegistrySource& source) -> AttemptOutcome {
+    bytes.clear();
+    HttpRequest request;
+    request.url = url(source, "blobs", blob.digest.str());
+    request.headers.push_back({"Range", range});
+    request.on_head = [&](const HttpResponseHead& head) -> Status {
+      if (head.status == 200) {
+        return makeError(ErrorCode::kUnsupported,
+                         "the registry " + source.host + " ignores Range requests");
+      }
+      if (head.status != 206)
+        return makeError(ErrorCode::kProtocol, "unexpected HTTP " + std::to_string(head.status));
+      ASSIGN_OR_RETURN(int64_t end,
+                       checkPartRange(head.header("Content-Range"), first, last, blob.size));
+      if (end != last)
+        return makeError(ErrorCode::kProtocol, "a shorter range than asked for");
+      bytes.reserve(static_cast<size_t>(last - first + 1));
+      return {};
+    };
+    request.on_body = [&](std::string_view chunk) -> Status {
+      if (tally_ != nullptr)
+        tally_->bytes(source.origin, static_cast<int64_t>(chunk.size()));
+      if (static_cast<int64_t>(bytes.size() + chunk.size()) > last - first + 1)
+        return makeError(ErrorCode::kProtocol, "more bytes than the range asked for");
+      bytes.append(chunk);
+      return {};
+    };
+    auto response = sendAuthorized(source, request, ctx);
+    if (!response)
+      return response.error().context(what + " from " + source.host);
+    if (response->status < 200 || response->status >= 300)
+      return registryError(response.value(), what + " from " + source.host, clock_.wallNow());
+    if (static_cast<int64_t>(bytes.size()) != last - first + 1) {
+      return makeError(ErrorCode::kUnavailable, what + " from " + source.host +
+                                                    ": the answer ended after " +
+                                                    std::to_string(bytes.size()) + " bytes");
+    }
+    return Status{};
+  };
+  RETURN_IF_ERROR(trySources(
+      what, [&](size_t index) { return sources_[index].pull; }, ctx, attempt));
+  return bytes;
 }
 
 }  // namespace pullagent::puller

@@ -306,7 +306,8 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
         def forward(self, method):
             fault = take_fault(self.path, self.headers.get("Range"))
             action = fault.get("action") if fault else None
-            headers = {k: v for k, v in self.headers.items()
+            # A header sent several times (skopeo's Accept) goes on as one, its values joined.
+            headers = {k: ", ".join(self.headers.get_all(k)) for k in set(self.headers.keys())
                        if k.lower() not in ("host", "connection")}
             entry = {"path": self.path, "method": method,
                      "authorization": "Authorization" in self.headers,

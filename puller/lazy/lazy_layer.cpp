@@ -1,0 +1,403 @@
+#include "puller/lazy/lazy_layer.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "base/atomic_file.h"
+#include "base/bounded_read.h"
+#include "base/confined_root.h"
+#include "puller/oci/sha256.h"
+
+namespace pullagent::puller::estargz {
+namespace fs = std::filesystem;
+namespace {
+
+// The held-ranges record holds at most this many lines; past it the cache starts over (a layer
+// has far fewer members than this, each line is one fetch).
+constexpr size_t kMaxHeldRecord = 4 * 1024 * 1024;
+
+Status pwriteAll(int fd, std::string_view bytes, uint64_t at, const fs::path& path) {
+  while (!bytes.empty()) {
+    ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(at));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return errnoError(errno, "write", path);
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+    at += static_cast<uint64_t>(n);
+  }
+  return {};
+}
+
+Result<std::string> preadAll(int fd, uint64_t at, uint64_t length, const fs::path& path) {
+  std::string out(length, '\0');
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pread(fd, out.data() + done, length - done, static_cast<off_t>(at + done));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return errnoError(n < 0 ? errno : EIO, "read", path);
+    done += static_cast<size_t>(n);
+  }
+  return out;
+}
+
+// A chunk's bytes: its member inflated, `inner_offset` bytes skipped, `size` kept. A member
+// that ends before that is wrong (the chunk will not verify anyway; say why instead).
+Result<std::string> inflateSlice(std::string_view member, const Chunk& chunk) {
+  z_stream stream{};
+  if (inflateInit2(&stream, 16 + MAX_WBITS) != Z_OK)
+    return makeError(ErrorCode::kInternal, "inflateInit2 failed");
+  std::string out(chunk.inner_offset + chunk.size, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(member.data()));
+  stream.avail_in = static_cast<uInt>(member.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  int rc = Z_OK;
+  while (stream.avail_out > 0 && rc == Z_OK)
+    rc = inflate(&stream, Z_NO_FLUSH);
+  const bool whole = stream.avail_out == 0;
+  inflateEnd(&stream);
+  if (!whole) {
+    return makeError(ErrorCode::kDigestMismatch,
+                     "the gzip member at " + std::to_string(chunk.offset) +
+                         " does not inflate to the chunk its TOC entry names");
+  }
+  return out.substr(chunk.inner_offset);
+}
+
+}  // namespace
+
+LazyLayer::LazyLayer(Descriptor layer, RangeFetch fetch, fs::path cache_dir, Toc toc,
+                     uint64_t toc_offset)
+    : layer_(std::move(layer)),
+      fetch_(std::move(fetch)),
+      cache_dir_(std::move(cache_dir)),
+      toc_(std::move(toc)),
+      toc_offset_(toc_offset) {
+  for (size_t i = 0; i < toc_.entries.size(); ++i) {
+    const Entry& entry = toc_.entries[i];
+    by_path_.emplace(ConfinedRoot::join(entry.path, entry.path.size()), i);
+    for (const auto& chunk : entry.chunks)
+      member_starts_.push_back(chunk.offset);
+  }
+  member_starts_.push_back(toc_offset_);
+  std::sort(member_starts_.begin(), member_starts_.end());
+  member_starts_.erase(std::unique(member_starts_.begin(), member_starts_.end()),
+                       member_starts_.end());
+}
+
+LazyLayer::~LazyLayer() {
+  if (blob_fd_ >= 0)
+    ::close(blob_fd_);
+  if (held_fd_ >= 0)
+    ::close(held_fd_);
+}
+
+Result<std::unique_ptr<LazyLayer>> LazyLayer::open(const Descriptor& layer, RangeFetch fetch,
+                                                   const fs::path& cache_dir, const Context& ctx) {
+  const std::string what = "eStargz layer " + layer.digest.str();
+  auto annotation = layer.annotations.find(std::string(kTocDigestAnnotation));
+  if (annotation == layer.annotations.end())
+    return makeError(ErrorCode::kInvalidArgument, what + " has no TOC digest annotation");
+  auto toc_digest = Digest::parse(annotation->second);
+  if (!toc_digest)
+    return toc_digest.error().context(what + ": its TOC digest annotation");
+  if (layer.size < static_cast<int64_t>(kFooterSize))
+    return makeError(ErrorCode::kInvalidArgument, what + " is smaller than its footer");
+  std::error_code error;
+  fs::create_directories(cache_dir, error);
+  if (error)
+    return errnoError(error.value(), "create", cache_dir);
+
+  // The TOC member, as kept by an earlier open or fetched now; either way verified by readToc.
+  const fs::path toc_path = cache_dir / "toc";
+  std::optional<std::pair<uint64_t, std::string>> kept;
+  if (auto text = readRegularFile(toc_path, kMaxTocMemberBytes + 32)) {
+    const auto newline = text->find('\n');
+    uint64_t offset = 0;
+    if (newline != std::string::npos &&
+        std::from_chars(text->data(), text->data() + newline, offset).ec == std::errc())
+      kept.emplace(offset, text->substr(newline + 1));
+  }
+  Result<Toc> toc = makeError(ErrorCode::kNotFound, "no TOC");
+  uint64_t toc_offset = 0;
+  if (kept) {
+    toc = readToc(kept->second, *toc_digest, kept->first);
+    toc_offset = kept->first;
+  }
+  if (!toc) {
+    const auto size = static_cast<uint64_t>(layer.size);
+    ASSIGN_OR_RETURN(auto footer,
+                     fetch(layer.size - static_cast<int64_t>(kFooterSize), layer.size - 1, ctx));
+    ASSIGN_OR_RETURN(toc_offset, parseFooter(footer, size));
+    const uint64_t member_size = size - kFooterSize - toc_offset;
+    if (member_size > kMaxTocMemberBytes) {
+      return makeError(
+          ErrorCode::kInvalidArgument,
+          what + ": its TOC member of " + std::to_string(member_size) + " bytes is over the bound");
+    }
+    ASSIGN_OR_RETURN(auto member, fetch(static_cast<int64_t>(toc_offset),
+                                        static_cast<int64_t>(size - kFooterSize) - 1, ctx));
+    toc = readToc(member, *toc_digest, toc_offset);
+    if (!toc)
+      return toc.error().context(what);
+    RETURN_IF_ERROR(writeFileAtomic(toc_path, std::to_string(toc_offset) + "\n" + member));
+  }
+  std::unique_ptr<LazyLayer> opened(
+      new LazyLayer(layer, std::move(fetch), cache_dir, std::move(toc.value()), toc_offset));
+  RETURN_IF_ERROR(opened->openCache());
+  return opened;
+}
+
+Status LazyLayer::openCache() {
+  const fs::path blob_path = cache_dir_ / "blob";
+  const fs::path held_path = cache_dir_ / "held";
+  blob_fd_ = ::open(blob_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (blob_fd_ < 0)
+    return errnoError(errno, "open", blob_path);
+  // What an earlier process held: ranges inside the blob, or nothing at all.
+  bool usable = true;
+  if (auto text = readRegularFile(held_path, kMaxHeldRecord)) {
+    std::string_view rest = *text;
+    while (!rest.empty() && usable) {
+      const auto newline = rest.find('\n');
+      if (newline == std::string_view::npos)
+        break;  // a line cut by a kill: its range was not recorded
+      const std::string_view line = rest.substr(0, newline);
+      rest.remove_prefix(newline + 1);
+      const auto space = line.find(' ');
+      uint64_t begin = 0;
+      uint64_t end = 0;
+      usable = space != std::string_view::npos &&
+               std::from_chars(line.data(), line.data() + space, begin).ec == std::errc() &&
+               std::from_chars(line.data() + space + 1, line.data() + line.size(), end).ec ==
+                   std::errc() &&
+               begin < end && end <= static_cast<uint64_t>(layer_.size);
+      if (usable)
+        addHeldLocked(begin, end);
+    }
+  }
+  int flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC;
+  if (!usable) {
+    held_.clear();
+    flags |= O_TRUNC;
+  }
+  held_fd_ = ::open(held_path.c_str(), flags, 0600);
+  if (held_fd_ < 0)
+    return errnoError(errno, "open", held_path);
+  if (!usable && ::ftruncate(blob_fd_, 0) != 0)
+    return errnoError(errno, "truncate", blob_path);
+  return {};
+}
+
+const Entry* LazyLayer::find(std::string_view path) const {
+  auto it = by_path_.find(path);
+  return it == by_path_.end() ? nullptr : &toc_.entries[it->second];
+}
+
+uint64_t LazyLayer::memberEnd(uint64_t offset) const {
+  auto it = std::upper_bound(member_starts_.begin(), member_starts_.end(), offset);
+  return it == member_starts_.end() ? toc_offset_ : *it;
+}
+
+bool LazyLayer::heldLocked(uint64_t begin, uint64_t end) const {
+  auto it = held_.upper_bound(begin);
+  if (it == held_.begin())
+    return false;
+  --it;
+  return it->first <= begin && it->second >= end;
+}
+
+void LazyLayer::addHeldLocked(uint64_t begin, uint64_t end) {
+  // Merge with every range it touches.
+  auto it = held_.upper_bound(begin);
+  if (it != held_.begin() && std::prev(it)->second >= begin)
+    --it;
+  while (it != held_.end() && it->first <= end) {
+    begin = std::min(begin, it->first);
+    end = std::max(end, it->second);
+    it = held_.erase(it);
+  }
+  held_.emplace(begin, end);
+}
+
+void LazyLayer::forget(uint64_t begin, uint64_t end) {
+  std::lock_guard lock(mutex_);
+  std::map<uint64_t, uint64_t> kept;
+  for (const auto& [from, to] : held_) {
+    if (to <= begin || from >= end) {
+      kept.emplace(from, to);
+      continue;
+    }
+    if (from < begin)
+      kept.emplace(from, begin);
+    if (to > end)
+      kept.emplace(end, to);
+  }
+  held_ = std::move(kept);
+  // The record is rewritten whole: a restart must not take the wrong bytes for held ones.
+  std::string record;
+  for (const auto& [from, to] : held_)
+    record += std::to_string(from) + " " + std::to_string(to) + "\n";
+  if (::ftruncate(held_fd_, 0) != 0 ||
+      ::write(held_fd_, record.data(), record.size()) != static_cast<ssize_t>(record.size()))
+    spdlog::warn("{}: the cache's record could not be rewritten", layer_.digest.str());
+}
+
+Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx) {
+  if (end - begin > static_cast<uint64_t>(kMaxMemberBytes)) {
+    return makeError(ErrorCode::kInvalidArgument, "eStargz layer " + layer_.digest.str() +
+                                                      ": a gzip member of " +
+                                                      std::to_string(end - begin) + " bytes at " +
+                                                      std::to_string(begin) + " is over the bound");
+  }
+  {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      if (heldLocked(begin, end))
+        return {};
+      if (in_flight_.count(begin) == 0)
+        break;
+      // Another reader fetches this member: its bytes serve this one too.
+      in_flight_done_.wait_for(lock, std::chrono::milliseconds(200));
+      RETURN_IF_ERROR(ctx.check());
+    }
+    in_flight_.insert(begin);
+  }
+  Status status;
+  auto bytes = fetch_(static_cast<int64_t>(begin), static_cast<int64_t>(end) - 1, ctx);
+  if (!bytes) {
+    status = bytes.error();
+  } else if (bytes->size() != end - begin) {
+    status = makeError(ErrorCode::kProtocol, "a range answer of the wrong length");
+  } else {
+    status = pwriteAll(blob_fd_, *bytes, begin, cache_dir_ / "blob");
+  }
+  std::lock_guard lock(mutex_);
+  in_flight_.erase(begin);
+  in_flight_done_.notify_all();
+  ++stats_.requests;
+  if (!status)
+    return status;
+  stats_.bytes_fetched += static_cast<int64_t>(end - begin);
+  addHeldLocked(begin, end);
+  const std::string line = std::to_string(begin) + " " + std::to_string(end) + "\n";
+  if (::write(held_fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+    spdlog::warn("{}: the cache's record could not be written", layer_.digest.str());
+  return {};
+}
+
+Result<std::string> LazyLayer::inflateChunk(const Chunk& chunk) const {
+  const uint64_t end = memberEnd(chunk.offset);
+  ASSIGN_OR_RETURN(auto member,
+                   preadAll(blob_fd_, chunk.offset, end - chunk.offset, cache_dir_ / "blob"));
+  return inflateSlice(member, chunk);
+}
+
+Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& chunk,
+                                                                 const Context& ctx) {
+  const auto key = std::make_pair(chunk.offset, chunk.inner_offset);
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = lru_.begin(); it != lru_.end(); ++it) {
+      if (it->first == key) {
+        lru_.splice(lru_.begin(), lru_, it);
+        return it->second;
+      }
+    }
+  }
+  if (chunk.size > static_cast<uint64_t>(kMaxMemberBytes)) {
+    return makeError(ErrorCode::kInvalidArgument, "eStargz layer " + layer_.digest.str() +
+                                                      ": a chunk of " + std::to_string(chunk.size) +
+                                                      " bytes is over the bound");
+  }
+  const uint64_t end = memberEnd(chunk.offset);
+  // Bytes held from before are checked like fetched ones; wrong ones are fetched once more.
+  for (int attempt = 0;; ++attempt) {
+    RETURN_IF_ERROR(ensure(chunk.offset, end, ctx));
+    auto bytes = inflateChunk(chunk);
+    const bool verified = bytes && Sha256::of(*bytes) == chunk.digest;
+    {
+      std::lock_guard lock(mutex_);
+      ++stats_.chunks_verified;
+      if (verified) {
+        auto shared = std::make_shared<const std::string>(std::move(bytes.value()));
+        lru_.emplace_front(key, shared);
+        lru_bytes_ += static_cast<int64_t>(shared->size());
+        while (lru_bytes_ > kVerifiedCacheBytes && lru_.size() > 1) {
+          lru_bytes_ -= static_cast<int64_t>(lru_.back().second->size());
+          lru_.pop_back();
+        }
+        return shared;
+      }
+      ++stats_.chunk_failures;
+    }
+    if (attempt == 1) {
+      return makeError(ErrorCode::kDigestMismatch,
+                       "eStargz layer " + layer_.digest.str() + ": the chunk at " +
+                           std::to_string(chunk.offset) + " does not match its chunkDigest" +
+                           (bytes ? "" : " (" + bytes.error().message + ")"));
+    }
+    spdlog::warn("eStargz layer {}: the chunk at {} did not verify; fetching it again",
+                 layer_.digest.str(), chunk.offset);
+    forget(chunk.offset, end);
+  }
+}
+
+Result<std::string> LazyLayer::read(const Entry& entry, uint64_t offset, uint64_t length,
+                                    const Context& ctx) {
+  if (entry.type != EntryType::kRegular)
+    return makeError(ErrorCode::kInvalidArgument, "not a regular file");
+  if (offset >= entry.size || length == 0)
+    return std::string();
+  const uint64_t end = offset + std::min(length, entry.size - offset);
+  std::string out;
+  out.reserve(end - offset);
+  // The first chunk that ends after `offset` (chunks are contiguous from 0, in order).
+  auto it = std::upper_bound(
+      entry.chunks.begin(), entry.chunks.end(), offset,
+      [](uint64_t at, const Chunk& chunk) { return at < chunk.file_offset + chunk.size; });
+  for (; it != entry.chunks.end() && it->file_offset < end; ++it) {
+    ASSIGN_OR_RETURN(auto bytes, chunkBytes(*it, ctx));
+    const uint64_t from = std::max(offset, it->file_offset) - it->file_offset;
+    const uint64_t to = std::min(end, it->file_offset + it->size) - it->file_offset;
+    out.append(*bytes, from, to - from);
+  }
+  return out;
+}
+
+Status LazyLayer::prefetch(const Context& ctx) {
+  if (!toc_.prefetch_end || *toc_.prefetch_end == 0)
+    return {};
+  // In pieces no larger than one request may be; usually one.
+  for (uint64_t at = 0; at < *toc_.prefetch_end;) {
+    const uint64_t end = std::min<uint64_t>(*toc_.prefetch_end, at + kMaxMemberBytes);
+    RETURN_IF_ERROR(ensure(at, end, ctx));
+    at = end;
+  }
+  return {};
+}
+
+LazyLayer::Stats LazyLayer::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+int64_t LazyLayer::bytesHeld() const {
+  std::lock_guard lock(mutex_);
+  uint64_t total = 0;
+  for (const auto& [begin, end] : held_)
+    total += end - begin;
+  return static_cast<int64_t>(total);
+}
+
+}  // namespace pullagent::puller::estargz

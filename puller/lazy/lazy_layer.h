@@ -1,0 +1,112 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/context.h"
+#include "base/error.h"
+#include "puller/lazy/estargz_toc.h"
+#include "puller/oci/manifest.h"
+
+namespace pullagent::puller::estargz {
+
+// Bytes [first, last] of the layer's blob, as the registry serves them (RegistryClient::
+// fetchRange in the agent). Unverified: the layer checks every chunk before use.
+using RangeFetch =
+    std::function<Result<std::string>(int64_t first, int64_t last, const Context& ctx)>;
+
+// One eStargz layer read in place (issue 28): its TOC, fetched with two Range requests and
+// verified against the descriptor's toc.digest annotation, and its files' bytes, fetched chunk
+// by chunk as readers ask for them. Every chunk is checked against its chunkDigest before a
+// single byte of it is returned; a reader never sees unverified bytes.
+//
+// What was fetched is kept in `cache_dir` (the TOC member, and the blob's bytes at their offsets
+// in a sparse file with the list of ranges held), so that a restart reads from there instead of
+// the network. Those bytes are verified again like fetched ones whenever a chunk is made of
+// them; a chunk they fail is fetched again once.
+//
+// Thread-safe: concurrent readers of one chunk cause one request.
+class LazyLayer {
+ public:
+  // The layer's descriptor must carry kTocDigestAnnotation. The TOC comes from `cache_dir` when
+  // an earlier open kept it (verified again), else from the registry: the footer, then the TOC.
+  static Result<std::unique_ptr<LazyLayer>> open(const Descriptor& layer, RangeFetch fetch,
+                                                 const std::filesystem::path& cache_dir,
+                                                 const Context& ctx);
+  ~LazyLayer();
+  LazyLayer(const LazyLayer&) = delete;
+  LazyLayer& operator=(const LazyLayer&) = delete;
+
+  const Toc& toc() const { return toc_; }
+  // The entry at `path` ("bin/sh", no leading slash), or null.
+  const Entry* find(std::string_view path) const;
+
+  // Up to `length` bytes of the regular file `entry` from `offset` (fewer at its end).
+  Result<std::string> read(const Entry& entry, uint64_t offset, uint64_t length,
+                           const Context& ctx);
+
+  // The prioritized files (before the prefetch landmark), in one request. Nothing without a
+  // landmark.
+  Status prefetch(const Context& ctx);
+
+  struct Stats {
+    int64_t requests = 0;         // Range requests for chunks and prefetch
+    int64_t bytes_fetched = 0;    // blob bytes they brought
+    int64_t chunks_verified = 0;  // chunks checked against their chunkDigest
+    int64_t chunk_failures = 0;   // chunks whose bytes did not verify
+  };
+  Stats stats() const;
+  // Blob bytes held in the cache (fetched now or by an earlier process).
+  int64_t bytesHeld() const;
+
+  // Bounds: a gzip member fetched in one request, the verified chunks kept in memory.
+  static constexpr int64_t kMaxMemberBytes = int64_t{64} << 20;
+  static constexpr int64_t kVerifiedCacheBytes = int64_t{64} << 20;
+
+ private:
+  LazyLayer(Descriptor layer, RangeFetch fetch, std::filesystem::path cache_dir, Toc toc,
+            uint64_t toc_offset);
+  Status openCache();
+  // The end of the gzip member that starts at `offset`: the next member's start.
+  uint64_t memberEnd(uint64_t offset) const;
+  // Makes blob bytes [begin, end) present in the cache: fetched unless held; one request for
+  // them however many readers wait.
+  Status ensure(uint64_t begin, uint64_t end, const Context& ctx);
+  void forget(uint64_t begin, uint64_t end);  // held bytes that proved wrong
+  bool heldLocked(uint64_t begin, uint64_t end) const;
+  void addHeldLocked(uint64_t begin, uint64_t end);
+  Result<std::shared_ptr<const std::string>> chunkBytes(const Chunk& chunk, const Context& ctx);
+  Result<std::string> inflateChunk(const Chunk& chunk) const;
+
+  Descriptor layer_;
+  RangeFetch fetch_;
+  std::filesystem::path cache_dir_;
+  Toc toc_;
+  uint64_t toc_offset_;
+  std::map<std::string, size_t, std::less<>> by_path_;
+  std::vector<uint64_t> member_starts_;  // sorted, the TOC's offset last
+  int blob_fd_ = -1;                     // the sparse copy of the blob
+  int held_fd_ = -1;                     // "begin end" lines: the ranges the copy holds
+
+  mutable std::mutex mutex_;
+  std::condition_variable in_flight_done_;
+  std::map<uint64_t, uint64_t> held_;  // begin -> end, disjoint, merged
+  std::set<uint64_t> in_flight_;       // member starts being fetched
+  // Verified chunks, most recently used first, keyed by (member offset, inner offset).
+  std::list<std::pair<std::pair<uint64_t, uint64_t>, std::shared_ptr<const std::string>>> lru_;
+  int64_t lru_bytes_ = 0;
+  Stats stats_;
+};
+
+}  // namespace pullagent::puller::estargz

@@ -1,0 +1,207 @@
+#include "puller/lazy/lazy_layer.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/support/fake_clock.h"
+#include "tests/support/temp_dir.h"
+
+namespace pullagent::puller::estargz {
+namespace {
+
+using testing::readFile;
+
+// tests/support/estargz.py's sample (see estargz_toc_test.cpp): etc/hosts before the prefetch
+// landmark, bin/big (2500 bytes, chunks of 1000) after it.
+const std::filesystem::path kSampleDir =
+    std::filesystem::path(PULLAGENT_SOURCE_DIR) / "tests/puller/lazy/data";
+
+std::string bigContent() {
+  std::string out;
+  for (int i = 0; i < 2500; ++i)
+    out.push_back(static_cast<char>((i * 7 + 3) % 251));
+  return out;
+}
+
+class LazyLayerTest : public ::testing::Test {
+ protected:
+  LazyLayerTest() {
+    const auto facts = nlohmann::json::parse(readFile(kSampleDir / "sample.json"));
+    layer_.media_type = "application/vnd.oci.image.layer.v1.tar+gzip";
+    layer_.digest = Digest::parse(facts["digest"].get<std::string>()).value();
+    layer_.size = static_cast<int64_t>(blob_.size());
+    layer_.annotations[std::string(kTocDigestAnnotation)] = facts["toc_digest"];
+  }
+
+  // The registry: serves the blob by range, counting requests; `tamper` flips the byte at that
+  // offset in every answer that holds it.
+  RangeFetch fetch() {
+    return [this](int64_t first, int64_t last, const Context&) -> Result<std::string> {
+      ++requests_;
+      if (offline_)
+        return makeError(ErrorCode::kUnavailable, "connection refused");
+      if (delay_.count() > 0)
+        std::this_thread::sleep_for(delay_);
+      std::string bytes =
+          blob_.substr(static_cast<size_t>(first), static_cast<size_t>(last - first + 1));
+      if (tamper_ >= first && tamper_ <= last)
+        bytes[static_cast<size_t>(tamper_ - first)] ^= 0x55;
+      return bytes;
+    };
+  }
+  std::unique_ptr<LazyLayer> open() {
+    auto layer = LazyLayer::open(layer_, fetch(), dir_.path() / "cache", clock_.context());
+    EXPECT_TRUE(layer.ok()) << layer.error().message;
+    return layer.ok() ? std::move(layer.value()) : nullptr;
+  }
+
+  testing::TempDir dir_;
+  testing::FakeClock clock_;
+  std::string blob_ = readFile(kSampleDir / "sample.estargz");
+  Descriptor layer_;
+  std::atomic<int> requests_{0};
+  bool offline_ = false;
+  int64_t tamper_ = -1;
+  std::chrono::milliseconds delay_{0};
+};
+
+TEST_F(LazyLayerTest, TheTocTakesTwoRangesAndEachChunkOneVerifiedFetch) {
+  auto layer = open();
+  ASSERT_NE(layer, nullptr);
+  EXPECT_EQ(requests_, 2);  // the footer, then the TOC
+  const Entry* big = layer->find("bin/big");
+  ASSERT_NE(big, nullptr);
+  ASSERT_EQ(big->chunks.size(), 3u);
+
+  // A read across the first two chunks' boundary fetches those two members only.
+  auto middle = layer->read(*big, 900, 300, clock_.context());
+  ASSERT_TRUE(middle.ok()) << middle.error().message;
+  EXPECT_EQ(*middle, bigContent().substr(900, 300));
+  EXPECT_EQ(requests_, 4);
+  auto whole = layer->read(*big, 0, 1 << 20, clock_.context());
+  ASSERT_TRUE(whole.ok()) << whole.error().message;
+  EXPECT_EQ(*whole, bigContent());
+  EXPECT_EQ(requests_, 5);
+  EXPECT_EQ(layer->stats().chunks_verified, 3);
+  EXPECT_EQ(layer->read(*big, 2500, 10, clock_.context()).value(), "");
+  EXPECT_EQ(layer->find("bin/nothing"), nullptr);
+}
+
+TEST_F(LazyLayerTest, AChunkWhoseBytesWereAlteredIsNeverReturned) {
+  auto layer = open();
+  ASSERT_NE(layer, nullptr);
+  const Entry* big = layer->find("bin/big");
+  ASSERT_NE(big, nullptr);
+  tamper_ = static_cast<int64_t>(big->chunks[1].offset) + 12;  // inside the second member
+  auto read = layer->read(*big, 1000, 10, clock_.context());
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.error().code, ErrorCode::kDigestMismatch) << read.error().message;
+  EXPECT_EQ(layer->stats().chunk_failures, 2);  // fetched once more, wrong again
+  // Chunks the alteration did not touch read as ever.
+  EXPECT_EQ(layer->read(*big, 0, 10, clock_.context()).value(), bigContent().substr(0, 10));
+}
+
+TEST_F(LazyLayerTest, AReopenedLayerReadsWhatWasFetchedWithoutTheNetwork) {
+  {
+    auto layer = open();
+    ASSERT_NE(layer, nullptr);
+    ASSERT_TRUE(layer->read(*layer->find("bin/big"), 0, 2500, clock_.context()).ok());
+  }
+  offline_ = true;
+  requests_ = 0;
+  auto layer = open();
+  ASSERT_NE(layer, nullptr);
+  EXPECT_EQ(layer->read(*layer->find("bin/big"), 0, 2500, clock_.context()).value(), bigContent());
+  EXPECT_EQ(requests_, 0);
+  // What was never fetched fails fast, naming the cause.
+  auto hosts = layer->read(*layer->find("etc/hosts"), 0, 100, clock_.context());
+  ASSERT_FALSE(hosts.ok());
+  EXPECT_EQ(hosts.error().code, ErrorCode::kUnavailable);
+}
+
+TEST_F(LazyLayerTest, HeldBytesThatChangedOnDiskAreFetchedAgain) {
+  uint64_t member = 0;
+  {
+    auto layer = open();
+    ASSERT_NE(layer, nullptr);
+    member = layer->find("bin/big")->chunks[2].offset;
+    ASSERT_TRUE(layer->read(*layer->find("bin/big"), 0, 2500, clock_.context()).ok());
+  }
+  {
+    std::fstream blob(dir_.path() / "cache" / "blob",
+                      std::ios::in | std::ios::out | std::ios::binary);
+    blob.seekp(static_cast<std::streamoff>(member + 15));
+    blob.put('\x7f');
+  }
+  requests_ = 0;
+  auto layer = open();
+  ASSERT_NE(layer, nullptr);
+  EXPECT_EQ(layer->read(*layer->find("bin/big"), 0, 2500, clock_.context()).value(), bigContent());
+  EXPECT_EQ(requests_, 1);
+  EXPECT_EQ(layer->stats().chunk_failures, 1);
+}
+
+TEST_F(LazyLayerTest, ReadersOfOneChunkShareOneFetch) {
+  auto layer = open();
+  ASSERT_NE(layer, nullptr);
+  const Entry* big = layer->find("bin/big");
+  requests_ = 0;
+  delay_ = std::chrono::milliseconds(100);
+  std::vector<std::thread> readers;
+  std::atomic<int> right{0};
+  for (int i = 0; i < 8; ++i) {
+    readers.emplace_back([&, i] {
+      auto bytes = layer->read(*big, static_cast<uint64_t>(1000 + i * 10), 10, clock_.context());
+      if (bytes.ok() && *bytes == bigContent().substr(static_cast<size_t>(1000 + i * 10), 10))
+        ++right;
+    });
+  }
+  for (auto& reader : readers)
+    reader.join();
+  EXPECT_EQ(right, 8);
+  EXPECT_EQ(requests_, 1);
+}
+
+TEST_F(LazyLayerTest, ThePrefetchBringsTheFilesBeforeTheLandmarkInOneRequest) {
+  auto layer = open();
+  ASSERT_NE(layer, nullptr);
+  ASSERT_TRUE(layer->toc().prefetch_end.has_value());
+  requests_ = 0;
+  ASSERT_TRUE(layer->prefetch(clock_.context()).ok());
+  EXPECT_EQ(requests_, 1);
+  EXPECT_EQ(layer->read(*layer->find("etc/hosts"), 0, 100, clock_.context()).value(),
+            "127.0.0.1 localhost\n");
+  EXPECT_EQ(requests_, 1);
+  EXPECT_EQ(layer->bytesHeld(), static_cast<int64_t>(*layer->toc().prefetch_end));
+}
+
+TEST_F(LazyLayerTest, ALayerIsReadInPlaceOnlyThroughTheTocItsDescriptorNames) {
+  Descriptor unannotated = layer_;
+  unannotated.annotations.clear();
+  auto none = LazyLayer::open(unannotated, fetch(), dir_.path() / "a", clock_.context());
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, ErrorCode::kInvalidArgument);
+
+  Descriptor other = layer_;
+  other.annotations[std::string(kTocDigestAnnotation)] = Sha256::of("another TOC").str();
+  auto wrong = LazyLayer::open(other, fetch(), dir_.path() / "b", clock_.context());
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().message.find("the manifest says"), std::string::npos)
+      << wrong.error().message;
+  // A TOC kept by an earlier open is verified again: the one the descriptor names wins.
+  ASSERT_NE(open(), nullptr);
+  std::filesystem::copy(dir_.path() / "cache", dir_.path() / "c");
+  auto kept = LazyLayer::open(other, fetch(), dir_.path() / "c", clock_.context());
+  ASSERT_FALSE(kept.ok());
+  EXPECT_NE(kept.error().message.find("the manifest says"), std::string::npos)
+      << kept.error().message;
+}
+
+}  // namespace
+}  // namespace pullagent::puller::estargz
