@@ -10,6 +10,8 @@ pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd>=1.4)
 pkg_check_modules(PROMETHEUS REQUIRED IMPORTED_TARGET prometheus-cpp-core>=1.0)
 pkg_check_modules(MICROHTTPD REQUIRED IMPORTED_TARGET libmicrohttpd>=0.9.75)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd>=252)
+# eStargz layers mounted before their bytes are on disk (puller/lazy, issue 28).
+pkg_check_modules(FUSE3 REQUIRED IMPORTED_TARGET fuse3>=3.14)
 find_package(OpenSSL 3 REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(LibArchive 3.6 REQUIRED)

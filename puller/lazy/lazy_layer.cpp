@@ -308,11 +308,9 @@ Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& ch
   const auto key = std::make_pair(chunk.offset, chunk.inner_offset);
   {
     std::lock_guard lock(mutex_);
-    for (auto it = lru_.begin(); it != lru_.end(); ++it) {
-      if (it->first == key) {
-        lru_.splice(lru_.begin(), lru_, it);
-        return it->second;
-      }
+    if (auto found = lru_index_.find(key); found != lru_index_.end()) {
+      lru_.splice(lru_.begin(), lru_, found->second);
+      return found->second->second;
     }
   }
   if (chunk.size > static_cast<uint64_t>(kMaxMemberBytes)) {
@@ -331,10 +329,14 @@ Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& ch
       ++stats_.chunks_verified;
       if (verified) {
         auto shared = std::make_shared<const std::string>(std::move(bytes.value()));
-        lru_.emplace_front(key, shared);
-        lru_bytes_ += static_cast<int64_t>(shared->size());
+        if (lru_index_.count(key) == 0) {  // another reader may have verified it meanwhile
+          lru_.emplace_front(key, shared);
+          lru_index_.emplace(key, lru_.begin());
+          lru_bytes_ += static_cast<int64_t>(shared->size());
+        }
         while (lru_bytes_ > kVerifiedCacheBytes && lru_.size() > 1) {
           lru_bytes_ -= static_cast<int64_t>(lru_.back().second->size());
+          lru_index_.erase(lru_.back().first);
           lru_.pop_back();
         }
         return shared;

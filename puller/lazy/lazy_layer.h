@@ -104,7 +104,9 @@ class LazyLayer {
   std::map<uint64_t, uint64_t> held_;  // begin -> end, disjoint, merged
   std::set<uint64_t> in_flight_;       // member starts being fetched
   // Verified chunks, most recently used first, keyed by (member offset, inner offset).
-  std::list<std::pair<std::pair<uint64_t, uint64_t>, std::shared_ptr<const std::string>>> lru_;
+  using ChunkKey = std::pair<uint64_t, uint64_t>;
+  std::list<std::pair<ChunkKey, std::shared_ptr<const std::string>>> lru_;
+  std::map<ChunkKey, decltype(lru_)::iterator> lru_index_;
   int64_t lru_bytes_ = 0;
   Stats stats_;
 };

@@ -1,0 +1,199 @@
+#define FUSE_USE_VERSION 312
+#include "puller/lazy/lazy_mount.h"
+
+#include <fuse.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "base/clock.h"
+
+namespace pullagent::puller::estargz {
+
+// The FUSE callbacks: static, finding their mount in the request's context.
+struct LazyMount::Served {
+  static LazyMount& self() { return *static_cast<LazyMount*>(fuse_get_context()->private_data); }
+
+  static std::optional<size_t> node(const char* path) { return self().tree_.find(path); }
+
+  static void* init(fuse_conn_info* /*conn*/, fuse_config* config) {
+    config->use_ino = 1;
+    // The layer never changes: the kernel may cache names, attributes and pages for good.
+    config->kernel_cache = 1;
+    config->entry_timeout = 86400;
+    config->attr_timeout = 86400;
+    config->negative_timeout = 86400;
+    return fuse_get_context()->private_data;
+  }
+
+  static int getattr(const char* path, struct stat* st, fuse_file_info* /*fi*/) {
+    auto index = node(path);
+    if (!index)
+      return -ENOENT;
+    *st = self().tree_.attributes(*index);
+    return 0;
+  }
+
+  static int readlink(const char* path, char* buffer, size_t size) {
+    auto index = node(path);
+    if (!index)
+      return -ENOENT;
+    const auto& found = self().tree_.node(*index);
+    if (found.type != S_IFLNK || found.entry == nullptr || size == 0)
+      return -EINVAL;
+    const std::string& target = found.entry->link_target;
+    const size_t length = std::min(size - 1, target.size());
+    std::memcpy(buffer, target.data(), length);
+    buffer[length] = '\0';
+    return 0;
+  }
+
+  static int open(const char* path, fuse_file_info* fi) {
+    auto index = node(path);
+    if (!index)
+      return -ENOENT;
+    if ((fi->flags & O_ACCMODE) != O_RDONLY)
+      return -EROFS;
+    if (self().tree_.node(*index).type != S_IFREG)
+      return -EINVAL;
+    fi->fh = *index;
+    fi->keep_cache = 1;
+    return 0;
+  }
+
+  static int read(const char* path, char* buffer, size_t size, off_t offset, fuse_file_info* fi) {
+    LazyMount& mount = self();
+    const auto& found = mount.tree_.node(static_cast<size_t>(fi->fh));
+    if (found.entry == nullptr || offset < 0)
+      return -EINVAL;
+    ++mount.reads_;
+    static const SystemClock clock;
+    const Context ctx{&clock, mount.stop_.get_token(), clock.now() + mount.options_.read_timeout};
+    auto bytes = mount.layer_.read(*found.entry, static_cast<uint64_t>(offset), size, ctx);
+    if (!bytes) {
+      ++mount.read_errors_;
+      spdlog::warn("{}: reading {} ({} bytes at {}) failed: {}", mount.options_.name, path, size,
+                   offset, bytes.error().describe());
+      return -EIO;
+    }
+    std::memcpy(buffer, bytes->data(), bytes->size());
+    return static_cast<int>(bytes->size());
+  }
+
+  static int readdir(const char* path, void* buffer, fuse_fill_dir_t fill, off_t /*offset*/,
+                     fuse_file_info* /*fi*/, fuse_readdir_flags /*flags*/) {
+    auto index = node(path);
+    if (!index)
+      return -ENOENT;
+    const auto& tree = self().tree_;
+    if (tree.node(*index).type != S_IFDIR)
+      return -ENOTDIR;
+    fill(buffer, ".", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+    fill(buffer, "..", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+    for (const auto& [name, child] : tree.node(*index).children) {
+      struct stat st = tree.attributes(child);
+      if (fill(buffer, name.c_str(), &st, 0, static_cast<fuse_fill_dir_flags>(0)) != 0)
+        break;
+    }
+    return 0;
+  }
+
+  static int getxattr(const char* path, const char* name, char* value, size_t size) {
+    auto index = node(path);
+    if (!index)
+      return -ENOENT;
+    const auto xattrs = self().tree_.xattrs(*index);
+    auto it = xattrs.find(name);
+    if (it == xattrs.end())
+      return -ENODATA;
+    if (size == 0)
+      return static_cast<int>(it->second.size());
+    if (size < it->second.size())
+      return -ERANGE;
+    std::memcpy(value, it->second.data(), it->second.size());
+    return static_cast<int>(it->second.size());
+  }
+
+  static int listxattr(const char* path, char* list, size_t size) {
+    auto index = node(path);
+    if (!index)
+      return -ENOENT;
+    std::string names;
+    for (const auto& [name, value] : self().tree_.xattrs(*index))
+      names += name + '\0';
+    if (size == 0)
+      return static_cast<int>(names.size());
+    if (size < names.size())
+      return -ERANGE;
+    std::memcpy(list, names.data(), names.size());
+    return static_cast<int>(names.size());
+  }
+
+  static fuse_operations operations() {
+    fuse_operations ops{};
+    ops.init = init;
+    ops.getattr = getattr;
+    ops.readlink = readlink;
+    ops.open = open;
+    ops.read = read;
+    ops.readdir = readdir;
+    ops.getxattr = getxattr;
+    ops.listxattr = listxattr;
+    return ops;
+  }
+};
+
+LazyMount::LazyMount(LazyLayer& layer, std::filesystem::path mountpoint, Options options)
+    : layer_(layer),
+      tree_(layer.toc()),
+      mountpoint_(std::move(mountpoint)),
+      options_(std::move(options)) {}
+
+Result<std::unique_ptr<LazyMount>> LazyMount::mount(LazyLayer& layer,
+                                                    const std::filesystem::path& mountpoint,
+                                                    Options options) {
+  std::unique_ptr<LazyMount> mounted(new LazyMount(layer, mountpoint, std::move(options)));
+  // Read-only; every user may read (the runtime's overlay, the container), the kernel checks
+  // the layer's own modes.
+  std::vector<std::string> words = {
+      "pullagent", "-o", "ro,allow_other,default_permissions,fsname=pullagent,subtype=estargz"};
+  std::vector<char*> argv;
+  for (auto& word : words)
+    argv.push_back(word.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  const fuse_operations ops = Served::operations();
+  mounted->fuse_ = fuse_new(&args, &ops, sizeof(ops), mounted.get());
+  fuse_opt_free_args(&args);
+  if (mounted->fuse_ == nullptr)
+    return makeError(ErrorCode::kInternal, "fuse_new failed for " + mountpoint.string());
+  if (fuse_mount(mounted->fuse_, mountpoint.c_str()) != 0) {
+    fuse_destroy(mounted->fuse_);
+    mounted->fuse_ = nullptr;
+    return makeError(ErrorCode::kUnavailable,
+                     "FUSE mount at " + mountpoint.string() + " failed (needs root and /dev/fuse)");
+  }
+  struct fuse* handle = mounted->fuse_;
+  mounted->loop_ = std::thread([handle] {
+    fuse_loop_config* config = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_max_threads(config, 8);
+    fuse_loop_mt(handle, config);
+    fuse_loop_cfg_destroy(config);
+  });
+  return mounted;
+}
+
+LazyMount::~LazyMount() {
+  if (fuse_ == nullptr)
+    return;
+  stop_.request_stop();  // reads waiting for the network give up
+  fuse_exit(fuse_);
+  fuse_unmount(fuse_);  // ends the kernel's connection: the loop returns
+  if (loop_.joinable())
+    loop_.join();
+  fuse_destroy(fuse_);
+}
+
+}  // namespace pullagent::puller::estargz

@@ -1,0 +1,65 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <thread>
+
+#include "base/error.h"
+#include "puller/lazy/layer_tree.h"
+#include "puller/lazy/lazy_layer.h"
+
+struct fuse;
+
+namespace pullagent::puller::estargz {
+
+// One eStargz layer mounted read-only with FUSE (libfuse3) at a directory, in the shape overlayfs
+// takes as a lower layer (LayerTree): the layer's files before their bytes are on disk. A read
+// blocks only for the chunks it touches (LazyLayer fetches and verifies them); a chunk that
+// cannot be fetched or does not verify is an EIO on that read and a log line naming the layer
+// and the file, never a hang: each read is bounded by `read_timeout`.
+//
+// The mount is served by threads of this process: it lives as long as this object (and, in the
+// service, as long as the process; see docs/lazy.md for what a restart means).
+class LazyMount {
+ public:
+  struct Options {
+    std::string name;  // for logs: the site and layer it serves
+    std::chrono::seconds read_timeout{30};
+  };
+  // Needs root and /dev/fuse. `layer` must outlive the mount.
+  static Result<std::unique_ptr<LazyMount>> mount(LazyLayer& layer,
+                                                  const std::filesystem::path& mountpoint,
+                                                  Options options);
+  ~LazyMount();  // unmounts
+  LazyMount(const LazyMount&) = delete;
+  LazyMount& operator=(const LazyMount&) = delete;
+
+  const std::filesystem::path& mountpoint() const { return mountpoint_; }
+  struct Stats {
+    int64_t reads = 0;
+    int64_t read_errors = 0;
+  };
+  Stats stats() const { return {reads_.load(), read_errors_.load()}; }
+
+  // Used by the FUSE callbacks (lazy_mount.cpp).
+  struct Served;
+
+ private:
+  LazyMount(LazyLayer& layer, std::filesystem::path mountpoint, Options options);
+
+  LazyLayer& layer_;
+  LayerTree tree_;
+  std::filesystem::path mountpoint_;
+  Options options_;
+  struct fuse* fuse_ = nullptr;
+  std::thread loop_;
+  std::stop_source stop_;
+  std::atomic<int64_t> reads_{0};
+  std::atomic<int64_t> read_errors_{0};
+};
+
+}  // namespace pullagent::puller::estargz

@@ -1,0 +1,173 @@
+#include "puller/lazy/lazy_mount.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "puller/lazy/layer_tree.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/temp_dir.h"
+
+namespace pullagent::puller::estargz {
+namespace {
+
+using testing::readFile;
+
+const std::filesystem::path kMountSamples =
+    std::filesystem::path(PULLAGENT_SOURCE_DIR) / "tests/puller/lazy/data";
+
+std::string sampleBig() {
+  std::string out;
+  for (int i = 0; i < 2500; ++i)
+    out.push_back(static_cast<char>((i * 7 + 3) % 251));
+  return out;
+}
+
+Entry entryAt(const std::string& path, EntryType type) {
+  Entry entry;
+  entry.path = ConfinedRoot::split(path).value();
+  entry.type = type;
+  entry.mode = 0644;
+  return entry;
+}
+
+TEST(LayerTree, WhiteoutsBecomeOverlaysOwnAndOverlayXattrsFromTheLayerAreDropped) {
+  Toc toc;
+  toc.entries.push_back(entryAt("etc/", EntryType::kDirectory));
+  toc.entries.push_back(entryAt("etc/.wh.passwd", EntryType::kRegular));
+  toc.entries.push_back(entryAt("var/cache/.wh..wh..opq", EntryType::kRegular));
+  Entry file = entryAt("usr/bin/tool", EntryType::kRegular);
+  file.xattrs = {{"user.note", "kept"},
+                 {"trusted.overlay.redirect", "/etc"},
+                 {"user.overlay.opaque", "y"},
+                 {"security.capability", "cap"}};
+  toc.entries.push_back(file);
+  Entry link = entryAt("usr/bin/tool2", EntryType::kHardlink);
+  link.link_target = "usr/bin/tool";
+  toc.entries.push_back(link);
+  const LayerTree tree(toc);
+
+  auto whiteout = tree.find("/etc/passwd");
+  ASSERT_TRUE(whiteout.has_value());
+  const struct stat st = tree.attributes(*whiteout);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(0, 0));
+  EXPECT_FALSE(tree.find("/etc/.wh.passwd").has_value());
+
+  auto cache = tree.find("/var/cache");  // a parent the TOC left out, made a directory
+  ASSERT_TRUE(cache.has_value());
+  EXPECT_TRUE(S_ISDIR(tree.attributes(*cache).st_mode));
+  EXPECT_EQ(tree.xattrs(*cache),
+            (std::map<std::string, std::string>{{"trusted.overlay.opaque", "y"}}));
+  EXPECT_TRUE(tree.node(*cache).children.empty());
+
+  auto tool = tree.find("usr/bin/tool");
+  ASSERT_TRUE(tool.has_value());
+  EXPECT_EQ(tree.xattrs(*tool), (std::map<std::string, std::string>{{"security.capability", "cap"},
+                                                                    {"user.note", "kept"}}));
+  EXPECT_EQ(tree.find("usr/bin/tool2"), tool);
+  EXPECT_EQ(tree.attributes(*tool).st_nlink, 2u);
+}
+
+class LazyMountTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0)
+      GTEST_SKIP() << "needs root and /dev/fuse";
+    const auto facts = nlohmann::json::parse(readFile(kMountSamples / "sample.json"));
+    descriptor_.digest = Digest::parse(facts["digest"].get<std::string>()).value();
+    descriptor_.size = static_cast<int64_t>(blob_.size());
+    descriptor_.annotations[std::string(kTocDigestAnnotation)] = facts["toc_digest"];
+    auto layer = LazyLayer::open(
+        descriptor_,
+        [this](int64_t first, int64_t last, const Context&) -> Result<std::string> {
+          ++requests_;
+          if (offline_)
+            return makeError(ErrorCode::kUnavailable, "registry.test: connection refused");
+          return blob_.substr(static_cast<size_t>(first), static_cast<size_t>(last - first + 1));
+        },
+        dir_.path() / "cache", clock_.context());
+    ASSERT_TRUE(layer.ok()) << layer.error().message;
+    layer_ = std::move(layer.value());
+    std::filesystem::create_directories(mountpoint());
+    auto mounted = LazyMount::mount(*layer_, mountpoint(), {"test layer", std::chrono::seconds(5)});
+    ASSERT_TRUE(mounted.ok()) << mounted.error().message;
+    mount_ = std::move(mounted.value());
+  }
+  std::filesystem::path mountpoint() const { return dir_.path() / "mnt"; }
+
+  testing::TempDir dir_;
+  testing::FakeClock clock_;
+  std::string blob_ = readFile(kMountSamples / "sample.estargz");
+  Descriptor descriptor_;
+  std::atomic<int> requests_{0};
+  std::atomic<bool> offline_{false};
+  std::unique_ptr<LazyLayer> layer_;
+  std::unique_ptr<LazyMount> mount_;
+};
+
+TEST_F(LazyMountTest, TheLayersFilesReadThroughTheMountAsTheyAre) {
+  EXPECT_EQ(readFile(mountpoint() / "bin/big"), sampleBig());
+  EXPECT_EQ(readFile(mountpoint() / "bin/big2"), sampleBig());
+  EXPECT_EQ(readFile(mountpoint() / "etc/hosts"), "127.0.0.1 localhost\n");
+  EXPECT_EQ(std::filesystem::read_symlink(mountpoint() / "bin/sh"), "big");
+  EXPECT_EQ(std::filesystem::file_size(mountpoint() / "bin/big"), 2500u);
+  std::set<std::string> names;
+  for (const auto& item : std::filesystem::directory_iterator(mountpoint() / "bin"))
+    names.insert(item.path().filename().string());
+  EXPECT_EQ(names, (std::set<std::string>{"big", "big2", "sh"}));
+  struct stat big {};
+  struct stat big2 {};
+  ASSERT_EQ(::stat((mountpoint() / "bin/big").c_str(), &big), 0);
+  ASSERT_EQ(::stat((mountpoint() / "bin/big2").c_str(), &big2), 0);
+  EXPECT_EQ(big.st_ino, big2.st_ino);
+  // Read-only.
+  EXPECT_LT(::open((mountpoint() / "etc/hosts").c_str(), O_WRONLY), 0);
+  EXPECT_LT(::open((mountpoint() / "etc/new").c_str(), O_WRONLY | O_CREAT, 0644), 0);
+  EXPECT_EQ(mount_->stats().read_errors, 0);
+}
+
+TEST_F(LazyMountTest, AChunkThatCannotBeFetchedIsAnErrorOnThatReadOnly) {
+  ASSERT_TRUE(layer_->prefetch(clock_.context()).ok());  // etc/hosts is held
+  offline_ = true;
+  EXPECT_EQ(readFile(mountpoint() / "etc/hosts"), "127.0.0.1 localhost\n");
+  const int fd = ::open((mountpoint() / "bin/big").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  char buffer[100];
+  errno = 0;
+  EXPECT_LT(::read(fd, buffer, sizeof buffer), 0);
+  EXPECT_EQ(errno, EIO);
+  ::close(fd);
+  EXPECT_GE(mount_->stats().read_errors, 1);
+}
+
+TEST_F(LazyMountTest, OverlayTakesTheMountAsALowerLayer) {
+  const auto upper = dir_.path() / "upper";
+  const auto work = dir_.path() / "work";
+  const auto merged = dir_.path() / "merged";
+  for (const auto& dir : {upper, work, merged})
+    std::filesystem::create_directories(dir);
+  const std::string options = "lowerdir=" + mountpoint().string() + ",upperdir=" + upper.string() +
+                              ",workdir=" + work.string();
+  ASSERT_EQ(::mount("overlay", merged.c_str(), "overlay", 0, options.c_str()), 0)
+      << std::strerror(errno);
+  EXPECT_EQ(readFile(merged / "bin/big"), sampleBig());
+  std::ofstream(merged / "etc/hosts") << "changed\n";  // copied up, the layer unchanged
+  EXPECT_EQ(readFile(merged / "etc/hosts"), "changed\n");
+  EXPECT_EQ(readFile(mountpoint() / "etc/hosts"), "127.0.0.1 localhost\n");
+  ASSERT_EQ(::umount2(merged.c_str(), MNT_DETACH), 0);
+}
+
+}  // namespace
+}  // namespace pullagent::puller::estargz
