@@ -3,9 +3,12 @@
 
 #include <fuse.h>
 #include <spdlog/spdlog.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -182,6 +185,11 @@ Result<std::unique_ptr<LazyMount>> LazyMount::mount(LazyLayer& layer,
     fuse_loop_mt(handle, config);
     fuse_loop_cfg_destroy(config);
   });
+  // The connection's number under /sys/fs/fuse/connections: the mount's device minor (asked
+  // once the loop serves, which answers the stat).
+  struct stat mounted_at {};
+  if (::stat(mountpoint.c_str(), &mounted_at) == 0)
+    mounted->connection_ = static_cast<int>(minor(mounted_at.st_dev));
   return mounted;
 }
 
@@ -190,9 +198,21 @@ LazyMount::~LazyMount() {
     return;
   stop_.request_stop();  // reads waiting for the network give up
   fuse_exit(fuse_);
-  fuse_unmount(fuse_);  // ends the kernel's connection: the loop returns
+  // The kernel ends the connection when the mount goes (its readers of /dev/fuse get ENODEV
+  // and the loop returns); should anything still hold the mount, the connection is aborted.
+  // Only then is libfuse's file descriptor closed (fuse_unmount): closing it under the loop's
+  // threads, which read it, would race with them.
+  ::umount2(mountpoint_.c_str(), MNT_DETACH);
+  if (connection_ >= 0) {
+    const auto abort = "/sys/fs/fuse/connections/" + std::to_string(connection_) + "/abort";
+    if (FILE* file = std::fopen(abort.c_str(), "w")) {
+      std::fputs("1", file);
+      std::fclose(file);
+    }
+  }
   if (loop_.joinable())
     loop_.join();
+  fuse_unmount(fuse_);
   fuse_destroy(fuse_);
 }
 

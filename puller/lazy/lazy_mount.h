@@ -56,6 +56,7 @@ class LazyMount {
   std::filesystem::path mountpoint_;
   Options options_;
   struct fuse* fuse_ = nullptr;
+  int connection_ = -1;  // the FUSE connection's number (to abort it at unmount)
   std::thread loop_;
   std::stop_source stop_;
   std::atomic<int64_t> reads_{0};

@@ -202,8 +202,9 @@ def overlay_forging_layers(kind):
 
 
 def make_image(layers, docker=False, arch="amd64", duplicate_first_layer=False, config_extra=None,
-               diff_ids=None):
-    """layers: list of (blob, diff_id). Returns (manifest_bytes, media_type, blobs dict)."""
+               diff_ids=None, layer_annotations=None):
+    """layers: list of (blob, diff_id); layer_annotations: one dict per layer, or None. Returns
+    (manifest_bytes, media_type, blobs dict)."""
     if duplicate_first_layer:
         layers = [layers[0]] + list(layers)
     config = {
@@ -224,8 +225,22 @@ def make_image(layers, docker=False, arch="amd64", duplicate_first_layer=False, 
         "layers": [{"mediaType": DOCKER_LAYER if docker else OCI_LAYER_GZIP,
                     "digest": digest_of(b), "size": len(b)} for b, _ in layers],
     }
+    for descriptor, annotations in zip(manifest["layers"], layer_annotations or []):
+        if annotations:
+            descriptor["annotations"] = annotations
     manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
     return manifest_bytes, manifest["mediaType"], blobs
+
+
+def estargz_layer():
+    """tests/support/estargz.py's sample layer as an image layer: (blob, diff_id) and the
+    annotations a converter gives it (the TOC's digest, what it inflates to)."""
+    import estargz
+    blob, toc_digest, _ = estargz.sample()
+    uncompressed = gzip.decompress(blob)
+    return (blob, digest_of(uncompressed)), {
+        "containerd.io/snapshot/stargz/toc.digest": toc_digest,
+        "io.containers.estargz.uncompressed-size": str(len(uncompressed))}
 
 
 def make_index(entries):
@@ -348,6 +363,8 @@ def standard_images():
     add("test/forge:whiteout", *make_image(overlay_forging_layers("whiteout")))
     add("test/baddiff:v1", *make_image([small], diff_ids=["sha256:" + "0" * 64]))
     add("test/diffcount:v1", *make_image([small], diff_ids=[small[1], small[1]]))
+    lazy_layer, lazy_annotations = estargz_layer()
+    add("test/estargz:v1", *make_image([lazy_layer], layer_annotations=[lazy_annotations]))
 
     amd64 = make_image([base, small])
     arm64 = make_image([newer], arch="arm64")
