@@ -61,7 +61,10 @@ LayerTree::LayerTree(const Toc& toc) {
         nodes_[parent].opaque = true;
       } else if (!base.starts_with(kWhiteoutMetaPrefix)) {
         const std::string hidden = base.substr(kWhiteoutPrefix.size());
-        if (!hidden.empty() && nodes_[parent].children.count(hidden) == 0) {
+        // ".wh.", ".wh.." and ".wh..." name nothing a layer may hide (the extractor refuses
+        // them too).
+        if (!hidden.empty() && hidden != "." && hidden != ".." &&
+            nodes_[parent].children.count(hidden) == 0) {
           Node whiteout;
           whiteout.type = S_IFCHR;
           whiteout.whiteout = true;

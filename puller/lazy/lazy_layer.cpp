@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -56,22 +57,33 @@ Result<std::string> inflateSlice(std::string_view member, const Chunk& chunk) {
   z_stream stream{};
   if (inflateInit2(&stream, 16 + MAX_WBITS) != Z_OK)
     return makeError(ErrorCode::kInternal, "inflateInit2 failed");
-  std::string out(chunk.inner_offset + chunk.size, '\0');
+  // The bytes before the chunk go to a scratch buffer: only the chunk itself is allocated (the
+  // caller bounds both it and the skip).
+  std::string scratch(64 * 1024, '\0');
+  std::string out(chunk.size, '\0');
   stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(member.data()));
   stream.avail_in = static_cast<uInt>(member.size());
+  uint64_t skip = chunk.inner_offset;
+  int rc = Z_OK;
+  while (skip > 0 && rc == Z_OK) {
+    const auto piece = static_cast<uInt>(std::min<uint64_t>(skip, scratch.size()));
+    stream.next_out = reinterpret_cast<Bytef*>(scratch.data());
+    stream.avail_out = piece;
+    rc = inflate(&stream, Z_NO_FLUSH);
+    skip -= piece - stream.avail_out;
+  }
   stream.next_out = reinterpret_cast<Bytef*>(out.data());
   stream.avail_out = static_cast<uInt>(out.size());
-  int rc = Z_OK;
-  while (stream.avail_out > 0 && rc == Z_OK)
+  while (skip == 0 && stream.avail_out > 0 && rc == Z_OK)
     rc = inflate(&stream, Z_NO_FLUSH);
-  const bool whole = stream.avail_out == 0;
+  const bool whole = skip == 0 && stream.avail_out == 0;
   inflateEnd(&stream);
   if (!whole) {
     return makeError(ErrorCode::kDigestMismatch,
                      "the gzip member at " + std::to_string(chunk.offset) +
                          " does not inflate to the chunk its TOC entry names");
   }
-  return out.substr(chunk.inner_offset);
+  return out;
 }
 
 }  // namespace
@@ -96,10 +108,10 @@ LazyLayer::LazyLayer(Descriptor layer, RangeFetch fetch, fs::path cache_dir, Toc
 }
 
 LazyLayer::~LazyLayer() {
-  if (blob_fd_ >= 0)
-    ::close(blob_fd_);
-  if (held_fd_ >= 0)
-    ::close(held_fd_);
+  for (int fd : {blob_fd_, held_fd_, lock_fd_}) {
+    if (fd >= 0)
+      ::close(fd);
+  }
 }
 
 Result<std::unique_ptr<LazyLayer>> LazyLayer::open(const Descriptor& layer, RangeFetch fetch,
@@ -161,41 +173,62 @@ Result<std::unique_ptr<LazyLayer>> LazyLayer::open(const Descriptor& layer, Rang
 Status LazyLayer::openCache() {
   const fs::path blob_path = cache_dir_ / "blob";
   const fs::path held_path = cache_dir_ / "held";
+  const fs::path lock_path = cache_dir_ / "lock";
+  // One process at a time: two would write the same sparse copy and rewrite each other's
+  // record.
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0)
+    return errnoError(errno, "open", lock_path);
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return makeError(ErrorCode::kUnavailable, "eStargz layer " + layer_.digest.str() +
+                                                  ": its cache " + cache_dir_.string() +
+                                                  " is in use by another process");
+  }
   blob_fd_ = ::open(blob_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (blob_fd_ < 0)
     return errnoError(errno, "open", blob_path);
-  // What an earlier process held: ranges inside the blob, or nothing at all.
+  // What an earlier process held: ranges inside the blob, or nothing at all (a record that
+  // cannot be read whole, or a line that is not two numbers, starts the cache over).
   bool usable = true;
-  if (auto text = readRegularFile(held_path, kMaxHeldRecord)) {
-    std::string_view rest = *text;
-    while (!rest.empty() && usable) {
-      const auto newline = rest.find('\n');
-      if (newline == std::string_view::npos)
-        break;  // a line cut by a kill: its range was not recorded
-      const std::string_view line = rest.substr(0, newline);
-      rest.remove_prefix(newline + 1);
-      const auto space = line.find(' ');
-      uint64_t begin = 0;
-      uint64_t end = 0;
-      usable = space != std::string_view::npos &&
-               std::from_chars(line.data(), line.data() + space, begin).ec == std::errc() &&
-               std::from_chars(line.data() + space + 1, line.data() + line.size(), end).ec ==
-                   std::errc() &&
-               begin < end && end <= static_cast<uint64_t>(layer_.size);
-      if (usable)
-        addHeldLocked(begin, end);
-    }
+  auto text = readRegularFile(held_path, kMaxHeldRecord);
+  if (!text && text.error().code != ErrorCode::kNotFound)
+    usable = false;
+  std::string_view rest = text ? std::string_view(*text) : std::string_view();
+  auto number = [](std::string_view digits, uint64_t& out) {
+    auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+    return error == std::errc() && end == digits.data() + digits.size();
+  };
+  while (!rest.empty() && usable) {
+    const auto newline = rest.find('\n');
+    if (newline == std::string_view::npos)
+      break;  // a line cut by a kill: its range was not recorded
+    const std::string_view line = rest.substr(0, newline);
+    rest.remove_prefix(newline + 1);
+    const auto space = line.find(' ');
+    uint64_t begin = 0;
+    uint64_t end = 0;
+    usable = space != std::string_view::npos && number(line.substr(0, space), begin) &&
+             number(line.substr(space + 1), end) && begin < end &&
+             end <= static_cast<uint64_t>(layer_.size);
+    if (usable)
+      addHeldLocked(begin, end);
   }
-  int flags = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC;
   if (!usable) {
     held_.clear();
-    flags |= O_TRUNC;
+    if (::ftruncate(blob_fd_, 0) != 0)
+      return errnoError(errno, "truncate", blob_path);
   }
-  held_fd_ = ::open(held_path.c_str(), flags, 0600);
+  // Written again whole, without a line a kill may have cut: what is appended next starts on
+  // a line of its own.
+  held_fd_ = ::open(held_path.c_str(),
+                    O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (held_fd_ < 0)
     return errnoError(errno, "open", held_path);
-  if (!usable && ::ftruncate(blob_fd_, 0) != 0)
-    return errnoError(errno, "truncate", blob_path);
+  std::string record;
+  for (const auto& [from, to] : held_)
+    record += std::to_string(from) + " " + std::to_string(to) + "\n";
+  if (::write(held_fd_, record.data(), record.size()) != static_cast<ssize_t>(record.size()))
+    return errnoError(errno, "write", held_path);
   return {};
 }
 
@@ -273,6 +306,16 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx) {
     }
     in_flight_.insert(begin);
   }
+  // Whatever happens below (an exception included), the member is no longer in flight after.
+  struct InFlight {
+    LazyLayer& layer;
+    uint64_t begin;
+    ~InFlight() {
+      std::lock_guard lock(layer.mutex_);
+      layer.in_flight_.erase(begin);
+      layer.in_flight_done_.notify_all();
+    }
+  } in_flight{*this, begin};
   Status status;
   auto bytes = fetch_(static_cast<int64_t>(begin), static_cast<int64_t>(end) - 1, ctx);
   if (!bytes) {
@@ -283,8 +326,6 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx) {
     status = pwriteAll(blob_fd_, *bytes, begin, cache_dir_ / "blob");
   }
   std::lock_guard lock(mutex_);
-  in_flight_.erase(begin);
-  in_flight_done_.notify_all();
   ++stats_.requests;
   if (!status)
     return status;
@@ -313,10 +354,14 @@ Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& ch
       return found->second->second;
     }
   }
-  if (chunk.size > static_cast<uint64_t>(kMaxMemberBytes)) {
-    return makeError(ErrorCode::kInvalidArgument, "eStargz layer " + layer_.digest.str() +
-                                                      ": a chunk of " + std::to_string(chunk.size) +
-                                                      " bytes is over the bound");
+  // A chunk is held in memory whole, and what its member inflates to before it is inflated
+  // again at every read of it: both bounded (a TOC may name any size and inner offset).
+  if (chunk.size > static_cast<uint64_t>(kMaxMemberBytes) ||
+      chunk.inner_offset > static_cast<uint64_t>(kMaxMemberBytes)) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     "eStargz layer " + layer_.digest.str() + ": a chunk of " +
+                         std::to_string(chunk.size) + " bytes at inner offset " +
+                         std::to_string(chunk.inner_offset) + " is over the bound");
   }
   const uint64_t end = memberEnd(chunk.offset);
   // Bytes held from before are checked like fetched ones; wrong ones are fetched once more.

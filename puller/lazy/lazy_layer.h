@@ -41,6 +41,12 @@ class LazyLayer {
  public:
   // The layer's descriptor must carry kTocDigestAnnotation. The TOC comes from `cache_dir` when
   // an earlier open kept it (verified again), else from the registry: the footer, then the TOC.
+  //
+  // Who may use a cache: held bytes are served without asking the registry, and a digest is a
+  // name, not a proof. A cache directory must therefore be bound to the source that filled it
+  // (registry host and repository, as ingest files are), never shared by layer digest alone
+  // between sites of different registries or credentials. The cache is held by one process at a
+  // time (an flock): a second open fails.
   static Result<std::unique_ptr<LazyLayer>> open(const Descriptor& layer, RangeFetch fetch,
                                                  const std::filesystem::path& cache_dir,
                                                  const Context& ctx);
@@ -98,6 +104,7 @@ class LazyLayer {
   std::vector<uint64_t> member_starts_;  // sorted, the TOC's offset last
   int blob_fd_ = -1;                     // the sparse copy of the blob
   int held_fd_ = -1;                     // "begin end" lines: the ranges the copy holds
+  int lock_fd_ = -1;                     // flock'd while this object uses the cache
 
   mutable std::mutex mutex_;
   std::condition_variable in_flight_done_;

@@ -1,15 +1,17 @@
 #define FUSE_USE_VERSION 312
 #include "puller/lazy/lazy_mount.h"
 
+#include <fcntl.h>
 #include <fuse.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "base/clock.h"
@@ -135,16 +137,44 @@ struct LazyMount::Served {
     return static_cast<int>(names.size());
   }
 
+  // No exception may unwind through libfuse's C frames (it would end the process, and every
+  // mount with it): a callback that throws answers ENOMEM or EIO.
+  template <typename Call>
+  static int guarded(Call&& call) {
+    try {
+      return call();
+    } catch (const std::bad_alloc&) {
+      return -ENOMEM;
+    } catch (...) {
+      return -EIO;
+    }
+  }
+
   static fuse_operations operations() {
     fuse_operations ops{};
     ops.init = init;
-    ops.getattr = getattr;
-    ops.readlink = readlink;
-    ops.open = open;
-    ops.read = read;
-    ops.readdir = readdir;
-    ops.getxattr = getxattr;
-    ops.listxattr = listxattr;
+    ops.getattr = [](const char* path, struct stat* st, fuse_file_info* fi) {
+      return guarded([&] { return getattr(path, st, fi); });
+    };
+    ops.readlink = [](const char* path, char* buffer, size_t size) {
+      return guarded([&] { return readlink(path, buffer, size); });
+    };
+    ops.open = [](const char* path, fuse_file_info* fi) {
+      return guarded([&] { return open(path, fi); });
+    };
+    ops.read = [](const char* path, char* buffer, size_t size, off_t offset, fuse_file_info* fi) {
+      return guarded([&] { return read(path, buffer, size, offset, fi); });
+    };
+    ops.readdir = [](const char* path, void* buffer, fuse_fill_dir_t fill, off_t offset,
+                     fuse_file_info* fi, fuse_readdir_flags flags) {
+      return guarded([&] { return readdir(path, buffer, fill, offset, fi, flags); });
+    };
+    ops.getxattr = [](const char* path, const char* name, char* value, size_t size) {
+      return guarded([&] { return getxattr(path, name, value, size); });
+    };
+    ops.listxattr = [](const char* path, char* list, size_t size) {
+      return guarded([&] { return listxattr(path, list, size); });
+    };
     return ops;
   }
 };
@@ -178,18 +208,22 @@ Result<std::unique_ptr<LazyMount>> LazyMount::mount(LazyLayer& layer,
     return makeError(ErrorCode::kUnavailable,
                      "FUSE mount at " + mountpoint.string() + " failed (needs root and /dev/fuse)");
   }
-  struct fuse* handle = mounted->fuse_;
-  mounted->loop_ = std::thread([handle] {
+  LazyMount* self = mounted.get();
+  mounted->loop_ = std::thread([self] {
     fuse_loop_config* config = fuse_loop_cfg_create();
     fuse_loop_cfg_set_max_threads(config, 8);
-    fuse_loop_mt(handle, config);
+    fuse_loop_mt(self->fuse_, config);
     fuse_loop_cfg_destroy(config);
+    self->loop_done_ = true;
   });
   // The connection's number under /sys/fs/fuse/connections: the mount's device minor (asked
   // once the loop serves, which answers the stat).
   struct stat mounted_at {};
-  if (::stat(mountpoint.c_str(), &mounted_at) == 0)
-    mounted->connection_ = static_cast<int>(minor(mounted_at.st_dev));
+  if (::stat(mountpoint.c_str(), &mounted_at) == 0) {
+    const auto abort =
+        "/sys/fs/fuse/connections/" + std::to_string(minor(mounted_at.st_dev)) + "/abort";
+    mounted->abort_fd_ = ::open(abort.c_str(), O_WRONLY | O_CLOEXEC);
+  }
   return mounted;
 }
 
@@ -203,15 +237,16 @@ LazyMount::~LazyMount() {
   // Only then is libfuse's file descriptor closed (fuse_unmount): closing it under the loop's
   // threads, which read it, would race with them.
   ::umount2(mountpoint_.c_str(), MNT_DETACH);
-  if (connection_ >= 0) {
-    const auto abort = "/sys/fs/fuse/connections/" + std::to_string(connection_) + "/abort";
-    if (FILE* file = std::fopen(abort.c_str(), "w")) {
-      std::fputs("1", file);
-      std::fclose(file);
-    }
-  }
+  // The abort file was opened at mount time: once this connection is gone, writing to it does
+  // nothing, so another mount that took its number later is never touched.
+  for (int waited = 0; !loop_done_ && waited < 100; ++waited)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!loop_done_ && abort_fd_ >= 0)
+    (void)::write(abort_fd_, "1", 1);
   if (loop_.joinable())
     loop_.join();
+  if (abort_fd_ >= 0)
+    ::close(abort_fd_);
   fuse_unmount(fuse_);
   fuse_destroy(fuse_);
 }

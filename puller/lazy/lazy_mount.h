@@ -56,7 +56,10 @@ class LazyMount {
   std::filesystem::path mountpoint_;
   Options options_;
   struct fuse* fuse_ = nullptr;
-  int connection_ = -1;  // the FUSE connection's number (to abort it at unmount)
+  // The connection's abort file, opened at mount: what ends a connection something still holds
+  // at unmount.
+  int abort_fd_ = -1;
+  std::atomic<bool> loop_done_{false};
   std::thread loop_;
   std::stop_source stop_;
   std::atomic<int64_t> reads_{0};

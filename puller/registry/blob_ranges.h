@@ -49,10 +49,15 @@ class BlobParts {
   // Bytes received in all, from the first part's start.
   int64_t received() const;
   bool complete() const { return contiguousEnd() == size_; }
+  // Bytes written by every attempt so far, kept when a collapse drops parts: whether an attempt
+  // delivered anything.
+  void wrote(int64_t bytes) { written_ += bytes; }
+  int64_t written() const { return written_; }
 
  private:
   int64_t size_;
   std::vector<BlobPart> parts_;
+  int64_t written_ = 0;
 };
 
 // A 206's Content-Range for a request of bytes `first`-`last` of a `size`-byte blob: it must

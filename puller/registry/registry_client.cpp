@@ -467,9 +467,9 @@ Status RegistryClient::fetchBlob(const Descriptor& blob, ContentStore& store,
       Status fetched;
       bool progress = false;
       if (parts && parts->ranged()) {
-        const int64_t received = parts->received();
+        const int64_t written = parts->written();
         fetched = fetchBlobRanges(source, blob, *ingest, *parts, observer, ctx);
-        progress = parts->received() > received;
+        progress = parts->written() > written;
       } else {
         fetched = fetchBlobOnce(source, blob, *ingest, observer, ctx);
         progress = ingest->offset() > before;

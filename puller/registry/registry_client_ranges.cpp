@@ -51,8 +51,8 @@ Status RegistryClient::fetchBlobRanges(const RegistrySource& source, const Descr
   if (observer != nullptr)
     observer->onBlobStart(blob, parts.received());
 
-  // One request for what part `index` misses; true when it received bytes.
-  auto request_part = [&](size_t index, bool probe, Status& outcome) -> bool {
+  // One request for what part `index` misses; returns the bytes it received.
+  auto request_part = [&](size_t index, bool probe, Status& outcome) -> int64_t {
     BlobPart asked;
     {
       std::lock_guard lock(mutex);
@@ -63,7 +63,7 @@ Status RegistryClient::fetchBlobRanges(const RegistrySource& source, const Descr
     request.headers.push_back({"Range", asked.rangeHeader()});
     int64_t skip = 0;           // bytes of a whole-blob answer that precede the part
     int64_t limit = asked.end;  // where this answer's bytes end
-    bool progressed = false;
+    int64_t got = 0;
     request.on_head = [&](const HttpResponseHead& head) -> Status {
       if (head.status == 206) {
         ASSIGN_OR_RETURN(int64_t last, checkPartRange(head.header("Content-Range"), asked.next(),
@@ -78,7 +78,10 @@ Status RegistryClient::fetchBlobRanges(const RegistrySource& source, const Descr
       }
       if (head.status != 200)
         return makeError(ErrorCode::kProtocol, "unexpected HTTP " + std::to_string(head.status));
-      if (!probe) {
+      std::lock_guard lock(mutex);
+      // Only the first request may find that the server ignores Range (or one that follows it
+      // on the single stream it became).
+      if (!probe && answer != Answer::kWhole) {
         return makeError(ErrorCode::kProtocol,
                          "the server ignored Range after it honoured it for another part");
       }
@@ -86,7 +89,6 @@ Status RegistryClient::fetchBlobRanges(const RegistrySource& source, const Descr
       spdlog::info("{}: the server ignores Range; one stream from byte {}", what, asked.next());
       skip = asked.next();
       limit = blob.size;
-      std::lock_guard lock(mutex);
       parts.collapse(index);
       asked = parts.parts()[index];
       answer = Answer::kWhole;
@@ -111,7 +113,8 @@ Status RegistryClient::fetchBlobRanges(const RegistrySource& source, const Descr
       }
       RETURN_IF_ERROR(ingest.writeAt(part.next(), chunk));
       part.received += static_cast<int64_t>(chunk.size());
-      progressed = true;
+      parts.wrote(static_cast<int64_t>(chunk.size()));
+      got += static_cast<int64_t>(chunk.size());
       changed.notify_all();
       if (observer != nullptr)
         observer->onBlobBytes(blob, static_cast<int64_t>(chunk.size()));
@@ -136,17 +139,28 @@ Status RegistryClient::fetchBlobRanges(const RegistrySource& source, const Descr
                                     std::to_string(parts.parts()[index].next() - asked.next()) +
                                     " bytes");
     }
-    return progressed;
+    return got;
   };
 
-  // A part's thread: a connection cut after it delivered bytes is asked again at once for the
-  // rest of that part alone; any other failure ends the part (the caller's retry asks again).
+  // A part's thread: a connection cut after it delivered a good share of what it was asked
+  // (a MiB, or a quarter of what it missed) is asked again at once for the rest of that part alone,
+  // a few times at most; any other failure ends the part, and the caller's retry (with its backoff)
+  // asks again. A server that cuts every answer after a byte gets no stream of requests.
   auto run_part = [&](size_t index, bool probe) {
+    constexpr int64_t kGoodShare = int64_t{1} << 20;
+    constexpr int kImmediateAsks = 8;
     Status outcome;
-    while (true) {
-      const bool progressed = request_part(index, probe, outcome);
+    for (int asks = 0;; ++asks) {
+      int64_t missing = 0;
+      {
+        std::lock_guard lock(mutex);
+        missing = parts.parts()[index].end - parts.parts()[index].next();
+      }
+      const int64_t got = request_part(index, probe, outcome);
       probe = false;
-      if (outcome || !progressed || !isRetryable(outcome.error()) || part_ctx.stop.stop_requested())
+      if (outcome || got < std::min(kGoodShare, std::max<int64_t>(missing / 4, 1)) ||
+          asks + 1 >= kImmediateAsks || !isRetryable(outcome.error()) ||
+          part_ctx.stop.stop_requested())
         break;
       spdlog::info("{}; asking for the rest of that range again", outcome.error().describe());
     }

@@ -51,9 +51,11 @@ Ingest::Ingest(ContentStore& store, Digest digest, int64_t expected_size, int fd
 Ingest::~Ingest() {
   // Bytes written ahead that never joined the prefix would be taken for received bytes by the
   // next attempt to resume this file, and the holes between them for zeros.
+  // The record goes only once the file is what it says (else a resume keeps what it names).
+  bool cut = true;
   if (fd_ >= 0 && !committed_ && !dropped_ && written_end_ > offset_)
-    (void)::ftruncate(fd_, offset_);
-  if (recording_)
+    cut = ::ftruncate(fd_, offset_) == 0;
+  if (recording_ && cut)
     ::unlink(prefixRecordPath().c_str());
   if (fd_ >= 0)
     ::close(fd_);  // also releases the flock; the partial file stays for resume
@@ -73,6 +75,10 @@ Status Ingest::fail(Status status) {
     // written here may ever be renamed over what that one writes.
     if (::ftruncate(fd_, 0) == 0)
       ::unlink(path_.c_str());
+    // Its record goes with it: by name, before another ingest can take the name.
+    if (recording_)
+      ::unlink(prefixRecordPath().c_str());
+    recording_ = false;
     dropped_ = true;
     offset_ = 0;
     written_end_ = 0;
@@ -132,6 +138,11 @@ Status Ingest::keepRecordedPrefix() {
   auto [end, error] = std::from_chars(text, text + std::max<ssize_t>(n, 0), prefix);
   if (n != 20 || error != std::errc() || end != text + 20 || prefix < 0 || prefix > expected_size_)
     prefix = 0;  // unreadable: nothing it held can be told from scratch
+  // Never longer than the file: cutting to more would add zeros taken for received bytes.
+  struct stat info {};
+  if (::fstat(fd_, &info) != 0)
+    return errnoError(errno, "stat", path_);
+  prefix = std::min<int64_t>(prefix, info.st_size);
   if (::ftruncate(fd_, prefix) != 0)
     return errnoError(errno, "truncate", path_);
   ::unlink(record.c_str());
@@ -195,14 +206,16 @@ Status Ingest::adopt(int64_t length) {
 Status Ingest::restart() {
   if (dropped_)
     return dropped();
-  if (::ftruncate(fd_, 0) != 0 || ::lseek(fd_, 0, SEEK_SET) != 0) {
-    return errnoError(errno, "truncate", path_);
-  }
+  // The record says 0 before the file is cut: a kill between the two leaves a record no
+  // larger than the file.
   hasher_ = Sha256();
   offset_ = 0;
   written_end_ = 0;
   if (recording_)
-    return recordPrefix();
+    RETURN_IF_ERROR(recordPrefix());
+  if (::ftruncate(fd_, 0) != 0 || ::lseek(fd_, 0, SEEK_SET) != 0) {
+    return errnoError(errno, "truncate", path_);
+  }
   return {};
 }
 
@@ -217,6 +230,9 @@ Status Ingest::commit(const std::function<void()>& verified) {
   Digest actual = hasher_.finish();
   if (actual != digest_) {
     ::unlink(path_.c_str());
+    if (recording_)
+      ::unlink(prefixRecordPath().c_str());
+    recording_ = false;
     return makeError(
         ErrorCode::kDigestMismatch,
         "blob content hashes to " + actual.str() + ", expected " + digest_.str() + " (discarded)");

@@ -248,6 +248,17 @@ TEST_F(BlobRangesTest, AServerThatIgnoresRangeIsReadAsOneStreamAskedOnce) {
   EXPECT_EQ(server_.ranges(), std::vector<std::string>{"bytes=0-9999"});
 }
 
+TEST_F(BlobRangesTest, AServerThatIgnoresRangeAndDropsTheStreamIsReadOnFromWhereItStopped) {
+  RangeServer::Fault cut = RangeServer::F::wholeBlob();
+  cut.cut_after = 15000;
+  server_.fault(0, cut);
+  server_.fault(15000, RangeServer::F::wholeBlob());
+  auto status = fetch();
+  ASSERT_TRUE(status.ok()) << status.error().message;
+  expectStored();
+  EXPECT_EQ(server_.ranges(), (std::vector<std::string>{"bytes=0-9999", "bytes=15000-39999"}));
+}
+
 TEST_F(BlobRangesTest, ACutRangeIsAskedAgainForItsRestAlone) {
   server_.fault(20000, RangeServer::F::cut(3000));
   auto status = fetch();
