@@ -27,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)tree.xattrs(i);
     }
     for (const auto& entry : toc->entries)
-      (void)tree.find(ConfinedRoot::join(entry.path, entry.path.size()));
+      (void)tree.find(pullagent::ConfinedRoot::join(entry.path, entry.path.size()));
   }
   return 0;
 }
