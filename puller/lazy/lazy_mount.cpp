@@ -17,6 +17,12 @@
 #include "base/clock.h"
 
 namespace pullagent::puller::estargz {
+namespace {
+
+// The FUSE control filesystem: a connection's abort file.
+constexpr const char* kConnections = "/sys/fs/fuse/connections";
+
+}  // namespace
 
 // The FUSE callbacks: static, finding their mount in the request's context.
 struct LazyMount::Served {
@@ -218,11 +224,21 @@ Result<std::unique_ptr<LazyMount>> LazyMount::mount(LazyLayer& layer,
   });
   // The connection's number under /sys/fs/fuse/connections: the mount's device minor (asked
   // once the loop serves, which answers the stat).
+  // Without it, a mount something still holds at unmount could never be ended: no mount then.
   struct stat mounted_at {};
   if (::stat(mountpoint.c_str(), &mounted_at) == 0) {
     const auto abort =
         "/sys/fs/fuse/connections/" + std::to_string(minor(mounted_at.st_dev)) + "/abort";
     mounted->abort_fd_ = ::open(abort.c_str(), O_WRONLY | O_CLOEXEC);
+    if (mounted->abort_fd_ < 0 && errno == ENOENT &&
+        ::mount("fusectl", kConnections, "fusectl", 0, nullptr) == 0)
+      mounted->abort_fd_ = ::open(abort.c_str(), O_WRONLY | O_CLOEXEC);
+  }
+  if (mounted->abort_fd_ < 0) {
+    return makeError(ErrorCode::kUnavailable,
+                     "FUSE mount at " + mountpoint.string() +
+                         ": its connection cannot be found in " + kConnections +
+                         " (fusectl), so it could not be ended for sure; unmounted");
   }
   return mounted;
 }
@@ -245,8 +261,13 @@ LazyMount::~LazyMount() {
     (void)::write(abort_fd_, "1", 1);
   if (loop_.joinable())
     loop_.join();
-  if (abort_fd_ >= 0)
+  // The loop may have ended on a request after fuse_exit with the connection still alive: end
+  // it, so that libfuse's unmount below finds it gone instead of unmounting by name whatever is
+  // mounted at the path now.
+  if (abort_fd_ >= 0) {
+    (void)::write(abort_fd_, "1", 1);
     ::close(abort_fd_);
+  }
   fuse_unmount(fuse_);
   fuse_destroy(fuse_);
 }

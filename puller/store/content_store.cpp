@@ -73,12 +73,12 @@ Status Ingest::fail(Status status) {
     // A full disk: the partial blob cannot be finished now and only keeps the disk full. Its
     // name is gone, so this ingest is done: another may take the name at once, and nothing
     // written here may ever be renamed over what that one writes.
-    if (::ftruncate(fd_, 0) == 0)
+    // Its record goes first, while the name is still this ingest's, and only when the file
+    // goes too.
+    if (::ftruncate(fd_, 0) == 0) {
+      dropRecord();
       ::unlink(path_.c_str());
-    // Its record goes with it: by name, before another ingest can take the name.
-    if (recording_)
-      ::unlink(prefixRecordPath().c_str());
-    recording_ = false;
+    }
     dropped_ = true;
     offset_ = 0;
     written_end_ = 0;
@@ -107,7 +107,20 @@ std::filesystem::path Ingest::prefixRecordPath() const {
 }
 
 Status Ingest::recordPrefix() {
-  const std::string text = std::to_string(offset_);
+  RETURN_IF_ERROR(writeRecord(offset_));
+  recording_ = true;
+  recorded_ = offset_;
+  return {};
+}
+
+void Ingest::dropRecord() {
+  if (recording_)
+    ::unlink(prefixRecordPath().c_str());
+  recording_ = false;
+}
+
+Status Ingest::writeRecord(int64_t prefix) {
+  const std::string text = std::to_string(prefix);
   int fd = ::open(prefixRecordPath().c_str(),
                   O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (recording_ ? 0 : O_TRUNC), 0600);
   if (fd < 0)
@@ -121,8 +134,6 @@ Status Ingest::recordPrefix() {
   ::close(fd);
   if (!written)
     return errnoError(err, "write", prefixRecordPath());
-  recording_ = true;
-  recorded_ = offset_;
   return {};
 }
 
@@ -206,16 +217,18 @@ Status Ingest::adopt(int64_t length) {
 Status Ingest::restart() {
   if (dropped_)
     return dropped();
-  // The record says 0 before the file is cut: a kill between the two leaves a record no
-  // larger than the file.
-  hasher_ = Sha256();
-  offset_ = 0;
-  written_end_ = 0;
+  // The record says 0 before the file is cut (a kill between the two leaves a record no larger
+  // than the file), and this object forgets its bytes only once the file has: on a failure it
+  // still describes the file as it is.
   if (recording_)
-    RETURN_IF_ERROR(recordPrefix());
+    RETURN_IF_ERROR(writeRecord(0));
   if (::ftruncate(fd_, 0) != 0 || ::lseek(fd_, 0, SEEK_SET) != 0) {
     return errnoError(errno, "truncate", path_);
   }
+  hasher_ = Sha256();
+  offset_ = 0;
+  written_end_ = 0;
+  recorded_ = 0;
   return {};
 }
 
@@ -229,16 +242,25 @@ Status Ingest::commit(const std::function<void()>& verified) {
   }
   Digest actual = hasher_.finish();
   if (actual != digest_) {
+    dropRecord();  // while the name is still this ingest's
     ::unlink(path_.c_str());
-    if (recording_)
-      ::unlink(prefixRecordPath().c_str());
-    recording_ = false;
     return makeError(
         ErrorCode::kDigestMismatch,
         "blob content hashes to " + actual.str() + ", expected " + digest_.str() + " (discarded)");
   }
   if (verified)
     verified();
+  // The file holds exactly the bytes that were hashed (nothing past them, nothing before them
+  // left over from an earlier download).
+  struct stat size_of {};
+  if (::fstat(fd_, &size_of) != 0 || size_of.st_size != expected_size_) {
+    dropRecord();
+    ::unlink(path_.c_str());
+    return makeError(ErrorCode::kDigestMismatch,
+                     "blob " + digest_.str() + ": its ingest file does not hold exactly the " +
+                         std::to_string(expected_size_) + " bytes that were verified (discarded)");
+  }
+  dropRecord();  // whatever happens to the name next, the record is not needed
   if (store_.contains(digest_, expected_size_)) {
     // Another source's verified copy won the race: the same bytes are already in place.
     ::unlink(path_.c_str());

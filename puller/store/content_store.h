@@ -73,6 +73,8 @@ class Ingest {
 
   std::filesystem::path prefixRecordPath() const;
   Status recordPrefix();
+  Status writeRecord(int64_t prefix);
+  void dropRecord();            // by name: only while the ingest file's name is still this ingest's
   Status keepRecordedPrefix();  // a resume: cut the file to what the record names
 
   Status fail(Status status);  // a write failed: a full disk drops the ingest

@@ -152,6 +152,17 @@ TEST_F(LazyMountTest, AChunkThatCannotBeFetchedIsAnErrorOnThatReadOnly) {
   EXPECT_GE(mount_->stats().read_errors, 1);
 }
 
+TEST_F(LazyMountTest, AMountStillHeldIsEndedAtUnmountNotWaitedFor) {
+  const int fd = ::open((mountpoint() / "bin/big").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  const auto started = std::chrono::steady_clock::now();
+  mount_.reset();  // the file stays open: the connection is aborted
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
+  char buffer[16];
+  EXPECT_LT(::pread(fd, buffer, sizeof buffer, 0), 0);
+  ::close(fd);
+}
+
 TEST_F(LazyMountTest, OverlayTakesTheMountAsALowerLayer) {
   const auto upper = dir_.path() / "upper";
   const auto work = dir_.path() / "work";
