@@ -15,6 +15,7 @@
 #include "puller/registry/registry_client.h"
 #include "resolver/system_resolver.h"
 #include "tests/integration/pull_fixture.h"
+#include "tests/support/estargz_sample.h"
 #include "tests/support/fixed_random.h"
 
 namespace pullagent::testing {
@@ -62,12 +63,6 @@ class LazyLayers : public PullTest {
     EXPECT_TRUE(layer.ok()) << layer.error().message;
     return layer.ok() ? std::move(layer.value()) : nullptr;
   }
-  static std::string big() {
-    std::string out;
-    for (int i = 0; i < 2500; ++i)
-      out.push_back(static_cast<char>((i * 7 + 3) % 251));
-    return out;
-  }
 
   SystemClock clock_;
   resolver::SystemResolver resolver_;
@@ -87,7 +82,7 @@ TEST_F(LazyLayers, AContainerReadsTheLayerBeforeItIsOnDiskAndEveryRequestIsARang
                                                  {"lazy test", std::chrono::seconds(10)});
   ASSERT_TRUE(mount.ok()) << mount.error().message;
   EXPECT_EQ(readFile(dest_.path() / "mnt/etc/hosts"), "127.0.0.1 localhost\n");
-  EXPECT_EQ(readFile(dest_.path() / "mnt/bin/big"), big());
+  EXPECT_EQ(readFile(dest_.path() / "mnt/bin/big"), EstargzSample::big());
   const std::string digest = layer_.digest.str();
   auto blob = requests(anon(), digest);
   ASSERT_FALSE(blob.empty());
@@ -112,13 +107,7 @@ TEST_F(LazyLayers, WhenTheRegistryGoesAwayFetchedFilesReadOnAndOthersFailFast) {
           {{{"match", "/blobs/"}, {"times", 1000}, {"action", "status"}, {"status", 503}}}));
   EXPECT_EQ(readFile(dest_.path() / "mnt/etc/hosts"), "127.0.0.1 localhost\n");
   const auto started = std::chrono::steady_clock::now();
-  const int fd = ::open((dest_.path() / "mnt/bin/big").c_str(), O_RDONLY);
-  ASSERT_GE(fd, 0);
-  char buffer[64];
-  errno = 0;
-  EXPECT_LT(::read(fd, buffer, sizeof buffer), 0);
-  EXPECT_EQ(errno, EIO);
-  ::close(fd);
+  EXPECT_EQ(readErrno(dest_.path() / "mnt/bin/big"), EIO);
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
   EXPECT_GE(mount.value()->stats().read_errors, 1);
 }

@@ -1,7 +1,6 @@
 #include "puller/lazy/lazy_layer.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -9,36 +8,17 @@
 #include <fstream>
 #include <thread>
 
+#include "tests/support/estargz_sample.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/temp_dir.h"
 
 namespace pullagent::puller::estargz {
 namespace {
 
-using testing::readFile;
-
-// tests/support/estargz.py's sample (see estargz_toc_test.cpp): etc/hosts before the prefetch
-// landmark, bin/big (2500 bytes, chunks of 1000) after it.
-const std::filesystem::path kSampleDir =
-    std::filesystem::path(PULLAGENT_SOURCE_DIR) / "tests/puller/lazy/data";
-
-std::string bigContent() {
-  std::string out;
-  for (int i = 0; i < 2500; ++i)
-    out.push_back(static_cast<char>((i * 7 + 3) % 251));
-  return out;
-}
+using testing::EstargzSample;
 
 class LazyLayerTest : public ::testing::Test {
  protected:
-  LazyLayerTest() {
-    const auto facts = nlohmann::json::parse(readFile(kSampleDir / "sample.json"));
-    layer_.media_type = "application/vnd.oci.image.layer.v1.tar+gzip";
-    layer_.digest = Digest::parse(facts["digest"].get<std::string>()).value();
-    layer_.size = static_cast<int64_t>(blob_.size());
-    layer_.annotations[std::string(kTocDigestAnnotation)] = facts["toc_digest"];
-  }
-
   // The registry: serves the blob by range, counting requests; `tamper` flips the byte at that
   // offset in every answer that holds it.
   RangeFetch fetch() {
@@ -63,8 +43,8 @@ class LazyLayerTest : public ::testing::Test {
 
   testing::TempDir dir_;
   testing::FakeClock clock_;
-  std::string blob_ = readFile(kSampleDir / "sample.estargz");
-  Descriptor layer_;
+  std::string blob_ = EstargzSample::blob();
+  Descriptor layer_ = EstargzSample::descriptor();
   std::atomic<int> requests_{0};
   bool offline_ = false;
   int64_t tamper_ = -1;
@@ -82,11 +62,11 @@ TEST_F(LazyLayerTest, TheTocTakesTwoRangesAndEachChunkOneVerifiedFetch) {
   // A read across the first two chunks' boundary fetches those two members only.
   auto middle = layer->read(*big, 900, 300, clock_.context());
   ASSERT_TRUE(middle.ok()) << middle.error().message;
-  EXPECT_EQ(*middle, bigContent().substr(900, 300));
+  EXPECT_EQ(*middle, EstargzSample::big().substr(900, 300));
   EXPECT_EQ(requests_, 4);
   auto whole = layer->read(*big, 0, 1 << 20, clock_.context());
   ASSERT_TRUE(whole.ok()) << whole.error().message;
-  EXPECT_EQ(*whole, bigContent());
+  EXPECT_EQ(*whole, EstargzSample::big());
   EXPECT_EQ(requests_, 5);
   EXPECT_EQ(layer->stats().chunks_verified, 3);
   EXPECT_EQ(layer->read(*big, 2500, 10, clock_.context()).value(), "");
@@ -104,7 +84,7 @@ TEST_F(LazyLayerTest, AChunkWhoseBytesWereAlteredIsNeverReturned) {
   EXPECT_EQ(read.error().code, ErrorCode::kDigestMismatch) << read.error().message;
   EXPECT_EQ(layer->stats().chunk_failures, 2);  // fetched once more, wrong again
   // Chunks the alteration did not touch read as ever.
-  EXPECT_EQ(layer->read(*big, 0, 10, clock_.context()).value(), bigContent().substr(0, 10));
+  EXPECT_EQ(layer->read(*big, 0, 10, clock_.context()).value(), EstargzSample::big().substr(0, 10));
 }
 
 TEST_F(LazyLayerTest, AReopenedLayerReadsWhatWasFetchedWithoutTheNetwork) {
@@ -117,7 +97,8 @@ TEST_F(LazyLayerTest, AReopenedLayerReadsWhatWasFetchedWithoutTheNetwork) {
   requests_ = 0;
   auto layer = open();
   ASSERT_NE(layer, nullptr);
-  EXPECT_EQ(layer->read(*layer->find("bin/big"), 0, 2500, clock_.context()).value(), bigContent());
+  EXPECT_EQ(layer->read(*layer->find("bin/big"), 0, 2500, clock_.context()).value(),
+            EstargzSample::big());
   EXPECT_EQ(requests_, 0);
   // What was never fetched fails fast, naming the cause.
   auto hosts = layer->read(*layer->find("etc/hosts"), 0, 100, clock_.context());
@@ -142,7 +123,8 @@ TEST_F(LazyLayerTest, HeldBytesThatChangedOnDiskAreFetchedAgain) {
   requests_ = 0;
   auto layer = open();
   ASSERT_NE(layer, nullptr);
-  EXPECT_EQ(layer->read(*layer->find("bin/big"), 0, 2500, clock_.context()).value(), bigContent());
+  EXPECT_EQ(layer->read(*layer->find("bin/big"), 0, 2500, clock_.context()).value(),
+            EstargzSample::big());
   EXPECT_EQ(requests_, 1);
   EXPECT_EQ(layer->stats().chunk_failures, 1);
 }
@@ -158,7 +140,8 @@ TEST_F(LazyLayerTest, ReadersOfOneChunkShareOneFetch) {
   for (int i = 0; i < 8; ++i) {
     readers.emplace_back([&, i] {
       auto bytes = layer->read(*big, static_cast<uint64_t>(1000 + i * 10), 10, clock_.context());
-      if (bytes.ok() && *bytes == bigContent().substr(static_cast<size_t>(1000 + i * 10), 10))
+      if (bytes.ok() &&
+          *bytes == EstargzSample::big().substr(static_cast<size_t>(1000 + i * 10), 10))
         ++right;
     });
   }

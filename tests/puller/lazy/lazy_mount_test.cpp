@@ -8,31 +8,22 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <set>
 
 #include "puller/lazy/layer_tree.h"
+#include "tests/support/estargz_sample.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/temp_dir.h"
 
 namespace pullagent::puller::estargz {
 namespace {
 
+using testing::EstargzSample;
+using testing::readErrno;
 using testing::readFile;
-
-const std::filesystem::path kMountSamples =
-    std::filesystem::path(PULLAGENT_SOURCE_DIR) / "tests/puller/lazy/data";
-
-std::string sampleBig() {
-  std::string out;
-  for (int i = 0; i < 2500; ++i)
-    out.push_back(static_cast<char>((i * 7 + 3) % 251));
-  return out;
-}
 
 Entry entryAt(const std::string& path, EntryType type) {
   Entry entry;
@@ -85,10 +76,6 @@ class LazyMountTest : public ::testing::Test {
   void SetUp() override {
     if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0)
       GTEST_SKIP() << "needs root and /dev/fuse";
-    const auto facts = nlohmann::json::parse(readFile(kMountSamples / "sample.json"));
-    descriptor_.digest = Digest::parse(facts["digest"].get<std::string>()).value();
-    descriptor_.size = static_cast<int64_t>(blob_.size());
-    descriptor_.annotations[std::string(kTocDigestAnnotation)] = facts["toc_digest"];
     auto layer = LazyLayer::open(
         descriptor_,
         [this](int64_t first, int64_t last, const Context&) -> Result<std::string> {
@@ -109,8 +96,8 @@ class LazyMountTest : public ::testing::Test {
 
   testing::TempDir dir_;
   testing::FakeClock clock_;
-  std::string blob_ = readFile(kMountSamples / "sample.estargz");
-  Descriptor descriptor_;
+  std::string blob_ = EstargzSample::blob();
+  Descriptor descriptor_ = EstargzSample::descriptor();
   std::atomic<int> requests_{0};
   std::atomic<bool> offline_{false};
   std::unique_ptr<LazyLayer> layer_;
@@ -118,8 +105,8 @@ class LazyMountTest : public ::testing::Test {
 };
 
 TEST_F(LazyMountTest, TheLayersFilesReadThroughTheMountAsTheyAre) {
-  EXPECT_EQ(readFile(mountpoint() / "bin/big"), sampleBig());
-  EXPECT_EQ(readFile(mountpoint() / "bin/big2"), sampleBig());
+  EXPECT_EQ(readFile(mountpoint() / "bin/big"), EstargzSample::big());
+  EXPECT_EQ(readFile(mountpoint() / "bin/big2"), EstargzSample::big());
   EXPECT_EQ(readFile(mountpoint() / "etc/hosts"), "127.0.0.1 localhost\n");
   EXPECT_EQ(std::filesystem::read_symlink(mountpoint() / "bin/sh"), "big");
   EXPECT_EQ(std::filesystem::file_size(mountpoint() / "bin/big"), 2500u);
@@ -142,13 +129,7 @@ TEST_F(LazyMountTest, AChunkThatCannotBeFetchedIsAnErrorOnThatReadOnly) {
   ASSERT_TRUE(layer_->prefetch(clock_.context()).ok());  // etc/hosts is held
   offline_ = true;
   EXPECT_EQ(readFile(mountpoint() / "etc/hosts"), "127.0.0.1 localhost\n");
-  const int fd = ::open((mountpoint() / "bin/big").c_str(), O_RDONLY);
-  ASSERT_GE(fd, 0);
-  char buffer[100];
-  errno = 0;
-  EXPECT_LT(::read(fd, buffer, sizeof buffer), 0);
-  EXPECT_EQ(errno, EIO);
-  ::close(fd);
+  EXPECT_EQ(readErrno(mountpoint() / "bin/big"), EIO);
   EXPECT_GE(mount_->stats().read_errors, 1);
 }
 
@@ -173,7 +154,7 @@ TEST_F(LazyMountTest, OverlayTakesTheMountAsALowerLayer) {
                               ",workdir=" + work.string();
   ASSERT_EQ(::mount("overlay", merged.c_str(), "overlay", 0, options.c_str()), 0)
       << std::strerror(errno);
-  EXPECT_EQ(readFile(merged / "bin/big"), sampleBig());
+  EXPECT_EQ(readFile(merged / "bin/big"), EstargzSample::big());
   std::ofstream(merged / "etc/hosts") << "changed\n";  // copied up, the layer unchanged
   EXPECT_EQ(readFile(merged / "etc/hosts"), "changed\n");
   EXPECT_EQ(readFile(mountpoint() / "etc/hosts"), "127.0.0.1 localhost\n");

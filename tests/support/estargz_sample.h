@@ -1,0 +1,25 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "puller/oci/manifest.h"
+
+namespace pullagent::testing {
+
+// tests/support/estargz.py's sample layer, checked in under tests/puller/lazy/data: etc/,
+// etc/hosts before the prefetch landmark, bin/, bin/big (2500 bytes in chunks of 1000), bin/sh
+// -> big, bin/big2 a hardlink to bin/big. The stack serves it as test/estargz:v1.
+struct EstargzSample {
+  static std::filesystem::path dir();
+  static std::string blob();               // sample.estargz
+  static puller::Descriptor descriptor();  // with its TOC digest annotation
+  static std::string big();                // what bin/big holds
+  static std::string hosts() { return "127.0.0.1 localhost\n"; }
+};
+
+// The errno of a read(2) at the start of `path` (0 when the read succeeded): what a container
+// reading a lazy layer's file sees.
+int readErrno(const std::filesystem::path& path);
+
+}  // namespace pullagent::testing
