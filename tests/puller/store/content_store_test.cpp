@@ -123,6 +123,28 @@ TEST_F(ContentStoreTest, PartialIngestResumesAcrossStoreInstances) {
   ASSERT_TRUE((*ingest)->commit().ok());  // the hash covered the resumed bytes too
 }
 
+// Parallel ranges write ahead of the verified prefix (writeAt) and join bytes to it in order
+// (adopt); what an ingest leaves for a resume is the prefix alone, never bytes written ahead.
+TEST_F(ContentStoreTest, BytesWrittenAheadAndNotJoinedAreCutWhenTheIngestEnds) {
+  const auto path = store_->ingestPath(digest_, "registry.test/repo");
+  {
+    auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
+    ASSERT_TRUE((*ingest)->writeAt(6, content_.substr(6, 4)).ok());
+    ASSERT_TRUE((*ingest)->writeAt(14, content_.substr(14, 4)).ok());
+    EXPECT_TRUE(std::filesystem::exists(path.string() + ".prefix"));
+    ASSERT_TRUE((*ingest)->write(content_.substr(0, 6)).ok());
+    ASSERT_TRUE((*ingest)->adopt(4).ok());  // bytes 6-9 join; 14-17 stay ahead
+    EXPECT_EQ((*ingest)->offset(), 10);
+    EXPECT_FALSE((*ingest)->writeAt(2, "x").ok());  // inside the prefix
+  }
+  EXPECT_EQ(testing::readFile(path), content_.substr(0, 10));
+  EXPECT_FALSE(std::filesystem::exists(path.string() + ".prefix"));
+  auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
+  EXPECT_EQ((*ingest)->offset(), 10);
+  ASSERT_TRUE((*ingest)->write(content_.substr(10)).ok());
+  ASSERT_TRUE((*ingest)->commit().ok());
+}
+
 TEST_F(ContentStoreTest, OversizedPartialIsStartedOver) {
   testing::writeFile(store_->ingestPath(digest_, "registry.test/repo"), content_ + "garbage");
   auto ingest = store_->beginIngest(digest_, size_, "registry.test/repo", clock_.context());
