@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <charconv>
 
+#include "base/redact.h"
+
 namespace pullagent::puller {
 
 std::string BlobPart::rangeHeader() const {
@@ -51,12 +53,12 @@ Result<int64_t> checkPartRange(const std::optional<std::string>& header, int64_t
     return makeError(ErrorCode::kProtocol, "206 answer without Content-Range");
   std::string_view value = *header;
   if (!value.starts_with("bytes "))
-    return makeError(ErrorCode::kProtocol, "unexpected Content-Range \"" + *header + "\"");
+    return makeError(ErrorCode::kProtocol, "unexpected Content-Range " + safeQuoted(*header, 100));
   value.remove_prefix(6);
   const auto dash = value.find('-');
   const auto slash = value.find('/');
   if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash)
-    return makeError(ErrorCode::kProtocol, "malformed Content-Range \"" + *header + "\"");
+    return makeError(ErrorCode::kProtocol, "malformed Content-Range " + safeQuoted(*header, 100));
   auto number = [](std::string_view text, int64_t& out) {
     auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
     return ec == std::errc() && ptr == text.data() + text.size();
@@ -68,13 +70,13 @@ Result<int64_t> checkPartRange(const std::optional<std::string>& header, int64_t
   if (!number(value.substr(0, dash), start) ||
       !number(value.substr(dash + 1, slash - dash - 1), end) ||
       (total_text != "*" && !number(total_text, total))) {
-    return makeError(ErrorCode::kProtocol, "malformed Content-Range \"" + *header + "\"");
+    return makeError(ErrorCode::kProtocol, "malformed Content-Range " + safeQuoted(*header, 100));
   }
   if (start != first || end < start || end > last || end >= size || (total >= 0 && total != size))
-    return makeError(ErrorCode::kProtocol, "Content-Range \"" + *header + "\" does not match the " +
-                                               "request for bytes " + std::to_string(first) + "-" +
-                                               std::to_string(last) + " of a " +
-                                               std::to_string(size) + "-byte blob");
+    return makeError(ErrorCode::kProtocol, "Content-Range " + safeQuoted(*header, 100) +
+                                               " does not match the " + "request for bytes " +
+                                               std::to_string(first) + "-" + std::to_string(last) +
+                                               " of a " + std::to_string(size) + "-byte blob");
   return end;
 }
 
