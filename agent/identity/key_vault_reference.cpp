@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <map>
 
 #include "base/redact.h"
+#include "puller/http/url.h"
 
 namespace pullagent::agent {
 namespace {
@@ -54,16 +54,6 @@ bool validLabel(std::string_view name) {
 }  // namespace
 
 bool isKeyVaultHost(std::string_view host) {
-  // The name without its port, if it names one ("myvault.vault.azure.net:8443").
-  if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
-    const auto port = host.substr(colon + 1);
-    int number = 0;
-    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
-    if (port.empty() || ec != std::errc() || end != port.data() + port.size() || number < 1 ||
-        number > 65535)
-      return false;
-    host = host.substr(0, colon);
-  }
   return host.size() > kVaultSuffix.size() &&
          equalsIgnoreCase(host.substr(host.size() - kVaultSuffix.size()), kVaultSuffix) &&
          validLabel(host.substr(0, host.size() - kVaultSuffix.size()));
@@ -83,7 +73,10 @@ Result<KeyVaultReference> fromSecretUri(std::string_view uri) {
   if (host.empty() || host.find_first_of("@?#") != std::string_view::npos) {
     return invalid("SecretUri has a bad host");
   }
-  if (!isKeyVaultHost(host))
+  // The authority as the HTTP client will read it (a port, if any, valid): its host must be a
+  // vault.
+  auto authority = puller::Url::parse("https://" + std::string(host) + "/");
+  if (!authority || !isKeyVaultHost(authority->host))
     return invalid("SecretUri's host " + safeQuoted(host, 80) +
                    " is not a Key Vault (<name>.vault.azure.net): the site's Key Vault token "
                    "goes only to a vault");

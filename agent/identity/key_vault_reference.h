@@ -20,8 +20,8 @@ struct KeyVaultReference {
   std::string secretUrl() const;
 };
 
-// Whether `host` ("name[:port]") is a Key Vault in the public cloud (<name>.vault.azure.net), the
-// only hosts a site's Key Vault token is sent to.
+// Whether `host` (a name, without a port) is a Key Vault in the public cloud
+// (<name>.vault.azure.net), the only hosts a site's Key Vault token is sent to.
 bool isKeyVaultHost(std::string_view host);
 
 // nullopt when `value` is not a Key Vault reference at all; an error when it is one but
