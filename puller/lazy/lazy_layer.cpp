@@ -278,6 +278,10 @@ void LazyLayer::forget(uint64_t begin, uint64_t end) {
   }
   held_ = std::move(kept);
   // The record is rewritten whole: a restart must not take the wrong bytes for held ones.
+  rewriteRecordLocked();
+}
+
+void LazyLayer::rewriteRecordLocked() {
   std::string record;
   for (const auto& [from, to] : held_)
     record += std::to_string(from) + " " + std::to_string(to) + "\n";
@@ -432,6 +436,65 @@ Status LazyLayer::prefetch(const Context& ctx) {
     at = end;
   }
   return {};
+}
+
+Status LazyLayer::fill(const Context& ctx, uint64_t piece, const std::function<Status()>& between) {
+  const auto size = static_cast<uint64_t>(layer_.size);
+  piece = std::clamp<uint64_t>(piece, 1, static_cast<uint64_t>(kMaxMemberBytes));
+  uint64_t at = 0;
+  while (true) {
+    RETURN_IF_ERROR(ctx.check());
+    uint64_t end = 0;
+    {
+      // The first gap at or after `at`: what readers fetched meanwhile is skipped.
+      std::lock_guard lock(mutex_);
+      auto it = held_.upper_bound(at);
+      if (it != held_.begin() && std::prev(it)->second > at)
+        at = std::prev(it)->second;
+      if (at >= size)
+        return {};
+      it = held_.upper_bound(at);
+      end = std::min({at + piece, size, it == held_.end() ? size : it->first});
+    }
+    if (between)
+      RETURN_IF_ERROR(between());
+    const int64_t before = stats().bytes_fetched;
+    RETURN_IF_ERROR(ensure(at, end, ctx));
+    {
+      std::lock_guard lock(mutex_);
+      stats_.bytes_filled += stats_.bytes_fetched - before;
+    }
+    at = end;
+  }
+}
+
+bool LazyLayer::complete() const {
+  std::lock_guard lock(mutex_);
+  return heldLocked(0, static_cast<uint64_t>(layer_.size));
+}
+
+Status LazyLayer::readBlob(const std::function<Status(std::string_view)>& sink) const {
+  if (!complete()) {
+    return makeError(ErrorCode::kInternal,
+                     "eStargz layer " + layer_.digest.str() + ": its copy is not complete");
+  }
+  constexpr uint64_t kPiece = uint64_t{1} << 20;
+  const auto size = static_cast<uint64_t>(layer_.size);
+  for (uint64_t at = 0; at < size; at += kPiece) {
+    ASSIGN_OR_RETURN(auto bytes,
+                     preadAll(blob_fd_, at, std::min(kPiece, size - at), cache_dir_ / "blob"));
+    RETURN_IF_ERROR(sink(bytes));
+  }
+  return {};
+}
+
+void LazyLayer::discard() {
+  std::lock_guard lock(mutex_);
+  held_.clear();
+  // The sparse copy's blocks go too: a later fill writes every byte again.
+  if (::ftruncate(blob_fd_, 0) != 0)
+    spdlog::warn("{}: the cache's copy could not be cut", layer_.digest.str());
+  rewriteRecordLocked();
 }
 
 LazyLayer::Stats LazyLayer::stats() const {

@@ -66,11 +66,31 @@ class LazyLayer {
   // landmark.
   Status prefetch(const Context& ctx);
 
+  // The background fill (issue 28, item 3): fetches every byte of the blob the cache does not
+  // hold yet, lowest offsets first, `piece` bytes per Range request and one request at a time.
+  // `between` runs before each request: the caller's chance to wait for foreground pulls to
+  // finish (a lower priority than theirs); its error ends the fill. Readers go on meanwhile, and
+  // what they fetch is not fetched again. Returns once the copy holds the whole blob. The bytes
+  // are not verified here: the whole blob is, when it is read into the content store (readBlob),
+  // against the layer's digest.
+  static constexpr uint64_t kFillPieceBytes = uint64_t{4} << 20;
+  Status fill(const Context& ctx, uint64_t piece = kFillPieceBytes,
+              const std::function<Status()>& between = {});
+  // Whether the copy holds every byte of the blob.
+  bool complete() const;
+  // The held copy of the whole blob, in order, in pieces to `sink` (kInternal unless
+  // complete()). Unverified: the caller hashes it (an Ingest of the content store does).
+  Status readBlob(const std::function<Status(std::string_view)>& sink) const;
+  // The copy proved wrong as a whole (its digest did not match): everything held is dropped and
+  // the cache starts over. Readers fetch again what they need; every chunk is still verified.
+  void discard();
+
   struct Stats {
     int64_t requests = 0;         // Range requests for chunks and prefetch
     int64_t bytes_fetched = 0;    // blob bytes they brought
     int64_t chunks_verified = 0;  // chunks checked against their chunkDigest
     int64_t chunk_failures = 0;   // chunks whose bytes did not verify
+    int64_t bytes_filled = 0;     // of bytes_fetched, those the background fill brought
   };
   Stats stats() const;
   // Blob bytes held in the cache (fetched now or by an earlier process).
@@ -90,6 +110,7 @@ class LazyLayer {
   // them however many readers wait.
   Status ensure(uint64_t begin, uint64_t end, const Context& ctx);
   void forget(uint64_t begin, uint64_t end);  // held bytes that proved wrong
+  void rewriteRecordLocked();                 // the held-ranges record, whole, from held_
   bool heldLocked(uint64_t begin, uint64_t end) const;
   void addHeldLocked(uint64_t begin, uint64_t end);
   Result<std::shared_ptr<const std::string>> chunkBytes(const Chunk& chunk, const Context& ctx);

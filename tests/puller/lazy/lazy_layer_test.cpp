@@ -186,5 +186,88 @@ TEST_F(LazyLayerTest, ALayerIsReadInPlaceOnlyThroughTheTocItsDescriptorNames) {
       << kept.error().message;
 }
 
+TEST_F(LazyLayerTest, TheFillBringsWhatReadersLeftOutAndTheCopyIsTheBlob) {
+  auto layer = open();
+  ASSERT_NE(layer, nullptr);
+  const Entry* big = layer->find("bin/big");
+  ASSERT_NE(big, nullptr);
+  ASSERT_TRUE(layer->read(*big, 1500, 10, clock_.context()).ok());  // the second chunk
+  const int64_t held = layer->bytesHeld();
+  EXPECT_FALSE(layer->complete());
+  std::string copy;
+  EXPECT_FALSE(layer->readBlob([&](std::string_view bytes) -> Status {
+    copy += bytes;
+    return {};
+  }));
+
+  int pieces = 0;
+  ASSERT_TRUE(layer->fill(clock_.context(), 700, [&]() -> Status {
+    ++pieces;
+    return {};
+  }));
+  EXPECT_TRUE(layer->complete());
+  EXPECT_EQ(layer->bytesHeld(), static_cast<int64_t>(blob_.size()));
+  // Only the gaps were asked for, in pieces of at most 700 bytes.
+  EXPECT_EQ(layer->stats().bytes_filled, static_cast<int64_t>(blob_.size()) - held);
+  EXPECT_GE(pieces, static_cast<int>((blob_.size() - static_cast<size_t>(held)) / 700));
+  ASSERT_TRUE(layer->readBlob([&](std::string_view bytes) -> Status {
+    copy += bytes;
+    return {};
+  }));
+  EXPECT_EQ(copy, blob_);
+
+  // A fill of a complete copy asks nothing; a reopened one is complete from its record.
+  const int before = requests_;
+  ASSERT_TRUE(layer->fill(clock_.context()));
+  EXPECT_EQ(requests_, before);
+  layer.reset();
+  offline_ = true;
+  layer = open();
+  ASSERT_NE(layer, nullptr);
+  EXPECT_TRUE(layer->complete());
+}
+
+TEST_F(LazyLayerTest, AFillEndsAtTheFirstFailureAndACopyProvedWrongStartsOver) {
+  auto layer = open();
+  ASSERT_NE(layer, nullptr);
+  // The caller's turn between pieces decides: its error ends the fill before the request.
+  const int before = requests_;
+  auto refused = layer->fill(clock_.context(), LazyLayer::kFillPieceBytes,
+                             [] { return Status(makeError(ErrorCode::kCancelled, "stopping")); });
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kCancelled);
+  EXPECT_EQ(requests_, before);
+  offline_ = true;
+  auto offline = layer->fill(clock_.context());
+  ASSERT_FALSE(offline.ok());
+  EXPECT_EQ(offline.error().code, ErrorCode::kUnavailable);
+
+  // Wrong bytes fill the copy (the fill does not verify; the whole blob's digest will not
+  // match): once discarded, nothing is held, and the next fill fetches every byte again.
+  offline_ = false;
+  tamper_ = 100;
+  ASSERT_TRUE(layer->fill(clock_.context()));
+  std::string copy;
+  ASSERT_TRUE(layer->readBlob([&](std::string_view bytes) -> Status {
+    copy += bytes;
+    return {};
+  }));
+  EXPECT_NE(copy, blob_);
+  layer->discard();
+  EXPECT_EQ(layer->bytesHeld(), 0);
+  EXPECT_FALSE(layer->complete());
+  tamper_ = -1;
+  ASSERT_TRUE(layer->fill(clock_.context()));
+  copy.clear();
+  ASSERT_TRUE(layer->readBlob([&](std::string_view bytes) -> Status {
+    copy += bytes;
+    return {};
+  }));
+  EXPECT_EQ(copy, blob_);
+  // Files read right after a discard are verified as ever.
+  EXPECT_EQ(layer->read(*layer->find("bin/big"), 0, 1 << 20, clock_.context()).value(),
+            EstargzSample::big());
+}
+
 }  // namespace
 }  // namespace pullagent::puller::estargz
