@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <vector>
 
@@ -28,7 +29,32 @@ constexpr const char* kConnections = "/sys/fs/fuse/connections";
 struct LazyMount::Served {
   static LazyMount& self() { return *static_cast<LazyMount*>(fuse_get_context()->private_data); }
 
-  static std::optional<size_t> node(const char* path) { return self().tree_.find(path); }
+  // The directory above the layer's own root when the layer is a subdirectory of the mount.
+  static constexpr size_t kTop = std::numeric_limits<size_t>::max();
+
+  // The tree node at a path of the mount, or kTop.
+  static std::optional<size_t> node(const char* path) {
+    LazyMount& mount = self();
+    if (mount.options_.subdir.empty())
+      return mount.tree_.find(path);
+    const std::string_view at(path);
+    const std::string prefix = "/" + mount.options_.subdir;
+    if (at == "/")
+      return kTop;
+    if (at == prefix)
+      return mount.tree_.find("/");
+    if (at.starts_with(prefix) && at.size() > prefix.size() && at[prefix.size()] == '/')
+      return mount.tree_.find(at.substr(prefix.size()));
+    return std::nullopt;
+  }
+
+  static struct stat topAttributes() {
+    struct stat st {};
+    st.st_mode = S_IFDIR | 0755;
+    st.st_nlink = 3;
+    st.st_ino = self().tree_.size() + 1;
+    return st;
+  }
 
   static void* init(fuse_conn_info* /*conn*/, fuse_config* config) {
     config->use_ino = 1;
@@ -44,7 +70,7 @@ struct LazyMount::Served {
     auto index = node(path);
     if (!index)
       return -ENOENT;
-    *st = self().tree_.attributes(*index);
+    *st = *index == kTop ? topAttributes() : self().tree_.attributes(*index);
     return 0;
   }
 
@@ -52,6 +78,8 @@ struct LazyMount::Served {
     auto index = node(path);
     if (!index)
       return -ENOENT;
+    if (*index == kTop)
+      return -EINVAL;
     const auto& found = self().tree_.node(*index);
     if (found.type != S_IFLNK || found.entry == nullptr || size == 0)
       return -EINVAL;
@@ -68,7 +96,7 @@ struct LazyMount::Served {
       return -ENOENT;
     if ((fi->flags & O_ACCMODE) != O_RDONLY)
       return -EROFS;
-    if (self().tree_.node(*index).type != S_IFREG)
+    if (*index == kTop || self().tree_.node(*index).type != S_IFREG)
       return -EINVAL;
     fi->fh = *index;
     fi->keep_cache = 1;
@@ -100,10 +128,15 @@ struct LazyMount::Served {
     if (!index)
       return -ENOENT;
     const auto& tree = self().tree_;
-    if (tree.node(*index).type != S_IFDIR)
-      return -ENOTDIR;
     fill(buffer, ".", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
     fill(buffer, "..", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+    if (*index == kTop) {
+      struct stat st = tree.attributes(0);
+      fill(buffer, self().options_.subdir.c_str(), &st, 0, static_cast<fuse_fill_dir_flags>(0));
+      return 0;
+    }
+    if (tree.node(*index).type != S_IFDIR)
+      return -ENOTDIR;
     for (const auto& [name, child] : tree.node(*index).children) {
       struct stat st = tree.attributes(child);
       if (fill(buffer, name.c_str(), &st, 0, static_cast<fuse_fill_dir_flags>(0)) != 0)
@@ -116,6 +149,8 @@ struct LazyMount::Served {
     auto index = node(path);
     if (!index)
       return -ENOENT;
+    if (*index == kTop)
+      return -ENODATA;
     const auto xattrs = self().tree_.xattrs(*index);
     auto it = xattrs.find(name);
     if (it == xattrs.end())
@@ -133,8 +168,10 @@ struct LazyMount::Served {
     if (!index)
       return -ENOENT;
     std::string names;
-    for (const auto& [name, value] : self().tree_.xattrs(*index))
-      names += name + '\0';
+    if (*index != kTop) {
+      for (const auto& [name, value] : self().tree_.xattrs(*index))
+        names += name + '\0';
+    }
     if (size == 0)
       return static_cast<int>(names.size());
     if (size < names.size())
@@ -241,6 +278,16 @@ Result<std::unique_ptr<LazyMount>> LazyMount::mount(LazyLayer& layer,
                          " (fusectl), so it could not be ended for sure; unmounted");
   }
   return mounted;
+}
+
+std::filesystem::path LazyMount::layerRoot() const {
+  return options_.subdir.empty() ? mountpoint_ : mountpoint_ / options_.subdir;
+}
+
+void LazyMount::detach() {
+  // The loop goes on serving: it ends by itself once the kernel lets go of the connection.
+  if (fuse_ != nullptr)
+    ::umount2(mountpoint_.c_str(), MNT_DETACH);
 }
 
 LazyMount::~LazyMount() {

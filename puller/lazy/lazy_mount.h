@@ -29,6 +29,11 @@ class LazyMount {
   struct Options {
     std::string name;  // for logs: the site and layer it serves
     std::chrono::seconds read_timeout{30};
+    // Non-empty: the layer is the directory of that name inside the mount, alone there (what a
+    // pull's rootfs-mounts.json names as the lower layer). A mountpoint whose server is gone is
+    // an empty directory; without the subdirectory an overlay over it would show the image
+    // without this layer's files instead of failing to mount.
+    std::string subdir;
   };
   // Needs root and /dev/fuse. `layer` must outlive the mount.
   static Result<std::unique_ptr<LazyMount>> mount(LazyLayer& layer,
@@ -39,6 +44,14 @@ class LazyMount {
   LazyMount& operator=(const LazyMount&) = delete;
 
   const std::filesystem::path& mountpoint() const { return mountpoint_; }
+  // Where the layer's root is: the mountpoint, or its subdirectory (Options::subdir).
+  std::filesystem::path layerRoot() const;
+
+  // Retires the mount: detached from the mountpoint (nothing new reaches it) while what holds it
+  // already (a container's overlay) reads on; the connection ends when the last of those goes.
+  void detach();
+  // The connection ended (detached and let go, or unmounted by someone else).
+  bool ended() const { return loop_done_.load(); }
   struct Stats {
     int64_t reads = 0;
     int64_t read_errors = 0;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -34,6 +35,9 @@ struct PulledImage {
   // Layers not fetched at all: missing from the store, but unpacked into their snapshots
   // already (their blobs were discarded), so nothing needs their bytes.
   int blobs_not_needed = 0;
+  // Layers served in place (lazy pulling, issue 28): not fetched by the pull; the directory
+  // each is read from, as a lower layer.
+  std::map<Digest, std::string> in_place;
 };
 
 // Observer of a whole pull: the manifest is known, then the config (diff_ids), then the blob

@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "puller/lazy/estargz_toc.h"
 #include "puller/snapshot/chain_id.h"
 
 namespace pullagent::puller {
@@ -109,6 +110,9 @@ Result<PulledImage> ImagePuller::pull(const ImageRef& ref, const PullOptions& op
                  want.str());
   }
 
+  // Before the publisher starts: it reads the layers served in place through their mounts.
+  if (sharing_.serve_in_place)
+    serveInPlace(image, ctx);
   if (observer_ != nullptr)
     observer_->onImageResolved(image);
   if (auto status = fetchBlobs(manifest.layers, options.concurrency, image, ctx); !status) {
@@ -134,6 +138,34 @@ std::set<Digest> ImagePuller::unpackedLayers(const PulledImage& image) const {
   for (const auto& digest : needed)
     unpacked.erase(digest);
   return unpacked;
+}
+
+void ImagePuller::serveInPlace(PulledImage& image, const Context& ctx) {
+  const std::set<Digest> unpacked = unpackedLayers(image);
+  std::vector<const Descriptor*> wanted;
+  for (const auto& layer : image.layers) {
+    if (unpacked.count(layer.digest) != 0 || store_.contains(layer.digest, layer.size))
+      continue;
+    if (layer.annotations.count(std::string(estargz::kTocDigestAnnotation)) == 0) {
+      // A layer that cannot be read in place would be unpacked over the ones below it, which
+      // then must be snapshots too: the image is pulled whole.
+      spdlog::info("layer {} is not eStargz: the image is pulled whole", layer.digest.str());
+      return;
+    }
+    wanted.push_back(&layer);
+  }
+  for (const Descriptor* layer : wanted) {
+    if (image.in_place.count(layer->digest) != 0)
+      continue;  // a layer the manifest names twice
+    auto root = sharing_.serve_in_place(*layer, ctx);
+    if (!root) {
+      spdlog::warn("layer {} cannot be read in place ({}): the image is pulled whole",
+                   layer->digest.str(), root.error().describe());
+      image.in_place.clear();
+      return;
+    }
+    image.in_place.emplace(layer->digest, std::move(root.value()));
+  }
 }
 
 void ImagePuller::recordSource(const Digest& digest) {
@@ -291,6 +323,13 @@ Status ImagePuller::fetchBlobs(const std::vector<Descriptor>& blobs, int concurr
       if (i >= unique.size() || siblings.stop_requested())
         return;
       const Descriptor& blob = unique[i];
+      if (image.in_place.count(blob.digest) != 0) {
+        std::lock_guard lock(mutex);
+        ++image.blobs_not_needed;
+        if (observer_ != nullptr)
+          observer_->onBlobDone(blob, true);
+        continue;
+      }
       auto obtained = obtain(blob, unpacked.count(blob.digest) != 0, worker_ctx);
       std::lock_guard lock(mutex);
       if (!obtained) {

@@ -55,6 +55,11 @@ struct BlobSharing {
   // Read-only stores the host provides, consulted before the network for the registries each
   // is configured for; their bytes verified as a download's, and counted as that registry's.
   const std::vector<AdditionalStore>* stores = nullptr;
+  // Lazy pulling (issue 28): when every layer the pull would fetch carries an eStargz TOC
+  // annotation, each is offered here before any is fetched; the directory returned is where it
+  // is read in place, and the pull fetches none of it. Should one fail, the image is pulled
+  // whole. Unset: every layer is fetched.
+  std::function<Result<std::string>(const Descriptor& layer, const Context& ctx)> serve_in_place;
 };
 
 // One image pull into a content store: manifest (through an index to the wanted platform),
@@ -82,6 +87,8 @@ class ImagePuller {
   // The layer blobs the image needs no bytes of: unpacked at every place it has them, through
   // the recorded diff_id of each.
   std::set<Digest> unpackedLayers(const PulledImage& image) const;
+  // Fills image.in_place through sharing_.serve_in_place, for all the layers it needs or none.
+  void serveInPlace(PulledImage& image, const Context& ctx);
 
   enum class Obtained { kDownloaded, kPresent, kNotNeeded };
   // Makes the blob usable by this pull: downloaded, or held already and allowed by the rules.

@@ -195,6 +195,46 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   sharing.proof = job.shared_blob_proof;
   sharing.snapshots = snapshots ? &*snapshots : nullptr;
   sharing.stores = &job.additional_stores;
+  // Lazy pulling: the layers served in place are read through a registry client of their own,
+  // which the host keeps for as long as it serves them.
+  struct LazyClient {
+    std::unique_ptr<PullSources> sources;
+    std::unique_ptr<RegistryClient> client;  // declared after: destroyed first
+  };
+  std::shared_ptr<LazyClient> lazy_client;
+  const BlobSource lazy_source{job.ref.domain, job.ref.repository};
+  std::vector<Digest> served_in_place;
+  // Whatever happens, the host learns that this pull no longer holds what it served.
+  struct ReleaseServed {
+    LazyLayerHost* host;
+    const BlobSource& source;
+    std::vector<Digest>& served;
+    ~ReleaseServed() {
+      if (host != nullptr && !served.empty())
+        host->finishPull(LazyBundle{{}, source, {}, {}, {}, served, {}}, false);
+    }
+  } release_served{job.lazy, lazy_source, served_in_place};
+  if (job.lazy != nullptr && snapshots && !job.target && !job.verify_only) {
+    sharing.serve_in_place = [&](const Descriptor& layer,
+                                 const Context& serve_ctx) -> Result<std::string> {
+      if (!lazy_client) {
+        auto made = std::make_shared<LazyClient>();
+        ASSIGN_OR_RETURN(made->sources, pullSources(job, services.http(), clock));
+        made->client = std::make_unique<RegistryClient>(
+            clock, services.random(), policy, job.ref.repository, made->sources->sources(),
+            &services.throttle(), &tally);
+        lazy_client = std::move(made);
+      }
+      RegistryClient* client = lazy_client->client.get();
+      auto fetch = [client, layer](int64_t first, int64_t last, const Context& read_ctx) {
+        return client->fetchRange(layer, first, last, read_ctx);
+      };
+      ASSIGN_OR_RETURN(auto root,
+                       job.lazy->serve(lazy_source, layer, fetch, lazy_client, serve_ctx));
+      served_in_place.push_back(layer.digest);
+      return root.string();
+    };
+  }
   ImagePuller image_puller(registry, *store, &observers, sharing);
 
   Context ctx{&clock, pull_stop.get_token(), std::nullopt};
@@ -273,6 +313,23 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   }
   outcome.seconds = std::chrono::duration<double>(clock.now() - started).count();
   outcome.transferred = counter.bytes();
+  outcome.layers_in_place = static_cast<int>(image->in_place.size());
+  if (job.lazy != nullptr && !served_in_place.empty()) {
+    // Published over the layers served in place: promoted once they are filled. A bundle
+    // another pull published (reused) is that pull's to promote.
+    LazyBundle bundle;
+    bundle.dir = job.state.image(image->manifest.digest);
+    bundle.source = lazy_source;
+    bundle.layers = image->layers;
+    bundle.diff_ids = image->diff_ids;
+    bundle.apply.privileged = job.privileged;
+    bundle.served = std::exchange(served_in_place, {});
+    const bool tracked = publisher && !publisher->reused() && !image->in_place.empty();
+    job.lazy->finishPull(std::move(bundle), tracked);
+    if (tracked)
+      outcome.published += " (" + std::to_string(outcome.layers_in_place) +
+                           " layers read in place until they are fetched)";
+  }
   if (publisher) {
     outcome.snapshots_reused = publisher->snapshotsReused();
     outcome.snapshots_unpacked = publisher->snapshotsUnpacked();

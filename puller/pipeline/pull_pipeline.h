@@ -14,6 +14,7 @@
 #include "puller/auth/authorizer.h"
 #include "puller/http/curl_http_client.h"
 #include "puller/http/registry_throttle.h"
+#include "puller/lazy/lazy_host.h"
 #include "puller/pipeline/blob_reuse.h"
 #include "puller/pipeline/image_puller.h"
 #include "puller/registry/blob_ranges.h"
@@ -75,6 +76,14 @@ struct PullRequest {
   // an OCI layout of the caller's (`layout`), is always a plain tree. A fixed bundle target
   // over snapshots is recorded as a gc root (BundleRoots) of the state dir.
   bool snapshots = false;
+
+  // Lazy pulling (issue 28): with a host lent (the service's, whose process outlives the pull),
+  // an image published in the state dir over snapshots whose layers are all eStargz is
+  // published at once, its layers read in place through the host's FUSE mounts, then filled in
+  // the background and promoted to ordinary snapshots. The host keeps a registry client made
+  // from this request: the services and the credentials lent to the pull must outlive it.
+  // Null: every layer is fetched before the image is published.
+  LazyLayerHost* lazy = nullptr;
 
   // How.
   int retries = 6;
@@ -147,6 +156,7 @@ struct PullOutcome {
   int snapshots_reused = 0;      // layer snapshots already there
   int snapshots_unpacked = 0;    // layer snapshots this pull made
   int snapshots_over_lower = 0;  // of those, made over the layers below (not side by side)
+  int layers_in_place = 0;       // layers read in place (lazy pulling), not fetched yet
   // Requests and bytes from mirrors and the origin, fallbacks from mirrors, throttled time.
   SourceTally::Totals sources;
   // The signature policies' verdict, when they accepted the image (none for an unmoved tag).

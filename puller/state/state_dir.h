@@ -20,6 +20,7 @@ namespace pullagent::puller {
 //   last-use/<hex> when each image was last used: the eviction order (LastUse)
 //   unpack-ratio.json  how much disk a compressed layer takes unpacked (UnpackRatio)
 //   warm.json      the warm images the service pulled (agent's WarmRecords)
+//   lazy/          eStargz layers the service reads in place, per source (LazyLayerHost)
 //
 // Which directory a command uses is chosen by the agent (agent/cli/state_dir_option.h:
 // --state, else the agent config's stateDir, else kDefaultRoot).
@@ -43,6 +44,7 @@ class StateDir {
   std::filesystem::path lastUse() const { return root_ / "last-use"; }
   std::filesystem::path unpackRatio() const { return root_ / "unpack-ratio.json"; }
   std::filesystem::path warm() const { return root_ / "warm.json"; }
+  std::filesystem::path lazy() const { return root_ / "lazy"; }
 
   // For walking the root through directory descriptors (gc never follows a link there).
   static constexpr const char* kContent = "content";

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "base/atomic_file.h"
+#include "base/bounded_read.h"
 #include "puller/snapshot/chain_id.h"
 #include "puller/snapshot/overlay_mount.h"
 #include "puller/unpack/image_unpacker.h"
@@ -70,6 +71,30 @@ bool ImagePublisher::lockTarget() {
   return true;
 }
 
+bool ImagePublisher::inPlaceLayersPresent(const std::filesystem::path& bundle) {
+  auto text = readRegularFile(bundle / kRootfsMountsFile, size_t{1} << 20);
+  if (!text)
+    return true;  // a plain tree, or snapshots only
+  const auto description = nlohmann::json::parse(*text, nullptr, false);
+  if (!description.is_object() || !description.contains("layers") ||
+      !description["layers"].is_array())
+    return false;
+  for (const auto& layer : description["layers"]) {
+    if (!layer.is_object() || !layer.value("inPlace", false))
+      continue;
+    // A layer read in place is a directory inside its FUSE mount: missing once the process
+    // that served it is gone (a restart), and the bundle is published again.
+    const auto path = layer.value("path", std::string());
+    struct stat info {};
+    if (path.empty() || ::stat(path.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+      spdlog::info("{}: its layer read in place at {} is not served: published again",
+                   bundle.string(), path);
+      return false;
+    }
+  }
+  return true;
+}
+
 void ImagePublisher::onImageResolved(const PulledImage& image) {
   target_ = target_for_(image);
   if (!lockTarget())
@@ -77,7 +102,8 @@ void ImagePublisher::onImageResolved(const PulledImage& image) {
   removeStaleStaging(target_);
   // Only a tree with its completion marker is a published image: a directory left by an
   // interrupted removal (or anything else at that name) is replaced, never reused.
-  if (reuse_existing_ && std::filesystem::exists(target_ / kPublishedMarker)) {
+  if (reuse_existing_ && std::filesystem::exists(target_ / kPublishedMarker) &&
+      inPlaceLayersPresent(target_)) {
     reused_ = true;
     return;
   }
@@ -172,7 +198,9 @@ Status ImagePublisher::unpackSnapshots(const PulledImage& image) {
   auto attempt = [&] {
     for (size_t i = next++; i < count; i = next++) {
       Result<LayerSnapshot> made = makeError(ErrorCode::kCancelled, "pull abandoned");
-      if (waitForLayer(image, i)) {
+      if (image.in_place.count(image.layers[i].digest) != 0) {
+        made = LayerSnapshot{};  // read in place: nothing to unpack
+      } else if (waitForLayer(image, i)) {
         made = ensureLayerSnapshot(*snapshots_, store_, provenance_, chain, image.layers[i],
                                    image.diff_ids[i], i, options_, stop_pull_.get_token(),
                                    SnapshotMethod::kStandalone);
@@ -212,6 +240,14 @@ Status ImagePublisher::unpackSnapshots(const PulledImage& image) {
     }
     if (!made)
       return made.error();
+    if (auto in_place = image.in_place.find(image.layers[i].digest);
+        in_place != image.in_place.end()) {
+      layers.push_back({{"diffId", image.diff_ids[i].str()},
+                        {"chainId", chain[i].str()},
+                        {"path", in_place->second},
+                        {"inPlace", true}});
+      continue;
+    }
     if (made->applied.needs_lower_layers) {
       ASSIGN_OR_RETURN(made,
                        ensureLayerSnapshot(*snapshots_, store_, provenance_, chain, image.layers[i],
@@ -224,7 +260,7 @@ Status ImagePublisher::unpackSnapshots(const PulledImage& image) {
                       {"chainId", chain[i].str()},
                       {"path", snapshots_->layerDir(chain[i]).string()}});
   }
-  const auto lowers = snapshots_->lowerDirs(chain, chain.size());
+  const auto lowers = lowerDirs(image);
   spdlog::info("{} layer snapshots reused, {} unpacked ({} of them over the layers below)",
                snapshots_reused_, snapshots_unpacked_, snapshots_over_lower_);
   const auto rootfs = staging_->dir() / "rootfs";
@@ -239,6 +275,17 @@ Status ImagePublisher::unpackSnapshots(const PulledImage& image) {
   return writeFileAtomic(staging_->dir() / kRootfsMountsFile, description.dump(2) + "\n");
 }
 
+std::vector<std::filesystem::path> ImagePublisher::lowerDirs(const PulledImage& image) const {
+  const auto chain = chainIds(image.diff_ids);
+  auto lowers = snapshots_->lowerDirs(chain, chain.size());  // top first
+  for (size_t i = 0; i < image.layers.size() && i < lowers.size(); ++i) {
+    if (auto in_place = image.in_place.find(image.layers[i].digest);
+        in_place != image.in_place.end())
+      lowers[lowers.size() - 1 - i] = in_place->second;
+  }
+  return lowers;
+}
+
 Status ImagePublisher::completeBundle(const PulledImage& image) {
   ASSIGN_OR_RETURN(auto config, store_.readBlob(image.config.digest, kMaxConfigSize));
   ASSIGN_OR_RETURN(auto manifest, store_.readBlob(image.manifest.digest, kMaxManifestSize));
@@ -249,8 +296,7 @@ Status ImagePublisher::completeBundle(const PulledImage& image) {
     // read-only view mounted for the moment (in this thread's own mount namespace).
     std::optional<ScopedMount> view;
     if (snapshots_ != nullptr && !image.layers.empty()) {
-      const auto chain = chainIds(image.diff_ids);
-      ASSIGN_OR_RETURN(auto mount, readOnlyView(snapshots_->lowerDirs(chain, chain.size())));
+      ASSIGN_OR_RETURN(auto mount, readOnlyView(lowerDirs(image)));
       RETURN_IF_ERROR(mountSpec(mount, rootfs));
       view.emplace(rootfs);
     }

@@ -75,6 +75,9 @@ class ImagePublisher final : public PullObserver {
   Status finish(const PulledImage* image, const Status& pull_status);
 
  private:
+  // Whether the layers a published bundle reads in place (lazy pulling) are served: a bundle
+  // whose are not is not reused.
+  static bool inPlaceLayersPresent(const std::filesystem::path& bundle);
   // Waits for the target's lock; false when the pull was stopped meanwhile.
   bool lockTarget();
   void run(PulledImage image);
@@ -84,6 +87,9 @@ class ImagePublisher final : public PullObserver {
   void stopUnpacking();
   Status unpackAll(const PulledImage& image);
   Status unpackSnapshots(const PulledImage& image);
+  // The image's lower directories, top first: its layer snapshots, or where a layer is read
+  // in place.
+  std::vector<std::filesystem::path> lowerDirs(const PulledImage& image) const;
   // config.json, image-config.json and manifest.json beside rootfs/.
   Status completeBundle(const PulledImage& image);
 

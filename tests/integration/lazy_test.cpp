@@ -5,14 +5,20 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <variant>
 
 #include "base/clock.h"
 #include "puller/auth/authorizer.h"
 #include "puller/http/curl_http_client.h"
+#include "puller/lazy/lazy_host.h"
 #include "puller/lazy/lazy_mount.h"
+#include "puller/pipeline/pull_pipeline.h"
 #include "puller/registry/registry_client.h"
+#include "puller/snapshot/chain_id.h"
+#include "puller/snapshot/overlay_mount.h"
 #include "resolver/system_resolver.h"
 #include "tests/integration/pull_fixture.h"
 #include "tests/support/estargz_sample.h"
@@ -34,6 +40,7 @@ class LazyLayers : public PullTest {
     options.extra_ca_file = stack().ca();
     options.connect_timeout = std::chrono::seconds(5);
     options.stall_timeout = std::chrono::seconds(5);
+    http_options_ = options;
     http_ = std::move(puller::CurlHttpClient::create(options).value());
     authorizer_ = std::make_unique<puller::Authorizer>(*http_, clock_, tokens_,
                                                        puller::RegistryCredentials{}, false);
@@ -68,6 +75,7 @@ class LazyLayers : public PullTest {
   resolver::SystemResolver resolver_;
   FixedRandom random_{0.5};
   puller::TokenCache tokens_{clock_};
+  puller::HttpClientOptions http_options_;
   std::unique_ptr<puller::CurlHttpClient> http_;
   std::unique_ptr<puller::Authorizer> authorizer_;
   std::unique_ptr<puller::RegistryClient> registry_;
@@ -79,7 +87,7 @@ TEST_F(LazyLayers, AContainerReadsTheLayerBeforeItIsOnDiskAndEveryRequestIsARang
   ASSERT_NE(layer, nullptr);
   std::filesystem::create_directories(dest_.path() / "mnt");
   auto mount = puller::estargz::LazyMount::mount(*layer, dest_.path() / "mnt",
-                                                 {"lazy test", std::chrono::seconds(10)});
+                                                 {"lazy test", std::chrono::seconds(10), ""});
   ASSERT_TRUE(mount.ok()) << mount.error().message;
   EXPECT_EQ(readFile(dest_.path() / "mnt/etc/hosts"), "127.0.0.1 localhost\n");
   EXPECT_EQ(readFile(dest_.path() / "mnt/bin/big"), EstargzSample::big());
@@ -99,7 +107,7 @@ TEST_F(LazyLayers, WhenTheRegistryGoesAwayFetchedFilesReadOnAndOthersFailFast) {
   ASSERT_TRUE(layer->prefetch(context()).ok());  // etc/hosts, before the landmark
   std::filesystem::create_directories(dest_.path() / "mnt");
   auto mount = puller::estargz::LazyMount::mount(*layer, dest_.path() / "mnt",
-                                                 {"lazy test", std::chrono::seconds(5)});
+                                                 {"lazy test", std::chrono::seconds(5), ""});
   ASSERT_TRUE(mount.ok()) << mount.error().message;
   stack().setFaults(
       anon(),
@@ -110,6 +118,105 @@ TEST_F(LazyLayers, WhenTheRegistryGoesAwayFetchedFilesReadOnAndOthersFailFast) {
   EXPECT_EQ(readErrno(dest_.path() / "mnt/bin/big"), EIO);
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(10));
   EXPECT_GE(mount.value()->stats().read_errors, 1);
+}
+
+// The whole path of a lazy pull: published at once over the layer read in place, read through
+// an overlay as a container would, filled in the background only when the host lets it, stored
+// and verified, promoted to an ordinary snapshot, and the FUSE layer retired.
+TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
+  const puller::StateDir state(dest_.path() / "state");
+  std::filesystem::create_directories(state.root());
+  auto store = puller::ContentStore::open(state.content()).value();
+  puller::ProvenanceStore provenance(state.provenance());
+  ASSERT_TRUE(provenance.prepare().ok());
+  const puller::SnapshotStore snapshots(state.snapshots());
+  ASSERT_TRUE(snapshots.prepare().ok());
+  std::atomic<bool> fill_allowed{false};
+  puller::LazyLayerHost::Options host_options;
+  host_options.retry_after = std::chrono::milliseconds(200);
+  host_options.fill_turn = [&](const Context& ctx) -> Status {
+    while (!fill_allowed) {
+      RETURN_IF_ERROR(ctx.check());
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return {};
+  };
+  puller::LazyLayerHost host(state, *store, provenance, snapshots, host_options);
+
+  puller::PullRequest request;
+  request.ref = puller::ImageRef::parse(anon() + "/test/estargz:v1").value();
+  request.state = state;
+  request.snapshots = true;
+  request.privileged = true;
+  request.http_options = http_options_;
+  request.lazy = &host;
+  puller::SharedPullParts shared;
+  shared.store = store.get();
+  puller::PullServices services(*http_, clock_, random_, shared);
+  auto pulled = puller::runPull(request, services);
+  ASSERT_TRUE(pulled.ok()) << pulled.error().describe();
+  EXPECT_EQ(pulled->layers_in_place, 1);
+  EXPECT_FALSE(store->contains(layer_.digest, layer_.size));
+
+  const auto bundle = state.image(pulled->image.manifest.digest);
+  auto mounts = [&] { return json::parse(readFile(bundle / "rootfs-mounts.json")); };
+  auto layers = mounts()["layers"];
+  ASSERT_EQ(layers.size(), 1u);
+  EXPECT_TRUE(layers[0].value("inPlace", false)) << layers;
+  // What a container's runtime does: the overlay rootfs-mounts.json describes.
+  auto readThroughOverlay = [&](const std::string& file) {
+    auto spec = puller::MountSpec::fromJson(mounts()["mounts"][0], "mounts[0]");
+    EXPECT_TRUE(spec.ok()) << spec.error().message;
+    const auto root = dest_.path() / "container-root";
+    std::filesystem::create_directories(root);
+    EXPECT_TRUE(puller::mountSpec(spec.value(), root).ok());
+    puller::ScopedMount mounted(root);
+    return readFile(root / file);
+  };
+  EXPECT_EQ(readThroughOverlay("bin/big"), EstargzSample::big());
+  EXPECT_EQ(readThroughOverlay("etc/hosts"), EstargzSample::hosts());
+  EXPECT_LT(bytesServed(anon(), layer_.digest.str()), layer_.size);
+
+  // Who may use the layer: its cache serves test/estargz alone. Another repository of the same
+  // registry naming the digest gets a layer of its own, fetched from its own repository, which
+  // does not hold it: nothing of test/estargz's cache reaches it.
+  const puller::BlobSource thief{request.ref.domain, "test/not-estargz"};
+  EXPECT_NE(host.layerDir(thief, layer_.digest),
+            host.layerDir(puller::BlobSource{request.ref.domain, "test/estargz"}, layer_.digest));
+  puller::RetryPolicy once;
+  once.max_attempts = 1;
+  puller::RegistryClient thief_registry(
+      *http_, *authorizer_, clock_, random_, once,
+      puller::RegistryEndpoint{"https", anon(), thief.repository});
+  auto stolen = host.serve(
+      thief, layer_,
+      [&](int64_t first, int64_t last, const Context& ctx) {
+        return thief_registry.fetchRange(layer_, first, last, ctx);
+      },
+      nullptr, context());
+  ASSERT_FALSE(stolen.ok());
+  EXPECT_FALSE(std::filesystem::exists(host.layerDir(thief, layer_.digest) / "cache/blob"));
+
+  // The fill, once allowed: the blob stored and verified, the image switched to its snapshot
+  // (what the container's next start mounts), the FUSE layer retired and its cache removed.
+  fill_allowed = true;
+  const Context wait{&clock_, {}, clock_.now() + std::chrono::seconds(60)};
+  ASSERT_TRUE(host.settle(wait).ok());
+  EXPECT_TRUE(store->contains(layer_.digest, layer_.size));
+  layers = mounts()["layers"];
+  ASSERT_EQ(layers.size(), 1u);
+  EXPECT_FALSE(layers[0].value("inPlace", false)) << layers;
+  EXPECT_EQ(layers[0]["path"],
+            snapshots.layerDir(puller::chainIds(pulled->image.diff_ids)[0]).string());
+  EXPECT_EQ(readThroughOverlay("bin/big"), EstargzSample::big());
+  const auto served_dir =
+      host.layerDir(puller::BlobSource{request.ref.domain, "test/estargz"}, layer_.digest);
+  for (int i = 0; i < 200 && std::filesystem::exists(served_dir); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(std::filesystem::exists(served_dir));
+  EXPECT_TRUE(host.layers().empty());
+  // Every byte came once: what readers fetched was not fetched again by the fill.
+  EXPECT_LE(bytesServed(anon(), layer_.digest.str()), layer_.size + 4096);
 }
 
 }  // namespace

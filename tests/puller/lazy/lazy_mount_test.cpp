@@ -88,7 +88,8 @@ class LazyMountTest : public ::testing::Test {
     ASSERT_TRUE(layer.ok()) << layer.error().message;
     layer_ = std::move(layer.value());
     std::filesystem::create_directories(mountpoint());
-    auto mounted = LazyMount::mount(*layer_, mountpoint(), {"test layer", std::chrono::seconds(5)});
+    auto mounted =
+        LazyMount::mount(*layer_, mountpoint(), {"test layer", std::chrono::seconds(5), ""});
     ASSERT_TRUE(mounted.ok()) << mounted.error().message;
     mount_ = std::move(mounted.value());
   }

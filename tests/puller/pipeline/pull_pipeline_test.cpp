@@ -21,6 +21,12 @@
 namespace pullagent::puller {
 namespace {
 
+BlobSharing sharingOf(ProvenanceStore& provenance) {
+  BlobSharing sharing;
+  sharing.provenance = &provenance;
+  return sharing;
+}
+
 using nlohmann::json;
 
 // A registry in memory for repository "app" at reg.io: manifests by tag and digest, blobs by
@@ -203,7 +209,7 @@ class PullPipelineTest : public ::testing::Test {
   // What ImagePuller runs on, for the tests of the puller alone.
   std::unique_ptr<ContentStore> store_ = ContentStore::open(dir_.path() / "content").value();
   ProvenanceStore provenance_{dir_.path() / "provenance"};
-  BlobSharing sharing_{&provenance_};
+  BlobSharing sharing_ = sharingOf(provenance_);
   TokenCache tokens_{clock_};
   Authorizer authorizer_{registry_, clock_, tokens_, {}, false};
   RegistryClient client_{registry_, authorizer_,   clock_,

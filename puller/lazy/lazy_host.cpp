@@ -1,0 +1,361 @@
+#include "puller/lazy/lazy_host.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "base/atomic_file.h"
+#include "base/bounded_read.h"
+#include "puller/oci/sha256.h"
+#include "puller/snapshot/chain_id.h"
+#include "puller/snapshot/overlay_mount.h"
+#include "puller/state/state_lock.h"
+#include "puller/unpack/layer_snapshot.h"
+
+namespace pullagent::puller {
+namespace fs = std::filesystem;
+namespace {
+
+// The FUSE mount's subdirectory that is the layer (LazyMount::Options::subdir).
+constexpr const char* kLayerSubdir = "layer";
+constexpr size_t kMaxMountsFile = 1 << 20;
+
+}  // namespace
+
+struct LazyLayerHost::Served {
+  BlobSource source;
+  Descriptor layer;
+  std::shared_ptr<const void> keep;  // what `lazy`'s fetch needs: destroyed last
+  std::unique_ptr<estargz::LazyLayer> lazy;
+  std::unique_ptr<estargz::LazyMount> mount;  // destroyed first (members in reverse order)
+  int pulls = 0;  // pulls that served it and have not finished (LazyBundle::pulled)
+  bool stored = false;
+  bool retiring = false;
+  std::chrono::steady_clock::time_point next_try{};
+};
+
+LazyLayerHost::LazyLayerHost(StateDir state, ContentStore& store, ProvenanceStore& provenance,
+                             const SnapshotStore& snapshots, Options options)
+    : state_(std::move(state)),
+      store_(store),
+      provenance_(provenance),
+      snapshots_(snapshots),
+      options_(std::move(options)) {
+  worker_ = std::thread([this] { work(); });
+}
+
+LazyLayerHost::~LazyLayerHost() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  stop_.request_stop();
+  changed_.notify_all();
+  if (worker_.joinable())
+    worker_.join();
+  std::lock_guard lock(mutex_);
+  served_.clear();  // unmounts
+}
+
+fs::path LazyLayerHost::layerDir(const BlobSource& source, const Digest& digest) const {
+  return state_.lazy() / Sha256::of(source.str()).hex() / digest.hex();
+}
+
+Result<fs::path> LazyLayerHost::serve(const BlobSource& source, const Descriptor& layer,
+                                      estargz::RangeFetch fetch, std::shared_ptr<const void> keep,
+                                      const Context& ctx) {
+  // One serve at a time: two pulls of one layer must not both open its cache.
+  std::lock_guard serving(serving_mutex_);
+  const Key key{source, layer.digest};
+  {
+    std::lock_guard lock(mutex_);
+    if (auto found = served_.find(key); found != served_.end()) {
+      if (found->second->retiring) {
+        return makeError(ErrorCode::kUnavailable,
+                         "eStargz layer " + layer.digest.str() + " is being retired");
+      }
+      ++found->second->pulls;
+      return found->second->mount->layerRoot();
+    }
+  }
+  auto served = std::make_unique<Served>();
+  served->source = source;
+  served->layer = layer;
+  served->keep = std::move(keep);
+  const fs::path dir = layerDir(source, layer.digest);
+  ASSIGN_OR_RETURN(served->lazy,
+                   estargz::LazyLayer::open(layer, std::move(fetch), dir / "cache", ctx));
+  RETURN_IF_ERROR(served->lazy->prefetch(ctx));
+  const fs::path mountpoint = dir / "mnt";
+  // A mount a killed process left (its connection gone: every access ENOTCONN). The cache's
+  // lock, taken by the open above, says no live process serves this layer.
+  (void)::umount2(mountpoint.c_str(), MNT_DETACH);
+  if (::mkdir(mountpoint.c_str(), 0700) != 0 && errno != EEXIST)
+    return errnoError(errno, "create", mountpoint);
+  estargz::LazyMount::Options mount_options;
+  mount_options.name = source.str() + " layer " + layer.digest.str();
+  mount_options.read_timeout = options_.read_timeout;
+  mount_options.subdir = kLayerSubdir;
+  ASSIGN_OR_RETURN(served->mount,
+                   estargz::LazyMount::mount(*served->lazy, mountpoint, mount_options));
+  served->pulls = 1;
+  fs::path root = served->mount->layerRoot();
+  spdlog::info("{}: served in place at {} ({} of {} bytes held)", mount_options.name, root.string(),
+               served->lazy->bytesHeld(), layer.size);
+  {
+    std::lock_guard lock(mutex_);
+    served_.emplace(key, std::move(served));
+  }
+  changed_.notify_all();
+  return root;
+}
+
+void LazyLayerHost::finishPull(LazyBundle bundle, bool published) {
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& digest : bundle.served) {
+      if (auto found = served_.find(Key{bundle.source, digest}); found != served_.end())
+        found->second->pulls = std::max(0, found->second->pulls - 1);
+    }
+    if (published)
+      bundles_.push_back(std::move(bundle));
+  }
+  changed_.notify_all();
+}
+
+std::vector<LazyLayerHost::LayerStatus> LazyLayerHost::layers() const {
+  std::lock_guard lock(mutex_);
+  std::vector<LayerStatus> out;
+  for (const auto& [key, served] : served_) {
+    LayerStatus status;
+    status.source = key.first;
+    status.digest = key.second;
+    status.size = served->layer.size;
+    status.held = served->lazy->bytesHeld();
+    status.stored = served->stored;
+    status.stats = served->lazy->stats();
+    status.reads = served->mount->stats();
+    out.push_back(std::move(status));
+  }
+  return out;
+}
+
+size_t LazyLayerHost::pendingBundles() const {
+  std::lock_guard lock(mutex_);
+  return bundles_.size();
+}
+
+Status LazyLayerHost::settle(const Context& ctx) {
+  while (pendingBundles() > 0) {
+    RETURN_IF_ERROR(ctx.check());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return {};
+}
+
+void LazyLayerHost::work() {
+  // This thread stays in the host's mount namespace: retiring a layer unmounts it there.
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    lock.unlock();
+    const bool busy = round();
+    lock.lock();
+    if (!busy)
+      changed_.wait_for(lock, std::chrono::milliseconds(500));
+  }
+}
+
+bool LazyLayerHost::round() {
+  const auto now = std::chrono::steady_clock::now();
+  Served* next = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [key, served] : served_) {
+      if (!served->stored && !served->retiring && served->next_try <= now) {
+        next = served.get();
+        break;
+      }
+    }
+  }
+  bool busy = false;
+  if (next != nullptr) {
+    // Only this thread removes a layer: `next` stays valid.
+    busy = true;
+    auto status = fillAndStore(*next);
+    std::lock_guard lock(mutex_);
+    if (status) {
+      next->stored = true;
+    } else if (status.error().code != ErrorCode::kCancelled) {
+      spdlog::warn("{} layer {}: the background fill failed, tried again in {} s: {}",
+                   next->source.str(), next->layer.digest.str(),
+                   std::chrono::duration_cast<std::chrono::seconds>(options_.retry_after).count(),
+                   status.error().describe());
+      next->next_try = now + options_.retry_after;
+    }
+  }
+
+  // Bundles whose lazy layers are all in the store.
+  std::vector<LazyBundle> ready;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = bundles_.begin(); it != bundles_.end();) {
+      bool all = true;
+      for (const auto& digest : it->served) {
+        auto found = served_.find(Key{it->source, digest});
+        all = all && (found == served_.end() || found->second->stored);
+      }
+      if (all && it->next_try <= now) {
+        ready.push_back(std::move(*it));
+        it = bundles_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& bundle : ready) {
+    busy = true;
+    auto status = promote(bundle);
+    if (status) {
+      spdlog::info(
+          "{}: promoted to ordinary layer snapshots (the next start of its container "
+          "mounts them)",
+          bundle.dir.string());
+      continue;
+    }
+    if (status.error().code == ErrorCode::kNotFound) {
+      spdlog::info("{}: gone before its promotion", bundle.dir.string());
+      continue;
+    }
+    spdlog::warn("{}: promotion failed, tried again in {} s: {}", bundle.dir.string(),
+                 std::chrono::duration_cast<std::chrono::seconds>(options_.retry_after).count(),
+                 status.error().describe());
+    bundle.next_try = now + options_.retry_after;
+    std::lock_guard lock(mutex_);
+    bundles_.push_back(std::move(bundle));
+  }
+  retireUnused();
+  return busy;
+}
+
+Status LazyLayerHost::fillAndStore(Served& served) {
+  const Context ctx{&clock_, stop_.get_token(), std::nullopt};
+  RETURN_IF_ERROR(served.lazy->fill(ctx, options_.fill_piece, [&]() -> Status {
+    return options_.fill_turn ? options_.fill_turn(ctx) : Status{};
+  }));
+  const Descriptor& layer = served.layer;
+  // Verified as a download is: the ingest hashes every byte, and the source is recorded only
+  // once the digest matched. Stored even when another source's copy is there already: the
+  // record that this source served it is what lets its next pulls reuse the blob.
+  ASSIGN_OR_RETURN(auto ingest, store_.beginIngest(layer.digest, layer.size, served.source.str(),
+                                                   ctx, /*even_if_stored=*/true));
+  if (!ingest)
+    return {};
+  if (ingest->offset() > 0)
+    RETURN_IF_ERROR(ingest->restart());
+  RETURN_IF_ERROR(
+      served.lazy->readBlob([&](std::string_view bytes) { return ingest->write(bytes); }));
+  auto committed = ingest->commit([&] {
+    if (auto status = provenance_.addSource(layer.digest, served.source); !status)
+      spdlog::warn("blob {}: its source is not recorded: {}", layer.digest.str(),
+                   status.error().describe());
+  });
+  if (!committed && committed.error().code == ErrorCode::kDigestMismatch) {
+    // Some bytes the registry sent were wrong (chunks readers used were each verified; the
+    // fill's were not): the copy starts over.
+    served.lazy->discard();
+  }
+  if (committed) {
+    spdlog::info(
+        "{} layer {}: fetched whole in the background and verified ({} bytes on "
+        "demand, {} filled)",
+        served.source.str(), layer.digest.str(),
+        served.lazy->stats().bytes_fetched - served.lazy->stats().bytes_filled,
+        served.lazy->stats().bytes_filled);
+  }
+  return committed;
+}
+
+Status LazyLayerHost::promote(const LazyBundle& bundle) {
+  // gc never runs meanwhile: what is unpacked here is named by the bundle before it could look.
+  ASSIGN_OR_RETURN(auto state_lock, StateLock::acquire(state_, StateLock::Mode::kShared));
+  struct stat info {};
+  if (::lstat((bundle.dir / kPublishedMarker).c_str(), &info) != 0)
+    return makeError(ErrorCode::kNotFound, bundle.dir.string() + " is not published");
+  const auto chain = chainIds(bundle.diff_ids);
+  if (chain.size() != bundle.layers.size())
+    return makeError(ErrorCode::kInternal, "layers and diff_ids differ in number");
+  // A layer is unpacked over an overlay of the ones below it: in a thread of its own, in a
+  // mount namespace of its own, seen by no one else and gone with the thread.
+  Status unpacked;
+  std::thread unpack([&] {
+    unpacked = [&]() -> Status {
+      RETURN_IF_ERROR(enterPrivateMountNamespace());
+      for (size_t i = 0; i < chain.size(); ++i) {
+        if (snapshots_.has(chain[i]))
+          continue;
+        ASSIGN_OR_RETURN(
+            auto made, ensureLayerSnapshot(snapshots_, store_, provenance_, chain, bundle.layers[i],
+                                           bundle.diff_ids[i], i, bundle.apply, stop_.get_token()));
+        (void)made;
+      }
+      return {};
+    }();
+  });
+  unpack.join();
+  RETURN_IF_ERROR(unpacked);
+  nlohmann::json layers = nlohmann::json::array();
+  for (size_t i = 0; i < chain.size(); ++i) {
+    layers.push_back({{"diffId", bundle.diff_ids[i].str()},
+                      {"chainId", chain[i].str()},
+                      {"path", snapshots_.layerDir(chain[i]).string()}});
+  }
+  nlohmann::json mounts = nlohmann::json::array();
+  if (!chain.empty()) {
+    ASSIGN_OR_RETURN(auto view, readOnlyView(snapshots_.lowerDirs(chain, chain.size())));
+    mounts.push_back(view.toJson());
+  }
+  // The runtime reads the file whole at each start: it sees the lazy layers or the snapshots,
+  // never a mix.
+  const nlohmann::json description = {{"layers", layers}, {"mounts", mounts}};
+  return writeFileAtomic(bundle.dir / kRootfsMountsFile, description.dump(2) + "\n");
+}
+
+void LazyLayerHost::retireUnused() {
+  std::vector<std::unique_ptr<Served>> ended;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = served_.begin(); it != served_.end();) {
+      Served& served = *it->second;
+      bool used = served.pulls > 0;
+      for (const auto& bundle : bundles_) {
+        used = used || (bundle.source == served.source &&
+                        std::find(bundle.served.begin(), bundle.served.end(),
+                                  served.layer.digest) != bundle.served.end());
+      }
+      if (!served.retiring && served.stored && !used) {
+        served.mount->detach();
+        served.retiring = true;
+        spdlog::info("{} layer {}: detached; its mount ends when nothing reads it",
+                     served.source.str(), served.layer.digest.str());
+      }
+      if (served.retiring && served.mount->ended()) {
+        ended.push_back(std::move(it->second));
+        it = served_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& served : ended) {
+    const fs::path dir = layerDir(served->source, served->layer.digest);
+    served.reset();  // unmounted, the cache closed
+    std::error_code error;
+    fs::remove_all(dir, error);
+    if (error)
+      spdlog::warn("{}: could not be removed: {}", dir.string(), error.message());
+  }
+}
+
+}  // namespace pullagent::puller

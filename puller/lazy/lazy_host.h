@@ -1,0 +1,141 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/context.h"
+#include "puller/lazy/lazy_layer.h"
+#include "puller/lazy/lazy_mount.h"
+#include "puller/oci/manifest.h"
+#include "puller/snapshot/snapshot_store.h"
+#include "puller/state/state_dir.h"
+#include "puller/store/content_store.h"
+#include "puller/store/provenance.h"
+#include "puller/unpack/layer_applier.h"
+
+namespace pullagent::puller {
+
+// What a bundle published over lazy layers needs to be switched to ordinary snapshots.
+struct LazyBundle {
+  std::filesystem::path dir;  // the bundle: its rootfs-mounts.json is rewritten
+  BlobSource source;          // the registry and repository its lazy layers come from
+  std::vector<Descriptor> layers;
+  std::vector<Digest> diff_ids;
+  ApplyOptions apply;          // as the pull unpacked its other layers
+  std::vector<Digest> served;  // the layers the pull had served here (LazyLayerHost::serve)
+  std::chrono::steady_clock::time_point next_try{};  // after a failed promotion
+};
+
+// The eStargz layers a process serves in place (issue 28), and what becomes of them:
+//
+//  1. serve(): the layer's TOC is fetched and verified, its prefetch set fetched, and the layer
+//     mounted with FUSE; a pull names the mount's layer directory as the image's lower layer.
+//  2. The fill, one thread for the host, one layer and one request at a time (a lower priority
+//     than any pull, through Options::fill_turn): the bytes no reader asked for. A complete copy
+//     goes into the content store through an Ingest, which checks the blob's digest; its source
+//     is recorded as for a download. A copy that does not verify is dropped and fetched again.
+//  3. Promotion: once every layer of a tracked bundle is in the store, the layers are unpacked
+//     into ordinary snapshots (each diff_id verified, as for any pull) and the bundle's
+//     rootfs-mounts.json is rewritten atomically to name them. What is running keeps reading
+//     through the FUSE layer; the container's next start mounts the snapshots.
+//  4. Retirement: a layer no unpromoted bundle uses is detached (nothing new reaches it; an
+//     overlay holding it reads on) and dropped once its connection ends, its cache with it.
+//
+// Who may use a layer: its cache lives under <root>/<sha256 of "registry/repository">/<digest
+// hex>/ and serves only pulls of that source, since held bytes are served without asking the
+// registry and a digest is a name, not a proof. Another repository naming the same digest gets
+// a layer of its own, fetched from its own registry.
+//
+// The mounts live as long as this object (the service's process): see docs/lazy.md for what a
+// restart means.
+class LazyLayerHost {
+ public:
+  struct Options {
+    std::chrono::seconds read_timeout{30};
+    uint64_t fill_piece = estargz::LazyLayer::kFillPieceBytes;
+    // Asked before each fill request: returns once no foreground pull runs. Unset: never waits.
+    std::function<Status(const Context&)> fill_turn;
+    // After a fill or promotion failed, the next try waits this long.
+    std::chrono::milliseconds retry_after{30000};
+  };
+
+  // `root` is the state dir's lazy/; the store, provenance and snapshots are the state dir's,
+  // and must outlive the host.
+  LazyLayerHost(StateDir state, ContentStore& store, ProvenanceStore& provenance,
+                const SnapshotStore& snapshots, Options options);
+  ~LazyLayerHost();  // stops the fill, unmounts every layer
+  LazyLayerHost(const LazyLayerHost&) = delete;
+  LazyLayerHost& operator=(const LazyLayerHost&) = delete;
+
+  // The directory of a source's layer: cache/ and mnt/ (whose layer/ is the lower layer).
+  std::filesystem::path layerDir(const BlobSource& source, const Digest& digest) const;
+
+  // Serves `layer` (with its TOC digest annotation) of `source` in place and returns the
+  // directory overlayfs takes as its lower layer; mounted now unless this source's layer is
+  // mounted already. `fetch` reads ranges of the blob from the source and must stay usable for as
+  // long as the layer is served: `keep` holds what it needs (the pull's registry client).
+  Result<std::filesystem::path> serve(const BlobSource& source, const Descriptor& layer,
+                                      estargz::RangeFetch fetch, std::shared_ptr<const void> keep,
+                                      const Context& ctx);
+
+  // A pull that served layers here ended: the layers it served (bundle.served) are no longer
+  // held by it, and a `published` bundle is promoted once they are all in the store.
+  void finishPull(LazyBundle bundle, bool published);
+
+  struct LayerStatus {
+    BlobSource source;
+    Digest digest;
+    int64_t size = 0;
+    int64_t held = 0;  // bytes of the blob fetched (on demand, prefetched or filled)
+    bool stored = false;
+    estargz::LazyLayer::Stats stats;
+    estargz::LazyMount::Stats reads;
+  };
+  std::vector<LayerStatus> layers() const;
+  // Bundles tracked and not promoted yet.
+  size_t pendingBundles() const;
+
+  // Waits until every tracked bundle is promoted, or `ctx` ends (tests; a command's pull).
+  Status settle(const Context& ctx);
+
+ private:
+  struct Served;
+  using Key = std::pair<BlobSource, Digest>;
+
+  void work();  // the fill, promotion and retirement thread
+  // One round: the first layer not stored is filled and stored; bundles whose layers are all
+  // stored are promoted; layers no bundle waits for are retired. False when nothing was to do.
+  bool round();
+  Status fillAndStore(Served& layer);
+  Status promote(const LazyBundle& bundle);
+  void retireUnused();
+
+  StateDir state_;
+  ContentStore& store_;
+  ProvenanceStore& provenance_;
+  const SnapshotStore& snapshots_;
+  Options options_;
+  SystemClock clock_;
+
+  std::mutex serving_mutex_;  // one serve() at a time
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  bool stopping_ = false;
+  std::map<Key, std::unique_ptr<Served>> served_;
+  std::vector<LazyBundle> bundles_;
+  std::stop_source stop_;
+  std::thread worker_;
+};
+
+}  // namespace pullagent::puller
