@@ -20,7 +20,8 @@ namespace {
 
 // The FUSE mount's subdirectory that is the layer (LazyMount::Options::subdir).
 constexpr const char* kLayerSubdir = "layer";
-constexpr size_t kMaxMountsFile = 1 << 20;
+// Fills of a layer, and promotions of a bundle, tried at most this many times.
+constexpr int kMaxTries = 5;
 
 }  // namespace
 
@@ -30,8 +31,9 @@ struct LazyLayerHost::Served {
   std::shared_ptr<const void> keep;  // what `lazy`'s fetch needs: destroyed last
   std::unique_ptr<estargz::LazyLayer> lazy;
   std::unique_ptr<estargz::LazyMount> mount;  // destroyed first (members in reverse order)
-  int pulls = 0;  // pulls that served it and have not finished (LazyBundle::pulled)
+  int pulls = 0;  // pulls that served it and have not finished (LazyBundle::served)
   bool stored = false;
+  int failures = 0;  // fills that failed; kMaxTries of them end the tries
   bool retiring = false;
   std::chrono::steady_clock::time_point next_try{};
 };
@@ -144,7 +146,7 @@ std::vector<LazyLayerHost::LayerStatus> LazyLayerHost::layers() const {
 
 size_t LazyLayerHost::pendingBundles() const {
   std::lock_guard lock(mutex_);
-  return bundles_.size();
+  return bundles_.size() + promoting_;
 }
 
 Status LazyLayerHost::settle(const Context& ctx) {
@@ -173,7 +175,8 @@ bool LazyLayerHost::round() {
   {
     std::lock_guard lock(mutex_);
     for (auto& [key, served] : served_) {
-      if (!served->stored && !served->retiring && served->next_try <= now) {
+      if (!served->stored && !served->retiring && served->failures < kMaxTries &&
+          served->next_try <= now && usedLocked(*served)) {
         next = served.get();
         break;
       }
@@ -187,6 +190,11 @@ bool LazyLayerHost::round() {
     std::lock_guard lock(mutex_);
     if (status) {
       next->stored = true;
+    } else if (status.error().code != ErrorCode::kCancelled && ++next->failures >= kMaxTries) {
+      spdlog::error(
+          "{} layer {}: the background fill failed {} times, given up (the layer stays "
+          "read in place): {}",
+          next->source.str(), next->layer.digest.str(), next->failures, status.error().describe());
     } else if (status.error().code != ErrorCode::kCancelled) {
       spdlog::warn("{} layer {}: the background fill failed, tried again in {} s: {}",
                    next->source.str(), next->layer.digest.str(),
@@ -209,6 +217,7 @@ bool LazyLayerHost::round() {
       if (all && it->next_try <= now) {
         ready.push_back(std::move(*it));
         it = bundles_.erase(it);
+        ++promoting_;  // still pending until promoted (settle)
       } else {
         ++it;
       }
@@ -216,21 +225,35 @@ bool LazyLayerHost::round() {
   }
   for (auto& bundle : ready) {
     busy = true;
-    auto status = promote(bundle);
-    if (status) {
+    auto promoted_now = promote(bundle);
+    struct Promoted {
+      LazyLayerHost& host;
+      ~Promoted() {
+        std::lock_guard lock(host.mutex_);
+        --host.promoting_;
+      }
+    } promoted{*this};
+    if (promoted_now && *promoted_now) {
       spdlog::info(
           "{}: promoted to ordinary layer snapshots (the next start of its container "
           "mounts them)",
           bundle.dir.string());
       continue;
     }
-    if (status.error().code == ErrorCode::kNotFound) {
+    if (promoted_now) {
       spdlog::info("{}: gone before its promotion", bundle.dir.string());
+      continue;
+    }
+    if (++bundle.failures >= kMaxTries) {
+      spdlog::error("{}: promotion failed {} times, given up (its layers stay read in place): {}",
+                    bundle.dir.string(), bundle.failures, promoted_now.error().describe());
+      std::lock_guard lock(mutex_);
+      given_up_.push_back(std::move(bundle));
       continue;
     }
     spdlog::warn("{}: promotion failed, tried again in {} s: {}", bundle.dir.string(),
                  std::chrono::duration_cast<std::chrono::seconds>(options_.retry_after).count(),
-                 status.error().describe());
+                 promoted_now.error().describe());
     bundle.next_try = now + options_.retry_after;
     std::lock_guard lock(mutex_);
     bundles_.push_back(std::move(bundle));
@@ -245,22 +268,18 @@ Status LazyLayerHost::fillAndStore(Served& served) {
     return options_.fill_turn ? options_.fill_turn(ctx) : Status{};
   }));
   const Descriptor& layer = served.layer;
-  // Verified as a download is: the ingest hashes every byte, and the source is recorded only
-  // once the digest matched. Stored even when another source's copy is there already: the
-  // record that this source served it is what lets its next pulls reuse the blob.
-  ASSIGN_OR_RETURN(auto ingest, store_.beginIngest(layer.digest, layer.size, served.source.str(),
-                                                   ctx, /*even_if_stored=*/true));
+  // Verified as a download is: the ingest hashes every byte. No source is recorded: the
+  // ranges may have come from a mirror, which may serve any blob it cached for anyone by its
+  // digest alone; the repository's next pulls prove the blob theirs as for any stored blob.
+  ASSIGN_OR_RETURN(auto ingest,
+                   store_.beginIngest(layer.digest, layer.size, served.source.str(), ctx));
   if (!ingest)
     return {};
   if (ingest->offset() > 0)
     RETURN_IF_ERROR(ingest->restart());
   RETURN_IF_ERROR(
       served.lazy->readBlob([&](std::string_view bytes) { return ingest->write(bytes); }));
-  auto committed = ingest->commit([&] {
-    if (auto status = provenance_.addSource(layer.digest, served.source); !status)
-      spdlog::warn("blob {}: its source is not recorded: {}", layer.digest.str(),
-                   status.error().describe());
-  });
+  auto committed = ingest->commit();
   if (!committed && committed.error().code == ErrorCode::kDigestMismatch) {
     // Some bytes the registry sent were wrong (chunks readers used were each verified; the
     // fill's were not): the copy starts over.
@@ -277,12 +296,12 @@ Status LazyLayerHost::fillAndStore(Served& served) {
   return committed;
 }
 
-Status LazyLayerHost::promote(const LazyBundle& bundle) {
+Result<bool> LazyLayerHost::promote(const LazyBundle& bundle) {
   // gc never runs meanwhile: what is unpacked here is named by the bundle before it could look.
   ASSIGN_OR_RETURN(auto state_lock, StateLock::acquire(state_, StateLock::Mode::kShared));
   struct stat info {};
   if (::lstat((bundle.dir / kPublishedMarker).c_str(), &info) != 0)
-    return makeError(ErrorCode::kNotFound, bundle.dir.string() + " is not published");
+    return false;
   const auto chain = chainIds(bundle.diff_ids);
   if (chain.size() != bundle.layers.size())
     return makeError(ErrorCode::kInternal, "layers and diff_ids differ in number");
@@ -292,9 +311,10 @@ Status LazyLayerHost::promote(const LazyBundle& bundle) {
   std::thread unpack([&] {
     unpacked = [&]() -> Status {
       RETURN_IF_ERROR(enterPrivateMountNamespace());
+      // Every layer through ensureLayerSnapshot, present or not: a snapshot that exists is
+      // this layer's only once the agent proved the blob decompresses to the config's diff_id
+      // (a config may claim another tenant's diff_ids over layers of its own).
       for (size_t i = 0; i < chain.size(); ++i) {
-        if (snapshots_.has(chain[i]))
-          continue;
         ASSIGN_OR_RETURN(
             auto made, ensureLayerSnapshot(snapshots_, store_, provenance_, chain, bundle.layers[i],
                                            bundle.diff_ids[i], i, bundle.apply, stop_.get_token()));
@@ -319,22 +339,34 @@ Status LazyLayerHost::promote(const LazyBundle& bundle) {
   // The runtime reads the file whole at each start: it sees the lazy layers or the snapshots,
   // never a mix.
   const nlohmann::json description = {{"layers", layers}, {"mounts", mounts}};
-  return writeFileAtomic(bundle.dir / kRootfsMountsFile, description.dump(2) + "\n");
+  RETURN_IF_ERROR(writeFileAtomic(bundle.dir / kRootfsMountsFile, description.dump(2) + "\n"));
+  return true;
+}
+
+bool LazyLayerHost::usedLocked(const Served& served) const {
+  if (served.pulls > 0)
+    return true;
+  for (const auto* list : {&bundles_, &given_up_}) {
+    for (const auto& bundle : *list) {
+      if (bundle.source == served.source && std::find(bundle.served.begin(), bundle.served.end(),
+                                                      served.layer.digest) != bundle.served.end())
+        return true;
+    }
+  }
+  return false;
 }
 
 void LazyLayerHost::retireUnused() {
+  // No serve() of the same layer while its cache is removed (it would open a cache of its own
+  // there, and lose it).
+  std::lock_guard serving(serving_mutex_);
   std::vector<std::unique_ptr<Served>> ended;
   {
     std::lock_guard lock(mutex_);
     for (auto it = served_.begin(); it != served_.end();) {
       Served& served = *it->second;
-      bool used = served.pulls > 0;
-      for (const auto& bundle : bundles_) {
-        used = used || (bundle.source == served.source &&
-                        std::find(bundle.served.begin(), bundle.served.end(),
-                                  served.layer.digest) != bundle.served.end());
-      }
-      if (!served.retiring && served.stored && !used) {
+      // Unused: promoted, or served by a pull that failed or was pulled whole after all.
+      if (!served.retiring && !usedLocked(served)) {
         served.mount->detach();
         served.retiring = true;
         spdlog::info("{} layer {}: detached; its mount ends when nothing reads it",

@@ -35,6 +35,7 @@ struct LazyBundle {
   ApplyOptions apply;          // as the pull unpacked its other layers
   std::vector<Digest> served;  // the layers the pull had served here (LazyLayerHost::serve)
   std::chrono::steady_clock::time_point next_try{};  // after a failed promotion
+  int failures = 0;
 };
 
 // The eStargz layers a process serves in place (issue 28), and what becomes of them:
@@ -118,7 +119,10 @@ class LazyLayerHost {
   // stored are promoted; layers no bundle waits for are retired. False when nothing was to do.
   bool round();
   Status fillAndStore(Served& layer);
-  Status promote(const LazyBundle& bundle);
+  // False when the bundle is gone (not published, or removed since).
+  Result<bool> promote(const LazyBundle& bundle);
+  // Held by a pull, or by a bundle waiting for promotion (or given up on).
+  bool usedLocked(const Served& served) const;
   void retireUnused();
 
   StateDir state_;
@@ -134,6 +138,8 @@ class LazyLayerHost {
   bool stopping_ = false;
   std::map<Key, std::unique_ptr<Served>> served_;
   std::vector<LazyBundle> bundles_;
+  std::vector<LazyBundle> given_up_;  // promotion failed for good: their layers stay served
+  size_t promoting_ = 0;              // bundles taken from bundles_ and being promoted
   std::stop_source stop_;
   std::thread worker_;
 };

@@ -144,8 +144,15 @@ void ImagePuller::serveInPlace(PulledImage& image, const Context& ctx) {
   const std::set<Digest> unpacked = unpackedLayers(image);
   std::vector<const Descriptor*> wanted;
   for (const auto& layer : image.layers) {
-    if (unpacked.count(layer.digest) != 0 || store_.contains(layer.digest, layer.size))
+    if (unpacked.count(layer.digest) != 0)
       continue;
+    if (store_.contains(layer.digest, layer.size)) {
+      // Stored but not unpacked: it would be unpacked over the layers below it, which must
+      // then be snapshots too.
+      spdlog::info("layer {} is stored but not unpacked: the image is pulled whole",
+                   layer.digest.str());
+      return;
+    }
     if (layer.annotations.count(std::string(estargz::kTocDigestAnnotation)) == 0) {
       // A layer that cannot be read in place would be unpacked over the ones below it, which
       // then must be snapshots too: the image is pulled whole.
@@ -157,7 +164,7 @@ void ImagePuller::serveInPlace(PulledImage& image, const Context& ctx) {
   for (const Descriptor* layer : wanted) {
     if (image.in_place.count(layer->digest) != 0)
       continue;  // a layer the manifest names twice
-    auto root = sharing_.serve_in_place(*layer, ctx);
+    auto root = sharing_.serve_in_place(image, *layer, ctx);
     if (!root) {
       spdlog::warn("layer {} cannot be read in place ({}): the image is pulled whole",
                    layer->digest.str(), root.error().describe());

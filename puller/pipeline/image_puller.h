@@ -59,7 +59,9 @@ struct BlobSharing {
   // annotation, each is offered here before any is fetched; the directory returned is where it
   // is read in place, and the pull fetches none of it. Should one fail, the image is pulled
   // whole. Unset: every layer is fetched.
-  std::function<Result<std::string>(const Descriptor& layer, const Context& ctx)> serve_in_place;
+  std::function<Result<std::string>(const PulledImage& image, const Descriptor& layer,
+                                    const Context& ctx)>
+      serve_in_place;
 };
 
 // One image pull into a content store: manifest (through an index to the wanted platform),

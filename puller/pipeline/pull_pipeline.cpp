@@ -7,6 +7,7 @@
 #include "puller/pipeline/pull_sources.h"
 #include "puller/snapshot/chain_id.h"
 #include "puller/state/bundle_roots.h"
+#include "puller/state/published_image.h"
 #include "puller/state/state_lock.h"
 #include "puller/store/image_sources.h"
 #include "puller/store/oci_layout.h"
@@ -210,13 +211,23 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
     const BlobSource& source;
     std::vector<Digest>& served;
     ~ReleaseServed() {
-      if (host != nullptr && !served.empty())
-        host->finishPull(LazyBundle{{}, source, {}, {}, {}, served, {}}, false);
+      if (host != nullptr && !served.empty()) {
+        LazyBundle released;
+        released.source = source;
+        released.served = served;
+        host->finishPull(std::move(released), false);
+      }
     }
   } release_served{job.lazy, lazy_source, served_in_place};
   if (job.lazy != nullptr && snapshots && !job.target && !job.verify_only) {
-    sharing.serve_in_place = [&](const Descriptor& layer,
+    sharing.serve_in_place = [&](const PulledImage& image, const Descriptor& layer,
                                  const Context& serve_ctx) -> Result<std::string> {
+      // An image published already is reused as it is, and this pull must prove its layers
+      // are its repository's as for any stored blob (ImagePuller::obtain): pulled as today.
+      if (isPublished(job.state, image.manifest.digest)) {
+        return makeError(ErrorCode::kUnsupported,
+                         "published already; its layers are proven as for any pull");
+      }
       if (!lazy_client) {
         auto made = std::make_shared<LazyClient>();
         ASSIGN_OR_RETURN(made->sources, pullSources(job, services.http(), clock));

@@ -141,6 +141,10 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
     }
     return {};
   };
+  puller::SharedPullParts shared;
+  shared.store = store.get();
+  puller::PullServices services(*http_, clock_, random_, shared);
+  // After the services: the host's registry client uses them until it goes.
   puller::LazyLayerHost host(state, *store, provenance, snapshots, host_options);
 
   puller::PullRequest request;
@@ -150,9 +154,6 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
   request.privileged = true;
   request.http_options = http_options_;
   request.lazy = &host;
-  puller::SharedPullParts shared;
-  shared.store = store.get();
-  puller::PullServices services(*http_, clock_, random_, shared);
   auto pulled = puller::runPull(request, services);
   ASSERT_TRUE(pulled.ok()) << pulled.error().describe();
   EXPECT_EQ(pulled->layers_in_place, 1);
@@ -177,25 +178,42 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
   EXPECT_EQ(readThroughOverlay("etc/hosts"), EstargzSample::hosts());
   EXPECT_LT(bytesServed(anon(), layer_.digest.str()), layer_.size);
 
-  // Who may use the layer: its cache serves test/estargz alone. Another repository of the same
-  // registry naming the digest gets a layer of its own, fetched from its own repository, which
-  // does not hold it: nothing of test/estargz's cache reaches it.
-  const puller::BlobSource thief{request.ref.domain, "test/not-estargz"};
-  EXPECT_NE(host.layerDir(thief, layer_.digest),
+  // Who may use the layer: its cache serves test/estargz alone. Another repository naming the
+  // digest gets a layer of its own, every byte of it (the footer and TOC first) asked of its
+  // own registry, though test/estargz's cache holds them: here a registry that does serve it.
+  const puller::BlobSource other{request.ref.domain, "test/other"};
+  ASSERT_NE(host.layerDir(other, layer_.digest),
             host.layerDir(puller::BlobSource{request.ref.domain, "test/estargz"}, layer_.digest));
+  std::atomic<int> other_requests{0};
+  auto other_root = host.serve(
+      other, layer_,
+      [&](int64_t first, int64_t last, const Context& ctx) {
+        ++other_requests;
+        return registry_->fetchRange(layer_, first, last, ctx);
+      },
+      nullptr, context());
+  ASSERT_TRUE(other_root.ok()) << other_root.error().describe();
+  EXPECT_GE(other_requests, 3);  // footer, TOC, prefetch: nothing taken from the other cache
+  EXPECT_EQ(readFile(*other_root / "etc/hosts"), EstargzSample::hosts());
+  // A repository whose registry does not hold the blob gets nothing at all.
   puller::RetryPolicy once;
   once.max_attempts = 1;
   puller::RegistryClient thief_registry(
       *http_, *authorizer_, clock_, random_, once,
-      puller::RegistryEndpoint{"https", anon(), thief.repository});
+      puller::RegistryEndpoint{"https", anon(), "test/not-estargz"});
+  const puller::BlobSource thief{request.ref.domain, "test/not-estargz"};
   auto stolen = host.serve(
       thief, layer_,
       [&](int64_t first, int64_t last, const Context& ctx) {
         return thief_registry.fetchRange(layer_, first, last, ctx);
       },
       nullptr, context());
-  ASSERT_FALSE(stolen.ok());
-  EXPECT_FALSE(std::filesystem::exists(host.layerDir(thief, layer_.digest) / "cache/blob"));
+  EXPECT_FALSE(stolen.ok());
+  // test/other's pull ends without publishing: its layer is retired, never filled.
+  puller::LazyBundle other_pull;
+  other_pull.source = other;
+  other_pull.served = {layer_.digest};
+  host.finishPull(std::move(other_pull), false);
 
   // The fill, once allowed: the blob stored and verified, the image switched to its snapshot
   // (what the container's next start mounts), the FUSE layer retired and its cache removed.
@@ -214,6 +232,7 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
   for (int i = 0; i < 200 && std::filesystem::exists(served_dir); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(std::filesystem::exists(served_dir));
+  EXPECT_FALSE(std::filesystem::exists(host.layerDir(other, layer_.digest)));
   EXPECT_TRUE(host.layers().empty());
   // Every byte came once: what readers fetched was not fetched again by the fill.
   EXPECT_LE(bytesServed(anon(), layer_.digest.str()), layer_.size + 4096);
