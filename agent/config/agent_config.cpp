@@ -16,7 +16,7 @@ constexpr int64_t kDay = 86400;
 
 // Every key the agent config has, and those of its identity object. A key outside them is an
 // error: a misspelt setting ("stateDIr") must not leave the host on the default silently.
-constexpr std::array<std::string_view, 54> kTopLevelKeys = {"stateDir",
+constexpr std::array<std::string_view, 55> kTopLevelKeys = {"stateDir",
                                                             "sitesDir",
                                                             "identity",
                                                             "acrAudience",
@@ -36,6 +36,7 @@ constexpr std::array<std::string_view, 54> kTopLevelKeys = {"stateDir",
                                                             "tagPollIntervalSeconds",
                                                             "refreshOnStart",
                                                             "storage",
+                                                            "lazyPulling",
                                                             "discardUnpackedLayers",
                                                             "sharedBlobProof",
                                                             "webhookAddress",
@@ -442,6 +443,10 @@ Result<AgentConfig> parseAgentConfig(std::string_view json_text,
   if (config.storage != "auto" && config.storage != "overlay" && config.storage != "flat")
     return doc["storage"].error("expected \"auto\", \"overlay\" or \"flat\", got \"" +
                                 config.storage + "\"");
+  RETURN_IF_ERROR(read.string("lazyPulling", config.lazy_pulling));
+  if (config.lazy_pulling != "off" && config.lazy_pulling != "estargz")
+    return doc["lazyPulling"].error("expected \"off\" or \"estargz\", got \"" +
+                                    config.lazy_pulling + "\"");
   std::string webhook;
   RETURN_IF_ERROR(read.string("webhookAddress", webhook));
   ASSIGN_OR_RETURN(auto secret, doc["webhookSecret"].secret().optionalString());

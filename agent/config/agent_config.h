@@ -98,6 +98,11 @@ struct AgentConfig {
   // How images keep their root filesystems: "auto", "overlay" or "flat"
   // (agent/site/storage_choice.h).
   std::string storage = "auto";
+  // Lazy pulling (issue 28, docs/lazy.md): "estargz" publishes an image whose layers are all
+  // eStargz at once, over FUSE mounts that read them in place, then fills them in the
+  // background and promotes the image to ordinary snapshots; "off" pulls every image whole.
+  // The service alone (it holds the mounts), over overlay snapshots, as root.
+  std::string lazy_pulling = "off";
   // After each publish over snapshots, gc drops the blobs of layers unpacked into their
   // snapshots (containerd's discard_unpacked_layers): less disk, but no resume or flat publish
   // from them, and content/ no longer a whole OCI layout. Pulls reuse the snapshots without

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <thread>
 
 #include "agent/config/config_files.h"
 #include "agent/daemon/rollback_config.h"
@@ -144,6 +145,72 @@ Result<std::shared_ptr<DaemonServices>> DaemonServices::create(AgentConfig agent
   return services;
 }
 
+struct SitePullRunner::Lazy {
+  puller::StateDir state;
+  std::unique_ptr<puller::ContentStore> store;
+  std::unique_ptr<puller::ProvenanceStore> provenance;
+  std::unique_ptr<puller::SnapshotStore> snapshots;
+  std::unique_ptr<puller::LazyLayerHost> host;  // last: goes first
+};
+
+SitePullRunner::SitePullRunner(Clock& clock, Random& random, Metrics& metrics, bool privileged)
+    : clock_(clock),
+      random_(random),
+      metrics_(metrics),
+      privileged_(privileged),
+      throttle_(clock) {}
+
+SitePullRunner::~SitePullRunner() = default;
+
+const puller::LazyLayerHost* SitePullRunner::lazyHost() const {
+  return lazy_ ? lazy_->host.get() : nullptr;
+}
+
+puller::LazyLayerHost* SitePullRunner::lazyFor(const DaemonServices& services) {
+  if (services.agent.lazy_pulling != "estargz")
+    return nullptr;
+  if (!services.snapshots || !privileged_) {
+    static std::once_flag said;
+    std::call_once(said, [] {
+      spdlog::warn(
+          "lazyPulling is \"estargz\" but images are not published over overlay snapshots as "
+          "root here: every image is pulled whole");
+    });
+    return nullptr;
+  }
+  std::lock_guard lock(mutex_);
+  if (lazy_) {
+    if (lazy_->state == services.agent.state_dir)
+      return lazy_->host.get();
+    spdlog::warn("lazy pulling serves the state dir {} only (until the service restarts)",
+                 lazy_->state.root().string());
+    return nullptr;
+  }
+  auto made = std::make_unique<Lazy>();
+  made->state = services.agent.state_dir;
+  auto store = puller::ContentStore::open(made->state.content());
+  if (!store) {
+    spdlog::warn("lazy pulling is off: {}", store.error().describe());
+    return nullptr;
+  }
+  made->store = std::move(store.value());
+  made->provenance = std::make_unique<puller::ProvenanceStore>(made->state.provenance());
+  made->snapshots = std::make_unique<puller::SnapshotStore>(made->state.snapshots());
+  puller::LazyLayerHost::Options options;
+  // The fill runs below every site's pull: it waits while any attempt runs.
+  options.fill_turn = [this](const Context& ctx) -> Status {
+    while (running_.load() > 0) {
+      RETURN_IF_ERROR(ctx.check());
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return {};
+  };
+  made->host = std::make_unique<puller::LazyLayerHost>(made->state, *made->store, *made->provenance,
+                                                       *made->snapshots, options);
+  lazy_ = std::move(made);
+  return lazy_->host.get();
+}
+
 void SitePullRunner::setServices(std::shared_ptr<DaemonServices> services) {
   std::lock_guard lock(mutex_);
   if (services)
@@ -160,6 +227,11 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
     services = services_;
   }
   SiteAttemptResult result;
+  ++running_;
+  struct Running {
+    std::atomic<int>& count;
+    ~Running() { --count; }
+  } running{running_};
   if (auto lock =
           puller::StateLock::acquire(services->agent.state_dir, puller::StateLock::Mode::kShared)) {
     result.hold_until_recorded = std::make_shared<puller::StateLock>(std::move(lock.value()));
@@ -214,7 +286,9 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
                                  &tally,
                                  services->admission.get(),
                                  false,
-                                 &verdicts_};
+                                 &verdicts_,
+                                 lazyFor(*services),
+                                 services};
   // A refresh pins each container to what its tag resolved to (a hand-edited state file's bad
   // digest pins nothing: a full pull decides).
   TagPins pins;

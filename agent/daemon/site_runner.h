@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 
@@ -12,6 +13,7 @@
 #include "base/random.h"
 #include "puller/http/http_client.h"
 #include "puller/http/registry_throttle.h"
+#include "puller/lazy/lazy_host.h"
 #include "puller/store/content_store.h"
 #include "puller/trust/verdict_cache.h"
 #include "resolver/static_hosts_resolver.h"
@@ -43,14 +45,13 @@ struct DaemonServices {
 // to the activity and its phases to the metrics.
 class SitePullRunner final : public SiteAttemptRunner {
  public:
-  SitePullRunner(Clock& clock, Random& random, Metrics& metrics, bool privileged)
-      : clock_(clock),
-        random_(random),
-        metrics_(metrics),
-        privileged_(privileged),
-        throttle_(clock) {}
+  SitePullRunner(Clock& clock, Random& random, Metrics& metrics, bool privileged);
 
+  ~SitePullRunner() override;
   void setServices(std::shared_ptr<DaemonServices> services);
+  // The eStargz layers read in place, when the agent config turns lazy pulling on (null until
+  // a pull needs it, or when it cannot be used).
+  const puller::LazyLayerHost* lazyHost() const;
   SiteAttemptResult run(const std::string& site, const std::filesystem::path& config,
                         SiteActivity& activity, std::stop_token stop,
                         const AttemptPlan& plan) override;
@@ -67,6 +68,14 @@ class SitePullRunner final : public SiteAttemptRunner {
   puller::VerdictCache verdicts_;
   std::mutex mutex_;
   std::shared_ptr<DaemonServices> services_;
+  // Attempts running now: the lazy host's background fill waits while any is.
+  std::atomic<int> running_{0};
+  // Lazy pulling: the host and the stores it uses, made on the first pull that wants it and
+  // kept across reloads (its mounts are what running containers read). Declared last: it goes
+  // first, while the throttle, verdicts and clock its clients use are still there.
+  struct Lazy;
+  std::unique_ptr<Lazy> lazy_;
+  puller::LazyLayerHost* lazyFor(const DaemonServices& services);
 };
 
 }  // namespace pullagent::agent

@@ -182,7 +182,9 @@ void WarmImages::start(const WarmImageConfig& image) {
                                      nullptr,
                                      services->admission.get(),
                                      true,
-                                     &verdicts_};
+                                     &verdicts_,
+                                     nullptr,  // warm images are pulled whole
+                                     nullptr};
       WarmEvents events(pull->image);
       try {
         pull->outcome = pullSite(pull_services, site.value(), env, events, pins);

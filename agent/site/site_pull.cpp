@@ -120,6 +120,8 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
                                                              : puller::SharedBlobProof::kHead;
   job.additional_stores = agent.additional_stores;
   job.signature_policy = agent.signature_policy;
+  job.lazy = services.lazy;
+  job.lazy_keep = services.lazy_keep;
   bool refused_by_policy = false;
   job.refused_by_signature_policy = &refused_by_policy;
 
@@ -245,6 +247,15 @@ Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteCon
   if (!route)
     return phases.failed("config", route.error());
   events.routeChosen(route->said);
+  // Shared: lazy pulling keeps the route (its resolver and HTTP client) after the attempt, for
+  // the layers it reads in place.
+  const auto shared_route = std::make_shared<SiteRoute>(std::move(route.value()));
+  SitePullServices container_services = services;
+  if (services.lazy != nullptr) {
+    container_services.lazy_keep =
+        std::make_shared<std::pair<std::shared_ptr<SiteRoute>, std::shared_ptr<const void>>>(
+            shared_route, services.lazy_keep);
+  }
   for (const auto& note : site.notes)
     spdlog::info("{}", note);
   // The whole attempt (identity, secrets, pull, unpack, publish) has one deadline, so that no
@@ -273,9 +284,9 @@ Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteCon
       pulls.emplace_back([&, i, pin] {
         ContainerEvents container_events(events, events_mutex,
                                          count > 1 ? site.containers[i].label() + ": " : "");
-        outcomes[i] =
-            pullContainer(services, site, site.containers[i], route.value(), container_env,
-                          container_events, deadline, pin, count == 1 && env.stderr_is_terminal);
+        outcomes[i] = pullContainer(container_services, site, site.containers[i], *shared_route,
+                                    container_env, container_events, deadline, pin,
+                                    count == 1 && env.stderr_is_terminal);
         std::lock_guard lock(events_mutex);
         if (!outcomes[i]->ok() && !first_failure && !siblings.stop_requested()) {
           first_failure = i;

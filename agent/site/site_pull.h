@@ -56,6 +56,11 @@ struct SitePullServices {
   // What the signature policy accepted already (the service's); null: a refresh under a policy
   // pulls again to take the verdict.
   puller::VerdictCache* verdicts = nullptr;
+  // Lazy pulling (the service's host, when the agent config turns it on): eStargz images are
+  // published over layers read in place. `lazy_keep` holds what the host's registry clients use
+  // after the attempt (the daemon's services: identities); the site's route is added to it.
+  puller::LazyLayerHost* lazy = nullptr;
+  std::shared_ptr<const void> lazy_keep = nullptr;
 };
 
 // How long one attempt of the site may take, and the setting that decided it: the agent's

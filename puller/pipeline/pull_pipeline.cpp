@@ -198,9 +198,16 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   sharing.stores = &job.additional_stores;
   // Lazy pulling: the layers served in place are read through a registry client of their own,
   // which the host keeps for as long as it serves them.
+  // It outlives the pull, so it holds what it uses: the caller's keep (the HTTP client and the
+  // credentials' sources), and a throttle and tally of its own (the pull's may go with it).
   struct LazyClient {
+    std::shared_ptr<const void> keep;
+    RegistryThrottle throttle;
+    SourceTally tally;
     std::unique_ptr<PullSources> sources;
-    std::unique_ptr<RegistryClient> client;  // declared after: destroyed first
+    std::unique_ptr<RegistryClient> client;  // declared last: destroyed first
+    LazyClient(std::shared_ptr<const void> kept, const Clock& clock)
+        : keep(std::move(kept)), throttle(clock) {}
   };
   std::shared_ptr<LazyClient> lazy_client;
   const BlobSource lazy_source{job.ref.domain, job.ref.repository};
@@ -229,11 +236,11 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
                          "published already; its layers are proven as for any pull");
       }
       if (!lazy_client) {
-        auto made = std::make_shared<LazyClient>();
+        auto made = std::make_shared<LazyClient>(job.lazy_keep, clock);
         ASSIGN_OR_RETURN(made->sources, pullSources(job, services.http(), clock));
         made->client = std::make_unique<RegistryClient>(
             clock, services.random(), policy, job.ref.repository, made->sources->sources(),
-            &services.throttle(), &tally);
+            &made->throttle, &made->tally);
         lazy_client = std::move(made);
       }
       RegistryClient* client = lazy_client->client.get();

@@ -81,9 +81,12 @@ struct PullRequest {
   // an image published in the state dir over snapshots whose layers are all eStargz is
   // published at once, its layers read in place through the host's FUSE mounts, then filled in
   // the background and promoted to ordinary snapshots. The host keeps a registry client made
-  // from this request: the services and the credentials lent to the pull must outlive it.
-  // Null: every layer is fetched before the image is published.
+  // from this request, which uses the HTTP client and the credentials' token source lent to the
+  // pull, and the services' clock and random: `lazy_keep` must keep the first two usable for as
+  // long as it holds it, the caller the others for the host's life. Null: every layer is
+  // fetched before the image is published.
   LazyLayerHost* lazy = nullptr;
+  std::shared_ptr<const void> lazy_keep = nullptr;
 
   // How.
   int retries = 6;

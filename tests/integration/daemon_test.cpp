@@ -767,5 +767,40 @@ TEST_F(Daemon, HostileSitesNeitherStopTheHostNorHoldEverySlot) {
   }
 }
 
+// Lazy pulling in the service (issue 28): an eStargz image is published over its layer read in
+// place, then filled while no site pulls, promoted to an ordinary snapshot, and the FUSE layer
+// retired; the site stays published throughout.
+TEST_F(Daemon, ALazySiteIsPublishedOverItsLayerReadInPlaceThenPromoted) {
+  if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0)
+    GTEST_SKIP() << "needs root and /dev/fuse";
+  json agent = agentConfig();
+  agent["storage"] = "overlay";
+  agent["lazyPulling"] = "estargz";
+  putSite("lazy", {{"properties",
+                    {{"siteConfig",
+                      {{"linuxFxVersion",
+                        "DOCKER|" + stack().proxy("proxy_anon") + "/test/estargz:v1"}}}}}});
+  start(agent);
+  const std::string digest = stack().image("test/estargz:v1")["digest"];
+  ASSERT_TRUE(waitForPublished("lazy", digest)) << log();
+  EXPECT_NE(log().find("served in place"), std::string::npos) << log();
+  const fs::path mounts = imageDir(digest) / "rootfs-mounts.json";
+  auto promoted = [&] {
+    const auto layers = json::parse(readFile(mounts))["layers"];
+    return layers.size() == 1 && !layers[0].value("inPlace", false);
+  };
+  ASSERT_TRUE(waitUntil(promoted)) << readFile(mounts) << log();
+  EXPECT_NE(log().find("promoted to ordinary layer snapshots"), std::string::npos) << log();
+  auto retired = [&] {
+    for (const auto& source : fs::directory_iterator(stateDir() / "lazy")) {
+      if (!fs::is_empty(source.path()))
+        return false;
+    }
+    return true;
+  };
+  EXPECT_TRUE(waitUntil(retired)) << log();
+  EXPECT_EQ(siteState("lazy")["phase"], "published");
+}
+
 }  // namespace
 }  // namespace pullagent::testing
