@@ -15,7 +15,8 @@ install(CODE "
   file(WRITE \"\${target}\" \"\${unit}\")
 ")
 install(FILES systemd/pullagent.conf DESTINATION lib/tmpfiles.d)
-install(FILES systemd/agent.example.json README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES systemd/agent.example.json systemd/lazy-pulling.conf README.md
+        DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs FILES_MATCHING PATTERN "*.md"
         PATTERN "pullagent.8.md" EXCLUDE)
 
