@@ -291,6 +291,14 @@ void Daemon::housekeep() {
 void Daemon::reportStatus(bool force) {
   reconciler_->refreshProgress();
   std::string status = reconciler_->statusLine();
+  if (const auto* lazy = runner_.lazyHost(); lazy != nullptr) {
+    const auto totals = lazy->totals();
+    metrics_.lazyPulling(totals);
+    if (totals.layers > 0 && totals.bytes > 0) {
+      status += ", " + std::to_string(totals.layers) + " layers read in place (" +
+                std::to_string(totals.bytes_held * 100 / totals.bytes) + " % fetched)";
+    }
+  }
   if (status != last_status_ || force) {
     notifier_.notify("STATUS=" + status);
     last_status_ = status;

@@ -95,6 +95,26 @@ Metrics::Metrics()
                             "Bytes the layer snapshots hold on disk after the last garbage "
                             "collection, each counted once however many images share it.")
                           .Add({})),
+      lazy_layers_(gauge(*registry_, "pullagent_lazy_layers",
+                         "eStargz layers read in place now (lazy pulling), not yet promoted.")
+                       .Add({})),
+      lazy_fetched_ratio_(gauge(*registry_, "pullagent_lazy_fetched_ratio",
+                                "Of the layers read in place now, the share of their bytes "
+                                "fetched (1 when none is).")
+                              .Add({})),
+      lazy_bytes_(counter(*registry_, "pullagent_lazy_bytes_total",
+                          "Bytes of layers read in place, by how they came: on_demand (for "
+                          "readers and the prefetch) or filled (the background fill).")),
+      lazy_reads_(counter(*registry_, "pullagent_lazy_reads_total",
+                          "Reads through the FUSE mounts of layers read in place.")
+                      .Add({})),
+      lazy_read_errors_(counter(*registry_, "pullagent_lazy_read_errors_total",
+                                "Of those reads, the ones that failed (EIO: a chunk that could "
+                                "not be fetched or did not verify).")
+                            .Add({})),
+      lazy_promotions_(counter(*registry_, "pullagent_lazy_promotions_total",
+                               "Images switched from layers read in place to ordinary snapshots.")
+                           .Add({})),
       origin_requests_(counter(*registry_, "pullagent_registry_requests_total",
                                "Requests pulls sent, by source: the registry itself (origin) or "
                                "a mirror (hosts.toml).")
@@ -198,6 +218,25 @@ void Metrics::setSitesDirectoryHealthy(bool healthy) {
 void Metrics::snapshots(int reused, int unpacked) {
   snapshots_reused_.Increment(reused);
   snapshots_unpacked_.Increment(unpacked);
+}
+
+void Metrics::lazyPulling(const puller::LazyLayerHost::Totals& totals) {
+  std::lock_guard lock(lazy_mutex_);
+  lazy_layers_.Set(totals.layers);
+  lazy_fetched_ratio_.Set(totals.bytes > 0 ? static_cast<double>(totals.bytes_held) /
+                                                 static_cast<double>(totals.bytes)
+                                           : 1.0);
+  // Counters move by what is new since the last call (the totals only grow).
+  auto add = [](prometheus::Counter& counter, int64_t now, int64_t seen) {
+    if (now > seen)
+      counter.Increment(static_cast<double>(now - seen));
+  };
+  add(lazy_bytes_.Add({{"kind", "on_demand"}}), totals.bytes_on_demand, lazy_seen_.bytes_on_demand);
+  add(lazy_bytes_.Add({{"kind", "filled"}}), totals.bytes_filled, lazy_seen_.bytes_filled);
+  add(lazy_reads_, totals.reads, lazy_seen_.reads);
+  add(lazy_read_errors_, totals.read_errors, lazy_seen_.read_errors);
+  add(lazy_promotions_, totals.promotions, lazy_seen_.promotions);
+  lazy_seen_ = totals;
 }
 
 void Metrics::snapshotsOnDisk(int count, int64_t bytes) {

@@ -2,8 +2,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
+#include "puller/lazy/lazy_host.h"
 #include "puller/registry/registry_source.h"
 
 namespace prometheus {
@@ -44,6 +46,8 @@ class Metrics {
   // After gc: the layer snapshots kept and the bytes they hold on disk (each once, however
   // many images share it).
   void snapshotsOnDisk(int count, int64_t bytes);
+  // Lazy pulling (docs/lazy.md): the host's totals since it started.
+  void lazyPulling(const puller::LazyLayerHost::Totals& totals);
   void snapshotsCollected(int count);
   // A check of a published site's tag ended (refresh, poll, webhook, start):
   // "unchanged", "updated" or "failed".
@@ -92,6 +96,14 @@ class Metrics {
   prometheus::Counter& snapshots_unpacked_;
   prometheus::Gauge& snapshots_kept_;
   prometheus::Gauge& snapshot_bytes_;
+  prometheus::Gauge& lazy_layers_;
+  prometheus::Gauge& lazy_fetched_ratio_;
+  prometheus::Family<prometheus::Counter>& lazy_bytes_;
+  prometheus::Counter& lazy_reads_;
+  prometheus::Counter& lazy_read_errors_;
+  prometheus::Counter& lazy_promotions_;
+  std::mutex lazy_mutex_;
+  puller::LazyLayerHost::Totals lazy_seen_;  // what lazyPulling() counted already
   prometheus::Counter& origin_requests_;
   prometheus::Counter& mirror_requests_;
   prometheus::Counter& origin_bytes_;

@@ -144,6 +144,23 @@ std::vector<LazyLayerHost::LayerStatus> LazyLayerHost::layers() const {
   return out;
 }
 
+LazyLayerHost::Totals LazyLayerHost::totals() const {
+  std::lock_guard lock(mutex_);
+  Totals totals = retired_;
+  for (const auto& [key, served] : served_) {
+    const auto stats = served->lazy->stats();
+    const auto reads = served->mount->stats();
+    ++totals.layers;
+    totals.bytes += served->layer.size;
+    totals.bytes_held += served->lazy->bytesHeld();
+    totals.bytes_on_demand += stats.bytes_fetched - stats.bytes_filled;
+    totals.bytes_filled += stats.bytes_filled;
+    totals.reads += reads.reads;
+    totals.read_errors += reads.read_errors;
+  }
+  return totals;
+}
+
 size_t LazyLayerHost::pendingBundles() const {
   std::lock_guard lock(mutex_);
   return bundles_.size() + promoting_;
@@ -234,6 +251,10 @@ bool LazyLayerHost::round() {
       }
     } promoted{*this};
     if (promoted_now && *promoted_now) {
+      {
+        std::lock_guard lock(mutex_);
+        ++retired_.promotions;
+      }
       spdlog::info(
           "{}: promoted to ordinary layer snapshots (the next start of its container "
           "mounts them)",
@@ -373,6 +394,12 @@ void LazyLayerHost::retireUnused() {
                      served.source.str(), served.layer.digest.str());
       }
       if (served.retiring && served.mount->ended()) {
+        const auto stats = served.lazy->stats();
+        const auto reads = served.mount->stats();
+        retired_.bytes_on_demand += stats.bytes_fetched - stats.bytes_filled;
+        retired_.bytes_filled += stats.bytes_filled;
+        retired_.reads += reads.reads;
+        retired_.read_errors += reads.read_errors;
         ended.push_back(std::move(it->second));
         it = served_.erase(it);
       } else {

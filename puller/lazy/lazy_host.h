@@ -107,6 +107,19 @@ class LazyLayerHost {
   // Bundles tracked and not promoted yet.
   size_t pendingBundles() const;
 
+  // Since the host started, retired layers included (the service's metrics and status).
+  struct Totals {
+    int layers = 0;               // served now
+    int64_t bytes = 0;            // their blobs' size
+    int64_t bytes_held = 0;       // of which fetched
+    int64_t bytes_on_demand = 0;  // fetched for readers (and prefetch)
+    int64_t bytes_filled = 0;     // fetched by the background fill
+    int64_t reads = 0;            // reads through the mounts
+    int64_t read_errors = 0;      // of which failed (EIO)
+    int64_t promotions = 0;       // bundles switched to snapshots
+  };
+  Totals totals() const;
+
   // Waits until every tracked bundle is promoted, or `ctx` ends (tests; a command's pull).
   Status settle(const Context& ctx);
 
@@ -139,7 +152,9 @@ class LazyLayerHost {
   std::map<Key, std::unique_ptr<Served>> served_;
   std::vector<LazyBundle> bundles_;
   std::vector<LazyBundle> given_up_;  // promotion failed for good: their layers stay served
-  size_t promoting_ = 0;              // bundles taken from bundles_ and being promoted
+  size_t promoting_ = 0;
+  Totals retired_;  // what retired layers counted, and promotions              // bundles taken
+                    // from bundles_ and being promoted
   std::stop_source stop_;
   std::thread worker_;
 };

@@ -800,6 +800,18 @@ TEST_F(Daemon, ALazySiteIsPublishedOverItsLayerReadInPlaceThenPromoted) {
   };
   EXPECT_TRUE(waitUntil(retired)) << log();
   EXPECT_EQ(siteState("lazy")["phase"], "published");
+  // The metrics say what happened: one promotion, bytes on demand and filled, nothing in place.
+  auto counted = [&] {
+    const std::string scraped = metrics();
+    return scraped.find("pullagent_lazy_promotions_total 1\n") != std::string::npos &&
+           scraped.find("pullagent_lazy_layers 0\n") != std::string::npos;
+  };
+  EXPECT_TRUE(waitUntil(counted, seconds(10))) << metrics();
+  const std::string scraped = metrics();
+  EXPECT_NE(scraped.find("pullagent_lazy_bytes_total{kind=\"on_demand\"}"), std::string::npos)
+      << scraped;
+  EXPECT_NE(scraped.find("pullagent_lazy_bytes_total{kind=\"filled\"}"), std::string::npos)
+      << scraped;
 }
 
 }  // namespace
