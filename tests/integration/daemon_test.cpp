@@ -776,10 +776,11 @@ TEST_F(Daemon, ALazySiteIsPublishedOverItsLayerReadInPlaceThenPromoted) {
   json agent = agentConfig();
   agent["storage"] = "overlay";
   agent["lazyPulling"] = "estargz";
-  putSite("lazy", {{"properties",
-                    {{"siteConfig",
-                      {{"linuxFxVersion",
-                        "DOCKER|" + stack().proxy("proxy_anon") + "/test/estargz:v1"}}}}}});
+  putSite(
+      "lazy",
+      {{"properties",
+        {{"siteConfig",
+          {{"linuxFxVersion", "DOCKER|" + stack().proxy("proxy_anon") + "/test/estargz:v1"}}}}}});
   start(agent);
   const std::string digest = stack().image("test/estargz:v1")["digest"];
   ASSERT_TRUE(waitForPublished("lazy", digest)) << log();
