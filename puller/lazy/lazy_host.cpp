@@ -1,6 +1,8 @@
 #include "puller/lazy/lazy_host.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 
@@ -8,6 +10,7 @@
 
 #include "base/atomic_file.h"
 #include "base/bounded_read.h"
+#include "base/unique_fd.h"
 #include "puller/oci/sha256.h"
 #include "puller/snapshot/chain_id.h"
 #include "puller/snapshot/overlay_mount.h"
@@ -36,6 +39,19 @@ struct LazyLayerHost::Served {
   int failures = 0;  // fills that failed; kMaxTries of them end the tries
   bool retiring = false;
   std::chrono::steady_clock::time_point next_try{};
+};
+
+// Ends a layer's turn in busy_ however the holder leaves.
+struct LazyLayerHost::Busy {
+  LazyLayerHost& host;
+  Key key;
+  ~Busy() {
+    {
+      std::lock_guard lock(host.mutex_);
+      host.busy_.erase(key);
+    }
+    host.changed_.notify_all();
+  }
 };
 
 LazyLayerHost::LazyLayerHost(StateDir state, ContentStore& store, ProvenanceStore& provenance,
@@ -68,11 +84,12 @@ fs::path LazyLayerHost::layerDir(const BlobSource& source, const Digest& digest)
 Result<fs::path> LazyLayerHost::serve(const BlobSource& source, const Descriptor& layer,
                                       estargz::RangeFetch fetch, std::shared_ptr<const void> keep,
                                       const Context& ctx) {
-  // One serve at a time: two pulls of one layer must not both open its cache.
-  std::lock_guard serving(serving_mutex_);
   const Key key{source, layer.digest};
   {
-    std::lock_guard lock(mutex_);
+    // One serve (or removal) of a layer at a time: two would both open its cache. Other
+    // layers' serves go on meanwhile, so a slow registry holds up its own layers only.
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return busy_.count(key) == 0; });
     if (auto found = served_.find(key); found != served_.end()) {
       if (found->second->retiring) {
         return makeError(ErrorCode::kUnavailable,
@@ -81,7 +98,9 @@ Result<fs::path> LazyLayerHost::serve(const BlobSource& source, const Descriptor
       ++found->second->pulls;
       return found->second->mount->layerRoot();
     }
+    busy_.insert(key);
   }
+  const Busy busy{*this, key};
   auto served = std::make_unique<Served>();
   served->source = source;
   served->layer = layer;
@@ -320,6 +339,19 @@ Status LazyLayerHost::fillAndStore(Served& served) {
 Result<bool> LazyLayerHost::promote(const LazyBundle& bundle) {
   // gc never runs meanwhile: what is unpacked here is named by the bundle before it could look.
   ASSIGN_OR_RETURN(auto state_lock, StateLock::acquire(state_, StateLock::Mode::kShared));
+  // The publishers' lock of the bundle (ImagePublisher): no publish of it runs meanwhile.
+  const fs::path lock_path =
+      bundle.dir.parent_path() / ("." + bundle.dir.filename().string() + ".lock");
+  const UniqueFd bundle_lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!bundle_lock.valid())
+    return errnoError(errno, "open", lock_path);
+  while (::flock(bundle_lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR)
+      return errnoError(errno, "lock", lock_path);
+    if (stop_.stop_requested())
+      return makeError(ErrorCode::kCancelled, "stopping");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   struct stat info {};
   if (::lstat((bundle.dir / kPublishedMarker).c_str(), &info) != 0)
     return false;
@@ -378,9 +410,6 @@ bool LazyLayerHost::usedLocked(const Served& served) const {
 }
 
 void LazyLayerHost::retireUnused() {
-  // No serve() of the same layer while its cache is removed (it would open a cache of its own
-  // there, and lose it).
-  std::lock_guard serving(serving_mutex_);
   std::vector<std::unique_ptr<Served>> ended;
   {
     std::lock_guard lock(mutex_);
@@ -400,6 +429,9 @@ void LazyLayerHost::retireUnused() {
         retired_.bytes_filled += stats.bytes_filled;
         retired_.reads += reads.reads;
         retired_.read_errors += reads.read_errors;
+        // No serve() of this layer until its cache is removed (it would open a cache of its
+        // own there, and lose it).
+        busy_.insert(it->first);
         ended.push_back(std::move(it->second));
         it = served_.erase(it);
       } else {
@@ -408,6 +440,7 @@ void LazyLayerHost::retireUnused() {
     }
   }
   for (auto& served : ended) {
+    const Busy busy{*this, Key{served->source, served->layer.digest}};
     const fs::path dir = layerDir(served->source, served->layer.digest);
     served.reset();  // unmounted, the cache closed
     std::error_code error;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -145,11 +146,12 @@ class LazyLayerHost {
   Options options_;
   SystemClock clock_;
 
-  std::mutex serving_mutex_;  // one serve() at a time
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   bool stopping_ = false;
   std::map<Key, std::unique_ptr<Served>> served_;
+  std::set<Key> busy_;  // layers being served or removed: one at a time each
+  struct Busy;
   std::vector<LazyBundle> bundles_;
   std::vector<LazyBundle> given_up_;  // promotion failed for good: their layers stay served
   size_t promoting_ = 0;

@@ -297,6 +297,7 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx) {
                                                       std::to_string(end - begin) + " bytes at " +
                                                       std::to_string(begin) + " is over the bound");
   }
+  uint64_t generation = 0;
   {
     std::unique_lock lock(mutex_);
     while (true) {
@@ -309,6 +310,7 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx) {
       RETURN_IF_ERROR(ctx.check());
     }
     in_flight_.insert(begin);
+    generation = generation_;
   }
   // Whatever happens below (an exception included), the member is no longer in flight after.
   struct InFlight {
@@ -334,6 +336,10 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx) {
   if (!status)
     return status;
   stats_.bytes_fetched += static_cast<int64_t>(end - begin);
+  // A discard() meanwhile cut the copy, perhaps after these bytes were written: they are not
+  // counted as held (the caller's chunk check decides about what it reads now).
+  if (generation != generation_)
+    return {};
   addHeldLocked(begin, end);
   const std::string line = std::to_string(begin) + " " + std::to_string(end) + "\n";
   if (::write(held_fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
@@ -490,6 +496,7 @@ Status LazyLayer::readBlob(const std::function<Status(std::string_view)>& sink) 
 
 void LazyLayer::discard() {
   std::lock_guard lock(mutex_);
+  ++generation_;
   held_.clear();
   // The sparse copy's blocks go too: a later fill writes every byte again.
   if (::ftruncate(blob_fd_, 0) != 0)

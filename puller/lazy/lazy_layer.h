@@ -131,6 +131,7 @@ class LazyLayer {
   std::condition_variable in_flight_done_;
   std::map<uint64_t, uint64_t> held_;  // begin -> end, disjoint, merged
   std::set<uint64_t> in_flight_;       // member starts being fetched
+  uint64_t generation_ = 0;            // discard()s so far: a fetch across one is not held
   // Verified chunks, most recently used first, keyed by (member offset, inner offset).
   using ChunkKey = std::pair<uint64_t, uint64_t>;
   std::list<std::pair<ChunkKey, std::shared_ptr<const std::string>>> lru_;
