@@ -1,6 +1,7 @@
 #include "agent/daemon/site_runner.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <map>
@@ -163,8 +164,24 @@ SitePullRunner::SitePullRunner(Clock& clock, Random& random, Metrics& metrics, b
 SitePullRunner::~SitePullRunner() = default;
 
 const puller::LazyLayerHost* SitePullRunner::lazyHost() const {
-  return lazy_ ? lazy_->host.get() : nullptr;
+  return lazy_host_.load();
 }
+
+namespace {
+
+// Whether this process shares the host's mount namespace (PID 1's), where the container runtime
+// mounts each image's overlay: FUSE mounts made in a namespace of the service's own (the unit
+// without its lazy-pulling drop-in) would never reach it. Unknown (PID 1's cannot be read):
+// assumed shared.
+bool inHostMountNamespace() {
+  struct stat own {};
+  struct stat host {};
+  if (::stat("/proc/self/ns/mnt", &own) != 0 || ::stat("/proc/1/ns/mnt", &host) != 0)
+    return true;
+  return own.st_ino == host.st_ino && own.st_dev == host.st_dev;
+}
+
+}  // namespace
 
 puller::LazyLayerHost* SitePullRunner::lazyFor(const DaemonServices& services) {
   if (services.agent.lazy_pulling != "estargz")
@@ -175,6 +192,17 @@ puller::LazyLayerHost* SitePullRunner::lazyFor(const DaemonServices& services) {
       spdlog::warn(
           "lazyPulling is \"estargz\" but images are not published over overlay snapshots as "
           "root here: every image is pulled whole");
+    });
+    return nullptr;
+  }
+  static const bool host_namespace = inHostMountNamespace();
+  if (!host_namespace) {
+    static std::once_flag said;
+    std::call_once(said, [] {
+      spdlog::warn(
+          "lazyPulling is \"estargz\" but the service runs in a mount namespace of its own: "
+          "its FUSE mounts would not reach the container runtime. Every image is pulled whole; "
+          "install the unit's lazy-pulling drop-in (docs/lazy.md)");
     });
     return nullptr;
   }
@@ -197,17 +225,21 @@ puller::LazyLayerHost* SitePullRunner::lazyFor(const DaemonServices& services) {
   made->provenance = std::make_unique<puller::ProvenanceStore>(made->state.provenance());
   made->snapshots = std::make_unique<puller::SnapshotStore>(made->state.snapshots());
   puller::LazyLayerHost::Options options;
-  // The fill runs below every site's pull: it waits while any attempt runs.
+  // The fill runs below every site's pull: it waits while any attempt runs, for half a minute
+  // at most per piece, so that a site whose attempts never end (a registry that hangs it to
+  // its deadline, then again) slows the fill down without stopping it.
   options.fill_turn = [this](const Context& ctx) -> Status {
-    while (running_.load() > 0) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (running_.load() > 0 && std::chrono::steady_clock::now() < give_up) {
       RETURN_IF_ERROR(ctx.check());
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
-    return {};
+    return ctx.check();
   };
   made->host = std::make_unique<puller::LazyLayerHost>(made->state, *made->store, *made->provenance,
                                                        *made->snapshots, options);
   lazy_ = std::move(made);
+  lazy_host_ = lazy_->host.get();
   return lazy_->host.get();
 }
 

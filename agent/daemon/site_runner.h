@@ -75,6 +75,7 @@ class SitePullRunner final : public SiteAttemptRunner {
   // first, while the throttle, verdicts and clock its clients use are still there.
   struct Lazy;
   std::unique_ptr<Lazy> lazy_;
+  std::atomic<puller::LazyLayerHost*> lazy_host_{nullptr};  // lazy_'s, read without mutex_
   puller::LazyLayerHost* lazyFor(const DaemonServices& services);
 };
 

@@ -74,7 +74,17 @@ LazyLayerHost::~LazyLayerHost() {
   if (worker_.joinable())
     worker_.join();
   std::lock_guard lock(mutex_);
-  served_.clear();  // unmounts
+  // Every mount begins to end at once, and what still holds one (a container's overlay) gets
+  // two seconds in all, not two per layer: a service stop stays within its timeout.
+  for (auto& [key, served] : served_)
+    served->mount->beginUnmount();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (auto& [key, served] : served_) {
+    while (!served->mount->ended() && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    served->mount->setUnmountWait(std::chrono::milliseconds(0));
+  }
+  served_.clear();  // unmounted, connections still held aborted
 }
 
 fs::path LazyLayerHost::layerDir(const BlobSource& source, const Digest& digest) const {
@@ -95,8 +105,16 @@ Result<fs::path> LazyLayerHost::serve(const BlobSource& source, const Descriptor
         return makeError(ErrorCode::kUnavailable,
                          "eStargz layer " + layer.digest.str() + " is being retired");
       }
-      ++found->second->pulls;
-      return found->second->mount->layerRoot();
+      // The newest pull's fetch serves from now on: its credentials and route are the
+      // site's current ones (an older pull's may be revoked, or its site gone). A layer given
+      // up on is tried again.
+      Served& served = *found->second;
+      served.lazy->setFetch(std::move(fetch));
+      served.keep = std::move(keep);
+      served.failures = 0;
+      served.next_try = {};
+      ++served.pulls;
+      return served.mount->layerRoot();
     }
     busy_.insert(key);
   }
@@ -211,6 +229,8 @@ bool LazyLayerHost::round() {
   {
     std::lock_guard lock(mutex_);
     for (auto& [key, served] : served_) {
+      if (!served->stored && store_.contains(served->layer.digest, served->layer.size))
+        served->stored = true;  // a whole pull stored it meanwhile: no fill needed
       if (!served->stored && !served->retiring && served->failures < kMaxTries &&
           served->next_try <= now && usedLocked(*served)) {
         next = served.get();
@@ -305,6 +325,12 @@ bool LazyLayerHost::round() {
 Status LazyLayerHost::fillAndStore(Served& served) {
   const Context ctx{&clock_, stop_.get_token(), std::nullopt};
   RETURN_IF_ERROR(served.lazy->fill(ctx, options_.fill_piece, [&]() -> Status {
+    {
+      // A layer no pull or bundle wants any more is retired, not filled.
+      std::lock_guard lock(mutex_);
+      if (!usedLocked(served))
+        return makeError(ErrorCode::kCancelled, "no longer used");
+    }
     return options_.fill_turn ? options_.fill_turn(ctx) : Status{};
   }));
   const Descriptor& layer = served.layer;

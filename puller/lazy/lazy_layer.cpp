@@ -323,7 +323,13 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx) {
     }
   } in_flight{*this, begin};
   Status status;
-  auto bytes = fetch_(static_cast<int64_t>(begin), static_cast<int64_t>(end) - 1, ctx);
+  RangeFetch fetch;
+  {
+    // A copy: setFetch() may replace it meanwhile, and the copy keeps what it uses alive.
+    std::lock_guard lock(mutex_);
+    fetch = fetch_;
+  }
+  auto bytes = fetch(static_cast<int64_t>(begin), static_cast<int64_t>(end) - 1, ctx);
   if (!bytes) {
     status = bytes.error();
   } else if (bytes->size() != end - begin) {
@@ -472,6 +478,11 @@ Status LazyLayer::fill(const Context& ctx, uint64_t piece, const std::function<S
     }
     at = end;
   }
+}
+
+void LazyLayer::setFetch(RangeFetch fetch) {
+  std::lock_guard lock(mutex_);
+  fetch_ = std::move(fetch);
 }
 
 bool LazyLayer::complete() const {

@@ -76,6 +76,9 @@ class LazyLayer {
   static constexpr uint64_t kFillPieceBytes = uint64_t{4} << 20;
   Status fill(const Context& ctx, uint64_t piece = kFillPieceBytes,
               const std::function<Status()>& between = {});
+  // Where later fetches go (the newest pull's registry client, credentials and route); a fetch
+  // under way finishes with the one it started with.
+  void setFetch(RangeFetch fetch);
   // Whether the copy holds every byte of the blob.
   bool complete() const;
   // The held copy of the whole blob, in order, in pieces to `sink` (kInternal unless

@@ -290,6 +290,14 @@ void LazyMount::detach() {
     ::umount2(mountpoint_.c_str(), MNT_DETACH);
 }
 
+void LazyMount::beginUnmount() {
+  if (fuse_ == nullptr)
+    return;
+  stop_.request_stop();  // reads waiting for the network give up
+  fuse_exit(fuse_);
+  ::umount2(mountpoint_.c_str(), MNT_DETACH);
+}
+
 LazyMount::~LazyMount() {
   if (fuse_ == nullptr)
     return;
@@ -302,7 +310,8 @@ LazyMount::~LazyMount() {
   ::umount2(mountpoint_.c_str(), MNT_DETACH);
   // The abort file was opened at mount time: once this connection is gone, writing to it does
   // nothing, so another mount that took its number later is never touched.
-  for (int waited = 0; !loop_done_ && waited < 100; ++waited)
+  for (auto waited = std::chrono::milliseconds(0); !loop_done_ && waited < unmount_wait_;
+       waited += std::chrono::milliseconds(20))
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (!loop_done_ && abort_fd_ >= 0)
     (void)::write(abort_fd_, "1", 1);

@@ -50,6 +50,12 @@ class LazyMount {
   // Retires the mount: detached from the mountpoint (nothing new reaches it) while what holds it
   // already (a container's overlay) reads on; the connection ends when the last of those goes.
   void detach();
+  // What the destructor does first, without waiting: an owner ending many mounts begins all,
+  // waits once, then destroys them with setUnmountWait(0).
+  void beginUnmount();
+  // How long the destructor waits for a connection something still holds (an overlay) to be let
+  // go before it aborts it: 2 s.
+  void setUnmountWait(std::chrono::milliseconds wait) { unmount_wait_ = wait; }
   // The connection ended (detached and let go, or unmounted by someone else).
   bool ended() const { return loop_done_.load(); }
   struct Stats {
@@ -73,6 +79,7 @@ class LazyMount {
   // at unmount.
   int abort_fd_ = -1;
   std::atomic<bool> loop_done_{false};
+  std::chrono::milliseconds unmount_wait_{2000};
   std::thread loop_;
   std::stop_source stop_;
   std::atomic<int64_t> reads_{0};

@@ -243,9 +243,10 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
             &made->throttle, &made->tally);
         lazy_client = std::move(made);
       }
-      RegistryClient* client = lazy_client->client.get();
-      auto fetch = [client, layer](int64_t first, int64_t last, const Context& read_ctx) {
-        return client->fetchRange(layer, first, last, read_ctx);
+      // The fetch holds the client: a copy of it in use stays usable after the host drops it.
+      auto fetch = [client = lazy_client, layer](int64_t first, int64_t last,
+                                                 const Context& read_ctx) {
+        return client->client->fetchRange(layer, first, last, read_ctx);
       };
       ASSIGN_OR_RETURN(auto root,
                        job.lazy->serve(lazy_source, layer, fetch, lazy_client, serve_ctx));

@@ -238,5 +238,55 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
   EXPECT_LE(bytesServed(anon(), layer_.digest.str()), layer_.size + 4096);
 }
 
+// Two pulls of one repository share its layer read in place; reads go through the newest pull's
+// registry client (its credentials and route are the site's current ones, an older pull's may be
+// revoked), and a layer no pull holds any more is retired without a fill.
+TEST_F(LazyLayers, TheNewestPullOfALayerServesItsReadsThroughItsOwnClient) {
+  const puller::StateDir state(dest_.path() / "state");
+  std::filesystem::create_directories(state.root());
+  auto store = puller::ContentStore::open(state.content()).value();
+  puller::ProvenanceStore provenance(state.provenance());
+  ASSERT_TRUE(provenance.prepare().ok());
+  const puller::SnapshotStore snapshots(state.snapshots());
+  puller::LazyLayerHost::Options options;
+  // No fill: this test is about reads.
+  options.fill_turn = [](const Context&) -> Status {
+    return makeError(ErrorCode::kUnavailable, "no fill in this test");
+  };
+  options.retry_after = std::chrono::milliseconds(100);
+  puller::LazyLayerHost host(state, *store, provenance, snapshots, options);
+  const puller::BlobSource source{anon(), "test/estargz"};
+  std::atomic<int> first{0};
+  std::atomic<int> second{0};
+  auto counting = [&](std::atomic<int>& count) {
+    return [&](int64_t begin, int64_t last, const Context& ctx) {
+      ++count;
+      return registry_->fetchRange(layer_, begin, last, ctx);
+    };
+  };
+  auto root = host.serve(source, layer_, counting(first), nullptr, context());
+  ASSERT_TRUE(root.ok()) << root.error().describe();
+  const int first_before = first;
+  auto again = host.serve(source, layer_, counting(second), nullptr, context());
+  ASSERT_TRUE(again.ok()) << again.error().describe();
+  EXPECT_EQ(*again, *root);
+  EXPECT_EQ(readFile(*root / "bin/big"), EstargzSample::big());
+  EXPECT_EQ(first, first_before);
+  EXPECT_EQ(second, 3);  // bin/big's three chunks, through the newest pull's client
+
+  // Both pulls end without publishing: the layer is retired, its cache removed.
+  for (int pull = 0; pull < 2; ++pull) {
+    puller::LazyBundle ended;
+    ended.source = source;
+    ended.served = {layer_.digest};
+    host.finishPull(std::move(ended), false);
+  }
+  const auto dir = host.layerDir(source, layer_.digest);
+  for (int i = 0; i < 200 && std::filesystem::exists(dir); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  EXPECT_FALSE(store->contains(layer_.digest, layer_.size));  // never filled
+}
+
 }  // namespace
 }  // namespace pullagent::testing
