@@ -24,7 +24,8 @@ constexpr const char* kImagesUsage =
     R"(usage: pullagent images [--config AGENT.json | --state DIR] [--json]
 
 Lists the images published in the state dir: how each keeps its root filesystem (overlay:
-layer snapshots shared with other images; flat: a tree of its own), the disk it uses alone
+layer snapshots shared with other images; flat: a tree of its own; lazy: overlay with layers
+still read in place, until the service promotes them), the disk it uses alone
 (OWN: its bundle and the snapshots no other image uses) and shares (SHARED: snapshots other
 images use too, counted in full for each), when a site last used it (the order eviction
 follows, oldest first), the sites that hold it (SITES: "web" publishes it, "web:stopped" is a
@@ -37,6 +38,13 @@ shown to be there; a pull from any other source proves the blobs again before it
   --state DIR     the state dir itself
   --json          the same as JSON (bytes as numbers)
 )";
+
+// "flat", "overlay", or "lazy": over snapshots with some layers still read in place.
+const char* storageOf(const puller::ImageDiskUsage& image) {
+  if (image.flat)
+    return "flat";
+  return image.layers_in_place > 0 ? "lazy" : "overlay";
+}
 
 // The sites holding each image, by manifest digest: "web" (published), "web:stopped" (the
 // published image of a stopped site), "web:previous" (kept for a rollback while space allows),
@@ -112,8 +120,9 @@ int runImages(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
     auto images = nlohmann::json::array();
     for (const auto& image : usage->images) {
       images.push_back({{"digest", image.digest.str()},
-                        {"storage", image.flat ? "flat" : "overlay"},
+                        {"storage", storageOf(image)},
                         {"layers", image.layers},
+                        {"layersInPlace", image.layers_in_place},
                         {"ownBytes", image.own_bytes},
                         {"sharedBytes", image.shared_bytes},
                         {"sites", sitesOf(image.digest)},
@@ -136,9 +145,8 @@ int runImages(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
               "SHARED", "LAST USED", "SITES", "PROVEN FOR");
   for (const auto& image : usage->images) {
     std::printf("sha256:%-13s %-8s %6zu %10s %10s  %-20s  %-20s %s\n",
-                image.digest.hex().substr(0, 12).c_str(), image.flat ? "flat" : "overlay",
-                image.layers, humanBytes(image.own_bytes).c_str(),
-                humanBytes(image.shared_bytes).c_str(),
+                image.digest.hex().substr(0, 12).c_str(), storageOf(image), image.layers,
+                humanBytes(image.own_bytes).c_str(), humanBytes(image.shared_bytes).c_str(),
                 lastUsedText(last_use.read(image.digest)).c_str(),
                 joined(sitesOf(image.digest)).c_str(), joined(sourcesOf(image.digest)).c_str());
   }

@@ -61,7 +61,38 @@ LazyLayerHost::LazyLayerHost(StateDir state, ContentStore& store, ProvenanceStor
       provenance_(provenance),
       snapshots_(snapshots),
       options_(std::move(options)) {
+  removeLeftovers();
   worker_ = std::thread([this] { work(); });
+}
+
+void LazyLayerHost::removeLeftovers() {
+  // What a process that served layers before this one left (a restart, a kill): its mounts are
+  // dead (every access ENOTCONN) and its caches serve no image any more (a bundle over them is
+  // not reused: it is published again). A cache a live process holds (its lock) stays.
+  std::error_code error;
+  for (const auto& source : fs::directory_iterator(state_.lazy(), error)) {
+    std::error_code ignored;
+    for (const auto& layer : fs::directory_iterator(source.path(), ignored)) {
+      const fs::path dir = layer.path();
+      const UniqueFd lock(::open((dir / "cache/lock").c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+      if (lock.valid() && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
+        continue;
+      const fs::path mountpoint = dir / "mnt";
+      (void)::umount2(mountpoint.c_str(), MNT_DETACH);
+      // Never removed through a mount: only once the mountpoint is a directory of the state
+      // dir's own filesystem again.
+      struct stat at {};
+      struct stat parent {};
+      if (::lstat(mountpoint.c_str(), &at) == 0 &&
+          (::lstat(dir.c_str(), &parent) != 0 || at.st_dev != parent.st_dev)) {
+        spdlog::warn("{}: still mounted, left in place", mountpoint.string());
+        continue;
+      }
+      spdlog::info("lazy layer {} left by an earlier process: removed", dir.string());
+      fs::remove_all(dir, ignored);
+    }
+    fs::remove(source.path(), ignored);  // once empty
+  }
 }
 
 LazyLayerHost::~LazyLayerHost() {

@@ -128,6 +128,8 @@ class LazyLayerHost {
   struct Served;
   using Key = std::pair<BlobSource, Digest>;
 
+  // Removes the layers an earlier process served (their mounts dead, their caches unused).
+  void removeLeftovers();
   void work();  // the fill, promotion and retirement thread
   // One round: the first layer not stored is filled and stored; bundles whose layers are all
   // stored are promoted; layers no bundle waits for are retired. False when nothing was to do.

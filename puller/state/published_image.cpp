@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "base/bounded_read.h"
 #include "base/confined_root.h"
 #include "base/unique_fd.h"
@@ -24,6 +26,27 @@ bool isPublished(const StateDir& state, const Digest& digest) {
          S_ISREG(info.st_mode);
 }
 
+namespace {
+
+// The layers a bundle's rootfs-mounts.json says are read in place ("inPlace": lazy pulling).
+size_t layersInPlace(const fs::path& image_dir) {
+  auto text = readRegularFile(image_dir / kRootfsMountsFile, size_t{1} << 20);
+  if (!text)
+    return 0;
+  const auto description = nlohmann::json::parse(*text, nullptr, false);
+  if (!description.is_object() || !description.contains("layers") ||
+      !description["layers"].is_array())
+    return 0;
+  size_t count = 0;
+  for (const auto& layer : description["layers"]) {
+    if (layer.is_object() && layer.value("inPlace", false))
+      ++count;
+  }
+  return count;
+}
+
+}  // namespace
+
 Result<PublishedRootfs> publishedRootfs(const fs::path& image_dir) {
   struct stat info {};
   if (::lstat((image_dir / kPublishedMarker).c_str(), &info) != 0)
@@ -34,10 +57,10 @@ Result<PublishedRootfs> publishedRootfs(const fs::path& image_dir) {
   auto config = text ? parseImageConfig(*text) : Result<ImageConfigSummary>(text.error());
   if (!config) {
     if (flat)
-      return PublishedRootfs{true, {}};  // its tree is all it needs
+      return PublishedRootfs{true, {}, 0};  // its tree is all it needs
     return config.error();
   }
-  return PublishedRootfs{flat, chainIds(config->diff_ids)};
+  return PublishedRootfs{flat, chainIds(config->diff_ids), flat ? 0 : layersInPlace(image_dir)};
 }
 
 Result<StateDiskUsage> stateDiskUsage(const StateDir& state_dir) {
@@ -82,7 +105,7 @@ Result<StateDiskUsage> stateDiskUsage(const StateDir& state_dir) {
     }
   }
   for (const auto& [digest, published] : rootfs) {
-    ImageDiskUsage image{digest, published.flat, published.chain.size(), 0, 0};
+    ImageDiskUsage image{digest, published.flat, published.chain.size(), published.in_place, 0, 0};
     image.own_bytes = diskUsage(state_dir.image(digest));
     const std::set<Digest> chains =
         published.flat ? std::set<Digest>{}

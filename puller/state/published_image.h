@@ -16,6 +16,7 @@ namespace pullagent::puller {
 struct PublishedRootfs {
   bool flat = false;
   std::vector<Digest> chain;  // the layers' chain ids (flat: when its image config reads)
+  size_t in_place = 0;        // layers still read in place (lazy pulling), not yet promoted
 };
 
 // Read from the image config the image was published with (image-config.json), never from
@@ -33,6 +34,7 @@ struct ImageDiskUsage {
   Digest digest;  // the manifest's
   bool flat = false;
   size_t layers = 0;
+  size_t layers_in_place = 0;  // lazy pulling: layers not yet promoted to snapshots
   int64_t own_bytes = 0;     // its bundle (with the tree when flat) and the snapshots only it uses
   int64_t shared_bytes = 0;  // the snapshots other images use too
 };

@@ -3,6 +3,7 @@
 // a container reads.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -23,6 +24,7 @@
 #include "tests/integration/pull_fixture.h"
 #include "tests/support/estargz_sample.h"
 #include "tests/support/fixed_random.h"
+#include "tests/support/process.h"
 
 namespace pullagent::testing {
 namespace {
@@ -177,6 +179,17 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
   EXPECT_EQ(readThroughOverlay("bin/big"), EstargzSample::big());
   EXPECT_EQ(readThroughOverlay("etc/hosts"), EstargzSample::hosts());
   EXPECT_LT(bytesServed(anon(), layer_.digest.str()), layer_.size);
+  // `pullagent images` says which images are still read in place.
+  auto storage = [&] {
+    auto listed =
+        runProcess({PULLAGENT_BINARY, "images", "--state", state.root().string(), "--json"});
+    EXPECT_EQ(listed.exit_code, 0) << listed.all();
+    const auto images = json::parse(listed.out)["images"];
+    EXPECT_EQ(images.size(), 1u) << listed.out;
+    return images.empty() ? json() : images[0];
+  };
+  EXPECT_EQ(storage()["storage"], "lazy");
+  EXPECT_EQ(storage()["layersInPlace"], 1);
 
   // Who may use the layer: its cache serves test/estargz alone. Another repository naming the
   // digest gets a layer of its own, every byte of it (the footer and TOC first) asked of its
@@ -227,6 +240,7 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
   EXPECT_EQ(layers[0]["path"],
             snapshots.layerDir(puller::chainIds(pulled->image.diff_ids)[0]).string());
   EXPECT_EQ(readThroughOverlay("bin/big"), EstargzSample::big());
+  EXPECT_EQ(storage()["storage"], "overlay");
   const auto served_dir =
       host.layerDir(puller::BlobSource{request.ref.domain, "test/estargz"}, layer_.digest);
   const auto other_dir = host.layerDir(other, layer_.digest);
@@ -288,6 +302,32 @@ TEST_F(LazyLayers, TheNewestPullOfALayerServesItsReadsThroughItsOwnClient) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(std::filesystem::exists(dir));
   EXPECT_FALSE(store->contains(layer_.digest, layer_.size));  // never filled
+}
+
+// After a restart: the layers the earlier process served are dead mounts and unused caches, and
+// go when the next host starts; a cache a live process holds stays.
+TEST_F(LazyLayers, LayersAnEarlierProcessLeftAreRemovedAndAHeldOneStays) {
+  const puller::StateDir state(dest_.path() / "state");
+  const auto left = state.lazy() / "source" / "left";
+  const auto held = state.lazy() / "source" / "held";
+  for (const auto& dir : {left, held}) {
+    std::filesystem::create_directories(dir / "cache");
+    std::filesystem::create_directories(dir / "mnt");
+    writeFile(dir / "cache/blob", "bytes");
+    writeFile(dir / "cache/lock", "");
+  }
+  const int lock = ::open((held / "cache/lock").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(lock, 0);
+  ASSERT_EQ(::flock(lock, LOCK_EX), 0);
+  auto store = puller::ContentStore::open(state.content()).value();
+  puller::ProvenanceStore provenance(state.provenance());
+  const puller::SnapshotStore snapshots(state.snapshots());
+  {
+    puller::LazyLayerHost host(state, *store, provenance, snapshots, {});
+    EXPECT_FALSE(std::filesystem::exists(left));
+    EXPECT_TRUE(std::filesystem::exists(held / "cache/blob"));
+  }
+  ::close(lock);
 }
 
 }  // namespace
