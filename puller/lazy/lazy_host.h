@@ -45,8 +45,9 @@ struct LazyBundle {
 //     mounted with FUSE; a pull names the mount's layer directory as the image's lower layer.
 //  2. The fill, one thread for the host, one layer and one request at a time (a lower priority
 //     than any pull, through Options::fill_turn): the bytes no reader asked for. A complete copy
-//     goes into the content store through an Ingest, which checks the blob's digest; its source
-//     is recorded as for a download. A copy that does not verify is dropped and fetched again.
+//     goes into the content store through an Ingest, which checks the blob's digest (no source is
+//     recorded: the ranges may have come from a mirror). A copy that does not verify is dropped
+//     and fetched again.
 //  3. Promotion: once every layer of a tracked bundle is in the store, the layers are unpacked
 //     into ordinary snapshots (each diff_id verified, as for any pull) and the bundle's
 //     rootfs-mounts.json is rewritten atomically to name them. What is running keeps reading
@@ -57,7 +58,8 @@ struct LazyBundle {
 // Who may use a layer: its cache lives under <root>/<sha256 of "registry/repository">/<digest
 // hex>/ and serves only pulls of that source, since held bytes are served without asking the
 // registry and a digest is a name, not a proof. Another repository naming the same digest gets
-// a layer of its own, fetched from its own registry.
+// a layer of its own, fetched from its own registry. Pulls of one source share its layer, read
+// through the newest pull's fetch (its credentials and route).
 //
 // The mounts live as long as this object (the service's process): see docs/lazy.md for what a
 // restart means.
@@ -72,8 +74,8 @@ class LazyLayerHost {
     std::chrono::milliseconds retry_after{30000};
   };
 
-  // `root` is the state dir's lazy/; the store, provenance and snapshots are the state dir's,
-  // and must outlive the host.
+  // Layers live in the state dir's lazy/ (what an earlier process left there is removed first);
+  // the store, provenance and snapshots are the state dir's, and must outlive the host.
   LazyLayerHost(StateDir state, ContentStore& store, ProvenanceStore& provenance,
                 const SnapshotStore& snapshots, Options options);
   ~LazyLayerHost();  // stops the fill, unmounts every layer
