@@ -15,6 +15,7 @@
 #include "puller/snapshot/chain_id.h"
 #include "puller/snapshot/overlay_mount.h"
 #include "puller/state/state_lock.h"
+#include "puller/unpack/image_publisher.h"
 #include "puller/unpack/layer_snapshot.h"
 
 namespace pullagent::puller {
@@ -397,8 +398,7 @@ Result<bool> LazyLayerHost::promote(const LazyBundle& bundle) {
   // gc never runs meanwhile: what is unpacked here is named by the bundle before it could look.
   ASSIGN_OR_RETURN(auto state_lock, StateLock::acquire(state_, StateLock::Mode::kShared));
   // The publishers' lock of the bundle (ImagePublisher): no publish of it runs meanwhile.
-  const fs::path lock_path =
-      bundle.dir.parent_path() / ("." + bundle.dir.filename().string() + ".lock");
+  const fs::path lock_path = ImagePublisher::lockPath(bundle.dir);
   const UniqueFd bundle_lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!bundle_lock.valid())
     return errnoError(errno, "open", lock_path);

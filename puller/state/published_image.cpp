@@ -39,7 +39,8 @@ size_t layersInPlace(const fs::path& image_dir) {
     return 0;
   size_t count = 0;
   for (const auto& layer : description["layers"]) {
-    if (layer.is_object() && layer.value("inPlace", false))
+    if (layer.is_object() && layer.contains("inPlace") && layer["inPlace"].is_boolean() &&
+        layer["inPlace"].get<bool>())
       ++count;
   }
   return count;

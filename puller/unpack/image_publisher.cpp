@@ -46,7 +46,7 @@ ImagePublisher::~ImagePublisher() {
 }
 
 bool ImagePublisher::lockTarget() {
-  const auto path = target_.parent_path() / ("." + target_.filename().string() + ".lock");
+  const auto path = lockPath(target_);
   std::error_code ec;
   std::filesystem::create_directories(target_.parent_path(), ec);  // open() reports a failure
   target_lock_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
@@ -80,11 +80,17 @@ bool ImagePublisher::inPlaceLayersPresent(const std::filesystem::path& bundle) {
       !description["layers"].is_array())
     return false;
   for (const auto& layer : description["layers"]) {
-    if (!layer.is_object() || !layer.value("inPlace", false))
+    // The file is the agent's own, but a damaged one must not throw (value() does on a type
+    // it does not expect).
+    const bool in_place = layer.is_object() && layer.contains("inPlace") &&
+                          layer["inPlace"].is_boolean() && layer["inPlace"].get<bool>();
+    if (!in_place)
       continue;
     // A layer read in place is a directory inside its FUSE mount: missing once the process
     // that served it is gone (a restart), and the bundle is published again.
-    const auto path = layer.value("path", std::string());
+    const auto path = layer.contains("path") && layer["path"].is_string()
+                          ? layer["path"].get<std::string>()
+                          : std::string();
     struct stat info {};
     if (path.empty() || ::stat(path.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
       spdlog::info("{}: its layer read in place at {} is not served: published again",

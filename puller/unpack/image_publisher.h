@@ -55,6 +55,11 @@ class ImagePublisher final : public PullObserver {
                  bool reuse_existing = false, RuntimeOptions runtime = {},
                  const SnapshotStore* snapshots = nullptr);
 
+  // The lock file publishers of `target` take turns through; a promotion of a bundle read in
+  // place (LazyLayerHost) takes it too.
+  static std::filesystem::path lockPath(const std::filesystem::path& target) {
+    return target.parent_path() / ("." + target.filename().string() + ".lock");
+  }
   // True when the image was already published and left as it was.
   bool reused() const { return reused_; }
   // Layer snapshots this publish found made already and those it unpacked.
