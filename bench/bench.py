@@ -23,7 +23,10 @@ More scenarios follow the cold pull (bench/scenarios.py, bench/warm.py):
   disk       disk over time for a site's redeploys: pullagent with and without watermarks,
              podman with and without image prune, a kubelet-style image GC (bench/disk.py)
   ranges     one 200 MB layer behind a proxy capping each connection at 20 MB/s, and
-             unthrottled: four ranges against one stream and skopeo (bench/ranges.py)"""
+             unthrottled: four ranges against one stream and skopeo (bench/ranges.py)
+  lazy       the image converted to eStargz by ctr-remote, published by the service whole and
+             lazily, over a 100 Mbit/s link and unthrottled: when a startup working set has
+             been read, when everything has, bytes fetched (bench/lazy.py)"""
 import argparse
 import gzip
 import hashlib
@@ -45,6 +48,7 @@ import scenarios as scenario_lib  # noqa: E402
 import warm as warm_lib  # noqa: E402
 import disk as disk_lib  # noqa: E402
 import ranges as ranges_lib  # noqa: E402
+import lazy as lazy_lib  # noqa: E402
 
 CACHE_VERSION = "v2"  # v2: every layer holds its parent directories
 MB = 1000 * 1000
@@ -199,9 +203,9 @@ def main():
     parser.add_argument("--tools", default="pullagent,pullagent-snap,skopeo+umoci,podman,gzip",
                         help="comma-separated subset of: pullagent, pullagent-snap, "
                              "skopeo+umoci, podman, gzip")
-    parser.add_argument("--scenarios", default="cold,redeploy,sites,sharing,warm,disk,ranges",
+    parser.add_argument("--scenarios", default="cold,redeploy,sites,sharing,warm,disk,ranges,lazy",
                         help="comma-separated subset of: cold, redeploy, sites, sharing, warm, "
-                             "disk, ranges")
+                             "disk, ranges, lazy")
     args = parser.parse_args()
     scenarios = args.scenarios.split(",")
 
@@ -304,7 +308,8 @@ def main():
                  scenario_lib.sharing(env) if "sharing" in scenarios else "",
                  warm_lib.warm(env) if "warm" in scenarios else "",
                  disk_lib.disk(env) if "disk" in scenarios else "",
-                 ranges_lib.ranges(env) if "ranges" in scenarios else ""]
+                 ranges_lib.ranges(env) if "ranges" in scenarios else "",
+                 lazy_lib.lazy(env) if "lazy" in scenarios else ""]
     finally:
         os.close(keepalive_w)
         stack.terminate()

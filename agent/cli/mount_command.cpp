@@ -24,7 +24,8 @@ directory): the overlay of its layer snapshots, read-only; with --upper and --wo
 directories on one filesystem), writable, changes going to DIR. An image published as a plain
 tree (flat storage) is bind-mounted read-only, or used as the lower layer under --upper.
 IMAGE is the manifest digest (sha256:...), the image's directory (DIR/images/<hex>), or a
-bundle published with `pullagent pull --bundle` (its layers in the same --state).
+bundle published with `pullagent pull --bundle` (its layers in the same --state). A layer the
+service still reads in place (lazy pulling) is mounted from its FUSE mount while it serves it.
 
 options:
   --state DIR         the state dir (default: the agent config's stateDir, else
@@ -58,7 +59,8 @@ Result<fs::path> imageDirectory(const std::string& image, const puller::StateDir
 
 // The layer directories, top first. Derived from the image config the image was published
 // with and the state dir's snapshot store, never read as paths from a file: whatever is in the
-// image directory, only snapshots of this state dir are ever mounted.
+// image directory, only snapshots of this state dir are ever mounted, and a layer still read in
+// place (lazy pulling) only where this state dir's lazy host serves it now.
 Result<std::vector<fs::path>> layerDirectories(const fs::path& image_dir,
                                                const puller::StateDir& state) {
   ASSIGN_OR_RETURN(auto published, puller::publishedRootfs(image_dir));
@@ -66,13 +68,21 @@ Result<std::vector<fs::path>> layerDirectories(const fs::path& image_dir,
     return std::vector<fs::path>{image_dir / "rootfs"};  // a plain tree (flat storage)
   const puller::SnapshotStore snapshots(state.snapshots());
   const auto& chain = published.chain;
-  for (const auto& id : chain) {
-    if (!snapshots.has(id)) {
-      return makeError(ErrorCode::kNotFound, "the snapshot of layer chain " + id.str() +
-                                                 " is missing from " + snapshots.root().string());
+  std::vector<fs::path> lowers;
+  for (size_t below = chain.size(); below-- > 0;) {
+    if (auto in_place = published.in_place.find(below); in_place != published.in_place.end()) {
+      RETURN_IF_ERROR(puller::inPlaceLayerServed(state, in_place->second));
+      lowers.push_back(in_place->second);
+      continue;
     }
+    if (!snapshots.has(chain[below])) {
+      return makeError(ErrorCode::kNotFound, "the snapshot of layer chain " +
+                                                 chain[below].str() + " is missing from " +
+                                                 snapshots.root().string());
+    }
+    lowers.push_back(snapshots.layerDir(chain[below]));
   }
-  return snapshots.lowerDirs(chain, chain.size());
+  return lowers;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include <map>
 #include <set>
@@ -28,22 +29,31 @@ bool isPublished(const StateDir& state, const Digest& digest) {
 
 namespace {
 
-// The layers a bundle's rootfs-mounts.json says are read in place ("inPlace": lazy pulling).
-size_t layersInPlace(const fs::path& image_dir) {
+// The layers a bundle's rootfs-mounts.json says are read in place ("inPlace": lazy pulling), by
+// index, with the directory it names (empty when the entry names none as a string).
+std::map<size_t, fs::path> layersInPlace(const fs::path& image_dir) {
+  std::map<size_t, fs::path> in_place;
   auto text = readRegularFile(image_dir / kRootfsMountsFile, size_t{1} << 20);
   if (!text)
-    return 0;
+    return in_place;
   const auto description = nlohmann::json::parse(*text, nullptr, false);
   if (!description.is_object() || !description.contains("layers") ||
       !description["layers"].is_array())
-    return 0;
-  size_t count = 0;
-  for (const auto& layer : description["layers"]) {
+    return in_place;
+  const auto& layers = description["layers"];
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const auto& layer = layers[i];
     if (layer.is_object() && layer.contains("inPlace") && layer["inPlace"].is_boolean() &&
-        layer["inPlace"].get<bool>())
-      ++count;
+        layer["inPlace"].get<bool>()) {
+      const bool named = layer.contains("path") && layer["path"].is_string();
+      in_place[i] = named ? fs::path(layer["path"].get<std::string>()) : fs::path();
+    }
   }
-  return count;
+  return in_place;
+}
+
+bool isHexDigest(const std::string& name) {
+  return name.size() == 64 && name.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
 }  // namespace
@@ -58,10 +68,37 @@ Result<PublishedRootfs> publishedRootfs(const fs::path& image_dir) {
   auto config = text ? parseImageConfig(*text) : Result<ImageConfigSummary>(text.error());
   if (!config) {
     if (flat)
-      return PublishedRootfs{true, {}, 0};  // its tree is all it needs
+      return PublishedRootfs{true, {}, {}};  // its tree is all it needs
     return config.error();
   }
-  return PublishedRootfs{flat, chainIds(config->diff_ids), flat ? 0 : layersInPlace(image_dir)};
+  return PublishedRootfs{flat, chainIds(config->diff_ids),
+                         flat ? std::map<size_t, fs::path>{} : layersInPlace(image_dir)};
+}
+
+Status inPlaceLayerServed(const StateDir& state, const fs::path& dir) {
+  // The path's form first: whatever a bundle's file says, only the lazy host's own mounts.
+  const fs::path relative = dir.lexically_relative(state.lazy());
+  std::vector<std::string> parts;
+  for (const auto& part : relative)
+    parts.push_back(part.string());
+  if (!dir.is_absolute() || dir.lexically_normal() != dir || parts.size() != 4 ||
+      !isHexDigest(parts[0]) || !isHexDigest(parts[1]) || parts[2] != "mnt" ||
+      parts[3] != "layer") {
+    return makeError(ErrorCode::kInvalidArgument,
+                     "a layer read in place at " + dir.string() + " is not one the lazy host of " +
+                         state.root().string() + " serves");
+  }
+  // Then that it is served: the layer directory of a live FUSE mount. Its mount point's own
+  // directory would be an empty (or stale) tree under the overlay, never the layer.
+  constexpr long kFuseSuperMagic = 0x65735546;
+  struct statfs info {};
+  if (::statfs(dir.parent_path().c_str(), &info) != 0 || info.f_type != kFuseSuperMagic) {
+    return makeError(ErrorCode::kUnavailable,
+                     "the layer read in place at " + dir.string() +
+                         " is not served now (the service that served it stopped; it serves "
+                         "the image again when it next publishes it)");
+  }
+  return {};
 }
 
 Result<StateDiskUsage> stateDiskUsage(const StateDir& state_dir) {
@@ -106,7 +143,8 @@ Result<StateDiskUsage> stateDiskUsage(const StateDir& state_dir) {
     }
   }
   for (const auto& [digest, published] : rootfs) {
-    ImageDiskUsage image{digest, published.flat, published.chain.size(), published.in_place, 0, 0};
+    ImageDiskUsage image{
+        digest, published.flat, published.chain.size(), published.in_place.size(), 0, 0};
     image.own_bytes = diskUsage(state_dir.image(digest));
     const std::set<Digest> chains =
         published.flat ? std::set<Digest>{}

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <vector>
 
 #include "base/error.h"
@@ -16,13 +17,20 @@ namespace pullagent::puller {
 struct PublishedRootfs {
   bool flat = false;
   std::vector<Digest> chain;  // the layers' chain ids (flat: when its image config reads)
-  size_t in_place = 0;        // layers still read in place (lazy pulling), not yet promoted
+  // Layers still read in place (lazy pulling), not yet promoted: layer index (bottom first) ->
+  // the directory rootfs-mounts.json names. Trust it only through inPlaceLayerServed().
+  std::map<size_t, std::filesystem::path> in_place;
 };
 
 // Read from the image config the image was published with (image-config.json), never from
 // paths in a file of the image directory: whatever that directory holds, only snapshots of the
 // state dir's own store are named. kNotFound when no image is published at `image_dir`.
 Result<PublishedRootfs> publishedRootfs(const std::filesystem::path& image_dir);
+
+// Whether `dir`, named by a rootfs-mounts.json as a layer read in place, is one the lazy host of
+// `state` serves: exactly <state>/lazy/<source hex>/<layer hex>/mnt/layer, and a FUSE mount now.
+// kInvalidArgument for any other path, kUnavailable for a dead mount (its service is gone).
+Status inPlaceLayerServed(const StateDir& state, const std::filesystem::path& dir);
 
 // Whether the image `digest` is published whole in `state`: its marker, written last by the
 // publish, is a regular file (lstat: a link or anything else in its place is not, and no

@@ -190,6 +190,34 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
   };
   EXPECT_EQ(storage()["storage"], "lazy");
   EXPECT_EQ(storage()["layersInPlace"], 1);
+  // `pullagent mount` mounts it over the layer read in place, and only over a layer this state
+  // dir's lazy host serves now, whatever rootfs-mounts.json names.
+  const auto mount_root = dest_.path() / "mounted";
+  std::filesystem::create_directories(mount_root);
+  auto mountCommand = [&] {
+    return runProcess({PULLAGENT_BINARY, "mount", pulled->image.manifest.digest.str(),
+                       mount_root.string(), "--state", state.root().string()});
+  };
+  {
+    auto mounted = mountCommand();
+    ASSERT_EQ(mounted.exit_code, 0) << mounted.all();
+    puller::ScopedMount unmount(mount_root);
+    EXPECT_EQ(readFile(mount_root / "etc/hosts"), EstargzSample::hosts());
+  }
+  const std::string honest = readFile(bundle / "rootfs-mounts.json");
+  for (const auto& [named, refusal] :
+       std::vector<std::pair<std::string, std::string>>{
+           {(state.root() / "snapshots").string(), "is not one the lazy host"},
+           {(state.lazy() / std::string(64, 'a') / std::string(64, 'b') / "mnt/layer").string(),
+            "is not served now"}}) {
+    auto tampered = json::parse(honest);
+    tampered["layers"][0]["path"] = named;
+    writeFile(bundle / "rootfs-mounts.json", tampered.dump());
+    auto refused = mountCommand();
+    EXPECT_NE(refused.exit_code, 0) << named;
+    EXPECT_NE(refused.err.find(refusal), std::string::npos) << refused.all();
+  }
+  writeFile(bundle / "rootfs-mounts.json", honest);
 
   // Who may use the layer: its cache serves test/estargz alone. Another repository naming the
   // digest gets a layer of its own, every byte of it (the footer and TOC first) asked of its

@@ -264,6 +264,9 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
     The setting `rate_limit` {"per_second": N, "retry_after": S, "count_rejected": bool}
     answers 429 with Retry-After: S to a request beyond N in the last second (as ACR
     throttles); with count_rejected the refused requests count as well.
+    The setting `link_rate` (bytes a second) makes the proxy a link of that speed: every body it
+    sends, on every connection, shares it in 64 KiB pieces taken in turn (the benchmark's
+    100 Mbit/s line, however many connections a client opens).
     A fault with "range_from": N applies only to a request whose Range starts at byte N.
     Every forwarded request is recorded: path, Range, whether Authorization was present, bytes
     of body sent, X-Mirror-Key. With the setting `mirror` (a registry mirror in front of a
@@ -271,6 +274,21 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
     `mirror_authorization` (none by default) is a violation: the origin's credentials leaked."""
 
     context = ssl.create_default_context(cafile=ca_file)
+    link = {"lock": threading.Lock(), "free_at": 0.0}
+
+    def over_link(write, data, entry):
+        """Sends `data` through the shared link: each piece waits for its turn on the line."""
+        piece = 64 * 1024
+        for start in range(0, len(data), piece):
+            chunk = data[start:start + piece]
+            with link["lock"]:
+                now = time.monotonic()
+                begins = max(now, link["free_at"])
+                link["free_at"] = begins + len(chunk) / state["link_rate"]
+                done = link["free_at"]
+            time.sleep(max(0.0, done - time.monotonic()))
+            write(chunk)
+            entry["bytes"] = start + len(chunk)
 
     def take_fault(path, range_header=None):
         with recorder.lock:
@@ -429,6 +447,9 @@ def make_proxy_handler(upstream_host, upstream_port, ca_file, recorder, state, s
                 self.close_connection = True
                 return
             cut = fault.get("at") if action in ("reset_at", "stall_at", "truncate_at") else None
+            if (cut is None or cut >= len(data)) and state.get("link_rate"):
+                over_link(self.wfile.write, data, entry)
+                return
             if cut is None or cut >= len(data):
                 self.wfile.write(data)
                 entry["bytes"] = len(data)
