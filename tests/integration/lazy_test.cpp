@@ -205,8 +205,7 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
     EXPECT_EQ(readFile(mount_root / "etc/hosts"), EstargzSample::hosts());
   }
   const std::string honest = readFile(bundle / "rootfs-mounts.json");
-  for (const auto& [named, refusal] :
-       std::vector<std::pair<std::string, std::string>>{
+  for (const auto& [named, refusal] : std::vector<std::pair<std::string, std::string>>{
            {(state.root() / "snapshots").string(), "is not one the lazy host"},
            {(state.lazy() / std::string(64, 'a') / std::string(64, 'b') / "mnt/layer").string(),
             "is not served now"}}) {
