@@ -206,8 +206,12 @@ def proxy(env, what, body=None):
         return json.loads(answer.read() or b"{}")
 
 
-def blob_bytes(env):
-    return sum(r.get("bytes", 0) for r in proxy(env, "stats")["requests"] if "/blobs/" in r["path"])
+def blob_requests(env):
+    """The bytes the proxy sent for blobs, and the number of requests."""
+    requests = [r for r in proxy(env, "stats")["requests"] if "/blobs/" in r["path"]]
+    if os.environ.get("BENCH_LAZY_REQUESTS"):  # where to keep them, to see how reads went
+        json.dump(requests, open(os.environ["BENCH_LAZY_REQUESTS"], "w"))
+    return sum(r.get("bytes", 0) for r in requests), len(requests)
 
 
 def site_published(state):
@@ -263,7 +267,7 @@ def one_run(env, lazily, link_rate, names):
         if lazily:
             wait_for(lambda: promoted(image_dir), what="the lazy layers to be promoted")
             result["promoted"] = time.monotonic() - started
-        result["bytes"] = blob_bytes(env)
+        result["bytes"], result["requests"] = blob_requests(env)
         with open(f"/proc/{daemon.pid}/status") as f:
             peak = [l for l in f if l.startswith("VmHWM:")][0]
         result["rss"] = int(peak.split()[1]) / 1024
@@ -296,9 +300,10 @@ def lazy(env):
             for i in range(env.runs):
                 samples.append(one_run(env, mode == "lazy", rate, names))
                 shown = ", ".join(f"{k} {v:.2f}" for k, v in samples[-1].items()
-                                  if k not in ("bytes", "rss"))
+                                  if k not in ("bytes", "rss", "requests"))
                 print(f"bench: lazy, {mode} at {setting} run {i + 1}: {shown} s, "
-                      f"{samples[-1]['bytes'] / MB:.0f} MB fetched", flush=True)
+                      f"{samples[-1]['bytes'] / MB:.0f} MB fetched in "
+                      f"{samples[-1]['requests']} requests", flush=True)
             rows[(setting, mode)] = {k: statistics.median(s[k] for s in samples)
                                      for k in samples[0]}
             rows[(setting, mode)]["rss"] = max(s["rss"] for s in samples)

@@ -76,9 +76,8 @@ Result<std::vector<fs::path>> layerDirectories(const fs::path& image_dir,
       continue;
     }
     if (!snapshots.has(chain[below])) {
-      return makeError(ErrorCode::kNotFound, "the snapshot of layer chain " +
-                                                 chain[below].str() + " is missing from " +
-                                                 snapshots.root().string());
+      return makeError(ErrorCode::kNotFound, "the snapshot of layer chain " + chain[below].str() +
+                                                 " is missing from " + snapshots.root().string());
     }
     lowers.push_back(snapshots.layerDir(chain[below]));
   }

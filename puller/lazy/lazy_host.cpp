@@ -158,6 +158,7 @@ Result<fs::path> LazyLayerHost::serve(const BlobSource& source, const Descriptor
   const fs::path dir = layerDir(source, layer.digest);
   ASSIGN_OR_RETURN(served->lazy,
                    estargz::LazyLayer::open(layer, std::move(fetch), dir / "cache", ctx));
+  served->lazy->setReaderWindow(options_.reader_window_min, options_.reader_window_max);
   RETURN_IF_ERROR(served->lazy->prefetch(ctx));
   const fs::path mountpoint = dir / "mnt";
   // A mount a killed process left (its connection gone: every access ENOTCONN). The cache's
@@ -354,6 +355,26 @@ bool LazyLayerHost::round() {
   return busy;
 }
 
+Status LazyLayerHost::readersQuiet(const Context& ctx) {
+  while (true) {
+    auto latest = std::chrono::steady_clock::time_point{};
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [key, served] : served_) {
+        if (served->lazy)
+          latest = std::max(latest, served->lazy->lastReaderFetch());
+      }
+    }
+    const auto quiet_at = latest + options_.reader_quiet;
+    const auto now = std::chrono::steady_clock::now();
+    if (quiet_at <= now)
+      return {};
+    RETURN_IF_ERROR(ctx.check());
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        quiet_at - now, std::chrono::milliseconds(50)));
+  }
+}
+
 Status LazyLayerHost::fillAndStore(Served& served) {
   const Context ctx{&clock_, stop_.get_token(), std::nullopt};
   RETURN_IF_ERROR(served.lazy->fill(ctx, options_.fill_piece, [&]() -> Status {
@@ -363,6 +384,8 @@ Status LazyLayerHost::fillAndStore(Served& served) {
       if (!usedLocked(served))
         return makeError(ErrorCode::kCancelled, "no longer used");
     }
+    if (Status quiet = readersQuiet(ctx); !quiet)
+      return quiet;
     return options_.fill_turn ? options_.fill_turn(ctx) : Status{};
   }));
   const Descriptor& layer = served.layer;

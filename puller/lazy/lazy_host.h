@@ -70,6 +70,12 @@ class LazyLayerHost {
     uint64_t fill_piece = estargz::LazyLayer::kFillPieceBytes;
     // Asked before each fill request: returns once no foreground pull runs. Unset: never waits.
     std::function<Status(const Context&)> fill_turn;
+    // The fill also waits until no reader of any layer served here has fetched for this long:
+    // a container reading what it starts with goes first.
+    std::chrono::milliseconds reader_quiet{250};
+    // How far a reader's request is widened (estargz::LazyLayer::setReaderWindow).
+    uint64_t reader_window_min = estargz::LazyLayer::kReaderWindowMin;
+    uint64_t reader_window_max = estargz::LazyLayer::kReaderWindowMax;
     // After a fill or promotion failed, the next try waits this long.
     std::chrono::milliseconds retry_after{30000};
   };
@@ -137,6 +143,8 @@ class LazyLayerHost {
   // stored are promoted; layers no bundle waits for are retired. False when nothing was to do.
   bool round();
   Status fillAndStore(Served& layer);
+  // Returns once no reader of a layer served here has fetched for Options::reader_quiet.
+  Status readersQuiet(const Context& ctx);
   // False when the bundle is gone (not published, or removed since).
   Result<bool> promote(const LazyBundle& bundle);
   // Held by a pull, or by a bundle waiting for promotion (or given up on).

@@ -142,14 +142,21 @@ Result<std::unique_ptr<LazyLayer>> LazyLayer::open(const Descriptor& layer, Rang
   }
   Result<Toc> toc = makeError(ErrorCode::kNotFound, "no TOC");
   uint64_t toc_offset = 0;
+  LinkEstimate link;  // the footer's and TOC's fetches measure the way first
+  std::string toc_member;
   if (kept) {
     toc = readToc(kept->second, *toc_digest, kept->first);
     toc_offset = kept->first;
+    if (toc)
+      toc_member = std::move(kept->second);
   }
   if (!toc) {
     const auto size = static_cast<uint64_t>(layer.size);
+    auto timed = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto footer,
                      fetch(layer.size - static_cast<int64_t>(kFooterSize), layer.size - 1, ctx));
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - timed;
+    link.observe(footer.size(), took.count());
     ASSIGN_OR_RETURN(toc_offset, parseFooter(footer, size));
     const uint64_t member_size = size - kFooterSize - toc_offset;
     if (member_size > kMaxTocMemberBytes) {
@@ -157,16 +164,22 @@ Result<std::unique_ptr<LazyLayer>> LazyLayer::open(const Descriptor& layer, Rang
           ErrorCode::kInvalidArgument,
           what + ": its TOC member of " + std::to_string(member_size) + " bytes is over the bound");
     }
+    timed = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(auto member, fetch(static_cast<int64_t>(toc_offset),
                                         static_cast<int64_t>(size - kFooterSize) - 1, ctx));
+    took = std::chrono::steady_clock::now() - timed;
+    link.observe(member.size(), took.count());
     toc = readToc(member, *toc_digest, toc_offset);
     if (!toc)
       return toc.error().context(what);
     RETURN_IF_ERROR(writeFileAtomic(toc_path, std::to_string(toc_offset) + "\n" + member));
+    toc_member = std::move(member);
   }
   std::unique_ptr<LazyLayer> opened(
       new LazyLayer(layer, std::move(fetch), cache_dir, std::move(toc.value()), toc_offset));
   RETURN_IF_ERROR(opened->openCache());
+  opened->link_ = link;
+  RETURN_IF_ERROR(opened->holdTocMember(toc_member));
   return opened;
 }
 
@@ -290,7 +303,7 @@ void LazyLayer::rewriteRecordLocked() {
     spdlog::warn("{}: the cache's record could not be rewritten", layer_.digest.str());
 }
 
-Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx) {
+Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx, Asker asker) {
   if (end - begin > static_cast<uint64_t>(kMaxMemberBytes)) {
     return makeError(ErrorCode::kInvalidArgument, "eStargz layer " + layer_.digest.str() +
                                                       ": a gzip member of " +
@@ -298,30 +311,76 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx) {
                                                       std::to_string(begin) + " is over the bound");
   }
   uint64_t generation = 0;
+  std::multimap<uint64_t, uint64_t>::iterator mine;
   {
     std::unique_lock lock(mutex_);
+    auto covered = [&] {
+      for (auto it = in_flight_.begin(); it != in_flight_.end() && it->first <= begin; ++it) {
+        if (it->second >= end)
+          return true;
+      }
+      return false;
+    };
     while (true) {
       if (heldLocked(begin, end))
         return {};
-      if (in_flight_.count(begin) == 0)
+      // Only what is missing is asked for: a held head or tail (a member a reader's widened
+      // request took part of) is not fetched again.
+      if (auto it = held_.upper_bound(begin); it != held_.begin() && std::prev(it)->second > begin)
+        begin = std::prev(it)->second;
+      if (auto it = held_.lower_bound(end);
+          it != held_.begin() && std::prev(it)->second >= end && std::prev(it)->first > begin)
+        end = std::prev(it)->first;
+      if (!covered())
         break;
-      // Another reader fetches this member: its bytes serve this one too.
+      // Another fetch under way brings these bytes: they serve this one too.
       in_flight_done_.wait_for(lock, std::chrono::milliseconds(200));
       RETURN_IF_ERROR(ctx.check());
     }
-    in_flight_.insert(begin);
+    if (asker == Asker::kReader) {
+      // Widened over the bytes after it no one holds or fetches yet (the next small files).
+      // A reader going on where its last request ended reads the layer in order (a directory
+      // walked, a big file read through): its window doubles each time, up to the most, as the
+      // kernel's readahead does; any other read starts again from one round trip's worth.
+      uint64_t window = link_.bytesPerRoundTrip(window_min_, window_max_);
+      const bool in_order = begin >= last_reader_begin_ && begin <= last_reader_end_ + window;
+      ramp_ = in_order ? std::min<uint64_t>(ramp_ * 2, kMaxRamp) : 1;
+      window = std::min(window * ramp_, std::max(window, window_max_));
+      uint64_t widened =
+          std::max(end, std::min(begin + window, static_cast<uint64_t>(layer_.size)));
+      if (auto next = held_.lower_bound(end); next != held_.end())
+        widened = std::min(widened, std::max(end, next->first));
+      if (auto next = held_.lower_bound(end);
+          next != held_.begin() && std::prev(next)->second > end)
+        widened = end;  // the bytes right after it are held already
+      for (const auto& [from, to] : in_flight_) {
+        if (from >= end)
+          widened = std::min(widened, from);
+      }
+      end = widened;
+      last_reader_begin_ = begin;
+      last_reader_end_ = end;
+      ++reader_fetches_;
+      last_reader_fetch_ = std::chrono::steady_clock::now();
+    }
+    mine = in_flight_.emplace(begin, end);
     generation = generation_;
   }
-  // Whatever happens below (an exception included), the member is no longer in flight after.
+  // Whatever happens below (an exception included), the range is no longer in flight after.
   struct InFlight {
     LazyLayer& layer;
-    uint64_t begin;
+    std::multimap<uint64_t, uint64_t>::iterator range;
+    bool reader;
     ~InFlight() {
       std::lock_guard lock(layer.mutex_);
-      layer.in_flight_.erase(begin);
+      layer.in_flight_.erase(range);
+      if (reader) {
+        --layer.reader_fetches_;
+        layer.last_reader_fetch_ = std::chrono::steady_clock::now();
+      }
       layer.in_flight_done_.notify_all();
     }
-  } in_flight{*this, begin};
+  } in_flight{*this, mine, asker == Asker::kReader};
   Status status;
   RangeFetch fetch;
   {
@@ -329,7 +388,9 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx) {
     std::lock_guard lock(mutex_);
     fetch = fetch_;
   }
+  const auto started = std::chrono::steady_clock::now();
   auto bytes = fetch(static_cast<int64_t>(begin), static_cast<int64_t>(end) - 1, ctx);
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
   if (!bytes) {
     status = bytes.error();
   } else if (bytes->size() != end - begin) {
@@ -341,15 +402,32 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx) {
   ++stats_.requests;
   if (!status)
     return status;
+  link_.observe(end - begin, took.count());
   stats_.bytes_fetched += static_cast<int64_t>(end - begin);
   // A discard() meanwhile cut the copy, perhaps after these bytes were written: they are not
   // counted as held (the caller's chunk check decides about what it reads now).
   if (generation != generation_)
     return {};
+  recordHeldLocked(begin, end);
+  return {};
+}
+
+void LazyLayer::recordHeldLocked(uint64_t begin, uint64_t end) {
   addHeldLocked(begin, end);
   const std::string line = std::to_string(begin) + " " + std::to_string(end) + "\n";
   if (::write(held_fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
     spdlog::warn("{}: the cache's record could not be written", layer_.digest.str());
+}
+
+Status LazyLayer::holdTocMember(const std::string& member) {
+  // The TOC's member, verified against its digest: the fill need not fetch it again.
+  const uint64_t end = toc_offset_ + member.size();
+  if (end > static_cast<uint64_t>(layer_.size))
+    return {};
+  RETURN_IF_ERROR(pwriteAll(blob_fd_, member, toc_offset_, cache_dir_ / "blob"));
+  std::lock_guard lock(mutex_);
+  if (!heldLocked(toc_offset_, end))
+    recordHeldLocked(toc_offset_, end);
   return {};
 }
 
@@ -471,7 +549,7 @@ Status LazyLayer::fill(const Context& ctx, uint64_t piece, const std::function<S
     if (between)
       RETURN_IF_ERROR(between());
     const int64_t before = stats().bytes_fetched;
-    RETURN_IF_ERROR(ensure(at, end, ctx));
+    RETURN_IF_ERROR(ensure(at, end, ctx, Asker::kFill));
     {
       std::lock_guard lock(mutex_);
       stats_.bytes_filled += stats_.bytes_fetched - before;
@@ -518,6 +596,17 @@ void LazyLayer::discard() {
 LazyLayer::Stats LazyLayer::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;
+}
+
+void LazyLayer::setReaderWindow(uint64_t min_bytes, uint64_t max_bytes) {
+  std::lock_guard lock(mutex_);
+  window_min_ = min_bytes;
+  window_max_ = max_bytes;
+}
+
+std::chrono::steady_clock::time_point LazyLayer::lastReaderFetch() const {
+  std::lock_guard lock(mutex_);
+  return reader_fetches_ > 0 ? std::chrono::steady_clock::now() : last_reader_fetch_;
 }
 
 int64_t LazyLayer::bytesHeld() const {

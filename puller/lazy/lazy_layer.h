@@ -17,6 +17,7 @@
 #include "base/context.h"
 #include "base/error.h"
 #include "puller/lazy/estargz_toc.h"
+#include "puller/lazy/link_estimate.h"
 #include "puller/oci/manifest.h"
 
 namespace pullagent::puller::estargz {
@@ -98,10 +99,21 @@ class LazyLayer {
   Stats stats() const;
   // Blob bytes held in the cache (fetched now or by an earlier process).
   int64_t bytesHeld() const;
+  // When a reader last fetched (now, while one fetches): the fill yields to readers.
+  std::chrono::steady_clock::time_point lastReaderFetch() const;
 
   // Bounds: a gzip member fetched in one request, the verified chunks kept in memory.
   static constexpr int64_t kMaxMemberBytes = int64_t{64} << 20;
-  static constexpr int64_t kVerifiedCacheBytes = int64_t{64} << 20;
+  static constexpr int64_t kVerifiedCacheBytes = int64_t{16} << 20;
+  // A reader's request is widened from the member it needs over the bytes after it (those not
+  // held or in flight yet) to about one bandwidth-delay product of the way to the registry, as
+  // this layer's fetches measure it (LinkEstimate), within [min, max]. Small files are small
+  // gzip members: without it, reading a directory of them costs a round trip per file; with it,
+  // a slow link carries few extra bytes and a fast one few round trips. Reads in the layer's
+  // order double the window each time, up to max. max 0: never widened.
+  static constexpr uint64_t kReaderWindowMin = uint64_t{64} << 10;
+  static constexpr uint64_t kReaderWindowMax = uint64_t{4} << 20;
+  void setReaderWindow(uint64_t min_bytes, uint64_t max_bytes);
 
  private:
   LazyLayer(Descriptor layer, RangeFetch fetch, std::filesystem::path cache_dir, Toc toc,
@@ -110,12 +122,16 @@ class LazyLayer {
   // The end of the gzip member that starts at `offset`: the next member's start.
   uint64_t memberEnd(uint64_t offset) const;
   // Makes blob bytes [begin, end) present in the cache: fetched unless held; one request for
-  // them however many readers wait.
-  Status ensure(uint64_t begin, uint64_t end, const Context& ctx);
+  // them however many readers wait (a fetch under way that covers them serves them all). A
+  // reader's request is widened (setReaderWindow); the fill's is not.
+  enum class Asker { kReader, kFill };
+  Status ensure(uint64_t begin, uint64_t end, const Context& ctx, Asker asker = Asker::kReader);
   void forget(uint64_t begin, uint64_t end);  // held bytes that proved wrong
   void rewriteRecordLocked();                 // the held-ranges record, whole, from held_
   bool heldLocked(uint64_t begin, uint64_t end) const;
   void addHeldLocked(uint64_t begin, uint64_t end);
+  void recordHeldLocked(uint64_t begin, uint64_t end);  // held, and written to the record
+  Status holdTocMember(const std::string& member);      // the verified TOC, held in the copy
   Result<std::shared_ptr<const std::string>> chunkBytes(const Chunk& chunk, const Context& ctx);
   Result<std::string> inflateChunk(const Chunk& chunk) const;
 
@@ -132,9 +148,18 @@ class LazyLayer {
 
   mutable std::mutex mutex_;
   std::condition_variable in_flight_done_;
-  std::map<uint64_t, uint64_t> held_;  // begin -> end, disjoint, merged
-  std::set<uint64_t> in_flight_;       // member starts being fetched
-  uint64_t generation_ = 0;            // discard()s so far: a fetch across one is not held
+  std::map<uint64_t, uint64_t> held_;            // begin -> end, disjoint, merged
+  std::multimap<uint64_t, uint64_t> in_flight_;  // ranges being fetched: begin -> end
+  int reader_fetches_ = 0;                       // of them, readers'
+  std::chrono::steady_clock::time_point last_reader_fetch_{};
+  LinkEstimate link_;               // from every fetch's size and time
+  uint64_t last_reader_begin_ = 0;  // where the last reader's request began
+  uint64_t last_reader_end_ = 0;    // and ended
+  uint64_t ramp_ = 1;               // its window's multiple: doubled by reads in order
+  static constexpr uint64_t kMaxRamp = 64;
+  uint64_t window_min_ = kReaderWindowMin;
+  uint64_t window_max_ = kReaderWindowMax;
+  uint64_t generation_ = 0;  // discard()s so far: a fetch across one is not held
   // Verified chunks, most recently used first, keyed by (member offset, inner offset).
   using ChunkKey = std::pair<uint64_t, uint64_t>;
   std::list<std::pair<ChunkKey, std::shared_ptr<const std::string>>> lru_;

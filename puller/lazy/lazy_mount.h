@@ -83,6 +83,7 @@ class LazyMount {
   std::thread loop_;
   std::stop_source stop_;
   std::atomic<int64_t> reads_{0};
+  std::atomic<bool> no_open_{false};  // the kernel opens files without asking (set at init)
   std::atomic<int64_t> read_errors_{0};
 };
 

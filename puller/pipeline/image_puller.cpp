@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -161,17 +162,35 @@ void ImagePuller::serveInPlace(PulledImage& image, const Context& ctx) {
     }
     wanted.push_back(&layer);
   }
+  // A layer the manifest names twice is served once.
+  std::vector<const Descriptor*> unique;
+  std::set<Digest> seen;
   for (const Descriptor* layer : wanted) {
-    if (image.in_place.count(layer->digest) != 0)
-      continue;  // a layer the manifest names twice
-    auto root = sharing_.serve_in_place(image, *layer, ctx);
-    if (!root) {
+    if (seen.insert(layer->digest).second)
+      unique.push_back(layer);
+  }
+  // Each layer's footer and TOC are fetched, checked and mounted on a thread of its own, a few at
+  // a time: the image is published after the slowest layer, not after all of them in turn.
+  constexpr size_t kServeThreads = 4;
+  std::vector<std::optional<Result<std::string>>> served(unique.size());
+  std::atomic<size_t> next{0};
+  {
+    std::vector<std::jthread> threads;
+    for (size_t t = 0; t < std::min(kServeThreads, unique.size()); ++t) {
+      threads.emplace_back([&] {
+        for (size_t i = next++; i < unique.size(); i = next++)
+          served[i] = sharing_.serve_in_place(image, *unique[i], ctx);
+      });
+    }
+  }
+  for (size_t i = 0; i < unique.size(); ++i) {
+    if (!*served[i]) {
       spdlog::warn("layer {} cannot be read in place ({}): the image is pulled whole",
-                   layer->digest.str(), root.error().describe());
+                   unique[i]->digest.str(), served[i]->error().describe());
       image.in_place.clear();
       return;
     }
-    image.in_place.emplace(layer->digest, std::move(root.value()));
+    image.in_place.emplace(unique[i]->digest, std::move(served[i]->value()));
   }
 }
 

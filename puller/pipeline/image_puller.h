@@ -58,7 +58,8 @@ struct BlobSharing {
   // Lazy pulling (issue 28): when every layer the pull would fetch carries an eStargz TOC
   // annotation, each is offered here before any is fetched; the directory returned is where it
   // is read in place, and the pull fetches none of it. Should one fail, the image is pulled
-  // whole. Unset: every layer is fetched.
+  // whole. Called for several layers at once, on threads of the pull. Unset: every layer is
+  // fetched.
   std::function<Result<std::string>(const PulledImage& image, const Descriptor& layer,
                                     const Context& ctx)>
       serve_in_place;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <mutex>
 
 #include "puller/pipeline/pull_sources.h"
 #include "puller/snapshot/chain_id.h"
@@ -212,6 +213,7 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   std::shared_ptr<LazyClient> lazy_client;
   const BlobSource lazy_source{job.ref.domain, job.ref.repository};
   std::vector<Digest> served_in_place;
+  std::mutex lazy_mutex;  // the image's layers are served on several threads at once
   // Whatever happens, the host learns that this pull no longer holds what it served.
   struct ReleaseServed {
     LazyLayerHost* host;
@@ -235,21 +237,25 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
         return makeError(ErrorCode::kUnsupported,
                          "published already; its layers are proven as for any pull");
       }
-      if (!lazy_client) {
-        auto made = std::make_shared<LazyClient>(job.lazy_keep, clock);
-        ASSIGN_OR_RETURN(made->sources, pullSources(job, services.http(), clock));
-        made->client = std::make_unique<RegistryClient>(
-            clock, services.random(), policy, job.ref.repository, made->sources->sources(),
-            &made->throttle, &made->tally);
-        lazy_client = std::move(made);
+      std::shared_ptr<LazyClient> client;
+      {
+        std::lock_guard lock(lazy_mutex);
+        if (!lazy_client) {
+          auto made = std::make_shared<LazyClient>(job.lazy_keep, clock);
+          ASSIGN_OR_RETURN(made->sources, pullSources(job, services.http(), clock));
+          made->client = std::make_unique<RegistryClient>(
+              clock, services.random(), policy, job.ref.repository, made->sources->sources(),
+              &made->throttle, &made->tally);
+          lazy_client = std::move(made);
+        }
+        client = lazy_client;
       }
       // The fetch holds the client: a copy of it in use stays usable after the host drops it.
-      auto fetch = [client = lazy_client, layer](int64_t first, int64_t last,
-                                                 const Context& read_ctx) {
+      auto fetch = [client, layer](int64_t first, int64_t last, const Context& read_ctx) {
         return client->client->fetchRange(layer, first, last, read_ctx);
       };
-      ASSIGN_OR_RETURN(auto root,
-                       job.lazy->serve(lazy_source, layer, fetch, lazy_client, serve_ctx));
+      ASSIGN_OR_RETURN(auto root, job.lazy->serve(lazy_source, layer, fetch, client, serve_ctx));
+      std::lock_guard lock(lazy_mutex);
       served_in_place.push_back(layer.digest);
       return root.string();
     };

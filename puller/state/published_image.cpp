@@ -84,9 +84,9 @@ Status inPlaceLayerServed(const StateDir& state, const fs::path& dir) {
   if (!dir.is_absolute() || dir.lexically_normal() != dir || parts.size() != 4 ||
       !isHexDigest(parts[0]) || !isHexDigest(parts[1]) || parts[2] != "mnt" ||
       parts[3] != "layer") {
-    return makeError(ErrorCode::kInvalidArgument,
-                     "a layer read in place at " + dir.string() + " is not one the lazy host of " +
-                         state.root().string() + " serves");
+    return makeError(ErrorCode::kInvalidArgument, "a layer read in place at " + dir.string() +
+                                                      " is not one the lazy host of " +
+                                                      state.root().string() + " serves");
   }
   // Then that it is served: the layer directory of a live FUSE mount. Its mount point's own
   // directory would be an empty (or stale) tree under the overlay, never the layer.

@@ -83,6 +83,9 @@ class Recorder:
 
 class BaseHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # As Go's net/http (the registry's) does: with Nagle's algorithm, a response written as
+    # headers then body waits for the client's delayed ACK on a kept-alive connection (40 ms).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass

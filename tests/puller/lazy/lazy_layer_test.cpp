@@ -38,7 +38,11 @@ class LazyLayerTest : public ::testing::Test {
   std::unique_ptr<LazyLayer> open() {
     auto layer = LazyLayer::open(layer_, fetch(), dir_.path() / "cache", clock_.context());
     EXPECT_TRUE(layer.ok()) << layer.error().message;
-    return layer.ok() ? std::move(layer.value()) : nullptr;
+    if (!layer.ok())
+      return nullptr;
+    // Each request asks for the member it needs alone: these tests count them.
+    layer.value()->setReaderWindow(0, 0);
+    return std::move(layer.value());
   }
 
   testing::TempDir dir_;
@@ -50,6 +54,29 @@ class LazyLayerTest : public ::testing::Test {
   int64_t tamper_ = -1;
   std::chrono::milliseconds delay_{0};
 };
+
+// A reader's request carries the bytes after the member it needs (up to the window); later reads
+// of them ask nothing. The fill's requests are not widened, nor is any over held bytes.
+TEST_F(LazyLayerTest, AReadersRequestCarriesTheBytesAfterItsMember) {
+  auto layer = open();
+  ASSERT_NE(layer, nullptr);
+  const Entry* big = layer->find("bin/big");
+  ASSERT_NE(big, nullptr);
+  const uint64_t first = big->chunks[0].offset;
+  const uint64_t second = big->chunks[1].offset;
+  const uint64_t third = big->chunks[2].offset;
+  // Held bytes right after it stop the widening there.
+  layer->setReaderWindow(1 << 20, 1 << 20);
+  ASSERT_TRUE(layer->read(*big, big->chunks[1].file_offset, 1, clock_.context()).ok());
+  EXPECT_EQ(requests_, 3);
+  const int64_t after_second = layer->bytesHeld();
+  EXPECT_GT(after_second, static_cast<int64_t>(third - second));  // more than its member
+  ASSERT_TRUE(layer->read(*big, 0, 1 << 20, clock_.context()).ok());
+  EXPECT_EQ(requests_, 4);  // the first member only: the second's bytes are held
+  EXPECT_EQ(layer->bytesHeld(), after_second + static_cast<int64_t>(second - first));
+  EXPECT_EQ(layer->read(*big, 0, 1 << 20, clock_.context()).value(), EstargzSample::big());
+  EXPECT_EQ(requests_, 4);
+}
 
 TEST_F(LazyLayerTest, TheTocTakesTwoRangesAndEachChunkOneVerifiedFetch) {
   auto layer = open();
@@ -161,7 +188,11 @@ TEST_F(LazyLayerTest, ThePrefetchBringsTheFilesBeforeTheLandmarkInOneRequest) {
   EXPECT_EQ(layer->read(*layer->find("etc/hosts"), 0, 100, clock_.context()).value(),
             "127.0.0.1 localhost\n");
   EXPECT_EQ(requests_, 1);
-  EXPECT_EQ(layer->bytesHeld(), static_cast<int64_t>(*layer->toc().prefetch_end));
+  // What it holds: the prefetched files and the TOC's member (verified when it was read).
+  const uint64_t toc_offset =
+      parseFooter(std::string_view(blob_).substr(blob_.size() - kFooterSize), blob_.size()).value();
+  EXPECT_EQ(layer->bytesHeld(), static_cast<int64_t>(*layer->toc().prefetch_end + blob_.size() -
+                                                     kFooterSize - toc_offset));
 }
 
 TEST_F(LazyLayerTest, ALayerIsReadInPlaceOnlyThroughTheTocItsDescriptorNames) {

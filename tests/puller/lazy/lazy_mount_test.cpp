@@ -87,6 +87,7 @@ class LazyMountTest : public ::testing::Test {
         dir_.path() / "cache", clock_.context());
     ASSERT_TRUE(layer.ok()) << layer.error().message;
     layer_ = std::move(layer.value());
+    layer_->setReaderWindow(0, 0);  // a request per member: the tests count them
     std::filesystem::create_directories(mountpoint());
     auto mounted =
         LazyMount::mount(*layer_, mountpoint(), {"test layer", std::chrono::seconds(5), ""});
