@@ -11,6 +11,8 @@
 #include "agent/common/progress.h"
 #include "agent/site/site_state.h"
 #include "base/redact.h"
+#include "puller/lazy/lazy_layer.h"
+#include "puller/state/published_image.h"
 
 namespace pullagent::agent {
 namespace {
@@ -21,6 +23,7 @@ constexpr const char* kStatusUsage =
 Shows what the agent recorded for each site: the image asked for, the phase, progress, the
 published image and the last error; for a site with sidecars or Compose services, a line per
 container (its phase in the last attempt, its image, what the published unit serves for it).
+A site published over layers still read in place (lazy pulling) shows "lazy, N % fetched".
   --config FILE   agent config naming the state dir (default /etc/pullagent/agent.json)
   --state DIR     the state dir itself
   --json          the recorded states as a JSON array
@@ -36,8 +39,33 @@ std::string progressText(const SiteProgress& progress) {
          " layers " + humanBytes(progress.bytes_done) + "/" + humanBytes(progress.bytes_total);
 }
 
-std::string progressText(const SiteState& state) {
-  return state.phase == SitePhase::kPulling ? progressText(state.progress) : "-";
+// A published image with layers still read in place (lazy pulling): how much of them the
+// service's caches hold. Only caches of this state dir's lazy host are read.
+std::optional<std::string> lazyText(const puller::StateDir& state_dir, const SiteState& state) {
+  if (!state.published)
+    return std::nullopt;
+  auto rootfs = puller::publishedRootfs(state.published->path);
+  if (!rootfs || rootfs->in_place.empty())
+    return std::nullopt;
+  int64_t held = 0;
+  int64_t size = 0;
+  for (const auto& [index, dir] : rootfs->in_place) {
+    if (!puller::isLazyLayerPath(state_dir, dir))
+      continue;
+    const auto fill =
+        puller::estargz::LazyLayer::cacheFill(dir.parent_path().parent_path() / "cache");
+    held += fill.held;
+    size += fill.size;
+  }
+  const double percent =
+      size > 0 ? 100.0 * static_cast<double>(held) / static_cast<double>(size) : 0;
+  return "lazy, " + std::to_string(static_cast<int>(percent)) + " % fetched";
+}
+
+std::string progressText(const puller::StateDir& state_dir, const SiteState& state) {
+  if (state.phase == SitePhase::kPulling)
+    return progressText(state.progress);
+  return lazyText(state_dir, state).value_or("-");
 }
 
 // The site's image; for a site with several containers, how many (each has its line below).
@@ -129,7 +157,7 @@ int runStatus(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
                 std::string(toString(state.phase)).c_str(), imageColumn(state).c_str(),
                 state.published ? safeEscaped(shortDigest(state.published->digest)).c_str() : "-",
                 state.last_checked_at ? formatUtc(*state.last_checked_at).c_str() : "-",
-                progressText(state).c_str(), safeEscaped(detail(state), 2000).c_str());
+                progressText(state_dir, state).c_str(), safeEscaped(detail(state), 2000).c_str());
     if (state.published && !state.published->signature.empty())
       std::printf("  signature: %s\n", safeEscaped(state.published->signature, 2000).c_str());
     printContainers(state);

@@ -13,6 +13,7 @@
 #include "base/atomic_file.h"
 #include "base/bounded_read.h"
 #include "base/confined_root.h"
+#include "base/unique_fd.h"
 #include "puller/oci/sha256.h"
 
 namespace pullagent::puller::estargz {
@@ -607,6 +608,58 @@ void LazyLayer::setReaderWindow(uint64_t min_bytes, uint64_t max_bytes) {
 std::chrono::steady_clock::time_point LazyLayer::lastReaderFetch() const {
   std::lock_guard lock(mutex_);
   return reader_fetches_ > 0 ? std::chrono::steady_clock::now() : last_reader_fetch_;
+}
+
+LazyLayer::CacheFill LazyLayer::cacheFill(const fs::path& cache_dir) {
+  CacheFill fill;
+  // The layer's size from the kept TOC: "<offset>\n<member>", the footer after the member.
+  const fs::path toc_path = cache_dir / "toc";
+  struct stat info {};
+  UniqueFd toc(::open(toc_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!toc.valid() || ::fstat(toc.get(), &info) != 0 || !S_ISREG(info.st_mode))
+    return fill;
+  char head[32] = {};
+  const ssize_t got = ::pread(toc.get(), head, sizeof head, 0);
+  const std::string_view line(head, got > 0 ? static_cast<size_t>(got) : 0);
+  const auto newline = line.find('\n');
+  uint64_t offset = 0;
+  if (newline == std::string_view::npos ||
+      std::from_chars(line.data(), line.data() + newline, offset).ec != std::errc())
+    return fill;
+  const auto member = static_cast<uint64_t>(info.st_size) - (newline + 1);
+  const uint64_t size = offset + member + kFooterSize;
+  // The held ranges, merged and bounded by the size; a line that is not two numbers is skipped.
+  std::map<uint64_t, uint64_t> held;
+  auto text = readRegularFile(cache_dir / "held", kMaxHeldRecord);
+  std::string_view rest = text ? std::string_view(*text) : std::string_view();
+  while (!rest.empty()) {
+    const auto end_of_line = rest.find('\n');
+    const std::string_view entry = rest.substr(0, end_of_line);
+    rest =
+        end_of_line == std::string_view::npos ? std::string_view() : rest.substr(end_of_line + 1);
+    uint64_t begin = 0;
+    uint64_t end = 0;
+    const auto space = entry.find(' ');
+    if (space == std::string_view::npos ||
+        std::from_chars(entry.data(), entry.data() + space, begin).ec != std::errc() ||
+        std::from_chars(entry.data() + space + 1, entry.data() + entry.size(), end).ec !=
+            std::errc())
+      continue;
+    end = std::min(end, size);
+    if (begin < end)
+      held[begin] = std::max(held[begin], end);
+  }
+  uint64_t total = 0;
+  uint64_t covered = 0;  // held bytes are counted once, however the ranges overlap
+  for (const auto& [begin, end] : held) {
+    if (end > covered) {
+      total += end - std::max(begin, covered);
+      covered = end;
+    }
+  }
+  fill.held = static_cast<int64_t>(total);
+  fill.size = static_cast<int64_t>(size);
+  return fill;
 }
 
 int64_t LazyLayer::bytesHeld() const {

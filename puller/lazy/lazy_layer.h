@@ -99,6 +99,14 @@ class LazyLayer {
   Stats stats() const;
   // Blob bytes held in the cache (fetched now or by an earlier process).
   int64_t bytesHeld() const;
+  // How much of its layer the cache at `cache_dir` holds, read from its files alone (another
+  // process may be using it; a record it is appending to may end in a cut line): for
+  // `pullagent status`. Both 0 when there is no cache with a TOC.
+  struct CacheFill {
+    int64_t held = 0;
+    int64_t size = 0;  // the layer's: up to the TOC's member, its bytes, the footer
+  };
+  static CacheFill cacheFill(const std::filesystem::path& cache_dir);
   // When a reader last fetched (now, while one fetches): the fill yields to readers.
   std::chrono::steady_clock::time_point lastReaderFetch() const;
 

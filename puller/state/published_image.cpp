@@ -75,15 +75,18 @@ Result<PublishedRootfs> publishedRootfs(const fs::path& image_dir) {
                          flat ? std::map<size_t, fs::path>{} : layersInPlace(image_dir)};
 }
 
-Status inPlaceLayerServed(const StateDir& state, const fs::path& dir) {
-  // The path's form first: whatever a bundle's file says, only the lazy host's own mounts.
+bool isLazyLayerPath(const StateDir& state, const fs::path& dir) {
   const fs::path relative = dir.lexically_relative(state.lazy());
   std::vector<std::string> parts;
   for (const auto& part : relative)
     parts.push_back(part.string());
-  if (!dir.is_absolute() || dir.lexically_normal() != dir || parts.size() != 4 ||
-      !isHexDigest(parts[0]) || !isHexDigest(parts[1]) || parts[2] != "mnt" ||
-      parts[3] != "layer") {
+  return dir.is_absolute() && dir.lexically_normal() == dir && parts.size() == 4 &&
+         isHexDigest(parts[0]) && isHexDigest(parts[1]) && parts[2] == "mnt" && parts[3] == "layer";
+}
+
+Status inPlaceLayerServed(const StateDir& state, const fs::path& dir) {
+  // The path's form first: whatever a bundle's file says, only the lazy host's own mounts.
+  if (!isLazyLayerPath(state, dir)) {
     return makeError(ErrorCode::kInvalidArgument, "a layer read in place at " + dir.string() +
                                                       " is not one the lazy host of " +
                                                       state.root().string() + " serves");

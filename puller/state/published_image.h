@@ -27,6 +27,10 @@ struct PublishedRootfs {
 // state dir's own store are named. kNotFound when no image is published at `image_dir`.
 Result<PublishedRootfs> publishedRootfs(const std::filesystem::path& image_dir);
 
+// Whether `dir` has the form of a layer the lazy host of `state` serves in place:
+// <state>/lazy/<source hex>/<layer hex>/mnt/layer (its cache is in .../<layer hex>/cache).
+bool isLazyLayerPath(const StateDir& state, const std::filesystem::path& dir);
+
 // Whether `dir`, named by a rootfs-mounts.json as a layer read in place, is one the lazy host of
 // `state` serves: exactly <state>/lazy/<source hex>/<layer hex>/mnt/layer, and a FUSE mount now.
 // kInvalidArgument for any other path, kUnavailable for a dead mount (its service is gone).

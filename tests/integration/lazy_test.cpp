@@ -194,6 +194,27 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
   };
   EXPECT_EQ(storage()["storage"], "lazy");
   EXPECT_EQ(storage()["layersInPlace"], 1);
+  // `pullagent status` says how much of the layers read in place the host holds: some, not all.
+  std::filesystem::create_directories(state.sites());
+  writeFile(state.sites() / "web.json",
+            json{{"site", "web"},
+                 {"phase", "published"},
+                 {"image", anon() + "/test/estargz:v1"},
+                 {"published",
+                  {{"digest", pulled->image.manifest.digest.str()}, {"path", bundle.string()}}}}
+                .dump());
+  auto lazyStatus = [&] {
+    auto status = runProcess({PULLAGENT_BINARY, "status", "--state", state.root().string()});
+    EXPECT_EQ(status.exit_code, 0) << status.all();
+    const auto at = status.out.find("lazy, ");
+    return at == std::string::npos ? std::string()
+                                   : status.out.substr(at, status.out.find(" fetched", at) - at);
+  };
+  const std::string fetched = lazyStatus();
+  ASSERT_FALSE(fetched.empty());
+  const int percent = std::stoi(fetched.substr(6));
+  EXPECT_GT(percent, 0) << fetched;
+  EXPECT_LT(percent, 100) << fetched;
   // `pullagent mount` mounts it over the layer read in place, and only over a layer this state
   // dir's lazy host serves now, whatever rootfs-mounts.json names.
   const auto mount_root = dest_.path() / "mounted";
@@ -272,6 +293,7 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
             snapshots.layerDir(puller::chainIds(pulled->image.diff_ids)[0]).string());
   EXPECT_EQ(readThroughOverlay("bin/big"), EstargzSample::big());
   EXPECT_EQ(storage()["storage"], "overlay");
+  EXPECT_EQ(lazyStatus(), "");  // promoted: nothing read in place
   const auto served_dir =
       host.layerDir(puller::BlobSource{request.ref.domain, "test/estargz"}, layer_.digest);
   const auto other_dir = host.layerDir(other, layer_.digest);

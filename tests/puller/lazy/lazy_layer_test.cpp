@@ -78,6 +78,29 @@ TEST_F(LazyLayerTest, AReadersRequestCarriesTheBytesAfterItsMember) {
   EXPECT_EQ(requests_, 4);
 }
 
+// What `pullagent status` reads: how much of its layer a cache holds, from its files alone, a
+// line cut by a kill skipped and overlapping ranges counted once.
+TEST_F(LazyLayerTest, ACachesFillIsReadFromItsFiles) {
+  EXPECT_EQ(LazyLayer::cacheFill(dir_.path() / "cache").size, 0);  // no cache yet
+  auto layer = open();
+  ASSERT_NE(layer, nullptr);
+  const Entry* big = layer->find("bin/big");
+  ASSERT_NE(big, nullptr);
+  ASSERT_TRUE(layer->read(*big, 0, 10, clock_.context()).ok());
+  auto fill = LazyLayer::cacheFill(dir_.path() / "cache");
+  EXPECT_EQ(fill.size, static_cast<int64_t>(blob_.size()));
+  EXPECT_EQ(fill.held, layer->bytesHeld());
+  ASSERT_TRUE(layer->fill(clock_.context()));
+  EXPECT_EQ(LazyLayer::cacheFill(dir_.path() / "cache").held, static_cast<int64_t>(blob_.size()));
+  {
+    // What a process killed while writing leaves: ranges held already, and a cut line.
+    std::ofstream record(dir_.path() / "cache/held", std::ios::app);
+    const uint64_t at = big->chunks[0].offset;
+    record << at << " " << at + 5 << "\n" << at << " " << blob_.size() + 100 << "\n1";
+  }
+  EXPECT_EQ(LazyLayer::cacheFill(dir_.path() / "cache").held, static_cast<int64_t>(blob_.size()));
+}
+
 TEST_F(LazyLayerTest, TheTocTakesTwoRangesAndEachChunkOneVerifiedFetch) {
   auto layer = open();
   ASSERT_NE(layer, nullptr);
