@@ -54,8 +54,9 @@ std::optional<std::string> lazyText(const puller::StateDir& state_dir, const Sit
       continue;
     const auto fill =
         puller::estargz::LazyLayer::cacheFill(dir.parent_path().parent_path() / "cache");
-    held += fill.held;
-    size += fill.size;
+    // Each at most 2^62 (cacheFill): the sums stay far from overflowing for any real count.
+    held += std::min(fill.held, int64_t{1} << 50);
+    size += std::min(fill.size, int64_t{1} << 50);
   }
   const double percent =
       size > 0 ? 100.0 * static_cast<double>(held) / static_cast<double>(size) : 0;
@@ -131,7 +132,7 @@ int runStatus(const ParsedArgs& args, const ProcessEnvironment& /*env*/,
     std::cerr << "pullagent status: " << found.error().describe() << "\n";
     return exitCodeFor(found.error());
   }
-  const puller::StateDir state_dir = found.value();
+  const puller::StateDir state_dir(std::filesystem::absolute(found->root()));
   std::vector<SiteState> states = SiteStateStore(state_dir).readAll();
   if (!args.positionals.empty()) {
     const std::string& wanted = args.positionals[0];

@@ -158,6 +158,10 @@ class TocBuilder {
     const std::string clean = ConfinedRoot::join(*path, path->size());
     if (!names_.insert(clean).second)
       return failNamed("a second entry of the same name");
+    // The TOC's own tar entry comes after every entry it lists: a layer extracted whole ends
+    // with the TOC there, whatever an entry of that name would hold read in place.
+    if (clean == kTocName)
+      return failNamed("an entry in the TOC's own place");
 
     Entry out;
     out.path = std::move(*path);

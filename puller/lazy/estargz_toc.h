@@ -9,7 +9,6 @@
 
 #include "base/error.h"
 #include "puller/oci/digest.h"
-#include "puller/oci/manifest.h"
 
 // eStargz (protocols.md §18; containerd/stargz-snapshotter estargz/): a gzip'd tar made of
 // separate gzip members, one per file chunk, so that a file's bytes can be fetched with a Range
@@ -19,13 +18,13 @@
 namespace pullagent::puller::estargz {
 
 // The layer descriptor's annotations.
-inline constexpr std::string_view kTocDigestAnnotation = kEstargzTocDigestAnnotation;
+inline constexpr std::string_view kTocDigestAnnotation = "containerd.io/snapshot/stargz/toc.digest";
 inline constexpr std::string_view kUncompressedSizeAnnotation =
     "io.containers.estargz.uncompressed-size";
 // The footer: an empty gzip member whose extra field holds the TOC's offset.
 inline constexpr size_t kFooterSize = 51;
 // The TOC's tar entry, and the landmark files that end the prioritized ("prefetch") files.
-inline constexpr std::string_view kTocName = kEstargzTocName;
+inline constexpr std::string_view kTocName = "stargz.index.json";
 inline constexpr std::string_view kPrefetchLandmark = ".prefetch.landmark";
 inline constexpr std::string_view kNoPrefetchLandmark = ".no.prefetch.landmark";
 // Bounds: the TOC's gzip member and its JSON, its entries, one entry's extended attributes.

@@ -355,19 +355,22 @@ bool LazyLayerHost::round() {
   return busy;
 }
 
-Status LazyLayerHost::readersQuiet(const Context& ctx) {
+Status LazyLayerHost::readersQuiet(const std::string& registry, const Context& ctx) {
+  // Bounded: a container that keeps reading (or a registry whose chunks keep failing) slows the
+  // fill to a piece a while, never stops it, nor the promotions behind it.
+  const auto give_up = std::chrono::steady_clock::now() + options_.reader_quiet_most;
   while (true) {
     auto latest = std::chrono::steady_clock::time_point{};
     {
       std::lock_guard lock(mutex_);
       for (const auto& [key, served] : served_) {
-        if (served->lazy)
+        if (served->lazy && key.first.registry == registry)
           latest = std::max(latest, served->lazy->lastReaderFetch());
       }
     }
     const auto quiet_at = latest + options_.reader_quiet;
     const auto now = std::chrono::steady_clock::now();
-    if (quiet_at <= now)
+    if (quiet_at <= now || now >= give_up)
       return {};
     RETURN_IF_ERROR(ctx.check());
     std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
@@ -384,7 +387,7 @@ Status LazyLayerHost::fillAndStore(Served& served) {
       if (!usedLocked(served))
         return makeError(ErrorCode::kCancelled, "no longer used");
     }
-    if (Status quiet = readersQuiet(ctx); !quiet)
+    if (Status quiet = readersQuiet(served.source.registry, ctx); !quiet)
       return quiet;
     return options_.fill_turn ? options_.fill_turn(ctx) : Status{};
   }));

@@ -70,9 +70,11 @@ class LazyLayerHost {
     uint64_t fill_piece = estargz::LazyLayer::kFillPieceBytes;
     // Asked before each fill request: returns once no foreground pull runs. Unset: never waits.
     std::function<Status(const Context&)> fill_turn;
-    // The fill also waits until no reader of any layer served here has fetched for this long:
-    // a container reading what it starts with goes first.
+    // The fill also waits until no reader of a layer served here from the same registry has
+    // fetched for this long (a container reading what it starts with goes first), but no
+    // longer than reader_quiet_most for each piece.
     std::chrono::milliseconds reader_quiet{250};
+    std::chrono::milliseconds reader_quiet_most{10000};
     // How far a reader's request is widened (estargz::LazyLayer::setReaderWindow).
     uint64_t reader_window_min = estargz::LazyLayer::kReaderWindowMin;
     uint64_t reader_window_max = estargz::LazyLayer::kReaderWindowMax;
@@ -143,8 +145,9 @@ class LazyLayerHost {
   // stored are promoted; layers no bundle waits for are retired. False when nothing was to do.
   bool round();
   Status fillAndStore(Served& layer);
-  // Returns once no reader of a layer served here has fetched for Options::reader_quiet.
-  Status readersQuiet(const Context& ctx);
+  // Returns once no reader of a layer served here from `registry` has fetched for
+  // Options::reader_quiet, or after Options::reader_quiet_most.
+  Status readersQuiet(const std::string& registry, const Context& ctx);
   // False when the bundle is gone (not published, or removed since).
   Result<bool> promote(const LazyBundle& bundle);
   // Held by a pull, or by a bundle waiting for promotion (or given up on).

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 
 #include "base/atomic_file.h"
 #include "base/bounded_read.h"
@@ -346,7 +347,10 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx, Asker
       uint64_t window = link_.bytesPerRoundTrip(window_min_, window_max_);
       const bool in_order = begin >= last_reader_begin_ && begin <= last_reader_end_ + window;
       ramp_ = in_order ? std::min<uint64_t>(ramp_ * 2, kMaxRamp) : 1;
-      window = std::min(window * ramp_, std::max(window, window_max_));
+      // A ramped request takes no longer than a few seconds at the measured rate: on a slow
+      // link a 4 MiB request would outlast a reader's timeout.
+      window = std::min(window * ramp_,
+                        std::max(window, std::min(window_max_, link_.bytesIn(kRampSeconds))));
       uint64_t widened =
           std::max(end, std::min(begin + window, static_cast<uint64_t>(layer_.size)));
       if (auto next = held_.lower_bound(end); next != held_.end())
@@ -361,10 +365,12 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx, Asker
       end = widened;
       last_reader_begin_ = begin;
       last_reader_end_ = end;
+    }
+    mine = in_flight_.emplace(begin, end);
+    if (asker == Asker::kReader) {
       ++reader_fetches_;
       last_reader_fetch_ = std::chrono::steady_clock::now();
     }
-    mine = in_flight_.emplace(begin, end);
     generation = generation_;
   }
   // Whatever happens below (an exception included), the range is no longer in flight after.
@@ -401,8 +407,11 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx, Asker
   }
   std::lock_guard lock(mutex_);
   ++stats_.requests;
-  if (!status)
+  if (!status) {
+    if (asker == Asker::kReader)
+      ramp_ = 1;  // the next request starts small again
     return status;
+  }
   link_.observe(end - begin, took.count());
   stats_.bytes_fetched += static_cast<int64_t>(end - begin);
   // A discard() meanwhile cut the copy, perhaps after these bytes were written: they are not
@@ -422,9 +431,12 @@ void LazyLayer::recordHeldLocked(uint64_t begin, uint64_t end) {
 
 Status LazyLayer::holdTocMember(const std::string& member) {
   // The TOC's member, verified against its digest: the fill need not fetch it again.
-  const uint64_t end = toc_offset_ + member.size();
-  if (end > static_cast<uint64_t>(layer_.size))
+  // Only where the footer says it is: the kept offset is not covered by the TOC's digest.
+  const auto size = static_cast<uint64_t>(layer_.size);
+  if (size < kFooterSize || toc_offset_ > size - kFooterSize ||
+      member.size() != size - kFooterSize - toc_offset_)
     return {};
+  const uint64_t end = toc_offset_ + member.size();
   RETURN_IF_ERROR(pwriteAll(blob_fd_, member, toc_offset_, cache_dir_ / "blob"));
   std::lock_guard lock(mutex_);
   if (!heldLocked(toc_offset_, end))
@@ -626,8 +638,11 @@ LazyLayer::CacheFill LazyLayer::cacheFill(const fs::path& cache_dir) {
   if (newline == std::string_view::npos ||
       std::from_chars(line.data(), line.data() + newline, offset).ec != std::errc())
     return fill;
-  const auto member = static_cast<uint64_t>(info.st_size) - (newline + 1);
-  const uint64_t size = offset + member + kFooterSize;
+  const auto file_size = static_cast<uint64_t>(info.st_size);
+  constexpr auto kMaxSize = static_cast<uint64_t>(std::numeric_limits<int64_t>::max() / 2);
+  if (file_size < newline + 1 || offset > kMaxSize || file_size > kMaxSize)
+    return fill;
+  const uint64_t size = offset + (file_size - (newline + 1)) + kFooterSize;
   // The held ranges, merged and bounded by the size; a line that is not two numbers is skipped.
   std::map<uint64_t, uint64_t> held;
   auto text = readRegularFile(cache_dir / "held", kMaxHeldRecord);

@@ -165,6 +165,7 @@ class LazyLayer {
   uint64_t last_reader_end_ = 0;    // and ended
   uint64_t ramp_ = 1;               // its window's multiple: doubled by reads in order
   static constexpr uint64_t kMaxRamp = 64;
+  static constexpr double kRampSeconds = 5;
   uint64_t window_min_ = kReaderWindowMin;
   uint64_t window_max_ = kReaderWindowMax;
   uint64_t generation_ = 0;  // discard()s so far: a fetch across one is not held

@@ -286,9 +286,12 @@ Result<std::unique_ptr<LazyMount>> LazyMount::mount(LazyLayer& layer,
     const auto abort =
         "/sys/fs/fuse/connections/" + std::to_string(minor(mounted_at.st_dev)) + "/abort";
     mounted->abort_fd_ = ::open(abort.c_str(), O_WRONLY | O_CLOEXEC);
-    if (mounted->abort_fd_ < 0 && errno == ENOENT &&
-        ::mount("fusectl", kConnections, "fusectl", 0, nullptr) == 0)
+    if (mounted->abort_fd_ < 0 && errno == ENOENT) {
+      // fusectl mounted now; another mount may have mounted it meanwhile (EBUSY): open again
+      // either way.
+      (void)::mount("fusectl", kConnections, "fusectl", 0, nullptr);
       mounted->abort_fd_ = ::open(abort.c_str(), O_WRONLY | O_CLOEXEC);
+    }
   }
   if (mounted->abort_fd_ < 0) {
     return makeError(ErrorCode::kUnavailable,

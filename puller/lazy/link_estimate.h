@@ -38,6 +38,15 @@ class LinkEstimate {
     return std::clamp(static_cast<uint64_t>(product), std::min(floor, ceiling), ceiling);
   }
 
+  // What the link carries in `seconds` at the measured rate; as good as unbounded before it is
+  // measured.
+  uint64_t bytesIn(double seconds) const {
+    if (bytes_per_second_ <= 0)
+      return UINT64_MAX;
+    const double bytes = bytes_per_second_ * seconds;
+    return bytes >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(bytes);
+  }
+
   // A fetch this large measures the rate; smaller ones are mostly round trip.
   static constexpr uint64_t kLargeBytes = uint64_t{256} << 10;
 

@@ -51,12 +51,6 @@ struct Platform {
   std::string str() const;
 };
 
-// An eStargz layer's descriptor annotation: the digest of the layer's table of contents, whose
-// tar entry (kEstargzTocName, at the layer's root) is its index, not its content.
-inline constexpr std::string_view kEstargzTocDigestAnnotation =
-    "containerd.io/snapshot/stargz/toc.digest";
-inline constexpr std::string_view kEstargzTocName = "stargz.index.json";
-
 struct Descriptor {
   std::string media_type;
   Digest digest;

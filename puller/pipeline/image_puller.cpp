@@ -178,8 +178,16 @@ void ImagePuller::serveInPlace(PulledImage& image, const Context& ctx) {
     std::vector<std::jthread> threads;
     for (size_t t = 0; t < std::min(kServeThreads, unique.size()); ++t) {
       threads.emplace_back([&] {
-        for (size_t i = next++; i < unique.size(); i = next++)
-          served[i] = sharing_.serve_in_place(image, *unique[i], ctx);
+        for (size_t i = next++; i < unique.size(); i = next++) {
+          // An exception must not leave a thread (that ends the process, and every mount the
+          // host serves with it): it fails this layer, and so the image is pulled whole.
+          try {
+            served[i] = sharing_.serve_in_place(image, *unique[i], ctx);
+          } catch (const std::exception& thrown) {
+            served[i] = makeError(ErrorCode::kInternal,
+                                  std::string("serving the layer in place: ") + thrown.what());
+          }
+        }
       });
     }
   }

@@ -23,9 +23,7 @@ Result<AppliedLayer> unpackLayer(const ContentStore& store, const Descriptor& la
   auto stream = openLayerStream(std::move(fd), layer.media_type, options.limits);
   if (!stream)
     return stream.error().context(what);
-  ApplyOptions effective = options;
-  effective.estargz = layer.annotations.count(std::string(kEstargzTocDigestAnnotation)) != 0;
-  auto applied = applyLayer(root, **stream, effective);
+  auto applied = applyLayer(root, **stream, options);
   if (!applied)
     return applied.error().context(what);
   if (applied->needs_lower_layers) {

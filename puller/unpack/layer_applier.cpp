@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "base/unique_handle.h"
-#include "puller/oci/manifest.h"
 #include "puller/oci/pipelined_sha256.h"
 
 namespace pullagent::puller {
@@ -117,8 +116,6 @@ class Applier {
       return {};  // "./": the root itself keeps its own metadata
     const std::string path = ConfinedRoot::join(parts, parts.size());
     const std::string& base = parts.back();
-    if (options_.estargz && parts.size() == 1 && base == kEstargzTocName)
-      return {};
 
     if (base.starts_with(kWhiteoutPrefix))
       return whiteout(parts, path);

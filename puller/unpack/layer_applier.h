@@ -31,10 +31,6 @@ struct ApplyOptions {
   // the layer must then be applied over its lower layers (overlay_lower on a mounted overlay).
   // Implies overlay_lower; needs root (device nodes, trusted.* xattrs).
   bool standalone_upper = false;
-  // The layer is eStargz (its descriptor names a TOC digest): its TOC entry at the root
-  // (stargz.index.json) is not written. It is the layer's index, not its content, and the layer
-  // read in place has none: the image is the same read in place, promoted or pulled whole.
-  bool estargz = false;
 };
 
 struct AppliedLayer {

@@ -183,6 +183,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "a size on an entry that is no regular file"},
         Hostile{R"([{"name":"d","type":"dir","size":-1}])", "entries[0].size"},
         Hostile{R"([{"name":"/","type":"dir"}])", "names the root"},
+        Hostile{"[" + reg("./stargz.index.json", 1, 10) + "]", "in the TOC's own place"},
         Hostile{R"([{"name":"d","type":"dir","modtime":"yesterday"}])", "is not RFC 3339"},
         Hostile{R"([{"name":".prefetch.landmark","type":"dir"},)"
                 R"({"name":".no.prefetch.landmark","type":"dir"}])",

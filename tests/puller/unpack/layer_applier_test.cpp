@@ -106,25 +106,6 @@ TEST_F(LayerApplier, RegularContentModesAndDiffId) {
   EXPECT_EQ(info.st_mtim.tv_sec, 1600000000);  // directory mtimes set after their children
 }
 
-// An eStargz layer's TOC entry is its index, not its content: not written, so that the image is
-// the same pulled whole as read in place. Any other layer's file of that name is content.
-TEST_F(LayerApplier, AnEstargzLayersTocIsNotWrittenAnyOtherFileOfItsNameIs) {
-  LayerBuilder layer;
-  layer.file("etc/hosts", "127.0.0.1 localhost\n", 0644)
-      .file("etc/stargz.index.json", "a file", 0644)
-      .file("stargz.index.json", "{\"version\":1}", 0644);
-  ApplyOptions estargz;
-  estargz.estargz = true;
-  auto applied = apply(layer.gzip(), kGzip, estargz);
-  ASSERT_TRUE(applied.ok()) << applied.error().message;
-  EXPECT_EQ(applied->diff_id, Sha256::of(layer.tar()));  // every byte counted all the same
-  EXPECT_FALSE(exists("stargz.index.json"));
-  EXPECT_EQ(read("etc/stargz.index.json"), "a file");
-  EXPECT_EQ(read("etc/hosts"), "127.0.0.1 localhost\n");
-  ASSERT_TRUE(apply(layer.gzip(), kGzip).ok());
-  EXPECT_EQ(read("stargz.index.json"), "{\"version\":1}");
-}
-
 TEST_F(LayerApplier, GzipWithSeveralMembers) {
   LayerBuilder layer;
   layer.file("a", std::string(300000, 'a')).file("b", "bbb");
