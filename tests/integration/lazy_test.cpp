@@ -215,6 +215,11 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
   const int percent = std::stoi(fetched.substr(6));
   EXPECT_GT(percent, 0) << fetched;
   EXPECT_LT(percent, 100) << fetched;
+  // gc keeps what an image read in place uses: its bundle, and its layer's cache and mount.
+  auto collected = runProcess({PULLAGENT_BINARY, "gc", "--state", state.root().string()});
+  EXPECT_EQ(collected.exit_code, 0) << collected.all();
+  EXPECT_EQ(storage()["storage"], "lazy");
+  EXPECT_EQ(readThroughOverlay("etc/hosts"), EstargzSample::hosts());
   // `pullagent mount` mounts it over the layer read in place, and only over a layer this state
   // dir's lazy host serves now, whatever rootfs-mounts.json names.
   const auto mount_root = dest_.path() / "mounted";
