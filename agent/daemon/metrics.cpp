@@ -115,6 +115,13 @@ Metrics::Metrics()
       lazy_promotions_(counter(*registry_, "pullagent_lazy_promotions_total",
                                "Images switched from layers read in place to ordinary snapshots.")
                            .Add({})),
+      lazy_read_seconds_(
+          histogram(*registry_, "pullagent_lazy_read_seconds",
+                    "How long reads through the FUSE mounts of layers read in place took, the "
+                    "wait for their chunks (fetched on demand) included.")
+              .Add({}, prometheus::Histogram::BucketBoundaries(
+                           puller::estargz::LazyMount::kReadSecondsBounds.begin(),
+                           puller::estargz::LazyMount::kReadSecondsBounds.end()))),
       origin_requests_(counter(*registry_, "pullagent_registry_requests_total",
                                "Requests pulls sent, by source: the registry itself (origin) or "
                                "a mirror (hosts.toml).")
@@ -236,6 +243,17 @@ void Metrics::lazyPulling(const puller::LazyLayerHost::Totals& totals) {
   add(lazy_reads_, totals.reads, lazy_seen_.reads);
   add(lazy_read_errors_, totals.read_errors, lazy_seen_.read_errors);
   add(lazy_promotions_, totals.promotions, lazy_seen_.promotions);
+  std::vector<double> new_reads(totals.read_seconds.size());
+  bool any = false;
+  for (size_t i = 0; i < new_reads.size(); ++i) {
+    const int64_t added = totals.read_seconds[i] - lazy_seen_.read_seconds[i];
+    new_reads[i] = static_cast<double>(std::max<int64_t>(added, 0));
+    any = any || added > 0;
+  }
+  if (any) {
+    lazy_read_seconds_.ObserveMultiple(
+        new_reads, std::max(0.0, totals.read_seconds_sum - lazy_seen_.read_seconds_sum));
+  }
   lazy_seen_ = totals;
 }
 

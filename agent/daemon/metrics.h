@@ -102,6 +102,7 @@ class Metrics {
   prometheus::Counter& lazy_reads_;
   prometheus::Counter& lazy_read_errors_;
   prometheus::Counter& lazy_promotions_;
+  prometheus::Histogram& lazy_read_seconds_;
   std::mutex lazy_mutex_;
   puller::LazyLayerHost::Totals lazy_seen_;  // what lazyPulling() counted already
   prometheus::Counter& origin_requests_;

@@ -214,6 +214,14 @@ std::vector<LazyLayerHost::LayerStatus> LazyLayerHost::layers() const {
   return out;
 }
 
+void LazyLayerHost::Totals::addReads(const estargz::LazyMount::Stats& mount) {
+  reads += mount.reads;
+  read_errors += mount.read_errors;
+  for (size_t i = 0; i < read_seconds.size(); ++i)
+    read_seconds[i] += mount.read_seconds[i];
+  read_seconds_sum += mount.read_seconds_sum;
+}
+
 LazyLayerHost::Totals LazyLayerHost::totals() const {
   std::lock_guard lock(mutex_);
   Totals totals = retired_;
@@ -225,8 +233,7 @@ LazyLayerHost::Totals LazyLayerHost::totals() const {
     totals.bytes_held += served->lazy->bytesHeld();
     totals.bytes_on_demand += stats.bytes_fetched - stats.bytes_filled;
     totals.bytes_filled += stats.bytes_filled;
-    totals.reads += reads.reads;
-    totals.read_errors += reads.read_errors;
+    totals.addReads(reads);
   }
   return totals;
 }
@@ -510,8 +517,7 @@ void LazyLayerHost::retireUnused() {
         const auto reads = served.mount->stats();
         retired_.bytes_on_demand += stats.bytes_fetched - stats.bytes_filled;
         retired_.bytes_filled += stats.bytes_filled;
-        retired_.reads += reads.reads;
-        retired_.read_errors += reads.read_errors;
+        retired_.addReads(reads);
         // No serve() of this layer until its cache is removed (it would open a cache of its
         // own there, and lose it).
         busy_.insert(it->first);

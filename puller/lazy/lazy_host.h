@@ -128,6 +128,10 @@ class LazyLayerHost {
     int64_t reads = 0;            // reads through the mounts
     int64_t read_errors = 0;      // of which failed (EIO)
     int64_t promotions = 0;       // bundles switched to snapshots
+    // How long those reads took: reads per bucket of estargz::LazyMount::kReadSecondsBounds.
+    estargz::LazyMount::ReadSecondsBuckets read_seconds{};
+    double read_seconds_sum = 0;
+    void addReads(const estargz::LazyMount::Stats& reads);
   };
   Totals totals() const;
 

@@ -126,7 +126,9 @@ struct LazyMount::Served {
     ++mount.reads_;
     static const SystemClock clock;
     const Context ctx{&clock, mount.stop_.get_token(), clock.now() + mount.options_.read_timeout};
+    const auto started = std::chrono::steady_clock::now();
     auto bytes = mount.layer_.read(*found.entry, static_cast<uint64_t>(offset), size, ctx);
+    mount.countRead(std::chrono::steady_clock::now() - started);
     if (!bytes) {
       ++mount.read_errors_;
       spdlog::warn("{}: reading {} ({} bytes at {}) failed: {}", mount.options_.name, path, size,
@@ -240,6 +242,23 @@ struct LazyMount::Served {
     return ops;
   }
 };
+
+void LazyMount::countRead(std::chrono::steady_clock::duration took) {
+  const double seconds = std::chrono::duration<double>(took).count();
+  size_t bucket = 0;
+  while (bucket < kReadSecondsBounds.size() && seconds > kReadSecondsBounds[bucket])
+    ++bucket;
+  ++read_seconds_[bucket];
+  read_micros_ += std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+}
+
+LazyMount::Stats LazyMount::stats() const {
+  Stats stats{reads_.load(), read_errors_.load(), {}, 0};
+  for (size_t i = 0; i < read_seconds_.size(); ++i)
+    stats.read_seconds[i] = read_seconds_[i].load();
+  stats.read_seconds_sum = static_cast<double>(read_micros_.load()) / 1e6;
+  return stats;
+}
 
 LazyMount::LazyMount(LazyLayer& layer, std::filesystem::path mountpoint, Options options)
     : layer_(layer),

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -58,11 +59,18 @@ class LazyMount {
   void setUnmountWait(std::chrono::milliseconds wait) { unmount_wait_ = wait; }
   // The connection ended (detached and let go, or unmounted by someone else).
   bool ended() const { return loop_done_.load(); }
+  // How long reads through the mount took (the wait for their chunks included), in seconds: the
+  // upper bounds of the buckets, and one bucket more past the last.
+  static constexpr std::array<double, 9> kReadSecondsBounds = {0.001, 0.005, 0.01, 0.05, 0.1,
+                                                               0.5,   1,     5,    30};
+  using ReadSecondsBuckets = std::array<int64_t, kReadSecondsBounds.size() + 1>;
   struct Stats {
     int64_t reads = 0;
     int64_t read_errors = 0;
+    ReadSecondsBuckets read_seconds{};  // reads per bucket (not cumulative)
+    double read_seconds_sum = 0;
   };
-  Stats stats() const { return {reads_.load(), read_errors_.load()}; }
+  Stats stats() const;
 
   // Used by the FUSE callbacks (lazy_mount.cpp).
   struct Served;
@@ -85,6 +93,9 @@ class LazyMount {
   std::atomic<int64_t> reads_{0};
   std::atomic<bool> no_open_{false};  // the kernel opens files without asking (set at init)
   std::atomic<int64_t> read_errors_{0};
+  std::array<std::atomic<int64_t>, kReadSecondsBounds.size() + 1> read_seconds_{};
+  std::atomic<int64_t> read_micros_{0};
+  void countRead(std::chrono::steady_clock::duration took);
 };
 
 }  // namespace pullagent::puller::estargz

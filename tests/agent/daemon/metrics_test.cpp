@@ -47,5 +47,37 @@ TEST(Metrics, RendersThePrometheusTextFormat) {
   EXPECT_EQ(text.back(), '\n');
 }
 
+// Lazy pulling's totals only grow: each call adds what is new since the last, the read latency
+// histogram included.
+TEST(Metrics, LazyPullingCountsWhatIsNewSinceTheLastTotals) {
+  Metrics metrics;
+  puller::LazyLayerHost::Totals totals;
+  totals.layers = 2;
+  totals.bytes = 100;
+  totals.bytes_held = 25;
+  totals.reads = 3;
+  totals.read_seconds[0] = 2;  // at most 1 ms
+  totals.read_seconds[4] = 1;  // at most 100 ms
+  totals.read_seconds_sum = 0.06;
+  metrics.lazyPulling(totals);
+  totals.reads = 4;
+  totals.read_seconds[8] = 1;  // at most 30 s
+  totals.read_seconds_sum = 12.06;
+  metrics.lazyPulling(totals);
+  const std::string text = metrics.render();
+  for (const char* line : {
+           "pullagent_lazy_layers 2\n",
+           "pullagent_lazy_fetched_ratio 0.25\n",
+           "pullagent_lazy_reads_total 4\n",
+           "pullagent_lazy_read_seconds_bucket{le=\"0.001\"} 2\n",
+           "pullagent_lazy_read_seconds_bucket{le=\"0.1\"} 3\n",
+           "pullagent_lazy_read_seconds_bucket{le=\"30\"} 4\n",
+           "pullagent_lazy_read_seconds_count 4\n",
+           "pullagent_lazy_read_seconds_sum 12.06\n",
+       }) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+}
+
 }  // namespace
 }  // namespace pullagent::agent

@@ -124,7 +124,15 @@ TEST_F(LazyMountTest, TheLayersFilesReadThroughTheMountAsTheyAre) {
   // Read-only.
   EXPECT_LT(::open((mountpoint() / "etc/hosts").c_str(), O_WRONLY), 0);
   EXPECT_LT(::open((mountpoint() / "etc/new").c_str(), O_WRONLY | O_CREAT, 0644), 0);
-  EXPECT_EQ(mount_->stats().read_errors, 0);
+  const auto stats = mount_->stats();
+  EXPECT_EQ(stats.read_errors, 0);
+  // Each read's time counted in one bucket of the latency histogram.
+  int64_t timed = 0;
+  for (const int64_t count : stats.read_seconds)
+    timed += count;
+  EXPECT_GT(stats.reads, 0);
+  EXPECT_EQ(timed, stats.reads);
+  EXPECT_GT(stats.read_seconds_sum, 0);
 }
 
 TEST_F(LazyMountTest, AChunkThatCannotBeFetchedIsAnErrorOnThatReadOnly) {
