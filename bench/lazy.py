@@ -6,7 +6,10 @@ directory; the converted blobs are cached in bench/.cache/estargz/ so later runs
 containerd), and pushed to the stack's registry. The service then publishes a site of that image
 through the stack's proxy, as a 100 Mbit/s link (the proxy's `link_rate`: every connection shares
 it) and unthrottled, once pulling whole (`lazyPulling` off, overlay storage) and once lazily
-(`lazyPulling` estargz). Each run, from the site's file appearing:
+(`lazyPulling` estargz); and lazily once more, the image converted with the working set's files
+prioritized (`--estargz-record-in`, the record `ctr-remote optimize` makes of what an entrypoint
+reads: they go before the prefetch landmark, and come in one request before the site is
+published). Each run, from the site's file appearing:
 
   published   the service says the site is published
   ready       a startup working set has been read through the mounted rootfs (`pullagent mount`):
@@ -38,6 +41,7 @@ import images as image_lib
 MB = 1000 * 1000
 LINK = 100 * 1000 * 1000 // 8  # 100 Mbit/s in bytes a second
 REPO = "bench/image-estargz"
+PRIORITIZED_REPO = "bench/image-estargz-prioritized"
 
 
 def wait_for(check, timeout=600, what="a condition"):
@@ -59,9 +63,10 @@ def registry_get(env, path, accept=None):
         return answer.read()
 
 
-def convert(env, cache):
-    """Converts the pushed bench image with ctr-remote through a private containerd; returns the
-    manifest, config and layer blobs of the eStargz image (kept in `cache`)."""
+def convert(env, cache, repo=REPO, record=None):
+    """Converts the pushed bench image with ctr-remote through a private containerd, to `repo`
+    (with `record`, a `ctr-remote optimize --record-out` file: its files go first, before the
+    prefetch landmark); keeps the manifest, config and layer blobs in `cache`."""
     marker = os.path.join(cache, "manifest.json")
     if os.path.exists(marker):
         return
@@ -82,12 +87,13 @@ def convert(env, cache):
     try:
         wait_for(lambda: os.path.exists(socket_path), 30, "containerd to start")
         ctr = ["-a", socket_path, "-n", "bench"]
-        source, target = f"{env.registry}/bench/image:v1", f"{env.registry}/{REPO}:v1"
+        source, target = f"{env.registry}/bench/image:v1", f"{env.registry}/{repo}:v1"
+        prioritized = ["--estargz-record-in", record] if record else []
         started = time.monotonic()
         for command in (["ctr"] + ctr + ["content", "fetch", "--hosts-dir",
                                          os.path.join(scratch, "hosts"), source],
-                        ["ctr-remote"] + ctr + ["images", "convert", "--estargz", "--oci",
-                                                source, target],
+                        ["ctr-remote"] + ctr + ["images", "convert", "--estargz", "--oci"] +
+                        prioritized + [source, target],
                         ["ctr-remote"] + ctr + ["images", "push", "--hosts-dir",
                                                 os.path.join(scratch, "hosts"), target]):
             out = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -104,22 +110,22 @@ def convert(env, cache):
         shutil.rmtree(scratch, ignore_errors=True)
     # Keep what was pushed, so the next run pushes the same bytes without containerd.
     os.makedirs(cache, exist_ok=True)
-    manifest = registry_get(env, f"{REPO}/manifests/v1", image_lib.OCI_MANIFEST)
+    manifest = registry_get(env, f"{repo}/manifests/v1", image_lib.OCI_MANIFEST)
     doc = json.loads(manifest)
     for blob in [doc["config"]] + doc["layers"]:
         with open(os.path.join(cache, blob["digest"].split(":")[1]), "wb") as f:
-            f.write(registry_get(env, f"{REPO}/blobs/{blob['digest']}"))
+            f.write(registry_get(env, f"{repo}/blobs/{blob['digest']}"))
     with open(marker, "wb") as f:
         f.write(manifest)
 
 
-def push_converted(env, cache):
+def push_converted(env, cache, repo=REPO):
     manifest = open(os.path.join(cache, "manifest.json"), "rb").read()
     doc = json.loads(manifest)
     pusher = image_lib.Pusher(f"https://{env.registry}", env.ca, lambda repo: None)
     for blob in [doc["config"]] + doc["layers"]:
-        pusher.push_blob(REPO, open(os.path.join(cache, blob["digest"].split(":")[1]), "rb").read())
-    pusher.push_manifest(REPO, "v1", manifest, image_lib.OCI_MANIFEST)
+        pusher.push_blob(repo, open(os.path.join(cache, blob["digest"].split(":")[1]), "rb").read())
+    pusher.push_manifest(repo, "v1", manifest, image_lib.OCI_MANIFEST)
     lazy_layers = sum(1 for l in doc["layers"] if "containerd.io/snapshot/stargz/toc.digest"
                       in l.get("annotations", {}))
     return sum(l["size"] for l in doc["layers"]), len(doc["layers"]), lazy_layers
@@ -232,7 +238,7 @@ def promoted(image_dir):
     return not any(layer.get("inPlace") for layer in layers)
 
 
-def one_run(env, lazily, link_rate, names):
+def one_run(env, lazily, link_rate, names, repo=REPO):
     env.fresh()
     proxy(env, "reset")
     proxy(env, "config", {"link_rate": link_rate})
@@ -250,7 +256,7 @@ def one_run(env, lazily, link_rate, names):
                                "--log-format", "text"], stdout=log, stderr=subprocess.STDOUT)
     mounted = False
     try:
-        site = {"properties": {"siteConfig": {"linuxFxVersion": f"DOCKER|{env.proxy}/{REPO}:v1"}}}
+        site = {"properties": {"siteConfig": {"linuxFxVersion": f"DOCKER|{env.proxy}/{repo}:v1"}}}
         started = time.monotonic()
         with open(f"{sites}/.web.json.tmp", "w") as f:
             json.dump(site, f)
@@ -293,12 +299,23 @@ def lazy(env):
     names, set_bytes, total = working_set(env, files)
     print(f"bench: lazy, working set {len(names)} files, {set_bytes / MB:.0f} MB of "
           f"{total / MB:.0f} MB", flush=True)
+    # The same image with the working set prioritized, as `ctr-remote optimize` records what an
+    # entrypoint reads: a record file of its paths, given to the conversion.
+    prioritized_cache = cache + "-prioritized"
+    record = os.path.join(os.path.dirname(cache), "working-set.record")
+    with open(record, "w") as f:
+        for name in names:
+            f.write(json.dumps({"path": name}) + "\n")
+    convert(env, prioritized_cache, PRIORITIZED_REPO, record)
+    push_converted(env, prioritized_cache, PRIORITIZED_REPO)
+    modes = {"whole": (False, REPO), "lazy": (True, REPO),
+             "lazy, prioritized": (True, PRIORITIZED_REPO)}
     rows = {}
     for setting, rate in (("100 Mbit/s", LINK), ("unthrottled", None)):
-        for mode in ("whole", "lazy"):
+        for mode, (lazily, repo) in modes.items():
             samples = []
             for i in range(env.runs):
-                samples.append(one_run(env, mode == "lazy", rate, names))
+                samples.append(one_run(env, lazily, rate, names, repo))
                 shown = ", ".join(f"{k} {v:.2f}" for k, v in samples[-1].items()
                                   if k not in ("bytes", "rss", "requests"))
                 print(f"bench: lazy, {mode} at {setting} run {i + 1}: {shown} s, "
@@ -313,14 +330,14 @@ def lazy(env):
              f"of files), a site published by the service through the stack's proxy; working set "
              f"{len(names)} files, {set_bytes / MB:.0f} MB ({100 * set_bytes / total:.1f} %); "
              f"median of {env.runs}, seconds from the site's file appearing"]
-    lines.append(f"  {'':<24}{'published':>10}{'ready':>9}{'vs whole':>10}{'everything':>12}"
+    lines.append(f"  {'':<32}{'published':>10}{'ready':>9}{'vs whole':>10}{'everything':>12}"
                  f"{'vs whole':>10}{'promoted':>10}{'fetched':>9}{'peak RSS':>10}")
     for setting in ("100 Mbit/s", "unthrottled"):
         whole = rows[(setting, "whole")]
-        for mode in ("whole", "lazy"):
+        for mode in modes:
             row = rows[(setting, mode)]
             lines.append(
-                f"  {mode + ', ' + setting:<24}{row['published']:>10.2f}{row['ready']:>9.2f}"
+                f"  {mode + ', ' + setting:<32}{row['published']:>10.2f}{row['ready']:>9.2f}"
                 f"{row['ready'] / whole['ready']:>9.2f}x{row['everything']:>12.2f}"
                 f"{row['everything'] / whole['everything']:>9.2f}x"
                 f"{row.get('promoted', row['published']):>10.2f}"
