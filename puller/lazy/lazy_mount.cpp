@@ -2,242 +2,336 @@
 #include "puller/lazy/lazy_mount.h"
 
 #include <fcntl.h>
-#include <fuse.h>
+#include <fuse_lowlevel.h>
+#include <linux/fuse.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <new>
-#include <vector>
 
 #include "base/clock.h"
+#include "base/confined_root.h"
 
 namespace pullagent::puller::estargz {
 namespace {
 
 // The FUSE control filesystem: a connection's abort file.
 constexpr const char* kConnections = "/sys/fs/fuse/connections";
+// The layer never changes: the kernel may keep names (found or not) and attributes for good.
+constexpr double kForGood = 86400;
 
 }  // namespace
 
-// The FUSE callbacks: static, finding their mount in the request's context.
+// The low-level callbacks: static, finding their mount in the request's user data. Node ids are
+// the tree's indexes (fixed by the TOC, the same in every process that serves the layer):
+// FUSE_ROOT_ID is the mount's root, index i is i + 2.
 struct LazyMount::Served {
-  static LazyMount& self() { return *static_cast<LazyMount*>(fuse_get_context()->private_data); }
+  static LazyMount& self(fuse_req_t req) {
+    return *static_cast<LazyMount*>(fuse_req_userdata(req));
+  }
 
   // The directory above the layer's own root when the layer is a subdirectory of the mount.
   static constexpr size_t kTop = std::numeric_limits<size_t>::max();
 
-  // The tree node at a path of the mount, or kTop.
-  static std::optional<size_t> node(const char* path) {
-    LazyMount& mount = self();
-    if (mount.options_.subdir.empty())
-      return mount.tree_.find(path);
-    const std::string_view at(path);
-    const std::string prefix = "/" + mount.options_.subdir;
-    if (at == "/")
-      return kTop;
-    if (at == prefix)
-      return mount.tree_.find("/");
-    if (at.starts_with(prefix) && at.size() > prefix.size() && at[prefix.size()] == '/')
-      return mount.tree_.find(at.substr(prefix.size()));
-    return std::nullopt;
+  static std::optional<size_t> node(const LazyMount& mount, fuse_ino_t ino) {
+    if (ino == FUSE_ROOT_ID)
+      return mount.options_.subdir.empty() ? 0 : kTop;
+    if (ino < 2 || ino - 2 >= mount.tree_.size())
+      return std::nullopt;
+    return static_cast<size_t>(ino - 2);
+  }
+  static fuse_ino_t ino(const LazyMount& mount, size_t index) {
+    if (index == kTop || (index == 0 && mount.options_.subdir.empty()))
+      return FUSE_ROOT_ID;
+    return static_cast<fuse_ino_t>(index + 2);
   }
 
-  static struct stat topAttributes() {
+  static struct stat attributes(const LazyMount& mount, size_t index) {
     struct stat st {};
-    st.st_mode = S_IFDIR | 0755;
-    st.st_nlink = 3;
-    st.st_ino = self().tree_.size() + 1;
+    if (index == kTop) {
+      st.st_mode = S_IFDIR | 0755;
+      st.st_nlink = 3;
+    } else {
+      st = mount.tree_.attributes(index);
+    }
+    st.st_ino = ino(mount, index);
     return st;
   }
 
-  static void* init(fuse_conn_info* conn, fuse_config* config) {
-    config->use_ino = 1;
+  static fuse_entry_param entry(const LazyMount& mount, size_t index) {
+    fuse_entry_param found{};
+    found.ino = ino(mount, index);
+    found.attr = attributes(mount, index);
+    found.attr_timeout = kForGood;
+    found.entry_timeout = kForGood;
+    return found;
+  }
+
+  // The children of a directory node as a listing reads them: ".", "..", then by name.
+  static std::optional<size_t> child(const LazyMount& mount, size_t parent, std::string_view name) {
+    if (parent == kTop)
+      return name == mount.options_.subdir ? std::optional<size_t>(0) : std::nullopt;
+    const auto& children = mount.tree_.node(parent).children;
+    auto it = children.find(name);
+    if (it == children.end())
+      return std::nullopt;
+    return it->second;
+  }
+
+  static void init(void* userdata, fuse_conn_info* conn) {
+    auto& mount = *static_cast<LazyMount*>(userdata);
     // Opening a file needs no round trip: the mount is read-only (the kernel refuses writes)
-    // and reads find the file by path. A walk over many small files goes faster by a third.
+    // and reads name the file by its node. A walk over many small files goes faster by a third.
     if ((conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0) {
       conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
-      self().no_open_ = true;
+      mount.no_open_ = true;
     }
-    // The layer never changes: the kernel may cache names, attributes and pages for good.
-    config->kernel_cache = 1;
-    config->entry_timeout = 86400;
-    config->attr_timeout = 86400;
-    config->negative_timeout = 86400;
-    return fuse_get_context()->private_data;
   }
 
-  static int getattr(const char* path, struct stat* st, fuse_file_info* /*fi*/) {
-    auto index = node(path);
-    if (!index)
-      return -ENOENT;
-    *st = *index == kTop ? topAttributes() : self().tree_.attributes(*index);
-    return 0;
+  static void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    const LazyMount& mount = self(req);
+    auto dir = node(mount, parent);
+    if (!dir) {
+      fuse_reply_err(req, ENOENT);
+      return;
+    }
+    if (*dir != kTop && mount.tree_.node(*dir).type != S_IFDIR) {
+      fuse_reply_err(req, ENOTDIR);
+      return;
+    }
+    auto found = child(mount, *dir, name);
+    if (!found) {
+      // A name that is not there stays not there: node id 0 is a lookup the kernel remembers.
+      fuse_entry_param none{};
+      none.entry_timeout = kForGood;
+      fuse_reply_entry(req, &none);
+      return;
+    }
+    const fuse_entry_param param = entry(mount, *found);
+    fuse_reply_entry(req, &param);
   }
 
-  static int readlink(const char* path, char* buffer, size_t size) {
-    auto index = node(path);
-    if (!index)
-      return -ENOENT;
-    if (*index == kTop)
-      return -EINVAL;
-    const auto& found = self().tree_.node(*index);
-    if (found.type != S_IFLNK || found.entry == nullptr || size == 0)
-      return -EINVAL;
-    const std::string& target = found.entry->link_target;
-    const size_t length = std::min(size - 1, target.size());
-    std::memcpy(buffer, target.data(), length);
-    buffer[length] = '\0';
-    return 0;
+  static void getattr(fuse_req_t req, fuse_ino_t at, fuse_file_info* /*fi*/) {
+    const LazyMount& mount = self(req);
+    auto index = node(mount, at);
+    if (!index) {
+      fuse_reply_err(req, ENOENT);
+      return;
+    }
+    const struct stat st = attributes(mount, *index);
+    fuse_reply_attr(req, &st, kForGood);
   }
 
-  static int open(const char* path, fuse_file_info* fi) {
-    if (self().no_open_)
-      return -ENOSYS;  // the kernel's cue to open without asking, from now on
-    auto index = node(path);
-    if (!index)
-      return -ENOENT;
-    if ((fi->flags & O_ACCMODE) != O_RDONLY)
-      return -EROFS;
-    if (*index == kTop || self().tree_.node(*index).type != S_IFREG)
-      return -EINVAL;
-    fi->fh = *index;
+  static void readlink(fuse_req_t req, fuse_ino_t at) {
+    const LazyMount& mount = self(req);
+    auto index = node(mount, at);
+    if (!index || *index == kTop || mount.tree_.node(*index).type != S_IFLNK ||
+        mount.tree_.node(*index).entry == nullptr) {
+      fuse_reply_err(req, EINVAL);
+      return;
+    }
+    fuse_reply_readlink(req, mount.tree_.node(*index).entry->link_target.c_str());
+  }
+
+  static void open(fuse_req_t req, fuse_ino_t at, fuse_file_info* fi) {
+    const LazyMount& mount = self(req);
+    if (mount.no_open_) {
+      fuse_reply_err(req, ENOSYS);  // the kernel's cue to open without asking, from now on
+      return;
+    }
+    auto index = node(mount, at);
+    if (!index) {
+      fuse_reply_err(req, ENOENT);
+      return;
+    }
+    if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+      fuse_reply_err(req, EROFS);
+      return;
+    }
+    if (*index == kTop || mount.tree_.node(*index).type != S_IFREG) {
+      fuse_reply_err(req, EINVAL);
+      return;
+    }
     fi->keep_cache = 1;
     fi->noflush = 1;  // nothing to flush: a close costs no round trip
-    return 0;
+    fuse_reply_open(req, fi);
   }
 
-  static int read(const char* path, char* buffer, size_t size, off_t offset, fuse_file_info* fi) {
-    LazyMount& mount = self();
-    // Opened without a round trip, a file carries no handle: its path names it.
-    std::optional<size_t> index = static_cast<size_t>(fi->fh);
-    if (fi->fh == 0)
-      index = node(path);
-    if (!index || *index == kTop)
-      return -EINVAL;
-    const auto& found = mount.tree_.node(*index);
-    if (found.type != S_IFREG || found.entry == nullptr || offset < 0)
-      return -EINVAL;
+  static void read(fuse_req_t req, fuse_ino_t at, size_t size, off_t offset,
+                   fuse_file_info* /*fi*/) {
+    LazyMount& mount = self(req);
+    auto index = node(mount, at);
+    const LayerTree::Node* found = index && *index != kTop ? &mount.tree_.node(*index) : nullptr;
+    if (found == nullptr || found->type != S_IFREG || found->entry == nullptr || offset < 0) {
+      fuse_reply_err(req, EINVAL);
+      return;
+    }
     ++mount.reads_;
     static const SystemClock clock;
     const Context ctx{&clock, mount.stop_.get_token(), clock.now() + mount.options_.read_timeout};
     const auto started = std::chrono::steady_clock::now();
-    auto bytes = mount.layer_.read(*found.entry, static_cast<uint64_t>(offset), size, ctx);
+    auto bytes = mount.layer_.read(*found->entry, static_cast<uint64_t>(offset), size, ctx);
     mount.countRead(std::chrono::steady_clock::now() - started);
     if (!bytes) {
       ++mount.read_errors_;
-      spdlog::warn("{}: reading {} ({} bytes at {}) failed: {}", mount.options_.name, path, size,
-                   offset, bytes.error().describe());
-      return -EIO;
+      spdlog::warn("{}: reading /{} ({} bytes at {}) failed: {}", mount.options_.name,
+                   ConfinedRoot::join(found->entry->path, found->entry->path.size()), size, offset,
+                   bytes.error().describe());
+      fuse_reply_err(req, EIO);
+      return;
     }
-    std::memcpy(buffer, bytes->data(), bytes->size());
-    return static_cast<int>(bytes->size());
+    fuse_reply_buf(req, bytes->data(), bytes->size());
   }
 
-  static int readdir(const char* path, void* buffer, fuse_fill_dir_t fill, off_t /*offset*/,
-                     fuse_file_info* /*fi*/, fuse_readdir_flags flags) {
-    // With readdirplus, each name comes with its attributes: walking a directory of many files
-    // costs no lookup per file.
-    const auto plus =
-        static_cast<fuse_fill_dir_flags>((flags & FUSE_READDIR_PLUS) != 0 ? FUSE_FILL_DIR_PLUS : 0);
-    auto index = node(path);
-    if (!index)
-      return -ENOENT;
-    const auto& tree = self().tree_;
-    fill(buffer, ".", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
-    fill(buffer, "..", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+  // A directory's listing from `offset` (0, or what an earlier call gave its last entry), as
+  // many entries as fit in `size` bytes. With readdirplus each name comes with its attributes
+  // and node: walking a directory of many files costs no lookup per file.
+  static void list(fuse_req_t req, fuse_ino_t at, size_t size, off_t offset, bool plus) {
+    const LazyMount& mount = self(req);
+    auto index = node(mount, at);
+    if (!index) {
+      fuse_reply_err(req, ENOENT);
+      return;
+    }
+    if (*index != kTop && mount.tree_.node(*index).type != S_IFDIR) {
+      fuse_reply_err(req, ENOTDIR);
+      return;
+    }
+    std::vector<std::pair<std::string_view, std::optional<size_t>>> names = {{".", std::nullopt},
+                                                                             {"..", std::nullopt}};
     if (*index == kTop) {
-      struct stat st = tree.attributes(0);
-      fill(buffer, self().options_.subdir.c_str(), &st, 0, plus);
-      return 0;
+      names.emplace_back(mount.options_.subdir, 0);
+    } else {
+      for (const auto& [name, child_index] : mount.tree_.node(*index).children)
+        names.emplace_back(name, child_index);
     }
-    if (tree.node(*index).type != S_IFDIR)
-      return -ENOTDIR;
-    for (const auto& [name, child] : tree.node(*index).children) {
-      struct stat st = tree.attributes(child);
-      if (fill(buffer, name.c_str(), &st, 0, plus) != 0)
+    std::string buffer(size, '\0');
+    size_t used = 0;
+    for (size_t i = offset < 0 ? names.size() : static_cast<size_t>(offset); i < names.size();
+         ++i) {
+      const std::string name(names[i].first);
+      const auto next = static_cast<off_t>(i + 1);
+      size_t needed = 0;
+      if (plus) {
+        // "." and ".." carry no node: the kernel knows them.
+        fuse_entry_param param{};
+        if (names[i].second)
+          param = entry(mount, *names[i].second);
+        else
+          param.attr.st_mode = S_IFDIR;
+        needed = fuse_add_direntry_plus(req, buffer.data() + used, size - used, name.c_str(),
+                                        &param, next);
+      } else {
+        struct stat st {};
+        st.st_mode = S_IFDIR;
+        if (names[i].second)
+          st = attributes(mount, *names[i].second);
+        needed = fuse_add_direntry(req, buffer.data() + used, size - used, name.c_str(), &st, next);
+      }
+      if (needed > size - used)
         break;
+      used += needed;
     }
-    return 0;
+    fuse_reply_buf(req, buffer.data(), used);
   }
 
-  static int getxattr(const char* path, const char* name, char* value, size_t size) {
-    auto index = node(path);
-    if (!index)
-      return -ENOENT;
-    if (*index == kTop)
-      return -ENODATA;
-    const auto xattrs = self().tree_.xattrs(*index);
+  static void getxattr(fuse_req_t req, fuse_ino_t at, const char* name, size_t size) {
+    const LazyMount& mount = self(req);
+    auto index = node(mount, at);
+    if (!index) {
+      fuse_reply_err(req, ENOENT);
+      return;
+    }
+    if (*index == kTop) {
+      fuse_reply_err(req, ENODATA);
+      return;
+    }
+    const auto xattrs = mount.tree_.xattrs(*index);
     auto it = xattrs.find(name);
-    if (it == xattrs.end())
-      return -ENODATA;
-    if (size == 0)
-      return static_cast<int>(it->second.size());
-    if (size < it->second.size())
-      return -ERANGE;
-    std::memcpy(value, it->second.data(), it->second.size());
-    return static_cast<int>(it->second.size());
+    if (it == xattrs.end()) {
+      fuse_reply_err(req, ENODATA);
+      return;
+    }
+    replyBytes(req, it->second, size);
   }
 
-  static int listxattr(const char* path, char* list, size_t size) {
-    auto index = node(path);
-    if (!index)
-      return -ENOENT;
+  static void listxattr(fuse_req_t req, fuse_ino_t at, size_t size) {
+    const LazyMount& mount = self(req);
+    auto index = node(mount, at);
+    if (!index) {
+      fuse_reply_err(req, ENOENT);
+      return;
+    }
     std::string names;
     if (*index != kTop) {
-      for (const auto& [name, value] : self().tree_.xattrs(*index))
+      for (const auto& [name, value] : mount.tree_.xattrs(*index))
         names += name + '\0';
     }
+    replyBytes(req, names, size);
+  }
+
+  // An xattr answer: its size when asked with 0, else the bytes if they fit.
+  static void replyBytes(fuse_req_t req, const std::string& bytes, size_t size) {
     if (size == 0)
-      return static_cast<int>(names.size());
-    if (size < names.size())
-      return -ERANGE;
-    std::memcpy(list, names.data(), names.size());
-    return static_cast<int>(names.size());
+      fuse_reply_xattr(req, bytes.size());
+    else if (size < bytes.size())
+      fuse_reply_err(req, ERANGE);
+    else
+      fuse_reply_buf(req, bytes.data(), bytes.size());
   }
 
   // No exception may unwind through libfuse's C frames (it would end the process, and every
   // mount with it): a callback that throws answers ENOMEM or EIO.
   template <typename Call>
-  static int guarded(Call&& call) {
+  static void guarded(fuse_req_t req, Call&& call) {
     try {
-      return call();
+      call();
     } catch (const std::bad_alloc&) {
-      return -ENOMEM;
+      fuse_reply_err(req, ENOMEM);
     } catch (...) {
-      return -EIO;
+      fuse_reply_err(req, EIO);
     }
   }
 
-  static fuse_operations operations() {
-    fuse_operations ops{};
+  static fuse_lowlevel_ops operations() {
+    fuse_lowlevel_ops ops{};
     ops.init = init;
-    ops.getattr = [](const char* path, struct stat* st, fuse_file_info* fi) {
-      return guarded([&] { return getattr(path, st, fi); });
+    ops.lookup = [](fuse_req_t req, fuse_ino_t parent, const char* name) {
+      guarded(req, [&] { lookup(req, parent, name); });
     };
-    ops.readlink = [](const char* path, char* buffer, size_t size) {
-      return guarded([&] { return readlink(path, buffer, size); });
+    ops.getattr = [](fuse_req_t req, fuse_ino_t at, fuse_file_info* fi) {
+      guarded(req, [&] { getattr(req, at, fi); });
     };
-    ops.open = [](const char* path, fuse_file_info* fi) {
-      return guarded([&] { return open(path, fi); });
+    ops.readlink = [](fuse_req_t req, fuse_ino_t at) { guarded(req, [&] { readlink(req, at); }); };
+    ops.open = [](fuse_req_t req, fuse_ino_t at, fuse_file_info* fi) {
+      guarded(req, [&] { open(req, at, fi); });
     };
-    ops.read = [](const char* path, char* buffer, size_t size, off_t offset, fuse_file_info* fi) {
-      return guarded([&] { return read(path, buffer, size, offset, fi); });
+    ops.read = [](fuse_req_t req, fuse_ino_t at, size_t size, off_t offset, fuse_file_info* fi) {
+      guarded(req, [&] { read(req, at, size, offset, fi); });
     };
-    ops.readdir = [](const char* path, void* buffer, fuse_fill_dir_t fill, off_t offset,
-                     fuse_file_info* fi, fuse_readdir_flags flags) {
-      return guarded([&] { return readdir(path, buffer, fill, offset, fi, flags); });
+    ops.readdir = [](fuse_req_t req, fuse_ino_t at, size_t size, off_t offset,
+                     fuse_file_info* /*fi*/) {
+      guarded(req, [&] { list(req, at, size, offset, false); });
     };
-    ops.getxattr = [](const char* path, const char* name, char* value, size_t size) {
-      return guarded([&] { return getxattr(path, name, value, size); });
+    ops.readdirplus = [](fuse_req_t req, fuse_ino_t at, size_t size, off_t offset,
+                         fuse_file_info* /*fi*/) {
+      guarded(req, [&] { list(req, at, size, offset, true); });
     };
-    ops.listxattr = [](const char* path, char* list, size_t size) {
-      return guarded([&] { return listxattr(path, list, size); });
+    ops.getxattr = [](fuse_req_t req, fuse_ino_t at, const char* name, size_t size) {
+      guarded(req, [&] { getxattr(req, at, name, size); });
+    };
+    ops.listxattr = [](fuse_req_t req, fuse_ino_t at, size_t size) {
+      guarded(req, [&] { listxattr(req, at, size); });
     };
     return ops;
   }
@@ -270,55 +364,168 @@ Result<std::unique_ptr<LazyMount>> LazyMount::mount(LazyLayer& layer,
                                                     const std::filesystem::path& mountpoint,
                                                     Options options) {
   std::unique_ptr<LazyMount> mounted(new LazyMount(layer, mountpoint, std::move(options)));
+  mounted->device_.reset(::open("/dev/fuse", O_RDWR | O_CLOEXEC));
+  if (!mounted->device_.valid()) {
+    return makeError(ErrorCode::kUnavailable,
+                     "FUSE mount at " + mountpoint.string() +
+                         ": cannot open /dev/fuse: " + std::strerror(errno));
+  }
   // Read-only; every user may read (the runtime's overlay, the container), the kernel checks
   // the layer's own modes.
-  std::vector<std::string> words = {
-      "pullagent", "-o", "ro,allow_other,default_permissions,fsname=pullagent,subtype=estargz"};
-  std::vector<char*> argv;
-  for (auto& word : words)
-    argv.push_back(word.data());
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  const fuse_operations ops = Served::operations();
-  mounted->fuse_ = fuse_new(&args, &ops, sizeof(ops), mounted.get());
-  fuse_opt_free_args(&args);
-  if (mounted->fuse_ == nullptr)
-    return makeError(ErrorCode::kInternal, "fuse_new failed for " + mountpoint.string());
-  if (fuse_mount(mounted->fuse_, mountpoint.c_str()) != 0) {
-    fuse_destroy(mounted->fuse_);
-    mounted->fuse_ = nullptr;
+  const std::string data = "fd=" + std::to_string(mounted->device_.get()) +
+                           ",rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions";
+  if (::mount("pullagent", mountpoint.c_str(), "fuse.estargz", MS_RDONLY | MS_NOSUID | MS_NODEV,
+              data.c_str()) != 0) {
     return makeError(ErrorCode::kUnavailable,
-                     "FUSE mount at " + mountpoint.string() + " failed (needs root and /dev/fuse)");
+                     "FUSE mount at " + mountpoint.string() +
+                         " failed (needs root and /dev/fuse): " + std::strerror(errno));
   }
-  LazyMount* self = mounted.get();
-  mounted->loop_ = std::thread([self] {
-    fuse_loop_config* config = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_max_threads(config, 8);
-    fuse_loop_mt(self->fuse_, config);
-    fuse_loop_cfg_destroy(config);
-    self->loop_done_ = true;
-  });
+  mounted->mounted_ = true;  // from here on, a failure unmounts (the destructor)
+  if (auto served = mounted->serve(""); !served.ok())
+    return served.error();
   // The connection's number under /sys/fs/fuse/connections: the mount's device minor (asked
-  // once the loop serves, which answers the stat).
-  // Without it, a mount something still holds at unmount could never be ended: no mount then.
+  // once the servers serve, which answers the stat after INIT). Without it, a mount something
+  // still holds at unmount could never be ended: no mount then.
+  RETURN_IF_ERROR(mounted->openAbortFile());
+  std::lock_guard lock(mounted->init_mutex_);
+  if (mounted->init_request_.empty()) {
+    return makeError(ErrorCode::kInternal,
+                     "FUSE mount at " + mountpoint.string() + ": the kernel's INIT was not seen");
+  }
+  return mounted;
+}
+
+Result<std::unique_ptr<LazyMount>> LazyMount::adopt(LazyLayer& layer,
+                                                    const std::filesystem::path& mountpoint,
+                                                    Options options, UniqueFd device,
+                                                    std::string init_request) {
+  std::unique_ptr<LazyMount> adopted(new LazyMount(layer, mountpoint, std::move(options)));
+  adopted->device_ = std::move(device);
+  adopted->mounted_ = true;
+  // Not unmounted should this fail: the mount is the keeper's to retire.
+  adopted->released_ = true;
+  if (init_request.size() < sizeof(fuse_in_header)) {
+    return makeError(
+        ErrorCode::kInvalidArgument,
+        "adopting the FUSE mount at " + mountpoint.string() + ": the recorded INIT request is cut");
+  }
+  fuse_in_header header{};
+  std::memcpy(&header, init_request.data(), sizeof header);
+  if (header.opcode != FUSE_INIT || header.len != init_request.size()) {
+    return makeError(ErrorCode::kInvalidArgument, "adopting the FUSE mount at " +
+                                                      mountpoint.string() +
+                                                      ": the recorded request is not an INIT");
+  }
+  RETURN_IF_ERROR(adopted->serve(init_request));
+  RETURN_IF_ERROR(adopted->openAbortFile());
+  adopted->released_ = false;
+  return adopted;
+}
+
+Status LazyMount::serve(const std::string& init_request) {
+  const std::string where = "FUSE mount at " + mountpoint_.string();
+  // Requests are read from a clone of the connection's file: a server that dies fails only the
+  // requests it had read (the kernel ends them when its file closes); the connection lives on
+  // through device_ (or whoever keeps a copy of it).
+  clone_.reset(::open("/dev/fuse", O_RDWR | O_CLOEXEC | O_NONBLOCK));
+  uint32_t from = static_cast<uint32_t>(device_.get());
+  if (!clone_.valid() || ::ioctl(clone_.get(), FUSE_DEV_IOC_CLONE, &from) != 0)
+    return makeError(ErrorCode::kUnavailable,
+                     where + ": cannot clone its /dev/fuse file: " + std::strerror(errno));
+  wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_.valid())
+    return makeError(ErrorCode::kInternal, where + ": eventfd: " + std::strerror(errno));
+  std::string program = "pullagent";
+  char* argv[] = {program.data(), nullptr};
+  fuse_args args = FUSE_ARGS_INIT(1, argv);
+  const fuse_lowlevel_ops ops = Served::operations();
+  session_ = fuse_session_new(&args, &ops, sizeof(ops), this);
+  fuse_opt_free_args(&args);
+  if (session_ == nullptr)
+    return makeError(ErrorCode::kInternal, where + ": fuse_session_new failed");
+  // libfuse takes an open /dev/fuse file named /dev/fd/N as it is: it mounts nothing, and
+  // closes the file when the session goes.
+  const std::string clone_path = "/dev/fd/" + std::to_string(clone_.get());
+  if (fuse_session_mount(session_, clone_path.c_str()) != 0)
+    return makeError(ErrorCode::kInternal, where + ": libfuse refused its /dev/fuse file");
+  (void)clone_.release();  // the session's now
+  if (!init_request.empty()) {
+    // The kernel sent INIT once, to the first server, and libfuse answers nothing before it:
+    // replayed here, libfuse negotiates what the first server did. Its answer reaches no
+    // request of this clone (none was read yet), so the kernel drops it.
+    init_request_ = init_request;
+    fuse_buf buf{};
+    buf.size = init_request_.size();
+    buf.mem = init_request_.data();
+    fuse_session_process_buf(session_, &buf);
+  }
+  for (int i = 0; i < kServers; ++i)
+    servers_.emplace_back([this] { serveLoop(); });
+  return {};
+}
+
+void LazyMount::serveLoop() {
+  fuse_buf buf{};
+  const int fd = fuse_session_fd(session_);
+  std::array<pollfd, 2> waiting{{{fd, POLLIN, 0}, {wake_.get(), POLLIN, 0}}};
+  while (true) {
+    // One server at a time waits for a request (the others wait for their turn), so that a
+    // request wakes one thread, not all of them.
+    std::unique_lock turn(turn_);
+    if (::poll(waiting.data(), waiting.size(), -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      spdlog::error("{}: poll on its /dev/fuse file: {}", options_.name, std::strerror(errno));
+      break;
+    }
+    if (waiting[1].revents != 0)
+      break;  // released or unmounting: the eventfd stays readable for every server
+    if ((waiting[0].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
+      ended_ = true;  // unmounted, or aborted
+      break;
+    }
+    const int got = fuse_session_receive_buf(session_, &buf);
+    turn.unlock();
+    if (got == -EAGAIN || got == -EINTR)
+      continue;
+    if (got <= 0) {
+      ended_ = true;  // 0: the kernel ended the connection (ENODEV)
+      break;
+    }
+    if (static_cast<size_t>(got) >= sizeof(fuse_in_header)) {
+      fuse_in_header header{};
+      std::memcpy(&header, buf.mem, sizeof header);
+      if (header.opcode == FUSE_INIT) {
+        std::lock_guard lock(init_mutex_);
+        init_request_.assign(static_cast<const char*>(buf.mem), static_cast<size_t>(got));
+      }
+    }
+    buf.size = static_cast<size_t>(got);
+    fuse_session_process_buf(session_, &buf);
+  }
+  std::free(buf.mem);
+}
+
+Status LazyMount::openAbortFile() {
   struct stat mounted_at {};
-  if (::stat(mountpoint.c_str(), &mounted_at) == 0) {
+  if (::stat(mountpoint_.c_str(), &mounted_at) == 0) {
     const auto abort =
-        "/sys/fs/fuse/connections/" + std::to_string(minor(mounted_at.st_dev)) + "/abort";
-    mounted->abort_fd_ = ::open(abort.c_str(), O_WRONLY | O_CLOEXEC);
-    if (mounted->abort_fd_ < 0 && errno == ENOENT) {
+        std::string(kConnections) + "/" + std::to_string(minor(mounted_at.st_dev)) + "/abort";
+    abort_.reset(::open(abort.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!abort_.valid() && errno == ENOENT) {
       // fusectl mounted now; another mount may have mounted it meanwhile (EBUSY): open again
       // either way.
       (void)::mount("fusectl", kConnections, "fusectl", 0, nullptr);
-      mounted->abort_fd_ = ::open(abort.c_str(), O_WRONLY | O_CLOEXEC);
+      abort_.reset(::open(abort.c_str(), O_WRONLY | O_CLOEXEC));
     }
   }
-  if (mounted->abort_fd_ < 0) {
-    return makeError(ErrorCode::kUnavailable,
-                     "FUSE mount at " + mountpoint.string() +
-                         ": its connection cannot be found in " + kConnections +
-                         " (fusectl), so it could not be ended for sure; unmounted");
+  if (!abort_.valid()) {
+    return makeError(ErrorCode::kUnavailable, "FUSE mount at " + mountpoint_.string() +
+                                                  ": its connection cannot be found in " +
+                                                  kConnections +
+                                                  " (fusectl), so it could not be ended for sure");
   }
-  return mounted;
+  return {};
 }
 
 std::filesystem::path LazyMount::layerRoot() const {
@@ -326,47 +533,51 @@ std::filesystem::path LazyMount::layerRoot() const {
 }
 
 void LazyMount::detach() {
-  // The loop goes on serving: it ends by itself once the kernel lets go of the connection.
-  if (fuse_ != nullptr)
+  // The servers go on: the connection ends by itself once the kernel lets go of it.
+  if (mounted_ && !released_)
     ::umount2(mountpoint_.c_str(), MNT_DETACH);
 }
 
 void LazyMount::beginUnmount() {
-  if (fuse_ == nullptr)
+  if (!mounted_ || released_)
     return;
   stop_.request_stop();  // reads waiting for the network give up
-  fuse_exit(fuse_);
   ::umount2(mountpoint_.c_str(), MNT_DETACH);
 }
 
-LazyMount::~LazyMount() {
-  if (fuse_ == nullptr)
-    return;
-  stop_.request_stop();  // reads waiting for the network give up
-  fuse_exit(fuse_);
-  // The kernel ends the connection when the mount goes (its readers of /dev/fuse get ENODEV
-  // and the loop returns); should anything still hold the mount, the connection is aborted.
-  // Only then is libfuse's file descriptor closed (fuse_unmount): closing it under the loop's
-  // threads, which read it, would race with them.
-  ::umount2(mountpoint_.c_str(), MNT_DETACH);
-  // The abort file was opened at mount time: once this connection is gone, writing to it does
-  // nothing, so another mount that took its number later is never touched.
-  for (auto waited = std::chrono::milliseconds(0); !loop_done_ && waited < unmount_wait_;
-       waited += std::chrono::milliseconds(20))
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  if (!loop_done_ && abort_fd_ >= 0)
-    (void)::write(abort_fd_, "1", 1);
-  if (loop_.joinable())
-    loop_.join();
-  // The loop may have ended on a request after fuse_exit with the connection still alive: end
-  // it, so that libfuse's unmount below finds it gone instead of unmounting by name whatever is
-  // mounted at the path now.
-  if (abort_fd_ >= 0) {
-    (void)::write(abort_fd_, "1", 1);
-    ::close(abort_fd_);
+void LazyMount::stopServers() {
+  if (wake_.valid()) {
+    const uint64_t one = 1;
+    (void)::write(wake_.get(), &one, sizeof one);
   }
-  fuse_unmount(fuse_);
-  fuse_destroy(fuse_);
+  for (auto& server : servers_)
+    server.join();
+  servers_.clear();
+}
+
+void LazyMount::release() {
+  // The servers finish what they read (a read waiting for the network included), then stop.
+  stopServers();
+  released_ = true;
+}
+
+LazyMount::~LazyMount() {
+  if (mounted_ && !released_) {
+    stop_.request_stop();  // reads waiting for the network give up
+    // The kernel ends the connection when the mount goes (the servers see it and stop);
+    // should anything still hold the mount, the connection is aborted. The abort file was
+    // opened at mount time: once this connection is gone, writing to it does nothing, so
+    // another mount that took its number later is never touched.
+    ::umount2(mountpoint_.c_str(), MNT_DETACH);
+    for (auto waited = std::chrono::milliseconds(0); !ended_ && waited < unmount_wait_;
+         waited += std::chrono::milliseconds(20))
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (abort_.valid())
+      (void)::write(abort_.get(), "1", 1);
+  }
+  stopServers();
+  if (session_ != nullptr)
+    fuse_session_destroy(session_);  // closes the clone
 }
 
 }  // namespace pullagent::puller::estargz

@@ -5,15 +5,18 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <stop_token>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/error.h"
+#include "base/unique_fd.h"
 #include "puller/lazy/layer_tree.h"
 #include "puller/lazy/lazy_layer.h"
 
-struct fuse;
+struct fuse_session;
 
 namespace pullagent::puller::estargz {
 
@@ -23,8 +26,12 @@ namespace pullagent::puller::estargz {
 // cannot be fetched or does not verify is an EIO on that read and a log line naming the layer
 // and the file, never a hang: each read is bounded by `read_timeout`.
 //
-// The mount is served by threads of this process: it lives as long as this object (and, in the
-// service, as long as the process; see docs/lazy.md for what a restart means).
+// The mount is served by threads of this process through libfuse's low-level API, on a clone of
+// the connection's /dev/fuse file. The connection itself lives as long as any of its /dev/fuse
+// files is open, so a keeper of the first one (deviceFd(): systemd's file descriptor store in
+// the service) lets a server hand the mount over to the next (release(), then adopt() in this
+// process or the next): requests that arrive meanwhile wait in the kernel's queue. Node ids are
+// the layer's tree indexes, the same in every process. See docs/lazy.md, "Restarts".
 class LazyMount {
  public:
   struct Options {
@@ -40,7 +47,24 @@ class LazyMount {
   static Result<std::unique_ptr<LazyMount>> mount(LazyLayer& layer,
                                                   const std::filesystem::path& mountpoint,
                                                   Options options);
-  ~LazyMount();  // unmounts
+  // Serves a mount another server made and released: `device` is the connection's /dev/fuse
+  // file (deviceFd() of the first server, kept by systemd across a restart) and `init_request`
+  // the INIT request the kernel sent it (initRequest()). The layer must be the same one.
+  static Result<std::unique_ptr<LazyMount>> adopt(LazyLayer& layer,
+                                                  const std::filesystem::path& mountpoint,
+                                                  Options options, UniqueFd device,
+                                                  std::string init_request);
+  ~LazyMount();  // unmounts, unless released
+
+  // The connection's /dev/fuse file: whoever holds a copy keeps the mount alive for a next
+  // server once this one is gone. And the INIT request the next server replays.
+  int deviceFd() const { return device_.get(); }
+  const std::string& initRequest() const { return init_request_; }
+  // Stops serving without unmounting, once the requests being served are answered: what
+  // arrives later waits in the kernel's queue for the next server (adopt()). The mount and its
+  // connection stay as long as someone keeps deviceFd() (dup it first); this object then only
+  // closes its files.
+  void release();
   LazyMount(const LazyMount&) = delete;
   LazyMount& operator=(const LazyMount&) = delete;
 
@@ -58,7 +82,7 @@ class LazyMount {
   // go before it aborts it: 2 s.
   void setUnmountWait(std::chrono::milliseconds wait) { unmount_wait_ = wait; }
   // The connection ended (detached and let go, or unmounted by someone else).
-  bool ended() const { return loop_done_.load(); }
+  bool ended() const { return ended_.load(); }
   // How long reads through the mount took (the wait for their chunks included), in seconds: the
   // upper bounds of the buckets, and one bucket more past the last.
   static constexpr std::array<double, 9> kReadSecondsBounds = {0.001, 0.005, 0.01, 0.05, 0.1,
@@ -77,18 +101,34 @@ class LazyMount {
 
  private:
   LazyMount(LazyLayer& layer, std::filesystem::path mountpoint, Options options);
+  // A session on a clone of device_, served by kServers threads; `init_request` is replayed
+  // first when the kernel sent it to an earlier server.
+  Status serve(const std::string& init_request);
+  void serveLoop();
+  // The connection's abort file (fusectl), found by the mountpoint's device number.
+  Status openAbortFile();
+  void stopServers();
 
+  static constexpr int kServers = 8;
   LazyLayer& layer_;
   LayerTree tree_;
   std::filesystem::path mountpoint_;
   Options options_;
-  struct fuse* fuse_ = nullptr;
+  UniqueFd device_;  // the connection's first /dev/fuse file (the mount's fd= option)
+  UniqueFd clone_;   // the one this object reads requests from
+  UniqueFd wake_;    // an eventfd: the servers stop
+  struct fuse_session* session_ = nullptr;
+  std::string init_request_;  // recorded by the server that read it
+  std::mutex init_mutex_;
+  std::mutex turn_;  // held by the server waiting for the next request
   // The connection's abort file, opened at mount: what ends a connection something still holds
   // at unmount.
-  int abort_fd_ = -1;
-  std::atomic<bool> loop_done_{false};
+  UniqueFd abort_;
+  std::atomic<bool> ended_{false};  // the kernel ended the connection
+  bool mounted_ = false;            // the mount exists: this object unmounts it, unless released
+  bool released_ = false;           // the mount is left to the next server
   std::chrono::milliseconds unmount_wait_{2000};
-  std::thread loop_;
+  std::vector<std::thread> servers_;
   std::stop_source stop_;
   std::atomic<int64_t> reads_{0};
   std::atomic<bool> no_open_{false};  // the kernel opens files without asking (set at init)

@@ -12,7 +12,9 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
+#include "base/unique_fd.h"
 #include "puller/lazy/layer_tree.h"
 #include "tests/support/estargz_sample.h"
 #include "tests/support/fake_clock.h"
@@ -76,6 +78,14 @@ class LazyMountTest : public ::testing::Test {
   void SetUp() override {
     if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0)
       GTEST_SKIP() << "needs root and /dev/fuse";
+    openLayer();
+    std::filesystem::create_directories(mountpoint());
+    auto mounted =
+        LazyMount::mount(*layer_, mountpoint(), {"test layer", std::chrono::seconds(5), ""});
+    ASSERT_TRUE(mounted.ok()) << mounted.error().message;
+    mount_ = std::move(mounted.value());
+  }
+  void openLayer() {
     auto layer = LazyLayer::open(
         descriptor_,
         [this](int64_t first, int64_t last, const Context&) -> Result<std::string> {
@@ -88,13 +98,13 @@ class LazyMountTest : public ::testing::Test {
     ASSERT_TRUE(layer.ok()) << layer.error().message;
     layer_ = std::move(layer.value());
     layer_->setReaderWindow(0, 0);  // a request per member: the tests count them
-    std::filesystem::create_directories(mountpoint());
-    auto mounted =
-        LazyMount::mount(*layer_, mountpoint(), {"test layer", std::chrono::seconds(5), ""});
-    ASSERT_TRUE(mounted.ok()) << mounted.error().message;
-    mount_ = std::move(mounted.value());
   }
   std::filesystem::path mountpoint() const { return dir_.path() / "mnt"; }
+  static dev_t deviceOf(const std::filesystem::path& path) {
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0);
+    return st.st_dev;
+  }
 
   testing::TempDir dir_;
   testing::FakeClock clock_;
@@ -152,6 +162,61 @@ TEST_F(LazyMountTest, AMountStillHeldIsEndedAtUnmountNotWaitedFor) {
   char buffer[16];
   EXPECT_LT(::pread(fd, buffer, sizeof buffer, 0), 0);
   ::close(fd);
+}
+
+// A service restart as systemd's file descriptor store makes it: the first server releases the
+// mount, the store keeps the connection's /dev/fuse file, the next server adopts it.
+TEST_F(LazyMountTest, AReleasedMountIsServedByTheNextServerAndReadersWaitMeanwhile) {
+  UniqueFd kept(::dup(mount_->deviceFd()));
+  const std::string init = mount_->initRequest();
+  ASSERT_FALSE(init.empty());
+  const dev_t device = deviceOf(mountpoint());
+  const int opened = ::open((mountpoint() / "bin/big").c_str(), O_RDONLY);
+  ASSERT_GE(opened, 0);
+  mount_->release();
+  mount_.reset();                             // not unmounted
+  layer_.reset();                             // the next server opens the cache
+  EXPECT_EQ(deviceOf(mountpoint()), device);  // answered from the kernel's cache
+
+  std::string read_meanwhile;
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    read_meanwhile = readFile(mountpoint() / "etc/hosts");
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(done.load());  // waits in the kernel's queue, neither failed nor answered
+
+  openLayer();
+  auto adopted = LazyMount::adopt(
+      *layer_, mountpoint(), {"test layer", std::chrono::seconds(5), ""}, std::move(kept), init);
+  ASSERT_TRUE(adopted.ok()) << adopted.error().message;
+  mount_ = std::move(adopted.value());
+  reader.join();
+  EXPECT_EQ(read_meanwhile, "127.0.0.1 localhost\n");
+  // A file opened under the first server reads on under the next.
+  std::string head(2500, '\0');
+  EXPECT_EQ(::pread(opened, head.data(), head.size(), 0), 2500);
+  EXPECT_EQ(head, EstargzSample::big());
+  ::close(opened);
+  EXPECT_EQ(readFile(mountpoint() / "bin/big2"), EstargzSample::big());
+  EXPECT_EQ(std::filesystem::read_symlink(mountpoint() / "bin/sh"), "big");
+  EXPECT_EQ(deviceOf(mountpoint()), device);
+
+  mount_.reset();  // the adopted mount unmounts as the first would have
+  EXPECT_NE(deviceOf(mountpoint()), device);
+}
+
+TEST_F(LazyMountTest, AMountIsNotAdoptedWithoutTheINITItsKernelSent) {
+  UniqueFd kept(::dup(mount_->deviceFd()));
+  std::string init = mount_->initRequest();
+  init[4] = 1;  // the opcode: FUSE_LOOKUP
+  auto adopted = LazyMount::adopt(
+      *layer_, mountpoint(), {"test layer", std::chrono::seconds(5), ""}, std::move(kept), init);
+  ASSERT_FALSE(adopted.ok());
+  EXPECT_NE(adopted.error().message.find("not an INIT"), std::string::npos);
+  // Refused without touching the mount: the first server still serves it.
+  EXPECT_EQ(readFile(mountpoint() / "etc/hosts"), "127.0.0.1 localhost\n");
 }
 
 TEST_F(LazyMountTest, OverlayTakesTheMountAsALowerLayer) {
