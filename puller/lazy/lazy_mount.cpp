@@ -397,27 +397,27 @@ Result<std::unique_ptr<LazyMount>> LazyMount::mount(LazyLayer& layer,
 
 Result<std::unique_ptr<LazyMount>> LazyMount::adopt(LazyLayer& layer,
                                                     const std::filesystem::path& mountpoint,
-                                                    Options options, UniqueFd device,
-                                                    std::string init_request) {
+                                                    Options options, Handover handover) {
   std::unique_ptr<LazyMount> adopted(new LazyMount(layer, mountpoint, std::move(options)));
-  adopted->device_ = std::move(device);
+  const std::string where = "adopting the FUSE mount at " + mountpoint.string();
+  adopted->device_ = std::move(handover.device);
+  adopted->connection_ = handover.connection;
   adopted->mounted_ = true;
-  // Not unmounted should this fail: the mount is the keeper's to retire.
+  // Not unmounted should this fail: the mount is its keeper's to retire.
   adopted->released_ = true;
-  if (init_request.size() < sizeof(fuse_in_header)) {
-    return makeError(
-        ErrorCode::kInvalidArgument,
-        "adopting the FUSE mount at " + mountpoint.string() + ": the recorded INIT request is cut");
-  }
+  const std::string& init = handover.init_request;
   fuse_in_header header{};
-  std::memcpy(&header, init_request.data(), sizeof header);
-  if (header.opcode != FUSE_INIT || header.len != init_request.size()) {
-    return makeError(ErrorCode::kInvalidArgument, "adopting the FUSE mount at " +
-                                                      mountpoint.string() +
-                                                      ": the recorded request is not an INIT");
-  }
-  RETURN_IF_ERROR(adopted->serve(init_request));
+  if (init.size() >= sizeof header)
+    std::memcpy(&header, init.data(), sizeof header);
+  if (init.size() < sizeof header || header.opcode != FUSE_INIT || header.len != init.size())
+    return makeError(ErrorCode::kInvalidArgument, where + ": the recorded request is not an INIT");
+  // An ended connection stays ended (its mount answers ENOTCONN); its number may be another's.
+  pollfd device{adopted->device_.get(), POLLIN, 0};
+  if (handover.connection == 0 || ::poll(&device, 1, 0) < 0 ||
+      (device.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0)
+    return makeError(ErrorCode::kUnavailable, where + ": its connection ended");
   RETURN_IF_ERROR(adopted->openAbortFile());
+  RETURN_IF_ERROR(adopted->serve(init));
   adopted->released_ = false;
   return adopted;
 }
@@ -508,9 +508,10 @@ void LazyMount::serveLoop() {
 
 Status LazyMount::openAbortFile() {
   struct stat mounted_at {};
-  if (::stat(mountpoint_.c_str(), &mounted_at) == 0) {
-    const auto abort =
-        std::string(kConnections) + "/" + std::to_string(minor(mounted_at.st_dev)) + "/abort";
+  if (connection_ == 0 && ::stat(mountpoint_.c_str(), &mounted_at) == 0)
+    connection_ = minor(mounted_at.st_dev);
+  if (connection_ != 0) {
+    const auto abort = std::string(kConnections) + "/" + std::to_string(connection_) + "/abort";
     abort_.reset(::open(abort.c_str(), O_WRONLY | O_CLOEXEC));
     if (!abort_.valid() && errno == ENOENT) {
       // fusectl mounted now; another mount may have mounted it meanwhile (EBUSY): open again

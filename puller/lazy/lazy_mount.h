@@ -47,19 +47,25 @@ class LazyMount {
   static Result<std::unique_ptr<LazyMount>> mount(LazyLayer& layer,
                                                   const std::filesystem::path& mountpoint,
                                                   Options options);
-  // Serves a mount another server made and released: `device` is the connection's /dev/fuse
-  // file (deviceFd() of the first server, kept by systemd across a restart) and `init_request`
-  // the INIT request the kernel sent it (initRequest()). The layer must be the same one.
+  // What a next server needs to serve a mount this one made (adopt()).
+  struct Handover {
+    UniqueFd device;           // the connection's first /dev/fuse file (deviceFd(), kept)
+    std::string init_request;  // the INIT request the kernel sent the first server
+    unsigned connection = 0;   // its number under /sys/fs/fuse/connections
+  };
+  // Serves a mount another server made and released (in this process or an earlier one whose
+  // /dev/fuse file systemd kept). The layer must be the same one. Refused when the connection
+  // ended meanwhile.
   static Result<std::unique_ptr<LazyMount>> adopt(LazyLayer& layer,
                                                   const std::filesystem::path& mountpoint,
-                                                  Options options, UniqueFd device,
-                                                  std::string init_request);
+                                                  Options options, Handover handover);
   ~LazyMount();  // unmounts, unless released
 
   // The connection's /dev/fuse file: whoever holds a copy keeps the mount alive for a next
   // server once this one is gone. And the INIT request the next server replays.
   int deviceFd() const { return device_.get(); }
   const std::string& initRequest() const { return init_request_; }
+  unsigned connection() const { return connection_; }
   // Stops serving without unmounting, once the requests being served are answered: what
   // arrives later waits in the kernel's queue for the next server (adopt()). The mount and its
   // connection stay as long as someone keeps deviceFd() (dup it first); this object then only
@@ -105,7 +111,7 @@ class LazyMount {
   // first when the kernel sent it to an earlier server.
   Status serve(const std::string& init_request);
   void serveLoop();
-  // The connection's abort file (fusectl), found by the mountpoint's device number.
+  // The connection's abort file (fusectl): connection_, or the mountpoint's device number.
   Status openAbortFile();
   void stopServers();
 
@@ -124,6 +130,7 @@ class LazyMount {
   // The connection's abort file, opened at mount: what ends a connection something still holds
   // at unmount.
   UniqueFd abort_;
+  unsigned connection_ = 0;         // 0: not known yet
   std::atomic<bool> ended_{false};  // the kernel ended the connection
   bool mounted_ = false;            // the mount exists: this object unmounts it, unless released
   bool released_ = false;           // the mount is left to the next server

@@ -167,9 +167,9 @@ TEST_F(LazyMountTest, AMountStillHeldIsEndedAtUnmountNotWaitedFor) {
 // A service restart as systemd's file descriptor store makes it: the first server releases the
 // mount, the store keeps the connection's /dev/fuse file, the next server adopts it.
 TEST_F(LazyMountTest, AReleasedMountIsServedByTheNextServerAndReadersWaitMeanwhile) {
-  UniqueFd kept(::dup(mount_->deviceFd()));
-  const std::string init = mount_->initRequest();
-  ASSERT_FALSE(init.empty());
+  LazyMount::Handover handover{UniqueFd(::dup(mount_->deviceFd())), mount_->initRequest(),
+                               mount_->connection()};
+  ASSERT_FALSE(handover.init_request.empty());
   const dev_t device = deviceOf(mountpoint());
   const int opened = ::open((mountpoint() / "bin/big").c_str(), O_RDONLY);
   ASSERT_GE(opened, 0);
@@ -188,8 +188,8 @@ TEST_F(LazyMountTest, AReleasedMountIsServedByTheNextServerAndReadersWaitMeanwhi
   EXPECT_FALSE(done.load());  // waits in the kernel's queue, neither failed nor answered
 
   openLayer();
-  auto adopted = LazyMount::adopt(
-      *layer_, mountpoint(), {"test layer", std::chrono::seconds(5), ""}, std::move(kept), init);
+  auto adopted = LazyMount::adopt(*layer_, mountpoint(),
+                                  {"test layer", std::chrono::seconds(5), ""}, std::move(handover));
   ASSERT_TRUE(adopted.ok()) << adopted.error().message;
   mount_ = std::move(adopted.value());
   reader.join();
@@ -207,12 +207,22 @@ TEST_F(LazyMountTest, AReleasedMountIsServedByTheNextServerAndReadersWaitMeanwhi
   EXPECT_NE(deviceOf(mountpoint()), device);
 }
 
+TEST_F(LazyMountTest, AConnectionThatEndedIsNotAdopted) {
+  LazyMount::Handover handover{UniqueFd(::dup(mount_->deviceFd())), mount_->initRequest(),
+                               mount_->connection()};
+  mount_.reset();  // unmounted: the connection ends although its file is kept
+  auto adopted = LazyMount::adopt(*layer_, mountpoint(),
+                                  {"test layer", std::chrono::seconds(5), ""}, std::move(handover));
+  ASSERT_FALSE(adopted.ok());
+  EXPECT_NE(adopted.error().message.find("connection ended"), std::string::npos);
+}
+
 TEST_F(LazyMountTest, AMountIsNotAdoptedWithoutTheINITItsKernelSent) {
-  UniqueFd kept(::dup(mount_->deviceFd()));
-  std::string init = mount_->initRequest();
-  init[4] = 1;  // the opcode: FUSE_LOOKUP
-  auto adopted = LazyMount::adopt(
-      *layer_, mountpoint(), {"test layer", std::chrono::seconds(5), ""}, std::move(kept), init);
+  LazyMount::Handover handover{UniqueFd(::dup(mount_->deviceFd())), mount_->initRequest(),
+                               mount_->connection()};
+  handover.init_request[4] = 1;  // the opcode: FUSE_LOOKUP
+  auto adopted = LazyMount::adopt(*layer_, mountpoint(),
+                                  {"test layer", std::chrono::seconds(5), ""}, std::move(handover));
   ASSERT_FALSE(adopted.ok());
   EXPECT_NE(adopted.error().message.find("not an INIT"), std::string::npos);
   // Refused without touching the mount: the first server still serves it.
