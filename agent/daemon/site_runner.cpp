@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "agent/config/config_files.h"
+#include "agent/daemon/fd_store.h"
 #include "agent/daemon/rollback_config.h"
 #include "agent/site/site_pull.h"
 #include "puller/oci/sha256.h"
@@ -159,7 +160,14 @@ SitePullRunner::SitePullRunner(Clock& clock, Random& random, Metrics& metrics, b
       random_(random),
       metrics_(metrics),
       privileged_(privileged),
-      throttle_(clock) {}
+      throttle_(clock) {
+  for (auto& [name, fd] : FdStore::takeGiven()) {
+    if (name.starts_with("lazy-"))
+      kept_fuse_.emplace(name, std::move(fd));
+    else
+      spdlog::warn("systemd passed a file named {} that nothing here uses: closed", name);
+  }
+}
 
 SitePullRunner::~SitePullRunner() = default;
 
@@ -184,9 +192,12 @@ bool inHostMountNamespace() {
 }  // namespace
 
 puller::LazyLayerHost* SitePullRunner::lazyFor(const DaemonServices& services) {
-  if (services.agent.lazy_pulling != "estargz")
+  if (services.agent.lazy_pulling != "estargz") {
+    dropKeptFuse("lazyPulling is off");
     return nullptr;
+  }
   if (!services.snapshots || !privileged_) {
+    dropKeptFuse("images are not published over snapshots as root");
     static std::once_flag said;
     std::call_once(said, [] {
       spdlog::warn(
@@ -197,6 +208,7 @@ puller::LazyLayerHost* SitePullRunner::lazyFor(const DaemonServices& services) {
   }
   static const bool host_namespace = inHostMountNamespace();
   if (!host_namespace) {
+    dropKeptFuse("the service runs in a mount namespace of its own");
     static std::once_flag said;
     std::call_once(said, [] {
       spdlog::warn(
@@ -236,18 +248,48 @@ puller::LazyLayerHost* SitePullRunner::lazyFor(const DaemonServices& services) {
     }
     return ctx.check();
   };
+  // Under systemd, the mounts outlive a restart of the service: their /dev/fuse files go to its
+  // file descriptor store, and those it gave back are served on.
+  if (FdStore::available()) {
+    options.keep_fd = [](const std::string& name, int fd) {
+      if (Status kept = FdStore::keep(name, fd); !kept)
+        spdlog::warn("{} (its mount ends with this process)", kept.error().describe());
+    };
+    options.drop_fd = [](const std::string& name) {
+      if (Status dropped = FdStore::drop(name); !dropped)
+        spdlog::warn("{}", dropped.error().describe());
+    };
+  }
+  options.kept_fds = std::exchange(kept_fuse_, {});
   made->host = std::make_unique<puller::LazyLayerHost>(made->state, *made->store, *made->provenance,
-                                                       *made->snapshots, options);
+                                                       *made->snapshots, std::move(options));
   lazy_ = std::move(made);
   lazy_host_ = lazy_->host.get();
   return lazy_->host.get();
 }
 
 void SitePullRunner::setServices(std::shared_ptr<DaemonServices> services) {
+  bool serve_kept = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (services)
+      throttle_.setDefaultLimit(services->agent.max_requests_per_registry);
+    services_ = services;
+    serve_kept = !kept_fuse_.empty() && !lazy_;
+  }
+  // Containers read through the mounts systemd kept: served on now, not at the first pull.
+  if (serve_kept && services)
+    (void)lazyFor(*services);
+}
+
+void SitePullRunner::dropKeptFuse(const char* why) {
   std::lock_guard lock(mutex_);
-  if (services)
-    throttle_.setDefaultLimit(services->agent.max_requests_per_registry);
-  services_ = std::move(services);
+  for (auto& [name, fd] : kept_fuse_) {
+    spdlog::warn("the FUSE mount kept as {} is let go ({}): what reads through it fails", name,
+                 why);
+    (void)FdStore::drop(name);
+  }
+  kept_fuse_.clear();
 }
 
 SiteAttemptResult SitePullRunner::run(const std::string& site_name,

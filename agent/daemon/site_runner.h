@@ -50,7 +50,7 @@ class SitePullRunner final : public SiteAttemptRunner {
   ~SitePullRunner() override;
   void setServices(std::shared_ptr<DaemonServices> services);
   // The eStargz layers read in place, when the agent config turns lazy pulling on (null until
-  // a pull needs it, or when it cannot be used).
+  // a pull needs it or systemd gave back mounts to serve on, or when it cannot be used).
   const puller::LazyLayerHost* lazyHost() const;
   SiteAttemptResult run(const std::string& site, const std::filesystem::path& config,
                         SiteActivity& activity, std::stop_token stop,
@@ -73,10 +73,14 @@ class SitePullRunner final : public SiteAttemptRunner {
   // Lazy pulling: the host and the stores it uses, made on the first pull that wants it and
   // kept across reloads (its mounts are what running containers read). Declared last: it goes
   // first, while the throttle, verdicts and clock its clients use are still there.
+  // The FUSE connections of the layers an earlier process served, which systemd kept across
+  // the restart (FdStore): the host is made at once to serve them on.
+  std::map<std::string, UniqueFd> kept_fuse_;
   struct Lazy;
   std::unique_ptr<Lazy> lazy_;
   std::atomic<puller::LazyLayerHost*> lazy_host_{nullptr};  // lazy_'s, read without mutex_
   puller::LazyLayerHost* lazyFor(const DaemonServices& services);
+  void dropKeptFuse(const char* why);  // the kept mounts cannot be served on
 };
 
 }  // namespace pullagent::agent

@@ -26,19 +26,51 @@ namespace {
 constexpr const char* kLayerSubdir = "layer";
 // Fills of a layer, and promotions of a bundle, tried at most this many times.
 constexpr int kMaxTries = 5;
+// Under lazy/: the bundles to promote (lazy_records.h). The other entries are sources.
+constexpr const char* kBundlesDir = "bundles";
 
 }  // namespace
+
+// The route of a layer adopted from an earlier process: none until a pull of its source lends
+// one. Its reads wait for it meanwhile (within their timeout); the fill does not start.
+struct LazyLayerHost::PendingRoute {
+  std::mutex mutex;
+  std::condition_variable lent;
+  estargz::RangeFetch fetch;
+
+  static estargz::RangeFetch waitingFetch(std::shared_ptr<PendingRoute> pending) {
+    return [pending](int64_t first, int64_t last, const Context& ctx) -> Result<std::string> {
+      estargz::RangeFetch fetch;
+      {
+        std::unique_lock lock(pending->mutex);
+        while (!pending->fetch) {
+          if (Status alive = ctx.check(); !alive) {
+            return makeError(ErrorCode::kUnavailable,
+                             "served on from an earlier process, and no pull of its source has "
+                             "lent a registry route yet (" +
+                                 alive.error().message + ")");
+          }
+          pending->lent.wait_for(lock, std::chrono::milliseconds(50));
+        }
+        fetch = pending->fetch;
+      }
+      return fetch(first, last, ctx);
+    };
+  }
+};
 
 struct LazyLayerHost::Served {
   BlobSource source;
   Descriptor layer;
-  std::shared_ptr<const void> keep;  // what `lazy`'s fetch needs: destroyed last
+  std::shared_ptr<const void> keep;       // what `lazy`'s fetch needs: destroyed last
+  std::shared_ptr<PendingRoute> pending;  // adopted: its route until a pull lends one
   std::unique_ptr<estargz::LazyLayer> lazy;
   std::unique_ptr<estargz::LazyMount> mount;  // destroyed first (members in reverse order)
   int pulls = 0;  // pulls that served it and have not finished (LazyBundle::served)
   bool stored = false;
   int failures = 0;  // fills that failed; kMaxTries of them end the tries
   bool retiring = false;
+  bool routed = true;  // false: adopted, and no pull lent it a route yet (no fill)
   std::chrono::steady_clock::time_point next_try{};
 };
 
@@ -62,19 +94,41 @@ LazyLayerHost::LazyLayerHost(StateDir state, ContentStore& store, ProvenanceStor
       provenance_(provenance),
       snapshots_(snapshots),
       options_(std::move(options)) {
-  removeLeftovers();
+  adoptLeftovers();
   worker_ = std::thread([this] { work(); });
 }
 
-void LazyLayerHost::removeLeftovers() {
-  // What a process that served layers before this one left (a restart, a kill): its mounts are
-  // dead (every access ENOTCONN) and its caches serve no image any more (a bundle over them is
-  // not reused: it is published again). A cache a live process holds (its lock) stays.
+std::string LazyLayerHost::keeperName(const BlobSource& source, const Digest& digest) {
+  return "lazy-" + Sha256::of(source.str()).hex() + "-" + digest.hex();
+}
+
+fs::path LazyLayerHost::bundlesDir() const {
+  return state_.lazy() / kBundlesDir;
+}
+
+void LazyLayerHost::adoptLeftovers() {
+  // What a process that served layers before this one left (a restart, a kill): a mount whose
+  // /dev/fuse file the keeper gave back is served on. Any other is dead (every access ENOTCONN)
+  // and its cache serves no image any more (a bundle over it is not reused: it is published
+  // again). A cache a live process holds (its lock) stays.
   std::error_code error;
   for (const auto& source : fs::directory_iterator(state_.lazy(), error)) {
+    if (source.path().filename() == kBundlesDir)
+      continue;
     std::error_code ignored;
     for (const auto& layer : fs::directory_iterator(source.path(), ignored)) {
       const fs::path dir = layer.path();
+      const std::string name =
+          "lazy-" + source.path().filename().string() + "-" + dir.filename().string();
+      if (auto kept = options_.kept_fds.extract(name); !kept.empty()) {
+        auto adopted = adopt(dir, std::move(kept.mapped()));
+        if (adopted)
+          continue;
+        spdlog::warn("lazy layer {} left by an earlier process could not be served on: {}",
+                     dir.string(), adopted.error().describe());
+        if (options_.drop_fd)
+          options_.drop_fd(name);
+      }
       const UniqueFd lock(::open((dir / "cache/lock").c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
       if (lock.valid() && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
         continue;
@@ -94,6 +148,89 @@ void LazyLayerHost::removeLeftovers() {
     }
     fs::remove(source.path(), ignored);  // once empty
   }
+  // Files the keeper holds for layers that are gone (their state removed).
+  for (auto& [name, device] : options_.kept_fds) {
+    spdlog::warn("a FUSE mount kept as {} has no layer in {}: let go", name,
+                 state_.lazy().string());
+    if (options_.drop_fd)
+      options_.drop_fd(name);
+  }
+  options_.kept_fds.clear();
+  // A bundle is promoted as before when every layer it was served was adopted. The others'
+  // mounts are gone: the next pull of their image publishes it again (ImagePublisher checks
+  // the layers read in place).
+  for (auto& bundle : readBundleRecords(bundlesDir())) {
+    const bool adopted = std::all_of(bundle.served.begin(), bundle.served.end(), [&](auto& digest) {
+      return served_.count(Key{bundle.source, digest}) != 0;
+    });
+    if (!adopted) {
+      removeBundleRecord(bundlesDir(), bundle.dir);
+      continue;
+    }
+    spdlog::info("{}: its promotion goes on from an earlier process", bundle.dir.string());
+    bundles_.push_back(std::move(bundle));
+  }
+}
+
+Status LazyLayerHost::adopt(const fs::path& dir, UniqueFd device) {
+  ASSIGN_OR_RETURN(auto record, readLayerRecord(dir));
+  if (layerDir(record.source, record.layer.digest) != dir)
+    return makeError(ErrorCode::kInternal, "its record names another layer");
+  auto served = std::make_unique<Served>();
+  served->source = record.source;
+  served->layer = record.layer;
+  served->pending = std::make_shared<PendingRoute>();
+  served->routed = false;
+  // The TOC comes from the cache (verified again); a cache without it cannot wait for a route.
+  const Context ctx{&clock_, stop_.get_token(), clock_.now() + std::chrono::seconds(1)};
+  ASSIGN_OR_RETURN(served->lazy, estargz::LazyLayer::open(
+                                     record.layer, PendingRoute::waitingFetch(served->pending),
+                                     dir / "cache", ctx));
+  served->lazy->setReaderWindow(options_.reader_window_min, options_.reader_window_max);
+  estargz::LazyMount::Options mount_options;
+  mount_options.name = record.source.str() + " layer " + record.layer.digest.str();
+  mount_options.read_timeout = options_.read_timeout;
+  mount_options.subdir = kLayerSubdir;
+  ASSIGN_OR_RETURN(served->mount,
+                   estargz::LazyMount::adopt(*served->lazy, dir / "mnt", mount_options,
+                                             {std::move(device), record.init, record.connection}));
+  spdlog::info(
+      "{}: served on from an earlier process ({} of {} bytes held; the rest once a pull of its "
+      "source lends a route)",
+      mount_options.name, served->lazy->bytesHeld(), record.layer.size);
+  served_.emplace(Key{record.source, record.layer.digest}, std::move(served));
+  return {};
+}
+
+bool LazyLayerHost::wantsRoute(const BlobSource& source) const {
+  std::lock_guard lock(mutex_);
+  return std::any_of(served_.begin(), served_.end(), [&](const auto& entry) {
+    return entry.first.first == source && !entry.second->routed && !entry.second->retiring;
+  });
+}
+
+void LazyLayerHost::lend(const BlobSource& source, const FetchFor& fetch_for,
+                         std::shared_ptr<const void> keep) {
+  std::lock_guard lock(mutex_);
+  bool lent = false;
+  for (auto& [key, served] : served_) {
+    if (key.first != source || served->routed || served->retiring)
+      continue;
+    auto fetch = fetch_for(served->layer);
+    served->lazy->setFetch(fetch);
+    {
+      std::lock_guard pending_lock(served->pending->mutex);
+      served->pending->fetch = std::move(fetch);
+    }
+    served->pending->lent.notify_all();
+    served->keep = keep;
+    served->routed = true;
+    lent = true;
+    spdlog::info("{} layer {}: a pull of its source lent it a registry route", source.str(),
+                 key.second.str());
+  }
+  if (lent)
+    changed_.notify_all();
 }
 
 LazyLayerHost::~LazyLayerHost() {
@@ -106,6 +243,15 @@ LazyLayerHost::~LazyLayerHost() {
   if (worker_.joinable())
     worker_.join();
   std::lock_guard lock(mutex_);
+  if (options_.keep_fd) {
+    // The keeper holds every mount's /dev/fuse file: the mounts stay for the next process,
+    // and what arrives meanwhile waits for it. A stop for good ends them when the keeper lets
+    // go (systemd empties the store when the unit stops).
+    for (auto& [key, served] : served_)
+      served->mount->release();
+    served_.clear();
+    return;
+  }
   // Every mount begins to end at once, and what still holds one (a container's overlay) gets
   // two seconds in all, not two per layer: a service stop stays within its timeout.
   for (auto& [key, served] : served_)
@@ -141,7 +287,15 @@ Result<fs::path> LazyLayerHost::serve(const BlobSource& source, const Descriptor
       // site's current ones (an older pull's may be revoked, or its site gone). A layer given
       // up on is tried again.
       Served& served = *found->second;
-      served.lazy->setFetch(std::move(fetch));
+      served.lazy->setFetch(fetch);
+      if (served.pending) {
+        {
+          std::lock_guard pending_lock(served.pending->mutex);
+          served.pending->fetch = std::move(fetch);
+        }
+        served.pending->lent.notify_all();
+      }
+      served.routed = true;
       served.keep = std::move(keep);
       served.failures = 0;
       served.next_try = {};
@@ -173,6 +327,12 @@ Result<fs::path> LazyLayerHost::serve(const BlobSource& source, const Descriptor
   ASSIGN_OR_RETURN(served->mount,
                    estargz::LazyMount::mount(*served->lazy, mountpoint, mount_options));
   served->pulls = 1;
+  // What the next process needs to serve the mount on; then the keeper holds the mount.
+  if (options_.keep_fd) {
+    RETURN_IF_ERROR(writeLayerRecord(
+        dir, {source, layer, served->mount->initRequest(), served->mount->connection()}));
+    options_.keep_fd(keeperName(source, layer.digest), served->mount->deviceFd());
+  }
   fs::path root = served->mount->layerRoot();
   spdlog::info("{}: served in place at {} ({} of {} bytes held)", mount_options.name, root.string(),
                served->lazy->bytesHeld(), layer.size);
@@ -191,8 +351,14 @@ void LazyLayerHost::finishPull(LazyBundle bundle, bool published) {
       if (auto found = served_.find(Key{bundle.source, digest}); found != served_.end())
         found->second->pulls = std::max(0, found->second->pulls - 1);
     }
-    if (published)
+    if (published) {
+      if (options_.keep_fd) {
+        if (Status kept = writeBundleRecord(bundlesDir(), bundle); !kept)
+          spdlog::warn("{}: not recorded for a restart: {}", bundle.dir.string(),
+                       kept.error().describe());
+      }
       bundles_.push_back(std::move(bundle));
+    }
   }
   changed_.notify_all();
 }
@@ -271,7 +437,7 @@ bool LazyLayerHost::round() {
     for (auto& [key, served] : served_) {
       if (!served->stored && store_.contains(served->layer.digest, served->layer.size))
         served->stored = true;  // a whole pull stored it meanwhile: no fill needed
-      if (!served->stored && !served->retiring && served->failures < kMaxTries &&
+      if (!served->stored && !served->retiring && served->routed && served->failures < kMaxTries &&
           served->next_try <= now && usedLocked(*served)) {
         next = served.get();
         break;
@@ -329,6 +495,8 @@ bool LazyLayerHost::round() {
         --host.promoting_;
       }
     } promoted{*this};
+    if (promoted_now)
+      removeBundleRecord(bundlesDir(), bundle.dir);
     if (promoted_now && *promoted_now) {
       {
         std::lock_guard lock(mutex_);
@@ -531,6 +699,8 @@ void LazyLayerHost::retireUnused() {
   for (auto& served : ended) {
     const Busy busy{*this, Key{served->source, served->layer.digest}};
     const fs::path dir = layerDir(served->source, served->layer.digest);
+    if (options_.drop_fd)
+      options_.drop_fd(keeperName(served->source, served->layer.digest));
     served.reset();  // unmounted, the cache closed
     std::error_code error;
     fs::remove_all(dir, error);

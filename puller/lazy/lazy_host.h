@@ -16,8 +16,10 @@
 
 #include "base/clock.h"
 #include "base/context.h"
+#include "base/unique_fd.h"
 #include "puller/lazy/lazy_layer.h"
 #include "puller/lazy/lazy_mount.h"
+#include "puller/lazy/lazy_records.h"
 #include "puller/oci/manifest.h"
 #include "puller/snapshot/snapshot_store.h"
 #include "puller/state/state_dir.h"
@@ -26,18 +28,6 @@
 #include "puller/unpack/layer_applier.h"
 
 namespace pullagent::puller {
-
-// What a bundle published over lazy layers needs to be switched to ordinary snapshots.
-struct LazyBundle {
-  std::filesystem::path dir;  // the bundle: its rootfs-mounts.json is rewritten
-  BlobSource source;          // the registry and repository its lazy layers come from
-  std::vector<Descriptor> layers;
-  std::vector<Digest> diff_ids;
-  ApplyOptions apply;          // as the pull unpacked its other layers
-  std::vector<Digest> served;  // the layers the pull had served here (LazyLayerHost::serve)
-  std::chrono::steady_clock::time_point next_try{};  // after a failed promotion
-  int failures = 0;
-};
 
 // The eStargz layers a process serves in place (issue 28), and what becomes of them:
 //
@@ -61,8 +51,12 @@ struct LazyBundle {
 // a layer of its own, fetched from its own registry. Pulls of one source share its layer, read
 // through the newest pull's fetch (its credentials and route).
 //
-// The mounts live as long as this object (the service's process): see docs/lazy.md for what a
-// restart means.
+// Restarts (docs/lazy.md, "Restarts"): with a keeper (Options::keep_fd: systemd's file
+// descriptor store in the service), each mount's /dev/fuse file is kept outside the process and
+// this host releases its mounts instead of unmounting them; the next host adopts the mounts
+// whose files it is given back (Options::kept_fds), with what it recorded of each layer and
+// bundle. Reads go on from the held bytes at once, and from the registry once a pull of the
+// layer's source lends its route (lend()). Without a keeper the mounts end with this object.
 class LazyLayerHost {
  public:
   struct Options {
@@ -80,13 +74,21 @@ class LazyLayerHost {
     uint64_t reader_window_max = estargz::LazyLayer::kReaderWindowMax;
     // After a fill or promotion failed, the next try waits this long.
     std::chrono::milliseconds retry_after{30000};
+    // The keeper of the mounts' /dev/fuse files across restarts: given each one under its
+    // keeperName() once mounted, and told to let go of it once the layer is retired. Unset: the
+    // mounts end with the host.
+    std::function<void(const std::string& name, int fd)> keep_fd;
+    std::function<void(const std::string& name)> drop_fd;
+    // What the keeper gave back at start, by name: adopted, or let go of.
+    std::map<std::string, UniqueFd> kept_fds;
   };
 
-  // Layers live in the state dir's lazy/ (what an earlier process left there is removed first);
+  // Layers live in the state dir's lazy/: what an earlier process left there is adopted when the
+  // keeper gave its mount back, and removed otherwise;
   // the store, provenance and snapshots are the state dir's, and must outlive the host.
   LazyLayerHost(StateDir state, ContentStore& store, ProvenanceStore& provenance,
                 const SnapshotStore& snapshots, Options options);
-  ~LazyLayerHost();  // stops the fill, unmounts every layer
+  ~LazyLayerHost();  // stops the fill; unmounts every layer, or releases it to the keeper
   LazyLayerHost(const LazyLayerHost&) = delete;
   LazyLayerHost& operator=(const LazyLayerHost&) = delete;
 
@@ -100,6 +102,16 @@ class LazyLayerHost {
   Result<std::filesystem::path> serve(const BlobSource& source, const Descriptor& layer,
                                       estargz::RangeFetch fetch, std::shared_ptr<const void> keep,
                                       const Context& ctx);
+
+  // The name a layer's /dev/fuse file is kept under: "lazy-<source hash>-<digest hex>".
+  static std::string keeperName(const BlobSource& source, const Digest& digest);
+
+  // A pull of `source` lends its route to the layers adopted from an earlier process that
+  // have none yet (a pull that serves the layer gives it its route anyway): `fetch_for` makes
+  // a layer's fetch, `keep` holds what it needs.
+  using FetchFor = std::function<estargz::RangeFetch(const Descriptor& layer)>;
+  bool wantsRoute(const BlobSource& source) const;
+  void lend(const BlobSource& source, const FetchFor& fetch_for, std::shared_ptr<const void> keep);
 
   // A pull that served layers here ended: the layers it served (bundle.served) are no longer
   // held by it, and a `published` bundle is promoted once they are all in the store.
@@ -140,10 +152,14 @@ class LazyLayerHost {
 
  private:
   struct Served;
+  struct PendingRoute;
   using Key = std::pair<BlobSource, Digest>;
 
-  // Removes the layers an earlier process served (their mounts dead, their caches unused).
-  void removeLeftovers();
+  // The layers and bundles an earlier process left: adopted when the keeper gave the layer's
+  // mount back, else removed (their mounts dead, their caches unused).
+  void adoptLeftovers();
+  Status adopt(const std::filesystem::path& dir, UniqueFd device);
+  std::filesystem::path bundlesDir() const;
   void work();  // the fill, promotion and retirement thread
   // One round: the first layer not stored is filled and stored; bundles whose layers are all
   // stored are promoted; layers no bundle waits for are retired. False when nothing was to do.

@@ -76,6 +76,56 @@ Result<std::unique_ptr<PullSources>> pullSources(const PullRequest& job, HttpCli
   return PullSources::create(inputs, clock);
 }
 
+// Lazy pulling: the layers served in place are read through a registry client of their own,
+// which the host keeps for as long as it serves them.
+// It outlives the pull, so it holds what it uses: the caller's keep (the HTTP client and the
+// credentials' sources), and a throttle and tally of its own (the pull's may go with it).
+struct LazyClient {
+  std::shared_ptr<const void> keep;
+  RegistryThrottle throttle;
+  SourceTally tally;
+  std::unique_ptr<PullSources> sources;
+  std::unique_ptr<RegistryClient> client;  // declared last: destroyed first
+  LazyClient(std::shared_ptr<const void> kept, const Clock& clock)
+      : keep(std::move(kept)), throttle(clock) {}
+};
+
+Result<std::shared_ptr<LazyClient>> makeLazyClient(const PullRequest& job, PullServices& services,
+                                                   const RetryPolicy& policy) {
+  auto made = std::make_shared<LazyClient>(job.lazy_keep, services.clock());
+  ASSIGN_OR_RETURN(made->sources, pullSources(job, services.http(), services.clock()));
+  made->client = std::make_unique<RegistryClient>(services.clock(), services.random(), policy,
+                                                  job.ref.repository, made->sources->sources(),
+                                                  &made->throttle, &made->tally);
+  return made;
+}
+
+// A layer's fetch through the client: it holds the client, so a copy in use stays usable after
+// the host drops it.
+estargz::RangeFetch lazyFetch(std::shared_ptr<LazyClient> client, const Descriptor& layer) {
+  return [client, layer](int64_t first, int64_t last, const Context& ctx) {
+    return client->client->fetchRange(layer, first, last, ctx);
+  };
+}
+
+// A pull that serves nothing in place (its image did not change, or is published already)
+// still lends its route to the layers of its repository that the lazy host serves on from an
+// earlier process: until one does, their reads have only the bytes held.
+void lendLazyRoute(const PullRequest& job, PullServices& services, const RetryPolicy& policy) {
+  const BlobSource source{job.ref.domain, job.ref.repository};
+  if (job.lazy == nullptr || !job.lazy->wantsRoute(source))
+    return;
+  auto client = makeLazyClient(job, services, policy);
+  if (!client) {
+    spdlog::warn("{}: no route lent to its layers served from an earlier process: {}",
+                 source.str(), client.error().describe());
+    return;
+  }
+  job.lazy->lend(
+      source, [made = *client](const Descriptor& layer) { return lazyFetch(made, layer); },
+      *client);
+}
+
 }  // namespace
 
 PullServices::PullServices(HttpClient& http, Clock& clock, Random& random, SharedPullParts shared)
@@ -148,6 +198,8 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
       outcome.sources = tally.totals();
       outcome.unchanged = true;
       outcome.published = "unchanged (" + now_at.str() + ")";
+      if (!layout_only)
+        lendLazyRoute(job, services, policy);
       return outcome;
     }
     if (same && !trusted) {
@@ -197,23 +249,11 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   sharing.proof = job.shared_blob_proof;
   sharing.snapshots = snapshots ? &*snapshots : nullptr;
   sharing.stores = &job.additional_stores;
-  // Lazy pulling: the layers served in place are read through a registry client of their own,
-  // which the host keeps for as long as it serves them.
-  // It outlives the pull, so it holds what it uses: the caller's keep (the HTTP client and the
-  // credentials' sources), and a throttle and tally of its own (the pull's may go with it).
-  struct LazyClient {
-    std::shared_ptr<const void> keep;
-    RegistryThrottle throttle;
-    SourceTally tally;
-    std::unique_ptr<PullSources> sources;
-    std::unique_ptr<RegistryClient> client;  // declared last: destroyed first
-    LazyClient(std::shared_ptr<const void> kept, const Clock& clock)
-        : keep(std::move(kept)), throttle(clock) {}
-  };
   std::shared_ptr<LazyClient> lazy_client;
   const BlobSource lazy_source{job.ref.domain, job.ref.repository};
   std::vector<Digest> served_in_place;
   std::mutex lazy_mutex;  // the image's layers are served on several threads at once
+  std::once_flag lent_route;
   // Whatever happens, the host learns that this pull no longer holds what it served.
   struct ReleaseServed {
     LazyLayerHost* host;
@@ -234,6 +274,7 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
       // An image published already is reused as it is, and this pull must prove its layers
       // are its repository's as for any stored blob (ImagePuller::obtain): pulled as today.
       if (isPublished(job.state, image.manifest.digest)) {
+        std::call_once(lent_route, [&] { lendLazyRoute(job, services, policy); });
         return makeError(ErrorCode::kUnsupported,
                          "published already; its layers are proven as for any pull");
       }
@@ -241,20 +282,12 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
       {
         std::lock_guard lock(lazy_mutex);
         if (!lazy_client) {
-          auto made = std::make_shared<LazyClient>(job.lazy_keep, clock);
-          ASSIGN_OR_RETURN(made->sources, pullSources(job, services.http(), clock));
-          made->client = std::make_unique<RegistryClient>(
-              clock, services.random(), policy, job.ref.repository, made->sources->sources(),
-              &made->throttle, &made->tally);
-          lazy_client = std::move(made);
+          ASSIGN_OR_RETURN(lazy_client, makeLazyClient(job, services, policy));
         }
         client = lazy_client;
       }
-      // The fetch holds the client: a copy of it in use stays usable after the host drops it.
-      auto fetch = [client, layer](int64_t first, int64_t last, const Context& read_ctx) {
-        return client->client->fetchRange(layer, first, last, read_ctx);
-      };
-      ASSIGN_OR_RETURN(auto root, job.lazy->serve(lazy_source, layer, fetch, client, serve_ctx));
+      ASSIGN_OR_RETURN(auto root, job.lazy->serve(lazy_source, layer, lazyFetch(client, layer),
+                                                  client, serve_ctx));
       std::lock_guard lock(lazy_mutex);
       served_in_place.push_back(layer.digest);
       return root.string();

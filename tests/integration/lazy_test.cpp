@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <thread>
 #include <variant>
 
@@ -16,6 +18,7 @@
 #include "puller/http/curl_http_client.h"
 #include "puller/lazy/lazy_host.h"
 #include "puller/lazy/lazy_mount.h"
+#include "puller/oci/sha256.h"
 #include "puller/pipeline/pull_pipeline.h"
 #include "puller/registry/registry_client.h"
 #include "puller/snapshot/chain_id.h"
@@ -74,6 +77,33 @@ class LazyLayers : public PullTest {
       return nullptr;
     layer.value()->setReaderWindow(0, 0);  // a request per member: the tests count them
     return std::move(layer.value());
+  }
+
+  // A state dir with the stores a lazy host uses.
+  struct HostState {
+    puller::StateDir state;
+    std::unique_ptr<puller::ContentStore> store;
+    puller::ProvenanceStore provenance;
+    puller::SnapshotStore snapshots;
+    explicit HostState(const std::filesystem::path& root)
+        : state(root),
+          store((std::filesystem::create_directories(root),
+                 puller::ContentStore::open(state.content()).value())),
+          provenance(state.provenance()),
+          snapshots(state.snapshots()) {
+      EXPECT_TRUE(provenance.prepare().ok());
+      EXPECT_TRUE(snapshots.prepare().ok());
+    }
+  };
+  puller::PullRequest pullRequest(const puller::StateDir& state, puller::LazyLayerHost& host) {
+    puller::PullRequest request;
+    request.ref = puller::ImageRef::parse(anon() + "/test/estargz:v1").value();
+    request.state = state;
+    request.snapshots = true;
+    request.privileged = true;
+    request.http_options = http_options_;
+    request.lazy = &host;
+    return request;
   }
 
   SystemClock clock_;
@@ -151,7 +181,7 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
   shared.store = store.get();
   puller::PullServices services(*http_, clock_, random_, shared);
   // After the services: the host's registry client uses them until it goes.
-  puller::LazyLayerHost host(state, *store, provenance, snapshots, host_options);
+  puller::LazyLayerHost host(state, *store, provenance, snapshots, std::move(host_options));
 
   puller::PullRequest request;
   request.ref = puller::ImageRef::parse(anon() + "/test/estargz:v1").value();
@@ -329,7 +359,7 @@ TEST_F(LazyLayers, TheNewestPullOfALayerServesItsReadsThroughItsOwnClient) {
   };
   options.retry_after = std::chrono::milliseconds(100);
   options.reader_window_max = 0;  // a request per member: which client asks is counted
-  puller::LazyLayerHost host(state, *store, provenance, snapshots, options);
+  puller::LazyLayerHost host(state, *store, provenance, snapshots, std::move(options));
   const puller::BlobSource source{anon(), "test/estargz"};
   std::atomic<int> first{0};
   std::atomic<int> second{0};
@@ -361,6 +391,120 @@ TEST_F(LazyLayers, TheNewestPullOfALayerServesItsReadsThroughItsOwnClient) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(std::filesystem::exists(dir));
   EXPECT_FALSE(store->contains(layer_.digest, layer_.size));  // never filled
+}
+
+// A service restart under systemd: the first host gives each mount's /dev/fuse file to the keeper
+// (the test plays systemd's file descriptor store) and releases its mounts at the end. A
+// container reading through its overlay meanwhile waits; the next host serves the mounts on,
+// reads what is not held once a pull of the repository lends its route, and promotes the
+// bundle the first host published. The keeper lets go once the layer is retired.
+TEST_F(LazyLayers, ARestartedHostServesTheMountsOnAndPromotesWhatTheFirstPublished) {
+  HostState at(dest_.path() / "state");
+  std::mutex kept_mutex;
+  std::map<std::string, UniqueFd> kept;
+  std::vector<std::string> dropped;
+  auto withKeeper = [&](puller::LazyLayerHost::Options& options) {
+    options.reader_window_max = 0;
+    options.retry_after = std::chrono::milliseconds(200);
+    options.keep_fd = [&](const std::string& name, int fd) {
+      std::lock_guard lock(kept_mutex);
+      kept[name] = UniqueFd(::dup(fd));
+    };
+    options.drop_fd = [&](const std::string& name) {
+      std::lock_guard lock(kept_mutex);
+      kept.erase(name);
+      dropped.push_back(name);
+    };
+  };
+  puller::SharedPullParts shared;
+  shared.store = at.store.get();
+  puller::PullServices services(*http_, clock_, random_, shared);
+  puller::LazyLayerHost::Options first_options;
+  withKeeper(first_options);
+  first_options.fill_turn = [](const Context&) -> Status {
+    return makeError(ErrorCode::kUnavailable, "the first host never fills");
+  };
+  auto first = std::make_unique<puller::LazyLayerHost>(at.state, *at.store, at.provenance,
+                                                       at.snapshots, std::move(first_options));
+  auto request = pullRequest(at.state, *first);
+  auto pulled = puller::runPull(request, services);
+  ASSERT_TRUE(pulled.ok()) << pulled.error().describe();
+  ASSERT_EQ(pulled->layers_in_place, 1);
+  const auto bundle = at.state.image(pulled->image.manifest.digest);
+  const puller::BlobSource source{request.ref.domain, "test/estargz"};
+  const std::string name = puller::LazyLayerHost::keeperName(source, layer_.digest);
+  {
+    std::lock_guard lock(kept_mutex);
+    ASSERT_EQ(kept.count(name), 1u);
+  }
+  // A container runs over the image.
+  auto spec = puller::MountSpec::fromJson(
+      json::parse(readFile(bundle / "rootfs-mounts.json"))["mounts"][0], "mounts[0]");
+  ASSERT_TRUE(spec.ok()) << spec.error().message;
+  const auto root = dest_.path() / "container-root";
+  std::filesystem::create_directories(root);
+  ASSERT_TRUE(puller::mountSpec(spec.value(), root).ok());
+  auto container = std::make_unique<puller::ScopedMount>(root);
+  EXPECT_EQ(readFile(root / "etc/hosts"), EstargzSample::hosts());
+
+  first.reset();  // the service stops for its restart
+  std::string big;
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    big = readFile(root / "bin/big");
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(done.load());  // waiting, not failed
+
+  puller::LazyLayerHost::Options second_options;
+  withKeeper(second_options);
+  {
+    std::lock_guard lock(kept_mutex);
+    second_options.kept_fds = std::exchange(kept, {});
+    // A file the keeper holds for a layer that is gone is let go.
+    second_options.kept_fds.emplace(
+        puller::LazyLayerHost::keeperName(
+            source, puller::Digest::parse("sha256:" + std::string(64, 'a')).value()),
+        UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)));
+  }
+  auto second = std::make_unique<puller::LazyLayerHost>(at.state, *at.store, at.provenance,
+                                                        at.snapshots, std::move(second_options));
+  ASSERT_EQ(second->layers().size(), 1u);
+  EXPECT_EQ(second->pendingBundles(), 1u);  // the first host's bundle, from its record
+  {
+    std::lock_guard lock(kept_mutex);
+    EXPECT_EQ(dropped.size(), 1u);
+  }
+  EXPECT_EQ(readFile(root / "etc/hosts"), EstargzSample::hosts());  // held: no route needed
+  EXPECT_FALSE(done.load());  // bin/big is not held: it waits for a route
+
+  // The site's next pull: its image is published already, so it is pulled whole, and it lends
+  // its route to the layer on the way.
+  request.lazy = second.get();
+  auto again = puller::runPull(request, services);
+  ASSERT_TRUE(again.ok()) << again.error().describe();
+  reader.join();
+  EXPECT_EQ(big, EstargzSample::big());
+  const Context wait{&clock_, {}, clock_.now() + std::chrono::seconds(60)};
+  ASSERT_TRUE(second->settle(wait).ok());
+  const auto layers = json::parse(readFile(bundle / "rootfs-mounts.json"))["layers"];
+  ASSERT_EQ(layers.size(), 1u);
+  EXPECT_FALSE(layers[0].value("inPlace", false)) << layers;
+  EXPECT_FALSE(std::filesystem::exists(at.state.lazy() / "bundles" /
+                                       (puller::Sha256::of(bundle.string()).hex() + ".json")));
+
+  // The container reads on through the mount until it stops; then the layer is retired, its
+  // directory removed and the keeper told to let go.
+  EXPECT_EQ(readFile(root / "bin/big"), EstargzSample::big());
+  container.reset();
+  const auto dir = second->layerDir(source, layer_.digest);
+  for (int i = 0; i < 200 && std::filesystem::exists(dir); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  std::lock_guard lock(kept_mutex);
+  EXPECT_EQ(kept.count(name), 0u);
+  EXPECT_NE(std::find(dropped.begin(), dropped.end(), name), dropped.end());
 }
 
 // After a restart: the layers the earlier process served are dead mounts and unused caches, and
