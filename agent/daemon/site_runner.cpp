@@ -156,11 +156,7 @@ struct SitePullRunner::Lazy {
 };
 
 SitePullRunner::SitePullRunner(Clock& clock, Random& random, Metrics& metrics, bool privileged)
-    : clock_(clock),
-      random_(random),
-      metrics_(metrics),
-      privileged_(privileged),
-      throttle_(clock) {
+    : clock_(clock), random_(random), metrics_(metrics), privileged_(privileged), throttle_(clock) {
   for (auto& [name, fd] : FdStore::takeGiven()) {
     if (name.starts_with("lazy-"))
       kept_fuse_.emplace(name, std::move(fd));

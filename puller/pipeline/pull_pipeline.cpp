@@ -117,8 +117,8 @@ void lendLazyRoute(const PullRequest& job, PullServices& services, const RetryPo
     return;
   auto client = makeLazyClient(job, services, policy);
   if (!client) {
-    spdlog::warn("{}: no route lent to its layers served from an earlier process: {}",
-                 source.str(), client.error().describe());
+    spdlog::warn("{}: no route lent to its layers served from an earlier process: {}", source.str(),
+                 client.error().describe());
     return;
   }
   job.lazy->lend(
