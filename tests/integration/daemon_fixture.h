@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -84,12 +85,27 @@ class DaemonFixture : public PullTest {
 
   void start(const json& agent, const std::vector<std::string>& extra_env = {}) {
     writeFile(dest_.path() / "agent.json", agent.dump());
+    // systemd keeps the service's file descriptor store across its restarts, and gives it back
+    // to the next process (LISTEN_FDS).
+    auto stored = notify_ ? notify_->takeStored() : std::map<std::string, UniqueFd>{};
     notify_.reset();  // first: the old socket's destructor unlinks the path
     notify_ = std::make_unique<NotifySocket>((dest_.path() / "notify.sock").string());
+    notify_->keepStored(std::move(stored));
+    std::vector<std::string> env = environment(extra_env);
+    std::vector<int> listen_fds;
+    std::string names;
+    for (const auto& [name, fd] : notify_->stored()) {
+      listen_fds.push_back(fd);
+      names += (names.empty() ? "" : ":") + name;
+    }
+    if (!listen_fds.empty()) {
+      env.push_back("LISTEN_FDS=" + std::to_string(listen_fds.size()));
+      env.push_back("LISTEN_FDNAMES=" + names);
+    }
     daemon_ = std::make_unique<BackgroundProcess>(
         std::vector<std::string>{PULLAGENT_BINARY, "--config",
                                  (dest_.path() / "agent.json").string(), "--log-format", "json"},
-        environment(extra_env), (dest_.path() / "daemon.log").string());
+        env, (dest_.path() / "daemon.log").string(), listen_fds);
     ASSERT_TRUE(notify_->waitForLine("READY=1", seconds(20))) << log() << notify_->all();
   }
   void start() { start(agentConfig()); }

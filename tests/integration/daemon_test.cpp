@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -14,7 +15,9 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "puller/snapshot/overlay_mount.h"
 #include "tests/integration/daemon_fixture.h"
+#include "tests/support/estargz_sample.h"
 #include "tests/support/image_view.h"
 #include "tests/support/notify_socket.h"
 #include "tests/support/process.h"
@@ -813,6 +816,80 @@ TEST_F(Daemon, ALazySiteIsPublishedOverItsLayerReadInPlaceThenPromoted) {
       << scraped;
   EXPECT_NE(scraped.find("pullagent_lazy_bytes_total{kind=\"filled\"}"), std::string::npos)
       << scraped;
+}
+
+// A service restart by SIGKILL, under systemd (the fixture plays it, with its file descriptor
+// store): a container reads on through the lazy layer its overlay holds. The killed process
+// gave the mount's /dev/fuse file to the store; reads meanwhile wait in the kernel's queue; the
+// next process is given the file back (LISTEN_FDS), serves the mount on, promotes the image
+// the first one published, and tells the store to let go once the container stops.
+TEST_F(Daemon, ALazyLayerReadsOnThroughAKillOfTheService) {
+  if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0)
+    GTEST_SKIP() << "needs root and /dev/fuse";
+  json agent = agentConfig();
+  agent["storage"] = "overlay";
+  agent["lazyPulling"] = "estargz";
+  // One byte of the first fetch of the layer's files is flipped: what readers use is verified
+  // chunk by chunk (and fetched again), but the whole copy fails its digest, and the fill tries
+  // again 30 s later. The image stays read in place meanwhile, long enough for this test.
+  stack().setFaults(stack().proxy("proxy_anon"), json::array({{{"match", "/blobs/"},
+                                                               {"range_from", 0},
+                                                               {"times", 1},
+                                                               {"action", "corrupt_at"},
+                                                               {"at", 100}}}));
+  putSite(
+      "lazy",
+      {{"properties",
+        {{"siteConfig",
+          {{"linuxFxVersion", "DOCKER|" + stack().proxy("proxy_anon") + "/test/estargz:v1"}}}}}});
+  start(agent);
+  const std::string digest = stack().image("test/estargz:v1")["digest"];
+  ASSERT_TRUE(waitForPublished("lazy", digest)) << log();
+  const fs::path mounts = imageDir(digest) / "rootfs-mounts.json";
+  const json described = json::parse(readFile(mounts));
+  ASSERT_TRUE(described["layers"][0].value("inPlace", false)) << described << log();
+  ASSERT_TRUE(waitUntil([&] { return notify_->stored().size() == 1; }, seconds(10)))
+      << notify_->all();
+  const std::string kept = notify_->stored()[0].first;
+  EXPECT_TRUE(kept.starts_with("lazy-")) << kept;
+
+  // A container runs over the image.
+  auto spec = puller::MountSpec::fromJson(described["mounts"][0], "mounts[0]");
+  ASSERT_TRUE(spec.ok()) << spec.error().message;
+  const fs::path root = dest_.path() / "container-root";
+  fs::create_directories(root);
+  ASSERT_TRUE(puller::mountSpec(spec.value(), root).ok());
+  auto container = std::make_unique<puller::ScopedMount>(root);
+  EXPECT_EQ(readFile(root / "etc/hosts"), EstargzSample::hosts());
+
+  daemon_->kill(SIGKILL);
+  daemon_->wait();
+  daemon_.reset();
+  std::string big;
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    big = readFile(root / "bin/big");
+    done = true;
+  });
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_FALSE(done.load());  // waiting for a server, not failed
+
+  start(agent);  // given the store back
+  reader.join();
+  EXPECT_EQ(big, EstargzSample::big());
+  EXPECT_NE(log().find("served on from an earlier process"), std::string::npos) << log();
+  EXPECT_EQ(readFile(root / "etc/hosts"), EstargzSample::hosts());
+  // The promotion the killed process would have made.
+  auto promoted = [&] {
+    const auto layers = json::parse(readFile(mounts))["layers"];
+    return layers.size() == 1 && !layers[0].value("inPlace", false);
+  };
+  ASSERT_TRUE(waitUntil(promoted, seconds(90))) << readFile(mounts) << log();
+  EXPECT_EQ(readFile(root / "bin/big"), EstargzSample::big());  // still through the FUSE layer
+  // The container stops: the layer is retired and the store lets go of its connection.
+  container.reset();
+  EXPECT_TRUE(waitUntil([&] { return notify_->stored().empty(); }, seconds(30)))
+      << notify_->all() << log();
 }
 
 }  // namespace

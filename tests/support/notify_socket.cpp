@@ -37,15 +37,64 @@ void NotifySocket::receive(std::stop_token stop) {
     if (::poll(&fd, 1, 50) <= 0)
       continue;
     char buffer[4096];
-    ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)];
+    iovec data{buffer, sizeof buffer};
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(fd_, &message, MSG_CMSG_CLOEXEC);
     if (n <= 0)
       continue;
+    std::vector<UniqueFd> fds;
+    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
+         header = CMSG_NXTHDR(&message, header)) {
+      if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS)
+        continue;
+      const size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int received = -1;
+        std::memcpy(&received, CMSG_DATA(header) + i * sizeof(int), sizeof received);
+        fds.emplace_back(received);
+      }
+    }
+    const std::string text(buffer, static_cast<size_t>(n));
     {
       std::lock_guard lock(mutex_);
-      messages_.emplace_back(buffer, static_cast<size_t>(n));
+      std::string name = "stored";
+      std::istringstream lines(text);
+      for (std::string line; std::getline(lines, line);) {
+        if (line.starts_with("FDNAME="))
+          name = line.substr(7);
+      }
+      if (hasLine(text, "FDSTORE=1") && !fds.empty())
+        stored_[name] = std::move(fds.front());
+      if (hasLine(text, "FDSTOREREMOVE=1"))
+        stored_.erase(name);
+      messages_.push_back(text);
     }
     arrived_.notify_all();
   }
+}
+
+std::map<std::string, UniqueFd> NotifySocket::takeStored() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(stored_, {});
+}
+
+void NotifySocket::keepStored(std::map<std::string, UniqueFd> stored) {
+  std::lock_guard lock(mutex_);
+  for (auto& [name, fd] : stored)
+    stored_[name] = std::move(fd);
+}
+
+std::vector<std::pair<std::string, int>> NotifySocket::stored() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::pair<std::string, int>> out;
+  for (const auto& [name, fd] : stored_)
+    out.emplace_back(name, fd.get());
+  return out;
 }
 
 bool NotifySocket::waitFor(const std::function<bool(const std::string&)>& match,

@@ -3,15 +3,20 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "base/unique_fd.h"
+
 namespace pullagent::testing {
 
 // The systemd side of sd_notify: a datagram socket at a path the test hands to the service as
-// NOTIFY_SOCKET. Like systemd it reads continuously (on its own thread), keeping every message.
+// NOTIFY_SOCKET. Like systemd it reads continuously (on its own thread), keeping every message,
+// and keeps a file descriptor store: files sent with FDSTORE=1 (SCM_RIGHTS) under their
+// FDNAME, let go with FDSTOREREMOVE=1.
 class NotifySocket {
  public:
   explicit NotifySocket(std::string path);
@@ -29,6 +34,12 @@ class NotifySocket {
   size_t mark() const;
   std::string all() const;
 
+  // The store: what a restarted service is given back (LISTEN_FDS), carried from one socket to
+  // the next as systemd keeps it across restarts.
+  std::map<std::string, UniqueFd> takeStored();
+  void keepStored(std::map<std::string, UniqueFd> stored);
+  std::vector<std::pair<std::string, int>> stored() const;  // names and descriptors, by name
+
  private:
   void receive(std::stop_token stop);
 
@@ -37,6 +48,7 @@ class NotifySocket {
   mutable std::mutex mutex_;
   std::condition_variable arrived_;
   std::vector<std::string> messages_;
+  std::map<std::string, UniqueFd> stored_;
   std::jthread receiver_;
 };
 

@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cstring>
 #include <stdexcept>
 
 namespace pullagent::testing {
@@ -107,7 +109,10 @@ ProcessResult runProcess(const std::vector<std::string>& argv, std::chrono::seco
 
 BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
                                      const std::vector<std::string>& extra_env,
-                                     const std::string& stderr_path) {
+                                     const std::string& stderr_path,
+                                     const std::vector<int>& listen_fds) {
+  // Made before the fork: the child only copies descriptors and writes its pid in place.
+  static char listen_pid[32];
   std::array<int, 2> in{}, out{};
   if (::pipe2(in.data(), O_CLOEXEC) != 0 || ::pipe2(out.data(), O_CLOEXEC) != 0) {
     throw std::runtime_error("pipe failed");
@@ -120,6 +125,24 @@ BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
       int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       if (err >= 0)
         ::dup2(err, 2);
+    }
+    if (!listen_fds.empty()) {
+      // Out of the way first, so that no descriptor is overwritten before it is copied.
+      int moved[64];
+      const size_t count = std::min<size_t>(listen_fds.size(), 64);
+      for (size_t i = 0; i < count; ++i)
+        moved[i] = ::fcntl(listen_fds[i], F_DUPFD_CLOEXEC, 1000);
+      for (size_t i = 0; i < count; ++i)
+        ::dup2(moved[i], static_cast<int>(3 + i));  // not close-on-exec
+      char digits[16];
+      int length = 0;
+      for (pid_t pid = ::getpid(); pid > 0; pid /= 10)
+        digits[length++] = static_cast<char>('0' + pid % 10);
+      std::memcpy(listen_pid, "LISTEN_PID=", 11);
+      for (int i = 0; i < length; ++i)
+        listen_pid[11 + i] = digits[length - 1 - i];
+      listen_pid[11 + length] = '\0';
+      ::putenv(listen_pid);
     }
     execChild(argv, extra_env);
   }

@@ -29,9 +29,13 @@ class BackgroundProcess {
   // stdout is read through a pipe; stdin stays an open pipe until the process is stopped, so
   // a child that watches stdin (the test stack) dies with us.
   // `extra_env` as for runProcess; stderr goes to `stderr_path` when given (else inherited).
+  // `listen_fds` become the child's descriptors 3, 4, ... with LISTEN_PID set to the child's
+  // pid (socket activation and systemd's file descriptor store; the caller sets LISTEN_FDS and
+  // LISTEN_FDNAMES in extra_env).
   explicit BackgroundProcess(const std::vector<std::string>& argv,
                              const std::vector<std::string>& extra_env = {},
-                             const std::string& stderr_path = "");
+                             const std::string& stderr_path = "",
+                             const std::vector<int>& listen_fds = {});
   ~BackgroundProcess();
   BackgroundProcess(const BackgroundProcess&) = delete;
   BackgroundProcess& operator=(const BackgroundProcess&) = delete;
