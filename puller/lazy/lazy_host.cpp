@@ -248,7 +248,10 @@ LazyLayerHost::~LazyLayerHost() {
     // and what arrives meanwhile waits for it. A stop for good ends them when the keeper lets
     // go (systemd empties the store when the unit stops).
     for (auto& [key, served] : served_)
-      served->mount->release();
+      served->mount->beginRelease();
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    for (auto& [key, served] : served_)
+      served->mount->release(give_up);
     served_.clear();
     return;
   }

@@ -459,8 +459,13 @@ Status LazyMount::serve(const std::string& init_request) {
     buf.mem = init_request_.data();
     fuse_session_process_buf(session_, &buf);
   }
-  for (int i = 0; i < kServers; ++i)
-    servers_.emplace_back([this] { serveLoop(); });
+  serving_ = kServers;
+  for (int i = 0; i < kServers; ++i) {
+    servers_.emplace_back([this] {
+      serveLoop();
+      --serving_;
+    });
+  }
   return {};
 }
 
@@ -556,8 +561,21 @@ void LazyMount::stopServers() {
   servers_.clear();
 }
 
-void LazyMount::release() {
-  // The servers finish what they read (a read waiting for the network included), then stop.
+void LazyMount::beginRelease() {
+  if (wake_.valid()) {
+    const uint64_t one = 1;
+    (void)::write(wake_.get(), &one, sizeof one);
+  }
+}
+
+void LazyMount::release(std::chrono::steady_clock::time_point give_up) {
+  // The servers finish what they read, then stop; a read still waiting for the network at
+  // `give_up` fails, rather than hold the process past its stop timeout.
+  beginRelease();
+  while (serving_.load() > 0 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (serving_.load() > 0)
+    stop_.request_stop();
   stopServers();
   released_ = true;
 }

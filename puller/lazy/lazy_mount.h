@@ -69,8 +69,11 @@ class LazyMount {
   // Stops serving without unmounting, once the requests being served are answered: what
   // arrives later waits in the kernel's queue for the next server (adopt()). The mount and its
   // connection stay as long as someone keeps deviceFd() (dup it first); this object then only
-  // closes its files.
-  void release();
+  // closes its files. A read still waiting for the network at `give_up` gives up (EIO): a
+  // service stop stays within its timeout. An owner releasing many mounts begins all first.
+  void beginRelease();
+  void release(std::chrono::steady_clock::time_point give_up = std::chrono::steady_clock::now() +
+                                                               std::chrono::seconds(2));
   LazyMount(const LazyMount&) = delete;
   LazyMount& operator=(const LazyMount&) = delete;
 
@@ -136,6 +139,7 @@ class LazyMount {
   bool released_ = false;           // the mount is left to the next server
   std::chrono::milliseconds unmount_wait_{2000};
   std::vector<std::thread> servers_;
+  std::atomic<int> serving_{0};  // servers not stopped yet
   std::stop_source stop_;
   std::atomic<int64_t> reads_{0};
   std::atomic<bool> no_open_{false};  // the kernel opens files without asking (set at init)
