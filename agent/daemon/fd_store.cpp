@@ -11,7 +11,12 @@ namespace pullagent::agent {
 
 bool FdStore::available() {
   const char* socket = std::getenv("NOTIFY_SOCKET");
-  return socket != nullptr && *socket != '\0';
+  if (socket == nullptr || *socket == '\0')
+    return false;
+  // systemd 254 and later say how many files the store takes (FileDescriptorStoreMax=); 252
+  // says nothing, and the lazy-pulling drop-in sets it.
+  const char* size = std::getenv("FDSTORE");
+  return size == nullptr || std::atoi(size) > 0;
 }
 
 std::map<std::string, UniqueFd> FdStore::takeGiven() {

@@ -14,7 +14,8 @@ namespace pullagent::agent {
 // sets FileDescriptorStoreMax=. Without $NOTIFY_SOCKET there is no store.
 class FdStore {
  public:
-  // Whether this process has a store: started by systemd with a notify socket.
+  // Whether this process has a store: started by systemd with a notify socket, and no $FDSTORE
+  // saying it takes nothing.
   static bool available();
   // The files systemd gave this process at start, by name ($LISTEN_FDNAMES), close-on-exec
   // from now on. Taken once: the environment is cleared.

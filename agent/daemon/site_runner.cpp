@@ -161,7 +161,9 @@ SitePullRunner::SitePullRunner(Clock& clock, Random& random, Metrics& metrics, b
     if (name.starts_with("lazy-"))
       kept_fuse_.emplace(name, std::move(fd));
     else
-      spdlog::warn("systemd passed a file named {} that nothing here uses: closed", name);
+      spdlog::warn("systemd passed a file named {} that nothing here uses: let go", name);
+    if (!name.starts_with("lazy-"))
+      (void)FdStore::drop(name);
   }
 }
 
@@ -227,6 +229,7 @@ puller::LazyLayerHost* SitePullRunner::lazyFor(const DaemonServices& services) {
   auto store = puller::ContentStore::open(made->state.content());
   if (!store) {
     spdlog::warn("lazy pulling is off: {}", store.error().describe());
+    dropKeptFuseLocked("lazy pulling is off");
     return nullptr;
   }
   made->store = std::move(store.value());
@@ -280,6 +283,10 @@ void SitePullRunner::setServices(std::shared_ptr<DaemonServices> services) {
 
 void SitePullRunner::dropKeptFuse(const char* why) {
   std::lock_guard lock(mutex_);
+  dropKeptFuseLocked(why);
+}
+
+void SitePullRunner::dropKeptFuseLocked(const char* why) {
   for (auto& [name, fd] : kept_fuse_) {
     spdlog::warn("the FUSE mount kept as {} is let go ({}): what reads through it fails", name,
                  why);

@@ -81,6 +81,7 @@ class SitePullRunner final : public SiteAttemptRunner {
   std::atomic<puller::LazyLayerHost*> lazy_host_{nullptr};  // lazy_'s, read without mutex_
   puller::LazyLayerHost* lazyFor(const DaemonServices& services);
   void dropKeptFuse(const char* why);  // the kept mounts cannot be served on
+  void dropKeptFuseLocked(const char* why);
 };
 
 }  // namespace pullagent::agent

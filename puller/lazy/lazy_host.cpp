@@ -160,6 +160,12 @@ void LazyLayerHost::adoptLeftovers() {
   // mounts are gone: the next pull of their image publishes it again (ImagePublisher checks
   // the layers read in place).
   for (auto& bundle : readBundleRecords(bundlesDir())) {
+    if (bundle.dir.parent_path() != state_.images()) {
+      spdlog::warn("{}: a bundle record naming a directory outside {}: dropped",
+                   bundle.dir.string(), state_.images().string());
+      removeBundleRecord(bundlesDir(), bundle.dir);
+      continue;
+    }
     const bool adopted = std::all_of(bundle.served.begin(), bundle.served.end(), [&](auto& digest) {
       return served_.count(Key{bundle.source, digest}) != 0;
     });
@@ -176,6 +182,13 @@ Status LazyLayerHost::adopt(const fs::path& dir, UniqueFd device) {
   ASSIGN_OR_RETURN(auto record, readLayerRecord(dir));
   if (layerDir(record.source, record.layer.digest) != dir)
     return makeError(ErrorCode::kInternal, "its record names another layer");
+  if (record.format != LazyLayerRecord::kFormat ||
+      record.libfuse != estargz::LazyMount::libfuseVersion()) {
+    return makeError(ErrorCode::kUnsupported, "it was served by another version (record format " +
+                                                  std::to_string(record.format) + ", libfuse " +
+                                                  std::to_string(record.libfuse) +
+                                                  "): its node ids may differ");
+  }
   auto served = std::make_unique<Served>();
   served->source = record.source;
   served->layer = record.layer;
@@ -205,7 +218,7 @@ Status LazyLayerHost::adopt(const fs::path& dir, UniqueFd device) {
 bool LazyLayerHost::wantsRoute(const BlobSource& source) const {
   std::lock_guard lock(mutex_);
   return std::any_of(served_.begin(), served_.end(), [&](const auto& entry) {
-    return entry.first.first == source && !entry.second->routed && !entry.second->retiring;
+    return entry.first.first == source && entry.second->pending != nullptr;
   });
 }
 
@@ -214,7 +227,7 @@ void LazyLayerHost::lend(const BlobSource& source, const FetchFor& fetch_for,
   std::lock_guard lock(mutex_);
   bool lent = false;
   for (auto& [key, served] : served_) {
-    if (key.first != source || served->routed || served->retiring)
+    if (key.first != source || served->pending == nullptr)
       continue;
     auto fetch = fetch_for(served->layer);
     served->lazy->setFetch(fetch);
@@ -224,10 +237,11 @@ void LazyLayerHost::lend(const BlobSource& source, const FetchFor& fetch_for,
     }
     served->pending->lent.notify_all();
     served->keep = keep;
-    served->routed = true;
+    if (!std::exchange(served->routed, true)) {
+      spdlog::info("{} layer {}: a pull of its source lent it a registry route", source.str(),
+                   key.second.str());
+    }
     lent = true;
-    spdlog::info("{} layer {}: a pull of its source lent it a registry route", source.str(),
-                 key.second.str());
   }
   if (lent)
     changed_.notify_all();
@@ -332,8 +346,13 @@ Result<fs::path> LazyLayerHost::serve(const BlobSource& source, const Descriptor
   served->pulls = 1;
   // What the next process needs to serve the mount on; then the keeper holds the mount.
   if (options_.keep_fd) {
-    RETURN_IF_ERROR(writeLayerRecord(
-        dir, {source, layer, served->mount->initRequest(), served->mount->connection()}));
+    LazyLayerRecord record;
+    record.libfuse = estargz::LazyMount::libfuseVersion();
+    record.source = source;
+    record.layer = layer;
+    record.init = served->mount->initRequest();
+    record.connection = served->mount->connection();
+    RETURN_IF_ERROR(writeLayerRecord(dir, record));
     options_.keep_fd(keeperName(source, layer.digest), served->mount->deviceFd());
   }
   fs::path root = served->mount->layerRoot();

@@ -106,9 +106,10 @@ class LazyLayerHost {
   // The name a layer's /dev/fuse file is kept under: "lazy-<source hash>-<digest hex>".
   static std::string keeperName(const BlobSource& source, const Digest& digest);
 
-  // A pull of `source` lends its route to the layers adopted from an earlier process that
-  // have none yet (a pull that serves the layer gives it its route anyway): `fetch_for` makes
-  // a layer's fetch, `keep` holds what it needs.
+  // A pull of `source` lends its route to the layers of `source` adopted from an earlier
+  // process, retiring ones included (a container may still read them): the newest pull's route
+  // serves, as with serve(). `fetch_for` makes a layer's fetch, `keep` holds what it needs.
+  // Only layers of `source` take it: a route is never lent across repositories.
   using FetchFor = std::function<estargz::RangeFetch(const Descriptor& layer)>;
   bool wantsRoute(const BlobSource& source) const;
   void lend(const BlobSource& source, const FetchFor& fetch_for, std::shared_ptr<const void> keep);

@@ -13,7 +13,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -29,6 +31,8 @@ namespace {
 constexpr const char* kConnections = "/sys/fs/fuse/connections";
 // The layer never changes: the kernel may keep names (found or not) and attributes for good.
 constexpr double kForGood = 86400;
+// An inode number readdir(3) shows for a directory it cannot name (libfuse's FUSE_UNKNOWN_INO).
+constexpr ino_t kUnknownIno = 0xffffffff;
 
 }  // namespace
 
@@ -222,20 +226,23 @@ struct LazyMount::Served {
       const std::string name(names[i].first);
       const auto next = static_cast<off_t>(i + 1);
       size_t needed = 0;
+      // "." and ".." carry no node (the kernel knows them), but an inode number: readdir(3)
+      // skips an entry whose number is 0. The parent's is not kept: "unknown", as libfuse's
+      // high-level API says.
+      struct stat st {};
+      st.st_mode = S_IFDIR;
+      st.st_ino = i == 0 ? at : kUnknownIno;
+      if (names[i].second)
+        st = attributes(mount, *names[i].second);
       if (plus) {
-        // "." and ".." carry no node: the kernel knows them.
         fuse_entry_param param{};
         if (names[i].second)
           param = entry(mount, *names[i].second);
         else
-          param.attr.st_mode = S_IFDIR;
+          param.attr = st;
         needed = fuse_add_direntry_plus(req, buffer.data() + used, size - used, name.c_str(),
                                         &param, next);
       } else {
-        struct stat st {};
-        st.st_mode = S_IFDIR;
-        if (names[i].second)
-          st = attributes(mount, *names[i].second);
         needed = fuse_add_direntry(req, buffer.data() + used, size - used, name.c_str(), &st, next);
       }
       if (needed > size - used)
@@ -409,7 +416,15 @@ Result<std::unique_ptr<LazyMount>> LazyMount::adopt(LazyLayer& layer,
   fuse_in_header header{};
   if (init.size() >= sizeof header)
     std::memcpy(&header, init.data(), sizeof header);
-  if (init.size() < sizeof header || header.opcode != FUSE_INIT || header.len != init.size())
+  // libfuse reads the INIT's arguments after the header (flags2 too when flags say so): all of
+  // what it reads must be there.
+  fuse_init_in arguments{};
+  std::memcpy(&arguments, init.data() + std::min(init.size(), sizeof header),
+              std::min(sizeof arguments, init.size() - std::min(init.size(), sizeof header)));
+  const size_t needed = sizeof header + ((arguments.flags & FUSE_INIT_EXT) != 0
+                                             ? offsetof(fuse_init_in, flags2) + sizeof(uint32_t)
+                                             : offsetof(fuse_init_in, flags) + sizeof(uint32_t));
+  if (init.size() < needed || header.opcode != FUSE_INIT || header.len != init.size())
     return makeError(ErrorCode::kInvalidArgument, where + ": the recorded request is not an INIT");
   // An ended connection stays ended (its mount answers ENOTCONN); its number may be another's.
   pollfd device{adopted->device_.get(), POLLIN, 0};
@@ -532,6 +547,10 @@ Status LazyMount::openAbortFile() {
                                                   " (fusectl), so it could not be ended for sure");
   }
   return {};
+}
+
+int LazyMount::libfuseVersion() {
+  return fuse_version();
 }
 
 std::filesystem::path LazyMount::layerRoot() const {

@@ -66,6 +66,8 @@ class LazyMount {
   int deviceFd() const { return device_.get(); }
   const std::string& initRequest() const { return init_request_; }
   unsigned connection() const { return connection_; }
+  // The libfuse this process serves with (fuse_version(): 314 for 3.14).
+  static int libfuseVersion();
   // Stops serving without unmounting, once the requests being served are answered: what
   // arrives later waits in the kernel's queue for the next server (adopt()). The mount and its
   // connection stay as long as someone keeps deviceFd() (dup it first); this object then only

@@ -39,7 +39,9 @@ Result<nlohmann::json> readJson(const fs::path& path, std::string_view what) {
 }  // namespace
 
 Status writeLayerRecord(const fs::path& layer_dir, const LazyLayerRecord& record) {
-  const nlohmann::json json = {{"registry", record.source.registry},
+  const nlohmann::json json = {{"format", record.format},
+                               {"libfuse", record.libfuse},
+                               {"registry", record.source.registry},
                                {"repository", record.source.repository},
                                {"layer", descriptorJson(record.layer)},
                                {"init", encodeBase64(record.init)},
@@ -51,6 +53,10 @@ Result<LazyLayerRecord> readLayerRecord(const fs::path& layer_dir) {
   ASSIGN_OR_RETURN(auto json, readJson(layer_dir / kLayerRecord, "lazy layer record"));
   const JsonReader root(json, "lazy layer record", ErrorCode::kInternal);
   LazyLayerRecord record;
+  ASSIGN_OR_RETURN(auto format, root["format"].integer(0, INT32_MAX));
+  ASSIGN_OR_RETURN(auto libfuse, root["libfuse"].integer(0, INT32_MAX));
+  record.format = static_cast<int>(format);
+  record.libfuse = static_cast<int>(libfuse);
   ASSIGN_OR_RETURN(record.source, readSource(root));
   ASSIGN_OR_RETURN(record.layer, parseDescriptor(root["layer"]));
   ASSIGN_OR_RETURN(auto init, root["init"].string());

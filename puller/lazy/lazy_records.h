@@ -30,6 +30,11 @@ struct LazyBundle {
 // here is a secret; all of it is the host's own (the state dir is root's), and still checked
 // as input: a record that does not read is dropped with its layer or bundle.
 struct LazyLayerRecord {
+  // What the mount's node ids and INIT depend on: the format of LayerTree (node ids are its
+  // indexes) and the libfuse that negotiated the INIT. A record of another is not served on.
+  static constexpr int kFormat = 1;
+  int format = kFormat;
+  int libfuse = 0;  // fuse_version()
   BlobSource source;
   Descriptor layer;         // with its TOC digest annotation
   std::string init;         // the INIT request the kernel sent the first server

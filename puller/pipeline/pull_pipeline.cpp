@@ -108,9 +108,8 @@ estargz::RangeFetch lazyFetch(std::shared_ptr<LazyClient> client, const Descript
   };
 }
 
-// A pull that serves nothing in place (its image did not change, or is published already)
-// still lends its route to the layers of its repository that the lazy host serves on from an
-// earlier process: until one does, their reads have only the bytes held.
+// Every pull of a repository lends its route to the layers of that repository the lazy host
+// serves on from an earlier process: until one does, their reads have only the bytes held.
 void lendLazyRoute(const PullRequest& job, PullServices& services, const RetryPolicy& policy) {
   const BlobSource source{job.ref.domain, job.ref.repository};
   if (job.lazy == nullptr || !job.lazy->wantsRoute(source))
@@ -174,6 +173,10 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   RegistryClient registry(clock, services.random(), policy, job.ref.repository, sources->sources(),
                           &services.throttle(), &tally);
   registry.setRanges(job.ranges);
+  // Lazy layers an earlier process served, which running containers may read, take the newest
+  // route of their repository: this pull's, whatever it pulls (the tag may have moved).
+  if (!layout_only && !job.verify_only)
+    lendLazyRoute(job, services, policy);
   TransferCounter counter;
 
   if (job.unless_tag_resolves_to && job.ref.tag && !job.ref.digest) {
@@ -198,8 +201,6 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
       outcome.sources = tally.totals();
       outcome.unchanged = true;
       outcome.published = "unchanged (" + now_at.str() + ")";
-      if (!layout_only)
-        lendLazyRoute(job, services, policy);
       return outcome;
     }
     if (same && !trusted) {
@@ -253,7 +254,6 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   const BlobSource lazy_source{job.ref.domain, job.ref.repository};
   std::vector<Digest> served_in_place;
   std::mutex lazy_mutex;  // the image's layers are served on several threads at once
-  std::once_flag lent_route;
   // Whatever happens, the host learns that this pull no longer holds what it served.
   struct ReleaseServed {
     LazyLayerHost* host;
@@ -274,7 +274,6 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
       // An image published already is reused as it is, and this pull must prove its layers
       // are its repository's as for any stored blob (ImagePuller::obtain): pulled as today.
       if (isPublished(job.state, image.manifest.digest)) {
-        std::call_once(lent_route, [&] { lendLazyRoute(job, services, policy); });
         return makeError(ErrorCode::kUnsupported,
                          "published already; its layers are proven as for any pull");
       }

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 
 #include <atomic>
@@ -861,6 +863,12 @@ TEST_F(Daemon, ALazyLayerReadsOnThroughAKillOfTheService) {
   ASSERT_TRUE(puller::mountSpec(spec.value(), root).ok());
   auto container = std::make_unique<puller::ScopedMount>(root);
   EXPECT_EQ(readFile(root / "etc/hosts"), EstargzSample::hosts());
+  // The connection's abort file: should the next process not serve the mount, the test ends
+  // the connection rather than hang on the reader below.
+  struct stat layer_mount {};
+  ASSERT_EQ(::stat(described["layers"][0]["path"].get<std::string>().c_str(), &layer_mount), 0);
+  const std::string abort =
+      "/sys/fs/fuse/connections/" + std::to_string(minor(layer_mount.st_dev)) + "/abort";
 
   daemon_->kill(SIGKILL);
   daemon_->wait();
@@ -875,7 +883,10 @@ TEST_F(Daemon, ALazyLayerReadsOnThroughAKillOfTheService) {
   EXPECT_FALSE(done.load());  // waiting for a server, not failed
 
   start(agent);  // given the store back
+  if (!waitUntil([&] { return done.load(); }, seconds(40)))
+    writeFile(abort, "1");
   reader.join();
+  ASSERT_TRUE(done.load());
   EXPECT_EQ(big, EstargzSample::big());
   EXPECT_NE(log().find("served on from an earlier process"), std::string::npos) << log();
   EXPECT_EQ(readFile(root / "etc/hosts"), EstargzSample::hosts());

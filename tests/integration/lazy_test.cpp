@@ -408,7 +408,7 @@ TEST_F(LazyLayers, ARestartedHostServesTheMountsOnAndPromotesWhatTheFirstPublish
     options.retry_after = std::chrono::milliseconds(200);
     options.keep_fd = [&](const std::string& name, int fd) {
       std::lock_guard lock(kept_mutex);
-      kept[name] = UniqueFd(::dup(fd));
+      kept[name] = UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
     };
     options.drop_fd = [&](const std::string& name) {
       std::lock_guard lock(kept_mutex);
@@ -478,6 +478,21 @@ TEST_F(LazyLayers, ARestartedHostServesTheMountsOnAndPromotesWhatTheFirstPublish
   }
   EXPECT_EQ(readFile(root / "etc/hosts"), EstargzSample::hosts());  // held: no route needed
   EXPECT_FALSE(done.load());  // bin/big is not held: it waits for a route
+
+  // Another repository's route is never lent to this one's layer.
+  std::atomic<int> other_fetches{0};
+  second->lend(
+      puller::BlobSource{request.ref.domain, "test/other"},
+      [&](const puller::Descriptor& layer) -> puller::estargz::RangeFetch {
+        return [&, layer](int64_t from, int64_t last, const Context& ctx) {
+          ++other_fetches;
+          return registry_->fetchRange(layer, from, last, ctx);
+        };
+      },
+      nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(done.load());
+  EXPECT_EQ(other_fetches, 0);
 
   // The site's next pull: its image is published already, so it is pulled whole, and it lends
   // its route to the layer on the way.

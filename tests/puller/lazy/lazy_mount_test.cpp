@@ -1,5 +1,6 @@
 #include "puller/lazy/lazy_mount.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
@@ -126,6 +127,17 @@ TEST_F(LazyMountTest, TheLayersFilesReadThroughTheMountAsTheyAre) {
   for (const auto& item : std::filesystem::directory_iterator(mountpoint() / "bin"))
     names.insert(item.path().filename().string());
   EXPECT_EQ(names, (std::set<std::string>{"big", "big2", "sh"}));
+  // readdir(3) itself: "." and ".." are there, and no entry has inode number 0 (which it
+  // would skip).
+  DIR* listing = ::opendir((mountpoint() / "bin").c_str());
+  ASSERT_NE(listing, nullptr);
+  std::set<std::string> all;
+  while (const dirent* item = ::readdir(listing)) {
+    EXPECT_NE(item->d_ino, 0u) << item->d_name;
+    all.insert(item->d_name);
+  }
+  ::closedir(listing);
+  EXPECT_EQ(all, (std::set<std::string>{".", "..", "big", "big2", "sh"}));
   struct stat big {};
   struct stat big2 {};
   ASSERT_EQ(::stat((mountpoint() / "bin/big").c_str(), &big), 0);
@@ -167,8 +179,8 @@ TEST_F(LazyMountTest, AMountStillHeldIsEndedAtUnmountNotWaitedFor) {
 // A service restart as systemd's file descriptor store makes it: the first server releases the
 // mount, the store keeps the connection's /dev/fuse file, the next server adopts it.
 TEST_F(LazyMountTest, AReleasedMountIsServedByTheNextServerAndReadersWaitMeanwhile) {
-  LazyMount::Handover handover{UniqueFd(::dup(mount_->deviceFd())), mount_->initRequest(),
-                               mount_->connection()};
+  LazyMount::Handover handover{UniqueFd(::fcntl(mount_->deviceFd(), F_DUPFD_CLOEXEC, 3)),
+                               mount_->initRequest(), mount_->connection()};
   ASSERT_FALSE(handover.init_request.empty());
   const dev_t device = deviceOf(mountpoint());
   const int opened = ::open((mountpoint() / "bin/big").c_str(), O_RDONLY);
@@ -208,8 +220,8 @@ TEST_F(LazyMountTest, AReleasedMountIsServedByTheNextServerAndReadersWaitMeanwhi
 }
 
 TEST_F(LazyMountTest, AConnectionThatEndedIsNotAdopted) {
-  LazyMount::Handover handover{UniqueFd(::dup(mount_->deviceFd())), mount_->initRequest(),
-                               mount_->connection()};
+  LazyMount::Handover handover{UniqueFd(::fcntl(mount_->deviceFd(), F_DUPFD_CLOEXEC, 3)),
+                               mount_->initRequest(), mount_->connection()};
   mount_.reset();  // unmounted: the connection ends although its file is kept
   auto adopted = LazyMount::adopt(*layer_, mountpoint(),
                                   {"test layer", std::chrono::seconds(5), ""}, std::move(handover));
@@ -218,8 +230,8 @@ TEST_F(LazyMountTest, AConnectionThatEndedIsNotAdopted) {
 }
 
 TEST_F(LazyMountTest, AMountIsNotAdoptedWithoutTheINITItsKernelSent) {
-  LazyMount::Handover handover{UniqueFd(::dup(mount_->deviceFd())), mount_->initRequest(),
-                               mount_->connection()};
+  LazyMount::Handover handover{UniqueFd(::fcntl(mount_->deviceFd(), F_DUPFD_CLOEXEC, 3)),
+                               mount_->initRequest(), mount_->connection()};
   handover.init_request[4] = 1;  // the opcode: FUSE_LOOKUP
   auto adopted = LazyMount::adopt(*layer_, mountpoint(),
                                   {"test layer", std::chrono::seconds(5), ""}, std::move(handover));
