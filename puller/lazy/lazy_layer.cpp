@@ -1,15 +1,18 @@
 #include "puller/lazy/lazy_layer.h"
 
 #include <fcntl.h>
+#include <isa-l/igzip_lib.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <limits>
+#include <memory>
+#include <optional>
 
 #include "base/atomic_file.h"
 #include "base/bounded_read.h"
@@ -55,32 +58,49 @@ Result<std::string> preadAll(int fd, uint64_t at, uint64_t length, const fs::pat
 
 // A chunk's bytes: its member inflated, `inner_offset` bytes skipped, `size` kept. A member
 // that ends before that is wrong (the chunk will not verify anyway; say why instead).
+// ISA-L's igzip inflates about twice as fast as zlib (as for whole layers, layer_stream.cpp):
+// every chunk a reader asks for is inflated on its way, so this is a reader's time.
 Result<std::string> inflateSlice(std::string_view member, const Chunk& chunk) {
-  z_stream stream{};
-  if (inflateInit2(&stream, 16 + MAX_WBITS) != Z_OK)
-    return makeError(ErrorCode::kInternal, "inflateInit2 failed");
+  if (member.size() > UINT32_MAX)
+    return makeError(ErrorCode::kInvalidArgument, "a gzip member over 4 GiB");
+  // A state per thread, reused: it is large, and isal_inflate_init sets what a member needs
+  // (zeroing a fresh one for each small file's chunk would cost more than its inflation).
+  thread_local const std::unique_ptr<inflate_state> state(new inflate_state);
+  isal_inflate_init(state.get());
+  state->crc_flag = ISAL_GZIP;
+  state->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(member.data()));
+  state->avail_in = static_cast<uint32_t>(member.size());
   // The bytes before the chunk go to a scratch buffer: only the chunk itself is allocated (the
   // caller bounds both it and the skip).
   std::string scratch(64 * 1024, '\0');
   std::string out(chunk.size, '\0');
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(member.data()));
-  stream.avail_in = static_cast<uInt>(member.size());
+  // Inflates into [at, at + room); false once nothing more comes (an error, or the member's
+  // end).
+  auto inflateInto = [&](char* at, uint32_t room) -> std::optional<uint32_t> {
+    state->next_out = reinterpret_cast<uint8_t*>(at);
+    state->avail_out = room;
+    const int rc = isal_inflate(state.get());
+    const uint32_t produced = room - state->avail_out;
+    if (rc != ISAL_DECOMP_OK || produced == 0)
+      return std::nullopt;
+    return produced;
+  };
   uint64_t skip = chunk.inner_offset;
-  int rc = Z_OK;
-  while (skip > 0 && rc == Z_OK) {
-    const auto piece = static_cast<uInt>(std::min<uint64_t>(skip, scratch.size()));
-    stream.next_out = reinterpret_cast<Bytef*>(scratch.data());
-    stream.avail_out = piece;
-    rc = inflate(&stream, Z_NO_FLUSH);
-    skip -= piece - stream.avail_out;
+  while (skip > 0) {
+    auto produced = inflateInto(scratch.data(),
+                                static_cast<uint32_t>(std::min<uint64_t>(skip, scratch.size())));
+    if (!produced)
+      break;
+    skip -= *produced;
   }
-  stream.next_out = reinterpret_cast<Bytef*>(out.data());
-  stream.avail_out = static_cast<uInt>(out.size());
-  while (skip == 0 && stream.avail_out > 0 && rc == Z_OK)
-    rc = inflate(&stream, Z_NO_FLUSH);
-  const bool whole = skip == 0 && stream.avail_out == 0;
-  inflateEnd(&stream);
-  if (!whole) {
+  uint64_t filled = 0;
+  while (skip == 0 && filled < out.size()) {
+    auto produced = inflateInto(out.data() + filled, static_cast<uint32_t>(out.size() - filled));
+    if (!produced)
+      break;
+    filled += *produced;
+  }
+  if (skip != 0 || filled != out.size()) {
     return makeError(ErrorCode::kDigestMismatch,
                      "the gzip member at " + std::to_string(chunk.offset) +
                          " does not inflate to the chunk its TOC entry names");
