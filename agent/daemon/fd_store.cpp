@@ -13,10 +13,13 @@ bool FdStore::available() {
   const char* socket = std::getenv("NOTIFY_SOCKET");
   if (socket == nullptr || *socket == '\0')
     return false;
-  // systemd 254 and later say how many files the store takes (FileDescriptorStoreMax=); 252
-  // says nothing, and the lazy-pulling drop-in sets it.
+  // systemd 254 and later say how many files the store takes ($FDSTORE, set only when
+  // FileDescriptorStoreMax= is above 0); for 252, which says nothing, the lazy-pulling drop-in
+  // that sets FileDescriptorStoreMax= says so itself. Neither: no store, and the mounts are
+  // unmounted at the end as before.
   const char* size = std::getenv("FDSTORE");
-  return size == nullptr || std::atoi(size) > 0;
+  const char* drop_in = std::getenv("PULLAGENT_FDSTORE");
+  return (size != nullptr && std::atoi(size) > 0) || (drop_in != nullptr && *drop_in == '1');
 }
 
 std::map<std::string, UniqueFd> FdStore::takeGiven() {

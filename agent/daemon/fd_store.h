@@ -14,8 +14,9 @@ namespace pullagent::agent {
 // sets FileDescriptorStoreMax=. Without $NOTIFY_SOCKET there is no store.
 class FdStore {
  public:
-  // Whether this process has a store: started by systemd with a notify socket, and no $FDSTORE
-  // saying it takes nothing.
+  // Whether this process has a store: started by systemd with a notify socket, and told that
+  // the store takes files ($FDSTORE from systemd 254, or $PULLAGENT_FDSTORE=1 from the
+  // lazy-pulling drop-in).
   static bool available();
   // The files systemd gave this process at start, by name ($LISTEN_FDNAMES), close-on-exec
   // from now on. Taken once: the environment is cleared.

@@ -40,7 +40,7 @@ struct LazyLayerHost::PendingRoute {
 
   static estargz::RangeFetch waitingFetch(std::shared_ptr<PendingRoute> pending) {
     return [pending](int64_t first, int64_t last, const Context& ctx) -> Result<std::string> {
-      estargz::RangeFetch fetch;
+      estargz::RangeFetch route;
       {
         std::unique_lock lock(pending->mutex);
         while (!pending->fetch) {
@@ -52,9 +52,9 @@ struct LazyLayerHost::PendingRoute {
           }
           pending->lent.wait_for(lock, std::chrono::milliseconds(50));
         }
-        fetch = pending->fetch;
+        route = pending->fetch;
       }
-      return fetch(first, last, ctx);
+      return route(first, last, ctx);
     };
   }
 };
@@ -160,7 +160,9 @@ void LazyLayerHost::adoptLeftovers() {
   // mounts are gone: the next pull of their image publishes it again (ImagePublisher checks
   // the layers read in place).
   for (auto& bundle : readBundleRecords(bundlesDir())) {
-    if (bundle.dir.parent_path() != state_.images()) {
+    const std::string name = bundle.dir.filename().string();
+    if (bundle.dir.parent_path() != state_.images() || name.empty() || name == "." ||
+        name == "..") {
       spdlog::warn("{}: a bundle record naming a directory outside {}: dropped",
                    bundle.dir.string(), state_.images().string());
       removeBundleRecord(bundlesDir(), bundle.dir);
@@ -237,6 +239,9 @@ void LazyLayerHost::lend(const BlobSource& source, const FetchFor& fetch_for,
     }
     served->pending->lent.notify_all();
     served->keep = keep;
+    // A fill that failed through an earlier route is tried again at once through this one.
+    served->failures = 0;
+    served->next_try = {};
     if (!std::exchange(served->routed, true)) {
       spdlog::info("{} layer {}: a pull of its source lent it a registry route", source.str(),
                    key.second.str());

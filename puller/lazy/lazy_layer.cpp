@@ -63,9 +63,9 @@ Result<std::string> preadAll(int fd, uint64_t at, uint64_t length, const fs::pat
 Result<std::string> inflateSlice(std::string_view member, const Chunk& chunk) {
   if (member.size() > UINT32_MAX)
     return makeError(ErrorCode::kInvalidArgument, "a gzip member over 4 GiB");
-  // A state per thread, reused: it is large, and isal_inflate_init sets what a member needs
-  // (zeroing a fresh one for each small file's chunk would cost more than its inflation).
-  thread_local const std::unique_ptr<inflate_state> state(new inflate_state);
+  // Not zeroed (new without braces): it is large, and isal_inflate_init sets what a member
+  // needs; zeroing it for each small file's chunk would cost more than its inflation.
+  const std::unique_ptr<inflate_state> state(new inflate_state);
   isal_inflate_init(state.get());
   state->crc_flag = ISAL_GZIP;
   state->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(member.data()));

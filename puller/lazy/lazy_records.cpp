@@ -53,10 +53,11 @@ Result<LazyLayerRecord> readLayerRecord(const fs::path& layer_dir) {
   ASSIGN_OR_RETURN(auto json, readJson(layer_dir / kLayerRecord, "lazy layer record"));
   const JsonReader root(json, "lazy layer record", ErrorCode::kInternal);
   LazyLayerRecord record;
-  ASSIGN_OR_RETURN(auto format, root["format"].integer(0, INT32_MAX));
-  ASSIGN_OR_RETURN(auto libfuse, root["libfuse"].integer(0, INT32_MAX));
-  record.format = static_cast<int>(format);
-  record.libfuse = static_cast<int>(libfuse);
+  // Absent in a record older than the fields: another format (0), refused as such.
+  ASSIGN_OR_RETURN(auto format, root["format"].optionalInteger(0, INT32_MAX));
+  ASSIGN_OR_RETURN(auto libfuse, root["libfuse"].optionalInteger(0, INT32_MAX));
+  record.format = static_cast<int>(format.value_or(0));
+  record.libfuse = static_cast<int>(libfuse.value_or(0));
   ASSIGN_OR_RETURN(record.source, readSource(root));
   ASSIGN_OR_RETURN(record.layer, parseDescriptor(root["layer"]));
   ASSIGN_OR_RETURN(auto init, root["init"].string());

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 
 #include "puller/pipeline/pull_sources.h"
@@ -110,6 +111,7 @@ estargz::RangeFetch lazyFetch(std::shared_ptr<LazyClient> client, const Descript
 
 // Every pull of a repository lends its route to the layers of that repository the lazy host
 // serves on from an earlier process: until one does, their reads have only the bytes held.
+// Once per pull, when the registry answered for its manifest (LendRouteOnManifest).
 void lendLazyRoute(const PullRequest& job, PullServices& services, const RetryPolicy& policy) {
   const BlobSource source{job.ref.domain, job.ref.repository};
   if (job.lazy == nullptr || !job.lazy->wantsRoute(source))
@@ -124,6 +126,22 @@ void lendLazyRoute(const PullRequest& job, PullServices& services, const RetryPo
       source, [made = *client](const Descriptor& layer) { return lazyFetch(made, layer); },
       *client);
 }
+
+// Lends a pull's route once its registry answered for the manifest (or, for a tag that did not
+// move, for the tag): a route that cannot fetch a manifest is lent to no layer.
+class LendRouteOnManifest final : public PullObserver {
+ public:
+  explicit LendRouteOnManifest(std::function<void()> lend) : lend_(std::move(lend)) {}
+  void onManifest(const Descriptor& /*manifest*/,
+                  const std::vector<Descriptor>& /*layers*/) override {
+    lend();
+  }
+  void lend() { std::call_once(once_, lend_); }
+
+ private:
+  std::function<void()> lend_;
+  std::once_flag once_;
+};
 
 }  // namespace
 
@@ -174,9 +192,11 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
                           &services.throttle(), &tally);
   registry.setRanges(job.ranges);
   // Lazy layers an earlier process served, which running containers may read, take the newest
-  // route of their repository: this pull's, whatever it pulls (the tag may have moved).
-  if (!layout_only && !job.verify_only)
-    lendLazyRoute(job, services, policy);
+  // route of their repository that proved itself: this pull's, once the registry answered for
+  // its tag or manifest (whatever it pulls: the tag may have moved). A pull whose credentials
+  // or route fail lends nothing.
+  const bool lends_route = job.lazy != nullptr && !layout_only && !job.verify_only;
+  LendRouteOnManifest lend_route([&] { lendLazyRoute(job, services, policy); });
   TransferCounter counter;
 
   if (job.unless_tag_resolves_to && job.ref.tag && !job.ref.digest) {
@@ -201,6 +221,8 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
       outcome.sources = tally.totals();
       outcome.unchanged = true;
       outcome.published = "unchanged (" + now_at.str() + ")";
+      if (lends_route)
+        lend_route.lend();
       return outcome;
     }
     if (same && !trusted) {
@@ -243,6 +265,8 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   std::vector<PullObserver*> watching{&counter};
   if (publisher)
     watching.push_back(&*publisher);
+  if (lends_route)
+    watching.push_back(&lend_route);
   watching.insert(watching.end(), job.observers.begin(), job.observers.end());
   ObserverList observers(std::move(watching));
   BlobSharing sharing;

@@ -111,6 +111,7 @@ class DaemonFixture : public PullTest {
   void start() { start(agentConfig()); }
   std::vector<std::string> environment(std::vector<std::string> extra) const {
     extra.push_back("NOTIFY_SOCKET=" + notify_->path());
+    extra.push_back("FDSTORE=1024");  // as systemd 254 says FileDescriptorStoreMax=1024
     extra.push_back("WATCHDOG_USEC=400000");
     return extra;
   }

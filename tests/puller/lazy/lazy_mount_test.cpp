@@ -138,6 +138,21 @@ TEST_F(LazyMountTest, TheLayersFilesReadThroughTheMountAsTheyAre) {
   }
   ::closedir(listing);
   EXPECT_EQ(all, (std::set<std::string>{".", "..", "big", "big2", "sh"}));
+  // A name that is not there, asked twice (the second answer the kernel's own), and under a
+  // file.
+  for (int i = 0; i < 2; ++i) {
+    struct stat none {};
+    EXPECT_EQ(::stat((mountpoint() / "bin/none").c_str(), &none), -1);
+    EXPECT_EQ(errno, ENOENT);
+  }
+  struct stat under {};
+  EXPECT_EQ(::stat((mountpoint() / "etc/hosts/x").c_str(), &under), -1);
+  EXPECT_EQ(errno, ENOTDIR);
+  // No extended attributes on a plain file: none listed, a name asked for is not there.
+  char value[64];
+  EXPECT_EQ(::listxattr((mountpoint() / "etc/hosts").c_str(), value, sizeof value), 0);
+  EXPECT_EQ(::getxattr((mountpoint() / "etc/hosts").c_str(), "user.x", value, sizeof value), -1);
+  EXPECT_EQ(errno, ENODATA);
   struct stat big {};
   struct stat big2 {};
   ASSERT_EQ(::stat((mountpoint() / "bin/big").c_str(), &big), 0);
