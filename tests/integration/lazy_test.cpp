@@ -159,13 +159,11 @@ TEST_F(LazyLayers, WhenTheRegistryGoesAwayFetchedFilesReadOnAndOthersFailFast) {
 // an overlay as a container would, filled in the background only when the host lets it, stored
 // and verified, promoted to an ordinary snapshot, and the FUSE layer retired.
 TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
-  const puller::StateDir state(dest_.path() / "state");
-  std::filesystem::create_directories(state.root());
-  auto store = puller::ContentStore::open(state.content()).value();
-  puller::ProvenanceStore provenance(state.provenance());
-  ASSERT_TRUE(provenance.prepare().ok());
-  const puller::SnapshotStore snapshots(state.snapshots());
-  ASSERT_TRUE(snapshots.prepare().ok());
+  HostState at(dest_.path() / "state");
+  const puller::StateDir& state = at.state;
+  auto& store = at.store;
+  puller::ProvenanceStore& provenance = at.provenance;
+  const puller::SnapshotStore& snapshots = at.snapshots;
   std::atomic<bool> fill_allowed{false};
   puller::LazyLayerHost::Options host_options;
   host_options.retry_after = std::chrono::milliseconds(200);
@@ -236,9 +234,10 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
   auto lazyStatus = [&] {
     auto status = runProcess({PULLAGENT_BINARY, "status", "--state", state.root().string()});
     EXPECT_EQ(status.exit_code, 0) << status.all();
-    const auto at = status.out.find("lazy, ");
-    return at == std::string::npos ? std::string()
-                                   : status.out.substr(at, status.out.find(" fetched", at) - at);
+    const auto found = status.out.find("lazy, ");
+    return found == std::string::npos
+               ? std::string()
+               : status.out.substr(found, status.out.find(" fetched", found) - found);
   };
   const std::string fetched = lazyStatus();
   ASSERT_FALSE(fetched.empty());
@@ -346,12 +345,11 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
 // registry client (its credentials and route are the site's current ones, an older pull's may be
 // revoked), and a layer no pull holds any more is retired without a fill.
 TEST_F(LazyLayers, TheNewestPullOfALayerServesItsReadsThroughItsOwnClient) {
-  const puller::StateDir state(dest_.path() / "state");
-  std::filesystem::create_directories(state.root());
-  auto store = puller::ContentStore::open(state.content()).value();
-  puller::ProvenanceStore provenance(state.provenance());
-  ASSERT_TRUE(provenance.prepare().ok());
-  const puller::SnapshotStore snapshots(state.snapshots());
+  HostState at(dest_.path() / "state");
+  const puller::StateDir& state = at.state;
+  auto& store = at.store;
+  puller::ProvenanceStore& provenance = at.provenance;
+  const puller::SnapshotStore& snapshots = at.snapshots;
   puller::LazyLayerHost::Options options;
   // No fill: this test is about reads.
   options.fill_turn = [](const Context&) -> Status {
