@@ -158,12 +158,12 @@ struct SitePullRunner::Lazy {
 SitePullRunner::SitePullRunner(Clock& clock, Random& random, Metrics& metrics, bool privileged)
     : clock_(clock), random_(random), metrics_(metrics), privileged_(privileged), throttle_(clock) {
   for (auto& [name, fd] : FdStore::takeGiven()) {
-    if (name.starts_with("lazy-"))
+    if (name.starts_with("lazy-")) {
       kept_fuse_.emplace(name, std::move(fd));
-    else
-      spdlog::warn("systemd passed a file named {} that nothing here uses: let go", name);
-    if (!name.starts_with("lazy-"))
-      (void)FdStore::drop(name);
+      continue;
+    }
+    spdlog::warn("systemd passed a file named {} that nothing here uses: let go", name);
+    (void)FdStore::drop(name);
   }
 }
 
