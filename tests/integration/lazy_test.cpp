@@ -520,6 +520,83 @@ TEST_F(LazyLayers, ARestartedHostServesTheMountsOnAndPromotesWhatTheFirstPublish
   EXPECT_NE(std::find(dropped.begin(), dropped.end(), name), dropped.end());
 }
 
+// A layer promoted and detached, which a running container still reads through, is served on
+// across a restart too: its mount is gone from its directory, so the next host finds its
+// connection by the number it recorded, and retires it once the container lets go.
+TEST_F(LazyLayers, ADetachedLayerAContainerStillReadsIsServedOnAcrossARestart) {
+  HostState at(dest_.path() / "state");
+  std::mutex kept_mutex;
+  std::map<std::string, UniqueFd> kept;
+  auto withKeeper = [&](puller::LazyLayerHost::Options& options) {
+    options.reader_window_max = 0;
+    options.keep_fd = [&](const std::string& name, int fd) {
+      std::lock_guard lock(kept_mutex);
+      kept[name] = UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+    };
+    options.drop_fd = [&](const std::string& name) {
+      std::lock_guard lock(kept_mutex);
+      kept.erase(name);
+    };
+  };
+  puller::SharedPullParts shared;
+  shared.store = at.store.get();
+  puller::PullServices services(*http_, clock_, random_, shared);
+  puller::LazyLayerHost::Options first_options;
+  withKeeper(first_options);
+  auto first = std::make_unique<puller::LazyLayerHost>(at.state, *at.store, at.provenance,
+                                                       at.snapshots, std::move(first_options));
+  auto request = pullRequest(at.state, *first);
+  auto pulled = puller::runPull(request, services);
+  ASSERT_TRUE(pulled.ok()) << pulled.error().describe();
+  ASSERT_EQ(pulled->layers_in_place, 1);
+  const auto bundle = at.state.image(pulled->image.manifest.digest);
+  // The container starts over the layer read in place, before the promotion.
+  const json described = json::parse(readFile(bundle / "rootfs-mounts.json"));
+  ASSERT_TRUE(described["layers"][0].value("inPlace", false));
+  auto spec = puller::MountSpec::fromJson(described["mounts"][0], "mounts[0]");
+  ASSERT_TRUE(spec.ok()) << spec.error().message;
+  const auto root = dest_.path() / "container-root";
+  std::filesystem::create_directories(root);
+  ASSERT_TRUE(puller::mountSpec(spec.value(), root).ok());
+  auto container = std::make_unique<puller::ScopedMount>(root);
+  const Context wait{&clock_, {}, clock_.now() + std::chrono::seconds(60)};
+  ASSERT_TRUE(first->settle(wait).ok());  // filled, promoted, and the layer detached
+  const puller::BlobSource source{request.ref.domain, "test/estargz"};
+  const auto mountpoint = first->layerDir(source, layer_.digest) / "mnt";
+  struct stat mnt {};
+  struct stat dir {};
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(::stat(mountpoint.c_str(), &mnt), 0);
+    ASSERT_EQ(::stat(mountpoint.parent_path().c_str(), &dir), 0);
+    if (mnt.st_dev == dir.st_dev)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(mnt.st_dev, dir.st_dev);  // detached: nothing mounted at its directory any more
+  first.reset();                      // the restart
+
+  puller::LazyLayerHost::Options second_options;
+  withKeeper(second_options);
+  {
+    std::lock_guard lock(kept_mutex);
+    ASSERT_EQ(kept.size(), 1u);
+    second_options.kept_fds = std::exchange(kept, {});
+  }
+  auto second = std::make_unique<puller::LazyLayerHost>(at.state, *at.store, at.provenance,
+                                                        at.snapshots, std::move(second_options));
+  EXPECT_EQ(second->layers().size(), 1u);
+  EXPECT_EQ(readFile(root / "bin/big"), EstargzSample::big());
+  EXPECT_EQ(readFile(root / "etc/hosts"), EstargzSample::hosts());
+  container.reset();  // the container stops: the layer goes, and the keeper lets go
+  const auto layer_dir = second->layerDir(source, layer_.digest);
+  for (int i = 0; i < 200 && std::filesystem::exists(layer_dir); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(std::filesystem::exists(layer_dir));
+  EXPECT_TRUE(second->layers().empty());
+  std::lock_guard lock(kept_mutex);
+  EXPECT_TRUE(kept.empty());
+}
+
 // After a restart: the layers the earlier process served are dead mounts and unused caches, and
 // go when the next host starts; a cache a live process holds stays.
 TEST_F(LazyLayers, LayersAnEarlierProcessLeftAreRemovedAndAHeldOneStays) {
