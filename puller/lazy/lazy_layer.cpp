@@ -74,8 +74,8 @@ Result<std::string> inflateSlice(std::string_view member, const Chunk& chunk) {
   // caller bounds both it and the skip).
   std::string scratch(64 * 1024, '\0');
   std::string out(chunk.size, '\0');
-  // Inflates into [at, at + room); false once nothing more comes (an error, or the member's
-  // end).
+  // Inflates into [at, at + room): the bytes it made, or nothing once nothing more comes (an
+  // error, or the member's end).
   auto inflateInto = [&](char* at, uint32_t room) -> std::optional<uint32_t> {
     state->next_out = reinterpret_cast<uint8_t*>(at);
     state->avail_out = room;

@@ -102,17 +102,26 @@ struct LazyMount::Served {
     }
   }
 
+  // The directory node `at` names, or nullopt once the request is answered with the error.
+  static std::optional<size_t> directory(fuse_req_t req, fuse_ino_t at) {
+    const LazyMount& mount = self(req);
+    auto index = node(mount, at);
+    if (!index) {
+      fuse_reply_err(req, ENOENT);
+      return std::nullopt;
+    }
+    if (*index != kTop && mount.tree_.node(*index).type != S_IFDIR) {
+      fuse_reply_err(req, ENOTDIR);
+      return std::nullopt;
+    }
+    return index;
+  }
+
   static void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     const LazyMount& mount = self(req);
-    auto dir = node(mount, parent);
-    if (!dir) {
-      fuse_reply_err(req, ENOENT);
+    auto dir = directory(req, parent);
+    if (!dir)
       return;
-    }
-    if (*dir != kTop && mount.tree_.node(*dir).type != S_IFDIR) {
-      fuse_reply_err(req, ENOTDIR);
-      return;
-    }
     auto found = child(mount, *dir, name);
     if (!found) {
       // A name that is not there stays not there: node id 0 is a lookup the kernel remembers.
@@ -202,15 +211,9 @@ struct LazyMount::Served {
   // and node: walking a directory of many files costs no lookup per file.
   static void list(fuse_req_t req, fuse_ino_t at, size_t size, off_t offset, bool plus) {
     const LazyMount& mount = self(req);
-    auto index = node(mount, at);
-    if (!index) {
-      fuse_reply_err(req, ENOENT);
+    auto index = directory(req, at);
+    if (!index)
       return;
-    }
-    if (*index != kTop && mount.tree_.node(*index).type != S_IFDIR) {
-      fuse_reply_err(req, ENOTDIR);
-      return;
-    }
     std::vector<std::pair<std::string_view, std::optional<size_t>>> names = {{".", std::nullopt},
                                                                              {"..", std::nullopt}};
     if (*index == kTop) {

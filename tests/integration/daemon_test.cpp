@@ -32,7 +32,23 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-class Daemon : public DaemonFixture {};
+class Daemon : public DaemonFixture {
+ protected:
+  // The service with lazy pulling on, and a site on the stack's eStargz image.
+  json lazyAgentConfig() {
+    json agent = agentConfig();
+    agent["storage"] = "overlay";
+    agent["lazyPulling"] = "estargz";
+    return agent;
+  }
+  void putLazySite() {
+    putSite(
+        "lazy",
+        {{"properties",
+          {{"siteConfig",
+            {{"linuxFxVersion", "DOCKER|" + stack().proxy("proxy_anon") + "/test/estargz:v1"}}}}}});
+  }
+};
 
 TEST_F(Daemon, KeepsASiteOnItsConfiguredImageAndCollectsWhatNoSiteUses) {
   start();
@@ -778,14 +794,8 @@ TEST_F(Daemon, HostileSitesNeitherStopTheHostNorHoldEverySlot) {
 TEST_F(Daemon, ALazySiteIsPublishedOverItsLayerReadInPlaceThenPromoted) {
   if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0)
     GTEST_SKIP() << "needs root and /dev/fuse";
-  json agent = agentConfig();
-  agent["storage"] = "overlay";
-  agent["lazyPulling"] = "estargz";
-  putSite(
-      "lazy",
-      {{"properties",
-        {{"siteConfig",
-          {{"linuxFxVersion", "DOCKER|" + stack().proxy("proxy_anon") + "/test/estargz:v1"}}}}}});
+  const json agent = lazyAgentConfig();
+  putLazySite();
   start(agent);
   const std::string digest = stack().image("test/estargz:v1")["digest"];
   ASSERT_TRUE(waitForPublished("lazy", digest)) << log();
@@ -828,9 +838,7 @@ TEST_F(Daemon, ALazySiteIsPublishedOverItsLayerReadInPlaceThenPromoted) {
 TEST_F(Daemon, ALazyLayerReadsOnThroughAKillOfTheService) {
   if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0)
     GTEST_SKIP() << "needs root and /dev/fuse";
-  json agent = agentConfig();
-  agent["storage"] = "overlay";
-  agent["lazyPulling"] = "estargz";
+  const json agent = lazyAgentConfig();
   // One byte of the first fetch of the layer's files is flipped: what readers use is verified
   // chunk by chunk (and fetched again), but the whole copy fails its digest, and the fill tries
   // again 30 s later. The image stays read in place meanwhile, long enough for this test.
@@ -839,11 +847,7 @@ TEST_F(Daemon, ALazyLayerReadsOnThroughAKillOfTheService) {
                                                                {"times", 1},
                                                                {"action", "corrupt_at"},
                                                                {"at", 100}}}));
-  putSite(
-      "lazy",
-      {{"properties",
-        {{"siteConfig",
-          {{"linuxFxVersion", "DOCKER|" + stack().proxy("proxy_anon") + "/test/estargz:v1"}}}}}});
+  putLazySite();
   start(agent);
   const std::string digest = stack().image("test/estargz:v1")["digest"];
   ASSERT_TRUE(waitForPublished("lazy", digest)) << log();

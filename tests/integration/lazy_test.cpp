@@ -95,6 +95,25 @@ class LazyLayers : public PullTest {
       EXPECT_TRUE(snapshots.prepare().ok());
     }
   };
+  // What systemd's file descriptor store is to the service: the mounts' /dev/fuse files a
+  // host keeps (LazyLayerHost::Options::keep_fd), and the names it let go of.
+  struct Keeper {
+    std::mutex mutex;
+    std::map<std::string, UniqueFd> kept;
+    std::vector<std::string> dropped;
+    void attach(puller::LazyLayerHost::Options& options) {
+      options.reader_window_max = 0;  // a request per member: the sample is one small layer
+      options.keep_fd = [this](const std::string& name, int fd) {
+        std::lock_guard lock(mutex);
+        kept[name] = UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+      };
+      options.drop_fd = [this](const std::string& name) {
+        std::lock_guard lock(mutex);
+        kept.erase(name);
+        dropped.push_back(name);
+      };
+    }
+  };
   puller::PullRequest pullRequest(const puller::StateDir& state, puller::LazyLayerHost& host) {
     puller::PullRequest request;
     request.ref = puller::ImageRef::parse(anon() + "/test/estargz:v1").value();
@@ -398,21 +417,10 @@ TEST_F(LazyLayers, TheNewestPullOfALayerServesItsReadsThroughItsOwnClient) {
 // bundle the first host published. The keeper lets go once the layer is retired.
 TEST_F(LazyLayers, ARestartedHostServesTheMountsOnAndPromotesWhatTheFirstPublished) {
   HostState at(dest_.path() / "state");
-  std::mutex kept_mutex;
-  std::map<std::string, UniqueFd> kept;
-  std::vector<std::string> dropped;
+  Keeper keeper;
   auto withKeeper = [&](puller::LazyLayerHost::Options& options) {
-    options.reader_window_max = 0;
+    keeper.attach(options);
     options.retry_after = std::chrono::milliseconds(200);
-    options.keep_fd = [&](const std::string& name, int fd) {
-      std::lock_guard lock(kept_mutex);
-      kept[name] = UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
-    };
-    options.drop_fd = [&](const std::string& name) {
-      std::lock_guard lock(kept_mutex);
-      kept.erase(name);
-      dropped.push_back(name);
-    };
   };
   puller::SharedPullParts shared;
   shared.store = at.store.get();
@@ -432,8 +440,8 @@ TEST_F(LazyLayers, ARestartedHostServesTheMountsOnAndPromotesWhatTheFirstPublish
   const puller::BlobSource source{request.ref.domain, "test/estargz"};
   const std::string name = puller::LazyLayerHost::keeperName(source, layer_.digest);
   {
-    std::lock_guard lock(kept_mutex);
-    ASSERT_EQ(kept.count(name), 1u);
+    std::lock_guard lock(keeper.mutex);
+    ASSERT_EQ(keeper.kept.count(name), 1u);
   }
   // A container runs over the image.
   auto spec = puller::MountSpec::fromJson(
@@ -458,8 +466,8 @@ TEST_F(LazyLayers, ARestartedHostServesTheMountsOnAndPromotesWhatTheFirstPublish
   puller::LazyLayerHost::Options second_options;
   withKeeper(second_options);
   {
-    std::lock_guard lock(kept_mutex);
-    second_options.kept_fds = std::exchange(kept, {});
+    std::lock_guard lock(keeper.mutex);
+    second_options.kept_fds = std::exchange(keeper.kept, {});
     // A file the keeper holds for a layer that is gone is let go.
     second_options.kept_fds.emplace(
         puller::LazyLayerHost::keeperName(
@@ -471,8 +479,8 @@ TEST_F(LazyLayers, ARestartedHostServesTheMountsOnAndPromotesWhatTheFirstPublish
   ASSERT_EQ(second->layers().size(), 1u);
   EXPECT_EQ(second->pendingBundles(), 1u);  // the first host's bundle, from its record
   {
-    std::lock_guard lock(kept_mutex);
-    EXPECT_EQ(dropped.size(), 1u);
+    std::lock_guard lock(keeper.mutex);
+    EXPECT_EQ(keeper.dropped.size(), 1u);
   }
   EXPECT_EQ(readFile(root / "etc/hosts"), EstargzSample::hosts());  // held: no route needed
   EXPECT_FALSE(done.load());  // bin/big is not held: it waits for a route
@@ -515,9 +523,9 @@ TEST_F(LazyLayers, ARestartedHostServesTheMountsOnAndPromotesWhatTheFirstPublish
   for (int i = 0; i < 200 && std::filesystem::exists(dir); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(std::filesystem::exists(dir));
-  std::lock_guard lock(kept_mutex);
-  EXPECT_EQ(kept.count(name), 0u);
-  EXPECT_NE(std::find(dropped.begin(), dropped.end(), name), dropped.end());
+  std::lock_guard lock(keeper.mutex);
+  EXPECT_EQ(keeper.kept.count(name), 0u);
+  EXPECT_NE(std::find(keeper.dropped.begin(), keeper.dropped.end(), name), keeper.dropped.end());
 }
 
 // A layer promoted and detached, which a running container still reads through, is served on
@@ -525,24 +533,12 @@ TEST_F(LazyLayers, ARestartedHostServesTheMountsOnAndPromotesWhatTheFirstPublish
 // connection by the number it recorded, and retires it once the container lets go.
 TEST_F(LazyLayers, ADetachedLayerAContainerStillReadsIsServedOnAcrossARestart) {
   HostState at(dest_.path() / "state");
-  std::mutex kept_mutex;
-  std::map<std::string, UniqueFd> kept;
-  auto withKeeper = [&](puller::LazyLayerHost::Options& options) {
-    options.reader_window_max = 0;
-    options.keep_fd = [&](const std::string& name, int fd) {
-      std::lock_guard lock(kept_mutex);
-      kept[name] = UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
-    };
-    options.drop_fd = [&](const std::string& name) {
-      std::lock_guard lock(kept_mutex);
-      kept.erase(name);
-    };
-  };
+  Keeper keeper;
   puller::SharedPullParts shared;
   shared.store = at.store.get();
   puller::PullServices services(*http_, clock_, random_, shared);
   puller::LazyLayerHost::Options first_options;
-  withKeeper(first_options);
+  keeper.attach(first_options);
   auto first = std::make_unique<puller::LazyLayerHost>(at.state, *at.store, at.provenance,
                                                        at.snapshots, std::move(first_options));
   auto request = pullRequest(at.state, *first);
@@ -576,11 +572,11 @@ TEST_F(LazyLayers, ADetachedLayerAContainerStillReadsIsServedOnAcrossARestart) {
   first.reset();                      // the restart
 
   puller::LazyLayerHost::Options second_options;
-  withKeeper(second_options);
+  keeper.attach(second_options);
   {
-    std::lock_guard lock(kept_mutex);
-    ASSERT_EQ(kept.size(), 1u);
-    second_options.kept_fds = std::exchange(kept, {});
+    std::lock_guard lock(keeper.mutex);
+    ASSERT_EQ(keeper.kept.size(), 1u);
+    second_options.kept_fds = std::exchange(keeper.kept, {});
   }
   auto second = std::make_unique<puller::LazyLayerHost>(at.state, *at.store, at.provenance,
                                                         at.snapshots, std::move(second_options));
@@ -593,8 +589,8 @@ TEST_F(LazyLayers, ADetachedLayerAContainerStillReadsIsServedOnAcrossARestart) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(std::filesystem::exists(layer_dir));
   EXPECT_TRUE(second->layers().empty());
-  std::lock_guard lock(kept_mutex);
-  EXPECT_TRUE(kept.empty());
+  std::lock_guard lock(keeper.mutex);
+  EXPECT_TRUE(keeper.kept.empty());
 }
 
 // After a restart: the layers the earlier process served are dead mounts and unused caches, and
