@@ -158,8 +158,10 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
       site.file.sha256 = site.state.config_sha256;
       schedulePoll(site);
       const bool pinned = pinnedByDigest(site.state);
-      if (options_.refresh_on_start && site.state.published && !pinned && !site.state.rolled_back)
-        site.refresh_due = true;  // the published image serves while the tag is checked
+      // The published image serves while the tag is checked.
+      if (site.state.published && !site.state.rolled_back &&
+          ((options_.refresh_on_start && !pinned) || runner_.needsCheckAtStart(site.state)))
+        site.refresh_due = true;
       sites_.emplace(site.state.site, std::move(site));
     }
     loaded_ = true;

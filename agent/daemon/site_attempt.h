@@ -106,6 +106,11 @@ class SiteAttemptRunner {
   virtual SiteAttemptResult run(const std::string& site, const std::filesystem::path& config,
                                 SiteActivity& activity, std::stop_token stop,
                                 const AttemptPlan& plan) = 0;
+  // Whether a site an earlier process published needs its registry once more when this process
+  // starts, whatever refreshOnStart says and even when it is pinned by digest: its image is
+  // read in place from mounts that did not survive the restart, or from mounts that did but
+  // wait for a route to fetch the rest of their layers.
+  virtual bool needsCheckAtStart(const SiteState& /*published*/) const { return false; }
 };
 
 }  // namespace pullagent::agent

@@ -12,7 +12,9 @@
 #include "agent/daemon/rollback_config.h"
 #include "agent/site/site_pull.h"
 #include "puller/oci/sha256.h"
+#include "puller/reference/reference.h"
 #include "puller/state/state_lock.h"
+#include "puller/unpack/image_publisher.h"
 
 namespace pullagent::agent {
 namespace {
@@ -171,6 +173,18 @@ SitePullRunner::~SitePullRunner() = default;
 
 const puller::LazyLayerHost* SitePullRunner::lazyHost() const {
   return lazy_host_.load();
+}
+
+bool SitePullRunner::needsCheckAtStart(const SiteState& published) const {
+  const puller::LazyLayerHost* host = lazy_host_.load();
+  for (const auto& image : publishedUnit(published)) {
+    if (!puller::ImagePublisher::inPlaceLayersPresent(image.path))
+      return true;
+    auto ref = puller::ImageRef::parse(image.image);
+    if (host != nullptr && ref && host->wantsRoute({ref->domain, ref->repository}))
+      return true;
+  }
+  return false;
 }
 
 namespace {
@@ -367,12 +381,14 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
                                  lazyFor(*services),
                                  services};
   // A refresh pins each container to what its tag resolved to (a hand-edited state file's bad
-  // digest pins nothing: a full pull decides).
+  // digest pins nothing: a full pull decides). An image read in place from mounts that are gone
+  // (an earlier process served them) is not unchanged whatever its tag says: published again.
   TagPins pins;
   std::map<std::string, PublishedImage> previous;
   for (const auto& image : plan.refresh_of) {
     const std::string label = image.container.empty() ? "main" : image.container;
-    if (auto digest = puller::Digest::parse(image.resolved_digest))
+    auto digest = puller::Digest::parse(image.resolved_digest);
+    if (digest && puller::ImagePublisher::inPlaceLayersPresent(image.path))
       pins.emplace(label, digest.value());
     previous.emplace(label, image);
   }

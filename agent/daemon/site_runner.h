@@ -52,6 +52,7 @@ class SitePullRunner final : public SiteAttemptRunner {
   // The eStargz layers read in place, when the agent config turns lazy pulling on (null until
   // a pull needs it or systemd gave back mounts to serve on, or when it cannot be used).
   const puller::LazyLayerHost* lazyHost() const;
+  bool needsCheckAtStart(const SiteState& published) const override;
   SiteAttemptResult run(const std::string& site, const std::filesystem::path& config,
                         SiteActivity& activity, std::stop_token stop,
                         const AttemptPlan& plan) override;

@@ -199,13 +199,15 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   LendRouteOnManifest lend_route([&] { lendLazyRoute(job, services, policy); });
   TransferCounter counter;
 
-  if (job.unless_tag_resolves_to && job.ref.tag && !job.ref.digest) {
+  // A reference pinned by digest is checked the same way (its registry still serves it), which
+  // lends a route to its layers read in place (a restart, LazyLayerHost).
+  if (job.unless_tag_resolves_to && (job.ref.tag || job.ref.digest)) {
     // Bounded on its own: a registry that hangs the check holds the site's refresh (and its
     // share of the refresh requests) for two document timeouts at most, not the attempt's.
     Context check{&clock, job.stop, clock.now() + kTagCheckDeadline};
     if (job.deadline)
       check.deadline = std::min(*check.deadline, clock.now() + *job.deadline);
-    ASSIGN_OR_RETURN(auto now_at, registry.resolveTag(*job.ref.tag, check));
+    ASSIGN_OR_RETURN(auto now_at, registry.resolveTag(job.ref.manifestReference(), check));
     const BlobSource source{job.ref.domain, job.ref.repository};
     const bool same = now_at == *job.unless_tag_resolves_to;
     // Under a signature policy, unchanged only when the policy of now accepted it already.

@@ -76,7 +76,8 @@ class RegistryClient {
                                                                  const Context& ctx);
 
   // What a tag points at now, for the cheapest check that it moved: HEAD
-  // /v2/<repo>/manifests/<tag> and its Docker-Content-Digest (one request). A registry that
+  // /v2/<repo>/manifests/<tag> and its Docker-Content-Digest (one request); given a digest,
+  // that the registry still serves it. A registry that
   // refuses HEAD (405, 501) or answers it without a valid digest gets the GET of
   // fetchManifest instead, and the digest is that of the bytes.
   Result<Digest> resolveTag(const std::string& tag, const Context& ctx);

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include <algorithm>
 #include <atomic>
@@ -87,12 +88,16 @@ bool ImagePublisher::inPlaceLayersPresent(const std::filesystem::path& bundle) {
     if (!in_place)
       continue;
     // A layer read in place is a directory inside its FUSE mount: missing once the process
-    // that served it is gone (a restart), and the bundle is published again.
+    // that served it is gone (a restart), and the bundle is published again. A mount whose
+    // connection ended still answers stat from the kernel's cache of its attributes (they are
+    // valid for good); statfs asks its server.
     const auto path = layer.contains("path") && layer["path"].is_string()
                           ? layer["path"].get<std::string>()
                           : std::string();
     struct stat info {};
-    if (path.empty() || ::stat(path.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    struct statfs served {};
+    if (path.empty() || ::stat(path.c_str(), &info) != 0 || !S_ISDIR(info.st_mode) ||
+        ::statfs(path.c_str(), &served) != 0) {
       spdlog::info("{}: its layer read in place at {} is not served: published again",
                    bundle.string(), path);
       return false;

@@ -79,10 +79,11 @@ class ImagePublisher final : public PullObserver {
   // `pull_status` is the pull's own outcome; its failure abandons the staging directory.
   Status finish(const PulledImage* image, const Status& pull_status);
 
- private:
   // Whether the layers a published bundle reads in place (lazy pulling) are served: a bundle
-  // whose are not is not reused.
+  // whose are not is not reused, nor counted unchanged by a refresh (the daemon's).
   static bool inPlaceLayersPresent(const std::filesystem::path& bundle);
+
+ private:
   // Waits for the target's lock; false when the pull was stopped meanwhile.
   bool lockTarget();
   void run(PulledImage image);

@@ -18,6 +18,7 @@
 
 #include "base/unique_fd.h"
 #include "puller/snapshot/overlay_mount.h"
+#include "puller/unpack/image_publisher.h"
 #include "tests/integration/daemon_fixture.h"
 #include "tests/support/estargz_sample.h"
 #include "tests/support/image_view.h"
@@ -41,13 +42,17 @@ class Daemon : public DaemonFixture {
     agent["lazyPulling"] = "estargz";
     return agent;
   }
-  void putLazySite() {
-    putSite(
-        "lazy",
-        {{"properties",
-          {{"siteConfig",
-            {{"linuxFxVersion", "DOCKER|" + stack().proxy("proxy_anon") + "/test/estargz:v1"}}}}}});
+  // By tag, or pinned by the image's digest.
+  void putLazySite(bool pinned = false) {
+    const std::string image =
+        pinned ? "test/estargz@" + stack().image("test/estargz:v1")["digest"].get<std::string>()
+               : "test/estargz:v1";
+    putSite("lazy",
+            {{"properties",
+              {{"siteConfig",
+                {{"linuxFxVersion", "DOCKER|" + stack().proxy("proxy_anon") + "/" + image}}}}}});
   }
+  void readsOnThroughAKillOfTheService(bool pinned);
 };
 
 TEST_F(Daemon, KeepsASiteOnItsConfiguredImageAndCollectsWhatNoSiteUses) {
@@ -836,6 +841,16 @@ TEST_F(Daemon, ALazySiteIsPublishedOverItsLayerReadInPlaceThenPromoted) {
 // next process is given the file back (LISTEN_FDS), serves the mount on, promotes the image
 // the first one published, and tells the store to let go once the container stops.
 TEST_F(Daemon, ALazyLayerReadsOnThroughAKillOfTheService) {
+  readsOnThroughAKillOfTheService(false);
+}
+
+// The same, the site pinned by digest: never refreshed, but the next process checks its
+// registry once at start, which lends the route its layer's reads and fill wait for.
+TEST_F(Daemon, ALazyLayerOfASitePinnedByDigestReadsOnThroughAKillOfTheService) {
+  readsOnThroughAKillOfTheService(true);
+}
+
+void Daemon::readsOnThroughAKillOfTheService(bool pinned) {
   if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0)
     GTEST_SKIP() << "needs root and /dev/fuse";
   const json agent = lazyAgentConfig();
@@ -847,7 +862,7 @@ TEST_F(Daemon, ALazyLayerReadsOnThroughAKillOfTheService) {
                                                                {"times", 1},
                                                                {"action", "corrupt_at"},
                                                                {"at", 100}}}));
-  putLazySite();
+  putLazySite(pinned);
   start(agent);
   const std::string digest = stack().image("test/estargz:v1")["digest"];
   ASSERT_TRUE(waitForPublished("lazy", digest)) << log();
@@ -905,6 +920,51 @@ TEST_F(Daemon, ALazyLayerReadsOnThroughAKillOfTheService) {
   container.reset();
   EXPECT_TRUE(waitUntil([&] { return notify_->stored().empty(); }, seconds(30)))
       << notify_->all() << log();
+}
+
+// A restart that lost the lazy layers' mounts (the service stopped for good, or ran without its
+// file descriptor store): the image a site pinned by digest published over them names layers
+// no one serves, and the next process publishes it again at start (pinned, and without
+// refreshOnStart, nothing else would).
+TEST_F(Daemon, AnImageReadInPlaceFromMountsARestartLostIsPublishedAgainAtStart) {
+  if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0)
+    GTEST_SKIP() << "needs root and /dev/fuse";
+  json agent = lazyAgentConfig();
+  agent["refreshOnStart"] = false;
+  // As above: the fill's copy fails its digest, so the image is still read in place at the stop.
+  stack().setFaults(stack().proxy("proxy_anon"), json::array({{{"match", "/blobs/"},
+                                                               {"range_from", 0},
+                                                               {"times", 1},
+                                                               {"action", "corrupt_at"},
+                                                               {"at", 100}}}));
+  putLazySite(true);
+  start(agent);
+  const std::string digest = stack().image("test/estargz:v1")["digest"];
+  ASSERT_TRUE(waitForPublished("lazy", digest)) << log();
+  const fs::path mounts = imageDir(digest) / "rootfs-mounts.json";
+  ASSERT_TRUE(json::parse(readFile(mounts))["layers"][0].value("inPlace", false)) << log();
+  ASSERT_TRUE(waitUntil([&] { return notify_->stored().size() == 1; }, seconds(10)))
+      << notify_->all();
+  stop();
+  notify_->takeStored();  // the store lets go: the mount's connection ends with its last file
+
+  start(agent);
+  // Served: pulled whole this time, or read in place from a mount that answers (the reads
+  // below say whether it does).
+  auto served = [&] { return puller::ImagePublisher::inPlaceLayersPresent(imageDir(digest)); };
+  ASSERT_TRUE(waitUntil(served, seconds(30))) << readFile(mounts) << log();
+  EXPECT_NE(log().find("is not served: published again"), std::string::npos)
+      << readFile(mounts) << log();
+  EXPECT_EQ(siteState("lazy")["phase"], "published");
+  // A container starting now reads the image.
+  auto spec = puller::MountSpec::fromJson(json::parse(readFile(mounts))["mounts"][0], "mounts[0]");
+  ASSERT_TRUE(spec.ok()) << spec.error().message;
+  const fs::path root = dest_.path() / "container-root";
+  fs::create_directories(root);
+  ASSERT_TRUE(puller::mountSpec(spec.value(), root).ok());
+  const puller::ScopedMount container(root);
+  EXPECT_EQ(readFile(root / "etc/hosts"), EstargzSample::hosts());
+  EXPECT_EQ(readFile(root / "bin/big"), EstargzSample::big());
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <set>
 #include <thread>
 
 #include "agent/site/disk_admission.h"
@@ -94,6 +95,11 @@ class ScriptedRunner final : public SiteAttemptRunner {
     std::lock_guard lock(mutex_);
     return unless_[site];
   }
+  bool needsCheckAtStart(const SiteState& published) const override {
+    return check_at_start.count(published.site) != 0;
+  }
+  // The sites whose published images need their registry when a process starts (set before).
+  std::set<std::string> check_at_start;
 
  private:
   std::mutex mutex_;
@@ -619,6 +625,34 @@ TEST_F(ReconcilerTest, AStartReResolvesPublishedTagsWhenAsked) {
   EXPECT_EQ(state("web")->phase, SitePhase::kPublished);
   reconciler_->step();
   EXPECT_EQ(reconciler_->running(), 0);
+}
+
+// A site whose published image needs its registry at start (read in place from mounts that did
+// not survive the last process, or waiting for a route) is checked then, pinned by digest and
+// without refreshOnStart; another pinned site is left alone.
+TEST_F(ReconcilerTest, AStartChecksAPinnedSiteWhoseImageNeedsItsRegistry) {
+  const std::string d1 = "sha256:" + std::string(64, '1');
+  reconciler_->update(files({{"lazy", "a"}, {"plain", "a"}}));
+  reconciler_->step();
+  for (const std::string name : {"lazy", "plain"}) {
+    SiteAttemptResult pinned = published("a", d1);
+    pinned.image = "myreg.azurecr.io/app@" + d1;
+    pinned.published->image = pinned.image;
+    runner_.push(name, pinned);
+  }
+  settle();
+  ASSERT_TRUE(pinnedByDigest(*state("lazy")));
+  runner_.check_at_start = {"lazy"};
+  reset();  // a new process, refreshOnStart off
+  reconciler_->update(files({{"lazy", "a"}, {"plain", "a"}}));
+  reconciler_->step();
+  EXPECT_EQ(reconciler_->running(), 1);
+  runner_.push("lazy", unchanged());
+  settle();
+  EXPECT_EQ(runner_.calls("lazy"), 2);
+  EXPECT_EQ(runner_.unless("lazy"), d1);  // checked, not pulled again
+  EXPECT_EQ(runner_.calls("plain"), 1);
+  EXPECT_EQ(state("lazy")->phase, SitePhase::kPublished);
 }
 
 TEST_F(ReconcilerTest, ASiteFileBackWithinTheGracePeriodIsNeitherRemovedNorPulledAgain) {

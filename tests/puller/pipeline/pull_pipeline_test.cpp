@@ -331,13 +331,18 @@ TEST_F(PullPipelineTest, ARefreshCostsOneHeadUntilTheTagMoves) {
                               "app" / "index.html"),
             "v2\n");
 
-  // A reference pinned by digest is never checked.
+  // A reference pinned by digest costs one HEAD as well: its registry still serves it (the
+  // daemon checks such a site at start when its image waits for a route, LazyLayerHost).
   PullRequest pinned = job("moving");
   pinned.ref = ImageRef::parse("reg.io/app@" + manifest_digest_.str()).value();
   pinned.unless_tag_resolves_to = manifest_digest_;
+  const int heads_before = registry_.manifestRequests("HEAD");
+  const int blobs_pinned = registry_.blobRequests();
   auto by_digest = pull(pinned);
   ASSERT_TRUE(by_digest.ok()) << by_digest.error().message;
-  EXPECT_FALSE(by_digest->unchanged);
+  EXPECT_TRUE(by_digest->unchanged);
+  EXPECT_EQ(registry_.manifestRequests("HEAD"), heads_before + 1);
+  EXPECT_EQ(registry_.blobRequests(), blobs_pinned);
 }
 
 // An image published without a record of its sources (before they were recorded, or its records
