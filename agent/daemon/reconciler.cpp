@@ -43,6 +43,7 @@ struct Reconciler::Attempt {
   // A refresh: the published unit whose tags are checked (empty: not a refresh), and the main
   // image's digest then (what "updated from" names).
   std::vector<PublishedImage> refresh_of;
+  bool hold = false;  // refresh_of at its digests: a check at start (AttemptPlan::hold)
   // A rollback awaiting the policies' verdict (empty: not one): the unit it goes back to; or,
   // with `recheck`, the rolled-back unit published now, decided again under a new policy.
   std::vector<PublishedImage> rollback_to;
@@ -145,7 +146,7 @@ void Reconciler::answerRemoved(const std::string& name, Site& site) {
 bool Reconciler::wanted(const Site& site) const {
   return !site.removed && !site.file.stopped &&
          (!site.state.published || site.state.published->config_sha256 != site.file.sha256 ||
-          site.refresh_due || site.verify_due);
+          site.refresh_due || site.start_check_due || site.verify_due);
 }
 
 void Reconciler::update(const std::map<std::string, SiteFile>& files) {
@@ -159,9 +160,11 @@ void Reconciler::update(const std::map<std::string, SiteFile>& files) {
       schedulePoll(site);
       const bool pinned = pinnedByDigest(site.state);
       // The published image serves while the tag is checked.
-      if (site.state.published && !site.state.rolled_back &&
-          ((options_.refresh_on_start && !pinned) || runner_.needsCheckAtStart(site.state)))
+      if (options_.refresh_on_start && site.state.published && !pinned && !site.state.rolled_back)
         site.refresh_due = true;
+      else if (site.state.published && !site.state.rolled_back &&
+               runner_.needsCheckAtStart(site.state))
+        site.start_check_due = true;
       sites_.emplace(site.state.site, std::move(site));
     }
     loaded_ = true;
@@ -256,10 +259,13 @@ void Reconciler::start(const std::string& name, Site& site,
     attempt.rollback_to = std::move(rollback_to);
   } else {
     // Only the tag can have moved: the config is the one the published image was pulled for.
-    if (site.state.published && site.refresh_due &&
-        site.state.published->config_sha256 == site.file.sha256)
+    if (site.state.published && (site.refresh_due || site.start_check_due) &&
+        site.state.published->config_sha256 == site.file.sha256) {
       attempt.refresh_of = publishedUnit(site.state);
+      attempt.hold = !site.refresh_due;
+    }
     site.refresh_due = false;
+    site.start_check_due = false;
     attempt.waiting = std::exchange(site.refresh_waiting, {});
   }
   site.waiting_for_space = false;
@@ -272,8 +278,9 @@ void Reconciler::start(const std::string& name, Site& site,
     // Crash isolation at the site boundary: whatever one site's attempt throws (a bug, an
     // allocation failure on a hostile document) fails that attempt, never the daemon.
     try {
-      attempt.result = runner_.run(name, path, attempt.activity, attempt.stop.get_token(),
-                                   AttemptPlan{attempt.refresh_of, attempt.rollback_to});
+      attempt.result =
+          runner_.run(name, path, attempt.activity, attempt.stop.get_token(),
+                      AttemptPlan{attempt.refresh_of, attempt.rollback_to, attempt.hold});
     } catch (const std::exception& e) {
       attempt.result = SiteAttemptResult{};
       attempt.result.kind = SiteAttemptResult::Kind::kFailed;
@@ -354,7 +361,8 @@ void Reconciler::finish(const std::string& name, Site& site) {
                          result.error->message.find(kWaitingForSpace) != std::string::npos;
       answer.error = result.error ? result.error->phase + ": " + result.error->message : "failed";
       // A failed refresh is tried again with the usual backoff; the published image stays.
-      site.refresh_due = site.refresh_due || was_refresh;
+      site.refresh_due = site.refresh_due || (was_refresh && !attempt->hold);
+      site.start_check_due = site.start_check_due || attempt->hold;
       if (result.config_sha256 != site.file.sha256 && !result.config_sha256.empty()) {
         // The config changed while this attempt ran: the new one deserves a try now.
         site.state.phase = SitePhase::kPending;
@@ -394,7 +402,8 @@ void Reconciler::finish(const std::string& name, Site& site) {
       metrics_.pullFinished("cancelled", seconds);
       site.state.phase = stopping_ ? SitePhase::kInterrupted : SitePhase::kPending;
       site.next_attempt = now;
-      site.refresh_due = site.refresh_due || was_refresh;
+      site.refresh_due = site.refresh_due || (was_refresh && !attempt->hold);
+      site.start_check_due = site.start_check_due || attempt->hold;
       answer.error = stopping_ ? "the service is stopping" : "cancelled: the site changed";
       break;
   }

@@ -147,6 +147,10 @@ class Reconciler {
     std::string failed_sha256;  // the config the last failure was for
     // A refresh is due (asked for, or a failed one to retry with backoff), and who waits for it.
     bool refresh_due = false;
+    // Its published image needs the registry once at this process's start, at the digests it
+    // was published at (SiteAttemptRunner::needsCheckAtStart, AttemptPlan::hold); a refresh
+    // due as well goes first and does it too.
+    bool start_check_due = false;
     // When a site with continuous deployment next checks its tag (unset: not polled).
     std::optional<std::chrono::steady_clock::time_point> next_poll;
     std::vector<std::pair<uint64_t, RefreshBroker*>> refresh_waiting;

@@ -96,6 +96,11 @@ struct AttemptPlan {
   // the site's config as it reads now, so that the policies in effect now decide it like any
   // publish; nothing else is pulled. kPublished when they accept it.
   std::vector<PublishedImage> rollback_to;
+  // refresh_of is a check at start (needsCheckAtStart), not a refresh: each container stays at
+  // the digest it was published at, whatever its tag says now. Its registry is still asked
+  // (which lends layers read in place their route), and an image whose in-place layers are no
+  // longer served is published again at that digest.
+  bool hold = false;
 };
 
 // Runs one attempt: reads the site's config afresh and pulls and publishes its image. The

@@ -178,13 +178,19 @@ const puller::LazyLayerHost* SitePullRunner::lazyHost() const {
 bool SitePullRunner::needsCheckAtStart(const SiteState& published) const {
   const puller::LazyLayerHost* host = lazy_host_.load();
   for (const auto& image : publishedUnit(published)) {
-    if (!puller::ImagePublisher::inPlaceLayersPresent(image.path))
-      return true;
     auto ref = puller::ImageRef::parse(image.image);
     if (host != nullptr && ref && host->wantsRoute({ref->domain, ref->repository}))
       return true;
+    if (!puller::ImagePublisher::inPlaceLayersPresent(image.path, servedHere()))
+      return true;
   }
   return false;
+}
+
+std::function<bool(const std::filesystem::path&)> SitePullRunner::servedHere() const {
+  return [host = lazy_host_.load()](const std::filesystem::path& layer_root) {
+    return host != nullptr && host->serves(layer_root);
+  };
 }
 
 namespace {
@@ -388,7 +394,7 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
   for (const auto& image : plan.refresh_of) {
     const std::string label = image.container.empty() ? "main" : image.container;
     auto digest = puller::Digest::parse(image.resolved_digest);
-    if (digest && puller::ImagePublisher::inPlaceLayersPresent(image.path))
+    if (digest && puller::ImagePublisher::inPlaceLayersPresent(image.path, servedHere()))
       pins.emplace(label, digest.value());
     previous.emplace(label, image);
   }
@@ -397,6 +403,13 @@ SiteAttemptResult SitePullRunner::run(const std::string& site_name,
     if (!unit)
       return failed("config", unit.error());
     site = std::move(unit);
+  } else if (plan.hold) {
+    // A check at start: each container at the digest it was published at, under its own name
+    // and the config's credentials, as a rollback takes a unit.
+    auto held = rollbackConfig(site.value(), plan.refresh_of);
+    if (!held)
+      return failed("config", held.error());
+    site = std::move(held);
   }
   auto outcome = pullSite(pull_services, site.value(), env, phases, pins);
   metrics_.sources(tally.totals());

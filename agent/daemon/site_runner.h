@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -83,6 +84,8 @@ class SitePullRunner final : public SiteAttemptRunner {
   puller::LazyLayerHost* lazyFor(const DaemonServices& services);
   void dropKeptFuse(const char* why);  // the kept mounts cannot be served on
   void dropKeptFuseLocked(const char* why);
+  // Whether this process's lazy host serves the mount of a layer read in place.
+  std::function<bool(const std::filesystem::path&)> servedHere() const;
 };
 
 }  // namespace pullagent::agent

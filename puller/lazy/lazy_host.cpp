@@ -224,6 +224,19 @@ bool LazyLayerHost::wantsRoute(const BlobSource& source) const {
   });
 }
 
+bool LazyLayerHost::serves(const BlobSource& source, const Digest& layer) const {
+  std::lock_guard lock(mutex_);
+  auto found = served_.find(Key{source, layer});
+  return found != served_.end() && !found->second->retiring;
+}
+
+bool LazyLayerHost::serves(const fs::path& layer_root) const {
+  std::lock_guard lock(mutex_);
+  return std::any_of(served_.begin(), served_.end(), [&](const auto& entry) {
+    return !entry.second->retiring && entry.second->mount->layerRoot() == layer_root;
+  });
+}
+
 void LazyLayerHost::lend(const BlobSource& source, const FetchFor& fetch_for,
                          std::shared_ptr<const void> keep) {
   std::lock_guard lock(mutex_);

@@ -112,6 +112,9 @@ class LazyLayerHost {
   // Only layers of `source` take it: a route is never lent across repositories.
   using FetchFor = std::function<estargz::RangeFetch(const Descriptor& layer)>;
   bool wantsRoute(const BlobSource& source) const;
+  // Whether `layer` of `source` is served (not being retired), or a mount at `layer_root` is.
+  bool serves(const BlobSource& source, const Digest& layer) const;
+  bool serves(const std::filesystem::path& layer_root) const;
   void lend(const BlobSource& source, const FetchFor& fetch_for, std::shared_ptr<const void> keep);
 
   // A pull that served layers here ended: the layers it served (bundle.served) are no longer

@@ -199,15 +199,18 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
   LendRouteOnManifest lend_route([&] { lendLazyRoute(job, services, policy); });
   TransferCounter counter;
 
-  // A reference pinned by digest is checked the same way (its registry still serves it), which
-  // lends a route to its layers read in place (a restart, LazyLayerHost).
+  // A reference pinned by digest, or held at the digest its tag resolved to (a check at start),
+  // is checked the same way: its registry still serves it. That lends a route to its layers
+  // read in place (a restart, LazyLayerHost).
   if (job.unless_tag_resolves_to && (job.ref.tag || job.ref.digest)) {
     // Bounded on its own: a registry that hangs the check holds the site's refresh (and its
     // share of the refresh requests) for two document timeouts at most, not the attempt's.
     Context check{&clock, job.stop, clock.now() + kTagCheckDeadline};
     if (job.deadline)
       check.deadline = std::min(*check.deadline, clock.now() + *job.deadline);
-    ASSIGN_OR_RETURN(auto now_at, registry.resolveTag(job.ref.manifestReference(), check));
+    const std::string reference =
+        job.options.resolve_at ? job.options.resolve_at->str() : job.ref.manifestReference();
+    ASSIGN_OR_RETURN(auto now_at, registry.resolveTag(reference, check));
     const BlobSource source{job.ref.domain, job.ref.repository};
     const bool same = now_at == *job.unless_tag_resolves_to;
     // Under a signature policy, unchanged only when the policy of now accepted it already.
@@ -299,7 +302,10 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
                                  const Context& serve_ctx) -> Result<std::string> {
       // An image published already is reused as it is, and this pull must prove its layers
       // are its repository's as for any stored blob (ImagePuller::obtain): pulled as today.
-      if (isPublished(job.state, image.manifest.digest)) {
+      // Unless the host serves the layer for this very repository already (a pull of it
+      // served it, in this process or the one before): this pull holds it as it is.
+      if (isPublished(job.state, image.manifest.digest) &&
+          !job.lazy->serves(lazy_source, layer.digest)) {
         return makeError(ErrorCode::kUnsupported,
                          "published already; its layers are proven as for any pull");
       }

@@ -72,7 +72,9 @@ bool ImagePublisher::lockTarget() {
   return true;
 }
 
-bool ImagePublisher::inPlaceLayersPresent(const std::filesystem::path& bundle) {
+bool ImagePublisher::inPlaceLayersPresent(
+    const std::filesystem::path& bundle,
+    const std::function<bool(const std::filesystem::path&)>& served_here) {
   auto text = readRegularFile(bundle / kRootfsMountsFile, size_t{1} << 20);
   if (!text)
     return true;  // a plain tree, or snapshots only
@@ -94,6 +96,8 @@ bool ImagePublisher::inPlaceLayersPresent(const std::filesystem::path& bundle) {
     const auto path = layer.contains("path") && layer["path"].is_string()
                           ? layer["path"].get<std::string>()
                           : std::string();
+    if (!path.empty() && served_here && served_here(path))
+      continue;
     struct stat info {};
     struct statfs served {};
     if (path.empty() || ::stat(path.c_str(), &info) != 0 || !S_ISDIR(info.st_mode) ||

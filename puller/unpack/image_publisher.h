@@ -80,8 +80,12 @@ class ImagePublisher final : public PullObserver {
   Status finish(const PulledImage* image, const Status& pull_status);
 
   // Whether the layers a published bundle reads in place (lazy pulling) are served: a bundle
-  // whose are not is not reused, nor counted unchanged by a refresh (the daemon's).
-  static bool inPlaceLayersPresent(const std::filesystem::path& bundle);
+  // whose are not is not reused, nor counted unchanged by a refresh (the daemon's). Asked of
+  // each mount's server, unless `served_here` says this process serves it (its server threads
+  // may all be waiting for the registry route the caller is about to lend).
+  static bool inPlaceLayersPresent(
+      const std::filesystem::path& bundle,
+      const std::function<bool(const std::filesystem::path&)>& served_here = {});
 
  private:
   // Waits for the target's lock; false when the pull was stopped meanwhile.

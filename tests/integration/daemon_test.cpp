@@ -909,6 +909,13 @@ void Daemon::readsOnThroughAKillOfTheService(bool pinned) {
   EXPECT_EQ(big, EstargzSample::big());
   EXPECT_NE(log().find("served on from an earlier process"), std::string::npos) << log();
   EXPECT_EQ(readFile(root / "etc/hosts"), EstargzSample::hosts());
+  // The check at start lent the layer its route, and did not pull the image whole again.
+  EXPECT_TRUE(waitUntil([&] { return log().find("lent it a registry route") != std::string::npos; },
+                        seconds(20)))
+      << log();
+  EXPECT_EQ(log().find("the image is pulled whole"), std::string::npos) << log();
+  if (pinned)
+    return;  // the promotion through that route, and the store's release, as for a tag
   // The promotion the killed process would have made.
   auto promoted = [&] {
     const auto layers = json::parse(readFile(mounts))["layers"];

@@ -33,6 +33,7 @@ class ScriptedRunner final : public SiteAttemptRunner {
     unless_[site] = refresh_of.empty() ? std::nullopt
                                        : std::optional<std::string>(refresh_of[0].resolved_digest);
     refresh_of_[site] = refresh_of;
+    hold_[site] = plan.hold;
     activity_[site] = &activity;
     ++running_;
     max_running_ = std::max(max_running_, running_);
@@ -95,6 +96,11 @@ class ScriptedRunner final : public SiteAttemptRunner {
     std::lock_guard lock(mutex_);
     return unless_[site];
   }
+  // Whether the last attempt of `site` held its unit at its digests (a check at start).
+  bool held(const std::string& site) {
+    std::lock_guard lock(mutex_);
+    return hold_[site];
+  }
   bool needsCheckAtStart(const SiteState& published) const override {
     return check_at_start.count(published.site) != 0;
   }
@@ -108,6 +114,7 @@ class ScriptedRunner final : public SiteAttemptRunner {
   std::map<std::string, int> calls_;
   std::map<std::string, std::optional<std::string>> unless_;
   std::map<std::string, std::vector<PublishedImage>> refresh_of_;
+  std::map<std::string, bool> hold_;
   std::map<std::string, std::vector<PublishedImage>> rollback_to_;
   std::map<std::string, SiteActivity*> activity_;
   int running_ = 0;
@@ -628,31 +635,58 @@ TEST_F(ReconcilerTest, AStartReResolvesPublishedTagsWhenAsked) {
 }
 
 // A site whose published image needs its registry at start (read in place from mounts that did
-// not survive the last process, or waiting for a route) is checked then, pinned by digest and
-// without refreshOnStart; another pinned site is left alone.
-TEST_F(ReconcilerTest, AStartChecksAPinnedSiteWhoseImageNeedsItsRegistry) {
+// not survive the last process, or waiting for a route) is checked then at the digests it was
+// published at (AttemptPlan::hold: a moved tag is not followed), pinned by digest or on a tag,
+// without refreshOnStart; a failed check is tried again as one. Another site is left alone.
+// With refreshOnStart, a site on a tag is refreshed as usual instead (following its tag).
+TEST_F(ReconcilerTest, AStartChecksASiteWhoseImageNeedsItsRegistryAtItsDigests) {
   const std::string d1 = "sha256:" + std::string(64, '1');
-  reconciler_->update(files({{"lazy", "a"}, {"plain", "a"}}));
+  reconciler_->update(files({{"pinned", "a"}, {"tagged", "a"}, {"plain", "a"}}));
   reconciler_->step();
-  for (const std::string name : {"lazy", "plain"}) {
-    SiteAttemptResult pinned = published("a", d1);
-    pinned.image = "myreg.azurecr.io/app@" + d1;
-    pinned.published->image = pinned.image;
-    runner_.push(name, pinned);
+  for (const std::string name : {"pinned", "tagged", "plain"}) {
+    SiteAttemptResult result = published("a", d1);
+    if (name != "tagged") {
+      result.image = "myreg.azurecr.io/app@" + d1;
+      result.published->image = result.image;
+    }
+    runner_.push(name, result);
   }
   settle();
-  ASSERT_TRUE(pinnedByDigest(*state("lazy")));
-  runner_.check_at_start = {"lazy"};
+  ASSERT_TRUE(pinnedByDigest(*state("pinned")));
+  ASSERT_FALSE(pinnedByDigest(*state("tagged")));
+  runner_.check_at_start = {"pinned", "tagged"};
   reset();  // a new process, refreshOnStart off
-  reconciler_->update(files({{"lazy", "a"}, {"plain", "a"}}));
+  reconciler_->update(files({{"pinned", "a"}, {"tagged", "a"}, {"plain", "a"}}));
   reconciler_->step();
-  EXPECT_EQ(reconciler_->running(), 1);
-  runner_.push("lazy", unchanged());
+  EXPECT_EQ(reconciler_->running(), 2);
+  runner_.push("pinned", unchanged());
+  runner_.push("tagged", failed("a"));
   settle();
-  EXPECT_EQ(runner_.calls("lazy"), 2);
-  EXPECT_EQ(runner_.unless("lazy"), d1);  // checked, not pulled again
+  EXPECT_EQ(runner_.calls("pinned"), 2);
+  EXPECT_EQ(runner_.unless("pinned"), d1);  // checked, not pulled again
+  EXPECT_TRUE(runner_.held("pinned"));
+  EXPECT_TRUE(runner_.held("tagged"));
   EXPECT_EQ(runner_.calls("plain"), 1);
-  EXPECT_EQ(state("lazy")->phase, SitePhase::kPublished);
+  EXPECT_EQ(state("pinned")->phase, SitePhase::kPublished);
+  clock_.advance(seconds(60));  // the failed check's backoff
+  reconciler_->step();
+  runner_.push("tagged", unchanged());
+  settle();
+  EXPECT_EQ(runner_.calls("tagged"), 3);
+  EXPECT_TRUE(runner_.held("tagged"));  // tried again as a check, not as a refresh
+
+  ReconcilerOptions options{2, seconds(60), 8, seconds(10), seconds(40)};
+  options.refresh_on_start = true;
+  reconciler_ = std::make_unique<Reconciler>(
+      runner_, clock_, random_, store_, metrics_, [] {}, options);
+  reconciler_->update(files({{"pinned", "a"}, {"tagged", "a"}, {"plain", "a"}}));
+  reconciler_->step();
+  runner_.push("pinned", unchanged());
+  runner_.push("tagged", unchanged());
+  settle();
+  EXPECT_TRUE(runner_.held("pinned"));
+  EXPECT_FALSE(runner_.held("tagged"));
+  EXPECT_EQ(runner_.calls("plain"), 1);
 }
 
 TEST_F(ReconcilerTest, ASiteFileBackWithinTheGracePeriodIsNeitherRemovedNorPulledAgain) {
