@@ -44,6 +44,9 @@ struct Reconciler::Attempt {
   // image's digest then (what "updated from" names).
   std::vector<PublishedImage> refresh_of;
   bool hold = false;  // refresh_of at its digests: a check at start (AttemptPlan::hold)
+  // It took the site's check at start (hold or not): a failure or cancel owes it again, since
+  // it may have ended before lending the route.
+  bool start_check = false;
   // A rollback awaiting the policies' verdict (empty: not one): the unit it goes back to; or,
   // with `recheck`, the rolled-back unit published now, decided again under a new policy.
   std::vector<PublishedImage> rollback_to;
@@ -264,6 +267,7 @@ void Reconciler::start(const std::string& name, Site& site,
       attempt.refresh_of = publishedUnit(site.state);
       attempt.hold = !site.refresh_due;
     }
+    attempt.start_check = site.start_check_due;
     site.refresh_due = false;
     site.start_check_due = false;
     attempt.waiting = std::exchange(site.refresh_waiting, {});
@@ -362,7 +366,7 @@ void Reconciler::finish(const std::string& name, Site& site) {
       answer.error = result.error ? result.error->phase + ": " + result.error->message : "failed";
       // A failed refresh is tried again with the usual backoff; the published image stays.
       site.refresh_due = site.refresh_due || (was_refresh && !attempt->hold);
-      site.start_check_due = site.start_check_due || attempt->hold;
+      site.start_check_due = site.start_check_due || attempt->start_check;
       if (result.config_sha256 != site.file.sha256 && !result.config_sha256.empty()) {
         // The config changed while this attempt ran: the new one deserves a try now.
         site.state.phase = SitePhase::kPending;
@@ -403,13 +407,13 @@ void Reconciler::finish(const std::string& name, Site& site) {
       site.state.phase = stopping_ ? SitePhase::kInterrupted : SitePhase::kPending;
       site.next_attempt = now;
       site.refresh_due = site.refresh_due || (was_refresh && !attempt->hold);
-      site.start_check_due = site.start_check_due || attempt->hold;
+      site.start_check_due = site.start_check_due || attempt->start_check;
       answer.error = stopping_ ? "the service is stopping" : "cancelled: the site changed";
       break;
   }
   for (const auto& [id, broker] : attempt->waiting)
     broker->record(id, answer);
-  if (was_refresh && result.kind != SiteAttemptResult::Kind::kCancelled)
+  if (was_refresh && !attempt->hold && result.kind != SiteAttemptResult::Kind::kCancelled)
     metrics_.tagChecked(std::string(toString(answer.outcome)));
   if (!stopping_ && !site.refresh_due)
     schedulePoll(site);
@@ -501,6 +505,7 @@ SiteRefresh Reconciler::applyRollback(const std::string& name, Site& site,
   site.state.last_error.reset();
   site.state.attempts = 0;
   site.refresh_due = false;
+  site.start_check_due = false;  // a rolled-back unit is not checked at start
   for (const auto& [id, broker] : std::exchange(site.refresh_waiting, {})) {
     broker->record(id, {name, RefreshOutcome::kFailed, answer.from, "",
                         "the site was rolled back before its tag was checked"});

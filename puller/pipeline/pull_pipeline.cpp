@@ -298,6 +298,9 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
     }
   } release_served{job.lazy, lazy_source, served_in_place};
   if (job.lazy != nullptr && snapshots && !job.target && !job.verify_only) {
+    sharing.served_in_place = [&](const Descriptor& layer) {
+      return job.lazy->serves(lazy_source, layer.digest);
+    };
     sharing.serve_in_place = [&](const PulledImage& image, const Descriptor& layer,
                                  const Context& serve_ctx) -> Result<std::string> {
       // An image published already is reused as it is, and this pull must prove its layers

@@ -500,11 +500,13 @@ TEST_F(LazyLayers, ARestartedHostServesTheMountsOnAndPromotesWhatTheFirstPublish
   EXPECT_FALSE(done.load());
   EXPECT_EQ(other_fetches, 0);
 
-  // The site's next pull: its image is published already, so it is pulled whole, and it lends
-  // its route to the layer on the way.
+  // The site's next pull: its image is published already, and this host serves its layer for
+  // this repository: the pull holds the layer as it is (it is not pulled whole again), and lends
+  // its route to it on the way.
   request.lazy = second.get();
   auto again = puller::runPull(request, services);
   ASSERT_TRUE(again.ok()) << again.error().describe();
+  EXPECT_EQ(again->image.blobs_downloaded, 0);
   reader.join();
   EXPECT_EQ(big, EstargzSample::big());
   const Context wait{&clock_, {}, clock_.now() + std::chrono::seconds(60)};
