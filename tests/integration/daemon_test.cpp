@@ -856,7 +856,8 @@ void Daemon::readsOnThroughAKillOfTheService(bool pinned) {
   const json agent = lazyAgentConfig();
   // One byte of the first fetch of the layer's files is flipped: what readers use is verified
   // chunk by chunk (and fetched again), but the whole copy fails its digest, and the fill tries
-  // again 30 s later. The image stays read in place meanwhile, long enough for this test.
+  // again 30 s later. The image stays read in place meanwhile, long enough for this test; the
+  // copy dropped, the next process fills it at once.
   stack().setFaults(stack().proxy("proxy_anon"), json::array({{{"match", "/blobs/"},
                                                                {"range_from", 0},
                                                                {"times", 1},
@@ -873,6 +874,9 @@ void Daemon::readsOnThroughAKillOfTheService(bool pinned) {
       << notify_->all();
   const std::string kept = notify_->stored()[0].first;
   EXPECT_TRUE(kept.starts_with("lazy-")) << kept;
+  ASSERT_TRUE(waitUntil(
+      [&] { return log().find("the background fill failed") != std::string::npos; }, seconds(20)))
+      << log();
 
   // A container runs over the image.
   auto spec = puller::MountSpec::fromJson(described["mounts"][0], "mounts[0]");
