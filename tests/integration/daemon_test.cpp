@@ -966,7 +966,9 @@ TEST_F(Daemon, AnImageReadInPlaceFromMountsARestartLostIsPublishedAgainAtStart) 
   ASSERT_TRUE(waitUntil(served, seconds(30))) << readFile(mounts) << log();
   EXPECT_NE(log().find("is not served: published again"), std::string::npos)
       << readFile(mounts) << log();
-  EXPECT_EQ(siteState("lazy")["phase"], "published");
+  // The bundle is in place before the site's state says so.
+  EXPECT_TRUE(waitUntil([&] { return siteState("lazy")["phase"] == "published"; }, seconds(10)))
+      << siteState("lazy");
   // A container starting now reads the image.
   auto spec = puller::MountSpec::fromJson(json::parse(readFile(mounts))["mounts"][0], "mounts[0]");
   ASSERT_TRUE(spec.ok()) << spec.error().message;
