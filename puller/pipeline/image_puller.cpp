@@ -147,7 +147,7 @@ void ImagePuller::serveInPlace(PulledImage& image, const Context& ctx) {
   for (const auto& layer : image.layers) {
     if (unpacked.count(layer.digest) != 0)
       continue;
-    const bool served = sharing_.served_in_place && sharing_.served_in_place(layer);
+    const bool served = sharing_.already_served && sharing_.already_served(layer);
     if (!served && store_.contains(layer.digest, layer.size)) {
       // Stored but not unpacked: it would be unpacked over the layers below it, which must
       // then be snapshots too.

@@ -66,7 +66,7 @@ struct BlobSharing {
   // Whether serve_in_place serves `layer` already for this pull's repository (a pull of it
   // served it, in this process or the one before): such a layer is offered even when the
   // store holds it too (the fill stored it, the promotion has not run yet).
-  std::function<bool(const Descriptor& layer)> served_in_place;
+  std::function<bool(const Descriptor& layer)> already_served;
 };
 
 // One image pull into a content store: manifest (through an index to the wanted platform),

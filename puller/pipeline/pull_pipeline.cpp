@@ -298,7 +298,7 @@ Result<PullOutcome> runPull(const PullRequest& job, PullServices& services) {
     }
   } release_served{job.lazy, lazy_source, served_in_place};
   if (job.lazy != nullptr && snapshots && !job.target && !job.verify_only) {
-    sharing.served_in_place = [&](const Descriptor& layer) {
+    sharing.already_served = [&](const Descriptor& layer) {
       return job.lazy->serves(lazy_source, layer.digest);
     };
     sharing.serve_in_place = [&](const PulledImage& image, const Descriptor& layer,

@@ -52,8 +52,31 @@ class Daemon : public DaemonFixture {
               {{"siteConfig",
                 {{"linuxFxVersion", "DOCKER|" + stack().proxy("proxy_anon") + "/" + image}}}}}});
   }
+  // The lazy site published over its layer read in place, and kept so: one byte of the first
+  // fetch of the layer's files is flipped. What readers use is verified chunk by chunk (and
+  // fetched again), but the whole copy fails its digest, and the fill tries again 30 s later;
+  // the image stays read in place meanwhile, long enough for these tests (a next process fills
+  // the dropped copy at once). Returns once its mount's file is in the store; `digest` is the
+  // image's.
+  void publishHeldInPlace(const json& agent, bool pinned, std::string& digest);
   void readsOnThroughAKillOfTheService(bool pinned);
 };
+
+void Daemon::publishHeldInPlace(const json& agent, bool pinned, std::string& digest) {
+  stack().setFaults(stack().proxy("proxy_anon"), json::array({{{"match", "/blobs/"},
+                                                               {"range_from", 0},
+                                                               {"times", 1},
+                                                               {"action", "corrupt_at"},
+                                                               {"at", 100}}}));
+  putLazySite(pinned);
+  start(agent);
+  digest = stack().image("test/estargz:v1")["digest"];
+  ASSERT_TRUE(waitForPublished("lazy", digest)) << log();
+  const json described = json::parse(readFile(imageDir(digest) / "rootfs-mounts.json"));
+  ASSERT_TRUE(described["layers"][0].value("inPlace", false)) << described << log();
+  ASSERT_TRUE(waitUntil([&] { return notify_->stored().size() == 1; }, seconds(10)))
+      << notify_->all();
+}
 
 TEST_F(Daemon, KeepsASiteOnItsConfiguredImageAndCollectsWhatNoSiteUses) {
   start();
@@ -854,24 +877,12 @@ void Daemon::readsOnThroughAKillOfTheService(bool pinned) {
   if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0)
     GTEST_SKIP() << "needs root and /dev/fuse";
   const json agent = lazyAgentConfig();
-  // One byte of the first fetch of the layer's files is flipped: what readers use is verified
-  // chunk by chunk (and fetched again), but the whole copy fails its digest, and the fill tries
-  // again 30 s later. The image stays read in place meanwhile, long enough for this test; the
-  // copy dropped, the next process fills it at once.
-  stack().setFaults(stack().proxy("proxy_anon"), json::array({{{"match", "/blobs/"},
-                                                               {"range_from", 0},
-                                                               {"times", 1},
-                                                               {"action", "corrupt_at"},
-                                                               {"at", 100}}}));
-  putLazySite(pinned);
-  start(agent);
-  const std::string digest = stack().image("test/estargz:v1")["digest"];
-  ASSERT_TRUE(waitForPublished("lazy", digest)) << log();
+  std::string digest;
+  publishHeldInPlace(agent, pinned, digest);
+  if (HasFatalFailure())
+    return;
   const fs::path mounts = imageDir(digest) / "rootfs-mounts.json";
   const json described = json::parse(readFile(mounts));
-  ASSERT_TRUE(described["layers"][0].value("inPlace", false)) << described << log();
-  ASSERT_TRUE(waitUntil([&] { return notify_->stored().size() == 1; }, seconds(10)))
-      << notify_->all();
   const std::string kept = notify_->stored()[0].first;
   EXPECT_TRUE(kept.starts_with("lazy-")) << kept;
   ASSERT_TRUE(waitUntil(
@@ -942,20 +953,11 @@ TEST_F(Daemon, AnImageReadInPlaceFromMountsARestartLostIsPublishedAgainAtStart) 
     GTEST_SKIP() << "needs root and /dev/fuse";
   json agent = lazyAgentConfig();
   agent["refreshOnStart"] = false;
-  // As above: the fill's copy fails its digest, so the image is still read in place at the stop.
-  stack().setFaults(stack().proxy("proxy_anon"), json::array({{{"match", "/blobs/"},
-                                                               {"range_from", 0},
-                                                               {"times", 1},
-                                                               {"action", "corrupt_at"},
-                                                               {"at", 100}}}));
-  putLazySite(true);
-  start(agent);
-  const std::string digest = stack().image("test/estargz:v1")["digest"];
-  ASSERT_TRUE(waitForPublished("lazy", digest)) << log();
+  std::string digest;
+  publishHeldInPlace(agent, true, digest);
+  if (HasFatalFailure())
+    return;
   const fs::path mounts = imageDir(digest) / "rootfs-mounts.json";
-  ASSERT_TRUE(json::parse(readFile(mounts))["layers"][0].value("inPlace", false)) << log();
-  ASSERT_TRUE(waitUntil([&] { return notify_->stored().size() == 1; }, seconds(10)))
-      << notify_->all();
   stop();
   notify_->takeStored();  // the store lets go: the mount's connection ends with its last file
 
