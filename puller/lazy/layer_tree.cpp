@@ -97,6 +97,8 @@ LayerTree::LayerTree(const Toc& toc) {
     if (entry.type == EntryType::kRegular)
       by_path[ConfinedRoot::join(entry.path, entry.path.size())] = index;
   }
+  for (size_t index = 0; index < nodes_.size() && !any_xattrs_; ++index)
+    any_xattrs_ = !xattrs(index).empty();
 }
 
 size_t LayerTree::directory(const std::vector<std::string>& path, size_t count) {

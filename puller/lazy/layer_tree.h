@@ -42,10 +42,13 @@ class LayerTree {
   struct stat attributes(size_t index) const;
   // Its extended attributes, overlay's opaque marker included.
   std::map<std::string, std::string> xattrs(size_t index) const;
+  // Whether any node has one: most layers have none, and their mounts need not be asked.
+  bool anyXattrs() const { return any_xattrs_; }
 
  private:
   size_t directory(const std::vector<std::string>& path, size_t count);
   std::vector<Node> nodes_;  // [0] is the root
+  bool any_xattrs_ = false;
 };
 
 }  // namespace pullagent::puller::estargz

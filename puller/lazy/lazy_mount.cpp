@@ -256,7 +256,16 @@ struct LazyMount::Served {
   }
 
   static void getxattr(fuse_req_t req, fuse_ino_t at, const char* name, size_t size) {
-    const LazyMount& mount = self(req);
+    LazyMount& mount = self(req);
+    ++mount.xattr_requests_;
+    if (!mount.tree_.anyXattrs()) {
+      // The kernel's cue to answer "not supported" itself from now on. Overlayfs asks every
+      // regular file of a lower layer for trusted.overlay.metacopy at lookup, and FUSE keeps no
+      // xattr cache: without this, reading a layer of small files costs twice the round trips.
+      // Listing stays asked (and answers none): copy-up and archivers list, rarely.
+      fuse_reply_err(req, ENOSYS);
+      return;
+    }
     auto index = node(mount, at);
     if (!index) {
       fuse_reply_err(req, ENOENT);
@@ -361,6 +370,7 @@ LazyMount::Stats LazyMount::stats() const {
   for (size_t i = 0; i < read_seconds_.size(); ++i)
     stats.read_seconds[i] = read_seconds_[i].load();
   stats.read_seconds_sum = static_cast<double>(read_micros_.load()) / 1e6;
+  stats.xattr_requests = xattr_requests_.load();
   return stats;
 }
 

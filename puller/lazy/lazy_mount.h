@@ -104,6 +104,7 @@ class LazyMount {
     int64_t read_errors = 0;
     ReadSecondsBuckets read_seconds{};  // reads per bucket (not cumulative)
     double read_seconds_sum = 0;
+    int64_t xattr_requests = 0;  // getxattr the kernel asked this server
   };
   Stats stats() const;
 
@@ -148,6 +149,7 @@ class LazyMount {
   std::atomic<int64_t> read_errors_{0};
   std::array<std::atomic<int64_t>, kReadSecondsBounds.size() + 1> read_seconds_{};
   std::atomic<int64_t> read_micros_{0};
+  std::atomic<int64_t> xattr_requests_{0};
   void countRead(std::chrono::steady_clock::duration took);
 };
 

@@ -9,8 +9,10 @@ padding and the next headers follow it in the same member), then the TOC entry
 gzip member whose extra field "SG" holds the TOC's offset as 16 hex digits and "STARGZ". The
 whole blob still inflates to a valid tar.
 
-  estargz.py fixtures DIR    writes the unit tests' layer: sample.estargz and sample.json
+  estargz.py fixtures DIR    writes the unit tests' layers: sample.estargz and sample.json,
+                             marked.estargz and marked.json
 """
+import base64
 import gzip
 import hashlib
 import io
@@ -58,12 +60,28 @@ def _info(name, kind, size=0, link=""):
 
 def build(entries, chunk_size):
     """entries: [(name, kind, data_or_link)] with kind "dir", "reg", "symlink" or "hardlink" (a
-    landmark is a "reg" named LANDMARK). Returns (blob, toc_digest, toc_offset)."""
+    landmark is a "reg" named LANDMARK), or [(name, "reg", data, xattrs)] for a file with
+    extended attributes ({name: bytes}, in a PAX header and the TOC's "xattrs").
+    Returns (blob, toc_digest, toc_offset)."""
     stream = bytearray()  # the uncompressed tar
     cuts = []  # where a member starts in `stream`, and the TOC entry it opens (if any)
     toc = []
-    for name, kind, payload in entries:
-        if kind == "dir":
+    for name, kind, payload, *rest in entries:
+        xattrs = rest[0] if rest else {}
+        if xattrs:
+            info = _info(name, tarfile.REGTYPE, size=len(payload))
+            info.pax_headers = {"SCHILY.xattr." + key: value.decode("latin-1")
+                                for key, value in xattrs.items()}
+            stream += info.tobuf(tarfile.PAX_FORMAT)
+            entry = {"name": name, "type": "reg", "size": len(payload), "mode": 0o644,
+                     "modtime": "2023-11-14T22:13:20Z", "digest": _sha256(payload),
+                     "xattrs": {key: base64.b64encode(value).decode()
+                                for key, value in xattrs.items()}}
+            toc.append(entry)
+            cuts.append((len(stream), entry))
+            entry.update({"chunkOffset": 0, "chunkDigest": _sha256(payload)})
+            stream += payload + b"\0" * (-len(payload) % 512)
+        elif kind == "dir":
             stream += _info(name, tarfile.DIRTYPE).tobuf(tarfile.USTAR_FORMAT)
             toc.append({"name": name, "type": "dir", "mode": 0o755, "modtime":
                         "2023-11-14T22:13:20Z"})
@@ -119,18 +137,33 @@ def sample():
                   ("bin/big2", "hardlink", "bin/big")], chunk_size=1000)
 
 
+def marked():
+    """A layer with marks for overlayfs: a file with extended attributes and a directory made
+    opaque by its whiteout."""
+    return build([("usr/", "dir", None),
+                  ("usr/bin/", "dir", None),
+                  ("usr/bin/ping", "reg", b"#!/bin/true\n",
+                   # cap_net_raw+ep (vfs_cap_data revision 2)
+                   {"security.capability": bytes.fromhex("01000002" "00200000" + "00" * 12),
+                    "user.note": b"kept"}),
+                  ("var/", "dir", None),
+                  ("var/cache/", "dir", None),
+                  ("var/cache/.wh..wh..opq", "reg", b"")], chunk_size=1000)
+
+
 def write_fixtures(directory):
     os.makedirs(directory, exist_ok=True)
-    blob, toc_digest, toc_offset = sample()
-    # The whole blob is an ordinary tar.gz too.
-    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as archive:
-        names = archive.getnames()
-    assert names[:2] == ["etc", "etc/hosts"] and "stargz.index.json" in names, names
-    with open(os.path.join(directory, "sample.estargz"), "wb") as f:
-        f.write(blob)
-    with open(os.path.join(directory, "sample.json"), "w") as f:
-        json.dump({"toc_digest": toc_digest, "toc_offset": toc_offset, "size": len(blob),
-                   "digest": _sha256(blob)}, f, indent=2)
+    for name, (blob, toc_digest, toc_offset) in (("sample", sample()), ("marked", marked())):
+        # The whole blob is an ordinary tar.gz too.
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as archive:
+            names = archive.getnames()
+        assert "stargz.index.json" in names, names
+        assert name != "sample" or names[:2] == ["etc", "etc/hosts"], names
+        with open(os.path.join(directory, name + ".estargz"), "wb") as f:
+            f.write(blob)
+        with open(os.path.join(directory, name + ".json"), "w") as f:
+            json.dump({"toc_digest": toc_digest, "toc_offset": toc_offset, "size": len(blob),
+                       "digest": _sha256(blob)}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,12 @@ std::filesystem::path EstargzSample::dir() {
   return std::filesystem::path(PULLAGENT_SOURCE_DIR) / "tests/puller/lazy/data";
 }
 
-std::string EstargzSample::blob() {
-  return readFile(dir() / "sample.estargz");
+std::string EstargzSample::blob(const std::string& name) {
+  return readFile(dir() / (name + ".estargz"));
 }
 
-puller::Descriptor EstargzSample::descriptor() {
-  const auto facts = nlohmann::json::parse(readFile(dir() / "sample.json"));
+puller::Descriptor EstargzSample::descriptor(const std::string& name) {
+  const auto facts = nlohmann::json::parse(readFile(dir() / (name + ".json")));
   puller::Descriptor layer;
   layer.media_type = "application/vnd.oci.image.layer.v1.tar+gzip";
   layer.digest = puller::Digest::parse(facts.at("digest").get<std::string>()).value();

@@ -10,10 +10,14 @@ namespace pullagent::testing {
 // tests/support/estargz.py's sample layer, checked in under tests/puller/lazy/data: etc/,
 // etc/hosts before the prefetch landmark, bin/, bin/big (2500 bytes in chunks of 1000), bin/sh
 // -> big, bin/big2 a hardlink to bin/big. The stack serves it as test/estargz:v1.
+//
+// `marked` names the other layer there: usr/bin/ping with the xattrs security.capability and
+// user.note="kept", and var/cache/ made opaque by its whiteout.
 struct EstargzSample {
   static std::filesystem::path dir();
-  static std::string blob();               // sample.estargz
-  static puller::Descriptor descriptor();  // with its TOC digest annotation
+  static std::string blob(const std::string& name = "sample");  // <name>.estargz
+  // With its TOC digest annotation.
+  static puller::Descriptor descriptor(const std::string& name = "sample");
   static std::string big();                // what bin/big holds
   static std::string hosts() { return "127.0.0.1 localhost\n"; }
 };

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -72,13 +73,37 @@ TEST(LayerTree, WhiteoutsBecomeOverlaysOwnAndOverlayXattrsFromTheLayerAreDropped
                                                                     {"user.note", "kept"}}));
   EXPECT_EQ(tree.find("usr/bin/tool2"), tool);
   EXPECT_EQ(tree.attributes(*tool).st_nlink, 2u);
+  EXPECT_TRUE(tree.anyXattrs());
+}
+
+TEST(LayerTree, SaysWhetherAnyNodeHasExtendedAttributes) {
+  Toc plain;
+  plain.entries.push_back(entryAt("etc/", EntryType::kDirectory));
+  plain.entries.push_back(entryAt("etc/.wh.passwd", EntryType::kRegular));
+  Entry steering = entryAt("etc/hosts", EntryType::kRegular);
+  steering.xattrs = {{"trusted.overlay.redirect", "/x"}};  // dropped: not one the layer may set
+  plain.entries.push_back(steering);
+  EXPECT_FALSE(LayerTree(plain).anyXattrs());
+
+  Toc opaque = plain;
+  opaque.entries.push_back(entryAt("var/.wh..wh..opq", EntryType::kRegular));
+  EXPECT_TRUE(LayerTree(opaque).anyXattrs());
+
+  Toc noted = plain;
+  Entry file = entryAt("etc/motd", EntryType::kRegular);
+  file.xattrs = {{"user.note", "kept"}};
+  noted.entries.push_back(file);
+  EXPECT_TRUE(LayerTree(noted).anyXattrs());
 }
 
 class LazyMountTest : public ::testing::Test {
  protected:
+  virtual std::string sample() const { return "sample"; }
   void SetUp() override {
     if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0)
       GTEST_SKIP() << "needs root and /dev/fuse";
+    blob_ = EstargzSample::blob(sample());
+    descriptor_ = EstargzSample::descriptor(sample());
     openLayer();
     std::filesystem::create_directories(mountpoint());
     auto mounted =
@@ -86,6 +111,7 @@ class LazyMountTest : public ::testing::Test {
     ASSERT_TRUE(mounted.ok()) << mounted.error().message;
     mount_ = std::move(mounted.value());
   }
+  int64_t xattrRequests() const { return mount_->stats().xattr_requests; }
   void openLayer() {
     auto layer = LazyLayer::open(
         descriptor_,
@@ -109,8 +135,8 @@ class LazyMountTest : public ::testing::Test {
 
   testing::TempDir dir_;
   testing::FakeClock clock_;
-  std::string blob_ = EstargzSample::blob();
-  Descriptor descriptor_ = EstargzSample::descriptor();
+  std::string blob_;  // the sample's, read at SetUp (a virtual call)
+  Descriptor descriptor_;
   std::atomic<int> requests_{0};
   std::atomic<bool> offline_{false};
   std::unique_ptr<LazyLayer> layer_;
@@ -148,11 +174,15 @@ TEST_F(LazyMountTest, TheLayersFilesReadThroughTheMountAsTheyAre) {
   struct stat under {};
   EXPECT_EQ(::stat((mountpoint() / "etc/hosts/x").c_str(), &under), -1);
   EXPECT_EQ(errno, ENOTDIR);
-  // No extended attributes on a plain file: none listed, a name asked for is not there.
+  // No extended attributes in this layer: none listed, and asking for one is "not supported",
+  // which the kernel answers itself after the first time (overlayfs asks every file).
   char value[64];
   EXPECT_EQ(::listxattr((mountpoint() / "etc/hosts").c_str(), value, sizeof value), 0);
-  EXPECT_EQ(::getxattr((mountpoint() / "etc/hosts").c_str(), "user.x", value, sizeof value), -1);
-  EXPECT_EQ(errno, ENODATA);
+  for (const char* path : {"etc/hosts", "bin/big", "etc"}) {
+    EXPECT_EQ(::getxattr((mountpoint() / path).c_str(), "user.x", value, sizeof value), -1);
+    EXPECT_EQ(errno, ENOTSUP) << path;
+  }
+  EXPECT_EQ(xattrRequests(), 1);
   struct stat big {};
   struct stat big2 {};
   ASSERT_EQ(::stat((mountpoint() / "bin/big").c_str(), &big), 0);
@@ -170,6 +200,39 @@ TEST_F(LazyMountTest, TheLayersFilesReadThroughTheMountAsTheyAre) {
   EXPECT_GT(stats.reads, 0);
   EXPECT_EQ(timed, stats.reads);
   EXPECT_GT(stats.read_seconds_sum, 0);
+}
+
+// A layer with extended attributes answers every file's, as the extractor would apply them, and
+// overlay's opaque marker on the directory its whiteout makes opaque.
+class MarkedLazyMountTest : public LazyMountTest {
+ protected:
+  std::string sample() const override { return "marked"; }
+};
+
+TEST_F(MarkedLazyMountTest, ALayerWithExtendedAttributesAnswersThemAll) {
+  const std::string ping = (mountpoint() / "usr/bin/ping").string();
+  char value[64];
+  const ssize_t listed = ::listxattr(ping.c_str(), value, sizeof value);
+  ASSERT_GT(listed, 0) << std::strerror(errno);
+  EXPECT_EQ(std::string(value, static_cast<size_t>(listed)),
+            std::string("security.capability\0user.note\0", 30));
+  ASSERT_EQ(::getxattr(ping.c_str(), "user.note", value, sizeof value), 4);
+  EXPECT_EQ(std::string(value, 4), "kept");
+  EXPECT_EQ(::getxattr(ping.c_str(), "security.capability", value, sizeof value), 20)
+      << std::strerror(errno);
+  // Each is asked of the server (a layer with any keeps the kernel asking).
+  const int64_t asked = xattrRequests();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(::getxattr(ping.c_str(), "user.none", value, sizeof value), -1);
+    EXPECT_EQ(errno, ENODATA);
+  }
+  EXPECT_EQ(xattrRequests(), asked + 2);
+  const std::string cache = (mountpoint() / "var/cache").string();
+  ASSERT_EQ(::getxattr(cache.c_str(), "trusted.overlay.opaque", value, sizeof value), 1);
+  EXPECT_EQ(value[0], 'y');
+  EXPECT_EQ(::getxattr((mountpoint() / "usr").c_str(), "user.note", value, sizeof value), -1);
+  EXPECT_EQ(errno, ENODATA);
+  EXPECT_EQ(readFile(ping), "#!/bin/true\n");
 }
 
 TEST_F(LazyMountTest, AChunkThatCannotBeFetchedIsAnErrorOnThatReadOnly) {
