@@ -18,7 +18,7 @@ struct EstargzSample {
   static std::string blob(const std::string& name = "sample");  // <name>.estargz
   // With its TOC digest annotation.
   static puller::Descriptor descriptor(const std::string& name = "sample");
-  static std::string big();                // what bin/big holds
+  static std::string big();  // what bin/big holds
   static std::string hosts() { return "127.0.0.1 localhost\n"; }
 };
 
