@@ -4,10 +4,12 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -358,6 +360,53 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
   EXPECT_TRUE(host.layers().empty());
   // Every byte came once: what readers fetched was not fetched again by the fill.
   EXPECT_LE(bytesServed(anon(), layer_.digest.str()), layer_.size + 4096);
+}
+
+// Overlayfs reads overlay's marks from a layer read in place as from its snapshot: the opaque
+// directory hides the layer below's files, and a file's extended attributes come through. (The
+// layer below has none: it answers "not supported" once, and the kernel asks it no more.)
+TEST_F(LazyLayers, ALayerReadInPlaceCarriesItsOpaqueDirectoriesAndExtendedAttributes) {
+  HostState at(dest_.path() / "state");
+  puller::LazyLayerHost::Options host_options;
+  host_options.reader_window_max = 0;
+  host_options.fill_turn = [](const Context& ctx) -> Status {
+    while (true) {  // never filled: every read below goes through the FUSE layer
+      RETURN_IF_ERROR(ctx.check());
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  };
+  puller::SharedPullParts shared;
+  shared.store = at.store.get();
+  puller::PullServices services(*http_, clock_, random_, shared);
+  puller::LazyLayerHost host(at.state, *at.store, at.provenance, at.snapshots,
+                             std::move(host_options));
+  puller::PullRequest request = pullRequest(at.state, host);
+  request.ref = puller::ImageRef::parse(anon() + "/test/estargz:marked").value();
+  auto pulled = puller::runPull(request, services);
+  ASSERT_TRUE(pulled.ok()) << pulled.error().describe();
+  EXPECT_EQ(pulled->layers_in_place, 2);
+
+  const auto bundle = at.state.image(pulled->image.manifest.digest);
+  const json mounts = json::parse(readFile(bundle / "rootfs-mounts.json"));
+  ASSERT_EQ(mounts["layers"].size(), 2u);
+  for (const auto& layer : mounts["layers"])
+    EXPECT_TRUE(layer.value("inPlace", false)) << mounts;
+  auto spec = puller::MountSpec::fromJson(mounts["mounts"][0], "mounts[0]");
+  ASSERT_TRUE(spec.ok()) << spec.error().message;
+  const auto root = dest_.path() / "container-root";
+  std::filesystem::create_directories(root);
+  ASSERT_TRUE(puller::mountSpec(spec.value(), root).ok());
+  puller::ScopedMount mounted(root);
+  EXPECT_TRUE(std::filesystem::is_directory(root / "var/cache"));
+  EXPECT_TRUE(std::filesystem::is_empty(root / "var/cache"));  // var/cache/old is hidden
+  EXPECT_EQ(readFile(root / "usr/bin/ping"), "#!/bin/true\n");
+  char value[64];
+  ASSERT_EQ(::getxattr((root / "usr/bin/ping").c_str(), "user.note", value, sizeof value), 4)
+      << std::strerror(errno);
+  EXPECT_EQ(std::string(value, 4), "kept");
+  EXPECT_EQ(::getxattr((root / "usr/bin/ping").c_str(), "security.capability", value,
+                       sizeof value),
+            20);
 }
 
 // Two pulls of one repository share its layer read in place; reads go through the newest pull's

@@ -232,11 +232,12 @@ def make_image(layers, docker=False, arch="amd64", duplicate_first_layer=False, 
     return manifest_bytes, manifest["mediaType"], blobs
 
 
-def estargz_layer():
-    """tests/support/estargz.py's sample layer as an image layer: (blob, diff_id) and the
-    annotations a converter gives it (the TOC's digest, what it inflates to)."""
+def estargz_layer(built=None):
+    """An eStargz layer (tests/support/estargz.py's sample unless `built` is another of its
+    build()s) as an image layer: (blob, diff_id) and the annotations a converter gives it (the
+    TOC's digest, what it inflates to)."""
     import estargz
-    blob, toc_digest, _ = estargz.sample()
+    blob, toc_digest, _ = built or estargz.sample()
     uncompressed = gzip.decompress(blob)
     return (blob, digest_of(uncompressed)), {
         "containerd.io/snapshot/stargz/toc.digest": toc_digest,
@@ -365,6 +366,17 @@ def standard_images():
     add("test/diffcount:v1", *make_image([small], diff_ids=[small[1], small[1]]))
     lazy_layer, lazy_annotations = estargz_layer()
     add("test/estargz:v1", *make_image([lazy_layer], layer_annotations=[lazy_annotations]))
+    # The marked layer over one it overrides, both read in place: var/cache/ made opaque hides
+    # var/cache/old, and usr/bin/ping is replaced.
+    import estargz
+    below, below_annotations = estargz_layer(estargz.build(
+        [("usr/", "dir", None), ("usr/bin/", "dir", None), ("usr/bin/ping", "reg", b"old ping\n"),
+         ("var/", "dir", None), ("var/cache/", "dir", None), ("var/cache/old", "reg", b"old\n")],
+        chunk_size=1000))
+    marked_layer, marked_annotations = estargz_layer(estargz.marked())
+    add("test/estargz:marked", *make_image([below, marked_layer],
+                                           layer_annotations=[below_annotations,
+                                                              marked_annotations]))
 
     amd64 = make_image([base, small])
     arm64 = make_image([newer], arch="arm64")
