@@ -100,6 +100,12 @@ struct LazyMount::Served {
       conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
       mount.no_open_ = true;
     }
+    // Directories too (listings name the node, not an open handle); the kernel then keeps each
+    // listing in its page cache, as the layer never changes.
+    if ((conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0) {
+      conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+      mount.no_opendir_ = true;
+    }
   }
 
   // The directory node `at` names, or nullopt once the request is answered with the error.
@@ -337,6 +343,12 @@ struct LazyMount::Served {
     };
     ops.read = [](fuse_req_t req, fuse_ino_t at, size_t size, off_t offset, fuse_file_info* fi) {
       guarded(req, [&] { read(req, at, size, offset, fi); });
+    };
+    ops.opendir = [](fuse_req_t req, fuse_ino_t /*at*/, fuse_file_info* fi) {
+      if (self(req).no_opendir_)
+        fuse_reply_err(req, ENOSYS);  // the kernel's cue to list without opening, from now on
+      else
+        fuse_reply_open(req, fi);
     };
     ops.readdir = [](fuse_req_t req, fuse_ino_t at, size_t size, off_t offset,
                      fuse_file_info* /*fi*/) {
