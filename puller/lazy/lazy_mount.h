@@ -145,7 +145,7 @@ class LazyMount {
   std::atomic<int> serving_{0};  // servers not stopped yet
   std::stop_source stop_;
   std::atomic<int64_t> reads_{0};
-  std::atomic<bool> no_open_{false};  // the kernel opens files without asking (set at init)
+  std::atomic<bool> no_open_{false};     // the kernel opens files without asking (set at init)
   std::atomic<bool> no_opendir_{false};  // and directories
   std::atomic<int64_t> read_errors_{0};
   std::array<std::atomic<int64_t>, kReadSecondsBounds.size() + 1> read_seconds_{};

@@ -404,8 +404,7 @@ TEST_F(LazyLayers, ALayerReadInPlaceCarriesItsOpaqueDirectoriesAndExtendedAttrib
   ASSERT_EQ(::getxattr((root / "usr/bin/ping").c_str(), "user.note", value, sizeof value), 4)
       << std::strerror(errno);
   EXPECT_EQ(std::string(value, 4), "kept");
-  EXPECT_EQ(::getxattr((root / "usr/bin/ping").c_str(), "security.capability", value,
-                       sizeof value),
+  EXPECT_EQ(::getxattr((root / "usr/bin/ping").c_str(), "security.capability", value, sizeof value),
             20);
 }
 
