@@ -267,10 +267,25 @@ Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteCon
   // The first container to fail stops its siblings: the site cannot start without it, and they
   // would hold the attempt (and a pull slot) to its deadline. Their partial downloads stay for
   // the retry. A stop of the whole attempt (SIGTERM, the site removed) reaches them too.
+  // Except a container whose layers, served on from an earlier process, wait for the route only
+  // a pull of its repository lends (at its manifest): its running container reads them now, and
+  // a broken sidecar must not leave those reads without a registry until an attempt gets that
+  // far.
   std::stop_source siblings;
-  std::stop_callback forward_stop(env.stop, [&] { siblings.request_stop(); });
+  std::stop_source lenders;  // stopped with the attempt only
+  std::stop_callback forward_stop(env.stop, [&] {
+    siblings.request_stop();
+    lenders.request_stop();
+  });
   ProcessEnvironment container_env = env;
   container_env.stop = siblings.get_token();
+  ProcessEnvironment lender_env = env;
+  lender_env.stop = lenders.get_token();
+  std::vector<bool> lender(count, false);
+  for (size_t i = 0; i < count && count > 1 && services.lazy != nullptr; ++i) {
+    const auto& image = site.containers[i].image;
+    lender[i] = services.lazy->awaitsRoute({image.domain, image.repository});
+  }
   std::optional<size_t> first_failure;
   {
     // Every container at once: they share the store's blobs and snapshots, and the site is ready
@@ -285,14 +300,20 @@ Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteCon
         ContainerEvents container_events(events, events_mutex,
                                          count > 1 ? site.containers[i].label() + ": " : "");
         outcomes[i] = pullContainer(container_services, site, site.containers[i], *shared_route,
-                                    container_env, container_events, deadline, pin,
-                                    count == 1 && env.stderr_is_terminal);
+                                    lender[i] ? lender_env : container_env, container_events,
+                                    deadline, pin, count == 1 && env.stderr_is_terminal);
         std::lock_guard lock(events_mutex);
-        if (!outcomes[i]->ok() && !first_failure && !siblings.stop_requested()) {
+        if (!outcomes[i]->ok() && !first_failure && !env.stop.stop_requested()) {
           first_failure = i;
           if (count > 1) {
             spdlog::warn("{} failed: stopping the site's other containers",
                          site.containers[i].label());
+          }
+          for (size_t j = 0; j < count; ++j) {
+            if (lender[j] && j != i) {
+              spdlog::info("{} pulls on: its layers read in place wait for the route it lends",
+                           site.containers[j].label());
+            }
           }
           siblings.request_stop();
         }

@@ -224,6 +224,13 @@ bool LazyLayerHost::wantsRoute(const BlobSource& source) const {
   });
 }
 
+bool LazyLayerHost::awaitsRoute(const BlobSource& source) const {
+  std::lock_guard lock(mutex_);
+  return std::any_of(served_.begin(), served_.end(), [&](const auto& entry) {
+    return entry.first.first == source && entry.second->pending != nullptr && !entry.second->routed;
+  });
+}
+
 bool LazyLayerHost::serves(const BlobSource& source, const Digest& layer) const {
   std::lock_guard lock(mutex_);
   auto found = served_.find(Key{source, layer});

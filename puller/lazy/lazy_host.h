@@ -112,6 +112,9 @@ class LazyLayerHost {
   // Only layers of `source` take it: a route is never lent across repositories.
   using FetchFor = std::function<estargz::RangeFetch(const Descriptor& layer)>;
   bool wantsRoute(const BlobSource& source) const;
+  // Whether one of them has had no route lent yet in this process: until a pull of `source`
+  // gets as far as its manifest, their reads have only the bytes held.
+  bool awaitsRoute(const BlobSource& source) const;
   // Whether `layer` of `source` is served (not being retired), or a mount at `layer_root` is.
   bool serves(const BlobSource& source, const Digest& layer) const;
   bool serves(const std::filesystem::path& layer_root) const;

@@ -947,6 +947,73 @@ void Daemon::readsOnThroughAKillOfTheService(bool pinned) {
       << notify_->all() << log();
 }
 
+// A site of a main container read in place and a sidecar: after a kill, the sidecar's registry
+// refuses it, and its failure stops the attempt's other pulls; but not the main container's,
+// whose layers (served on from the killed process) wait for the route its pull lends. Its
+// check answers late (its first HEAD hangs), so the sidecar fails first.
+TEST_F(Daemon, ABrokenSidecarDoesNotKeepTheRouteFromALayerReadInPlaceAfterARestart) {
+  if (::geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0)
+    GTEST_SKIP() << "needs root and /dev/fuse";
+  const json agent = lazyAgentConfig();
+  const std::string proxy = stack().proxy("proxy_anon");
+  auto container = [&](const std::string& name, const std::string& image, bool is_main) {
+    return json{{"name", name},
+                {"type", "Microsoft.Web/sites/sitecontainers"},
+                {"properties",
+                 {{"image", proxy + "/" + image}, {"isMain", is_main}, {"authType", "Anonymous"}}}};
+  };
+  const json site = {{"properties", {{"siteConfig", {{"linuxFxVersion", "SITECONTAINERS"}}}}},
+                     {"sitecontainers", json::array({container("web", "test/estargz:v1", true),
+                                                     container("logs", "test/docker:v1", false)})}};
+  // Kept read in place, as publishHeldInPlace does: the layer's first fetch is corrupted.
+  stack().setFaults(proxy, json::array({{{"match", "/blobs/"},
+                                         {"range_from", 0},
+                                         {"times", 1},
+                                         {"action", "corrupt_at"},
+                                         {"at", 100}}}));
+  putSite("lazy", site);
+  start(agent);
+  const std::string digest = stack().image("test/estargz:v1")["digest"];
+  ASSERT_TRUE(waitForPublished("lazy", digest)) << siteState("lazy") << log();
+  const json described = json::parse(readFile(imageDir(digest) / "rootfs-mounts.json"));
+  ASSERT_TRUE(described["layers"][0].value("inPlace", false)) << described << log();
+  ASSERT_TRUE(waitUntil([&] { return notify_->stored().size() == 1; }, seconds(10)))
+      << notify_->all();
+  ASSERT_TRUE(waitUntil(
+      [&] { return log().find("the background fill failed") != std::string::npos; }, seconds(20)))
+      << log();
+
+  daemon_->kill(SIGKILL);
+  daemon_->wait();
+  daemon_.reset();
+  stack().setFaults(
+      proxy,
+      json::array(
+          {{{"match", "/test/estargz/manifests/"}, {"times", 1}, {"action", "hang"}, {"secs", 2}},
+           {{"match", "/test/docker/manifests/"},
+            {"times", 1000},
+            {"action", "status"},
+            {"status", 404}}}));
+  const size_t restarted = log().size();
+  start(agent);
+  auto after = [&](const std::string& line) { return log().find(line, restarted); };
+  ASSERT_TRUE(waitUntil(
+      [&] { return after("Pull image failed for site lazy") != std::string::npos; }, seconds(30)))
+      << log().substr(restarted);
+  const std::string seen = log().substr(restarted);
+  const size_t stopped = seen.find("logs failed: stopping the site's other containers");
+  const size_t lent = seen.find("lent it a registry route");
+  const size_t failed = seen.find("Pull image failed for site lazy");
+  EXPECT_NE(stopped, std::string::npos) << seen;
+  EXPECT_NE(seen.find("web pulls on: its layers read in place wait for the route it lends"),
+            std::string::npos)
+      << seen;
+  // Lent within that attempt, after the sidecar failed.
+  ASSERT_NE(lent, std::string::npos) << seen;
+  EXPECT_GT(lent, stopped) << seen;
+  EXPECT_LT(lent, failed) << seen;
+}
+
 // A restart that lost the lazy layers' mounts (the service stopped for good, or ran without its
 // file descriptor store): the image a site pinned by digest published over them names layers
 // no one serves, and the next process publishes it again at start (pinned, and without
