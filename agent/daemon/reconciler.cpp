@@ -411,8 +411,6 @@ void Reconciler::finish(const std::string& name, Site& site) {
       answer.error = stopping_ ? "the service is stopping" : "cancelled: the site changed";
       break;
   }
-  for (const auto& [id, broker] : attempt->waiting)
-    broker->record(id, answer);
   if (was_refresh && !attempt->hold && result.kind != SiteAttemptResult::Kind::kCancelled)
     metrics_.tagChecked(std::string(toString(answer.outcome)));
   if (!stopping_ && !site.refresh_due)
@@ -423,6 +421,10 @@ void Reconciler::finish(const std::string& name, Site& site) {
     collectable_ = collectable_ || site.state.published.has_value();
   else
     save(site);
+  // Answered last: a caller told its refresh is done finds the site's state and the metrics
+  // saying so (the answer is read on the control server's thread).
+  for (const auto& [id, broker] : attempt->waiting)
+    broker->record(id, answer);
   metrics_.setPullsInFlight(running());
 }
 
@@ -573,16 +575,16 @@ void Reconciler::finishRollback(const std::string& name, Site& site, Attempt& at
     site.next_attempt = clock_.now();
     site.state.phase = wanted(site) ? SitePhase::kPending : restingPhase(site);
   }
+  if (!stopping_)
+    schedulePoll(site);
+  if (site.file.stopped && !site.removed)
+    site.state.phase = SitePhase::kStopped;
   if (site.removed)
     collectable_ = collectable_ || site.state.published.has_value();
   else
     save(site);
   for (const auto& [id, broker] : attempt.waiting)
     broker->record(id, answer);
-  if (!stopping_)
-    schedulePoll(site);
-  if (site.file.stopped && !site.removed)
-    site.state.phase = SitePhase::kStopped;
 }
 
 void Reconciler::spaceMade() {

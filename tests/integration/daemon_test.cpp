@@ -118,6 +118,11 @@ TEST_F(Daemon, KeepsASiteOnItsConfiguredImageAndCollectsWhatNoSiteUses) {
                 .exit_code,
             4);
 
+  // The gc's metrics are set once it is done (its first step renames the image aside), before
+  // its log line.
+  EXPECT_TRUE(waitUntil([&] {
+    return log().find("garbage collection: removed 1 images") != std::string::npos;
+  })) << log();
   const std::string scraped = metrics();
   EXPECT_NE(scraped.find("HTTP/1.1 200 OK"), std::string::npos) << scraped;
   for (const char* line :

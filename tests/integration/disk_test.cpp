@@ -128,8 +128,10 @@ TEST_F(Disk, RedeploysMoreThanFitsStayBelowTheMarksAndEvictInTheRecordedOrder) {
   };
   for (int version = 1; version <= 4; ++version)
     deploy(version);
-  ASSERT_FALSE(evicted().empty()) << "nothing was evicted: the test no longer tests eviction\n"
-                                  << log();
+  // The check after a publish runs on the service's next turn: waited for.
+  ASSERT_TRUE(waitUntil([&] { return !evicted().empty(); }, seconds(10)))
+      << "nothing was evicted: the test no longer tests eviction\n"
+      << log();
 
   // A restart in the middle: the candidates' records stay as they were, and the next eviction
   // takes the oldest of them.
@@ -150,6 +152,9 @@ TEST_F(Disk, RedeploysMoreThanFitsStayBelowTheMarksAndEvictInTheRecordedOrder) {
     EXPECT_EQ(lastUse()[hex], records[hex]) << hex;  // the start touched no candidate
   deploy(5);
   deploy(6);
+  ASSERT_TRUE(waitUntil([&] { return !evicted().empty() && usedPercent() <= 30.0; }, seconds(10)))
+      << usedPercent() << "\n"
+      << log();
   sampler.request_stop();
   sampler.join();
   const auto after_restart = evicted();
