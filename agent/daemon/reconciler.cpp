@@ -305,8 +305,8 @@ void Reconciler::finish(const std::string& name, Site& site) {
   std::unique_ptr<Attempt> attempt = std::move(site.attempt);
   attempt->thread.join();
   if (!attempt->rollback_to.empty()) {
+    metrics_.setPullsInFlight(running());  // before the rollback is answered
     finishRollback(name, site, *attempt);
-    metrics_.setPullsInFlight(running());
     return;
   }
   SiteAttemptResult& result = attempt->result;
@@ -421,11 +421,11 @@ void Reconciler::finish(const std::string& name, Site& site) {
     collectable_ = collectable_ || site.state.published.has_value();
   else
     save(site);
+  metrics_.setPullsInFlight(running());
   // Answered last: a caller told its refresh is done finds the site's state and the metrics
   // saying so (the answer is read on the control server's thread).
   for (const auto& [id, broker] : attempt->waiting)
     broker->record(id, answer);
-  metrics_.setPullsInFlight(running());
 }
 
 std::filesystem::path Reconciler::imageOnHost(const PublishedImage& image) const {

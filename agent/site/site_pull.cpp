@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -86,7 +87,8 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
                                           const SiteContainer& container, const SiteRoute& route,
                                           const ProcessEnvironment& env, SitePullEvents& events,
                                           std::chrono::steady_clock::time_point deadline,
-                                          std::optional<puller::Digest> pin, bool terminal) {
+                                          std::optional<puller::Digest> pin, bool terminal,
+                                          puller::PullObserver* watch) {
   const AgentConfig& agent = services.agent;
   PhaseTimer phases(services.clock, events);
   Context ctx{&services.clock, env.stop, deadline};
@@ -177,6 +179,8 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
   job.observers.push_back(&progress);
   if (auto* observer = events.observerFor(container))
     job.observers.push_back(observer);
+  if (watch != nullptr)
+    job.observers.push_back(watch);
   puller::PullServices lent(*route.http, services.clock, services.random,
                             {services.store, services.throttle, services.tally, services.verdicts});
   auto outcome = puller::runPull(job, lent);
@@ -203,6 +207,35 @@ Result<puller::PullOutcome> pullContainer(const SitePullServices& services, cons
   }
   return outcome;
 }
+
+// A container pulled on after a sibling failed, for the route its pull lends to the layers read
+// in place of its repository (pullSite): once its registry answered for the manifest (the route
+// lent, LendRouteOnManifest being called first), the rest of its pull serves no one (the
+// attempt has failed) and would hold the attempt, its pull slot and the host's fill.
+class StopOnceLent final : public puller::PullObserver {
+ public:
+  explicit StopOnceLent(const std::atomic<bool>& sibling_failed)
+      : sibling_failed_(sibling_failed) {}
+  void onManifest(const puller::Descriptor& /*manifest*/,
+                  const std::vector<puller::Descriptor>& /*layers*/) override {
+    lent_ = true;
+    if (sibling_failed_)
+      stop_.request_stop();
+  }
+  // Called once sibling_failed is set: stops the pull if it has lent already. Together with
+  // onManifest (both sides write, then read the other's flag) one of them stops it.
+  void siblingFailed() {
+    if (lent_)
+      stop_.request_stop();
+  }
+  bool lent() const { return lent_; }
+  std::stop_source& stop() { return stop_; }
+
+ private:
+  const std::atomic<bool>& sibling_failed_;
+  std::atomic<bool> lent_{false};
+  std::stop_source stop_;
+};
 
 }  // namespace
 
@@ -270,22 +303,22 @@ Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteCon
   // Except a container whose layers, served on from an earlier process, wait for the route only
   // a pull of its repository lends (at its manifest): its running container reads them now, and
   // a broken sidecar must not leave those reads without a registry until an attempt gets that
-  // far.
+  // far. Such a container pulls on until it has lent that route (StopOnceLent).
   std::stop_source siblings;
-  std::stop_source lenders;  // stopped with the attempt only
-  std::stop_callback forward_stop(env.stop, [&] {
-    siblings.request_stop();
-    lenders.request_stop();
-  });
-  ProcessEnvironment container_env = env;
-  container_env.stop = siblings.get_token();
-  ProcessEnvironment lender_env = env;
-  lender_env.stop = lenders.get_token();
-  std::vector<bool> lender(count, false);
+  std::atomic<bool> sibling_failed{false};
+  std::vector<std::unique_ptr<StopOnceLent>> lenders(count);
   for (size_t i = 0; i < count && count > 1 && services.lazy != nullptr; ++i) {
     const auto& image = site.containers[i].image;
-    lender[i] = services.lazy->awaitsRoute({image.domain, image.repository});
+    if (services.lazy->awaitsRoute({image.domain, image.repository}))
+      lenders[i] = std::make_unique<StopOnceLent>(sibling_failed);
   }
+  std::stop_callback forward_stop(env.stop, [&] {
+    siblings.request_stop();
+    for (auto& lender : lenders) {
+      if (lender)
+        lender->stop().request_stop();
+    }
+  });
   std::optional<size_t> first_failure;
   {
     // Every container at once: they share the store's blobs and snapshots, and the site is ready
@@ -296,12 +329,14 @@ Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteCon
       std::optional<puller::Digest> pin;
       if (auto it = pins.find(container.label()); it != pins.end())
         pin = it->second;
-      pulls.emplace_back([&, i, pin] {
+      ProcessEnvironment container_env = env;
+      container_env.stop = lenders[i] ? lenders[i]->stop().get_token() : siblings.get_token();
+      pulls.emplace_back([&, i, pin, container_env] {
         ContainerEvents container_events(events, events_mutex,
                                          count > 1 ? site.containers[i].label() + ": " : "");
         outcomes[i] = pullContainer(container_services, site, site.containers[i], *shared_route,
-                                    lender[i] ? lender_env : container_env, container_events,
-                                    deadline, pin, count == 1 && env.stderr_is_terminal);
+                                    container_env, container_events, deadline, pin,
+                                    count == 1 && env.stderr_is_terminal, lenders[i].get());
         std::lock_guard lock(events_mutex);
         if (!outcomes[i]->ok() && !first_failure && !env.stop.stop_requested()) {
           first_failure = i;
@@ -309,13 +344,19 @@ Result<SitePullOutcome> pullSite(const SitePullServices& services, const SiteCon
             spdlog::warn("{} failed: stopping the site's other containers",
                          site.containers[i].label());
           }
+          siblings.request_stop();
+          sibling_failed = true;
           for (size_t j = 0; j < count; ++j) {
-            if (lender[j] && j != i) {
-              spdlog::info("{} pulls on: its layers read in place wait for the route it lends",
-                           site.containers[j].label());
+            if (!lenders[j] || j == i)
+              continue;
+            lenders[j]->siblingFailed();
+            if (!lenders[j]->lent()) {
+              spdlog::info(
+                  "{} pulls on until its registry answers for the manifest: its layers read in "
+                  "place wait for the route it lends",
+                  site.containers[j].label());
             }
           }
-          siblings.request_stop();
         }
         events.containerDone(site.containers[i], *outcomes[i]);
       });

@@ -34,7 +34,9 @@ mode_t typeOf(EntryType type) {
 
 // What a layer may carry as extended attributes, as the extractor applies them: user.* (never
 // overlay's own user.overlay.*, nor any trusted.* that would steer overlayfs: redirects,
-// metacopy, opaque), and file capabilities.
+// metacopy, opaque), and file capabilities. Widening this would need the lazy layers' records
+// made anew: a connection adopted across a restart keeps what the kernel learnt of it, and a
+// mount that answered "no xattrs here" (LayerTree::anyXattrs) is never asked again.
 bool allowedXattr(std::string_view name) {
   if (name.starts_with("user."))
     return !name.starts_with("user.overlay.");

@@ -994,7 +994,7 @@ TEST_F(Daemon, ABrokenSidecarDoesNotKeepTheRouteFromALayerReadInPlaceAfterAResta
   stack().setFaults(
       proxy,
       json::array(
-          {{{"match", "/test/estargz/manifests/"}, {"times", 1}, {"action", "hang"}, {"secs", 2}},
+          {{{"match", "/test/estargz/manifests/"}, {"times", 1}, {"action", "hang"}, {"secs", 4}},
            {{"match", "/test/docker/manifests/"},
             {"times", 1000},
             {"action", "status"},
@@ -1010,13 +1010,17 @@ TEST_F(Daemon, ABrokenSidecarDoesNotKeepTheRouteFromALayerReadInPlaceAfterAResta
   const size_t lent = seen.find("lent it a registry route");
   const size_t failed = seen.find("Pull image failed for site lazy");
   EXPECT_NE(stopped, std::string::npos) << seen;
-  EXPECT_NE(seen.find("web pulls on: its layers read in place wait for the route it lends"),
+  EXPECT_NE(seen.find("web pulls on until its registry answers for the manifest"),
             std::string::npos)
       << seen;
   // Lent within that attempt, after the sidecar failed.
   ASSERT_NE(lent, std::string::npos) << seen;
   EXPECT_GT(lent, stopped) << seen;
   EXPECT_LT(lent, failed) << seen;
+  // And stopped once it had lent: the rest of its pull would serve no one.
+  const size_t web_stopped = seen.find("also stopped or failed: cancelled: container web");
+  EXPECT_NE(web_stopped, std::string::npos) << seen;
+  EXPECT_GT(web_stopped, lent) << seen;
 }
 
 // A restart that lost the lazy layers' mounts (the service stopped for good, or ran without its

@@ -364,7 +364,7 @@ TEST_F(LazyLayers, APullPublishesAtOnceThenTheFillPromotesTheImageToSnapshots) {
 
 // Overlayfs reads overlay's marks from a layer read in place as from its snapshot: the opaque
 // directory hides the layer below's files, and a file's extended attributes come through. (The
-// layer below has none: it answers "not supported" once, and the kernel asks it no more.)
+// layer above has none: it answers "not supported" once, and the kernel asks it no more.)
 TEST_F(LazyLayers, ALayerReadInPlaceCarriesItsOpaqueDirectoriesAndExtendedAttributes) {
   HostState at(dest_.path() / "state");
   puller::LazyLayerHost::Options host_options;
@@ -384,11 +384,11 @@ TEST_F(LazyLayers, ALayerReadInPlaceCarriesItsOpaqueDirectoriesAndExtendedAttrib
   request.ref = puller::ImageRef::parse(anon() + "/test/estargz:marked").value();
   auto pulled = puller::runPull(request, services);
   ASSERT_TRUE(pulled.ok()) << pulled.error().describe();
-  EXPECT_EQ(pulled->layers_in_place, 2);
+  EXPECT_EQ(pulled->layers_in_place, 3);
 
   const auto bundle = at.state.image(pulled->image.manifest.digest);
   const json mounts = json::parse(readFile(bundle / "rootfs-mounts.json"));
-  ASSERT_EQ(mounts["layers"].size(), 2u);
+  ASSERT_EQ(mounts["layers"].size(), 3u);
   for (const auto& layer : mounts["layers"])
     EXPECT_TRUE(layer.value("inPlace", false)) << mounts;
   auto spec = puller::MountSpec::fromJson(mounts["mounts"][0], "mounts[0]");
@@ -406,6 +406,19 @@ TEST_F(LazyLayers, ALayerReadInPlaceCarriesItsOpaqueDirectoriesAndExtendedAttrib
   EXPECT_EQ(std::string(value, 4), "kept");
   EXPECT_EQ(::getxattr((root / "usr/bin/ping").c_str(), "security.capability", value, sizeof value),
             20);
+  // Overlayfs asks the files of every layer but the last for trusted.overlay.metacopy: the top
+  // layer, which has no xattrs, is asked once, the marked layer each time.
+  EXPECT_EQ(readFile(root / "etc/motd"), "motd\n");
+  EXPECT_EQ(readFile(root / "etc/issue"), "issue\n");
+  const auto layers = host.layers();
+  ASSERT_EQ(layers.size(), 3u);
+  for (const auto& layer : layers) {
+    if (layer.digest == pulled->image.layers.at(1).digest) {
+      EXPECT_GT(layer.reads.xattr_requests, 1) << "marked";
+    } else if (layer.digest == pulled->image.layers.at(2).digest) {
+      EXPECT_EQ(layer.reads.xattr_requests, 1) << "top";
+    }
+  }
 }
 
 // Two pulls of one repository share its layer read in place; reads go through the newest pull's

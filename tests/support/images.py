@@ -366,17 +366,21 @@ def standard_images():
     add("test/diffcount:v1", *make_image([small], diff_ids=[small[1], small[1]]))
     lazy_layer, lazy_annotations = estargz_layer()
     add("test/estargz:v1", *make_image([lazy_layer], layer_annotations=[lazy_annotations]))
-    # The marked layer over one it overrides, both read in place: var/cache/ made opaque hides
-    # var/cache/old, and usr/bin/ping is replaced.
+    # The marked layer over one it overrides, and a plain one over it, all read in place:
+    # var/cache/ made opaque hides var/cache/old, usr/bin/ping is replaced, and etc/ is the top
+    # layer's alone.
     import estargz
     below, below_annotations = estargz_layer(estargz.build(
         [("usr/", "dir", None), ("usr/bin/", "dir", None), ("usr/bin/ping", "reg", b"old ping\n"),
          ("var/", "dir", None), ("var/cache/", "dir", None), ("var/cache/old", "reg", b"old\n")],
         chunk_size=1000))
     marked_layer, marked_annotations = estargz_layer(estargz.marked())
-    add("test/estargz:marked", *make_image([below, marked_layer],
-                                           layer_annotations=[below_annotations,
-                                                              marked_annotations]))
+    above, above_annotations = estargz_layer(estargz.build(
+        [("etc/", "dir", None), ("etc/motd", "reg", b"motd\n"), ("etc/issue", "reg", b"issue\n")],
+        chunk_size=1000))
+    add("test/estargz:marked", *make_image(
+        [below, marked_layer, above],
+        layer_annotations=[below_annotations, marked_annotations, above_annotations]))
 
     amd64 = make_image([base, small])
     arm64 = make_image([newer], arch="arm64")
