@@ -936,6 +936,13 @@ void Daemon::readsOnThroughAKillOfTheService(bool pinned) {
   EXPECT_TRUE(waitUntil([&] { return log().find("lent it a registry route") != std::string::npos; },
                         seconds(20)))
       << log();
+  // Checked once the check's pull phase is over (the image would be pulled whole after the
+  // lend, at its manifest).
+  const size_t restarted = log().find("served on from an earlier process");
+  EXPECT_TRUE(
+      waitUntil([&] { return log().find("site lazy: pull done", restarted) != std::string::npos; },
+                seconds(20)))
+      << log();
   EXPECT_EQ(log().find("the image is pulled whole"), std::string::npos) << log();
   if (pinned)
     return;  // the promotion through that route, and the store's release, as for a tag
