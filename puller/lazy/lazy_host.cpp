@@ -217,18 +217,20 @@ Status LazyLayerHost::adopt(const fs::path& dir, UniqueFd device) {
   return {};
 }
 
-bool LazyLayerHost::wantsRoute(const BlobSource& source) const {
+bool LazyLayerHost::adoptedFrom(const BlobSource& source, bool unrouted_only) const {
   std::lock_guard lock(mutex_);
   return std::any_of(served_.begin(), served_.end(), [&](const auto& entry) {
-    return entry.first.first == source && entry.second->pending != nullptr;
+    return entry.first.first == source && entry.second->pending != nullptr &&
+           !(unrouted_only && entry.second->routed);
   });
 }
 
+bool LazyLayerHost::wantsRoute(const BlobSource& source) const {
+  return adoptedFrom(source, false);
+}
+
 bool LazyLayerHost::awaitsRoute(const BlobSource& source) const {
-  std::lock_guard lock(mutex_);
-  return std::any_of(served_.begin(), served_.end(), [&](const auto& entry) {
-    return entry.first.first == source && entry.second->pending != nullptr && !entry.second->routed;
-  });
+  return adoptedFrom(source, true);
 }
 
 bool LazyLayerHost::serves(const BlobSource& source, const Digest& layer) const {

@@ -166,6 +166,9 @@ class LazyLayerHost {
   // mount back, else removed (their mounts dead, their caches unused).
   void adoptLeftovers();
   Status adopt(const std::filesystem::path& dir, UniqueFd device);
+  // Whether a layer of `source` adopted from an earlier process is served (with
+  // `unrouted_only`: one no pull has lent a route yet).
+  bool adoptedFrom(const BlobSource& source, bool unrouted_only) const;
   std::filesystem::path bundlesDir() const;
   void work();  // the fill, promotion and retirement thread
   // One round: the first layer not stored is filled and stored; bundles whose layers are all

@@ -58,20 +58,23 @@ class Daemon : public DaemonFixture {
   // the image stays read in place meanwhile, long enough for these tests (a next process fills
   // the dropped copy at once). Returns once its mount's file is in the store; `digest` is the
   // image's.
-  void publishHeldInPlace(const json& agent, bool pinned, std::string& digest);
+  // `put_site` writes the site ("lazy", its main container on test/estargz:v1).
+  void publishHeldInPlace(const json& agent, const std::function<void()>& put_site,
+                          std::string& digest);
   void readsOnThroughAKillOfTheService(bool pinned);
 };
 
-void Daemon::publishHeldInPlace(const json& agent, bool pinned, std::string& digest) {
+void Daemon::publishHeldInPlace(const json& agent, const std::function<void()>& put_site,
+                                std::string& digest) {
   stack().setFaults(stack().proxy("proxy_anon"), json::array({{{"match", "/blobs/"},
                                                                {"range_from", 0},
                                                                {"times", 1},
                                                                {"action", "corrupt_at"},
                                                                {"at", 100}}}));
-  putLazySite(pinned);
+  put_site();
   start(agent);
   digest = stack().image("test/estargz:v1")["digest"];
-  ASSERT_TRUE(waitForPublished("lazy", digest)) << log();
+  ASSERT_TRUE(waitForPublished("lazy", digest)) << siteState("lazy") << log();
   const json described = json::parse(readFile(imageDir(digest) / "rootfs-mounts.json"));
   ASSERT_TRUE(described["layers"][0].value("inPlace", false)) << described << log();
   ASSERT_TRUE(waitUntil([&] { return notify_->stored().size() == 1; }, seconds(10)))
@@ -886,7 +889,8 @@ void Daemon::readsOnThroughAKillOfTheService(bool pinned) {
     GTEST_SKIP() << "needs root and /dev/fuse";
   const json agent = lazyAgentConfig();
   std::string digest;
-  publishHeldInPlace(agent, pinned, digest);
+  publishHeldInPlace(
+      agent, [&] { putLazySite(pinned); }, digest);
   if (HasFatalFailure())
     return;
   const fs::path mounts = imageDir(digest) / "rootfs-mounts.json";
@@ -977,20 +981,11 @@ TEST_F(Daemon, ABrokenSidecarDoesNotKeepTheRouteFromALayerReadInPlaceAfterAResta
   const json site = {{"properties", {{"siteConfig", {{"linuxFxVersion", "SITECONTAINERS"}}}}},
                      {"sitecontainers", json::array({container("web", "test/estargz:v1", true),
                                                      container("logs", "test/docker:v1", false)})}};
-  // Kept read in place, as publishHeldInPlace does: the layer's first fetch is corrupted.
-  stack().setFaults(proxy, json::array({{{"match", "/blobs/"},
-                                         {"range_from", 0},
-                                         {"times", 1},
-                                         {"action", "corrupt_at"},
-                                         {"at", 100}}}));
-  putSite("lazy", site);
-  start(agent);
-  const std::string digest = stack().image("test/estargz:v1")["digest"];
-  ASSERT_TRUE(waitForPublished("lazy", digest)) << siteState("lazy") << log();
-  const json described = json::parse(readFile(imageDir(digest) / "rootfs-mounts.json"));
-  ASSERT_TRUE(described["layers"][0].value("inPlace", false)) << described << log();
-  ASSERT_TRUE(waitUntil([&] { return notify_->stored().size() == 1; }, seconds(10)))
-      << notify_->all();
+  std::string digest;
+  publishHeldInPlace(
+      agent, [&] { putSite("lazy", site); }, digest);
+  if (HasFatalFailure())
+    return;
   ASSERT_TRUE(waitUntil(
       [&] { return log().find("the background fill failed") != std::string::npos; }, seconds(20)))
       << log();
@@ -1040,7 +1035,8 @@ TEST_F(Daemon, AnImageReadInPlaceFromMountsARestartLostIsPublishedAgainAtStart) 
   json agent = lazyAgentConfig();
   agent["refreshOnStart"] = false;
   std::string digest;
-  publishHeldInPlace(agent, true, digest);
+  publishHeldInPlace(
+      agent, [&] { putLazySite(true); }, digest);
   if (HasFatalFailure())
     return;
   const fs::path mounts = imageDir(digest) / "rootfs-mounts.json";
