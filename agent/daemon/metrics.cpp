@@ -112,6 +112,10 @@ Metrics::Metrics()
                                 "Of those reads, the ones that failed (EIO: a chunk that could "
                                 "not be fetched or did not verify).")
                             .Add({})),
+      lazy_files_pushed_(counter(*registry_, "pullagent_lazy_files_pushed_total",
+                                 "Small files of layers read in place put in the page cache "
+                                 "after a listing showed them, before anyone read them.")
+                             .Add({})),
       lazy_promotions_(counter(*registry_, "pullagent_lazy_promotions_total",
                                "Images switched from layers read in place to ordinary snapshots.")
                            .Add({})),
@@ -242,6 +246,7 @@ void Metrics::lazyPulling(const puller::LazyLayerHost::Totals& totals) {
   add(lazy_bytes_.Add({{"kind", "filled"}}), totals.bytes_filled, lazy_seen_.bytes_filled);
   add(lazy_reads_, totals.reads, lazy_seen_.reads);
   add(lazy_read_errors_, totals.read_errors, lazy_seen_.read_errors);
+  add(lazy_files_pushed_, totals.files_pushed, lazy_seen_.files_pushed);
   add(lazy_promotions_, totals.promotions, lazy_seen_.promotions);
   std::vector<double> new_reads(totals.read_seconds.size());
   bool any = false;

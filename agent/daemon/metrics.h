@@ -101,6 +101,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& lazy_bytes_;
   prometheus::Counter& lazy_reads_;
   prometheus::Counter& lazy_read_errors_;
+  prometheus::Counter& lazy_files_pushed_;
   prometheus::Counter& lazy_promotions_;
   prometheus::Histogram& lazy_read_seconds_;
   std::mutex lazy_mutex_;

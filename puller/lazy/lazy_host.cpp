@@ -435,6 +435,7 @@ void LazyLayerHost::Totals::addReads(const estargz::LazyMount::Stats& mount) {
   for (size_t i = 0; i < read_seconds.size(); ++i)
     read_seconds[i] += mount.read_seconds[i];
   read_seconds_sum += mount.read_seconds_sum;
+  files_pushed += mount.pushed.files;
 }
 
 LazyLayerHost::Totals LazyLayerHost::totals() const {

@@ -146,6 +146,7 @@ class LazyLayerHost {
     int64_t bytes_filled = 0;     // fetched by the background fill
     int64_t reads = 0;            // reads through the mounts
     int64_t read_errors = 0;      // of which failed (EIO)
+    int64_t files_pushed = 0;     // put in the page cache before they were read
     int64_t promotions = 0;       // bundles switched to snapshots
     // How long those reads took: reads per bucket of estargz::LazyMount::kReadSecondsBounds.
     estargz::LazyMount::ReadSecondsBuckets read_seconds{};

@@ -596,6 +596,15 @@ void LazyLayer::setFetch(RangeFetch fetch) {
   fetch_ = std::move(fetch);
 }
 
+bool LazyLayer::holds(const Entry& entry) const {
+  std::lock_guard lock(mutex_);
+  for (const Chunk& chunk : entry.chunks) {
+    if (!heldLocked(chunk.offset, memberEnd(chunk.offset)))
+      return false;
+  }
+  return true;
+}
+
 bool LazyLayer::complete() const {
   std::lock_guard lock(mutex_);
   return heldLocked(0, static_cast<uint64_t>(layer_.size));

@@ -82,6 +82,8 @@ class LazyLayer {
   void setFetch(RangeFetch fetch);
   // Whether the copy holds every byte of the blob.
   bool complete() const;
+  // Whether it holds every chunk of the regular file `entry`: reading it needs no request.
+  bool holds(const Entry& entry) const;
   // The held copy of the whole blob, in order, in pieces to `sink` (kInternal unless
   // complete()). Unverified: the caller hashes it (an Ingest of the content store does).
   Status readBlob(const std::function<Status(std::string_view)>& sink) const;

@@ -33,6 +33,9 @@ constexpr const char* kConnections = "/sys/fs/fuse/connections";
 constexpr double kForGood = 86400;
 // An inode number readdir(3) shows for a directory it cannot name (libfuse's FUSE_UNKNOWN_INO).
 constexpr ino_t kUnknownIno = 0xffffffff;
+// The kernel's readahead for the mount (its bdi's read_ahead_kb; 128 KiB unless set): a big
+// file read through costs a READ round trip per window.
+constexpr const char* kReadAheadKiB = "1024";
 
 }  // namespace
 
@@ -100,6 +103,10 @@ struct LazyMount::Served {
       conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
       mount.no_open_ = true;
     }
+    // Every listing with its names' attributes and nodes (readdirplus), not only a directory's
+    // first page: the kernel then needs no LOOKUP for a name it listed, and has the inode a
+    // push of its bytes needs (PagePusher).
+    conn->want &= ~static_cast<unsigned>(FUSE_CAP_READDIRPLUS_AUTO);
     // Directories too (listings name the node, not an open handle); the kernel then keeps each
     // listing in its page cache, as the layer never changes.
     if ((conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0) {
@@ -196,6 +203,7 @@ struct LazyMount::Served {
       return;
     }
     ++mount.reads_;
+    mount.pusher_.read(*index);
     static const SystemClock clock;
     const Context ctx{&clock, mount.stop_.get_token(), clock.now() + mount.options_.read_timeout};
     const auto started = std::chrono::steady_clock::now();
@@ -216,7 +224,7 @@ struct LazyMount::Served {
   // many entries as fit in `size` bytes. With readdirplus each name comes with its attributes
   // and node: walking a directory of many files costs no lookup per file.
   static void list(fuse_req_t req, fuse_ino_t at, size_t size, off_t offset, bool plus) {
-    const LazyMount& mount = self(req);
+    LazyMount& mount = self(req);
     auto index = directory(req, at);
     if (!index)
       return;
@@ -230,6 +238,7 @@ struct LazyMount::Served {
     }
     std::string buffer(size, '\0');
     size_t used = 0;
+    std::vector<size_t> shown;  // nodes the kernel makes inodes for (readdirplus)
     for (size_t i = offset < 0 ? names.size() : static_cast<size_t>(offset); i < names.size();
          ++i) {
       const std::string name(names[i].first);
@@ -257,8 +266,12 @@ struct LazyMount::Served {
       if (needed > size - used)
         break;
       used += needed;
+      if (plus && names[i].second)
+        shown.push_back(*names[i].second);
     }
     fuse_reply_buf(req, buffer.data(), used);
+    if (!shown.empty())
+      mount.pusher_.listed(shown);
   }
 
   static void getxattr(fuse_req_t req, fuse_ino_t at, const char* name, size_t size) {
@@ -328,6 +341,11 @@ struct LazyMount::Served {
     }
   }
 
+  static void forgotten(LazyMount& mount, fuse_ino_t at) {
+    if (auto index = node(mount, at); index && *index != kTop)
+      mount.pusher_.forgotten(*index);
+  }
+
   static fuse_lowlevel_ops operations() {
     fuse_lowlevel_ops ops{};
     ops.init = init;
@@ -358,6 +376,16 @@ struct LazyMount::Served {
                          fuse_file_info* /*fi*/) {
       guarded(req, [&] { list(req, at, size, offset, true); });
     };
+    // The kernel let go of inodes, and their pages: a later listing pushes them again.
+    ops.forget = [](fuse_req_t req, fuse_ino_t at, uint64_t /*lookups*/) {
+      forgotten(self(req), at);
+      fuse_reply_none(req);
+    };
+    ops.forget_multi = [](fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+      for (size_t i = 0; i < count; ++i)
+        forgotten(self(req), forgets[i].ino);
+      fuse_reply_none(req);
+    };
     ops.getxattr = [](fuse_req_t req, fuse_ino_t at, const char* name, size_t size) {
       guarded(req, [&] { getxattr(req, at, name, size); });
     };
@@ -378,11 +406,14 @@ void LazyMount::countRead(std::chrono::steady_clock::duration took) {
 }
 
 LazyMount::Stats LazyMount::stats() const {
-  Stats stats{reads_.load(), read_errors_.load(), {}, 0};
+  Stats stats;
+  stats.reads = reads_.load();
+  stats.read_errors = read_errors_.load();
   for (size_t i = 0; i < read_seconds_.size(); ++i)
     stats.read_seconds[i] = read_seconds_[i].load();
   stats.read_seconds_sum = static_cast<double>(read_micros_.load()) / 1e6;
   stats.xattr_requests = xattr_requests_.load();
+  stats.pushed = pusher_.stats();
   return stats;
 }
 
@@ -390,7 +421,10 @@ LazyMount::LazyMount(LazyLayer& layer, std::filesystem::path mountpoint, Options
     : layer_(layer),
       tree_(layer.toc()),
       mountpoint_(std::move(mountpoint)),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      pusher_(
+          layer, tree_, [this](size_t index) { return Served::ino(*this, index); }, options_.name,
+          options_.read_timeout) {}
 
 Result<std::unique_ptr<LazyMount>> LazyMount::mount(LazyLayer& layer,
                                                     const std::filesystem::path& mountpoint,
@@ -419,6 +453,7 @@ Result<std::unique_ptr<LazyMount>> LazyMount::mount(LazyLayer& layer,
   // once the servers serve, which answers the stat after INIT). Without it, a mount something
   // still holds at unmount could never be ended: no mount then.
   RETURN_IF_ERROR(mounted->openAbortFile());
+  mounted->setReadAhead();
   std::lock_guard lock(mounted->init_mutex_);
   if (mounted->init_request_.empty()) {
     return makeError(ErrorCode::kInternal,
@@ -499,6 +534,7 @@ Status LazyMount::serve(const std::string& init_request) {
     buf.mem = init_request_.data();
     fuse_session_process_buf(session_, &buf);
   }
+  pusher_.start(session_);
   serving_ = kServers;
   for (int i = 0; i < kServers; ++i) {
     servers_.emplace_back([this] {
@@ -574,6 +610,20 @@ Status LazyMount::openAbortFile() {
   return {};
 }
 
+void LazyMount::setReadAhead() const {
+  // The mount's own bdi, named by its device number. Best effort: without it, reads go on with
+  // the kernel's default window.
+  struct stat at {};
+  if (::stat(mountpoint_.c_str(), &at) != 0)
+    return;
+  const std::string path = "/sys/class/bdi/" + std::to_string(major(at.st_dev)) + ":" +
+                           std::to_string(minor(at.st_dev)) + "/read_ahead_kb";
+  const UniqueFd file(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  const auto length = static_cast<ssize_t>(std::strlen(kReadAheadKiB));
+  if (!file.valid() || ::write(file.get(), kReadAheadKiB, std::strlen(kReadAheadKiB)) != length)
+    spdlog::debug("{}: could not set {}: {}", options_.name, path, std::strerror(errno));
+}
+
 int LazyMount::libfuseVersion() {
   return fuse_version();
 }
@@ -603,6 +653,7 @@ void LazyMount::stopServers() {
   for (auto& server : servers_)
     server.join();
   servers_.clear();
+  pusher_.stop();
 }
 
 void LazyMount::beginRelease() {

@@ -15,6 +15,7 @@
 #include "base/unique_fd.h"
 #include "puller/lazy/layer_tree.h"
 #include "puller/lazy/lazy_layer.h"
+#include "puller/lazy/page_pusher.h"
 
 struct fuse_session;
 
@@ -105,6 +106,7 @@ class LazyMount {
     ReadSecondsBuckets read_seconds{};  // reads per bucket (not cumulative)
     double read_seconds_sum = 0;
     int64_t xattr_requests = 0;  // getxattr the kernel asked this server
+    PagePusher::Stats pushed;    // files put in the page cache before they were read
   };
   Stats stats() const;
 
@@ -119,6 +121,7 @@ class LazyMount {
   void serveLoop();
   // The connection's abort file (fusectl): connection_, or the mountpoint's device number.
   Status openAbortFile();
+  void setReadAhead() const;  // the kernel's readahead for the mount: kReadAheadKiB
   void stopServers();
 
   static constexpr int kServers = 8;
@@ -142,6 +145,7 @@ class LazyMount {
   bool released_ = false;           // the mount is left to the next server
   std::chrono::milliseconds unmount_wait_{2000};
   std::vector<std::thread> servers_;
+  PagePusher pusher_;            // the small files listings show, into the page cache
   std::atomic<int> serving_{0};  // servers not stopped yet
   std::stop_source stop_;
   std::atomic<int64_t> reads_{0};

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -241,6 +242,49 @@ TEST_F(LazyMountTest, AChunkThatCannotBeFetchedIsAnErrorOnThatReadOnly) {
   EXPECT_EQ(readFile(mountpoint() / "etc/hosts"), "127.0.0.1 localhost\n");
   EXPECT_EQ(readErrno(mountpoint() / "bin/big"), EIO);
   EXPECT_GE(mount_->stats().read_errors, 1);
+}
+
+// Lists a directory of the mount, as a walk would (readdirplus: the kernel makes its inodes).
+std::set<std::string> listNames(const std::filesystem::path& dir) {
+  std::set<std::string> names;
+  for (const auto& item : std::filesystem::directory_iterator(dir))
+    names.insert(item.path().filename().string());
+  return names;
+}
+
+// Polls `done` for up to 10 s (a push happens on the server's own thread).
+bool eventually(const std::function<bool()>& done) {
+  for (int i = 0; i < 1000 && !done(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return done();
+}
+
+TEST_F(LazyMountTest, ListedFilesTheLayerHoldsAreInThePageCacheBeforeTheyAreRead) {
+  ASSERT_TRUE(layer_->fill(clock_.context()).ok());  // every byte held
+  const int requests = requests_.load();
+  EXPECT_EQ(listNames(mountpoint() / "bin"), (std::set<std::string>{"big", "big2", "sh"}));
+  EXPECT_EQ(listNames(mountpoint() / "etc"), (std::set<std::string>{"hosts"}));
+  // bin/big and its hardlink bin/big2 are one node: pushed once, with etc/hosts.
+  ASSERT_TRUE(eventually([&] { return mount_->stats().pushed.files == 2; }))
+      << mount_->stats().pushed.files;
+  EXPECT_EQ(readFile(mountpoint() / "bin/big"), EstargzSample::big());
+  EXPECT_EQ(readFile(mountpoint() / "bin/big2"), EstargzSample::big());
+  EXPECT_EQ(readFile(mountpoint() / "etc/hosts"), "127.0.0.1 localhost\n");
+  const auto stats = mount_->stats();
+  EXPECT_EQ(stats.reads, 0);  // no READ reached the server: the kernel had the pages
+  EXPECT_EQ(stats.pushed.bytes, 2500 + 20);
+  EXPECT_EQ(stats.pushed.missed, 0);
+  EXPECT_EQ(requests_.load(), requests);
+}
+
+TEST_F(LazyMountTest, AListedFileTheLayerDoesNotHoldIsLeftForItsReadNotFetched) {
+  const int requests = requests_.load();  // the TOC's
+  EXPECT_EQ(listNames(mountpoint() / "bin"), (std::set<std::string>{"big", "big2", "sh"}));
+  ASSERT_TRUE(eventually([&] { return mount_->stats().pushed.skipped >= 1; }));
+  EXPECT_EQ(requests_.load(), requests);  // a listing costs the registry nothing
+  EXPECT_EQ(mount_->stats().pushed.files, 0);
+  EXPECT_EQ(readFile(mountpoint() / "bin/big"), EstargzSample::big());
+  EXPECT_GT(mount_->stats().reads, 0);
 }
 
 TEST_F(LazyMountTest, AMountStillHeldIsEndedAtUnmountNotWaitedFor) {
