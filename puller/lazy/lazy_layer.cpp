@@ -472,7 +472,8 @@ Result<std::string> LazyLayer::inflateChunk(const Chunk& chunk) const {
 }
 
 Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& chunk,
-                                                                 const Context& ctx) {
+                                                                 const Context& ctx,
+                                                                 bool held_only) {
   const auto key = std::make_pair(chunk.offset, chunk.inner_offset);
   {
     std::lock_guard lock(mutex_);
@@ -493,7 +494,14 @@ Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& ch
   const uint64_t end = memberEnd(chunk.offset);
   // Bytes held from before are checked like fetched ones; wrong ones are fetched once more.
   for (int attempt = 0;; ++attempt) {
-    RETURN_IF_ERROR(ensure(chunk.offset, end, ctx));
+    if (held_only) {
+      std::lock_guard lock(mutex_);
+      if (!heldLocked(chunk.offset, end))
+        return makeError(ErrorCode::kUnavailable,
+                         "the chunk at " + std::to_string(chunk.offset) + " is not held");
+    } else {
+      RETURN_IF_ERROR(ensure(chunk.offset, end, ctx));
+    }
     auto bytes = inflateChunk(chunk);
     const bool verified = bytes && Sha256::of(*bytes) == chunk.digest;
     {
@@ -515,7 +523,7 @@ Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& ch
       }
       ++stats_.chunk_failures;
     }
-    if (attempt == 1) {
+    if (attempt == 1 || held_only) {
       return makeError(ErrorCode::kDigestMismatch,
                        "eStargz layer " + layer_.digest.str() + ": the chunk at " +
                            std::to_string(chunk.offset) + " does not match its chunkDigest" +
@@ -529,6 +537,15 @@ Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& ch
 
 Result<std::string> LazyLayer::read(const Entry& entry, uint64_t offset, uint64_t length,
                                     const Context& ctx) {
+  return readChunks(entry, offset, length, ctx, false);
+}
+
+Result<std::string> LazyLayer::readHeld(const Entry& entry) {
+  return readChunks(entry, 0, entry.size, Context{}, true);  // no network: nothing to wait for
+}
+
+Result<std::string> LazyLayer::readChunks(const Entry& entry, uint64_t offset, uint64_t length,
+                                          const Context& ctx, bool held_only) {
   if (entry.type != EntryType::kRegular)
     return makeError(ErrorCode::kInvalidArgument, "not a regular file");
   if (offset >= entry.size || length == 0)
@@ -541,7 +558,8 @@ Result<std::string> LazyLayer::read(const Entry& entry, uint64_t offset, uint64_
       entry.chunks.begin(), entry.chunks.end(), offset,
       [](uint64_t at, const Chunk& chunk) { return at < chunk.file_offset + chunk.size; });
   for (; it != entry.chunks.end() && it->file_offset < end; ++it) {
-    ASSIGN_OR_RETURN(auto bytes, chunkBytes(*it, ctx));
+    RETURN_IF_ERROR(ctx.check());  // a file of many chunks stops when its reader does
+    ASSIGN_OR_RETURN(auto bytes, chunkBytes(*it, ctx, held_only));
     const uint64_t from = std::max(offset, it->file_offset) - it->file_offset;
     const uint64_t to = std::min(end, it->file_offset + it->size) - it->file_offset;
     out.append(*bytes, from, to - from);
@@ -594,15 +612,6 @@ Status LazyLayer::fill(const Context& ctx, uint64_t piece, const std::function<S
 void LazyLayer::setFetch(RangeFetch fetch) {
   std::lock_guard lock(mutex_);
   fetch_ = std::move(fetch);
-}
-
-bool LazyLayer::holds(const Entry& entry) const {
-  std::lock_guard lock(mutex_);
-  for (const Chunk& chunk : entry.chunks) {
-    if (!heldLocked(chunk.offset, memberEnd(chunk.offset)))
-      return false;
-  }
-  return true;
 }
 
 bool LazyLayer::complete() const {

@@ -62,6 +62,10 @@ class LazyLayer {
   // Up to `length` bytes of the regular file `entry` from `offset` (fewer at its end).
   Result<std::string> read(const Entry& entry, uint64_t offset, uint64_t length,
                            const Context& ctx);
+  // The whole file from held bytes alone, verified like read(), or an error: kUnavailable when
+  // a chunk is not held, kDigestMismatch when held bytes fail (left as they are: a read() then
+  // fetches them again). Never a request to the registry.
+  Result<std::string> readHeld(const Entry& entry);
 
   // The prioritized files (before the prefetch landmark), in one request. Nothing without a
   // landmark.
@@ -82,8 +86,6 @@ class LazyLayer {
   void setFetch(RangeFetch fetch);
   // Whether the copy holds every byte of the blob.
   bool complete() const;
-  // Whether it holds every chunk of the regular file `entry`: reading it needs no request.
-  bool holds(const Entry& entry) const;
   // The held copy of the whole blob, in order, in pieces to `sink` (kInternal unless
   // complete()). Unverified: the caller hashes it (an Ingest of the content store does).
   Status readBlob(const std::function<Status(std::string_view)>& sink) const;
@@ -142,7 +144,11 @@ class LazyLayer {
   void addHeldLocked(uint64_t begin, uint64_t end);
   void recordHeldLocked(uint64_t begin, uint64_t end);  // held, and written to the record
   Status holdTocMember(const std::string& member);      // the verified TOC, held in the copy
-  Result<std::shared_ptr<const std::string>> chunkBytes(const Chunk& chunk, const Context& ctx);
+  // A verified chunk: from memory, held bytes, or fetched (unless `held_only`).
+  Result<std::shared_ptr<const std::string>> chunkBytes(const Chunk& chunk, const Context& ctx,
+                                                        bool held_only = false);
+  Result<std::string> readChunks(const Entry& entry, uint64_t offset, uint64_t length,
+                                 const Context& ctx, bool held_only);
   Result<std::string> inflateChunk(const Chunk& chunk) const;
 
   Descriptor layer_;

@@ -423,8 +423,8 @@ LazyMount::LazyMount(LazyLayer& layer, std::filesystem::path mountpoint, Options
       mountpoint_(std::move(mountpoint)),
       options_(std::move(options)),
       pusher_(
-          layer, tree_, [this](size_t index) { return Served::ino(*this, index); }, options_.name,
-          options_.read_timeout) {}
+          layer, tree_, [this](size_t index) { return Served::ino(*this, index); }, options_.name) {
+}
 
 Result<std::unique_ptr<LazyMount>> LazyMount::mount(LazyLayer& layer,
                                                     const std::filesystem::path& mountpoint,
@@ -611,13 +611,12 @@ Status LazyMount::openAbortFile() {
 }
 
 void LazyMount::setReadAhead() const {
-  // The mount's own bdi, named by its device number. Best effort: without it, reads go on with
-  // the kernel's default window.
-  struct stat at {};
-  if (::stat(mountpoint_.c_str(), &at) != 0)
+  // The connection's own bdi: a FUSE mount's is named "0:<its device minor>", the number its
+  // abort file was found by (no second look at the mountpoint, which could be another mount by
+  // then). Best effort: without it, reads go on with the kernel's default window.
+  if (connection_ == 0)
     return;
-  const std::string path = "/sys/class/bdi/" + std::to_string(major(at.st_dev)) + ":" +
-                           std::to_string(minor(at.st_dev)) + "/read_ahead_kb";
+  const std::string path = "/sys/class/bdi/0:" + std::to_string(connection_) + "/read_ahead_kb";
   const UniqueFd file(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
   const auto length = static_cast<ssize_t>(std::strlen(kReadAheadKiB));
   if (!file.valid() || ::write(file.get(), kReadAheadKiB, std::strlen(kReadAheadKiB)) != length)
@@ -645,22 +644,25 @@ void LazyMount::beginUnmount() {
   ::umount2(mountpoint_.c_str(), MNT_DETACH);
 }
 
-void LazyMount::stopServers() {
+void LazyMount::wakeServers() {
   if (wake_.valid()) {
     const uint64_t one = 1;
     (void)::write(wake_.get(), &one, sizeof one);
   }
+}
+
+void LazyMount::stopServers() {
+  // The pusher first, while the servers serve: a push waits for the kernel's lock on a file's
+  // pages, which a READ of them holds until a server answers it.
+  pusher_.stop();
+  wakeServers();
   for (auto& server : servers_)
     server.join();
   servers_.clear();
-  pusher_.stop();
 }
 
 void LazyMount::beginRelease() {
-  if (wake_.valid()) {
-    const uint64_t one = 1;
-    (void)::write(wake_.get(), &one, sizeof one);
-  }
+  pusher_.beginStop([this] { wakeServers(); });  // the servers once the pusher stopped
 }
 
 void LazyMount::release(std::chrono::steady_clock::time_point give_up) {

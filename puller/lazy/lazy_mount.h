@@ -123,6 +123,7 @@ class LazyMount {
   Status openAbortFile();
   void setReadAhead() const;  // the kernel's readahead for the mount: kReadAheadKiB
   void stopServers();
+  void wakeServers();  // they stop once they answered what they read
 
   static constexpr int kServers = 8;
   LazyLayer& layer_;

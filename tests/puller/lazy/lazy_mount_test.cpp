@@ -184,6 +184,12 @@ TEST_F(LazyMountTest, TheLayersFilesReadThroughTheMountAsTheyAre) {
     EXPECT_EQ(errno, ENOTSUP) << path;
   }
   EXPECT_EQ(xattrRequests(), 1);
+  // The kernel reads ahead 1 MiB on this mount (128 KiB by default).
+  std::ifstream read_ahead("/sys/class/bdi/0:" + std::to_string(mount_->connection()) +
+                           "/read_ahead_kb");
+  std::string kib;
+  EXPECT_TRUE(std::getline(read_ahead, kib));
+  EXPECT_EQ(kib, "1024");
   struct stat big {};
   struct stat big2 {};
   ASSERT_EQ(::stat((mountpoint() / "bin/big").c_str(), &big), 0);
@@ -277,6 +283,28 @@ TEST_F(LazyMountTest, ListedFilesTheLayerHoldsAreInThePageCacheBeforeTheyAreRead
   EXPECT_EQ(requests_.load(), requests);
 }
 
+// Held bytes that fail their digest are not pushed and not fetched again by the push: the
+// file's own read fetches them again, as it would without the push.
+TEST_F(LazyMountTest, AListedFileWhoseHeldBytesFailIsLeftForItsRead) {
+  ASSERT_TRUE(layer_->fill(clock_.context()).ok());
+  const Entry* hosts = layer_->find("etc/hosts");
+  ASSERT_NE(hosts, nullptr);
+  {
+    const UniqueFd blob(::open((dir_.path() / "cache/blob").c_str(), O_WRONLY | O_CLOEXEC));
+    ASSERT_TRUE(blob.valid());
+    const char wrong = 'x';
+    ASSERT_EQ(::pwrite(blob.get(), &wrong, 1, static_cast<off_t>(hosts->chunks[0].offset + 12)), 1);
+  }
+  const int requests = requests_.load();
+  EXPECT_EQ(listNames(mountpoint() / "etc"), (std::set<std::string>{"hosts"}));
+  ASSERT_TRUE(eventually([&] { return mount_->stats().pushed.skipped == 1; }));
+  EXPECT_EQ(mount_->stats().pushed.files, 0);
+  EXPECT_EQ(requests_.load(), requests);
+  EXPECT_EQ(readFile(mountpoint() / "etc/hosts"), "127.0.0.1 localhost\n");
+  EXPECT_EQ(requests_.load(), requests + 1);  // the read fetched the member again
+  EXPECT_EQ(mount_->stats().reads, 1);
+}
+
 TEST_F(LazyMountTest, AListedFileTheLayerDoesNotHoldIsLeftForItsReadNotFetched) {
   const int requests = requests_.load();  // the TOC's
   EXPECT_EQ(listNames(mountpoint() / "bin"), (std::set<std::string>{"big", "big2", "sh"}));
@@ -307,6 +335,8 @@ TEST_F(LazyMountTest, AReleasedMountIsServedByTheNextServerAndReadersWaitMeanwhi
   const dev_t device = deviceOf(mountpoint());
   const int opened = ::open((mountpoint() / "bin/big").c_str(), O_RDONLY);
   ASSERT_GE(opened, 0);
+  ASSERT_TRUE(layer_->fill(clock_.context()).ok());
+  listNames(mountpoint() / "bin");  // its push stops with the release, done or not
   mount_->release();
   mount_.reset();                             // not unmounted
   layer_.reset();                             // the next server opens the cache
