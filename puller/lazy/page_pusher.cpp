@@ -177,8 +177,12 @@ void PagePusher::push(size_t node) {
 void PagePusher::store(size_t node, std::string bytes, int attempt) {
   if (state_[node].load() != kInKernel)
     return;  // forgotten meanwhile
-  fuse_bufvec data = FUSE_BUFVEC_INIT(bytes.size());
+  // FUSE_BUFVEC_INIT spelled out (a compound literal, which is not C++).
+  fuse_bufvec data{};
+  data.count = 1;
+  data.buf[0].size = bytes.size();
   data.buf[0].mem = bytes.data();
+  data.buf[0].fd = -1;
   const int stored = fuse_lowlevel_notify_store(session_, ino_(node), 0, &data,
                                                 static_cast<fuse_buf_copy_flags>(0));
   if (stored == 0) {
