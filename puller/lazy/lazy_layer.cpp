@@ -492,6 +492,14 @@ Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& ch
                          std::to_string(chunk.inner_offset) + " is over the bound");
   }
   const uint64_t end = memberEnd(chunk.offset);
+  // Bounded before it is read from the copy too, held or not: the member runs to the next
+  // one the TOC names, which may be gigabytes away.
+  if (end - chunk.offset > static_cast<uint64_t>(kMaxMemberBytes)) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     "eStargz layer " + layer_.digest.str() + ": a gzip member of " +
+                         std::to_string(end - chunk.offset) + " bytes at " +
+                         std::to_string(chunk.offset) + " is over the bound");
+  }
   // Bytes held from before are checked like fetched ones; wrong ones are fetched once more.
   for (int attempt = 0;; ++attempt) {
     if (held_only) {
@@ -509,7 +517,9 @@ Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& ch
       ++stats_.chunks_verified;
       if (verified) {
         auto shared = std::make_shared<const std::string>(std::move(bytes.value()));
-        if (lru_index_.count(key) == 0) {  // another reader may have verified it meanwhile
+        // Not kept for a held-only read (a push): the kernel has those bytes in its page cache
+        // now, and readers of big files need the room.
+        if (!held_only && lru_index_.count(key) == 0) {  // another reader may have verified it
           lru_.emplace_front(key, shared);
           lru_index_.emplace(key, lru_.begin());
           lru_bytes_ += static_cast<int64_t>(shared->size());
@@ -558,7 +568,6 @@ Result<std::string> LazyLayer::readChunks(const Entry& entry, uint64_t offset, u
       entry.chunks.begin(), entry.chunks.end(), offset,
       [](uint64_t at, const Chunk& chunk) { return at < chunk.file_offset + chunk.size; });
   for (; it != entry.chunks.end() && it->file_offset < end; ++it) {
-    RETURN_IF_ERROR(ctx.check());  // a file of many chunks stops when its reader does
     ASSIGN_OR_RETURN(auto bytes, chunkBytes(*it, ctx, held_only));
     const uint64_t from = std::max(offset, it->file_offset) - it->file_offset;
     const uint64_t to = std::min(end, it->file_offset + it->size) - it->file_offset;

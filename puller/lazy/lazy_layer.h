@@ -66,6 +66,8 @@ class LazyLayer {
   // a chunk is not held, kDigestMismatch when held bytes fail (left as they are: a read() then
   // fetches them again). Never a request to the registry.
   Result<std::string> readHeld(const Entry& entry);
+  // The compressed bytes a chunk's read takes: its gzip member, from the chunk's offset.
+  uint64_t memberBytes(const Chunk& chunk) const { return memberEnd(chunk.offset) - chunk.offset; }
 
   // The prioritized files (before the prefetch landmark), in one request. Nothing without a
   // landmark.

@@ -64,7 +64,14 @@ void PagePusher::beginStop(std::function<void()> then) {
     queue_.clear();
     retries_.clear();
     if (alive_) {
-      then_ = std::move(then);
+      // Every caller's, in order: each waits for the same stop.
+      if (then_ && then)
+        then_ = [first = std::move(then_), second = std::move(then)] {
+          first();
+          second();
+        };
+      else if (then)
+        then_ = std::move(then);
       then = nullptr;
     }
   }
@@ -92,13 +99,18 @@ bool PagePusher::worthPushing(size_t node) const {
     return false;
   // What its chunks inflate before they reach their bytes counts too: a TOC may place a small
   // file's chunk deep inside a big member.
+  // And what is read from the copy: a member runs to the next one the TOC names.
   uint64_t inflated = 0;
+  uint64_t compressed = 0;
   for (const Chunk& chunk : found.entry->chunks) {
-    if (chunk.inner_offset > kMaxInflateBytes || chunk.size > kMaxInflateBytes)
+    const uint64_t member = layer_.memberBytes(chunk);
+    if (chunk.inner_offset > kMaxInflateBytes || chunk.size > kMaxInflateBytes ||
+        member > kMaxInflateBytes)
       return false;
     inflated += chunk.inner_offset + chunk.size;
+    compressed += member;
   }
-  return inflated <= kMaxInflateBytes;
+  return inflated <= kMaxInflateBytes && compressed <= kMaxInflateBytes;
 }
 
 void PagePusher::listed(const std::vector<size_t>& nodes) noexcept {
@@ -149,10 +161,18 @@ void PagePusher::run(const std::stop_token& stop) {
         }
       }
     }
-    if (retry)
-      store(retry->node, std::move(retry->bytes), retry->attempt);
-    else
-      push(*node);
+    const size_t at = retry ? retry->node : *node;
+    try {
+      if (retry)
+        store(at, std::move(retry->bytes), retry->attempt);
+      else
+        push(at);
+    } catch (...) {
+      // Not pushed (no exception may end the thread, and the process with it): read the
+      // ordinary way.
+      state_[at].store(kNone);
+      ++skipped_;
+    }
   }
 }
 

@@ -30,8 +30,9 @@ namespace pullagent::puller::estargz {
 // a walk reads next, and by the time the lister runs again the kernel has the listed files'
 // inodes (readdirplus makes them), which a push needs.
 //
-// What is pushed: only regular files of at most kMaxFileBytes, cheap to inflate (kMaxChunks
-// chunks, kMaxInflateBytes inflated in all), whose chunks the layer holds already. A push never
+// What is pushed: only regular files of at most kMaxFileBytes, cheap to read (kMaxChunks
+// chunks; kMaxInflateBytes read from the copy and inflated, in all), whose chunks the layer
+// holds already. A push never
 // makes a request to the registry: held bytes are read and checked against their chunk digests
 // like every read, and a file whose held bytes fail is left to its reader's read (which fetches
 // it again) and never pushed. A file is pushed once while the kernel keeps its inode (read() and
@@ -95,7 +96,7 @@ class PagePusher {
     int attempt = 0;
     std::string bytes;
   };
-  static constexpr int kRetries = 5;  // after 1, 4, 16, 64 and 256 ms
+  static constexpr int kRetries = 6;  // after 1, 4, 16, 64, 256 and 1024 ms
 
   bool worthPushing(size_t node) const;
   void run(const std::stop_token& stop);

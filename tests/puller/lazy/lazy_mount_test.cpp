@@ -184,12 +184,15 @@ TEST_F(LazyMountTest, TheLayersFilesReadThroughTheMountAsTheyAre) {
     EXPECT_EQ(errno, ENOTSUP) << path;
   }
   EXPECT_EQ(xattrRequests(), 1);
-  // The kernel reads ahead 1 MiB on this mount (128 KiB by default).
-  std::ifstream read_ahead("/sys/class/bdi/0:" + std::to_string(mount_->connection()) +
-                           "/read_ahead_kb");
-  std::string kib;
-  EXPECT_TRUE(std::getline(read_ahead, kib));
-  EXPECT_EQ(kib, "1024");
+  // The kernel reads ahead 1 MiB on this mount (128 KiB by default), where /sys lets it.
+  const std::string read_ahead_path =
+      "/sys/class/bdi/0:" + std::to_string(mount_->connection()) + "/read_ahead_kb";
+  if (::access(read_ahead_path.c_str(), W_OK) == 0) {
+    std::ifstream read_ahead(read_ahead_path);
+    std::string kib;
+    EXPECT_TRUE(std::getline(read_ahead, kib));
+    EXPECT_EQ(kib, "1024");
+  }
   struct stat big {};
   struct stat big2 {};
   ASSERT_EQ(::stat((mountpoint() / "bin/big").c_str(), &big), 0);
