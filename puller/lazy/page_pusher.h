@@ -103,7 +103,7 @@ class PagePusher {
   void push(size_t node);
   void store(size_t node, std::string bytes, int attempt);
 
-  LayerTree const& tree_;
+  const LayerTree& tree_;
   LazyLayer& layer_;
   std::function<uint64_t(size_t)> ino_;
   std::string name_;
