@@ -2,6 +2,7 @@
 #include "puller/lazy/page_pusher.h"
 
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -35,6 +36,7 @@ void PagePusher::start(fuse_session* session) {
     then_ = nullptr;
   }
   thread_ = std::jthread([this](const std::stop_token& stop) {
+    (void)::pthread_setname_np(::pthread_self(), "lazy-pusher");  // for top and perf
     run(stop);
     std::function<void()> then;
     {
