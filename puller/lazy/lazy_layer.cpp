@@ -325,13 +325,18 @@ void LazyLayer::rewriteRecordLocked() {
     spdlog::warn("{}: the cache's record could not be rewritten", layer_.digest.str());
 }
 
-Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx, Asker asker) {
+Status LazyLayer::withinMemberBound(uint64_t begin, uint64_t end) const {
   if (end - begin > static_cast<uint64_t>(kMaxMemberBytes)) {
     return makeError(ErrorCode::kInvalidArgument, "eStargz layer " + layer_.digest.str() +
                                                       ": a gzip member of " +
                                                       std::to_string(end - begin) + " bytes at " +
                                                       std::to_string(begin) + " is over the bound");
   }
+  return {};
+}
+
+Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx, Asker asker) {
+  RETURN_IF_ERROR(withinMemberBound(begin, end));
   uint64_t generation = 0;
   std::multimap<uint64_t, uint64_t>::iterator mine;
   {
@@ -492,14 +497,9 @@ Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& ch
                          std::to_string(chunk.inner_offset) + " is over the bound");
   }
   const uint64_t end = memberEnd(chunk.offset);
-  // Bounded before it is read from the copy too, held or not: the member runs to the next
-  // one the TOC names, which may be gigabytes away.
-  if (end - chunk.offset > static_cast<uint64_t>(kMaxMemberBytes)) {
-    return makeError(ErrorCode::kInvalidArgument,
-                     "eStargz layer " + layer_.digest.str() + ": a gzip member of " +
-                         std::to_string(end - chunk.offset) + " bytes at " +
-                         std::to_string(chunk.offset) + " is over the bound");
-  }
+  // Bounded before it is read from the copy too, held or not (a held-only read fetches
+  // nothing): the member runs to the next one the TOC names, which may be gigabytes away.
+  RETURN_IF_ERROR(withinMemberBound(chunk.offset, end));
   // Bytes held from before are checked like fetched ones; wrong ones are fetched once more.
   for (int attempt = 0;; ++attempt) {
     if (held_only) {

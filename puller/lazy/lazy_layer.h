@@ -135,6 +135,9 @@ class LazyLayer {
   Status openCache();
   // The end of the gzip member that starts at `offset`: the next member's start.
   uint64_t memberEnd(uint64_t offset) const;
+  // kInvalidArgument when blob bytes [begin, end) are more than one member may be
+  // (kMaxMemberBytes): what is fetched or read from the copy in one piece.
+  Status withinMemberBound(uint64_t begin, uint64_t end) const;
   // Makes blob bytes [begin, end) present in the cache: fetched unless held; one request for
   // them however many readers wait (a fetch under way that covers them serves them all). A
   // reader's request is widened (setReaderWindow); the fill's is not.

@@ -99,9 +99,9 @@ bool PagePusher::worthPushing(size_t node) const {
   if (found.type != S_IFREG || found.entry == nullptr || found.entry->size == 0 ||
       found.entry->size > kMaxFileBytes || found.entry->chunks.size() > kMaxChunks)
     return false;
-  // What its chunks inflate before they reach their bytes counts too: a TOC may place a small
-  // file's chunk deep inside a big member.
-  // And what is read from the copy: a member runs to the next one the TOC names.
+  // What its chunks inflate before they reach their bytes counts too (a TOC may place a small
+  // file's chunk deep inside a big member), and what is read from the copy (a member runs to
+  // the next one the TOC names). Each is bounded alone first, so that the sums cannot wrap.
   uint64_t inflated = 0;
   uint64_t compressed = 0;
   for (const Chunk& chunk : found.entry->chunks) {
