@@ -580,16 +580,55 @@ bool LazyLayerHost::round() {
   return busy;
 }
 
-Status LazyLayerHost::readersQuiet(const std::string& registry, const Context& ctx) {
+Result<bool> LazyLayerHost::followReaders(const Context& ctx) {
+  // After a read-ahead failed (a registry gone, say), none for a while: the poll below would
+  // otherwise ask a dead registry every few milliseconds while its readers retry.
+  if (std::chrono::steady_clock::now() < no_read_ahead_until_)
+    return false;
+  // Only this thread removes a layer: the pointers stay valid after the lock.
+  std::vector<std::pair<std::chrono::steady_clock::time_point, estargz::LazyLayer*>> streams;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, served] : served_) {
+      if (served->lazy && served->routed && !served->retiring && !served->stored)
+        streams.emplace_back(served->lazy->streamTime(), served->lazy.get());
+    }
+  }
+  // The reader seen last first: the one a container is waiting on now.
+  std::sort(streams.begin(), streams.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (const auto& [when, lazy] : streams) {
+    if (options_.fill_turn)
+      RETURN_IF_ERROR(options_.fill_turn(ctx));
+    auto fetched = lazy->fetchAhead(ctx, options_.fill_piece, options_.reader_quiet);
+    if (!fetched) {
+      no_read_ahead_until_ = std::chrono::steady_clock::now() + kReadAheadPause;
+      return fetched.error();
+    }
+    if (*fetched)
+      return true;
+  }
+  return false;
+}
+
+Status LazyLayerHost::readersQuiet(const std::string& registry, Quiet what, const Context& ctx) {
   // Bounded: a container that keeps reading (or a registry whose chunks keep failing) slows the
   // fill to a piece a while, never stops it, nor the promotions behind it.
   const auto give_up = std::chrono::steady_clock::now() + options_.reader_quiet_most;
   while (true) {
+    // Meanwhile the fill reads ahead of a reader going through a layer in order: what it will
+    // ask for next, fetched before it asks. A fetch that fails (the registry gone, say) is the
+    // reader's to meet; the fill goes on waiting.
+    if (auto followed = followReaders(ctx); followed && *followed)
+      continue;
+    RETURN_IF_ERROR(ctx.check());
     auto latest = std::chrono::steady_clock::time_point{};
     {
       std::lock_guard lock(mutex_);
       for (const auto& [key, served] : served_) {
-        if (served->lazy && key.first.registry == registry)
+        if (served->lazy && what == Quiet::kReads)
+          latest = std::max(latest, served->lazy->lastRead());
+        else if (served->lazy && key.first.registry == registry)
           latest = std::max(latest, served->lazy->lastReaderFetch());
       }
     }
@@ -598,8 +637,9 @@ Status LazyLayerHost::readersQuiet(const std::string& registry, const Context& c
     if (quiet_at <= now || now >= give_up)
       return {};
     RETURN_IF_ERROR(ctx.check());
+    // Short: a reader going through a layer in order needs the next piece soon.
     std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-        quiet_at - now, std::chrono::milliseconds(50)));
+        quiet_at - now, std::chrono::milliseconds(5)));
   }
 }
 
@@ -612,10 +652,13 @@ Status LazyLayerHost::fillAndStore(Served& served) {
       if (!usedLocked(served))
         return makeError(ErrorCode::kCancelled, "no longer used");
     }
-    if (Status quiet = readersQuiet(served.source.registry, ctx); !quiet)
+    if (Status quiet = readersQuiet(served.source.registry, Quiet::kFetches, ctx); !quiet)
       return quiet;
     return options_.fill_turn ? options_.fill_turn(ctx) : Status{};
   }));
+  // Storing the copy writes and hashes every byte once more: not while a container reads a
+  // layer served here (its reads take the same cores). The fill goes on reading ahead of it.
+  RETURN_IF_ERROR(readersQuiet(served.source.registry, Quiet::kReads, ctx));
   const Descriptor& layer = served.layer;
   // Verified as a download is: the ingest hashes every byte. No source is recorded: the
   // ranges may have come from a mirror, which may serve any blob it cached for anyone by its

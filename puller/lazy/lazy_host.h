@@ -176,9 +176,16 @@ class LazyLayerHost {
   // stored are promoted; layers no bundle waits for are retired. False when nothing was to do.
   bool round();
   Status fillAndStore(Served& layer);
-  // Returns once no reader of a layer served here from `registry` has fetched for
-  // Options::reader_quiet, or after Options::reader_quiet_most.
-  Status readersQuiet(const std::string& registry, const Context& ctx);
+  // Returns once no reader of a layer served here from `registry` has fetched (kFetches), or no
+  // reader of any layer served here has read (kReads), for Options::reader_quiet, or after
+  // Options::reader_quiet_most; meanwhile it follows readers.
+  enum class Quiet { kFetches, kReads };
+  Status readersQuiet(const std::string& registry, Quiet what, const Context& ctx);
+  // One piece of read-ahead for the layer a reader went through in order most recently
+  // (estargz::LazyLayer::fetchAhead); false when no reader needs one.
+  Result<bool> followReaders(const Context& ctx);
+  static constexpr std::chrono::seconds kReadAheadPause{1};      // after a read-ahead failed
+  std::chrono::steady_clock::time_point no_read_ahead_until_{};  // the work thread's alone
   // False when the bundle is gone (not published, or removed since).
   Result<bool> promote(const LazyBundle& bundle);
   // Held by a pull, or by a bundle waiting for promotion (or given up on).

@@ -277,6 +277,13 @@ uint64_t LazyLayer::memberEnd(uint64_t offset) const {
   return it == member_starts_.end() ? toc_offset_ : *it;
 }
 
+uint64_t LazyLayer::memberStartBefore(uint64_t after, uint64_t at) const {
+  auto it = std::upper_bound(member_starts_.begin(), member_starts_.end(), at);
+  if (it == member_starts_.begin() || *std::prev(it) <= after)
+    return at;
+  return *std::prev(it);
+}
+
 bool LazyLayer::heldLocked(uint64_t begin, uint64_t end) const {
   auto it = held_.upper_bound(begin);
   if (it == held_.begin())
@@ -341,9 +348,12 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx, Asker
   std::multimap<uint64_t, uint64_t>::iterator mine;
   {
     std::unique_lock lock(mutex_);
+    // A fetch under way that has this range's first byte is waited for: it brings this range
+    // or its head (trimmed below once held), and the rest is asked for after it. Not waiting
+    // would fetch its part of the range a second time.
     auto covered = [&] {
       for (auto it = in_flight_.begin(); it != in_flight_.end() && it->first <= begin; ++it) {
-        if (it->second >= end)
+        if (it->second > begin)
           return true;
       }
       return false;
@@ -376,8 +386,9 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx, Asker
       // link a 4 MiB request would outlast a reader's timeout.
       window = std::min(window * ramp_,
                         std::max(window, std::min(window_max_, link_.bytesIn(kRampSeconds))));
-      uint64_t widened =
-          std::max(end, std::min(begin + window, static_cast<uint64_t>(layer_.size)));
+      uint64_t widened = std::max(
+          end,
+          memberStartBefore(end, std::min(begin + window, static_cast<uint64_t>(layer_.size))));
       if (auto next = held_.lower_bound(end); next != held_.end())
         widened = std::min(widened, std::max(end, next->first));
       if (auto next = held_.lower_bound(end);
@@ -439,6 +450,8 @@ Status LazyLayer::ensure(uint64_t begin, uint64_t end, const Context& ctx, Asker
   }
   link_.observe(end - begin, took.count());
   stats_.bytes_fetched += static_cast<int64_t>(end - begin);
+  if (asker == Asker::kFill)
+    stats_.bytes_filled += static_cast<int64_t>(end - begin);
   // A discard() meanwhile cut the copy, perhaps after these bytes were written: they are not
   // counted as held (the caller's chunk check decides about what it reads now).
   if (generation != generation_)
@@ -567,6 +580,15 @@ Result<std::string> LazyLayer::readChunks(const Entry& entry, uint64_t offset, u
   auto it = std::upper_bound(
       entry.chunks.begin(), entry.chunks.end(), offset,
       [](uint64_t at, const Chunk& chunk) { return at < chunk.file_offset + chunk.size; });
+  if (!held_only && it != entry.chunks.end()) {
+    // The members this read takes, for the fill to read ahead of a reader going on in order.
+    auto last = it;
+    while (std::next(last) != entry.chunks.end() && std::next(last)->file_offset < end)
+      ++last;
+    std::lock_guard lock(mutex_);
+    noteReadLocked(std::min(it->offset, last->offset),
+                   memberEnd(std::max(it->offset, last->offset)));
+  }
   for (; it != entry.chunks.end() && it->file_offset < end; ++it) {
     ASSIGN_OR_RETURN(auto bytes, chunkBytes(*it, ctx, held_only));
     const uint64_t from = std::max(offset, it->file_offset) - it->file_offset;
@@ -608,14 +630,83 @@ Status LazyLayer::fill(const Context& ctx, uint64_t piece, const std::function<S
     }
     if (between)
       RETURN_IF_ERROR(between());
-    const int64_t before = stats().bytes_fetched;
     RETURN_IF_ERROR(ensure(at, end, ctx, Asker::kFill));
-    {
-      std::lock_guard lock(mutex_);
-      stats_.bytes_filled += stats_.bytes_fetched - before;
-    }
     at = end;
   }
+}
+
+uint64_t LazyLayer::aheadBytesLocked() const {
+  return std::clamp<uint64_t>(link_.bytesIn(kAheadSeconds), kFillPieceBytes, kAheadMaxBytes);
+}
+
+void LazyLayer::noteReadLocked(uint64_t begin, uint64_t end) {
+  last_read_ = std::chrono::steady_clock::now();
+  const bool in_order =
+      begin + kStreamBackBytes >= stream_end_ && begin <= stream_end_ + aheadBytesLocked();
+  if (!in_order) {
+    stream_reads_ = 0;
+    stream_bytes_ = 0;
+    stream_end_ = 0;
+  }
+  // Only what it read counts, not what it skipped (files the page pusher served, say).
+  if (end > stream_end_)
+    stream_bytes_ += end - std::max(begin, stream_end_);
+  stream_end_ = std::max(stream_end_, end);
+  ++stream_reads_;
+  stream_time_ = last_read_;
+}
+
+std::chrono::steady_clock::time_point LazyLayer::lastRead() const {
+  std::lock_guard lock(mutex_);
+  return last_read_;
+}
+
+std::chrono::steady_clock::time_point LazyLayer::streamTime() const {
+  std::lock_guard lock(mutex_);
+  return stream_time_;
+}
+
+Result<bool> LazyLayer::fetchAhead(const Context& ctx, uint64_t piece,
+                                   std::chrono::steady_clock::duration fresh) {
+  const auto size = static_cast<uint64_t>(layer_.size);
+  piece = std::clamp<uint64_t>(piece, 1, static_cast<uint64_t>(kMaxMemberBytes));
+  uint64_t from = 0;
+  uint64_t to = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if ((stream_reads_ < kStreamReads && stream_bytes_ < kStreamBytes) ||
+        std::chrono::steady_clock::now() - stream_time_ > fresh) {
+      return false;
+    }
+    const uint64_t limit = std::min(size, stream_end_ + aheadBytesLocked());
+    // The first byte after the stream that is neither held nor on its way.
+    from = stream_end_;
+    for (bool moved = true; moved && from < limit;) {
+      moved = false;
+      if (auto it = held_.upper_bound(from); it != held_.begin() && std::prev(it)->second > from) {
+        from = std::prev(it)->second;
+        moved = true;
+      }
+      for (const auto& [begin, end] : in_flight_) {
+        if (begin <= from && end > from) {
+          from = end;
+          moved = true;
+        }
+      }
+    }
+    if (from >= limit)
+      return false;
+    to = std::min(from + piece, size);
+    if (auto next = held_.upper_bound(from); next != held_.end())
+      to = std::min(to, next->first);
+    for (const auto& [begin, end] : in_flight_) {
+      if (begin > from)
+        to = std::min(to, begin);
+    }
+    to = memberStartBefore(from, to);
+  }
+  RETURN_IF_ERROR(ensure(from, to, ctx, Asker::kFill));
+  return true;
 }
 
 void LazyLayer::setFetch(RangeFetch fetch) {

@@ -83,6 +83,28 @@ class LazyLayer {
   static constexpr uint64_t kFillPieceBytes = uint64_t{4} << 20;
   Status fill(const Context& ctx, uint64_t piece = kFillPieceBytes,
               const std::function<Status()>& between = {});
+  // Read-ahead for a reader going through the layer in order (a walk reading every file, a big
+  // file read through): the fill fetches the bytes just after where such a reader read, so that
+  // its next reads find them held instead of waiting a round trip each. Fetches, as the fill,
+  // the first bytes no one holds or fetches within kAheadSeconds of the link (at least `piece`,
+  // at most kAheadMaxBytes) after the reader's stream, up to `piece` (ending where a member
+  // starts). False when no reader read the layer in order within `fresh`, or nothing is missing
+  // there.
+  Result<bool> fetchAhead(const Context& ctx, uint64_t piece,
+                          std::chrono::steady_clock::duration fresh);
+  // When a reader last read this layer in order (the host follows the most recent first).
+  std::chrono::steady_clock::time_point streamTime() const;
+  // When a reader last read this layer at all (pushes and the page cache's hits aside).
+  std::chrono::steady_clock::time_point lastRead() const;
+  static constexpr double kAheadSeconds = 0.25;
+  static constexpr uint64_t kAheadMaxBytes = uint64_t{32} << 20;
+  // A reader's stream: its reads ending at most kStreamBackBytes before the last one's end and
+  // starting at most the read-ahead after it; kStreamReads of them in a row, or kStreamBytes of
+  // members read in all, make it one to read ahead of (a startup's scattered reads do not).
+  static constexpr uint64_t kStreamBackBytes = uint64_t{1} << 20;
+  static constexpr int kStreamReads = 16;
+  static constexpr uint64_t kStreamBytes = uint64_t{2} << 20;
+
   // Where later fetches go (the newest pull's registry client, credentials and route); a fetch
   // under way finishes with the one it started with.
   void setFetch(RangeFetch fetch);
@@ -135,6 +157,12 @@ class LazyLayer {
   Status openCache();
   // The end of the gzip member that starts at `offset`: the next member's start.
   uint64_t memberEnd(uint64_t offset) const;
+  // The last member start in (after, at], or `at` when there is none: a request's end moved
+  // back to where a member starts, so that what is fetched after it starts with a whole member.
+  uint64_t memberStartBefore(uint64_t after, uint64_t at) const;
+  // A reader's read of the members in blob bytes [begin, end): its stream goes on or starts.
+  void noteReadLocked(uint64_t begin, uint64_t end);
+  uint64_t aheadBytesLocked() const;
   // kInvalidArgument when blob bytes [begin, end) are more than one member may be
   // (kMaxMemberBytes): what is fetched or read from the copy in one piece.
   Status withinMemberBound(uint64_t begin, uint64_t end) const;
@@ -179,6 +207,11 @@ class LazyLayer {
   uint64_t ramp_ = 1;               // its window's multiple: doubled by reads in order
   static constexpr uint64_t kMaxRamp = 64;
   static constexpr double kRampSeconds = 5;
+  uint64_t stream_end_ = 0;    // where a reader's stream of reads in order got to
+  int stream_reads_ = 0;       // its reads
+  uint64_t stream_bytes_ = 0;  // the member bytes they read
+  std::chrono::steady_clock::time_point stream_time_{};  // its last read
+  std::chrono::steady_clock::time_point last_read_{};    // in order or not
   uint64_t window_min_ = kReaderWindowMin;
   uint64_t window_max_ = kReaderWindowMax;
   uint64_t generation_ = 0;  // discard()s so far: a fetch across one is not held

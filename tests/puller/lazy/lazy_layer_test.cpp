@@ -281,6 +281,71 @@ TEST_F(LazyLayerTest, TheFillBringsWhatReadersLeftOutAndTheCopyIsTheBlob) {
   EXPECT_TRUE(layer->complete());
 }
 
+// The fill reads ahead of a reader going through the layer in order (kStreamReads reads in a
+// row), from where its reads got to; never of a reader that stopped, nor over held bytes. (Reads
+// out of order are megabytes apart: the sample is too small to show them.)
+TEST_F(LazyLayerTest, TheFillReadsAheadOfAReaderGoingOnInOrder) {
+  auto layer = open();
+  ASSERT_NE(layer, nullptr);
+  const Entry* big = layer->find("bin/big");
+  ASSERT_NE(big, nullptr);
+  const auto fresh = std::chrono::seconds(60);
+  EXPECT_FALSE(layer->fetchAhead(clock_.context(), 1 << 20, fresh).value());  // no reader yet
+  ASSERT_TRUE(layer->read(*big, 0, 1, clock_.context()).ok());
+  const int before = requests_;
+  // Fewer reads than a stream takes (and fewer bytes): nothing is read ahead.
+  for (int i = 1; i < LazyLayer::kStreamReads - 1; ++i)
+    ASSERT_TRUE(layer->read(*big, static_cast<uint64_t>(i), 1, clock_.context()).ok());
+  EXPECT_FALSE(layer->fetchAhead(clock_.context(), 1 << 20, fresh).value());
+  EXPECT_EQ(requests_, before);
+  ASSERT_TRUE(layer->read(*big, 20, 1, clock_.context()).ok());  // the kStreamReads-th in order
+  EXPECT_EQ(requests_, before);                                  // the first chunk is held
+
+  // Stale: a reader that stopped is not read ahead of.
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_FALSE(layer->fetchAhead(clock_.context(), 1 << 20, std::chrono::milliseconds(1)).value());
+  EXPECT_EQ(requests_, before);
+
+  // Going on: one request brings what follows its first chunk, and the rest of the file is read
+  // from the copy. The bytes count as the fill's.
+  ASSERT_TRUE(layer->read(*big, 30, 1, clock_.context()).ok());
+  const int64_t held = layer->bytesHeld();
+  ASSERT_TRUE(layer->fetchAhead(clock_.context(), 1 << 20, fresh).value());
+  EXPECT_EQ(requests_, before + 1);
+  EXPECT_EQ(layer->stats().bytes_filled, layer->bytesHeld() - held);
+  EXPECT_EQ(layer->read(*big, 0, 1 << 20, clock_.context()).value(), EstargzSample::big());
+  EXPECT_EQ(requests_, before + 1);
+  // It stops at held bytes (the TOC's member); the footer after them comes next, and then
+  // nothing is left to read ahead of: no request.
+  ASSERT_TRUE(layer->fetchAhead(clock_.context(), 1 << 20, fresh).value());
+  EXPECT_EQ(layer->bytesHeld(), static_cast<int64_t>(blob_.size() - big->chunks[0].offset));
+  EXPECT_FALSE(layer->fetchAhead(clock_.context(), 1 << 20, fresh).value());
+  EXPECT_EQ(requests_, before + 2);
+}
+
+// A piece of the read-ahead ends where a member starts, so that a reader's next member is
+// fetched whole once; and a reader whose member's first bytes are on their way waits for them
+// and then asks for the rest only. No byte is fetched twice either way.
+TEST_F(LazyLayerTest, AReaderWaitsForAFetchUnderWayThatHasItsFirstBytes) {
+  auto layer = open();
+  ASSERT_NE(layer, nullptr);
+  const Entry* big = layer->find("bin/big");
+  ASSERT_NE(big, nullptr);
+  const int64_t toc_held = layer->bytesHeld();
+  // The fill's first piece ends inside the first chunk's member.
+  const uint64_t piece = big->chunks[0].offset + 10;
+  ASSERT_LT(piece, big->chunks[1].offset);
+  delay_ = std::chrono::milliseconds(200);
+  std::thread fill([&] { EXPECT_TRUE(layer->fill(clock_.context(), piece)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto read = layer->read(*big, 0, 10, clock_.context());
+  fill.join();
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  EXPECT_EQ(*read, EstargzSample::big().substr(0, 10));
+  EXPECT_TRUE(layer->complete());
+  EXPECT_EQ(layer->stats().bytes_fetched, static_cast<int64_t>(blob_.size()) - toc_held);
+}
+
 TEST_F(LazyLayerTest, AFillEndsAtTheFirstFailureAndACopyProvedWrongStartsOver) {
   auto layer = open();
   ASSERT_NE(layer, nullptr);
