@@ -581,29 +581,40 @@ bool LazyLayerHost::round() {
 }
 
 Result<bool> LazyLayerHost::followReaders(const Context& ctx) {
-  // After a read-ahead failed (a registry gone, say), none for a while: the poll below would
-  // otherwise ask a dead registry every few milliseconds while its readers retry.
-  if (std::chrono::steady_clock::now() < no_read_ahead_until_)
-    return false;
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(read_ahead_paused_, [&](const auto& paused) { return paused.second <= now; });
   // Only this thread removes a layer: the pointers stay valid after the lock.
   std::vector<std::pair<std::chrono::steady_clock::time_point, estargz::LazyLayer*>> streams;
   {
     std::lock_guard lock(mutex_);
     for (const auto& [key, served] : served_) {
-      if (served->lazy && served->routed && !served->retiring && !served->stored)
-        streams.emplace_back(served->lazy->streamTime(), served->lazy.get());
+      // As for its fill: a layer in use, with a route, not stored, not given up on or waiting
+      // for its next try, and not paused after a read-ahead failed (a registry gone: the poll
+      // would otherwise ask it every few milliseconds while its readers retry).
+      if (!served->lazy || !served->routed || served->retiring || served->stored ||
+          served->failures >= kMaxTries || served->next_try > now || !usedLocked(*served) ||
+          read_ahead_paused_.count(served->lazy.get()) > 0)
+        continue;
+      const auto seen = served->lazy->streamTime();
+      if (now - seen <= options_.reader_quiet)
+        streams.emplace_back(seen, served->lazy.get());
     }
   }
   // The reader seen last first: the one a container is waiting on now.
   std::sort(streams.begin(), streams.end(),
             [](const auto& a, const auto& b) { return a.first > b.first; });
-  for (const auto& [when, lazy] : streams) {
-    if (options_.fill_turn)
+  bool turn = false;
+  for (const auto& [seen, lazy] : streams) {
+    if (!turn && options_.fill_turn) {
       RETURN_IF_ERROR(options_.fill_turn(ctx));
+      turn = true;
+    }
     auto fetched = lazy->fetchAhead(ctx, options_.fill_piece, options_.reader_quiet);
     if (!fetched) {
-      no_read_ahead_until_ = std::chrono::steady_clock::now() + kReadAheadPause;
-      return fetched.error();
+      // Its readers meet the error themselves; the others' read-ahead goes on.
+      read_ahead_paused_[lazy] = std::chrono::steady_clock::now() + kReadAheadPause;
+      RETURN_IF_ERROR(ctx.check());
+      continue;
     }
     if (*fetched)
       return true;
@@ -613,14 +624,13 @@ Result<bool> LazyLayerHost::followReaders(const Context& ctx) {
 
 Status LazyLayerHost::readersQuiet(const std::string& registry, Quiet what, const Context& ctx) {
   // Bounded: a container that keeps reading (or a registry whose chunks keep failing) slows the
-  // fill to a piece a while, never stops it, nor the promotions behind it.
+  // fill to a piece a while, never stops it, nor the promotions behind it. The read-ahead below
+  // counts against the same bound.
   const auto give_up = std::chrono::steady_clock::now() + options_.reader_quiet_most;
   while (true) {
     // Meanwhile the fill reads ahead of a reader going through a layer in order: what it will
-    // ask for next, fetched before it asks. A fetch that fails (the registry gone, say) is the
-    // reader's to meet; the fill goes on waiting.
-    if (auto followed = followReaders(ctx); followed && *followed)
-      continue;
+    // ask for next, fetched before it asks.
+    auto followed = followReaders(ctx);
     RETURN_IF_ERROR(ctx.check());
     auto latest = std::chrono::steady_clock::time_point{};
     {
@@ -636,10 +646,11 @@ Status LazyLayerHost::readersQuiet(const std::string& registry, Quiet what, cons
     const auto now = std::chrono::steady_clock::now();
     if (quiet_at <= now || now >= give_up)
       return {};
-    RETURN_IF_ERROR(ctx.check());
     // Short: a reader going through a layer in order needs the next piece soon.
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-        quiet_at - now, std::chrono::milliseconds(5)));
+    if (!followed || !*followed) {
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+          quiet_at - now, std::chrono::milliseconds(5)));
+    }
   }
 }
 

@@ -184,8 +184,7 @@ class LazyLayerHost {
   // One piece of read-ahead for the layer a reader went through in order most recently
   // (estargz::LazyLayer::fetchAhead); false when no reader needs one.
   Result<bool> followReaders(const Context& ctx);
-  static constexpr std::chrono::seconds kReadAheadPause{1};      // after a read-ahead failed
-  std::chrono::steady_clock::time_point no_read_ahead_until_{};  // the work thread's alone
+  static constexpr std::chrono::seconds kReadAheadPause{1};  // a layer's, after one failed
   // False when the bundle is gone (not published, or removed since).
   Result<bool> promote(const LazyBundle& bundle);
   // Held by a pull, or by a bundle waiting for promotion (or given up on).
@@ -204,6 +203,8 @@ class LazyLayerHost {
   bool stopping_ = false;
   std::map<Key, std::unique_ptr<Served>> served_;
   std::set<Key> busy_;  // layers being served or removed: one at a time each
+  // Layers whose read-ahead failed, until when none is tried for them (the work thread's alone).
+  std::map<const estargz::LazyLayer*, std::chrono::steady_clock::time_point> read_ahead_paused_;
   struct Busy;
   std::vector<LazyBundle> bundles_;
   std::vector<LazyBundle> given_up_;  // promotion failed for good: their layers stay served

@@ -627,6 +627,7 @@ Status LazyLayer::fill(const Context& ctx, uint64_t piece, const std::function<S
         return {};
       it = held_.upper_bound(at);
       end = std::min({at + piece, size, it == held_.end() ? size : it->first});
+      end = memberStartBefore(at, end);  // a reader's member is then in one piece, or none
     }
     if (between)
       RETURN_IF_ERROR(between());
@@ -636,24 +637,30 @@ Status LazyLayer::fill(const Context& ctx, uint64_t piece, const std::function<S
 }
 
 uint64_t LazyLayer::aheadBytesLocked() const {
-  return std::clamp<uint64_t>(link_.bytesIn(kAheadSeconds), kFillPieceBytes, kAheadMaxBytes);
+  return std::clamp<uint64_t>(link_.bytesIn(kAheadSeconds), kAheadMinBytes, kAheadMaxBytes);
 }
 
 void LazyLayer::noteReadLocked(uint64_t begin, uint64_t end) {
   last_read_ = std::chrono::steady_clock::now();
-  const bool in_order =
-      begin + kStreamBackBytes >= stream_end_ && begin <= stream_end_ + aheadBytesLocked();
+  const bool in_order = stream_reads_ > 0 && begin + kStreamBackBytes >= stream_begin_ &&
+                        begin <= stream_end_ + kStreamGapBytes;
   if (!in_order) {
     stream_reads_ = 0;
     stream_bytes_ = 0;
     stream_end_ = 0;
   }
-  // Only what it read counts, not what it skipped (files the page pusher served, say).
+  // Only what it read counts, not what it skipped.
   if (end > stream_end_)
     stream_bytes_ += end - std::max(begin, stream_end_);
+  stream_begin_ = begin;
   stream_end_ = std::max(stream_end_, end);
   ++stream_reads_;
   stream_time_ = last_read_;
+}
+
+bool LazyLayer::streamingLocked() const {
+  return stream_reads_ >= kStreamMinReads &&
+         (stream_reads_ >= kStreamReads || stream_bytes_ >= kStreamBytes);
 }
 
 std::chrono::steady_clock::time_point LazyLayer::lastRead() const {
@@ -669,15 +676,17 @@ std::chrono::steady_clock::time_point LazyLayer::streamTime() const {
 Result<bool> LazyLayer::fetchAhead(const Context& ctx, uint64_t piece,
                                    std::chrono::steady_clock::duration fresh) {
   const auto size = static_cast<uint64_t>(layer_.size);
-  piece = std::clamp<uint64_t>(piece, 1, static_cast<uint64_t>(kMaxMemberBytes));
   uint64_t from = 0;
   uint64_t to = 0;
   {
     std::lock_guard lock(mutex_);
-    if ((stream_reads_ < kStreamReads && stream_bytes_ < kStreamBytes) ||
-        std::chrono::steady_clock::now() - stream_time_ > fresh) {
+    if (!streamingLocked() || std::chrono::steady_clock::now() - stream_time_ > fresh)
       return false;
-    }
+    // A reader may come to wait for this request (its first bytes may be in it): no longer
+    // than one of its own widened requests may take.
+    piece = std::clamp<uint64_t>(
+        std::min(piece, std::max(kReaderWindowMin, link_.bytesIn(kRampSeconds))), 1,
+        static_cast<uint64_t>(kMaxMemberBytes));
     const uint64_t limit = std::min(size, stream_end_ + aheadBytesLocked());
     // The first byte after the stream that is neither held nor on its way.
     from = stream_end_;
@@ -696,14 +705,24 @@ Result<bool> LazyLayer::fetchAhead(const Context& ctx, uint64_t piece,
     }
     if (from >= limit)
       return false;
-    to = std::min(from + piece, size);
+    // Up to the next held or requested byte, not over it.
+    uint64_t bound = size;
     if (auto next = held_.upper_bound(from); next != held_.end())
-      to = std::min(to, next->first);
+      bound = std::min(bound, next->first);
     for (const auto& [begin, end] : in_flight_) {
       if (begin > from)
-        to = std::min(to, begin);
+        bound = std::min(bound, begin);
     }
-    to = memberStartBefore(from, to);
+    to = std::min(from + piece, bound);
+    // Ending where a member ends: a reader's request for the member after it then overlaps
+    // no fetch. A member longer than the piece is taken whole when it is not much longer (a big
+    // file's chunk a little over the piece, as gzip makes them).
+    if (const uint64_t aligned = memberStartBefore(from, to); aligned != to) {
+      to = aligned;
+    } else if (const uint64_t member_end = std::min(memberEnd(from), bound);
+               member_end > to && member_end - from <= piece + piece / 4) {
+      to = member_end;
+    }
   }
   RETURN_IF_ERROR(ensure(from, to, ctx, Asker::kFill));
   return true;

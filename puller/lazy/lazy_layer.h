@@ -86,10 +86,10 @@ class LazyLayer {
   // Read-ahead for a reader going through the layer in order (a walk reading every file, a big
   // file read through): the fill fetches the bytes just after where such a reader read, so that
   // its next reads find them held instead of waiting a round trip each. Fetches, as the fill,
-  // the first bytes no one holds or fetches within kAheadSeconds of the link (at least `piece`,
-  // at most kAheadMaxBytes) after the reader's stream, up to `piece` (ending where a member
-  // starts). False when no reader read the layer in order within `fresh`, or nothing is missing
-  // there.
+  // the first bytes no one holds or fetches within kAheadSeconds of the link (kAheadMinBytes to
+  // kAheadMaxBytes) after the reader's stream: up to `piece`, and no more than the link carries
+  // in kRampSeconds (a reader may wait for it), ending where a member ends. False when no reader
+  // read the layer in order within `fresh`, or nothing is missing there.
   Result<bool> fetchAhead(const Context& ctx, uint64_t piece,
                           std::chrono::steady_clock::duration fresh);
   // When a reader last read this layer in order (the host follows the most recent first).
@@ -97,11 +97,16 @@ class LazyLayer {
   // When a reader last read this layer at all (pushes and the page cache's hits aside).
   std::chrono::steady_clock::time_point lastRead() const;
   static constexpr double kAheadSeconds = 0.25;
+  static constexpr uint64_t kAheadMinBytes = uint64_t{256} << 10;
   static constexpr uint64_t kAheadMaxBytes = uint64_t{32} << 20;
-  // A reader's stream: its reads ending at most kStreamBackBytes before the last one's end and
-  // starting at most the read-ahead after it; kStreamReads of them in a row, or kStreamBytes of
-  // members read in all, make it one to read ahead of (a startup's scattered reads do not).
+  // A reader's stream: reads each starting at most kStreamBackBytes before the last one started
+  // (the same member read on, or readers of one file answered out of order) and at most
+  // kStreamGapBytes after the last one ended (files skipped: pushed, or read before); at least
+  // kStreamMinReads of them in a row, and kStreamReads in all or kStreamBytes of members read,
+  // make it one to read ahead of. A startup's scattered reads, or a database's, do not.
   static constexpr uint64_t kStreamBackBytes = uint64_t{1} << 20;
+  static constexpr uint64_t kStreamGapBytes = uint64_t{4} << 20;
+  static constexpr int kStreamMinReads = 4;
   static constexpr int kStreamReads = 16;
   static constexpr uint64_t kStreamBytes = uint64_t{2} << 20;
 
@@ -160,6 +165,7 @@ class LazyLayer {
   // The last member start in (after, at], or `at` when there is none: a request's end moved
   // back to where a member starts, so that what is fetched after it starts with a whole member.
   uint64_t memberStartBefore(uint64_t after, uint64_t at) const;
+  bool streamingLocked() const;  // the readers' stream is one to read ahead of
   // A reader's read of the members in blob bytes [begin, end): its stream goes on or starts.
   void noteReadLocked(uint64_t begin, uint64_t end);
   uint64_t aheadBytesLocked() const;
@@ -207,6 +213,7 @@ class LazyLayer {
   uint64_t ramp_ = 1;               // its window's multiple: doubled by reads in order
   static constexpr uint64_t kMaxRamp = 64;
   static constexpr double kRampSeconds = 5;
+  uint64_t stream_begin_ = 0;  // where its last read started
   uint64_t stream_end_ = 0;    // where a reader's stream of reads in order got to
   int stream_reads_ = 0;       // its reads
   uint64_t stream_bytes_ = 0;  // the member bytes they read

@@ -282,13 +282,17 @@ TEST_F(LazyLayerTest, TheFillBringsWhatReadersLeftOutAndTheCopyIsTheBlob) {
 }
 
 // The fill reads ahead of a reader going through the layer in order (kStreamReads reads in a
-// row), from where its reads got to; never of a reader that stopped, nor over held bytes. (Reads
-// out of order are megabytes apart: the sample is too small to show them.)
+// row), from where its reads got to, each request ending where a member ends; never of a reader
+// that stopped, nor over held bytes. (Reads out of order are megabytes apart: the sample is too
+// small to show them.)
 TEST_F(LazyLayerTest, TheFillReadsAheadOfAReaderGoingOnInOrder) {
   auto layer = open();
   ASSERT_NE(layer, nullptr);
   const Entry* big = layer->find("bin/big");
   ASSERT_NE(big, nullptr);
+  ASSERT_EQ(big->chunks.size(), 3u);
+  ASSERT_EQ(big->chunks[0].offset + layer->memberBytes(big->chunks[0]), big->chunks[1].offset);
+  ASSERT_EQ(big->chunks[1].offset + layer->memberBytes(big->chunks[1]), big->chunks[2].offset);
   const auto fresh = std::chrono::seconds(60);
   EXPECT_FALSE(layer->fetchAhead(clock_.context(), 1 << 20, fresh).value());  // no reader yet
   ASSERT_TRUE(layer->read(*big, 0, 1, clock_.context()).ok());
@@ -306,38 +310,48 @@ TEST_F(LazyLayerTest, TheFillReadsAheadOfAReaderGoingOnInOrder) {
   EXPECT_FALSE(layer->fetchAhead(clock_.context(), 1 << 20, std::chrono::milliseconds(1)).value());
   EXPECT_EQ(requests_, before);
 
-  // Going on: one request brings what follows its first chunk, and the rest of the file is read
-  // from the copy. The bytes count as the fill's.
+  // Going on: a piece a little longer than the second chunk's member ends where the third's
+  // starts (not inside it), and the second chunk is then read from the copy.
   ASSERT_TRUE(layer->read(*big, 30, 1, clock_.context()).ok());
-  const int64_t held = layer->bytesHeld();
-  ASSERT_TRUE(layer->fetchAhead(clock_.context(), 1 << 20, fresh).value());
+  int64_t held = layer->bytesHeld();
+  const uint64_t second = layer->memberBytes(big->chunks[1]);
+  ASSERT_TRUE(layer->fetchAhead(clock_.context(), second + 5, fresh).value());
   EXPECT_EQ(requests_, before + 1);
-  EXPECT_EQ(layer->stats().bytes_filled, layer->bytesHeld() - held);
+  EXPECT_EQ(layer->bytesHeld() - held, static_cast<int64_t>(second));
+  EXPECT_EQ(layer->stats().bytes_filled, static_cast<int64_t>(second));
+  // A member a little longer than the piece is taken whole, not cut.
+  held = layer->bytesHeld();
+  const uint64_t third = layer->memberBytes(big->chunks[2]);
+  ASSERT_TRUE(layer->fetchAhead(clock_.context(), third - 3, fresh).value());
+  EXPECT_EQ(requests_, before + 2);
+  EXPECT_EQ(layer->bytesHeld() - held, static_cast<int64_t>(third));
   EXPECT_EQ(layer->read(*big, 0, 1 << 20, clock_.context()).value(), EstargzSample::big());
-  EXPECT_EQ(requests_, before + 1);
-  // It stops at held bytes (the TOC's member); the footer after them comes next, and then
-  // nothing is left to read ahead of: no request.
+  EXPECT_EQ(requests_, before + 2);
+  // The held TOC's member is skipped, and the footer after it fetched; then nothing is left
+  // to read ahead of: no request.
   ASSERT_TRUE(layer->fetchAhead(clock_.context(), 1 << 20, fresh).value());
   EXPECT_EQ(layer->bytesHeld(), static_cast<int64_t>(blob_.size() - big->chunks[0].offset));
   EXPECT_FALSE(layer->fetchAhead(clock_.context(), 1 << 20, fresh).value());
-  EXPECT_EQ(requests_, before + 2);
+  EXPECT_EQ(requests_, before + 3);
 }
 
-// A piece of the read-ahead ends where a member starts, so that a reader's next member is
-// fetched whole once; and a reader whose member's first bytes are on their way waits for them
-// and then asks for the rest only. No byte is fetched twice either way.
+// A reader whose member's first bytes are on their way waits for them and then asks for the
+// rest only: no byte is fetched twice.
 TEST_F(LazyLayerTest, AReaderWaitsForAFetchUnderWayThatHasItsFirstBytes) {
   auto layer = open();
   ASSERT_NE(layer, nullptr);
   const Entry* big = layer->find("bin/big");
   ASSERT_NE(big, nullptr);
   const int64_t toc_held = layer->bytesHeld();
-  // The fill's first piece ends inside the first chunk's member.
+  // The fill's first piece ends inside the first chunk's member (no member starts in it).
   const uint64_t piece = big->chunks[0].offset + 10;
   ASSERT_LT(piece, big->chunks[1].offset);
   delay_ = std::chrono::milliseconds(200);
+  const int before = requests_;
   std::thread fill([&] { EXPECT_TRUE(layer->fill(clock_.context(), piece)); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // The fill's request is under way (it counts as it starts) before the reader asks.
+  while (requests_ == before)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   auto read = layer->read(*big, 0, 10, clock_.context());
   fill.join();
   ASSERT_TRUE(read.ok()) << read.error().message;
