@@ -535,6 +535,13 @@ bool LazyLayerHost::round() {
       }
     }
   }
+  if (!ready.empty()) {
+    // A promotion unpacks every layer: not while a container reads a layer served here (its
+    // reads take the same cores, and it reads through FUSE until its next start anyway). The
+    // wait is bounded as the fill's is; an error (the host stopping) leaves it to the promotion.
+    const Context ctx{&clock_, stop_.get_token(), std::nullopt};
+    (void)readersQuiet(std::string(), Quiet::kReads, ctx);
+  }
   for (auto& bundle : ready) {
     busy = true;
     auto promoted_now = promote(bundle);

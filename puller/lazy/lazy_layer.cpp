@@ -614,23 +614,30 @@ Status LazyLayer::fill(const Context& ctx, uint64_t piece, const std::function<S
   const auto size = static_cast<uint64_t>(layer_.size);
   piece = std::clamp<uint64_t>(piece, 1, static_cast<uint64_t>(kMaxMemberBytes));
   uint64_t at = 0;
+  uint64_t end = 0;
+  // The first gap at or after `at` (what readers and the read-ahead fetched meanwhile is
+  // skipped) and its piece; false when the copy is complete from `at` on.
+  auto gap = [&] {
+    std::lock_guard lock(mutex_);
+    auto it = held_.upper_bound(at);
+    if (it != held_.begin() && std::prev(it)->second > at)
+      at = std::prev(it)->second;
+    if (at >= size)
+      return false;
+    it = held_.upper_bound(at);
+    end = std::min({at + piece, size, it == held_.end() ? size : it->first});
+    end = memberStartBefore(at, end);  // a reader's member is then in one piece, or none
+    return true;
+  };
   while (true) {
     RETURN_IF_ERROR(ctx.check());
-    uint64_t end = 0;
-    {
-      // The first gap at or after `at`: what readers fetched meanwhile is skipped.
-      std::lock_guard lock(mutex_);
-      auto it = held_.upper_bound(at);
-      if (it != held_.begin() && std::prev(it)->second > at)
-        at = std::prev(it)->second;
-      if (at >= size)
-        return {};
-      it = held_.upper_bound(at);
-      end = std::min({at + piece, size, it == held_.end() ? size : it->first});
-      end = memberStartBefore(at, end);  // a reader's member is then in one piece, or none
-    }
-    if (between)
+    if (!gap())
+      return {};
+    if (between) {
       RETURN_IF_ERROR(between());
+      if (!gap())  // the turn may have been long, and the read-ahead fetching meanwhile
+        return {};
+    }
     RETURN_IF_ERROR(ensure(at, end, ctx, Asker::kFill));
     at = end;
   }
