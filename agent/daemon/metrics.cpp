@@ -104,7 +104,8 @@ Metrics::Metrics()
                               .Add({})),
       lazy_bytes_(counter(*registry_, "pullagent_lazy_bytes_total",
                           "Bytes of layers read in place, by how they came: on_demand (for "
-                          "readers and the prefetch) or filled (the background fill).")),
+                          "readers and the prefetch) or filled (the background fill and its "
+                          "read-ahead).")),
       lazy_reads_(counter(*registry_, "pullagent_lazy_reads_total",
                           "Reads through the FUSE mounts of layers read in place.")
                       .Add({})),
