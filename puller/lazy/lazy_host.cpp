@@ -610,13 +610,16 @@ Result<bool> LazyLayerHost::followReaders(const Context& ctx) {
   // The reader seen last first: the one a container is waiting on now.
   std::sort(streams.begin(), streams.end(),
             [](const auto& a, const auto& b) { return a.first > b.first; });
-  bool turn = false;
+  // The fill's turn after foreground pulls, once, and only when a request is to be made.
+  bool turned = false;
+  auto turn = [&]() -> Status {
+    if (turned || !options_.fill_turn)
+      return {};
+    turned = true;
+    return options_.fill_turn(ctx);
+  };
   for (const auto& [seen, lazy] : streams) {
-    if (!turn && options_.fill_turn) {
-      RETURN_IF_ERROR(options_.fill_turn(ctx));
-      turn = true;
-    }
-    auto fetched = lazy->fetchAhead(ctx, options_.fill_piece, options_.reader_quiet);
+    auto fetched = lazy->fetchAhead(ctx, options_.fill_piece, options_.reader_quiet, turn);
     if (!fetched) {
       // Its readers meet the error themselves; the others' read-ahead goes on.
       read_ahead_paused_[lazy] = std::chrono::steady_clock::now() + kReadAheadPause;

@@ -624,9 +624,7 @@ Status LazyLayer::fill(const Context& ctx, uint64_t piece, const std::function<S
       at = std::prev(it)->second;
     if (at >= size)
       return false;
-    it = held_.upper_bound(at);
-    end = std::min({at + piece, size, it == held_.end() ? size : it->first});
-    end = memberStartBefore(at, end);  // a reader's member is then in one piece, or none
+    end = requestEndLocked(at, piece);
     return true;
   };
   while (true) {
@@ -680,21 +678,38 @@ std::chrono::steady_clock::time_point LazyLayer::streamTime() const {
   return stream_time_;
 }
 
+uint64_t LazyLayer::requestEndLocked(uint64_t from, uint64_t piece) const {
+  piece = std::clamp<uint64_t>(std::min(piece, std::max(window_min_, link_.bytesIn(kRampSeconds))),
+                               1, static_cast<uint64_t>(kMaxMemberBytes));
+  uint64_t bound = static_cast<uint64_t>(layer_.size);
+  if (auto next = held_.upper_bound(from); next != held_.end())
+    bound = std::min(bound, next->first);
+  for (const auto& [begin, end] : in_flight_) {
+    if (begin > from)
+      bound = std::min(bound, begin);
+  }
+  const uint64_t to = std::min(from + piece, bound);
+  if (const uint64_t aligned = memberStartBefore(from, to); aligned != to)
+    return aligned;
+  if (const uint64_t member_end = std::min(memberEnd(from), bound);
+      member_end > to && member_end - from <= piece + piece / 4) {
+    return member_end;
+  }
+  return to;
+}
+
 Result<bool> LazyLayer::fetchAhead(const Context& ctx, uint64_t piece,
-                                   std::chrono::steady_clock::duration fresh) {
-  const auto size = static_cast<uint64_t>(layer_.size);
+                                   std::chrono::steady_clock::duration fresh,
+                                   const std::function<Status()>& turn) {
   uint64_t from = 0;
   uint64_t to = 0;
-  {
+  // The request to make, if any.
+  auto next = [&] {
     std::lock_guard lock(mutex_);
     if (!streamingLocked() || std::chrono::steady_clock::now() - stream_time_ > fresh)
       return false;
-    // A reader may come to wait for this request (its first bytes may be in it): no longer
-    // than one of its own widened requests may take.
-    piece = std::clamp<uint64_t>(
-        std::min(piece, std::max(kReaderWindowMin, link_.bytesIn(kRampSeconds))), 1,
-        static_cast<uint64_t>(kMaxMemberBytes));
-    const uint64_t limit = std::min(size, stream_end_ + aheadBytesLocked());
+    const uint64_t limit =
+        std::min(static_cast<uint64_t>(layer_.size), stream_end_ + aheadBytesLocked());
     // The first byte after the stream that is neither held nor on its way.
     from = stream_end_;
     for (bool moved = true; moved && from < limit;) {
@@ -712,24 +727,15 @@ Result<bool> LazyLayer::fetchAhead(const Context& ctx, uint64_t piece,
     }
     if (from >= limit)
       return false;
-    // Up to the next held or requested byte, not over it.
-    uint64_t bound = size;
-    if (auto next = held_.upper_bound(from); next != held_.end())
-      bound = std::min(bound, next->first);
-    for (const auto& [begin, end] : in_flight_) {
-      if (begin > from)
-        bound = std::min(bound, begin);
-    }
-    to = std::min(from + piece, bound);
-    // Ending where a member ends: a reader's request for the member after it then overlaps
-    // no fetch. A member longer than the piece is taken whole when it is not much longer (a big
-    // file's chunk a little over the piece, as gzip makes them).
-    if (const uint64_t aligned = memberStartBefore(from, to); aligned != to) {
-      to = aligned;
-    } else if (const uint64_t member_end = std::min(memberEnd(from), bound);
-               member_end > to && member_end - from <= piece + piece / 4) {
-      to = member_end;
-    }
+    to = requestEndLocked(from, piece);
+    return true;
+  };
+  if (!next())
+    return false;
+  if (turn) {
+    RETURN_IF_ERROR(turn());
+    if (!next())  // the turn may have been long: readers fetched meanwhile
+      return false;
   }
   RETURN_IF_ERROR(ensure(from, to, ctx, Asker::kFill));
   return true;

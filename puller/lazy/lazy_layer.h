@@ -90,8 +90,11 @@ class LazyLayer {
   // kAheadMaxBytes) after the reader's stream: up to `piece`, and no more than the link carries
   // in kRampSeconds (a reader may wait for it), ending where a member ends. False when no reader
   // read the layer in order within `fresh`, or nothing is missing there.
+  // `turn` runs once a request is to be made, before it (the fill's turn after foreground
+  // pulls); its error ends the read-ahead.
   Result<bool> fetchAhead(const Context& ctx, uint64_t piece,
-                          std::chrono::steady_clock::duration fresh);
+                          std::chrono::steady_clock::duration fresh,
+                          const std::function<Status()>& turn = {});
   // When a reader last read this layer in order (the host follows the most recent first).
   std::chrono::steady_clock::time_point streamTime() const;
   // When a reader last read this layer at all (pushes and the page cache's hits aside).
@@ -166,6 +169,11 @@ class LazyLayer {
   // back to where a member starts, so that what is fetched after it starts with a whole member.
   uint64_t memberStartBefore(uint64_t after, uint64_t at) const;
   bool streamingLocked() const;  // the readers' stream is one to read ahead of
+  // The end of a fill or read-ahead request from `from` (neither held nor on its way): up to
+  // `piece`, and no more than the link carries in kRampSeconds (a reader may come to wait for
+  // it); not over the next held or requested byte; ending where a member ends (a member a
+  // little longer than the piece is taken whole), so that a reader's member is in one request.
+  uint64_t requestEndLocked(uint64_t from, uint64_t piece) const;
   // A reader's read of the members in blob bytes [begin, end): its stream goes on or starts.
   void noteReadLocked(uint64_t begin, uint64_t end);
   uint64_t aheadBytesLocked() const;
