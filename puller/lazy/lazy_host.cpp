@@ -481,7 +481,11 @@ void LazyLayerHost::work() {
 
 bool LazyLayerHost::round() {
   const auto now = std::chrono::steady_clock::now();
+  // The first layer whose copy is not complete is filled; once every copy is, the first not
+  // stored yet is stored. Storing waits for reads to be quiet: the layers after it are fetched
+  // meanwhile, not left for a reader to wait on.
   Served* next = nullptr;
+  bool to_store = false;
   {
     std::lock_guard lock(mutex_);
     for (auto& [key, served] : served_) {
@@ -489,8 +493,13 @@ bool LazyLayerHost::round() {
         served->stored = true;  // a whole pull stored it meanwhile: no fill needed
       if (!served->stored && !served->retiring && served->routed && served->failures < kMaxTries &&
           served->next_try <= now && usedLocked(*served)) {
-        next = served.get();
-        break;
+        const bool complete = served->lazy->complete();
+        if (next == nullptr || (to_store && !complete)) {
+          next = served.get();
+          to_store = complete;
+        }
+        if (!complete)
+          break;
       }
     }
   }
@@ -498,10 +507,10 @@ bool LazyLayerHost::round() {
   if (next != nullptr) {
     // Only this thread removes a layer: `next` stays valid.
     busy = true;
-    auto status = fillAndStore(*next);
+    auto status = to_store ? store(*next) : fill(*next);
     std::lock_guard lock(mutex_);
     if (status) {
-      next->stored = true;
+      next->stored = to_store;
     } else if (status.error().code != ErrorCode::kCancelled && ++next->failures >= kMaxTries) {
       spdlog::error(
           "{} layer {}: the background fill failed {} times, given up (the layer stays "
@@ -664,9 +673,9 @@ Status LazyLayerHost::readersQuiet(const std::string& registry, Quiet what, cons
   }
 }
 
-Status LazyLayerHost::fillAndStore(Served& served) {
+Status LazyLayerHost::fill(Served& served) {
   const Context ctx{&clock_, stop_.get_token(), std::nullopt};
-  RETURN_IF_ERROR(served.lazy->fill(ctx, options_.fill_piece, [&]() -> Status {
+  return served.lazy->fill(ctx, options_.fill_piece, [&]() -> Status {
     {
       // A layer no pull or bundle wants any more is retired, not filled.
       std::lock_guard lock(mutex_);
@@ -676,9 +685,13 @@ Status LazyLayerHost::fillAndStore(Served& served) {
     if (Status quiet = readersQuiet(served.source.registry, Quiet::kFetches, ctx); !quiet)
       return quiet;
     return options_.fill_turn ? options_.fill_turn(ctx) : Status{};
-  }));
+  });
+}
+
+Status LazyLayerHost::store(Served& served) {
+  const Context ctx{&clock_, stop_.get_token(), std::nullopt};
   // Storing the copy writes and hashes every byte once more: not while a container reads a
-  // layer served here (its reads take the same cores). The fill goes on reading ahead of it.
+  // layer served here (its reads take the same cores). The read-ahead goes on meanwhile.
   RETURN_IF_ERROR(readersQuiet(served.source.registry, Quiet::kReads, ctx));
   const Descriptor& layer = served.layer;
   // Verified as a download is: the ingest hashes every byte. No source is recorded: the

@@ -172,10 +172,12 @@ class LazyLayerHost {
   bool adoptedFrom(const BlobSource& source, bool unrouted_only) const;
   std::filesystem::path bundlesDir() const;
   void work();  // the fill, promotion and retirement thread
-  // One round: the first layer not stored is filled and stored; bundles whose layers are all
-  // stored are promoted; layers no bundle waits for are retired. False when nothing was to do.
+  // One round: the first layer whose copy is not complete is filled, or, once every copy is,
+  // the first not stored yet is stored; bundles whose layers are all stored are promoted;
+  // layers no bundle waits for are retired. False when nothing was to do.
   bool round();
-  Status fillAndStore(Served& layer);
+  Status fill(Served& layer);   // until its copy is complete
+  Status store(Served& layer);  // its complete copy into the content store, verified
   // Returns once no reader of a layer served here from `registry` has fetched (kFetches), or no
   // reader of any layer served here has read (kReads), for Options::reader_quiet, or after
   // Options::reader_quiet_most; meanwhile it follows readers.
@@ -208,9 +210,8 @@ class LazyLayerHost {
   struct Busy;
   std::vector<LazyBundle> bundles_;
   std::vector<LazyBundle> given_up_;  // promotion failed for good: their layers stay served
-  size_t promoting_ = 0;
-  Totals retired_;  // what retired layers counted, and promotions              // bundles taken
-                    // from bundles_ and being promoted
+  size_t promoting_ = 0;              // bundles taken from bundles_ and being promoted
+  Totals retired_;                    // what retired layers counted, and promotions
   std::stop_source stop_;
   std::thread worker_;
 };

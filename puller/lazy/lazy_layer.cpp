@@ -71,8 +71,9 @@ Result<std::string> inflateSlice(std::string_view member, const Chunk& chunk) {
   state->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(member.data()));
   state->avail_in = static_cast<uint32_t>(member.size());
   // The bytes before the chunk go to a scratch buffer: only the chunk itself is allocated (the
-  // caller bounds both it and the skip).
-  std::string scratch(64 * 1024, '\0');
+  // caller bounds both it and the skip). Most chunks start their member: no scratch then (it
+  // would be zeroed for every small file's chunk).
+  std::string scratch(chunk.inner_offset > 0 ? 64 * 1024 : 0, '\0');
   std::string out(chunk.size, '\0');
   // Inflates into [at, at + room): the bytes it made, or nothing once nothing more comes (an
   // error, or the member's end).
@@ -522,6 +523,36 @@ Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& ch
                          "the chunk at " + std::to_string(chunk.offset) + " is not held");
     } else {
       RETURN_IF_ERROR(ensure(chunk.offset, end, ctx));
+    }
+    // One inflation of a chunk however many readers want it at once (the kernel sends a big
+    // file's readahead while its first READ is served, and each READ of a 4 MiB chunk would
+    // inflate and hash all of it): the others wait for it and take it from memory. A push
+    // (held-only) neither waits nor is waited for: what it inflates is not kept.
+    struct Inflating {
+      LazyLayer* layer = nullptr;
+      ChunkKey key;
+      ~Inflating() {
+        if (layer == nullptr)
+          return;
+        std::lock_guard lock(layer->mutex_);
+        layer->inflating_.erase(key);
+        layer->chunk_inflated_.notify_all();
+      }
+    } inflating;
+    if (!held_only) {
+      std::unique_lock lock(mutex_);
+      while (true) {
+        if (auto found = lru_index_.find(key); found != lru_index_.end()) {
+          lru_.splice(lru_.begin(), lru_, found->second);
+          return found->second->second;
+        }
+        if (inflating_.insert(key).second)
+          break;
+        chunk_inflated_.wait_for(lock, std::chrono::milliseconds(200));
+        RETURN_IF_ERROR(ctx.check());
+      }
+      inflating.layer = this;
+      inflating.key = key;
     }
     auto bytes = inflateChunk(chunk);
     const bool verified = bytes && Sha256::of(*bytes) == chunk.digest;

@@ -188,7 +188,10 @@ TEST_F(LazyLayerTest, HeldBytesThatChangedOnDiskAreFetchedAgain) {
   EXPECT_EQ(layer->stats().chunk_failures, 1);
 }
 
-TEST_F(LazyLayerTest, ReadersOfOneChunkShareOneFetch) {
+// Eight readers of one chunk that is not held: one request, and one of them inflates and checks
+// the chunk while the others wait for it (the kernel's readahead sends a big file's READs of one
+// chunk at once).
+TEST_F(LazyLayerTest, ReadersOfOneChunkShareOneFetchAndOneInflation) {
   auto layer = open();
   ASSERT_NE(layer, nullptr);
   const Entry* big = layer->find("bin/big");
@@ -208,6 +211,7 @@ TEST_F(LazyLayerTest, ReadersOfOneChunkShareOneFetch) {
     reader.join();
   EXPECT_EQ(right, 8);
   EXPECT_EQ(requests_, 1);
+  EXPECT_EQ(layer->stats().chunks_verified, 1);
 }
 
 TEST_F(LazyLayerTest, ThePrefetchBringsTheFilesBeforeTheLandmarkInOneRequest) {
