@@ -7,6 +7,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -419,6 +420,85 @@ TEST_F(LazyLayers, ALayerReadInPlaceCarriesItsOpaqueDirectoriesAndExtendedAttrib
       EXPECT_EQ(layer.reads.xattr_requests, 1) << "top";
     }
   }
+}
+
+// A container reads while the fill runs. Storing a layer waits for reads to be quiet (it copies
+// and hashes every byte once more, on the reader's cores); meanwhile the fill goes on with the
+// other layers, so that none is left for the container to wait on. Once reads are quiet, every
+// layer is stored and the image promoted.
+TEST_F(LazyLayers, WhileAContainerReadsEveryLayerIsFetchedBeforeOneIsStored) {
+  HostState at(dest_.path() / "state");
+  std::atomic<bool> reading{false};
+  puller::LazyLayerHost::Options host_options;
+  host_options.reader_window_max = 0;
+  host_options.reader_quiet = std::chrono::milliseconds(200);
+  host_options.reader_quiet_most = std::chrono::seconds(60);
+  host_options.fill_turn = [&](const Context& ctx) -> Status {
+    while (!reading) {  // the fill starts once the container reads
+      RETURN_IF_ERROR(ctx.check());
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return {};
+  };
+  puller::SharedPullParts shared;
+  shared.store = at.store.get();
+  puller::PullServices services(*http_, clock_, random_, shared);
+  puller::LazyLayerHost host(at.state, *at.store, at.provenance, at.snapshots,
+                             std::move(host_options));
+  puller::PullRequest request = pullRequest(at.state, host);
+  request.ref = puller::ImageRef::parse(anon() + "/test/estargz:marked").value();
+  auto pulled = puller::runPull(request, services);
+  ASSERT_TRUE(pulled.ok()) << pulled.error().describe();
+  ASSERT_EQ(pulled->layers_in_place, 3);
+  const auto bundle = at.state.image(pulled->image.manifest.digest);
+  auto inPlace = [&] {
+    return json::parse(readFile(bundle / "rootfs-mounts.json"))["layers"][0].value("inPlace",
+                                                                                   false);
+  };
+  ASSERT_TRUE(inPlace());
+
+  // The top layer's etc/motd, read from its mount again and again, its pages dropped after each
+  // read: every read is a READ (from held bytes after the first).
+  const std::filesystem::path motd =
+      json::parse(readFile(bundle / "rootfs-mounts.json"))["layers"][2]["path"].get<std::string>() +
+      "/etc/motd";
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrong{0};
+  std::thread container([&] {
+    while (!stop) {
+      const UniqueFd fd(::open(motd.c_str(), O_RDONLY | O_CLOEXEC));
+      char bytes[16];
+      if (!fd.valid() || ::pread(fd.get(), bytes, sizeof bytes, 0) != 5 ||
+          std::string(bytes, 5) != "motd\n")
+        ++wrong;
+      if (fd.valid())
+        (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
+      reading = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  auto allHeld = [&] {
+    const auto layers = host.layers();
+    return layers.size() == 3 && std::all_of(layers.begin(), layers.end(), [](const auto& layer) {
+             return layer.held == layer.size;
+           });
+  };
+  for (int i = 0; i < 400 && !allHeld(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  EXPECT_TRUE(allHeld());
+  for (const auto& layer : host.layers())
+    EXPECT_FALSE(layer.stored) << layer.digest.str() << " stored while a container reads";
+  EXPECT_TRUE(inPlace());
+  stop = true;
+  container.join();
+  EXPECT_EQ(wrong, 0);
+
+  // Reads quiet: every layer stored, the image promoted.
+  const Context wait{&clock_, {}, clock_.now() + std::chrono::seconds(60)};
+  ASSERT_TRUE(host.settle(wait).ok());
+  for (const auto& layer : pulled->image.layers)
+    EXPECT_TRUE(at.store->contains(layer.digest, layer.size)) << layer.digest.str();
+  EXPECT_FALSE(inPlace());
 }
 
 // Two pulls of one repository share its layer read in place; reads go through the newest pull's
