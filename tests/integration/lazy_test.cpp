@@ -128,6 +128,28 @@ class LazyLayers : public PullTest {
     return request;
   }
 
+  // A lazy host over `at`, with the services its pulls use (made first: the host's registry
+  // clients use them until it goes).
+  struct ServingHost {
+    puller::SharedPullParts shared;
+    std::unique_ptr<puller::PullServices> services;
+    std::unique_ptr<puller::LazyLayerHost> host;
+  };
+  std::unique_ptr<ServingHost> servingHost(HostState& at, puller::LazyLayerHost::Options options) {
+    auto made = std::make_unique<ServingHost>();
+    made->shared.store = at.store.get();
+    made->services = std::make_unique<puller::PullServices>(*http_, clock_, random_, made->shared);
+    made->host = std::make_unique<puller::LazyLayerHost>(at.state, *at.store, at.provenance,
+                                                         at.snapshots, std::move(options));
+    return made;
+  }
+  // test/estargz:marked (three eStargz layers) pulled through `serving`'s host.
+  auto pullMarked(const HostState& at, ServingHost& serving) {
+    puller::PullRequest request = pullRequest(at.state, *serving.host);
+    request.ref = puller::ImageRef::parse(anon() + "/test/estargz:marked").value();
+    return puller::runPull(request, *serving.services);
+  }
+
   SystemClock clock_;
   resolver::SystemResolver resolver_;
   FixedRandom random_{0.5};
@@ -376,14 +398,9 @@ TEST_F(LazyLayers, ALayerReadInPlaceCarriesItsOpaqueDirectoriesAndExtendedAttrib
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   };
-  puller::SharedPullParts shared;
-  shared.store = at.store.get();
-  puller::PullServices services(*http_, clock_, random_, shared);
-  puller::LazyLayerHost host(at.state, *at.store, at.provenance, at.snapshots,
-                             std::move(host_options));
-  puller::PullRequest request = pullRequest(at.state, host);
-  request.ref = puller::ImageRef::parse(anon() + "/test/estargz:marked").value();
-  auto pulled = puller::runPull(request, services);
+  auto serving = servingHost(at, std::move(host_options));
+  puller::LazyLayerHost& host = *serving->host;
+  auto pulled = pullMarked(at, *serving);
   ASSERT_TRUE(pulled.ok()) << pulled.error().describe();
   EXPECT_EQ(pulled->layers_in_place, 3);
 
@@ -440,14 +457,9 @@ TEST_F(LazyLayers, WhileAContainerReadsEveryLayerIsFetchedBeforeOneIsStored) {
     }
     return {};
   };
-  puller::SharedPullParts shared;
-  shared.store = at.store.get();
-  puller::PullServices services(*http_, clock_, random_, shared);
-  puller::LazyLayerHost host(at.state, *at.store, at.provenance, at.snapshots,
-                             std::move(host_options));
-  puller::PullRequest request = pullRequest(at.state, host);
-  request.ref = puller::ImageRef::parse(anon() + "/test/estargz:marked").value();
-  auto pulled = puller::runPull(request, services);
+  auto serving = servingHost(at, std::move(host_options));
+  puller::LazyLayerHost& host = *serving->host;
+  auto pulled = pullMarked(at, *serving);
   ASSERT_TRUE(pulled.ok()) << pulled.error().describe();
   ASSERT_EQ(pulled->layers_in_place, 3);
   const auto bundle = at.state.image(pulled->image.manifest.digest);
