@@ -6,6 +6,8 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "base/atomic_file.h"
@@ -479,28 +481,43 @@ void LazyLayerHost::work() {
   }
 }
 
+bool LazyLayerHost::fillableLocked(const Served& served,
+                                   std::chrono::steady_clock::time_point now) const {
+  return !served.stored && !served.retiring && served.routed && served.failures < kMaxTries &&
+         served.next_try <= now && usedLocked(served);
+}
+
+bool LazyLayerHost::readsQuietLocked(std::chrono::steady_clock::time_point now) const {
+  auto latest = std::chrono::steady_clock::time_point{};
+  for (const auto& [key, served] : served_)
+    latest = std::max(latest, served->lazy->lastRead());
+  return latest + options_.reader_quiet <= now;
+}
+
 bool LazyLayerHost::round() {
   const auto now = std::chrono::steady_clock::now();
-  // The first layer whose copy is not complete is filled; once every copy is, the first not
-  // stored yet is stored. Storing waits for reads to be quiet: the layers after it are fetched
-  // meanwhile, not left for a reader to wait on.
+  // While a container reads, the first layer whose copy is not complete is filled, and a
+  // complete copy is stored only once every copy is: storing waits for reads to be quiet, and
+  // the layers after it would wait with it instead of being fetched before a reader needs them.
+  // When reads are quiet, complete copies are stored first (no wait, and their bundles promoted
+  // without waiting for the fill of other images' layers).
   Served* next = nullptr;
   bool to_store = false;
   {
     std::lock_guard lock(mutex_);
+    const bool store_first = readsQuietLocked(now);
     for (auto& [key, served] : served_) {
       if (!served->stored && store_.contains(served->layer.digest, served->layer.size))
         served->stored = true;  // a whole pull stored it meanwhile: no fill needed
-      if (!served->stored && !served->retiring && served->routed && served->failures < kMaxTries &&
-          served->next_try <= now && usedLocked(*served)) {
-        const bool complete = served->lazy->complete();
-        if (next == nullptr || (to_store && !complete)) {
-          next = served.get();
-          to_store = complete;
-        }
-        if (!complete)
-          break;
+      if (!fillableLocked(*served, now))
+        continue;
+      const bool complete = served->lazy->complete();
+      if (next == nullptr || (to_store != store_first && complete == store_first)) {
+        next = served.get();
+        to_store = complete;
       }
+      if (complete == store_first)
+        break;
     }
   }
   bool busy = false;
@@ -607,9 +624,7 @@ Result<bool> LazyLayerHost::followReaders(const Context& ctx) {
       // As for its fill: a layer in use, with a route, not stored, not given up on or waiting
       // for its next try, and not paused after a read-ahead failed (a registry gone: the poll
       // would otherwise ask it every few milliseconds while its readers retry).
-      if (!served->lazy || !served->routed || served->retiring || served->stored ||
-          served->failures >= kMaxTries || served->next_try > now || !usedLocked(*served) ||
-          read_ahead_paused_.count(served->lazy.get()) > 0)
+      if (!fillableLocked(*served, now) || read_ahead_paused_.count(served->lazy.get()) > 0)
         continue;
       const auto seen = served->lazy->streamTime();
       if (now - seen <= options_.reader_quiet)
@@ -641,7 +656,8 @@ Result<bool> LazyLayerHost::followReaders(const Context& ctx) {
   return false;
 }
 
-Status LazyLayerHost::readersQuiet(const std::string& registry, Quiet what, const Context& ctx) {
+Status LazyLayerHost::readersQuiet(const std::string& registry, Quiet what, const Context& ctx,
+                                   const std::function<bool()>& give_way) {
   // Bounded: a container that keeps reading (or a registry whose chunks keep failing) slows the
   // fill to a piece a while, never stops it, nor the promotions behind it. The read-ahead below
   // counts against the same bound.
@@ -665,6 +681,8 @@ Status LazyLayerHost::readersQuiet(const std::string& registry, Quiet what, cons
     const auto now = std::chrono::steady_clock::now();
     if (quiet_at <= now || now >= give_up)
       return {};
+    if (give_way && give_way())
+      return makeError(ErrorCode::kCancelled, "giving way");
     // Short: a reader going through a layer in order needs the next piece soon.
     if (!followed || !*followed) {
       std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
@@ -691,8 +709,16 @@ Status LazyLayerHost::fill(Served& served) {
 Status LazyLayerHost::store(Served& served) {
   const Context ctx{&clock_, stop_.get_token(), std::nullopt};
   // Storing the copy writes and hashes every byte once more: not while a container reads a
-  // layer served here (its reads take the same cores). The read-ahead goes on meanwhile.
-  RETURN_IF_ERROR(readersQuiet(served.source.registry, Quiet::kReads, ctx));
+  // layer served here (its reads take the same cores). The read-ahead goes on meanwhile, and a
+  // layer to fill that turns up (a new pull's, one whose retry is due) ends the wait: the store
+  // comes after it (kCancelled: not a failure).
+  RETURN_IF_ERROR(readersQuiet(served.source.registry, Quiet::kReads, ctx, [&] {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mutex_);
+    return std::any_of(served_.begin(), served_.end(), [&](const auto& other) {
+      return fillableLocked(*other.second, now) && !other.second->lazy->complete();
+    });
+  }));
   const Descriptor& layer = served.layer;
   // Verified as a download is: the ingest hashes every byte. No source is recorded: the
   // ranges may have come from a mirror, which may serve any blob it cached for anyone by its

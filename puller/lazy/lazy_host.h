@@ -182,7 +182,9 @@ class LazyLayerHost {
   // reader of any layer served here has read (kReads), for Options::reader_quiet, or after
   // Options::reader_quiet_most; meanwhile it follows readers.
   enum class Quiet { kFetches, kReads };
-  Status readersQuiet(const std::string& registry, Quiet what, const Context& ctx);
+  // `give_way`, asked while it waits: true ends the wait with kCancelled.
+  Status readersQuiet(const std::string& registry, Quiet what, const Context& ctx,
+                      const std::function<bool()>& give_way = {});
   // One piece of read-ahead for the layer a reader went through in order most recently
   // (estargz::LazyLayer::fetchAhead); false when no reader needs one.
   Result<bool> followReaders(const Context& ctx);
@@ -191,6 +193,11 @@ class LazyLayerHost {
   Result<bool> promote(const LazyBundle& bundle);
   // Held by a pull, or by a bundle waiting for promotion (or given up on).
   bool usedLocked(const Served& served) const;
+  // Its fill or store is due: in use, routed, not stored, not retiring, not given up on and not
+  // waiting for its next try.
+  bool fillableLocked(const Served& served, std::chrono::steady_clock::time_point now) const;
+  // No reader of a layer served here has read for Options::reader_quiet.
+  bool readsQuietLocked(std::chrono::steady_clock::time_point now) const;
   void retireUnused();
 
   StateDir state_;

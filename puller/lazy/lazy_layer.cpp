@@ -546,8 +546,18 @@ Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& ch
           lru_.splice(lru_.begin(), lru_, found->second);
           return found->second->second;
         }
-        if (inflating_.insert(key).second)
+        if (inflating_.count(key) == 0) {
+          // Held bytes another reader's inflation found bad were forgotten meanwhile: they are
+          // fetched again before this reader inflates them (not counted as its attempt).
+          if (!heldLocked(chunk.offset, end)) {
+            lock.unlock();
+            RETURN_IF_ERROR(ensure(chunk.offset, end, ctx));
+            lock.lock();
+            continue;
+          }
+          inflating_.insert(key);
           break;
+        }
         chunk_inflated_.wait_for(lock, std::chrono::milliseconds(200));
         RETURN_IF_ERROR(ctx.check());
       }
