@@ -173,8 +173,9 @@ class LazyLayerHost {
   std::filesystem::path bundlesDir() const;
   void work();  // the fill, promotion and retirement thread
   // One round: the first layer whose copy is not complete is filled, or, once every copy is,
-  // the first not stored yet is stored; bundles whose layers are all stored are promoted;
-  // layers no bundle waits for are retired. False when nothing was to do.
+  // the first not stored yet is stored (while reads are quiet, stores come first); bundles
+  // whose layers are all stored are promoted; layers no bundle waits for are retired. False
+  // when nothing was to do.
   bool round();
   Status fill(Served& layer);   // until its copy is complete
   Status store(Served& layer);  // its complete copy into the content store, verified
