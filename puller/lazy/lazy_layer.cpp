@@ -490,16 +490,22 @@ Result<std::string> LazyLayer::inflateChunk(const Chunk& chunk) const {
   return inflateSlice(member, chunk);
 }
 
+std::shared_ptr<const std::string> LazyLayer::verifiedLocked(const ChunkKey& key) {
+  auto found = lru_index_.find(key);
+  if (found == lru_index_.end())
+    return nullptr;
+  lru_.splice(lru_.begin(), lru_, found->second);  // most recently used
+  return found->second->second;
+}
+
 Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& chunk,
                                                                  const Context& ctx,
                                                                  bool held_only) {
   const auto key = std::make_pair(chunk.offset, chunk.inner_offset);
   {
     std::lock_guard lock(mutex_);
-    if (auto found = lru_index_.find(key); found != lru_index_.end()) {
-      lru_.splice(lru_.begin(), lru_, found->second);
-      return found->second->second;
-    }
+    if (auto cached = verifiedLocked(key))
+      return cached;
   }
   // A chunk is held in memory whole, and what its member inflates to before it is inflated
   // again at every read of it: both bounded (a TOC may name any size and inner offset).
@@ -542,10 +548,8 @@ Result<std::shared_ptr<const std::string>> LazyLayer::chunkBytes(const Chunk& ch
     if (!held_only) {
       std::unique_lock lock(mutex_);
       while (true) {
-        if (auto found = lru_index_.find(key); found != lru_index_.end()) {
-          lru_.splice(lru_.begin(), lru_, found->second);
-          return found->second->second;
-        }
+        if (auto cached = verifiedLocked(key))
+          return cached;
         if (inflating_.count(key) == 0) {
           // Held bytes another reader's inflation found bad were forgotten meanwhile: they are
           // fetched again before this reader inflates them (not counted as its attempt).

@@ -234,6 +234,8 @@ class LazyLayer {
   using ChunkKey = std::pair<uint64_t, uint64_t>;
   std::list<std::pair<ChunkKey, std::shared_ptr<const std::string>>> lru_;
   std::map<ChunkKey, decltype(lru_)::iterator> lru_index_;
+  // The verified chunk from memory (made the most recently used), or null.
+  std::shared_ptr<const std::string> verifiedLocked(const ChunkKey& key);
   std::set<ChunkKey> inflating_;  // chunks a reader is inflating and checking now
   std::condition_variable chunk_inflated_;
   int64_t lru_bytes_ = 0;
